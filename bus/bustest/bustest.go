@@ -1,0 +1,37 @@
+// Package bustest starts a real embedded NATS server with JetStream for tests.
+package bustest
+
+import (
+	"testing"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Server starts nats-server with JetStream in t.TempDir(), listening on a random
+// loopback port (so separate "processes" in a test can dial it), and stops it when
+// the test ends.
+func Server(t testing.TB) *server.Server {
+	t.Helper()
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0", MaxMemory: 64 << 20, MaxStore: 256 << 20})
+	if err != nil {
+		t.Fatalf("start embedded nats: %v", err)
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return ns
+}
+
+// Conn opens an in-process connection to ns, closed when the test ends.
+func Conn(t testing.TB, ns *server.Server) *nats.Conn {
+	t.Helper()
+	nc, err := bus.ConnectInProcess(ns, t.Name())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}

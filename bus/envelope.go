@@ -1,0 +1,128 @@
+package bus
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Envelope headers: everything a service needs to know about a message besides the
+// JSON-RPC payload itself, which travels untouched as the NATS message body.
+const (
+	HeaderRequestID   = "Mcpbus-Request-Id"
+	HeaderKeyID       = "Mcpbus-Caller-Key-Id"
+	HeaderKeyAlias    = "Mcpbus-Caller-Alias"
+	HeaderTeam        = "Mcpbus-Caller-Team"
+	HeaderAdmin       = "Mcpbus-Caller-Admin"
+	HeaderIPClass     = "Mcpbus-Ip-Class"
+	HeaderDeadline    = "Mcpbus-Deadline"
+	HeaderStream      = "Mcpbus-Stream"
+	HeaderServers     = "Mcpbus-Servers"
+	HeaderSession     = "Mcpbus-Session"
+	HeaderProtocolVer = "Mcp-Protocol-Version"
+)
+
+// IPClass is how the ingress classified the caller's address. Services never
+// re-derive it: the class in the envelope is the one that counts.
+type IPClass string
+
+const (
+	Internal IPClass = "internal"
+	External IPClass = "external"
+)
+
+// Identity is who the caller is, as auth verified it. It never holds the key.
+type Identity struct {
+	KeyID string `json:"key_id"`
+	Alias string `json:"key_alias,omitempty"`
+	Team  string `json:"team_id,omitempty"`
+	Admin bool   `json:"admin,omitempty"`
+}
+
+// Envelope is the caller context that travels with a JSON-RPC message on the bus.
+type Envelope struct {
+	RequestID string
+	Caller    Identity
+	IPClass   IPClass
+	// Deadline, if set, is when the caller stops waiting; work past it is wasted.
+	Deadline time.Time
+	// Stream is the inbox on which related notifications for this request are sent.
+	Stream string
+	// Servers are the servers the caller selected (path, header or query), if any.
+	Servers []string
+	// Session is the downstream MCP session id.
+	Session         string
+	ProtocolVersion string
+}
+
+// Header encodes e as NATS headers.
+func (e *Envelope) Header() nats.Header {
+	h := nats.Header{}
+	e.WriteTo(h)
+	return h
+}
+
+// WriteTo sets e's fields on h, leaving other headers (trace context) alone.
+func (e *Envelope) WriteTo(h nats.Header) {
+	set := func(k, v string) {
+		if v != "" {
+			h[k] = []string{v}
+		}
+	}
+	set(HeaderRequestID, e.RequestID)
+	set(HeaderKeyID, e.Caller.KeyID)
+	set(HeaderKeyAlias, e.Caller.Alias)
+	set(HeaderTeam, e.Caller.Team)
+	if e.Caller.Admin {
+		set(HeaderAdmin, "true")
+	}
+	set(HeaderIPClass, string(e.IPClass))
+	if !e.Deadline.IsZero() {
+		set(HeaderDeadline, strconv.FormatInt(e.Deadline.UnixMilli(), 10))
+	}
+	set(HeaderStream, e.Stream)
+	set(HeaderServers, strings.Join(e.Servers, ","))
+	set(HeaderSession, e.Session)
+	set(HeaderProtocolVer, e.ProtocolVersion)
+}
+
+// ReadEnvelope decodes the envelope from h. A missing or unknown IP class reads as
+// External: anything unclear fails closed.
+func ReadEnvelope(h nats.Header) (Envelope, error) {
+	get := func(k string) string {
+		if v := h[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	e := Envelope{
+		RequestID: get(HeaderRequestID),
+		Caller: Identity{
+			KeyID: get(HeaderKeyID),
+			Alias: get(HeaderKeyAlias),
+			Team:  get(HeaderTeam),
+			Admin: get(HeaderAdmin) == "true",
+		},
+		IPClass:         External,
+		Stream:          get(HeaderStream),
+		Session:         get(HeaderSession),
+		ProtocolVersion: get(HeaderProtocolVer),
+	}
+	if IPClass(get(HeaderIPClass)) == Internal {
+		e.IPClass = Internal
+	}
+	if s := get(HeaderServers); s != "" {
+		e.Servers = strings.Split(s, ",")
+	}
+	if d := get(HeaderDeadline); d != "" {
+		ms, err := strconv.ParseInt(d, 10, 64)
+		if err != nil {
+			return e, fmt.Errorf("bus: header %s: %q is not a unix millisecond time", HeaderDeadline, d)
+		}
+		e.Deadline = time.UnixMilli(ms)
+	}
+	return e, nil
+}

@@ -1,0 +1,58 @@
+package bus
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+func TestEnvelopeRoundTrip(t *testing.T) {
+	in := Envelope{
+		RequestID:       "req-1",
+		Caller:          Identity{KeyID: "master", Alias: "ci-bot", Team: "platform", Admin: true},
+		IPClass:         Internal,
+		Deadline:        time.UnixMilli(1_790_000_000_123),
+		Stream:          "_INBOX.abc",
+		Servers:         []string{"github", "internal-db"},
+		Session:         "s-1",
+		ProtocolVersion: "2025-06-18",
+	}
+	out, err := ReadEnvelope(in.Header())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Fatalf("round trip changed the envelope:\n in: %+v\nout: %+v", in, out)
+	}
+}
+
+func TestEnvelopeFailsClosed(t *testing.T) {
+	for _, class := range []string{"", "INTERNAL", "internal ", "public"} {
+		h := nats.Header{}
+		if class != "" {
+			h.Set(HeaderIPClass, class)
+		}
+		e, err := ReadEnvelope(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.IPClass != External {
+			t.Errorf("ip class header %q read as %q, want external", class, e.IPClass)
+		}
+	}
+	h := nats.Header{}
+	h.Set(HeaderDeadline, "soon")
+	if _, err := ReadEnvelope(h); err == nil {
+		t.Error("a malformed deadline was accepted")
+	}
+}
+
+func TestEnvelopeKeepsOtherHeaders(t *testing.T) {
+	h := nats.Header{"traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}
+	(&Envelope{RequestID: "r"}).WriteTo(h)
+	if HeaderCarrier(h).Get("Traceparent") == "" {
+		t.Fatal("WriteTo dropped the trace context")
+	}
+}

@@ -1,0 +1,68 @@
+package bus
+
+// ServerSpec is one upstream MCP server as the operator wrote it: the record the
+// registry keeps in the KV bucket BucketServers under the server's name.
+//
+// Values are kept as written, so an `os.environ/NAME` reference stays a reference:
+// secrets that live in the environment never land in the KV store, and each worker
+// resolves them in its own process (config.Provision). Field names and JSON tags
+// follow LiteLLM's mcp_servers config so records read the same in both.
+type ServerSpec struct {
+	Name        string `json:"server_name"`
+	Alias       string `json:"alias,omitempty"`
+	Description string `json:"description,omitempty"`
+	URL         string `json:"url,omitempty"`
+	// Transport is http (Streamable HTTP), sse or stdio.
+	Transport   string `json:"transport,omitempty"`
+	SpecVersion string `json:"spec_version,omitempty"`
+
+	// AuthType selects the credential header sent upstream:
+	// none, api_key, bearer_token, basic, authorization, token.
+	AuthType  string `json:"auth_type,omitempty"`
+	AuthValue string `json:"auth_value,omitempty"`
+
+	// StaticHeaders are always sent upstream; ExtraHeaders names client headers
+	// that may be forwarded.
+	StaticHeaders map[string]string `json:"static_headers,omitempty"`
+	ExtraHeaders  []string          `json:"extra_headers,omitempty"`
+
+	AllowedTools    []string `json:"allowed_tools,omitempty"`
+	DisallowedTools []string `json:"disallowed_tools,omitempty"`
+
+	// Public is available_on_public_internet; servers are internal-only by default.
+	Public bool `json:"available_on_public_internet"`
+
+	// Timeout bounds one upstream call, as a Go duration ("30s"); empty means the default.
+	Timeout string `json:"timeout,omitempty"`
+
+	// Source says who made the record: "config" (re-applied at every start) or "api".
+	Source string `json:"source,omitempty"`
+}
+
+// Redacted returns a copy safe to show to callers: credential values are replaced
+// by a marker that says whether one is set, never what it is.
+func (s ServerSpec) Redacted() ServerSpec {
+	r := s
+	if r.AuthValue != "" {
+		r.AuthValue = Redacted
+	}
+	if len(s.StaticHeaders) > 0 {
+		r.StaticHeaders = make(map[string]string, len(s.StaticHeaders))
+		for k := range s.StaticHeaders {
+			r.StaticHeaders[k] = Redacted
+		}
+	}
+	r.URL = RedactURL(s.URL)
+	return r
+}
+
+// Redacted is what a credential reads as in any response or log line.
+const Redacted = "[redacted]"
+
+// Prefix is the namespace name of the server's tools and prompts when aggregated.
+func (s ServerSpec) Prefix() string {
+	if s.Alias != "" {
+		return s.Alias
+	}
+	return s.Name
+}
