@@ -1,0 +1,88 @@
+package registry_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/mcpbus/mcpbus/registry"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestSeedWatchAndRedactedLookups(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nc := bustest.Conn(t, bustest.Server(t))
+	js, _ := jetstream.New(nc)
+	kv, err := bus.ServersBucket(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.Default()
+	// An API-made record and a stale config record from an earlier start.
+	api, _ := json.Marshal(bus.ServerSpec{Name: "from-api", URL: "http://127.0.0.1:1/mcp", Source: "api"})
+	stale, _ := json.Marshal(bus.ServerSpec{Name: "old", URL: "http://127.0.0.1:2/mcp", Source: "config"})
+	kv.Put(ctx, "from-api", api)
+	kv.Put(ctx, "old", stale)
+
+	specs := []bus.ServerSpec{{Name: "github", URL: "https://user:pw@api.example.com/mcp", AuthType: "bearer_token",
+		AuthValue: "ghp_secret", StaticHeaders: map[string]string{"X-Tenant": "t-secret"}}}
+	if err := registry.Seed(ctx, kv, specs, log); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := bus.WatchServers(ctx, kv, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range cache.List() {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, ",") != "from-api,github" {
+		t.Fatalf("servers after seed = %v, want the API record kept and the stale config record gone", names)
+	}
+	svc, err := registry.Start(nc, cache, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+
+	msg, err := nc.Request(bus.SubjectRegistryGet, []byte(`{"name":"github"}`), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"ghp_secret", "t-secret", "pw"} {
+		if strings.Contains(string(msg.Data), secret) {
+			t.Fatalf("registry answer leaks %q: %s", secret, msg.Data)
+		}
+	}
+	msg, _ = nc.Request(bus.SubjectRegistryGet, []byte(`{"name":"nope"}`), time.Second)
+	if e := bus.ReplyError(msg); e == nil || e.Kind != bus.ErrUnknownServer || !strings.Contains(e.Message, `"nope"`) {
+		t.Fatalf("unknown server: %v", e)
+	}
+
+	// A live edit reaches the cache through the watch.
+	added, _ := json.Marshal(bus.ServerSpec{Name: "late", URL: "http://127.0.0.1:3/mcp", Source: "api"})
+	kv.Put(ctx, "late", added)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if _, ok := cache.Get("late"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a KV put did not reach the cache within 2s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	msg, _ = nc.Request(bus.SubjectRegistryList, nil, time.Second)
+	var list []bus.ServerSpec
+	json.Unmarshal(msg.Data, &list)
+	if len(list) != 3 {
+		t.Fatalf("list = %d servers, want 3", len(list))
+	}
+}
