@@ -1,0 +1,140 @@
+package config
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultInternalIPRanges are the networks treated as internal when
+// general_settings.mcp_internal_ip_ranges is empty, as in LiteLLM: the private
+// IPv4 ranges, loopback, and IPv6 loopback and unique-local addresses.
+func DefaultInternalIPRanges() []netip.Prefix {
+	return []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("172.16.0.0/12"),
+		netip.MustParsePrefix("192.168.0.0/16"),
+		netip.MustParsePrefix("127.0.0.0/8"),
+		netip.MustParsePrefix("::1/128"),
+		netip.MustParsePrefix("fc00::/7"),
+	}
+}
+
+// readGeneral reads the general_settings mcpbus uses into f. It returns the
+// other keys, qualified ("general_settings.database_url"), for the single
+// "keys mcpbus does not use" warning: LiteLLM keeps many proxy settings here,
+// and listing them makes a misspelt mcp_* setting visible without failing.
+func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv) (unused []string) {
+	const base = "general_settings"
+	if isNull(n) {
+		return nil
+	}
+	if !isMapping(n) {
+		p.errorf(base, "must be a mapping")
+		return nil
+	}
+	for _, kv := range pairs(n) {
+		path := base + "." + kv.key
+		switch kv.key {
+		case "master_key":
+			if s, ok := p.str(path, kv.val); ok {
+				v, ferr := resolve(path, s, env)
+				if ferr != nil {
+					p.add(*ferr)
+				}
+				f.MasterKey = v
+			}
+		case "mcp_tool_prefix_separator":
+			if s, ok := p.str(path, kv.val); ok {
+				v, ferr := resolve(path, s, env)
+				if ferr != nil {
+					p.add(*ferr)
+					break
+				}
+				f.ToolPrefixSeparator = v
+				checkSeparator(p, path, v)
+			}
+		case "mcp_internal_ip_ranges":
+			f.InternalIPRanges = readPrefixes(p, path, kv.val, env)
+		case "mcp_trusted_proxy_ranges":
+			f.TrustedProxyRanges = readPrefixes(p, path, kv.val, env)
+		case "enable_mcp_registry":
+			f.EnableMCPRegistry = p.boolean(path, kv.val, env)
+		case "use_x_forwarded_for":
+			f.UseXForwardedFor = p.boolean(path, kv.val, env)
+		default:
+			unused = append(unused, path)
+		}
+	}
+	return unused
+}
+
+// checkSeparator keeps namespaced tool names within [A-Za-z0-9_.-].
+func checkSeparator(p *problems, path, sep string) {
+	if sep == "" {
+		p.errorf(path, "must not be empty")
+		return
+	}
+	for _, r := range sep {
+		if !isNameRune(r) && r != '.' {
+			p.errorf(path, "must use only the characters A-Z a-z 0-9 _ . -")
+			return
+		}
+	}
+}
+
+// readPrefixes reads a list of CIDRs. A single string (or an environment
+// reference) holding a comma-separated list is accepted too. A bare address
+// means that one host; host bits after the prefix length are cleared.
+func readPrefixes(p *problems, path string, n *yaml.Node, env LookupEnv) []netip.Prefix {
+	if isNull(n) {
+		return nil
+	}
+	type item struct{ path, s string }
+	var items []item
+	if dn := deref(n); dn.Kind == yaml.ScalarNode {
+		s, ferr := resolve(path, dn.Value, env)
+		if ferr != nil {
+			p.add(*ferr)
+			return nil
+		}
+		for i, part := range strings.Split(s, ",") {
+			items = append(items, item{path + "[" + strconv.Itoa(i) + "]", strings.TrimSpace(part)})
+		}
+	} else {
+		for i, s := range p.strList(path, n) {
+			ip := path + "[" + strconv.Itoa(i) + "]"
+			v, ferr := resolve(ip, s, env)
+			if ferr != nil {
+				p.add(*ferr)
+				continue
+			}
+			items = append(items, item{ip, strings.TrimSpace(v)})
+		}
+	}
+	out := make([]netip.Prefix, 0, len(items))
+	for _, it := range items {
+		if it.s == "" {
+			continue
+		}
+		pfx, ok := parsePrefix(it.s)
+		if !ok {
+			p.errorf(it.path, "must be a CIDR such as 10.0.0.0/8 or fd00::/8")
+			continue
+		}
+		out = append(out, pfx)
+	}
+	return out
+}
+
+func parsePrefix(s string) (netip.Prefix, bool) {
+	if pfx, err := netip.ParsePrefix(s); err == nil {
+		return pfx.Masked(), true
+	}
+	if addr, err := netip.ParseAddr(s); err == nil && addr.Zone() == "" {
+		return netip.PrefixFrom(addr, addr.BitLen()), true
+	}
+	return netip.Prefix{}, false
+}

@@ -1,0 +1,137 @@
+// Package config reads a LiteLLM-style config.yaml: the mcp_servers an mcpbus
+// gateway serves and the general_settings it honours.
+//
+// Parse turns the file into bus.ServerSpec records kept as written (an
+// "os.environ/NAME" reference stays a reference, so secrets in the environment
+// never reach the KV store) and checks every server by provisioning it once.
+// Provision resolves one record into the typed Upstream a worker dials.
+//
+// Keys mcpbus does not use never stop a load: LiteLLM configs carry model_list,
+// litellm_settings, router_settings and many general_settings, and the same file
+// should serve both. Unused top-level keys and unused general_settings keys
+// (listed as general_settings.<key>, so a misspelt mcp_* setting is visible)
+// produce one warning that lists them all; environment references inside them
+// are not checked. Unused keys inside a server produce one warning per server
+// (LiteLLM has fields mcpbus does not use yet, e.g. the oauth2 ones).
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"go.yaml.in/yaml/v3"
+)
+
+// File is a loaded config file.
+type File struct {
+	// MasterKey is general_settings.master_key with any environment reference
+	// resolved; empty when unset.
+	MasterKey string
+
+	// Servers are the mcp_servers in file order, kept as written: environment
+	// references unresolved, transport aliases normalised to "http", timeout
+	// normalised to a Go duration string. Source is "config".
+	Servers []bus.ServerSpec
+
+	// ToolPrefixSeparator joins a server prefix and a tool name when tools are
+	// aggregated: general_settings.mcp_tool_prefix_separator, default "__";
+	// the environment variable MCP_TOOL_PREFIX_SEPARATOR wins over the file.
+	ToolPrefixSeparator string
+
+	// InternalIPRanges is general_settings.mcp_internal_ip_ranges as written;
+	// when empty, callers use DefaultInternalIPRanges.
+	InternalIPRanges []netip.Prefix
+
+	// EnableMCPRegistry is general_settings.enable_mcp_registry.
+	EnableMCPRegistry bool
+
+	// UseXForwardedFor is general_settings.use_x_forwarded_for.
+	UseXForwardedFor bool
+
+	// TrustedProxyRanges is general_settings.mcp_trusted_proxy_ranges.
+	TrustedProxyRanges []netip.Prefix
+
+	// Warnings are problems that did not stop the load, each a full line
+	// starting with the file's base name.
+	Warnings []string
+}
+
+// DefaultToolPrefixSeparator is the separator used when none is configured.
+const DefaultToolPrefixSeparator = "__"
+
+// Load reads and parses the file at path, resolving environment references
+// with os.LookupEnv.
+func Load(path string) (*File, error) {
+	name := filepath.Base(path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		// The *PathError names the path the operator gave; it holds no content.
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return Parse(name, data, os.LookupEnv)
+}
+
+// Parse reads the config in data. name is used as given (normally the file's
+// base name) as the prefix of every error and warning. env resolves
+// "os.environ/NAME" references; every reference in the parts mcpbus reads is
+// checked, and a missing variable is an error. References inside keys mcpbus
+// ignores (model_list, ...) are not checked.
+//
+// On failure the error is a *FileError listing every problem found.
+func Parse(name string, data []byte, env LookupEnv) (*File, error) {
+	if env == nil {
+		env = noEnv
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, &FileError{Name: name, Errs: Errors{{Msg: yamlError(err)}}}
+	}
+	f := &File{ToolPrefixSeparator: DefaultToolPrefixSeparator}
+	p := &problems{}
+	var root *yaml.Node
+	if len(doc.Content) > 0 {
+		root = doc.Content[0]
+	}
+	if !isNull(root) && !isMapping(root) {
+		p.errorf("", "the file must be a YAML mapping (general_settings, mcp_servers, ...)")
+	}
+
+	var unused []string
+	var servers *yaml.Node
+	for _, kv := range pairs(root) {
+		switch kv.key {
+		case "general_settings":
+			unused = append(unused, f.readGeneral(p, kv.val, env)...)
+		case "mcp_servers":
+			servers = kv.val
+		default:
+			unused = append(unused, kv.key)
+		}
+	}
+	if sep, ok := env("MCP_TOOL_PREFIX_SEPARATOR"); ok {
+		f.ToolPrefixSeparator = sep
+		checkSeparator(p, "environment variable MCP_TOOL_PREFIX_SEPARATOR", sep)
+	}
+	f.Servers = readServers(p, servers, env)
+
+	if len(unused) > 0 {
+		p.warn("", "ignoring keys mcpbus does not use: "+strings.Join(unused, ", "))
+	}
+	for _, w := range p.warnings {
+		f.Warnings = append(f.Warnings, name+": "+w)
+	}
+	if len(p.errs) > 0 {
+		return nil, &FileError{Name: name, Errs: p.errs}
+	}
+	return f, nil
+}
+
+// yamlError keeps yaml's message (line numbers and what went wrong), which
+// describes syntax rather than quoting values.
+func yamlError(err error) string {
+	return "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")
+}

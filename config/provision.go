@@ -1,0 +1,220 @@
+package config
+
+import (
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+// DefaultSpecVersion is the MCP protocol version assumed for an upstream that
+// sets no spec_version, as in LiteLLM.
+const DefaultSpecVersion = "2025-03-26"
+
+// Upstream is a ServerSpec resolved and checked: what a worker needs to dial
+// the server. It holds credentials (in Header); String, GoString and LogValue
+// print header names only, never values.
+type Upstream struct {
+	Name        string
+	Alias       string
+	Description string
+	URL         *url.URL
+	Transport   string // "http" (Streamable HTTP) or "sse"
+	SpecVersion string
+	AuthType    string
+
+	// Header is sent on every upstream request: the credential header for
+	// AuthType, then static_headers, which win on conflict. Forwarded client
+	// headers (ExtraHeaders) are added by the caller between the two.
+	Header http.Header
+	// ExtraHeaders are the client header names that may be forwarded, in
+	// canonical form.
+	ExtraHeaders    []string
+	AllowedTools    []string
+	DisallowedTools []string
+	Public          bool
+	Timeout         time.Duration
+}
+
+// Prefix is the namespace of the server's tools when aggregated: its alias,
+// else its name.
+func (u Upstream) Prefix() string {
+	if u.Alias != "" {
+		return u.Alias
+	}
+	return u.Name
+}
+
+// String describes the upstream without credentials: the URL is redacted and
+// headers are listed by name.
+func (u Upstream) String() string {
+	names := make([]string, 0, len(u.Header))
+	for k := range u.Header {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	target := ""
+	if u.URL != nil {
+		target = bus.RedactURL(u.URL.String())
+	}
+	return u.Name + " (" + u.Transport + " " + target + ", auth_type " + u.AuthType +
+		", headers [" + strings.Join(names, " ") + "], timeout " + u.Timeout.String() + ")"
+}
+
+// GoString keeps %#v from printing header values.
+func (u Upstream) GoString() string { return "config.Upstream{" + u.String() + "}" }
+
+// LogValue keeps slog from printing header values.
+func (u Upstream) LogValue() slog.Value { return slog.StringValue(u.String()) }
+
+// Provision resolves a server's environment references and checks every
+// field, returning the typed upstream. Defaults: transport http, auth_type
+// none, spec_version DefaultSpecVersion, timeout DefaultTimeout.
+//
+// On failure the error is an Errors naming each field as
+// mcp_servers.<name>.<field>; no message holds a resolved value, an
+// auth_value or a header value.
+func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
+	if env == nil {
+		env = noEnv
+	}
+	base := serverPath(spec.Name)
+	var errs Errors
+	get := func(field, s string) string {
+		v, ferr := resolve(base+"."+field, s, env)
+		if ferr != nil {
+			errs = append(errs, *ferr)
+		}
+		return v
+	}
+	getList := func(field string, in []string) []string {
+		if in == nil {
+			return nil
+		}
+		out := make([]string, len(in))
+		for i, s := range in {
+			out[i] = get(field+"["+strconv.Itoa(i)+"]", s)
+		}
+		return out
+	}
+
+	c := checked{
+		Name:            spec.Name,
+		Alias:           get("alias", spec.Alias),
+		URL:             get("url", spec.URL),
+		Transport:       normalTransport(get("transport", spec.Transport)),
+		SpecVersion:     get("spec_version", spec.SpecVersion),
+		AuthType:        get("auth_type", spec.AuthType),
+		AuthValue:       get("auth_value", spec.AuthValue),
+		ExtraHeaders:    getList("extra_headers", spec.ExtraHeaders),
+		AllowedTools:    getList("allowed_tools", spec.AllowedTools),
+		DisallowedTools: getList("disallowed_tools", spec.DisallowedTools),
+		Timeout:         DefaultTimeout,
+	}
+	description := get("description", spec.Description)
+	if spec.StaticHeaders != nil {
+		c.StaticHeaders = make(map[string]string, len(spec.StaticHeaders))
+		for k, v := range spec.StaticHeaders {
+			c.StaticHeaders[k] = get("static_headers."+k, v)
+		}
+	}
+	if c.Transport == "" {
+		c.Transport = "http"
+	}
+	if c.AuthType == "" {
+		c.AuthType = "none"
+	}
+	if c.SpecVersion == "" {
+		c.SpecVersion = DefaultSpecVersion
+	}
+	if t := get("timeout", spec.Timeout); t != "" {
+		if d, err := parseTimeout(t); err != nil {
+			errs = append(errs, FieldError{base + ".timeout", timeoutSyntax})
+		} else {
+			c.Timeout = d
+		}
+	}
+	if len(errs) > 0 {
+		// Values behind missing variables are empty; checking them would
+		// only add noise.
+		return nil, sortErrors(base, errs)
+	}
+
+	_, urlIsRef := EnvRef(spec.URL)
+	errs = append(errs, validate(base, &c, !urlIsRef)...)
+	if len(errs) > 0 {
+		return nil, sortErrors(base, errs)
+	}
+
+	u, _ := url.Parse(c.URL) // validated above
+	up := &Upstream{
+		Name:            c.Name,
+		Alias:           c.Alias,
+		Description:     description,
+		URL:             u,
+		Transport:       c.Transport,
+		SpecVersion:     c.SpecVersion,
+		AuthType:        c.AuthType,
+		Header:          http.Header{},
+		AllowedTools:    c.AllowedTools,
+		DisallowedTools: c.DisallowedTools,
+		Public:          spec.Public,
+		Timeout:         c.Timeout,
+	}
+	name, val, err := AuthHeader(c.AuthType, c.AuthValue)
+	if err != nil {
+		ae := err.(*AuthError)
+		return nil, Errors{{base + "." + ae.Field, ae.Msg}}
+	}
+	if name != "" {
+		up.Header.Set(name, val)
+	}
+	keys := make([]string, 0, len(c.StaticHeaders))
+	for k := range c.StaticHeaders {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		up.Header.Set(k, c.StaticHeaders[k])
+	}
+	for _, h := range c.ExtraHeaders {
+		up.ExtraHeaders = append(up.ExtraHeaders, http.CanonicalHeaderKey(h))
+	}
+	return up, nil
+}
+
+// fieldOrder is the order in which a server's errors are listed: the order
+// an operator usually writes the fields.
+var fieldOrder = []string{"alias", "description", "url", "transport", "spec_version", "auth_type",
+	"auth_value", "static_headers", "extra_headers", "allowed_tools", "disallowed_tools", "timeout"}
+
+// sortErrors orders one server's errors by field, then path, so that output
+// is stable (map iteration is not).
+func sortErrors(base string, errs Errors) Errors {
+	rank := func(path string) int {
+		rest := strings.TrimPrefix(strings.TrimPrefix(path, base), ".")
+		field := strings.FieldsFunc(rest, func(r rune) bool { return r == '.' || r == '[' })
+		if len(field) == 0 {
+			return -1 // the server itself: its name
+		}
+		for i, f := range fieldOrder {
+			if f == field[0] {
+				return i
+			}
+		}
+		return len(fieldOrder)
+	}
+	sort.SliceStable(errs, func(i, j int) bool {
+		ri, rj := rank(errs[i].Path), rank(errs[j].Path)
+		if ri != rj {
+			return ri < rj
+		}
+		return errs[i].Path < errs[j].Path
+	})
+	return errs
+}

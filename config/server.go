@@ -1,0 +1,229 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"go.yaml.in/yaml/v3"
+)
+
+// serverNameRE is what a server name (and an alias) must match: the name is a
+// NATS subject token, a URL path segment and a tool-name prefix.
+var serverNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+
+const serverNameRule = "must be 1-64 characters of A-Z a-z 0-9 _ - starting with a letter or digit"
+
+func isNameRune(r rune) bool {
+	return r == '_' || r == '-' || ('0' <= r && r <= '9') || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z')
+}
+
+// serverPath is how errors name a server: mcp_servers.github, or
+// mcp_servers["bad name"] when the name itself is not a valid name.
+func serverPath(name string) string {
+	if serverNameRE.MatchString(name) {
+		return "mcp_servers." + name
+	}
+	return "mcp_servers[" + strconv.Quote(name) + "]"
+}
+
+// normalTransport maps LiteLLM's spellings of Streamable HTTP to "http".
+func normalTransport(t string) string {
+	switch strings.ToLower(t) {
+	case "streamable-http", "streamable_http", "streamablehttp":
+		return "http"
+	}
+	return t
+}
+
+// readServers reads mcp_servers in either shape LiteLLM accepts: a mapping
+// keyed by server name, or a list of mappings naming themselves with
+// server_name (or name). Each server is provisioned once so a bad server fails
+// the load; the returned specs stay unresolved.
+func readServers(p *problems, n *yaml.Node, env LookupEnv) []bus.ServerSpec {
+	if isNull(n) {
+		return nil
+	}
+	type entry struct {
+		name string
+		line int
+		node *yaml.Node
+	}
+	var entries []entry
+	switch dn := deref(n); dn.Kind {
+	case yaml.MappingNode:
+		for _, kv := range pairs(dn) {
+			entries = append(entries, entry{kv.key, deref(kv.val).Line, kv.val})
+		}
+	case yaml.SequenceNode:
+		for i, item := range dn.Content {
+			at := "mcp_servers[" + strconv.Itoa(i) + "]"
+			if !isMapping(item) {
+				p.errorf(at, "must be a mapping with server_name, url, ...")
+				continue
+			}
+			name, ok := listName(p, at, item)
+			if !ok {
+				continue
+			}
+			entries = append(entries, entry{name, deref(item).Line, item})
+		}
+	default:
+		p.errorf("mcp_servers", "must be a mapping of servers by name or a list of servers")
+		return nil
+	}
+
+	firstLine := map[string]int{}
+	prefixOwner := map[string]string{}
+	var specs []bus.ServerSpec
+	for _, e := range entries {
+		path := serverPath(e.name)
+		if line, dup := firstLine[e.name]; dup {
+			p.errorf(path, fmt.Sprintf("duplicate server name (first defined on line %d)", line))
+			continue
+		}
+		firstLine[e.name] = e.line
+		spec, ok := readServer(p, path, e.name, e.node, env)
+		if !ok {
+			continue
+		}
+		up, err := Provision(spec, env)
+		if err != nil {
+			p.add(err.(Errors)...)
+			continue
+		}
+		if owner, clash := prefixOwner[up.Prefix()]; clash {
+			p.errorf(path, "tool prefix (alias, else name) is already used by server "+owner)
+		} else {
+			prefixOwner[up.Prefix()] = e.name
+		}
+		specs = append(specs, spec)
+	}
+	return specs
+}
+
+// listName reads the name of a server in the list shape.
+func listName(p *problems, at string, item *yaml.Node) (string, bool) {
+	var byServerName, byName string
+	var hasServerName, hasName bool
+	for _, kv := range pairs(item) {
+		switch kv.key {
+		case "server_name":
+			byServerName, hasServerName = p.str(at+".server_name", kv.val)
+		case "name":
+			byName, hasName = p.str(at+".name", kv.val)
+		}
+	}
+	switch {
+	case hasServerName && hasName && byServerName != byName:
+		p.errorf(at, "server_name and name disagree; give one")
+		return "", false
+	case hasServerName:
+		return byServerName, true
+	case hasName:
+		return byName, true
+	}
+	p.errorf(at, "server_name is required")
+	return "", false
+}
+
+// readServer reads one server's fields as written. ok is false when the
+// server already has errors (so provisioning it would only repeat them) or is
+// a stdio server, which is not supported yet.
+func readServer(p *problems, path, name string, n *yaml.Node, env LookupEnv) (spec bus.ServerSpec, ok bool) {
+	before := len(p.errs)
+	if !isMapping(n) {
+		p.errorf(path, "must be a mapping with url, transport, ...")
+		return spec, false
+	}
+	spec = bus.ServerSpec{Name: name, Source: "config"}
+	var unknown, stdioKeys []string
+	transportPath := ""
+	for _, kv := range pairs(n) {
+		at := path + "." + kv.key
+		switch kv.key {
+		case "server_name", "name":
+			if s, _ := p.str(at, kv.val); s != name {
+				p.warn(at, "ignored: the server is named by its key in mcp_servers")
+			}
+		case "url":
+			spec.URL, _ = p.str(at, kv.val)
+		case "transport":
+			t, _ := p.str(at, kv.val)
+			spec.Transport = normalTransport(t)
+			transportPath = at
+		case "description":
+			spec.Description, _ = p.str(at, kv.val)
+		case "alias":
+			spec.Alias, _ = p.str(at, kv.val)
+		case "spec_version":
+			spec.SpecVersion, _ = p.str(at, kv.val)
+		case "auth_type":
+			spec.AuthType, _ = p.str(at, kv.val)
+		case "auth_value":
+			spec.AuthValue, _ = p.str(at, kv.val)
+		case "static_headers":
+			spec.StaticHeaders = p.strMap(at, kv.val)
+		case "extra_headers":
+			spec.ExtraHeaders = p.strList(at, kv.val)
+		case "allowed_tools":
+			spec.AllowedTools = p.strList(at, kv.val)
+		case "disallowed_tools":
+			spec.DisallowedTools = p.strList(at, kv.val)
+		case "available_on_public_internet":
+			spec.Public = p.boolean(at, kv.val, env)
+		case "timeout":
+			spec.Timeout = readTimeout(p, at, kv.val)
+		case "command", "args", "env":
+			if !isNull(kv.val) {
+				stdioKeys = append(stdioKeys, kv.key)
+			}
+		default:
+			unknown = append(unknown, kv.key)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		p.warn(path, "ignoring keys mcpbus does not use yet: "+strings.Join(unknown, ", "))
+	}
+	if spec.AuthValue != "" && (spec.AuthType == "" || spec.AuthType == "none") {
+		p.warn(path+".auth_value", "ignored because auth_type is none")
+	}
+	switch {
+	case spec.Transport == "stdio":
+		p.errorf(transportPath, "transport stdio is not supported yet")
+		return spec, false
+	case spec.Transport == "" && len(stdioKeys) > 0:
+		p.errorf(path+"."+stdioKeys[0], "transport stdio is not supported yet")
+		return spec, false
+	case len(stdioKeys) > 0:
+		p.warn(path, "ignoring "+strings.Join(stdioKeys, ", ")+": only used with transport stdio")
+	}
+	return spec, len(p.errs) == before
+}
+
+// readTimeout reads a timeout written as a number of seconds or a Go
+// duration and returns it as a Go duration string. An environment reference
+// is kept as written and checked by Provision.
+func readTimeout(p *problems, path string, n *yaml.Node) string {
+	if isNull(n) {
+		return ""
+	}
+	if deref(n).Kind != yaml.ScalarNode {
+		p.errorf(path, timeoutSyntax)
+		return ""
+	}
+	s := deref(n).Value
+	if _, ref := EnvRef(s); ref {
+		return s
+	}
+	d, err := parseTimeout(s)
+	if err != nil {
+		p.errorf(path, timeoutSyntax)
+		return ""
+	}
+	return d.String()
+}

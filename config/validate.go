@@ -1,0 +1,148 @@
+package config
+
+import (
+	"net/url"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-playground/validator/v10"
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+// checked is a server's resolved values in the shape validator checks. The
+// yaml tags name fields in errors; the validate tags hold the rules, and
+// message turns each failing tag into a sentence.
+type checked struct {
+	Name            string            `yaml:"server_name" validate:"servername"`
+	Alias           string            `yaml:"alias" validate:"omitempty,servername"`
+	URL             string            `yaml:"url" validate:"required,parseurl,httpscheme,urlhost"`
+	Transport       string            `yaml:"transport" validate:"oneof=http sse"`
+	SpecVersion     string            `yaml:"spec_version" validate:"datetime=2006-01-02"`
+	AuthType        string            `yaml:"auth_type" validate:"authtype"`
+	AuthValue       string            `yaml:"auth_value" validate:"required_unless=AuthType none"`
+	StaticHeaders   map[string]string `yaml:"static_headers" validate:"dive,keys,headername,endkeys,headervalue"`
+	ExtraHeaders    []string          `yaml:"extra_headers" validate:"dive,headername"`
+	AllowedTools    []string          `yaml:"allowed_tools" validate:"dive,required"`
+	DisallowedTools []string          `yaml:"disallowed_tools" validate:"dive,required"`
+	Timeout         time.Duration     `yaml:"timeout" validate:"gt=0,lte=1h"`
+}
+
+var validatorOnce = sync.OnceValue(func() *validator.Validate {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		return name
+	})
+	str := func(fn func(string) bool) validator.Func {
+		return func(fl validator.FieldLevel) bool { return fn(fl.Field().String()) }
+	}
+	must := func(err error) {
+		if err != nil {
+			panic(err)
+		}
+	}
+	must(v.RegisterValidation("servername", str(serverNameRE.MatchString)))
+	must(v.RegisterValidation("headername", str(validHeaderName)))
+	must(v.RegisterValidation("headervalue", str(validHeaderValue)))
+	must(v.RegisterValidation("authtype", str(func(s string) bool {
+		for _, t := range AuthTypes {
+			if s == t {
+				return true
+			}
+		}
+		return false
+	})))
+	must(v.RegisterValidation("parseurl", str(func(s string) bool {
+		_, err := url.Parse(s)
+		return err == nil
+	})))
+	must(v.RegisterValidation("httpscheme", str(func(s string) bool {
+		u, err := url.Parse(s)
+		return err == nil && (u.Scheme == "http" || u.Scheme == "https")
+	})))
+	must(v.RegisterValidation("urlhost", str(func(s string) bool {
+		u, err := url.Parse(s)
+		return err == nil && u.Hostname() != ""
+	})))
+	return v
+})
+
+// validate checks c and returns one FieldError per failing field, under base
+// (mcp_servers.<name>). showURL allows quoting the URL, redacted, in URL
+// errors; it is false when the URL came from the environment.
+func validate(base string, c *checked, showURL bool) Errors {
+	err := validatorOnce().Struct(c)
+	if err == nil {
+		return nil
+	}
+	ves, ok := err.(validator.ValidationErrors)
+	if !ok {
+		return Errors{{base, "cannot be checked: " + err.Error()}}
+	}
+	authTypeBad := false
+	for _, fe := range ves {
+		if fe.Field() == "auth_type" {
+			authTypeBad = true
+		}
+	}
+	var out Errors
+	for _, fe := range ves {
+		if fe.Field() == "auth_value" && authTypeBad {
+			continue // auth_value means nothing until auth_type is right
+		}
+		path := base
+		if fe.Field() != "server_name" {
+			_, rest, _ := strings.Cut(fe.Namespace(), ".")
+			path = base + "." + rest
+		}
+		out = append(out, FieldError{path, message(fe, c, showURL)})
+	}
+	return out
+}
+
+// message turns one failing rule into a sentence that never quotes a value,
+// except the redacted URL when showURL allows it.
+func message(fe validator.FieldError, c *checked, showURL bool) string {
+	got := ""
+	if showURL {
+		got = " (got " + `"` + bus.RedactURL(c.URL) + `")`
+	}
+	switch fe.Tag() {
+	case "servername":
+		if fe.Field() == "server_name" {
+			return "server name " + serverNameRule
+		}
+		return serverNameRule
+	case "required":
+		if fe.Field() == "url" {
+			return "required"
+		}
+		return "must not be empty"
+	case "required_unless":
+		return "required when auth_type is " + c.AuthType
+	case "parseurl":
+		return "must be a valid URL"
+	case "httpscheme":
+		return "must be an http(s) URL" + got
+	case "urlhost":
+		return "must include a host" + got
+	case "oneof":
+		if fe.Field() == "transport" && c.Transport == "stdio" {
+			return "transport stdio is not supported yet"
+		}
+		return "must be http (Streamable HTTP) or sse"
+	case "authtype":
+		return authTypeMessage(c.AuthType)
+	case "datetime":
+		return "must be an MCP protocol version such as " + DefaultSpecVersion
+	case "headername":
+		return "must be an HTTP header name"
+	case "headervalue":
+		return "must not contain line breaks or other control characters"
+	case "gt", "lte":
+		return timeoutRange
+	}
+	return "is not valid (" + fe.Tag() + ")"
+}

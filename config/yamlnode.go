@@ -1,0 +1,146 @@
+package config
+
+import (
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// This file reads yaml.Node trees by hand rather than decoding into structs, so
+// that every error can name the exact path in the file and never quote a value
+// (yaml's own type errors quote the offending scalar, which may be a secret).
+
+// pair is one key of a YAML mapping and its value.
+type pair struct {
+	key string
+	val *yaml.Node
+}
+
+// deref follows YAML aliases (*anchor) to the node they name.
+func deref(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+// isNull reports an absent value or an explicit null ("key:" with nothing after it).
+func isNull(n *yaml.Node) bool {
+	n = deref(n)
+	return n == nil || n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
+}
+
+// pairs lists a mapping's keys in file order. Merge keys ("<<: *base") are
+// expanded; keys written in the mapping itself win over merged ones.
+func pairs(n *yaml.Node) []pair {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	var own, merged []pair
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := deref(n.Content[i]), n.Content[i+1]
+		if k.Tag == "!!merge" {
+			src := deref(v)
+			if src.Kind == yaml.SequenceNode {
+				for _, m := range src.Content {
+					merged = append(merged, pairs(m)...)
+				}
+			} else {
+				merged = append(merged, pairs(src)...)
+			}
+			continue
+		}
+		own = append(own, pair{key: k.Value, val: v})
+	}
+	seen := make(map[string]bool, len(own))
+	for _, p := range own {
+		seen[p.key] = true
+	}
+	out := own
+	for _, p := range merged {
+		if !seen[p.key] {
+			seen[p.key] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// isMapping reports whether n is a mapping.
+func isMapping(n *yaml.Node) bool {
+	n = deref(n)
+	return n != nil && n.Kind == yaml.MappingNode
+}
+
+// str reads a scalar as a string; ok is false for null or after an error.
+func (p *problems) str(path string, n *yaml.Node) (string, bool) {
+	if isNull(n) {
+		return "", false
+	}
+	n = deref(n)
+	if n.Kind != yaml.ScalarNode {
+		p.errorf(path, "must be a string")
+		return "", false
+	}
+	return n.Value, true
+}
+
+// strList reads a list of scalars.
+func (p *problems) strList(path string, n *yaml.Node) []string {
+	if isNull(n) {
+		return nil
+	}
+	n = deref(n)
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(path, "must be a list of strings")
+		return nil
+	}
+	out := make([]string, 0, len(n.Content))
+	for i, item := range n.Content {
+		s, ok := p.str(path+"["+strconv.Itoa(i)+"]", item)
+		if ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// strMap reads a mapping of scalars.
+func (p *problems) strMap(path string, n *yaml.Node) map[string]string {
+	if isNull(n) {
+		return nil
+	}
+	if !isMapping(n) {
+		p.errorf(path, "must be a mapping of strings")
+		return nil
+	}
+	ps := pairs(n)
+	out := make(map[string]string, len(ps))
+	for _, kv := range ps {
+		if s, ok := p.str(path+"."+kv.key, kv.val); ok {
+			out[kv.key] = s
+		}
+	}
+	return out
+}
+
+// boolean reads true/false, or a string (possibly an environment reference)
+// that strconv.ParseBool accepts.
+func (p *problems) boolean(path string, n *yaml.Node, env LookupEnv) bool {
+	s, ok := p.str(path, n)
+	if !ok {
+		return false
+	}
+	s, ferr := resolve(path, s, env)
+	if ferr != nil {
+		p.add(*ferr)
+		return false
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		p.errorf(path, "must be true or false")
+		return false
+	}
+	return b
+}
