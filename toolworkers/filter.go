@@ -1,0 +1,73 @@
+package toolworkers
+
+import "encoding/json"
+
+// toolFilter applies a server's allowed_tools and disallowed_tools: when
+// allowed_tools is set only those tools exist; disallowed_tools are removed.
+type toolFilter struct {
+	allowed    map[string]bool
+	disallowed map[string]bool
+}
+
+func newToolFilter(allowed, disallowed []string) toolFilter {
+	f := toolFilter{}
+	if len(allowed) > 0 {
+		f.allowed = map[string]bool{}
+		for _, t := range allowed {
+			f.allowed[t] = true
+		}
+	}
+	if len(disallowed) > 0 {
+		f.disallowed = map[string]bool{}
+		for _, t := range disallowed {
+			f.disallowed[t] = true
+		}
+	}
+	return f
+}
+
+func (f toolFilter) active() bool { return f.allowed != nil || f.disallowed != nil }
+
+func (f toolFilter) allows(name string) bool {
+	if f.allowed != nil && !f.allowed[name] {
+		return false
+	}
+	return !f.disallowed[name]
+}
+
+// list removes tools the filter does not allow from a tools/list result, keeping
+// every other field of the result and of each tool as the upstream sent it.
+func (f toolFilter) list(result json.RawMessage) json.RawMessage {
+	var r map[string]json.RawMessage
+	if json.Unmarshal(result, &r) != nil {
+		return result
+	}
+	var tools []json.RawMessage
+	if json.Unmarshal(r["tools"], &tools) != nil {
+		return result
+	}
+	kept := tools[:0]
+	for _, t := range tools {
+		var named struct {
+			Name string `json:"name"`
+		}
+		if json.Unmarshal(t, &named) == nil && f.allows(named.Name) {
+			kept = append(kept, t)
+		}
+	}
+	r["tools"], _ = json.Marshal(kept)
+	out, err := json.Marshal(r)
+	if err != nil {
+		return result
+	}
+	return out
+}
+
+// toolName reads params.name of a tools/call.
+func toolName(params json.RawMessage) string {
+	var p struct {
+		Name string `json:"name"`
+	}
+	_ = json.Unmarshal(params, &p)
+	return p.Name
+}

@@ -1,0 +1,66 @@
+package toolworkers
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+)
+
+// sseScanner reads the data of Server-Sent Events (the text/event-stream format):
+// "data:" lines accumulate until a blank line ends the event; "event:", "id:",
+// "retry:" and comments are skipped, as MCP carries everything in data.
+type sseScanner struct {
+	r    *bufio.Reader
+	max  int
+	data []byte
+}
+
+func newSSEScanner(r io.Reader, max int) *sseScanner {
+	return &sseScanner{r: bufio.NewReaderSize(r, 16<<10), max: max}
+}
+
+// Next returns the data of the next event (nil for an event without data).
+func (s *sseScanner) Next() ([]byte, error) {
+	s.data = s.data[:0]
+	seen := false
+	for {
+		line, err := s.r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// A long line: gather the rest of it.
+			full := append([]byte(nil), line...)
+			for err == bufio.ErrBufferFull {
+				if len(full) > s.max {
+					return nil, fmt.Errorf("SSE line longer than %d bytes", s.max)
+				}
+				line, err = s.r.ReadSlice('\n')
+				full = append(full, line...)
+			}
+			line = full
+		}
+		if err != nil && !(err == io.EOF && len(line) > 0) {
+			if err == io.EOF && seen {
+				return s.data, nil
+			}
+			return nil, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			if seen {
+				return s.data, nil
+			}
+			continue
+		}
+		seen = true
+		if rest, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+			rest = bytes.TrimPrefix(rest, []byte(" "))
+			if len(s.data) > 0 {
+				s.data = append(s.data, '\n')
+			}
+			s.data = append(s.data, rest...)
+			if len(s.data) > s.max {
+				return nil, fmt.Errorf("SSE event larger than %d bytes", s.max)
+			}
+		}
+	}
+}

@@ -1,0 +1,399 @@
+package toolworkers
+
+// This file is a Streamable HTTP MCP client written by hand, on purpose.
+//
+// The go-sdk's StreamableClientTransport only sends MCP-Protocol-Version and opens
+// the upstream GET stream when it is driven by the SDK's typed mcp.Client (the
+// hook that tells it the session was initialized is unexported), and the typed
+// client decodes and re-encodes every result, which loses unknown fields and costs
+// ~32 KiB of allocation per message. A gateway must relay results byte for byte,
+// rewrite ids and progress tokens per leg, and re-initialize a session the upstream
+// forgot, so the worker speaks the transport itself: POST one message, read a JSON
+// or SSE answer, keep Mcp-Session-Id and MCP-Protocol-Version, and start over on
+// 404. Everything else about MCP stays the upstream's business.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+// maxUpstreamBody bounds one upstream JSON answer or SSE event.
+const maxUpstreamBody = 32 << 20
+
+// errSessionGone says the upstream no longer knows our session: start a new one.
+var errSessionGone = errors.New("upstream session expired")
+
+// session is one initialized upstream MCP session.
+type session struct {
+	id      string          // Mcp-Session-Id, empty for sessionless servers
+	version string          // negotiated protocol version
+	init    json.RawMessage // the upstream's initialize result, verbatim
+}
+
+// notifyFunc receives notifications the upstream sends on a request's stream.
+type notifyFunc func(method string, params json.RawMessage)
+
+// streamableClient is one upstream server's Streamable HTTP endpoint with one
+// shared, lazily opened session: every call through this worker replica reuses
+// it, and no call pays for an initialize.
+type streamableClient struct {
+	server   string // server name, for errors
+	endpoint string
+	header   http.Header // credential and static headers, set on every request
+	version  string      // protocol version to ask for at initialize
+	hc       *http.Client
+
+	nextID atomic.Int64
+	cur    atomic.Pointer[session]
+	// initLock collapses concurrent initializations into one; a channel rather
+	// than a mutex so a waiter can give up when its context ends.
+	initLock chan struct{}
+}
+
+func newStreamableClient(server, endpoint string, header http.Header, version string) *streamableClient {
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   128,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	return &streamableClient{
+		server:   server,
+		endpoint: endpoint,
+		header:   header,
+		version:  version,
+		hc:       &http.Client{Transport: tr},
+		initLock: make(chan struct{}, 1),
+	}
+}
+
+// Call sends one request upstream and returns the upstream's response message,
+// whose result or error the caller relays verbatim. Notifications that arrive on
+// the request's stream go to notify. A session the upstream forgot is replaced
+// and the request sent once more: the upstream never ran it.
+func (c *streamableClient) Call(ctx context.Context, method string, params json.RawMessage, notify notifyFunc) (*bus.Message, error) {
+	for attempt := 0; ; attempt++ {
+		s, err := c.session(ctx)
+		if err != nil {
+			return nil, err
+		}
+		id := c.nextID.Add(1)
+		body := encodeRequest(id, method, params)
+		msg, _, err := c.post(ctx, s, body, id, notify)
+		if errors.Is(err, errSessionGone) && attempt == 0 {
+			c.cur.CompareAndSwap(s, nil)
+			continue
+		}
+		return msg, err
+	}
+}
+
+// Info returns the upstream's initialize result, opening the session if needed.
+func (c *streamableClient) Info(ctx context.Context) (json.RawMessage, error) {
+	s, err := c.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.init, nil
+}
+
+// Close ends the upstream session (DELETE) and releases idle connections.
+func (c *streamableClient) Close() {
+	if s := c.cur.Swap(nil); s != nil && s.id != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.endpoint, nil)
+		if err == nil {
+			c.setHeaders(req, s)
+			if resp, err := c.hc.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}
+	c.hc.CloseIdleConnections()
+}
+
+// session returns the current session or opens one; concurrent callers share a
+// single initialize.
+func (c *streamableClient) session(ctx context.Context) (*session, error) {
+	if s := c.cur.Load(); s != nil {
+		return s, nil
+	}
+	select {
+	case c.initLock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, c.classify(ctx, ctx.Err())
+	}
+	defer func() { <-c.initLock }()
+	if s := c.cur.Load(); s != nil {
+		return s, nil
+	}
+	s, err := c.initialize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.cur.Store(s)
+	return s, nil
+}
+
+func (c *streamableClient) initialize(ctx context.Context) (*session, error) {
+	params, _ := json.Marshal(map[string]any{
+		"protocolVersion": c.version,
+		// mcpbus cannot yet relay server-to-client requests, so it declares no
+		// client capabilities rather than promise what it would drop.
+		"capabilities": map[string]any{},
+		"clientInfo":   map[string]string{"name": "mcpbus", "version": Version},
+	})
+	id := c.nextID.Add(1)
+	pending := &session{}
+	msg, hdr, err := c.post(ctx, pending, encodeRequest(id, "initialize", params), id, nil)
+	if err != nil {
+		if errors.Is(err, errSessionGone) {
+			err = bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q refused initialize (HTTP 404)", c.server)
+		}
+		return nil, err
+	}
+	if len(msg.Error) > 0 {
+		return nil, bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q refused initialize: %s", c.server, rpcErrorMessage(msg.Error))
+	}
+	var res struct {
+		ProtocolVersion string `json:"protocolVersion"`
+	}
+	if err := json.Unmarshal(msg.Result, &res); err != nil || res.ProtocolVersion == "" {
+		return nil, bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q sent an initialize result without protocolVersion", c.server)
+	}
+	s := &session{id: hdr.Get("Mcp-Session-Id"), version: res.ProtocolVersion, init: msg.Result}
+	if _, _, err := c.post(ctx, s, bus.Notification("notifications/initialized", nil), 0, nil); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func encodeRequest(id int64, method string, params json.RawMessage) []byte {
+	b := make([]byte, 0, len(method)+len(params)+64)
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = strconv.AppendInt(b, id, 10)
+	b = append(b, `,"method":`...)
+	b = strconv.AppendQuote(b, method)
+	if len(params) > 0 {
+		b = append(b, `,"params":`...)
+		b = append(b, params...)
+	}
+	return append(b, '}')
+}
+
+func (c *streamableClient) setHeaders(req *http.Request, s *session) {
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
+	if s.id != "" {
+		req.Header["Mcp-Session-Id"] = []string{s.id}
+	}
+	if s.version != "" {
+		req.Header["Mcp-Protocol-Version"] = []string{s.version}
+	}
+}
+
+// post sends one message. For a request (id > 0) it waits for the response with
+// that id, on a JSON body or an SSE stream; for a notification it expects 202.
+func (c *streamableClient) post(ctx context.Context, s *session, body []byte, id int64, notify notifyFunc) (*bus.Message, http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, bus.Errorf(bus.ErrInternal, "upstream server %q: bad endpoint", c.server)
+	}
+	c.setHeaders(req, s)
+	req.Header["Content-Type"] = []string{"application/json"}
+	req.Header["Accept"] = []string{"application/json, text/event-stream"}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, nil, c.classify(ctx, err)
+	}
+	defer resp.Body.Close()
+	if err := c.checkStatus(resp, s); err != nil {
+		return nil, nil, err
+	}
+	if id == 0 {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		return nil, resp.Header, nil
+	}
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	var msg *bus.Message
+	switch {
+	case resp.StatusCode == http.StatusAccepted:
+		err = bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q answered a request with 202 and no response", c.server)
+	case ct == "text/event-stream":
+		msg, err = c.readSSE(ctx, resp.Body, s, id, notify)
+	case ct == "application/json" || ct == "":
+		msg, err = c.readJSON(resp.Body, id)
+	default:
+		err = bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q answered with unexpected content type %q", c.server, ct)
+	}
+	if err != nil && ctx.Err() != nil {
+		err = c.classify(ctx, ctx.Err())
+	}
+	return msg, resp.Header, err
+}
+
+func (c *streamableClient) checkStatus(resp *http.Response, s *session) error {
+	code := resp.StatusCode
+	if code >= 200 && code < 300 {
+		return nil
+	}
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	switch {
+	case code == http.StatusNotFound && s.id != "":
+		return errSessionGone
+	case code == http.StatusBadRequest && s.id != "" && sessionComplaint(snippet):
+		return errSessionGone
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return bus.Errorf(bus.ErrUpstreamAuth, "upstream server %q refused the gateway's configured credentials (HTTP %d)", c.server, code)
+	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable || code == http.StatusBadGateway || code == http.StatusGatewayTimeout:
+		return bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q is unavailable (HTTP %d)", c.server, code)
+	default:
+		return bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q answered HTTP %d", c.server, code)
+	}
+}
+
+// sessionComplaint recognises servers that answer an unknown session with 400
+// rather than 404 ("Bad Request: No valid session ID", "unknown session").
+func sessionComplaint(body []byte) bool {
+	b := bytes.ToLower(body)
+	return bytes.Contains(b, []byte("session")) || bytes.Contains(b, []byte("not initialized"))
+}
+
+func (c *streamableClient) readJSON(r io.Reader, id int64) (*bus.Message, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxUpstreamBody+1))
+	if err != nil {
+		return nil, bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q: reading the answer failed: %s", c.server, safeReason(err))
+	}
+	if len(data) > maxUpstreamBody {
+		return nil, bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q: answer larger than %d bytes", c.server, maxUpstreamBody)
+	}
+	return c.matchResponse(data, id)
+}
+
+func (c *streamableClient) matchResponse(data []byte, id int64) (*bus.Message, error) {
+	var m bus.Message
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q sent a malformed JSON-RPC message", c.server)
+	}
+	if !m.IsResponse() || string(m.ID) != strconv.FormatInt(id, 10) {
+		return nil, bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q answered with a message that is not the response to our request", c.server)
+	}
+	return &m, nil
+}
+
+// readSSE reads events until the response to id arrives. Notifications go to
+// notify; a request from the upstream is answered so the upstream is not left
+// waiting (ping succeeds; other server-to-client requests are refused for now).
+func (c *streamableClient) readSSE(ctx context.Context, r io.Reader, s *session, id int64, notify notifyFunc) (*bus.Message, error) {
+	want := strconv.FormatInt(id, 10)
+	sc := newSSEScanner(r, maxUpstreamBody)
+	for {
+		data, err := sc.Next()
+		if err != nil {
+			if err == io.EOF {
+				return nil, bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q closed the stream before answering", c.server)
+			}
+			return nil, bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q: stream broke: %s", c.server, safeReason(err))
+		}
+		if len(data) == 0 {
+			continue
+		}
+		var m bus.Message
+		if err := json.Unmarshal(data, &m); err != nil {
+			return nil, bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q sent a malformed JSON-RPC message on its stream", c.server)
+		}
+		switch {
+		case m.IsResponse() && string(m.ID) == want:
+			return &m, nil
+		case m.IsNotification():
+			if notify != nil {
+				notify(m.Method, m.Params)
+			}
+		case m.IsRequest():
+			go c.answerServerRequest(s, &m)
+		}
+	}
+}
+
+func (c *streamableClient) answerServerRequest(s *session, m *bus.Message) {
+	var reply []byte
+	if m.Method == "ping" {
+		reply = bus.ResultResponse(m.ID, json.RawMessage(`{}`))
+	} else {
+		reply = bus.RawErrorResponse(m.ID, json.RawMessage(`{"code":-32601,"message":"mcpbus does not relay `+m.Method+` yet"}`))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _, _ = c.post(ctx, s, reply, 0, nil)
+}
+
+// classify turns a transport failure into a gateway error that names the server
+// and says what happened, without the URL (it may carry a credential).
+func (c *streamableClient) classify(ctx context.Context, err error) error {
+	var be *bus.Error
+	if errors.As(err, &be) {
+		return be
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return bus.Errorf(bus.ErrUpstreamTimeout, "upstream server %q did not answer in time", c.server)
+	}
+	if errors.Is(err, context.Canceled) {
+		return bus.Errorf(bus.ErrUpstreamUnavailable, "call to upstream server %q was cancelled", c.server)
+	}
+	return bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q is unavailable: %s", c.server, safeReason(err))
+}
+
+// safeReason describes a network error without its URL.
+func safeReason(err error) string {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "connection closed"
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return "host not found"
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Op + ": " + op.Err.Error()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "network timeout"
+	}
+	return "transport error"
+}
+
+// rpcErrorMessage extracts error.message from a raw JSON-RPC error object.
+func rpcErrorMessage(raw json.RawMessage) string {
+	var e struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(raw, &e) != nil || e.Message == "" {
+		return "unknown error"
+	}
+	return strings.TrimSpace(e.Message)
+}
