@@ -1,0 +1,90 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats.go"
+)
+
+type initializeParams struct {
+	ProtocolVersion string `json:"protocolVersion"`
+}
+
+type upstreamInfo struct {
+	Capabilities json.RawMessage `json:"capabilities"`
+	Instructions string          `json:"instructions,omitempty"`
+}
+
+type initializeResult struct {
+	ProtocolVersion string          `json:"protocolVersion"`
+	Capabilities    json.RawMessage `json:"capabilities"`
+	ServerInfo      serverInfo      `json:"serverInfo"`
+	Instructions    string          `json:"instructions,omitempty"`
+}
+
+type serverInfo struct {
+	Name    string `json:"name"`
+	Title   string `json:"title,omitempty"`
+	Version string `json:"version"`
+}
+
+// fallbackCapabilities are advertised when the upstream cannot be asked: tools
+// only, so a client can still connect and get a clear error on its first call.
+var fallbackCapabilities = json.RawMessage(`{"tools":{}}`)
+
+// initialize answers the client itself: it negotiates the protocol version and
+// advertises the selected upstream's capabilities (everything is forwarded to a
+// single server, so its capabilities are what the client can use).
+func (r *Router) initialize(env bus.Envelope, msg *bus.Message, s bus.ServerSpec) ([]byte, *bus.Error) {
+	var p initializeParams
+	if err := json.Unmarshal(msg.Params, &p); err != nil {
+		return nil, bus.Errorf(bus.ErrInvalidParams, "initialize: params must be an object with protocolVersion")
+	}
+	version := p.ProtocolVersion
+	if !bus.SupportedProtocolVersion(version) {
+		version = bus.LatestProtocolVersion
+	}
+	res := initializeResult{
+		ProtocolVersion: version,
+		Capabilities:    fallbackCapabilities,
+		ServerInfo:      serverInfo{Name: "mcpbus", Title: "mcpbus: " + s.Prefix(), Version: r.o.Version},
+	}
+	if info, err := r.upstreamInfo(env, s); err != nil {
+		r.log.Warn("initialize: upstream capabilities unavailable; advertising tools only",
+			"server", s.Name, "request_id", env.RequestID, "err", err.Message)
+	} else {
+		if len(info.Capabilities) > 0 {
+			res.Capabilities = info.Capabilities
+		}
+		res.Instructions = info.Instructions
+	}
+	out, _ := json.Marshal(res)
+	return bus.ResultResponse(msg.ID, out), nil
+}
+
+func (r *Router) upstreamInfo(env bus.Envelope, s bus.ServerSpec) (upstreamInfo, *bus.Error) {
+	limit := min(r.o.InfoTimeout, timeout(s))
+	deadline := time.Now().Add(limit)
+	h := env.Header()
+	h[bus.HeaderDeadline] = []string{formatMillis(deadline)}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(500*time.Millisecond))
+	defer cancel()
+	reply, err := r.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: bus.ToolInfo(s.Name), Header: h})
+	if err != nil {
+		return upstreamInfo{}, workerError(s, limit, err)
+	}
+	if e := bus.ReplyError(reply); e != nil {
+		return upstreamInfo{}, e
+	}
+	var info upstreamInfo
+	if err := json.Unmarshal(reply.Data, &info); err != nil {
+		return upstreamInfo{}, bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q sent an unreadable initialize result", s.Name)
+	}
+	return info, nil
+}
+
+func formatMillis(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }

@@ -1,0 +1,190 @@
+// Package router is the MCP brain between the ingress and the tool workers: it
+// answers initialize and ping itself, resolves which server a message is for
+// (applying the public/internal rule), and forwards requests to that server's
+// workers, relaying their answers verbatim.
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// Options tunes the router.
+type Options struct {
+	Version string
+	Log     *slog.Logger
+	// MaxInFlight bounds concurrent routed requests (default 1024).
+	MaxInFlight int
+	// InfoTimeout bounds the capability lookup during initialize (default 5s).
+	InfoTimeout time.Duration
+}
+
+// DefaultTimeout bounds an upstream call when the server sets no timeout.
+const DefaultTimeout = 60 * time.Second
+
+// Router routes downstream JSON-RPC messages.
+type Router struct {
+	nc    *nats.Conn
+	cache *bus.ServerCache
+	pool  *bus.Pool
+	log   *slog.Logger
+	o     Options
+}
+
+// Start registers the router's micro service.
+func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, error) {
+	if o.Version == "" {
+		o.Version = "0.1.0"
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 1024
+	}
+	if o.InfoTimeout <= 0 {
+		o.InfoTimeout = 5 * time.Second
+	}
+	r := &Router{nc: nc, cache: cache, pool: bus.NewPool(o.MaxInFlight), log: o.Log, o: o}
+	return micro.AddService(nc, micro.Config{
+		Name:        bus.ServiceRouter,
+		Version:     o.Version,
+		Description: "routes MCP messages to tool workers",
+		Endpoint: &micro.EndpointConfig{
+			Subject: bus.SubjectRouterRPC,
+			Handler: micro.HandlerFunc(func(req micro.Request) {
+				if !r.pool.Go(func() { r.handle(req) }) {
+					bus.RespondError(req, bus.Errorf(bus.ErrOverloaded, "gateway router is at its limit of concurrent requests"))
+				}
+			}),
+		},
+	})
+}
+
+func (r *Router) handle(req micro.Request) {
+	env, err := bus.ReadEnvelope(nats.Header(req.Headers()))
+	if err != nil {
+		bus.RespondError(req, bus.Errorf(bus.ErrBadRequest, "%v", err))
+		return
+	}
+	msg, perr := bus.ParseMessage(req.Data())
+	if perr != nil {
+		bus.RespondError(req, perr)
+		return
+	}
+	out, rerr := r.route(req, env, msg)
+	if rerr != nil {
+		bus.RespondError(req, rerr)
+		return
+	}
+	_ = req.Respond(out)
+}
+
+func (r *Router) route(req micro.Request, env bus.Envelope, msg *bus.Message) ([]byte, *bus.Error) {
+	if !msg.IsRequest() {
+		// Notifications and responses from the client: nothing to route until the
+		// gateway relays server-to-client requests; acknowledged so the ingress can
+		// answer 202.
+		return nil, nil
+	}
+	if msg.Method == "ping" {
+		return bus.ResultResponse(msg.ID, json.RawMessage(`{}`)), nil
+	}
+	server, e := r.resolve(env)
+	if e != nil {
+		return nil, e
+	}
+	if msg.Method == "initialize" {
+		return r.initialize(env, msg, server)
+	}
+	return r.forward(req, env, server)
+}
+
+// resolve picks the one server this message is for. A server an external caller
+// may not see answers exactly like one that does not exist.
+func (r *Router) resolve(env bus.Envelope) (bus.ServerSpec, *bus.Error) {
+	switch len(env.Servers) {
+	case 1:
+		s, ok := r.cache.Get(env.Servers[0])
+		if !ok || !visible(s, env) {
+			return bus.ServerSpec{}, bus.Errorf(bus.ErrUnknownServer, "unknown MCP server %q", env.Servers[0])
+		}
+		return s, nil
+	case 0:
+		var only []bus.ServerSpec
+		for _, s := range r.cache.List() {
+			if visible(s, env) {
+				only = append(only, s)
+			}
+		}
+		switch len(only) {
+		case 1:
+			return only[0], nil
+		case 0:
+			return bus.ServerSpec{}, bus.Errorf(bus.ErrUnknownServer, "no MCP server is available to this caller")
+		}
+		return bus.ServerSpec{}, bus.Errorf(bus.ErrNoServerSelected,
+			"several MCP servers are configured: select one with /mcp/{server}, the x-litellm-mcp-server header or ?server=")
+	default:
+		return bus.ServerSpec{}, bus.Errorf(bus.ErrNoServerSelected,
+			"selecting several servers at once is not supported yet: select one with /mcp/{server}, the x-litellm-mcp-server header or ?server=")
+	}
+}
+
+// visible applies the one public/internal rule: internal callers see every
+// server, external callers only those marked available_on_public_internet.
+func visible(s bus.ServerSpec, env bus.Envelope) bool {
+	return s.Public || env.IPClass == bus.Internal
+}
+
+func timeout(s bus.ServerSpec) time.Duration {
+	if d, err := time.ParseDuration(s.Timeout); err == nil && d > 0 {
+		return d
+	}
+	return DefaultTimeout
+}
+
+// forward sends the message to the server's workers and relays the answer. The
+// worker enforces the server's timeout; the router waits a little longer so the
+// worker's own, more precise error normally wins.
+func (r *Router) forward(req micro.Request, env bus.Envelope, s bus.ServerSpec) ([]byte, *bus.Error) {
+	limit := timeout(s)
+	deadline := time.Now().Add(limit)
+	if !env.Deadline.IsZero() && env.Deadline.Before(deadline) {
+		deadline = env.Deadline
+	}
+	h := nats.Header(req.Headers())
+	out := nats.Header{}
+	for k, v := range h {
+		out[k] = v
+	}
+	out[bus.HeaderDeadline] = []string{formatMillis(deadline)}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(2*time.Second))
+	defer cancel()
+	reply, err := r.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: bus.ToolRPC(s.Name), Data: req.Data(), Header: out})
+	if err != nil {
+		return nil, workerError(s, limit, err)
+	}
+	if e := bus.ReplyError(reply); e != nil {
+		return nil, e
+	}
+	return reply.Data, nil
+}
+
+func workerError(s bus.ServerSpec, limit time.Duration, err error) *bus.Error {
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return bus.Errorf(bus.ErrUpstreamUnavailable, "no tool worker is running for server %q", s.Name)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return bus.Errorf(bus.ErrUpstreamTimeout, "upstream server %q did not answer within %s", s.Name, limit)
+	default:
+		return bus.Errorf(bus.ErrUpstreamUnavailable, "tool worker for server %q failed: %v", s.Name, err)
+	}
+}
