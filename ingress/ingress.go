@@ -1,0 +1,82 @@
+// Package ingress is the thin HTTP edge of mcpbus: it terminates MCP Streamable
+// HTTP, extracts the caller key and classifies the caller's IP, asks auth who the
+// caller is, and publishes the JSON-RPC message with its envelope to the router.
+// It holds no upstream secrets.
+package ingress
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Options configures the ingress.
+type Options struct {
+	NC  *nats.Conn
+	Log *slog.Logger
+	// InternalRanges are the caller addresses treated as internal; everything else
+	// is external. The serve command passes general_settings.mcp_internal_ip_ranges
+	// (or its defaults).
+	InternalRanges []netip.Prefix
+	// MaxBodyBytes bounds one POSTed message (default 4 MiB).
+	MaxBodyBytes int64
+	// MaxWait bounds how long one request waits for its answer (default 10m);
+	// upstream timeouts are enforced by the router and workers well before it.
+	MaxWait time.Duration
+	// SessionIdle ends sessions unused for this long (default 1h).
+	SessionIdle time.Duration
+}
+
+// Ingress serves MCP over HTTP.
+type Ingress struct {
+	o        Options
+	nc       *nats.Conn
+	log      *slog.Logger
+	sessions *sessionStore
+	mux      *http.ServeMux
+}
+
+// New builds the ingress. Close stops its session sweeper.
+func New(o Options) *Ingress {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 4 << 20
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = 10 * time.Minute
+	}
+	if o.SessionIdle <= 0 {
+		o.SessionIdle = time.Hour
+	}
+	g := &Ingress{o: o, nc: o.NC, log: o.Log, sessions: newSessionStore(o.SessionIdle)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/mcp", g.serveMCP)
+	mux.HandleFunc("/mcp/", g.serveMCP)
+	mux.HandleFunc("GET /health/liveliness", g.liveliness)
+	mux.HandleFunc("GET /health/readiness", g.readiness)
+	g.mux = mux
+	return g
+}
+
+// Handler is the HTTP handler to serve.
+func (g *Ingress) Handler() http.Handler { return g.mux }
+
+// Close stops background work.
+func (g *Ingress) Close() { g.sessions.close() }
+
+func (g *Ingress) liveliness(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, []byte(`"I'm alive!"`))
+}
+
+func (g *Ingress) readiness(w http.ResponseWriter, _ *http.Request) {
+	if g.nc.Status() != nats.CONNECTED {
+		writeJSON(w, http.StatusServiceUnavailable, []byte(`{"status":"unhealthy","nats":"`+g.nc.Status().String()+`"}`))
+		return
+	}
+	writeJSON(w, http.StatusOK, []byte(`{"status":"healthy","nats":"connected"}`))
+}
