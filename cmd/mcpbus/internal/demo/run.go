@@ -1,0 +1,135 @@
+package demo
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// headerList collects repeated --require-header "Name: value" flags.
+type headerList []requiredHeader
+
+type requiredHeader struct{ name, value string }
+
+func (h *headerList) String() string {
+	parts := make([]string, len(*h))
+	for i, r := range *h {
+		parts[i] = r.name + ": ***"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (h *headerList) Set(s string) error {
+	name, value, ok := strings.Cut(s, ":")
+	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+	if !ok || name == "" {
+		return fmt.Errorf("want \"Name: value\", got %q", s)
+	}
+	*h = append(*h, requiredHeader{http.CanonicalHeaderKey(name), value})
+	return nil
+}
+
+// Run implements `mcpbus demo-upstream`: it serves Handler(name) at /mcp until
+// ctx is cancelled, after printing one line with its URL to stdout.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo-upstream", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:3001", "address to listen on (port 0 picks a free port)")
+	name := fs.String("name", "demo", "server implementation name")
+	allowRemote := fs.Bool("allow-remote", false, "allow listening on a non-loopback address")
+	var required headerList
+	fs.Var(&required, "require-header", "answer 401 unless this header has this value, as \"Name: value\" (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: mcpbus demo-upstream [--listen 127.0.0.1:3001] [--name demo] [--require-header \"Name: value\"]... [--allow-remote]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("demo-upstream: unexpected arguments %q", fs.Args())
+	}
+	if !*allowRemote {
+		if err := checkLoopback(*listen); err != nil {
+			return err
+		}
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("demo-upstream: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", requireHeaders(Handler(*name), required))
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		// Request contexts end with ctx, so open SSE streams do not hold up shutdown.
+		BaseContext: func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "demo upstream %q listening on http://%s/mcp\n", *name, ln.Addr())
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("demo-upstream: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+	}
+	return nil
+}
+
+// checkLoopback refuses addresses that would accept connections from other hosts.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("demo-upstream: bad --listen %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("demo-upstream: refusing to listen on non-loopback address %q (use --allow-remote)", addr)
+}
+
+// requireHeaders answers 401 unless every required header has exactly its value.
+func requireHeaders(next http.Handler, required []requiredHeader) http.Handler {
+	if len(required) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, h := range required {
+			got := r.Header.Values(h.name)
+			if len(got) != 1 || subtle.ConstantTimeCompare([]byte(got[0]), []byte(h.value)) != 1 {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				json.NewEncoder(w).Encode(map[string]any{
+					"error": map[string]string{
+						"code":    "unauthorized",
+						"message": "missing or wrong " + h.name + " header",
+					},
+				})
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

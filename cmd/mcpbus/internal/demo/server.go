@@ -1,0 +1,147 @@
+// Package demo is a small, real MCP server used as an upstream for demos and
+// end-to-end tests of the mcpbus gateway. It is built with the official Go
+// SDK and served over Streamable HTTP.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Version is reported as the server implementation version.
+const Version = "0.1.0"
+
+// Limits and defaults of the slow tool.
+const (
+	slowDefaultSeconds = 2
+	slowMaxSeconds     = 30
+	slowDefaultSteps   = 5
+	slowMaxSteps       = 1000
+)
+
+// EchoInput is the input of the echo tool.
+type EchoInput struct {
+	Text string `json:"text" jsonschema:"the text to echo back"`
+}
+
+// AddInput is the input of the add tool.
+type AddInput struct {
+	A float64 `json:"a" jsonschema:"first addend"`
+	B float64 `json:"b" jsonschema:"second addend"`
+}
+
+// AddOutput is the structured output of the add tool.
+type AddOutput struct {
+	Sum float64 `json:"sum" jsonschema:"a + b"`
+}
+
+// SlowInput is the input of the slow tool. Zero values select the defaults.
+type SlowInput struct {
+	Seconds float64 `json:"seconds,omitempty" jsonschema:"how long to run, default 2, max 30"`
+	Steps   int     `json:"steps,omitempty" jsonschema:"number of progress notifications, default 5"`
+}
+
+// NewServer returns an MCP server named name with the demo tools (echo, add,
+// slow), the resource demo://readme and the prompt greet.
+func NewServer(name string) *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: Version}, nil)
+
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "Echo the given text."}, echo)
+	mcp.AddTool(s, &mcp.Tool{Name: "add", Description: "Add two numbers; returns the sum as text and as structured content."}, add)
+	mcp.AddTool(s, &mcp.Tool{Name: "slow", Description: "Run for a while, reporting progress to the caller's progress token."}, slow)
+
+	s.AddResource(&mcp.Resource{
+		URI:         "demo://readme",
+		Name:        "readme",
+		Description: "About this demo server.",
+		MIMEType:    "text/plain",
+	}, func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+		return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{
+			URI:      req.Params.URI,
+			MIMEType: "text/plain",
+			Text:     fmt.Sprintf("%s is an mcpbus demo upstream with the tools echo, add and slow.\n", name),
+		}}}, nil
+	})
+
+	s.AddPrompt(&mcp.Prompt{
+		Name:        "greet",
+		Description: "Greet someone by name.",
+		Arguments:   []*mcp.PromptArgument{{Name: "name", Description: "who to greet", Required: true}},
+	}, func(_ context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		who := req.Params.Arguments["name"]
+		if who == "" {
+			who = "world"
+		}
+		return &mcp.GetPromptResult{
+			Description: "A greeting",
+			Messages: []*mcp.PromptMessage{{
+				Role:    "user",
+				Content: &mcp.TextContent{Text: "Say hello to " + who + "."},
+			}},
+		}, nil
+	})
+	return s
+}
+
+// Handler returns a Streamable HTTP handler serving NewServer(name).
+func Handler(name string) http.Handler {
+	s := NewServer(name)
+	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
+		&mcp.StreamableHTTPOptions{SessionTimeout: 10 * time.Minute})
+}
+
+func textResult(text string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}
+}
+
+func echo(_ context.Context, _ *mcp.CallToolRequest, in EchoInput) (*mcp.CallToolResult, any, error) {
+	return textResult(in.Text), nil, nil
+}
+
+func add(_ context.Context, _ *mcp.CallToolRequest, in AddInput) (*mcp.CallToolResult, AddOutput, error) {
+	out := AddOutput{Sum: in.A + in.B}
+	return textResult(fmt.Sprint(out.Sum)), out, nil
+}
+
+func slow(ctx context.Context, req *mcp.CallToolRequest, in SlowInput) (*mcp.CallToolResult, any, error) {
+	seconds, steps := in.Seconds, in.Steps
+	if seconds <= 0 {
+		seconds = slowDefaultSeconds
+	}
+	if seconds > slowMaxSeconds {
+		return nil, nil, fmt.Errorf("seconds must be at most %d", slowMaxSeconds)
+	}
+	if steps <= 0 {
+		steps = slowDefaultSteps
+	}
+	steps = min(steps, slowMaxSteps)
+
+	token := req.Params.GetProgressToken()
+	tick := time.Duration(seconds * float64(time.Second) / float64(steps))
+	timer := time.NewTimer(tick)
+	defer timer.Stop()
+	for i := 1; i <= steps; i++ {
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-timer.C:
+			timer.Reset(tick)
+		}
+		if token != nil {
+			err := req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{
+				ProgressToken: token,
+				Progress:      float64(i),
+				Total:         float64(steps),
+				Message:       fmt.Sprintf("step %d of %d", i, steps),
+			})
+			if err != nil {
+				return nil, nil, fmt.Errorf("sending progress: %w", err)
+			}
+		}
+	}
+	return textResult(fmt.Sprintf("done after %gs", seconds)), nil, nil
+}

@@ -1,0 +1,251 @@
+// Package gateway assembles every mcpbus service in one process: the embedded
+// (or an external) NATS server, auth, registry, router, one tool worker per
+// configured server, and the HTTP ingress.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/mcpbus/mcpbus/auth"
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/ingress"
+	"github.com/mcpbus/mcpbus/registry"
+	"github.com/mcpbus/mcpbus/router"
+	"github.com/mcpbus/mcpbus/toolworkers"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// Version of the mcpbus binary.
+var Version = "0.1.0"
+
+// Options configures Start.
+type Options struct {
+	Config *config.File
+	// Listen is the HTTP address (host:port; port 0 picks one).
+	Listen string
+	// DataDir holds the embedded server's JetStream store.
+	DataDir string
+	// NATSURL, if set, uses an external NATS server instead of the embedded one.
+	NATSURL string
+	// NATSListen is the embedded server's loopback listener ("off" for none).
+	NATSListen string
+	Log        *slog.Logger
+	// Env resolves os.environ/ references in server records (default os.LookupEnv).
+	Env config.LookupEnv
+	// WorkerMaxInFlight bounds each worker's concurrent upstream calls.
+	WorkerMaxInFlight int
+}
+
+// Gateway is a running all-in-one mcpbus.
+type Gateway struct {
+	ns       *server.Server
+	conns    []*nats.Conn
+	services []micro.Service
+	workers  []*toolworkers.Worker
+	ing      *ingress.Ingress
+	srv      *http.Server
+	ln       net.Listener
+	cancel   context.CancelFunc
+	log      *slog.Logger
+	served   chan error
+}
+
+// Start brings every service up and starts serving HTTP. On error everything
+// already started is stopped again.
+func Start(ctx context.Context, o Options) (g *Gateway, err error) {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Env == nil {
+		o.Env = os.LookupEnv
+	}
+	if err := checkOpenMode(o.Config, o.Listen); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	g = &Gateway{cancel: cancel, log: o.Log, served: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			g.Close(context.Background())
+		}
+	}()
+
+	connect, err := g.startNATS(o)
+	if err != nil {
+		return nil, err
+	}
+	conn := func(name string) (*nats.Conn, error) {
+		nc, err := connect(name)
+		if err == nil {
+			g.conns = append(g.conns, nc)
+		}
+		return nc, err
+	}
+	core, err := conn("mcpbus-core")
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(core)
+	if err != nil {
+		return nil, err
+	}
+	kv, err := bus.ServersBucket(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	if err := registry.Seed(ctx, kv, o.Config.Servers, o.Log); err != nil {
+		return nil, err
+	}
+	cache, err := bus.WatchServers(runCtx, kv, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.add(auth.Start(core, auth.Options{MasterKey: o.Config.MasterKey, Log: o.Log, Version: Version})); err != nil {
+		return nil, fmt.Errorf("auth service: %w", err)
+	}
+	if err := g.add(registry.Start(core, cache, Version)); err != nil {
+		return nil, fmt.Errorf("registry service: %w", err)
+	}
+	rc, err := conn("mcpbus-router")
+	if err != nil {
+		return nil, err
+	}
+	if err := g.add(router.Start(rc, cache, router.Options{Version: Version, Log: o.Log})); err != nil {
+		return nil, fmt.Errorf("router service: %w", err)
+	}
+	wc, err := conn("mcpbus-workers")
+	if err != nil {
+		return nil, err
+	}
+	toolworkers.Version = Version
+	for _, spec := range o.Config.Servers {
+		w, err := toolworkers.Start(wc, spec, toolworkers.Options{Log: o.Log, Env: o.Env, MaxInFlight: o.WorkerMaxInFlight})
+		if err != nil {
+			return nil, err
+		}
+		g.workers = append(g.workers, w)
+	}
+	ic, err := conn("mcpbus-ingress")
+	if err != nil {
+		return nil, err
+	}
+	ranges := o.Config.InternalIPRanges
+	if len(ranges) == 0 {
+		ranges = config.DefaultInternalIPRanges()
+	}
+	g.ing = ingress.New(ingress.Options{NC: ic, Log: o.Log, InternalRanges: ranges})
+	g.ln, err = net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", o.Listen, err)
+	}
+	g.srv = &http.Server{Handler: g.ing.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	go func() { g.served <- g.srv.Serve(g.ln) }()
+	return g, nil
+}
+
+// startNATS starts the embedded server (or checks the external one) and returns
+// how services connect to it.
+func (g *Gateway) startNATS(o Options) (func(string) (*nats.Conn, error), error) {
+	if o.NATSURL != "" {
+		return func(name string) (*nats.Conn, error) { return bus.Connect(o.NATSURL, name) }, nil
+	}
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: o.DataDir, Listen: o.NATSListen})
+	if err != nil {
+		return nil, err
+	}
+	g.ns = ns
+	return func(name string) (*nats.Conn, error) { return bus.ConnectInProcess(ns, name) }, nil
+}
+
+func (g *Gateway) add(svc micro.Service, err error) error {
+	if err != nil {
+		return err
+	}
+	g.services = append(g.services, svc)
+	return nil
+}
+
+// URL is the gateway's base HTTP URL.
+func (g *Gateway) URL() string { return "http://" + g.ln.Addr().String() }
+
+// NATSURL is the embedded server's client URL, or "" when it listens on no port.
+func (g *Gateway) NATSURL() string {
+	if g.ns == nil || g.ns.Addr() == nil {
+		return ""
+	}
+	return g.ns.ClientURL()
+}
+
+// Done delivers the HTTP server's exit error.
+func (g *Gateway) Done() <-chan error { return g.served }
+
+// Close stops taking requests, lets in-flight ones finish (bounded by ctx),
+// drains the bus connections and stops the embedded server.
+func (g *Gateway) Close(ctx context.Context) error {
+	var errs []error
+	if g.srv != nil {
+		if err := g.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if g.ing != nil {
+		g.ing.Close()
+	}
+	for _, w := range g.workers {
+		w.Stop()
+	}
+	for _, s := range g.services {
+		_ = s.Stop()
+	}
+	g.cancel()
+	for _, nc := range g.conns {
+		_ = nc.Drain()
+	}
+	for _, nc := range g.conns {
+		for i := 0; i < 100 && !nc.IsClosed(); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		nc.Close()
+	}
+	if g.ns != nil {
+		g.ns.Shutdown()
+		g.ns.WaitForShutdown()
+	}
+	return errors.Join(errs...)
+}
+
+// checkOpenMode enforces the one rule for running without a master key: only on
+// loopback, where no one else can reach the gateway.
+func checkOpenMode(cfg *config.File, listen string) error {
+	if cfg.MasterKey != "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("listen address %q: %v", listen, err)
+	}
+	if isLoopback(host) {
+		return nil
+	}
+	return fmt.Errorf("refusing to listen on %s without general_settings.master_key: set a master key, or listen on 127.0.0.1", listen)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}

@@ -1,0 +1,62 @@
+// Command mcpbus is the MCP gateway: one binary for every service.
+//
+//	mcpbus serve --config FILE          all services in one process on embedded NATS
+//	mcpbus config check FILE            validate a config without serving
+//	mcpbus demo-upstream                a demo MCP server for trying the gateway
+//	mcpbus version
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
+	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/gateway"
+)
+
+const usage = `mcpbus: an MCP gateway over NATS
+
+Usage:
+  mcpbus serve --config FILE [--listen 127.0.0.1:4000] [--data ./data] [--nats URL] [--nats-listen 127.0.0.1:4222|off]
+  mcpbus config check FILE
+  mcpbus demo-upstream [--listen 127.0.0.1:3001] [--name demo] [--require-header "Name: value"]
+  mcpbus version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stdout, stderr)
+	case "config":
+		err = configCmd(args[1:], stdout, stderr)
+	case "demo-upstream":
+		err = demo.Run(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "mcpbus", gateway.Version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "mcpbus: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mcpbus:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/gateway"
+	"github.com/mcpbus/mcpbus/config"
+)
+
+// serve implements `mcpbus serve`: every service in one process.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "LiteLLM-compatible config file (required)")
+	listen := fs.String("listen", "127.0.0.1:4000", "HTTP listen address host:port")
+	host := fs.String("host", "", "listen host (LiteLLM compatible; overrides --listen's host)")
+	port := fs.Int("port", 0, "listen port (LiteLLM compatible; overrides --listen's port)")
+	data := fs.String("data", "./data", "data directory for the embedded NATS JetStream store")
+	natsURL := fs.String("nats", "", "use an external NATS server (nats://host:port) instead of the embedded one")
+	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS loopback listener for CLIs and extra workers, or off")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cfgPath == "" {
+		return fmt.Errorf("serve: --config FILE is required")
+	}
+	addr, err := listenAddr(*listen, *host, *port)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	if *natsURL != "" {
+		*natsListen = "off"
+	}
+	start := time.Now()
+	g, err := gateway.Start(ctx, gateway.Options{Config: cfg, Listen: addr, DataDir: *data, NATSURL: *natsURL, NATSListen: *natsListen, Log: log})
+	if err != nil {
+		return err
+	}
+	if cfg.MasterKey == "" {
+		log.Warn("no general_settings.master_key: the gateway runs OPEN (no key required) because it listens on loopback only")
+	}
+	if u := g.NATSURL(); u != "" {
+		log.Info("embedded NATS listening", "url", u)
+	}
+	log.Info("mcpbus listening on "+g.URL(), "servers", len(cfg.Servers), "startup", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "mcpbus listening on %s\n", g.URL())
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining in-flight requests")
+	case err := <-g.Done():
+		log.Error("http server stopped", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return g.Close(sctx)
+}
+
+func listenAddr(listen, host string, port int) (string, error) {
+	h, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("--listen %q: want host:port", listen)
+	}
+	if host != "" {
+		h = host
+	}
+	if port != 0 {
+		p = strconv.Itoa(port)
+	}
+	return net.JoinHostPort(h, p), nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
