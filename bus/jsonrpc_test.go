@@ -61,7 +61,7 @@ func TestResponsesAreVerbatim(t *testing.T) {
 
 func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"https://user:pw@api.example.com/mcp?token=abc&x=1": "https://api.example.com/mcp?token=%5Bredacted%5D&x=%5Bredacted%5D",
+		"https://user:pw@api.example.com/mcp?token=abc&x=1": "https://api.example.com/mcp?token=[redacted]&x=[redacted]",
 		"http://127.0.0.1:3001/mcp":                         "http://127.0.0.1:3001/mcp",
 		"":                                                  "",
 	} {

@@ -1,6 +1,9 @@
 package bus
 
-import "net/url"
+import (
+	"net/url"
+	"strings"
+)
 
 // RedactURL returns raw with its userinfo removed and every query value replaced by
 // Redacted, so a URL that carries a credential can appear in an error or a log line.
@@ -16,12 +19,20 @@ func RedactURL(raw string) string {
 	if u.User != nil {
 		u.User = nil
 	}
+	query := ""
 	if u.RawQuery != "" {
-		q := u.Query()
-		for k := range q {
-			q[k] = []string{Redacted}
+		// Built by hand so the marker stays readable rather than percent-encoded.
+		var b strings.Builder
+		for i, kv := range strings.Split(u.RawQuery, "&") {
+			if i > 0 {
+				b.WriteByte('&')
+			}
+			k, _, _ := strings.Cut(kv, "=")
+			b.WriteString(k + "=" + Redacted)
 		}
-		u.RawQuery = q.Encode()
+		query = "?" + b.String()
+		u.RawQuery = ""
 	}
-	return u.String()
+	u.ForceQuery = false
+	return u.String() + query
 }

@@ -60,7 +60,7 @@ func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, err
 		Endpoint: &micro.EndpointConfig{
 			Subject: bus.SubjectRouterRPC,
 			Handler: micro.HandlerFunc(func(req micro.Request) {
-				if !r.pool.Go(func() { r.handle(req) }) {
+				if !r.pool.Go(func() { r.handle(req, bus.NewReply(nc, req)) }) {
 					bus.RespondError(req, bus.Errorf(bus.ErrOverloaded, "gateway router is at its limit of concurrent requests"))
 				}
 			}),
@@ -68,23 +68,24 @@ func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, err
 	})
 }
 
-func (r *Router) handle(req micro.Request) {
+// handle runs on the pool; it answers through reply, never through req.
+func (r *Router) handle(req micro.Request, reply bus.Reply) {
 	env, err := bus.ReadEnvelope(nats.Header(req.Headers()))
 	if err != nil {
-		bus.RespondError(req, bus.Errorf(bus.ErrBadRequest, "%v", err))
+		_ = reply.Error(bus.Errorf(bus.ErrBadRequest, "%v", err))
 		return
 	}
 	msg, perr := bus.ParseMessage(req.Data())
 	if perr != nil {
-		bus.RespondError(req, perr)
+		_ = reply.Error(perr)
 		return
 	}
 	out, rerr := r.route(req, env, msg)
 	if rerr != nil {
-		bus.RespondError(req, rerr)
+		_ = reply.Error(rerr)
 		return
 	}
-	_ = req.Respond(out)
+	_ = reply.Respond(out)
 }
 
 func (r *Router) route(req micro.Request, env bus.Envelope, msg *bus.Message) ([]byte, *bus.Error) {

@@ -104,10 +104,11 @@ func (w *Worker) Stop() {
 	w.client.Close()
 }
 
-// handOff runs h on the pool so the subscription goroutine is free at once.
-func (w *Worker) handOff(h func(micro.Request)) func(micro.Request) {
+// handOff runs h on the pool so the subscription goroutine is free at once; h
+// answers through the bus.Reply, never through req.
+func (w *Worker) handOff(h func(micro.Request, bus.Reply)) func(micro.Request) {
 	return func(req micro.Request) {
-		if !w.pool.Go(func() { h(req) }) {
+		if !w.pool.Go(func() { h(req, bus.NewReply(w.nc, req)) }) {
 			bus.RespondError(req, bus.Errorf(bus.ErrOverloaded, "worker for server %q is at its limit of concurrent calls", w.up.Name))
 		}
 	}
@@ -123,36 +124,36 @@ func (w *Worker) callContext(env bus.Envelope) (context.Context, context.CancelF
 	return context.WithDeadline(context.Background(), deadline)
 }
 
-func (w *Worker) handleInfo(req micro.Request) {
+func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 	env, _ := bus.ReadEnvelope(nats.Header(req.Headers()))
 	ctx, cancel := w.callContext(env)
 	defer cancel()
 	info, err := w.client.Info(ctx)
 	if err != nil {
-		w.fail(req, env, "initialize", err)
+		w.fail(reply, env, "initialize", err)
 		return
 	}
-	_ = req.Respond(info)
+	_ = reply.Respond(info)
 }
 
-func (w *Worker) handleRPC(req micro.Request) {
+func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 	env, err := bus.ReadEnvelope(nats.Header(req.Headers()))
 	if err != nil {
-		bus.RespondError(req, bus.Errorf(bus.ErrBadRequest, "%v", err))
+		_ = reply.Error(bus.Errorf(bus.ErrBadRequest, "%v", err))
 		return
 	}
 	msg, perr := bus.ParseMessage(req.Data())
 	if perr != nil {
-		bus.RespondError(req, perr)
+		_ = reply.Error(perr)
 		return
 	}
 	if !msg.IsRequest() {
-		bus.RespondError(req, bus.Errorf(bus.ErrInvalidRequest, "tool worker takes requests only, got %q", msg.Method))
+		_ = reply.Error(bus.Errorf(bus.ErrInvalidRequest, "tool worker takes requests only, got %q", msg.Method))
 		return
 	}
 	if msg.Method == "tools/call" && w.filter.active() {
 		if name := toolName(msg.Params); !w.filter.allows(name) {
-			bus.RespondError(req, bus.Errorf(bus.ErrToolNotAllowed, "tool %q is not allowed on server %q by the gateway's allowed_tools/disallowed_tools", name, w.up.Name))
+			_ = reply.Error(bus.Errorf(bus.ErrToolNotAllowed, "tool %q is not allowed on server %q by the gateway's allowed_tools/disallowed_tools", name, w.up.Name))
 			return
 		}
 	}
@@ -163,7 +164,7 @@ func (w *Worker) handleRPC(req micro.Request) {
 	start := time.Now()
 	resp, err := w.client.Call(ctx, msg.Method, params, relay)
 	if err != nil {
-		w.fail(req, env, msg.Method, err)
+		w.fail(reply, env, msg.Method, err)
 		return
 	}
 	var out []byte
@@ -176,19 +177,19 @@ func (w *Worker) handleRPC(req micro.Request) {
 		}
 		out = bus.ResultResponse(msg.ID, result)
 	}
-	if err := req.Respond(out); err != nil {
+	if err := reply.Respond(out); err != nil {
 		w.log.Warn("reply to router failed", "request_id", env.RequestID, "err", err)
 	}
 	w.log.Debug("upstream call", "request_id", env.RequestID, "method", msg.Method, "duration", time.Since(start))
 }
 
-func (w *Worker) fail(req micro.Request, env bus.Envelope, method string, err error) {
+func (w *Worker) fail(reply bus.Reply, env bus.Envelope, method string, err error) {
 	e := bus.AsError(err)
 	if e.Kind == bus.ErrUpstreamTimeout {
 		e = bus.Errorf(bus.ErrUpstreamTimeout, "upstream server %q did not answer %s within %s", w.up.Name, method, w.up.Timeout)
 	}
 	w.log.Warn("upstream call failed", "request_id", env.RequestID, "method", method, "code", e.Kind.Code, "err", e.Message)
-	bus.RespondError(req, e)
+	_ = reply.Error(e)
 }
 
 // legParams rewrites the caller's progress token into one unique to this

@@ -146,6 +146,13 @@ func Start(ctx context.Context, o Options) (g *Gateway, err error) {
 		ranges = config.DefaultInternalIPRanges()
 	}
 	g.ing = ingress.New(ingress.Options{NC: ic, Log: o.Log, InternalRanges: ranges})
+	// Each service subscribed on its own connection; a round trip on each makes
+	// sure the server has every subscription before the first request arrives.
+	for _, nc := range g.conns {
+		if err := nc.FlushTimeout(5 * time.Second); err != nil {
+			return nil, fmt.Errorf("nats: %w", err)
+		}
+	}
 	g.ln, err = net.Listen("tcp", o.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", o.Listen, err)

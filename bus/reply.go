@@ -1,0 +1,41 @@
+package bus
+
+import (
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// Reply answers a micro request from a goroutine other than the handler's.
+// micro.Request records a failed Respond in a field its service reads once the
+// handler returns, so a handler that hands its work to a Pool must not call
+// Respond later; Reply publishes to the reply subject itself, with the same
+// error headers micro uses. A request without a reply subject (a published
+// notification) is answered by nothing.
+type Reply struct {
+	nc      *nats.Conn
+	subject string
+}
+
+// NewReply captures where req wants its answer.
+func NewReply(nc *nats.Conn, req micro.Request) Reply {
+	return Reply{nc: nc, subject: req.Reply()}
+}
+
+// Respond sends data as the answer.
+func (r Reply) Respond(data []byte) error {
+	if r.subject == "" {
+		return nil
+	}
+	return r.nc.Publish(r.subject, data)
+}
+
+// Error sends e in micro's error headers.
+func (r Reply) Error(e *Error) error {
+	if r.subject == "" {
+		return nil
+	}
+	return r.nc.PublishMsg(&nats.Msg{Subject: r.subject, Header: nats.Header{
+		micro.ErrorCodeHeader: {e.Kind.Code},
+		micro.ErrorHeader:     {e.Message},
+	}})
+}

@@ -1,0 +1,229 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
+	"github.com/mcpbus/mcpbus/config"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// syncBuffer collects log output from concurrent services.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testGateway is a running gateway plus everything it logged.
+type testGateway struct {
+	*Gateway
+	logs *syncBuffer
+}
+
+// startGateway runs the whole gateway in-process on a real embedded NATS server
+// (no TCP listener), serving HTTP on a loopback port.
+func startGateway(t *testing.T, yaml string, env map[string]string) *testGateway {
+	t.Helper()
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cfg, err := config.Parse("config.yaml", []byte(yaml), lookup)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	g, err := Start(context.Background(), Options{
+		Config: cfg, Listen: "127.0.0.1:0", DataDir: t.TempDir(), NATSListen: "off", Log: log, Env: lookup,
+	})
+	if err != nil {
+		t.Fatalf("start gateway: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		g.Close(ctx)
+	})
+	return &testGateway{Gateway: g, logs: logs}
+}
+
+// recorder wraps an upstream handler and keeps the headers of every request.
+type recorder struct {
+	mu      sync.Mutex
+	headers []http.Header
+	inits   int
+	next    http.Handler
+	// forget, when set, makes the upstream answer 404 to the next request that
+	// carries a session id, as a server that restarted would.
+	forget bool
+}
+
+func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	rc.mu.Lock()
+	rc.headers = append(rc.headers, r.Header.Clone())
+	if bytes.Contains(body, []byte(`"method":"initialize"`)) {
+		rc.inits++
+	}
+	forget := rc.forget && r.Header.Get("Mcp-Session-Id") != ""
+	if forget {
+		rc.forget = false
+	}
+	rc.mu.Unlock()
+	if forget {
+		http.Error(w, "session not found", http.StatusNotFound)
+		return
+	}
+	rc.next.ServeHTTP(w, r)
+}
+
+func (rc *recorder) seen() []http.Header {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]http.Header(nil), rc.headers...)
+}
+
+func (rc *recorder) initCount() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.inits
+}
+
+// upstream starts the demo go-sdk MCP server on 127.0.0.1 behind a recorder.
+func upstream(t *testing.T, name string) (string, *recorder) {
+	t.Helper()
+	rc := &recorder{next: demo.Handler(name)}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	return srv.URL + "/mcp", rc
+}
+
+// headerTransport adds fixed headers to every request of a downstream client.
+type headerTransport struct{ h http.Header }
+
+func (ht headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range ht.h {
+		r.Header[k] = v
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// connect opens a real go-sdk client session through the gateway.
+func connect(t *testing.T, endpoint string, header http.Header) (*mcp.ClientSession, error) {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "gateway-test", Version: "1"}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint:   endpoint,
+		HTTPClient: &http.Client{Transport: headerTransport{header}},
+		MaxRetries: -1,
+	}, nil)
+	if err == nil {
+		t.Cleanup(func() { cs.Close() })
+	}
+	return cs, err
+}
+
+func bearer(key string) http.Header { return http.Header{"Authorization": {"Bearer " + key}} }
+
+// rawResponse is one HTTP exchange with the gateway.
+type rawResponse struct {
+	status int
+	header http.Header
+	body   []byte
+	rpcErr struct {
+		Code    int
+		Message string
+		Data    map[string]string
+	}
+	result  json.RawMessage
+	elapsed time.Duration
+}
+
+// post sends one JSON-RPC message with raw HTTP, for the cases SDK clients hide.
+func post(t *testing.T, url string, header http.Header, body string) rawResponse {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	out := rawResponse{status: resp.StatusCode, header: resp.Header}
+	out.body, _ = io.ReadAll(resp.Body)
+	out.elapsed = time.Since(start)
+	var m struct {
+		Result json.RawMessage
+		Error  *struct {
+			Code    int
+			Message string
+			Data    map[string]string
+		}
+	}
+	if len(out.body) > 0 {
+		if err := json.Unmarshal(out.body, &m); err != nil {
+			t.Fatalf("POST %s: answer is not JSON-RPC (HTTP %d): %s", url, resp.StatusCode, out.body)
+		}
+	}
+	out.result = m.Result
+	if m.Error != nil {
+		out.rpcErr.Code, out.rpcErr.Message, out.rpcErr.Data = m.Error.Code, m.Error.Message, m.Error.Data
+	}
+	return out
+}
+
+const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
+
+// initSession initializes over raw HTTP and returns headers for later requests.
+func initSession(t *testing.T, url string, header http.Header) http.Header {
+	t.Helper()
+	r := post(t, url, header, initBody)
+	if r.status != http.StatusOK || r.header.Get("Mcp-Session-Id") == "" {
+		t.Fatalf("initialize: HTTP %d, session %q: %s", r.status, r.header.Get("Mcp-Session-Id"), r.body)
+	}
+	h := header.Clone()
+	h.Set("Mcp-Session-Id", r.header.Get("Mcp-Session-Id"))
+	h.Set("Mcp-Protocol-Version", "2025-06-18")
+	return h
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
