@@ -3,6 +3,7 @@ package bus
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -24,10 +25,12 @@ type EmbeddedOptions struct {
 }
 
 // Default JetStream limits: small, explicit, and enough for the registry, keys,
-// sessions and a usage stream on a laptop.
+// sessions and a usage stream on a laptop. MaxPayload bounds one bus message and
+// so one MCP message through the gateway (NATS's own default is 1 MiB).
 const (
 	DefaultMaxMemory = 256 << 20
 	DefaultMaxStore  = 2 << 30
+	MaxPayload       = 8 << 20
 )
 
 // StartEmbedded starts nats-server in this process with JetStream on o.DataDir and
@@ -39,6 +42,7 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		StoreDir:           filepath.Join(o.DataDir, "jetstream"),
 		JetStreamMaxMemory: o.MaxMemory,
 		JetStreamMaxStore:  o.MaxStore,
+		MaxPayload:         MaxPayload,
 		NoSigs:             true,
 		NoLog:              true,
 	}
@@ -54,6 +58,12 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		host, port, err := net.SplitHostPort(o.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("nats listen address %q: %v", o.Listen, err)
+		}
+		// The embedded server has no auth and services trust the envelope, so it
+		// must not be reachable from other hosts; use an external, secured NATS
+		// cluster (--nats) for that.
+		if ip, err := netip.ParseAddr(host); host != "localhost" && (err != nil || !ip.IsLoopback()) {
+			return nil, fmt.Errorf("nats listen address %q: the embedded NATS server listens on loopback only (it has no auth); use --nats-listen off or an external secured NATS with --nats", o.Listen)
 		}
 		p, err := strconv.Atoi(port)
 		if err != nil {

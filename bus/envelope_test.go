@@ -56,3 +56,13 @@ func TestEnvelopeKeepsOtherHeaders(t *testing.T) {
 		t.Fatal("WriteTo dropped the trace context")
 	}
 }
+
+func TestEmbeddedRefusesNonLoopbackListener(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:4222"} {
+		ns, err := StartEmbedded(EmbeddedOptions{DataDir: t.TempDir(), Listen: addr})
+		if err == nil {
+			ns.Shutdown()
+			t.Errorf("embedded NATS started on %s: it has no auth and must stay on loopback", addr)
+		}
+	}
+}

@@ -43,6 +43,9 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv) (unused []s
 				v, ferr := resolve(path, s, env)
 				if ferr != nil {
 					p.add(*ferr)
+				} else if v == "" {
+					// An empty key would silently mean "no auth": say so instead.
+					p.errorf(path, "is empty; remove it to run open on loopback, or set a key")
 				}
 				f.MasterKey = v
 			}

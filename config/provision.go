@@ -12,8 +12,10 @@ import (
 	"github.com/mcpbus/mcpbus/bus"
 )
 
-// DefaultSpecVersion is the MCP protocol version assumed for an upstream that
-// sets no spec_version, as in LiteLLM.
+// DefaultSpecVersion is the example revision named in spec_version errors. An
+// upstream that sets no spec_version is offered the newest revision mcpbus
+// speaks and answers with the one it supports (LiteLLM pins 2025-03-26 instead,
+// which would hide structuredContent and newer features from its callers).
 const DefaultSpecVersion = "2025-03-26"
 
 // Upstream is a ServerSpec resolved and checked: what a worker needs to dial
@@ -74,7 +76,7 @@ func (u Upstream) LogValue() slog.Value { return slog.StringValue(u.String()) }
 
 // Provision resolves a server's environment references and checks every
 // field, returning the typed upstream. Defaults: transport http, auth_type
-// none, spec_version DefaultSpecVersion, timeout DefaultTimeout.
+// none, spec_version empty (negotiate the newest), timeout DefaultTimeout.
 //
 // On failure the error is an Errors naming each field as
 // mcp_servers.<name>.<field>; no message holds a resolved value, an
@@ -128,9 +130,6 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 	}
 	if c.AuthType == "" {
 		c.AuthType = "none"
-	}
-	if c.SpecVersion == "" {
-		c.SpecVersion = DefaultSpecVersion
 	}
 	if t := get("timeout", spec.Timeout); t != "" {
 		if d, err := parseTimeout(t); err != nil {

@@ -16,7 +16,7 @@ func TestProvisionDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if up.Transport != "http" || up.AuthType != "none" || up.SpecVersion != "2025-03-26" ||
+	if up.Transport != "http" || up.AuthType != "none" || up.SpecVersion != "" ||
 		up.Timeout != 60*time.Second || up.Public || len(up.Header) != 0 || up.Prefix() != "a" {
 		t.Errorf("defaults: %#v", up)
 	}

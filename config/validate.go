@@ -19,7 +19,7 @@ type checked struct {
 	Alias           string            `yaml:"alias" validate:"omitempty,servername"`
 	URL             string            `yaml:"url" validate:"required,parseurl,httpscheme,urlhost"`
 	Transport       string            `yaml:"transport" validate:"oneof=http sse"`
-	SpecVersion     string            `yaml:"spec_version" validate:"datetime=2006-01-02"`
+	SpecVersion     string            `yaml:"spec_version" validate:"omitempty,datetime=2006-01-02"`
 	AuthType        string            `yaml:"auth_type" validate:"authtype"`
 	AuthValue       string            `yaml:"auth_value" validate:"required_unless=AuthType none"`
 	StaticHeaders   map[string]string `yaml:"static_headers" validate:"dive,keys,headername,endkeys,headervalue"`

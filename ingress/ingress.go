@@ -47,6 +47,10 @@ func New(o Options) *Ingress {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 4 << 20
 	}
+	// A message must fit one bus message, with room for the envelope headers.
+	if limit := o.NC.MaxPayload() - 16<<10; o.MaxBodyBytes > limit {
+		o.MaxBodyBytes = limit
+	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = 10 * time.Minute
 	}

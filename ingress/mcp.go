@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,7 +90,7 @@ func (g *Ingress) admit(w http.ResponseWriter, r *http.Request, pathServer strin
 		}
 	}
 	if !acceptsJSON(r) && !acceptsSSE(r) {
-		return nil, bus.Errorf(bus.ErrNotAcceptable, "Accept must allow application/json and text/event-stream")
+		return nil, bus.Errorf(bus.ErrNotAcceptable, "Accept must allow application/json or text/event-stream")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.o.MaxBodyBytes))
 	if err != nil {
@@ -129,14 +130,17 @@ func (g *Ingress) admit(w http.ResponseWriter, r *http.Request, pathServer strin
 	if req.sess == nil {
 		return req, bus.Errorf(bus.ErrSessionNotFound, "session not found: it ended or expired; send initialize again")
 	}
+	// A session belongs to the server it was opened on: a session id is no key
+	// to another server's endpoint.
+	if len(req.env.Servers) > 0 && !slices.Equal(req.env.Servers, req.sess.servers) {
+		return req, bus.Errorf(bus.ErrSessionNotFound, "session not found for this server: it was opened on another one; send initialize again")
+	}
 	req.env.Session = sid
 	if version == "" {
 		version = req.sess.version
 	}
 	req.env.ProtocolVersion = version
-	if len(req.env.Servers) == 0 {
-		req.env.Servers = req.sess.servers
-	}
+	req.env.Servers = req.sess.servers
 	return req, nil
 }
 
@@ -261,10 +265,19 @@ func (g *Ingress) delete(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// wantsProgress reports whether a request carries a progress token, the one case
-// where the gateway streams the answer so progress can reach the client.
+// wantsProgress reports whether a request carries params._meta.progressToken,
+// the one case where the gateway streams the answer so progress can reach the
+// client. The substring test keeps the common case free of a second parse.
 func wantsProgress(m *bus.Message) bool {
-	return bytes.Contains(m.Params, []byte(`"progressToken"`))
+	if !bytes.Contains(m.Params, []byte(`"progressToken"`)) {
+		return false
+	}
+	var p struct {
+		Meta struct {
+			ProgressToken json.RawMessage `json:"progressToken"`
+		} `json:"_meta"`
+	}
+	return json.Unmarshal(m.Params, &p) == nil && len(p.Meta.ProgressToken) > 0 && string(p.Meta.ProgressToken) != "null"
 }
 
 func acceptsSSE(r *http.Request) bool {

@@ -26,8 +26,12 @@ type Options struct {
 	InfoTimeout time.Duration
 }
 
-// DefaultTimeout bounds an upstream call when the server sets no timeout.
-const DefaultTimeout = 60 * time.Second
+// DefaultTimeout bounds an upstream call when the server sets no timeout, and
+// MaxTimeout is the longest a server may set (config enforces both).
+const (
+	DefaultTimeout = 60 * time.Second
+	MaxTimeout     = time.Hour
+)
 
 // Router routes downstream JSON-RPC messages.
 type Router struct {
@@ -145,11 +149,18 @@ func visible(s bus.ServerSpec, env bus.Envelope) bool {
 	return s.Public || env.IPClass == bus.Internal
 }
 
+// timeout is the router's own bound on a server's call; the worker enforces the
+// configured one precisely. A timeout the router cannot read here (an
+// os.environ/ reference, resolved only in the worker) gets the longest allowed,
+// so the router never cuts a call short.
 func timeout(s bus.ServerSpec) time.Duration {
+	if s.Timeout == "" {
+		return DefaultTimeout
+	}
 	if d, err := time.ParseDuration(s.Timeout); err == nil && d > 0 {
 		return d
 	}
-	return DefaultTimeout
+	return MaxTimeout
 }
 
 // forward sends the message to the server's workers and relays the answer. The

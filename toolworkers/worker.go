@@ -63,7 +63,7 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 		return nil, fmt.Errorf("worker for server %q: transport %q is not supported yet", spec.Name, up.Transport)
 	}
 	version := bus.LatestProtocolVersion
-	if spec.SpecVersion != "" {
+	if up.SpecVersion != "" {
 		version = up.SpecVersion // the operator pinned a revision
 	}
 	w := &Worker{
@@ -176,6 +176,11 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 			result = w.filter.list(result)
 		}
 		out = bus.ResultResponse(msg.ID, result)
+	}
+	if max := w.nc.MaxPayload(); int64(len(out)) > max-4096 {
+		w.fail(reply, env, msg.Method, bus.Errorf(bus.ErrUpstreamProtocol,
+			"the answer of upstream server %q is %d bytes, over the bus message limit of %d bytes", w.up.Name, len(out), max))
+		return
 	}
 	if err := reply.Respond(out); err != nil {
 		w.log.Warn("reply to router failed", "request_id", env.RequestID, "err", err)

@@ -48,6 +48,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
+	for _, w := range notYetEffective(cfg) {
+		log.Warn(w)
+	}
 	if *natsURL != "" {
 		*natsListen = "off"
 	}
@@ -103,4 +106,23 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// notYetEffective names settings that load but do nothing yet, so no one relies
+// on them unknowingly. Forwarded-for handling matters most: behind a proxy on
+// this host every caller would be classified by the proxy's address.
+func notYetEffective(cfg *config.File) []string {
+	var out []string
+	if cfg.UseXForwardedFor || len(cfg.TrustedProxyRanges) > 0 {
+		out = append(out, "general_settings.use_x_forwarded_for / mcp_trusted_proxy_ranges are not supported yet: callers are classified by their direct address")
+	}
+	if cfg.EnableMCPRegistry {
+		out = append(out, "general_settings.enable_mcp_registry is not supported yet: /v1/mcp/registry.json is not served")
+	}
+	for _, s := range cfg.Servers {
+		if len(s.ExtraHeaders) > 0 {
+			out = append(out, "mcp_servers."+s.Name+".extra_headers is not supported yet: no client header is forwarded")
+		}
+	}
+	return out
 }

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -117,5 +120,62 @@ func TestToolFilters(t *testing.T) {
 	}
 	if after := len(rec.seen()); after != before {
 		t.Fatalf("a disallowed call reached the upstream (%d requests)", after-before)
+	}
+}
+
+// A startup failure after NATS is up returns an error and stops what started.
+func TestStartFailureCleansUp(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg, _ := config.Parse("config.yaml", []byte("general_settings: {master_key: k}\nmcp_servers: {}\n"), nil)
+	g, err := Start(context.Background(), Options{Config: cfg, Listen: busy.Addr().String(), DataDir: t.TempDir(), NATSListen: "off",
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err == nil || g != nil || !strings.Contains(err.Error(), "listen on") {
+		t.Fatalf("Start on a busy port = %v, %v; want an error naming the listen address", g, err)
+	}
+}
+
+// Messages are bounded by the bus: a body over the limit gets 413, an upstream
+// answer over it a JSON-RPC error that says so, never a timeout.
+func TestMessageSizeLimits(t *testing.T) {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "big", Version: "1"}, nil)
+	srv.AddTool(&mcp.Tool{Name: "big", InputSchema: json.RawMessage(`{"type":"object"}`)}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: strings.Repeat("x", 9<<20)}}}, nil
+	})
+	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	t.Cleanup(up.Close)
+	g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers: {big: {url: %q}}\n", master, up.URL), nil)
+	url := g.URL() + "/mcp/big"
+	h := initSession(t, url, bearer(master))
+	huge := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"big","arguments":{"pad":"` + strings.Repeat("y", 5<<20) + `"}}}`
+	if r := post(t, url, h, huge); r.status != http.StatusRequestEntityTooLarge {
+		t.Errorf("5 MiB request: HTTP %d %.200s, want 413", r.status, r.body)
+	}
+	r := post(t, url, h, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"big","arguments":{}}}`)
+	if r.status != http.StatusOK || !strings.Contains(r.rpcErr.Message, "over the bus message limit") || r.elapsed > 5*time.Second {
+		t.Errorf("9 MiB result: HTTP %d in %s: %.300s", r.status, r.elapsed, r.body)
+	}
+}
+
+// A session id opened on one server's endpoint is no key to another's.
+func TestSessionBoundToItsServer(t *testing.T) {
+	a, _ := upstream(t, "a")
+	b, _ := upstream(t, "b")
+	g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers: {a: {url: %q}, b: {url: %q}}\n", master, a, b), nil)
+	h := initSession(t, g.URL()+"/mcp/a", bearer(master))
+	list := `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
+	if r := post(t, g.URL()+"/mcp/a", h, list); r.status != http.StatusOK {
+		t.Fatalf("own server: HTTP %d %s", r.status, r.body)
+	}
+	if r := post(t, g.URL()+"/mcp/b", h, list); r.status != http.StatusNotFound {
+		t.Errorf("session of /mcp/a used on /mcp/b: HTTP %d %s, want 404", r.status, r.body)
+	}
+	hb := h.Clone()
+	hb.Set("X-Litellm-Mcp-Server", "b")
+	if r := post(t, g.URL()+"/mcp", hb, list); r.status != http.StatusNotFound {
+		t.Errorf("session of /mcp/a used on /mcp with server b: HTTP %d %s, want 404", r.status, r.body)
 	}
 }

@@ -64,18 +64,21 @@ type Gateway struct {
 
 // Start brings every service up and starts serving HTTP. On error everything
 // already started is stopped again.
-func Start(ctx context.Context, o Options) (g *Gateway, err error) {
+func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
 	if o.Env == nil {
 		o.Env = os.LookupEnv
 	}
+	if o.Config == nil {
+		return nil, errors.New("gateway: no config")
+	}
 	if err := checkOpenMode(o.Config, o.Listen); err != nil {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	g = &Gateway{cancel: cancel, log: o.Log, served: make(chan error, 1)}
+	g := &Gateway{cancel: cancel, log: o.Log, served: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			g.Close(context.Background())
