@@ -34,6 +34,9 @@ func stripBearer(v string) string {
 	if k, ok := cutBearer(v); ok {
 		return k
 	}
+	if strings.EqualFold(v, "bearer") { // "Bearer " with nothing after it
+		return ""
+	}
 	return v
 }
 
@@ -43,16 +46,13 @@ func selection(pathServer string, r *http.Request) []string {
 	if pathServer != "" {
 		return []string{pathServer}
 	}
-	if v := strings.TrimSpace(r.Header.Get("X-Litellm-Mcp-Server")); v != "" {
-		return splitList(v)
+	if l := splitList(r.Header.Get("X-Litellm-Mcp-Server")); len(l) > 0 {
+		return l
 	}
 	if v := strings.TrimSpace(r.URL.Query().Get("server")); v != "" {
 		return []string{v}
 	}
-	if v := strings.TrimSpace(r.Header.Get("X-Mcp-Servers")); v != "" {
-		return splitList(v)
-	}
-	return nil
+	return splitList(r.Header.Get("X-Mcp-Servers"))
 }
 
 func splitList(v string) []string {
@@ -72,7 +72,9 @@ func (g *Ingress) ipClass(r *http.Request) bus.IPClass {
 	if err != nil {
 		return bus.External
 	}
-	addr := ap.Addr().Unmap()
+	// Unmap so ::ffff:10.1.2.3 is classified as 10.1.2.3; drop any zone
+	// (fe80::1%eth0) so a configured link-local range can match.
+	addr := ap.Addr().Unmap().WithZone("")
 	for _, p := range g.o.InternalRanges {
 		if p.Contains(addr) {
 			return bus.Internal

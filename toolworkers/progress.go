@@ -7,7 +7,9 @@ import (
 
 // rewriteProgressToken replaces params._meta.progressToken with token and returns
 // the new params and the caller's original token (raw JSON). ok is false when the
-// request asked for no progress. Other fields stay byte for byte.
+// request asked for no progress; then params are returned untouched. A rewritten
+// object is re-encoded: its values are the same, its key order and spacing may
+// not be (only requests that ask for progress pay for this).
 func rewriteProgressToken(params json.RawMessage, token string) (out, original json.RawMessage, ok bool) {
 	if !bytes.Contains(params, []byte(`"progressToken"`)) {
 		return params, nil, false

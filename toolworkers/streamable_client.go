@@ -97,9 +97,12 @@ func (c *streamableClient) Call(ctx context.Context, method string, params json.
 		id := c.nextID.Add(1)
 		body := encodeRequest(id, method, params)
 		msg, _, err := c.post(ctx, s, body, id, notify)
-		if errors.Is(err, errSessionGone) && attempt == 0 {
+		if errors.Is(err, errSessionGone) {
 			c.cur.CompareAndSwap(s, nil)
-			continue
+			if attempt == 0 {
+				continue
+			}
+			return nil, bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q forgot a session it had just opened (HTTP 404 twice in a row)", c.server)
 		}
 		return msg, err
 	}
@@ -339,7 +342,8 @@ func (c *streamableClient) answerServerRequest(s *session, m *bus.Message) {
 	if m.Method == "ping" {
 		reply = bus.ResultResponse(m.ID, json.RawMessage(`{}`))
 	} else {
-		reply = bus.RawErrorResponse(m.ID, json.RawMessage(`{"code":-32601,"message":"mcpbus does not relay `+m.Method+` yet"}`))
+		e, _ := json.Marshal(map[string]any{"code": -32601, "message": "mcpbus does not relay " + m.Method + " yet"})
+		reply = bus.RawErrorResponse(m.ID, e)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

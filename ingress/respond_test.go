@@ -1,0 +1,139 @@
+package ingress
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+type rpcErrorBody struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Error   struct {
+		Code    int               `json:"code"`
+		Message string            `json:"message"`
+		Data    map[string]string `json:"data"`
+	} `json:"error"`
+	Result json.RawMessage `json:"result"`
+}
+
+func decodeErrorBody(t *testing.T, rec *httptest.ResponseRecorder) rpcErrorBody {
+	t.Helper()
+	var b rpcErrorBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil {
+		t.Fatalf("body is not JSON: %q", rec.Body.String())
+	}
+	return b
+}
+
+func TestWriteErrorEveryKind(t *testing.T) {
+	for _, k := range bus.Catalog() {
+		t.Run(k.Code, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			msg := `something about "server-x" went wrong`
+			writeError(rec, json.RawMessage(`"req-7"`), bus.Errorf(k, "%s", msg))
+
+			if rec.Code != k.HTTP {
+				t.Errorf("status %d, want %d from the catalog", rec.Code, k.HTTP)
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			if cl := rec.Header().Get("Content-Length"); cl != strconv.Itoa(rec.Body.Len()) {
+				t.Errorf("Content-Length %q for a %d-byte body", cl, rec.Body.Len())
+			}
+			b := decodeErrorBody(t, rec)
+			if b.JSONRPC != "2.0" || string(b.ID) != `"req-7"` || b.Result != nil {
+				t.Errorf("envelope jsonrpc=%q id=%s result=%s", b.JSONRPC, b.ID, b.Result)
+			}
+			if b.Error.Code != k.RPC || b.Error.Message != msg || b.Error.Data["mcpbus_code"] != k.Code {
+				t.Errorf("error object %+v, want code %d message %q mcpbus_code %s", b.Error, k.RPC, msg, k.Code)
+			}
+
+			www := rec.Header().Get("WWW-Authenticate")
+			if k == bus.ErrUnauthorized {
+				if !strings.HasPrefix(www, "Bearer ") || !strings.Contains(www, `realm="mcpbus"`) {
+					t.Errorf("401 WWW-Authenticate = %q, want a Bearer challenge", www)
+				}
+			} else if www != "" {
+				t.Errorf("WWW-Authenticate %q on a non-401 error", www)
+			}
+			allow := rec.Header().Get("Allow")
+			if k == bus.ErrMethodNotAllowed {
+				if allow != "POST, DELETE" {
+					t.Errorf("405 Allow = %q, want \"POST, DELETE\"", allow)
+				}
+			} else if allow != "" {
+				t.Errorf("Allow %q on a non-405 error", allow)
+			}
+		})
+	}
+}
+
+func TestWriteErrorIDs(t *testing.T) {
+	cases := []struct {
+		id   json.RawMessage
+		want string
+	}{
+		{json.RawMessage(`42`), `42`},
+		{json.RawMessage(`"abc"`), `"abc"`},
+		{json.RawMessage(`-1`), `-1`},
+		{nil, `null`}, // no request id known (e.g. the body did not parse)
+	}
+	for _, c := range cases {
+		rec := httptest.NewRecorder()
+		writeError(rec, c.id, bus.Errorf(bus.ErrSessionNotFound, "session not found"))
+		if rec.Code != http.StatusNotFound {
+			t.Errorf("status %d", rec.Code)
+		}
+		if b := decodeErrorBody(t, rec); string(b.ID) != c.want {
+			t.Errorf("id %s, want %s", b.ID, c.want)
+		}
+	}
+}
+
+func TestMCPEndpointMethodAndPathErrors(t *testing.T) {
+	// Built by hand: New needs a NATS connection, and these answers need none.
+	g := &Ingress{sessions: newTestStore(t)}
+	h := http.HandlerFunc(g.serveMCP)
+	cases := []struct {
+		method, target string
+		status         int
+		kind           bus.Kind
+		allow          string
+	}{
+		{http.MethodGet, "/mcp", http.StatusMethodNotAllowed, bus.ErrMethodNotAllowed, "POST, DELETE"},
+		{http.MethodPut, "/mcp/github", http.StatusMethodNotAllowed, bus.ErrMethodNotAllowed, "POST, DELETE"},
+		{http.MethodPost, "/mcp/a/b", http.StatusNotFound, bus.ErrUnknownServer, ""},
+	}
+	for _, c := range cases {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(c.method, c.target, nil))
+		if rec.Code != c.status || rec.Header().Get("Allow") != c.allow {
+			t.Errorf("%s %s: status %d Allow %q, want %d %q", c.method, c.target, rec.Code, rec.Header().Get("Allow"), c.status, c.allow)
+		}
+		if b := decodeErrorBody(t, rec); b.Error.Data["mcpbus_code"] != c.kind.Code || string(b.ID) != "null" {
+			t.Errorf("%s %s: body %s", c.method, c.target, rec.Body.String())
+		}
+	}
+}
+
+func TestStartSSEAndEvent(t *testing.T) {
+	rec := httptest.NewRecorder()
+	s := startSSE(rec)
+	s.event([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "text/event-stream" || rec.Header().Get("Cache-Control") != "no-cache" {
+		t.Fatalf("status %d headers %v", rec.Code, rec.Header())
+	}
+	if !rec.Flushed {
+		t.Error("events were not flushed")
+	}
+	if want := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n"; rec.Body.String() != want {
+		t.Fatalf("body %q, want %q", rec.Body.String(), want)
+	}
+}

@@ -1,0 +1,758 @@
+package toolworkers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+// The tests below drive streamableClient against minimal hand-written MCP
+// endpoints on loopback: they check the client's HTTP behaviour (headers,
+// sessions, SSE, retries, error kinds), not MCP semantics.
+
+const (
+	testServer  = "github"
+	testAPIKey  = "k-very-secret-credential"
+	testVersion = "2025-06-18" // what the fake upstream negotiates
+)
+
+// seen is one POST (or DELETE) the fake upstream received.
+type seen struct {
+	httpMethod string
+	header     http.Header
+	msg        bus.Message
+	body       []byte
+	bad        bool // the body was not JSON
+}
+
+// fakeUpstream answers initialize with a new session each time and
+// notifications/initialized with 202; everything else goes to call.
+type fakeUpstream struct {
+	t         *testing.T
+	srv       *httptest.Server
+	initDelay time.Duration
+	noSession bool // behave as a sessionless server
+	initHook  func(w http.ResponseWriter, r *http.Request) bool
+
+	// call answers any other request; sessionID is the header the client sent.
+	call func(w http.ResponseWriter, r *http.Request, m bus.Message, sessionID string)
+
+	inits atomic.Int32
+	mu    sync.Mutex
+	log   []seen
+	// replies receives every JSON-RPC response the client POSTs (answers to
+	// server-to-client requests).
+	replies chan seen
+}
+
+func newFakeUpstream(t *testing.T) *fakeUpstream {
+	f := &fakeUpstream{t: t, replies: make(chan seen, 16)}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeUpstream) url() string { return f.srv.URL + "/mcp" }
+
+func (f *fakeUpstream) client(t *testing.T) *streamableClient {
+	c := newStreamableClient(testServer, f.url(), http.Header{"X-Api-Key": {testAPIKey}}, bus.LatestProtocolVersion)
+	t.Cleanup(c.Close)
+	return c
+}
+
+func (f *fakeUpstream) requests() []seen {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]seen(nil), f.log...)
+}
+
+// byMethod returns the requests with JSON-RPC method m.
+func (f *fakeUpstream) byMethod(m string) []seen {
+	var out []seen
+	for _, s := range f.requests() {
+		if s.msg.Method == m {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (f *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	s := seen{httpMethod: r.Method, header: r.Header.Clone(), body: body}
+	if r.Method == http.MethodPost {
+		s.bad = json.Unmarshal(body, &s.msg) != nil
+	}
+	f.mu.Lock()
+	f.log = append(f.log, s)
+	f.mu.Unlock()
+	if s.bad {
+		http.Error(w, "bad json", http.StatusBadRequest)
+		return
+	}
+
+	switch {
+	case r.Method == http.MethodDelete:
+		w.WriteHeader(http.StatusOK)
+	case s.msg.Method == "initialize":
+		n := f.inits.Add(1)
+		if f.initHook != nil && f.initHook(w, r) {
+			return
+		}
+		if f.initDelay > 0 {
+			time.Sleep(f.initDelay)
+		}
+		if !f.noSession {
+			w.Header().Set("Mcp-Session-Id", fmt.Sprintf("sess-%d", n))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":%q,"capabilities":{"tools":{}},"serverInfo":{"name":"fake","version":"1"}}}`, s.msg.ID, testVersion)
+	case s.msg.Method == "notifications/initialized":
+		w.WriteHeader(http.StatusAccepted)
+	case s.msg.IsResponse():
+		w.WriteHeader(http.StatusAccepted)
+		f.replies <- s
+	default:
+		if f.call == nil {
+			http.Error(w, "unexpected", http.StatusInternalServerError)
+			return
+		}
+		f.call(w, r, s.msg, r.Header.Get("Mcp-Session-Id"))
+	}
+}
+
+func writeJSONResult(w http.ResponseWriter, id json.RawMessage, result string) {
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":%s}`, id, result)
+}
+
+func kindOf(err error) bus.Kind { return bus.AsError(err).Kind }
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestStreamableJSONCallHeadersAndVerbatimResult(t *testing.T) {
+	f := newFakeUpstream(t)
+	// Whitespace, key order and unknown fields must survive.
+	const result = `{ "content": [ {"type":"text","text":"hi <there> & \u00e9"} ], "structuredContent":{"z":1,"a":2}, "isError": false, "future": {"x":[1, 2]} }`
+	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
+		writeJSONResult(w, m.ID, result)
+	}
+	c := f.client(t)
+	params := json.RawMessage(`{"name":"search","arguments":{"q":"x"}}`)
+
+	for i := 0; i < 2; i++ {
+		msg, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/call", params, nil)
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if string(msg.Result) != result {
+			t.Fatalf("call %d result not verbatim:\n got  %s\n want %s", i, msg.Result, result)
+		}
+	}
+
+	reqs := f.requests()
+	methods := make([]string, len(reqs))
+	for i, r := range reqs {
+		methods[i] = r.msg.Method
+	}
+	if want := "initialize,notifications/initialized,tools/call,tools/call"; strings.Join(methods, ",") != want {
+		t.Fatalf("upstream saw %v, want %s (one initialize shared by both calls)", methods, want)
+	}
+	for i, r := range reqs {
+		if got := r.header.Get("X-Api-Key"); got != testAPIKey {
+			t.Errorf("request %d (%s): X-Api-Key = %q, want the configured credential", i, r.msg.Method, got)
+		}
+		if ct := r.header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("request %d: Content-Type %q", i, ct)
+		}
+		if a := r.header.Get("Accept"); !strings.Contains(a, "application/json") || !strings.Contains(a, "text/event-stream") {
+			t.Errorf("request %d: Accept %q must allow JSON and SSE", i, a)
+		}
+		if i == 0 {
+			if r.header.Get("Mcp-Session-Id") != "" {
+				t.Errorf("initialize carried Mcp-Session-Id %q", r.header.Get("Mcp-Session-Id"))
+			}
+			continue
+		}
+		if got := r.header.Get("Mcp-Session-Id"); got != "sess-1" {
+			t.Errorf("request %d (%s): Mcp-Session-Id = %q, want sess-1", i, r.msg.Method, got)
+		}
+		if got := r.header.Get("Mcp-Protocol-Version"); got != testVersion {
+			t.Errorf("request %d (%s): Mcp-Protocol-Version = %q, want the negotiated %s", i, r.msg.Method, got, testVersion)
+		}
+	}
+
+	// initialize asked for the configured version and declared the client.
+	var ip struct {
+		ProtocolVersion string            `json:"protocolVersion"`
+		ClientInfo      map[string]string `json:"clientInfo"`
+	}
+	if err := json.Unmarshal(reqs[0].msg.Params, &ip); err != nil || ip.ProtocolVersion != bus.LatestProtocolVersion || ip.ClientInfo["name"] != "mcpbus" {
+		t.Errorf("initialize params %s", reqs[0].msg.Params)
+	}
+	// The call went out with our params verbatim and distinct ids.
+	if string(reqs[2].msg.Params) != string(params) {
+		t.Errorf("tools/call params %s, want %s", reqs[2].msg.Params, params)
+	}
+	if string(reqs[2].msg.ID) == string(reqs[3].msg.ID) {
+		t.Errorf("two calls shared JSON-RPC id %s", reqs[2].msg.ID)
+	}
+	if reqs[1].msg.ID != nil {
+		t.Errorf("notifications/initialized carried an id %s", reqs[1].msg.ID)
+	}
+
+	// Info is the upstream's initialize result, without a new initialize.
+	info, err := c.Info(ctxTimeout(t, time.Second))
+	if err != nil || !strings.Contains(string(info), `"serverInfo":{"name":"fake","version":"1"}`) {
+		t.Fatalf("Info = %s, %v", info, err)
+	}
+
+	// Close ends the session with a DELETE carrying it.
+	c.Close()
+	var del []seen
+	for _, r := range f.requests() {
+		if r.httpMethod == http.MethodDelete {
+			del = append(del, r)
+		}
+	}
+	if len(del) != 1 || del[0].header.Get("Mcp-Session-Id") != "sess-1" || del[0].header.Get("X-Api-Key") != testAPIKey {
+		t.Fatalf("Close sent %d DELETEs (%v)", len(del), del)
+	}
+	if f.inits.Load() != 1 {
+		t.Fatalf("%d initializes, want 1", f.inits.Load())
+	}
+}
+
+func TestStreamableSessionlessServer(t *testing.T) {
+	f := newFakeUpstream(t)
+	f.noSession = true
+	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+		writeJSONResult(w, m.ID, `{}`)
+	}
+	c := f.client(t)
+	if _, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/list", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range f.requests() {
+		if _, ok := r.header["Mcp-Session-Id"]; ok {
+			t.Errorf("%s sent Mcp-Session-Id to a sessionless server", r.msg.Method)
+		}
+	}
+	call := f.byMethod("tools/list")
+	if len(call) != 1 {
+		t.Fatalf("%d tools/list requests", len(call))
+	}
+	if want := fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"method":"tools/list"}`, call[0].msg.ID); string(call[0].body) != want {
+		t.Fatalf("request without params: %s, want %s", call[0].body, want)
+	}
+}
+
+func TestStreamableSSEProgressAndServerPing(t *testing.T) {
+	f := newFakeUpstream(t)
+	const progress = `{"progressToken":"leg-1","progress":1,"total":3, "message":"step 1"}`
+	const result = `{"content":[{"type":"text","text":"done"}], "_meta":{"k":"v"}}`
+	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		fl := w.(http.Flusher)
+		fmt.Fprintf(w, ": stream opened\n\n")
+		fmt.Fprintf(w, "event: message\nid: e1\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":%s}\n\n", progress)
+		fl.Flush()
+		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"srv-ping-1\",\"method\":\"ping\"}\n\n")
+		fmt.Fprintf(w, "data: {\"jsonrpc\":\"2.0\",\"id\":77,\"method\":\"sampling/createMessage\",\"params\":{}}\n\n")
+		fl.Flush()
+		// The response, split over two data lines (joined with \n: still JSON).
+		fmt.Fprintf(w, "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\r\ndata: \"id\":%s,\"result\":%s}\r\n\r\n", m.ID, result)
+	}
+	c := f.client(t)
+
+	var mu sync.Mutex
+	var notes []string
+	notify := func(method string, params json.RawMessage) {
+		mu.Lock()
+		notes = append(notes, method+" "+string(params))
+		mu.Unlock()
+	}
+	msg, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/call", json.RawMessage(`{"name":"slow"}`), notify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(msg.Result) != result {
+		t.Fatalf("result %s, want %s", msg.Result, result)
+	}
+	mu.Lock()
+	if len(notes) != 1 || notes[0] != "notifications/progress "+progress {
+		t.Errorf("notify got %q, want the progress notification verbatim", notes)
+	}
+	mu.Unlock()
+
+	// Both server-to-client requests are answered on a POST within the session.
+	got := map[string]seen{}
+	for len(got) < 2 {
+		select {
+		case r := <-f.replies:
+			got[string(r.msg.ID)] = r
+		case <-time.After(5 * time.Second):
+			t.Fatalf("upstream got answers for %d of 2 server requests", len(got))
+		}
+	}
+	ping := got[`"srv-ping-1"`]
+	if string(ping.msg.Result) != `{}` || ping.msg.Error != nil {
+		t.Errorf("ping answer %s, want result {}", ping.body)
+	}
+	if ping.header.Get("Mcp-Session-Id") != "sess-1" || ping.header.Get("X-Api-Key") != testAPIKey || ping.header.Get("Mcp-Protocol-Version") != testVersion {
+		t.Errorf("ping answer headers %v", ping.header)
+	}
+	other := got[`77`]
+	var e struct{ Code int }
+	if err := json.Unmarshal(other.msg.Error, &e); err != nil || e.Code != -32601 || other.msg.Result != nil {
+		t.Errorf("sampling/createMessage answer %s, want error -32601", other.body)
+	}
+}
+
+// An upstream may name its server-to-client request anything; the refusal the
+// client POSTs back must still be valid JSON.
+func TestStreamableRefusalOfOddServerRequestIsValidJSON(t *testing.T) {
+	f := newFakeUpstream(t)
+	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, `data: {"jsonrpc":"2.0","id":5,"method":"x/\"quoted\\"}`+"\n\n")
+		fmt.Fprintf(w, "data: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{}}\n\n", m.ID)
+	}
+	c := f.client(t)
+	if _, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(3 * time.Second)
+	for {
+		select {
+		case r := <-f.replies:
+			if string(r.msg.ID) != "5" {
+				t.Fatalf("unexpected reply %s", r.body)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no answer to the server request")
+		case <-time.After(10 * time.Millisecond):
+			for _, r := range f.requests() {
+				if r.bad {
+					t.Fatalf("client POSTed invalid JSON upstream: %s", r.body)
+				}
+			}
+		}
+	}
+}
+
+func TestStreamableSessionGoneReinitializesOnce(t *testing.T) {
+	cases := []struct {
+		name   string
+		status int
+		body   string
+	}{
+		{"404", http.StatusNotFound, "Not Found"},
+		{"400 complaining about the session", http.StatusBadRequest, "Bad Request: No valid session ID provided"},
+		{"400 not initialized", http.StatusBadRequest, `{"jsonrpc":"2.0","error":{"code":-32000,"message":"Server not initialized"},"id":null}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeUpstream(t)
+			f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+				if sid == "sess-1" {
+					http.Error(w, c.body, c.status) // the upstream restarted and forgot sess-1
+					return
+				}
+				writeJSONResult(w, m.ID, `{"ok":true}`)
+			}
+			cl := f.client(t)
+			msg, err := cl.Call(ctxTimeout(t, 5*time.Second), "tools/call", json.RawMessage(`{"name":"t"}`), nil)
+			if err != nil {
+				t.Fatalf("call after a forgotten session failed: %v", err)
+			}
+			if string(msg.Result) != `{"ok":true}` {
+				t.Fatalf("result %s", msg.Result)
+			}
+			if n := f.inits.Load(); n != 2 {
+				t.Fatalf("%d initializes, want 2 (the first and one after %d)", n, c.status)
+			}
+			calls := f.byMethod("tools/call")
+			if len(calls) != 2 || calls[1].header.Get("Mcp-Session-Id") != "sess-2" {
+				t.Fatalf("tools/call sent %d times; retry must use the new session sess-2", len(calls))
+			}
+			if inits := f.byMethod("initialize"); inits[1].header.Get("Mcp-Session-Id") != "" {
+				t.Fatalf("re-initialize carried the dead session id %q", inits[1].header.Get("Mcp-Session-Id"))
+			}
+			// The new session sticks.
+			if _, err := cl.Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil); err != nil || f.inits.Load() != 2 {
+				t.Fatalf("next call: %v, %d initializes", err, f.inits.Load())
+			}
+		})
+	}
+}
+
+func TestStreamableSessionGoneTwiceStops(t *testing.T) {
+	f := newFakeUpstream(t)
+	var calls atomic.Int32
+	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+		calls.Add(1)
+		http.Error(w, "session not found", http.StatusNotFound)
+	}
+	c := f.client(t)
+	_, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil)
+	if err == nil {
+		t.Fatal("want an error when the upstream forgets every session")
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("tools/call sent %d times, want 2 (one retry, no loop)", n)
+	}
+	if n := f.inits.Load(); n != 2 {
+		t.Fatalf("%d initializes, want 2", n)
+	}
+}
+
+func TestStreamableSessionGoneTwiceIsAnUpstreamError(t *testing.T) {
+	f := newFakeUpstream(t)
+	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+		http.Error(w, "session not found", http.StatusNotFound)
+	}
+	_, err := f.client(t).Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil)
+	var be *bus.Error
+	if !errors.As(err, &be) {
+		t.Fatalf("error %T %q is not a *bus.Error: bus.AsError makes it %s %q", err, err, kindOf(err).Code, bus.AsError(err).Message)
+	}
+	if be.Kind == bus.ErrInternal || !strings.Contains(be.Message, `"`+testServer+`"`) {
+		t.Fatalf("error %s %q, want an upstream error naming %q", be.Kind.Code, be.Message, testServer)
+	}
+}
+
+func TestStreamableHTTPStatusKinds(t *testing.T) {
+	cases := []struct {
+		name    string
+		status  int
+		body    string
+		kind    bus.Kind
+		inits   int32
+		atInit  bool // fail the initialize instead of the call
+		msgPart string
+	}{
+		{"401 on call", http.StatusUnauthorized, "bad key " + testAPIKey, bus.ErrUpstreamAuth, 1, false, "HTTP 401"},
+		{"403 on call", http.StatusForbidden, "", bus.ErrUpstreamAuth, 1, false, "HTTP 403"},
+		{"401 on initialize", http.StatusUnauthorized, "", bus.ErrUpstreamAuth, 1, true, "HTTP 401"},
+		{"429", http.StatusTooManyRequests, "", bus.ErrUpstreamUnavailable, 1, false, "HTTP 429"},
+		{"503", http.StatusServiceUnavailable, "", bus.ErrUpstreamUnavailable, 1, false, "HTTP 503"},
+		{"500", http.StatusInternalServerError, "boom", bus.ErrUpstreamProtocol, 1, false, "HTTP 500"},
+		{"400 not about the session", http.StatusBadRequest, "invalid params", bus.ErrUpstreamProtocol, 1, false, "HTTP 400"},
+		{"404 on initialize", http.StatusNotFound, "", bus.ErrUpstreamProtocol, 1, true, "404"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeUpstream(t)
+			if c.atInit {
+				f.initHook = func(w http.ResponseWriter, r *http.Request) bool {
+					http.Error(w, c.body, c.status)
+					return true
+				}
+			}
+			f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+				http.Error(w, c.body, c.status)
+			}
+			_, err := f.client(t).Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			e := bus.AsError(err)
+			if e.Kind != c.kind {
+				t.Fatalf("kind %s (%q), want %s", e.Kind.Code, e.Message, c.kind.Code)
+			}
+			if !strings.Contains(e.Message, `"`+testServer+`"`) || !strings.Contains(e.Message, c.msgPart) {
+				t.Errorf("message %q should name server %q and say %q", e.Message, testServer, c.msgPart)
+			}
+			if strings.Contains(e.Message, testAPIKey) {
+				t.Errorf("message %q leaks the credential", e.Message)
+			}
+			if n := f.inits.Load(); n != c.inits {
+				t.Errorf("%d initializes, want %d (no retry for HTTP %d)", n, c.inits, c.status)
+			}
+		})
+	}
+}
+
+func TestStreamableBadAnswers(t *testing.T) {
+	cases := []struct {
+		name   string
+		answer func(w http.ResponseWriter, id json.RawMessage)
+		kind   bus.Kind
+	}{
+		{"202 to a request", func(w http.ResponseWriter, id json.RawMessage) { w.WriteHeader(http.StatusAccepted) }, bus.ErrUpstreamProtocol},
+		{"malformed JSON", func(w http.ResponseWriter, id json.RawMessage) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"jsonrpc":`)
+		}, bus.ErrUpstreamProtocol},
+		{"response to another id", func(w http.ResponseWriter, id json.RawMessage) { writeJSONResult(w, json.RawMessage(`999999`), `{}`) }, bus.ErrUpstreamProtocol},
+		{"unexpected content type", func(w http.ResponseWriter, id json.RawMessage) {
+			w.Header().Set("Content-Type", "text/html")
+			io.WriteString(w, "<html></html>")
+		}, bus.ErrUpstreamProtocol},
+		{"SSE stream ends before the response", func(w http.ResponseWriter, id json.RawMessage) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\n")
+		}, bus.ErrUpstreamProtocol},
+		{"SSE stream cut mid-event", func(w http.ResponseWriter, id json.RawMessage) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: {\"jsonrpc\":\"2.0\",")
+			w.(http.Flusher).Flush()
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		}, bus.ErrUpstreamUnavailable},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeUpstream(t)
+			f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) { c.answer(w, m.ID) }
+			_, err := f.client(t).Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil)
+			if e := bus.AsError(err); err == nil || e.Kind != c.kind || !strings.Contains(e.Message, `"`+testServer+`"`) {
+				t.Fatalf("err %v (%s), want %s naming the server", err, e.Kind.Code, c.kind.Code)
+			}
+		})
+	}
+}
+
+// closedURL returns an http URL on a loopback port nobody listens on.
+func closedURL(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr + "/mcp"
+}
+
+func TestStreamableConnectionRefused(t *testing.T) {
+	c := newStreamableClient(testServer, closedURL(t), http.Header{"Authorization": {"Bearer " + testAPIKey}}, bus.LatestProtocolVersion)
+	defer c.Close()
+	_, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil)
+	e := bus.AsError(err)
+	if e.Kind != bus.ErrUpstreamUnavailable {
+		t.Fatalf("kind %s (%q), want %s", e.Kind.Code, e.Message, bus.ErrUpstreamUnavailable.Code)
+	}
+	if !strings.Contains(e.Message, "connection refused") || !strings.Contains(e.Message, `"`+testServer+`"`) {
+		t.Fatalf("message %q should say connection refused and name the server", e.Message)
+	}
+	if _, err := c.Info(ctxTimeout(t, 5*time.Second)); kindOf(err) != bus.ErrUpstreamUnavailable {
+		t.Fatalf("Info: %v", err)
+	}
+}
+
+func TestStreamableDeadline(t *testing.T) {
+	hang := func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	}
+	cases := []struct {
+		name  string
+		setup func(f *fakeUpstream)
+	}{
+		{"call never answers", func(f *fakeUpstream) {
+			f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) { hang(w, r) }
+		}},
+		{"SSE stream stalls", func(f *fakeUpstream) {
+			f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				io.WriteString(w, "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\n")
+				w.(http.Flusher).Flush()
+				hang(w, r)
+			}
+		}},
+		{"initialize never answers", func(f *fakeUpstream) {
+			f.initHook = func(w http.ResponseWriter, r *http.Request) bool { hang(w, r); return true }
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeUpstream(t)
+			c.setup(f)
+			start := time.Now()
+			_, err := f.client(t).Call(ctxTimeout(t, 200*time.Millisecond), "tools/call", nil, func(string, json.RawMessage) {})
+			if took := time.Since(start); took > 3*time.Second {
+				t.Fatalf("call took %v after a 200ms deadline", took)
+			}
+			e := bus.AsError(err)
+			if e.Kind != bus.ErrUpstreamTimeout || !strings.Contains(e.Message, `"`+testServer+`"`) {
+				t.Fatalf("err %s %q, want %s naming the server", e.Kind.Code, e.Message, bus.ErrUpstreamTimeout.Code)
+			}
+		})
+	}
+}
+
+func TestStreamableWaiterGivesUpWhileAnotherInitializes(t *testing.T) {
+	f := newFakeUpstream(t)
+	release := make(chan struct{})
+	f.initHook = func(w http.ResponseWriter, r *http.Request) bool {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		return false
+	}
+	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) { writeJSONResult(w, m.ID, `{}`) }
+	c := f.client(t)
+	slow := make(chan error, 1)
+	go func() {
+		_, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/list", nil, nil)
+		slow <- err
+	}()
+	for f.inits.Load() == 0 { // the first caller holds the initialize
+		time.Sleep(time.Millisecond)
+	}
+	_, err := c.Call(ctxTimeout(t, 100*time.Millisecond), "tools/list", nil, nil)
+	if kindOf(err) != bus.ErrUpstreamTimeout {
+		t.Fatalf("waiting caller: %v, want %s", err, bus.ErrUpstreamTimeout.Code)
+	}
+	close(release)
+	if err := <-slow; err != nil {
+		t.Fatalf("initializing caller: %v", err)
+	}
+	if n := f.inits.Load(); n != 1 {
+		t.Fatalf("%d initializes", n)
+	}
+}
+
+func TestStreamableConcurrentFirstCallsShareOneInitialize(t *testing.T) {
+	f := newFakeUpstream(t)
+	f.initDelay = 50 * time.Millisecond
+	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+		writeJSONResult(w, m.ID, fmt.Sprintf(`{"echo":%s}`, m.ID))
+	}
+	c := f.client(t)
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg, err := c.Call(ctxTimeout(t, 10*time.Second), "tools/call", nil, nil)
+			if err == nil && !strings.HasPrefix(string(msg.Result), `{"echo":`) {
+				err = fmt.Errorf("result %s", msg.Result)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if got := f.inits.Load(); got != 1 {
+		t.Fatalf("%d initializes for %d concurrent first calls, want 1", got, n)
+	}
+	calls := f.byMethod("tools/call")
+	if len(calls) != n {
+		t.Fatalf("%d calls reached the upstream, want %d", len(calls), n)
+	}
+	ids := map[string]bool{}
+	for _, r := range calls {
+		if r.header.Get("Mcp-Session-Id") != "sess-1" {
+			t.Errorf("call with session %q", r.header.Get("Mcp-Session-Id"))
+		}
+		ids[string(r.msg.ID)] = true
+	}
+	if len(ids) != n {
+		t.Errorf("%d distinct JSON-RPC ids for %d calls", len(ids), n)
+	}
+}
+
+func TestStreamableErrorsDoNotLeakURLSecrets(t *testing.T) {
+	const user, pass, token = "svc-user", "p4ssw0rd-secret", "t0ken-secret"
+	secrets := []string{user, pass, token, "token="}
+
+	failing := func(status int) string {
+		f := newFakeUpstream(t)
+		f.initHook = func(w http.ResponseWriter, r *http.Request) bool {
+			http.Error(w, "upstream says: "+r.URL.String(), status)
+			return true
+		}
+		return f.srv.URL
+	}
+	cut := func() string {
+		f := newFakeUpstream(t)
+		f.initHook = func(w http.ResponseWriter, r *http.Request) bool {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.(http.Flusher).Flush()
+			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				conn.Close()
+			}
+			return true
+		}
+		return f.srv.URL
+	}
+	hang := func() string {
+		f := newFakeUpstream(t)
+		f.initHook = func(w http.ResponseWriter, r *http.Request) bool {
+			<-r.Context().Done()
+			return true
+		}
+		return f.srv.URL
+	}
+	withSecrets := func(base string) string {
+		return strings.Replace(base, "http://", "http://"+user+":"+pass+"@", 1) + "/mcp?token=" + token
+	}
+	cases := []struct {
+		name    string
+		url     string
+		timeout time.Duration
+	}{
+		{"HTTP 500", withSecrets(failing(http.StatusInternalServerError)), 5 * time.Second},
+		{"HTTP 502", withSecrets(failing(http.StatusBadGateway)), 5 * time.Second},
+		{"HTTP 401", withSecrets(failing(http.StatusUnauthorized)), 5 * time.Second},
+		{"closed port", withSecrets(strings.TrimSuffix(closedURL(t), "/mcp")), 5 * time.Second},
+		{"connection cut", withSecrets(cut()), 5 * time.Second},
+		{"timeout", withSecrets(hang()), 200 * time.Millisecond},
+		{"unresolvable host", "http://" + user + ":" + pass + "@no-such-host.invalid/mcp?token=" + token, 5 * time.Second},
+		{"invalid URL", "http://" + user + ":" + pass + "@bad host/mcp?token=" + token, 5 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cl := newStreamableClient(testServer, c.url, nil, bus.LatestProtocolVersion)
+			defer cl.Close()
+			_, err := cl.Call(ctxTimeout(t, c.timeout), "tools/call", nil, nil)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			e := bus.AsError(err)
+			t.Logf("%s: %s", e.Kind.Code, e.Message)
+			for _, s := range []string{err.Error(), e.Message} {
+				for _, secret := range secrets {
+					if strings.Contains(s, secret) {
+						t.Fatalf("error %q contains %q", s, secret)
+					}
+				}
+			}
+			if !strings.Contains(e.Message, `"`+testServer+`"`) {
+				t.Errorf("message %q does not name the server", e.Message)
+			}
+		})
+	}
+}
