@@ -123,7 +123,7 @@ func TestIPClass(t *testing.T) {
 		{"[::ffff:8.8.8.8]:1", bus.External},
 		{"[::ffff:127.0.0.1]:1", bus.Internal},
 		{"[fc00::1%eth0]:1", bus.Internal}, // a zone does not stop a range from matching
-		{"10.1.2.3", bus.External}, // no port: unparsable, fail closed
+		{"10.1.2.3", bus.External},         // no port: unparsable, fail closed
 		{"garbage", bus.External},
 		{"", bus.External},
 		{"@:1", bus.External},
