@@ -105,3 +105,7 @@ func (c *ServerCache) List() []ServerSpec {
 	defer c.mu.RUnlock()
 	return c.sorted
 }
+
+// BucketOAuthTokens caches upstream OAuth2 access tokens, keyed by server name,
+// so the replicas of a worker share one token instead of each fetching its own.
+const BucketOAuthTokens = "mcpbus_oauth_tokens"
