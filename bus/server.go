@@ -35,6 +35,34 @@ type ServerSpec struct {
 	// Timeout bounds one upstream call, as a Go duration ("30s"); empty means the default.
 	Timeout string `json:"timeout,omitempty"`
 
+	// stdio: the command the worker starts and supervises, its arguments and its
+	// whole environment (the gateway's own environment is not inherited).
+	Command string            `json:"command,omitempty"`
+	Args    []string          `json:"args,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+
+	// oauth2: the client-credentials grant.
+	TokenURL     string   `json:"token_url,omitempty"`
+	ClientID     string   `json:"client_id,omitempty"`
+	ClientSecret string   `json:"client_secret,omitempty"`
+	Scopes       []string `json:"scopes,omitempty"`
+
+	// aws_sigv4: the credentials every upstream request is signed with.
+	AWSAccessKeyID     string `json:"aws_access_key_id,omitempty"`
+	AWSSecretAccessKey string `json:"aws_secret_access_key,omitempty"`
+	AWSSessionToken    string `json:"aws_session_token,omitempty"`
+	AWSRegionName      string `json:"aws_region_name,omitempty"`
+	AWSServiceName     string `json:"aws_service_name,omitempty"`
+
+	// Resilience, per worker replica: calls beyond MaxConcurrentRequests wait in
+	// a queue of at most MaxQueuedRequests; after CircuitBreakerThreshold
+	// consecutive failures the server is given CircuitBreakerCooldown (a Go
+	// duration) before one probe call is let through.
+	MaxConcurrentRequests   int    `json:"max_concurrent_requests,omitempty"`
+	MaxQueuedRequests       int    `json:"max_queued_requests,omitempty"`
+	CircuitBreakerThreshold int    `json:"circuit_breaker_threshold,omitempty"`
+	CircuitBreakerCooldown  string `json:"circuit_breaker_cooldown,omitempty"`
+
 	// Source says who made the record: "config" (re-applied at every start) or "api".
 	Source string `json:"source,omitempty"`
 }
@@ -53,6 +81,18 @@ func (s ServerSpec) Redacted() ServerSpec {
 		}
 	}
 	r.URL = RedactURL(s.URL)
+	r.TokenURL = RedactURL(s.TokenURL)
+	for _, p := range []*string{&r.ClientSecret, &r.AWSAccessKeyID, &r.AWSSecretAccessKey, &r.AWSSessionToken} {
+		if *p != "" {
+			*p = Redacted
+		}
+	}
+	if len(s.Env) > 0 {
+		r.Env = make(map[string]string, len(s.Env))
+		for k := range s.Env {
+			r.Env[k] = Redacted
+		}
+	}
 	return r
 }
 

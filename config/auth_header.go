@@ -5,11 +5,15 @@ import (
 	"strings"
 )
 
-// AuthTypes are the auth_type values mcpbus sends upstream, in LiteLLM's order.
-var AuthTypes = []string{"none", "api_key", "bearer_token", "basic", "authorization", "token"}
+// AuthTypes are the auth_type values mcpbus supports, in LiteLLM's order.
+var AuthTypes = []string{"none", "api_key", "bearer_token", "basic", "authorization", "token", "oauth2", "aws_sigv4"}
+
+// headerAuthTypes put auth_value in a header (AuthHeader); oauth2 and
+// aws_sigv4 are applied per request by the worker's HTTP transport.
+var headerAuthTypes = map[string]bool{"api_key": true, "bearer_token": true, "basic": true, "authorization": true, "token": true}
 
 // notYetAuthTypes are LiteLLM auth types mcpbus will support later.
-var notYetAuthTypes = map[string]bool{"oauth2": true, "aws_sigv4": true}
+var notYetAuthTypes = map[string]bool{}
 
 // AuthError is a problem with an auth_type or auth_value. Its message never
 // holds the value.
@@ -34,7 +38,7 @@ func (e *AuthError) Error() string { return e.Field + ": " + e.Msg }
 // An empty authType means none. The error is an *AuthError.
 func AuthHeader(authType, value string) (name, val string, err error) {
 	switch authType {
-	case "", "none":
+	case "", "none", "oauth2", "aws_sigv4":
 		return "", "", nil
 	case "api_key", "bearer_token", "basic", "authorization", "token":
 	default:

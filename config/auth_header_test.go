@@ -33,12 +33,16 @@ func TestAuthHeader(t *testing.T) {
 		{"basic", "nocolon", "auth_value: must be user:password, or its base64 encoding, when auth_type is basic"},
 		{"basic", base64.StdEncoding.EncodeToString([]byte("nocolon")), "auth_value: must be user:password, or its base64 encoding, when auth_type is basic"},
 		{"api_key", "a\nb", "auth_value: must not contain line breaks or other control characters"},
-		{"oauth2", "x", "auth_type: auth_type oauth2 is not supported yet"},
-		{"aws_sigv4", "x", "auth_type: auth_type aws_sigv4 is not supported yet"},
-		{"Bearer", "x", "auth_type: must be one of none, api_key, bearer_token, basic, authorization, token"},
+		{"Bearer", "x", "auth_type: must be one of none, api_key, bearer_token, basic, authorization, token, oauth2, aws_sigv4"},
 	} {
 		if _, _, err := AuthHeader(c.authType, c.value); err == nil || err.Error() != c.want {
 			t.Errorf("AuthHeader(%q): %v; want %s", c.authType, err, c.want)
+		}
+	}
+	// oauth2 and aws_sigv4 are applied per request by the worker, not as a header.
+	for _, at := range []string{"oauth2", "aws_sigv4"} {
+		if name, val, err := AuthHeader(at, ""); name != "" || val != "" || err != nil {
+			t.Errorf("AuthHeader(%q) = %q, %q, %v; want no header", at, name, val, err)
 		}
 	}
 }

@@ -257,7 +257,7 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Load(path)
-	want := "litellm.yaml: mcp_servers.a.auth_type: must be one of none, api_key, bearer_token, basic, authorization, token"
+	want := "litellm.yaml: mcp_servers.a.auth_type: must be one of none, api_key, bearer_token, basic, authorization, token, oauth2, aws_sigv4"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}

@@ -41,7 +41,49 @@ type Upstream struct {
 	DisallowedTools []string
 	Public          bool
 	Timeout         time.Duration
+
+	// stdio: the command, its arguments and its whole environment (KEY=VALUE,
+	// resolved). URL is nil for stdio servers.
+	Command string
+	Args    []string
+	Env     []string
+
+	// OAuth2 is set for auth_type oauth2, AWS for aws_sigv4.
+	OAuth2 *OAuth2
+	AWS    *AWSSigV4
+
+	// MaxConcurrent bounds concurrent calls per worker replica (0: no bound
+	// beyond the worker's own); MaxQueued bounds the calls waiting for a slot.
+	MaxConcurrent int
+	MaxQueued     int
+	// After BreakerThreshold consecutive failures the server gets
+	// BreakerCooldown before one probe call is let through.
+	BreakerThreshold int
+	BreakerCooldown  time.Duration
+
+	// Source is who made the record ("config" or "api").
+	Source string
 }
+
+// OAuth2 is the client-credentials grant of an auth_type oauth2 server.
+type OAuth2 struct {
+	TokenURL     string
+	ClientID     string
+	ClientSecret string
+	Scopes       []string
+}
+
+// AWSSigV4 are the credentials an aws_sigv4 server's requests are signed with.
+type AWSSigV4 struct {
+	AccessKeyID, SecretAccessKey, SessionToken, Region, Service string
+}
+
+// Resilience defaults.
+const (
+	DefaultMaxQueued        = 100
+	DefaultBreakerThreshold = 5
+	DefaultBreakerCooldown  = 30 * time.Second
+)
 
 // Prefix is the namespace of the server's tools when aggregated: its alias,
 // else its name.
@@ -117,6 +159,34 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 		AllowedTools:    getList("allowed_tools", spec.AllowedTools),
 		DisallowedTools: getList("disallowed_tools", spec.DisallowedTools),
 		Timeout:         DefaultTimeout,
+		Command:         get("command", spec.Command),
+		TokenURL:        get("token_url", spec.TokenURL),
+		ClientID:        get("client_id", spec.ClientID),
+		ClientSecret:    get("client_secret", spec.ClientSecret),
+		AWSAccessKeyID:  get("aws_access_key_id", spec.AWSAccessKeyID),
+		AWSSecret:       get("aws_secret_access_key", spec.AWSSecretAccessKey),
+		AWSRegion:       get("aws_region_name", spec.AWSRegionName),
+		AWSService:      get("aws_service_name", spec.AWSServiceName),
+		BreakerCooldown: DefaultBreakerCooldown,
+	}
+	args := getList("args", spec.Args)
+	scopes := getList("scopes", spec.Scopes)
+	sessionToken := get("aws_session_token", spec.AWSSessionToken)
+	envKeys := make([]string, 0, len(spec.Env))
+	for k := range spec.Env {
+		envKeys = append(envKeys, k)
+	}
+	sort.Strings(envKeys)
+	var childEnv []string
+	for _, k := range envKeys {
+		childEnv = append(childEnv, k+"="+get("env."+k, spec.Env[k]))
+	}
+	if t := get("circuit_breaker_cooldown", spec.CircuitBreakerCooldown); t != "" {
+		if d, err := parseTimeout(t); err != nil {
+			errs = append(errs, FieldError{base + ".circuit_breaker_cooldown", timeoutSyntax})
+		} else {
+			c.BreakerCooldown = d
+		}
 	}
 	description := get("description", spec.Description)
 	if spec.StaticHeaders != nil {
@@ -150,20 +220,44 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 		return nil, sortErrors(base, errs)
 	}
 
-	u, _ := url.Parse(c.URL) // validated above
+	var u *url.URL
+	if c.Transport != "stdio" {
+		u, _ = url.Parse(c.URL) // validated above
+	}
 	up := &Upstream{
-		Name:            c.Name,
-		Alias:           c.Alias,
-		Description:     description,
-		URL:             u,
-		Transport:       c.Transport,
-		SpecVersion:     c.SpecVersion,
-		AuthType:        c.AuthType,
-		Header:          http.Header{},
-		AllowedTools:    c.AllowedTools,
-		DisallowedTools: c.DisallowedTools,
-		Public:          spec.Public,
-		Timeout:         c.Timeout,
+		Name:             c.Name,
+		Alias:            c.Alias,
+		Description:      description,
+		URL:              u,
+		Transport:        c.Transport,
+		SpecVersion:      c.SpecVersion,
+		AuthType:         c.AuthType,
+		Header:           http.Header{},
+		AllowedTools:     c.AllowedTools,
+		DisallowedTools:  c.DisallowedTools,
+		Public:           spec.Public,
+		Timeout:          c.Timeout,
+		Command:          c.Command,
+		Args:             args,
+		Env:              childEnv,
+		MaxConcurrent:    spec.MaxConcurrentRequests,
+		MaxQueued:        spec.MaxQueuedRequests,
+		BreakerThreshold: spec.CircuitBreakerThreshold,
+		BreakerCooldown:  c.BreakerCooldown,
+		Source:           spec.Source,
+	}
+	if up.MaxQueued == 0 {
+		up.MaxQueued = DefaultMaxQueued
+	}
+	if up.BreakerThreshold == 0 {
+		up.BreakerThreshold = DefaultBreakerThreshold
+	}
+	switch c.AuthType {
+	case "oauth2":
+		up.OAuth2 = &OAuth2{TokenURL: c.TokenURL, ClientID: c.ClientID, ClientSecret: c.ClientSecret, Scopes: scopes}
+	case "aws_sigv4":
+		up.AWS = &AWSSigV4{AccessKeyID: c.AWSAccessKeyID, SecretAccessKey: c.AWSSecret, SessionToken: sessionToken,
+			Region: c.AWSRegion, Service: c.AWSService}
 	}
 	name, val, err := AuthHeader(c.AuthType, c.AuthValue)
 	if err != nil {
@@ -189,8 +283,11 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 
 // fieldOrder is the order in which a server's errors are listed: the order
 // an operator usually writes the fields.
-var fieldOrder = []string{"alias", "description", "url", "transport", "spec_version", "auth_type",
-	"auth_value", "static_headers", "extra_headers", "allowed_tools", "disallowed_tools", "timeout"}
+var fieldOrder = []string{"alias", "description", "url", "transport", "command", "args", "env", "spec_version", "auth_type",
+	"auth_value", "token_url", "client_id", "client_secret", "scopes", "aws_access_key_id", "aws_secret_access_key",
+	"aws_session_token", "aws_region_name", "aws_service_name", "static_headers", "extra_headers", "allowed_tools",
+	"disallowed_tools", "timeout", "max_concurrent_requests", "max_queued_requests", "circuit_breaker_threshold",
+	"circuit_breaker_cooldown"}
 
 // sortErrors orders one server's errors by field, then path, so that output
 // is stable (map iteration is not).

@@ -114,7 +114,9 @@ func TestNoSecretInParseErrors(t *testing.T) {
 		"available_on_public_internet: os.environ/PUBLIC",
 		"spec_version: SECRET",
 		"alias: os.environ/UNSET",
-		"command: SECRET",
+		"command: [SECRET]",
+		"token_url: os.environ/BAD_URL",
+		"aws_session_token: [SECRET]",
 	}
 	for _, fault := range faults {
 		key, _, _ := strings.Cut(fault, ":")

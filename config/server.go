@@ -177,10 +177,41 @@ func readServer(p *problems, path, name string, n *yaml.Node, env LookupEnv) (sp
 			spec.Public = p.boolean(at, kv.val, env)
 		case "timeout":
 			spec.Timeout = readTimeout(p, at, kv.val)
-		case "command", "args", "env":
-			if !isNull(kv.val) {
-				stdioKeys = append(stdioKeys, kv.key)
-			}
+		case "command":
+			spec.Command, _ = p.str(at, kv.val)
+			stdioKeys = append(stdioKeys, kv.key)
+		case "args":
+			spec.Args = p.strList(at, kv.val)
+			stdioKeys = append(stdioKeys, kv.key)
+		case "env":
+			spec.Env = p.strMap(at, kv.val)
+			stdioKeys = append(stdioKeys, kv.key)
+		case "token_url":
+			spec.TokenURL, _ = p.str(at, kv.val)
+		case "client_id":
+			spec.ClientID, _ = p.str(at, kv.val)
+		case "client_secret":
+			spec.ClientSecret, _ = p.str(at, kv.val)
+		case "scopes":
+			spec.Scopes = p.scopes(at, kv.val)
+		case "aws_access_key_id":
+			spec.AWSAccessKeyID, _ = p.str(at, kv.val)
+		case "aws_secret_access_key":
+			spec.AWSSecretAccessKey, _ = p.str(at, kv.val)
+		case "aws_session_token":
+			spec.AWSSessionToken, _ = p.str(at, kv.val)
+		case "aws_region_name":
+			spec.AWSRegionName, _ = p.str(at, kv.val)
+		case "aws_service_name":
+			spec.AWSServiceName, _ = p.str(at, kv.val)
+		case "max_concurrent_requests":
+			spec.MaxConcurrentRequests = p.count(at, kv.val)
+		case "max_queued_requests":
+			spec.MaxQueuedRequests = p.count(at, kv.val)
+		case "circuit_breaker_threshold":
+			spec.CircuitBreakerThreshold = p.count(at, kv.val)
+		case "circuit_breaker_cooldown":
+			spec.CircuitBreakerCooldown = readTimeout(p, at, kv.val)
 		default:
 			unknown = append(unknown, kv.key)
 		}
@@ -193,15 +224,13 @@ func readServer(p *problems, path, name string, n *yaml.Node, env LookupEnv) (sp
 		p.warn(path+".auth_value", "ignored because auth_type is none")
 	}
 	switch {
-	case spec.Transport == "stdio":
-		p.errorf(transportPath, "transport stdio is not supported yet")
-		return spec, false
-	case spec.Transport == "" && len(stdioKeys) > 0:
-		p.errorf(path+"."+stdioKeys[0], "transport stdio is not supported yet")
-		return spec, false
-	case len(stdioKeys) > 0:
+	case spec.Transport == "" && spec.Command != "":
+		spec.Transport = "stdio" // LiteLLM infers stdio from a command
+	case spec.Transport != "stdio" && len(stdioKeys) > 0:
 		p.warn(path, "ignoring "+strings.Join(stdioKeys, ", ")+": only used with transport stdio")
+		spec.Command, spec.Args, spec.Env = "", nil, nil
 	}
+	_ = transportPath
 	return spec, len(p.errs) == before
 }
 

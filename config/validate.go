@@ -17,11 +17,20 @@ import (
 type checked struct {
 	Name            string            `yaml:"server_name" validate:"servername"`
 	Alias           string            `yaml:"alias" validate:"omitempty,servername"`
-	URL             string            `yaml:"url" validate:"required,parseurl,httpscheme,urlhost"`
-	Transport       string            `yaml:"transport" validate:"oneof=http sse"`
+	URL             string            `yaml:"url" validate:"required_unless=Transport stdio,omitempty,parseurl,httpscheme,urlhost"`
+	Transport       string            `yaml:"transport" validate:"oneof=http sse stdio"`
+	Command         string            `yaml:"command" validate:"required_if=Transport stdio"`
 	SpecVersion     string            `yaml:"spec_version" validate:"omitempty,datetime=2006-01-02"`
 	AuthType        string            `yaml:"auth_type" validate:"authtype"`
-	AuthValue       string            `yaml:"auth_value" validate:"required_unless=AuthType none"`
+	AuthValue       string            `yaml:"auth_value" validate:"authvalue"`
+	TokenURL        string            `yaml:"token_url" validate:"required_if=AuthType oauth2,omitempty,parseurl,httpscheme,urlhost"`
+	ClientID        string            `yaml:"client_id" validate:"required_if=AuthType oauth2"`
+	ClientSecret    string            `yaml:"client_secret" validate:"required_if=AuthType oauth2"`
+	AWSAccessKeyID  string            `yaml:"aws_access_key_id" validate:"required_if=AuthType aws_sigv4"`
+	AWSSecret       string            `yaml:"aws_secret_access_key" validate:"required_if=AuthType aws_sigv4"`
+	AWSRegion       string            `yaml:"aws_region_name" validate:"required_if=AuthType aws_sigv4"`
+	AWSService      string            `yaml:"aws_service_name" validate:"required_if=AuthType aws_sigv4"`
+	BreakerCooldown time.Duration     `yaml:"circuit_breaker_cooldown" validate:"gt=0,lte=1h"`
 	StaticHeaders   map[string]string `yaml:"static_headers" validate:"dive,keys,headername,endkeys,headervalue"`
 	ExtraHeaders    []string          `yaml:"extra_headers" validate:"dive,headername"`
 	AllowedTools    []string          `yaml:"allowed_tools" validate:"dive,required"`
@@ -54,6 +63,9 @@ var validatorOnce = sync.OnceValue(func() *validator.Validate {
 		}
 		return false
 	})))
+	must(v.RegisterValidation("authvalue", func(fl validator.FieldLevel) bool {
+		return !headerAuthTypes[fl.Parent().FieldByName("AuthType").String()] || fl.Field().String() != ""
+	}))
 	must(v.RegisterValidation("parseurl", str(func(s string) bool {
 		_, err := url.Parse(s)
 		return err == nil
@@ -106,7 +118,7 @@ func validate(base string, c *checked, showURL bool) Errors {
 // except the redacted URL when showURL allows it.
 func message(fe validator.FieldError, c *checked, showURL bool) string {
 	got := ""
-	if showURL {
+	if showURL && fe.Field() == "url" {
 		got = " (got " + `"` + bus.RedactURL(c.URL) + `")`
 	}
 	switch fe.Tag() {
@@ -120,7 +132,14 @@ func message(fe validator.FieldError, c *checked, showURL bool) string {
 			return "required"
 		}
 		return "must not be empty"
+	case "authvalue":
+		return "required when auth_type is " + c.AuthType
 	case "required_unless":
+		return "required"
+	case "required_if":
+		if fe.Field() == "command" {
+			return "required when transport is stdio"
+		}
 		return "required when auth_type is " + c.AuthType
 	case "parseurl":
 		return "must be a valid URL"
@@ -129,10 +148,7 @@ func message(fe validator.FieldError, c *checked, showURL bool) string {
 	case "urlhost":
 		return "must include a host" + got
 	case "oneof":
-		if fe.Field() == "transport" && c.Transport == "stdio" {
-			return "transport stdio is not supported yet"
-		}
-		return "must be http (Streamable HTTP) or sse"
+		return "must be http (Streamable HTTP), sse or stdio"
 	case "authtype":
 		return authTypeMessage(c.AuthType)
 	case "datetime":
@@ -142,6 +158,9 @@ func message(fe validator.FieldError, c *checked, showURL bool) string {
 	case "headervalue":
 		return "must not contain line breaks or other control characters"
 	case "gt", "lte":
+		if fe.Field() == "circuit_breaker_cooldown" {
+			return "must be more than 0 and at most 1h"
+		}
 		return timeoutRange
 	}
 	return "is not valid (" + fe.Tag() + ")"

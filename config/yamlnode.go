@@ -2,6 +2,7 @@ package config
 
 import (
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -123,6 +124,28 @@ func (p *problems) strMap(path string, n *yaml.Node) map[string]string {
 		}
 	}
 	return out
+}
+
+// scopes reads OAuth2 scopes as a list or one space-separated string.
+func (p *problems) scopes(path string, n *yaml.Node) []string {
+	if !isNull(n) && deref(n).Kind == yaml.ScalarNode {
+		return strings.Fields(deref(n).Value)
+	}
+	return p.strList(path, n)
+}
+
+// count reads a non-negative whole number.
+func (p *problems) count(path string, n *yaml.Node) int {
+	s, ok := p.str(path, n)
+	if !ok {
+		return 0
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || v < 0 {
+		p.errorf(path, "must be a whole number, 0 or more")
+		return 0
+	}
+	return v
 }
 
 // boolean reads true/false, or a string (possibly an environment reference)
