@@ -23,6 +23,9 @@ const (
 	HeaderServers     = "Mcpbus-Servers"
 	HeaderSession     = "Mcpbus-Session"
 	HeaderProtocolVer = "Mcp-Protocol-Version"
+	// HeaderForwardPrefix prefixes client headers the ingress passes on for a
+	// worker to apply upstream: x-mcp-{server}-{header} and extra_headers.
+	HeaderForwardPrefix = "Mcpbus-Fwd-"
 )
 
 // IPClass is how the ingress classified the caller's address. Services never
@@ -56,6 +59,9 @@ type Envelope struct {
 	// Session is the downstream MCP session id.
 	Session         string
 	ProtocolVersion string
+	// Forward are client headers (canonical name -> value) a worker may send
+	// upstream; the worker decides which apply to its server.
+	Forward map[string]string
 }
 
 // Header encodes e as NATS headers.
@@ -87,6 +93,9 @@ func (e *Envelope) WriteTo(h nats.Header) {
 	set(HeaderServers, strings.Join(e.Servers, ","))
 	set(HeaderSession, e.Session)
 	set(HeaderProtocolVer, e.ProtocolVersion)
+	for k, v := range e.Forward {
+		h[HeaderForwardPrefix+k] = []string{v}
+	}
 }
 
 // ReadEnvelope decodes the envelope from h. A missing or unknown IP class reads as
@@ -113,6 +122,14 @@ func ReadEnvelope(h nats.Header) (Envelope, error) {
 	}
 	if IPClass(get(HeaderIPClass)) == Internal {
 		e.IPClass = Internal
+	}
+	for k, v := range h {
+		if name, ok := strings.CutPrefix(k, HeaderForwardPrefix); ok && len(v) > 0 {
+			if e.Forward == nil {
+				e.Forward = map[string]string{}
+			}
+			e.Forward[name] = v[0]
+		}
 	}
 	if s := get(HeaderServers); s != "" {
 		e.Servers = strings.Split(s, ",")

@@ -18,6 +18,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		Servers:         []string{"github", "internal-db"},
 		Session:         "s-1",
 		ProtocolVersion: "2025-06-18",
+		Forward:         map[string]string{"X-Mcp-Github-Authorization": "Bearer gh", "X-Tenant": "t1"},
 	}
 	out, err := ReadEnvelope(in.Header())
 	if err != nil {

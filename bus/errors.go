@@ -49,6 +49,7 @@ var (
 	ErrOverloaded          = Kind{"MCPBUS_OVERLOADED", -32024, http.StatusServiceUnavailable}
 	ErrToolNotAllowed      = Kind{"MCPBUS_TOOL_NOT_ALLOWED", -32602, http.StatusOK}
 	ErrServiceUnavailable  = Kind{"MCPBUS_SERVICE_UNAVAILABLE", -32025, http.StatusServiceUnavailable}
+	ErrUpstreamBusy        = Kind{"MCPBUS_UPSTREAM_BUSY", -32026, http.StatusOK}
 )
 
 var catalog = map[string]Kind{}
@@ -58,7 +59,7 @@ func init() {
 		ErrMethodNotFound, ErrInvalidParams, ErrInternal, ErrNotAcceptable, ErrUnsupportedMedia,
 		ErrTooLarge, ErrMethodNotAllowed, ErrUnauthorized, ErrForbidden, ErrUnknownServer,
 		ErrNoServerSelected, ErrUpstreamUnavailable, ErrUpstreamTimeout, ErrUpstreamProtocol,
-		ErrUpstreamAuth, ErrOverloaded, ErrToolNotAllowed, ErrServiceUnavailable} {
+		ErrUpstreamAuth, ErrOverloaded, ErrToolNotAllowed, ErrServiceUnavailable, ErrUpstreamBusy} {
 		catalog[k.Code] = k
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
 )
 
@@ -28,6 +29,9 @@ type Options struct {
 	MaxWait time.Duration
 	// SessionIdle ends sessions unused for this long (default 1h).
 	SessionIdle time.Duration
+	// Servers, if set, tells which client headers some server forwards
+	// (extra_headers); x-mcp-{server}-* headers are forwarded regardless.
+	Servers *bus.ServerCache
 }
 
 // Ingress serves MCP over HTTP.

@@ -114,6 +114,7 @@ func (g *Ingress) admit(w http.ResponseWriter, r *http.Request, pathServer strin
 		Caller:    id,
 		IPClass:   g.ipClass(r),
 		Servers:   selection(pathServer, r),
+		Forward:   g.forwardHeaders(r, callerKey(r)),
 	}
 	version := r.Header.Get("Mcp-Protocol-Version")
 	if version != "" && !bus.SupportedProtocolVersion(version) {
