@@ -10,8 +10,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // headerList collects repeated --require-header "Name: value" flags.
@@ -38,17 +41,26 @@ func (h *headerList) Set(s string) error {
 }
 
 // Run implements `mcpbus demo-upstream`: it serves Handler(name) at /mcp until
-// ctx is cancelled, after printing one line with its URL to stdout.
+// ctx is cancelled, after printing one line with its URL to stdout. With
+// --stdio it serves NewServer(name) on stdin/stdout instead (mcp.StdioTransport),
+// until stdin ends or ctx is cancelled, and writes nothing to stdout but the
+// protocol.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return run(ctx, args, os.Stdin, stdout, stderr)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo-upstream", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:3001", "address to listen on (port 0 picks a free port)")
 	name := fs.String("name", "demo", "server implementation name")
 	allowRemote := fs.Bool("allow-remote", false, "allow listening on a non-loopback address")
+	stdio := fs.Bool("stdio", false, "serve MCP on stdin/stdout instead of HTTP (for a stdio upstream)")
 	var required headerList
 	fs.Var(&required, "require-header", "answer 401 unless this header has this value, as \"Name: value\" (repeatable)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: mcpbus demo-upstream [--listen 127.0.0.1:3001] [--name demo] [--require-header \"Name: value\"]... [--allow-remote]")
+		fmt.Fprintln(stderr, "       mcpbus demo-upstream --stdio [--name demo]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -59,6 +71,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("demo-upstream: unexpected arguments %q", fs.Args())
+	}
+	if *stdio {
+		if len(required) > 0 {
+			return errors.New("demo-upstream: --require-header applies to HTTP only, not to --stdio")
+		}
+		return serveStdio(ctx, *name, stdin, stdout, stderr)
 	}
 	if !*allowRemote {
 		if err := checkLoopback(*listen); err != nil {
@@ -133,3 +151,24 @@ func requireHeaders(next http.Handler, required []requiredHeader) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// serveStdio serves NewServer(name) over stdin/stdout until stdin ends or ctx
+// is cancelled. Diagnostics go to stderr: stdout carries the protocol only.
+func serveStdio(ctx context.Context, name string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var t mcp.Transport
+	if stdin == os.Stdin && stdout == os.Stdout {
+		t = &mcp.StdioTransport{}
+	} else { // tests
+		t = &mcp.IOTransport{Reader: io.NopCloser(stdin), Writer: nopWriteCloser{stdout}}
+	}
+	fmt.Fprintf(stderr, "demo upstream %q serving MCP on stdio\n", name)
+	err := NewServer(name).Run(ctx, t)
+	if err == nil || ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, mcp.ErrConnectionClosed) {
+		return nil // the client closed stdin, or we were told to stop
+	}
+	return fmt.Errorf("demo-upstream: %w", err)
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }

@@ -1,0 +1,17 @@
+//go:build !unix
+
+package toolworkers
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+func ownProcessGroup(*exec.Cmd) {}
+
+func signalGroup(cmd *exec.Cmd, sig syscall.Signal) error {
+	if sig == syscall.SIGKILL {
+		return cmd.Process.Kill()
+	}
+	return cmd.Process.Signal(sig)
+}
