@@ -63,8 +63,26 @@ type streamableClient struct {
 	initLock chan struct{}
 }
 
-func newStreamableClient(server, endpoint string, header http.Header, version string) *streamableClient {
-	tr := &http.Transport{
+// newStreamableClient makes a client for one endpoint. hc carries the worker's
+// shared connection pool and credential transports (nil: a private pool).
+func newStreamableClient(server, endpoint string, header http.Header, version string, hc *http.Client) *streamableClient {
+	if hc == nil {
+		hc = &http.Client{Transport: newBaseTransport()}
+	}
+	return &streamableClient{
+		server:   server,
+		endpoint: endpoint,
+		header:   header,
+		version:  version,
+		hc:       hc,
+		initLock: make(chan struct{}, 1),
+	}
+}
+
+// newBaseTransport is the connection pool of one worker replica, shared by all
+// its upstream clients.
+func newBaseTransport() *http.Transport {
+	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          256,
@@ -73,14 +91,6 @@ func newStreamableClient(server, endpoint string, header http.Header, version st
 		TLSHandshakeTimeout:   5 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
-	}
-	return &streamableClient{
-		server:   server,
-		endpoint: endpoint,
-		header:   header,
-		version:  version,
-		hc:       &http.Client{Transport: tr},
-		initLock: make(chan struct{}, 1),
 	}
 }
 
@@ -130,7 +140,6 @@ func (c *streamableClient) Close() {
 			}
 		}
 	}
-	c.hc.CloseIdleConnections()
 }
 
 // session returns the current session or opens one; concurrent callers share a

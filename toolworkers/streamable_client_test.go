@@ -67,7 +67,7 @@ func newFakeUpstream(t *testing.T) *fakeUpstream {
 func (f *fakeUpstream) url() string { return f.srv.URL + "/mcp" }
 
 func (f *fakeUpstream) client(t *testing.T) *streamableClient {
-	c := newStreamableClient(testServer, f.url(), http.Header{"X-Api-Key": {testAPIKey}}, bus.LatestProtocolVersion)
+	c := newStreamableClient(testServer, f.url(), http.Header{"X-Api-Key": {testAPIKey}}, bus.LatestProtocolVersion, nil)
 	t.Cleanup(c.Close)
 	return c
 }
@@ -546,7 +546,7 @@ func closedURL(t *testing.T) string {
 }
 
 func TestStreamableConnectionRefused(t *testing.T) {
-	c := newStreamableClient(testServer, closedURL(t), http.Header{"Authorization": {"Bearer " + testAPIKey}}, bus.LatestProtocolVersion)
+	c := newStreamableClient(testServer, closedURL(t), http.Header{"Authorization": {"Bearer " + testAPIKey}}, bus.LatestProtocolVersion, nil)
 	defer c.Close()
 	_, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil)
 	e := bus.AsError(err)
@@ -735,7 +735,7 @@ func TestStreamableErrorsDoNotLeakURLSecrets(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cl := newStreamableClient(testServer, c.url, nil, bus.LatestProtocolVersion)
+			cl := newStreamableClient(testServer, c.url, nil, bus.LatestProtocolVersion, nil)
 			defer cl.Close()
 			_, err := cl.Call(ctxTimeout(t, c.timeout), "tools/call", nil, nil)
 			if err == nil {

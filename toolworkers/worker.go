@@ -9,12 +9,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nuid"
 )
@@ -30,17 +32,36 @@ type Options struct {
 	Log         *slog.Logger
 	// Env resolves os.environ/ references in the server record (default os.LookupEnv).
 	Env config.LookupEnv
+	// Servers, if set, lists every server name, so x-mcp-{server}-{header}
+	// matches the longest name (server names may contain '-').
+	Servers *bus.ServerCache
+	// JetStream, if set, holds the OAuth2 token bucket shared by replicas.
+	JetStream jetstream.JetStream
+	// AllowAPIStdio lets a stdio server that did not come from the config file
+	// run; off by default, since it means running a command given over an API.
+	AllowAPIStdio bool
 }
 
 // Worker serves one upstream server on the bus.
 type Worker struct {
-	up     *config.Upstream
-	client *streamableClient
-	nc     *nats.Conn
-	svc    micro.Service
-	pool   *bus.Pool
-	log    *slog.Logger
-	filter toolFilter
+	up      *config.Upstream
+	nc      *nats.Conn
+	svc     micro.Service
+	pool    *bus.Pool
+	log     *slog.Logger // carries server=<name>
+	rootLog *slog.Logger // for clients that add server themselves
+	filter  toolFilter
+	servers *bus.ServerCache
+	extra   map[string]bool // extra_headers, canonical
+	static  map[string]bool // static_headers names, canonical
+
+	base    *http.Transport // this replica's connection pool
+	hc      *http.Client    // base wrapped with the credential transports
+	version string
+	client  upstream     // the shared session, for callers without own credentials
+	creds   *credClients // sessions for callers with per-request credentials
+	limit   *limiter
+	breaker *breaker
 }
 
 // Start provisions spec (resolving its credentials in this process) and registers
@@ -59,49 +80,132 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker for server %q: %w", spec.Name, err)
 	}
-	if up.Transport != "http" {
-		return nil, fmt.Errorf("worker for server %q: transport %q is not supported yet", spec.Name, up.Transport)
-	}
-	version := bus.LatestProtocolVersion
-	if up.SpecVersion != "" {
-		version = up.SpecVersion // the operator pinned a revision
+	if up.Transport == "stdio" && up.Source != "config" && !o.AllowAPIStdio {
+		return nil, fmt.Errorf("worker for server %q: stdio servers run a command on this host, so only the config file may define them (this one came from %q)", spec.Name, up.Source)
 	}
 	w := &Worker{
-		up:     up,
-		client: newStreamableClient(up.Name, up.URL.String(), up.Header, version),
-		nc:     nc,
-		pool:   bus.NewPool(o.MaxInFlight),
-		log:    o.Log.With("server", up.Name),
-		filter: newToolFilter(up.AllowedTools, up.DisallowedTools),
+		up:      up,
+		nc:      nc,
+		pool:    bus.NewPool(o.MaxInFlight),
+		log:     o.Log.With("server", up.Name),
+		rootLog: o.Log,
+		filter:  newToolFilter(up.AllowedTools, up.DisallowedTools),
+		servers: o.Servers,
+		extra:   map[string]bool{},
+		static:  map[string]bool{},
+		version: bus.LatestProtocolVersion,
+		limit:   newLimiter(up.Name, up.MaxConcurrent, up.MaxQueued),
+		breaker: newBreaker(up.Name, up.BreakerThreshold, up.BreakerCooldown),
 	}
+	if up.SpecVersion != "" {
+		w.version = up.SpecVersion // the operator pinned a revision
+	}
+	for _, h := range up.ExtraHeaders {
+		w.extra[h] = true
+	}
+	for k := range spec.StaticHeaders {
+		w.static[http.CanonicalHeaderKey(k)] = true
+	}
+	if err := w.credentialTransports(o); err != nil {
+		return nil, err
+	}
+	w.client = w.newUpstream(up.Header)
+	w.creds = newCredClients(func(perRequest http.Header) upstream { return w.newUpstream(w.mergeHeaders(perRequest)) })
+
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        bus.ServiceWorker,
 		Version:     Version,
 		Description: "tool worker for upstream MCP server " + up.Name,
-		Metadata:    map[string]string{"server": up.Name},
+		Metadata:    map[string]string{"server": up.Name, "transport": up.Transport},
 		QueueGroup:  bus.ToolQueue(up.Name),
 	})
 	if err != nil {
+		w.client.Close()
 		return nil, err
 	}
 	if err := svc.AddEndpoint("rpc", micro.HandlerFunc(w.handOff(w.handleRPC)), micro.WithEndpointSubject(bus.ToolRPC(up.Name))); err != nil {
 		svc.Stop()
+		w.client.Close()
 		return nil, err
 	}
 	if err := svc.AddEndpoint("info", micro.HandlerFunc(w.handOff(w.handleInfo)), micro.WithEndpointSubject(bus.ToolInfo(up.Name))); err != nil {
 		svc.Stop()
+		w.client.Close()
 		return nil, err
 	}
 	w.svc = svc
 	return w, nil
 }
 
-// Stop deregisters the worker and ends its upstream session.
+// credentialTransports builds the replica's HTTP client: the shared pool,
+// wrapped by the OAuth2 token transport and, last before the network, the
+// SigV4 signer (so the signature covers every header set before it).
+func (w *Worker) credentialTransports(o Options) error {
+	w.base = newBaseTransport()
+	var rt http.RoundTripper = w.base
+	if w.up.AWS != nil {
+		a := w.up.AWS
+		rt = newSigV4Transport(w.up.Name, rt, sigv4Config{AccessKeyID: a.AccessKeyID, SecretAccessKey: a.SecretAccessKey,
+			SessionToken: a.SessionToken, Region: a.Region, Service: a.Service})
+	}
+	if w.up.OAuth2 != nil {
+		var kv jetstream.KeyValue
+		if o.JetStream != nil {
+			var err error
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			kv, err = oauthTokenBucket(ctx, o.JetStream)
+			if err != nil {
+				return fmt.Errorf("worker for server %q: kv bucket %s: %w", w.up.Name, bus.BucketOAuthTokens, err)
+			}
+		}
+		c := w.up.OAuth2
+		src := newOAuth2Source(w.up.Name, oauth2Config{TokenURL: c.TokenURL, ClientID: c.ClientID, ClientSecret: c.ClientSecret, Scopes: c.Scopes},
+			kv, &http.Client{Transport: w.base, Timeout: 30 * time.Second}, w.log)
+		rt = newOAuth2Transport(rt, src)
+	}
+	w.hc = &http.Client{Transport: rt}
+	return nil
+}
+
+// newUpstream makes a client for this server speaking its transport, sending
+// header on every HTTP request.
+func (w *Worker) newUpstream(header http.Header) upstream {
+	switch w.up.Transport {
+	case "sse":
+		hc := &http.Client{Transport: &fixedHeaders{base: w.hc.Transport, header: header}}
+		return newSSEClient(w.up.Name, w.up.URL.String(), hc, w.version, w.rootLog)
+	case "stdio":
+		return newStdioClient(w.up.Name, stdioSpec{Command: w.up.Command, Args: w.up.Args, Env: w.up.Env}, w.version, w.rootLog)
+	default:
+		return newStreamableClient(w.up.Name, w.up.URL.String(), header, w.version, w.hc)
+	}
+}
+
+// fixedHeaders sets a server's headers on requests made by a transport we do
+// not drive ourselves (the go-sdk's legacy SSE client).
+type fixedHeaders struct {
+	base   http.RoundTripper
+	header http.Header
+}
+
+func (f *fixedHeaders) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range f.header {
+		r.Header[k] = v
+	}
+	return f.base.RoundTrip(r)
+}
+
+// Stop deregisters the worker, ends its upstream sessions (and stdio process)
+// and closes its connections.
 func (w *Worker) Stop() {
 	if w.svc != nil {
 		_ = w.svc.Stop()
 	}
 	w.client.Close()
+	w.creds.closeAll()
+	w.base.CloseIdleConnections()
 }
 
 // handOff runs h on the pool so the subscription goroutine is free at once; h
@@ -128,7 +232,11 @@ func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 	env, _ := bus.ReadEnvelope(nats.Header(req.Headers()))
 	ctx, cancel := w.callContext(env)
 	defer cancel()
-	info, err := w.client.Info(ctx)
+	var info json.RawMessage
+	err := w.guard(ctx, func() (err error) {
+		info, err = w.client.Info(ctx)
+		return err
+	})
 	if err != nil {
 		w.fail(reply, env, "initialize", err)
 		return
@@ -161,8 +269,20 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 	defer cancel()
 
 	params, relay := w.legParams(msg.Params, env)
+	client := w.client
+	if perRequest := w.perRequestHeaders(env.Forward); perRequest != nil && w.up.Transport != "stdio" {
+		client = w.creds.get(perRequest)
+	}
 	start := time.Now()
-	resp, err := w.client.Call(ctx, msg.Method, params, relay)
+	var resp *bus.Message
+	err = w.guard(ctx, func() (err error) {
+		resp, err = client.Call(ctx, msg.Method, params, relay)
+		if err != nil && retryable(msg.Method, err) && ctx.Err() == nil {
+			w.log.Info("retrying a list call once after a transport error", "request_id", env.RequestID, "method", msg.Method, "err", bus.AsError(err).Message)
+			resp, err = client.Call(ctx, msg.Method, params, relay)
+		}
+		return err
+	})
 	if err != nil {
 		w.fail(reply, env, msg.Method, err)
 		return
@@ -186,6 +306,23 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 		w.log.Warn("reply to router failed", "request_id", env.RequestID, "err", err)
 	}
 	w.log.Debug("upstream call", "request_id", env.RequestID, "method", msg.Method, "duration", time.Since(start))
+}
+
+// guard runs one upstream call under the server's concurrency limit and
+// circuit breaker.
+func (w *Worker) guard(ctx context.Context, call func() error) error {
+	release, err := w.limit.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	done, refused := w.breaker.allow()
+	if refused != nil {
+		return refused
+	}
+	err = call()
+	done(err)
+	return err
 }
 
 func (w *Worker) fail(reply bus.Reply, env bus.Envelope, method string, err error) {

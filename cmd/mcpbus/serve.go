@@ -119,10 +119,5 @@ func notYetEffective(cfg *config.File) []string {
 	if cfg.EnableMCPRegistry {
 		out = append(out, "general_settings.enable_mcp_registry is not supported yet: /v1/mcp/registry.json is not served")
 	}
-	for _, s := range cfg.Servers {
-		if len(s.ExtraHeaders) > 0 {
-			out = append(out, "mcp_servers."+s.Name+".extra_headers is not supported yet: no client header is forwarded")
-		}
-	}
 	return out
 }

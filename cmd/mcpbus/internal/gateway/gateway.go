@@ -133,8 +133,13 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 		return nil, err
 	}
 	toolworkers.Version = Version
+	wjs, err := jetstream.New(wc)
+	if err != nil {
+		return nil, err
+	}
 	for _, spec := range o.Config.Servers {
-		w, err := toolworkers.Start(wc, spec, toolworkers.Options{Log: o.Log, Env: o.Env, MaxInFlight: o.WorkerMaxInFlight})
+		w, err := toolworkers.Start(wc, spec, toolworkers.Options{Log: o.Log, Env: o.Env, MaxInFlight: o.WorkerMaxInFlight,
+			Servers: cache, JetStream: wjs})
 		if err != nil {
 			return nil, err
 		}
@@ -148,7 +153,7 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if len(ranges) == 0 {
 		ranges = config.DefaultInternalIPRanges()
 	}
-	g.ing = ingress.New(ingress.Options{NC: ic, Log: o.Log, InternalRanges: ranges})
+	g.ing = ingress.New(ingress.Options{NC: ic, Log: o.Log, InternalRanges: ranges, Servers: cache})
 	// Each service subscribed on its own connection; a round trip on each makes
 	// sure the server has every subscription before the first request arrives.
 	for _, nc := range g.conns {

@@ -1,0 +1,156 @@
+package toolworkers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// maxCredClients bounds the upstream clients kept for per-request credentials;
+// the least recently used is closed when a new one is needed.
+const maxCredClients = 128
+
+// credClients keeps one upstream client (and so one upstream session) per
+// distinct set of per-request headers. Upstream sessions are shared between
+// callers, so a caller's own credential must never ride on a session opened
+// with someone else's: each credential set gets its own.
+type credClients struct {
+	mu      sync.Mutex
+	clients map[string]*credClient
+	make    func(header http.Header) upstream
+}
+
+type credClient struct {
+	up   upstream
+	used time.Time
+}
+
+func newCredClients(make func(http.Header) upstream) *credClients {
+	return &credClients{clients: map[string]*credClient{}, make: make}
+}
+
+// get returns the client for these per-request headers, creating it if needed.
+func (c *credClients) get(perRequest http.Header) upstream {
+	key := headerKey(perRequest)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cc := c.clients[key]; cc != nil {
+		cc.used = time.Now()
+		return cc.up
+	}
+	if len(c.clients) >= maxCredClients {
+		var oldest string
+		for k, cc := range c.clients {
+			if oldest == "" || cc.used.Before(c.clients[oldest].used) {
+				oldest = k
+			}
+		}
+		go c.clients[oldest].up.Close()
+		delete(c.clients, oldest)
+	}
+	cc := &credClient{up: c.make(perRequest), used: time.Now()}
+	c.clients[key] = cc
+	return cc.up
+}
+
+func (c *credClients) closeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, cc := range c.clients {
+		cc.up.Close()
+		delete(c.clients, k)
+	}
+}
+
+// headerKey is a digest of a header set, so credentials are not kept as map keys.
+func headerKey(h http.Header) string {
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	sum := sha256.New()
+	for _, k := range names {
+		sum.Write([]byte(k + ":" + strings.Join(h[k], ",") + "\n"))
+	}
+	return hex.EncodeToString(sum.Sum(nil))
+}
+
+// neverForwarded are headers a caller may not set upstream through
+// x-mcp-{server}-{header}: they belong to the transport or the session.
+var neverForwarded = map[string]bool{
+	"Host": true, "Content-Length": true, "Content-Type": true, "Accept": true, "Connection": true,
+	"Transfer-Encoding": true, "Upgrade": true, "Te": true, "Trailer": true, "Keep-Alive": true,
+	"Proxy-Authorization": true, "Proxy-Connection": true, "Mcp-Session-Id": true, "Mcp-Protocol-Version": true,
+	"Last-Event-Id": true, "X-Litellm-Api-Key": true,
+}
+
+// perRequestHeaders picks, from the headers the ingress forwarded, the ones for
+// this server: x-mcp-{server}-{header} where {server} is this server's name
+// (names may contain '-': the longest known name that matches wins), and the
+// headers named in extra_headers.
+func (w *Worker) perRequestHeaders(fwd map[string]string) http.Header {
+	if len(fwd) == 0 {
+		return nil
+	}
+	var out http.Header
+	set := func(k, v string) {
+		if out == nil {
+			out = http.Header{}
+		}
+		out.Set(k, v)
+	}
+	own := strings.ToLower(w.up.Name)
+	for name, v := range fwd {
+		canon := http.CanonicalHeaderKey(name)
+		if w.extra[canon] {
+			set(canon, v)
+			continue
+		}
+		rest, ok := strings.CutPrefix(strings.ToLower(name), "x-mcp-")
+		if !ok || w.owner(rest) != own {
+			continue
+		}
+		header := http.CanonicalHeaderKey(rest[len(own)+1:])
+		if header != "" && !neverForwarded[header] {
+			set(header, v)
+		}
+	}
+	return out
+}
+
+// owner returns the longest known server name (lower case) that prefixes rest
+// followed by '-', or "".
+func (w *Worker) owner(rest string) string {
+	best := ""
+	consider := func(name string) {
+		n := strings.ToLower(name)
+		if len(n) > len(best) && strings.HasPrefix(rest, n+"-") && len(rest) > len(n)+1 {
+			best = n
+		}
+	}
+	consider(w.up.Name)
+	if w.servers != nil {
+		for _, s := range w.servers.List() {
+			consider(s.Name)
+		}
+	}
+	return best
+}
+
+// mergeHeaders builds the upstream headers for a per-request credential set:
+// the configured credential, overridden by the caller's own for this server,
+// then forwarded extra_headers; static_headers are always sent and win.
+func (w *Worker) mergeHeaders(perRequest http.Header) http.Header {
+	h := w.up.Header.Clone()
+	for k, v := range perRequest {
+		if !w.static[k] {
+			h[k] = v
+		}
+	}
+	return h
+}
