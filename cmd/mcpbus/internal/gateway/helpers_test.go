@@ -17,6 +17,8 @@ import (
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // syncBuffer collects log output from concurrent services.
@@ -227,3 +229,5 @@ func freeAddr(t *testing.T) string {
 	ln.Close()
 	return addr
 }
+
+func jetstreamFor(nc *nats.Conn) (jetstream.JetStream, error) { return jetstream.New(nc) }

@@ -1,0 +1,149 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// TestMain lets this test binary act as `mcpbus demo-upstream --stdio`, so the
+// stdio tests run mcpbus's own demo server without building the binary.
+func TestMain(m *testing.M) {
+	if os.Getenv("MCPBUS_GATEWAY_TEST_DEMO_STDIO") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		defer stop()
+		if err := demo.Run(ctx, []string{"--stdio", "--name", "stdio-demo"}, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// A legacy HTTP+SSE upstream (go-sdk SSE handler) behind the gateway.
+func TestSSEUpstream(t *testing.T) {
+	var auth []string
+	h := mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return demo.NewServer("sse-demo") }, nil)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth = append(auth, r.Header.Get("Authorization"))
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close)
+	g := startGateway(t, fmt.Sprintf(`
+general_settings: {master_key: %s}
+mcp_servers:
+  legacy: {url: %q, transport: sse, auth_type: bearer_token, auth_value: sse-token}
+`, master, up.URL), nil)
+	cs, err := connect(t, g.URL()+"/mcp/legacy", bearer(master))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "add", Arguments: map[string]any{"a": 1, "b": 2}})
+	if err != nil || fmt.Sprint(res.StructuredContent) != "map[sum:3]" {
+		t.Fatalf("add over SSE: %v %+v", err, res)
+	}
+	params := &mcp.CallToolParams{Name: "slow", Arguments: map[string]any{"seconds": 0.2, "steps": 2}}
+	params.SetProgressToken("p")
+	if res, err := cs.CallTool(context.Background(), params); err != nil || res.IsError {
+		t.Fatalf("slow over SSE: %v", err)
+	}
+	for i, a := range auth {
+		if a != "Bearer sse-token" {
+			t.Fatalf("SSE request %d carried Authorization %q", i, a)
+		}
+	}
+}
+
+// mcpbus's own demo server over stdio: killed mid-run, restarted, and the next
+// call succeeds; the child sees only the configured environment.
+func TestStdioUpstreamRestarts(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GATEWAY_ONLY_SECRET", "must-not-reach-the-child")
+	g := startGateway(t, fmt.Sprintf(`
+general_settings: {master_key: %s}
+mcp_servers:
+  local:
+    transport: stdio
+    command: %q
+    env: {MCPBUS_GATEWAY_TEST_DEMO_STDIO: "1"}
+    timeout: 5s
+`, master, exe), nil)
+	cs, err := connect(t, g.URL()+"/mcp/local", bearer(master))
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo := func() error {
+		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}})
+		if err == nil && res.IsError {
+			err = fmt.Errorf("tool error")
+		}
+		return err
+	}
+	if err := echo(); err != nil {
+		t.Fatal(err)
+	}
+	child := stdioChild(t, os.Getpid())
+	env, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(child), "environ"))
+	if strings.Contains(string(env), "GATEWAY_ONLY_SECRET") || !strings.Contains(string(env), "MCPBUS_GATEWAY_TEST_DEMO_STDIO=1") {
+		t.Errorf("the stdio child's environment is not exactly the configured one: %q", env)
+	}
+	if err := syscall.Kill(child, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The next calls succeed once the supervisor has restarted the process.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := echo()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no successful call within 5s of killing the stdio server: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if again := stdioChild(t, os.Getpid()); again == child {
+		t.Fatalf("the same pid %d still serves", child)
+	}
+	if !strings.Contains(g.logs.String(), "stdio upstream exited; restarting") {
+		t.Error("the restart was not logged")
+	}
+}
+
+// stdioChild returns the pid of this process's child running the demo server.
+func stdioChild(t *testing.T, parent int) int {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", parent))
+		for _, f := range tasks {
+			b, _ := os.ReadFile(f)
+			for _, p := range strings.Fields(string(b)) {
+				pid, _ := strconv.Atoi(p)
+				env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+				if strings.Contains(string(env), "MCPBUS_GATEWAY_TEST_DEMO_STDIO=1") {
+					return pid
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("no stdio child process found")
+	return 0
+}
