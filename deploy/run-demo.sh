@@ -32,7 +32,7 @@ URL="http://127.0.0.1:$PORT"
 
 cat <<MSG
 
-mcpbus is running on $URL with two upstream servers: demo, demo_b.
+mcpbus is running on $URL with three upstream servers: demo (HTTP), demo_b (HTTP), demo_stdio (stdio).
 Try it (initialize, then call a tool):
 
   SID=\$(curl -si $URL/mcp/demo -H 'Authorization: Bearer $MCPBUS_MASTER_KEY' -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}' | awk 'tolower(\$1)=="mcp-session-id:"{print \$2}' | tr -d '\r')
