@@ -67,6 +67,8 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv) (unused []s
 			f.EnableMCPRegistry = p.boolean(path, kv.val, env)
 		case "use_x_forwarded_for":
 			f.UseXForwardedFor = p.boolean(path, kv.val, env)
+		case "mcp_allow_stdio_servers_from_api":
+			f.AllowStdioFromAPI = p.boolean(path, kv.val, env)
 		default:
 			unused = append(unused, path)
 		}

@@ -46,6 +46,11 @@ type File struct {
 	// when empty, callers use DefaultInternalIPRanges.
 	InternalIPRanges []netip.Prefix
 
+	// AllowStdioFromAPI is general_settings.mcp_allow_stdio_servers_from_api:
+	// a stdio server runs a command on the gateway's host, so by default only
+	// the config file may define one; a record made any other way is refused.
+	AllowStdioFromAPI bool
+
 	// EnableMCPRegistry is general_settings.enable_mcp_registry.
 	EnableMCPRegistry bool
 

@@ -273,3 +273,15 @@ func TestLoad(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+func TestAllowStdioFromAPISetting(t *testing.T) {
+	for src, want := range map[string]bool{
+		"mcp_servers: {}\n": false,
+		"general_settings: {mcp_allow_stdio_servers_from_api: true}\nmcp_servers: {}\n": true,
+	} {
+		f, err := Parse("config.yaml", []byte(src), nil)
+		if err != nil || f.AllowStdioFromAPI != want {
+			t.Errorf("%q: AllowStdioFromAPI = %v, %v; want %v", src, f.AllowStdioFromAPI, err, want)
+		}
+	}
+}

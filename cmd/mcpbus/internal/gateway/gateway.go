@@ -139,7 +139,7 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 	}
 	for _, spec := range o.Config.Servers {
 		w, err := toolworkers.Start(wc, spec, toolworkers.Options{Log: o.Log, Env: o.Env, MaxInFlight: o.WorkerMaxInFlight,
-			Servers: cache, JetStream: wjs})
+			Servers: cache, JetStream: wjs, AllowAPIStdio: o.Config.AllowStdioFromAPI})
 		if err != nil {
 			return nil, err
 		}
