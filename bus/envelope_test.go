@@ -1,7 +1,9 @@
 package bus
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,6 +66,18 @@ func TestEmbeddedRefusesNonLoopbackListener(t *testing.T) {
 		if err == nil {
 			ns.Shutdown()
 			t.Errorf("embedded NATS started on %s: it has no auth and must stay on loopback", addr)
+		}
+	}
+}
+
+func TestRedactedHidesEveryCredential(t *testing.T) {
+	s := ServerSpec{Name: "x", URL: "https://u:pw1@h/mcp?k=qv1", AuthValue: "av1", StaticHeaders: map[string]string{"X-K": "sv1"},
+		ClientSecret: "cs1", TokenURL: "https://t/?secret=ts1", AWSAccessKeyID: "ak1", AWSSecretAccessKey: "sk1", AWSSessionToken: "st1",
+		Args: []string{"--token", "argsecret"}, Env: map[string]string{"API_KEY": "envsecret"}}
+	out := fmt.Sprintf("%+v", s.Redacted())
+	for _, secret := range []string{"pw1", "qv1", "av1", "sv1", "cs1", "ts1", "ak1", "sk1", "st1", "argsecret", "envsecret"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("Redacted() shows %q: %s", secret, out)
 		}
 	}
 }

@@ -87,6 +87,13 @@ func (s ServerSpec) Redacted() ServerSpec {
 			*p = Redacted
 		}
 	}
+	if len(s.Args) > 0 {
+		// Arguments can carry secrets (--token x); a caller sees how many there are.
+		r.Args = make([]string, len(s.Args))
+		for i := range r.Args {
+			r.Args[i] = Redacted
+		}
+	}
 	if len(s.Env) > 0 {
 		r.Env = make(map[string]string, len(s.Env))
 		for k := range s.Env {

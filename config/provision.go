@@ -26,7 +26,7 @@ type Upstream struct {
 	Alias       string
 	Description string
 	URL         *url.URL
-	Transport   string // "http" (Streamable HTTP) or "sse"
+	Transport   string // "http" (Streamable HTTP), "sse" or "stdio"
 	SpecVersion string
 	AuthType    string
 

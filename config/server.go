@@ -131,8 +131,7 @@ func listName(p *problems, at string, item *yaml.Node) (string, bool) {
 }
 
 // readServer reads one server's fields as written. ok is false when the
-// server already has errors (so provisioning it would only repeat them) or is
-// a stdio server, which is not supported yet.
+// server already has errors, so provisioning it would only repeat them.
 func readServer(p *problems, path, name string, n *yaml.Node, env LookupEnv) (spec bus.ServerSpec, ok bool) {
 	before := len(p.errs)
 	if !isMapping(n) {
@@ -141,7 +140,6 @@ func readServer(p *problems, path, name string, n *yaml.Node, env LookupEnv) (sp
 	}
 	spec = bus.ServerSpec{Name: name, Source: "config"}
 	var unknown, stdioKeys []string
-	transportPath := ""
 	for _, kv := range pairs(n) {
 		at := path + "." + kv.key
 		switch kv.key {
@@ -154,7 +152,6 @@ func readServer(p *problems, path, name string, n *yaml.Node, env LookupEnv) (sp
 		case "transport":
 			t, _ := p.str(at, kv.val)
 			spec.Transport = normalTransport(t)
-			transportPath = at
 		case "description":
 			spec.Description, _ = p.str(at, kv.val)
 		case "alias":
@@ -230,7 +227,6 @@ func readServer(p *problems, path, name string, n *yaml.Node, env LookupEnv) (sp
 		p.warn(path, "ignoring "+strings.Join(stdioKeys, ", ")+": only used with transport stdio")
 		spec.Command, spec.Args, spec.Env = "", nil, nil
 	}
-	_ = transportPath
 	return spec, len(p.errs) == before
 }
 

@@ -104,13 +104,15 @@ func (w *Worker) perRequestHeaders(fwd map[string]string) http.Header {
 		}
 		out.Set(k, v)
 	}
+	// extra_headers first, then x-mcp-{server}-*: the explicit per-server
+	// header wins when both name the same upstream header.
+	for name, v := range fwd {
+		if canon := http.CanonicalHeaderKey(name); w.extra[canon] && !neverForwarded[canon] {
+			set(canon, v)
+		}
+	}
 	own := strings.ToLower(w.up.Name)
 	for name, v := range fwd {
-		canon := http.CanonicalHeaderKey(name)
-		if w.extra[canon] {
-			set(canon, v)
-			continue
-		}
 		rest, ok := strings.CutPrefix(strings.ToLower(name), "x-mcp-")
 		if !ok || w.owner(rest) != own {
 			continue
@@ -144,7 +146,8 @@ func (w *Worker) owner(rest string) string {
 
 // mergeHeaders builds the upstream headers for a per-request credential set:
 // the configured credential, overridden by the caller's own for this server,
-// then forwarded extra_headers; static_headers are always sent and win.
+// then forwarded extra_headers; static_headers are always sent and win. (On an
+// aws_sigv4 server the signer sets Authorization last, over all of these.)
 func (w *Worker) mergeHeaders(perRequest http.Header) http.Header {
 	h := w.up.Header.Clone()
 	for k, v := range perRequest {

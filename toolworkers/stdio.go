@@ -166,7 +166,9 @@ func (d *stdioConnector) gapErr() *bus.Error {
 	case exits > 0:
 		return bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q (stdio) is restarting", d.server)
 	default:
-		return bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q (stdio) is starting", d.server)
+		// A slow first start (npx fetching a package) is not a failure: Busy
+		// does not count toward the circuit breaker.
+		return bus.Errorf(bus.ErrUpstreamBusy, "upstream server %q (stdio) is starting; try again shortly", d.server)
 	}
 }
 

@@ -7,6 +7,7 @@ package toolworkers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -164,7 +165,21 @@ func (w *Worker) credentialTransports(o Options) error {
 			kv, &http.Client{Transport: w.base, Timeout: 30 * time.Second}, w.log)
 		rt = newOAuth2Transport(rt, src)
 	}
-	w.hc = &http.Client{Transport: rt}
+	w.hc = &http.Client{Transport: rt, CheckRedirect: refuseCrossOrigin}
+	return nil
+}
+
+// refuseCrossOrigin refuses redirects to another scheme, host or port: Go carries
+// custom headers (x-api-key, static_headers) across redirects, and the SigV4
+// signer would sign for the new host, so a server could send the configured
+// credential elsewhere.
+func refuseCrossOrigin(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("too many redirects")
+	}
+	if from := via[0].URL; req.URL.Scheme != from.Scheme || req.URL.Host != from.Host {
+		return errors.New("upstream redirected to another origin; refused so its credentials stay with it")
+	}
 	return nil
 }
 

@@ -116,6 +116,9 @@ func notYetEffective(cfg *config.File) []string {
 	if cfg.UseXForwardedFor || len(cfg.TrustedProxyRanges) > 0 {
 		out = append(out, "general_settings.use_x_forwarded_for / mcp_trusted_proxy_ranges are not supported yet: callers are classified by their direct address")
 	}
+	if cfg.AllowStdioFromAPI {
+		out = append(out, "general_settings.mcp_allow_stdio_servers_from_api has no effect yet: servers come from the config file only")
+	}
 	if cfg.EnableMCPRegistry {
 		out = append(out, "general_settings.enable_mcp_registry is not supported yet: /v1/mcp/registry.json is not served")
 	}
