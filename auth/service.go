@@ -68,7 +68,7 @@ func (v *verifier) handle(req micro.Request) {
 
 func (v *verifier) verify(keyHash string) (bus.Identity, *bus.Error) {
 	if v.masterHash == nil {
-		return bus.Identity{KeyID: "anonymous"}, nil
+		return bus.Identity{KeyID: "anonymous", Permissions: bus.Permissions{AllServers: true}}, nil
 	}
 	if keyHash == "" {
 		return bus.Identity{}, bus.Errorf(bus.ErrUnauthorized,
@@ -78,7 +78,7 @@ func (v *verifier) verify(keyHash string) (bus.Identity, *bus.Error) {
 		return bus.Identity{}, bus.Errorf(bus.ErrUnauthorized, "unauthorized: invalid API key")
 	}
 	if subtle.ConstantTimeCompare([]byte(keyHash), v.masterHash) == 1 {
-		return bus.Identity{KeyID: "master", Alias: "master", Admin: true}, nil
+		return bus.Identity{KeyID: "master", Alias: "master", Admin: true, Permissions: bus.Permissions{AllServers: true}}, nil
 	}
 	return bus.Identity{}, bus.Errorf(bus.ErrUnauthorized, "unauthorized: invalid API key")
 }

@@ -43,6 +43,16 @@ type Identity struct {
 	Alias string `json:"key_alias,omitempty"`
 	Team  string `json:"team_id,omitempty"`
 	Admin bool   `json:"admin,omitempty"`
+	// Permissions are the servers and tools this caller may use.
+	Permissions Permissions `json:"permissions"`
+}
+
+// Name is how errors and logs refer to the caller: its alias, else its id.
+func (id Identity) Name() string {
+	if id.Alias != "" {
+		return id.Alias
+	}
+	return id.KeyID
 }
 
 // Envelope is the caller context that travels with a JSON-RPC message on the bus.
@@ -85,6 +95,7 @@ func (e *Envelope) WriteTo(h nats.Header) {
 	if e.Caller.Admin {
 		set(HeaderAdmin, "true")
 	}
+	set(HeaderPermissions, EncodePermissions(e.Caller.Permissions))
 	set(HeaderIPClass, string(e.IPClass))
 	if !e.Deadline.IsZero() {
 		set(HeaderDeadline, strconv.FormatInt(e.Deadline.UnixMilli(), 10))
@@ -110,10 +121,11 @@ func ReadEnvelope(h nats.Header) (Envelope, error) {
 	e := Envelope{
 		RequestID: get(HeaderRequestID),
 		Caller: Identity{
-			KeyID: get(HeaderKeyID),
-			Alias: get(HeaderKeyAlias),
-			Team:  get(HeaderTeam),
-			Admin: get(HeaderAdmin) == "true",
+			KeyID:       get(HeaderKeyID),
+			Alias:       get(HeaderKeyAlias),
+			Team:        get(HeaderTeam),
+			Admin:       get(HeaderAdmin) == "true",
+			Permissions: DecodePermissions(get(HeaderPermissions)),
 		},
 		IPClass:         External,
 		Stream:          get(HeaderStream),

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -50,6 +52,7 @@ var (
 	ErrToolNotAllowed      = Kind{"MCPBUS_TOOL_NOT_ALLOWED", -32602, http.StatusOK}
 	ErrServiceUnavailable  = Kind{"MCPBUS_SERVICE_UNAVAILABLE", -32025, http.StatusServiceUnavailable}
 	ErrUpstreamBusy        = Kind{"MCPBUS_UPSTREAM_BUSY", -32026, http.StatusOK}
+	ErrRateLimited         = Kind{"MCPBUS_RATE_LIMITED", -32029, http.StatusTooManyRequests}
 )
 
 var catalog = map[string]Kind{}
@@ -59,7 +62,7 @@ func init() {
 		ErrMethodNotFound, ErrInvalidParams, ErrInternal, ErrNotAcceptable, ErrUnsupportedMedia,
 		ErrTooLarge, ErrMethodNotAllowed, ErrUnauthorized, ErrForbidden, ErrUnknownServer,
 		ErrNoServerSelected, ErrUpstreamUnavailable, ErrUpstreamTimeout, ErrUpstreamProtocol,
-		ErrUpstreamAuth, ErrOverloaded, ErrToolNotAllowed, ErrServiceUnavailable, ErrUpstreamBusy} {
+		ErrUpstreamAuth, ErrOverloaded, ErrToolNotAllowed, ErrServiceUnavailable, ErrUpstreamBusy, ErrRateLimited} {
 		catalog[k.Code] = k
 	}
 }
@@ -78,7 +81,12 @@ func Catalog() []Kind {
 type Error struct {
 	Kind    Kind
 	Message string
+	// RetryAfter, if set, tells the caller when to try again (HTTP Retry-After).
+	RetryAfter time.Duration
 }
+
+// HeaderRetryAfter carries Error.RetryAfter (whole seconds) on the bus.
+const HeaderRetryAfter = "Mcpbus-Retry-After"
 
 func (e *Error) Error() string { return e.Message }
 
@@ -99,7 +107,15 @@ func AsError(err error) *Error {
 
 // RespondError answers a micro request with e in micro's error headers.
 func RespondError(req micro.Request, e *Error) {
-	_ = req.Error(e.Kind.Code, e.Message, nil)
+	var opts []micro.RespondOpt
+	if e.RetryAfter > 0 {
+		opts = append(opts, micro.WithHeaders(micro.Headers{HeaderRetryAfter: {retrySeconds(e.RetryAfter)}}))
+	}
+	_ = req.Error(e.Kind.Code, e.Message, nil, opts...)
+}
+
+func retrySeconds(d time.Duration) string {
+	return strconv.Itoa(int((d + time.Second - 1) / time.Second))
 }
 
 // ReplyError reads a gateway error from a reply's micro error headers, or nil if
@@ -116,7 +132,11 @@ func ReplyError(msg *nats.Msg) *Error {
 	if !ok {
 		k = ErrInternal
 	}
-	return &Error{Kind: k, Message: msg.Header.Get(micro.ErrorHeader)}
+	e := &Error{Kind: k, Message: msg.Header.Get(micro.ErrorHeader)}
+	if s, err := strconv.Atoi(msg.Header.Get(HeaderRetryAfter)); err == nil && s > 0 {
+		e.RetryAfter = time.Duration(s) * time.Second
+	}
+	return e
 }
 
 // RequestError turns a failed NATS request into a gateway error for service name.

@@ -34,8 +34,12 @@ func (r Reply) Error(e *Error) error {
 	if r.subject == "" {
 		return nil
 	}
-	return r.nc.PublishMsg(&nats.Msg{Subject: r.subject, Header: nats.Header{
+	h := nats.Header{
 		micro.ErrorCodeHeader: {e.Kind.Code},
 		micro.ErrorHeader:     {e.Message},
-	}})
+	}
+	if e.RetryAfter > 0 {
+		h[HeaderRetryAfter] = []string{retrySeconds(e.RetryAfter)}
+	}
+	return r.nc.PublishMsg(&nats.Msg{Subject: r.subject, Header: h})
 }

@@ -68,6 +68,7 @@ func New(o Options) *Ingress {
 	mux.HandleFunc("GET /health/liveliness", g.liveliness)
 	mux.HandleFunc("GET /health/readiness", g.readiness)
 	g.mux = mux
+	g.startRevocationWatch()
 	return g
 }
 

@@ -1,0 +1,116 @@
+package bus
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Virtual keys and teams (LiteLLM-compatible). Keys are stored under the
+// SHA-256 of the key (HashKey), never in plaintext; the plaintext is shown once,
+// by key generation.
+const (
+	BucketKeys       = "mcpbus_keys"
+	BucketTeams      = "mcpbus_teams"
+	BucketRateLimits = "mcpbus_ratelimits"
+)
+
+// Admin subjects of the auth service (master key only; the ingress checks the
+// caller is admin before it asks). Request and reply bodies are the
+// LiteLLM-compatible JSON shapes of the REST endpoint of the same name.
+const (
+	SubjectKeyGenerate = Root + ".auth.key.generate"
+	SubjectKeyInfo     = Root + ".auth.key.info"
+	SubjectKeyList     = Root + ".auth.key.list"
+	SubjectKeyUpdate   = Root + ".auth.key.update"
+	SubjectKeyDelete   = Root + ".auth.key.delete"
+	SubjectTeamNew     = Root + ".auth.team.new"
+	SubjectTeamInfo    = Root + ".auth.team.info"
+	SubjectTeamList    = Root + ".auth.team.list"
+	SubjectTeamUpdate  = Root + ".auth.team.update"
+	SubjectTeamDelete  = Root + ".auth.team.delete"
+	// SubjectKeyRevoked carries the key id of a key that was deleted, blocked or
+	// expired, so every ingress cancels that key's in-flight calls.
+	SubjectKeyRevoked = Root + ".auth.key.revoked"
+	// SubjectCancel carries a request id whose upstream call must stop.
+	SubjectCancel = Root + ".cancel"
+)
+
+// KeyRecord is one virtual key as stored in BucketKeys under its hash.
+type KeyRecord struct {
+	// Token is the key's id: its SHA-256 (what LiteLLM calls the hashed token).
+	Token    string `json:"token"`
+	KeyAlias string `json:"key_alias,omitempty"`
+	TeamID   string `json:"team_id,omitempty"`
+	// MCPServers limits the servers the key may use; empty inherits the team's.
+	MCPServers []string `json:"mcp_servers,omitempty"`
+	// MCPToolPermissions limits, per server, the tools the key may list and call.
+	MCPToolPermissions map[string][]string `json:"mcp_tool_permissions,omitempty"`
+	RPMLimit           int                 `json:"rpm_limit,omitempty"`
+	Expires            *time.Time          `json:"expires,omitempty"`
+	Blocked            bool                `json:"blocked,omitempty"`
+	Metadata           map[string]any      `json:"metadata,omitempty"`
+	CreatedAt          time.Time           `json:"created_at"`
+	UpdatedAt          time.Time           `json:"updated_at"`
+}
+
+// TeamRecord is one team as stored in BucketTeams under its id.
+type TeamRecord struct {
+	TeamID             string              `json:"team_id"`
+	TeamAlias          string              `json:"team_alias,omitempty"`
+	MCPServers         []string            `json:"mcp_servers,omitempty"`
+	MCPToolPermissions map[string][]string `json:"mcp_tool_permissions,omitempty"`
+	RPMLimit           int                 `json:"rpm_limit,omitempty"`
+	Blocked            bool                `json:"blocked,omitempty"`
+	Metadata           map[string]any      `json:"metadata,omitempty"`
+	CreatedAt          time.Time           `json:"created_at"`
+	UpdatedAt          time.Time           `json:"updated_at"`
+}
+
+// Permissions is what a caller may use, as auth computed it (the one rule lives
+// in the auth service). AllServers is true for the master key and for keys
+// that neither they nor their team restrict; otherwise Servers lists the
+// permitted servers. Tools, per server, lists the only tools permitted there;
+// a server absent from Tools has no per-key tool restriction.
+type Permissions struct {
+	AllServers bool                `json:"all_servers"`
+	Servers    []string            `json:"servers,omitempty"`
+	Tools      map[string][]string `json:"tools,omitempty"`
+}
+
+// AllowsServer reports whether the caller may use server.
+func (p Permissions) AllowsServer(server string) bool {
+	return p.AllServers || slices.Contains(p.Servers, server)
+}
+
+// AllowsTool reports whether the caller may list and call tool on server.
+func (p Permissions) AllowsTool(server, tool string) bool {
+	tools, limited := p.Tools[server]
+	return !limited || slices.Contains(tools, tool)
+}
+
+// HeaderPermissions carries Permissions in the envelope as JSON.
+const HeaderPermissions = "Mcpbus-Caller-Permissions"
+
+// EncodePermissions is the header value for p ("" when p allows everything).
+func EncodePermissions(p Permissions) string {
+	if p.AllServers && len(p.Tools) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(p)
+	return string(b)
+}
+
+// DecodePermissions reads a header value. An empty value allows everything
+// (the master key, open mode); a malformed one allows nothing (fail closed).
+func DecodePermissions(s string) Permissions {
+	if strings.TrimSpace(s) == "" {
+		return Permissions{AllServers: true}
+	}
+	var p Permissions
+	if json.Unmarshal([]byte(s), &p) != nil {
+		return Permissions{}
+	}
+	return p
+}
