@@ -53,6 +53,11 @@ var (
 	ErrServiceUnavailable  = Kind{"MCPBUS_SERVICE_UNAVAILABLE", -32025, http.StatusServiceUnavailable}
 	ErrUpstreamBusy        = Kind{"MCPBUS_UPSTREAM_BUSY", -32026, http.StatusOK}
 	ErrRateLimited         = Kind{"MCPBUS_RATE_LIMITED", -32029, http.StatusTooManyRequests}
+	// ErrNotPermitted is a key or team permission denial on the MCP surface: a
+	// JSON-RPC error with the reason (the REST surface answers ErrForbidden).
+	ErrNotPermitted = Kind{"MCPBUS_NOT_PERMITTED", -32030, http.StatusOK}
+	// ErrKeyRevoked ends a call whose key was revoked while it ran.
+	ErrKeyRevoked = Kind{"MCPBUS_KEY_REVOKED", -32031, http.StatusOK}
 )
 
 var catalog = map[string]Kind{}
@@ -62,7 +67,7 @@ func init() {
 		ErrMethodNotFound, ErrInvalidParams, ErrInternal, ErrNotAcceptable, ErrUnsupportedMedia,
 		ErrTooLarge, ErrMethodNotAllowed, ErrUnauthorized, ErrForbidden, ErrUnknownServer,
 		ErrNoServerSelected, ErrUpstreamUnavailable, ErrUpstreamTimeout, ErrUpstreamProtocol,
-		ErrUpstreamAuth, ErrOverloaded, ErrToolNotAllowed, ErrServiceUnavailable, ErrUpstreamBusy, ErrRateLimited} {
+		ErrUpstreamAuth, ErrOverloaded, ErrToolNotAllowed, ErrServiceUnavailable, ErrUpstreamBusy, ErrRateLimited, ErrNotPermitted, ErrKeyRevoked} {
 		catalog[k.Code] = k
 	}
 }

@@ -40,7 +40,10 @@ type Ingress struct {
 	nc       *nats.Conn
 	log      *slog.Logger
 	sessions *sessionStore
-	mux      *http.ServeMux
+	// calls and revocations end a revoked key's in-flight calls (inflight.go).
+	calls       inflight
+	revocations *nats.Subscription
+	mux         *http.ServeMux
 }
 
 // New builds the ingress. Close stops its session sweeper.

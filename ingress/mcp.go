@@ -173,9 +173,15 @@ func (g *Ingress) verify(r *http.Request) (bus.Identity, *bus.Error) {
 func (g *Ingress) route(ctx context.Context, req *request) ([]byte, *bus.Error) {
 	ctx, cancel := context.WithTimeout(ctx, g.o.MaxWait)
 	defer cancel()
+	ctx, revoke := context.WithCancelCause(ctx)
+	defer revoke(nil)
+	defer g.calls.add(req.env.Caller.KeyID, req.env.RequestID, revoke)()
 	m := &nats.Msg{Subject: bus.SubjectRouterRPC, Data: req.body, Header: req.env.Header()}
 	reply, err := g.nc.RequestMsgWithContext(ctx, m)
 	if err != nil {
+		if errors.Is(context.Cause(ctx), errRevoked) {
+			return nil, bus.Errorf(bus.ErrKeyRevoked, "key '%s' was revoked while this call ran; the call was cancelled", req.env.Caller.Name())
+		}
 		return nil, bus.RequestError("router", err)
 	}
 	if e := bus.ReplyError(reply); e != nil {

@@ -121,18 +121,29 @@ func (r *Router) resolve(env bus.Envelope) (bus.ServerSpec, *bus.Error) {
 		if !ok || !visible(s, env) {
 			return bus.ServerSpec{}, bus.Errorf(bus.ErrUnknownServer, "unknown MCP server %q", env.Servers[0])
 		}
+		if !env.Caller.Permissions.AllowsServer(s.Name) {
+			return bus.ServerSpec{}, bus.Errorf(bus.ErrNotPermitted, "key '%s' may not use MCP server '%s'", env.Caller.Name(), s.Name)
+		}
 		return s, nil
 	case 0:
 		var only []bus.ServerSpec
+		hidden := 0
 		for _, s := range r.cache.List() {
-			if visible(s, env) {
-				only = append(only, s)
+			if !visible(s, env) {
+				continue
 			}
+			if !env.Caller.Permissions.AllowsServer(s.Name) {
+				hidden++
+				continue
+			}
+			only = append(only, s)
 		}
-		switch len(only) {
-		case 1:
+		switch {
+		case len(only) == 1:
 			return only[0], nil
-		case 0:
+		case len(only) == 0 && hidden > 0:
+			return bus.ServerSpec{}, bus.Errorf(bus.ErrNotPermitted, "key '%s' may not use any MCP server", env.Caller.Name())
+		case len(only) == 0:
 			return bus.ServerSpec{}, bus.Errorf(bus.ErrUnknownServer, "no MCP server is available to this caller")
 		}
 		return bus.ServerSpec{}, bus.Errorf(bus.ErrNoServerSelected,
@@ -143,7 +154,8 @@ func (r *Router) resolve(env bus.Envelope) (bus.ServerSpec, *bus.Error) {
 	}
 }
 
-// visible applies the one public/internal rule: internal callers see every
+// visible applies the one public/internal rule (checked before key
+// permissions, so a server hidden from a caller is never named to it): internal callers see every
 // server, external callers only those marked available_on_public_internet.
 func visible(s bus.ServerSpec, env bus.Envelope) bool {
 	return s.Public || env.IPClass == bus.Internal

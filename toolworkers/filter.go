@@ -35,9 +35,14 @@ func (f toolFilter) allows(name string) bool {
 	return !f.disallowed[name]
 }
 
-// list removes tools the filter does not allow from a tools/list result, keeping
-// every other field of the result and of each tool as the upstream sent it.
+// list removes tools the filter does not allow from a tools/list result.
 func (f toolFilter) list(result json.RawMessage) json.RawMessage {
+	return filterTools(result, f.allows)
+}
+
+// filterTools removes the tools allow refuses from a tools/list result, keeping
+// every other field of the result and of each kept tool as the upstream sent it.
+func filterTools(result json.RawMessage, allow func(name string) bool) json.RawMessage {
 	var r map[string]json.RawMessage
 	if json.Unmarshal(result, &r) != nil {
 		return result
@@ -51,7 +56,7 @@ func (f toolFilter) list(result json.RawMessage) json.RawMessage {
 		var named struct {
 			Name string `json:"name"`
 		}
-		if json.Unmarshal(t, &named) == nil && f.allows(named.Name) {
+		if json.Unmarshal(t, &named) == nil && allow(named.Name) {
 			kept = append(kept, t)
 		}
 	}

@@ -2,6 +2,7 @@ package toolworkers
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,12 +111,19 @@ func (b *breaker) allow() (done func(err error), refused error) {
 	return b.report(false), nil
 }
 
+// errCancelled reports a call that was cancelled (its key revoked): it says
+// nothing about the upstream's health, so it neither counts nor resets.
+var errCancelled = errors.New("call cancelled")
+
 func (b *breaker) report(probe bool) func(error) {
 	return func(err error) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		if probe {
 			b.probing = false
+		}
+		if err == errCancelled {
+			return
 		}
 		if !countsAsFailure(err) {
 			b.failures, b.open = 0, false

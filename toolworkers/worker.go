@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
@@ -63,6 +65,10 @@ type Worker struct {
 	creds   *credClients // sessions for callers with per-request credentials
 	limit   *limiter
 	breaker *breaker
+	// inflight maps request ids to the cancel of their upstream call, so a
+	// cancellation published on the bus (a revoked key) stops them.
+	inflight sync.Map
+	cancels  *nats.Subscription
 }
 
 // Start provisions spec (resolving its credentials in this process) and registers
@@ -135,6 +141,16 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 		return nil, err
 	}
 	w.svc = svc
+	w.cancels, err = nc.Subscribe(bus.SubjectCancel, func(m *nats.Msg) {
+		if c, ok := w.inflight.Load(string(m.Data)); ok {
+			w.log.Info("cancelling an in-flight call", "request_id", string(m.Data))
+			c.(context.CancelFunc)()
+		}
+	})
+	if err != nil {
+		w.Stop()
+		return nil, err
+	}
 	return w, nil
 }
 
@@ -218,6 +234,9 @@ func (w *Worker) Stop() {
 	if w.svc != nil {
 		_ = w.svc.Stop()
 	}
+	if w.cancels != nil {
+		_ = w.cancels.Unsubscribe()
+	}
 	w.client.Close()
 	w.creds.closeAll()
 	w.base.CloseIdleConnections()
@@ -274,14 +293,24 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 		_ = reply.Error(bus.Errorf(bus.ErrInvalidRequest, "tool worker takes requests only, got %q", msg.Method))
 		return
 	}
-	if msg.Method == "tools/call" && w.filter.active() {
-		if name := toolName(msg.Params); !w.filter.allows(name) {
+	callerTools, callerLimited := env.Caller.Permissions.Tools[w.up.Name]
+	if msg.Method == "tools/call" && (w.filter.active() || callerLimited) {
+		name := toolName(msg.Params)
+		if !w.filter.allows(name) {
 			_ = reply.Error(bus.Errorf(bus.ErrToolNotAllowed, "tool %q is not allowed on server %q by the gateway's allowed_tools/disallowed_tools", name, w.up.Name))
+			return
+		}
+		if callerLimited && !slices.Contains(callerTools, name) {
+			_ = reply.Error(bus.Errorf(bus.ErrNotPermitted, "key '%s' may not call tool '%s' on server '%s'", env.Caller.Name(), name, w.up.Name))
 			return
 		}
 	}
 	ctx, cancel := w.callContext(env)
 	defer cancel()
+	if env.RequestID != "" {
+		w.inflight.Store(env.RequestID, cancel)
+		defer w.inflight.Delete(env.RequestID)
+	}
 
 	params, relay := w.legParams(msg.Params, env)
 	client := w.client
@@ -307,8 +336,10 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 		out = bus.RawErrorResponse(msg.ID, resp.Error)
 	} else {
 		result := resp.Result
-		if msg.Method == "tools/list" && w.filter.active() {
-			result = w.filter.list(result)
+		if msg.Method == "tools/list" && (w.filter.active() || callerLimited) {
+			result = filterTools(result, func(name string) bool {
+				return w.filter.allows(name) && (!callerLimited || slices.Contains(callerTools, name))
+			})
 		}
 		out = bus.ResultResponse(msg.ID, result)
 	}
@@ -336,7 +367,11 @@ func (w *Worker) guard(ctx context.Context, call func() error) error {
 		return refused
 	}
 	err = call()
-	done(err)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		done(errCancelled)
+	} else {
+		done(err)
+	}
 	return err
 }
 
