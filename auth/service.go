@@ -1,56 +1,170 @@
 // Package auth is the auth service: it answers bus.SubjectAuthVerify with the
-// caller's identity, or an explicit ErrUnauthorized with the reason.
+// caller's identity, or an explicit ErrUnauthorized / ErrRateLimited with the
+// reason, and serves the LiteLLM-compatible key and team admin endpoints.
+//
+// Virtual keys and teams live in JetStream KV (bus.BucketKeys under the key's
+// SHA-256, bus.BucketTeams under the team id); every replica keeps an in-memory
+// copy fed by KV watches and answers verify from it, so an edit takes effect on
+// every replica within milliseconds. The plaintext key is never stored: it is
+// shown once, by key.generate.
 package auth
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 )
 
 // Options configures the auth service.
 type Options struct {
 	// MasterKey is the admin key. Empty means the gateway runs open: every caller
-	// is the anonymous identity (the serve command allows this on loopback only).
+	// is the anonymous identity (the serve command allows this on loopback only),
+	// whatever key it sends.
 	MasterKey string
 	Log       *slog.Logger
 	Version   string
+	// JetStream holds the keys, teams and rate-limit buckets. Nil disables
+	// virtual keys: only the master key verifies, and the key and team admin
+	// endpoints answer ErrServiceUnavailable.
+	JetStream jetstream.JetStream
+	// Now is the clock for expiry and rate-limit windows; nil means time.Now.
+	Now func() time.Time
+	// ExpiryCheck is how often expired keys are looked for, to announce their
+	// revocation on bus.SubjectKeyRevoked; zero means 250ms.
+	ExpiryCheck time.Duration
 }
 
-type verifier struct {
+// DefaultExpiryCheck is the default Options.ExpiryCheck.
+const DefaultExpiryCheck = 250 * time.Millisecond
+
+// rateLimitWorkers bounds the verify requests waiting on rate-limit counters at
+// once; beyond it the subscription itself waits (backpressure).
+const rateLimitWorkers = 256
+
+// kvTimeout bounds one admin request's, or one rate-limit check's, KV work.
+const kvTimeout = 5 * time.Second
+
+type service struct {
+	nc         *nats.Conn
 	masterHash []byte // sha256 of the master key; nil when open
 	log        *slog.Logger
+	now        func() time.Time
+
+	// Virtual keys; nil without JetStream.
+	store   *store
+	limiter *limiter
+	pool    *bus.Pool
+	// adminMu serializes this replica's admin writes, so alias checks and the
+	// writes they guard do not interleave here (see checkAlias).
+	adminMu sync.Mutex
 }
 
-// Start registers the auth micro service on nc.
+// Start registers the auth micro service on nc. With o.JetStream it first opens
+// the key, team and rate-limit buckets and loads keys and teams, and it stops
+// following them when the service stops.
 func Start(nc *nats.Conn, o Options) (micro.Service, error) {
-	v := &verifier{log: o.Log}
+	_, svc, err := start(nc, o)
+	return svc, err
+}
+
+func start(nc *nats.Conn, o Options) (*service, micro.Service, error) {
+	s := &service{nc: nc, log: o.Log, now: o.Now, pool: bus.NewPool(rateLimitWorkers)}
 	if o.MasterKey != "" {
-		h := bus.HashKey(o.MasterKey)
-		v.masterHash = []byte(h)
+		s.masterHash = []byte(bus.HashKey(o.MasterKey))
 	}
-	if v.log == nil {
-		v.log = slog.Default()
+	if s.log == nil {
+		s.log = slog.Default()
 	}
-	return micro.AddService(nc, micro.Config{
+	if s.now == nil {
+		s.now = time.Now
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if o.JetStream != nil {
+		if err := s.openStore(ctx, o); err != nil {
+			cancel()
+			return nil, nil, err
+		}
+	}
+	svc, err := micro.AddService(nc, micro.Config{
 		Name:        bus.ServiceAuth,
 		Version:     version(o.Version),
-		Description: "verifies gateway keys",
+		Description: "verifies gateway keys; manages virtual keys and teams",
 		Endpoint: &micro.EndpointConfig{
 			Subject: bus.SubjectAuthVerify,
-			// Verification is a constant-time compare in memory: cheap enough to
-			// answer on the subscription goroutine.
-			Handler: micro.HandlerFunc(v.handle),
+			// Verification is a lookup in memory: cheap enough to answer on the
+			// subscription goroutine. Only keys with an rpm_limit go to the pool.
+			Handler: micro.HandlerFunc(s.handle),
 		},
+		DoneHandler: func(micro.Service) { cancel() },
 	})
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	for _, ep := range []struct {
+		name, subject string
+		h             func(context.Context, []byte) (any, *bus.Error)
+	}{
+		{"key-generate", bus.SubjectKeyGenerate, s.keyGenerate},
+		{"key-info", bus.SubjectKeyInfo, s.keyInfo},
+		{"key-list", bus.SubjectKeyList, s.keyList},
+		{"key-update", bus.SubjectKeyUpdate, s.keyUpdate},
+		{"key-delete", bus.SubjectKeyDelete, s.keyDelete},
+		{"team-new", bus.SubjectTeamNew, s.teamNew},
+		{"team-info", bus.SubjectTeamInfo, s.teamInfo},
+		{"team-list", bus.SubjectTeamList, s.teamList},
+		{"team-update", bus.SubjectTeamUpdate, s.teamUpdate},
+		{"team-delete", bus.SubjectTeamDelete, s.teamDelete},
+	} {
+		if err := svc.AddEndpoint(ep.name, s.admin(ep.h), micro.WithEndpointSubject(ep.subject)); err != nil {
+			_ = svc.Stop()
+			return nil, nil, fmt.Errorf("auth endpoint %s: %w", ep.name, err)
+		}
+	}
+	return s, svc, nil
 }
 
-func (v *verifier) handle(req micro.Request) {
+func (s *service) openStore(ctx context.Context, o Options) error {
+	ictx, done := context.WithTimeout(ctx, 10*time.Second)
+	defer done()
+	keys, err := keysBucket(ictx, o.JetStream)
+	if err != nil {
+		return err
+	}
+	teams, err := teamsBucket(ictx, o.JetStream)
+	if err != nil {
+		return err
+	}
+	limits, err := rateLimitsBucket(ictx, o.JetStream)
+	if err != nil {
+		return err
+	}
+	st := newStore(keys, teams, s.nc, s.now, s.log)
+	// The watches live as long as the service (ctx), not the set-up timeout.
+	if err := st.watch(ctx); err != nil {
+		return err
+	}
+	s.store = st
+	s.limiter = &limiter{kv: limits, now: s.now}
+	every := o.ExpiryCheck
+	if every <= 0 {
+		every = DefaultExpiryCheck
+	}
+	go st.expireLoop(ctx, every)
+	return nil
+}
+
+func (s *service) handle(req micro.Request) {
 	var in bus.VerifyRequest
 	if len(req.Data()) > 0 {
 		if err := json.Unmarshal(req.Data(), &in); err != nil {
@@ -58,29 +172,141 @@ func (v *verifier) handle(req micro.Request) {
 			return
 		}
 	}
-	id, err := v.verify(in.KeyHash)
+	id, limits, err := s.check(in.KeyHash)
 	if err != nil {
 		bus.RespondError(req, err)
 		return
 	}
-	_ = req.RespondJSON(id)
+	if len(limits) == 0 {
+		_ = req.RespondJSON(id)
+		return
+	}
+	// Counting needs KV round trips: do them off the subscription goroutine,
+	// answering with bus.Reply (micro.Request must not be used after return).
+	reply := bus.NewReply(s.nc, req)
+	task := func() {
+		if e := s.count(limits); e != nil {
+			_ = reply.Error(e)
+			return
+		}
+		body, _ := json.Marshal(id)
+		_ = reply.Respond(body)
+	}
+	if !s.pool.Go(task) {
+		task()
+	}
 }
 
-func (v *verifier) verify(keyHash string) (bus.Identity, *bus.Error) {
-	if v.masterHash == nil {
-		return bus.Identity{KeyID: "anonymous", Permissions: bus.Permissions{AllServers: true}}, nil
+// verify is check and count together: the whole answer for keyHash.
+func (s *service) verify(keyHash string) (bus.Identity, *bus.Error) {
+	id, limits, err := s.check(keyHash)
+	if err != nil {
+		return bus.Identity{}, err
+	}
+	if e := s.count(limits); e != nil {
+		return bus.Identity{}, e
+	}
+	return id, nil
+}
+
+// rateLimit is one rpm_limit a request must pass.
+type rateLimit struct {
+	scope, id, name string
+	limit           int
+}
+
+// check answers keyHash from memory: the identity, and the rate limits the
+// request must still pass (none for the master key and keys without limits).
+func (s *service) check(keyHash string) (bus.Identity, []rateLimit, *bus.Error) {
+	if s.masterHash == nil {
+		return bus.Identity{KeyID: "anonymous", Permissions: bus.Permissions{AllServers: true}}, nil, nil
 	}
 	if keyHash == "" {
-		return bus.Identity{}, bus.Errorf(bus.ErrUnauthorized,
+		return bus.Identity{}, nil, bus.Errorf(bus.ErrUnauthorized,
 			"unauthorized: no API key; send 'Authorization: Bearer <key>' or 'x-litellm-api-key: Bearer <key>'")
 	}
 	if _, err := hex.DecodeString(keyHash); err != nil || len(keyHash) != 64 {
-		return bus.Identity{}, bus.Errorf(bus.ErrUnauthorized, "unauthorized: invalid API key")
+		return bus.Identity{}, nil, errInvalidKey()
 	}
-	if subtle.ConstantTimeCompare([]byte(keyHash), v.masterHash) == 1 {
-		return bus.Identity{KeyID: "master", Alias: "master", Admin: true, Permissions: bus.Permissions{AllServers: true}}, nil
+	if subtle.ConstantTimeCompare([]byte(keyHash), s.masterHash) == 1 {
+		return bus.Identity{KeyID: "master", Alias: "master", Admin: true, Permissions: bus.Permissions{AllServers: true}}, nil, nil
 	}
-	return bus.Identity{}, bus.Errorf(bus.ErrUnauthorized, "unauthorized: invalid API key")
+	if s.store == nil {
+		return bus.Identity{}, nil, errInvalidKey()
+	}
+	key, team, teamGone, ok := s.store.lookup(keyHash)
+	if !ok {
+		return bus.Identity{}, nil, errInvalidKey()
+	}
+	name := keyName(key)
+	if key.Blocked {
+		return bus.Identity{}, nil, bus.Errorf(bus.ErrUnauthorized, "unauthorized: key '%s' is blocked", name)
+	}
+	if key.Expires != nil && !s.now().Before(*key.Expires) {
+		return bus.Identity{}, nil, bus.Errorf(bus.ErrUnauthorized, "unauthorized: key '%s' expired at %s",
+			name, key.Expires.UTC().Format(time.RFC3339))
+	}
+	if teamGone {
+		return bus.Identity{}, nil, bus.Errorf(bus.ErrUnauthorized,
+			"unauthorized: key '%s' belongs to team '%s', which no longer exists", name, key.TeamID)
+	}
+	if team != nil && team.Blocked {
+		return bus.Identity{}, nil, bus.Errorf(bus.ErrUnauthorized,
+			"unauthorized: key '%s' belongs to team '%s', which is blocked", name, teamName(*team))
+	}
+	var limits []rateLimit
+	if key.RPMLimit > 0 {
+		limits = append(limits, rateLimit{"key", key.Token, name, key.RPMLimit})
+	}
+	if team != nil && team.RPMLimit > 0 {
+		limits = append(limits, rateLimit{"team", team.TeamID, teamName(*team), team.RPMLimit})
+	}
+	return bus.Identity{
+		KeyID:       key.Token,
+		Alias:       key.KeyAlias,
+		Team:        key.TeamID,
+		Permissions: Effective(key, team),
+	}, limits, nil
+}
+
+// count passes a request through its rate limits (see limiter).
+func (s *service) count(limits []rateLimit) *bus.Error {
+	if len(limits) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), kvTimeout)
+	defer cancel()
+	for _, l := range limits {
+		refused, err := s.limiter.allow(ctx, l.scope, l.id, l.name, l.limit)
+		if err != nil {
+			s.log.Warn("auth: rate limit not enforced: counter unavailable", "scope", l.scope, "name", l.name, "err", err)
+			continue
+		}
+		if refused != nil {
+			return refused
+		}
+	}
+	return nil
+}
+
+func errInvalidKey() *bus.Error {
+	return bus.Errorf(bus.ErrUnauthorized, "unauthorized: invalid API key")
+}
+
+// keyName is how messages name a key: its alias, else its token's first 8 hex
+// digits (never the key itself).
+func keyName(k bus.KeyRecord) string {
+	if k.KeyAlias != "" {
+		return k.KeyAlias
+	}
+	return prefix(k.Token)
+}
+
+func teamName(t bus.TeamRecord) string {
+	if t.TeamAlias != "" {
+		return t.TeamAlias
+	}
+	return t.TeamID
 }
 
 func version(v string) string {

@@ -58,6 +58,9 @@ var (
 	ErrNotPermitted = Kind{"MCPBUS_NOT_PERMITTED", -32030, http.StatusOK}
 	// ErrKeyRevoked ends a call whose key was revoked while it ran.
 	ErrKeyRevoked = Kind{"MCPBUS_KEY_REVOKED", -32031, http.StatusOK}
+	// ErrNotFound and ErrConflict answer the admin and registry APIs.
+	ErrNotFound = Kind{"MCPBUS_NOT_FOUND", -32032, http.StatusNotFound}
+	ErrConflict = Kind{"MCPBUS_CONFLICT", -32033, http.StatusConflict}
 )
 
 var catalog = map[string]Kind{}
@@ -67,7 +70,7 @@ func init() {
 		ErrMethodNotFound, ErrInvalidParams, ErrInternal, ErrNotAcceptable, ErrUnsupportedMedia,
 		ErrTooLarge, ErrMethodNotAllowed, ErrUnauthorized, ErrForbidden, ErrUnknownServer,
 		ErrNoServerSelected, ErrUpstreamUnavailable, ErrUpstreamTimeout, ErrUpstreamProtocol,
-		ErrUpstreamAuth, ErrOverloaded, ErrToolNotAllowed, ErrServiceUnavailable, ErrUpstreamBusy, ErrRateLimited, ErrNotPermitted, ErrKeyRevoked} {
+		ErrUpstreamAuth, ErrOverloaded, ErrToolNotAllowed, ErrServiceUnavailable, ErrUpstreamBusy, ErrRateLimited, ErrNotPermitted, ErrKeyRevoked, ErrNotFound, ErrConflict} {
 		catalog[k.Code] = k
 	}
 }

@@ -1,0 +1,155 @@
+package auth
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+func TestEffective(t *testing.T) {
+	type tools = map[string][]string
+	key := func(servers []string, tp tools) bus.KeyRecord {
+		return bus.KeyRecord{Token: "t", MCPServers: servers, MCPToolPermissions: tp}
+	}
+	team := func(servers []string, tp tools) *bus.TeamRecord {
+		return &bus.TeamRecord{TeamID: "team", MCPServers: servers, MCPToolPermissions: tp}
+	}
+	all := bus.Permissions{AllServers: true}
+	cases := []struct {
+		name string
+		key  bus.KeyRecord
+		team *bus.TeamRecord
+		want bus.Permissions
+	}{
+		// Servers.
+		{"no team, no lists: everything", key(nil, nil), nil, all},
+		{"team without lists, key without lists: everything", key(nil, nil), team(nil, nil), all},
+		{"empty (non-nil) lists mean no restriction", key([]string{}, tools{}), team([]string{}, tools{}), all},
+		{"key only", key([]string{"a", "b"}, nil), nil, bus.Permissions{Servers: []string{"a", "b"}}},
+		{"key only, team without list", key([]string{"a"}, nil), team(nil, nil), bus.Permissions{Servers: []string{"a"}}},
+		{"team only: key inherits", key(nil, nil), team([]string{"x", "y"}, nil), bus.Permissions{Servers: []string{"x", "y"}}},
+		{"both: intersection in key order", key([]string{"c", "b", "a"}, nil), team([]string{"a", "b", "z"}, nil),
+			bus.Permissions{Servers: []string{"b", "a"}}},
+		{"both, disjoint: nothing, never everything", key([]string{"a"}, nil), team([]string{"b"}, nil),
+			bus.Permissions{Servers: []string{}}},
+		{"key cannot widen its team", key([]string{"a", "secret"}, nil), team([]string{"a"}, nil),
+			bus.Permissions{Servers: []string{"a"}}},
+		{"duplicates and empty names dropped", key([]string{"a", "a", "", "b"}, nil), nil,
+			bus.Permissions{Servers: []string{"a", "b"}}},
+
+		// Tools.
+		{"key tools, all servers", key(nil, tools{"a": {"t1", "t2"}}), nil,
+			bus.Permissions{AllServers: true, Tools: tools{"a": {"t1", "t2"}}}},
+		{"team tools, key none: team's", key(nil, nil), team(nil, tools{"a": {"t1"}}),
+			bus.Permissions{AllServers: true, Tools: tools{"a": {"t1"}}}},
+		{"key and team tools: intersection", key(nil, tools{"a": {"t1", "t2", "t3"}}), team(nil, tools{"a": {"t3", "t2", "t9"}}),
+			bus.Permissions{AllServers: true, Tools: tools{"a": {"t2", "t3"}}}},
+		{"key and team tools, disjoint: no tool", key(nil, tools{"a": {"t1"}}), team(nil, tools{"a": {"t2"}}),
+			bus.Permissions{AllServers: true, Tools: tools{"a": {}}}},
+		{"key and team restrict different servers: each applies", key(nil, tools{"a": {"t1"}}), team(nil, tools{"b": {"t2"}}),
+			bus.Permissions{AllServers: true, Tools: tools{"a": {"t1"}, "b": {"t2"}}}},
+		{"explicit empty tool list permits no tool", key(nil, tools{"a": {}}), nil,
+			bus.Permissions{AllServers: true, Tools: tools{"a": {}}}},
+		{"explicit empty tool list on team wins over key", key(nil, tools{"a": {"t1"}}), team(nil, tools{"a": nil}),
+			bus.Permissions{AllServers: true, Tools: tools{"a": {}}}},
+		{"tools of a server the key may not use are dropped", key([]string{"a"}, tools{"a": {"t1"}, "b": {"t2"}}), nil,
+			bus.Permissions{Servers: []string{"a"}, Tools: tools{"a": {"t1"}}}},
+		{"tools of a server the team may not use are dropped", key(nil, tools{"a": {"t1"}, "b": {"t2"}}), team([]string{"b"}, nil),
+			bus.Permissions{Servers: []string{"b"}, Tools: tools{"b": {"t2"}}}},
+		{"team tools for servers outside the intersection are dropped", key([]string{"a", "b"}, nil),
+			team([]string{"b", "c"}, tools{"a": {"t1"}, "b": {"t2"}, "c": {"t3"}}),
+			bus.Permissions{Servers: []string{"b"}, Tools: tools{"b": {"t2"}}}},
+		{"a tool list never grants a server", key([]string{"a"}, nil), team(nil, tools{"b": {"t1"}}),
+			bus.Permissions{Servers: []string{"a"}}},
+		{"disjoint servers drop every tool", key([]string{"a"}, tools{"a": {"t"}}), team([]string{"b"}, tools{"b": {"t"}}),
+			bus.Permissions{Servers: []string{}}},
+		{"duplicate tools dropped", key(nil, tools{"a": {"t1", "t1", ""}}), nil,
+			bus.Permissions{AllServers: true, Tools: tools{"a": {"t1"}}}},
+		{"full combination", key([]string{"gh", "db", "fs"}, tools{"gh": {"issues", "pulls", "push"}, "fs": {"read"}}),
+			team([]string{"gh", "db"}, tools{"gh": {"issues", "pulls"}, "db": {"query"}}),
+			bus.Permissions{Servers: []string{"gh", "db"}, Tools: tools{"gh": {"issues", "pulls"}, "db": {"query"}}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := Effective(c.key, c.team)
+			if !reflect.DeepEqual(normalize(got), normalize(c.want)) {
+				t.Fatalf("Effective:\n got  %+v\n want %+v", got, c.want)
+			}
+			// What the envelope carries must decide the same way.
+			back := bus.DecodePermissions(bus.EncodePermissions(got))
+			for _, s := range []string{"a", "b", "c", "x", "y", "z", "gh", "db", "fs", "secret"} {
+				if back.AllowsServer(s) != got.AllowsServer(s) {
+					t.Errorf("server %s: envelope round trip changes the decision", s)
+				}
+				for _, tool := range []string{"t", "t1", "t2", "t3", "t9", "issues", "pulls", "push", "query", "read"} {
+					if back.AllowsTool(s, tool) != got.AllowsTool(s, tool) {
+						t.Errorf("tool %s/%s: envelope round trip changes the decision", s, tool)
+					}
+				}
+			}
+		})
+	}
+}
+
+// normalize makes nil and empty lists compare equal where they mean the same.
+func normalize(p bus.Permissions) bus.Permissions {
+	if len(p.Servers) == 0 {
+		p.Servers = nil
+	}
+	return p
+}
+
+// The rule never widens: whatever the inputs, a permitted server is permitted by
+// the key and by the team, and a permitted tool by both where they restrict.
+func TestEffectiveNeverWidens(t *testing.T) {
+	lists := [][]string{nil, {}, {"a"}, {"b"}, {"a", "b"}, {"a", "c"}}
+	toolLists := []map[string][]string{nil, {"a": {"t1"}}, {"a": {"t1", "t2"}}, {"b": {"t2"}}, {"a": {}}, {"a": {"t2"}, "c": {"t1"}}}
+	for _, ks := range lists {
+		for _, ts := range lists {
+			for _, kt := range toolLists {
+				for _, tt := range toolLists {
+					for _, noTeam := range []bool{false, true} {
+						k := bus.KeyRecord{MCPServers: ks, MCPToolPermissions: kt}
+						var tm *bus.TeamRecord
+						if !noTeam {
+							tm = &bus.TeamRecord{MCPServers: ts, MCPToolPermissions: tt}
+						}
+						p := Effective(k, tm)
+						for _, s := range []string{"a", "b", "c", "d"} {
+							keyAllows := len(ks) == 0 || contains(ks, s)
+							teamAllows := tm == nil || len(ts) == 0 || contains(ts, s)
+							if p.AllowsServer(s) != (keyAllows && teamAllows) {
+								t.Fatalf("key %v team %v (none=%v): server %s allowed=%v", ks, ts, noTeam, s, p.AllowsServer(s))
+							}
+							if !p.AllowsServer(s) {
+								if _, ok := p.Tools[s]; ok {
+									t.Fatalf("tools kept for forbidden server %s: %+v", s, p)
+								}
+								continue
+							}
+							for _, tool := range []string{"t1", "t2", "t3"} {
+								kOK := kt == nil || kt[s] == nil && !hasKey(kt, s) || contains(kt[s], tool)
+								tOK := tm == nil || tt == nil || tt[s] == nil && !hasKey(tt, s) || contains(tt[s], tool)
+								if p.AllowsTool(s, tool) != (kOK && tOK) {
+									t.Fatalf("key %v/%v team %v/%v: tool %s/%s allowed=%v", ks, kt, ts, tt, s, tool, p.AllowsTool(s, tool))
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func contains(l []string, s string) bool {
+	for _, v := range l {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func hasKey(m map[string][]string, k string) bool { _, ok := m[k]; return ok }
