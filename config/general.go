@@ -67,6 +67,8 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv) (unused []s
 			f.EnableMCPRegistry = p.boolean(path, kv.val, env)
 		case "use_x_forwarded_for":
 			f.UseXForwardedFor = p.boolean(path, kv.val, env)
+		case "mcp_xff_num_trusted_hops":
+			f.XFFNumTrustedHops = readHops(p, path, kv.val, env)
 		case "mcp_allow_stdio_servers_from_api":
 			f.AllowStdioFromAPI = p.boolean(path, kv.val, env)
 		default:
@@ -74,6 +76,30 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv) (unused []s
 		}
 	}
 	return unused
+}
+
+// readHops reads mcp_xff_num_trusted_hops: a whole number, 1 or more (a
+// string, possibly an environment reference, is accepted too). On a problem it
+// returns the default so later checks see a sane value.
+func readHops(p *problems, path string, n *yaml.Node, env LookupEnv) int {
+	if isNull(n) {
+		return DefaultXFFNumTrustedHops
+	}
+	s, ok := p.str(path, n)
+	if !ok {
+		return DefaultXFFNumTrustedHops
+	}
+	s, ferr := resolve(path, s, env)
+	if ferr != nil {
+		p.add(*ferr)
+		return DefaultXFFNumTrustedHops
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || v < 1 {
+		p.errorf(path, "must be a whole number, 1 or more (the number of proxies that append to X-Forwarded-For)")
+		return DefaultXFFNumTrustedHops
+	}
+	return v
 }
 
 // checkSeparator keeps namespaced tool names within [A-Za-z0-9_.-].

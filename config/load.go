@@ -57,8 +57,15 @@ type File struct {
 	// UseXForwardedFor is general_settings.use_x_forwarded_for.
 	UseXForwardedFor bool
 
-	// TrustedProxyRanges is general_settings.mcp_trusted_proxy_ranges.
+	// TrustedProxyRanges is general_settings.mcp_trusted_proxy_ranges: only a
+	// direct peer inside them may set X-Forwarded-For (and only when
+	// UseXForwardedFor is on).
 	TrustedProxyRanges []netip.Prefix
+
+	// XFFNumTrustedHops is general_settings.mcp_xff_num_trusted_hops, default 1:
+	// how many trusted proxies append to X-Forwarded-For, so the client is the
+	// entry this many places from the right (1 is the rightmost entry).
+	XFFNumTrustedHops int
 
 	// Warnings are problems that did not stop the load, each a full line
 	// starting with the file's base name.
@@ -67,6 +74,10 @@ type File struct {
 
 // DefaultToolPrefixSeparator is the separator used when none is configured.
 const DefaultToolPrefixSeparator = "__"
+
+// DefaultXFFNumTrustedHops is mcp_xff_num_trusted_hops when unset: one proxy
+// in front of the gateway.
+const DefaultXFFNumTrustedHops = 1
 
 // Load reads and parses the file at path, resolving environment references
 // with os.LookupEnv.
@@ -95,7 +106,7 @@ func Parse(name string, data []byte, env LookupEnv) (*File, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, &FileError{Name: name, Errs: Errors{{Msg: yamlError(err)}}}
 	}
-	f := &File{ToolPrefixSeparator: DefaultToolPrefixSeparator}
+	f := &File{ToolPrefixSeparator: DefaultToolPrefixSeparator, XFFNumTrustedHops: DefaultXFFNumTrustedHops}
 	p := &problems{}
 	var root *yaml.Node
 	if len(doc.Content) > 0 {

@@ -285,3 +285,44 @@ func TestAllowStdioFromAPISetting(t *testing.T) {
 		}
 	}
 }
+
+func TestXFFNumTrustedHops(t *testing.T) {
+	f, err := Parse("config.yaml", nil, nil)
+	if err != nil || f.XFFNumTrustedHops != 1 {
+		t.Fatalf("default: %d %v", f.XFFNumTrustedHops, err)
+	}
+	ok := []struct {
+		src  string
+		env  map[string]string
+		want int
+	}{
+		{"general_settings:\n  mcp_xff_num_trusted_hops: 2\n", nil, 2},
+		{"general_settings:\n  mcp_xff_num_trusted_hops: \"3\"\n", nil, 3},
+		{"general_settings:\n  mcp_xff_num_trusted_hops: os.environ/HOPS\n", map[string]string{"HOPS": " 4 "}, 4},
+		{"general_settings:\n  mcp_xff_num_trusted_hops:\n", nil, 1},
+	}
+	for _, c := range ok {
+		f, err := Parse("config.yaml", []byte(c.src), mapEnv(c.env))
+		if err != nil || f.XFFNumTrustedHops != c.want {
+			t.Errorf("%q: got %v %v, want %d", c.src, f, err, c.want)
+		}
+		if err == nil && len(f.Warnings) != 0 {
+			t.Errorf("%q: warnings %q (the key must be known)", c.src, f.Warnings)
+		}
+	}
+	const msg = "config.yaml: general_settings.mcp_xff_num_trusted_hops: must be a whole number, 1 or more (the number of proxies that append to X-Forwarded-For)"
+	for _, v := range []string{"0", "-1", "1.5", "two", "\"\""} {
+		_, err := Parse("config.yaml", []byte("general_settings:\n  mcp_xff_num_trusted_hops: "+v+"\n"), nil)
+		if err == nil || err.Error() != msg {
+			t.Errorf("%s: %v", v, err)
+		}
+	}
+	_, err = Parse("config.yaml", []byte("general_settings:\n  mcp_xff_num_trusted_hops: os.environ/MISSING\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "MISSING") {
+		t.Errorf("missing env: %v", err)
+	}
+	_, err = Parse("config.yaml", []byte("general_settings:\n  mcp_xff_num_trusted_hops: [1]\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "mcp_xff_num_trusted_hops") {
+		t.Errorf("list: %v", err)
+	}
+}

@@ -2,7 +2,6 @@ package ingress
 
 import (
 	"net/http"
-	"net/netip"
 	"strings"
 
 	"github.com/mcpbus/mcpbus/bus"
@@ -65,20 +64,14 @@ func splitList(v string) []string {
 	return out
 }
 
-// ipClass classifies the direct peer. Forwarded headers are not trusted here;
-// anything that does not parse is external (fail closed).
+// ipClass classifies the caller: by the direct peer, or, behind a trusted
+// proxy with use_x_forwarded_for on, by the X-Forwarded-For entry the proxies
+// vouch for (see xffPolicy). Anything that does not parse is external (fail
+// closed).
 func (g *Ingress) ipClass(r *http.Request) bus.IPClass {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return bus.External
-	}
-	// Unmap so ::ffff:10.1.2.3 is classified as 10.1.2.3; drop any zone
-	// (fe80::1%eth0) so a configured link-local range can match.
-	addr := ap.Addr().Unmap().WithZone("")
-	for _, p := range g.o.InternalRanges {
-		if p.Contains(addr) {
-			return bus.Internal
-		}
+	addr, ok := g.xff.clientAddr(r)
+	if ok && inAny(g.o.InternalRanges, addr) {
+		return bus.Internal
 	}
 	return bus.External
 }

@@ -22,6 +22,13 @@ type Options struct {
 	// is external. The serve command passes general_settings.mcp_internal_ip_ranges
 	// (or its defaults).
 	InternalRanges []netip.Prefix
+	// UseXFF turns on X-Forwarded-For (general_settings.use_x_forwarded_for).
+	// It is read only from a direct peer inside TrustedProxies
+	// (mcp_trusted_proxy_ranges); the client is then the entry XFFHops places
+	// from the right (mcp_xff_num_trusted_hops, default 1 = rightmost).
+	UseXFF         bool
+	TrustedProxies []netip.Prefix
+	XFFHops        int
 	// MaxBodyBytes bounds one POSTed message (default 4 MiB).
 	MaxBodyBytes int64
 	// MaxWait bounds how long one request waits for its answer (default 10m);
@@ -44,6 +51,7 @@ type Ingress struct {
 	calls       inflight
 	revocations *nats.Subscription
 	mux         *http.ServeMux
+	xff         xffPolicy
 }
 
 // New builds the ingress. Close stops its session sweeper.
@@ -64,12 +72,17 @@ func New(o Options) *Ingress {
 	if o.SessionIdle <= 0 {
 		o.SessionIdle = time.Hour
 	}
-	g := &Ingress{o: o, nc: o.NC, log: o.Log, sessions: newSessionStore(o.SessionIdle)}
+	if o.XFFHops <= 0 {
+		o.XFFHops = 1
+	}
+	g := &Ingress{o: o, nc: o.NC, log: o.Log, sessions: newSessionStore(o.SessionIdle),
+		xff: xffPolicy{enabled: o.UseXFF, trusted: o.TrustedProxies, hops: o.XFFHops}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/mcp", g.serveMCP)
 	mux.HandleFunc("/mcp/", g.serveMCP)
 	mux.HandleFunc("GET /health/liveliness", g.liveliness)
 	mux.HandleFunc("GET /health/readiness", g.readiness)
+	g.adminRoutes(mux)
 	g.mux = mux
 	g.startRevocationWatch()
 	return g

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 )
@@ -11,13 +13,75 @@ import (
 // writeError is the one place a gateway error becomes an HTTP answer: the status
 // from the error catalog and a JSON-RPC error body naming what was wrong.
 func writeError(w http.ResponseWriter, id json.RawMessage, e *bus.Error) {
-	switch e.Kind {
-	case bus.ErrUnauthorized:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="mcpbus"`)
-	case bus.ErrMethodNotAllowed:
+	errorHeaders(w.Header(), e)
+	if e.Kind == bus.ErrMethodNotAllowed {
 		w.Header().Set("Allow", "POST, DELETE")
 	}
 	writeJSON(w, e.Kind.HTTP, bus.ErrorResponse(id, e))
+}
+
+// errorHeaders sets the headers an error kind implies, for every endpoint.
+func errorHeaders(h http.Header, e *bus.Error) {
+	switch e.Kind {
+	case bus.ErrUnauthorized:
+		h.Set("WWW-Authenticate", `Bearer realm="mcpbus"`)
+	case bus.ErrRateLimited:
+		h.Set("Retry-After", retryAfterSeconds(e.RetryAfter))
+	}
+}
+
+// retryAfterSeconds is d in whole seconds, rounded up, at least 1: a client
+// told "0" would retry at once.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.Itoa(max(1, int((d+time.Second-1)/time.Second)))
+}
+
+// restStatus is the HTTP status of e on the REST (admin) endpoints. It is the
+// catalog's, except that kinds the MCP endpoint delivers inside a 200 JSON-RPC
+// response need a real error status here.
+func restStatus(k bus.Kind) int {
+	if k.HTTP != http.StatusOK {
+		return k.HTTP
+	}
+	switch k {
+	case bus.ErrMethodNotFound:
+		return http.StatusNotFound
+	case bus.ErrInvalidParams:
+		return http.StatusBadRequest
+	case bus.ErrToolNotAllowed:
+		return http.StatusForbidden
+	case bus.ErrUpstreamUnavailable, bus.ErrUpstreamProtocol, bus.ErrUpstreamAuth:
+		return http.StatusBadGateway
+	case bus.ErrUpstreamTimeout:
+		return http.StatusGatewayTimeout
+	case bus.ErrUpstreamBusy:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// restError is LiteLLM's error body: {"error": {"message", "type", "param", "code"}}.
+type restError struct {
+	Error restErrorObject `json:"error"`
+}
+
+type restErrorObject struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    string  `json:"code"`
+}
+
+// writeRESTError answers a REST (admin) request with e in LiteLLM's error
+// shape: code is the catalog code, type its lower-case name ("forbidden").
+func writeRESTError(w http.ResponseWriter, e *bus.Error) {
+	errorHeaders(w.Header(), e)
+	body, _ := json.Marshal(restError{restErrorObject{
+		Message: e.Message,
+		Type:    strings.ToLower(strings.TrimPrefix(e.Kind.Code, "MCPBUS_")),
+		Code:    e.Kind.Code,
+	}})
+	writeJSON(w, restStatus(e.Kind), body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, body []byte) {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 )
@@ -135,5 +136,94 @@ func TestStartSSEAndEvent(t *testing.T) {
 	}
 	if want := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n"; rec.Body.String() != want {
 		t.Fatalf("body %q, want %q", rec.Body.String(), want)
+	}
+}
+
+func TestWriteErrorRetryAfter(t *testing.T) {
+	cases := []struct {
+		after time.Duration
+		want  string
+	}{
+		{30 * time.Second, "30"},
+		{1500 * time.Millisecond, "2"}, // rounded up: never earlier than asked
+		{time.Millisecond, "1"},
+		{0, "1"}, // no hint still says "not at once"
+		{2 * time.Minute, "120"},
+	}
+	for _, c := range cases {
+		rec := httptest.NewRecorder()
+		e := bus.Errorf(bus.ErrRateLimited, "rate limit of 10 requests per minute reached")
+		e.RetryAfter = c.after
+		writeError(rec, json.RawMessage(`1`), e)
+		if rec.Code != http.StatusTooManyRequests {
+			t.Errorf("%v: status %d", c.after, rec.Code)
+		}
+		if got := rec.Header().Get("Retry-After"); got != c.want {
+			t.Errorf("%v: Retry-After %q, want %q", c.after, got, c.want)
+		}
+		if b := decodeErrorBody(t, rec); b.Error.Data["mcpbus_code"] != "MCPBUS_RATE_LIMITED" || b.Error.Code != -32029 {
+			t.Errorf("%v: body %s", c.after, rec.Body.String())
+		}
+	}
+	// Other kinds carry no Retry-After, even with a RetryAfter set.
+	rec := httptest.NewRecorder()
+	e := bus.Errorf(bus.ErrOverloaded, "busy")
+	writeError(rec, nil, e)
+	if rec.Header().Get("Retry-After") != "" {
+		t.Errorf("Retry-After on %s", e.Kind.Code)
+	}
+}
+
+type restErrorBody struct {
+	Error struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    string  `json:"code"`
+	} `json:"error"`
+}
+
+func TestWriteRESTErrorEveryKind(t *testing.T) {
+	for _, k := range bus.Catalog() {
+		t.Run(k.Code, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			writeRESTError(rec, bus.Errorf(k, "team %q not found", "t1"))
+			if rec.Code < 400 {
+				t.Errorf("status %d for an error", rec.Code)
+			}
+			if k.HTTP != http.StatusOK && rec.Code != k.HTTP {
+				t.Errorf("status %d, want the catalog's %d", rec.Code, k.HTTP)
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			var raw map[string]map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil {
+				t.Fatalf("body %q", rec.Body.String())
+			}
+			for _, f := range []string{"message", "type", "param", "code"} {
+				if _, ok := raw["error"][f]; !ok {
+					t.Errorf("error.%s missing in %s", f, rec.Body.String())
+				}
+			}
+			var b restErrorBody
+			_ = json.Unmarshal(rec.Body.Bytes(), &b)
+			wantType := strings.ToLower(strings.TrimPrefix(k.Code, "MCPBUS_"))
+			if b.Error.Message != `team "t1" not found` || b.Error.Code != k.Code || b.Error.Type != wantType || b.Error.Param != nil {
+				t.Errorf("body %s", rec.Body.String())
+			}
+			if (rec.Header().Get("WWW-Authenticate") != "") != (k == bus.ErrUnauthorized) {
+				t.Errorf("WWW-Authenticate %q", rec.Header().Get("WWW-Authenticate"))
+			}
+			if (rec.Header().Get("Retry-After") != "") != (k == bus.ErrRateLimited) {
+				t.Errorf("Retry-After %q", rec.Header().Get("Retry-After"))
+			}
+		})
+	}
+	rec := httptest.NewRecorder()
+	writeRESTError(rec, bus.Errorf(bus.ErrForbidden, "only the master key may manage keys and teams"))
+	want := `{"error":{"message":"only the master key may manage keys and teams","type":"forbidden","param":null,"code":"MCPBUS_FORBIDDEN"}}`
+	if rec.Code != http.StatusForbidden || rec.Body.String() != want {
+		t.Errorf("403: %d %s", rec.Code, rec.Body.String())
 	}
 }

@@ -2,6 +2,7 @@
 //
 //	mcpbus serve --config FILE          all services in one process on embedded NATS
 //	mcpbus config check FILE            validate a config without serving
+//	mcpbus keys create|list|revoke      manage virtual keys over the admin API
 //	mcpbus demo-upstream                a demo MCP server for trying the gateway
 //	mcpbus version
 package main
@@ -23,6 +24,9 @@ const usage = `mcpbus: an MCP gateway over NATS
 Usage:
   mcpbus serve --config FILE [--listen 127.0.0.1:4000] [--data ./data] [--nats URL] [--nats-listen 127.0.0.1:4222|off]
   mcpbus config check FILE
+  mcpbus keys create [--alias A] [--team T] [--servers a,b] [--tools server=t1,t2] [--duration 30d] [--rpm N]
+  mcpbus keys list [--team T] [--full]
+  mcpbus keys revoke KEY_OR_TOKEN...
   mcpbus demo-upstream [--listen 127.0.0.1:3001] [--name demo] [--require-header "Name: value"]
   mcpbus version
 `
@@ -44,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stdout, stderr)
 	case "config":
 		err = configCmd(args[1:], stdout, stderr)
+	case "keys":
+		err = keysCmd(ctx, args[1:], stdout, stderr)
 	case "demo-upstream":
 		err = demo.Run(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

@@ -51,6 +51,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, w := range notYetEffective(cfg) {
 		log.Warn(w)
 	}
+	for _, w := range xffWarnings(cfg) {
+		log.Warn(w)
+	}
 	if *natsURL != "" {
 		*natsListen = "off"
 	}
@@ -108,14 +111,24 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
+// xffWarnings names forwarded-for settings that, as combined, do not do what
+// they seem to: X-Forwarded-For counts only when use_x_forwarded_for is on and
+// the direct peer is in mcp_trusted_proxy_ranges.
+func xffWarnings(cfg *config.File) []string {
+	var out []string
+	switch {
+	case cfg.UseXForwardedFor && len(cfg.TrustedProxyRanges) == 0:
+		out = append(out, "general_settings.use_x_forwarded_for is on but mcp_trusted_proxy_ranges is empty: X-Forwarded-For is ignored and callers are classified by their direct address; list your proxies' addresses in mcp_trusted_proxy_ranges")
+	case !cfg.UseXForwardedFor && (len(cfg.TrustedProxyRanges) > 0 || cfg.XFFNumTrustedHops > 1):
+		out = append(out, "general_settings.mcp_trusted_proxy_ranges / mcp_xff_num_trusted_hops have no effect while use_x_forwarded_for is off: callers are classified by their direct address")
+	}
+	return out
+}
+
 // notYetEffective names settings that load but do nothing yet, so no one relies
-// on them unknowingly. Forwarded-for handling matters most: behind a proxy on
-// this host every caller would be classified by the proxy's address.
+// on them unknowingly.
 func notYetEffective(cfg *config.File) []string {
 	var out []string
-	if cfg.UseXForwardedFor || len(cfg.TrustedProxyRanges) > 0 {
-		out = append(out, "general_settings.use_x_forwarded_for / mcp_trusted_proxy_ranges are not supported yet: callers are classified by their direct address")
-	}
 	if cfg.AllowStdioFromAPI {
 		out = append(out, "general_settings.mcp_allow_stdio_servers_from_api has no effect yet: servers come from the config file only")
 	}

@@ -115,7 +115,7 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := g.add(auth.Start(core, auth.Options{MasterKey: o.Config.MasterKey, Log: o.Log, Version: Version})); err != nil {
+	if err := g.add(auth.Start(core, auth.Options{MasterKey: o.Config.MasterKey, Log: o.Log, Version: Version, JetStream: js})); err != nil {
 		return nil, fmt.Errorf("auth service: %w", err)
 	}
 	if err := g.add(registry.Start(core, cache, Version)); err != nil {
@@ -153,7 +153,8 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if len(ranges) == 0 {
 		ranges = config.DefaultInternalIPRanges()
 	}
-	g.ing = ingress.New(ingress.Options{NC: ic, Log: o.Log, InternalRanges: ranges, Servers: cache})
+	g.ing = ingress.New(ingress.Options{NC: ic, Log: o.Log, InternalRanges: ranges, Servers: cache,
+		UseXFF: o.Config.UseXForwardedFor, TrustedProxies: o.Config.TrustedProxyRanges, XFFHops: o.Config.XFFNumTrustedHops})
 	// Each service subscribed on its own connection; a round trip on each makes
 	// sure the server has every subscription before the first request arrives.
 	for _, nc := range g.conns {

@@ -1,0 +1,433 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+const keysUsage = `usage:
+  mcpbus keys create [--alias A] [--team T] [--servers a,b] [--tools server=t1,t2 ...] [--duration 30d] [--rpm N]
+  mcpbus keys list [--team T] [--full]
+  mcpbus keys revoke KEY_OR_TOKEN...
+
+Every command talks to the gateway's admin API:
+  --url URL        gateway URL (default $MCPBUS_URL, else http://127.0.0.1:4000)
+  --key-env NAME   environment variable holding the master key (default MCPBUS_MASTER_KEY)
+The master key is read from the environment only, so it stays out of shell history.
+`
+
+const (
+	defaultAdminURL = "http://127.0.0.1:4000"
+	defaultKeyEnv   = "MCPBUS_MASTER_KEY"
+)
+
+// keysCmd implements `mcpbus keys ...` over the HTTP admin API.
+func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, keysUsage)
+		return errors.New("keys: want a subcommand: create, list or revoke")
+	}
+	switch args[0] {
+	case "create":
+		return keysCreate(ctx, args[1:], stdout, stderr)
+	case "list":
+		return keysList(ctx, args[1:], stdout, stderr)
+	case "revoke":
+		return keysRevoke(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, keysUsage)
+		return nil
+	}
+	fmt.Fprint(stderr, keysUsage)
+	return fmt.Errorf("keys: unknown subcommand %q", args[0])
+}
+
+// adminClient calls the admin API with the master key.
+type adminClient struct {
+	base string
+	key  string
+	http *http.Client
+}
+
+// adminFlags adds the flags every keys subcommand shares; client builds the
+// client once the flags are parsed.
+func adminFlags(fs *flag.FlagSet) (client func(stderr io.Writer) (*adminClient, error)) {
+	def := defaultAdminURL
+	if v := strings.TrimSpace(os.Getenv("MCPBUS_URL")); v != "" {
+		def = v
+	}
+	u := fs.String("url", def, "gateway URL (env MCPBUS_URL)")
+	keyEnv := fs.String("key-env", defaultKeyEnv, "name of the environment variable holding the master key")
+	return func(stderr io.Writer) (*adminClient, error) {
+		base, err := url.Parse(strings.TrimRight(*u, "/"))
+		if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+			return nil, fmt.Errorf("--url %q: want http(s)://host:port", *u)
+		}
+		key := strings.TrimSpace(os.Getenv(*keyEnv))
+		if key == "" {
+			return nil, fmt.Errorf("no master key: set %s (or name another variable with --key-env)", *keyEnv)
+		}
+		if base.Scheme == "http" && !isLoopbackHost(base.Hostname()) {
+			fmt.Fprintf(stderr, "mcpbus: warning: sending the master key over plain HTTP to %s\n", base.Host)
+		}
+		return &adminClient{base: base.String(), key: key, http: &http.Client{Timeout: 30 * time.Second}}, nil
+	}
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// do sends in (as JSON, if not nil) and decodes a 200 reply into out. Any other
+// status is an error carrying the server's message.
+func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("cannot reach the gateway at %s: %v", c.base, err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("reading the gateway's answer: %v", err)
+	}
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %s", method, strings.SplitN(path, "?", 2)[0], serverMessage(res.StatusCode, data))
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s: the gateway sent an unreadable answer", strings.SplitN(path, "?", 2)[0])
+		}
+	}
+	return nil
+}
+
+// serverMessage is the message of an error answer: LiteLLM's
+// {"error": {"message"}} (or FastAPI's {"detail"}), else the status.
+func serverMessage(status int, data []byte) string {
+	var b struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+		Detail any `json:"detail"`
+	}
+	msg := ""
+	if json.Unmarshal(data, &b) == nil {
+		msg = b.Error.Message
+		if msg == "" {
+			if s, ok := b.Detail.(string); ok {
+				msg = s
+			}
+		}
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	return fmt.Sprintf("%s (HTTP %d)", msg, status)
+}
+
+// parseInterspersed parses flags that may come before, between or after
+// positional arguments, and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		// Parse stopped at "--" (which it consumes): the rest is positional.
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// toolsFlag collects repeated --tools server=t1,t2.
+type toolsFlag map[string][]string
+
+func (f toolsFlag) String() string {
+	var parts []string
+	for s, ts := range f {
+		parts = append(parts, s+"="+strings.Join(ts, ","))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, " ")
+}
+
+func (f toolsFlag) Set(v string) error {
+	server, list, ok := strings.Cut(v, "=")
+	server = strings.TrimSpace(server)
+	tools := splitCSV(list)
+	if !ok || server == "" || len(tools) == 0 {
+		return fmt.Errorf("want server=tool1,tool2, got %q", v)
+	}
+	for _, t := range tools {
+		if !slices.Contains(f[server], t) {
+			f[server] = append(f[server], t)
+		}
+	}
+	return nil
+}
+
+func splitCSV(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	client := adminFlags(fs)
+	alias := fs.String("alias", "", "key alias (a name for people and logs)")
+	team := fs.String("team", "", "team id the key belongs to")
+	servers := fs.String("servers", "", "comma-separated MCP servers the key may use (default: the team's, or all)")
+	tools := toolsFlag{}
+	fs.Var(tools, "tools", "server=tool1,tool2: the only tools the key may use on server (repeatable)")
+	duration := fs.String("duration", "", "lifetime such as 30d, 12h or 30m (default: no expiry)")
+	rpm := fs.Int("rpm", 0, "requests per minute limit (default: none)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("keys create: unexpected argument %q", pos[0])
+	}
+	if *rpm < 0 {
+		return fmt.Errorf("keys create: --rpm must be 0 or more")
+	}
+	c, err := client(stderr)
+	if err != nil {
+		return err
+	}
+	req := map[string]any{}
+	if v := strings.TrimSpace(*alias); v != "" {
+		req["key_alias"] = v
+	}
+	if v := strings.TrimSpace(*team); v != "" {
+		req["team_id"] = v
+	}
+	if l := splitCSV(*servers); len(l) > 0 {
+		req["mcp_servers"] = l
+	}
+	if len(tools) > 0 {
+		req["mcp_tool_permissions"] = map[string][]string(tools)
+	}
+	if v := strings.TrimSpace(*duration); v != "" {
+		req["duration"] = v
+	}
+	if *rpm > 0 {
+		req["rpm_limit"] = *rpm
+	}
+	var out struct {
+		Key      string     `json:"key"`
+		Token    string     `json:"token"`
+		KeyAlias string     `json:"key_alias"`
+		Expires  *time.Time `json:"expires"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/key/generate", req, &out); err != nil {
+		return err
+	}
+	if out.Key == "" {
+		return errors.New("/key/generate: the gateway's answer holds no key")
+	}
+	fmt.Fprintln(stdout, out.Key)
+	desc := ""
+	if out.Token != "" {
+		desc = " (token " + short(out.Token)
+		if out.KeyAlias != "" {
+			desc += ", alias " + out.KeyAlias
+		}
+		if out.Expires != nil {
+			desc += ", expires " + out.Expires.UTC().Format(time.RFC3339)
+		}
+		desc += ")"
+	}
+	fmt.Fprintf(stderr, "mcpbus: key created%s. It will not be shown again: store it now.\n", desc)
+	return nil
+}
+
+// listedKey is one key of /key/list: the fields of bus.KeyRecord the table
+// shows. A bare string in the list is a token.
+type listedKey struct {
+	Token      string     `json:"token"`
+	KeyAlias   string     `json:"key_alias"`
+	TeamID     string     `json:"team_id"`
+	MCPServers []string   `json:"mcp_servers"`
+	Expires    *time.Time `json:"expires"`
+	Blocked    bool       `json:"blocked"`
+}
+
+func (k *listedKey) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		*k = listedKey{Token: s}
+		return nil
+	}
+	type plain listedKey
+	return json.Unmarshal(b, (*plain)(k))
+}
+
+func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("keys list", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	client := adminFlags(fs)
+	team := fs.String("team", "", "only the keys of this team")
+	full := fs.Bool("full", false, "show whole tokens (for keys revoke) instead of their prefix")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("keys list: unexpected argument %q", pos[0])
+	}
+	c, err := client(stderr)
+	if err != nil {
+		return err
+	}
+	path := "/key/list"
+	if v := strings.TrimSpace(*team); v != "" {
+		path += "?" + url.Values{"team_id": {v}}.Encode()
+	}
+	var raw json.RawMessage
+	if err := c.do(ctx, http.MethodGet, path, nil, &raw); err != nil {
+		return err
+	}
+	// LiteLLM answers {"keys": [...], ...}; a bare list is read too.
+	var keys []listedKey
+	var wrapped struct {
+		Keys []listedKey `json:"keys"`
+	}
+	if json.Unmarshal(raw, &wrapped) == nil {
+		keys = wrapped.Keys
+	} else if json.Unmarshal(raw, &keys) != nil {
+		return errors.New("/key/list: the gateway sent an unreadable answer")
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOKEN\tALIAS\tTEAM\tSERVERS\tEXPIRES")
+	now := time.Now()
+	for _, k := range keys {
+		servers := "-"
+		if len(k.MCPServers) > 0 {
+			servers = strings.Join(k.MCPServers, ",")
+		}
+		expires := "never"
+		if k.Expires != nil {
+			expires = k.Expires.UTC().Format(time.RFC3339)
+			if k.Expires.Before(now) {
+				expires += " (expired)"
+			}
+		}
+		if k.Blocked {
+			expires += " (blocked)"
+		}
+		token := short(k.Token)
+		if *full {
+			token = orDash(k.Token)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", token, orDash(k.KeyAlias), orDash(k.TeamID), servers, expires)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		fmt.Fprintln(stderr, "mcpbus: no keys")
+	}
+	return nil
+}
+
+func keysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("keys revoke", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	client := adminFlags(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	var keys []string
+	for _, p := range pos {
+		if p = strings.TrimSpace(p); p != "" {
+			keys = append(keys, p)
+		}
+	}
+	if len(keys) == 0 {
+		return errors.New("usage: mcpbus keys revoke KEY_OR_TOKEN... (a token from `keys list --full` keeps the key itself out of shell history)")
+	}
+	c, err := client(stderr)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		DeletedKeys []json.RawMessage `json:"deleted_keys"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/key/delete", map[string]any{"keys": keys}, &out); err != nil {
+		return err
+	}
+	n := len(keys)
+	if out.DeletedKeys != nil {
+		n = len(out.DeletedKeys)
+	}
+	fmt.Fprintf(stdout, "revoked %d key(s)\n", n)
+	return nil
+}
+
+// short is a token's prefix, enough to tell keys apart in a table.
+func short(token string) string {
+	if len(token) <= 12 {
+		return orDash(token)
+	}
+	return token[:12] + "…"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

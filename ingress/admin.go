@@ -1,0 +1,154 @@
+package ingress
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+)
+
+// The admin REST API: LiteLLM's key and team endpoints, answered by the auth
+// service on the bus. The ingress only checks that the caller holds the master
+// key, turns the request into the JSON body of the subject of the same name and
+// relays the answer. Bodies are never logged: they hold keys.
+const (
+	adminMaxBody = 1 << 20
+	adminTimeout = 5 * time.Second
+)
+
+// adminRoute is one endpoint: its method, bus subject, and for GET the query
+// parameters that become the body's fields (required ones must be present).
+type adminRoute struct {
+	path     string
+	method   string
+	subject  string
+	query    []string
+	required string
+}
+
+var adminRoutes = []adminRoute{
+	{path: "/key/generate", method: http.MethodPost, subject: bus.SubjectKeyGenerate},
+	{path: "/key/info", method: http.MethodGet, subject: bus.SubjectKeyInfo, query: []string{"key"}, required: "key"},
+	{path: "/key/list", method: http.MethodGet, subject: bus.SubjectKeyList, query: []string{"team_id"}},
+	{path: "/key/update", method: http.MethodPost, subject: bus.SubjectKeyUpdate},
+	{path: "/key/delete", method: http.MethodPost, subject: bus.SubjectKeyDelete},
+	{path: "/team/new", method: http.MethodPost, subject: bus.SubjectTeamNew},
+	{path: "/team/info", method: http.MethodGet, subject: bus.SubjectTeamInfo, query: []string{"team_id"}, required: "team_id"},
+	{path: "/team/list", method: http.MethodGet, subject: bus.SubjectTeamList},
+	{path: "/team/update", method: http.MethodPost, subject: bus.SubjectTeamUpdate},
+	{path: "/team/delete", method: http.MethodPost, subject: bus.SubjectTeamDelete},
+}
+
+// adminRoutes registers the endpoints. Each path is registered for every
+// method, so a wrong method gets a 405 in the same error shape as the rest.
+func (g *Ingress) adminRoutes(mux *http.ServeMux) {
+	for _, rt := range adminRoutes {
+		mux.HandleFunc(rt.path, func(w http.ResponseWriter, r *http.Request) { g.serveAdmin(w, r, rt) })
+	}
+}
+
+func (g *Ingress) serveAdmin(w http.ResponseWriter, r *http.Request, rt adminRoute) {
+	if r.Method != rt.method {
+		w.Header().Set("Allow", rt.method)
+		writeRESTError(w, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed on %s: use %s", r.Method, rt.path, rt.method))
+		return
+	}
+	id, e := g.verify(r)
+	if e != nil {
+		writeRESTError(w, e)
+		return
+	}
+	class := g.ipClass(r)
+	if !id.Admin {
+		g.log.Warn("admin API refused: caller is not the master key", "path", rt.path, "caller", id.Name(), "ip_class", class)
+		writeRESTError(w, bus.Errorf(bus.ErrForbidden, "only the master key may manage keys and teams"))
+		return
+	}
+	var body []byte
+	if rt.method == http.MethodGet {
+		body, e = queryBody(r, rt)
+	} else {
+		body, e = readAdminBody(w, r)
+	}
+	if e != nil {
+		writeRESTError(w, e)
+		return
+	}
+	env := bus.Envelope{RequestID: nuid.Next(), Caller: id, IPClass: class}
+	ctx, cancel := context.WithTimeout(r.Context(), adminTimeout)
+	defer cancel()
+	reply, err := g.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: rt.subject, Data: body, Header: env.Header()})
+	if err != nil {
+		e := bus.RequestError("auth service", err)
+		g.log.Warn("admin request failed", "path", rt.path, "request_id", env.RequestID, "err", e.Message)
+		writeRESTError(w, e)
+		return
+	}
+	if e := bus.ReplyError(reply); e != nil {
+		g.log.Info("admin request refused", "path", rt.path, "request_id", env.RequestID, "code", e.Kind.Code)
+		writeRESTError(w, e)
+		return
+	}
+	g.log.Info("admin request", "path", rt.path, "request_id", env.RequestID, "caller", id.Name())
+	data := reply.Data
+	if len(bytes.TrimSpace(data)) == 0 {
+		data = []byte("{}")
+	}
+	writeJSON(w, http.StatusOK, data)
+}
+
+// queryBody builds a GET endpoint's JSON body from its query parameters.
+func queryBody(r *http.Request, rt adminRoute) ([]byte, *bus.Error) {
+	q := r.URL.Query()
+	obj := map[string]string{}
+	for _, name := range rt.query {
+		if v := strings.TrimSpace(q.Get(name)); v != "" {
+			obj[name] = v
+		}
+	}
+	if rt.required != "" && obj[rt.required] == "" {
+		return nil, bus.Errorf(bus.ErrBadRequest, "query parameter %s is required: %s?%s=...", rt.required, rt.path, rt.required)
+	}
+	body, _ := json.Marshal(obj)
+	return body, nil
+}
+
+// readAdminBody reads a POST body: one JSON object of at most adminMaxBody
+// bytes. An empty body stands for {} (e.g. /key/generate with every default).
+func readAdminBody(w http.ResponseWriter, r *http.Request) ([]byte, *bus.Error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, adminMaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, bus.Errorf(bus.ErrTooLarge, "request body larger than %d bytes", adminMaxBody)
+		}
+		return nil, bus.Errorf(bus.ErrBadRequest, "reading the request body failed")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return []byte("{}"), nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil {
+		// The messages of encoding/json describe the syntax (a character, an
+		// offset) or a type, never a whole value, so they may be shown.
+		var syn *json.SyntaxError
+		switch {
+		case errors.As(err, &syn):
+			return nil, bus.Errorf(bus.ErrBadRequest, "request body is not valid JSON: %v (at byte %d)", err, syn.Offset)
+		default:
+			return nil, bus.Errorf(bus.ErrBadRequest, "request body must be a JSON object")
+		}
+	}
+	if obj == nil { // the body was null
+		return nil, bus.Errorf(bus.ErrBadRequest, "request body must be a JSON object")
+	}
+	return body, nil
+}
