@@ -107,6 +107,11 @@ func (c *streamableClient) Call(ctx context.Context, method string, params json.
 		id := c.nextID.Add(1)
 		body := encodeRequest(id, method, params)
 		msg, _, err := c.post(ctx, s, body, id, notify)
+		if err != nil && ctx.Err() != nil {
+			// Closing the HTTP request is not a cancellation in MCP: tell the
+			// upstream to stop, so a revoked or timed-out call does no more work.
+			go c.cancelUpstream(s, id, ctx.Err())
+		}
 		if errors.Is(err, errSessionGone) {
 			c.cur.CompareAndSwap(s, nil)
 			if attempt == 0 {
@@ -344,6 +349,18 @@ func (c *streamableClient) readSSE(ctx context.Context, r io.Reader, s *session,
 			go c.answerServerRequest(s, &m)
 		}
 	}
+}
+
+// cancelUpstream sends notifications/cancelled for request id.
+func (c *streamableClient) cancelUpstream(s *session, id int64, cause error) {
+	reason := "cancelled by the gateway"
+	if errors.Is(cause, context.DeadlineExceeded) {
+		reason = "the gateway's timeout for this call expired"
+	}
+	params, _ := json.Marshal(map[string]any{"requestId": id, "reason": reason})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _, _ = c.post(ctx, s, bus.Notification("notifications/cancelled", params), 0, nil)
 }
 
 func (c *streamableClient) answerServerRequest(s *session, m *bus.Message) {

@@ -1,0 +1,71 @@
+package toolworkers
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+// Dropping the HTTP request is no cancellation in MCP: when a call's context
+// ends, the client tells the upstream with notifications/cancelled for the
+// request id it used, in the same session.
+func TestCallContextEndSendsCancelled(t *testing.T) {
+	f := newFakeUpstream(t)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+		if m.Method == "notifications/cancelled" {
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		select { // a slow tool
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}
+	c := f.client(t)
+	for _, tc := range []struct {
+		name   string
+		ctx    func() (context.Context, context.CancelFunc)
+		reason string
+	}{
+		{"cancelled", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(100*time.Millisecond, cancel)
+			return ctx, cancel
+		}, "cancelled by the gateway"},
+		{"deadline", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 100*time.Millisecond)
+		}, "the gateway's timeout for this call expired"},
+	} {
+		before := len(f.byMethod("notifications/cancelled"))
+		ctx, cancel := tc.ctx()
+		_, err := c.Call(ctx, "tools/call", json.RawMessage(`{"name":"slow"}`), nil)
+		cancel()
+		if err == nil {
+			t.Fatalf("%s: the call succeeded", tc.name)
+		}
+		calls := f.byMethod("tools/call")
+		want := string(calls[len(calls)-1].msg.ID)
+		deadline := time.Now().Add(2 * time.Second)
+		for len(f.byMethod("notifications/cancelled")) == before {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no notifications/cancelled reached the upstream", tc.name)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		got := f.byMethod("notifications/cancelled")[before]
+		var p struct {
+			RequestID json.RawMessage `json:"requestId"`
+			Reason    string          `json:"reason"`
+		}
+		json.Unmarshal(got.msg.Params, &p)
+		if string(p.RequestID) != want || p.Reason != tc.reason || got.header.Get("Mcp-Session-Id") == "" {
+			t.Fatalf("%s: cancelled %s (%q) in session %q, want request %s with %q", tc.name, p.RequestID, p.Reason, got.header.Get("Mcp-Session-Id"), want, tc.reason)
+		}
+	}
+}
