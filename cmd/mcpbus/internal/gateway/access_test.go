@@ -35,6 +35,9 @@ func admin(t *testing.T, base, method, path string, body any) (int, map[string]a
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	if path != "/key/generate" { // the one answer that shows a key, once
+		recordBody(raw)
+	}
 	var out map[string]any
 	_ = json.Unmarshal(raw, &out)
 	if out == nil {
@@ -50,6 +53,7 @@ func generateKey(t *testing.T, base string, req map[string]any) string {
 	if status != http.StatusOK || !strings.HasPrefix(key, "sk-") {
 		t.Fatalf("/key/generate %v: HTTP %d %v", req, status, out)
 	}
+	registerSecret(key)
 	return key
 }
 
@@ -352,6 +356,7 @@ func postRaw(url string, header http.Header, body string) rawResponse {
 	defer resp.Body.Close()
 	out := rawResponse{status: resp.StatusCode, header: resp.Header}
 	out.body, _ = io.ReadAll(resp.Body)
+	recordBody(out.body)
 	var m struct {
 		Result json.RawMessage
 		Error  *struct {

@@ -493,6 +493,7 @@ func TestProgressRelayed(t *testing.T) {
 // assertNoSecrets scans everything the gateway logged.
 func assertNoSecrets(t *testing.T, g *testGateway, secrets ...string) {
 	t.Helper()
+	registerSecret(secrets...) // and in every body and log of the suite
 	logs := g.logs.String()
 	for _, s := range secrets {
 		if strings.Contains(logs, s) {

@@ -55,6 +55,10 @@ func startGateway(t *testing.T, yaml string, env map[string]string) *testGateway
 		t.Fatalf("config: %v", err)
 	}
 	logs := &syncBuffer{}
+	recordLogs(logs)
+	for _, v := range env {
+		registerSecret(v)
+	}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	g, err := Start(context.Background(), Options{
 		Config: cfg, Listen: "127.0.0.1:0", DataDir: t.TempDir(), NATSListen: "off", Log: log, Env: lookup,
@@ -183,6 +187,7 @@ func post(t *testing.T, url string, header http.Header, body string) rawResponse
 	defer resp.Body.Close()
 	out := rawResponse{status: resp.StatusCode, header: resp.Header}
 	out.body, _ = io.ReadAll(resp.Body)
+	recordBody(out.body)
 	out.elapsed = time.Since(start)
 	var m struct {
 		Result json.RawMessage

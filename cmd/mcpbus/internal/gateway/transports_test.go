@@ -30,7 +30,8 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	registerSecret(master)
+	os.Exit(runScan(m.Run()))
 }
 
 // A legacy HTTP+SSE upstream (go-sdk SSE handler) behind the gateway.
@@ -42,6 +43,7 @@ func TestSSEUpstream(t *testing.T) {
 		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(up.Close)
+	registerSecret("sse-token")
 	g := startGateway(t, fmt.Sprintf(`
 general_settings: {master_key: %s}
 mcp_servers:

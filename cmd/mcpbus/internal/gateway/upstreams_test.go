@@ -372,5 +372,6 @@ func postQuiet(url string, header http.Header, body string) string {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	recordBody(b)
 	return string(b)
 }
