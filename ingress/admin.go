@@ -37,7 +37,7 @@ type adminRoute struct {
 var adminRoutes = []adminRoute{
 	{path: "/key/generate", method: http.MethodPost, subject: bus.SubjectKeyGenerate},
 	{path: "/key/info", method: http.MethodGet, subject: bus.SubjectKeyInfo, query: []string{"key"}, required: "key"},
-	{path: "/key/list", method: http.MethodGet, subject: bus.SubjectKeyList, query: []string{"team_id"}},
+	{path: "/key/list", method: http.MethodGet, subject: bus.SubjectKeyList, query: []string{"team_id", "return_full_object"}},
 	{path: "/key/update", method: http.MethodPost, subject: bus.SubjectKeyUpdate},
 	{path: "/key/delete", method: http.MethodPost, subject: bus.SubjectKeyDelete},
 	{path: "/team/new", method: http.MethodPost, subject: bus.SubjectTeamNew},

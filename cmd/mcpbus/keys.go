@@ -331,10 +331,11 @@ func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	path := "/key/list"
+	q := url.Values{"return_full_object": {"true"}} // aliases, teams and expiry for the table
 	if v := strings.TrimSpace(*team); v != "" {
-		path += "?" + url.Values{"team_id": {v}}.Encode()
+		q.Set("team_id", v)
 	}
+	path := "/key/list?" + q.Encode()
 	var raw json.RawMessage
 	if err := c.do(ctx, http.MethodGet, path, nil, &raw); err != nil {
 		return err

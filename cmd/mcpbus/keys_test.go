@@ -245,7 +245,7 @@ func TestKeysList(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d %q", code, stderr)
 	}
-	if reqs := f.taken(); len(reqs) != 1 || reqs[0].method != http.MethodGet || reqs[0].path != "/key/list" || reqs[0].query != "team_id=t+1" {
+	if reqs := f.taken(); len(reqs) != 1 || reqs[0].method != http.MethodGet || reqs[0].path != "/key/list" || reqs[0].query != "return_full_object=true&team_id=t+1" {
 		t.Errorf("requests %+v", reqs)
 	}
 	lines := strings.Split(strings.TrimRight(stdout, "\n"), "\n")
@@ -269,11 +269,11 @@ func TestKeysList(t *testing.T) {
 		t.Errorf("columns do not line up:\n%s", stdout)
 	}
 
-	// --full shows whole tokens; no --team sends no query.
+	// --full shows whole tokens; no --team asks for the full records only.
 	if code, stdout, _ := runCLI("keys", "list", "--full"); code != 0 || !strings.Contains(stdout, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa ") {
 		t.Errorf("--full: %d\n%s", code, stdout)
 	}
-	if reqs := f.taken(); len(reqs) != 1 || reqs[0].query != "" {
+	if reqs := f.taken(); len(reqs) != 1 || reqs[0].query != "return_full_object=true" {
 		t.Errorf("requests %+v", reqs)
 	}
 	// A bare list is read too; an empty one says so.
