@@ -25,7 +25,7 @@ import (
 //
 // Writes use KV revisions: an update reads the record, changes it and writes it
 // back only if nobody wrote in between; on a conflict it starts over once, and
-// then gives up with ErrServiceUnavailable, so concurrent admins never silently
+// then gives up with ErrConflict (409), so concurrent admins never silently
 // overwrite each other. Every write is answered only once this replica's cache
 // shows it, so a request that follows on the same replica sees it.
 //
@@ -231,7 +231,7 @@ func (s *service) checkAlias(alias, token string) *bus.Error {
 	defer s.store.mu.RUnlock()
 	for t, e := range s.store.keys {
 		if t != token && e.rec.KeyAlias == alias {
-			return bus.Errorf(bus.ErrBadRequest, "key_alias '%s' is already used by another key", alias)
+			return bus.Errorf(bus.ErrConflict, "key_alias '%s' is already used by another key", alias)
 		}
 	}
 	return nil
@@ -389,7 +389,7 @@ func (s *service) keyGenerate(ctx context.Context, data []byte) (any, *bus.Error
 	}
 	rev, err := s.store.keysKV.Create(ctx, rec.Token, body)
 	if errors.Is(err, jetstream.ErrKeyExists) {
-		return nil, bus.Errorf(bus.ErrBadRequest, "key: this key already exists")
+		return nil, bus.Errorf(bus.ErrConflict, "key: this key already exists")
 	}
 	if err != nil {
 		return nil, internal(s, "store key", err)
@@ -683,7 +683,7 @@ func (s *service) teamNew(ctx context.Context, data []byte) (any, *bus.Error) {
 	}
 	rev, err := s.store.teamsKV.Create(ctx, id, body)
 	if errors.Is(err, jetstream.ErrKeyExists) {
-		return nil, bus.Errorf(bus.ErrBadRequest, "team_id '%s' already exists", id)
+		return nil, bus.Errorf(bus.ErrConflict, "team_id '%s' already exists", id)
 	}
 	if err != nil {
 		return nil, internal(s, "store team", err)

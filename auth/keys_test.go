@@ -242,10 +242,10 @@ func TestGenerateThenVerify(t *testing.T) {
 			t.Fatalf("bad chosen key %q: %v", bad, e)
 		}
 	}
-	if _, e := call(t, a.nc, bus.SubjectKeyGenerate, map[string]any{"key": mine}); e == nil || e.Kind != bus.ErrBadRequest || strings.Contains(e.Message, mine) {
+	if _, e := call(t, a.nc, bus.SubjectKeyGenerate, map[string]any{"key": mine}); e == nil || e.Kind != bus.ErrConflict || strings.Contains(e.Message, mine) {
 		t.Fatalf("duplicate key: %v", e)
 	}
-	if _, e := call(t, a.nc, bus.SubjectKeyGenerate, map[string]any{"key_alias": "ci-bot"}); e == nil || e.Kind != bus.ErrBadRequest || !strings.Contains(e.Message, "key_alias") {
+	if _, e := call(t, a.nc, bus.SubjectKeyGenerate, map[string]any{"key_alias": "ci-bot"}); e == nil || e.Kind != bus.ErrConflict || !strings.Contains(e.Message, "key_alias") {
 		t.Fatalf("duplicate alias: %v", e)
 	}
 	if _, e := call(t, a.nc, bus.SubjectKeyGenerate, map[string]any{"team_id": "nope"}); e == nil || e.Message != "team_id 'nope' does not exist" {
@@ -767,7 +767,7 @@ func TestTeamEndpoints(t *testing.T) {
 	if team.TeamID != "eng" || fmt.Sprint(team.MCPServers) != "[gh]" || fmt.Sprint(team.MCPToolPermissions) != "map[gh:[issues]]" {
 		t.Fatalf("team.new: %+v", team)
 	}
-	if _, e := call(t, a.nc, bus.SubjectTeamNew, map[string]any{"team_id": "eng"}); e == nil || !strings.Contains(e.Message, "already exists") {
+	if _, e := call(t, a.nc, bus.SubjectTeamNew, map[string]any{"team_id": "eng"}); e == nil || e.Kind != bus.ErrConflict || !strings.Contains(e.Message, "already exists") {
 		t.Fatalf("duplicate team: %v", e)
 	}
 	k := generate(t, a.nc, map[string]any{"team_id": "eng"})

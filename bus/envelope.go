@@ -48,9 +48,14 @@ type Identity struct {
 }
 
 // Name is how errors and logs refer to the caller: its alias, else its id.
+// A key without an alias is named by the first 8 hex digits of its token, the
+// same short form auth uses, never the whole hash.
 func (id Identity) Name() string {
 	if id.Alias != "" {
 		return id.Alias
+	}
+	if len(id.KeyID) == 64 {
+		return id.KeyID[:8]
 	}
 	return id.KeyID
 }
