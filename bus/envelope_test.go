@@ -82,3 +82,15 @@ func TestRedactedHidesEveryCredential(t *testing.T) {
 		}
 	}
 }
+
+func TestUsageSubjectIsAlwaysWellFormed(t *testing.T) {
+	for _, c := range []struct{ team, server, tool, want string }{
+		{"platform", "github", "search_issues", "mcpbus.v1.usage.platform.github.search_issues"},
+		{"", "github", "", "mcpbus.v1.usage._noteam.github._none"},
+		{"a.b", "s", "x*y>z w", "mcpbus.v1.usage.a_b.s.x_y_z_w"},
+	} {
+		if got := UsageSubject(c.team, c.server, c.tool); got != c.want {
+			t.Errorf("UsageSubject(%q, %q, %q) = %q, want %q", c.team, c.server, c.tool, got, c.want)
+		}
+	}
+}

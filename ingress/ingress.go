@@ -83,13 +83,15 @@ func New(o Options) *Ingress {
 	mux.HandleFunc("GET /health/liveliness", g.liveliness)
 	mux.HandleFunc("GET /health/readiness", g.readiness)
 	g.adminRoutes(mux)
+	g.metricsRoutes(mux)
+	g.handler = g.instrument(mux)
 	g.mux = mux
 	g.startRevocationWatch()
 	return g
 }
 
 // Handler is the HTTP handler to serve.
-func (g *Ingress) Handler() http.Handler { return g.mux }
+func (g *Ingress) Handler() http.Handler { return g.handler }
 
 // Close stops background work.
 func (g *Ingress) Close() { g.sessions.close() }

@@ -327,7 +327,13 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 		}
 		return err
 	})
+	rec := callRecord{env: env, method: msg.Method, start: start, bytesIn: len(req.Data())}
+	if msg.Method == "tools/call" {
+		rec.tool = toolName(msg.Params)
+	}
 	if err != nil {
+		rec.status, rec.errCode = "failed", bus.AsError(err).Kind.Code
+		w.observe(rec)
 		w.fail(reply, env, msg.Method, err)
 		return
 	}
@@ -343,11 +349,18 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 		}
 		out = bus.ResultResponse(msg.ID, result)
 	}
+	rec.status, rec.bytesOut = "ok", len(out)
+	if len(resp.Error) > 0 {
+		rec.status, rec.errCode = "error", rpcErrorCode(resp.Error)
+	}
 	if max := w.nc.MaxPayload(); int64(len(out)) > max-4096 {
+		rec.status, rec.errCode = "failed", bus.ErrUpstreamProtocol.Code
+		w.observe(rec)
 		w.fail(reply, env, msg.Method, bus.Errorf(bus.ErrUpstreamProtocol,
 			"the answer of upstream server %q is %d bytes, over the bus message limit of %d bytes", w.up.Name, len(out), max))
 		return
 	}
+	w.observe(rec)
 	if err := reply.Respond(out); err != nil {
 		w.log.Warn("reply to router failed", "request_id", env.RequestID, "err", err)
 	}
