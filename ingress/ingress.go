@@ -51,6 +51,7 @@ type Ingress struct {
 	calls       inflight
 	revocations *nats.Subscription
 	mux         *http.ServeMux
+	handler     http.Handler // mux, instrumented
 	xff         xffPolicy
 }
 
