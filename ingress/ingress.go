@@ -85,6 +85,7 @@ func New(o Options) *Ingress {
 	mux.HandleFunc("GET /health/readiness", g.readiness)
 	g.adminRoutes(mux)
 	g.metricsRoutes(mux)
+	g.registryRoutes(mux)
 	g.handler = g.instrument(mux)
 	g.mux = mux
 	g.startRevocationWatch()
