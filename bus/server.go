@@ -63,6 +63,11 @@ type ServerSpec struct {
 	CircuitBreakerThreshold int    `json:"circuit_breaker_threshold,omitempty"`
 	CircuitBreakerCooldown  string `json:"circuit_breaker_cooldown,omitempty"`
 
+	// CostPerQuery is the cost charged per tools/call, by tool name; the key ""
+	// holds the default for tools not listed. In the config file it is LiteLLM's
+	// mcp_info.mcp_server_cost_info (or cost_per_query: {default, tools}).
+	CostPerQuery map[string]float64 `json:"cost_per_query,omitempty"`
+
 	// Source says who made the record: "config" (re-applied at every start) or "api".
 	Source string `json:"source,omitempty"`
 }

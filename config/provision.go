@@ -61,6 +61,10 @@ type Upstream struct {
 	BreakerThreshold int
 	BreakerCooldown  time.Duration
 
+	// CostPerQuery is the cost of one tools/call by tool name, the default
+	// under "" (cost.go); nil when the server has no cost.
+	CostPerQuery map[string]float64
+
 	// Source is who made the record ("config" or "api").
 	Source string
 }
@@ -201,6 +205,8 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 	if c.AuthType == "" {
 		c.AuthType = "none"
 	}
+	costs, costErrs := checkCosts(base, spec.CostPerQuery)
+	errs = append(errs, costErrs...)
 	if t := get("timeout", spec.Timeout); t != "" {
 		if d, err := parseTimeout(t); err != nil {
 			errs = append(errs, FieldError{base + ".timeout", timeoutSyntax})
@@ -244,6 +250,7 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 		MaxQueued:        spec.MaxQueuedRequests,
 		BreakerThreshold: spec.CircuitBreakerThreshold,
 		BreakerCooldown:  c.BreakerCooldown,
+		CostPerQuery:     costs,
 		Source:           spec.Source,
 	}
 	if up.MaxQueued == 0 {

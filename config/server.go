@@ -209,6 +209,14 @@ func readServer(p *problems, path, name string, n *yaml.Node, env LookupEnv) (sp
 			spec.CircuitBreakerThreshold = p.count(at, kv.val)
 		case "circuit_breaker_cooldown":
 			spec.CircuitBreakerCooldown = readTimeout(p, at, kv.val)
+		case "mcp_info", "cost_per_query": // cost.go
+			if spec.CostPerQuery != nil {
+				p.errorf(at, "give the cost once: mcp_info.mcp_server_cost_info or cost_per_query")
+			} else if kv.key == "mcp_info" {
+				spec.CostPerQuery = readMCPInfo(p, at, kv.val)
+			} else {
+				spec.CostPerQuery = readCostPerQuery(p, at, kv.val)
+			}
 		default:
 			unknown = append(unknown, kv.key)
 		}
