@@ -46,7 +46,7 @@ func TestSeedWatchAndRedactedLookups(t *testing.T) {
 	if strings.Join(names, ",") != "from-api,github" {
 		t.Fatalf("servers after seed = %v, want the API record kept and the stale config record gone", names)
 	}
-	svc, err := registry.Start(nc, cache, "")
+	svc, err := registry.Start(nc, cache, registry.Options{KV: kv})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestSeedWatchAndRedactedLookups(t *testing.T) {
 		}
 	}
 	msg, _ = nc.Request(bus.SubjectRegistryGet, []byte(`{"name":"nope"}`), time.Second)
-	if e := bus.ReplyError(msg); e == nil || e.Kind != bus.ErrUnknownServer || !strings.Contains(e.Message, `"nope"`) {
+	if e := bus.ReplyError(msg); e == nil || e.Kind != bus.ErrNotFound || e.Message != "MCP server 'nope' does not exist" {
 		t.Fatalf("unknown server: %v", e)
 	}
 

@@ -1,53 +1,210 @@
 package registry
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/config"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 )
 
-// Start registers the registry micro service, answering get and list from cache.
+// Options configures the registry service.
+type Options struct {
+	Version string
+	Log     *slog.Logger
+	// KV is the servers bucket (bus.ServersBucket). Without it the registry
+	// answers get and list from the cache (without revisions) and refuses
+	// writes with ErrServiceUnavailable.
+	KV jetstream.KeyValue
+	// Env resolves os.environ/ references when a write is checked, so a record
+	// naming a variable this process lacks is refused with the field named
+	// (default os.LookupEnv). The record keeps the reference; workers resolve
+	// it in their own process.
+	Env config.LookupEnv
+	// AllowStdioFromAPI is general_settings.mcp_allow_stdio_servers_from_api:
+	// without it a write that would make the API define what a stdio server
+	// runs is refused with ErrForbidden.
+	AllowStdioFromAPI bool
+	// Timeout bounds one request's KV work (default 5s).
+	Timeout time.Duration
+	// SettleTimeout bounds how long a write waits for the cache to show it
+	// (default 2s), so a caller that reads right after its write, on any
+	// service sharing the cache, sees it.
+	SettleTimeout time.Duration
+}
+
+// Registry answers the registry subjects.
+type Registry struct {
+	cache *bus.ServerCache
+	o     Options
+	log   *slog.Logger
+}
+
+// Start registers the registry micro service: get and list, answered from
+// the KV store (with revisions) or the cache, and create, update and delete.
 // Every answer is redacted: credentials never leave the registry on the bus.
-func Start(nc *nats.Conn, cache *bus.ServerCache, version string) (micro.Service, error) {
-	if version == "" {
-		version = "0.1.0"
+// The service does not check the caller: the ingress sends only the master
+// key's requests.
+func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, error) {
+	if o.Version == "" {
+		o.Version = "0.1.0"
 	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Env == nil {
+		o.Env = os.LookupEnv
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.SettleTimeout <= 0 {
+		o.SettleTimeout = 2 * time.Second
+	}
+	reg := &Registry{cache: cache, o: o, log: o.Log}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        bus.ServiceRegistry,
-		Version:     version,
+		Version:     o.Version,
 		Description: "upstream MCP server registry",
 	})
 	if err != nil {
 		return nil, err
 	}
-	err = svc.AddEndpoint("get", micro.HandlerFunc(func(req micro.Request) {
-		var in bus.LookupRequest
-		if err := json.Unmarshal(req.Data(), &in); err != nil || in.Name == "" {
-			bus.RespondError(req, bus.Errorf(bus.ErrBadRequest, `registry get: body must be {"name": "<server>"}`))
-			return
-		}
-		s, ok := cache.Get(in.Name)
-		if !ok {
-			bus.RespondError(req, bus.Errorf(bus.ErrUnknownServer, "unknown MCP server %q", in.Name))
-			return
-		}
-		_ = req.RespondJSON(s.Redacted())
-	}), micro.WithEndpointSubject(bus.SubjectRegistryGet))
-	if err != nil {
-		return nil, err
+	endpoints := []struct {
+		name, subject string
+		handle        func(context.Context, []byte) (any, *bus.Error)
+	}{
+		{"get", bus.SubjectRegistryGet, reg.get},
+		{"list", bus.SubjectRegistryList, reg.list},
+		{"create", bus.SubjectRegistryCreate, reg.create},
+		{"update", bus.SubjectRegistryUpdate, reg.update},
+		{"delete", bus.SubjectRegistryDelete, reg.delete},
 	}
-	err = svc.AddEndpoint("list", micro.HandlerFunc(func(req micro.Request) {
-		list := cache.List()
-		out := make([]bus.ServerSpec, len(list))
-		for i, s := range list {
-			out[i] = s.Redacted()
+	for _, ep := range endpoints {
+		// KV work runs on the endpoint's subscription goroutine, one request
+		// per endpoint at a time: admin traffic, bounded by o.Timeout.
+		err := svc.AddEndpoint(ep.name, micro.HandlerFunc(func(req micro.Request) {
+			ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
+			defer cancel()
+			out, e := ep.handle(ctx, req.Data())
+			if e != nil {
+				bus.RespondError(req, e)
+				return
+			}
+			_ = req.RespondJSON(out)
+		}), micro.WithEndpointSubject(ep.subject))
+		if err != nil {
+			_ = svc.Stop()
+			return nil, err
 		}
-		_ = req.RespondJSON(out)
-	}), micro.WithEndpointSubject(bus.SubjectRegistryList))
-	if err != nil {
-		return nil, err
 	}
 	return svc, nil
+}
+
+func (reg *Registry) get(ctx context.Context, data []byte) (any, *bus.Error) {
+	var in bus.ServerRef
+	if err := json.Unmarshal(data, &in); err != nil || in.Name == "" {
+		return nil, bus.Errorf(bus.ErrBadRequest, `registry get: body must be {"name": "<server>"}`)
+	}
+	if reg.o.KV == nil {
+		s, ok := reg.cache.Get(in.Name)
+		if !ok {
+			return nil, notFound(in.Name)
+		}
+		return bus.NewServerRecord(s, 0), nil
+	}
+	s, rev, e := reg.read(ctx, in.Name)
+	if e != nil {
+		return nil, e
+	}
+	return bus.NewServerRecord(s, rev), nil
+}
+
+func (reg *Registry) list(ctx context.Context, _ []byte) (any, *bus.Error) {
+	if reg.o.KV == nil {
+		list := reg.cache.List()
+		out := make([]bus.ServerRecord, len(list))
+		for i, s := range list {
+			out[i] = bus.NewServerRecord(s, 0)
+		}
+		return out, nil
+	}
+	all, e := reg.readAll(ctx)
+	if e != nil {
+		return nil, e
+	}
+	out := make([]bus.ServerRecord, len(all))
+	for i, r := range all {
+		out[i] = bus.NewServerRecord(r.spec, r.rev)
+	}
+	return out, nil
+}
+
+func notFound(name string) *bus.Error {
+	return bus.Errorf(bus.ErrNotFound, "MCP server '%s' does not exist", name)
+}
+
+// storeError turns a KV failure into a gateway error; the detail is logged.
+func (reg *Registry) storeError(op, name string, err error) *bus.Error {
+	reg.log.Error("registry: server store failed", "op", op, "server", name, "err", err)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+		return bus.Errorf(bus.ErrServiceUnavailable, "registry: the server store did not answer in time")
+	}
+	return bus.Errorf(bus.ErrInternal, "registry: %s server failed", op)
+}
+
+// read returns the stored record and its revision.
+func (reg *Registry) read(ctx context.Context, name string) (bus.ServerSpec, uint64, *bus.Error) {
+	e, err := reg.o.KV.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return bus.ServerSpec{}, 0, notFound(name)
+	} else if err != nil {
+		return bus.ServerSpec{}, 0, reg.storeError("read", name, err)
+	}
+	var s bus.ServerSpec
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		reg.log.Error("registry: unreadable server record", "server", name, "err", err)
+		return bus.ServerSpec{}, 0, bus.Errorf(bus.ErrInternal, "registry: the stored record of MCP server '%s' is unreadable", name)
+	}
+	return s, e.Revision(), nil
+}
+
+type stored struct {
+	spec bus.ServerSpec
+	rev  uint64
+}
+
+// readAll returns every stored record, sorted by name (the KV watch delivers
+// keys in order of their last write, so they are sorted here).
+func (reg *Registry) readAll(ctx context.Context) ([]stored, *bus.Error) {
+	w, err := reg.o.KV.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, reg.storeError("list", "", err)
+	}
+	defer w.Stop()
+	var out []stored
+	for {
+		select {
+		case u := <-w.Updates():
+			if u == nil {
+				sortStored(out)
+				return out, nil
+			}
+			var s bus.ServerSpec
+			if err := json.Unmarshal(u.Value(), &s); err != nil {
+				reg.log.Error("registry: skipping unreadable server record", "server", u.Key(), "err", err)
+				continue
+			}
+			out = append(out, stored{s, u.Revision()})
+		case <-ctx.Done():
+			return nil, reg.storeError("list", "", ctx.Err())
+		}
+	}
 }
