@@ -1,4 +1,245 @@
 package toolworkers
 
-// recordMetrics updates the worker's metrics for one call (to be built).
-func (w *Worker) recordMetrics(rec callRecord) {}
+import (
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// MaxToolLabels caps the distinct tool label values per server. Tool names
+// come from callers (tools/call params) and upstream lists, so they are not
+// bounded by the gateway; past the cap, and for names no upstream has answered
+// yet, the label is "other".
+const MaxToolLabels = 200
+
+// Metrics holds the Prometheus metrics of every worker in this process: call
+// counters and durations recorded per finished call, and worker state (limiter
+// and breaker) read from the live workers when scraped. One Metrics serves all
+// the workers of a process; pass it in Options.Metrics. A nil *Metrics records
+// nothing.
+type Metrics struct {
+	calls    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	errors   *prometheus.CounterVec
+
+	mu      sync.Mutex
+	workers map[*Worker]struct{}
+	tools   sync.Map // server -> *toolSet
+	// series caches the metrics of each label set: they are bounded, and a
+	// hit skips hashing four label values per call.
+	series sync.Map // callKey -> *callSeries
+}
+
+type callKey struct{ server, method, tool, status string }
+
+type callSeries struct {
+	calls    prometheus.Counter
+	duration prometheus.Observer
+}
+
+// CallBuckets are the upstream call duration buckets, in seconds: MCP calls
+// range from milliseconds (lists) to minutes (long tools).
+var CallBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+// NewMetrics creates the worker metrics and registers them in reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpbus_upstream_calls_total",
+			Help: "Upstream calls finished by the tool workers. status: ok (a result), error (a JSON-RPC error from the upstream), failed (a gateway error: unreachable, timeout, busy, breaker open...). tool is set for tools/call only; past " + strconv.Itoa(MaxToolLabels) + " names per server, or before the upstream has answered a name once, it is \"other\".",
+		}, []string{"server", "method", "tool", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mcpbus_upstream_call_duration_seconds",
+			Help:    "Duration of upstream calls in the tool workers, from the limiter wait to the answer.",
+			Buckets: CallBuckets,
+		}, []string{"server", "method"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpbus_upstream_errors_total",
+			Help: "Failed upstream calls by code: a gateway error catalog code (MCPBUS_UPSTREAM_TIMEOUT...) or the upstream's JSON-RPC error code (-32602...; codes outside -32768..-32000 are \"other\").",
+		}, []string{"server", "code"}),
+		workers: map[*Worker]struct{}{},
+	}
+	for _, c := range []prometheus.Collector{m.calls, m.duration, m.errors, stateCollector{m}} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) add(w *Worker) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.workers[w] = struct{}{}
+	m.mu.Unlock()
+}
+
+func (m *Metrics) remove(w *Worker) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	delete(m.workers, w)
+	m.mu.Unlock()
+}
+
+// recordMetrics updates the worker's metrics for one call.
+func (w *Worker) recordMetrics(rec callRecord) {
+	m := w.metrics
+	if m == nil {
+		return
+	}
+	server := w.up.Name
+	method := methodLabel(rec.method)
+	tool := ""
+	if rec.method == "tools/call" {
+		tool = m.toolLabel(server, rec.tool, rec.status == "ok")
+	}
+	k := callKey{server, method, tool, rec.status}
+	v, ok := m.series.Load(k)
+	if !ok {
+		v, _ = m.series.LoadOrStore(k, &callSeries{
+			calls:    m.calls.WithLabelValues(server, method, tool, rec.status),
+			duration: m.duration.WithLabelValues(server, method),
+		})
+	}
+	s := v.(*callSeries)
+	s.calls.Inc()
+	s.duration.Observe(time.Since(rec.start).Seconds())
+	if rec.status != "ok" {
+		m.errors.WithLabelValues(server, errorCodeLabel(rec.status, rec.errCode)).Inc()
+	}
+}
+
+// toolSet is the tool label values admitted for one server.
+type toolSet struct {
+	mu    sync.RWMutex
+	names map[string]struct{}
+}
+
+// toolLabel is name if it is an admitted label value. A name is admitted once
+// an upstream answered it with a result (so callers cannot fill the set with
+// names that do not exist), while fewer than MaxToolLabels are.
+func (m *Metrics) toolLabel(server, name string, answered bool) string {
+	v, ok := m.tools.Load(server)
+	if !ok {
+		v, _ = m.tools.LoadOrStore(server, &toolSet{names: map[string]struct{}{}})
+	}
+	ts := v.(*toolSet)
+	ts.mu.RLock()
+	_, known := ts.names[name]
+	n := len(ts.names)
+	ts.mu.RUnlock()
+	if known {
+		return name
+	}
+	if !answered || n >= MaxToolLabels || name == "" || len(name) > 128 || !utf8.ValidString(name) {
+		return "other"
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if _, known := ts.names[name]; !known {
+		if len(ts.names) >= MaxToolLabels {
+			return "other"
+		}
+		ts.names[name] = struct{}{}
+	}
+	return name
+}
+
+// methodLabel bounds the method label: callers may send any method name, and
+// the worker forwards it, so names outside MCP's are "other".
+func methodLabel(method string) string {
+	if knownMethods[method] {
+		return method
+	}
+	return "other"
+}
+
+var knownMethods = map[string]bool{
+	"initialize": true, "ping": true,
+	"tools/list": true, "tools/call": true,
+	"prompts/list": true, "prompts/get": true,
+	"resources/list": true, "resources/templates/list": true, "resources/read": true,
+	"resources/subscribe": true, "resources/unsubscribe": true,
+	"completion/complete": true, "logging/setLevel": true,
+	"tasks/get": true, "tasks/list": true, "tasks/result": true, "tasks/cancel": true,
+}
+
+// errorCodeLabel is the catalog code of a gateway failure, or the upstream's
+// JSON-RPC error code when it is in the range JSON-RPC reserves
+// (-32768..-32000); anything else is "other".
+func errorCodeLabel(status, code string) string {
+	if status == "failed" {
+		if code == "" {
+			return "other"
+		}
+		return code
+	}
+	n, err := strconv.Atoi(code)
+	if err != nil || n < -32768 || n > -32000 {
+		return "other"
+	}
+	return code
+}
+
+// stateCollector reports the live workers' limiter and breaker state at scrape
+// time, summed (in flight, queued) or worst (breaker) over the replicas of a
+// server in this process.
+type stateCollector struct{ m *Metrics }
+
+var (
+	inFlightDesc = prometheus.NewDesc("mcpbus_worker_in_flight",
+		"Upstream calls in flight: those holding a max_concurrent_requests slot, or, for a server without that limit, the worker's running call handlers.", []string{"server"}, nil)
+	queuedDesc = prometheus.NewDesc("mcpbus_worker_queue_depth",
+		"Calls waiting for a max_concurrent_requests slot.", []string{"server"}, nil)
+	breakerDesc = prometheus.NewDesc("mcpbus_upstream_breaker_state",
+		"Circuit breaker state: 0 closed, 1 half-open, 2 open.", []string{"server"}, nil)
+)
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- inFlightDesc
+	ch <- queuedDesc
+	ch <- breakerDesc
+}
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	type state struct{ inFlight, queued, breaker int }
+	servers := map[string]*state{}
+	c.m.mu.Lock()
+	for w := range c.m.workers {
+		s := servers[w.up.Name]
+		if s == nil {
+			s = &state{}
+			servers[w.up.Name] = s
+		}
+		if w.limit != nil {
+			s.inFlight += w.limit.inFlight()
+		} else {
+			s.inFlight += w.pool.InFlight() // no limiter: the handlers running
+		}
+		s.queued += w.limit.queued()
+		s.breaker = max(s.breaker, breakerValue(w.breaker.state()))
+	}
+	c.m.mu.Unlock()
+	for name, s := range servers {
+		ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(s.inFlight), name)
+		ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(s.queued), name)
+		ch <- prometheus.MustNewConstMetric(breakerDesc, prometheus.GaugeValue, float64(s.breaker), name)
+	}
+}
+
+func breakerValue(state string) int {
+	switch state {
+	case "half-open":
+		return 1
+	case "open":
+		return 2
+	}
+	return 0
+}

@@ -226,6 +226,7 @@ func (c *streamableClient) setHeaders(req *http.Request, s *session) {
 	if s.version != "" {
 		req.Header["Mcp-Protocol-Version"] = []string{s.version}
 	}
+	injectTrace(req) // tracing.go
 }
 
 // post sends one message. For a request (id > 0) it waits for the response with

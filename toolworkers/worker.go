@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Version is reported to upstreams in clientInfo and in the micro service info.
@@ -43,6 +44,11 @@ type Options struct {
 	// AllowAPIStdio lets a stdio server that did not come from the config file
 	// run; off by default, since it means running a command given over an API.
 	AllowAPIStdio bool
+	// TracerProvider makes the worker's spans (tracing.go); nil: the global one.
+	TracerProvider trace.TracerProvider
+	// Metrics, if set, records this worker's calls and exposes its limiter and
+	// breaker state (metrics.go); one Metrics serves every worker of a process.
+	Metrics *Metrics
 }
 
 // Worker serves one upstream server on the bus.
@@ -69,6 +75,9 @@ type Worker struct {
 	// cancellation published on the bus (a revoked key) stops them.
 	inflight sync.Map
 	cancels  *nats.Subscription
+	tracer   trace.Tracer   // tracing.go
+	usage    usagePublisher // usage.go
+	metrics  *Metrics
 }
 
 // Start provisions spec (resolving its credentials in this process) and registers
@@ -103,6 +112,8 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 		version: bus.LatestProtocolVersion,
 		limit:   newLimiter(up.Name, up.MaxConcurrent, up.MaxQueued),
 		breaker: newBreaker(up.Name, up.BreakerThreshold, up.BreakerCooldown),
+		tracer:  newTracer(o.TracerProvider),
+		metrics: o.Metrics,
 	}
 	if up.SpecVersion != "" {
 		w.version = up.SpecVersion // the operator pinned a revision
@@ -141,6 +152,7 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 		return nil, err
 	}
 	w.svc = svc
+	w.metrics.add(w)
 	w.cancels, err = nc.Subscribe(bus.SubjectCancel, func(m *nats.Msg) {
 		if c, ok := w.inflight.Load(string(m.Data)); ok {
 			w.log.Info("cancelling an in-flight call", "request_id", string(m.Data))
@@ -225,12 +237,14 @@ func (f *fixedHeaders) RoundTrip(r *http.Request) (*http.Response, error) {
 	for k, v := range f.header {
 		r.Header[k] = v
 	}
+	injectTrace(r) // tracing.go
 	return f.base.RoundTrip(r)
 }
 
 // Stop deregisters the worker, ends its upstream sessions (and stdio process)
 // and closes its connections.
 func (w *Worker) Stop() {
+	w.metrics.remove(w)
 	if w.svc != nil {
 		_ = w.svc.Stop()
 	}
@@ -240,6 +254,7 @@ func (w *Worker) Stop() {
 	w.client.Close()
 	w.creds.closeAll()
 	w.base.CloseIdleConnections()
+	w.usage.close()
 }
 
 // handOff runs h on the pool so the subscription goroutine is free at once; h
@@ -264,14 +279,17 @@ func (w *Worker) callContext(env bus.Envelope) (context.Context, context.CancelF
 
 func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 	env, _ := bus.ReadEnvelope(nats.Header(req.Headers()))
+	span := w.startSpan(req.Headers(), env, "initialize", nil)
+	defer span.End()
 	ctx, cancel := w.callContext(env)
 	defer cancel()
 	var info json.RawMessage
 	err := w.guard(ctx, func() (err error) {
-		info, err = w.client.Info(ctx)
+		info, err = span.info(ctx, w.client)
 		return err
 	})
 	if err != nil {
+		span.fail(bus.AsError(err))
 		w.fail(reply, env, "initialize", err)
 		return
 	}
@@ -293,15 +311,17 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 		_ = reply.Error(bus.Errorf(bus.ErrInvalidRequest, "tool worker takes requests only, got %q", msg.Method))
 		return
 	}
+	span := w.startSpan(req.Headers(), env, msg.Method, msg.Params)
+	defer span.End()
 	callerTools, callerLimited := env.Caller.Permissions.Tools[w.up.Name]
 	if msg.Method == "tools/call" && (w.filter.active() || callerLimited) {
 		name := toolName(msg.Params)
 		if !w.filter.allows(name) {
-			_ = reply.Error(bus.Errorf(bus.ErrToolNotAllowed, "tool %q is not allowed on server %q by the gateway's allowed_tools/disallowed_tools", name, w.up.Name))
+			_ = reply.Error(span.fail(bus.Errorf(bus.ErrToolNotAllowed, "tool %q is not allowed on server %q by the gateway's allowed_tools/disallowed_tools", name, w.up.Name)))
 			return
 		}
 		if callerLimited && !slices.Contains(callerTools, name) {
-			_ = reply.Error(bus.Errorf(bus.ErrNotPermitted, "key '%s' may not call tool '%s' on server '%s'", env.Caller.Name(), name, w.up.Name))
+			_ = reply.Error(span.fail(bus.Errorf(bus.ErrNotPermitted, "key '%s' may not call tool '%s' on server '%s'", env.Caller.Name(), name, w.up.Name)))
 			return
 		}
 	}
@@ -320,10 +340,10 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 	start := time.Now()
 	var resp *bus.Message
 	err = w.guard(ctx, func() (err error) {
-		resp, err = client.Call(ctx, msg.Method, params, relay)
+		resp, err = span.call(ctx, client, msg.Method, params, relay)
 		if err != nil && retryable(msg.Method, err) && ctx.Err() == nil {
 			w.log.Info("retrying a list call once after a transport error", "request_id", env.RequestID, "method", msg.Method, "err", bus.AsError(err).Message)
-			resp, err = client.Call(ctx, msg.Method, params, relay)
+			resp, err = span.call(ctx, client, msg.Method, params, relay)
 		}
 		return err
 	})
@@ -334,9 +354,11 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 	if err != nil {
 		rec.status, rec.errCode = "failed", bus.AsError(err).Kind.Code
 		w.observe(rec)
+		span.fail(bus.AsError(err))
 		w.fail(reply, env, msg.Method, err)
 		return
 	}
+	span.answered(resp.Error)
 	var out []byte
 	if len(resp.Error) > 0 {
 		out = bus.RawErrorResponse(msg.ID, resp.Error)
@@ -356,8 +378,8 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 	if max := w.nc.MaxPayload(); int64(len(out)) > max-4096 {
 		rec.status, rec.errCode = "failed", bus.ErrUpstreamProtocol.Code
 		w.observe(rec)
-		w.fail(reply, env, msg.Method, bus.Errorf(bus.ErrUpstreamProtocol,
-			"the answer of upstream server %q is %d bytes, over the bus message limit of %d bytes", w.up.Name, len(out), max))
+		w.fail(reply, env, msg.Method, span.fail(bus.Errorf(bus.ErrUpstreamProtocol,
+			"the answer of upstream server %q is %d bytes, over the bus message limit of %d bytes", w.up.Name, len(out), max)))
 		return
 	}
 	w.observe(rec)

@@ -1,0 +1,283 @@
+package toolworkers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ManagerOptions configures a Manager.
+type ManagerOptions struct {
+	// Worker is the template every worker starts with (Log, Env, Servers,
+	// JetStream, MaxInFlight, AllowAPIStdio).
+	Worker Options
+	// Only, if non-empty, names the servers this manager hosts; records of other
+	// servers are left to other worker hosts. Empty hosts every server.
+	Only []string
+	// DrainTimeout bounds how long a replaced, deleted or stopped worker's
+	// in-flight calls may run before its upstream sessions close (default 10 s).
+	DrainTimeout time.Duration
+}
+
+// Manager follows the servers bucket and keeps exactly one Worker per hosted
+// server: it starts one for a new record, stops it when the record is deleted,
+// and replaces it when the record's spec changes, so the upstream session is
+// re-created with the new spec. A record whose spec cannot be provisioned here
+// (a missing environment variable, a refused stdio command) is logged and
+// tried again when the record changes; the other servers are not affected.
+type Manager struct {
+	nc    *nats.Conn
+	opts  ManagerOptions
+	log   *slog.Logger
+	only  map[string]bool
+	stop  context.CancelFunc
+	done  chan struct{} // closed when the watch loop has returned
+	drain sync.WaitGroup
+
+	mu      sync.Mutex
+	workers map[string]*hosted
+	failed  map[string]failure
+	stopped bool
+}
+
+// hosted is a running worker and the spec it was started with.
+type hosted struct {
+	w    *Worker
+	spec []byte // canonical JSON of the spec
+}
+
+// failure is a spec that could not be started, kept so the same spec is not
+// retried on every replay, only a changed one.
+type failure struct {
+	spec []byte
+	err  error
+}
+
+// StartManager loads the servers in kv, starts a worker for each hosted one
+// and follows kv until Stop. It returns once the initial records are applied,
+// so the servers in the bucket are callable when it returns; ctx bounds that
+// start only.
+func StartManager(ctx context.Context, nc *nats.Conn, kv jetstream.KeyValue, o ManagerOptions) (*Manager, error) {
+	if o.Worker.Log == nil {
+		o.Worker.Log = slog.Default()
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 10 * time.Second
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	m := &Manager{nc: nc, opts: o, log: o.Worker.Log, stop: cancel, done: make(chan struct{}),
+		workers: map[string]*hosted{}, failed: map[string]failure{}}
+	if len(o.Only) > 0 {
+		m.only = map[string]bool{}
+		for _, n := range o.Only {
+			m.only[n] = true
+		}
+	}
+	w, err := kv.WatchAll(runCtx)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("watch %s: %w", bus.BucketServers, err)
+	}
+	initial := true
+	for initial {
+		select {
+		case u, ok := <-w.Updates():
+			if !ok {
+				cancel()
+				m.stopAll()
+				return nil, fmt.Errorf("watch %s: ended while loading", bus.BucketServers)
+			}
+			if u == nil {
+				initial = false
+				break
+			}
+			m.apply(u)
+		case <-ctx.Done():
+			cancel()
+			_ = w.Stop()
+			m.stopAll()
+			return nil, fmt.Errorf("watch %s: %w", bus.BucketServers, ctx.Err())
+		}
+	}
+	go func() {
+		defer close(m.done)
+		defer func() { _ = w.Stop() }()
+		for u := range w.Updates() { // closed when runCtx ends or the connection closes
+			if u != nil {
+				m.apply(u)
+			}
+		}
+	}()
+	return m, nil
+}
+
+// hosts reports whether this manager is meant to run name's worker.
+func (m *Manager) hosts(name string) bool { return m.only == nil || m.only[name] }
+
+// apply brings one server in line with its record.
+func (m *Manager) apply(u jetstream.KeyValueEntry) {
+	name := u.Key()
+	if !m.hosts(name) {
+		return
+	}
+	if u.Operation() != jetstream.KeyValuePut {
+		m.mu.Lock()
+		old := m.workers[name]
+		delete(m.workers, name)
+		delete(m.failed, name)
+		m.mu.Unlock()
+		if old != nil {
+			m.log.Info("server removed from the registry: stopping its worker", "server", name)
+			m.retire(old.w)
+		}
+		return
+	}
+	var spec bus.ServerSpec
+	if err := json.Unmarshal(u.Value(), &spec); err != nil {
+		// The router's cache keeps the last readable record too.
+		m.log.Error("registry: ignoring unreadable server record; its worker, if any, keeps the previous spec", "server", name, "err", err)
+		return
+	}
+	if spec.Name == "" {
+		spec.Name = name
+	}
+	canon, _ := json.Marshal(spec) // a decoded ServerSpec always marshals
+
+	m.mu.Lock()
+	if m.stopped {
+		m.mu.Unlock()
+		return
+	}
+	old := m.workers[name]
+	if old != nil && string(old.spec) == string(canon) {
+		m.mu.Unlock()
+		return // rewritten unchanged: keep the session
+	}
+	if f, ok := m.failed[name]; ok && old == nil && string(f.spec) == string(canon) {
+		m.mu.Unlock()
+		return // the same spec failed already; wait for a change
+	}
+	m.mu.Unlock()
+
+	// The replacement joins the queue group before the old worker leaves it,
+	// so calls find a responder throughout.
+	w, err := m.start(name, spec)
+
+	m.mu.Lock()
+	if m.stopped { // Stop ran meanwhile; it did not see w
+		m.mu.Unlock()
+		if w != nil {
+			w.Stop()
+		}
+		return
+	}
+	if err != nil {
+		delete(m.workers, name)
+		m.failed[name] = failure{spec: canon, err: err}
+	} else {
+		m.workers[name] = &hosted{w: w, spec: canon}
+		delete(m.failed, name)
+	}
+	m.mu.Unlock()
+
+	switch {
+	case err != nil && old != nil:
+		m.log.Error("server record changed but its worker could not start; the old worker is stopped, the server answers no calls until its record is fixed", "server", name, "err", err)
+	case err != nil:
+		m.log.Error("could not start the worker for a server; it is retried when its record changes", "server", name, "err", err)
+	case old != nil:
+		m.log.Info("server record changed: worker restarted with the new spec", "server", name, "transport", w.up.Transport, "source", spec.Source)
+	default:
+		m.log.Info("worker started", "server", name, "transport", w.up.Transport, "source", spec.Source)
+	}
+	if old != nil {
+		m.retire(old.w)
+	}
+}
+
+func (m *Manager) start(name string, spec bus.ServerSpec) (*Worker, error) {
+	if spec.Name != name {
+		return nil, fmt.Errorf("the record under key %q names server %q", name, spec.Name)
+	}
+	return Start(m.nc, spec, m.opts.Worker)
+}
+
+// retire takes w off the bus at once and, in the background, lets its
+// in-flight calls finish (bounded by DrainTimeout) before stopping it.
+func (m *Manager) retire(w *Worker) {
+	_ = w.svc.Stop()
+	m.drain.Add(1)
+	go func() {
+		defer m.drain.Done()
+		m.drainAndStop(w)
+	}()
+}
+
+func (m *Manager) drainAndStop(w *Worker) {
+	// The subscriptions drain asynchronously: a round trip makes sure every
+	// message the server sent them has arrived, and a short pause lets them be
+	// handed to the pool, so the in-flight count below includes them.
+	_ = m.nc.FlushTimeout(time.Second)
+	time.Sleep(20 * time.Millisecond)
+	deadline := time.Now().Add(m.opts.DrainTimeout)
+	for w.pool.InFlight() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := w.pool.InFlight(); n > 0 {
+		w.log.Warn("stopping a worker with calls still in flight after the drain timeout", "in_flight", n, "drain_timeout", m.opts.DrainTimeout)
+	}
+	w.Stop()
+}
+
+// Stop stops following the bucket, takes every worker off the bus, lets their
+// in-flight calls finish (bounded by DrainTimeout) and stops them. It returns
+// when all of them are stopped.
+func (m *Manager) Stop() {
+	m.stop()
+	<-m.done
+	m.stopAll()
+}
+
+func (m *Manager) stopAll() {
+	m.mu.Lock()
+	m.stopped = true
+	ws := m.workers
+	m.workers = map[string]*hosted{}
+	m.mu.Unlock()
+	for _, h := range ws {
+		m.retire(h.w)
+	}
+	m.drain.Wait()
+}
+
+// Hosted returns the names of the servers this manager runs a worker for, sorted.
+func (m *Manager) Hosted() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.workers))
+	for n := range m.workers {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Failed returns, by server name, why the worker of each hosted server whose
+// current record could not be started is not running.
+func (m *Manager) Failed() map[string]error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]error, len(m.failed))
+	for n, f := range m.failed {
+		out[n] = f.err
+	}
+	return out
+}

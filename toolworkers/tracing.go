@@ -1,0 +1,155 @@
+package toolworkers
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Tracing. A worker continues the trace the router put in the NATS headers (W3C
+// traceparent/tracestate, read with bus.HeaderCarrier): one server span per
+// request, "worker <server> <method>", and inside it one client span per
+// upstream attempt, "upstream <server> <method>", whose context goes upstream as
+// the HTTP traceparent (and tracestate) header: set by the Streamable HTTP
+// client on each request after the server's own headers, so it wins over a
+// configured or forwarded one, and before the SigV4 signer, which signs it; the
+// legacy SSE client sets it the same way in fixedHeaders. stdio has no headers
+// and gets none.
+//
+// The provider is Options.TracerProvider, else the global one (a no-op unless a
+// program installs an SDK; then a caller's trace context is still passed on
+// unchanged). Spans carry mcp.method, mcp.server, mcp.tool, mcpbus.request_id,
+// the upstream host, and on errors rpc.jsonrpc.error_code (and
+// mcpbus.error_code for a gateway error); never arguments, results, header
+// values or credentials.
+
+const tracerName = "github.com/mcpbus/mcpbus/toolworkers"
+
+var traceContext = propagation.TraceContext{}
+
+func newTracer(tp trace.TracerProvider) trace.Tracer {
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	return tp.Tracer(tracerName)
+}
+
+// callSpan is a worker's span for one request.
+type callSpan struct {
+	trace.Span
+	tracer trace.Tracer
+	name   string // "<server> <method>"
+	attrs  []attribute.KeyValue
+}
+
+// startSpan starts the worker's span for method, the child of the trace context
+// in the request's headers.
+func (w *Worker) startSpan(h map[string][]string, env bus.Envelope, method string, params json.RawMessage) *callSpan {
+	ctx := traceContext.Extract(context.Background(), bus.HeaderCarrier(h))
+	s := &callSpan{tracer: w.tracer, name: w.up.Name + " " + method}
+	_, s.Span = w.tracer.Start(ctx, "worker "+s.name, trace.WithSpanKind(trace.SpanKindServer))
+	if s.IsRecording() {
+		s.attrs = []attribute.KeyValue{
+			attribute.String("mcp.method", method),
+			attribute.String("mcp.server", w.up.Name),
+			attribute.String("mcpbus.request_id", env.RequestID),
+		}
+		if method == "tools/call" {
+			if name := toolName(params); name != "" {
+				s.attrs = append(s.attrs, attribute.String("mcp.tool", name))
+			}
+		}
+		s.SetAttributes(s.attrs...)
+	}
+	return s
+}
+
+// fail records a gateway error and returns it.
+func (s *callSpan) fail(e *bus.Error) *bus.Error {
+	failSpan(s.Span, e)
+	return e
+}
+
+// answered records the JSON-RPC error object an upstream answered with, if any.
+func (s *callSpan) answered(rpcError json.RawMessage) {
+	rpcErrorSpan(s.Span, rpcError)
+}
+
+// call is one upstream attempt in its own client span, whose context the
+// client sends upstream.
+func (s *callSpan) call(ctx context.Context, c upstream, method string, params json.RawMessage, relay notifyFunc) (*bus.Message, error) {
+	ctx, span := s.startUpstream(ctx)
+	defer span.End()
+	resp, err := c.Call(ctx, method, params, relay)
+	if err != nil {
+		failSpan(span, bus.AsError(err))
+	} else {
+		rpcErrorSpan(span, resp.Error)
+	}
+	return resp, err
+}
+
+// info is the upstream initialize lookup in its own client span.
+func (s *callSpan) info(ctx context.Context, c upstream) (json.RawMessage, error) {
+	ctx, span := s.startUpstream(ctx)
+	defer span.End()
+	info, err := c.Info(ctx)
+	if err != nil {
+		failSpan(span, bus.AsError(err))
+	}
+	return info, err
+}
+
+// startUpstream starts an upstream span, the child of the worker's span, in
+// ctx (which bounds the call).
+func (s *callSpan) startUpstream(ctx context.Context) (context.Context, trace.Span) {
+	ctx, span := s.tracer.Start(trace.ContextWithSpan(ctx, s.Span), "upstream "+s.name, trace.WithSpanKind(trace.SpanKindClient))
+	if span.IsRecording() {
+		span.SetAttributes(s.attrs...)
+	}
+	return ctx, span
+}
+
+func failSpan(span trace.Span, e *bus.Error) {
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(attribute.Int("rpc.jsonrpc.error_code", e.Kind.RPC), attribute.String("mcpbus.error_code", e.Kind.Code))
+	span.SetStatus(codes.Error, e.Kind.Code)
+}
+
+func rpcErrorSpan(span trace.Span, rpcError json.RawMessage) {
+	if len(rpcError) == 0 || !span.IsRecording() {
+		return
+	}
+	if code, err := strconv.Atoi(rpcErrorCode(rpcError)); err == nil {
+		span.SetAttributes(attribute.Int("rpc.jsonrpc.error_code", code))
+	}
+	span.SetStatus(codes.Error, "JSON-RPC error")
+}
+
+// injectTrace sets the upstream HTTP request's traceparent (and tracestate)
+// from its context's span, replacing one already set in any case (a
+// static_headers name need not be canonical); a context without a span context
+// leaves the headers alone.
+func injectTrace(req *http.Request) {
+	traceContext.Inject(req.Context(), upstreamCarrier(req.Header))
+}
+
+// upstreamCarrier sets a header under its canonical name, removing it first in
+// any other case.
+type upstreamCarrier http.Header
+
+func (c upstreamCarrier) Get(key string) string { return bus.HeaderCarrier(c).Get(key) }
+func (c upstreamCarrier) Keys() []string        { return bus.HeaderCarrier(c).Keys() }
+func (c upstreamCarrier) Set(key, value string) {
+	bus.HeaderCarrier(c).Set(http.CanonicalHeaderKey(key), value)
+}

@@ -1,0 +1,254 @@
+package toolworkers
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const usageTestKey = "sk-usage-test-plaintext-key"
+
+// usageUpstream answers tools/call "search" (ok), "bad" (a JSON-RPC error)
+// and tools/list.
+func usageUpstream(t *testing.T) *fakeUpstream {
+	f := newFakeUpstream(t)
+	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
+		switch {
+		case m.Method == "tools/list":
+			writeJSONResult(w, m.ID, `{"tools":[{"name":"search","inputSchema":{"type":"object"}}]}`)
+		case toolName(m.Params) == "bad":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"jsonrpc":"2.0","id":`+string(m.ID)+`,"error":{"code":-32602,"message":"unknown tool"}}`)
+		default:
+			writeJSONResult(w, m.ID, `{"content":[{"type":"text","text":"found"}]}`)
+		}
+	}
+	return f
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// callWorker sends one request to a worker as the router would and returns
+// the reply.
+func callWorker(t *testing.T, nc *nats.Conn, server, reqID, body string) *nats.Msg {
+	t.Helper()
+	env := bus.Envelope{RequestID: reqID, IPClass: bus.Internal,
+		Caller: bus.Identity{KeyID: bus.HashKey(usageTestKey), Alias: "ci-bot", Team: "team-1"}}
+	m := &nats.Msg{Subject: bus.ToolRPC(server), Data: []byte(body), Header: env.Header()}
+	reply, err := nc.RequestMsg(m, 10*time.Second)
+	if err != nil {
+		t.Fatalf("%s: %v", reqID, err)
+	}
+	return reply
+}
+
+// readUsage returns every event in the usage stream, by request id.
+func readUsage(t *testing.T, js jetstream.JetStream, want int) map[string]jetstream.Msg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := js.OrderedConsumer(ctx, bus.StreamUsage, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]jetstream.Msg{}
+	for len(out) < want {
+		batch, err := c.Fetch(want-len(out), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			var ev bus.UsageEvent
+			json.Unmarshal(m.Data(), &ev)
+			out[ev.RequestID] = m
+		}
+		if n == 0 {
+			t.Fatalf("usage stream: %d events, want %d", len(out), want)
+		}
+	}
+	return out
+}
+
+func TestUsageEventsFieldByField(t *testing.T) {
+	ns := bustest.Server(t)
+	nc := bustest.Conn(t, ns)
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := bus.UsageStream(ctx, js, bus.UsageStreamOptions{MaxBytes: 64 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	f := usageUpstream(t)
+	gh, err := Start(nc, bus.ServerSpec{Name: "github", URL: f.url(), CostPerQuery: map[string]float64{"": 0.01, "search": 0.05}}, Options{Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := Start(nc, bus.ServerSpec{Name: "down", URL: closedURL(t), CostPerQuery: map[string]float64{"": 1}}, Options{Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+
+	before := time.Now()
+	type call struct {
+		server, id, body string
+		out              int // reply size, 0 for a gateway failure
+	}
+	calls := []call{
+		{server: "github", id: "req-ok", body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{"q":"x"}}}`},
+		{server: "github", id: "req-upstream-error", body: `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"bad"}}`},
+		{server: "github", id: "req-list", body: `{"jsonrpc":"2.0","id":3,"method":"tools/list"}`},
+		{server: "down", id: "req-failed", body: `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"search"}}`},
+	}
+	for i, c := range calls {
+		reply := callWorker(t, nc, c.server, c.id, c.body)
+		if c.server == "down" {
+			if reply.Header.Get("Nats-Service-Error-Code") == "" {
+				t.Fatalf("call to a closed port succeeded: %s", reply.Data)
+			}
+			continue
+		}
+		calls[i].out = len(reply.Data)
+	}
+	after := time.Now()
+	// Stop flushes what is queued: every event is in the stream afterwards.
+	gh.Stop()
+	down.Stop()
+	got := readUsage(t, js, len(calls))
+
+	want := map[string]bus.UsageEvent{
+		"req-ok":             {Server: "github", Tool: "search", Method: "tools/call", Status: "ok", Cost: 0.05},
+		"req-upstream-error": {Server: "github", Tool: "bad", Method: "tools/call", Status: "error", ErrorCode: "-32602"},
+		"req-list":           {Server: "github", Method: "tools/list", Status: "ok"},
+		"req-failed":         {Server: "down", Tool: "search", Method: "tools/call", Status: "failed", ErrorCode: bus.ErrUpstreamUnavailable.Code},
+	}
+	for _, c := range calls {
+		m, ok := got[c.id]
+		if !ok {
+			t.Fatalf("no event for %s", c.id)
+		}
+		raw := string(m.Data())
+		var ev bus.UsageEvent
+		if err := json.Unmarshal(m.Data(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		w := want[c.id]
+		w.RequestID, w.KeyID, w.KeyAlias, w.Team, w.IPClass = c.id, bus.HashKey(usageTestKey), "ci-bot", "team-1", bus.Internal
+		w.BytesIn, w.BytesOut = len(c.body), c.out
+		if ev.Time.Before(before.Add(-time.Millisecond)) || ev.Time.After(after) || ev.DurationMS <= 0 || ev.DurationMS > float64(after.Sub(before).Milliseconds()+1) {
+			t.Errorf("%s: time %v, duration %v ms, outside the call (%v .. %v)", c.id, ev.Time, ev.DurationMS, before, after)
+		}
+		ev.Time, ev.DurationMS = time.Time{}, 0
+		if ev != w {
+			t.Errorf("%s:\n got %+v\nwant %+v", c.id, ev, w)
+		}
+		if subj := bus.UsageSubject("team-1", c.server, w.Tool); m.Subject() != subj {
+			t.Errorf("%s: subject %s, want %s", c.id, m.Subject(), subj)
+		}
+		if id := m.Headers().Get(jetstream.MsgIDHeader); id != c.id {
+			t.Errorf("%s: Nats-Msg-Id %q", c.id, id)
+		}
+		if strings.Contains(raw, usageTestKey) {
+			t.Errorf("%s: the event holds the caller's key: %s", c.id, raw)
+		}
+		if !strings.Contains(raw, `"key_id":"`+bus.HashKey(usageTestKey)+`"`) {
+			t.Errorf("%s: key_id is not the key's hash: %s", c.id, raw)
+		}
+	}
+	if s := gh.UsageStats(); s.Stored != 3 || s.Dropped != 0 || s.Failed != 0 {
+		t.Errorf("github stats %+v", s)
+	}
+}
+
+// With no usage stream (or no JetStream) events fail to be stored, counted
+// and warned about; the calls themselves succeed as before.
+func TestUsageWithoutStreamNeverFailsACall(t *testing.T) {
+	ns := bustest.Server(t)
+	nc := bustest.Conn(t, ns)
+	f := usageUpstream(t)
+	logs := &strings.Builder{}
+	lw := &lockedWriter{w: logs}
+	w, err := Start(nc, bus.ServerSpec{Name: "github", URL: f.url()}, Options{Log: slog.New(slog.NewTextHandler(lw, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	nc.Flush()
+	const n = 20
+	for i := range n {
+		start := time.Now()
+		reply := callWorker(t, nc, "github", "req-"+string(rune('a'+i)), `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search"}}`)
+		if !strings.Contains(string(reply.Data), "found") {
+			t.Fatalf("call %d: %s", i, reply.Data)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("call %d took %v", i, d)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for w.UsageStats().Failed < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, want %d failed", w.UsageStats(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := w.UsageStats(); s.Stored != 0 || s.Dropped != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if got := lw.String(); strings.Count(got, "usage event not stored") != 1 {
+		t.Fatalf("want one rate-limited warning, got:\n%s", got)
+	}
+}
+
+// A full queue drops the event at once and counts it.
+func TestUsageFullQueueDropsWithoutWaiting(t *testing.T) {
+	w := &Worker{log: quietLog()}
+	w.usage.started = true // no publisher draining the queue
+	w.usage.queue = make(chan bus.UsageEvent, 2)
+	done := make(chan struct{})
+	go func() {
+		for range 5 {
+			w.usage.enqueue(w, bus.UsageEvent{RequestID: "r"})
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("enqueue blocked on a full queue")
+	}
+	if s := w.UsageStats(); s.Dropped != 3 {
+		t.Fatalf("stats %+v, want 3 dropped", s)
+	}
+}
+
+// lockedWriter is a log sink safe for concurrent writers.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
+}
