@@ -39,7 +39,7 @@ var fallbackCapabilities = json.RawMessage(`{"tools":{}}`)
 // initialize answers the client itself: it negotiates the protocol version and
 // advertises the selected upstream's capabilities (everything is forwarded to a
 // single server, so its capabilities are what the client can use).
-func (r *Router) initialize(env bus.Envelope, msg *bus.Message, s bus.ServerSpec) ([]byte, *bus.Error) {
+func (r *Router) initialize(ctx context.Context, env bus.Envelope, msg *bus.Message, s bus.ServerSpec) ([]byte, *bus.Error) {
 	var p initializeParams
 	if err := json.Unmarshal(msg.Params, &p); err != nil {
 		return nil, bus.Errorf(bus.ErrInvalidParams, "initialize: params must be an object with protocolVersion")
@@ -53,7 +53,7 @@ func (r *Router) initialize(env bus.Envelope, msg *bus.Message, s bus.ServerSpec
 		Capabilities:    fallbackCapabilities,
 		ServerInfo:      serverInfo{Name: "mcpbus", Title: "mcpbus: " + s.Prefix(), Version: r.o.Version},
 	}
-	if info, err := r.upstreamInfo(env, s); err != nil {
+	if info, err := r.upstreamInfo(ctx, env, s); err != nil {
 		r.log.Warn("initialize: upstream capabilities unavailable; advertising tools only",
 			"server", s.Name, "request_id", env.RequestID, "err", err.Message)
 	} else {
@@ -66,11 +66,12 @@ func (r *Router) initialize(env bus.Envelope, msg *bus.Message, s bus.ServerSpec
 	return bus.ResultResponse(msg.ID, out), nil
 }
 
-func (r *Router) upstreamInfo(env bus.Envelope, s bus.ServerSpec) (upstreamInfo, *bus.Error) {
+func (r *Router) upstreamInfo(ctx context.Context, env bus.Envelope, s bus.ServerSpec) (upstreamInfo, *bus.Error) {
 	limit := min(r.o.InfoTimeout, timeout(s))
 	deadline := time.Now().Add(limit)
 	h := env.Header()
 	h[bus.HeaderDeadline] = []string{formatMillis(deadline)}
+	toWorker(ctx, s.Name, h)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(500*time.Millisecond))
 	defer cancel()
 	reply, err := r.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: bus.ToolInfo(s.Name), Header: h})

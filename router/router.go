@@ -14,6 +14,7 @@ import (
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options tunes the router.
@@ -24,6 +25,8 @@ type Options struct {
 	MaxInFlight int
 	// InfoTimeout bounds the capability lookup during initialize (default 5s).
 	InfoTimeout time.Duration
+	// TracerProvider makes the router's spans (tracing.go); nil: the global one.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultTimeout bounds an upstream call when the server sets no timeout, and
@@ -40,6 +43,8 @@ type Router struct {
 	pool  *bus.Pool
 	log   *slog.Logger
 	o     Options
+	// tracer makes the router's spans (tracing.go).
+	tracer trace.Tracer
 }
 
 // Start registers the router's micro service.
@@ -56,7 +61,7 @@ func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, err
 	if o.InfoTimeout <= 0 {
 		o.InfoTimeout = 5 * time.Second
 	}
-	r := &Router{nc: nc, cache: cache, pool: bus.NewPool(o.MaxInFlight), log: o.Log, o: o}
+	r := &Router{nc: nc, cache: cache, pool: bus.NewPool(o.MaxInFlight), log: o.Log, o: o, tracer: newTracer(o.TracerProvider)}
 	return micro.AddService(nc, micro.Config{
 		Name:        bus.ServiceRouter,
 		Version:     o.Version,
@@ -84,15 +89,18 @@ func (r *Router) handle(req micro.Request, reply bus.Reply) {
 		_ = reply.Error(perr)
 		return
 	}
-	out, rerr := r.route(req, env, msg)
+	ctx, span := r.startSpan(req.Headers(), env, msg)
+	defer span.End()
+	out, rerr := r.route(ctx, req, env, msg)
 	if rerr != nil {
+		spanError(span, rerr)
 		_ = reply.Error(rerr)
 		return
 	}
 	_ = reply.Respond(out)
 }
 
-func (r *Router) route(req micro.Request, env bus.Envelope, msg *bus.Message) ([]byte, *bus.Error) {
+func (r *Router) route(ctx context.Context, req micro.Request, env bus.Envelope, msg *bus.Message) ([]byte, *bus.Error) {
 	if !msg.IsRequest() {
 		// Notifications and responses from the client: nothing to route until the
 		// gateway relays server-to-client requests; acknowledged so the ingress can
@@ -107,9 +115,9 @@ func (r *Router) route(req micro.Request, env bus.Envelope, msg *bus.Message) ([
 		return nil, e
 	}
 	if msg.Method == "initialize" {
-		return r.initialize(env, msg, server)
+		return r.initialize(ctx, env, msg, server)
 	}
-	return r.forward(req, env, server)
+	return r.forward(ctx, req, env, server)
 }
 
 // resolve picks the one server this message is for. A server an external caller
@@ -178,7 +186,7 @@ func timeout(s bus.ServerSpec) time.Duration {
 // forward sends the message to the server's workers and relays the answer. The
 // worker enforces the server's timeout; the router waits a little longer so the
 // worker's own, more precise error normally wins.
-func (r *Router) forward(req micro.Request, env bus.Envelope, s bus.ServerSpec) ([]byte, *bus.Error) {
+func (r *Router) forward(ctx context.Context, req micro.Request, env bus.Envelope, s bus.ServerSpec) ([]byte, *bus.Error) {
 	limit := timeout(s)
 	deadline := time.Now().Add(limit)
 	if !env.Deadline.IsZero() && env.Deadline.Before(deadline) {
@@ -190,6 +198,7 @@ func (r *Router) forward(req micro.Request, env bus.Envelope, s bus.ServerSpec) 
 		out[k] = v
 	}
 	out[bus.HeaderDeadline] = []string{formatMillis(deadline)}
+	toWorker(ctx, s.Name, out)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(2*time.Second))
 	defer cancel()
 	reply, err := r.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: bus.ToolRPC(s.Name), Data: req.Data(), Header: out})
