@@ -12,7 +12,6 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 )
 
 // The admin REST API: LiteLLM's key and team endpoints, answered by the auth
@@ -68,7 +67,7 @@ func (g *Ingress) serveAdmin(w http.ResponseWriter, r *http.Request, rt adminRou
 	}
 	class := g.ipClass(r)
 	if !id.Admin {
-		g.log.Warn("admin API refused: caller is not the master key", "path", rt.path, "caller", id.Name(), "ip_class", class)
+		g.log.Warn("admin API refused: caller is not the master key", "path", rt.path, "request_id", requestID(r), "caller", id.Name(), "ip_class", class)
 		writeRESTError(w, bus.Errorf(bus.ErrForbidden, "only the master key may manage keys and teams"))
 		return
 	}
@@ -82,7 +81,7 @@ func (g *Ingress) serveAdmin(w http.ResponseWriter, r *http.Request, rt adminRou
 		writeRESTError(w, e)
 		return
 	}
-	env := bus.Envelope{RequestID: nuid.Next(), Caller: id, IPClass: class}
+	env := bus.Envelope{RequestID: requestID(r), Caller: id, IPClass: class}
 	ctx, cancel := context.WithTimeout(r.Context(), adminTimeout)
 	defer cancel()
 	reply, err := g.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: rt.subject, Data: body, Header: env.Header()})

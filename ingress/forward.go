@@ -39,7 +39,7 @@ func (g *Ingress) forwardHeaders(r *http.Request, key string) map[string]string 
 		}
 		v := vals[0]
 		if key != "" && strings.Contains(v, key) {
-			g.log.Warn("not forwarding a header that contains the caller's gateway key", "header", name)
+			g.log.Warn("not forwarding a header that contains the caller's gateway key", "request_id", requestID(r), "header", name)
 			continue
 		}
 		if out == nil {

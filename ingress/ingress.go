@@ -5,13 +5,17 @@
 package ingress
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options configures the ingress.
@@ -39,6 +43,18 @@ type Options struct {
 	// Servers, if set, tells which client headers some server forwards
 	// (extra_headers); x-mcp-{server}-* headers are forwarded regardless.
 	Servers *bus.ServerCache
+	// Metrics is the registry the ingress registers its HTTP metrics in and
+	// serves on /metrics, with whatever else is registered there (the gateway
+	// adds the workers', NATS and Go runtime metrics). Nil: a registry of its
+	// own, with the ingress's metrics only.
+	Metrics *prometheus.Registry
+	// TracerProvider makes the HTTP spans (tracing.go); nil: the global one.
+	TracerProvider trace.TracerProvider
+	// EnableMCPRegistry serves GET /v1/mcp/registry.json
+	// (general_settings.enable_mcp_registry); without it that path is 404.
+	EnableMCPRegistry bool
+	// Version is the gateway version registry.json shows (default 0.1.0).
+	Version string
 }
 
 // Ingress serves MCP over HTTP.
@@ -52,6 +68,7 @@ type Ingress struct {
 	revocations *nats.Subscription
 	mux         *http.ServeMux
 	handler     http.Handler // mux, instrumented
+	metrics     *httpMetrics
 	xff         xffPolicy
 }
 
@@ -102,10 +119,30 @@ func (g *Ingress) liveliness(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, []byte(`"I'm alive!"`))
 }
 
+// readiness is 200 when the ingress can serve: its NATS connection is up and
+// the registry cache (Options.Servers, which bus.WatchServers returns only
+// once the initial KV load is in) is there. Otherwise 503, naming the checks
+// that failed.
 func (g *Ingress) readiness(w http.ResponseWriter, _ *http.Request) {
-	if g.nc.Status() != nats.CONNECTED {
-		writeJSON(w, http.StatusServiceUnavailable, []byte(`{"status":"unhealthy","nats":"`+g.nc.Status().String()+`"}`))
-		return
+	type report struct {
+		Status   string   `json:"status"`
+		NATS     string   `json:"nats"`
+		Registry string   `json:"registry"`
+		Failed   []string `json:"failed,omitempty"`
 	}
-	writeJSON(w, http.StatusOK, []byte(`{"status":"healthy","nats":"connected"}`))
+	rep := report{Status: "healthy", NATS: "connected", Registry: "loaded"}
+	if st := g.nc.Status(); st != nats.CONNECTED {
+		rep.NATS = strings.ToLower(st.String())
+		rep.Failed = append(rep.Failed, "nats")
+	}
+	if g.o.Servers == nil {
+		rep.Registry = "not loaded"
+		rep.Failed = append(rep.Failed, "registry")
+	}
+	code := http.StatusOK
+	if len(rep.Failed) > 0 {
+		rep.Status, code = "unhealthy", http.StatusServiceUnavailable
+	}
+	body, _ := json.Marshal(rep)
+	writeJSON(w, code, body)
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 )
 
 // serveMCP is the Streamable HTTP endpoint: /mcp and /mcp/{server}.
@@ -56,6 +55,7 @@ func (g *Ingress) post(w http.ResponseWriter, r *http.Request, pathServer string
 	if !req.msg.IsRequest() {
 		// Notifications and responses are accepted at once (202, no body).
 		m := &nats.Msg{Subject: bus.SubjectRouterRPC, Data: req.body, Header: req.env.Header()}
+		injectTrace(r.Context(), m.Header)
 		if err := g.nc.PublishMsg(m); err != nil {
 			writeError(w, nil, bus.RequestError("router", err))
 			return
@@ -105,12 +105,13 @@ func (g *Ingress) admit(w http.ResponseWriter, r *http.Request, pathServer strin
 		return nil, perr
 	}
 	req := &request{msg: msg, body: body}
+	noteRequest(r, req)
 	id, e := g.verify(r)
 	if e != nil {
 		return req, e
 	}
 	req.env = bus.Envelope{
-		RequestID: nuid.Next(),
+		RequestID: requestID(r),
 		Caller:    id,
 		IPClass:   g.ipClass(r),
 		Servers:   selection(pathServer, r),
@@ -170,13 +171,15 @@ func (g *Ingress) verify(r *http.Request) (bus.Identity, *bus.Error) {
 
 // route sends the request to the router and waits for its answer. A client that
 // goes away stops the wait; it does not cancel the upstream call.
-func (g *Ingress) route(ctx context.Context, req *request) ([]byte, *bus.Error) {
+func (g *Ingress) route(ctx context.Context, req *request) (out []byte, rerr *bus.Error) {
+	defer func() { traceRouted(ctx, req, out, rerr) }()
 	ctx, cancel := context.WithTimeout(ctx, g.o.MaxWait)
 	defer cancel()
 	ctx, revoke := context.WithCancelCause(ctx)
 	defer revoke(nil)
 	defer g.calls.add(req.env.Caller.KeyID, req.env.RequestID, revoke)()
 	m := &nats.Msg{Subject: bus.SubjectRouterRPC, Data: req.body, Header: req.env.Header()}
+	injectTrace(ctx, m.Header)
 	reply, err := g.nc.RequestMsgWithContext(ctx, m)
 	if err != nil {
 		if errors.Is(context.Cause(ctx), errRevoked) {

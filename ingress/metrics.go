@@ -1,9 +1,293 @@
 package ingress
 
-import "net/http"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
 
-// meterHTTP records request metrics (to be built).
-func (g *Ingress) meterHTTP(h http.Handler) http.Handler { return h }
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
 
-// metricsRoutes registers /metrics (to be built).
-func (g *Ingress) metricsRoutes(mux *http.ServeMux) {}
+// HTTPBuckets are the request duration buckets, in seconds. An MCP request
+// lasts as long as its upstream call (up to minutes); /health and /metrics
+// take microseconds.
+var HTTPBuckets = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+// httpMetrics are the ingress's request metrics and the /metrics handler.
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	handler  http.Handler
+	// series caches the counter and histogram of each (route, method,
+	// status): the label sets are few, and a cache hit skips hashing them.
+	series sync.Map // seriesKey -> *series
+}
+
+type seriesKey struct {
+	route, method string
+	status        int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+func (m *httpMetrics) observe(route, method string, status int, elapsed time.Duration) {
+	k := seriesKey{route, method, status}
+	v, ok := m.series.Load(k)
+	if !ok {
+		v, _ = m.series.LoadOrStore(k, &series{
+			requests: m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
+			duration: m.duration.WithLabelValues(route),
+		})
+	}
+	s := v.(*series)
+	s.requests.Inc()
+	s.duration.Observe(elapsed.Seconds())
+}
+
+// meters returns the ingress's metrics, registering them on first use in
+// Options.Metrics (or a private registry).
+func (g *Ingress) meters() *httpMetrics {
+	if g.metrics != nil {
+		return g.metrics
+	}
+	reg := g.o.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpbus_http_requests_total",
+			Help: "HTTP requests answered by the ingress. route is the endpoint (/mcp, /mcp/{server}, /health/..., /metrics, /key/*, /team/*, ...), never the raw path.",
+		}, []string{"route", "method", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mcpbus_http_request_duration_seconds",
+			Help:    "Time from receiving an HTTP request to the end of its answer (for an SSE stream: its last event).",
+			Buckets: HTTPBuckets,
+		}, []string{"route"}),
+		handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogErrorLog{g.log}}),
+	}
+	m.requests = registerOrReuse(reg, m.requests)
+	m.duration = registerOrReuse(reg, m.duration)
+	g.metrics = m
+	return m
+}
+
+// registerOrReuse registers c, or returns the collector already registered
+// under its name (several ingresses in one process share one registry).
+func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err) // a programming error: conflicting metric definitions
+	}
+	return c
+}
+
+type slogErrorLog struct{ log *slog.Logger }
+
+func (l slogErrorLog) Println(v ...any) {
+	l.log.Warn("metrics: gathering failed", "err", fmt.Sprint(v...))
+}
+
+// metricsRoutes registers /metrics. It answers only internal callers (by IP
+// class, as for servers that are not available_on_public_internet), without a
+// key, as Prometheus scrapes on an internal network; an external caller gets
+// the metrics only with the master key, and otherwise a 404, as if there were
+// no such endpoint.
+func (g *Ingress) metricsRoutes(mux *http.ServeMux) {
+	m := g.meters()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		if !g.mayScrape(r) {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		m.handler.ServeHTTP(w, r)
+	})
+}
+
+func (g *Ingress) mayScrape(r *http.Request) bool {
+	if g.ipClass(r) == bus.Internal {
+		return true
+	}
+	if callerKey(r) == "" {
+		return false
+	}
+	id, e := g.verify(r)
+	return e == nil && id.Admin
+}
+
+// meterHTTP records every request's count and duration by route, method and
+// status, and writes the access log line of MCP requests.
+func (g *Ingress) meterHTTP(h http.Handler) http.Handler {
+	m := g.meters()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		info := &reqInfo{sw: statusWriter{ResponseWriter: w}} // one allocation for both
+		sw, inner := &info.sw, r
+		if !polled(r.URL.Path) {
+			// Copying the request for the context is most of this wrapper's
+			// cost: probes and scrapes, which log nothing, skip it.
+			info.id = nuid.Next() // made here, so handler goroutines only read it
+			inner = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
+		}
+		h.ServeHTTP(sw, inner)
+		// The mux records the pattern it matched on the request it was given;
+		// pass it out to the wrappers around this one (tracing names spans by it).
+		r.Pattern = inner.Pattern
+		elapsed := time.Since(start)
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK // nothing written: net/http answers 200
+		}
+		route := routeLabel(r.Pattern) // set by the mux on this request
+		m.observe(route, methodLabel(r.Method), status, elapsed)
+		if (route == "/mcp" || route == "/mcp/{server}") && g.log.Enabled(r.Context(), slog.LevelDebug) {
+			g.accessLog(inner, info, route, status, elapsed)
+		}
+	})
+}
+
+// polled reports the endpoints monitoring polls: no request id, no access log.
+func polled(path string) bool {
+	return path == "/metrics" || strings.HasPrefix(path, "/health/")
+}
+
+// accessLog writes one Debug line per MCP request: what was asked, by whom
+// (the key's alias or short id, never the key), and how it ended. Debug, so a
+// busy gateway does not pay for it unless asked (--log-level debug); failures
+// are logged at Warn by the services anyway. Headers and bodies are never
+// logged.
+func (g *Ingress) accessLog(r *http.Request, info *reqInfo, route string, status int, elapsed time.Duration) {
+	attrs := []slog.Attr{
+		slog.String("request_id", requestID(r)),
+		slog.String("http_method", r.Method),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Duration("duration", elapsed),
+	}
+	if req := info.req; req != nil {
+		attrs = append(attrs,
+			slog.String("method", req.msg.Method),
+			slog.String("caller", req.env.Caller.Name()),
+			slog.String("ip_class", string(req.env.IPClass)),
+			slog.String("servers", strings.Join(req.env.Servers, ",")))
+	}
+	g.log.LogAttrs(r.Context(), slog.LevelDebug, "mcp request", attrs...)
+}
+
+// reqInfo is what the handlers tell the access log about one HTTP request.
+type reqInfo struct {
+	sw  statusWriter
+	id  string
+	req *request // the admitted MCP request, if any
+}
+
+type reqInfoKey struct{}
+
+// requestID is the id of the HTTP request being handled: the envelope's
+// request id on the bus and the request_id of every log line about it. It is
+// made once per request, so lines written before and after admission agree.
+func requestID(r *http.Request) string {
+	if info, _ := r.Context().Value(reqInfoKey{}).(*reqInfo); info != nil {
+		return info.id
+	}
+	return nuid.Next() // not behind meterHTTP (or a polled endpoint)
+}
+
+// noteRequest hands the admitted MCP request to the access log.
+func noteRequest(r *http.Request, req *request) {
+	if info, _ := r.Context().Value(reqInfoKey{}).(*reqInfo); info != nil {
+		info.req = req
+	}
+}
+
+// routeLabel maps the mux pattern that served a request to a bounded route
+// label: /mcp and /mcp/{server} (never the server name itself), the health
+// and metrics endpoints, and every other endpoint grouped by its first path
+// segment (/key/*, /team/*, /v1/*...). Requests no pattern matched are
+// "unmatched".
+func routeLabel(pattern string) string {
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		pattern = pattern[i+1:] // "GET /path"
+	}
+	if i := strings.IndexByte(pattern, '/'); i > 0 {
+		pattern = pattern[i:] // "host/path"
+	}
+	switch pattern {
+	case "":
+		return "unmatched"
+	case "/mcp":
+		return "/mcp"
+	case "/mcp/", "/mcp/{server}":
+		return "/mcp/{server}"
+	case "/metrics", "/health/liveliness", "/health/readiness":
+		return pattern
+	}
+	seg, _, _ := strings.Cut(pattern[1:], "/")
+	if seg == "" {
+		return "/*"
+	}
+	return "/" + seg + "/*"
+}
+
+// methodLabel bounds the method label: a client may send any method token.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPut, http.MethodPatch, http.MethodHead, http.MethodOptions:
+		return m
+	}
+	return "other"
+}
+
+// statusWriter records the status a handler answers with. It keeps Flush
+// (SSE) and Unwrap (http.ResponseController) working.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 && code >= 200 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Flush() {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

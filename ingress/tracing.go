@@ -1,6 +1,161 @@
 package ingress
 
-import "net/http"
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
 
-// traceHTTP starts a span per HTTP request (to be built).
-func (g *Ingress) traceHTTP(h http.Handler) http.Handler { return h }
+	"github.com/mcpbus/mcpbus/bus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Tracing. The ingress span is the root of a call's trace inside mcpbus: one
+// server span per HTTP request, the child of the client's W3C traceparent when it
+// sends one. route passes its context on to the router in the NATS headers
+// (bus.HeaderCarrier), where the router and the worker continue it.
+//
+// The provider is Options.TracerProvider, else the global one. By default that
+// is OpenTelemetry's no-op provider: spans then record nothing and cost a few
+// hundred nanoseconds, and a client's traceparent is still passed on unchanged
+// (the W3C behaviour of a hop without an SDK).
+//
+// What spans carry: HTTP method, path and route, status, and once admitted
+// mcp.method, mcp.server, mcp.tool (tools/call), mcpbus.request_id and, for an
+// error, rpc.jsonrpc.error_code. Never a header value, a key, a session id or
+// arguments.
+
+const tracerName = "github.com/mcpbus/mcpbus/ingress"
+
+// traceContext is the one propagation format on the bus and upstream: W3C
+// traceparent and tracestate. It is fixed rather than the global propagator,
+// which is a no-op unless a program sets one.
+var traceContext = propagation.TraceContext{}
+
+// Span attribute keys shared by the services.
+const (
+	attrMethod    = attribute.Key("mcp.method")
+	attrServer    = attribute.Key("mcp.server")
+	attrTool      = attribute.Key("mcp.tool")
+	attrRequestID = attribute.Key("mcpbus.request_id")
+	attrErrorCode = attribute.Key("rpc.jsonrpc.error_code")
+	attrMcpbusErr = attribute.Key("mcpbus.error_code")
+)
+
+// traceHTTP starts a server span per HTTP request.
+func (g *Ingress) traceHTTP(h http.Handler) http.Handler {
+	tp := g.o.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	tracer := tp.Tracer(tracerName)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := tracer.Start(ctx, httpSpanName(r), trace.WithSpanKind(trace.SpanKindServer))
+		defer span.End()
+		if !span.IsRecording() {
+			if span.SpanContext().IsValid() {
+				r = r.WithContext(ctx) // a client's context, passed on
+			}
+			h.ServeHTTP(w, r)
+			return
+		}
+		r = r.WithContext(ctx)
+		span.SetAttributes(
+			attribute.String("http.request.method", r.Method),
+			attribute.String("url.path", r.URL.Path),
+		)
+		sw := &statusWriter{ResponseWriter: w} // metrics.go
+		h.ServeHTTP(sw, r)
+		if !isMCPPath(r.URL.Path) && r.Pattern != "" {
+			// The mux sets the pattern it matched; it names the span with
+			// bounded cardinality.
+			span.SetName(r.Pattern)
+			span.SetAttributes(attribute.String("http.route", r.Pattern))
+		}
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
+	})
+}
+
+func isMCPPath(p string) bool { return p == "/mcp" || strings.HasPrefix(p, "/mcp/") }
+
+// httpSpanName is "mcp POST /mcp" or "mcp POST /mcp/{server}" on the MCP
+// endpoint; elsewhere the method, renamed to the mux pattern once matched.
+func httpSpanName(r *http.Request) string {
+	switch p := r.URL.Path; {
+	case p == "/mcp" || p == "/mcp/":
+		return "mcp " + r.Method + " /mcp"
+	case strings.HasPrefix(p, "/mcp/"):
+		return "mcp " + r.Method + " /mcp/{server}"
+	}
+	return r.Method
+}
+
+// injectTrace puts ctx's span context on a bus message's headers.
+func injectTrace(ctx context.Context, h map[string][]string) {
+	traceContext.Inject(ctx, bus.HeaderCarrier(h))
+}
+
+// traceRouted describes a routed request on the ingress span: what was asked
+// and, for a failure, the JSON-RPC error code (a gateway error, or an error the
+// upstream answered, read from the reply only while the span records).
+func traceRouted(ctx context.Context, req *request, reply []byte, e *bus.Error) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(requestAttrs(req)...)
+	if e != nil {
+		span.SetAttributes(attrErrorCode.Int(e.Kind.RPC), attrMcpbusErr.String(e.Kind.Code))
+		span.SetStatus(codes.Error, e.Kind.Code)
+		return
+	}
+	if code, ok := replyErrorCode(reply, req.msg.ID); ok {
+		span.SetAttributes(attrErrorCode.Int(code))
+		span.SetStatus(codes.Error, "JSON-RPC error")
+	}
+}
+
+func requestAttrs(req *request) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{attrMethod.String(req.msg.Method), attrRequestID.String(req.env.RequestID)}
+	if len(req.env.Servers) > 0 {
+		attrs = append(attrs, attrServer.String(strings.Join(req.env.Servers, ",")))
+	}
+	if req.msg.Method == "tools/call" {
+		var p struct {
+			Name string `json:"name"`
+		}
+		if json.Unmarshal(req.msg.Params, &p) == nil && p.Name != "" {
+			attrs = append(attrs, attrTool.String(p.Name))
+		}
+	}
+	return attrs
+}
+
+// replyErrorCode reads error.code of a response the bus built
+// ({"jsonrpc":"2.0","id":<id>,"error":{...}}) without parsing a result.
+func replyErrorCode(reply []byte, id json.RawMessage) (int, bool) {
+	prefix := `{"jsonrpc":"2.0","id":` + string(id) + `,"error":`
+	if !bytes.HasPrefix(reply, []byte(prefix)) {
+		return 0, false
+	}
+	var e struct {
+		Code int `json:"code"`
+	}
+	if json.NewDecoder(bytes.NewReader(reply[len(prefix):])).Decode(&e) != nil {
+		return 0, false
+	}
+	return e.Code, true
+}
