@@ -1,8 +1,10 @@
 // Command mcpbus is the MCP gateway: one binary for every service.
 //
 //	mcpbus serve --config FILE          all services in one process on embedded NATS
+//	mcpbus worker --nats URL            tool workers only, joining a running gateway's NATS
 //	mcpbus config check FILE            validate a config without serving
 //	mcpbus keys create|list|revoke      manage virtual keys over the admin API
+//	mcpbus usage tail|top               follow or summarize the usage stream
 //	mcpbus demo-upstream                a demo MCP server for trying the gateway
 //	mcpbus version
 package main
@@ -23,10 +25,13 @@ const usage = `mcpbus: an MCP gateway over NATS
 
 Usage:
   mcpbus serve --config FILE [--listen 127.0.0.1:4000] [--data ./data] [--nats URL] [--nats-listen 127.0.0.1:4222|off]
+  mcpbus worker [--nats nats://127.0.0.1:4222] [--servers a,b] [--allow-stdio-from-api] [--log-format text|json]
   mcpbus config check FILE
   mcpbus keys create [--alias A] [--team T] [--servers a,b] [--tools server=t1,t2] [--duration 30d] [--rpm N]
   mcpbus keys list [--team T] [--full]
   mcpbus keys revoke KEY_OR_TOKEN...
+  mcpbus usage tail [--server S] [--team T] [--since 10m] [--json] [--nats URL]
+  mcpbus usage top [--since 1h] [--server S] [--nats URL]
   mcpbus demo-upstream [--listen 127.0.0.1:3001] [--name demo] [--require-header "Name: value"]
   mcpbus version
 `
@@ -46,10 +51,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], stdout, stderr)
+	case "worker":
+		err = workerCmd(ctx, args[1:], stdout, stderr)
 	case "config":
 		err = configCmd(args[1:], stdout, stderr)
 	case "keys":
 		err = keysCmd(ctx, args[1:], stdout, stderr)
+	case "usage":
+		err = usageCmd(ctx, args[1:], stdout, stderr)
 	case "demo-upstream":
 		err = demo.Run(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

@@ -48,17 +48,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
-	for _, w := range notYetEffective(cfg) {
-		log.Warn(w)
-	}
 	for _, w := range xffWarnings(cfg) {
 		log.Warn(w)
 	}
 	if *natsURL != "" {
 		*natsListen = "off"
 	}
+	tr, err := setupTracing(ctx, log) // telemetry.go: OTLP export only when OTEL_EXPORTER_OTLP_*ENDPOINT is set
+	if err != nil {
+		return err
+	}
+	defer tr.flush(log) // after the gateway has closed, so the spans of drained calls go too
 	start := time.Now()
-	g, err := gateway.Start(ctx, gateway.Options{Config: cfg, Listen: addr, DataDir: *data, NATSURL: *natsURL, NATSListen: *natsListen, Log: log})
+	g, err := gateway.Start(ctx, gateway.Options{Config: cfg, Listen: addr, DataDir: *data, NATSURL: *natsURL, NATSListen: *natsListen, Log: log,
+		TracerProvider: tr.tracerProvider()})
 	if err != nil {
 		return err
 	}
@@ -69,6 +72,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("embedded NATS listening", "url", u)
 	}
 	log.Info("mcpbus listening on "+g.URL(), "servers", len(cfg.Servers), "startup", time.Since(start).Round(time.Millisecond))
+	log.Info("metrics and health", "metrics", g.URL()+"/metrics", "metrics_access", "internal callers without a key; external callers only with the master key (else 404)",
+		"liveliness", g.URL()+"/health/liveliness", "readiness", g.URL()+"/health/readiness")
+	log.Debug("access log on: one 'mcp request' line per MCP request (--log-level debug)")
 	fmt.Fprintf(stdout, "mcpbus listening on %s\n", g.URL())
 
 	select {
@@ -121,19 +127,6 @@ func xffWarnings(cfg *config.File) []string {
 		out = append(out, "general_settings.use_x_forwarded_for is on but mcp_trusted_proxy_ranges is empty: X-Forwarded-For is ignored and callers are classified by their direct address; list your proxies' addresses in mcp_trusted_proxy_ranges")
 	case !cfg.UseXForwardedFor && (len(cfg.TrustedProxyRanges) > 0 || cfg.XFFNumTrustedHops > 1):
 		out = append(out, "general_settings.mcp_trusted_proxy_ranges / mcp_xff_num_trusted_hops have no effect while use_x_forwarded_for is off: callers are classified by their direct address")
-	}
-	return out
-}
-
-// notYetEffective names settings that load but do nothing yet, so no one relies
-// on them unknowingly.
-func notYetEffective(cfg *config.File) []string {
-	var out []string
-	if cfg.AllowStdioFromAPI {
-		out = append(out, "general_settings.mcp_allow_stdio_servers_from_api has no effect yet: servers come from the config file only")
-	}
-	if cfg.EnableMCPRegistry {
-		out = append(out, "general_settings.enable_mcp_registry is not supported yet: /v1/mcp/registry.json is not served")
 	}
 	return out
 }

@@ -155,7 +155,9 @@ func TestMessageSizeLimits(t *testing.T) {
 		t.Errorf("5 MiB request: HTTP %d %.200s, want 413", r.status, r.body)
 	}
 	r := post(t, url, h, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"big","arguments":{}}}`)
-	if r.status != http.StatusOK || !strings.Contains(r.rpcErr.Message, "over the bus message limit") || r.elapsed > 5*time.Second {
+	// The point is a clear error rather than the 60 s timeout; moving 9 MiB on a
+	// loaded 2-core machine can take several seconds.
+	if r.status != http.StatusOK || !strings.Contains(r.rpcErr.Message, "over the bus message limit") || r.elapsed > 30*time.Second {
 		t.Errorf("9 MiB result: HTTP %d in %s: %.300s", r.status, r.elapsed, r.body)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Version of the mcpbus binary.
@@ -46,6 +47,12 @@ type Options struct {
 	Env config.LookupEnv
 	// WorkerMaxInFlight bounds each worker's concurrent upstream calls.
 	WorkerMaxInFlight int
+	// TracerProvider makes the ingress, router and worker spans; nil: the
+	// global one (OpenTelemetry's no-op unless the program installs an SDK).
+	TracerProvider trace.TracerProvider
+	// WorkerServers, if set, limits the servers this process runs workers for
+	// (others are hosted by `mcpbus worker` processes); empty runs them all.
+	WorkerServers []string
 }
 
 // Gateway is a running all-in-one mcpbus.
@@ -53,7 +60,7 @@ type Gateway struct {
 	ns       *server.Server
 	conns    []*nats.Conn
 	services []micro.Service
-	workers  []*toolworkers.Worker
+	workers  *toolworkers.Manager
 	ing      *ingress.Ingress
 	srv      *http.Server
 	ln       net.Listener
@@ -108,6 +115,7 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
+	EnsureUsageStream(ctx, js, o.Log) // usage.go
 	if err := registry.Seed(ctx, kv, o.Config.Servers, o.Log); err != nil {
 		return nil, err
 	}
@@ -118,14 +126,19 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err := g.add(auth.Start(core, auth.Options{MasterKey: o.Config.MasterKey, Log: o.Log, Version: Version, JetStream: js})); err != nil {
 		return nil, fmt.Errorf("auth service: %w", err)
 	}
-	if err := g.add(registry.Start(core, cache, Version)); err != nil {
+	if err := g.add(registry.Start(core, cache, registry.Options{Version: Version, Log: o.Log, KV: kv, Env: o.Env,
+		AllowStdioFromAPI: o.Config.AllowStdioFromAPI})); err != nil {
 		return nil, fmt.Errorf("registry service: %w", err)
+	}
+	reg, workerMetrics, err := g.metricsRegistry() // metrics.go
+	if err != nil {
+		return nil, err
 	}
 	rc, err := conn("mcpbus-router")
 	if err != nil {
 		return nil, err
 	}
-	if err := g.add(router.Start(rc, cache, router.Options{Version: Version, Log: o.Log})); err != nil {
+	if err := g.add(router.Start(rc, cache, router.Options{Version: Version, Log: o.Log, TracerProvider: o.TracerProvider})); err != nil {
 		return nil, fmt.Errorf("router service: %w", err)
 	}
 	wc, err := conn("mcpbus-workers")
@@ -137,13 +150,20 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, spec := range o.Config.Servers {
-		w, err := toolworkers.Start(wc, spec, toolworkers.Options{Log: o.Log, Env: o.Env, MaxInFlight: o.WorkerMaxInFlight,
-			Servers: cache, JetStream: wjs, AllowAPIStdio: o.Config.AllowStdioFromAPI})
-		if err != nil {
-			return nil, err
-		}
-		g.workers = append(g.workers, w)
+	// The workers follow the servers bucket: a record written or deleted
+	// through the registry gets (or loses) its worker without a restart.
+	wkv, err := wjs.KeyValue(ctx, bus.BucketServers)
+	if err != nil {
+		return nil, fmt.Errorf("kv bucket %s: %w", bus.BucketServers, err)
+	}
+	g.workers, err = toolworkers.StartManager(ctx, wc, wkv, toolworkers.ManagerOptions{
+		Worker: toolworkers.Options{Log: o.Log, Env: o.Env, MaxInFlight: o.WorkerMaxInFlight,
+			Servers: cache, JetStream: wjs, AllowAPIStdio: o.Config.AllowStdioFromAPI, TracerProvider: o.TracerProvider,
+			Metrics: workerMetrics},
+		Only: o.WorkerServers,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tool workers: %w", err)
 	}
 	ic, err := conn("mcpbus-ingress")
 	if err != nil {
@@ -153,8 +173,9 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if len(ranges) == 0 {
 		ranges = config.DefaultInternalIPRanges()
 	}
-	g.ing = ingress.New(ingress.Options{NC: ic, Log: o.Log, InternalRanges: ranges, Servers: cache,
-		UseXFF: o.Config.UseXForwardedFor, TrustedProxies: o.Config.TrustedProxyRanges, XFFHops: o.Config.XFFNumTrustedHops})
+	g.ing = ingress.New(ingress.Options{NC: ic, Log: o.Log, TracerProvider: o.TracerProvider, InternalRanges: ranges, Servers: cache,
+		UseXFF: o.Config.UseXForwardedFor, TrustedProxies: o.Config.TrustedProxyRanges, XFFHops: o.Config.XFFNumTrustedHops,
+		EnableMCPRegistry: o.Config.EnableMCPRegistry, Version: Version, Metrics: reg})
 	// Each service subscribed on its own connection; a round trip on each makes
 	// sure the server has every subscription before the first request arrives.
 	for _, nc := range g.conns {
@@ -219,8 +240,8 @@ func (g *Gateway) Close(ctx context.Context) error {
 	if g.ing != nil {
 		g.ing.Close()
 	}
-	for _, w := range g.workers {
-		w.Stop()
+	if g.workers != nil {
+		g.workers.Stop()
 	}
 	for _, s := range g.services {
 		_ = s.Stop()

@@ -1,0 +1,255 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/toolworkers"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// startGatewayOpts is startGateway with the Options adjusted by mod (for a
+// loopback NATS listener, a worker subset, ...).
+func startGatewayOpts(t *testing.T, yaml string, env map[string]string, mod func(*Options)) *testGateway {
+	t.Helper()
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cfg, err := config.Parse("config.yaml", []byte(yaml), lookup)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	logs := &syncBuffer{}
+	recordLogs(logs)
+	for _, v := range env {
+		registerSecret(v)
+	}
+	o := Options{Config: cfg, Listen: "127.0.0.1:0", DataDir: t.TempDir(), NATSListen: "off", Env: lookup,
+		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if mod != nil {
+		mod(&o)
+	}
+	g, err := Start(context.Background(), o)
+	if err != nil {
+		t.Fatalf("start gateway: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		g.Close(ctx)
+	})
+	return &testGateway{Gateway: g, logs: logs}
+}
+
+// serversKV opens the registry bucket on nc.
+func serversKV(t *testing.T, nc *nats.Conn) (jetstream.JetStream, jetstream.KeyValue) {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(context.Background(), bus.BucketServers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, kv
+}
+
+func putServer(t *testing.T, kv jetstream.KeyValue, s bus.ServerSpec) {
+	t.Helper()
+	data, _ := json.Marshal(s)
+	if _, err := kv.Put(context.Background(), s.Name, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const echoCall = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"live"}}}`
+
+// callWithin initializes a session on /mcp/{server} and calls echo until both
+// succeed or d passes; it returns the session headers and how long it took.
+func callWithin(t *testing.T, g *testGateway, server string, d time.Duration) (http.Header, time.Duration) {
+	t.Helper()
+	url := g.URL() + "/mcp/" + server
+	start := time.Now()
+	var last rawResponse
+	for time.Since(start) < d {
+		r := post(t, url, bearer(master), initBody)
+		if r.status == http.StatusOK && r.header.Get("Mcp-Session-Id") != "" {
+			h := bearer(master)
+			h.Set("Mcp-Session-Id", r.header.Get("Mcp-Session-Id"))
+			h.Set("Mcp-Protocol-Version", "2025-06-18")
+			last = post(t, url, h, echoCall)
+			if last.status == http.StatusOK && last.rpcErr.Message == "" && strings.Contains(string(last.result), "live") {
+				return h, time.Since(start)
+			}
+		} else {
+			last = r
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s not callable within %s: HTTP %d %s", server, d, last.status, last.body)
+	return nil, 0
+}
+
+// A server written to the registry bucket is callable through the all-in-one
+// gateway within a second, with no restart; deleted, it stops taking calls.
+func TestLiveServerAddedAndRemoved(t *testing.T) {
+	url, rec := upstream(t, "fresh")
+	g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers: {}\n", master), nil)
+	_, kv := serversKV(t, g.conns[0])
+
+	putServer(t, kv, bus.ServerSpec{Name: "fresh", URL: url, Source: "api"})
+	h, took := callWithin(t, g, "fresh", time.Second)
+	t.Logf("callable %s after the KV put", took)
+	if len(rec.seen()) == 0 {
+		t.Fatal("the call did not reach the new upstream")
+	}
+	if !slices.Contains(g.workers.Hosted(), "fresh") {
+		t.Fatalf("gateway hosts %v", g.workers.Hosted())
+	}
+
+	if err := kv.Delete(context.Background(), "fresh"); err != nil {
+		t.Fatal(err)
+	}
+	waitCallFails(t, g.URL()+"/mcp/fresh", h, "fresh")
+}
+
+// waitCallFails waits (at most 1 s) until a call on the session fails with an
+// error that names the server as unknown or without a worker.
+func waitCallFails(t *testing.T, url string, h http.Header, server string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Second)
+	for {
+		r := post(t, url, h, echoCall)
+		msg := r.rpcErr.Message
+		if strings.Contains(msg, fmt.Sprintf("unknown MCP server %q", server)) ||
+			strings.Contains(msg, fmt.Sprintf("no tool worker is running for server %q", server)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a call to the deleted server %s: HTTP %d %s", server, r.status, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Two processes share one NATS: the gateway (hosting only its config server)
+// and a worker host joined on the gateway's loopback NATS listener, as
+// `mcpbus worker --servers remote` would. A record written to the registry is
+// served through the gateway by the other host; deleting it ends the calls; a
+// changed config server URL is picked up by the gateway's own worker.
+func TestLiveRegistryAcrossProcesses(t *testing.T) {
+	cfgURL1, cfgRec1 := upstream(t, "cfg-one")
+	cfgURL2, cfgRec2 := upstream(t, "cfg-two")
+	remoteURL, remoteRec := upstream(t, "remote")
+	g := startGatewayOpts(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers: {cfg: {url: %q}}\n", master, cfgURL1), nil,
+		func(o *Options) {
+			o.NATSListen = "127.0.0.1:0"
+			o.WorkerServers = []string{"cfg"}
+		})
+	if g.NATSURL() == "" {
+		t.Fatal("the gateway's NATS has no loopback listener")
+	}
+
+	// The worker host: its own connection over TCP, its own manager.
+	wnc, err := nats.Connect(g.NATSURL(), nats.Name("test-worker-host"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(wnc.Close)
+	wjs, wkv := serversKV(t, wnc)
+	cacheCtx, stopCache := context.WithCancel(context.Background())
+	t.Cleanup(stopCache)
+	wlogs := &syncBuffer{}
+	recordLogs(wlogs)
+	wlog := slog.New(slog.NewTextHandler(wlogs, nil))
+	cache, err := bus.WatchServers(cacheCtx, wkv, wlog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := toolworkers.StartManager(context.Background(), wnc, wkv, toolworkers.ManagerOptions{
+		Worker: toolworkers.Options{Log: wlog, Servers: cache, JetStream: wjs},
+		Only:   []string{"remote"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(host.Stop)
+	if got := host.Hosted(); len(got) != 0 {
+		t.Fatalf("the worker host runs %v before any record of its servers", got)
+	}
+
+	// The registry write (what the registry API does): its own connection.
+	anc, err := nats.Connect(g.NATSURL(), nats.Name("test-registry-writer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(anc.Close)
+	_, kv := serversKV(t, anc)
+
+	putServer(t, kv, bus.ServerSpec{Name: "remote", URL: remoteURL, Source: "api"})
+	h, took := callWithin(t, g, "remote", time.Second)
+	t.Logf("remote callable %s after the KV put", took)
+	if len(remoteRec.seen()) == 0 {
+		t.Fatal("the call did not reach the remote upstream")
+	}
+	if slices.Contains(g.workers.Hosted(), "remote") || !slices.Equal(host.Hosted(), []string{"remote"}) {
+		t.Fatalf("gateway hosts %v, worker host %v: remote must run on the worker host only", g.workers.Hosted(), host.Hosted())
+	}
+
+	if err := kv.Delete(context.Background(), "remote"); err != nil {
+		t.Fatal(err)
+	}
+	waitCallFails(t, g.URL()+"/mcp/remote", h, "remote")
+	// The router and the worker host follow the bucket independently.
+	for deadline := time.Now().Add(time.Second); len(host.Hosted()) != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker host still runs %v a second after the delete", host.Hosted())
+		}
+	}
+	if _, err := wnc.Request(bus.ToolRPC("remote"), []byte(echoCall), time.Second); !errors.Is(err, nats.ErrNoResponders) {
+		t.Fatalf("the deleted server's worker still answers on the bus: %v", err)
+	}
+
+	// The config server, hosted by the gateway: change its URL in KV.
+	ch, _ := callWithin(t, g, "cfg", time.Second)
+	if len(cfgRec1.seen()) == 0 {
+		t.Fatal("cfg did not reach its first upstream")
+	}
+	putServer(t, kv, bus.ServerSpec{Name: "cfg", URL: cfgURL2, Source: "config"})
+	deadline := time.Now().Add(time.Second)
+	for len(cfgRec2.seen()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("after the URL change, calls do not reach the new upstream within 1s")
+		}
+		r := post(t, g.URL()+"/mcp/cfg", ch, echoCall)
+		if r.status != http.StatusOK || r.rpcErr.Message != "" {
+			t.Fatalf("cfg during the update: HTTP %d %s", r.status, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The old worker closes its session in the background (a DELETE to the
+	// old upstream); after that nothing more reaches it.
+	time.Sleep(200 * time.Millisecond)
+	before := len(cfgRec1.seen())
+	for i := 0; i < 3; i++ {
+		if r := post(t, g.URL()+"/mcp/cfg", ch, echoCall); r.status != http.StatusOK || !strings.Contains(string(r.result), "live") {
+			t.Fatalf("cfg after the update: HTTP %d %s", r.status, r.body)
+		}
+	}
+	if after := len(cfgRec1.seen()); after != before {
+		t.Fatalf("%d requests reached the old upstream after the update", after-before)
+	}
+	if slices.Contains(host.Hosted(), "cfg") {
+		t.Fatal("the worker host picked up a server outside its subset")
+	}
+}

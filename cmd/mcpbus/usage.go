@@ -1,0 +1,334 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// defaultNATSURL is the embedded server's loopback listener (`mcpbus serve
+// --nats-listen`), unless MCPBUS_NATS_URL says otherwise.
+const defaultNATSURL = "nats://127.0.0.1:4222"
+
+const usageUsage = `usage:
+  mcpbus usage tail [--server S] [--team T] [--tool N] [--since 10m|RFC3339] [--json] [--nats URL]
+  mcpbus usage top [--since 1h] [--server S] [--nats URL]
+`
+
+// usageCmd implements `mcpbus usage tail|top`: readers of the usage stream.
+func usageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usageUsage)
+		return errors.New("usage: want tail or top")
+	}
+	switch args[0] {
+	case "tail":
+		return usageTailCmd(ctx, args[1:], stdout, stderr)
+	case "top":
+		return usageTopCmd(ctx, args[1:], stdout, stderr)
+	}
+	fmt.Fprint(stderr, usageUsage)
+	return fmt.Errorf("usage: unknown subcommand %q", args[0])
+}
+
+func natsURLFlag(fs *flag.FlagSet) *string {
+	def := defaultNATSURL
+	if v := os.Getenv("MCPBUS_NATS_URL"); v != "" {
+		def = v
+	}
+	return fs.String("nats", def, "NATS server holding the usage stream (env MCPBUS_NATS_URL)")
+}
+
+// usageJetStream connects to url for reading the usage stream.
+func usageJetStream(url string) (jetstream.JetStream, func(), error) {
+	nc, err := bus.Connect(url, "mcpbus-usage")
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return js, nc.Close, nil
+}
+
+// parseSince reads a start time: a duration back from now ("90s", "1h",
+// "7d") or an RFC 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	var d time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n float64
+		n, err = strconv.ParseFloat(days, 64)
+		d = time.Duration(n * float64(24*time.Hour))
+	} else {
+		d, err = time.ParseDuration(s)
+	}
+	if err != nil || d <= 0 {
+		return time.Time{}, fmt.Errorf("--since %q: want a duration (90s, 1h, 7d) or an RFC 3339 time", s)
+	}
+	return now.Add(-d), nil
+}
+
+func usageTailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("usage tail", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := natsURLFlag(fs)
+	server := fs.String("server", "", "only this server's events")
+	team := fs.String("team", "", "only this team's events (team id)")
+	tool := fs.String("tool", "", "only this tool's events")
+	since := fs.String("since", "", "start this far back (10m, 2h, 1d) or at this RFC 3339 time; default: new events only")
+	asJSON := fs.Bool("json", false, "print each event as its JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("usage tail: unexpected argument %q", fs.Arg(0))
+	}
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy}
+	if *since != "" {
+		t, err := parseSince(*since, time.Now())
+		if err != nil {
+			return err
+		}
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+	}
+	if *server != "" || *team != "" || *tool != "" {
+		cfg.FilterSubjects = []string{bus.UsageFilter(*team, *server, *tool)}
+	}
+	js, closeConn, err := usageJetStream(*url)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	return tailUsage(ctx, js, cfg, *asJSON, stdout)
+}
+
+// tailUsage prints one line per event from an ordered consumer until ctx ends.
+func tailUsage(ctx context.Context, js jetstream.JetStream, cfg jetstream.OrderedConsumerConfig, asJSON bool, out io.Writer) error {
+	cons, err := js.OrderedConsumer(ctx, bus.StreamUsage, cfg)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", bus.StreamUsage, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", bus.StreamUsage, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			return err
+		}
+		if asJSON {
+			fmt.Fprintf(out, "%s\n", m.Data())
+			continue
+		}
+		var ev bus.UsageEvent
+		if err := json.Unmarshal(m.Data(), &ev); err != nil {
+			fmt.Fprintf(out, "(unreadable event on %s)\n", m.Subject())
+			continue
+		}
+		fmt.Fprintln(out, usageLine(ev))
+	}
+}
+
+// usageLine is one event as tail prints it:
+//
+//	2025-06-01T12:00:00.123Z ok github search 12.3ms team=t1 key=ci-bot in=120 out=340 cost=0.05
+func usageLine(ev bus.UsageEvent) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s %s %sms", ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"), ev.Status, ev.Server,
+		toolOrMethod(ev), formatMS(ev.DurationMS))
+	if ev.Team != "" {
+		fmt.Fprintf(&b, " team=%s", ev.Team)
+	}
+	if who := (bus.Identity{KeyID: ev.KeyID, Alias: ev.KeyAlias}).Name(); who != "" {
+		fmt.Fprintf(&b, " key=%s", who)
+	}
+	fmt.Fprintf(&b, " in=%d out=%d", ev.BytesIn, ev.BytesOut)
+	if ev.ErrorCode != "" {
+		fmt.Fprintf(&b, " code=%s", ev.ErrorCode)
+	}
+	if ev.Cost != 0 {
+		fmt.Fprintf(&b, " cost=%s", formatCost(ev.Cost))
+	}
+	return b.String()
+}
+
+// toolOrMethod names what was called: the tool of a tools/call, else the
+// method (tool names never contain '/').
+func toolOrMethod(ev bus.UsageEvent) string {
+	if ev.Method == "tools/call" && ev.Tool != "" {
+		return ev.Tool
+	}
+	return ev.Method
+}
+
+func formatMS(ms float64) string { return strconv.FormatFloat(ms, 'f', 1, 64) }
+
+func formatCost(c float64) string {
+	return strconv.FormatFloat(math.Round(c*1e6)/1e6, 'f', -1, 64)
+}
+
+func usageTopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("usage top", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := natsURLFlag(fs)
+	since := fs.String("since", "1h", "events since this far back (10m, 2h, 7d) or this RFC 3339 time")
+	server := fs.String("server", "", "only this server's events")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("usage top: unexpected argument %q", fs.Arg(0))
+	}
+	from, err := parseSince(*since, time.Now())
+	if err != nil {
+		return err
+	}
+	js, closeConn, err := usageJetStream(*url)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	events, err := readUsageSince(ctx, js, from, *server)
+	if err != nil {
+		return err
+	}
+	writeTop(stdout, events)
+	return nil
+}
+
+// readUsageSince reads every event stored since from (the stream's time),
+// optionally of one server, up to the end of the stream as it was when the
+// read began.
+func readUsageSince(ctx context.Context, js jetstream.JetStream, from time.Time, server string) ([]bus.UsageEvent, error) {
+	s, err := js.Stream(ctx, bus.StreamUsage)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", bus.StreamUsage, err)
+	}
+	state := s.CachedInfo().State
+	if state.Msgs == 0 || state.LastTime.Before(from) {
+		return nil, nil
+	}
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from}
+	if server != "" {
+		cfg.FilterSubjects = []string{bus.UsageFilter("", server, "")}
+	}
+	cons, err := s.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", bus.StreamUsage, err)
+	}
+	var events []bus.UsageEvent
+	for {
+		batch, err := cons.FetchNoWait(1000)
+		if err != nil {
+			return nil, err
+		}
+		n, last := 0, false
+		for m := range batch.Messages() {
+			n++
+			var ev bus.UsageEvent
+			if json.Unmarshal(m.Data(), &ev) == nil {
+				events = append(events, ev)
+			}
+			meta, err := m.Metadata()
+			if err != nil || meta.NumPending == 0 || meta.Sequence.Stream >= state.LastSeq {
+				last = true
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return nil, err
+		}
+		if last || n == 0 {
+			return events, nil
+		}
+	}
+}
+
+// topRow is one server and tool (or method) in `usage top`.
+type topRow struct {
+	server, name          string
+	calls, errors, failed int
+	cost                  float64
+	durations             []float64
+}
+
+// writeTop prints calls, upstream errors, gateway failures, p50/p95 duration
+// and cost per server and tool, most calls first, then a total row.
+func writeTop(out io.Writer, events []bus.UsageEvent) {
+	rows := map[[2]string]*topRow{}
+	total := &topRow{server: "TOTAL"}
+	for _, ev := range events {
+		k := [2]string{ev.Server, toolOrMethod(ev)}
+		r := rows[k]
+		if r == nil {
+			r = &topRow{server: k[0], name: k[1]}
+			rows[k] = r
+		}
+		for _, r := range []*topRow{r, total} {
+			r.calls++
+			switch ev.Status {
+			case "error":
+				r.errors++
+			case "failed":
+				r.failed++
+			}
+			r.cost += ev.Cost
+			r.durations = append(r.durations, ev.DurationMS)
+		}
+	}
+	sorted := make([]*topRow, 0, len(rows))
+	for _, r := range rows {
+		sorted = append(sorted, r)
+	}
+	sort.Slice(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if a.calls != b.calls {
+			return a.calls > b.calls
+		}
+		if a.server != b.server {
+			return a.server < b.server
+		}
+		return a.name < b.name
+	})
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVER\tTOOL\tCALLS\tERRORS\tFAILED\tP50_MS\tP95_MS\tCOST")
+	for _, r := range append(sorted, total) {
+		sort.Float64s(r.durations)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", r.server, r.name, r.calls, r.errors, r.failed,
+			formatMS(percentile(r.durations, 0.50)), formatMS(percentile(r.durations, 0.95)), formatCost(r.cost))
+	}
+	tw.Flush()
+}
+
+// percentile is the nearest-rank q-quantile of sorted values (0 when empty).
+func percentile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(i, 0)]
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The dashboard example of docs/USAGE.md, kept here so it compiles and runs;
+// TestUsageDocExample checks the doc shows exactly this code.
+
+// --- docs/USAGE.md example begins ---
+
+// usageEvent holds the fields of a usage event this dashboard uses.
+type usageEvent struct {
+	Time   time.Time `json:"time"`
+	Team   string    `json:"team_id"`
+	Server string    `json:"server"`
+	Tool   string    `json:"tool"`
+	Status string    `json:"status"`
+	Cost   float64   `json:"cost"`
+}
+
+// watchCosts prints every call to server github and its team's running cost
+// until ctx ends.
+func watchCosts(ctx context.Context, natsURL string, out io.Writer) error {
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	// A durable consumer: the server keeps its position, so a restarted
+	// dashboard resumes after the last event it acknowledged.
+	cons, err := js.CreateOrUpdateConsumer(ctx, "MCPBUS_USAGE", jetstream.ConsumerConfig{
+		Durable:       "cost-dashboard",
+		FilterSubject: "mcpbus.v1.usage.*.github.*", // server github, any team, any tool
+		AckPolicy:     jetstream.AckExplicitPolicy,
+	})
+	if err != nil {
+		return err
+	}
+	costByTeam := map[string]float64{}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		var ev usageEvent
+		if err := json.Unmarshal(m.Data(), &ev); err == nil {
+			costByTeam[ev.Team] += ev.Cost
+			fmt.Fprintf(out, "%s %s/%s %s team=%s team_cost=%.2f\n",
+				ev.Time.Format(time.RFC3339), ev.Server, ev.Tool, ev.Status, ev.Team, costByTeam[ev.Team])
+		}
+		m.Ack()
+	})
+	if err != nil {
+		return err
+	}
+	defer cc.Stop()
+	<-ctx.Done()
+	return nil
+}
+
+// --- docs/USAGE.md example ends ---
+
+func TestUsageDocExample(t *testing.T) {
+	src, err := os.ReadFile("usage_doc_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := string(src)
+	code = code[strings.Index(code, "// --- docs/USAGE.md example begins ---\n\n")+len("// --- docs/USAGE.md example begins ---\n\n"):]
+	code = code[:strings.Index(code, "\n// --- docs/USAGE.md example ends ---")]
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "USAGE.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "```go\n"+code+"```\n") {
+		t.Fatalf("docs/USAGE.md does not show the example as it is in usage_doc_test.go:\n%s", code)
+	}
+
+	url, publish := usageServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lockedBuf{}
+	done := make(chan error, 1)
+	go func() { done <- watchCosts(ctx, url, out) }()
+	publish(ev("a", "github", "search", "tools/call", "ok", 1, 0.05), ev("b", "jira", "x", "tools/call", "ok", 1, 1),
+		ev("c", "github", "search", "tools/call", "ok", 1, 0.05))
+	want := "2025-06-01T12:00:00Z github/search ok team=t1 team_cost=0.05\n" +
+		"2025-06-01T12:00:00Z github/search ok team=t1 team_cost=0.10\n"
+	for deadline := time.Now().Add(5 * time.Second); out.String() != want && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != want {
+		t.Fatalf("dashboard printed:\n%s\nwant:\n%s", out, want)
+	}
+}

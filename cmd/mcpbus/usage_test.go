@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// usageServer is a NATS server with the usage stream, and a way to publish
+// events to it as workers do.
+func usageServer(t *testing.T) (url string, publish func(...bus.UsageEvent)) {
+	t.Helper()
+	ns := bustest.Server(t)
+	js, err := jetstream.New(bustest.Conn(t, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := bus.UsageStream(ctx, js, bus.UsageStreamOptions{MaxBytes: 64 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	return ns.ClientURL(), func(evs ...bus.UsageEvent) {
+		for _, ev := range evs {
+			data, _ := json.Marshal(ev)
+			m := nats.NewMsg(bus.UsageSubject(ev.Team, ev.Server, ev.Tool))
+			m.Data = data
+			m.Header.Set(jetstream.MsgIDHeader, ev.RequestID)
+			if _, err := js.PublishMsg(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+var usageT0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func ev(id, server, tool, method, status string, ms, cost float64) bus.UsageEvent {
+	e := bus.UsageEvent{Time: usageT0, RequestID: id, KeyID: bus.HashKey("sk-" + id), Team: "t1", Server: server, Tool: tool,
+		Method: method, Status: status, DurationMS: ms, BytesIn: 100, BytesOut: 200, IPClass: bus.Internal, Cost: cost}
+	switch status {
+	case "error":
+		e.ErrorCode = "-32602"
+	case "failed":
+		e.ErrorCode = bus.ErrUpstreamTimeout.Code
+	}
+	return e
+}
+
+func TestUsageTop(t *testing.T) {
+	url, publish := usageServer(t)
+	publish(ev("old", "github", "search", "tools/call", "ok", 999, 9)) // before --since
+	time.Sleep(20 * time.Millisecond)
+	since := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	publish(
+		ev("r1", "github", "search", "tools/call", "ok", 10, 0.05),
+		ev("r2", "github", "search", "tools/call", "ok", 40, 0.05),
+		ev("r3", "github", "search", "tools/call", "error", 30, 0),
+		ev("r4", "github", "search", "tools/call", "ok", 20, 0.05),
+		ev("r5", "jira", "create_issue", "tools/call", "ok", 100, 1.5),
+		ev("r6", "jira", "create_issue", "tools/call", "failed", 200, 0),
+		ev("r7", "github", "", "tools/list", "ok", 5, 0),
+		ev("r1", "github", "search", "tools/call", "ok", 10, 0.05), // a duplicate: dropped by the stream
+	)
+	code, stdout, stderr := runCLI("usage", "top", "--since", since.Format(time.RFC3339Nano), "--nats", url)
+	want := `SERVER  TOOL          CALLS  ERRORS  FAILED  P50_MS  P95_MS  COST
+github  search        4      1       0       20.0    40.0    0.15
+jira    create_issue  2      0       1       100.0   200.0   1.5
+github  tools/list    1      0       0       5.0     5.0     0
+TOTAL                 7      1       1       30.0    200.0   1.65
+`
+	if code != 0 || stdout != want {
+		t.Fatalf("exit %d, stderr %s\ngot:\n%s\nwant:\n%s", code, stderr, stdout, want)
+	}
+	// --server narrows; a window with nothing in it prints the header and a zero total.
+	_, stdout, _ = runCLI("usage", "top", "--since", since.Format(time.RFC3339Nano), "--server", "jira", "--nats", url)
+	if !strings.Contains(stdout, "jira    create_issue  2") || strings.Contains(stdout, "github") {
+		t.Fatalf("--server jira:\n%s", stdout)
+	}
+	_, stdout, _ = runCLI("usage", "top", "--since", time.Now().Add(time.Minute).Format(time.RFC3339), "--nats", url)
+	if want := "SERVER  TOOL  CALLS  ERRORS  FAILED  P50_MS  P95_MS  COST\nTOTAL         0      0       0       0.0     0.0     0\n"; stdout != want {
+		t.Fatalf("empty window:\n%q\nwant\n%q", stdout, want)
+	}
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestUsageTail(t *testing.T) {
+	url, publish := usageServer(t)
+	publish(ev("old", "github", "search", "tools/call", "ok", 1, 0))
+	time.Sleep(20 * time.Millisecond)
+	since := time.Now().Format(time.RFC3339Nano)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--server", "github"}, "" +
+			"2025-06-01T12:00:00.000Z ok github search 12.5ms team=t1 key=" + bus.HashKey("sk-a")[:8] + " in=100 out=200 cost=0.05\n" +
+			"2025-06-01T12:00:00.000Z error github search 3.0ms team=t1 key=" + bus.HashKey("sk-c")[:8] + " in=100 out=200 code=-32602\n"},
+		{[]string{"--json", "--team", "t1", "--tool", "create_issue"}, ""},
+	} {
+		out := &lockedBuf{}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- usageCmd(ctx, append([]string{"tail", "--nats", url, "--since", since}, tc.args...), out, &lockedBuf{})
+		}()
+		if tc.want == "" { // the JSON case: the event as published
+			data, _ := json.Marshal(ev("b", "jira", "create_issue", "tools/call", "failed", 7, 0))
+			tc.want = string(data) + "\n"
+		}
+		if strings.Contains(strings.Join(tc.args, " "), "github") {
+			publish(ev("a", "github", "search", "tools/call", "ok", 12.5, 0.05), ev("b", "jira", "create_issue", "tools/call", "failed", 7, 0),
+				ev("c", "github", "search", "tools/call", "error", 3, 0))
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for out.String() != tc.want && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if got := out.String(); got != tc.want {
+			t.Fatalf("%v:\ngot:\n%s\nwant:\n%s", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestParseSince(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"90s":                  now.Add(-90 * time.Second),
+		"1h":                   now.Add(-time.Hour),
+		"7d":                   now.Add(-7 * 24 * time.Hour),
+		"2025-05-31T00:00:00Z": time.Date(2025, 5, 31, 0, 0, 0, 0, time.UTC),
+	} {
+		if got, err := parseSince(in, now); err != nil || !got.Equal(want) {
+			t.Errorf("parseSince(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1h", "soon", "0s"} {
+		if _, err := parseSince(bad, now); err == nil {
+			t.Errorf("parseSince(%q) accepted", bad)
+		}
+	}
+}
+
+// top reads past one fetch batch.
+func TestUsageTopManyEvents(t *testing.T) {
+	url, publish := usageServer(t)
+	const n = 2500
+	evs := make([]bus.UsageEvent, n)
+	for i := range evs {
+		evs[i] = ev("r"+strconv.Itoa(i), "github", "search", "tools/call", "ok", float64(i%100+1), 0.01)
+	}
+	publish(evs...)
+	code, stdout, stderr := runCLI("usage", "top", "--since", "1h", "--nats", url)
+	if code != 0 || !strings.Contains(stdout, "github  search  2500   0       0       50.0    95.0    25\n") {
+		t.Fatalf("exit %d %s\n%s", code, stderr, stdout)
+	}
+}

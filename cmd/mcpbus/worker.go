@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/gateway"
+	"github.com/mcpbus/mcpbus/toolworkers"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// workerCmd implements `mcpbus worker`: tool workers for every server in the
+// registry (or a subset) against an external NATS, following registry changes,
+// until ctx ends (SIGINT, SIGTERM); then in-flight calls finish and it stops.
+func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server to join (the one `mcpbus serve` exposes on --nats-listen, or a cluster)")
+	servers := fs.String("servers", "", "comma-separated server names to host (default: every server in the registry)")
+	allowStdio := fs.Bool("allow-stdio-from-api", false, "run stdio servers whose record came from the API, not the config file (runs commands given over the API)")
+	maxInFlight := fs.Int("max-in-flight", 0, "concurrent upstream calls per worker (default 256)")
+	drain := fs.Duration("drain-timeout", 10*time.Second, "on shutdown, how long in-flight calls may finish")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("worker: unexpected argument %q", fs.Arg(0))
+	}
+	only := splitServers(*servers)
+	if *servers != "" && len(only) == 0 {
+		return fmt.Errorf("worker: --servers %q names no server", *servers)
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	tr, err := setupTracing(ctx, log) // telemetry.go: OTLP export only when OTEL_EXPORTER_OTLP_*ENDPOINT is set
+	if err != nil {
+		return err
+	}
+	defer tr.flush(log) // runs last, after the workers stopped
+	nc, err := bus.Connect(*natsURL, "mcpbus-worker")
+	if err != nil {
+		return err
+	}
+	connClosed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(connClosed) })
+	defer func() {
+		_ = nc.Drain()
+		for i := 0; i < 200 && !nc.IsClosed(); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		nc.Close()
+	}()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelStart()
+	kv, err := bus.ServersBucket(startCtx, js)
+	if err != nil {
+		return err
+	}
+	gateway.EnsureUsageStream(startCtx, js, log)
+	// Every server name, for the workers' x-mcp-{server}-{header} matching.
+	cacheCtx, stopCache := context.WithCancel(context.Background())
+	defer stopCache()
+	cache, err := bus.WatchServers(cacheCtx, kv, log)
+	if err != nil {
+		return err
+	}
+	toolworkers.Version = gateway.Version
+	m, err := toolworkers.StartManager(startCtx, nc, kv, toolworkers.ManagerOptions{
+		Worker:       toolworkers.Options{Log: log, MaxInFlight: *maxInFlight, Servers: cache, JetStream: js, AllowAPIStdio: *allowStdio, TracerProvider: tr.tracerProvider()},
+		Only:         only,
+		DrainTimeout: *drain,
+	})
+	if err != nil {
+		return err
+	}
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		m.Stop()
+		return fmt.Errorf("nats: %w", err)
+	}
+	scope := "all servers"
+	if len(only) > 0 {
+		scope = "servers " + strings.Join(only, ",")
+	}
+	hosted := m.Hosted()
+	log.Info("mcpbus worker ready", "nats", bus.RedactURL(*natsURL), "scope", scope, "hosting", strings.Join(hosted, ","))
+	fmt.Fprintf(stdout, "mcpbus worker ready on %s: %s (%d running now)\n", bus.RedactURL(*natsURL), scope, len(hosted))
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining in-flight calls")
+	case <-connClosed:
+		log.Error("NATS connection closed; stopping")
+	}
+	m.Stop()
+	return nil
+}
+
+// splitServers splits a comma-separated list of names, dropping blanks and
+// duplicates.
+func splitServers(s string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" && !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
