@@ -1,0 +1,58 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A server POSTed through the registry API is callable through /mcp within a
+// second, with no restart; DELETE takes it away again.
+func TestServerAddedByAPIIsLive(t *testing.T) {
+	a, _ := upstream(t, "a")
+	late, rec := upstream(t, "late")
+	g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers: {a: {url: %q}}\n", master, a), nil)
+	registerSecret("late-upstream-token")
+	status, out := admin(t, g.URL(), http.MethodPost, "/v1/mcp/server", map[string]any{
+		"server_name": "late", "url": late, "auth_type": "bearer_token", "auth_value": "late-upstream-token"})
+	if status != http.StatusOK {
+		t.Fatalf("POST /v1/mcp/server: HTTP %d %v", status, out)
+	}
+	added := time.Now()
+	var took time.Duration
+	for {
+		r := postQuiet(g.URL()+"/mcp/late", bearer(master), initBody)
+		if strings.Contains(r, `"protocolVersion"`) && !strings.Contains(r, `"error"`) {
+			took = time.Since(added)
+			break
+		}
+		if time.Since(added) > time.Second {
+			t.Fatalf("the POSTed server was not callable within 1s: %s", r)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s := initSession(t, g.URL()+"/mcp/late", bearer(master))
+	if r := post(t, g.URL()+"/mcp/late", s, rpc("tools/call", 2, `{"name":"echo","arguments":{"text":"live"}}`)); !strings.Contains(string(r.body), `"live"`) {
+		t.Fatalf("call on the POSTed server: %s", r.body)
+	}
+	if got := rec.seen()[0].Get("Authorization"); got != "Bearer late-upstream-token" {
+		t.Fatalf("the POSTed credential was not used upstream: %q", got)
+	}
+	t.Logf("callable %s after the POST", took)
+	if status, out := admin(t, g.URL(), http.MethodDelete, "/v1/mcp/server/late", nil); status != http.StatusOK {
+		t.Fatalf("DELETE: HTTP %d %v", status, out)
+	}
+	deadline := time.Now().Add(time.Second)
+	for {
+		r := post(t, g.URL()+"/mcp/late", s, rpc("tools/call", 3, `{"name":"echo","arguments":{"text":"x"}}`))
+		if r.status == http.StatusNotFound || r.rpcErr.Code != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the deleted server still takes calls: %s", r.body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
