@@ -43,3 +43,17 @@ func (r Reply) Error(e *Error) error {
 	}
 	return r.nc.PublishMsg(&nats.Msg{Subject: r.subject, Header: h})
 }
+
+// DecodeRequest reads the envelope and the JSON-RPC message of a request a
+// service received, or the error to answer it with.
+func DecodeRequest(req micro.Request) (Envelope, *Message, *Error) {
+	env, err := ReadEnvelope(nats.Header(req.Headers()))
+	if err != nil {
+		return env, nil, Errorf(ErrBadRequest, "%v", err)
+	}
+	msg, perr := ParseMessage(req.Data())
+	if perr != nil {
+		return env, nil, perr
+	}
+	return env, msg, nil
+}

@@ -79,14 +79,9 @@ func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, err
 
 // handle runs on the pool; it answers through reply, never through req.
 func (r *Router) handle(req micro.Request, reply bus.Reply) {
-	env, err := bus.ReadEnvelope(nats.Header(req.Headers()))
-	if err != nil {
-		_ = reply.Error(bus.Errorf(bus.ErrBadRequest, "%v", err))
-		return
-	}
-	msg, perr := bus.ParseMessage(req.Data())
-	if perr != nil {
-		_ = reply.Error(perr)
+	env, msg, derr := bus.DecodeRequest(req)
+	if derr != nil {
+		_ = reply.Error(derr)
 		return
 	}
 	ctx, span := r.startSpan(req.Headers(), env, msg)

@@ -297,14 +297,9 @@ func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 }
 
 func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
-	env, err := bus.ReadEnvelope(nats.Header(req.Headers()))
-	if err != nil {
-		_ = reply.Error(bus.Errorf(bus.ErrBadRequest, "%v", err))
-		return
-	}
-	msg, perr := bus.ParseMessage(req.Data())
-	if perr != nil {
-		_ = reply.Error(perr)
+	env, msg, derr := bus.DecodeRequest(req)
+	if derr != nil {
+		_ = reply.Error(derr)
 		return
 	}
 	if !msg.IsRequest() {
@@ -339,7 +334,7 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 	}
 	start := time.Now()
 	var resp *bus.Message
-	err = w.guard(ctx, func() (err error) {
+	err := w.guard(ctx, func() (err error) {
 		resp, err = span.call(ctx, client, msg.Method, params, relay)
 		if err != nil && retryable(msg.Method, err) && ctx.Err() == nil {
 			w.log.Info("retrying a list call once after a transport error", "request_id", env.RequestID, "method", msg.Method, "err", bus.AsError(err).Message)
