@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -134,4 +135,15 @@ func TestListenAddr(t *testing.T) {
 	if _, err := listenAddr("4000", "", 0); err == nil {
 		t.Error("a listen address without a host:port was accepted")
 	}
+}
+
+func TestDebugListenIsLoopbackOnly(t *testing.T) {
+	if _, err := startDebug("0.0.0.0:0", nil); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("a non-loopback debug listener: %v", err)
+	}
+	stop, err := startDebug("127.0.0.1:0", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
 }

@@ -27,6 +27,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS loopback listener for CLIs and extra workers, or off")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	debugListen := fs.String("debug-listen", "", "serve pprof and expvar on this loopback host:port (off by default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,6 +42,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopDebug, err := startDebug(*debugListen, log)
+	if err != nil {
+		return err
+	}
+	defer stopDebug()
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
