@@ -243,7 +243,7 @@ func (c *streamableClient) post(ctx context.Context, s *session, body []byte, id
 	if err != nil {
 		return nil, nil, c.classify(ctx, err)
 	}
-	defer resp.Body.Close()
+	defer func() { resp.Body.Close() }() // a closure: the SSE path hands the body off
 	if err := c.checkStatus(resp, s); err != nil {
 		return nil, nil, err
 	}
@@ -258,6 +258,14 @@ func (c *streamableClient) post(ctx context.Context, s *session, body []byte, id
 		err = bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q answered a request with 202 and no response", c.server)
 	case ct == "text/event-stream":
 		msg, err = c.readSSE(ctx, resp.Body, s, id, notify)
+		if err == nil {
+			// The server ends the stream after the response; read to its end
+			// in the background so the connection goes back to the pool
+			// (closing an unfinished body makes Go dial a new one next time).
+			body := resp.Body
+			resp.Body = http.NoBody
+			go drainAndClose(body)
+		}
 	case ct == "application/json" || ct == "":
 		msg, err = c.readJSON(resp.Body, id)
 	default:
@@ -287,6 +295,13 @@ func (c *streamableClient) checkStatus(resp *http.Response, s *session) error {
 	default:
 		return bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q answered HTTP %d", c.server, code)
 	}
+}
+
+// drainAndClose reads what is left of a finished SSE answer, bounded, then
+// closes it, so its keep-alive connection can be reused.
+func drainAndClose(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 1<<20))
+	_ = body.Close()
 }
 
 // sessionComplaint recognises servers that answer an unknown session with 400

@@ -1,0 +1,37 @@
+package toolworkers
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+// Answers that come as an SSE stream must not cost a new TCP connection per
+// call: the rest of the stream is drained so the connection is reused.
+func TestSSEAnswersReuseConnections(t *testing.T) {
+	f := newFakeUpstream(t)
+	var conns atomic.Int32
+	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"ok\":true}}\n\n", m.ID)
+	}
+	c := f.client(t)
+	for i := 0; i < 50; i++ {
+		if _, err := c.Call(context.Background(), "tools/call", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := conns.Load(); n > 3 {
+		t.Fatalf("50 calls answered over SSE opened %d connections, want them reused", n)
+	}
+}
