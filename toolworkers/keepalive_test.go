@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,13 +16,16 @@ import (
 // Answers that come as an SSE stream must not cost a new TCP connection per
 // call: the rest of the stream is drained so the connection is reused.
 func TestSSEAnswersReuseConnections(t *testing.T) {
-	f := newFakeUpstream(t)
 	var conns atomic.Int32
+	f := &fakeUpstream{t: t, replies: make(chan seen, 16)}
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
 	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)
 		}
 	}
+	f.srv.Start()
+	t.Cleanup(f.srv.Close)
 	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"ok\":true}}\n\n", m.ID)
