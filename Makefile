@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/mcpbus
 MODULES := $(shell $(GO) list -m -f '{{.Dir}}')
 
-.PHONY: run test build lint unit e2e clean
+.PHONY: run test build lint unit bench-smoke e2e bench clean
 
 build:
 	cd cmd/mcpbus && $(GO) build -o ../../$(BIN) .
@@ -11,7 +11,7 @@ build:
 run: build
 	./deploy/run-demo.sh
 
-test: lint unit e2e
+test: lint unit bench-smoke e2e
 
 # gofmt + go vet over every module of the workspace.
 lint:
@@ -21,6 +21,15 @@ lint:
 
 unit:
 	@for m in $(MODULES); do (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
+
+# The benchmark harness once, briefly, so it cannot rot: fails only on errors
+# or a broken harness, never on a missed target (docs/PERFORMANCE.md).
+bench-smoke: build
+	cd bench && $(GO) run . -smoke -bin $(CURDIR)/$(BIN)
+
+# The full benchmark (a few minutes): table on stdout, bench/results/latest.json.
+bench: build
+	cd bench && $(GO) run . -bin $(CURDIR)/$(BIN)
 
 # End to end: the real binary driven by the official TypeScript SDK client.
 e2e: build

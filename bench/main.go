@@ -1,0 +1,521 @@
+// Command bench is mcpbus's benchmark harness (`make bench`; `make test` runs
+// it once with -smoke). It starts the demo upstream and `mcpbus serve` as
+// separate processes on loopback, drives both with an MCP-aware load generator
+// (direct to the upstream and through mcpbus, interleaved, at concurrency 1
+// and 64), measures cold start and memory per idle session, runs the in-process
+// Go benchmarks of the hot path, and prints a table of every metric against
+// its target. With -out it writes the numbers as JSON (bench/results/latest.json).
+//
+// Targets are reported, not enforced: the harness fails only on errors (a
+// failed call, a process that does not start) or a broken harness.
+// See docs/PERFORMANCE.md.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	smoke        bool
+	bin          string
+	out          string
+	rounds       int
+	duration     time.Duration
+	warmup       time.Duration
+	high         int
+	sessions     int
+	cold         int
+	goBench      bool
+	goBenchCount int
+	goBenchTime  string
+	gomaxprocs   int
+	keepLogs     bool
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var o options
+	flag.BoolVar(&o.smoke, "smoke", false, "short run for `make test`: 1 round of 200 ms phases, 100 idle sessions, 1 cold start, Go benchmarks once; writes no results unless -out is given")
+	flag.StringVar(&o.bin, "bin", "", "mcpbus binary (default <repo>/bin/mcpbus, built if missing)")
+	flag.StringVar(&o.out, "out", "", "write results as JSON here (default <repo>/bench/results/latest.json; none with -smoke)")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds of interleaved direct/mcpbus phases (at least 3 for a full run)")
+	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of each timed phase")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "warm-up per target before the rounds")
+	flag.IntVar(&o.high, "c", 64, "the high concurrency (the low one is 1)")
+	flag.IntVar(&o.sessions, "sessions", 1000, "idle sessions opened for the memory-per-session measurement")
+	flag.IntVar(&o.cold, "cold", 3, "cold starts measured (the median is reported)")
+	flag.BoolVar(&o.goBench, "gobench", true, "also run the in-process Go benchmarks (go test -bench) of cmd/mcpbus/internal/gateway")
+	flag.IntVar(&o.goBenchCount, "gobench-count", 5, "go test -count for the Go benchmarks")
+	flag.StringVar(&o.goBenchTime, "gobench-time", "1s", "go test -benchtime for the Go benchmarks")
+	flag.IntVar(&o.gomaxprocs, "mcpbus-gomaxprocs", 0, "run mcpbus with GOMAXPROCS=N (0: the Go default)")
+	flag.BoolVar(&o.keepLogs, "keep-logs", false, "keep the temporary directory with the processes' stderr logs")
+	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.smoke {
+		def := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		def("rounds", func() { o.rounds = 1 })
+		def("duration", func() { o.duration = 200 * time.Millisecond })
+		def("warmup", func() { o.warmup = 100 * time.Millisecond })
+		def("sessions", func() { o.sessions = 100 })
+		def("cold", func() { o.cold = 1 })
+		def("gobench-count", func() { o.goBenchCount = 1 })
+		def("gobench-time", func() { o.goBenchTime = "1x" })
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	defer stopAll() // every child, on every exit path
+
+	if err := bench(ctx, o, set); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	return 0
+}
+
+func bench(ctx context.Context, o options, set map[string]bool) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	if o.bin == "" {
+		o.bin = filepath.Join(root, "bin", "mcpbus")
+	}
+	if !o.smoke && !set["out"] {
+		o.out = filepath.Join(root, "bench", "results", "latest.json")
+	}
+	if _, err := os.Stat(o.bin); err != nil {
+		fmt.Fprintf(os.Stderr, "building %s\n", o.bin)
+		cmd := exec.Command("go", "build", "-o", o.bin, ".")
+		cmd.Dir = filepath.Join(root, "cmd", "mcpbus")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go build: %w", err)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "mcpbus-bench-")
+	if err != nil {
+		return err
+	}
+	failed := true
+	defer func() {
+		if failed || o.keepLogs {
+			fmt.Fprintf(os.Stderr, "bench: process logs kept in %s\n", tmp)
+			return
+		}
+		stopAll() // before removing their data directories
+		os.RemoveAll(tmp)
+	}()
+
+	r := &report{Mode: "full", Date: time.Now().UTC().Format(time.RFC3339), Machine: machineInfo(root)}
+	if o.smoke {
+		r.Mode = "smoke"
+	}
+	r.Settings = settings{Rounds: o.rounds, PhaseSeconds: o.duration.Seconds(), WarmupSeconds: o.warmup.Seconds(), High: o.high,
+		IdleSessions: o.sessions, ColdStarts: o.cold, MCPBusGOMAXPROCS: o.gomaxprocs, Binary: o.bin}
+	errs := &errorLog{}
+	clk := clockTicks()
+	r.Machine.ClkTck = clk
+
+	// The fast upstream: the demo MCP server (go-sdk, Streamable HTTP), behind a credential.
+	upToken, master := randHex(16), "sk-bench-"+randHex(12)
+	up, err := startProc("upstream", o.bin, []string{"demo-upstream", "--listen", "127.0.0.1:0", "--name", "bench",
+		"--require-header", "Authorization: Bearer " + upToken}, nil, tmp)
+	if err != nil {
+		return err
+	}
+	defer up.stop()
+	upURL, err := up.waitListening(15 * time.Second)
+	if err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(tmp, "config.yaml")
+	cfg := fmt.Sprintf(`general_settings:
+  master_key: os.environ/MCPBUS_BENCH_MASTER_KEY
+mcp_servers:
+  demo:
+    url: %s
+    auth_type: bearer_token
+    auth_value: os.environ/MCPBUS_BENCH_UPSTREAM_TOKEN
+`, upURL)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	env := []string{"MCPBUS_BENCH_MASTER_KEY=" + master, "MCPBUS_BENCH_UPSTREAM_TOKEN=" + upToken}
+	if o.gomaxprocs > 0 {
+		env = append(env, fmt.Sprintf("GOMAXPROCS=%d", o.gomaxprocs))
+	}
+	startServe := func(name, listen string) (*proc, error) {
+		return startProc(name, o.bin, []string{"serve", "--config", cfgPath, "--listen", listen,
+			"--data", filepath.Join(tmp, name+"-data"), "--nats-listen", "off"}, env, tmp)
+	}
+	direct := newTarget("direct", upURL, http.Header{"Authorization": {"Bearer " + upToken}})
+	viaAuth := http.Header{"Authorization": {"Bearer " + master}}
+
+	// 1. Cold start: process start -> first successful tools/call (fresh data
+	// dir each time). The last process, fresh, then measures idle sessions.
+	fmt.Fprintf(os.Stderr, "cold start x%d\n", o.cold)
+	for i := range o.cold {
+		addr, err := freePort()
+		if err != nil {
+			return err
+		}
+		p, err := startServe(fmt.Sprintf("cold%d", i), addr)
+		if err != nil {
+			return err
+		}
+		t := newTarget("mcpbus", "http://"+addr+"/mcp/demo", viaAuth)
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = firstCall(cctx, t, 2*time.Millisecond)
+		cancel()
+		d := time.Since(p.started)
+		if err != nil {
+			errs.add("cold start", err)
+			p.stop()
+			return fmt.Errorf("cold start: %w\n%s", err, tail(p.stderr, 2000))
+		}
+		r.ColdStart.SamplesMs = append(r.ColdStart.SamplesMs, ms(d))
+		if _, err := p.waitListening(5 * time.Second); err == nil {
+			r.ColdStart.ListeningLineMs = append(r.ColdStart.ListeningLineMs, ms(p.listenAt.Sub(p.started)))
+		}
+		if i == o.cold-1 {
+			if err := idleSessions(ctx, r, p, "http://"+addr, t, o.sessions, errs); err != nil {
+				p.stop()
+				return err
+			}
+		}
+		p.stop()
+	}
+	r.ColdStart.MedianMs = median(r.ColdStart.SamplesMs)
+
+	// 2. The mcpbus under load, in front of the same upstream.
+	gw, err := startServe("mcpbus", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	gwURL, err := gw.waitListening(30 * time.Second)
+	if err != nil {
+		return err
+	}
+	via := newTarget("mcpbus", gwURL+"/mcp/demo", viaAuth)
+
+	fmt.Fprintf(os.Stderr, "warm-up %s per target\n", o.warmup)
+	for _, t := range []*target{direct, via} {
+		res := runPhase(ctx, t, o.high, o.warmup, errs, "warm-up "+t.name, phaseHooks{})
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if res.Calls == 0 {
+			return fmt.Errorf("warm-up %s: no successful call: %v", t.name, errs.samples)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if kb, err := rssKB(gw.pid()); err == nil {
+		r.Memory.IdleRSSMB = float64(kb) / 1024
+	}
+	if kb, err := rssKB(up.pid()); err == nil {
+		r.Memory.UpstreamIdleRSSMB = float64(kb) / 1024
+	}
+	// Background CPU of an idle mcpbus (timers, JetStream, session sweep): it
+	// is part of every phase's CPU, so it is reported next to the per-call cost.
+	idleFor := 2 * time.Second
+	if o.smoke {
+		idleFor = 500 * time.Millisecond
+	}
+	if t0, err := cpuTicks(gw.pid()); err == nil {
+		time.Sleep(idleFor)
+		if t1, err := cpuTicks(gw.pid()); err == nil {
+			r.Memory.IdleCPUPercent = float64(t1-t0) / float64(clk) / idleFor.Seconds() * 100
+		}
+	}
+	scrapeCost, err := calibrateScrape(gwURL)
+	if err != nil {
+		return fmt.Errorf("allocations via /metrics: %w", err)
+	}
+	r.Memory.MetricsScrapeAllocs = scrapeCost
+
+	// 3. Interleaved rounds: at each concurrency, direct then mcpbus (A B A B ...).
+	for round := 1; round <= o.rounds; round++ {
+		for _, c := range []int{1, o.high} {
+			for _, t := range []*target{direct, via} {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				label := fmt.Sprintf("round %d c=%d %s", round, c, t.name)
+				res := measuredPhase(ctx, t, c, o.duration, errs, label, gw, up, gwURL, clk, scrapeCost, t == via)
+				res.Round = round
+				fmt.Fprintf(os.Stderr, "%-26s %7d calls  p50 %6.3f ms  p99 %6.3f ms  %8.0f calls/s  errors %d\n", label, res.Calls, res.P50ms, res.P99ms, res.CallsPerSec, res.Errors)
+				if res.Calls == 0 {
+					return fmt.Errorf("%s: no successful call: %v", label, errs.samples)
+				}
+				r.Phases = append(r.Phases, res)
+			}
+		}
+	}
+	gw.stop()
+	up.stop()
+
+	// 4. The in-process hot path (testing.B), with nothing else of ours running.
+	if o.goBench {
+		fmt.Fprintf(os.Stderr, "go test -bench (count %d, benchtime %s)\n", o.goBenchCount, o.goBenchTime)
+		gb, err := runGoBenchmarks(ctx, root, o.goBenchCount, o.goBenchTime)
+		if err != nil {
+			return err
+		}
+		r.GoBenchmarks = gb
+	}
+
+	r.Errors.Total = errs.count()
+	r.Errors.Samples = errs.samples
+	r.Machine.LoadAvgEnd = loadAvg()
+	r.summarize(o.high)
+	r.print(os.Stdout)
+	if o.out != "" {
+		if err := r.write(o.out); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "wrote %s\n", o.out)
+	}
+	if r.Errors.Total > 0 {
+		return fmt.Errorf("%d errors: %s", r.Errors.Total, strings.Join(errs.samples, "; "))
+	}
+	failed = false
+	return nil
+}
+
+// measuredPhase runs one phase and, around its timed part, reads the
+// processes' CPU (and for mcpbus: allocations from /metrics and, at high
+// concurrency, RSS sampled every 50 ms).
+func measuredPhase(ctx context.Context, t *target, c int, d time.Duration, errs *errorLog, label string, gw, up *proc, gwURL string, clk int, scrapeCost float64, isGW bool) phaseResult {
+	var gwU0, gwS0, upT0, selfT0 int64
+	var mallocs0 float64
+	var peak int64
+	var sampler sync.WaitGroup
+	stopSampler := make(chan struct{})
+	var res phaseResult
+	hooks := phaseHooks{
+		before: func() {
+			if isGW {
+				if m, err := scrapeMetrics(gwURL, "go_memstats_mallocs_total"); err == nil {
+					mallocs0 = m["go_memstats_mallocs_total"]
+				}
+				gwU0, gwS0, _ = cpuTimes(gw.pid())
+				if c > 1 {
+					sampler.Go(func() {
+						tk := time.NewTicker(50 * time.Millisecond)
+						defer tk.Stop()
+						for {
+							if kb, err := rssKB(gw.pid()); err == nil && kb > peak {
+								peak = kb
+							}
+							select {
+							case <-stopSampler:
+								return
+							case <-tk.C:
+							}
+						}
+					})
+				}
+			}
+			upT0, _ = cpuTicks(up.pid())
+			selfT0, _ = cpuTicks(os.Getpid())
+		},
+		after: func(calls int) {
+			selfT1, _ := cpuTicks(os.Getpid())
+			upT1, _ := cpuTicks(up.pid())
+			perCall := func(ticks int64) *float64 {
+				v := float64(ticks) / float64(clk) * 1e6 / float64(calls)
+				return &v
+			}
+			if calls > 0 {
+				res.UpstreamCPUusPC = perCall(upT1 - upT0)
+				res.LoadgenCPUusPC = perCall(selfT1 - selfT0)
+			}
+			if !isGW {
+				return
+			}
+			gwU1, gwS1, _ := cpuTimes(gw.pid())
+			close(stopSampler)
+			sampler.Wait()
+			if c > 1 {
+				v := float64(peak) / 1024
+				res.PeakRSSMB = &v
+			}
+			if calls > 0 {
+				res.CPUusPerCall = perCall(gwU1 + gwS1 - gwU0 - gwS0)
+				res.CPUUserusPC, res.CPUSysusPC = perCall(gwU1-gwU0), perCall(gwS1-gwS0)
+				if m, err := scrapeMetrics(gwURL, "go_memstats_mallocs_total"); err == nil && mallocs0 > 0 {
+					a := (m["go_memstats_mallocs_total"] - mallocs0 - scrapeCost) / float64(calls)
+					res.AllocsPerCall = &a
+				}
+			}
+		},
+	}
+	out := runPhase(ctx, t, c, d, errs, label, hooks)
+	out.CPUusPerCall, out.CPUUserusPC, out.CPUSysusPC, out.AllocsPerCall = res.CPUusPerCall, res.CPUUserusPC, res.CPUSysusPC, res.AllocsPerCall
+	out.PeakRSSMB, out.UpstreamCPUusPC, out.LoadgenCPUusPC = res.PeakRSSMB, res.UpstreamCPUusPC, res.LoadgenCPUusPC
+	return out
+}
+
+// calibrateScrape is the allocations of one /metrics scrape, subtracted from
+// the per-phase difference of go_memstats_mallocs_total (median of 5).
+func calibrateScrape(gwURL string) (float64, error) {
+	var d []float64
+	prev, err := scrapeMetrics(gwURL, "go_memstats_mallocs_total")
+	if err != nil {
+		return 0, err
+	}
+	for range 5 {
+		m, err := scrapeMetrics(gwURL, "go_memstats_mallocs_total")
+		if err != nil {
+			return 0, err
+		}
+		d = append(d, m["go_memstats_mallocs_total"]-prev["go_memstats_mallocs_total"])
+		prev = m
+	}
+	return median(d), nil
+}
+
+// idleSessions measures memory per idle session on a fresh mcpbus: warm it
+// with one session's calls, read RSS (and the Go heap from /metrics), open n
+// sessions (initialize + notifications/initialized each; nothing else), read again.
+func idleSessions(ctx context.Context, r *report, p *proc, base string, t *target, n int, errs *errorLog) error {
+	fmt.Fprintf(os.Stderr, "memory per idle session: %d sessions\n", n)
+	s, err := t.initialize(ctx)
+	if err != nil {
+		return err
+	}
+	for range 200 {
+		if err := s.call(ctx); err != nil {
+			errs.add("idle sessions warm-up", err)
+		}
+	}
+	metrics := []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes"}
+	time.Sleep(500 * time.Millisecond)
+	rss0, err := rssKB(p.pid())
+	if err != nil {
+		return err
+	}
+	m0, err := scrapeMetrics(base, metrics...)
+	if err != nil {
+		return err
+	}
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if _, err := t.initialize(ctx); err != nil {
+				errs.add("idle sessions", err)
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(time.Second)
+	rss1, err := rssKB(p.pid())
+	if err != nil {
+		return err
+	}
+	m1, err := scrapeMetrics(base, metrics...)
+	if err != nil {
+		return err
+	}
+	is := &r.IdleSessions
+	is.Sessions = n
+	is.RSSBeforeMB, is.RSSAfterMB = float64(rss0)/1024, float64(rss1)/1024
+	is.RSSPerSessionKB = float64(rss1-rss0) / float64(n)
+	is.HeapInuseBeforeMB, is.HeapInuseAfterMB = m0["go_memstats_heap_inuse_bytes"]/(1<<20), m1["go_memstats_heap_inuse_bytes"]/(1<<20)
+	is.HeapInusePerSessionKB = (m1["go_memstats_heap_inuse_bytes"] - m0["go_memstats_heap_inuse_bytes"]) / 1024 / float64(n)
+	is.HeapAllocPerSessionKB = (m1["go_memstats_heap_alloc_bytes"] - m0["go_memstats_heap_alloc_bytes"]) / 1024 / float64(n)
+	return nil
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", errors.New("run inside the mcpbus repository (no go.work above " + dir + ")")
+		}
+	}
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func machineInfo(root string) machine {
+	m := machine{NumCPU: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadAvgStart: loadAvg()}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				m.CPUModel = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	if out, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output(); err == nil {
+		m.GitCommit = strings.TrimSpace(string(out))
+	}
+	if out, err := exec.Command("git", "-C", root, "status", "--porcelain").Output(); err == nil {
+		m.GitDirty = len(strings.TrimSpace(string(out))) > 0
+	}
+	return m
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return ""
+}

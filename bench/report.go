@@ -1,0 +1,324 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+type report struct {
+	Mode         string        `json:"mode"`
+	Date         string        `json:"date"`
+	Machine      machine       `json:"machine"`
+	Settings     settings      `json:"settings"`
+	Summary      []summary     `json:"summary"` // medians across rounds, per concurrency
+	Targets      []targetRow   `json:"targets"`
+	ColdStart    coldStart     `json:"cold_start"`
+	Memory       memory        `json:"memory"`
+	IdleSessions sessionMem    `json:"idle_sessions"`
+	GoBenchmarks []goBenchmark `json:"go_benchmarks,omitempty"`
+	Errors       struct {
+		Total   int      `json:"total"`
+		Samples []string `json:"samples,omitempty"`
+	} `json:"errors"`
+	NotMeasured []string      `json:"not_measured"`
+	Phases      []phaseResult `json:"phases"` // every timed phase, in order
+}
+
+type machine struct {
+	NumCPU       int    `json:"nproc"`
+	GoVersion    string `json:"go_version"`
+	OS           string `json:"os"`
+	Kernel       string `json:"kernel,omitempty"`
+	CPUModel     string `json:"cpu_model,omitempty"`
+	ClkTck       int    `json:"clk_tck"`
+	LoadAvgStart string `json:"loadavg_start"`
+	LoadAvgEnd   string `json:"loadavg_end"`
+	GitCommit    string `json:"git_commit,omitempty"`
+	GitDirty     bool   `json:"git_dirty"`
+}
+
+type settings struct {
+	Rounds           int     `json:"rounds"`
+	PhaseSeconds     float64 `json:"phase_seconds"`
+	WarmupSeconds    float64 `json:"warmup_seconds"`
+	High             int     `json:"high_concurrency"`
+	IdleSessions     int     `json:"idle_sessions"`
+	ColdStarts       int     `json:"cold_starts"`
+	MCPBusGOMAXPROCS int     `json:"mcpbus_gomaxprocs,omitempty"`
+	Binary           string  `json:"binary"`
+}
+
+// summary is one concurrency level: medians across rounds.
+type summary struct {
+	Concurrency int     `json:"concurrency"`
+	Direct      stats   `json:"direct"`
+	MCPBus      stats   `json:"mcpbus"`
+	AddedP50ms  float64 `json:"added_p50_ms"`      // median over rounds of mcpbus p50 - direct p50
+	AddedP99ms  float64 `json:"added_p99_ms"`      // same for p99
+	Ratio       float64 `json:"calls_per_s_ratio"` // median over rounds of mcpbus / direct calls/s
+	CPUusPC     float64 `json:"mcpbus_cpu_us_per_call"`
+	CPUUserusPC float64 `json:"mcpbus_cpu_user_us_per_call"`
+	CPUSysusPC  float64 `json:"mcpbus_cpu_sys_us_per_call"`
+	AllocsPC    float64 `json:"mcpbus_allocs_per_call"` // process-wide, from /metrics (go_memstats_mallocs_total)
+	PeakRSSMB   float64 `json:"mcpbus_rss_under_load_mb,omitempty"`
+	UpCPUDirect float64 `json:"upstream_cpu_us_per_call_direct"`
+	UpCPUVia    float64 `json:"upstream_cpu_us_per_call_via_mcpbus"`
+	LoadgenCPU  float64 `json:"loadgen_cpu_us_per_call_via_mcpbus"`
+}
+
+type stats struct {
+	P50ms       float64 `json:"p50_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	CallsPerSec float64 `json:"calls_per_s"`
+	Calls       int     `json:"calls"`
+	Errors      int     `json:"errors"`
+}
+
+type targetRow struct {
+	Metric string  `json:"metric"`
+	Value  float64 `json:"value"`
+	Target string  `json:"target"`
+	Pass   bool    `json:"pass"`
+}
+
+type coldStart struct {
+	SamplesMs       []float64 `json:"samples_ms"`
+	MedianMs        float64   `json:"median_ms"`
+	ListeningLineMs []float64 `json:"listening_line_ms"` // process start -> "mcpbus listening on" on stdout
+}
+
+type memory struct {
+	IdleRSSMB           float64 `json:"mcpbus_idle_rss_mb"` // after warm-up, before the rounds
+	UnderLoadRSSMB      float64 `json:"mcpbus_rss_under_load_mb"`
+	UpstreamIdleRSSMB   float64 `json:"upstream_idle_rss_mb"`
+	IdleCPUPercent      float64 `json:"mcpbus_idle_cpu_percent"` // of one core, after warm-up, no load
+	MetricsScrapeAllocs float64 `json:"metrics_scrape_allocs"`   // subtracted from each phase's allocation count
+}
+
+type sessionMem struct {
+	Sessions              int     `json:"sessions"`
+	RSSBeforeMB           float64 `json:"rss_before_mb"`
+	RSSAfterMB            float64 `json:"rss_after_mb"`
+	RSSPerSessionKB       float64 `json:"rss_per_session_kb"`
+	HeapInuseBeforeMB     float64 `json:"heap_inuse_before_mb"`
+	HeapInuseAfterMB      float64 `json:"heap_inuse_after_mb"`
+	HeapInusePerSessionKB float64 `json:"heap_inuse_per_session_kb"`
+	HeapAllocPerSessionKB float64 `json:"heap_alloc_per_session_kb"`
+}
+
+type goBenchmark struct {
+	Name        string    `json:"name"`
+	NsPerOp     float64   `json:"ns_per_op"` // median over -count runs
+	AllocsPerOp float64   `json:"allocs_per_op"`
+	BytesPerOp  float64   `json:"bytes_per_op"`
+	Samples     []float64 `json:"ns_per_op_samples"`
+}
+
+func (r *report) summarize(high int) {
+	for _, c := range []int{1, high} {
+		var d, m []phaseResult
+		for _, p := range r.Phases {
+			if p.Concurrency != c {
+				continue
+			}
+			if p.Target == "direct" {
+				d = append(d, p)
+			} else {
+				m = append(m, p)
+			}
+		}
+		s := summary{Concurrency: c, Direct: statsOf(d), MCPBus: statsOf(m)}
+		var added, added99, ratio, cpu, cpuU, cpuS, allocs, rss, upD, upV, lg []float64
+		for i := range min(len(d), len(m)) {
+			added = append(added, m[i].P50ms-d[i].P50ms)
+			added99 = append(added99, m[i].P99ms-d[i].P99ms)
+			if d[i].CallsPerSec > 0 {
+				ratio = append(ratio, m[i].CallsPerSec/d[i].CallsPerSec)
+			}
+		}
+		for _, p := range m {
+			appendIf(&cpu, p.CPUusPerCall)
+			appendIf(&cpuU, p.CPUUserusPC)
+			appendIf(&cpuS, p.CPUSysusPC)
+			appendIf(&lg, p.LoadgenCPUusPC)
+			appendIf(&allocs, p.AllocsPerCall)
+			appendIf(&rss, p.PeakRSSMB)
+			appendIf(&upV, p.UpstreamCPUusPC)
+		}
+		for _, p := range d {
+			appendIf(&upD, p.UpstreamCPUusPC)
+		}
+		s.AddedP50ms, s.AddedP99ms, s.Ratio = median(added), median(added99), median(ratio)
+		s.CPUusPC, s.AllocsPC, s.PeakRSSMB = median(cpu), median(allocs), median(rss)
+		s.UpCPUDirect, s.UpCPUVia = median(upD), median(upV)
+		s.CPUUserusPC, s.CPUSysusPC, s.LoadgenCPU = median(cpuU), median(cpuS), median(lg)
+		if c == high {
+			r.Memory.UnderLoadRSSMB = s.PeakRSSMB
+		}
+		r.Summary = append(r.Summary, s)
+	}
+	lo, hi := r.Summary[0], r.Summary[len(r.Summary)-1]
+	row := func(metric string, v float64, target string, pass bool) {
+		r.Targets = append(r.Targets, targetRow{metric, v, target, pass})
+	}
+	row("added p50 at c=1 (ms)", lo.AddedP50ms, "<= 0.40", lo.AddedP50ms <= 0.40)
+	row(fmt.Sprintf("calls/s at c=%d, mcpbus/direct", high), hi.Ratio, ">= 0.40", hi.Ratio >= 0.40)
+	row("mcpbus CPU per tools/call at c=1 (us)", lo.CPUusPC, "<= 100", lo.CPUusPC <= 100)
+	row(fmt.Sprintf("mcpbus CPU per tools/call at c=%d (us)", high), hi.CPUusPC, "<= 100", hi.CPUusPC <= 100)
+	row("cold start to first tools/call (ms)", r.ColdStart.MedianMs, "<= 150", r.ColdStart.MedianMs <= 150)
+	row(fmt.Sprintf("memory per idle session, RSS delta / %d (KB)", r.IdleSessions.Sessions), r.IdleSessions.RSSPerSessionKB, "<= 16", r.IdleSessions.RSSPerSessionKB <= 16)
+	row("errors", float64(r.Errors.Total), "0", r.Errors.Total == 0)
+	r.NotMeasured = []string{
+		"aggregated tools/list across 10 upstreams: n/a (aggregation not built yet)",
+		"services as separate processes over loopback NATS: n/a (no per-service subcommands yet)",
+	}
+}
+
+func appendIf(dst *[]float64, v *float64) {
+	if v != nil {
+		*dst = append(*dst, *v)
+	}
+}
+
+func statsOf(ps []phaseResult) stats {
+	var p50, p99, cps []float64
+	var s stats
+	for _, p := range ps {
+		p50, p99, cps = append(p50, p.P50ms), append(p99, p.P99ms), append(cps, p.CallsPerSec)
+		s.Calls += p.Calls
+		s.Errors += p.Errors
+	}
+	s.P50ms, s.P99ms, s.CallsPerSec = median(p50), median(p99), median(cps)
+	return s
+}
+
+func (r *report) print(w io.Writer) {
+	fmt.Fprintf(w, "\nmcpbus bench (%s): %d CPUs, %s, %s, load %s -> %s, commit %s%s\n", r.Mode, r.Machine.NumCPU, r.Machine.GoVersion,
+		r.Date, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd, r.Machine.GitCommit, map[bool]string{true: " (dirty)"}[r.Machine.GitDirty])
+	fmt.Fprintf(w, "%d round(s) of %.1fs phases, direct and via mcpbus interleaved; medians across rounds\n\n", r.Settings.Rounds, r.Settings.PhaseSeconds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "metric\tvalue\ttarget\tstatus")
+	fmt.Fprintln(tw, "------\t-----\t------\t------")
+	info := func(metric, value string) { fmt.Fprintf(tw, "%s\t%s\t-\t\n", metric, value) }
+	for _, s := range r.Summary {
+		info(fmt.Sprintf("c=%d p50 direct / mcpbus (ms)", s.Concurrency), fmt.Sprintf("%.3f / %.3f", s.Direct.P50ms, s.MCPBus.P50ms))
+		info(fmt.Sprintf("c=%d p99 direct / mcpbus (ms)", s.Concurrency), fmt.Sprintf("%.3f / %.3f", s.Direct.P99ms, s.MCPBus.P99ms))
+		info(fmt.Sprintf("c=%d calls/s direct / mcpbus", s.Concurrency), fmt.Sprintf("%.0f / %.0f", s.Direct.CallsPerSec, s.MCPBus.CallsPerSec))
+		info(fmt.Sprintf("c=%d added p50 / p99 (ms)", s.Concurrency), fmt.Sprintf("%.3f / %.3f", s.AddedP50ms, s.AddedP99ms))
+		info(fmt.Sprintf("c=%d mcpbus allocs per call (process, /metrics)", s.Concurrency), fmt.Sprintf("%.0f", s.AllocsPC))
+		info(fmt.Sprintf("c=%d mcpbus CPU per call user / sys (us)", s.Concurrency), fmt.Sprintf("%.0f / %.0f", s.CPUUserusPC, s.CPUSysusPC))
+		info(fmt.Sprintf("c=%d upstream CPU per call direct / via (us)", s.Concurrency), fmt.Sprintf("%.0f / %.0f", s.UpCPUDirect, s.UpCPUVia))
+		info(fmt.Sprintf("c=%d load generator CPU per call via mcpbus (us)", s.Concurrency), fmt.Sprintf("%.0f", s.LoadgenCPU))
+	}
+	info("mcpbus RSS idle / under load (MB)", fmt.Sprintf("%.1f / %.1f", r.Memory.IdleRSSMB, r.Memory.UnderLoadRSSMB))
+	info("mcpbus CPU while idle (% of one core)", fmt.Sprintf("%.1f", r.Memory.IdleCPUPercent))
+	info("idle sessions: Go heap in use per session (KB)", fmt.Sprintf("%.2f", r.IdleSessions.HeapInusePerSessionKB))
+	info("cold start samples (ms)", floats(r.ColdStart.SamplesMs, "%.0f"))
+	for _, g := range r.GoBenchmarks {
+		info(g.Name+" (in-process)", fmt.Sprintf("%.0f ns/op, %.0f allocs/op, %.0f B/op", g.NsPerOp, g.AllocsPerOp, g.BytesPerOp))
+	}
+	for _, n := range r.NotMeasured {
+		metric, value, _ := strings.Cut(n, ": ")
+		info(metric, value)
+	}
+	for _, t := range r.Targets {
+		status := "MISS"
+		if t.Pass {
+			status = "PASS"
+		}
+		v := fmt.Sprintf("%.3f", t.Value)
+		if t.Value >= 10 || t.Metric == "errors" {
+			v = fmt.Sprintf("%.0f", t.Value)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Metric, v, t.Target, status)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nTargets are reported, not enforced (a shared 2-core machine is noisy); only errors fail the run.")
+}
+
+func floats(v []float64, f string) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprintf(f, x)
+	}
+	return strings.Join(s, ", ")
+}
+
+func (r *report) write(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// The in-process Go benchmarks (cmd/mcpbus/internal/gateway/hotpath_bench_test.go).
+const goBenchPattern = "^(BenchmarkToolsCallInProcess|BenchmarkDirectUpstreamInProcess|BenchmarkToolsCallInProcessParallel|BenchmarkRouterWorkerNATS)$"
+
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+
+// runGoBenchmarks runs go test -bench in cmd/mcpbus and parses its output.
+func runGoBenchmarks(ctx context.Context, root string, count int, benchtime string) ([]goBenchmark, error) {
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", goBenchPattern, "-benchmem",
+		"-count", strconv.Itoa(count), "-benchtime", benchtime, "./internal/gateway/")
+	cmd.Dir = filepath.Join(root, "cmd", "mcpbus")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("go test -bench: %w\n%s", err, out)
+	}
+	byName := map[string]*goBenchmark{}
+	var order []string
+	allocs, bytes := map[string][]float64{}, map[string][]float64{}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		m := benchLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		name := m[1]
+		g := byName[name]
+		if g == nil {
+			g = &goBenchmark{Name: name}
+			byName[name] = g
+			order = append(order, name)
+		}
+		f := strings.Fields(m[2])
+		for i := 0; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			switch f[i+1] {
+			case "ns/op":
+				g.Samples = append(g.Samples, v)
+			case "allocs/op":
+				allocs[name] = append(allocs[name], v)
+			case "B/op":
+				bytes[name] = append(bytes[name], v)
+			}
+		}
+	}
+	if len(order) == 0 {
+		return nil, fmt.Errorf("go test -bench printed no benchmark:\n%s", out)
+	}
+	var res []goBenchmark
+	for _, n := range order {
+		g := byName[n]
+		g.NsPerOp, g.AllocsPerOp, g.BytesPerOp = median(g.Samples), median(allocs[n]), median(bytes[n])
+		res = append(res, *g)
+	}
+	return res, nil
+}
