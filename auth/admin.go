@@ -72,7 +72,7 @@ func decode(data []byte, v any) *bus.Error {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
 			field := te.Field
-			for _, embedded := range []string{"keyFields.", "teamFields.", "permFields."} {
+			for _, embedded := range []string{"keyFields.", "teamFields.", "commonFields.", "permFields."} {
 				field = strings.ReplaceAll(field, embedded, "")
 			}
 			return bus.Errorf(bus.ErrBadRequest, "%s: expected %s, got a JSON %s", field, jsonType(te.Type.String()), te.Value)
@@ -172,14 +172,36 @@ func (p permFields) apply(servers *[]string, tools *map[string][]string) *bus.Er
 var validName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
 // keyFields are the updatable fields of a key.
-type keyFields struct {
+// commonFields are the updatable fields keys and teams share.
+type commonFields struct {
 	permFields
-	KeyAlias *string         `json:"key_alias"`
-	TeamID   *string         `json:"team_id"`
-	Duration *string         `json:"duration"`
 	RPMLimit *int            `json:"rpm_limit"`
 	Metadata *map[string]any `json:"metadata"`
 	Blocked  *bool           `json:"blocked"`
+}
+
+// apply sets the fields present in f on the given record fields.
+func (f commonFields) apply(rpm *int, metadata *map[string]any, blocked *bool, servers *[]string, tools *map[string][]string) *bus.Error {
+	if f.RPMLimit != nil {
+		if *f.RPMLimit < 0 {
+			return bus.Errorf(bus.ErrBadRequest, "rpm_limit: must be 0 (no limit) or more")
+		}
+		*rpm = *f.RPMLimit
+	}
+	if f.Metadata != nil {
+		*metadata = *f.Metadata
+	}
+	if f.Blocked != nil {
+		*blocked = *f.Blocked
+	}
+	return f.permFields.apply(servers, tools)
+}
+
+type keyFields struct {
+	commonFields
+	KeyAlias *string `json:"key_alias"`
+	TeamID   *string `json:"team_id"`
+	Duration *string `json:"duration"`
 }
 
 // apply sets the fields present in f on rec (s.adminMu held).
@@ -207,19 +229,7 @@ func (s *service) applyKeyFields(ctx context.Context, rec *bus.KeyRecord, f keyF
 		exp := now.Add(d).UTC()
 		rec.Expires = &exp
 	}
-	if f.RPMLimit != nil {
-		if *f.RPMLimit < 0 {
-			return bus.Errorf(bus.ErrBadRequest, "rpm_limit: must be 0 (no limit) or more")
-		}
-		rec.RPMLimit = *f.RPMLimit
-	}
-	if f.Metadata != nil {
-		rec.Metadata = *f.Metadata
-	}
-	if f.Blocked != nil {
-		rec.Blocked = *f.Blocked
-	}
-	return f.permFields.apply(&rec.MCPServers, &rec.MCPToolPermissions)
+	return f.commonFields.apply(&rec.RPMLimit, &rec.Metadata, &rec.Blocked, &rec.MCPServers, &rec.MCPToolPermissions)
 }
 
 // checkAlias fails if another key than token has alias.
@@ -624,30 +634,15 @@ func (s *service) deleteKeys(ctx context.Context, tokens []string) ([]string, *b
 // ---- teams ----
 
 type teamFields struct {
-	permFields
-	TeamAlias *string         `json:"team_alias"`
-	RPMLimit  *int            `json:"rpm_limit"`
-	Metadata  *map[string]any `json:"metadata"`
-	Blocked   *bool           `json:"blocked"`
+	commonFields
+	TeamAlias *string `json:"team_alias"`
 }
 
 func applyTeamFields(rec *bus.TeamRecord, f teamFields) *bus.Error {
 	if f.TeamAlias != nil {
 		rec.TeamAlias = strings.TrimSpace(*f.TeamAlias)
 	}
-	if f.RPMLimit != nil {
-		if *f.RPMLimit < 0 {
-			return bus.Errorf(bus.ErrBadRequest, "rpm_limit: must be 0 (no limit) or more")
-		}
-		rec.RPMLimit = *f.RPMLimit
-	}
-	if f.Metadata != nil {
-		rec.Metadata = *f.Metadata
-	}
-	if f.Blocked != nil {
-		rec.Blocked = *f.Blocked
-	}
-	return f.permFields.apply(&rec.MCPServers, &rec.MCPToolPermissions)
+	return f.commonFields.apply(&rec.RPMLimit, &rec.Metadata, &rec.Blocked, &rec.MCPServers, &rec.MCPToolPermissions)
 }
 
 type teamRequest struct {
