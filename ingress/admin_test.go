@@ -1,7 +1,6 @@
 package ingress
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -124,22 +123,7 @@ type adminEnv struct {
 	logs *syncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = bustest.Buffer
 
 func newAdminEnv(t *testing.T, withAdmin bool) *adminEnv {
 	t.Helper()

@@ -82,22 +82,7 @@ type mgrEnv struct {
 	logs *syncLog
 }
 
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncLog) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncLog) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncLog = bustest.Buffer
 
 func newMgrEnv(t *testing.T) *mgrEnv {
 	t.Helper()

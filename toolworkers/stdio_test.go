@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpbus/mcpbus/bus/bustest"
+
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -113,22 +115,11 @@ func (h *stdioHarness) pid(t *testing.T, ctx context.Context) int {
 
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+type syncBuffer struct{ bustest.Buffer }
 
 func (s *syncBuffer) records() []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(s.b.String(), "\n") {
+	for _, line := range strings.Split(s.String(), "\n") {
 		var r map[string]any
 		if json.Unmarshal([]byte(line), &r) == nil {
 			out = append(out, r)
@@ -221,7 +212,7 @@ func TestStdioCallsShareOneProcess(t *testing.T) {
 		t.Error("Close did not log the process stopping")
 	}
 	// Neither the environment nor its values reach the log.
-	if s := h.logs.b.String(); strings.Contains(s, "MCPBUS_TEST_STDIO_STARTS") || strings.Contains(s, "VISIBLE") {
+	if s := h.logs.String(); strings.Contains(s, "MCPBUS_TEST_STDIO_STARTS") || strings.Contains(s, "VISIBLE") {
 		t.Errorf("log mentions the environment: %s", s)
 	}
 

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -179,8 +178,7 @@ func TestUsageWithoutStreamNeverFailsACall(t *testing.T) {
 	ns := bustest.Server(t)
 	nc := bustest.Conn(t, ns)
 	f := usageUpstream(t)
-	logs := &strings.Builder{}
-	lw := &lockedWriter{w: logs}
+	lw := &lockedWriter{}
 	w, err := Start(nc, bus.ServerSpec{Name: "github", URL: f.url()}, Options{Log: slog.New(slog.NewTextHandler(lw, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -236,19 +234,4 @@ func TestUsageFullQueueDropsWithoutWaiting(t *testing.T) {
 }
 
 // lockedWriter is a log sink safe for concurrent writers.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *strings.Builder
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
-}
+type lockedWriter = bustest.Buffer

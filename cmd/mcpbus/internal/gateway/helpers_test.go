@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpbus/mcpbus/bus/bustest"
+
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -22,22 +24,8 @@ import (
 )
 
 // syncBuffer collects log output from concurrent services.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output from concurrent services.
+type syncBuffer = bustest.Buffer
 
 // testGateway is a running gateway plus everything it logged.
 type testGateway struct {
