@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -77,6 +78,11 @@ type Envelope struct {
 	// Forward are client headers (canonical name -> value) a worker may send
 	// upstream; the worker decides which apply to its server.
 	Forward map[string]string
+	// ClientCapabilities are the downstream client's initialize capabilities
+	// (stream.go: a worker declares exactly these upstream).
+	ClientCapabilities json.RawMessage
+	// LogLevel is the session's logging/setLevel level, if it set one.
+	LogLevel string
 }
 
 // Header encodes e as NATS headers.
@@ -109,6 +115,8 @@ func (e *Envelope) WriteTo(h nats.Header) {
 	set(HeaderServers, strings.Join(e.Servers, ","))
 	set(HeaderSession, e.Session)
 	set(HeaderProtocolVer, e.ProtocolVersion)
+	set(HeaderClientCapabilities, string(e.ClientCapabilities))
+	set(HeaderLogLevel, e.LogLevel)
 	for k, v := range e.Forward {
 		h[HeaderForwardPrefix+k] = []string{v}
 	}
@@ -136,6 +144,10 @@ func ReadEnvelope(h nats.Header) (Envelope, error) {
 		Stream:          get(HeaderStream),
 		Session:         get(HeaderSession),
 		ProtocolVersion: get(HeaderProtocolVer),
+		LogLevel:        get(HeaderLogLevel),
+	}
+	if c := get(HeaderClientCapabilities); c != "" {
+		e.ClientCapabilities = json.RawMessage(c)
 	}
 	if IPClass(get(HeaderIPClass)) == Internal {
 		e.IPClass = Internal

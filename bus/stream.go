@@ -1,0 +1,208 @@
+package bus
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// Streaming contract: how messages other than the final response travel
+// between the tool workers and the ingress holding the client's HTTP stream.
+//
+//   - Related to a POST (progress, notifications/message, server-to-client
+//     requests sent on the upstream POST's stream): the worker publishes them to
+//     Envelope.Stream, a subject the ingress handling that POST listens on
+//     (StreamSubject: one wildcard subscription per ingress process, no
+//     subscribe per request). The body is a JSON-RPC message exactly as the
+//     client must see it.
+//   - Unrelated, for one downstream session (the upstream GET stream of a
+//     session opened for that client alone): published to SessionSubject(sid);
+//     the ingress holding that session's GET stream delivers it.
+//   - Catalog changes and resource updates of a server (not session-specific):
+//     published to NotifySubject(server) as the JSON-RPC notification
+//     (notifications/tools/list_changed, .../prompts/list_changed,
+//     .../resources/list_changed, notifications/resources/updated). Routers
+//     drop cached name maps; every ingress forwards list_changed to the GET
+//     streams of sessions that use the server, and resources/updated only to
+//     sessions subscribed to that URI.
+//
+// Server-to-client requests: the worker rewrites the upstream's request id to
+// a string made by ServerRequestID and publishes the request with a NATS reply
+// subject of ServerRequestReplySubject(id). The client's response (POSTed to
+// any ingress replica, since the id names its way back) is published by the
+// router to ServerRequestReplySubject(id) with the caller's envelope; the
+// worker checks the session is the one it asked, restores the upstream id and
+// answers upstream.
+const (
+	// SubjectNotifyAll matches every server's NotifySubject.
+	SubjectNotifyAll = Root + ".notify.*"
+	// SubjectCancelRequest carries a CancelRequest: a client's
+	// notifications/cancelled, translated to the request it names.
+	SubjectCancelRequest = Root + ".cancel.request"
+	// SubjectSessionClosed carries the id of a downstream session that ended
+	// (DELETE or expiry), so workers close upstream sessions opened for it.
+	SubjectSessionClosed = Root + ".session.closed"
+
+	// HeaderClientCapabilities carries the downstream client's initialize
+	// capabilities (compact JSON). A worker declares exactly these upstream and,
+	// when they include sampling, elicitation or roots, opens an upstream
+	// session for that downstream session alone.
+	HeaderClientCapabilities = "Mcpbus-Client-Capabilities"
+	// HeaderLogLevel is the level the session set with logging/setLevel.
+	HeaderLogLevel = "Mcpbus-Log-Level"
+
+	// BucketSessions holds downstream sessions (SessionRecord), so any ingress
+	// replica serves any session. Entries expire SessionTTL after their last put.
+	BucketSessions = "mcpbus_sessions"
+	// MetaPartial is the _meta key of an aggregated list result naming the
+	// servers that failed to answer (a []PartialFailure).
+	MetaPartial = "mcpbus/unavailable"
+)
+
+// SessionTTL is how long an idle downstream session lives.
+const SessionTTL = time.Hour
+
+// NotifySubject carries one server's catalog and resource notifications.
+func NotifySubject(server string) string { return Root + ".notify." + server }
+
+// ServerOfNotify returns the server a NotifySubject names.
+func ServerOfNotify(subject string) string {
+	return strings.TrimPrefix(subject, Root+".notify.")
+}
+
+// SessionSubject carries messages for one downstream session's GET stream.
+func SessionSubject(sid string) string { return Root + ".session.events." + sid }
+
+// StreamPrefix is the wildcard one ingress process subscribes to for the
+// streams of all its in-flight POSTs; StreamSubject names one of them.
+func StreamPrefix(ingressID string) string { return Root + ".stream." + ingressID + ".*" }
+
+// StreamSubject is the stream subject of one POST handled by ingressID.
+func StreamSubject(ingressID, token string) string {
+	return Root + ".stream." + ingressID + "." + token
+}
+
+// serverRequestIDPrefix starts every id the gateway gives a server-to-client request.
+const serverRequestIDPrefix = "mcpbus-s2c."
+
+// ServerRequestID is the downstream id of the n-th server-to-client request a
+// worker replica (named by token, one subject token) relays.
+func ServerRequestID(workerToken string, n uint64) string {
+	return serverRequestIDPrefix + workerToken + "." + uitoa(n)
+}
+
+// ServerRequestSubjects is the wildcard a worker replica subscribes to for
+// the answers to its server-to-client requests.
+func ServerRequestSubjects(workerToken string) string {
+	return Root + ".s2c." + workerToken + ".*"
+}
+
+// ServerRequestReplySubject is where the answer to the server-to-client
+// request with downstream id must go. ok is false for an id the gateway did
+// not make (a JSON string holding ServerRequestID's form).
+func ServerRequestReplySubject(id json.RawMessage) (subject string, ok bool) {
+	var s string
+	if json.Unmarshal(id, &s) != nil {
+		return "", false
+	}
+	rest, found := strings.CutPrefix(s, serverRequestIDPrefix)
+	if !found {
+		return "", false
+	}
+	token, n, found := strings.Cut(rest, ".")
+	if !found || !subjectToken(token) || !digits(n) {
+		return "", false
+	}
+	return Root + ".s2c." + token + "." + n, true
+}
+
+// CancelRequest is a client's notifications/cancelled as it travels on the
+// bus: the session and the downstream JSON-RPC id of the request to stop.
+type CancelRequest struct {
+	Session string          `json:"session"`
+	KeyID   string          `json:"key_id"`
+	ID      json.RawMessage `json:"id"`
+	Reason  string          `json:"reason,omitempty"`
+}
+
+// SessionRecord is a downstream session as stored in BucketSessions.
+type SessionRecord struct {
+	ID    string `json:"id"`
+	KeyID string `json:"key_id"`
+	// Servers is the selection made at initialize (empty: every server the
+	// caller may use, aggregated).
+	Servers []string `json:"servers,omitempty"`
+	// Version is the negotiated protocol version.
+	Version string `json:"version"`
+	// Capabilities are the client's initialize capabilities, verbatim.
+	Capabilities json.RawMessage `json:"capabilities,omitempty"`
+	// Subscriptions are the resource URIs the session subscribed to.
+	Subscriptions []string `json:"subscriptions,omitempty"`
+	// LogLevel is the last logging/setLevel level.
+	LogLevel string    `json:"log_level,omitempty"`
+	Created  time.Time `json:"created"`
+}
+
+// PartialFailure names a server whose answer is missing from an aggregated list.
+type PartialFailure struct {
+	Server  string `json:"server"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// PrivateCapabilities reports whether client capabilities include something a
+// server may use outside a request (sampling, elicitation, roots), which needs
+// an upstream session for that client alone.
+func PrivateCapabilities(caps json.RawMessage) bool {
+	if len(caps) == 0 {
+		return false
+	}
+	var c map[string]json.RawMessage
+	if json.Unmarshal(caps, &c) != nil {
+		return false
+	}
+	for _, k := range []string{"sampling", "elicitation", "roots"} {
+		if v, ok := c[k]; ok && string(v) != "null" {
+			return true
+		}
+	}
+	return false
+}
+
+func subjectToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func digits(s string) bool {
+	if s == "" || len(s) > 20 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func uitoa(n uint64) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
