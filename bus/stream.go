@@ -27,12 +27,16 @@ import (
 //     sessions subscribed to that URI.
 //
 // Server-to-client requests: the worker rewrites the upstream's request id to
-// a string made by ServerRequestID and publishes the request with a NATS reply
-// subject of ServerRequestReplySubject(id). The client's response (POSTed to
-// any ingress replica, since the id names its way back) is published by the
-// router to ServerRequestReplySubject(id) with the caller's envelope; the
-// worker checks the session is the one it asked, restores the upstream id and
-// answers upstream.
+// a string made by ServerRequestID and sends the request to the stream or
+// session subject as a NATS request: the ingress acknowledges (empty body) as
+// soon as it has written the message to the client's stream, so no responders
+// or no ack within DeliveryAckTimeout tells the worker at once that the client
+// cannot be reached (it answers the upstream with an error). Notifications are
+// plain publishes, never acknowledged. The client's response, POSTed to any
+// ingress replica (the id names its way back), is published by the router to
+// ServerRequestReplySubject(id) with the caller's envelope headers; the worker
+// checks the session is the one it asked, restores the upstream id and answers
+// upstream.
 const (
 	// SubjectNotifyAll matches every server's NotifySubject.
 	SubjectNotifyAll = Root + ".notify.*"
@@ -61,6 +65,10 @@ const (
 
 // SessionTTL is how long an idle downstream session lives.
 const SessionTTL = time.Hour
+
+// DeliveryAckTimeout bounds the wait for an ingress to acknowledge that a
+// server-to-client request reached the client's stream.
+const DeliveryAckTimeout = 2 * time.Second
 
 // NotifySubject carries one server's catalog and resource notifications.
 func NotifySubject(server string) string { return Root + ".notify." + server }

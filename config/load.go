@@ -67,6 +67,11 @@ type File struct {
 	// entry this many places from the right (1 is the rightmost entry).
 	XFFNumTrustedHops int
 
+	// AllowedOrigins is general_settings.mcp_allowed_origins: the Origin (and
+	// Host) values the MCP endpoints accept besides their own, against DNS
+	// rebinding. Entries are scheme://host[:port] or a bare host.
+	AllowedOrigins []string
+
 	// Warnings are problems that did not stop the load, each a full line
 	// starting with the file's base name.
 	Warnings []string

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -55,6 +56,16 @@ type Options struct {
 	EnableMCPRegistry bool
 	// Version is the gateway version registry.json shows (default 0.1.0).
 	Version string
+	// JetStream, if set, holds downstream sessions in the KV bucket
+	// bus.BucketSessions, so another ingress replica serves them; nil keeps
+	// them in this process only.
+	JetStream jetstream.JetStream
+	// AllowedOrigins are Origin/Host values accepted besides localhost ones
+	// (general_settings.mcp_allowed_origins); others get 403.
+	AllowedOrigins []string
+	// ListenAddr is the address the HTTP server is bound to; localhost
+	// origins are accepted when it is a loopback address.
+	ListenAddr string
 }
 
 // Ingress serves MCP over HTTP.

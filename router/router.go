@@ -27,6 +27,12 @@ type Options struct {
 	InfoTimeout time.Duration
 	// TracerProvider makes the router's spans (tracing.go); nil: the global one.
 	TracerProvider trace.TracerProvider
+	// Separator joins a server's prefix and a tool or prompt name when several
+	// servers are aggregated (default "__", config.DefaultToolPrefixSeparator).
+	Separator string
+	// ListTimeout bounds each server's part of an aggregated list (default 5s):
+	// a slower server is left out and named in the answer.
+	ListTimeout time.Duration
 }
 
 // DefaultTimeout bounds an upstream call when the server sets no timeout, and

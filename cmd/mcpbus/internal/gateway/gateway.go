@@ -138,7 +138,8 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := g.add(router.Start(rc, cache, router.Options{Version: Version, Log: o.Log, TracerProvider: o.TracerProvider})); err != nil {
+	if err := g.add(router.Start(rc, cache, router.Options{Version: Version, Log: o.Log, TracerProvider: o.TracerProvider,
+		Separator: o.Config.ToolPrefixSeparator})); err != nil {
 		return nil, fmt.Errorf("router service: %w", err)
 	}
 	wc, err := conn("mcpbus-workers")
@@ -169,13 +170,18 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
+	ijs, err := jetstream.New(ic)
+	if err != nil {
+		return nil, err
+	}
 	ranges := o.Config.InternalIPRanges
 	if len(ranges) == 0 {
 		ranges = config.DefaultInternalIPRanges()
 	}
 	g.ing = ingress.New(ingress.Options{NC: ic, Log: o.Log, TracerProvider: o.TracerProvider, InternalRanges: ranges, Servers: cache,
 		UseXFF: o.Config.UseXForwardedFor, TrustedProxies: o.Config.TrustedProxyRanges, XFFHops: o.Config.XFFNumTrustedHops,
-		EnableMCPRegistry: o.Config.EnableMCPRegistry, Version: Version, Metrics: reg})
+		EnableMCPRegistry: o.Config.EnableMCPRegistry, Version: Version, Metrics: reg,
+		JetStream: ijs, AllowedOrigins: o.Config.AllowedOrigins, ListenAddr: o.Listen})
 	// Each service subscribed on its own connection; a round trip on each makes
 	// sure the server has every subscription before the first request arrives.
 	for _, nc := range g.conns {
