@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/gateway"
@@ -28,6 +29,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	debugListen := fs.String("debug-listen", "", "serve pprof and expvar on this loopback host:port (off by default)")
+	services := fs.String("services", "", "run only these services, comma-separated, of "+strings.Join(gateway.ServiceNames, ",")+
+		" (default all); the others run in other processes on the same --nats")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,6 +63,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *natsURL != "" {
 		*natsListen = "off"
 	}
+	only := splitServers(*services)
 	tr, err := setupTracing(ctx, log) // telemetry.go: OTLP export only when OTEL_EXPORTER_OTLP_*ENDPOINT is set
 	if err != nil {
 		return err
@@ -67,7 +71,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer tr.flush(log) // after the gateway has closed, so the spans of drained calls go too
 	start := time.Now()
 	g, err := gateway.Start(ctx, gateway.Options{Config: cfg, Listen: addr, DataDir: *data, NATSURL: *natsURL, NATSListen: *natsListen, Log: log,
-		TracerProvider: tr.tracerProvider()})
+		TracerProvider: tr.tracerProvider(), Services: only})
 	if err != nil {
 		return err
 	}
@@ -76,6 +80,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if u := g.NATSURL(); u != "" {
 		log.Info("embedded NATS listening", "url", u)
+	}
+	if g.URL() == "" {
+		log.Info("mcpbus services running", "services", only, "startup", time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(stdout, "mcpbus services %s running\n", strings.Join(only, ","))
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		return g.Close(sctx)
 	}
 	log.Info("mcpbus listening on "+g.URL(), "servers", len(cfg.Servers), "startup", time.Since(start).Round(time.Millisecond))
 	log.Info("metrics and health", "metrics", g.URL()+"/metrics", "metrics_access", "internal callers without a key; external callers only with the master key (else 404)",

@@ -53,6 +53,47 @@ type Options struct {
 	// WorkerServers, if set, limits the servers this process runs workers for
 	// (others are hosted by `mcpbus worker` processes); empty runs them all.
 	WorkerServers []string
+	// Services, if set, are the only services this process runs (ServiceNames);
+	// empty runs them all. With NATSURL set, the others run elsewhere on the
+	// same NATS; "nats" alone runs just the embedded server.
+	Services []string
+}
+
+// ServiceNames are the services one process can run (Options.Services).
+var ServiceNames = []string{"nats", "auth", "registry", "router", "workers", "ingress"}
+
+// runs reports whether this process runs service name.
+func (o Options) runs(name string) bool {
+	if len(o.Services) == 0 {
+		return true
+	}
+	for _, s := range o.Services {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+// checkServices rejects an unknown service name, and a split deployment
+// without a NATS for the services to meet on.
+func (o Options) checkServices() error {
+	for _, s := range o.Services {
+		known := false
+		for _, n := range ServiceNames {
+			known = known || s == n
+		}
+		if !known {
+			return fmt.Errorf("unknown service %q (known: %v)", s, ServiceNames)
+		}
+	}
+	if len(o.Services) > 0 && o.NATSURL == "" && !o.runs("nats") {
+		return errors.New("running only some services needs the NATS the others use: set --nats nats://host:port")
+	}
+	if o.NATSURL != "" && len(o.Services) > 0 && o.runs("nats") {
+		return errors.New(`service "nats" runs the embedded server; it cannot be combined with --nats`)
+	}
+	return nil
 }
 
 // Gateway is a running all-in-one mcpbus.
@@ -81,8 +122,13 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if o.Config == nil {
 		return nil, errors.New("gateway: no config")
 	}
-	if err := checkOpenMode(o.Config, o.Listen); err != nil {
+	if err := o.checkServices(); err != nil {
 		return nil, err
+	}
+	if o.runs("ingress") {
+		if err := checkOpenMode(o.Config, o.Listen); err != nil {
+			return nil, err
+		}
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{cancel: cancel, log: o.Log, served: make(chan error, 1)}
@@ -95,6 +141,9 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 	connect, err := g.startNATS(o)
 	if err != nil {
 		return nil, err
+	}
+	if len(o.Services) == 1 && o.Services[0] == "nats" {
+		return g, nil
 	}
 	conn := func(name string) (*nats.Conn, error) {
 		nc, err := connect(name)
@@ -115,73 +164,53 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
-	EnsureUsageStream(ctx, js, o.Log) // usage.go
-	if err := registry.Seed(ctx, kv, o.Config.Servers, o.Log); err != nil {
-		return nil, err
+	if o.runs("workers") {
+		EnsureUsageStream(ctx, js, o.Log) // usage.go
+	}
+	if o.runs("registry") {
+		if err := registry.Seed(ctx, kv, o.Config.Servers, o.Log); err != nil {
+			return nil, err
+		}
 	}
 	cache, err := bus.WatchServers(runCtx, kv, o.Log)
 	if err != nil {
 		return nil, err
 	}
-	if err := g.add(auth.Start(core, auth.Options{MasterKey: o.Config.MasterKey, Log: o.Log, Version: Version, JetStream: js})); err != nil {
-		return nil, fmt.Errorf("auth service: %w", err)
+	if o.runs("auth") {
+		if err := g.add(auth.Start(core, auth.Options{MasterKey: o.Config.MasterKey, Log: o.Log, Version: Version, JetStream: js})); err != nil {
+			return nil, fmt.Errorf("auth service: %w", err)
+		}
 	}
-	if err := g.add(registry.Start(core, cache, registry.Options{Version: Version, Log: o.Log, KV: kv, Env: o.Env,
-		AllowStdioFromAPI: o.Config.AllowStdioFromAPI})); err != nil {
-		return nil, fmt.Errorf("registry service: %w", err)
+	if o.runs("registry") {
+		if err := g.add(registry.Start(core, cache, registry.Options{Version: Version, Log: o.Log, KV: kv, Env: o.Env,
+			AllowStdioFromAPI: o.Config.AllowStdioFromAPI})); err != nil {
+			return nil, fmt.Errorf("registry service: %w", err)
+		}
 	}
 	reg, workerMetrics, err := g.metricsRegistry() // metrics.go
 	if err != nil {
 		return nil, err
 	}
-	rc, err := conn("mcpbus-router")
-	if err != nil {
-		return nil, err
+	if o.runs("router") {
+		rc, err := conn("mcpbus-router")
+		if err != nil {
+			return nil, err
+		}
+		if err := g.add(router.Start(rc, cache, router.Options{Version: Version, Log: o.Log, TracerProvider: o.TracerProvider,
+			Separator: o.Config.ToolPrefixSeparator})); err != nil {
+			return nil, fmt.Errorf("router service: %w", err)
+		}
 	}
-	if err := g.add(router.Start(rc, cache, router.Options{Version: Version, Log: o.Log, TracerProvider: o.TracerProvider,
-		Separator: o.Config.ToolPrefixSeparator})); err != nil {
-		return nil, fmt.Errorf("router service: %w", err)
+	if o.runs("workers") {
+		if err := g.startWorkers(ctx, o, conn, cache, workerMetrics); err != nil {
+			return nil, err
+		}
 	}
-	wc, err := conn("mcpbus-workers")
-	if err != nil {
-		return nil, err
+	if o.runs("ingress") {
+		if err := g.startIngress(o, conn, cache, reg); err != nil {
+			return nil, err
+		}
 	}
-	toolworkers.Version = Version
-	wjs, err := jetstream.New(wc)
-	if err != nil {
-		return nil, err
-	}
-	// The workers follow the servers bucket: a record written or deleted
-	// through the registry gets (or loses) its worker without a restart.
-	wkv, err := wjs.KeyValue(ctx, bus.BucketServers)
-	if err != nil {
-		return nil, fmt.Errorf("kv bucket %s: %w", bus.BucketServers, err)
-	}
-	g.workers, err = toolworkers.StartManager(ctx, wc, wkv, toolworkers.ManagerOptions{
-		Worker: toolworkers.Options{Log: o.Log, Env: o.Env, MaxInFlight: o.WorkerMaxInFlight,
-			Servers: cache, JetStream: wjs, AllowAPIStdio: o.Config.AllowStdioFromAPI, TracerProvider: o.TracerProvider,
-			Metrics: workerMetrics},
-		Only: o.WorkerServers,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("tool workers: %w", err)
-	}
-	ic, err := conn("mcpbus-ingress")
-	if err != nil {
-		return nil, err
-	}
-	ijs, err := jetstream.New(ic)
-	if err != nil {
-		return nil, err
-	}
-	ranges := o.Config.InternalIPRanges
-	if len(ranges) == 0 {
-		ranges = config.DefaultInternalIPRanges()
-	}
-	g.ing = ingress.New(ingress.Options{NC: ic, Log: o.Log, TracerProvider: o.TracerProvider, InternalRanges: ranges, Servers: cache,
-		UseXFF: o.Config.UseXForwardedFor, TrustedProxies: o.Config.TrustedProxyRanges, XFFHops: o.Config.XFFNumTrustedHops,
-		EnableMCPRegistry: o.Config.EnableMCPRegistry, Version: Version, Metrics: reg,
-		JetStream: ijs, AllowedOrigins: o.Config.AllowedOrigins, ListenAddr: o.Listen})
 	// Each service subscribed on its own connection; a round trip on each makes
 	// sure the server has every subscription before the first request arrives.
 	for _, nc := range g.conns {
@@ -189,12 +218,14 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 			return nil, fmt.Errorf("nats: %w", err)
 		}
 	}
-	g.ln, err = net.Listen("tcp", o.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", o.Listen, err)
+	if g.ing != nil {
+		g.ln, err = net.Listen("tcp", o.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", o.Listen, err)
+		}
+		g.srv = &http.Server{Handler: g.ing.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		go func() { g.served <- g.srv.Serve(g.ln) }()
 	}
-	g.srv = &http.Server{Handler: g.ing.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	go func() { g.served <- g.srv.Serve(g.ln) }()
 	return g, nil
 }
 
@@ -221,7 +252,13 @@ func (g *Gateway) add(svc micro.Service, err error) error {
 }
 
 // URL is the gateway's base HTTP URL.
-func (g *Gateway) URL() string { return "http://" + g.ln.Addr().String() }
+// It is "" when this process runs no ingress.
+func (g *Gateway) URL() string {
+	if g.ln == nil {
+		return ""
+	}
+	return "http://" + g.ln.Addr().String()
+}
 
 // NATSURL is the embedded server's client URL, or "" when it listens on no port.
 func (g *Gateway) NATSURL() string {

@@ -1,0 +1,64 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/ingress"
+	"github.com/mcpbus/mcpbus/toolworkers"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// startWorkers runs a tool worker per server in the registry (or
+// Options.WorkerServers), following the servers bucket: a record written or
+// deleted through the registry gets (or loses) its worker without a restart.
+func (g *Gateway) startWorkers(ctx context.Context, o Options, conn func(string) (*nats.Conn, error), cache *bus.ServerCache, m *toolworkers.Metrics) error {
+	wc, err := conn("mcpbus-workers")
+	if err != nil {
+		return err
+	}
+	toolworkers.Version = Version
+	wjs, err := jetstream.New(wc)
+	if err != nil {
+		return err
+	}
+	wkv, err := wjs.KeyValue(ctx, bus.BucketServers)
+	if err != nil {
+		return fmt.Errorf("kv bucket %s: %w", bus.BucketServers, err)
+	}
+	g.workers, err = toolworkers.StartManager(ctx, wc, wkv, toolworkers.ManagerOptions{
+		Worker: toolworkers.Options{Log: o.Log, Env: o.Env, MaxInFlight: o.WorkerMaxInFlight,
+			Servers: cache, JetStream: wjs, AllowAPIStdio: o.Config.AllowStdioFromAPI, TracerProvider: o.TracerProvider,
+			Metrics: m},
+		Only: o.WorkerServers,
+	})
+	if err != nil {
+		return fmt.Errorf("tool workers: %w", err)
+	}
+	return nil
+}
+
+// startIngress builds the HTTP ingress; Start then listens.
+func (g *Gateway) startIngress(o Options, conn func(string) (*nats.Conn, error), cache *bus.ServerCache, reg *prometheus.Registry) error {
+	ic, err := conn("mcpbus-ingress")
+	if err != nil {
+		return err
+	}
+	ijs, err := jetstream.New(ic)
+	if err != nil {
+		return err
+	}
+	ranges := o.Config.InternalIPRanges
+	if len(ranges) == 0 {
+		ranges = config.DefaultInternalIPRanges()
+	}
+	g.ing = ingress.New(ingress.Options{NC: ic, Log: o.Log, TracerProvider: o.TracerProvider, InternalRanges: ranges, Servers: cache,
+		UseXFF: o.Config.UseXForwardedFor, TrustedProxies: o.Config.TrustedProxyRanges, XFFHops: o.Config.XFFNumTrustedHops,
+		EnableMCPRegistry: o.Config.EnableMCPRegistry, Version: Version, Metrics: reg,
+		JetStream: ijs, AllowedOrigins: o.Config.AllowedOrigins, ListenAddr: o.Listen})
+	return nil
+}
