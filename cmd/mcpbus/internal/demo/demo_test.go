@@ -257,3 +257,38 @@ func (w lineWriter) Write(p []byte) (int, error) {
 	w <- string(p)
 	return len(p), nil
 }
+
+// The benchmark's catalog upstreams: generated tools, and every list delayed.
+func TestHandlerWithExtraToolsAndListLatency(t *testing.T) {
+	srv := newLocalServer(t, HandlerWith("big", Options{ExtraTools: 50, ListLatency: 40 * time.Millisecond}))
+	cs, err := connect(t, srv.URL, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	start := time.Now()
+	res, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 40*time.Millisecond {
+		t.Errorf("tools/list took %s, want at least the injected 40ms", took)
+	}
+	if len(res.Tools) != 53 {
+		t.Errorf("got %d tools, want the 3 demo tools + 50 generated", len(res.Tools))
+	}
+	out, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "tool_050", Arguments: map[string]any{"text": "hi"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := textOf(t, out); got != "hi" {
+		t.Errorf("tool_050 answered %q, want the echo", got)
+	}
+	start = time.Now()
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took >= 40*time.Millisecond {
+		t.Errorf("tools/call took %s: the latency must apply to lists only", took)
+	}
+}

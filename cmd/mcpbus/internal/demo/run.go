@@ -56,6 +56,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	name := fs.String("name", "demo", "server implementation name")
 	allowRemote := fs.Bool("allow-remote", false, "allow listening on a non-loopback address")
 	stdio := fs.Bool("stdio", false, "serve MCP on stdin/stdout instead of HTTP (for a stdio upstream)")
+	extraTools := fs.Int("extra-tools", 0, "also serve this many generated tools (tool_001 ...), for catalog benchmarks")
+	listLatency := fs.Duration("list-latency", 0, "delay every tools/list, prompts/list and resources/list answer by this long (simulates a slow upstream)")
 	var required headerList
 	fs.Var(&required, "require-header", "answer 401 unless this header has this value, as \"Name: value\" (repeatable)")
 	fs.Usage = func() {
@@ -89,7 +91,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return fmt.Errorf("demo-upstream: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", requireHeaders(Handler(*name), required))
+	if *extraTools < 0 || *extraTools > 10000 {
+		return fmt.Errorf("demo-upstream: --extra-tools %d: want 0..10000", *extraTools)
+	}
+	mux.Handle("/mcp", requireHeaders(HandlerWith(*name, Options{ExtraTools: *extraTools, ListLatency: *listLatency}), required))
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

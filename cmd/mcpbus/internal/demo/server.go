@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -88,8 +89,36 @@ func NewServer(name string) *mcp.Server {
 }
 
 // Handler returns a Streamable HTTP handler serving NewServer(name).
-func Handler(name string) http.Handler {
+func Handler(name string) http.Handler { return HandlerWith(name, Options{}) }
+
+// Options shape a demo server for benchmarks.
+type Options struct {
+	// ExtraTools adds generated tools tool_001 ... (they echo like echo).
+	ExtraTools int
+	// ListLatency delays every list answer (tools, prompts, resources).
+	ListLatency time.Duration
+}
+
+// HandlerWith is Handler with Options.
+func HandlerWith(name string, o Options) http.Handler {
 	s := NewServer(name)
+	for i := 1; i <= o.ExtraTools; i++ {
+		mcp.AddTool(s, &mcp.Tool{Name: fmt.Sprintf("tool_%03d", i), Description: "A generated tool that echoes its text (catalog benchmarks)."}, echo)
+	}
+	if d := o.ListLatency; d > 0 {
+		s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+			return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+				if strings.HasSuffix(method, "/list") {
+					select {
+					case <-time.After(d):
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					}
+				}
+				return next(ctx, method, req)
+			}
+		})
+	}
 	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
 		&mcp.StreamableHTTPOptions{SessionTimeout: 10 * time.Minute})
 }
