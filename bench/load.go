@@ -367,3 +367,53 @@ func firstCall(ctx context.Context, t *target, every time.Duration) error {
 		}
 	}
 }
+
+// listTools sends one tools/list and returns how many tools it listed and,
+// from an aggregated answer, how many servers _meta names as missing.
+func (s *session) listTools(ctx context.Context) (tools, missing int, err error) {
+	id := nextID.Add(1)
+	body := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"tools/list","params":{}}`, id)
+	status, _, resp, err := s.t.post(ctx, s.id, body, &s.buf)
+	if err != nil {
+		return 0, 0, err
+	}
+	if status != http.StatusOK {
+		return 0, 0, fmt.Errorf("HTTP %d: %.200s", status, resp)
+	}
+	var r struct {
+		Result *struct {
+			Tools []json.RawMessage `json:"tools"`
+			Meta  map[string][]any  `json:"_meta"`
+		} `json:"result"`
+		Error *struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(sseData(resp)), &r); err != nil {
+		return 0, 0, fmt.Errorf("tools/list answer: %w: %.200s", err, resp)
+	}
+	if r.Error != nil {
+		return 0, 0, fmt.Errorf("JSON-RPC error %d: %s", r.Error.Code, r.Error.Message)
+	}
+	if r.Result == nil {
+		return 0, 0, fmt.Errorf("tools/list without a result: %.200s", resp)
+	}
+	return len(r.Result.Tools), len(r.Result.Meta["mcpbus/unavailable"]), nil
+}
+
+// sseData returns the last data line of an SSE body, or body itself when it
+// is plain JSON.
+func sseData(body []byte) []byte {
+	t := bytes.TrimSpace(body)
+	if len(t) > 0 && t[0] == '{' {
+		return t
+	}
+	var last []byte
+	for _, line := range bytes.Split(t, []byte("\n")) {
+		if d, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+			last = d
+		}
+	}
+	return last
+}

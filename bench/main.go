@@ -46,6 +46,8 @@ type options struct {
 	goBenchTime  string
 	gomaxprocs   int
 	keepLogs     bool
+	split        bool
+	catalog      bool
 }
 
 func main() {
@@ -67,6 +69,8 @@ func run() int {
 	flag.IntVar(&o.goBenchCount, "gobench-count", 5, "go test -count for the Go benchmarks")
 	flag.StringVar(&o.goBenchTime, "gobench-time", "1s", "go test -benchtime for the Go benchmarks")
 	flag.IntVar(&o.gomaxprocs, "mcpbus-gomaxprocs", 0, "run mcpbus with GOMAXPROCS=N (0: the Go default)")
+	flag.BoolVar(&o.split, "split", true, "also measure the services as separate processes over loopback NATS")
+	flag.BoolVar(&o.catalog, "catalog", true, "also measure the aggregated tools/list across 10 slow upstreams")
 	flag.BoolVar(&o.keepLogs, "keep-logs", false, "keep the temporary directory with the processes' stderr logs")
 	flag.Parse()
 	set := map[string]bool{}
@@ -278,9 +282,23 @@ mcp_servers:
 		}
 	}
 	gw.stop()
+
+	// 4. The same path with every service in its own process.
+	if o.split {
+		if err := measureSplit(ctx, o, r, direct, viaAuth, cfgPath, tmp, env, errs); err != nil {
+			return err
+		}
+	}
 	up.stop()
 
-	// 4. The in-process hot path (testing.B), with nothing else of ours running.
+	// 5. Aggregated tools/list across 10 slow upstreams, cold and cached.
+	if o.catalog {
+		if err := measureCatalog(ctx, o, r, master, tmp, errs); err != nil {
+			return err
+		}
+	}
+
+	// 6. The in-process hot path (testing.B), with nothing else of ours running.
 	if o.goBench {
 		fmt.Fprintf(os.Stderr, "go test -bench (count %d, benchtime %s)\n", o.goBenchCount, o.goBenchTime)
 		gb, err := runGoBenchmarks(ctx, root, o.goBenchCount, o.goBenchTime)

@@ -74,6 +74,11 @@ func startProc(name, bin string, args, env []string, logDir string) (*proc, erro
 				p.listenAt = time.Now()
 				p.listening <- strings.TrimSpace(line[i+len("listening on "):])
 				sent = true
+			} else if strings.HasPrefix(line, "mcpbus services ") && !sent {
+				// `serve --services` without the ingress: up, but no URL.
+				p.listenAt = time.Now()
+				p.listening <- ""
+				sent = true
 			}
 		}
 		io.Copy(io.Discard, out)

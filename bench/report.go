@@ -30,8 +30,10 @@ type report struct {
 		Total   int      `json:"total"`
 		Samples []string `json:"samples,omitempty"`
 	} `json:"errors"`
-	NotMeasured []string      `json:"not_measured"`
-	Phases      []phaseResult `json:"phases"` // every timed phase, in order
+	NotMeasured []string       `json:"not_measured,omitempty"`
+	Split       *splitResult   `json:"split,omitempty"`
+	Catalog     *catalogResult `json:"aggregated_tools_list,omitempty"`
+	Phases      []phaseResult  `json:"phases"` // every timed phase, in order
 }
 
 type machine struct {
@@ -178,9 +180,13 @@ func (r *report) summarize(high int) {
 	row("cold start to first tools/call (ms)", r.ColdStart.MedianMs, "<= 150", r.ColdStart.MedianMs <= 150)
 	row(fmt.Sprintf("memory per idle session, RSS delta / %d (KB)", r.IdleSessions.Sessions), r.IdleSessions.RSSPerSessionKB, "<= 16", r.IdleSessions.RSSPerSessionKB <= 16)
 	row("errors", float64(r.Errors.Total), "0", r.Errors.Total == 0)
-	r.NotMeasured = []string{
-		"aggregated tools/list across 10 upstreams: n/a (aggregation not built yet)",
-		"services as separate processes over loopback NATS: n/a (no per-service subcommands yet)",
+	if c := r.Catalog; c != nil {
+		row(fmt.Sprintf("cached aggregated tools/list p50, %d upstreams x %d tools (ms)", c.Upstreams, c.ToolsEach), c.CachedP50ms, "<= 1", c.CachedP50ms <= 1)
+	} else {
+		r.NotMeasured = append(r.NotMeasured, "aggregated tools/list: not run (-catalog=false)")
+	}
+	if r.Split == nil {
+		r.NotMeasured = append(r.NotMeasured, "services as separate processes: not run (-split=false)")
 	}
 }
 
@@ -226,6 +232,17 @@ func (r *report) print(w io.Writer) {
 	info("cold start samples (ms)", floats(r.ColdStart.SamplesMs, "%.0f"))
 	for _, g := range r.GoBenchmarks {
 		info(g.Name+" (in-process)", fmt.Sprintf("%.0f ns/op, %.0f allocs/op, %.0f B/op", g.NsPerOp, g.AllocsPerOp, g.BytesPerOp))
+	}
+	if c := r.Catalog; c != nil {
+		info(fmt.Sprintf("aggregated tools/list cold, %d x %d tools, %.0f ms injected (ms)", c.Upstreams, c.ToolsEach, c.ListLatencyMs), floats(c.ColdSamplesMs, "%.1f"))
+		info("aggregated tools/list cached p50 / p99 (ms)", fmt.Sprintf("%.3f / %.3f", c.CachedP50ms, c.CachedP99ms))
+		info("one upstream's tools/list direct p50 (ms)", fmt.Sprintf("%.3f", c.DirectOneP50ms))
+	}
+	if s := r.Split; s != nil {
+		for _, x := range s.Summary {
+			info(fmt.Sprintf("split processes c=%d p50 direct / mcpbus (ms)", x.Concurrency), fmt.Sprintf("%.3f / %.3f", x.Direct.P50ms, x.MCPBus.P50ms))
+			info(fmt.Sprintf("split processes c=%d added p50 (ms), calls/s ratio", x.Concurrency), fmt.Sprintf("%.3f, %.2f", x.AddedP50ms, x.Ratio))
+		}
 	}
 	for _, n := range r.NotMeasured {
 		metric, value, _ := strings.Cut(n, ": ")
