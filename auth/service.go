@@ -266,6 +266,8 @@ func (s *service) check(keyHash string) (bus.Identity, []rateLimit, *bus.Error) 
 		Alias:       key.KeyAlias,
 		Team:        key.TeamID,
 		Permissions: Effective(key, team),
+		RateLimited: len(limits) > 0,
+		Expires:     key.Expires,
 	}, limits, nil
 }
 

@@ -221,6 +221,10 @@ func (s *store) applyTeam(u jetstream.KeyValueEntry, live bool) {
 func (s *store) bumpLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
+	// Every ingress drops its cached verify answers (bus.VerifyCacheTTL).
+	if err := s.nc.Publish(bus.SubjectAuthChanged, nil); err != nil {
+		s.log.Warn("auth: cannot announce a key or team change", "err", err)
+	}
 }
 
 func (s *store) noteExpiryLocked(t *time.Time) {

@@ -46,6 +46,11 @@ type Identity struct {
 	Admin bool   `json:"admin,omitempty"`
 	// Permissions are the servers and tools this caller may use.
 	Permissions Permissions `json:"permissions"`
+	// RateLimited marks a key (or its team) with an rpm_limit: auth must see
+	// every call, so its verify answer is never cached.
+	RateLimited bool `json:"rate_limited,omitempty"`
+	// Expires is when the key stops working, if it expires.
+	Expires *time.Time `json:"expires,omitempty"`
 }
 
 // Name is how errors and logs refer to the caller: its alias, else its id.

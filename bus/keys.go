@@ -35,7 +35,17 @@ const (
 	SubjectKeyRevoked = Root + ".auth.key.revoked"
 	// SubjectCancel carries a request id whose upstream call must stop.
 	SubjectCancel = Root + ".cancel"
+	// SubjectAuthChanged is published (empty body) whenever auth's keys or
+	// teams change in any way, so an ingress drops every verify answer it
+	// cached (VerifyCacheTTL).
+	SubjectAuthChanged = Root + ".auth.changed"
 )
+
+// VerifyCacheTTL is the longest an ingress may reuse a verify answer. It
+// reuses one only when the identity is not RateLimited (every call must then
+// be counted by auth), never past the key's Expires, and never after a
+// message on SubjectAuthChanged.
+const VerifyCacheTTL = 30 * time.Second
 
 // KeyRecord is one virtual key as stored in BucketKeys under its hash.
 type KeyRecord struct {
