@@ -6,6 +6,7 @@
 //	mcpbus keys create|list|revoke      manage virtual keys over the admin API
 //	mcpbus usage tail|top               follow or summarize the usage stream
 //	mcpbus demo-upstream                a demo MCP server for trying the gateway
+//	mcpbus conformance-fixture          the MCP conformance suite's fixture server (tests)
 //	mcpbus version
 package main
 
@@ -17,6 +18,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/conformance"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/gateway"
 )
@@ -33,6 +35,7 @@ Usage:
   mcpbus usage tail [--server S] [--team T] [--since 10m] [--json] [--nats URL]
   mcpbus usage top [--since 1h] [--server S] [--nats URL]
   mcpbus demo-upstream [--listen 127.0.0.1:3001] [--name demo] [--require-header "Name: value"]
+  mcpbus conformance-fixture [--listen 127.0.0.1:3010] [--watch-interval 3s]
   mcpbus version
 `
 
@@ -61,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = usageCmd(ctx, args[1:], stdout, stderr)
 	case "demo-upstream":
 		err = demo.Run(ctx, args[1:], stdout, stderr)
+	case "conformance-fixture":
+		err = conformance.Run(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mcpbus", gateway.Version)
 	case "help", "-h", "--help":

@@ -1,0 +1,548 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image/png"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// serve runs a fresh fixture's Handler on 127.0.0.1 and returns it and its URL.
+func serve(t *testing.T) (*Fixture, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := New()
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: f.Handler()}}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return f, srv.URL
+}
+
+// connect opens a go-sdk client session to url over Streamable HTTP.
+func connect(t *testing.T, url string, opts *mcp.ClientOptions) *mcp.ClientSession {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := mcp.NewClient(&mcp.Implementation{Name: "fixture-test", Version: "0"}, opts)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, MaxRetries: -1}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func call(t *testing.T, cs *mcp.ClientSession, name string, args any) *mcp.CallToolResult {
+	t.Helper()
+	res, err := cs.CallTool(testCtx(t), &mcp.CallToolParams{Name: name, Arguments: args})
+	if err != nil {
+		t.Fatalf("tools/call %s: %v", name, err)
+	}
+	return res
+}
+
+// onlyText returns the text of a successful result with one text block.
+func onlyText(t *testing.T, res *mcp.CallToolResult) string {
+	t.Helper()
+	if res.IsError || len(res.Content) != 1 {
+		t.Fatalf("want one content block and no error, got %s", mustJSON(t, res))
+	}
+	tc, ok := res.Content[0].(*mcp.TextContent)
+	if !ok {
+		t.Fatalf("content is %T, want text", res.Content[0])
+	}
+	return tc.Text
+}
+
+// waitFor polls cond for up to 2 s. The go-sdk client runs notification
+// handlers concurrently with the call, so the last notification before a
+// result may be handled just after the call returns.
+func waitFor(mu *sync.Mutex, cond func() bool) {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		ok := cond()
+		mu.Unlock()
+		if ok {
+			return
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// The names are exactly those the conformance scenarios call.
+func TestListsServeTheConformanceNames(t *testing.T) {
+	_, url := serve(t)
+	cs := connect(t, url, nil)
+	ctx := testCtx(t)
+
+	caps := cs.InitializeResult().Capabilities
+	if caps.Tools == nil || caps.Prompts == nil || caps.Resources == nil || !caps.Resources.Subscribe ||
+		caps.Logging == nil || caps.Completions == nil {
+		t.Errorf("capabilities should declare tools, prompts, resources with subscribe, logging, completions: %s", mustJSON(t, caps))
+	}
+
+	tools, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tool := range tools.Tools {
+		names = append(names, tool.Name)
+		if tool.Description == "" || tool.InputSchema == nil {
+			t.Errorf("tool %s needs a description and an input schema", tool.Name)
+		}
+	}
+	for _, want := range []string{"test_simple_text", "test_image_content", "test_audio_content", "test_embedded_resource",
+		"test_multiple_content_types", "test_tool_with_logging", "test_error_handling", "test_tool_with_progress",
+		"test_sampling", "test_elicitation", "json_schema_2020_12_tool", "test_elicitation_sep1034_defaults",
+		"test_elicitation_sep1330_enums", "test_reconnection"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("tools/list lacks %s: %v", want, names)
+		}
+	}
+
+	// The 2020-12 keywords survive tools/list.
+	i := slices.Index(names, "json_schema_2020_12_tool")
+	if i >= 0 {
+		var schema map[string]any
+		if err := json.Unmarshal([]byte(mustJSON(t, tools.Tools[i].InputSchema)), &schema); err != nil {
+			t.Fatal(err)
+		}
+		if schema["$schema"] != "https://json-schema.org/draft/2020-12/schema" || schema["additionalProperties"] != false {
+			t.Errorf("2020-12 schema lost $schema or additionalProperties: %v", schema)
+		}
+		if defs, _ := schema["$defs"].(map[string]any); defs["address"] == nil {
+			t.Errorf("2020-12 schema lost $defs.address: %v", schema)
+		}
+	}
+
+	resources, err := cs.ListResources(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uris []string
+	for _, r := range resources.Resources {
+		uris = append(uris, r.URI)
+	}
+	slices.Sort(uris)
+	if want := []string{"test://static-binary", "test://static-text", "test://watched-resource"}; !slices.Equal(uris, want) {
+		t.Errorf("resources/list = %v, want %v", uris, want)
+	}
+	templates, err := cs.ListResourceTemplates(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(templates.ResourceTemplates) != 1 || templates.ResourceTemplates[0].URITemplate != "test://template/{id}/data" {
+		t.Errorf("resources/templates/list = %s", mustJSON(t, templates))
+	}
+	prompts, err := cs.ListPrompts(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pnames []string
+	for _, p := range prompts.Prompts {
+		pnames = append(pnames, p.Name)
+	}
+	slices.Sort(pnames)
+	if want := []string{"test_prompt_with_arguments", "test_prompt_with_embedded_resource", "test_prompt_with_image", "test_simple_prompt"}; !slices.Equal(pnames, want) {
+		t.Errorf("prompts/list = %v, want %v", pnames, want)
+	}
+}
+
+func TestContentTools(t *testing.T) {
+	_, url := serve(t)
+	cs := connect(t, url, nil)
+
+	if got := onlyText(t, call(t, cs, "test_simple_text", nil)); got != simpleText {
+		t.Errorf("test_simple_text = %q", got)
+	}
+
+	img, ok := call(t, cs, "test_image_content", map[string]any{}).Content[0].(*mcp.ImageContent)
+	if !ok || img.MIMEType != "image/png" {
+		t.Fatalf("test_image_content should return a PNG image block, got %#v", img)
+	}
+	if cfg, err := png.DecodeConfig(bytes.NewReader(img.Data)); err != nil || cfg.Width != 1 || cfg.Height != 1 {
+		t.Errorf("image is not a 1x1 PNG: %v %+v", err, cfg)
+	}
+
+	audio, ok := call(t, cs, "test_audio_content", nil).Content[0].(*mcp.AudioContent)
+	if !ok || audio.MIMEType != "audio/wav" {
+		t.Fatalf("test_audio_content should return audio/wav, got %#v", audio)
+	}
+	d := audio.Data
+	if len(d) < 44 || string(d[:4]) != "RIFF" || string(d[8:16]) != "WAVEfmt " || string(d[36:40]) != "data" ||
+		int(binary.LittleEndian.Uint32(d[4:8])) != len(d)-8 || int(binary.LittleEndian.Uint32(d[40:44])) != len(d)-44 {
+		t.Errorf("audio is not a well-formed WAV file (%d bytes)", len(d))
+	}
+
+	res, ok := call(t, cs, "test_embedded_resource", nil).Content[0].(*mcp.EmbeddedResource)
+	if !ok || res.Resource.URI != embeddedResourceURI || res.Resource.MIMEType != "text/plain" || res.Resource.Text == "" {
+		t.Errorf("test_embedded_resource = %s", mustJSON(t, res))
+	}
+
+	var kinds []string
+	for _, c := range call(t, cs, "test_multiple_content_types", nil).Content {
+		kinds = append(kinds, fmt.Sprintf("%T", c))
+	}
+	if want := []string{"*mcp.TextContent", "*mcp.ImageContent", "*mcp.EmbeddedResource"}; !slices.Equal(kinds, want) {
+		t.Errorf("test_multiple_content_types = %v, want %v", kinds, want)
+	}
+
+	errRes := call(t, cs, "test_error_handling", nil)
+	if !errRes.IsError || len(errRes.Content) == 0 || errRes.Content[0].(*mcp.TextContent).Text != errorText {
+		t.Errorf("test_error_handling should be a tool error saying %q, got %s", errorText, mustJSON(t, errRes))
+	}
+}
+
+func TestSamplingRoundTrip(t *testing.T) {
+	_, url := serve(t)
+	var got *mcp.CreateMessageParams
+	cs := connect(t, url, &mcp.ClientOptions{
+		CreateMessageHandler: func(_ context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			got = req.Params
+			return &mcp.CreateMessageResult{Role: "assistant", Model: "test-model",
+				Content: &mcp.TextContent{Text: "the answer is 42"}}, nil
+		},
+	})
+	text := onlyText(t, call(t, cs, "test_sampling", map[string]any{"prompt": "what is six times seven?"}))
+	if text != "LLM response: the answer is 42" {
+		t.Errorf("test_sampling should return the client's answer, got %q", text)
+	}
+	if got == nil || got.MaxTokens != 100 || len(got.Messages) != 1 || got.Messages[0].Role != "user" ||
+		got.Messages[0].Content.(*mcp.TextContent).Text != "what is six times seven?" {
+		t.Errorf("sampling request should carry the prompt as one user message with maxTokens 100: %s", mustJSON(t, got))
+	}
+}
+
+func TestSamplingWithoutCapabilityIsAToolError(t *testing.T) {
+	_, url := serve(t)
+	cs := connect(t, url, nil)
+	res := call(t, cs, "test_sampling", map[string]any{"prompt": "hi"})
+	if !res.IsError || !strings.Contains(mustJSON(t, res.Content), "sampling capability") {
+		t.Errorf("without the sampling capability the tool should fail naming it, got %s", mustJSON(t, res))
+	}
+}
+
+func TestElicitationRoundTrip(t *testing.T) {
+	_, url := serve(t)
+	var mu sync.Mutex
+	requests := map[string]*mcp.ElicitParams{}
+	answers := map[string]map[string]any{
+		"Who are you?": {"username": "ada", "email": "ada@example.com"},
+	}
+	cs := connect(t, url, &mcp.ClientOptions{
+		ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			mu.Lock()
+			requests[req.Params.Message] = req.Params
+			mu.Unlock()
+			if a, ok := answers[req.Params.Message]; ok {
+				return &mcp.ElicitResult{Action: "accept", Content: a}, nil
+			}
+			return &mcp.ElicitResult{Action: "decline"}, nil
+		},
+	})
+
+	text := onlyText(t, call(t, cs, "test_elicitation", map[string]any{"message": "Who are you?"}))
+	if want := `User response: action=accept, content={"email":"ada@example.com","username":"ada"}`; text != want {
+		t.Errorf("test_elicitation = %q, want %q", text, want)
+	}
+	schema, _ := requests["Who are you?"].RequestedSchema.(map[string]any)
+	if req, _ := schema["required"].([]any); len(req) != 2 {
+		t.Errorf("elicitation schema should require username and email: %v", schema)
+	}
+
+	// A declined elicitation is reported, not an error.
+	if text := onlyText(t, call(t, cs, "test_elicitation_sep1034_defaults", nil)); !strings.Contains(text, "action=decline") {
+		t.Errorf("declined elicitation should be reported, got %q", text)
+	}
+	if text := onlyText(t, call(t, cs, "test_elicitation_sep1330_enums", nil)); !strings.Contains(text, "action=decline") {
+		t.Errorf("declined elicitation should be reported, got %q", text)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var defaults, enums map[string]any
+	for _, p := range requests {
+		props, _ := p.RequestedSchema.(map[string]any)["properties"].(map[string]any)
+		if _, ok := props["verified"]; ok {
+			defaults = props
+		}
+		if _, ok := props["titledMulti"]; ok {
+			enums = props
+		}
+	}
+	if defaults == nil || defaults["age"].(map[string]any)["default"] != float64(30) ||
+		defaults["status"].(map[string]any)["default"] != "active" || defaults["verified"].(map[string]any)["default"] != true {
+		t.Errorf("SEP-1034 schema should carry defaults: %v", defaults)
+	}
+	if enums == nil || enums["legacyEnum"].(map[string]any)["enumNames"] == nil ||
+		enums["titledSingle"].(map[string]any)["oneOf"] == nil ||
+		enums["titledMulti"].(map[string]any)["items"].(map[string]any)["anyOf"] == nil {
+		t.Errorf("SEP-1330 schema should carry every enum variant: %v", enums)
+	}
+}
+
+func TestElicitationWithoutCapabilityIsAToolError(t *testing.T) {
+	_, url := serve(t)
+	cs := connect(t, url, nil)
+	res := call(t, cs, "test_elicitation", map[string]any{"message": "hi"})
+	if !res.IsError || !strings.Contains(mustJSON(t, res.Content), "elicitation capability") {
+		t.Errorf("without the elicitation capability the tool should fail naming it, got %s", mustJSON(t, res))
+	}
+}
+
+func TestProgress(t *testing.T) {
+	_, url := serve(t)
+	var mu sync.Mutex
+	var got []*mcp.ProgressNotificationParams
+	cs := connect(t, url, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+			mu.Lock()
+			got = append(got, req.Params)
+			mu.Unlock()
+		},
+	})
+	params := &mcp.CallToolParams{Name: "test_tool_with_progress"}
+	params.SetProgressToken("tok-1")
+	res, err := cs.CallTool(testCtx(t), params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyText(t, res)
+	waitFor(&mu, func() bool { return len(got) >= 3 })
+	mu.Lock()
+	defer mu.Unlock()
+	var values []float64
+	for _, p := range got {
+		if p.ProgressToken != "tok-1" || p.Total != 100 {
+			t.Errorf("progress should carry the request's token and total 100: %s", mustJSON(t, p))
+		}
+		values = append(values, p.Progress)
+	}
+	if !slices.Equal(values, []float64{0, 50, 100}) {
+		t.Errorf("progress values = %v, want [0 50 100]", values)
+	}
+}
+
+func TestLoggingFollowsTheSessionLevel(t *testing.T) {
+	_, url := serve(t)
+	var mu sync.Mutex
+	var msgs []string
+	cs := connect(t, url, &mcp.ClientOptions{
+		LoggingMessageHandler: func(_ context.Context, req *mcp.LoggingMessageRequest) {
+			mu.Lock()
+			msgs = append(msgs, string(req.Params.Level)+":"+req.Params.Data.(string))
+			mu.Unlock()
+		},
+	})
+	ctx := testCtx(t)
+	if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "error"}); err != nil {
+		t.Fatal(err)
+	}
+	onlyText(t, call(t, cs, "test_tool_with_logging", nil))
+	time.Sleep(100 * time.Millisecond) // a late message would show up here
+	mu.Lock()
+	if len(msgs) != 0 {
+		t.Errorf("level error should suppress info messages, got %v", msgs)
+	}
+	mu.Unlock()
+
+	if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "debug"}); err != nil {
+		t.Fatal(err)
+	}
+	onlyText(t, call(t, cs, "test_tool_with_logging", nil))
+	waitFor(&mu, func() bool { return len(msgs) >= 3 })
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"info:Tool execution started", "info:Tool processing data", "info:Tool execution completed"}
+	if !slices.Equal(msgs, want) {
+		t.Errorf("log messages = %v, want %v", msgs, want)
+	}
+}
+
+func TestResourcesAndSubscription(t *testing.T) {
+	f, url := serve(t)
+	updated := make(chan string, 4)
+	cs := connect(t, url, &mcp.ClientOptions{
+		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
+			updated <- req.Params.URI
+		},
+	})
+	connect(t, url, &mcp.ClientOptions{ // a second session, never subscribed
+		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
+			t.Errorf("a session that did not subscribe got resources/updated for %s", req.Params.URI)
+		},
+	})
+	ctx := testCtx(t)
+
+	read := func(uri string) *mcp.ResourceContents {
+		t.Helper()
+		res, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri})
+		if err != nil {
+			t.Fatalf("read %s: %v", uri, err)
+		}
+		if len(res.Contents) != 1 || res.Contents[0].URI != uri {
+			t.Fatalf("read %s: %s", uri, mustJSON(t, res))
+		}
+		return res.Contents[0]
+	}
+	if c := read("test://static-text"); c.Text != staticText || c.MIMEType != "text/plain" {
+		t.Errorf("static-text = %s", mustJSON(t, c))
+	}
+	if c := read("test://static-binary"); c.MIMEType != "image/png" || !bytes.Equal(c.Blob, pngImage) {
+		t.Errorf("static-binary = %s", mustJSON(t, c))
+	}
+	if c := read("test://template/123/data"); c.Text != `{"data":"Data for ID: 123","id":"123","templateTest":true}` {
+		t.Errorf("template read should substitute the id: %q", c.Text)
+	}
+	_, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "test://nope"})
+	if rpcErr := (*jsonrpc.Error)(nil); !errors.As(err, &rpcErr) || rpcErr.Code != jsonrpc.CodeInvalidParams {
+		t.Errorf("reading an unknown resource: %v, want a -32602 resource not found error", err)
+	}
+	err = cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "test://nope"})
+	if rpcErr := (*jsonrpc.Error)(nil); !errors.As(err, &rpcErr) || rpcErr.Code != jsonrpc.CodeInvalidParams ||
+		!strings.Contains(rpcErr.Message, "not found") {
+		t.Errorf("subscribing to an unknown resource: %v, want a -32602 resource not found error", err)
+	}
+
+	before := read(watchedURI).Text
+	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: watchedURI}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.UpdateWatched(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case uri := <-updated:
+		if uri != watchedURI {
+			t.Errorf("updated %s, want %s", uri, watchedURI)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no resources/updated after UpdateWatched")
+	}
+	if after := read(watchedURI).Text; after == before {
+		t.Errorf("watched resource should change on update, still %q", after)
+	}
+
+	if err := cs.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: watchedURI}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.UpdateWatched(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case uri := <-updated:
+		t.Errorf("got resources/updated for %s after unsubscribing", uri)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+func TestPromptsAndCompletion(t *testing.T) {
+	_, url := serve(t)
+	cs := connect(t, url, nil)
+	ctx := testCtx(t)
+
+	get := func(name string, args map[string]string) *mcp.GetPromptResult {
+		t.Helper()
+		res, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: name, Arguments: args})
+		if err != nil {
+			t.Fatalf("prompts/get %s: %v", name, err)
+		}
+		return res
+	}
+	if res := get("test_simple_prompt", nil); len(res.Messages) != 1 || res.Messages[0].Role != "user" {
+		t.Errorf("test_simple_prompt = %s", mustJSON(t, res))
+	}
+	res := get("test_prompt_with_arguments", map[string]string{"arg1": "hello", "arg2": "world"})
+	if got := res.Messages[0].Content.(*mcp.TextContent).Text; got != "Prompt with arguments: arg1='hello', arg2='world'" {
+		t.Errorf("arguments not substituted: %q", got)
+	}
+	res = get("test_prompt_with_embedded_resource", map[string]string{"resourceUri": "test://example-resource"})
+	if er, ok := res.Messages[0].Content.(*mcp.EmbeddedResource); !ok || er.Resource.URI != "test://example-resource" {
+		t.Errorf("embedded resource should carry the given URI: %s", mustJSON(t, res))
+	}
+	res = get("test_prompt_with_image", nil)
+	if img, ok := res.Messages[0].Content.(*mcp.ImageContent); !ok || img.MIMEType != "image/png" || len(img.Data) == 0 {
+		t.Errorf("test_prompt_with_image = %s", mustJSON(t, res))
+	}
+
+	comp, err := cs.Complete(ctx, &mcp.CompleteParams{
+		Ref:      &mcp.CompleteReference{Type: "ref/prompt", Name: "test_prompt_with_arguments"},
+		Argument: mcp.CompleteParamsArgument{Name: "arg1", Value: "par"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(comp.Completion.Values, []string{"paris", "park", "party"}) {
+		t.Errorf("completion of par = %v", comp.Completion.Values)
+	}
+	comp, err = cs.Complete(ctx, &mcp.CompleteParams{
+		Ref:      &mcp.CompleteReference{Type: "ref/resource", URI: "test://template/{id}/data"},
+		Argument: mcp.CompleteParamsArgument{Name: "id", Value: "12"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(comp.Completion.Values, []string{"12", "123", "1234"}) {
+		t.Errorf("completion of template id 12 = %v", comp.Completion.Values)
+	}
+}
+
+// DNS rebinding protection: a request that reached a loopback address with a
+// foreign Host is refused; the same request with the real host is served.
+func TestRefusesForeignHostOnLoopback(t *testing.T) {
+	_, url := serve(t)
+	body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}`
+	post := func(host string) int {
+		req, err := http.NewRequest("POST", url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		req.Header.Set("Origin", "http://"+host)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("evil.example.com"); code != http.StatusForbidden {
+		t.Errorf("foreign Host: status %d, want 403", code)
+	}
+	if code := post(strings.TrimPrefix(url, "http://")); code != http.StatusOK {
+		t.Errorf("loopback Host: status %d, want 200", code)
+	}
+}

@@ -1,0 +1,83 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRunServesUntilCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"--listen", "127.0.0.1:0", "--watch-interval", "0"}, &out, io.Discard)
+	}()
+
+	re := regexp.MustCompile(`^conformance fixture listening on (http://127\.0\.0\.1:\d+/mcp)\n$`)
+	var url string
+	for deadline := time.Now().Add(5 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			url = m[1]
+		}
+	}
+	if url == "" {
+		t.Fatalf("no listening line, stdout %q", out.String())
+	}
+	cs := connect(t, url, nil)
+	if got := onlyText(t, call(t, cs, "test_simple_text", nil)); got != simpleText {
+		t.Errorf("test_simple_text over Run = %q", got)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after cancel: %v", err)
+		}
+	case <-time.After(6 * time.Second):
+		t.Fatal("Run did not return after its context was cancelled")
+	}
+}
+
+func TestRunRefusesBadArguments(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--listen", "0.0.0.0:0"}, "refusing to listen on non-loopback address"},
+		{[]string{"--listen", "192.0.2.1:0"}, "refusing to listen on non-loopback address"},
+		{[]string{"--listen", "nonsense"}, "bad --listen"},
+		{[]string{"--watch-interval", "-1s"}, "--watch-interval must not be negative"},
+		{[]string{"extra"}, "unexpected arguments"},
+	} {
+		err := Run(context.Background(), tc.args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Run(%q) = %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+// Package conformance is the fixture upstream for the official MCP conformance
+// suite (npm @modelcontextprotocol/conformance): a real go-sdk MCP server
+// serving, over Streamable HTTP, the tools, resources, prompts and utilities
+// the suite's server scenarios call by name. The suite runs against it
+// directly and through mcpbus, and the two runs must agree (docs/CONFORMANCE.md).
+package conformance
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Name and Version identify the fixture in its initialize result.
+const (
+	Name    = "mcpbus-conformance-fixture"
+	Version = "0.1.0"
+)
+
+// sessionTimeout ends sessions idle for this long, so a long-running fixture
+// does not accumulate the sessions of clients that never sent DELETE.
+const sessionTimeout = 10 * time.Minute
+
+// Fixture is one conformance fixture server. Its state (the watched
+// resource's revision) is shared by every session.
+type Fixture struct {
+	server  *mcp.Server
+	watched atomic.Int64 // revision of test://watched-resource
+}
+
+// New returns a fixture with every tool, resource, template and prompt
+// registered, completion and resource subscriptions enabled.
+func New() *Fixture {
+	f := &Fixture{}
+	f.server = mcp.NewServer(&mcp.Implementation{Name: Name, Title: "mcpbus conformance fixture", Version: Version},
+		&mcp.ServerOptions{
+			Instructions:       "Fixture upstream for the MCP conformance suite; every feature is a test double.",
+			CompletionHandler:  complete,
+			SubscribeHandler:   f.subscribe,
+			UnsubscribeHandler: f.unsubscribe,
+		})
+	addTools(f.server)
+	f.addResources()
+	addPrompts(f.server)
+	return f
+}
+
+// Server is the fixture's MCP server (for in-process transports).
+func (f *Fixture) Server() *mcp.Server { return f.server }
+
+// Handler serves the fixture over Streamable HTTP: stateful sessions (the
+// server sends sampling, elicitation and log messages to its client), an event
+// store so SSE streams can be resumed with Last-Event-ID, and the go-sdk's
+// DNS rebinding protection (a request reaching a loopback address with a
+// non-loopback Host header is refused with 403).
+func (f *Fixture) Handler() http.Handler {
+	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return f.server },
+		&mcp.StreamableHTTPOptions{
+			SessionTimeout: sessionTimeout,
+			EventStore:     mcp.NewMemoryEventStore(nil),
+		})
+}
+
+// UpdateWatched changes test://watched-resource and sends
+// notifications/resources/updated to the sessions subscribed to it.
+func (f *Fixture) UpdateWatched(ctx context.Context) error {
+	f.watched.Add(1)
+	return f.server.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: watchedURI})
+}
+
+// WatchLoop calls UpdateWatched every interval until ctx ends.
+func (f *Fixture) WatchLoop(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f.UpdateWatched(ctx)
+		}
+	}
+}
