@@ -2,6 +2,9 @@
 //
 //	mcpbus serve --config FILE          all services in one process on embedded NATS
 //	mcpbus worker --nats URL            tool workers only, joining a running gateway's NATS
+//	mcpbus auth|registry|router|ingress --nats URL --config FILE
+//	                                    one service alone (serve --services NAME)
+//	mcpbus nats --config FILE --nats-listen ADDR   the embedded NATS server alone
 //	mcpbus config check FILE            validate a config without serving
 //	mcpbus keys create|list|revoke      manage virtual keys over the admin API
 //	mcpbus usage tail|top               follow or summarize the usage stream
@@ -27,6 +30,9 @@ const usage = `mcpbus: an MCP gateway over NATS
 
 Usage:
   mcpbus serve --config FILE [--listen 127.0.0.1:4000] [--data ./data] [--nats URL] [--nats-listen 127.0.0.1:4222|off]
+  mcpbus serve --config FILE --services router[,auth,...] --nats URL   some services only
+  mcpbus auth|registry|router|ingress --config FILE --nats URL [serve flags]   one service alone
+  mcpbus nats --config FILE [--nats-listen 127.0.0.1:4222] [--data ./data]   the NATS server alone
   mcpbus worker [--nats nats://127.0.0.1:4222] [--servers a,b] [--allow-stdio-from-api] [--log-format text|json]
   mcpbus config check FILE
   mcpbus keys create [--alias A] [--team T] [--servers a,b] [--tools server=t1,t2] [--duration 30d] [--rpm N]
@@ -54,6 +60,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], stdout, stderr)
+	case "auth", "registry", "router", "ingress", "nats":
+		// One service per process (production, or the benchmark's split run).
+		err = serve(ctx, append([]string{"--services", args[0]}, args[1:]...), stdout, stderr)
 	case "worker":
 		err = workerCmd(ctx, args[1:], stdout, stderr)
 	case "config":

@@ -147,3 +147,22 @@ func TestDebugListenIsLoopbackOnly(t *testing.T) {
 	}
 	stop()
 }
+
+// `mcpbus router` is `serve --services router`: it needs the NATS the other
+// services use, and says so; an unknown service name is refused by name.
+func TestServiceSubcommands(t *testing.T) {
+	cfg := writeConfig(t, "general_settings: {master_key: sk-x}\nmcp_servers: {}\n")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"router", "--config", cfg, "--data", t.TempDir()}, "needs the NATS the others use: set --nats"},
+		{[]string{"serve", "--config", cfg, "--services", "routr", "--nats", "nats://127.0.0.1:1"}, `unknown service "routr"`},
+		{[]string{"nats", "--config", cfg, "--nats", "nats://127.0.0.1:1"}, "cannot be combined with --nats"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(tc.args, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("mcpbus %v: exit %d, stderr %q; want exit 1 and %q", tc.args, code, errOut.String(), tc.want)
+		}
+	}
+}
