@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
@@ -89,3 +91,55 @@ func (r *Router) upstreamInfo(ctx context.Context, env bus.Envelope, s bus.Serve
 }
 
 func formatMillis(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
+// initializeAll answers initialize for an aggregation: the protocol version
+// negotiated as for one server, and the union of the servers' capabilities
+// (asked in parallel, each bounded by InfoTimeout; a server that does not
+// answer is logged and left out).
+func (r *Router) initializeAll(ctx context.Context, a *agg, msg *bus.Message) ([]byte, *bus.Error) {
+	var p initializeParams
+	if err := json.Unmarshal(msg.Params, &p); err != nil {
+		return nil, bus.Errorf(bus.ErrInvalidParams, "initialize: params must be an object with protocolVersion")
+	}
+	version := p.ProtocolVersion
+	if !bus.SupportedProtocolVersion(version) {
+		version = bus.LatestProtocolVersion
+	}
+	infos := make([]*upstreamInfo, len(a.servers))
+	var wg sync.WaitGroup
+	for i, s := range a.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			info, err := r.upstreamInfo(ctx, a.env, s)
+			if err != nil {
+				r.log.Warn("initialize: upstream capabilities unavailable; the server is not counted in the merged capabilities",
+					"server", s.Name, "request_id", a.env.RequestID, "err", err.Message)
+				return
+			}
+			infos[i] = &info
+		}()
+	}
+	wg.Wait()
+	prefixes := make([]string, len(a.servers))
+	var caps []json.RawMessage
+	var instructions []string
+	for i, s := range a.servers {
+		prefixes[i] = s.Prefix()
+		if infos[i] == nil {
+			continue
+		}
+		caps = append(caps, infos[i].Capabilities)
+		if infos[i].Instructions != "" {
+			instructions = append(instructions, s.Prefix()+": "+infos[i].Instructions)
+		}
+	}
+	res := initializeResult{
+		ProtocolVersion: version,
+		Capabilities:    mergeCapabilities(caps),
+		ServerInfo:      serverInfo{Name: "mcpbus", Title: "mcpbus: " + strings.Join(prefixes, ", "), Version: r.o.Version},
+		Instructions:    strings.Join(instructions, "\n\n"),
+	}
+	out, _ := json.Marshal(res)
+	return bus.ResultResponse(msg.ID, out), nil
+}

@@ -1,7 +1,10 @@
 // Package router is the MCP brain between the ingress and the tool workers: it
-// answers initialize and ping itself, resolves which server a message is for
-// (applying the public/internal rule), and forwards requests to that server's
-// workers, relaying their answers verbatim.
+// answers initialize and ping itself, resolves which servers a message is for
+// (applying the public/internal rule, then the key's permissions), forwards a
+// request for one server to its workers byte for byte and relays their answer
+// verbatim, and serves several servers as one (aggregate.go,
+// docs/AGGREGATION.md). Client responses and notifications go where they
+// belong (clientmsg.go).
 package router
 
 import (
@@ -51,7 +54,15 @@ type Router struct {
 	o     Options
 	// tracer makes the router's spans (tracing.go).
 	tracer trace.Tracer
+	// cat maps aggregated names and URIs to servers (catalog.go).
+	cat *catalog
 }
+
+// DefaultSeparator and DefaultListTimeout apply when Options leaves them unset.
+const (
+	DefaultSeparator   = "__"
+	DefaultListTimeout = 5 * time.Second
+)
 
 // Start registers the router's micro service.
 func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, error) {
@@ -67,8 +78,19 @@ func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, err
 	if o.InfoTimeout <= 0 {
 		o.InfoTimeout = 5 * time.Second
 	}
-	r := &Router{nc: nc, cache: cache, pool: bus.NewPool(o.MaxInFlight), log: o.Log, o: o, tracer: newTracer(o.TracerProvider)}
-	return micro.AddService(nc, micro.Config{
+	if o.Separator == "" {
+		o.Separator = DefaultSeparator
+	}
+	if o.ListTimeout <= 0 {
+		o.ListTimeout = DefaultListTimeout
+	}
+	r := &Router{nc: nc, cache: cache, pool: bus.NewPool(o.MaxInFlight), log: o.Log, o: o, tracer: newTracer(o.TracerProvider), cat: newCatalog()}
+	// Every replica hears every server's list changes (no queue group).
+	sub, err := nc.Subscribe(bus.SubjectNotifyAll, r.onNotify)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := micro.AddService(nc, micro.Config{
 		Name:        bus.ServiceRouter,
 		Version:     o.Version,
 		Description: "routes MCP messages to tool workers",
@@ -81,6 +103,23 @@ func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, err
 			}),
 		},
 	})
+	if err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	return &service{Service: svc, sub: sub}, nil
+}
+
+// service is the router's micro service; stopping it also ends the
+// subscription to server notifications.
+type service struct {
+	micro.Service
+	sub *nats.Subscription
+}
+
+func (s *service) Stop() error {
+	_ = s.sub.Unsubscribe()
+	return s.Service.Stop()
 }
 
 // handle runs on the pool; it answers through reply, never through req.
@@ -103,64 +142,22 @@ func (r *Router) handle(req micro.Request, reply bus.Reply) {
 
 func (r *Router) route(ctx context.Context, req micro.Request, env bus.Envelope, msg *bus.Message) ([]byte, *bus.Error) {
 	if !msg.IsRequest() {
-		// Notifications and responses from the client: nothing to route until the
-		// gateway relays server-to-client requests; acknowledged so the ingress can
-		// answer 202.
-		return nil, nil
+		return r.clientMessage(ctx, req, env, msg) // clientmsg.go
 	}
 	if msg.Method == "ping" {
 		return bus.ResultResponse(msg.ID, json.RawMessage(`{}`)), nil
 	}
-	server, e := r.resolve(env)
+	server, many, e := r.resolve(env) // resolve.go
 	if e != nil {
 		return nil, e
+	}
+	if many != nil {
+		return r.aggregate(ctx, nats.Header(req.Headers()), req.Data(), env, msg, many) // aggregate.go
 	}
 	if msg.Method == "initialize" {
 		return r.initialize(ctx, env, msg, server)
 	}
-	return r.forward(ctx, req, env, server)
-}
-
-// resolve picks the one server this message is for. A server an external caller
-// may not see answers exactly like one that does not exist.
-func (r *Router) resolve(env bus.Envelope) (bus.ServerSpec, *bus.Error) {
-	switch len(env.Servers) {
-	case 1:
-		s, ok := r.cache.Get(env.Servers[0])
-		if !ok || !visible(s, env) {
-			return bus.ServerSpec{}, bus.Errorf(bus.ErrUnknownServer, "unknown MCP server %q", env.Servers[0])
-		}
-		if !env.Caller.Permissions.AllowsServer(s.Name) {
-			return bus.ServerSpec{}, bus.Errorf(bus.ErrNotPermitted, "key '%s' may not use MCP server '%s'", env.Caller.Name(), s.Name)
-		}
-		return s, nil
-	case 0:
-		var only []bus.ServerSpec
-		hidden := 0
-		for _, s := range r.cache.List() {
-			if !visible(s, env) {
-				continue
-			}
-			if !env.Caller.Permissions.AllowsServer(s.Name) {
-				hidden++
-				continue
-			}
-			only = append(only, s)
-		}
-		switch {
-		case len(only) == 1:
-			return only[0], nil
-		case len(only) == 0 && hidden > 0:
-			return bus.ServerSpec{}, bus.Errorf(bus.ErrNotPermitted, "key '%s' may not use any MCP server", env.Caller.Name())
-		case len(only) == 0:
-			return bus.ServerSpec{}, bus.Errorf(bus.ErrUnknownServer, "no MCP server is available to this caller")
-		}
-		return bus.ServerSpec{}, bus.Errorf(bus.ErrNoServerSelected,
-			"several MCP servers are configured: select one with /mcp/{server}, the x-litellm-mcp-server header or ?server=")
-	default:
-		return bus.ServerSpec{}, bus.Errorf(bus.ErrNoServerSelected,
-			"selecting several servers at once is not supported yet: select one with /mcp/{server}, the x-litellm-mcp-server header or ?server=")
-	}
+	return r.forward(ctx, nats.Header(req.Headers()), req.Data(), env, server)
 }
 
 // visible applies the one public/internal rule (checked before key
@@ -184,16 +181,15 @@ func timeout(s bus.ServerSpec) time.Duration {
 	return MaxTimeout
 }
 
-// forward sends the message to the server's workers and relays the answer. The
-// worker enforces the server's timeout; the router waits a little longer so the
-// worker's own, more precise error normally wins.
-func (r *Router) forward(ctx context.Context, req micro.Request, env bus.Envelope, s bus.ServerSpec) ([]byte, *bus.Error) {
+// forward sends body (a request) with headers h to the server's workers and
+// relays the answer. The worker enforces the server's timeout; the router
+// waits a little longer so the worker's own, more precise error normally wins.
+func (r *Router) forward(ctx context.Context, h nats.Header, body []byte, env bus.Envelope, s bus.ServerSpec) ([]byte, *bus.Error) {
 	limit := timeout(s)
 	deadline := time.Now().Add(limit)
 	if !env.Deadline.IsZero() && env.Deadline.Before(deadline) {
 		deadline = env.Deadline
 	}
-	h := nats.Header(req.Headers())
 	out := nats.Header{}
 	for k, v := range h {
 		out[k] = v
@@ -202,7 +198,7 @@ func (r *Router) forward(ctx context.Context, req micro.Request, env bus.Envelop
 	toWorker(ctx, s.Name, out)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(2*time.Second))
 	defer cancel()
-	reply, err := r.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: bus.ToolRPC(s.Name), Data: req.Data(), Header: out})
+	reply, err := r.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: bus.ToolRPC(s.Name), Data: body, Header: out})
 	if err != nil {
 		return nil, workerError(s, limit, err)
 	}
