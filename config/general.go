@@ -71,6 +71,8 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv) (unused []s
 			f.XFFNumTrustedHops = readHops(p, path, kv.val, env)
 		case "mcp_allow_stdio_servers_from_api":
 			f.AllowStdioFromAPI = p.boolean(path, kv.val, env)
+		case "mcp_allowed_origins":
+			f.AllowedOrigins = readOrigins(p, path, kv.val, env) // origins.go
 		default:
 			unused = append(unused, path)
 		}

@@ -5,11 +5,13 @@
 package ingress
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
@@ -39,7 +41,9 @@ type Options struct {
 	// MaxWait bounds how long one request waits for its answer (default 10m);
 	// upstream timeouts are enforced by the router and workers well before it.
 	MaxWait time.Duration
-	// SessionIdle ends sessions unused for this long (default 1h).
+	// SessionIdle ends sessions unused for this long (default bus.SessionTTL;
+	// with JetStream it is the sessions bucket's TTL, which every replica
+	// must agree on).
 	SessionIdle time.Duration
 	// Servers, if set, tells which client headers some server forwards
 	// (extra_headers); x-mcp-{server}-* headers are forwarded regardless.
@@ -81,9 +85,19 @@ type Ingress struct {
 	handler     http.Handler // mux, instrumented
 	metrics     *httpMetrics
 	xff         xffPolicy
+	origin      originPolicy
+	// hub carries POST streams and answers (streams.go); events are the open
+	// session streams (events.go), fed by notifySub too (notify.go).
+	hub       *streamHub
+	events    eventStreams
+	notifySub *nats.Subscription
+	keepalive time.Duration
+	closeOnce sync.Once
+	// httpServers are the HTTP servers told to end the streams at shutdown.
+	httpServers sync.Map
 }
 
-// New builds the ingress. Close stops its session sweeper.
+// New builds the ingress. Close stops its background work and ends its streams.
 func New(o Options) *Ingress {
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -99,16 +113,26 @@ func New(o Options) *Ingress {
 		o.MaxWait = 10 * time.Minute
 	}
 	if o.SessionIdle <= 0 {
-		o.SessionIdle = time.Hour
+		o.SessionIdle = bus.SessionTTL
 	}
 	if o.XFFHops <= 0 {
 		o.XFFHops = 1
 	}
-	g := &Ingress{o: o, nc: o.NC, log: o.Log, sessions: newSessionStore(o.SessionIdle),
-		xff: xffPolicy{enabled: o.UseXFF, trusted: o.TrustedProxies, hops: o.XFFHops}}
+	g := &Ingress{o: o, nc: o.NC, log: o.Log, keepalive: keepaliveEvery,
+		xff:    xffPolicy{enabled: o.UseXFF, trusted: o.TrustedProxies, hops: o.XFFHops},
+		origin: newOriginPolicy(o.ListenAddr, o.AllowedOrigins)}
+	g.sessions = g.openSessions()
+	hub, err := newStreamHub(o.NC, o.Log)
+	if err != nil {
+		g.log.Error("cannot subscribe to this ingress's stream subjects; MCP requests will fail", "err", err)
+	}
+	g.hub = hub
 	mux := http.NewServeMux()
 	mux.HandleFunc("/mcp", g.serveMCP)
 	mux.HandleFunc("/mcp/", g.serveMCP)
+	mux.HandleFunc("/sse", g.serveLegacyStream)
+	mux.HandleFunc("/sse/", g.serveLegacyStream)
+	mux.HandleFunc("/messages", g.serveLegacyMessage)
 	mux.HandleFunc("GET /health/liveliness", g.liveliness)
 	mux.HandleFunc("GET /health/readiness", g.readiness)
 	g.adminRoutes(mux)
@@ -117,14 +141,55 @@ func New(o Options) *Ingress {
 	g.handler = g.instrument(mux)
 	g.mux = mux
 	g.startRevocationWatch()
+	g.startNotify()
 	return g
+}
+
+// openSessions opens the session store: the JetStream bucket when
+// Options.JetStream is set (sessionkv.go), else this process's memory.
+func (g *Ingress) openSessions() *sessionStore {
+	if g.o.JetStream != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s, err := openSessionStore(ctx, g.o.JetStream, g.o.SessionIdle, g.log, g.sessionEnded)
+		if err == nil {
+			return s
+		}
+		g.log.Error("sessions bucket unavailable: keeping sessions in this process only, so other ingress replicas will not know them", "err", err)
+	}
+	s := newSessionStore(g.o.SessionIdle, g.sessionEnded)
+	s.log = g.log
+	return s
+}
+
+// sessionEnded is told of every session that ends: its stream here ends,
+// and when this process saw the end first (DELETE, a legacy stream closed,
+// an expiry), workers hear of it so they close upstream sessions opened
+// for it.
+func (g *Ingress) sessionEnded(id string, publish bool) {
+	g.events.end(id, errSessionEnded)
+	if publish {
+		if err := g.nc.Publish(bus.SubjectSessionClosed, []byte(id)); err != nil {
+			g.log.Warn("could not announce a session's end", "err", err)
+		}
+	}
 }
 
 // Handler is the HTTP handler to serve.
 func (g *Ingress) Handler() http.Handler { return g.handler }
 
-// Close stops background work.
-func (g *Ingress) Close() { g.sessions.close() }
+// Close stops background work and ends every open stream (so an HTTP
+// server's Shutdown is not held up by them). It may be called more than once.
+func (g *Ingress) Close() {
+	g.closeOnce.Do(func() {
+		g.events.closeAll()
+		if g.notifySub != nil {
+			_ = g.notifySub.Unsubscribe()
+		}
+		g.hub.close()
+		g.sessions.close()
+	})
+}
 
 func (g *Ingress) liveliness(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, []byte(`"I'm alive!"`))

@@ -23,23 +23,30 @@ func (g *Ingress) serveMCP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, nil, bus.Errorf(bus.ErrUnknownServer, "unknown MCP endpoint %q: use /mcp or /mcp/{server}", r.URL.Path))
 		return
 	}
+	if e := g.origin.check(r); e != nil {
+		writeError(w, nil, e)
+		return
+	}
 	switch r.Method {
 	case http.MethodPost:
 		g.post(w, r, pathServer)
+	case http.MethodGet:
+		g.openStream(w, r, pathServer)
 	case http.MethodDelete:
 		g.delete(w, r)
 	default:
-		// No standalone server-to-client stream yet: the spec's answer is 405.
-		writeError(w, nil, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed on the MCP endpoint: use POST (and DELETE to end a session)", r.Method))
+		writeError(w, nil, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed on the MCP endpoint: use POST, GET (the server-to-client stream) or DELETE (to end a session)", r.Method))
 	}
 }
 
-// request is one POST being handled.
+// request is one POSTed message being handled.
 type request struct {
 	msg  *bus.Message
 	body []byte
 	env  bus.Envelope
 	sess *session
+	// sse: the client accepts an event stream as the answer.
+	sse bool
 }
 
 func (g *Ingress) post(w http.ResponseWriter, r *http.Request, pathServer string) {
@@ -54,42 +61,61 @@ func (g *Ingress) post(w http.ResponseWriter, r *http.Request, pathServer string
 	}
 	if !req.msg.IsRequest() {
 		// Notifications and responses are accepted at once (202, no body).
-		m := &nats.Msg{Subject: bus.SubjectRouterRPC, Data: req.body, Header: req.env.Header()}
-		injectTrace(r.Context(), m.Header)
-		if err := g.nc.PublishMsg(m); err != nil {
-			writeError(w, nil, bus.RequestError("router", err))
+		if e := g.publish(r.Context(), req); e != nil {
+			writeError(w, nil, e)
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	if wantsProgress(req.msg) && acceptsSSE(r) {
-		g.stream(w, r, req)
-		return
+	g.answer(w, r, req) // answer.go
+}
+
+// publish hands a notification or a response to the router.
+func (g *Ingress) publish(ctx context.Context, req *request) *bus.Error {
+	m := &nats.Msg{Subject: bus.SubjectRouterRPC, Data: req.body, Header: req.env.Header()}
+	injectTrace(ctx, m.Header)
+	if err := g.nc.PublishMsg(m); err != nil {
+		return bus.RequestError("router", err)
 	}
-	reply, e := g.route(r.Context(), req)
-	if e != nil {
-		writeError(w, req.msg.ID, e)
-		return
-	}
-	if req.msg.Method == "initialize" {
-		if e := g.openSession(w, req, reply); e != nil {
-			writeError(w, req.msg.ID, e)
-			return
-		}
-	}
-	writeJSON(w, http.StatusOK, reply)
+	return nil
 }
 
 // admit checks everything that does not need the router: media types, body,
 // message shape, the caller's key, the session and the protocol version.
 func (g *Ingress) admit(w http.ResponseWriter, r *http.Request, pathServer string) (*request, *bus.Error) {
+	req, e := g.readMessage(w, r)
+	if e != nil {
+		return req, e
+	}
+	if e := g.identify(r, req, selection(pathServer, r)); e != nil {
+		return req, e
+	}
+	if req.msg.Method == "initialize" {
+		req.env.ClientCapabilities = envelopeCapabilities(initCapabilities(req.msg.Params))
+		return req, nil
+	}
+	sid := r.Header.Get("Mcp-Session-Id")
+	if sid == "" {
+		return req, bus.Errorf(bus.ErrBadRequest, "Mcp-Session-Id header is required after initialize")
+	}
+	sess, e := g.findSession(r.Context(), sid, req.env.Caller.KeyID, req.env.Servers)
+	if e != nil {
+		return req, e
+	}
+	req.attach(sess)
+	return req, nil
+}
+
+// readMessage checks the media types and reads and parses the one message.
+func (g *Ingress) readMessage(w http.ResponseWriter, r *http.Request) (*request, *bus.Error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 			return nil, bus.Errorf(bus.ErrUnsupportedMedia, "Content-Type must be application/json, got %q", ct)
 		}
 	}
-	if !acceptsJSON(r) && !acceptsSSE(r) {
+	sse := acceptsSSE(r)
+	if !sse && !acceptsJSON(r) {
 		return nil, bus.Errorf(bus.ErrNotAcceptable, "Accept must allow application/json or text/event-stream")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.o.MaxBodyBytes))
@@ -104,46 +130,70 @@ func (g *Ingress) admit(w http.ResponseWriter, r *http.Request, pathServer strin
 	if perr != nil {
 		return nil, perr
 	}
-	req := &request{msg: msg, body: body}
+	req := &request{msg: msg, body: body, sse: sse}
 	noteRequest(r, req)
+	return req, nil
+}
+
+// identify asks auth who the caller is and builds the envelope.
+func (g *Ingress) identify(r *http.Request, req *request, servers []string) *bus.Error {
 	id, e := g.verify(r)
 	if e != nil {
-		return req, e
+		return e
 	}
 	req.env = bus.Envelope{
 		RequestID: requestID(r),
 		Caller:    id,
 		IPClass:   g.ipClass(r),
-		Servers:   selection(pathServer, r),
+		Servers:   servers,
 		Forward:   g.forwardHeaders(r, callerKey(r)),
 	}
 	version := r.Header.Get("Mcp-Protocol-Version")
 	if version != "" && !bus.SupportedProtocolVersion(version) {
-		return req, bus.Errorf(bus.ErrBadRequest, "unsupported MCP-Protocol-Version %q (supported: %s)", version, strings.Join(bus.ProtocolVersions, ", "))
-	}
-	if msg.Method == "initialize" {
-		return req, nil
-	}
-	sid := r.Header.Get("Mcp-Session-Id")
-	if sid == "" {
-		return req, bus.Errorf(bus.ErrBadRequest, "Mcp-Session-Id header is required after initialize")
-	}
-	req.sess = g.sessions.get(sid, id.KeyID)
-	if req.sess == nil {
-		return req, bus.Errorf(bus.ErrSessionNotFound, "session not found: it ended or expired; send initialize again")
-	}
-	// A session belongs to the server it was opened on: a session id is no key
-	// to another server's endpoint.
-	if len(req.env.Servers) > 0 && !slices.Equal(req.env.Servers, req.sess.servers) {
-		return req, bus.Errorf(bus.ErrSessionNotFound, "session not found for this server: it was opened on another one; send initialize again")
-	}
-	req.env.Session = sid
-	if version == "" {
-		version = req.sess.version
+		return bus.Errorf(bus.ErrBadRequest, "unsupported MCP-Protocol-Version %q (supported: %s)", version, strings.Join(bus.ProtocolVersions, ", "))
 	}
 	req.env.ProtocolVersion = version
-	req.env.Servers = req.sess.servers
-	return req, nil
+	return nil
+}
+
+// findSession returns the caller's session sid. A session belongs to the key
+// that opened it and to the servers it was opened on: a session id is no key
+// to another server's endpoint.
+func (g *Ingress) findSession(ctx context.Context, sid, keyID string, servers []string) (*session, *bus.Error) {
+	sess, err := g.sessions.get(ctx, sid, keyID)
+	if err != nil {
+		g.log.Error("session store unavailable", "err", err)
+		return nil, bus.Errorf(bus.ErrServiceUnavailable, "the session store is unavailable; try again")
+	}
+	if sess == nil {
+		return nil, bus.Errorf(bus.ErrSessionNotFound, "session not found: it ended or expired; send initialize again")
+	}
+	if len(servers) > 0 && !slices.Equal(servers, sess.rec.Servers) {
+		return nil, bus.Errorf(bus.ErrSessionNotFound, "session not found for this server: it was opened on another one; send initialize again")
+	}
+	return sess, nil
+}
+
+// attach puts the session's state in the envelope.
+func (req *request) attach(sess *session) {
+	req.sess = sess
+	req.env.Session = sess.rec.ID
+	if req.env.ProtocolVersion == "" {
+		req.env.ProtocolVersion = sess.rec.Version
+	}
+	req.env.Servers = sess.rec.Servers
+	req.env.ClientCapabilities = envelopeCapabilities(sess.rec.Capabilities)
+	req.env.LogLevel = sess.rec.LogLevel
+}
+
+// envelopeCapabilities is what of the client's capabilities the envelope
+// carries: all of them, except that an empty object (a worker then declares
+// nothing, as with none) is left out to spare every hop a header.
+func envelopeCapabilities(caps json.RawMessage) json.RawMessage {
+	if string(caps) == "{}" {
+		return nil
+	}
+	return caps
 }
 
 // verify asks auth who holds the caller's key.
@@ -169,94 +219,6 @@ func (g *Ingress) verify(r *http.Request) (bus.Identity, *bus.Error) {
 	return id, nil
 }
 
-// route sends the request to the router and waits for its answer. A client that
-// goes away stops the wait; it does not cancel the upstream call.
-func (g *Ingress) route(ctx context.Context, req *request) (out []byte, rerr *bus.Error) {
-	defer func() { traceRouted(ctx, req, out, rerr) }()
-	ctx, cancel := context.WithTimeout(ctx, g.o.MaxWait)
-	defer cancel()
-	ctx, revoke := context.WithCancelCause(ctx)
-	defer revoke(nil)
-	defer g.calls.add(req.env.Caller.KeyID, req.env.RequestID, revoke)()
-	m := &nats.Msg{Subject: bus.SubjectRouterRPC, Data: req.body, Header: req.env.Header()}
-	injectTrace(ctx, m.Header)
-	reply, err := g.nc.RequestMsgWithContext(ctx, m)
-	if err != nil {
-		if errors.Is(context.Cause(ctx), errRevoked) {
-			return nil, bus.Errorf(bus.ErrKeyRevoked, "key '%s' was revoked while this call ran; the call was cancelled", req.env.Caller.Name())
-		}
-		return nil, bus.RequestError("router", err)
-	}
-	if e := bus.ReplyError(reply); e != nil {
-		return nil, e
-	}
-	return reply.Data, nil
-}
-
-// openSession records a new session for a successful initialize.
-func (g *Ingress) openSession(w http.ResponseWriter, req *request, reply []byte) *bus.Error {
-	var res struct {
-		Result struct {
-			ProtocolVersion string `json:"protocolVersion"`
-		} `json:"result"`
-	}
-	if err := json.Unmarshal(reply, &res); err != nil || res.Result.ProtocolVersion == "" {
-		return nil // an error response: no session
-	}
-	sess := &session{id: newSessionID(), keyID: req.env.Caller.KeyID, servers: req.env.Servers, version: res.Result.ProtocolVersion}
-	g.sessions.add(sess)
-	w.Header().Set("Mcp-Session-Id", sess.id)
-	return nil
-}
-
-// stream answers a request that asked for progress with an SSE stream: the
-// notifications the worker relays for it, then the response.
-func (g *Ingress) stream(w http.ResponseWriter, r *http.Request, req *request) {
-	inbox := g.nc.NewRespInbox()
-	notes := make(chan *nats.Msg, 64)
-	sub, err := g.nc.ChanSubscribe(inbox, notes)
-	if err != nil {
-		writeError(w, req.msg.ID, bus.RequestError("bus", err))
-		return
-	}
-	defer sub.Unsubscribe()
-	req.env.Stream = inbox
-
-	type answer struct {
-		reply []byte
-		err   *bus.Error
-	}
-	done := make(chan answer, 1)
-	go func() {
-		reply, e := g.route(context.WithoutCancel(r.Context()), req)
-		done <- answer{reply, e}
-	}()
-	sse := startSSE(w)
-	for {
-		select {
-		case n := <-notes:
-			sse.event(n.Data)
-		case a := <-done:
-			for drained := false; !drained; {
-				select {
-				case n := <-notes:
-					sse.event(n.Data)
-				default:
-					drained = true
-				}
-			}
-			if a.err != nil {
-				sse.event(bus.ErrorResponse(req.msg.ID, a.err))
-			} else {
-				sse.event(a.reply)
-			}
-			return
-		case <-r.Context().Done():
-			return
-		}
-	}
-}
-
 func (g *Ingress) delete(w http.ResponseWriter, r *http.Request) {
 	id, e := g.verify(r)
 	if e != nil {
@@ -268,26 +230,33 @@ func (g *Ingress) delete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, nil, bus.Errorf(bus.ErrBadRequest, "Mcp-Session-Id header is required to end a session"))
 		return
 	}
-	if !g.sessions.remove(sid, id.KeyID) {
+	ok, err := g.sessions.remove(r.Context(), sid, id.KeyID)
+	if err != nil {
+		g.log.Error("session store unavailable", "err", err)
+		writeError(w, nil, bus.Errorf(bus.ErrServiceUnavailable, "the session store is unavailable; try again"))
+		return
+	}
+	if !ok {
 		writeError(w, nil, bus.Errorf(bus.ErrSessionNotFound, "session not found"))
 		return
 	}
 	w.WriteHeader(http.StatusOK)
 }
 
-// wantsProgress reports whether a request carries params._meta.progressToken,
-// the one case where the gateway streams the answer so progress can reach the
-// client. The substring test keeps the common case free of a second parse.
-func wantsProgress(m *bus.Message) bool {
-	if !bytes.Contains(m.Params, []byte(`"progressToken"`)) {
-		return false
-	}
+// initCapabilities returns initialize's params.capabilities, compact (it
+// travels in a header), or nil.
+func initCapabilities(params json.RawMessage) json.RawMessage {
 	var p struct {
-		Meta struct {
-			ProgressToken json.RawMessage `json:"progressToken"`
-		} `json:"_meta"`
+		Capabilities json.RawMessage `json:"capabilities"`
 	}
-	return json.Unmarshal(m.Params, &p) == nil && len(p.Meta.ProgressToken) > 0 && string(p.Meta.ProgressToken) != "null"
+	if json.Unmarshal(params, &p) != nil || len(p.Capabilities) == 0 || string(p.Capabilities) == "null" {
+		return nil
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, p.Capabilities) != nil {
+		return nil
+	}
+	return b.Bytes()
 }
 
 func acceptsSSE(r *http.Request) bool {

@@ -69,7 +69,7 @@ func (g *Ingress) meters() *httpMetrics {
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcpbus_http_requests_total",
-			Help: "HTTP requests answered by the ingress. route is the endpoint (/mcp, /mcp/{server}, /health/..., /metrics, /key/*, /team/*, ...), never the raw path.",
+			Help: "HTTP requests answered by the ingress. route is the endpoint (/mcp, /mcp/{server}, /sse, /sse/{server}, /messages, /health/..., /metrics, /key/*, /team/*, ...), never the raw path.",
 		}, []string{"route", "method", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mcpbus_http_request_duration_seconds",
@@ -162,10 +162,19 @@ func (g *Ingress) meterHTTP(h http.Handler) http.Handler {
 		}
 		route := routeLabel(r.Pattern) // set by the mux on this request
 		m.observe(route, methodLabel(r.Method), status, elapsed)
-		if (route == "/mcp" || route == "/mcp/{server}") && g.log.Enabled(r.Context(), slog.LevelDebug) {
+		if mcpRoute(route) && g.log.Enabled(r.Context(), slog.LevelDebug) {
 			g.accessLog(inner, info, route, status, elapsed)
 		}
 	})
+}
+
+// mcpRoute reports the routes of the MCP transports, which the access log covers.
+func mcpRoute(route string) bool {
+	switch route {
+	case "/mcp", "/mcp/{server}", "/sse", "/sse/{server}", "/messages":
+		return true
+	}
+	return false
 }
 
 // polled reports the endpoints monitoring polls: no request id, no access log.
@@ -241,6 +250,10 @@ func routeLabel(pattern string) string {
 		return "/mcp"
 	case "/mcp/", "/mcp/{server}":
 		return "/mcp/{server}"
+	case "/sse", "/messages":
+		return pattern
+	case "/sse/", "/sse/{server}":
+		return "/sse/{server}"
 	case "/metrics", "/health/liveliness", "/health/readiness":
 		return pattern
 	}

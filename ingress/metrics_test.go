@@ -155,7 +155,7 @@ func TestHTTPMetricsByRoute(t *testing.T) {
 	g := metricsIngress(t, Options{NC: nc, Servers: &bus.ServerCache{}})
 	const remote = "10.0.0.1:1"
 	for _, name := range []string{"github", "secret-internal-db", "x1", "x2"} {
-		serve(g, http.MethodGet, "/mcp/"+name, remote, nil, "") // 405
+		serve(g, http.MethodPut, "/mcp/"+name, remote, nil, "") // 405
 	}
 	serve(g, http.MethodPost, "/mcp", remote, nil, `{"jsonrpc":"2.0","id":1,"method":"ping"}`) // 401: no key
 	serve(g, http.MethodPost, "/mcp/a/b", remote, nil, "")                                     // 404: UNKNOWN_SERVER
@@ -170,7 +170,7 @@ func TestHTTPMetricsByRoute(t *testing.T) {
 		route, method, status string
 		n                     float64
 	}{
-		{"/mcp/{server}", "GET", "405", 4},
+		{"/mcp/{server}", "PUT", "405", 4},
 		{"/mcp", "POST", "401", 1},
 		{"/mcp/{server}", "POST", "404", 1},
 		{"/health/readiness", "GET", "200", 1},
@@ -204,6 +204,9 @@ func TestRouteLabel(t *testing.T) {
 		"":                        "unmatched",
 		"/mcp":                    "/mcp",
 		"/mcp/":                   "/mcp/{server}",
+		"/sse":                    "/sse",
+		"/sse/":                   "/sse/{server}",
+		"/messages":               "/messages",
 		"POST /mcp/{server}":      "/mcp/{server}",
 		"GET /health/readiness":   "/health/readiness",
 		"GET /health/liveliness":  "/health/liveliness",
@@ -272,7 +275,8 @@ func TestStatusWriterFlushes(t *testing.T) {
 
 // BenchmarkMeterHTTP measures what the metrics wrapper adds per request, on
 // two of the cheapest answers (liveliness; a GET on the MCP endpoint, refused
-// with 405 before any bus call), so the overhead is not hidden by work.
+// with 406 for want of Accept: text/event-stream before any bus call), so the
+// overhead is not hidden by work.
 func BenchmarkMeterHTTP(b *testing.B) {
 	nc := bustest.Conn(b, bustest.Server(b))
 	g := New(Options{NC: nc, InternalRanges: internalNet, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})

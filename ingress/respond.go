@@ -14,8 +14,8 @@ import (
 // from the error catalog and a JSON-RPC error body naming what was wrong.
 func writeError(w http.ResponseWriter, id json.RawMessage, e *bus.Error) {
 	errorHeaders(w.Header(), e)
-	if e.Kind == bus.ErrMethodNotAllowed {
-		w.Header().Set("Allow", "POST, DELETE")
+	if e.Kind == bus.ErrMethodNotAllowed && w.Header().Get("Allow") == "" {
+		w.Header().Set("Allow", "GET, POST, DELETE")
 	}
 	writeJSON(w, e.Kind.HTTP, bus.ErrorResponse(id, e))
 }
@@ -90,35 +90,4 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-}
-
-// sseWriter writes Server-Sent Events, flushing each one.
-type sseWriter struct {
-	w http.ResponseWriter
-	f http.Flusher
-}
-
-func startSSE(w http.ResponseWriter) *sseWriter {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	f, _ := w.(http.Flusher)
-	s := &sseWriter{w: w, f: f}
-	s.flush()
-	return s
-}
-
-func (s *sseWriter) event(data []byte) {
-	_, _ = s.w.Write([]byte("event: message\ndata: "))
-	_, _ = s.w.Write(data)
-	_, _ = s.w.Write([]byte("\n\n"))
-	s.flush()
-}
-
-func (s *sseWriter) flush() {
-	if s.f != nil {
-		s.f.Flush()
-	}
 }

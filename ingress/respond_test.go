@@ -66,8 +66,8 @@ func TestWriteErrorEveryKind(t *testing.T) {
 			}
 			allow := rec.Header().Get("Allow")
 			if k == bus.ErrMethodNotAllowed {
-				if allow != "POST, DELETE" {
-					t.Errorf("405 Allow = %q, want \"POST, DELETE\"", allow)
+				if allow != "GET, POST, DELETE" {
+					t.Errorf("405 Allow = %q, want \"GET, POST, DELETE\"", allow)
 				}
 			} else if allow != "" {
 				t.Errorf("Allow %q on a non-405 error", allow)
@@ -108,8 +108,10 @@ func TestMCPEndpointMethodAndPathErrors(t *testing.T) {
 		kind           bus.Kind
 		allow          string
 	}{
-		{http.MethodGet, "/mcp", http.StatusMethodNotAllowed, bus.ErrMethodNotAllowed, "POST, DELETE"},
-		{http.MethodPut, "/mcp/github", http.StatusMethodNotAllowed, bus.ErrMethodNotAllowed, "POST, DELETE"},
+		// GET opens the session stream, which needs text/event-stream.
+		{http.MethodGet, "/mcp", http.StatusNotAcceptable, bus.ErrNotAcceptable, ""},
+		{http.MethodPut, "/mcp/github", http.StatusMethodNotAllowed, bus.ErrMethodNotAllowed, "GET, POST, DELETE"},
+		{http.MethodPatch, "/mcp", http.StatusMethodNotAllowed, bus.ErrMethodNotAllowed, "GET, POST, DELETE"},
 		{http.MethodPost, "/mcp/a/b", http.StatusNotFound, bus.ErrUnknownServer, ""},
 	}
 	for _, c := range cases {
@@ -126,9 +128,10 @@ func TestMCPEndpointMethodAndPathErrors(t *testing.T) {
 
 func TestStartSSEAndEvent(t *testing.T) {
 	rec := httptest.NewRecorder()
-	s := startSSE(rec)
-	s.event([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
-	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "text/event-stream" || rec.Header().Get("Cache-Control") != "no-cache" {
+	s := startSSE(rec, "")
+	s.message([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "text/event-stream" || rec.Header().Get("Cache-Control") != "no-cache" ||
+		rec.Header().Get("X-Accel-Buffering") != "no" {
 		t.Fatalf("status %d headers %v", rec.Code, rec.Header())
 	}
 	if !rec.Flushed {
@@ -136,6 +139,28 @@ func TestStartSSEAndEvent(t *testing.T) {
 	}
 	if want := "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n"; rec.Body.String() != want {
 		t.Fatalf("body %q, want %q", rec.Body.String(), want)
+	}
+}
+
+// Events get ids in sequence, the priming event carries an id, a retry and
+// empty data, and a message with newlines becomes several data lines (a raw
+// newline would end the event early).
+func TestSSEEventIDsPrimingAndNewlines(t *testing.T) {
+	rec := httptest.NewRecorder()
+	s := startSSE(rec, "abc")
+	s.prime()
+	s.message([]byte("{\"jsonrpc\":\"2.0\",\r\n\"method\":\"x\"}"))
+	s.comment("keepalive")
+	s.event("endpoint", []byte("/messages?session_id=1"))
+	want := "id: abc-1\nretry: 1000\ndata: \n\n" +
+		"id: abc-2\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\ndata: \"method\":\"x\"}\n\n" +
+		": keepalive\n\n" +
+		"id: abc-3\nevent: endpoint\ndata: /messages?session_id=1\n\n"
+	if rec.Body.String() != want {
+		t.Fatalf("stream\n%q\nwant\n%q", rec.Body.String(), want)
+	}
+	if !primes("2025-11-25") || primes("2025-06-18") || primes("2024-11-05") {
+		t.Error("priming events are for 2025-11-25 clients and later only")
 	}
 }
 

@@ -1,47 +1,67 @@
 package ingress
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
+var bg = context.Background()
+
 func newTestStore(t *testing.T) *sessionStore {
-	s := newSessionStore(time.Hour)
+	s := newSessionStore(time.Hour, nil)
 	t.Cleanup(s.close)
 	return s
 }
 
+func mustGet(t *testing.T, s *sessionStore, id, key string) *session {
+	t.Helper()
+	sess, err := s.get(bg, id, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sess
+}
+
 func TestSessionIsBoundToItsCreator(t *testing.T) {
 	s := newTestStore(t)
-	a := &session{id: newSessionID(), keyID: "key-a", servers: []string{"github"}, version: "2025-06-18"}
-	s.add(a)
-
-	if got := s.get(a.id, "key-a"); got != a {
+	a := newSession("key-a", []string{"github"}, "2025-06-18", nil)
+	if err := s.add(bg, a); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, s, a.rec.ID, "key-a"); got != a {
 		t.Fatalf("creator's get = %v, want the session", got)
 	}
-	if got := s.get(a.id, "key-b"); got != nil {
-		t.Fatalf("another key got the session %+v", got)
+	if got := mustGet(t, s, a.rec.ID, "key-b"); got != nil {
+		t.Fatalf("another key got the session %+v", got.rec)
 	}
-	if got := s.get(a.id, ""); got != nil {
-		t.Fatalf("an anonymous caller got the session %+v", got)
+	if got := mustGet(t, s, a.rec.ID, ""); got != nil {
+		t.Fatalf("an anonymous caller got the session %+v", got.rec)
 	}
-	if got := s.get("no-such-session", "key-a"); got != nil {
-		t.Fatalf("unknown id returned %+v", got)
+	if got := mustGet(t, s, "no-such-session", "key-a"); got != nil {
+		t.Fatalf("unknown id returned %+v", got.rec)
 	}
-	if s.remove(a.id, "key-b") {
+	if ok, _ := s.remove(bg, a.rec.ID, "key-b"); ok {
 		t.Fatal("another key removed the session")
 	}
-	if s.get(a.id, "key-a") == nil {
+	if mustGet(t, s, a.rec.ID, "key-a") == nil {
 		t.Fatal("session gone after a refused remove")
 	}
-	if !s.remove(a.id, "key-a") {
+	if ok, _ := s.remove(bg, a.rec.ID, "key-a"); !ok {
 		t.Fatal("creator could not remove the session")
 	}
-	if s.get(a.id, "key-a") != nil {
+	if mustGet(t, s, a.rec.ID, "key-a") != nil {
 		t.Fatal("session still there after remove")
 	}
-	if s.remove(a.id, "key-a") {
+	if ok, _ := s.remove(bg, a.rec.ID, "key-a"); ok {
 		t.Fatal("second remove reported success")
 	}
 }
@@ -49,42 +69,72 @@ func TestSessionIsBoundToItsCreator(t *testing.T) {
 func TestAnonymousSessionNotSharedWithKeys(t *testing.T) {
 	// A session opened without a key (keyID "") is not reachable with one.
 	s := newTestStore(t)
-	anon := &session{id: newSessionID()}
-	s.add(anon)
-	if s.get(anon.id, "key-a") != nil {
+	anon := newSession("", nil, "2025-06-18", nil)
+	_ = s.add(bg, anon)
+	if mustGet(t, s, anon.rec.ID, "key-a") != nil {
 		t.Fatal("keyed caller got an anonymous session")
 	}
-	if s.get(anon.id, "") != anon {
+	if mustGet(t, s, anon.rec.ID, "") != anon {
 		t.Fatal("anonymous creator lost its session")
 	}
 }
 
-func TestSessionGetRefreshesLastUse(t *testing.T) {
-	s := newTestStore(t)
-	sess := &session{id: newSessionID(), keyID: "k"}
-	s.add(sess)
-	s.mu.Lock()
-	sess.used = time.Now().Add(-30 * time.Minute)
-	s.mu.Unlock()
-	if s.get(sess.id, "other") != nil {
-		t.Fatal("other key got the session")
+// endings records the sessions a store reported ended.
+type endings struct {
+	mu  sync.Mutex
+	got map[string]bool // id -> publish
+}
+
+func (e *endings) ended(id string, publish bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.got == nil {
+		e.got = map[string]bool{}
 	}
-	s.mu.Lock()
-	stale := time.Since(sess.used) > 29*time.Minute
-	s.mu.Unlock()
-	if !stale {
-		t.Fatal("a refused get refreshed the session's idle timer")
-	}
-	s.get(sess.id, "k")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if time.Since(sess.used) > time.Minute {
-		t.Fatalf("get did not refresh last use (%v ago)", time.Since(sess.used))
+	e.got[id] = e.got[id] || publish
+}
+
+func (e *endings) of(id string) (ended, published bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p, ok := e.got[id]
+	return ok, p
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", d, what)
+		}
 	}
 }
 
+// In memory, a session idle for the TTL ends and its end is announced; one
+// in use stays.
 func TestSessionIdleExpiry(t *testing.T) {
-	t.Skip("sessionStore.sweep runs on a fixed one-minute ticker with the expiry loop inline, so idle expiry cannot be unit-tested without a >1 minute wait; get/remove semantics and last-use refresh are tested above")
+	var e endings
+	s := newSessionStore(150*time.Millisecond, e.ended)
+	t.Cleanup(s.close)
+	idle := newSession("k", nil, "2025-06-18", nil)
+	busy := newSession("k", nil, "2025-06-18", nil)
+	_ = s.add(bg, idle)
+	_ = s.add(bg, busy)
+	for i := 0; i < 8; i++ {
+		time.Sleep(50 * time.Millisecond)
+		if mustGet(t, s, busy.rec.ID, "k") == nil {
+			t.Fatal("a session in use expired")
+		}
+	}
+	if mustGet(t, s, idle.rec.ID, "k") != nil {
+		t.Fatal("an idle session outlived its TTL")
+	}
+	if ended, published := e.of(idle.rec.ID); !ended || !published {
+		t.Fatalf("the idle session's end was not announced (ended %v, published %v)", ended, published)
+	}
+	if ended, _ := e.of(busy.rec.ID); ended {
+		t.Fatal("the busy session was reported ended")
+	}
 }
 
 func TestSessionIDsAreUniqueHex(t *testing.T) {
@@ -114,13 +164,14 @@ func TestSessionStoreConcurrentUse(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < 100; j++ {
-				sess := &session{id: newSessionID(), keyID: "k"}
-				s.add(sess)
-				if s.get(sess.id, "k") != sess {
+				sess := newSession("k", nil, "2025-06-18", nil)
+				_ = s.add(bg, sess)
+				if got, _ := s.get(bg, sess.rec.ID, "k"); got != sess {
 					t.Error("lost a session")
 					return
 				}
-				if !s.remove(sess.id, "k") {
+				_ = s.update(bg, sess.rec.ID, func(r *bus.SessionRecord) { r.LogLevel = "debug" })
+				if ok, _ := s.remove(bg, sess.rec.ID, "k"); !ok {
 					t.Error("remove failed")
 					return
 				}
@@ -130,4 +181,118 @@ func TestSessionStoreConcurrentUse(t *testing.T) {
 	wg.Wait()
 	s.close()
 	s.close() // closing twice is safe
+}
+
+// kvStore opens the sessions bucket on its own connection to ns, as one
+// ingress process would.
+func kvStore(t *testing.T, ns *server.Server, ttl time.Duration, e *endings) *sessionStore {
+	t.Helper()
+	js, err := jetstream.New(bustest.Conn(t, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ended func(string, bool)
+	if e != nil {
+		ended = e.ended
+	}
+	s, err := openSessionStore(bg, js, ttl, slog.New(slog.NewTextHandler(io.Discard, nil)), ended)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.close)
+	return s
+}
+
+// Two processes share sessions through the bucket: one creates, the other
+// serves it, changes it and ends it, and the first hears of both.
+func TestSessionsSharedThroughKV(t *testing.T) {
+	ns := bustest.Server(t)
+	var ea, eb endings
+	a := kvStore(t, ns, time.Hour, &ea)
+	b := kvStore(t, ns, time.Hour, &eb)
+
+	sess := newSession("key-a", []string{"github"}, "2025-11-25", []byte(`{"sampling":{}}`))
+	if err := a.add(bg, sess); err != nil {
+		t.Fatal(err)
+	}
+	got := mustGet(t, b, sess.rec.ID, "key-a")
+	if got == nil || got.rec.Version != "2025-11-25" || string(got.rec.Capabilities) != `{"sampling":{}}` || got.rec.Servers[0] != "github" {
+		t.Fatalf("the other process read %+v", got)
+	}
+	if mustGet(t, b, sess.rec.ID, "key-b") != nil {
+		t.Fatal("another key got the session on the other process")
+	}
+	if err := b.update(bg, sess.rec.ID, func(r *bus.SessionRecord) {
+		r.Subscriptions = append(r.Subscriptions, "file:///a")
+		r.LogLevel = "warning"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the change reaches the first process", 2*time.Second, func() bool {
+		c := a.cached(sess.rec.ID)
+		return c != nil && c.subscribed("file:///a") && c.rec.LogLevel == "warning"
+	})
+	// A change made with a stale revision is applied on top of the newer one.
+	if err := a.update(bg, sess.rec.ID, func(r *bus.SessionRecord) { r.LogLevel = "debug" }); err != nil {
+		t.Fatal(err)
+	}
+	if c := mustGet(t, b, sess.rec.ID, "key-a"); c == nil {
+		t.Fatal("session lost")
+	}
+	waitFor(t, "both changes kept", 2*time.Second, func() bool {
+		c := b.cached(sess.rec.ID)
+		return c != nil && c.subscribed("file:///a") && c.rec.LogLevel == "debug"
+	})
+
+	if ok, err := b.remove(bg, sess.rec.ID, "key-a"); !ok || err != nil {
+		t.Fatalf("remove on the other process: %v %v", ok, err)
+	}
+	if _, published := eb.of(sess.rec.ID); !published {
+		t.Fatal("the process that ended the session did not announce it")
+	}
+	waitFor(t, "the first process hears of the end", 2*time.Second, func() bool { ended, _ := ea.of(sess.rec.ID); return ended })
+	if _, published := ea.of(sess.rec.ID); published {
+		t.Error("the end was announced twice")
+	}
+	if mustGet(t, a, sess.rec.ID, "key-a") != nil {
+		t.Fatal("the first process still serves an ended session")
+	}
+}
+
+// A session in use has its TTL renewed (by a rewrite every ttl/12, not per
+// request) and lives on; an idle one expires, and the process that wrote it
+// last announces the expiry.
+func TestSessionKVTTL(t *testing.T) {
+	ns := bustest.Server(t)
+	var ea, eb endings
+	ttl := 1200 * time.Millisecond
+	a := kvStore(t, ns, ttl, &ea)
+	b := kvStore(t, ns, ttl, &eb)
+	busy := newSession("k", nil, "2025-06-18", nil)
+	idle := newSession("k", nil, "2025-06-18", nil)
+	_ = a.add(bg, busy)
+	_ = a.add(bg, idle)
+	rev := busy.rev
+	for end := time.Now().Add(2 * ttl); time.Now().Before(end); time.Sleep(150 * time.Millisecond) {
+		if mustGet(t, b, busy.rec.ID, "k") == nil {
+			t.Fatal("a session in use expired")
+		}
+	}
+	if c := b.cached(busy.rec.ID); c == nil || c.rev <= rev || c.rev > rev+30 {
+		t.Fatalf("revision %d after %s of use from %d: want a few rewrites, not one per request", c.rev, 2*ttl, rev)
+	}
+	waitFor(t, "the idle session expires and both processes hear of it", 5*time.Second, func() bool {
+		x, _ := ea.of(idle.rec.ID)
+		y, _ := eb.of(idle.rec.ID)
+		return x && y
+	})
+	if _, published := ea.of(idle.rec.ID); !published {
+		t.Error("the process that wrote the session did not announce its expiry")
+	}
+	if _, published := eb.of(idle.rec.ID); published {
+		t.Error("a process that did not write the session announced its expiry")
+	}
+	if mustGet(t, b, idle.rec.ID, "k") != nil || mustGet(t, a, idle.rec.ID, "k") != nil {
+		t.Fatal("an expired session is still served")
+	}
 }

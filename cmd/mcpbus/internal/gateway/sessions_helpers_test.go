@@ -1,0 +1,103 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/ingress"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// replicaIngress runs one more ingress process on g's NATS server, as
+// `mcpbus ingress --nats ...` would: its own connection, the sessions bucket
+// through JetStream, the registry cache, and its own 127.0.0.1 listener.
+func replicaIngress(t *testing.T, g *testGateway) string {
+	t.Helper()
+	nc, err := nats.Connect("", nats.InProcessServer(g.ns), nats.Name("replica-ingress"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	kv, err := js.KeyValue(ctx, bus.BucketServers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers, err := bus.WatchServers(ctx, kv, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing := ingress.New(ingress.Options{NC: nc, Log: slog.New(slog.NewTextHandler(g.logs, nil)), InternalRanges: config.DefaultInternalIPRanges(),
+		Servers: servers, JetStream: js, ListenAddr: ln.Addr().String()})
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: ing.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ing.Close()
+		_ = srv.Close()
+		cancel()
+		nc.Close()
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// connectLegacy opens a go-sdk client session over the legacy HTTP+SSE
+// transport.
+func connectLegacy(t *testing.T, endpoint string, header http.Header) (*mcp.ClientSession, error) {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "legacy-test", Version: "1"}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs, err := client.Connect(ctx, &mcp.SSEClientTransport{Endpoint: endpoint, HTTPClient: &http.Client{Transport: headerTransport{header}}}, nil)
+	if err == nil {
+		t.Cleanup(func() { cs.Close() })
+	}
+	return cs, err
+}
+
+// doRaw sends req (for the cases that set Host themselves) and reads the
+// JSON-RPC answer.
+func doRaw(t *testing.T, req *http.Request) rawResponse {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	out := rawResponse{status: resp.StatusCode, header: resp.Header}
+	out.body, _ = io.ReadAll(resp.Body)
+	recordBody(out.body)
+	var m struct {
+		Result json.RawMessage
+		Error  *struct {
+			Code    int
+			Message string
+			Data    map[string]string
+		}
+	}
+	_ = json.Unmarshal(out.body, &m)
+	out.result = m.Result
+	if m.Error != nil {
+		out.rpcErr.Code, out.rpcErr.Message, out.rpcErr.Data = m.Error.Code, m.Error.Message, m.Error.Data
+	}
+	return out
+}

@@ -1,0 +1,249 @@
+package ingress
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats.go"
+)
+
+// answer sends a request to the router and delivers what comes back. The
+// form of the answer is decided by what arrives first:
+//
+//   - the router's reply: a plain JSON response, the common case;
+//   - a message related to the request (progress, a log message, a
+//     server-to-client request such as sampling/createMessage), which
+//     workers send to the request's stream subject: the answer becomes an
+//     SSE stream carrying that message, every later one, then the response.
+//
+// Requests with a progress token follow the same rule: a call that finishes
+// before reporting progress is answered with JSON. A client that does not
+// accept text/event-stream gets no stream subject, so workers refuse
+// server-to-client requests for it. A client that goes away stops the wait;
+// it does not cancel the upstream call.
+func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
+	ctx, cancel := context.WithTimeout(r.Context(), g.o.MaxWait)
+	defer cancel()
+	ctx, revoke := context.WithCancelCause(ctx)
+	defer revoke(nil)
+	defer g.calls.add(req.env.Caller.KeyID, req.env.RequestID, revoke)()
+
+	if g.hub == nil {
+		writeError(w, req.msg.ID, bus.Errorf(bus.ErrServiceUnavailable, "this ingress could not subscribe to its stream subjects on the bus; see its log"))
+		return
+	}
+	ps := g.hub.openStream()
+	defer g.hub.closeStream(ps)
+	if req.sse && req.msg.Method != "initialize" {
+		// initialize is answered by the router alone, and its answer must be
+		// plain so the session header can go with it.
+		req.env.Stream = ps.streamTo
+	}
+	m := &nats.Msg{Subject: bus.SubjectRouterRPC, Reply: ps.replyTo, Data: req.body, Header: req.env.Header()}
+	injectTrace(ctx, m.Header)
+	if err := g.nc.PublishMsg(m); err != nil {
+		g.finish(w, r, req, nil, nil, bus.RequestError("router", err))
+		return
+	}
+	var (
+		sse   *sseWriter
+		batch []*nats.Msg
+	)
+	for {
+		select {
+		case <-ps.wake:
+		case <-ctx.Done():
+			if r.Context().Err() != nil {
+				return // the client left
+			}
+			e := bus.RequestError("router", ctx.Err())
+			if errors.Is(context.Cause(ctx), errRevoked) {
+				e = revokedError(req)
+			}
+			g.finish(w, r, req, sse, nil, e)
+			return
+		}
+		msgs, reply := ps.take(batch)
+		batch = msgs
+		for _, m := range msgs {
+			if sse == nil {
+				sse = g.startPostStream(w, req, ps)
+			}
+			if sse.message(m.Data) == nil {
+				g.ack(m)
+			}
+		}
+		if reply != nil {
+			g.finish(w, r, req, sse, reply, nil)
+			return
+		}
+	}
+}
+
+// startPostStream switches a POST's answer to SSE.
+func (g *Ingress) startPostStream(w http.ResponseWriter, req *request, ps *postStream) *sseWriter {
+	sse := startSSE(w, g.hub.id+"-"+strconv.FormatUint(ps.n, 36))
+	if req.sess != nil && primes(req.sess.rec.Version) {
+		_ = sse.prime()
+	}
+	return sse
+}
+
+// ack tells the worker that sent a server-to-client request that it reached
+// the client's stream (bus/stream.go). Notifications carry no reply subject.
+func (g *Ingress) ack(m *nats.Msg) {
+	if m.Reply != "" {
+		_ = g.nc.Publish(m.Reply, nil)
+	}
+}
+
+// finish delivers the router's reply (or e): as the JSON answer, or as the
+// last event of the stream.
+func (g *Ingress) finish(w http.ResponseWriter, r *http.Request, req *request, sse *sseWriter, reply *nats.Msg, e *bus.Error) {
+	var body []byte
+	if e == nil {
+		if e = routerError(reply); e == nil {
+			body = reply.Data
+			e = g.afterReply(r.Context(), w, req, body, sse == nil)
+		}
+	}
+	traceRouted(r.Context(), req, body, e)
+	if sse == nil {
+		if e != nil {
+			writeError(w, req.msg.ID, e)
+			return
+		}
+		writeJSON(w, http.StatusOK, body)
+		return
+	}
+	if e != nil {
+		body = bus.ErrorResponse(req.msg.ID, e)
+	}
+	_ = sse.message(body)
+}
+
+// routerError reads a gateway error from the router's reply, including the
+// server's "no responders" status when no router runs.
+func routerError(reply *nats.Msg) *bus.Error {
+	if len(reply.Data) == 0 && reply.Header.Get("Status") == "503" {
+		return bus.RequestError("router", nats.ErrNoResponders)
+	}
+	return bus.ReplyError(reply)
+}
+
+// afterReply records what a successful reply changes in the session:
+// initialize opens it (plain answers only: the header must precede the
+// body), resources/subscribe and unsubscribe change its subscriptions,
+// logging/setLevel its level. Other methods cost a switch.
+func (g *Ingress) afterReply(ctx context.Context, w http.ResponseWriter, req *request, reply []byte, plain bool) *bus.Error {
+	switch req.msg.Method {
+	case "initialize":
+		if plain && req.sess == nil {
+			return g.openSession(ctx, w, req, reply)
+		}
+	case "resources/subscribe", "resources/unsubscribe", "logging/setLevel":
+		if req.sess != nil && succeeded(reply) {
+			g.recordChange(ctx, req)
+		}
+	}
+	return nil
+}
+
+// openSession records a new session for a successful initialize.
+func (g *Ingress) openSession(ctx context.Context, w http.ResponseWriter, req *request, reply []byte) *bus.Error {
+	version := negotiated(reply)
+	if version == "" {
+		return nil // an error response: no session
+	}
+	sess := newSession(req.env.Caller.KeyID, req.env.Servers, version, initCapabilities(req.msg.Params))
+	if err := g.sessions.add(ctx, sess); err != nil {
+		g.log.Error("could not store a new session", "err", err)
+		return bus.Errorf(bus.ErrServiceUnavailable, "the session store is unavailable; try again")
+	}
+	w.Header().Set("Mcp-Session-Id", sess.rec.ID)
+	return nil
+}
+
+// negotiated is the protocolVersion of an initialize result ("" for an error).
+func negotiated(reply []byte) string {
+	var res struct {
+		Result struct {
+			ProtocolVersion string `json:"protocolVersion"`
+		} `json:"result"`
+	}
+	if json.Unmarshal(reply, &res) != nil {
+		return ""
+	}
+	return res.Result.ProtocolVersion
+}
+
+// succeeded reports whether a response carries a result, not an error.
+func succeeded(reply []byte) bool {
+	var res struct {
+		Result json.RawMessage `json:"result"`
+		Error  json.RawMessage `json:"error"`
+	}
+	return json.Unmarshal(reply, &res) == nil && len(res.Result) > 0 && len(res.Error) == 0
+}
+
+// recordChange stores a subscription or log level change in the session, so
+// every replica routes resources/updated and stamps the level accordingly.
+func (g *Ingress) recordChange(ctx context.Context, req *request) {
+	var p struct {
+		URI   string `json:"uri"`
+		Level string `json:"level"`
+	}
+	if json.Unmarshal(req.msg.Params, &p) != nil {
+		return
+	}
+	method := req.msg.Method
+	err := g.sessions.update(ctx, req.sess.rec.ID, func(rec *bus.SessionRecord) {
+		switch method {
+		case "resources/subscribe":
+			if p.URI != "" && !slices.Contains(rec.Subscriptions, p.URI) {
+				rec.Subscriptions = append(rec.Subscriptions, p.URI)
+			}
+		case "resources/unsubscribe":
+			rec.Subscriptions = slices.DeleteFunc(rec.Subscriptions, func(u string) bool { return u == p.URI })
+		case "logging/setLevel":
+			rec.LogLevel = p.Level
+		}
+	})
+	if err != nil {
+		g.log.Warn("could not record a session change", "method", method, "request_id", req.env.RequestID, "err", err)
+	}
+}
+
+// route sends a request to the router and waits for its answer, with no
+// stream (the REST surface, legacy sessions). A client that goes away stops
+// the wait; it does not cancel the upstream call.
+func (g *Ingress) route(ctx context.Context, req *request) (out []byte, rerr *bus.Error) {
+	defer func() { traceRouted(ctx, req, out, rerr) }()
+	ctx, cancel := context.WithTimeout(ctx, g.o.MaxWait)
+	defer cancel()
+	ctx, revoke := context.WithCancelCause(ctx)
+	defer revoke(nil)
+	defer g.calls.add(req.env.Caller.KeyID, req.env.RequestID, revoke)()
+	m := &nats.Msg{Subject: bus.SubjectRouterRPC, Data: req.body, Header: req.env.Header()}
+	injectTrace(ctx, m.Header)
+	reply, err := g.nc.RequestMsgWithContext(ctx, m)
+	if err != nil {
+		if errors.Is(context.Cause(ctx), errRevoked) {
+			return nil, revokedError(req)
+		}
+		return nil, bus.RequestError("router", err)
+	}
+	if e := bus.ReplyError(reply); e != nil {
+		return nil, e
+	}
+	return reply.Data, nil
+}
+
+func revokedError(req *request) *bus.Error {
+	return bus.Errorf(bus.ErrKeyRevoked, "key '%s' was revoked while this call ran; the call was cancelled", req.env.Caller.Name())
+}

@@ -1,0 +1,82 @@
+package ingress
+
+import (
+	"encoding/json"
+	"slices"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats.go"
+)
+
+// Server notifications that concern every session using a server (catalog
+// changes, resource updates) reach this process once, on one subscription
+// to bus.SubjectNotifyAll, and are fanned out here to the open session
+// streams they concern:
+//
+//   - notifications/{tools,prompts,resources}/list_changed: to sessions
+//     whose servers include the server (a session opened without a selection
+//     uses every server its caller may see: visible to its IP class, and
+//     permitted to its key);
+//   - notifications/resources/updated: to those of them whose record
+//     subscribed to the URI (resources/subscribe, on any replica).
+//
+// Other notifications on the subject are not for clients.
+
+func (g *Ingress) startNotify() {
+	sub, err := g.nc.Subscribe(bus.SubjectNotifyAll, g.onNotify)
+	if err != nil {
+		g.log.Error("cannot follow server notifications; sessions will not hear of catalog changes", "err", err)
+		return
+	}
+	g.notifySub = sub
+}
+
+func (g *Ingress) onNotify(m *nats.Msg) {
+	server := bus.ServerOfNotify(m.Subject)
+	var n struct {
+		Method string `json:"method"`
+		Params struct {
+			URI string `json:"uri"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(m.Data, &n) != nil {
+		return
+	}
+	updated := n.Method == "notifications/resources/updated"
+	switch {
+	case updated:
+		if n.Params.URI == "" {
+			return
+		}
+	case n.Method == "notifications/tools/list_changed", n.Method == "notifications/prompts/list_changed",
+		n.Method == "notifications/resources/list_changed":
+	default:
+		return
+	}
+	out := &nats.Msg{Subject: m.Subject, Data: m.Data} // no reply subject: nothing to acknowledge
+	g.events.each(func(st *eventStream) {
+		if !g.uses(st, server) {
+			return
+		}
+		if updated {
+			sess := g.sessions.cached(st.sid)
+			if sess == nil || !sess.subscribed(n.Params.URI) {
+				return
+			}
+		}
+		st.sink.push(out)
+	})
+}
+
+// uses reports whether the session of st uses server: it selected it (or
+// selected none), and its caller may see and use it.
+func (g *Ingress) uses(st *eventStream, server string) bool {
+	if len(st.servers) > 0 && !slices.Contains(st.servers, server) {
+		return false
+	}
+	if g.o.Servers == nil {
+		return false
+	}
+	spec, ok := g.o.Servers.Get(server)
+	return ok && (spec.Public || st.ipClass == bus.Internal) && st.caller.Permissions.AllowsServer(server)
+}
