@@ -14,33 +14,33 @@ import (
 // the least recently used is closed when a new one is needed.
 const maxCredClients = 128
 
-// credClients keeps one upstream client (and so one upstream session) per
-// distinct set of per-request headers. Upstream sessions are shared between
-// callers, so a caller's own credential must never ride on a session opened
-// with someone else's: each credential set gets its own.
+// credClients keeps one link (one upstream client, so one upstream session)
+// per distinct set of per-request headers. Upstream sessions are shared
+// between callers, so a caller's own credential must never ride on a session
+// opened with someone else's: each credential set gets its own.
 type credClients struct {
 	mu      sync.Mutex
 	clients map[string]*credClient
-	make    func(header http.Header) upstream
+	make    func(header http.Header) *link
 }
 
 type credClient struct {
-	up   upstream
+	l    *link
 	used time.Time
 }
 
-func newCredClients(make func(http.Header) upstream) *credClients {
+func newCredClients(make func(http.Header) *link) *credClients {
 	return &credClients{clients: map[string]*credClient{}, make: make}
 }
 
-// get returns the client for these per-request headers, creating it if needed.
-func (c *credClients) get(perRequest http.Header) upstream {
+// get returns the link for these per-request headers, creating it if needed.
+func (c *credClients) get(perRequest http.Header) *link {
 	key := headerKey(perRequest)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cc := c.clients[key]; cc != nil {
 		cc.used = time.Now()
-		return cc.up
+		return cc.l
 	}
 	if len(c.clients) >= maxCredClients {
 		var oldest string
@@ -49,19 +49,32 @@ func (c *credClients) get(perRequest http.Header) upstream {
 				oldest = k
 			}
 		}
-		go c.clients[oldest].up.Close()
+		go c.clients[oldest].l.close()
 		delete(c.clients, oldest)
 	}
-	cc := &credClient{up: c.make(perRequest), used: time.Now()}
+	cc := &credClient{l: c.make(perRequest), used: time.Now()}
 	c.clients[key] = cc
-	return cc.up
+	return cc.l
+}
+
+// each calls f for every link.
+func (c *credClients) each(f func(*link)) {
+	c.mu.Lock()
+	links := make([]*link, 0, len(c.clients))
+	for _, cc := range c.clients {
+		links = append(links, cc.l)
+	}
+	c.mu.Unlock()
+	for _, l := range links {
+		f(l)
+	}
 }
 
 func (c *credClients) closeAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, cc := range c.clients {
-		cc.up.Close()
+		cc.l.close()
 		delete(c.clients, k)
 	}
 }

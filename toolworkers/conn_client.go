@@ -11,6 +11,17 @@ package toolworkers
 // One connection (one upstream session) is shared by every call of a worker
 // replica: one reader goroutine dispatches responses by id to the waiting Call,
 // progress notifications by token, and answers the upstream's own requests.
+//
+// What the upstream sends besides responses and progress cannot always be
+// tied to a call: these transports have one stream for everything. The
+// attribution rule: session-wide notifications (list_changed,
+// resources/updated) go to the session's events; a log message or a
+// server-to-client request goes to the one call in flight if there is exactly
+// one (it can only be that call's), otherwise to the session's events (a
+// private session's client; on a shared session a request is refused and a
+// log message dropped). So with concurrent calls on a shared stdio or SSE
+// session, log messages are lost and sampling/elicitation/roots requests are
+// refused; one call at a time relays everything.
 // When the connection breaks, every pending call fails with
 // ErrUpstreamUnavailable and the next call opens a new session (SSE reconnects,
 // stdio waits for the supervisor's restarted process).
@@ -82,6 +93,10 @@ type connClient struct {
 	log         *slog.Logger
 	dial        connector
 	initTimeout time.Duration
+	// caps are declared at initialize (nil: none); events, if set, receives
+	// what cannot be tied to a call (see the attribution rule above).
+	caps   json.RawMessage
+	events sessionEvents
 
 	nextID atomic.Int64
 	cur    atomic.Pointer[connSession]
@@ -153,14 +168,26 @@ func newSSEClient(server, endpoint string, hc *http.Client, version string, log 
 
 // Call sends one request and waits for its response, whose result or error the
 // worker relays verbatim. Progress notifications carrying the request's
-// params._meta.progressToken go to notify; notify is never called after Call
-// returns.
-func (c *connClient) Call(ctx context.Context, method string, params json.RawMessage, notify notifyFunc) (*bus.Message, error) {
+// params._meta.progressToken go to r, and what the attribution rule gives the
+// call; r is never used after Call returns (server-to-client requests hold it).
+func (c *connClient) Call(ctx context.Context, method string, params json.RawMessage, r *callRelay) (*bus.Message, error) {
 	s, err := c.session(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return s.call(ctx, method, params, notify, true)
+	return s.call(ctx, method, params, r, true)
+}
+
+// Notify sends one notification in the session, opening it if needed.
+func (c *connClient) Notify(ctx context.Context, method string, params json.RawMessage) error {
+	s, err := c.session(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.conn.Write(ctx, &jsonrpc.Request{Method: method, Params: params}); err != nil {
+		return c.classify(err)
+	}
+	return nil
 }
 
 // Info returns the upstream's initialize result, opening the session if needed.
@@ -279,6 +306,9 @@ func (c *connClient) runOpen(a *openAttempt, deadline time.Time) {
 	}
 	c.opening = nil
 	c.mu.Unlock()
+	if err == nil && c.events != nil {
+		c.events.sessionOpened()
+	}
 	if err != nil && !errors.Is(err, errConnLost) {
 		c.log.Debug("opening upstream session failed", "server", c.server, "transport", c.dial.transport(), "err", err.Error())
 	}
@@ -307,14 +337,7 @@ func (c *connClient) open(ctx context.Context) (*connSession, error) {
 		return nil, c.closedErr()
 	}
 
-	params, _ := json.Marshal(map[string]any{
-		"protocolVersion": c.version,
-		// As in streamable_client.go: no client capabilities until mcpbus can
-		// relay server-to-client requests.
-		"capabilities": map[string]any{},
-		"clientInfo":   map[string]string{"name": "mcpbus", "version": Version},
-	})
-	msg, err := s.call(ctx, "initialize", params, nil, false)
+	msg, err := s.call(ctx, "initialize", initializeParams(c.version, c.caps), nil, false)
 	if err != nil {
 		s.fail(nil, nil)
 		var be *bus.Error
@@ -391,9 +414,10 @@ type pendingCall struct {
 	id     int64
 	token  string // progress token key, "" if none
 	result chan callResult
+	ctx    context.Context // the call's; bounds requests relayed for it
 
 	mu       sync.Mutex // held while notify runs, so Call never returns under it
-	notify   notifyFunc
+	relay    *callRelay
 	finished bool
 }
 
@@ -411,13 +435,14 @@ func (s *connSession) isDead() bool {
 // call sends a request on this session and waits for the answer. cancellable
 // says whether to tell the upstream (notifications/cancelled) when ctx ends
 // first; initialize must not be cancelled that way.
-func (s *connSession) call(ctx context.Context, method string, params json.RawMessage, notify notifyFunc, cancellable bool) (*bus.Message, error) {
+func (s *connSession) call(ctx context.Context, method string, params json.RawMessage, r *callRelay, cancellable bool) (*bus.Message, error) {
 	c := s.c
 	pc := &pendingCall{
 		id:     c.nextID.Add(1),
 		token:  requestProgressToken(params),
 		result: make(chan callResult, 1),
-		notify: notify,
+		ctx:    ctx,
+		relay:  r,
 	}
 	defer pc.finish()
 
@@ -508,9 +533,34 @@ func (pc *pendingCall) finish() {
 func (pc *pendingCall) deliver(method string, params json.RawMessage) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	if !pc.finished && pc.notify != nil {
-		pc.notify(method, params)
+	if !pc.finished {
+		pc.relay.notify(method, params)
 	}
+}
+
+// heldRelay returns the call's relay, held for a request relayed after the
+// call may have returned; ok is false once the call has finished.
+func (pc *pendingCall) heldRelay() (r *callRelay, ok bool) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.finished {
+		return nil, false
+	}
+	pc.relay.hold()
+	return pc.relay, true
+}
+
+// only returns the one call in flight, or nil when there are none or several.
+func (s *connSession) only() *pendingCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.calls) != 1 {
+		return nil
+	}
+	for _, pc := range s.calls {
+		return pc
+	}
+	return nil
 }
 
 // fail ends the session: the connection is closed, the transport released and
@@ -528,7 +578,9 @@ func (s *connSession) fail(e *bus.Error, cause error) {
 	s.calls, s.tokens = nil, nil
 	s.mu.Unlock()
 
-	c.cur.CompareAndSwap(s, nil)
+	if c.cur.CompareAndSwap(s, nil) && c.events != nil && c.base.Err() == nil {
+		c.events.sessionLost()
+	}
 	_ = s.conn.Close()
 	if s.release != nil {
 		s.release()
@@ -626,21 +678,75 @@ func wireErrorJSON(err error) json.RawMessage {
 	return raw
 }
 
-// answer replies to a request from the upstream: ping succeeds, anything else
-// is refused (mcpbus declares no client capabilities).
+// answer replies to a request from the upstream: ping succeeds; anything else
+// goes, by the attribution rule, to the one call in flight or to the session's
+// events, which relay it to the client; the answer is written in the
+// background.
 func (s *connSession) answer(m *jsonrpc.Request) {
-	var resp *jsonrpc.Response
 	if m.Method == "ping" {
-		resp = &jsonrpc.Response{ID: m.ID, Result: json.RawMessage(`{}`)}
-	} else {
-		// The SDK encodes (and escapes) the message.
-		resp = &jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "mcpbus does not relay " + m.Method + " yet"}}
+		s.background(&jsonrpc.Response{ID: m.ID, Result: json.RawMessage(`{}`)})
+		return
 	}
-	s.background(resp)
+	c := s.c
+	msg, ok := busMessage(m)
+	if !ok {
+		s.background(&jsonrpc.Response{ID: m.ID, Error: &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest, Message: "mcpbus could not read the request"}})
+		return
+	}
+	var handle func() []byte
+	if pc := s.only(); pc != nil {
+		if r, ok := pc.heldRelay(); ok {
+			handle = func() []byte {
+				defer r.release()
+				return r.request(pc.ctx, msg)
+			}
+		}
+	}
+	if handle == nil && c.events != nil {
+		handle = func() []byte { return c.events.serverRequest(c.base, msg) }
+	}
+	if handle == nil {
+		handle = func() []byte {
+			return refusal(msg.ID, codeMethodNotFound, "the client cannot receive "+m.Method+": no single call or client on this upstream session can answer it")
+		}
+	}
+	c.spawn(func() {
+		reply := handle()
+		var resp jsonrpc.Response
+		var wire struct {
+			Result json.RawMessage `json:"result"`
+			Error  *jsonrpc.Error  `json:"error"`
+		}
+		if json.Unmarshal(reply, &wire) != nil {
+			return
+		}
+		resp.ID, resp.Result = m.ID, wire.Result
+		if wire.Error != nil {
+			resp.Error = wire.Error
+		}
+		ctx, cancel := context.WithTimeout(c.base, 10*time.Second)
+		defer cancel()
+		if err := s.conn.Write(ctx, &resp); err != nil {
+			c.log.Debug("write to upstream failed", "server", c.server, "transport", c.dial.transport(), "err", safeReason(err))
+		}
+	})
+}
+
+// busMessage re-encodes a go-sdk request as a bus message (its id as on the wire).
+func busMessage(m *jsonrpc.Request) (*bus.Message, bool) {
+	data, err := jsonrpc.EncodeMessage(m)
+	if err != nil {
+		return nil, false
+	}
+	var msg bus.Message
+	if json.Unmarshal(data, &msg) != nil {
+		return nil, false
+	}
+	return &msg, true
 }
 
 // notification routes notifications/progress to the call that carries its
-// token; anything else is dropped.
+// token, and the rest by the attribution rule.
 func (s *connSession) notification(m *jsonrpc.Request) {
 	if m.Method == "notifications/progress" {
 		var p struct {
@@ -656,6 +762,20 @@ func (s *connSession) notification(m *jsonrpc.Request) {
 					return
 				}
 			}
+		}
+	}
+	switch {
+	case s.c.events != nil && sessionWide(m.Method):
+		s.c.events.sessionNotification(m.Method, m.Params)
+		return
+	case m.Method == "notifications/message":
+		if pc := s.only(); pc != nil {
+			pc.deliver(m.Method, m.Params)
+			return
+		}
+		if s.c.events != nil {
+			s.c.events.sessionNotification(m.Method, m.Params)
+			return
 		}
 	}
 	s.c.log.Debug("dropped upstream notification", "server", s.c.server, "transport", s.c.dial.transport(), "method", m.Method)

@@ -333,7 +333,7 @@ func TestSSEProgressGoesToTheRightCall(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			msg, err := c.Call(ctx, "tools/call", toolCall("progress", map[string]any{"steps": 4, "delay_ms": 10}, tok), logs[i].notify)
+			msg, err := c.Call(ctx, "tools/call", toolCall("progress", map[string]any{"steps": 4, "delay_ms": 10}, tok), relayTo(logs[i].notify))
 			logs[i].finish()
 			if err != nil {
 				t.Errorf("call %v: %v", tok, err)
@@ -664,12 +664,12 @@ func TestPeerInitializeRoutingAndVerbatimRelay(t *testing.T) {
 	logA, logB := &progressLog{}, &progressLog{}
 	resA, resB := make(chan out, 1), make(chan out, 1)
 	go func() {
-		m, err := c.Call(ctx, "tools/call", json.RawMessage(`{"name":"a","_meta":{"progressToken":"tok-A"}}`), logA.notify)
+		m, err := c.Call(ctx, "tools/call", json.RawMessage(`{"name":"a","_meta":{"progressToken":"tok-A"}}`), relayTo(logA.notify))
 		resA <- out{m, err}
 	}()
 	reqA := p.next(t)
 	go func() {
-		m, err := c.Call(ctx, "tools/call", json.RawMessage(`{"name":"b","_meta":{"progressToken":7}}`), logB.notify)
+		m, err := c.Call(ctx, "tools/call", json.RawMessage(`{"name":"b","_meta":{"progressToken":7}}`), relayTo(logB.notify))
 		resB <- out{m, err}
 	}()
 	reqB := p.next(t)

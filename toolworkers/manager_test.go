@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -50,7 +51,7 @@ func newMgrUpstream(t *testing.T, name string) *mgrUpstream {
 	})
 	u := &mgrUpstream{}
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := streamingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		u.mu.Lock()
@@ -63,9 +64,23 @@ func newMgrUpstream(t *testing.T, name string) *mgrUpstream {
 		u.mu.Unlock()
 		h.ServeHTTP(w, r)
 	}))
-	t.Cleanup(srv.Close)
 	u.url = srv.URL + "/mcp"
 	return u
+}
+
+// streamingServer serves h on loopback until the test ends. Closing it first
+// ends the requests still running (the GET streams workers keep open), which
+// httptest.Server.Close would otherwise wait for.
+func streamingServer(t testing.TB, h http.Handler) *httptest.Server {
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.BaseContext = func(net.Listener) context.Context { return ctx }
+	srv.Start()
+	t.Cleanup(func() {
+		cancel()
+		srv.Close()
+	})
+	return srv
 }
 
 func (u *mgrUpstream) counts() (inits, deletes int) {

@@ -24,13 +24,15 @@ type Metrics struct {
 	calls    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	errors   *prometheus.CounterVec
+	cache    *prometheus.CounterVec
 
 	mu      sync.Mutex
 	workers map[*Worker]struct{}
 	tools   sync.Map // server -> *toolSet
 	// series caches the metrics of each label set: they are bounded, and a
 	// hit skips hashing four label values per call.
-	series sync.Map // callKey -> *callSeries
+	series      sync.Map // callKey -> *callSeries
+	cacheSeries sync.Map // callKey{server, method, status: outcome} -> prometheus.Counter
 }
 
 type callKey struct{ server, method, tool, status string }
@@ -60,9 +62,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "mcpbus_upstream_errors_total",
 			Help: "Failed upstream calls by code: a gateway error catalog code (MCPBUS_UPSTREAM_TIMEOUT...) or the upstream's JSON-RPC error code (-32602...; codes outside -32768..-32000 are \"other\").",
 		}, []string{"server", "code"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpbus_catalog_cache_total",
+			Help: "List calls (tools/list, prompts/list, resources/list, resources/templates/list) by catalog cache outcome: hit (answered from the worker's cache), joined (shared a concurrent call's upstream fetch), miss (fetched upstream).",
+		}, []string{"server", "method", "outcome"}),
 		workers: map[*Worker]struct{}{},
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.duration, m.errors, stateCollector{m}} {
+	for _, c := range []prometheus.Collector{m.calls, m.duration, m.errors, m.cache, stateCollector{m}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -114,6 +120,19 @@ func (w *Worker) recordMetrics(rec callRecord) {
 	if rec.status != "ok" {
 		m.errors.WithLabelValues(server, errorCodeLabel(rec.status, rec.errCode)).Inc()
 	}
+}
+
+// cacheOutcome counts one list call's catalog cache outcome.
+func (m *Metrics) cacheOutcome(server, method, outcome string) {
+	if m == nil || outcome == "" {
+		return
+	}
+	k := callKey{server: server, method: method, status: outcome}
+	c, ok := m.cacheSeries.Load(k)
+	if !ok {
+		c, _ = m.cacheSeries.LoadOrStore(k, m.cache.WithLabelValues(server, method, outcome))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 // toolSet is the tool label values admitted for one server.

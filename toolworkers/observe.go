@@ -17,6 +17,7 @@ type callRecord struct {
 	errCode  string // catalog code, or the upstream's JSON-RPC error code
 	bytesIn  int
 	bytesOut int
+	cache    string // catalog cache outcome (catalog.go), "" for methods not cached
 }
 
 // observe records one finished call: a usage event on the bus (usage.go) and

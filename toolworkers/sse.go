@@ -8,13 +8,18 @@ import (
 )
 
 // sseScanner reads the data of Server-Sent Events (the text/event-stream format):
-// "data:" lines accumulate until a blank line ends the event; "event:", "id:",
-// "retry:" and comments are skipped, as MCP carries everything in data.
+// "data:" lines accumulate until a blank line ends the event; "id:" sets the
+// last event id (for Last-Event-ID on a reconnect); "event:", "retry:" and
+// comments are skipped, as MCP carries everything in data.
 type sseScanner struct {
-	r    *bufio.Reader
-	max  int
-	data []byte
+	r      *bufio.Reader
+	max    int
+	data   []byte
+	lastID string
 }
+
+// LastID is the last event id the stream set ("" if none).
+func (s *sseScanner) LastID() string { return s.lastID }
 
 func newSSEScanner(r io.Reader, max int) *sseScanner {
 	return &sseScanner{r: bufio.NewReaderSize(r, 16<<10), max: max}
@@ -52,6 +57,13 @@ func (s *sseScanner) Next() ([]byte, error) {
 			continue
 		}
 		seen = true
+		if rest, ok := bytes.CutPrefix(line, []byte("id:")); ok {
+			rest = bytes.TrimPrefix(rest, []byte(" "))
+			if bytes.IndexByte(rest, 0) < 0 { // the spec ignores ids holding NUL
+				s.lastID = string(rest)
+			}
+			continue
+		}
 		if rest, ok := bytes.CutPrefix(line, []byte("data:")); ok {
 			rest = bytes.TrimPrefix(rest, []byte(" "))
 			if len(s.data) > 0 {

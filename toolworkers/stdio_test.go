@@ -157,7 +157,7 @@ func TestStdioCallsShareOneProcess(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			tok := fmt.Sprintf("mcpbus-%d", i)
-			msg, err := h.c.Call(ctx, "tools/call", toolCall("progress", map[string]any{"steps": 2, "delay_ms": 5}, tok), logs[i].notify)
+			msg, err := h.c.Call(ctx, "tools/call", toolCall("progress", map[string]any{"steps": 2, "delay_ms": 5}, tok), relayTo(logs[i].notify))
 			if err != nil {
 				t.Error(err)
 				return

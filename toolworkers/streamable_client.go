@@ -11,6 +11,10 @@ package toolworkers
 // forgot, so the worker speaks the transport itself: POST one message, read a JSON
 // or SSE answer, keep Mcp-Session-Id and MCP-Protocol-Version, and start over on
 // 404. Everything else about MCP stays the upstream's business.
+//
+// Right after notifications/initialized the client opens the session's GET
+// stream (getstream.go), where the upstream sends what belongs to no request:
+// list_changed, resources/updated, and requests for the client.
 
 import (
 	"bytes"
@@ -18,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -41,10 +46,19 @@ type session struct {
 	id      string          // Mcp-Session-Id, empty for sessionless servers
 	version string          // negotiated protocol version
 	init    json.RawMessage // the upstream's initialize result, verbatim
+
+	// ctx lives as long as the session is the client's current one: it ends
+	// the GET stream and the server-to-client requests relayed from it.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
-// notifyFunc receives notifications the upstream sends on a request's stream.
-type notifyFunc func(method string, params json.RawMessage)
+// end stops what runs for the session (its GET stream).
+func (s *session) end() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+}
 
 // streamableClient is one upstream server's Streamable HTTP endpoint with one
 // shared, lazily opened session: every call through this worker replica reuses
@@ -55,7 +69,14 @@ type streamableClient struct {
 	header   http.Header // credential and static headers, set on every request
 	version  string      // protocol version to ask for at initialize
 	hc       *http.Client
+	// caps are the client capabilities declared at initialize (nil: none).
+	caps json.RawMessage
+	// events, if set, receives what the upstream sends outside calls, and the
+	// client keeps the session's GET stream open for it.
+	events sessionEvents
+	log    *slog.Logger
 
+	closed atomic.Bool
 	nextID atomic.Int64
 	cur    atomic.Pointer[session]
 	// initLock collapses concurrent initializations into one; a channel rather
@@ -76,6 +97,7 @@ func newStreamableClient(server, endpoint string, header http.Header, version st
 		version:  version,
 		hc:       hc,
 		initLock: make(chan struct{}, 1),
+		log:      slog.Default(),
 	}
 }
 
@@ -95,10 +117,11 @@ func newBaseTransport() *http.Transport {
 }
 
 // Call sends one request upstream and returns the upstream's response message,
-// whose result or error the caller relays verbatim. Notifications that arrive on
-// the request's stream go to notify. A session the upstream forgot is replaced
-// and the request sent once more: the upstream never ran it.
-func (c *streamableClient) Call(ctx context.Context, method string, params json.RawMessage, notify notifyFunc) (*bus.Message, error) {
+// whose result or error the caller relays verbatim. What else arrives on the
+// request's stream goes to r (session-wide notifications to events). A
+// session the upstream forgot is replaced and the request sent once more: the
+// upstream never ran it.
+func (c *streamableClient) Call(ctx context.Context, method string, params json.RawMessage, r *callRelay) (*bus.Message, error) {
 	for attempt := 0; ; attempt++ {
 		s, err := c.session(ctx)
 		if err != nil {
@@ -106,20 +129,44 @@ func (c *streamableClient) Call(ctx context.Context, method string, params json.
 		}
 		id := c.nextID.Add(1)
 		body := encodeRequest(id, method, params)
-		msg, _, err := c.post(ctx, s, body, id, notify)
+		msg, _, err := c.post(ctx, s, body, id, r)
 		if err != nil && ctx.Err() != nil {
 			// Closing the HTTP request is not a cancellation in MCP: tell the
 			// upstream to stop, so a revoked or timed-out call does no more work.
 			go c.cancelUpstream(s, id, ctx.Err())
 		}
 		if errors.Is(err, errSessionGone) {
-			c.cur.CompareAndSwap(s, nil)
+			c.drop(s)
 			if attempt == 0 {
 				continue
 			}
 			return nil, bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q forgot a session it had just opened (HTTP 404 twice in a row)", c.server)
 		}
 		return msg, err
+	}
+}
+
+// Notify sends one notification in the session, opening it if needed.
+func (c *streamableClient) Notify(ctx context.Context, method string, params json.RawMessage) error {
+	s, err := c.session(ctx)
+	if err != nil {
+		return err
+	}
+	_, _, err = c.post(ctx, s, bus.Notification(method, params), 0, nil)
+	if errors.Is(err, errSessionGone) {
+		c.drop(s)
+		return bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q forgot the session", c.server)
+	}
+	return err
+}
+
+// drop forgets s if it is still the current session; the next call opens a new one.
+func (c *streamableClient) drop(s *session) {
+	if c.cur.CompareAndSwap(s, nil) {
+		s.end()
+		if c.events != nil && !c.closed.Load() {
+			c.events.sessionLost()
+		}
 	}
 }
 
@@ -134,7 +181,12 @@ func (c *streamableClient) Info(ctx context.Context) (json.RawMessage, error) {
 
 // Close ends the upstream session (DELETE) and releases idle connections.
 func (c *streamableClient) Close() {
-	if s := c.cur.Swap(nil); s != nil && s.id != "" {
+	c.closed.Store(true)
+	s := c.cur.Swap(nil)
+	if s != nil {
+		s.end()
+	}
+	if s != nil && s.id != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.endpoint, nil)
@@ -167,17 +219,20 @@ func (c *streamableClient) session(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	c.cur.Store(s)
+	if c.closed.Load() {
+		// Close ran meanwhile; whichever of us swaps s out ends it.
+		c.drop(s)
+		return nil, bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q: the worker is shutting down", c.server)
+	}
+	if c.events != nil {
+		c.events.sessionOpened()
+		go c.listen(s)
+	}
 	return s, nil
 }
 
 func (c *streamableClient) initialize(ctx context.Context) (*session, error) {
-	params, _ := json.Marshal(map[string]any{
-		"protocolVersion": c.version,
-		// mcpbus cannot yet relay server-to-client requests, so it declares no
-		// client capabilities rather than promise what it would drop.
-		"capabilities": map[string]any{},
-		"clientInfo":   map[string]string{"name": "mcpbus", "version": Version},
-	})
+	params := initializeParams(c.version, c.caps)
 	id := c.nextID.Add(1)
 	pending := &session{}
 	msg, hdr, err := c.post(ctx, pending, encodeRequest(id, "initialize", params), id, nil)
@@ -200,7 +255,24 @@ func (c *streamableClient) initialize(ctx context.Context) (*session, error) {
 	if _, _, err := c.post(ctx, s, bus.Notification("notifications/initialized", nil), 0, nil); err != nil {
 		return nil, err
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
+}
+
+// initializeParams are the params of the upstream initialize: the protocol
+// version to ask for and exactly the capabilities of the client the session
+// is for ({} for sessions shared between clients, which cannot promise what
+// any one of them supports).
+func initializeParams(version string, caps json.RawMessage) json.RawMessage {
+	if len(caps) == 0 || !json.Valid(caps) {
+		caps = json.RawMessage(`{}`)
+	}
+	params, _ := json.Marshal(map[string]any{
+		"protocolVersion": version,
+		"capabilities":    caps,
+		"clientInfo":      map[string]string{"name": "mcpbus", "version": Version},
+	})
+	return params
 }
 
 func encodeRequest(id int64, method string, params json.RawMessage) []byte {
@@ -231,7 +303,7 @@ func (c *streamableClient) setHeaders(req *http.Request, s *session) {
 
 // post sends one message. For a request (id > 0) it waits for the response with
 // that id, on a JSON body or an SSE stream; for a notification it expects 202.
-func (c *streamableClient) post(ctx context.Context, s *session, body []byte, id int64, notify notifyFunc) (*bus.Message, http.Header, error) {
+func (c *streamableClient) post(ctx context.Context, s *session, body []byte, id int64, r *callRelay) (*bus.Message, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return nil, nil, bus.Errorf(bus.ErrInternal, "upstream server %q: bad endpoint", c.server)
@@ -257,7 +329,7 @@ func (c *streamableClient) post(ctx context.Context, s *session, body []byte, id
 	case resp.StatusCode == http.StatusAccepted:
 		err = bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q answered a request with 202 and no response", c.server)
 	case ct == "text/event-stream":
-		msg, err = c.readSSE(ctx, resp.Body, s, id, notify)
+		msg, err = c.readSSE(ctx, resp.Body, s, id, r)
 		if err == nil {
 			// The server ends the stream after the response; read to its end
 			// in the background so the connection goes back to the pool
@@ -334,11 +406,12 @@ func (c *streamableClient) matchResponse(data []byte, id int64) (*bus.Message, e
 }
 
 // readSSE reads events until the response to id arrives. Notifications go to
-// notify; a request from the upstream is answered so the upstream is not left
-// waiting (ping succeeds; other server-to-client requests are refused for now).
-func (c *streamableClient) readSSE(ctx context.Context, r io.Reader, s *session, id int64, notify notifyFunc) (*bus.Message, error) {
+// the relay (session-wide ones to events); a request from the upstream is
+// answered in the background so the upstream is never left waiting: ping
+// locally, others by the relay (the client that made the call).
+func (c *streamableClient) readSSE(ctx context.Context, body io.Reader, s *session, id int64, r *callRelay) (*bus.Message, error) {
 	want := strconv.FormatInt(id, 10)
-	sc := newSSEScanner(r, maxUpstreamBody)
+	sc := newSSEScanner(body, maxUpstreamBody)
 	for {
 		data, err := sc.Next()
 		if err != nil {
@@ -358,11 +431,21 @@ func (c *streamableClient) readSSE(ctx context.Context, r io.Reader, s *session,
 		case m.IsResponse() && string(m.ID) == want:
 			return &m, nil
 		case m.IsNotification():
-			if notify != nil {
-				notify(m.Method, m.Params)
+			if c.events != nil && sessionWide(m.Method) {
+				c.events.sessionNotification(m.Method, m.Params)
+			} else {
+				r.notify(m.Method, m.Params)
 			}
 		case m.IsRequest():
-			go c.answerServerRequest(s, &m)
+			if m.Method == "ping" {
+				go c.answer(s, bus.ResultResponse(m.ID, json.RawMessage(`{}`)))
+				continue
+			}
+			r.hold()
+			go func() {
+				defer r.release()
+				c.answer(s, r.request(ctx, &m))
+			}()
 		}
 	}
 }
@@ -379,17 +462,13 @@ func (c *streamableClient) cancelUpstream(s *session, id int64, cause error) {
 	_, _, _ = c.post(ctx, s, bus.Notification("notifications/cancelled", params), 0, nil)
 }
 
-func (c *streamableClient) answerServerRequest(s *session, m *bus.Message) {
-	var reply []byte
-	if m.Method == "ping" {
-		reply = bus.ResultResponse(m.ID, json.RawMessage(`{}`))
-	} else {
-		e, _ := json.Marshal(map[string]any{"code": -32601, "message": "mcpbus does not relay " + m.Method + " yet"})
-		reply = bus.RawErrorResponse(m.ID, e)
-	}
+// answer POSTs the response to a server-to-client request in session s.
+func (c *streamableClient) answer(s *session, reply []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, _, _ = c.post(ctx, s, reply, 0, nil)
+	if _, _, err := c.post(ctx, s, reply, 0, nil); err != nil {
+		c.log.Debug("answering a server-to-client request failed", "err", bus.AsError(err).Message)
+	}
 }
 
 // classify turns a transport failure into a gateway error that names the server

@@ -289,7 +289,7 @@ func TestStreamableSSEProgressAndServerPing(t *testing.T) {
 		notes = append(notes, method+" "+string(params))
 		mu.Unlock()
 	}
-	msg, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/call", json.RawMessage(`{"name":"slow"}`), notify)
+	msg, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/call", json.RawMessage(`{"name":"slow"}`), relayTo(notify))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -592,7 +592,7 @@ func TestStreamableDeadline(t *testing.T) {
 			f := newFakeUpstream(t)
 			c.setup(f)
 			start := time.Now()
-			_, err := f.client(t).Call(ctxTimeout(t, 200*time.Millisecond), "tools/call", nil, func(string, json.RawMessage) {})
+			_, err := f.client(t).Call(ctxTimeout(t, 200*time.Millisecond), "tools/call", nil, relayTo(func(string, json.RawMessage) {}))
 			if took := time.Since(start); took > 3*time.Second {
 				t.Fatalf("call took %v after a 200ms deadline", took)
 			}

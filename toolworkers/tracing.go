@@ -85,7 +85,7 @@ func (s *callSpan) answered(rpcError json.RawMessage) {
 
 // call is one upstream attempt in its own client span, whose context the
 // client sends upstream.
-func (s *callSpan) call(ctx context.Context, c upstream, method string, params json.RawMessage, relay notifyFunc) (*bus.Message, error) {
+func (s *callSpan) call(ctx context.Context, c upstream, method string, params json.RawMessage, relay *callRelay) (*bus.Message, error) {
 	ctx, span := s.startUpstream(ctx)
 	defer span.End()
 	resp, err := c.Call(ctx, method, params, relay)

@@ -24,14 +24,17 @@ type tracedUpstream struct {
 	answer      *bus.Message
 }
 
-func (f *tracedUpstream) Call(ctx context.Context, _ string, _ json.RawMessage, _ notifyFunc) (*bus.Message, error) {
+func (f *tracedUpstream) Call(ctx context.Context, _ string, _ json.RawMessage, _ *callRelay) (*bus.Message, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://upstream/mcp", nil)
 	injectTrace(req)
 	f.traceparent = req.Header.Get("Traceparent")
 	return f.answer, nil
 }
 func (f *tracedUpstream) Info(context.Context) (json.RawMessage, error) { return nil, nil }
-func (f *tracedUpstream) Close()                                        {}
+func (f *tracedUpstream) Notify(context.Context, string, json.RawMessage) error {
+	return nil
+}
+func (f *tracedUpstream) Close() {}
 
 func TestWorkerSpans(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()

@@ -5,6 +5,7 @@
 package toolworkers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
@@ -67,14 +69,23 @@ type Worker struct {
 	base    *http.Transport // this replica's connection pool
 	hc      *http.Client    // base wrapped with the credential transports
 	version string
-	client  upstream     // the shared session, for callers without own credentials
+	shared  *link        // the shared session, for callers without own credentials or private capabilities
 	creds   *credClients // sessions for callers with per-request credentials
+	private privateLinks // sessions for one downstream session each (private.go)
+	changes changeNotices
 	limit   *limiter
 	breaker *breaker
-	// inflight maps request ids to the cancel of their upstream call, so a
-	// cancellation published on the bus (a revoked key) stops them.
+	// inflight maps request ids to their calls (cancel.go), so a
+	// cancellation published on the bus (a revoked key, a client's
+	// notifications/cancelled) stops them.
 	inflight sync.Map
-	cancels  *nats.Subscription
+	subs     []*nats.Subscription
+	// Server-to-client requests (server_requests.go): this replica's subject
+	// token, the sequence of relayed requests, and those awaiting answers.
+	s2cToken string
+	s2cSeq   atomic.Uint64
+	s2cWaits sync.Map // sequence number (decimal) -> *s2cWait
+	s2cSub   *nats.Subscription
 	tracer   trace.Tracer   // tracing.go
 	usage    usagePublisher // usage.go
 	metrics  *Metrics
@@ -114,7 +125,10 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 		breaker: newBreaker(up.Name, up.BreakerThreshold, up.BreakerCooldown),
 		tracer:  newTracer(o.TracerProvider),
 		metrics: o.Metrics,
+		// nuid: [0-9A-Za-z], one subject token, unique per replica.
+		s2cToken: nuid.Next(),
 	}
+	w.changes = changeNotices{w: w, window: 250 * time.Millisecond}
 	if up.SpecVersion != "" {
 		w.version = up.SpecVersion // the operator pinned a revision
 	}
@@ -127,8 +141,8 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 	if err := w.credentialTransports(o); err != nil {
 		return nil, err
 	}
-	w.client = w.newUpstream(up.Header)
-	w.creds = newCredClients(func(perRequest http.Header) upstream { return w.newUpstream(w.mergeHeaders(perRequest)) })
+	w.shared = w.newLink(up.Header, "", "", nil)
+	w.creds = newCredClients(func(perRequest http.Header) *link { return w.newLink(w.mergeHeaders(perRequest), "", "", nil) })
 
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        bus.ServiceWorker,
@@ -138,32 +152,76 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 		QueueGroup:  bus.ToolQueue(up.Name),
 	})
 	if err != nil {
-		w.client.Close()
-		return nil, err
-	}
-	if err := svc.AddEndpoint("rpc", micro.HandlerFunc(w.handOff(w.handleRPC)), micro.WithEndpointSubject(bus.ToolRPC(up.Name))); err != nil {
-		svc.Stop()
-		w.client.Close()
-		return nil, err
-	}
-	if err := svc.AddEndpoint("info", micro.HandlerFunc(w.handOff(w.handleInfo)), micro.WithEndpointSubject(bus.ToolInfo(up.Name))); err != nil {
-		svc.Stop()
-		w.client.Close()
+		w.shared.close()
 		return nil, err
 	}
 	w.svc = svc
 	w.metrics.add(w)
-	w.cancels, err = nc.Subscribe(bus.SubjectCancel, func(m *nats.Msg) {
-		if c, ok := w.inflight.Load(string(m.Data)); ok {
-			w.log.Info("cancelling an in-flight call", "request_id", string(m.Data))
-			c.(context.CancelFunc)()
-		}
-	})
-	if err != nil {
+	// Subscriptions before endpoints: a call must never run before the
+	// answers to its server-to-client requests or its cancellation can arrive.
+	if err := w.subscribe(); err != nil {
+		w.Stop()
+		return nil, err
+	}
+	if err := svc.AddEndpoint("rpc", micro.HandlerFunc(w.handOff(w.handleRPC)), micro.WithEndpointSubject(bus.ToolRPC(up.Name))); err != nil {
+		w.Stop()
+		return nil, err
+	}
+	if err := svc.AddEndpoint("info", micro.HandlerFunc(w.handOff(w.handleInfo)), micro.WithEndpointSubject(bus.ToolInfo(up.Name))); err != nil {
 		w.Stop()
 		return nil, err
 	}
 	return w, nil
+}
+
+// subscribe listens for cancellations, ended sessions and the answers to
+// this replica's server-to-client requests.
+func (w *Worker) subscribe() error {
+	if err := w.startServerRequests(); err != nil {
+		return err
+	}
+	for subject, h := range map[string]nats.MsgHandler{
+		bus.SubjectCancel:            w.onCancel,
+		bus.SubjectCancelRequest:     w.onCancelRequest,
+		bus.SubjectSessionClosed:     w.onSessionClosed,
+		bus.NotifySubject(w.up.Name): w.onNotify,
+	} {
+		sub, err := w.nc.Subscribe(subject, h)
+		if err != nil {
+			return err
+		}
+		w.subs = append(w.subs, sub)
+	}
+	return nil
+}
+
+// onNotify drops the lists another replica heard changed: its notice may
+// reach a client, whose next list may come here, before this replica's own
+// upstream sessions hear of the change.
+func (w *Worker) onNotify(m *nats.Msg) {
+	var n struct {
+		Method string `json:"method"`
+	}
+	if json.Unmarshal(m.Data, &n) != nil {
+		return
+	}
+	if stale, ok := listChangedMethods[n.Method]; ok {
+		w.eachLink(func(l *link) { l.cache.invalidate(stale...) })
+	}
+}
+
+// onSessionClosed closes the upstream sessions opened for an ended downstream
+// session and drops its resource subscriptions on the shared ones.
+func (w *Worker) onSessionClosed(m *nats.Msg) {
+	sid := string(m.Data)
+	if sid == "" {
+		return
+	}
+	w.private.closeSession(sid)
+	go func() {
+		w.shared.dropSession(sid)
+		w.creds.each(func(l *link) { l.dropSession(sid) })
+	}()
 }
 
 // credentialTransports builds the replica's HTTP client: the shared pool,
@@ -212,16 +270,23 @@ func refuseCrossOrigin(req *http.Request, via []*http.Request) error {
 }
 
 // newUpstream makes a client for this server speaking its transport, sending
-// header on every HTTP request.
-func (w *Worker) newUpstream(header http.Header) upstream {
+// header on every HTTP request, declaring caps at initialize and reporting
+// what comes outside calls to events.
+func (w *Worker) newUpstream(header http.Header, caps json.RawMessage, events sessionEvents) upstream {
 	switch w.up.Transport {
 	case "sse":
 		hc := &http.Client{Transport: &fixedHeaders{base: w.hc.Transport, header: header}}
-		return newSSEClient(w.up.Name, w.up.URL.String(), hc, w.version, w.rootLog)
+		c := newSSEClient(w.up.Name, w.up.URL.String(), hc, w.version, w.rootLog)
+		c.caps, c.events = caps, events
+		return c
 	case "stdio":
-		return newStdioClient(w.up.Name, stdioSpec{Command: w.up.Command, Args: w.up.Args, Env: w.up.Env}, w.version, w.rootLog)
+		c := newStdioClient(w.up.Name, stdioSpec{Command: w.up.Command, Args: w.up.Args, Env: w.up.Env}, w.version, w.rootLog)
+		c.caps, c.events = caps, events
+		return c
 	default:
-		return newStreamableClient(w.up.Name, w.up.URL.String(), header, w.version, w.hc)
+		c := newStreamableClient(w.up.Name, w.up.URL.String(), header, w.version, w.hc)
+		c.caps, c.events, c.log = caps, events, w.log
+		return c
 	}
 }
 
@@ -248,11 +313,16 @@ func (w *Worker) Stop() {
 	if w.svc != nil {
 		_ = w.svc.Stop()
 	}
-	if w.cancels != nil {
-		_ = w.cancels.Unsubscribe()
+	for _, sub := range w.subs {
+		_ = sub.Unsubscribe()
 	}
-	w.client.Close()
+	if w.s2cSub != nil {
+		_ = w.s2cSub.Unsubscribe()
+	}
+	w.changes.stop()
+	w.shared.close()
 	w.creds.closeAll()
+	w.private.closeAll()
 	w.base.CloseIdleConnections()
 	w.usage.close()
 }
@@ -285,7 +355,7 @@ func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 	defer cancel()
 	var info json.RawMessage
 	err := w.guard(ctx, func() (err error) {
-		info, err = span.info(ctx, w.client)
+		info, err = span.info(ctx, w.shared.up)
 		return err
 	})
 	if err != nil {
@@ -302,8 +372,13 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 		_ = reply.Error(derr)
 		return
 	}
+	if msg.IsNotification() && msg.Method == "notifications/roots/list_changed" {
+		w.rootsChanged(env, msg.Params)
+		_ = reply.Respond(nil)
+		return
+	}
 	if !msg.IsRequest() {
-		_ = reply.Error(bus.Errorf(bus.ErrInvalidRequest, "tool worker takes requests only, got %q", msg.Method))
+		_ = reply.Error(bus.Errorf(bus.ErrInvalidRequest, "tool worker takes requests (and notifications/roots/list_changed) only, got %q", msg.Method))
 		return
 	}
 	span := w.startSpan(req.Headers(), env, msg.Method, msg.Params)
@@ -322,29 +397,24 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 	}
 	ctx, cancel := w.callContext(env)
 	defer cancel()
-	if env.RequestID != "" {
-		w.inflight.Store(env.RequestID, cancel)
-		defer w.inflight.Delete(env.RequestID)
-	}
+	tracked := w.track(&env, msg.ID, cancel)
+	defer w.untrack(env.RequestID, tracked)
 
-	params, relay := w.legParams(msg.Params, env)
-	client := w.client
-	if perRequest := w.perRequestHeaders(env.Forward); perRequest != nil && w.up.Transport != "stdio" {
-		client = w.creds.get(perRequest)
+	l := w.linkFor(&env)
+	if l == nil {
+		_ = reply.Error(span.fail(bus.Errorf(bus.ErrUpstreamUnavailable, "worker for server %q is shutting down", w.up.Name)))
+		return
 	}
+	params, relay := w.legParams(msg.Params, &env, l)
+	defer relay.release()
 	start := time.Now()
-	var resp *bus.Message
-	err := w.guard(ctx, func() (err error) {
-		resp, err = span.call(ctx, client, msg.Method, params, relay)
-		if err != nil && retryable(msg.Method, err) && ctx.Err() == nil {
-			w.log.Info("retrying a list call once after a transport error", "request_id", env.RequestID, "method", msg.Method, "err", bus.AsError(err).Message)
-			resp, err = span.call(ctx, client, msg.Method, params, relay)
-		}
-		return err
-	})
-	rec := callRecord{env: env, method: msg.Method, start: start, bytesIn: len(req.Data())}
+	resp, cached, err := w.dispatch(ctx, l, &env, msg, params, relay, span)
+	rec := callRecord{env: env, method: msg.Method, start: start, bytesIn: len(req.Data()), cache: cached}
 	if msg.Method == "tools/call" {
 		rec.tool = toolName(msg.Params)
+	}
+	if err != nil && tracked.cancelledByClient() {
+		err = w.clientCancelled(msg.ID)
 	}
 	if err != nil {
 		rec.status, rec.errCode = "failed", bus.AsError(err).Kind.Code
@@ -384,6 +454,101 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 	w.log.Debug("upstream call", "request_id", env.RequestID, "method", msg.Method, "duration", time.Since(start))
 }
 
+// linkFor picks the upstream session for a call: a private one for a client
+// that declared capabilities the upstream may use outside calls, else the one
+// for its per-request credentials, else the shared one. nil: the worker is
+// stopping.
+func (w *Worker) linkFor(env *bus.Envelope) *link {
+	stdio := w.up.Transport == "stdio" // one process, one session: always shared
+	var perRequest http.Header
+	if !stdio {
+		perRequest = w.perRequestHeaders(env.Forward)
+	}
+	if !stdio && env.Session != "" && privateCaps(env.ClientCapabilities) {
+		credKey := ""
+		if perRequest != nil {
+			credKey = headerKey(perRequest)
+		}
+		sid, keyID, caps := env.Session, env.Caller.KeyID, env.ClientCapabilities
+		return w.private.get(privateKey(keyID, sid, credKey), func() *link {
+			header := w.up.Header
+			if perRequest != nil {
+				header = w.mergeHeaders(perRequest)
+			}
+			return w.newLink(header, sid, keyID, caps)
+		})
+	}
+	if perRequest != nil {
+		return w.creds.get(perRequest)
+	}
+	return w.shared
+}
+
+// dispatch runs one request on link l: list calls through its catalog cache,
+// logging/setLevel and resource subscriptions through its bookkeeping,
+// everything else straight upstream. cache is the catalog outcome ("" when
+// the method is not cached).
+func (w *Worker) dispatch(ctx context.Context, l *link, env *bus.Envelope, msg *bus.Message, params json.RawMessage, relay *callRelay, span *callSpan) (resp *bus.Message, cache string, err error) {
+	call := func() (*bus.Message, error) {
+		var resp *bus.Message
+		err := w.guard(ctx, func() (err error) {
+			resp, err = span.call(ctx, l.up, msg.Method, params, relay)
+			if err != nil && retryable(msg.Method, err) && ctx.Err() == nil {
+				w.log.Info("retrying a list call once after a transport error", "request_id", env.RequestID, "method", msg.Method, "err", bus.AsError(err).Message)
+				resp, err = span.call(ctx, l.up, msg.Method, params, relay)
+			}
+			return err
+		})
+		return resp, err
+	}
+	switch msg.Method {
+	case "tools/list", "prompts/list", "resources/list", "resources/templates/list":
+		key, ok := catalogKey(msg.Method, msg.Params)
+		if !ok {
+			break
+		}
+		resp, cache, err = l.cache.fetch(ctx, key, msg.Method, call, func() bool {
+			info, err := l.up.Info(ctx)
+			return err == nil && declaresListChanged(info, catalogMethods[msg.Method])
+		})
+		if err != nil && err == ctx.Err() { // gave up waiting for another call's fetch
+			err = w.ctxError(ctx)
+		}
+		w.metrics.cacheOutcome(w.up.Name, msg.Method, cache)
+		return resp, cache, err
+	case "logging/setLevel":
+		resp, err = l.setLevel(msg.Params, call, func() json.RawMessage {
+			info, _ := l.up.Info(ctx)
+			return info
+		})
+		return resp, "", err
+	case "resources/subscribe", "resources/unsubscribe":
+		resp, err = l.subscription(msg.Method, env.Session, msg.Params, call)
+		return resp, "", err
+	}
+	if env.LogLevel != "" {
+		l.syncLevel(ctx, env.LogLevel)
+	}
+	resp, err = call()
+	return resp, "", err
+}
+
+// rootsChanged forwards a client's notifications/roots/list_changed to the
+// upstream session opened for that client, if there is one: only a private
+// session declared roots upstream.
+func (w *Worker) rootsChanged(env bus.Envelope, params json.RawMessage) {
+	if env.Session == "" {
+		return
+	}
+	for _, l := range w.private.find(env.Caller.KeyID, env.Session) {
+		ctx, cancel := w.callContext(env)
+		if err := l.up.Notify(ctx, "notifications/roots/list_changed", params); err != nil {
+			w.log.Info("forwarding notifications/roots/list_changed failed", "request_id", env.RequestID, "err", bus.AsError(err).Message)
+		}
+		cancel()
+	}
+}
+
 // guard runs one upstream call under the server's concurrency limit and
 // circuit breaker.
 func (w *Worker) guard(ctx context.Context, call func() error) error {
@@ -416,28 +581,31 @@ func (w *Worker) fail(reply bus.Reply, env bus.Envelope, method string, err erro
 
 // legParams rewrites the caller's progress token into one unique to this
 // upstream leg (many callers share one upstream session, so their tokens could
-// collide) and returns the notification relay that maps it back.
-func (w *Worker) legParams(params json.RawMessage, env bus.Envelope) (json.RawMessage, notifyFunc) {
-	if env.Stream == "" {
+// collide) and returns the relay that maps what comes on the call's stream
+// back to the caller. Without a stream subject there is no relay (nil: a
+// server-to-client request on the call's stream is refused), except on a
+// private session, whose GET stream takes the requests instead.
+func (w *Worker) legParams(params json.RawMessage, env *bus.Envelope, l *link) (json.RawMessage, *callRelay) {
+	if env.Stream == "" && !l.private() {
 		return params, nil
 	}
-	rewritten, original, ok := rewriteProgressToken(params, "mcpbus-"+nuid.Next())
-	if ok {
-		params = rewritten
-	}
-	return params, func(method string, p json.RawMessage) {
-		switch method {
-		case "notifications/progress":
-			if !ok {
-				return
-			}
-			p = restoreProgressToken(p, original)
-		case "notifications/message":
-		default:
-			return
-		}
-		if err := w.nc.Publish(env.Stream, bus.Notification(method, p)); err != nil {
-			w.log.Debug("relay notification failed", "request_id", env.RequestID, "err", err)
+	var original json.RawMessage
+	if bytes.Contains(params, []byte(`"progressToken"`)) {
+		if rewritten, token, ok := rewriteProgressToken(params, "mcpbus-"+nuid.Next()); ok {
+			params, original = rewritten, token
 		}
 	}
+	r := w.newRelay(env, original)
+	if l.private() {
+		r.fallback = bus.SessionSubject(l.sid)
+	}
+	return params, r
+}
+
+// ctxError describes a call whose context ended while it waited.
+func (w *Worker) ctxError(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return bus.Errorf(bus.ErrUpstreamTimeout, "upstream server %q did not answer in time", w.up.Name)
+	}
+	return bus.Errorf(bus.ErrUpstreamUnavailable, "call to upstream server %q was cancelled", w.up.Name)
 }

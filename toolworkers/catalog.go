@@ -1,0 +1,223 @@
+package toolworkers
+
+// The catalog cache: each upstream session (a link: the shared one, one per
+// credential set, one per private downstream session) keeps the results of
+// tools/list, prompts/list, resources/list and resources/templates/list, per
+// cursor, exactly as the upstream sent them. Concurrent requests for an entry
+// nobody has yet share one upstream call. An entry ends when the upstream
+// says its list changed (notifications/*/list_changed, on any of its
+// streams), when the session is re-initialized, and, for a list whose server
+// does not promise list_changed notifications (capabilities.<x>.listChanged),
+// catalogTTL after it was fetched. Upstream errors are never cached (callers
+// waiting on the failed fetch get its answer). The caller's filters
+// (allowed_tools, key permissions) apply to each answer after the cache.
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+// catalogTTL is how long a list is kept when its server sends no list_changed.
+const catalogTTL = time.Minute
+
+// catalogMethods are the cached list methods, and the capability whose
+// listChanged promises a notification when the list changes.
+var catalogMethods = map[string]string{
+	"tools/list":               "tools",
+	"prompts/list":             "prompts",
+	"resources/list":           "resources",
+	"resources/templates/list": "resources",
+}
+
+// listChangedMethods maps an upstream's list_changed notification to the
+// cached methods it makes stale.
+var listChangedMethods = map[string][]string{
+	"notifications/tools/list_changed":     {"tools/list"},
+	"notifications/prompts/list_changed":   {"prompts/list"},
+	"notifications/resources/list_changed": {"resources/list", "resources/templates/list"},
+}
+
+// Cache outcomes, as metrics label values.
+const (
+	cacheMiss   = "miss"   // fetched from the upstream for this call
+	cacheHit    = "hit"    // answered from the cache
+	cacheJoined = "joined" // shared another call's fetch
+)
+
+type catalog struct {
+	mu      sync.Mutex
+	entries map[string]*catalogEntry // method + "\x00" + cursor
+	gen     map[string]uint64        // per method: bumped by every invalidation
+}
+
+type catalogEntry struct {
+	method  string
+	gen     uint64
+	done    chan struct{} // closed when the fetch ended
+	msg     *bus.Message  // the upstream's response (result or JSON-RPC error)
+	err     error         // a gateway error
+	gaveUp  bool          // the fetching call ended first: waiters fetch again
+	expires time.Time     // zero: until invalidated
+}
+
+// catalogKey returns the cache key of a list request; ok is false when its
+// params hold anything but a cursor and _meta (then it is not cached).
+func catalogKey(method string, params json.RawMessage) (key string, ok bool) {
+	if _, listed := catalogMethods[method]; !listed {
+		return "", false
+	}
+	if len(params) == 0 || string(params) == "{}" || string(params) == "null" {
+		return method + "\x00", true
+	}
+	var p map[string]json.RawMessage
+	if json.Unmarshal(params, &p) != nil {
+		return "", false
+	}
+	cursor := ""
+	for k, v := range p {
+		switch k {
+		case "_meta":
+		case "cursor":
+			if json.Unmarshal(v, &cursor) != nil {
+				return "", false
+			}
+		default:
+			return "", false
+		}
+	}
+	return method + "\x00" + cursor, true
+}
+
+// fetch answers a list request from the cache, or by call (run by one caller
+// for everyone asking meanwhile). listChanged reports whether the server
+// promises list_changed notifications for method (asked after a fetch).
+func (c *catalog) fetch(ctx context.Context, key, method string, call func() (*bus.Message, error), listChanged func() bool) (*bus.Message, string, error) {
+	for {
+		e, leader, outcome := c.begin(key, method)
+		if leader {
+			msg, err := call()
+			c.finish(key, e, msg, err, ctx.Err() != nil, listChanged)
+			return msg, cacheMiss, err
+		}
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return nil, outcome, ctx.Err()
+		}
+		if e.gaveUp {
+			continue
+		}
+		return e.msg, outcome, e.err
+	}
+}
+
+// begin returns the live entry for key, or a new one the caller must fill.
+func (c *catalog) begin(key, method string) (e *catalogEntry, leader bool, outcome string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.entries[key]; e != nil {
+		select {
+		case <-e.done:
+			if e.expires.IsZero() || time.Now().Before(e.expires) {
+				return e, false, cacheHit
+			}
+			// expired: fetch again
+		default:
+			return e, false, cacheJoined
+		}
+	}
+	if c.entries == nil {
+		c.entries, c.gen = map[string]*catalogEntry{}, map[string]uint64{}
+	}
+	e = &catalogEntry{method: method, gen: c.gen[method], done: make(chan struct{})}
+	c.entries[key] = e
+	return e, true, cacheMiss
+}
+
+// finish publishes a fetch's outcome; only a result fetched in the current
+// generation stays cached.
+func (c *catalog) finish(key string, e *catalogEntry, msg *bus.Message, err error, gaveUp bool, listChanged func() bool) {
+	keep := err == nil && msg != nil && len(msg.Error) == 0
+	if keep && !listChanged() {
+		e.expires = time.Now().Add(catalogTTL)
+	}
+	c.mu.Lock()
+	e.msg, e.err, e.gaveUp = msg, err, gaveUp && err != nil
+	if (!keep || e.gen != c.gen[e.method]) && c.entries[key] == e {
+		delete(c.entries, key)
+	}
+	c.mu.Unlock()
+	close(e.done)
+}
+
+// invalidate drops the entries of methods (all methods if none are named);
+// fetches in flight finish for their callers but are not kept.
+func (c *catalog) invalidate(methods ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		return
+	}
+	if len(methods) == 0 {
+		for m := range catalogMethods {
+			methods = append(methods, m)
+		}
+	}
+	for _, m := range methods {
+		c.gen[m]++
+	}
+	for k, e := range c.entries {
+		for _, m := range methods {
+			if e.method == m {
+				delete(c.entries, k)
+				break
+			}
+		}
+	}
+}
+
+// reset drops every finished entry: the session they came from is gone.
+// Fetches in flight stay: their calls run on the new session (a call on the
+// forgotten one fails with 404 and is sent again on the new one), and the
+// first session opens under its first fetch.
+func (c *catalog) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.entries {
+		select {
+		case <-e.done:
+			delete(c.entries, k)
+		default:
+		}
+	}
+}
+
+// declaresListChanged reads capabilities.<feature>.listChanged from an
+// initialize result.
+func declaresListChanged(init json.RawMessage, feature string) bool {
+	var r struct {
+		Capabilities map[string]struct {
+			ListChanged bool `json:"listChanged"`
+		} `json:"capabilities"`
+	}
+	if json.Unmarshal(init, &r) != nil {
+		return false
+	}
+	return r.Capabilities[feature].ListChanged
+}
+
+// declares reports whether an initialize result's capabilities name feature.
+func declares(init json.RawMessage, feature string) bool {
+	var r struct {
+		Capabilities map[string]json.RawMessage `json:"capabilities"`
+	}
+	if json.Unmarshal(init, &r) != nil {
+		return false
+	}
+	v, ok := r.Capabilities[feature]
+	return ok && string(v) != "null"
+}

@@ -1,0 +1,147 @@
+package toolworkers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+// callRelay carries what an upstream sends on one call's stream, besides the
+// response, to the client that made the call: progress (its token mapped back
+// to the caller's), notifications/message (filtered by the session's log
+// level) and server-to-client requests (server_requests.go), all through the
+// call's stream subject (Envelope.Stream).
+//
+// Relays are pooled: a tools/call from a client whose ingress gave it a stream
+// costs no allocation for its relay. A relay is held by its call and by every
+// server-to-client request still being relayed for it; the last release puts
+// it back.
+type callRelay struct {
+	w    *Worker
+	refs atomic.Int32
+
+	stream    string // the call's stream subject; "" when the client has none
+	fallback  string // where requests go without a stream: a private session's subject
+	session   string // downstream session id
+	keyID     string
+	requestID string
+	level     string          // the session's log level, "" if it set none
+	caps      json.RawMessage // the client's capabilities
+	token     json.RawMessage // the caller's progress token; nil if it asked for none
+
+	// fn and answer, if set, take the notifications and requests instead of
+	// the bus (tests).
+	fn     notifyFunc
+	answer func(m *bus.Message) []byte
+}
+
+// notifyFunc receives notifications the upstream sends on a request's stream.
+type notifyFunc func(method string, params json.RawMessage)
+
+var relayPool = sync.Pool{New: func() any { return new(callRelay) }}
+
+// newRelay returns a relay for one call of the client env describes; token is
+// the caller's progress token if the leg's params carry a rewritten one.
+func (w *Worker) newRelay(env *bus.Envelope, token json.RawMessage) *callRelay {
+	r := relayPool.Get().(*callRelay)
+	r.w = w
+	r.stream, r.session, r.keyID, r.requestID = env.Stream, env.Session, env.Caller.KeyID, env.RequestID
+	r.level, r.caps, r.token = env.LogLevel, env.ClientCapabilities, token
+	r.refs.Store(1)
+	return r
+}
+
+// relayTo is a relay that hands notifications to fn (tests and tools).
+func relayTo(fn notifyFunc) *callRelay {
+	r := &callRelay{fn: fn}
+	r.refs.Store(1)
+	return r
+}
+
+// hold keeps r alive past its call (a server-to-client request in flight).
+func (r *callRelay) hold() {
+	if r != nil {
+		r.refs.Add(1)
+	}
+}
+
+// release drops one hold; the last one returns a pooled relay.
+func (r *callRelay) release() {
+	if r == nil || r.refs.Add(-1) != 0 || r.w == nil {
+		return
+	}
+	*r = callRelay{}
+	relayPool.Put(r)
+}
+
+// notify relays a notification that arrived on the call's stream.
+func (r *callRelay) notify(method string, params json.RawMessage) {
+	if r == nil {
+		return
+	}
+	if r.fn != nil {
+		r.fn(method, params)
+		return
+	}
+	switch method {
+	case "notifications/progress":
+		if r.token == nil {
+			return // the caller asked for no progress; nothing to map it back to
+		}
+		params = restoreProgressToken(params, r.token)
+	case "notifications/message":
+		if !levelAllows(r.level, messageLevel(params)) {
+			return
+		}
+	default:
+		return
+	}
+	subject := r.stream
+	if subject == "" {
+		subject = r.fallback
+	}
+	if subject == "" {
+		return
+	}
+	if err := r.w.nc.Publish(subject, bus.Notification(method, params)); err != nil {
+		r.w.log.Debug("relay notification failed", "request_id", r.requestID, "err", err)
+	}
+}
+
+// request relays a server-to-client request that arrived on the call's stream
+// to the client that made the call, and returns the answer for the upstream.
+func (r *callRelay) request(ctx context.Context, m *bus.Message) []byte {
+	if r != nil && r.answer != nil {
+		return r.answer(m)
+	}
+	if r == nil || r.w == nil {
+		return refusal(m.ID, codeMethodNotFound, "the client cannot receive "+m.Method+": its request has no stream for it (the client did not accept text/event-stream)")
+	}
+	subject := r.stream
+	if subject == "" {
+		subject = r.fallback
+	}
+	return r.w.relayServerRequest(ctx, s2cTarget{
+		subject: subject, session: r.session, keyID: r.keyID, caps: r.caps, requestID: r.requestID,
+		noStream: "its request has no stream for it (the client did not accept text/event-stream)",
+	}, m)
+}
+
+// messageLevel reads params.level of a notifications/message.
+func messageLevel(params json.RawMessage) string {
+	i := bytes.Index(params, []byte(`"level"`))
+	if i < 0 {
+		return ""
+	}
+	var p struct {
+		Level string `json:"level"`
+	}
+	if json.Unmarshal(params, &p) != nil {
+		return ""
+	}
+	return p.Level
+}

@@ -1,0 +1,98 @@
+package toolworkers
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+func (u *relayUpstream) subCounts() (subs, unsubs int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.subs), len(u.unsubs)
+}
+
+// On the shared session the upstream subscription is made for the first
+// session that subscribes to a URI and removed after the last one leaves; a
+// session subscribing twice counts once. Updates go to the server's notify
+// subject (the ingress delivers them to the subscribed sessions).
+func TestSubscribeRefcountOnSharedSession(t *testing.T) {
+	e := newRelayEnv(t, newRelayUpstream(t))
+	a, b := caller("sA", "k1", ""), caller("sB", "k2", "")
+	uri := `{"uri":"test://r1"}`
+	step := func(who bus.Envelope, method string, wantSubs, wantUnsubs int) {
+		t.Helper()
+		r := e.request(t, who, method, uri, 1)
+		if r.gwErr != nil || r.rpcErr != nil || string(r.result) != "{}" {
+			t.Fatalf("%s by %s: %s %v", method, who.Session, r.raw, r.gwErr)
+		}
+		if s, u := e.up.subCounts(); s != wantSubs || u != wantUnsubs {
+			t.Fatalf("after %s by %s the upstream got %d subscribes, %d unsubscribes; want %d, %d", method, who.Session, s, u, wantSubs, wantUnsubs)
+		}
+	}
+	step(a, "resources/subscribe", 1, 0)
+	step(b, "resources/subscribe", 1, 0)
+	step(a, "resources/subscribe", 1, 0)
+	step(a, "resources/unsubscribe", 1, 0)
+	step(a, "resources/unsubscribe", 1, 0) // not subscribed any more: nothing to undo
+
+	notes := e.subscribeChan(t, bus.NotifySubject(relayServer))
+	e.openGETStream(t, a)
+	if err := e.up.srv.ResourceUpdated(t.Context(), &mcp.ResourceUpdatedNotificationParams{URI: "test://r1"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := recv(notes, 5*time.Second)
+	if err != nil {
+		t.Fatal("resources/updated did not reach the notify subject")
+	}
+	var n bus.Message
+	json.Unmarshal(m.Data, &n)
+	if n.Method != "notifications/resources/updated" || string(n.Params) != `{"uri":"test://r1"}` {
+		t.Fatalf("notify subject got %s", m.Data)
+	}
+
+	step(b, "resources/unsubscribe", 1, 1)
+	step(b, "resources/subscribe", 2, 1)
+	// The session ends: its subscription goes, and with it the upstream's.
+	if err := e.nc.Publish(bus.SubjectSessionClosed, []byte("sB")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the ended session's subscription is removed upstream", func() bool {
+		_, u := e.up.subCounts()
+		return u == 2
+	})
+}
+
+// When the upstream forgets the session (a restart), the next session is
+// subscribed again to what the old one was, and given the log level again.
+func TestSubscriptionsRestoredOnNewSession(t *testing.T) {
+	e := newRelayEnv(t, newRelayUpstream(t))
+	a := caller("sA", "k1", "")
+	if r := e.request(t, a, "resources/subscribe", `{"uri":"test://r1"}`, 1); r.rpcErr != nil || r.gwErr != nil {
+		t.Fatalf("subscribe: %s", r.raw)
+	}
+	e.request(t, a, "logging/setLevel", `{"level":"info"}`, 2)
+	e.openGETStream(t, a)
+	sid := e.up.requests("resources/subscribe")[0].header.Get("Mcp-Session-Id")
+	req, _ := http.NewRequest(http.MethodDelete, e.up.url, nil)
+	req.Header.Set("Mcp-Session-Id", sid)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	sc := e.w.shared.up.(*streamableClient)
+	eventually(t, 5*time.Second, "the worker notices the session is gone", func() bool { return sc.cur.Load() == nil })
+	e.toolText(t, a, "echo") // opens a new session
+	eventually(t, 5*time.Second, "the new session is subscribed again", func() bool {
+		s, _ := e.up.subCounts()
+		return s == 2 && e.up.count("logging/setLevel") == 2
+	})
+	if newSid := e.up.requests("resources/subscribe")[1].header.Get("Mcp-Session-Id"); newSid == sid || newSid == "" {
+		t.Fatalf("re-subscribed in session %q (old %q)", newSid, sid)
+	}
+}
