@@ -199,9 +199,10 @@ func TestUnknownServerAndSelection(t *testing.T) {
 			t.Errorf("%s: HTTP %d %s, want 404 naming the server", u, r.status, r.body)
 		}
 	}
+	// Two servers and no selection: /mcp aggregates them (aggregate_test.go).
 	r := post(t, g.URL()+"/mcp", bearer(master), initBody)
-	if r.status != http.StatusBadRequest || r.rpcErr.Data["mcpbus_code"] != "MCPBUS_NO_SERVER_SELECTED" || !strings.Contains(r.rpcErr.Message, "x-litellm-mcp-server") {
-		t.Errorf("/mcp with two servers and no selection: HTTP %d %s", r.status, r.body)
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), "alpha, beta") {
+		t.Errorf("/mcp with two servers and no selection: HTTP %d %s, want an aggregated initialize naming both", r.status, r.body)
 	}
 	h := bearer(master)
 	h.Set("X-Litellm-Mcp-Server", "beta")
@@ -291,10 +292,20 @@ func TestSessionRules(t *testing.T) {
 	if r := post(t, endpoint, h, `{"jsonrpc":"2.0","id":4,`); r.status != http.StatusBadRequest || r.rpcErr.Code != -32700 {
 		t.Errorf("malformed JSON: HTTP %d %s, want 400 with -32700", r.status, r.body)
 	}
+	// GET opens the session's server-to-client stream; it must ask for SSE.
 	req, _ := http.NewRequest(http.MethodGet, endpoint, nil)
+	req.Header = h.Clone()
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("GET: %v %v, want 405", err, resp.Status)
+	if err != nil || resp.StatusCode != http.StatusNotAcceptable {
+		t.Errorf("GET without Accept: text/event-stream: %v %v, want 406", err, resp.Status)
+	}
+	resp.Body.Close()
+	req, _ = http.NewRequest(http.MethodGet, endpoint, nil)
+	req.Header = h.Clone()
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Errorf("GET with the session: %v %v %q, want 200 text/event-stream", err, resp.Status, resp.Header.Get("Content-Type"))
 	}
 	resp.Body.Close()
 
@@ -324,7 +335,7 @@ func TestSessionRules(t *testing.T) {
 func TestUpstreamSessionReusedAndRenewed(t *testing.T) {
 	url, rec := upstream(t, "demo")
 	g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers: {demo: {url: %q}}\n", master, url), nil)
-	cs, err := connect(t, g.URL()+"/mcp/demo", bearer(master))
+	cs, err := connectPlain(t, g.URL()+"/mcp/demo", bearer(master))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,5 +510,31 @@ func assertNoSecrets(t *testing.T, g *testGateway, secrets ...string) {
 		if strings.Contains(logs, s) {
 			t.Errorf("a credential appears in the logs: %q", s)
 		}
+	}
+}
+
+// A client that declares roots (the go-sdk's default) may be asked for them
+// outside any call, so its calls run on an upstream session of its own: one
+// more initialize, declaring roots, reused for every later call.
+func TestCapableClientGetsItsOwnUpstreamSession(t *testing.T) {
+	url, rec := upstream(t, "demo")
+	g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers: {demo: {url: %q}}\n", master, url), nil)
+	plain, err := connectPlain(t, g.URL()+"/mcp/demo", bearer(master))
+	if err != nil {
+		t.Fatal(err)
+	}
+	capable, err := connect(t, g.URL()+"/mcp/demo", bearer(master))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		for _, cs := range []*mcp.ClientSession{plain, capable} {
+			if res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}}); err != nil || res.IsError {
+				t.Fatalf("call: %v %+v", err, res)
+			}
+		}
+	}
+	if n := rec.initCount(); n != 2 {
+		t.Fatalf("20 calls from a plain and a roots-declaring client caused %d upstream initializes, want 2 (shared + that client's own)", n)
 	}
 }

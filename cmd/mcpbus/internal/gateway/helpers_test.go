@@ -142,6 +142,25 @@ func connect(t *testing.T, endpoint string, header http.Header) (*mcp.ClientSess
 	return cs, err
 }
 
+// connectPlain is connect for a client that declares no capabilities (the
+// go-sdk declares roots by default), so the worker serves it on its shared
+// upstream session instead of one opened for this client alone.
+func connectPlain(t *testing.T, endpoint string, header http.Header) (*mcp.ClientSession, error) {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "gateway-test", Version: "1"}, &mcp.ClientOptions{Capabilities: &mcp.ClientCapabilities{}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint:   endpoint,
+		HTTPClient: &http.Client{Transport: headerTransport{header}},
+		MaxRetries: -1,
+	}, nil)
+	if err == nil {
+		t.Cleanup(func() { cs.Close() })
+	}
+	return cs, err
+}
+
 func bearer(key string) http.Header { return http.Header{"Authorization": {"Bearer " + key}} }
 
 // rawResponse is one HTTP exchange with the gateway.

@@ -50,7 +50,7 @@ func TestServicesSplitOverLoopbackNATS(t *testing.T) {
 	start([]string{"workers"}, natsURL, "")
 	ing := start([]string{"ingress"}, natsURL, "127.0.0.1:0")
 
-	cs, err := connect(t, ing.URL()+"/mcp", bearer("sk-split-master"))
+	cs, err := connectPlain(t, ing.URL()+"/mcp", bearer("sk-split-master"))
 	if err != nil {
 		t.Fatalf("connect through the split deployment: %v\n%s", err, logs.String())
 	}

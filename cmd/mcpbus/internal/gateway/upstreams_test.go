@@ -38,7 +38,7 @@ mcp_servers:
 `, master, urlA, urlAB), nil)
 	call := func(server string, h http.Header) {
 		t.Helper()
-		cs, err := connect(t, g.URL()+"/mcp/"+server, h)
+		cs, err := connectPlain(t, g.URL()+"/mcp/"+server, h)
 		if err != nil {
 			t.Fatalf("%s: %v", server, err)
 		}
@@ -286,7 +286,8 @@ func TestBreakerAndRetries(t *testing.T) {
 		case strings.Contains(string(body), `"tools/call"`):
 			calls.Add(1)
 		}
-		if r.Header.Get("Mcp-Session-Id") != "" && !strings.Contains(string(body), "notifications/") && dropNext.Load() > 0 {
+		// Data requests only: not notifications, nor the worker's GET stream.
+		if r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") != "" && !strings.Contains(string(body), "notifications/") && dropNext.Load() > 0 {
 			dropNext.Add(-1)
 			hj, _ := w.(http.Hijacker)
 			c, _, _ := hj.Hijack()
