@@ -368,17 +368,21 @@ func firstCall(ctx context.Context, t *target, every time.Duration) error {
 	}
 }
 
-// listTools sends one tools/list and returns how many tools it listed and,
-// from an aggregated answer, how many servers _meta names as missing.
-func (s *session) listTools(ctx context.Context) (tools, missing int, err error) {
+// listTools sends one tools/list and returns how long the exchange took (up
+// to the last byte of the answer, before the harness parses it), how many
+// tools it listed and, from an aggregated answer, how many servers _meta
+// names as missing.
+func (s *session) listTools(ctx context.Context) (took time.Duration, tools, missing int, err error) {
 	id := nextID.Add(1)
 	body := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"tools/list","params":{}}`, id)
+	start := time.Now()
 	status, _, resp, err := s.t.post(ctx, s.id, body, &s.buf)
+	took = time.Since(start)
 	if err != nil {
-		return 0, 0, err
+		return took, 0, 0, err
 	}
 	if status != http.StatusOK {
-		return 0, 0, fmt.Errorf("HTTP %d: %.200s", status, resp)
+		return took, 0, 0, fmt.Errorf("HTTP %d: %.200s", status, resp)
 	}
 	var r struct {
 		Result *struct {
@@ -391,15 +395,15 @@ func (s *session) listTools(ctx context.Context) (tools, missing int, err error)
 		} `json:"error"`
 	}
 	if err := json.Unmarshal(bytes.TrimSpace(sseData(resp)), &r); err != nil {
-		return 0, 0, fmt.Errorf("tools/list answer: %w: %.200s", err, resp)
+		return took, 0, 0, fmt.Errorf("tools/list answer: %w: %.200s", err, resp)
 	}
 	if r.Error != nil {
-		return 0, 0, fmt.Errorf("JSON-RPC error %d: %s", r.Error.Code, r.Error.Message)
+		return took, 0, 0, fmt.Errorf("JSON-RPC error %d: %s", r.Error.Code, r.Error.Message)
 	}
 	if r.Result == nil {
-		return 0, 0, fmt.Errorf("tools/list without a result: %.200s", resp)
+		return took, 0, 0, fmt.Errorf("tools/list without a result: %.200s", resp)
 	}
-	return len(r.Result.Tools), len(r.Result.Meta["mcpbus/unavailable"]), nil
+	return took, len(r.Result.Tools), len(r.Result.Meta["mcpbus/unavailable"]), nil
 }
 
 // sseData returns the last data line of an SSE body, or body itself when it

@@ -532,3 +532,50 @@ func TestResolveOneServerAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A repeated aggregated list is answered from the router's memory (the
+// workers are not asked again) until a server announces a list change; a page
+// with a missing server is never kept, so the server is asked again.
+func TestMergedListPageCached(t *testing.T) {
+	a := &fakeWorker{name: "a", tools: []string{"t"}}
+	b := &fakeWorker{name: "b", tools: []string{"u"}}
+	h := startHarness(t, Options{}, servers("a", "b"), a, b)
+	list := func(id int) string {
+		msg, e := h.send(internal(), request(id, "tools/list", `{}`))
+		if e != nil {
+			t.Fatal(e)
+		}
+		if string(msg.ID) != fmt.Sprint(id) {
+			t.Fatalf("answer carries id %s, want %d", msg.ID, id)
+		}
+		return string(msg.Result)
+	}
+	first := list(1)
+	list(2) // the first answer's own catalog entries settle
+	for i := 3; i < 10; i++ {
+		if got := list(i); got != first {
+			t.Fatalf("list %d = %s, want the same page %s", i, got, first)
+		}
+	}
+	if n := a.listCount("tools/list"); n > 2 {
+		t.Fatalf("7 repeated lists reached worker a %d times in all, want at most 2", n)
+	}
+	before := a.listCount("tools/list")
+	h.nc.Publish(bus.NotifySubject("a"), bus.Notification("notifications/tools/list_changed", nil))
+	h.nc.Flush()
+	time.Sleep(50 * time.Millisecond)
+	list(20)
+	if n := a.listCount("tools/list"); n != before+1 {
+		t.Fatalf("after a's list_changed the list reached a %d more times, want 1", n-before)
+	}
+	b.setFail("tools/list", "down")
+	h.nc.Publish(bus.NotifySubject("b"), bus.Notification("notifications/tools/list_changed", nil))
+	h.nc.Flush()
+	time.Sleep(50 * time.Millisecond)
+	list(21)
+	n := b.listCount("tools/list")
+	list(22)
+	if b.listCount("tools/list") == n && !strings.Contains(list(23), "mcpbus/unavailable") {
+		t.Fatal("a page missing server b was kept: b is never asked again")
+	}
+}

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 )
@@ -19,6 +20,13 @@ func (r *Router) list(ctx context.Context, a *agg, msg *bus.Message, k *kind) ([
 	params, cur, e := listParams(msg.Params, k.method, a)
 	if e != nil {
 		return nil, e
+	}
+	// A page this caller view already got, unchanged since (no list_changed,
+	// no different list from any server), is answered from memory.
+	pageKey := "page|" + a.viewKey(k) + "|" + string(msg.Params)
+	cached, gen := r.cat.view(pageKey)
+	if p, ok := cached.(*pageView); ok && time.Since(p.at) < pageTTL {
+		return bus.ResultResponse(msg.ID, p.body), nil
 	}
 	var which []int
 	for i, s := range a.servers {
@@ -110,8 +118,21 @@ func (r *Router) list(ctx context.Context, a *agg, msg *bus.Message, k *kind) ([
 		res["_meta"] = map[string]any{bus.MetaPartial: failures}
 	}
 	out := marshal(res)
+	if len(failures) == 0 {
+		r.cat.keepView(pageKey, &pageView{body: out, at: time.Now()}, gen)
+	}
 	return bus.ResultResponse(msg.ID, out), nil
 }
+
+// pageView is a merged list page kept for the caller view that asked for it.
+// Any catalog change drops it (catalog.changed); pageTTL bounds it for
+// servers that never announce list changes.
+type pageView struct {
+	body []byte
+	at   time.Time
+}
+
+const pageTTL = 30 * time.Second
 
 // listParams splits an aggregated list's params into what goes to every
 // server (everything but the cursor) and the decoded cursor (nil: first page).
