@@ -53,6 +53,10 @@ func fakeVerify(t *testing.T, nc *nats.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server has the subscription before any test request.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // adminCall is one request the fake admin service received.

@@ -59,6 +59,9 @@ func (f *inflight) revoke(keyID string) []string {
 func (g *Ingress) startRevocationWatch() {
 	sub, err := g.nc.Subscribe(bus.SubjectKeyRevoked, func(m *nats.Msg) {
 		keyID := string(m.Data)
+		if g.verified != nil {
+			g.verified.clear()
+		}
 		for _, id := range g.calls.revoke(keyID) {
 			_ = g.nc.Publish(bus.SubjectCancel, []byte(id))
 			g.log.Info("cancelled an in-flight call of a revoked key", "request_id", id)

@@ -81,6 +81,9 @@ type Ingress struct {
 	// calls and revocations end a revoked key's in-flight calls (inflight.go).
 	calls       inflight
 	revocations *nats.Subscription
+	// verified caches auth's reusable answers (verifycache.go); nil: ask every time.
+	verified    *verifyCache
+	verifiedSub *nats.Subscription
 	mux         *http.ServeMux
 	handler     http.Handler // mux, instrumented
 	metrics     *httpMetrics
@@ -140,6 +143,8 @@ func New(o Options) *Ingress {
 	g.registryRoutes(mux)
 	g.handler = g.instrument(mux)
 	g.mux = mux
+	g.verified = newVerifyCache()
+	g.startVerifyCache()
 	g.startRevocationWatch()
 	g.startNotify()
 	return g
@@ -185,6 +190,9 @@ func (g *Ingress) Close() {
 		g.events.closeAll()
 		if g.notifySub != nil {
 			_ = g.notifySub.Unsubscribe()
+		}
+		if g.verifiedSub != nil {
+			_ = g.verifiedSub.Unsubscribe()
 		}
 		g.hub.close()
 		g.sessions.close()

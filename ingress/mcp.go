@@ -202,6 +202,14 @@ func (g *Ingress) verify(r *http.Request) (bus.Identity, *bus.Error) {
 	if key := callerKey(r); key != "" {
 		vr.KeyHash = bus.HashKey(key)
 	}
+	var gen uint64
+	if g.verified != nil {
+		var id bus.Identity
+		var ok bool
+		if id, ok, gen = g.verified.get(vr.KeyHash); ok {
+			return id, nil
+		}
+	}
 	data, _ := json.Marshal(vr)
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
@@ -215,6 +223,9 @@ func (g *Ingress) verify(r *http.Request) (bus.Identity, *bus.Error) {
 	var id bus.Identity
 	if err := json.Unmarshal(msg.Data, &id); err != nil {
 		return bus.Identity{}, bus.Errorf(bus.ErrInternal, "auth service sent an unreadable identity")
+	}
+	if g.verified != nil {
+		g.verified.put(vr.KeyHash, id, gen)
 	}
 	return id, nil
 }
