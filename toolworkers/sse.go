@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // sseScanner reads the data of Server-Sent Events (the text/event-stream format):
@@ -23,6 +24,27 @@ func (s *sseScanner) LastID() string { return s.lastID }
 
 func newSSEScanner(r io.Reader, max int) *sseScanner {
 	return &sseScanner{r: bufio.NewReaderSize(r, 16<<10), max: max}
+}
+
+// sseScanners recycles scanners (and their 16 KiB buffers) between calls:
+// every tools/call answered as SSE needs one only until its response arrives.
+var sseScanners = sync.Pool{New: func() any { return newSSEScanner(nil, 0) }}
+
+// getSSEScanner is newSSEScanner from the pool; putSSEScanner returns it once
+// nothing it returned is used any more.
+func getSSEScanner(r io.Reader, max int) *sseScanner {
+	s := sseScanners.Get().(*sseScanner)
+	s.r.Reset(r)
+	s.max, s.data, s.lastID = max, s.data[:0], ""
+	return s
+}
+
+func putSSEScanner(s *sseScanner) {
+	s.r.Reset(nil)
+	if cap(s.data) > 64<<10 {
+		s.data = nil // a rare big event: don't keep its buffer
+	}
+	sseScanners.Put(s)
 }
 
 // Next returns the data of the next event (nil for an event without data).

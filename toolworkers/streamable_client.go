@@ -411,7 +411,8 @@ func (c *streamableClient) matchResponse(data []byte, id int64) (*bus.Message, e
 // locally, others by the relay (the client that made the call).
 func (c *streamableClient) readSSE(ctx context.Context, body io.Reader, s *session, id int64, r *callRelay) (*bus.Message, error) {
 	want := strconv.FormatInt(id, 10)
-	sc := newSSEScanner(body, maxUpstreamBody)
+	sc := getSSEScanner(body, maxUpstreamBody)
+	defer putSSEScanner(sc) // every message taken from it is decoded (copied) first
 	for {
 		data, err := sc.Next()
 		if err != nil {
