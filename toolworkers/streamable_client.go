@@ -332,11 +332,13 @@ func (c *streamableClient) post(ctx context.Context, s *session, body []byte, id
 		msg, err = c.readSSE(ctx, resp.Body, s, id, r)
 		if err == nil {
 			// The server ends the stream after the response; read to its end
-			// in the background so the connection goes back to the pool
-			// (closing an unfinished body makes Go dial a new one next time).
+			// so the connection goes back to the pool (closing an unfinished
+			// body makes Go dial a new one next time). The end normally
+			// follows at once: wait for it briefly, so the next call finds
+			// the connection idle, then leave the rest to the background.
 			body := resp.Body
 			resp.Body = http.NoBody
-			go drainAndClose(body)
+			drainSoon(body, streamEndWait)
 		}
 	case ct == "application/json" || ct == "":
 		msg, err = c.readJSON(resp.Body, id)
@@ -374,6 +376,25 @@ func (c *streamableClient) checkStatus(resp *http.Response, s *session) error {
 func drainAndClose(body io.ReadCloser) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, 1<<20))
 	_ = body.Close()
+}
+
+// streamEndWait is how long a call waits for an upstream's SSE answer stream
+// to end after the response, before draining it in the background.
+const streamEndWait = 2 * time.Millisecond
+
+// drainSoon drains and closes body, waiting up to wait for it to finish.
+func drainSoon(body io.ReadCloser, wait time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		drainAndClose(body)
+		close(done)
+	}()
+	t := time.NewTimer(wait)
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	t.Stop()
 }
 
 // sessionComplaint recognises servers that answer an unknown session with 400
