@@ -47,3 +47,35 @@ func TestSSEAnswersReuseConnections(t *testing.T) {
 		t.Fatalf("50 calls answered over SSE opened %d connections, want them reused", n)
 	}
 }
+
+// Back-to-back calls to an upstream that ends its stream right after the
+// answer (the go-sdk server does) all use one connection: the client waits
+// for the end briefly instead of leaving it to the background, where the next
+// call would race it and dial.
+func TestBackToBackSSEAnswersUseOneConnection(t *testing.T) {
+	var conns atomic.Int32
+	f := &fakeUpstream{t: t, replies: make(chan seen, 16)}
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	f.srv.Start()
+	t.Cleanup(f.srv.Close)
+	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"ok\":true}}\n\n", m.ID)
+		w.(http.Flusher).Flush()
+		time.Sleep(300 * time.Microsecond) // the handler returns a moment after its answer
+	}
+	c := f.client(t)
+	for i := 0; i < 100; i++ {
+		if _, err := c.Call(context.Background(), "tools/call", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := conns.Load(); n > 2 {
+		t.Fatalf("100 back-to-back calls opened %d connections, want 1 (the session's) and perhaps the GET stream's", n)
+	}
+}
