@@ -122,31 +122,7 @@ func checkSeparator(p *problems, path, sep string) {
 // reference) holding a comma-separated list is accepted too. A bare address
 // means that one host; host bits after the prefix length are cleared.
 func readPrefixes(p *problems, path string, n *yaml.Node, env LookupEnv) []netip.Prefix {
-	if isNull(n) {
-		return nil
-	}
-	type item struct{ path, s string }
-	var items []item
-	if dn := deref(n); dn.Kind == yaml.ScalarNode {
-		s, ferr := resolve(path, dn.Value, env)
-		if ferr != nil {
-			p.add(*ferr)
-			return nil
-		}
-		for i, part := range strings.Split(s, ",") {
-			items = append(items, item{path + "[" + strconv.Itoa(i) + "]", strings.TrimSpace(part)})
-		}
-	} else {
-		for i, s := range p.strList(path, n) {
-			ip := path + "[" + strconv.Itoa(i) + "]"
-			v, ferr := resolve(ip, s, env)
-			if ferr != nil {
-				p.add(*ferr)
-				continue
-			}
-			items = append(items, item{ip, strings.TrimSpace(v)})
-		}
-	}
+	items := readStringList(p, path, n, env)
 	out := make([]netip.Prefix, 0, len(items))
 	for _, it := range items {
 		if it.s == "" {
@@ -170,4 +146,38 @@ func parsePrefix(s string) (netip.Prefix, bool) {
 		return netip.PrefixFrom(addr, addr.BitLen()), true
 	}
 	return netip.Prefix{}, false
+}
+
+// listItem is one entry of a list setting and the config path naming it.
+type listItem struct{ path, s string }
+
+// readStringList reads a list setting: a YAML list of strings, or a single
+// string (or environment reference) holding a comma-separated list. Each
+// entry's environment reference is resolved and its spaces trimmed.
+func readStringList(p *problems, path string, n *yaml.Node, env LookupEnv) []listItem {
+	if isNull(n) {
+		return nil
+	}
+	var items []listItem
+	if dn := deref(n); dn.Kind == yaml.ScalarNode {
+		s, ferr := resolve(path, dn.Value, env)
+		if ferr != nil {
+			p.add(*ferr)
+			return nil
+		}
+		for i, part := range strings.Split(s, ",") {
+			items = append(items, listItem{path + "[" + strconv.Itoa(i) + "]", strings.TrimSpace(part)})
+		}
+		return items
+	}
+	for i, s := range p.strList(path, n) {
+		ip := path + "[" + strconv.Itoa(i) + "]"
+		v, ferr := resolve(ip, s, env)
+		if ferr != nil {
+			p.add(*ferr)
+			continue
+		}
+		items = append(items, listItem{ip, strings.TrimSpace(v)})
+	}
+	return items
 }

@@ -16,31 +16,7 @@ import (
 // without a trailing "/". Values are never quoted in errors: one may come
 // from the environment.
 func readOrigins(p *problems, path string, n *yaml.Node, env LookupEnv) []string {
-	if isNull(n) {
-		return nil
-	}
-	type item struct{ path, s string }
-	var items []item
-	if dn := deref(n); dn.Kind == yaml.ScalarNode {
-		s, ferr := resolve(path, dn.Value, env)
-		if ferr != nil {
-			p.add(*ferr)
-			return nil
-		}
-		for i, part := range strings.Split(s, ",") {
-			items = append(items, item{path + "[" + strconv.Itoa(i) + "]", strings.TrimSpace(part)})
-		}
-	} else {
-		for i, s := range p.strList(path, n) {
-			ip := path + "[" + strconv.Itoa(i) + "]"
-			v, ferr := resolve(ip, s, env)
-			if ferr != nil {
-				p.add(*ferr)
-				continue
-			}
-			items = append(items, item{ip, strings.TrimSpace(v)})
-		}
-	}
+	items := readStringList(p, path, n, env)
 	var out []string
 	for _, it := range items {
 		if it.s == "" {

@@ -7,12 +7,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/localhttp"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -81,56 +80,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return serveStdio(ctx, *name, stdin, stdout, stderr)
 	}
 	if !*allowRemote {
-		if err := checkLoopback(*listen); err != nil {
+		if err := localhttp.CheckLoopback("demo-upstream", *listen, "use --allow-remote"); err != nil {
 			return err
 		}
 	}
 
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("demo-upstream: %w", err)
-	}
-	mux := http.NewServeMux()
 	if *extraTools < 0 || *extraTools > 10000 {
 		return fmt.Errorf("demo-upstream: --extra-tools %d: want 0..10000", *extraTools)
 	}
-	mux.Handle("/mcp", requireHeaders(HandlerWith(*name, Options{ExtraTools: *extraTools, ListLatency: *listLatency}), required))
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		// Request contexts end with ctx, so open SSE streams do not hold up shutdown.
-		BaseContext: func(net.Listener) context.Context { return ctx },
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "demo upstream %q listening on http://%s/mcp\n", *name, ln.Addr())
-
-	select {
-	case err := <-errc:
-		return fmt.Errorf("demo-upstream: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		srv.Close()
-	}
-	return nil
-}
-
-// checkLoopback refuses addresses that would accept connections from other hosts.
-func checkLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("demo-upstream: bad --listen %q: %w", addr, err)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	return fmt.Errorf("demo-upstream: refusing to listen on non-loopback address %q (use --allow-remote)", addr)
+	h := requireHeaders(HandlerWith(*name, Options{ExtraTools: *extraTools, ListLatency: *listLatency}), required)
+	return localhttp.Serve(ctx, "demo-upstream", *listen, h, stdout, fmt.Sprintf("demo upstream %q listening on http://%%s/mcp", *name))
 }
 
 // requireHeaders answers 401 unless every required header has exactly its value.

@@ -128,18 +128,7 @@ func (ht headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // connect opens a real go-sdk client session through the gateway.
 func connect(t *testing.T, endpoint string, header http.Header) (*mcp.ClientSession, error) {
 	t.Helper()
-	client := mcp.NewClient(&mcp.Implementation{Name: "gateway-test", Version: "1"}, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
-		Endpoint:   endpoint,
-		HTTPClient: &http.Client{Transport: headerTransport{header}},
-		MaxRetries: -1,
-	}, nil)
-	if err == nil {
-		t.Cleanup(func() { cs.Close() })
-	}
-	return cs, err
+	return connectWith(t, endpoint, header, nil)
 }
 
 // connectPlain is connect for a client that declares no capabilities (the
@@ -147,7 +136,12 @@ func connect(t *testing.T, endpoint string, header http.Header) (*mcp.ClientSess
 // upstream session instead of one opened for this client alone.
 func connectPlain(t *testing.T, endpoint string, header http.Header) (*mcp.ClientSession, error) {
 	t.Helper()
-	client := mcp.NewClient(&mcp.Implementation{Name: "gateway-test", Version: "1"}, &mcp.ClientOptions{Capabilities: &mcp.ClientCapabilities{}})
+	return connectWith(t, endpoint, header, &mcp.ClientOptions{Capabilities: &mcp.ClientCapabilities{}})
+}
+
+func connectWith(t *testing.T, endpoint string, header http.Header, opts *mcp.ClientOptions) (*mcp.ClientSession, error) {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "gateway-test", Version: "1"}, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
