@@ -38,6 +38,8 @@ Try it (initialize, then call a tool):
   SID=\$(curl -si $URL/mcp/demo -H 'Authorization: Bearer $MCPBUS_MASTER_KEY' -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}' | awk 'tolower(\$1)=="mcp-session-id:"{print \$2}' | tr -d '\r')
   curl -s $URL/mcp/demo -H 'Authorization: Bearer $MCPBUS_MASTER_KEY' -H "Mcp-Session-Id: \$SID" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' -d '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"add","arguments":{"a":2,"b":3}}}'
 
+All three servers as one: $URL/mcp (tools named demo__add, demo_b__echo, demo_stdio__slow, ...).
+
 Cursor (~/.cursor/mcp.json) or any client that speaks Streamable HTTP:
 
   {"mcpServers": {"mcpbus-demo": {"url": "$URL/mcp/demo", "headers": {"x-litellm-api-key": "Bearer $MCPBUS_MASTER_KEY"}}}}
