@@ -67,7 +67,7 @@ func TestBackToBackSSEAnswersUseOneConnection(t *testing.T) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"ok\":true}}\n\n", m.ID)
 		w.(http.Flusher).Flush()
-		time.Sleep(300 * time.Microsecond) // the handler returns a moment after its answer
+		time.Sleep(time.Millisecond) // the handler returns a moment after its answer
 	}
 	c := f.client(t)
 	for i := 0; i < 100; i++ {
@@ -75,7 +75,10 @@ func TestBackToBackSSEAnswersUseOneConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := conns.Load(); n > 2 {
-		t.Fatalf("100 back-to-back calls opened %d connections, want 1 (the session's) and perhaps the GET stream's", n)
+	// One for the session (and perhaps one for the GET stream); a slow moment
+	// under load may cost one more. Without the wait it is one per stream
+	// still draining: 10 or more here.
+	if n := conns.Load(); n > 4 {
+		t.Fatalf("100 back-to-back calls opened %d connections, want them to reuse one", n)
 	}
 }
