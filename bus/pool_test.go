@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -24,4 +26,35 @@ func TestPoolBoundsAndNeverBlocks(t *testing.T) {
 	for !p.Go(func() { close(done) }) {
 	}
 	<-done
+}
+
+// goroutineID is the running goroutine's number, from its stack header.
+func goroutineID() string {
+	var b [64]byte
+	n := runtime.Stack(b[:], false)
+	f := strings.Fields(string(b[:n]))
+	return f[1]
+}
+
+// Tasks one after the other run on the same goroutine (its stack already
+// grown), and the slots are all free again after each.
+func TestPoolReusesGoroutines(t *testing.T) {
+	p := NewPool(4)
+	ids := map[string]bool{}
+	for range 50 {
+		done := make(chan string)
+		for !p.Go(func() { done <- goroutineID() }) {
+			runtime.Gosched() // the previous task's slot is being freed
+		}
+		ids[<-done] = true
+	}
+	if len(ids) > 2 {
+		t.Fatalf("50 sequential tasks ran on %d goroutines, want them to reuse one", len(ids))
+	}
+	for i := 0; p.InFlight() != 0 && i < 1000; i++ {
+		runtime.Gosched()
+	}
+	if n := p.InFlight(); n != 0 {
+		t.Fatalf("%d slots still taken after every task ended", n)
+	}
 }
