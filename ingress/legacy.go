@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
@@ -31,13 +30,8 @@ const legacyVersion = "2024-11-05"
 
 // serveLegacyStream serves GET /sse and /sse/{server}.
 func (g *Ingress) serveLegacyStream(w http.ResponseWriter, r *http.Request) {
-	pathServer := strings.Trim(strings.TrimPrefix(r.URL.Path, "/sse"), "/")
-	if strings.Contains(pathServer, "/") {
-		writeError(w, nil, bus.Errorf(bus.ErrUnknownServer, "unknown SSE endpoint %q: use /sse or /sse/{server}", r.URL.Path))
-		return
-	}
-	if e := g.origin.check(r); e != nil {
-		writeError(w, nil, e)
+	pathServer, ok := g.endpoint(w, r, "/sse", "SSE")
+	if !ok {
 		return
 	}
 	if r.Method != http.MethodGet {

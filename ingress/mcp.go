@@ -16,15 +16,26 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// serveMCP is the Streamable HTTP endpoint: /mcp and /mcp/{server}.
-func (g *Ingress) serveMCP(w http.ResponseWriter, r *http.Request) {
-	pathServer := strings.Trim(strings.TrimPrefix(r.URL.Path, "/mcp"), "/")
+// endpoint checks what every MCP endpoint (base, or base/{server}) checks
+// first: the path and the Origin/Host rules. It returns the server the path
+// names ("" for none), or answers the error itself.
+func (g *Ingress) endpoint(w http.ResponseWriter, r *http.Request, base, what string) (string, bool) {
+	pathServer := strings.Trim(strings.TrimPrefix(r.URL.Path, base), "/")
 	if strings.Contains(pathServer, "/") {
-		writeError(w, nil, bus.Errorf(bus.ErrUnknownServer, "unknown MCP endpoint %q: use /mcp or /mcp/{server}", r.URL.Path))
-		return
+		writeError(w, nil, bus.Errorf(bus.ErrUnknownServer, "unknown %s endpoint %q: use %s or %s/{server}", what, r.URL.Path, base, base))
+		return "", false
 	}
 	if e := g.origin.check(r); e != nil {
 		writeError(w, nil, e)
+		return "", false
+	}
+	return pathServer, true
+}
+
+// serveMCP is the Streamable HTTP endpoint: /mcp and /mcp/{server}.
+func (g *Ingress) serveMCP(w http.ResponseWriter, r *http.Request) {
+	pathServer, ok := g.endpoint(w, r, "/mcp", "MCP")
+	if !ok {
 		return
 	}
 	switch r.Method {

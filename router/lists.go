@@ -180,7 +180,7 @@ func withField(raw json.RawMessage, key, v string) json.RawMessage {
 // from it, as notifications/message warnings before the answer (unless the
 // session's log level is above warning).
 func (r *Router) warnStream(env bus.Envelope, method string, failures []bus.PartialFailure) {
-	if env.Stream == "" || len(failures) == 0 || !logs(env.LogLevel, "warning") {
+	if env.Stream == "" || len(failures) == 0 || !bus.LogLevelAllows(env.LogLevel, "warning") {
 		return
 	}
 	for _, f := range failures {
@@ -196,24 +196,4 @@ func (r *Router) warnStream(env bus.Envelope, method string, failures []bus.Part
 			r.log.Debug("aggregation: warning the caller's stream failed", "request_id", env.RequestID, "err", err)
 		}
 	}
-}
-
-// logLevels are MCP's (RFC 5424) levels, least severe first.
-var logLevels = []string{"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"}
-
-// logs reports whether a session at level (none set: every level) receives
-// messages of level msg.
-func logs(level, msg string) bool {
-	if level == "" {
-		return true
-	}
-	rank := func(l string) int {
-		for i, v := range logLevels {
-			if v == l {
-				return i
-			}
-		}
-		return 0
-	}
-	return rank(msg) >= rank(level)
 }

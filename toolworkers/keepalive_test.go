@@ -16,16 +16,7 @@ import (
 // Answers that come as an SSE stream must not cost a new TCP connection per
 // call: the rest of the stream is drained so the connection is reused.
 func TestSSEAnswersReuseConnections(t *testing.T) {
-	var conns atomic.Int32
-	f := &fakeUpstream{t: t, replies: make(chan seen, 16)}
-	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
-	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	f.srv.Start()
-	t.Cleanup(f.srv.Close)
+	f, conns := connCountingUpstream(t)
 	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"ok\":true}}\n\n", m.ID)
@@ -53,16 +44,7 @@ func TestSSEAnswersReuseConnections(t *testing.T) {
 // for the end briefly instead of leaving it to the background, where the next
 // call would race it and dial.
 func TestBackToBackSSEAnswersUseOneConnection(t *testing.T) {
-	var conns atomic.Int32
-	f := &fakeUpstream{t: t, replies: make(chan seen, 16)}
-	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
-	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	f.srv.Start()
-	t.Cleanup(f.srv.Close)
+	f, conns := connCountingUpstream(t)
 	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"ok\":true}}\n\n", m.ID)
@@ -81,4 +63,20 @@ func TestBackToBackSSEAnswersUseOneConnection(t *testing.T) {
 	if n := conns.Load(); n > 4 {
 		t.Fatalf("100 back-to-back calls opened %d connections, want them to reuse one", n)
 	}
+}
+
+// connCountingUpstream is a fakeUpstream that counts the TCP connections
+// made to it.
+func connCountingUpstream(t *testing.T) (*fakeUpstream, *atomic.Int32) {
+	conns := &atomic.Int32{}
+	f := &fakeUpstream{t: t, replies: make(chan seen, 16)}
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	f.srv.Start()
+	t.Cleanup(f.srv.Close)
+	return f, conns
 }

@@ -180,13 +180,24 @@ func post(t *testing.T, url string, header http.Header, body string) rawResponse
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	out, isRPC := exchange(t, req)
+	if len(out.body) > 0 && !isRPC {
+		t.Fatalf("POST %s: answer is not JSON-RPC (HTTP %d): %s", url, out.status, out.body)
+	}
+	return out
+}
+
+// exchange sends req, reads the answer and decodes it as a JSON-RPC
+// response; isRPC is false when the body is not one.
+func exchange(t *testing.T, req *http.Request) (out rawResponse, isRPC bool) {
+	t.Helper()
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
-	out := rawResponse{status: resp.StatusCode, header: resp.Header}
+	out = rawResponse{status: resp.StatusCode, header: resp.Header}
 	out.body, _ = io.ReadAll(resp.Body)
 	recordBody(out.body)
 	out.elapsed = time.Since(start)
@@ -198,16 +209,14 @@ func post(t *testing.T, url string, header http.Header, body string) rawResponse
 			Data    map[string]string
 		}
 	}
-	if len(out.body) > 0 {
-		if err := json.Unmarshal(out.body, &m); err != nil {
-			t.Fatalf("POST %s: answer is not JSON-RPC (HTTP %d): %s", url, resp.StatusCode, out.body)
-		}
+	if json.Unmarshal(out.body, &m) != nil {
+		return out, false
 	}
 	out.result = m.Result
 	if m.Error != nil {
 		out.rpcErr.Code, out.rpcErr.Message, out.rpcErr.Data = m.Error.Code, m.Error.Message, m.Error.Data
 	}
-	return out
+	return out, true
 }
 
 const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`

@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -78,26 +76,6 @@ func connectLegacy(t *testing.T, endpoint string, header http.Header) (*mcp.Clie
 // JSON-RPC answer.
 func doRaw(t *testing.T, req *http.Request) rawResponse {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	out := rawResponse{status: resp.StatusCode, header: resp.Header}
-	out.body, _ = io.ReadAll(resp.Body)
-	recordBody(out.body)
-	var m struct {
-		Result json.RawMessage
-		Error  *struct {
-			Code    int
-			Message string
-			Data    map[string]string
-		}
-	}
-	_ = json.Unmarshal(out.body, &m)
-	out.result = m.Result
-	if m.Error != nil {
-		out.rpcErr.Code, out.rpcErr.Message, out.rpcErr.Data = m.Error.Code, m.Error.Message, m.Error.Data
-	}
+	out, _ := exchange(t, req)
 	return out
 }
