@@ -3,7 +3,6 @@ package ingress
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -44,10 +43,13 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 		// plain so the session header can go with it.
 		req.env.Stream = ps.streamTo
 	}
-	m := &nats.Msg{Subject: bus.SubjectRouterRPC, Reply: ps.replyTo, Data: req.body, Header: req.env.Header()}
+	t := g.target(req)
+	ctx, stop := t.bound(ctx)
+	defer stop()
+	m := &nats.Msg{Subject: t.subject, Reply: ps.replyTo, Data: req.body, Header: req.env.Header()}
 	injectTrace(ctx, m.Header)
 	if err := g.nc.PublishMsg(m); err != nil {
-		g.finish(w, r, req, nil, nil, bus.RequestError("router", err))
+		g.finish(w, r, req, nil, nil, t.failure(err))
 		return
 	}
 	var (
@@ -61,11 +63,7 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 			if r.Context().Err() != nil {
 				return // the client left
 			}
-			e := bus.RequestError("router", ctx.Err())
-			if errors.Is(context.Cause(ctx), errRevoked) {
-				e = revokedError(req)
-			}
-			g.finish(w, r, req, sse, nil, e)
+			g.finish(w, r, req, sse, nil, t.waitError(ctx, req))
 			return
 		}
 		msgs, reply := ps.take(batch)
@@ -79,7 +77,7 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 			}
 		}
 		if reply != nil {
-			g.finish(w, r, req, sse, reply, nil)
+			g.finish(w, r, req, sse, reply, t.replyError(reply))
 			return
 		}
 	}
@@ -102,15 +100,13 @@ func (g *Ingress) ack(m *nats.Msg) {
 	}
 }
 
-// finish delivers the router's reply (or e): as the JSON answer, or as the
-// last event of the stream.
+// finish delivers the reply (or e, the error answer.go read from it or got
+// instead): as the JSON answer, or as the last event of the stream.
 func (g *Ingress) finish(w http.ResponseWriter, r *http.Request, req *request, sse *sseWriter, reply *nats.Msg, e *bus.Error) {
 	var body []byte
 	if e == nil {
-		if e = routerError(reply); e == nil {
-			body = reply.Data
-			e = g.afterReply(r.Context(), w, req, body, sse == nil)
-		}
+		body = reply.Data
+		e = g.afterReply(r.Context(), w, req, body, sse == nil)
 	}
 	traceRouted(r.Context(), req, body, e)
 	if sse == nil {
@@ -125,15 +121,6 @@ func (g *Ingress) finish(w http.ResponseWriter, r *http.Request, req *request, s
 		body = bus.ErrorResponse(req.msg.ID, e)
 	}
 	_ = sse.message(body)
-}
-
-// routerError reads a gateway error from the router's reply, including the
-// server's "no responders" status when no router runs.
-func routerError(reply *nats.Msg) *bus.Error {
-	if len(reply.Data) == 0 && reply.Header.Get("Status") == "503" {
-		return bus.RequestError("router", nats.ErrNoResponders)
-	}
-	return bus.ReplyError(reply)
 }
 
 // afterReply records what a successful reply changes in the session:
@@ -229,14 +216,17 @@ func (g *Ingress) route(ctx context.Context, req *request) (out []byte, rerr *bu
 	ctx, revoke := context.WithCancelCause(ctx)
 	defer revoke(nil)
 	defer g.calls.add(req.env.Caller.KeyID, req.env.RequestID, revoke)()
-	m := &nats.Msg{Subject: bus.SubjectRouterRPC, Data: req.body, Header: req.env.Header()}
+	t := g.target(req)
+	ctx, stop := t.bound(ctx)
+	defer stop()
+	m := &nats.Msg{Subject: t.subject, Data: req.body, Header: req.env.Header()}
 	injectTrace(ctx, m.Header)
 	reply, err := g.nc.RequestMsgWithContext(ctx, m)
 	if err != nil {
-		if errors.Is(context.Cause(ctx), errRevoked) {
-			return nil, revokedError(req)
+		if ctx.Err() != nil {
+			return nil, t.waitError(ctx, req)
 		}
-		return nil, bus.RequestError("router", err)
+		return nil, t.failure(err)
 	}
 	if e := bus.ReplyError(reply); e != nil {
 		return nil, e

@@ -67,6 +67,10 @@ type Options struct {
 	// AllowedOrigins are Origin/Host values accepted besides localhost ones
 	// (general_settings.mcp_allowed_origins); others get 403.
 	AllowedOrigins []string
+	// RouterOnly sends every message through the router, even a request the
+	// router would only forward to one server's workers (target.go); for
+	// comparing the two paths (bench -router-only) and for debugging.
+	RouterOnly bool
 	// ListenAddr is the address the HTTP server is bound to; localhost
 	// origins are accepted when it is a loopback address.
 	ListenAddr string

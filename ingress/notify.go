@@ -78,5 +78,5 @@ func (g *Ingress) uses(st *eventStream, server string) bool {
 		return false
 	}
 	spec, ok := g.o.Servers.Get(server)
-	return ok && (spec.Public || st.ipClass == bus.Internal) && st.caller.Permissions.AllowsServer(server)
+	return ok && bus.Visible(spec, st.ipClass) && st.caller.Permissions.AllowsServer(server)
 }

@@ -164,12 +164,6 @@ func (g *Ingress) servers(ctx context.Context) ([]bus.ServerSpec, *bus.Error) {
 	return out, nil
 }
 
-// visibleTo is the router's public/internal rule, applied here only to decide
-// what to ask for; the router applies it again to every request.
-func visibleTo(s bus.ServerSpec, class bus.IPClass) bool {
-	return s.Public || class == bus.Internal
-}
-
 // usable is what the caller may see and use: visible, then permitted,
 // optionally narrowed to the servers named in only.
 func (g *Ingress) usable(ctx context.Context, id bus.Identity, class bus.IPClass, only []string) ([]bus.ServerSpec, *bus.Error) {
@@ -179,7 +173,7 @@ func (g *Ingress) usable(ctx context.Context, id bus.Identity, class bus.IPClass
 	}
 	var out []bus.ServerSpec
 	for _, s := range all {
-		if !visibleTo(s, class) || !id.Permissions.AllowsServer(s.Name) {
+		if !bus.Visible(s, class) || !id.Permissions.AllowsServer(s.Name) {
 			continue
 		}
 		if len(only) > 0 && !contains(only, s.Name) {
@@ -622,7 +616,7 @@ func (g *Ingress) serveRegistryJSON(w http.ResponseWriter, r *http.Request) {
 	sorted := append([]bus.ServerSpec(nil), servers...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	for _, s := range sorted {
-		if !visibleTo(s, class) {
+		if !bus.Visible(s, class) {
 			continue
 		}
 		title := s.Alias

@@ -69,7 +69,7 @@ func (l *leg) failure(method string) *bus.Error {
 
 // listLimit bounds one server's part of an aggregated list or fan-out.
 func (r *Router) listLimit(s bus.ServerSpec) time.Duration {
-	return min(r.o.ListTimeout, timeout(s))
+	return min(r.o.ListTimeout, bus.CallTimeout(s))
 }
 
 // ask sends body to subject (one of s's worker subjects) with headers h and
@@ -89,7 +89,7 @@ func (r *Router) ask(ctx context.Context, h nats.Header, env bus.Envelope, s bus
 	defer cancel()
 	reply, err := r.nc.RequestMsgWithContext(wctx, &nats.Msg{Subject: subject, Data: body, Header: out})
 	if err != nil {
-		return nil, workerError(s, limit, err)
+		return nil, bus.WorkerError(s, limit, err)
 	}
 	if e := bus.ReplyError(reply); e != nil {
 		return nil, e

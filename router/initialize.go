@@ -69,7 +69,7 @@ func (r *Router) initialize(ctx context.Context, env bus.Envelope, msg *bus.Mess
 }
 
 func (r *Router) upstreamInfo(ctx context.Context, env bus.Envelope, s bus.ServerSpec) (upstreamInfo, *bus.Error) {
-	limit := min(r.o.InfoTimeout, timeout(s))
+	limit := min(r.o.InfoTimeout, bus.CallTimeout(s))
 	deadline := time.Now().Add(limit)
 	h := env.Header()
 	h[bus.HeaderDeadline] = []string{formatMillis(deadline)}
@@ -78,7 +78,7 @@ func (r *Router) upstreamInfo(ctx context.Context, env bus.Envelope, s bus.Serve
 	defer cancel()
 	reply, err := r.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: bus.ToolInfo(s.Name), Header: h})
 	if err != nil {
-		return upstreamInfo{}, workerError(s, limit, err)
+		return upstreamInfo{}, bus.WorkerError(s, limit, err)
 	}
 	if e := bus.ReplyError(reply); e != nil {
 		return upstreamInfo{}, e

@@ -10,7 +10,6 @@ package router
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -37,13 +36,6 @@ type Options struct {
 	// a slower server is left out and named in the answer.
 	ListTimeout time.Duration
 }
-
-// DefaultTimeout bounds an upstream call when the server sets no timeout, and
-// MaxTimeout is the longest a server may set (config enforces both).
-const (
-	DefaultTimeout = 60 * time.Second
-	MaxTimeout     = time.Hour
-)
 
 // Router routes downstream JSON-RPC messages.
 type Router struct {
@@ -160,61 +152,25 @@ func (r *Router) route(ctx context.Context, req micro.Request, env bus.Envelope,
 	return r.forward(ctx, nats.Header(req.Headers()), req.Data(), env, server)
 }
 
-// visible applies the one public/internal rule (checked before key
-// permissions, so a server hidden from a caller is never named to it): internal callers see every
-// server, external callers only those marked available_on_public_internet.
-func visible(s bus.ServerSpec, env bus.Envelope) bool {
-	return s.Public || env.IPClass == bus.Internal
-}
-
-// timeout is the router's own bound on a server's call; the worker enforces the
-// configured one precisely. A timeout the router cannot read here (an
-// os.environ/ reference, resolved only in the worker) gets the longest allowed,
-// so the router never cuts a call short.
-func timeout(s bus.ServerSpec) time.Duration {
-	if s.Timeout == "" {
-		return DefaultTimeout
-	}
-	if d, err := time.ParseDuration(s.Timeout); err == nil && d > 0 {
-		return d
-	}
-	return MaxTimeout
-}
-
 // forward sends body (a request) with headers h to the server's workers and
 // relays the answer. The worker enforces the server's timeout; the router
 // waits a little longer so the worker's own, more precise error normally wins.
 func (r *Router) forward(ctx context.Context, h nats.Header, body []byte, env bus.Envelope, s bus.ServerSpec) ([]byte, *bus.Error) {
-	limit := timeout(s)
-	deadline := time.Now().Add(limit)
-	if !env.Deadline.IsZero() && env.Deadline.Before(deadline) {
-		deadline = env.Deadline
-	}
+	deadline, limit := bus.CallDeadline(s, env, time.Now())
 	out := nats.Header{}
 	for k, v := range h {
 		out[k] = v
 	}
 	out[bus.HeaderDeadline] = []string{formatMillis(deadline)}
 	toWorker(ctx, s.Name, out)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(2*time.Second))
+	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(bus.CallGrace))
 	defer cancel()
 	reply, err := r.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: bus.ToolRPC(s.Name), Data: body, Header: out})
 	if err != nil {
-		return nil, workerError(s, limit, err)
+		return nil, bus.WorkerError(s, limit, err)
 	}
 	if e := bus.ReplyError(reply); e != nil {
 		return nil, e
 	}
 	return reply.Data, nil
-}
-
-func workerError(s bus.ServerSpec, limit time.Duration, err error) *bus.Error {
-	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-		return bus.Errorf(bus.ErrUpstreamUnavailable, "no tool worker is running for server %q", s.Name)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return bus.Errorf(bus.ErrUpstreamTimeout, "upstream server %q did not answer within %s", s.Name, limit)
-	default:
-		return bus.Errorf(bus.ErrUpstreamUnavailable, "tool worker for server %q failed: %v", s.Name, err)
-	}
 }

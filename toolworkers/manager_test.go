@@ -157,7 +157,7 @@ func callWho(nc *nats.Conn, server string) (string, error) {
 }
 
 func callTool(nc *nats.Conn, server, body string, timeout time.Duration) (string, error) {
-	msg, err := nc.Request(bus.ToolRPC(server), []byte(body), timeout)
+	msg, err := nc.RequestMsg(&nats.Msg{Subject: bus.ToolRPC(server), Data: []byte(body), Header: bustest.InternalCaller()}, timeout)
 	if err != nil {
 		return "", err
 	}

@@ -43,7 +43,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 func callWorker(t *testing.T, nc *nats.Conn, server, reqID, body string) *nats.Msg {
 	t.Helper()
 	env := bus.Envelope{RequestID: reqID, IPClass: bus.Internal,
-		Caller: bus.Identity{KeyID: bus.HashKey(usageTestKey), Alias: "ci-bot", Team: "team-1"}}
+		Caller: bus.Identity{KeyID: bus.HashKey(usageTestKey), Alias: "ci-bot", Team: "team-1", Permissions: bus.Permissions{AllServers: true}}}
 	m := &nats.Msg{Subject: bus.ToolRPC(server), Data: []byte(body), Header: env.Header()}
 	reply, err := nc.RequestMsg(m, 10*time.Second)
 	if err != nil {

@@ -372,6 +372,10 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 		_ = reply.Error(derr)
 		return
 	}
+	if e := w.admits(env); e != nil {
+		_ = reply.Error(e)
+		return
+	}
 	if msg.IsNotification() && msg.Method == "notifications/roots/list_changed" {
 		w.rootsChanged(env, msg.Params)
 		_ = reply.Respond(nil)
@@ -458,6 +462,20 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 // that declared capabilities the upstream may use outside calls, else the one
 // for its per-request credentials, else the shared one. nil: the worker is
 // stopping.
+// admits applies again the rule the router and the ingress route by: the
+// caller must see this server (bus.Visible) and its key must be allowed to use
+// it. The ingress sends some requests straight here (bus.Direct), so this is
+// the check nearest the credentials, not only a second opinion.
+func (w *Worker) admits(env bus.Envelope) *bus.Error {
+	if !bus.Visible(bus.ServerSpec{Name: w.up.Name, Public: w.up.Public}, env.IPClass) {
+		return bus.Errorf(bus.ErrUnknownServer, "unknown MCP server %q", w.up.Name)
+	}
+	if !env.Caller.Permissions.AllowsServer(w.up.Name) {
+		return bus.Errorf(bus.ErrNotPermitted, "key '%s' may not use MCP server '%s'", env.Caller.Name(), w.up.Name)
+	}
+	return nil
+}
+
 func (w *Worker) linkFor(env *bus.Envelope) *link {
 	stdio := w.up.Transport == "stdio" // one process, one session: always shared
 	var perRequest http.Header

@@ -35,3 +35,12 @@ func Conn(t testing.TB, ns *server.Server) *nats.Conn {
 	t.Cleanup(nc.Close)
 	return nc
 }
+
+// InternalCaller is the envelope header of a request from an internal caller
+// whose key may use every server, as the router sends it: what a test that
+// talks to a tool worker directly must send (workers refuse callers that may
+// not see or use their server).
+func InternalCaller() nats.Header {
+	env := bus.Envelope{IPClass: bus.Internal, Caller: bus.Identity{Permissions: bus.Permissions{AllServers: true}}}
+	return env.Header()
+}

@@ -159,7 +159,7 @@ func TestServeExportsTracesOverOTLP(t *testing.T) {
 			otelEnv(t, append([]string{"OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL}, c.env...)...)
 			serveAndCall(t)
 			got := strings.Join(col.spans(), "\n")
-			for _, want := range []string{"mcp POST /mcp/{server}", "router route tools/call", "worker demo tools/call", "upstream demo tools/call"} {
+			for _, want := range []string{"mcp POST /mcp/{server}", "router route initialize", "worker demo tools/call", "upstream demo tools/call"} {
 				if !strings.Contains(got, c.service+": "+want) {
 					t.Errorf("no span %q of service %q exported; got:\n%s", want, c.service, got)
 				}

@@ -21,7 +21,7 @@ import (
 // echoVia calls the demo upstream's echo tool through the worker subject.
 func echoVia(nc *nats.Conn, server, text string) (string, error) {
 	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"` + text + `"}}}`
-	msg, err := nc.Request(bus.ToolRPC(server), []byte(body), 5*time.Second)
+	msg, err := nc.RequestMsg(&nats.Msg{Subject: bus.ToolRPC(server), Data: []byte(body), Header: bustest.InternalCaller()}, 5*time.Second)
 	if err != nil {
 		return "", err
 	}

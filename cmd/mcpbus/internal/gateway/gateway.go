@@ -57,6 +57,10 @@ type Options struct {
 	// empty runs them all. With NATSURL set, the others run elsewhere on the
 	// same NATS; "nats" alone runs just the embedded server.
 	Services []string
+	// RouterOnly makes the ingress send every message through the router, even
+	// a request the router would only forward to one server's workers
+	// (ingress.Options.RouterOnly); for comparisons.
+	RouterOnly bool
 }
 
 // ServiceNames are the services one process can run (Options.Services).

@@ -37,6 +37,12 @@ type testGateway struct {
 // (no TCP listener), serving HTTP on a loopback port.
 func startGateway(t *testing.T, yaml string, env map[string]string) *testGateway {
 	t.Helper()
+	return startGatewayWith(t, yaml, env, Options{})
+}
+
+// startGatewayWith is startGateway with o's RouterOnly.
+func startGatewayWith(t *testing.T, yaml string, env map[string]string, o Options) *testGateway {
+	t.Helper()
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cfg, err := config.Parse("config.yaml", []byte(yaml), lookup)
 	if err != nil {
@@ -49,7 +55,7 @@ func startGateway(t *testing.T, yaml string, env map[string]string) *testGateway
 	}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	g, err := Start(context.Background(), Options{
-		Config: cfg, Listen: "127.0.0.1:0", DataDir: t.TempDir(), NATSListen: "off", Log: log, Env: lookup,
+		Config: cfg, Listen: "127.0.0.1:0", DataDir: t.TempDir(), NATSListen: "off", Log: log, Env: lookup, RouterOnly: o.RouterOnly,
 	})
 	if err != nil {
 		t.Fatalf("start gateway: %v", err)

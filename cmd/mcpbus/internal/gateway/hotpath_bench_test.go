@@ -32,7 +32,10 @@ const benchUpstreamToken = "bench-upstream-token"
 
 // benchSetup starts the demo upstream (behind a bearer credential) and a
 // gateway in front of it, and returns the gateway and the upstream URL.
-func benchSetup(b *testing.B) (*Gateway, string) {
+func benchSetup(b *testing.B) (*Gateway, string) { return benchSetupWith(b, Options{}) }
+
+// benchSetupWith is benchSetup with o's RouterOnly.
+func benchSetupWith(b *testing.B, o Options) (*Gateway, string) {
 	b.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+benchUpstreamToken {
@@ -49,7 +52,7 @@ func benchSetup(b *testing.B) (*Gateway, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	g, err := Start(context.Background(), Options{Config: cfg, Listen: "127.0.0.1:0", DataDir: b.TempDir(), NATSListen: "off", Env: lookup,
+	g, err := Start(context.Background(), Options{Config: cfg, Listen: "127.0.0.1:0", DataDir: b.TempDir(), NATSListen: "off", Env: lookup, RouterOnly: o.RouterOnly,
 		Log: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		b.Fatal(err)
@@ -142,9 +145,18 @@ func benchCalls(b *testing.B, url, auth string) {
 }
 
 // One tools/call through the whole gateway: HTTP POST (with a session and the
-// master key) -> ingress -> auth.verify -> router -> worker -> upstream and back.
+// master key) -> ingress (auth.verify answered from its cache) -> worker ->
+// upstream and back; the router is skipped, as it would only forward the call
+// (ingress/target.go).
 func BenchmarkToolsCallInProcess(b *testing.B) {
 	g, _ := benchSetup(b)
+	benchCalls(b, g.URL()+"/mcp/demo", "Bearer "+master)
+}
+
+// The same with every message through the router (Options.RouterOnly): what
+// the direct send saves.
+func BenchmarkToolsCallInProcessViaRouter(b *testing.B) {
+	g, _ := benchSetupWith(b, Options{RouterOnly: true})
 	benchCalls(b, g.URL()+"/mcp/demo", "Bearer "+master)
 }
 

@@ -143,29 +143,30 @@ mcp_servers:
 	}
 
 	tid, _ := trace.TraceIDFromHex(clientTraceID)
+	// A tools/call for one server goes from the ingress straight to the
+	// worker (ingress/target.go): no router span.
 	const (
 		ingressName  = "mcp POST /mcp/{server}"
-		routerName   = "router route tools/call"
 		workerName   = "worker demo tools/call"
 		upstreamName = "upstream demo tools/call"
 	)
-	spans := spansOf(t, exp, tid, ingressName, routerName, workerName, upstreamName)
-	if len(spans) != 4 {
-		t.Errorf("the trace has %d spans, want 4: %v", len(spans), spans)
+	spans := spansOf(t, exp, tid, ingressName, workerName, upstreamName)
+	if len(spans) != 3 {
+		t.Errorf("the trace has %d spans, want 3: %v", len(spans), spans)
 	}
-	ing, rt, wk, up := spans[ingressName], spans[routerName], spans[workerName], spans[upstreamName]
+	ing, wk, up := spans[ingressName], spans[workerName], spans[upstreamName]
 
 	if ing.Parent.SpanID().String() != clientSpanID || !ing.Parent.IsRemote() {
 		t.Errorf("ingress span's parent = %s (remote %v), want the client's %s", ing.Parent.SpanID(), ing.Parent.IsRemote(), clientSpanID)
 	}
 	for _, link := range []struct {
 		child, parent tracetest.SpanStub
-	}{{rt, ing}, {wk, rt}, {up, wk}} {
+	}{{wk, ing}, {up, wk}} {
 		if link.child.Parent.SpanID() != link.parent.SpanContext.SpanID() {
 			t.Errorf("%q: parent span %s, want %q's %s", link.child.Name, link.child.Parent.SpanID(), link.parent.Name, link.parent.SpanContext.SpanID())
 		}
 	}
-	for name, want := range map[string]trace.SpanKind{ingressName: trace.SpanKindServer, routerName: trace.SpanKindServer,
+	for name, want := range map[string]trace.SpanKind{ingressName: trace.SpanKindServer,
 		workerName: trace.SpanKindServer, upstreamName: trace.SpanKindClient} {
 		if spans[name].SpanKind != want {
 			t.Errorf("%q: kind %v, want %v", name, spans[name].SpanKind, want)
@@ -212,7 +213,7 @@ mcp_servers:
 		t.Fatalf("unknown tool: no JSON-RPC error: %s", r.body)
 	}
 	etid, _ := trace.TraceIDFromHex(errTrace)
-	spans = spansOf(t, exp, etid, ingressName, routerName, workerName, upstreamName)
+	spans = spansOf(t, exp, etid, ingressName, workerName, upstreamName)
 	for _, name := range []string{ingressName, workerName, upstreamName} {
 		if got := attrs(spans[name])["rpc.jsonrpc.error_code"].AsInt64(); got != int64(r.rpcErr.Code) {
 			t.Errorf("%q: rpc.jsonrpc.error_code = %d, want %d", name, got, r.rpcErr.Code)

@@ -1,0 +1,109 @@
+package bus_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// serverCache is a registry cache over a real KV bucket holding specs.
+func serverCache(t *testing.T, specs ...bus.ServerSpec) *bus.ServerCache {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	js, err := jetstream.New(bustest.Conn(t, bustest.Server(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := bus.ServersBucket(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range specs {
+		b, _ := json.Marshal(s)
+		if _, err := kv.Put(ctx, s.Name, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache, err := bus.WatchServers(ctx, kv, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cache
+}
+
+// Direct takes exactly the requests the router would forward unchanged to one
+// server; everything the router answers itself, aggregates or refuses stays
+// with the router.
+func TestDirect(t *testing.T) {
+	cache := serverCache(t,
+		bus.ServerSpec{Name: "internal", URL: "http://127.0.0.1:1/mcp"},
+		bus.ServerSpec{Name: "public", URL: "http://127.0.0.1:2/mcp", Public: true})
+	all := bus.Permissions{AllServers: true}
+	in := func(servers ...string) bus.Envelope {
+		return bus.Envelope{IPClass: bus.Internal, Caller: bus.Identity{Permissions: all}, Servers: servers}
+	}
+	ext := func(servers ...string) bus.Envelope {
+		env := in(servers...)
+		env.IPClass = bus.External
+		return env
+	}
+	onlyPublic := in()
+	onlyPublic.Caller.Permissions = bus.Permissions{Servers: []string{"public"}}
+	call := &bus.Message{ID: json.RawMessage(`1`), Method: "tools/call"}
+	for _, c := range []struct {
+		name string
+		env  bus.Envelope
+		msg  *bus.Message
+		want string // "" for the router
+	}{
+		{"selected server", in("internal"), call, "internal"},
+		{"selected twice", in("public", "public"), call, "public"},
+		{"the one visible server", ext(), call, "public"},
+		{"the one permitted server", onlyPublic, call, "public"},
+		{"several servers: aggregated", in(), call, ""},
+		{"internal-only server, external caller", ext("internal"), call, ""},
+		{"server the key may not use", func() bus.Envelope { e := onlyPublic; e.Servers = []string{"internal"}; return e }(), call, ""},
+		{"unknown server", in("nope"), call, ""},
+		{"initialize", in("internal"), &bus.Message{ID: json.RawMessage(`1`), Method: "initialize"}, ""},
+		{"ping", in("internal"), &bus.Message{ID: json.RawMessage(`1`), Method: "ping"}, ""},
+		{"notification", in("internal"), &bus.Message{Method: "notifications/cancelled"}, ""},
+	} {
+		s, ok := bus.Direct(cache, c.env, c.msg)
+		if got := map[bool]string{true: s.Name}[ok]; got != c.want {
+			t.Errorf("%s: direct to %q, want %q", c.name, got, c.want)
+		}
+	}
+	if _, ok := bus.Direct(nil, in("internal"), call); ok {
+		t.Error("no registry cache: a direct route")
+	}
+}
+
+// CallDeadline is the server's timeout from now, or the caller's deadline if
+// sooner; a timeout only the worker can read gets the longest allowed.
+func TestCallDeadline(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	for _, c := range []struct {
+		timeout  string
+		caller   time.Time
+		want     time.Time
+		wantWait time.Duration
+	}{
+		{"", time.Time{}, now.Add(bus.DefaultCallTimeout), bus.DefaultCallTimeout},
+		{"3s", time.Time{}, now.Add(3 * time.Second), 3 * time.Second},
+		{"3s", now.Add(time.Second), now.Add(time.Second), 3 * time.Second},
+		{"os.environ/SLOW", time.Time{}, now.Add(bus.MaxCallTimeout), bus.MaxCallTimeout},
+	} {
+		d, limit := bus.CallDeadline(bus.ServerSpec{Name: "s", Timeout: c.timeout}, bus.Envelope{Deadline: c.caller}, now)
+		if !d.Equal(c.want) || limit != c.wantWait {
+			t.Errorf("timeout %q, caller deadline %v: %v %v, want %v %v", c.timeout, c.caller, d, limit, c.want, c.wantWait)
+		}
+	}
+}

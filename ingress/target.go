@@ -1,0 +1,73 @@
+package ingress
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats.go"
+)
+
+// target is where a request goes: the router, or, when the router would only
+// forward it unchanged to one server (bus.Direct: a request other than
+// initialize and ping, for exactly one server the caller may use), straight
+// to that server's workers. The direct send saves the router's two bus
+// deliveries and its work on the hot path (docs/PERFORMANCE.md); the worker
+// checks visibility and the key's permissions again, and a message the rule
+// does not cover, including every refusal, still gets the router's answer.
+type target struct {
+	subject string
+	// server is the direct target; nil means the router.
+	server *bus.ServerSpec
+	// limit is the server's call timeout, deadline when the call must end.
+	limit    time.Duration
+	deadline time.Time
+}
+
+// target picks where req goes. A direct request carries the deadline the
+// router would have set (bus.CallDeadline) in its envelope.
+func (g *Ingress) target(req *request) target {
+	s, ok := bus.Direct(g.o.Servers, req.env, req.msg)
+	if !ok || g.o.RouterOnly {
+		return target{subject: bus.SubjectRouterRPC}
+	}
+	deadline, limit := bus.CallDeadline(s, req.env, time.Now())
+	req.env.Deadline = deadline
+	return target{subject: bus.ToolRPC(s.Name), server: &s, limit: limit, deadline: deadline}
+}
+
+// bound limits ctx to how long the target may take: a direct call's deadline
+// and the grace the router would give it (bus.CallGrace).
+func (t target) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if t.server == nil {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, t.deadline.Add(bus.CallGrace))
+}
+
+// failure is the error for a request the target did not answer.
+func (t target) failure(err error) *bus.Error {
+	if t.server == nil {
+		return bus.RequestError("router", err)
+	}
+	return bus.WorkerError(*t.server, t.limit, err)
+}
+
+// replyError reads a gateway error from the target's reply, including the
+// server's "no responders" status when nothing listens on the subject.
+func (t target) replyError(reply *nats.Msg) *bus.Error {
+	if len(reply.Data) == 0 && reply.Header.Get("Status") == "503" {
+		return t.failure(nats.ErrNoResponders)
+	}
+	return bus.ReplyError(reply)
+}
+
+// waitError is the error for a wait that ended before the answer: the key
+// was revoked, or the target took too long.
+func (t target) waitError(ctx context.Context, req *request) *bus.Error {
+	if errors.Is(context.Cause(ctx), errRevoked) {
+		return revokedError(req)
+	}
+	return t.failure(ctx.Err())
+}

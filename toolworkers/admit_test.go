@@ -1,0 +1,48 @@
+package toolworkers
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+// The worker applies the routing rule itself, since the ingress sends
+// single-server requests straight to it: a caller that may not see the server
+// (an external one, for an internal-only server) or whose key may not use it is
+// refused with the router's error, and its request never reaches the upstream.
+func TestWorkerRefusesCallersTheRouterWould(t *testing.T) {
+	up := newRelayUpstream(t)
+	e := newRelayEnv(t, up)
+
+	external := caller("", "k-ext", "")
+	external.IPClass = bus.External
+	otherServer := caller("", "k-other", "")
+	otherServer.Caller.Alias = "ci-bot"
+	otherServer.Caller.Permissions = bus.Permissions{Servers: []string{"elsewhere"}}
+	for _, c := range []struct {
+		name string
+		env  bus.Envelope
+		kind bus.Kind
+		msg  string
+	}{
+		{"external caller, internal-only server", external, bus.ErrUnknownServer, `unknown MCP server "` + relayServer + `"`},
+		{"key without the server", otherServer, bus.ErrNotPermitted, "key 'ci-bot' may not use MCP server '" + relayServer + "'"},
+	} {
+		a := e.request(t, c.env, "tools/call", `{"name":"echo","arguments":{"text":"x"}}`, 1)
+		if a.gwErr == nil || a.gwErr.Kind != c.kind || !strings.Contains(a.gwErr.Message, c.msg) {
+			t.Errorf("%s: answer %s, error %v; want %s %q", c.name, a.raw, a.gwErr, c.kind.Code, c.msg)
+		}
+	}
+	if n := up.count("tools/call"); n != 0 {
+		t.Fatalf("refused calls reached the upstream %d times", n)
+	}
+
+	// The same call from an internal caller whose key may use the server.
+	if got := e.toolText(t, caller("", "k-ok", ""), "echo"); got == "" {
+		t.Fatal("an allowed caller got no answer")
+	}
+	if n := up.count("tools/call"); n != 1 {
+		t.Fatalf("the allowed call reached the upstream %d times", n)
+	}
+}
