@@ -40,9 +40,9 @@ func TestSSEAnswersReuseConnections(t *testing.T) {
 }
 
 // Back-to-back calls to an upstream that ends its stream right after the
-// answer (the go-sdk server does) all use one connection: the answer goes
-// back at once and the stream is drained in the background, but the next call
-// waits briefly for that drain instead of racing it and dialing (drain.go).
+// answer (the go-sdk server does) all use one connection: the client waits
+// for the end briefly instead of leaving it to the background, where the next
+// call would race it and dial.
 func TestBackToBackSSEAnswersUseOneConnection(t *testing.T) {
 	f, conns := connCountingUpstream(t)
 	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {

@@ -82,8 +82,6 @@ type streamableClient struct {
 	// initLock collapses concurrent initializations into one; a channel rather
 	// than a mutex so a waiter can give up when its context ends.
 	initLock chan struct{}
-	// drains reads answered SSE streams to their end (drain.go).
-	drains drainGate
 }
 
 // newStreamableClient makes a client for one endpoint. hc carries the worker's
@@ -311,8 +309,6 @@ func (c *streamableClient) post(ctx context.Context, s *session, body []byte, id
 		return nil, nil, bus.Errorf(bus.ErrInternal, "upstream server %q: bad endpoint", c.server)
 	}
 	c.setHeaders(req, s)
-	c.drains.enter()
-	defer c.drains.leave()
 	req.Header["Content-Type"] = []string{"application/json"}
 	req.Header["Accept"] = []string{"application/json, text/event-stream"}
 	resp, err := c.hc.Do(req)
@@ -335,11 +331,14 @@ func (c *streamableClient) post(ctx context.Context, s *session, body []byte, id
 	case ct == "text/event-stream":
 		msg, err = c.readSSE(ctx, resp.Body, s, id, r)
 		if err == nil {
-			// The server ends the stream after the response: read it to its
-			// end in the background (drain.go).
+			// The server ends the stream after the response; read to its end
+			// so the connection goes back to the pool (closing an unfinished
+			// body makes Go dial a new one next time). The end normally
+			// follows at once: wait for it briefly, so the next call finds
+			// the connection idle, then leave the rest to the background.
 			body := resp.Body
 			resp.Body = http.NoBody
-			c.drains.drain(body)
+			drainSoon(body, streamEndWait)
 		}
 	case ct == "application/json" || ct == "":
 		msg, err = c.readJSON(resp.Body, id)
@@ -374,6 +373,30 @@ func (c *streamableClient) checkStatus(resp *http.Response, s *session) error {
 
 // drainAndClose reads what is left of a finished SSE answer, bounded, then
 // closes it, so its keep-alive connection can be reused.
+func drainAndClose(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 1<<20))
+	_ = body.Close()
+}
+
+// streamEndWait is how long a call waits for an upstream's SSE answer stream
+// to end after the response, before draining it in the background.
+const streamEndWait = 2 * time.Millisecond
+
+// drainSoon drains and closes body, waiting up to wait for it to finish.
+func drainSoon(body io.ReadCloser, wait time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		drainAndClose(body)
+		close(done)
+	}()
+	t := time.NewTimer(wait)
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	t.Stop()
+}
+
 // sessionComplaint recognises servers that answer an unknown session with 400
 // rather than 404 ("Bad Request: No valid session ID", "unknown session").
 func sessionComplaint(body []byte) bool {
