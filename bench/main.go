@@ -45,9 +45,11 @@ type options struct {
 	goBenchCount int
 	goBenchTime  string
 	gomaxprocs   int
+	compareGo    bool
 	keepLogs     bool
 	split        bool
 	catalog      bool
+	profileDir   string
 }
 
 func main() {
@@ -68,9 +70,11 @@ func run() int {
 	flag.BoolVar(&o.goBench, "gobench", true, "also run the in-process Go benchmarks (go test -bench) of cmd/mcpbus/internal/gateway")
 	flag.IntVar(&o.goBenchCount, "gobench-count", 5, "go test -count for the Go benchmarks")
 	flag.StringVar(&o.goBenchTime, "gobench-time", "1s", "go test -benchtime for the Go benchmarks")
-	flag.IntVar(&o.gomaxprocs, "mcpbus-gomaxprocs", 0, "run mcpbus with GOMAXPROCS=N (0: the Go default)")
+	flag.IntVar(&o.gomaxprocs, "mcpbus-gomaxprocs", recommendedGOMAXPROCS(), "run mcpbus with GOMAXPROCS=N, 0 for Go's default (default: 1 on a machine of 2 CPUs or fewer, where mcpbus shares them with the upstream and the load generator; see docs/PERFORMANCE.md)")
+	flag.BoolVar(&o.compareGo, "compare-go-default", true, "with -mcpbus-gomaxprocs set, also measure a gateway with Go's default GOMAXPROCS, interleaved in the same rounds")
 	flag.BoolVar(&o.split, "split", true, "also measure the services as separate processes over loopback NATS")
 	flag.BoolVar(&o.catalog, "catalog", true, "also measure the aggregated tools/list across 10 slow upstreams")
+	flag.StringVar(&o.profileDir, "profile", "", "after the rounds, write CPU profiles of the gateway process at c=1 and the high concurrency (pprof) into this directory")
 	flag.BoolVar(&o.keepLogs, "keep-logs", false, "keep the temporary directory with the processes' stderr logs")
 	flag.Parse()
 	set := map[string]bool{}
@@ -170,12 +174,16 @@ mcp_servers:
 		return err
 	}
 	env := []string{"MCPBUS_BENCH_MASTER_KEY=" + master, "MCPBUS_BENCH_UPSTREAM_TOKEN=" + upToken}
+	baseEnv := slices.Clone(env)
 	if o.gomaxprocs > 0 {
 		env = append(env, fmt.Sprintf("GOMAXPROCS=%d", o.gomaxprocs))
 	}
-	startServe := func(name, listen string) (*proc, error) {
-		return startProc(name, o.bin, []string{"serve", "--config", cfgPath, "--listen", listen,
-			"--data", filepath.Join(tmp, name+"-data"), "--nats-listen", "off"}, env, tmp)
+	startServe := func(name, listen, debug string) (*proc, error) {
+		args := []string{"serve", "--config", cfgPath, "--listen", listen, "--data", filepath.Join(tmp, name+"-data"), "--nats-listen", "off"}
+		if debug != "" {
+			args = append(args, "--debug-listen", debug)
+		}
+		return startProc(name, o.bin, args, env, tmp)
 	}
 	direct := newTarget("direct", upURL, http.Header{"Authorization": {"Bearer " + upToken}})
 	viaAuth := http.Header{"Authorization": {"Bearer " + master}}
@@ -188,7 +196,7 @@ mcp_servers:
 		if err != nil {
 			return err
 		}
-		p, err := startServe(fmt.Sprintf("cold%d", i), addr)
+		p, err := startServe(fmt.Sprintf("cold%d", i), addr, "")
 		if err != nil {
 			return err
 		}
@@ -217,7 +225,13 @@ mcp_servers:
 	r.ColdStart.MedianMs = median(r.ColdStart.SamplesMs)
 
 	// 2. The mcpbus under load, in front of the same upstream.
-	gw, err := startServe("mcpbus", "127.0.0.1:0")
+	var debugAddr string
+	if o.profileDir != "" {
+		if debugAddr, err = freePort(); err != nil {
+			return err
+		}
+	}
+	gw, err := startServe("mcpbus", "127.0.0.1:0", debugAddr)
 	if err != nil {
 		return err
 	}
@@ -227,9 +241,28 @@ mcp_servers:
 		return err
 	}
 	via := newTarget("mcpbus", gwURL+"/mcp/demo", viaAuth)
+	targets := []*target{direct, via}
+	gateways := map[*target]gateway{direct: {gw, gwURL}, via: {gw, gwURL}}
+	if o.gomaxprocs > 0 && o.compareGo {
+		// The same gateway with Go's default GOMAXPROCS (no GOMAXPROCS in its
+		// environment), idle while the others are measured.
+		dgw, err := startProc("mcpbus-go-default", o.bin, []string{"serve", "--config", cfgPath, "--listen", "127.0.0.1:0",
+			"--data", filepath.Join(tmp, "mcpbus-go-default-data"), "--nats-listen", "off"}, baseEnv, tmp)
+		if err != nil {
+			return err
+		}
+		defer dgw.stop()
+		dURL, err := dgw.waitListening(30 * time.Second)
+		if err != nil {
+			return err
+		}
+		t := newTarget(targetGoDefault, dURL+"/mcp/demo", viaAuth)
+		targets = append(targets, t)
+		gateways[t] = gateway{dgw, dURL}
+	}
 
 	fmt.Fprintf(os.Stderr, "warm-up %s per target\n", o.warmup)
-	for _, t := range []*target{direct, via} {
+	for _, t := range targets {
 		res := runPhase(ctx, t, o.high, o.warmup, errs, "warm-up "+t.name, phaseHooks{})
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -264,14 +297,18 @@ mcp_servers:
 	r.Memory.MetricsScrapeAllocs = scrapeCost
 
 	// 3. Interleaved rounds: at each concurrency, direct then mcpbus (A B A B ...).
+	if len(targets) > 2 {
+		fmt.Fprintf(os.Stderr, "mcpbus runs with GOMAXPROCS=%d, %s with Go's default\n", o.gomaxprocs, targetGoDefault)
+	}
 	for round := 1; round <= o.rounds; round++ {
 		for _, c := range []int{1, o.high} {
-			for _, t := range []*target{direct, via} {
+			for _, t := range targets {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				label := fmt.Sprintf("round %d c=%d %s", round, c, t.name)
-				res := measuredPhase(ctx, t, c, o.duration, errs, label, gw, up, gwURL, clk, scrapeCost, t == via)
+				g := gateways[t]
+				res := measuredPhase(ctx, t, c, o.duration, errs, label, g.p, up, g.url, clk, scrapeCost, t != direct)
 				res.Round = round
 				fmt.Fprintf(os.Stderr, "%-26s %7d calls  p50 %6.3f ms  p99 %6.3f ms  %8.0f calls/s  errors %d\n", label, res.Calls, res.P50ms, res.P99ms, res.CallsPerSec, res.Errors)
 				if res.Calls == 0 {
@@ -279,6 +316,11 @@ mcp_servers:
 				}
 				r.Phases = append(r.Phases, res)
 			}
+		}
+	}
+	if o.profileDir != "" {
+		if err := profilePhases(ctx, o.profileDir, debugAddr, via, []int{1, o.high}, max(o.duration, 2*time.Second), errs); err != nil {
+			return err
 		}
 	}
 	gw.stop()
@@ -329,6 +371,26 @@ mcp_servers:
 // measuredPhase runs one phase and, around its timed part, reads the
 // processes' CPU (and for mcpbus: allocations from /metrics and, at high
 // concurrency, RSS sampled every 50 ms).
+// gateway is a gateway process and its base URL.
+type gateway struct {
+	p   *proc
+	url string
+}
+
+// targetGoDefault names the gateway run with Go's default GOMAXPROCS.
+const targetGoDefault = "mcpbus-go-default"
+
+// recommendedGOMAXPROCS is 1 on a machine of 2 CPUs or fewer: there the
+// gateway shares the cores with the upstream and the load generator, and a
+// second P mostly spins and wakes threads (docs/PERFORMANCE.md); elsewhere
+// 0, Go's default.
+func recommendedGOMAXPROCS() int {
+	if runtime.NumCPU() <= 2 {
+		return 1
+	}
+	return 0
+}
+
 func measuredPhase(ctx context.Context, t *target, c int, d time.Duration, errs *errorLog, label string, gw, up *proc, gwURL string, clk int, scrapeCost float64, isGW bool) phaseResult {
 	var gwU0, gwS0, upT0, selfT0 int64
 	var mallocs0 float64

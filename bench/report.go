@@ -16,11 +16,14 @@ import (
 )
 
 type report struct {
-	Mode         string        `json:"mode"`
-	Date         string        `json:"date"`
-	Machine      machine       `json:"machine"`
-	Settings     settings      `json:"settings"`
-	Summary      []summary     `json:"summary"` // medians across rounds, per concurrency
+	Mode     string    `json:"mode"`
+	Date     string    `json:"date"`
+	Machine  machine   `json:"machine"`
+	Settings settings  `json:"settings"`
+	Summary  []summary `json:"summary"` // medians across rounds, per concurrency
+	// GoDefault is the same for a gateway with Go's default GOMAXPROCS, when
+	// the measured one runs with Settings.MCPBusGOMAXPROCS.
+	GoDefault    []summary     `json:"summary_go_default_gomaxprocs,omitempty"`
 	Targets      []targetRow   `json:"targets"`
 	ColdStart    coldStart     `json:"cold_start"`
 	Memory       memory        `json:"memory"`
@@ -128,46 +131,14 @@ type goBenchmark struct {
 
 func (r *report) summarize(high int) {
 	for _, c := range []int{1, high} {
-		var d, m []phaseResult
-		for _, p := range r.Phases {
-			if p.Concurrency != c {
-				continue
-			}
-			if p.Target == "direct" {
-				d = append(d, p)
-			} else {
-				m = append(m, p)
-			}
-		}
-		s := summary{Concurrency: c, Direct: statsOf(d), MCPBus: statsOf(m)}
-		var added, added99, ratio, cpu, cpuU, cpuS, allocs, rss, upD, upV, lg []float64
-		for i := range min(len(d), len(m)) {
-			added = append(added, m[i].P50ms-d[i].P50ms)
-			added99 = append(added99, m[i].P99ms-d[i].P99ms)
-			if d[i].CallsPerSec > 0 {
-				ratio = append(ratio, m[i].CallsPerSec/d[i].CallsPerSec)
-			}
-		}
-		for _, p := range m {
-			appendIf(&cpu, p.CPUusPerCall)
-			appendIf(&cpuU, p.CPUUserusPC)
-			appendIf(&cpuS, p.CPUSysusPC)
-			appendIf(&lg, p.LoadgenCPUusPC)
-			appendIf(&allocs, p.AllocsPerCall)
-			appendIf(&rss, p.PeakRSSMB)
-			appendIf(&upV, p.UpstreamCPUusPC)
-		}
-		for _, p := range d {
-			appendIf(&upD, p.UpstreamCPUusPC)
-		}
-		s.AddedP50ms, s.AddedP99ms, s.Ratio = median(added), median(added99), median(ratio)
-		s.CPUusPC, s.AllocsPC, s.PeakRSSMB = median(cpu), median(allocs), median(rss)
-		s.UpCPUDirect, s.UpCPUVia = median(upD), median(upV)
-		s.CPUUserusPC, s.CPUSysusPC, s.LoadgenCPU = median(cpuU), median(cpuS), median(lg)
+		s := r.summaryOf("mcpbus", c)
 		if c == high {
 			r.Memory.UnderLoadRSSMB = s.PeakRSSMB
 		}
 		r.Summary = append(r.Summary, s)
+		if g := r.summaryOf(targetGoDefault, c); g.MCPBus.Calls > 0 {
+			r.GoDefault = append(r.GoDefault, g)
+		}
 	}
 	lo, hi := r.Summary[0], r.Summary[len(r.Summary)-1]
 	row := func(metric string, v float64, target string, pass bool) {
@@ -188,6 +159,47 @@ func (r *report) summarize(high int) {
 	if r.Split == nil {
 		r.NotMeasured = append(r.NotMeasured, "services as separate processes: not run (-split=false)")
 	}
+}
+
+// summaryOf is one gateway target at concurrency c against direct, medians
+// across rounds (round i of one against round i of the other).
+func (r *report) summaryOf(name string, c int) summary {
+	var d, m []phaseResult
+	for _, p := range r.Phases {
+		switch {
+		case p.Concurrency != c:
+		case p.Target == "direct":
+			d = append(d, p)
+		case p.Target == name:
+			m = append(m, p)
+		}
+	}
+	s := summary{Concurrency: c, Direct: statsOf(d), MCPBus: statsOf(m)}
+	var added, added99, ratio, cpu, cpuU, cpuS, allocs, rss, upD, upV, lg []float64
+	for i := range min(len(d), len(m)) {
+		added = append(added, m[i].P50ms-d[i].P50ms)
+		added99 = append(added99, m[i].P99ms-d[i].P99ms)
+		if d[i].CallsPerSec > 0 {
+			ratio = append(ratio, m[i].CallsPerSec/d[i].CallsPerSec)
+		}
+	}
+	for _, p := range m {
+		appendIf(&cpu, p.CPUusPerCall)
+		appendIf(&cpuU, p.CPUUserusPC)
+		appendIf(&cpuS, p.CPUSysusPC)
+		appendIf(&lg, p.LoadgenCPUusPC)
+		appendIf(&allocs, p.AllocsPerCall)
+		appendIf(&rss, p.PeakRSSMB)
+		appendIf(&upV, p.UpstreamCPUusPC)
+	}
+	for _, p := range d {
+		appendIf(&upD, p.UpstreamCPUusPC)
+	}
+	s.AddedP50ms, s.AddedP99ms, s.Ratio = median(added), median(added99), median(ratio)
+	s.CPUusPC, s.AllocsPC, s.PeakRSSMB = median(cpu), median(allocs), median(rss)
+	s.UpCPUDirect, s.UpCPUVia = median(upD), median(upV)
+	s.CPUUserusPC, s.CPUSysusPC, s.LoadgenCPU = median(cpuU), median(cpuS), median(lg)
+	return s
 }
 
 func appendIf(dst *[]float64, v *float64) {
@@ -211,7 +223,11 @@ func statsOf(ps []phaseResult) stats {
 func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "\nmcpbus bench (%s): %d CPUs, %s, %s, load %s -> %s, commit %s%s\n", r.Mode, r.Machine.NumCPU, r.Machine.GoVersion,
 		r.Date, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd, r.Machine.GitCommit, map[bool]string{true: " (dirty)"}[r.Machine.GitDirty])
-	fmt.Fprintf(w, "%d round(s) of %.1fs phases, direct and via mcpbus interleaved; medians across rounds\n\n", r.Settings.Rounds, r.Settings.PhaseSeconds)
+	fmt.Fprintf(w, "%d round(s) of %.1fs phases, direct and via mcpbus interleaved; medians across rounds\n", r.Settings.Rounds, r.Settings.PhaseSeconds)
+	if n := r.Settings.MCPBusGOMAXPROCS; n > 0 {
+		fmt.Fprintf(w, "mcpbus runs with GOMAXPROCS=%d (the harness's default on 2 CPUs or fewer; -mcpbus-gomaxprocs 0 for Go's)\n", n)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "metric\tvalue\ttarget\tstatus")
 	fmt.Fprintln(tw, "------\t-----\t------\t------")
@@ -225,6 +241,10 @@ func (r *report) print(w io.Writer) {
 		info(fmt.Sprintf("c=%d mcpbus CPU per call user / sys (us)", s.Concurrency), fmt.Sprintf("%.0f / %.0f", s.CPUUserusPC, s.CPUSysusPC))
 		info(fmt.Sprintf("c=%d upstream CPU per call direct / via (us)", s.Concurrency), fmt.Sprintf("%.0f / %.0f", s.UpCPUDirect, s.UpCPUVia))
 		info(fmt.Sprintf("c=%d load generator CPU per call via mcpbus (us)", s.Concurrency), fmt.Sprintf("%.0f", s.LoadgenCPU))
+	}
+	for _, s := range r.GoDefault {
+		info(fmt.Sprintf("c=%d Go-default GOMAXPROCS: added p50 ms, CPU us/call, ratio", s.Concurrency),
+			fmt.Sprintf("%.3f, %.0f, %.2f", s.AddedP50ms, s.CPUusPC, s.Ratio))
 	}
 	info("mcpbus RSS idle / under load (MB)", fmt.Sprintf("%.1f / %.1f", r.Memory.IdleRSSMB, r.Memory.UnderLoadRSSMB))
 	info("mcpbus CPU while idle (% of one core)", fmt.Sprintf("%.1f", r.Memory.IdleCPUPercent))
