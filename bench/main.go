@@ -50,6 +50,8 @@ type options struct {
 	split        bool
 	catalog      bool
 	profileDir   string
+	proxy        bool
+	proxyServe   string // -reverse-proxy: run as the baseline proxy
 }
 
 func main() {
@@ -75,8 +77,17 @@ func run() int {
 	flag.BoolVar(&o.split, "split", true, "also measure the services as separate processes over loopback NATS")
 	flag.BoolVar(&o.catalog, "catalog", true, "also measure the aggregated tools/list across 10 slow upstreams")
 	flag.StringVar(&o.profileDir, "profile", "", "after the rounds, write CPU profiles of the gateway process at c=1 and the high concurrency (pprof) into this directory")
+	flag.BoolVar(&o.proxy, "proxy", true, "also measure a bare Go reverse proxy (net/http/httputil) in front of the same upstream, interleaved in the same rounds: the cost of one HTTP hop")
+	flag.StringVar(&o.proxyServe, "reverse-proxy", "", "internal: run as that baseline proxy in front of this upstream URL")
 	flag.BoolVar(&o.keepLogs, "keep-logs", false, "keep the temporary directory with the processes' stderr logs")
 	flag.Parse()
+	if o.proxyServe != "" {
+		if err := serveReverseProxy(o.proxyServe); err != nil {
+			fmt.Fprintln(os.Stderr, "reverse proxy:", err)
+			return 1
+		}
+		return 0
+	}
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if o.smoke {
@@ -261,6 +272,16 @@ mcp_servers:
 		gateways[t] = gateway{dgw, dURL}
 	}
 
+	if o.proxy {
+		pp, pURL, err := startReverseProxy(upURL, "Bearer "+upToken, env, tmp)
+		if err != nil {
+			return fmt.Errorf("reverse proxy: %w", err)
+		}
+		defer pp.stop()
+		t := newTarget(targetProxy, pURL, nil)
+		targets = append(targets, t)
+		gateways[t] = gateway{pp, ""}
+	}
 	fmt.Fprintf(os.Stderr, "warm-up %s per target\n", o.warmup)
 	for _, t := range targets {
 		res := runPhase(ctx, t, o.high, o.warmup, errs, "warm-up "+t.name, phaseHooks{})
@@ -297,8 +318,8 @@ mcp_servers:
 	r.Memory.MetricsScrapeAllocs = scrapeCost
 
 	// 3. Interleaved rounds: at each concurrency, direct then mcpbus (A B A B ...).
-	if len(targets) > 2 {
-		fmt.Fprintf(os.Stderr, "mcpbus runs with GOMAXPROCS=%d, %s with Go's default\n", o.gomaxprocs, targetGoDefault)
+	if o.gomaxprocs > 0 {
+		fmt.Fprintf(os.Stderr, "mcpbus (and the reverse proxy) run with GOMAXPROCS=%d\n", o.gomaxprocs)
 	}
 	for round := 1; round <= o.rounds; round++ {
 		for _, c := range []int{1, o.high} {
@@ -379,6 +400,9 @@ type gateway struct {
 
 // targetGoDefault names the gateway run with Go's default GOMAXPROCS.
 const targetGoDefault = "mcpbus-go-default"
+
+// targetProxy names the bare reverse proxy (proxy.go).
+const targetProxy = "reverse-proxy"
 
 // recommendedGOMAXPROCS is 1 on a machine of 2 CPUs or fewer: there the
 // gateway shares the cores with the upstream and the load generator, and a

@@ -23,7 +23,10 @@ type report struct {
 	Summary  []summary `json:"summary"` // medians across rounds, per concurrency
 	// GoDefault is the same for a gateway with Go's default GOMAXPROCS, when
 	// the measured one runs with Settings.MCPBusGOMAXPROCS.
-	GoDefault    []summary     `json:"summary_go_default_gomaxprocs,omitempty"`
+	GoDefault []summary `json:"summary_go_default_gomaxprocs,omitempty"`
+	// Proxy is the same for a bare Go reverse proxy (proxy.go): one HTTP hop
+	// and nothing else, the floor under any HTTP gateway on this machine.
+	Proxy        []summary     `json:"summary_reverse_proxy,omitempty"`
 	Targets      []targetRow   `json:"targets"`
 	ColdStart    coldStart     `json:"cold_start"`
 	Memory       memory        `json:"memory"`
@@ -139,6 +142,9 @@ func (r *report) summarize(high int) {
 		if g := r.summaryOf(targetGoDefault, c); g.MCPBus.Calls > 0 {
 			r.GoDefault = append(r.GoDefault, g)
 		}
+		if p := r.summaryOf(targetProxy, c); p.MCPBus.Calls > 0 {
+			r.Proxy = append(r.Proxy, p)
+		}
 	}
 	lo, hi := r.Summary[0], r.Summary[len(r.Summary)-1]
 	row := func(metric string, v float64, target string, pass bool) {
@@ -241,6 +247,10 @@ func (r *report) print(w io.Writer) {
 		info(fmt.Sprintf("c=%d mcpbus CPU per call user / sys (us)", s.Concurrency), fmt.Sprintf("%.0f / %.0f", s.CPUUserusPC, s.CPUSysusPC))
 		info(fmt.Sprintf("c=%d upstream CPU per call direct / via (us)", s.Concurrency), fmt.Sprintf("%.0f / %.0f", s.UpCPUDirect, s.UpCPUVia))
 		info(fmt.Sprintf("c=%d load generator CPU per call via mcpbus (us)", s.Concurrency), fmt.Sprintf("%.0f", s.LoadgenCPU))
+	}
+	for _, s := range r.Proxy {
+		info(fmt.Sprintf("c=%d bare reverse proxy: added p50 ms, CPU us/call, ratio", s.Concurrency),
+			fmt.Sprintf("%.3f, %.0f, %.2f", s.AddedP50ms, s.CPUusPC, s.Ratio))
 	}
 	for _, s := range r.GoDefault {
 		info(fmt.Sprintf("c=%d Go-default GOMAXPROCS: added p50 ms, CPU us/call, ratio", s.Concurrency),
