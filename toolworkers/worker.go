@@ -458,10 +458,6 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 	w.log.Debug("upstream call", "request_id", env.RequestID, "method", msg.Method, "duration", time.Since(start))
 }
 
-// linkFor picks the upstream session for a call: a private one for a client
-// that declared capabilities the upstream may use outside calls, else the one
-// for its per-request credentials, else the shared one. nil: the worker is
-// stopping.
 // admits applies again the rule the router and the ingress route by: the
 // caller must see this server (bus.Visible) and its key must be allowed to use
 // it. The ingress sends some requests straight here (bus.Direct), so this is
@@ -476,6 +472,10 @@ func (w *Worker) admits(env bus.Envelope) *bus.Error {
 	return nil
 }
 
+// linkFor picks the upstream session for a call: a private one for a client
+// that declared capabilities the upstream may use outside calls, else the one
+// for its per-request credentials, else the shared one. nil: the worker is
+// stopping.
 func (w *Worker) linkFor(env *bus.Envelope) *link {
 	stdio := w.up.Transport == "stdio" // one process, one session: always shared
 	var perRequest http.Header
