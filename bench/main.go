@@ -189,7 +189,7 @@ mcp_servers:
 	if o.gomaxprocs > 0 {
 		env = append(env, fmt.Sprintf("GOMAXPROCS=%d", o.gomaxprocs))
 	}
-	startServe := func(name, listen, debug string) (*proc, error) {
+	startServe := func(name, listen, debug string, env []string) (*proc, error) {
 		args := []string{"serve", "--config", cfgPath, "--listen", listen, "--data", filepath.Join(tmp, name+"-data"), "--nats-listen", "off"}
 		if debug != "" {
 			args = append(args, "--debug-listen", debug)
@@ -207,7 +207,7 @@ mcp_servers:
 		if err != nil {
 			return err
 		}
-		p, err := startServe(fmt.Sprintf("cold%d", i), addr, "")
+		p, err := startServe(fmt.Sprintf("cold%d", i), addr, "", env)
 		if err != nil {
 			return err
 		}
@@ -242,7 +242,7 @@ mcp_servers:
 			return err
 		}
 	}
-	gw, err := startServe("mcpbus", "127.0.0.1:0", debugAddr)
+	gw, err := startServe("mcpbus", "127.0.0.1:0", debugAddr, env)
 	if err != nil {
 		return err
 	}
@@ -257,8 +257,7 @@ mcp_servers:
 	if o.gomaxprocs > 0 && o.compareGo {
 		// The same gateway with Go's default GOMAXPROCS (no GOMAXPROCS in its
 		// environment), idle while the others are measured.
-		dgw, err := startProc("mcpbus-go-default", o.bin, []string{"serve", "--config", cfgPath, "--listen", "127.0.0.1:0",
-			"--data", filepath.Join(tmp, "mcpbus-go-default-data"), "--nats-listen", "off"}, baseEnv, tmp)
+		dgw, err := startServe(targetGoDefault, "127.0.0.1:0", "", baseEnv)
 		if err != nil {
 			return err
 		}

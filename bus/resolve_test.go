@@ -1,49 +1,19 @@
 package bus_test
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/bustest"
-	"github.com/nats-io/nats.go/jetstream"
 )
-
-// serverCache is a registry cache over a real KV bucket holding specs.
-func serverCache(t *testing.T, specs ...bus.ServerSpec) *bus.ServerCache {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	js, err := jetstream.New(bustest.Conn(t, bustest.Server(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := bus.ServersBucket(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range specs {
-		b, _ := json.Marshal(s)
-		if _, err := kv.Put(ctx, s.Name, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cache, err := bus.WatchServers(ctx, kv, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cache
-}
 
 // Direct takes exactly the requests the router would forward unchanged to one
 // server; everything the router answers itself, aggregates or refuses stays
 // with the router.
 func TestDirect(t *testing.T) {
-	cache := serverCache(t,
+	cache := bustest.ServerCache(t, bustest.Server(t),
 		bus.ServerSpec{Name: "internal", URL: "http://127.0.0.1:1/mcp"},
 		bus.ServerSpec{Name: "public", URL: "http://127.0.0.1:2/mcp", Public: true})
 	all := bus.Permissions{AllServers: true}

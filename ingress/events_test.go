@@ -1,7 +1,6 @@
 package ingress
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/netip"
@@ -11,36 +10,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/bustest"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go/jetstream"
 )
-
-// serverCache loads specs into the registry bucket on ns and follows it, as
-// the gateway's Servers cache does.
-func serverCache(t *testing.T, ns *server.Server, specs ...bus.ServerSpec) *bus.ServerCache {
-	t.Helper()
-	js, err := jetstream.New(bustest.Conn(t, ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := bus.ServersBucket(bg, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range specs {
-		b, _ := json.Marshal(s)
-		if _, err := kv.Put(bg, s.Name, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithCancel(bg)
-	t.Cleanup(cancel)
-	c, err := bus.WatchServers(ctx, kv, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // GET with the wrong Accept, no session, an unknown or someone else's
 // session, or a session of another server is refused with the status that
@@ -159,7 +129,7 @@ func TestGETStreamDelivers(t *testing.T) {
 // only sessions subscribed to the URI.
 func TestNotificationsFanOut(t *testing.T) {
 	ns := bustest.Server(t)
-	cache := serverCache(t, ns,
+	cache := bustest.ServerCache(t, ns,
 		bus.ServerSpec{Name: "github", Public: true},
 		bus.ServerSpec{Name: "gitlab", Public: true},
 		bus.ServerSpec{Name: "internal-db"})

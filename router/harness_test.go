@@ -1,10 +1,8 @@
 package router
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -14,7 +12,6 @@ import (
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 )
 
@@ -177,27 +174,8 @@ func startHarness(t *testing.T, o Options, specs []bus.ServerSpec, workers ...*f
 	t.Helper()
 	ns := bustest.Server(t)
 	nc := bustest.Conn(t, ns)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	kv, err := bus.ServersBucket(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range specs {
-		b, _ := json.Marshal(s)
-		if _, err := kv.Put(ctx, s.Name, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cache := bustest.ServerCache(t, ns, specs...)
 	logs := &bustest.Buffer{}
-	cache, err := bus.WatchServers(ctx, kv, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	o.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rc := bustest.Conn(t, ns)
 	svc, err := Start(rc, cache, o)

@@ -2,11 +2,16 @@
 package bustest
 
 import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
 	"testing"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Server starts nats-server with JetStream in t.TempDir(), listening on a random
@@ -43,4 +48,31 @@ func Conn(t testing.TB, ns *server.Server) *nats.Conn {
 func InternalCaller() nats.Header {
 	env := bus.Envelope{IPClass: bus.Internal, Caller: bus.Identity{Permissions: bus.Permissions{AllServers: true}}}
 	return env.Header()
+}
+
+// ServerCache writes specs to the registry bucket on ns and returns a cache
+// that follows it, as the gateway's services keep one; it stops with the test.
+func ServerCache(t testing.TB, ns *server.Server, specs ...bus.ServerSpec) *bus.ServerCache {
+	t.Helper()
+	js, err := jetstream.New(Conn(t, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	kv, err := bus.ServersBucket(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range specs {
+		b, _ := json.Marshal(s)
+		if _, err := kv.Put(ctx, s.Name, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache, err := bus.WatchServers(ctx, kv, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cache
 }
