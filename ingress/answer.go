@@ -3,6 +3,7 @@ package ingress
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -46,9 +47,12 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 	t := g.target(req)
 	ctx, stop := t.bound(ctx)
 	defer stop()
-	m := &nats.Msg{Subject: t.subject, Reply: ps.replyTo, Data: req.body, Header: req.env.Header()}
-	injectTrace(ctx, m.Header)
-	if err := g.nc.PublishMsg(m); err != nil {
+	send := func(t target) error {
+		m := &nats.Msg{Subject: t.subject, Reply: ps.replyTo, Data: req.body, Header: req.env.Header()}
+		injectTrace(ctx, m.Header)
+		return g.nc.PublishMsg(m)
+	}
+	if err := send(t); err != nil {
 		g.finish(w, r, req, nil, nil, t.failure(err))
 		return
 	}
@@ -75,6 +79,15 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 			if sse.message(m.Data) == nil {
 				g.ack(m)
 			}
+		}
+		if reply != nil && sse == nil && t.refused(reply) {
+			t = viaRouter // target.go: the router answers a refused direct send
+			ps.retract()
+			if err := send(t); err != nil {
+				g.finish(w, r, req, nil, nil, t.failure(err))
+				return
+			}
+			continue
 		}
 		if reply != nil {
 			g.finish(w, r, req, sse, reply, t.replyError(reply))
@@ -219,9 +232,11 @@ func (g *Ingress) route(ctx context.Context, req *request) (out []byte, rerr *bu
 	t := g.target(req)
 	ctx, stop := t.bound(ctx)
 	defer stop()
-	m := &nats.Msg{Subject: t.subject, Data: req.body, Header: req.env.Header()}
-	injectTrace(ctx, m.Header)
-	reply, err := g.nc.RequestMsgWithContext(ctx, m)
+	reply, err := g.request(ctx, t, req)
+	if t.server != nil && (errors.Is(err, nats.ErrNoResponders) || err == nil && t.refused(reply)) {
+		t = viaRouter // target.go: the router answers a refused direct send
+		reply, err = g.request(ctx, t, req)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, t.waitError(ctx, req)
@@ -232,6 +247,13 @@ func (g *Ingress) route(ctx context.Context, req *request) (out []byte, rerr *bu
 		return nil, e
 	}
 	return reply.Data, nil
+}
+
+// request sends req to t and waits for the reply.
+func (g *Ingress) request(ctx context.Context, t target, req *request) (*nats.Msg, error) {
+	m := &nats.Msg{Subject: t.subject, Data: req.body, Header: req.env.Header()}
+	injectTrace(ctx, m.Header)
+	return g.nc.RequestMsgWithContext(ctx, m)
 }
 
 func revokedError(req *request) *bus.Error {

@@ -69,7 +69,8 @@ type Options struct {
 	AllowedOrigins []string
 	// RouterOnly sends every message through the router, even a request the
 	// router would only forward to one server's workers (target.go); for
-	// comparing the two paths (bench -router-only) and for debugging.
+	// comparing the two paths (BenchmarkToolsCallInProcessViaRouter) and for
+	// debugging.
 	RouterOnly bool
 	// ListenAddr is the address the HTTP server is bound to; localhost
 	// origins are accepted when it is a loopback address.

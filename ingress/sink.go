@@ -52,6 +52,14 @@ func (s *sink) answer(m *nats.Msg) {
 	s.signal()
 }
 
+// retract forgets the reply taken last, so the next one can be recorded: a
+// POST whose direct send was refused asks the router again (target.go).
+func (s *sink) retract() {
+	s.mu.Lock()
+	s.reply = nil
+	s.mu.Unlock()
+}
+
 func (s *sink) signal() {
 	select {
 	case s.wake <- struct{}{}:

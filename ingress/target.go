@@ -3,6 +3,7 @@ package ingress
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
@@ -25,16 +26,40 @@ type target struct {
 	deadline time.Time
 }
 
+// viaRouter is the router as a target.
+var viaRouter = target{subject: bus.SubjectRouterRPC}
+
 // target picks where req goes. A direct request carries the deadline the
-// router would have set (bus.CallDeadline) in its envelope.
+// router would have set (bus.CallDeadline), but never one past the ingress's
+// own wait (Options.MaxWait), in its envelope.
 func (g *Ingress) target(req *request) target {
 	s, ok := bus.Direct(g.o.Servers, req.env, req.msg)
 	if !ok || g.o.RouterOnly {
-		return target{subject: bus.SubjectRouterRPC}
+		return viaRouter
 	}
-	deadline, limit := bus.CallDeadline(s, req.env, time.Now())
+	now := time.Now()
+	deadline, limit := bus.CallDeadline(s, req.env, now)
+	if most := now.Add(g.o.MaxWait); deadline.After(most) {
+		deadline, limit = most, g.o.MaxWait
+	}
 	req.env.Deadline = deadline
 	return target{subject: bus.ToolRPC(s.Name), server: &s, limit: limit, deadline: deadline}
+}
+
+// refused reports whether reply is a direct send that the router must answer
+// instead: no worker listened, or the worker refused the caller (admits), as
+// happens while a server's record changes and the ingress's registry cache has
+// not caught up. Nothing reached the upstream, so sending the message again
+// through the router is safe, and every refusal keeps the router's one answer.
+func (t target) refused(reply *nats.Msg) bool {
+	if t.server == nil {
+		return false
+	}
+	if len(reply.Data) == 0 && reply.Header.Get("Status") == "503" {
+		return true
+	}
+	e := bus.ReplyError(reply)
+	return e != nil && (e.Kind == bus.ErrUnknownServer || e.Kind == bus.ErrNotPermitted)
 }
 
 // bound limits ctx to how long the target may take: a direct call's deadline
@@ -46,12 +71,18 @@ func (t target) bound(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithDeadline(ctx, t.deadline.Add(bus.CallGrace))
 }
 
-// failure is the error for a request the target did not answer.
+// failure is the error for a request the target did not answer: for a direct
+// send, the router's errors for no worker and for a timeout, and a bus
+// failure on this side (503) named as such.
 func (t target) failure(err error) *bus.Error {
-	if t.server == nil {
+	switch {
+	case t.server == nil:
 		return bus.RequestError("router", err)
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return bus.WorkerError(*t.server, t.limit, err)
+	default:
+		return bus.RequestError(fmt.Sprintf("tool worker for server %q", t.server.Name), err)
 	}
-	return bus.WorkerError(*t.server, t.limit, err)
 }
 
 // replyError reads a gateway error from the target's reply, including the

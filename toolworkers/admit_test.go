@@ -3,8 +3,11 @@ package toolworkers
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/nats-io/nats.go"
 )
 
 // The worker applies the routing rule itself, since the ingress sends
@@ -44,5 +47,27 @@ func TestWorkerRefusesCallersTheRouterWould(t *testing.T) {
 	}
 	if n := up.count("tools/call"); n != 1 {
 		t.Fatalf("the allowed call reached the upstream %d times", n)
+	}
+}
+
+// A server marked available_on_public_internet takes external callers.
+func TestWorkerAdmitsExternalCallersOfPublicServers(t *testing.T) {
+	up := newRelayUpstream(t)
+	ns := bustest.Server(t)
+	w, err := Start(bustest.Conn(t, ns), bus.ServerSpec{Name: "pub", URL: up.url, Public: true}, Options{Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	w.nc.Flush()
+	env := caller("", "k-ext", "")
+	env.IPClass = bus.External
+	m, err := bustest.Conn(t, ns).RequestMsg(&nats.Msg{Subject: bus.ToolRPC("pub"), Header: env.Header(),
+		Data: []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"outside"}}}`)}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := bus.ReplyError(m); e != nil || !strings.Contains(string(m.Data), "outside") {
+		t.Fatalf("external caller of a public server: %s %v", m.Data, e)
 	}
 }

@@ -349,6 +349,10 @@ func (w *Worker) callContext(env bus.Envelope) (context.Context, context.CancelF
 
 func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 	env, _ := bus.ReadEnvelope(nats.Header(req.Headers()))
+	if e := w.admits(env); e != nil {
+		_ = reply.Error(e)
+		return
+	}
 	span := w.startSpan(req.Headers(), env, "initialize", nil)
 	defer span.End()
 	ctx, cancel := w.callContext(env)

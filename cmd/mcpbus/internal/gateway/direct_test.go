@@ -81,3 +81,37 @@ func routerRequests(t *testing.T, nc *nats.Conn) int {
 	}
 	return st.Endpoints[0].NumRequests
 }
+
+// A direct send nobody answers (here no worker runs at all; in life, a server
+// whose record changed before the ingress's cache did) goes to the router
+// after all, so the caller gets the router's answer, the same as with
+// RouterOnly.
+func TestRefusedDirectSendGetsTheRoutersAnswer(t *testing.T) {
+	alpha, _ := upstream(t, "alpha")
+	yaml := fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers:\n  alpha: {url: %q}\n", master, alpha)
+	noWorkers := []string{"nats", "auth", "registry", "router", "ingress"}
+	answers := map[bool]rawResponse{}
+	for _, routerOnly := range []bool{false, true} {
+		g := startGatewayWith(t, yaml, nil, Options{RouterOnly: routerOnly, Services: noWorkers})
+		nc, err := nats.Connect("", nats.InProcessServer(g.ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		// With no worker to ask, initialize still opens the session (the
+		// router answers with the gateway's own capabilities).
+		h := initSession(t, g.URL()+"/mcp/alpha", bearer(master))
+		before := routerRequests(t, nc)
+		r := post(t, g.URL()+"/mcp/alpha", h, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}`)
+		if r.rpcErr.Data["mcpbus_code"] != "MCPBUS_UPSTREAM_UNAVAILABLE" || r.rpcErr.Message != `no tool worker is running for server "alpha"` {
+			t.Errorf("router only %v: HTTP %d %s", routerOnly, r.status, r.body)
+		}
+		if got := routerRequests(t, nc) - before; got != 1 {
+			t.Errorf("router only %v: the router handled %d requests, want 1 (the refused direct send, again)", routerOnly, got)
+		}
+		answers[routerOnly] = r
+	}
+	if a, b := answers[false], answers[true]; a.status != b.status || a.rpcErr.Code != b.rpcErr.Code || a.rpcErr.Message != b.rpcErr.Message {
+		t.Errorf("direct: HTTP %d %s; via the router: HTTP %d %s", a.status, a.body, b.status, b.body)
+	}
+}

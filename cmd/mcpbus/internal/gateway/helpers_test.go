@@ -40,7 +40,7 @@ func startGateway(t *testing.T, yaml string, env map[string]string) *testGateway
 	return startGatewayWith(t, yaml, env, Options{})
 }
 
-// startGatewayWith is startGateway with o's RouterOnly.
+// startGatewayWith is startGateway with o's RouterOnly and Services.
 func startGatewayWith(t *testing.T, yaml string, env map[string]string, o Options) *testGateway {
 	t.Helper()
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
@@ -55,7 +55,7 @@ func startGatewayWith(t *testing.T, yaml string, env map[string]string, o Option
 	}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	g, err := Start(context.Background(), Options{
-		Config: cfg, Listen: "127.0.0.1:0", DataDir: t.TempDir(), NATSListen: "off", Log: log, Env: lookup, RouterOnly: o.RouterOnly,
+		Config: cfg, Listen: "127.0.0.1:0", DataDir: t.TempDir(), NATSListen: "off", Log: log, Env: lookup, RouterOnly: o.RouterOnly, Services: o.Services,
 	})
 	if err != nil {
 		t.Fatalf("start gateway: %v", err)
