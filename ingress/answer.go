@@ -27,7 +27,8 @@ import (
 // server-to-client requests for it. A client that goes away stops the wait;
 // it does not cancel the upstream call.
 func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
-	ctx, cancel := context.WithTimeout(r.Context(), g.o.MaxWait)
+	t := g.target(req)
+	ctx, cancel := context.WithDeadline(r.Context(), t.waitUntil(g.o.MaxWait))
 	defer cancel()
 	ctx, revoke := context.WithCancelCause(ctx)
 	defer revoke(nil)
@@ -44,9 +45,6 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 		// plain so the session header can go with it.
 		req.env.Stream = ps.streamTo
 	}
-	t := g.target(req)
-	ctx, stop := t.bound(ctx)
-	defer stop()
 	send := func(t target) error {
 		m := &nats.Msg{Subject: t.subject, Reply: ps.replyTo, Data: req.body, Header: req.env.Header()}
 		injectTrace(ctx, m.Header)
@@ -224,14 +222,12 @@ func (g *Ingress) recordChange(ctx context.Context, req *request) {
 // the wait; it does not cancel the upstream call.
 func (g *Ingress) route(ctx context.Context, req *request) (out []byte, rerr *bus.Error) {
 	defer func() { traceRouted(ctx, req, out, rerr) }()
-	ctx, cancel := context.WithTimeout(ctx, g.o.MaxWait)
+	t := g.target(req)
+	ctx, cancel := context.WithDeadline(ctx, t.waitUntil(g.o.MaxWait))
 	defer cancel()
 	ctx, revoke := context.WithCancelCause(ctx)
 	defer revoke(nil)
 	defer g.calls.add(req.env.Caller.KeyID, req.env.RequestID, revoke)()
-	t := g.target(req)
-	ctx, stop := t.bound(ctx)
-	defer stop()
 	reply, err := g.request(ctx, t, req)
 	if t.server != nil && (errors.Is(err, nats.ErrNoResponders) || err == nil && t.refused(reply)) {
 		t = viaRouter // target.go: the router answers a refused direct send

@@ -62,13 +62,14 @@ func (t target) refused(reply *nats.Msg) bool {
 	return e != nil && (e.Kind == bus.ErrUnknownServer || e.Kind == bus.ErrNotPermitted)
 }
 
-// bound limits ctx to how long the target may take: a direct call's deadline
-// and the grace the router would give it (bus.CallGrace).
-func (t target) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+// waitUntil is when the ingress stops waiting for t's answer: a direct
+// call's deadline plus the grace the router would give it (bus.CallGrace),
+// or maxWait from now for the router.
+func (t target) waitUntil(maxWait time.Duration) time.Time {
 	if t.server == nil {
-		return ctx, func() {}
+		return time.Now().Add(maxWait)
 	}
-	return context.WithDeadline(ctx, t.deadline.Add(bus.CallGrace))
+	return t.deadline.Add(bus.CallGrace)
 }
 
 // failure is the error for a request the target did not answer: for a direct
