@@ -54,24 +54,36 @@ func (g *Ingress) adminRoutes(mux *http.ServeMux) {
 	}
 }
 
+// restCaller verifies the key of a REST request and classifies its address;
+// on a refusal it has answered with the REST error and reports false.
+func (g *Ingress) restCaller(w http.ResponseWriter, r *http.Request) (bus.Identity, bus.IPClass, bool) {
+	id, e := g.verify(r)
+	if e != nil {
+		writeRESTError(w, e)
+		return bus.Identity{}, "", false
+	}
+	return id, g.ipClass(r), true
+}
+
 func (g *Ingress) serveAdmin(w http.ResponseWriter, r *http.Request, rt adminRoute) {
 	if r.Method != rt.method {
 		w.Header().Set("Allow", rt.method)
 		writeRESTError(w, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed on %s: use %s", r.Method, rt.path, rt.method))
 		return
 	}
-	id, e := g.verify(r)
-	if e != nil {
-		writeRESTError(w, e)
+	id, class, ok := g.restCaller(w, r)
+	if !ok {
 		return
 	}
-	class := g.ipClass(r)
 	if !id.Admin {
 		g.log.Warn("admin API refused: caller is not the master key", "path", rt.path, "request_id", requestID(r), "caller", id.Name(), "ip_class", class)
 		writeRESTError(w, bus.Errorf(bus.ErrForbidden, "only the master key may manage keys and teams"))
 		return
 	}
-	var body []byte
+	var (
+		body []byte
+		e    *bus.Error
+	)
 	if rt.method == http.MethodGet {
 		body, e = queryBody(r, rt)
 	} else {

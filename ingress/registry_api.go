@@ -107,12 +107,10 @@ func (g *Ingress) serveServerByID(w http.ResponseWriter, r *http.Request, id str
 // key; the body (built after the key check, so refused callers never have
 // theirs read) goes to subject and the registry's answer is relayed.
 func (g *Ingress) registryAdmin(w http.ResponseWriter, r *http.Request, op, subject string, body func() ([]byte, *bus.Error)) {
-	id, e := g.verify(r)
-	if e != nil {
-		writeRESTError(w, e)
+	id, class, ok := g.restCaller(w, r)
+	if !ok {
 		return
 	}
-	class := g.ipClass(r)
 	if !id.Admin {
 		g.log.Warn("registry API refused: caller is not the master key", "op", op, "request_id", requestID(r), "caller", id.Name(), "ip_class", class)
 		writeRESTError(w, bus.Errorf(bus.ErrForbidden, "only the master key may manage MCP servers"))
@@ -213,12 +211,10 @@ func (g *Ingress) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if !methodAllowed(w, r, http.MethodGet) {
 		return
 	}
-	id, e := g.verify(r)
-	if e != nil {
-		writeRESTError(w, e)
+	id, class, ok := g.restCaller(w, r)
+	if !ok {
 		return
 	}
-	class := g.ipClass(r)
 	q := r.URL.Query()
 	only := splitList(q.Get("server_ids"))
 	only = append(only, splitList(q.Get("server_id"))...)
@@ -314,12 +310,10 @@ func (g *Ingress) listTools(w http.ResponseWriter, r *http.Request) {
 		writeRESTError(w, bus.Errorf(bus.ErrBadRequest, "query parameter format: expected openai or mcp"))
 		return
 	}
-	id, e := g.verify(r)
-	if e != nil {
-		writeRESTError(w, e)
+	id, class, ok := g.restCaller(w, r)
+	if !ok {
 		return
 	}
-	class := g.ipClass(r)
 	var names []string
 	strict := false
 	if one := strings.TrimSpace(q.Get("server_id")); one != "" {
@@ -449,12 +443,10 @@ func (g *Ingress) serveRESTToolsCall(w http.ResponseWriter, r *http.Request) {
 	if !methodAllowed(w, r, http.MethodPost) {
 		return
 	}
-	id, e := g.verify(r)
-	if e != nil {
-		writeRESTError(w, e)
+	id, class, ok := g.restCaller(w, r)
+	if !ok {
 		return
 	}
-	class := g.ipClass(r)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.o.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
