@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -32,30 +31,11 @@ import (
 
 const tracerName = "github.com/mcpbus/mcpbus/ingress"
 
-// traceContext is the one propagation format on the bus and upstream: W3C
-// traceparent and tracestate. It is fixed rather than the global propagator,
-// which is a no-op unless a program sets one.
-var traceContext = propagation.TraceContext{}
-
-// Span attribute keys shared by the services.
-const (
-	attrMethod    = attribute.Key("mcp.method")
-	attrServer    = attribute.Key("mcp.server")
-	attrTool      = attribute.Key("mcp.tool")
-	attrRequestID = attribute.Key("mcpbus.request_id")
-	attrErrorCode = attribute.Key("rpc.jsonrpc.error_code")
-	attrMcpbusErr = attribute.Key("mcpbus.error_code")
-)
-
 // traceHTTP starts a server span per HTTP request.
 func (g *Ingress) traceHTTP(h http.Handler) http.Handler {
-	tp := g.o.TracerProvider
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
-	tracer := tp.Tracer(tracerName)
+	tracer := bus.Tracer(g.o.TracerProvider, tracerName)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx := bus.TraceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		ctx, span := tracer.Start(ctx, httpSpanName(r), trace.WithSpanKind(trace.SpanKindServer))
 		defer span.End()
 		if !span.IsRecording() {
@@ -105,7 +85,7 @@ func httpSpanName(r *http.Request) string {
 
 // injectTrace puts ctx's span context on a bus message's headers.
 func injectTrace(ctx context.Context, h map[string][]string) {
-	traceContext.Inject(ctx, bus.HeaderCarrier(h))
+	bus.TraceContext.Inject(ctx, bus.HeaderCarrier(h))
 }
 
 // traceRouted describes a routed request on the ingress span: what was asked
@@ -118,27 +98,25 @@ func traceRouted(ctx context.Context, req *request, reply []byte, e *bus.Error) 
 	}
 	span.SetAttributes(requestAttrs(req)...)
 	if e != nil {
-		span.SetAttributes(attrErrorCode.Int(e.Kind.RPC), attrMcpbusErr.String(e.Kind.Code))
-		span.SetStatus(codes.Error, e.Kind.Code)
+		bus.SpanFailed(span, e)
 		return
 	}
 	if code, ok := replyErrorCode(reply, req.msg.ID); ok {
-		span.SetAttributes(attrErrorCode.Int(code))
-		span.SetStatus(codes.Error, "JSON-RPC error")
+		bus.SpanRPCError(span, code)
 	}
 }
 
 func requestAttrs(req *request) []attribute.KeyValue {
-	attrs := []attribute.KeyValue{attrMethod.String(req.msg.Method), attrRequestID.String(req.env.RequestID)}
+	attrs := []attribute.KeyValue{bus.AttrMethod.String(req.msg.Method), bus.AttrRequestID.String(req.env.RequestID)}
 	if len(req.env.Servers) > 0 {
-		attrs = append(attrs, attrServer.String(strings.Join(req.env.Servers, ",")))
+		attrs = append(attrs, bus.AttrServer.String(strings.Join(req.env.Servers, ",")))
 	}
 	if req.msg.Method == "tools/call" {
 		var p struct {
 			Name string `json:"name"`
 		}
 		if json.Unmarshal(req.msg.Params, &p) == nil && p.Name != "" {
-			attrs = append(attrs, attrTool.String(p.Name))
+			attrs = append(attrs, bus.AttrTool.String(p.Name))
 		}
 	}
 	return attrs

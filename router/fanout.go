@@ -84,7 +84,7 @@ func (r *Router) ask(ctx context.Context, h nats.Header, env bus.Envelope, s bus
 		out[k] = v
 	}
 	out[bus.HeaderDeadline] = []string{formatMillis(deadline)}
-	traceContext.Inject(ctx, bus.HeaderCarrier(out))
+	bus.TraceContext.Inject(ctx, bus.HeaderCarrier(out))
 	wctx, cancel := context.WithDeadline(context.Background(), deadline.Add(grace))
 	defer cancel()
 	reply, err := r.nc.RequestMsgWithContext(wctx, &nats.Msg{Subject: subject, Data: body, Header: out})

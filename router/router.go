@@ -76,7 +76,7 @@ func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, err
 	if o.ListTimeout <= 0 {
 		o.ListTimeout = DefaultListTimeout
 	}
-	r := &Router{nc: nc, cache: cache, pool: bus.NewPool(o.MaxInFlight), log: o.Log, o: o, tracer: newTracer(o.TracerProvider), cat: newCatalog()}
+	r := &Router{nc: nc, cache: cache, pool: bus.NewPool(o.MaxInFlight), log: o.Log, o: o, tracer: bus.Tracer(o.TracerProvider, tracerName), cat: newCatalog()}
 	// Every replica hears every server's list changes (no queue group).
 	sub, err := nc.Subscribe(bus.SubjectNotifyAll, r.onNotify)
 	if err != nil {
@@ -125,7 +125,7 @@ func (r *Router) handle(req micro.Request, reply bus.Reply) {
 	defer span.End()
 	out, rerr := r.route(ctx, req, env, msg)
 	if rerr != nil {
-		spanError(span, rerr)
+		bus.SpanFailed(span, rerr)
 		_ = reply.Error(rerr)
 		return
 	}

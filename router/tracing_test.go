@@ -13,7 +13,7 @@ const clientTraceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-
 // Off (the no-op provider), the router passes the trace context it got on to
 // the worker unchanged.
 func TestRouterSpanOffPassesContext(t *testing.T) {
-	r := &Router{tracer: newTracer(noop.NewTracerProvider())}
+	r := &Router{tracer: bus.Tracer(noop.NewTracerProvider(), tracerName)}
 	in := nats.Header{"traceparent": {clientTraceparent}}
 	ctx, span := r.startSpan(in, bus.Envelope{}, &bus.Message{Method: "tools/call"})
 	defer span.End()
@@ -30,7 +30,7 @@ func TestRouterSpanOffPassesContext(t *testing.T) {
 // The router's per-message cost when tracing is off, with and without a
 // trace context from the ingress.
 func BenchmarkRouterSpanOff(b *testing.B) {
-	r := &Router{tracer: newTracer(noop.NewTracerProvider())}
+	r := &Router{tracer: bus.Tracer(noop.NewTracerProvider(), tracerName)}
 	msg := &bus.Message{Method: "tools/call"}
 	for name, in := range map[string]nats.Header{"no-traceparent": {}, "traceparent": {"traceparent": {clientTraceparent}}} {
 		b.Run(name, func(b *testing.B) {

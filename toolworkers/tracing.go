@@ -7,10 +7,8 @@ import (
 	"strconv"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -33,15 +31,6 @@ import (
 
 const tracerName = "github.com/mcpbus/mcpbus/toolworkers"
 
-var traceContext = propagation.TraceContext{}
-
-func newTracer(tp trace.TracerProvider) trace.Tracer {
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
-	return tp.Tracer(tracerName)
-}
-
 // callSpan is a worker's span for one request.
 type callSpan struct {
 	trace.Span
@@ -53,18 +42,18 @@ type callSpan struct {
 // startSpan starts the worker's span for method, the child of the trace context
 // in the request's headers.
 func (w *Worker) startSpan(h map[string][]string, env bus.Envelope, method string, params json.RawMessage) *callSpan {
-	ctx := traceContext.Extract(context.Background(), bus.HeaderCarrier(h))
+	ctx := bus.TraceContext.Extract(context.Background(), bus.HeaderCarrier(h))
 	s := &callSpan{tracer: w.tracer, name: w.up.Name + " " + method}
 	_, s.Span = w.tracer.Start(ctx, "worker "+s.name, trace.WithSpanKind(trace.SpanKindServer))
 	if s.IsRecording() {
 		s.attrs = []attribute.KeyValue{
-			attribute.String("mcp.method", method),
-			attribute.String("mcp.server", w.up.Name),
-			attribute.String("mcpbus.request_id", env.RequestID),
+			bus.AttrMethod.String(method),
+			bus.AttrServer.String(w.up.Name),
+			bus.AttrRequestID.String(env.RequestID),
 		}
 		if method == "tools/call" {
 			if name := toolName(params); name != "" {
-				s.attrs = append(s.attrs, attribute.String("mcp.tool", name))
+				s.attrs = append(s.attrs, bus.AttrTool.String(name))
 			}
 		}
 		s.SetAttributes(s.attrs...)
@@ -74,7 +63,7 @@ func (w *Worker) startSpan(h map[string][]string, env bus.Envelope, method strin
 
 // fail records a gateway error and returns it.
 func (s *callSpan) fail(e *bus.Error) *bus.Error {
-	failSpan(s.Span, e)
+	bus.SpanFailed(s.Span, e)
 	return e
 }
 
@@ -90,7 +79,7 @@ func (s *callSpan) call(ctx context.Context, c upstream, method string, params j
 	defer span.End()
 	resp, err := c.Call(ctx, method, params, relay)
 	if err != nil {
-		failSpan(span, bus.AsError(err))
+		bus.SpanFailed(span, bus.AsError(err))
 	} else {
 		rpcErrorSpan(span, resp.Error)
 	}
@@ -103,7 +92,7 @@ func (s *callSpan) info(ctx context.Context, c upstream) (json.RawMessage, error
 	defer span.End()
 	info, err := c.Info(ctx)
 	if err != nil {
-		failSpan(span, bus.AsError(err))
+		bus.SpanFailed(span, bus.AsError(err))
 	}
 	return info, err
 }
@@ -118,22 +107,16 @@ func (s *callSpan) startUpstream(ctx context.Context) (context.Context, trace.Sp
 	return ctx, span
 }
 
-func failSpan(span trace.Span, e *bus.Error) {
-	if !span.IsRecording() {
-		return
-	}
-	span.SetAttributes(attribute.Int("rpc.jsonrpc.error_code", e.Kind.RPC), attribute.String("mcpbus.error_code", e.Kind.Code))
-	span.SetStatus(codes.Error, e.Kind.Code)
-}
-
 func rpcErrorSpan(span trace.Span, rpcError json.RawMessage) {
 	if len(rpcError) == 0 || !span.IsRecording() {
 		return
 	}
-	if code, err := strconv.Atoi(rpcErrorCode(rpcError)); err == nil {
-		span.SetAttributes(attribute.Int("rpc.jsonrpc.error_code", code))
+	code, err := strconv.Atoi(rpcErrorCode(rpcError))
+	if err != nil {
+		span.SetStatus(codes.Error, "JSON-RPC error")
+		return
 	}
-	span.SetStatus(codes.Error, "JSON-RPC error")
+	bus.SpanRPCError(span, code)
 }
 
 // injectTrace sets the upstream HTTP request's traceparent (and tracestate)
@@ -141,7 +124,7 @@ func rpcErrorSpan(span trace.Span, rpcError json.RawMessage) {
 // static_headers name need not be canonical); a context without a span context
 // leaves the headers alone.
 func injectTrace(req *http.Request) {
-	traceContext.Inject(req.Context(), upstreamCarrier(req.Header))
+	bus.TraceContext.Inject(req.Context(), upstreamCarrier(req.Header))
 }
 
 // upstreamCarrier sets a header under its canonical name, removing it first in

@@ -38,7 +38,7 @@ func (f *tracedUpstream) Close() {}
 
 func TestWorkerSpans(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
-	w := &Worker{up: &config.Upstream{Name: "github"}, tracer: newTracer(sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp)))}
+	w := &Worker{up: &config.Upstream{Name: "github"}, tracer: bus.Tracer(sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp)), tracerName)}
 	h := nats.Header{"Traceparent": {clientTraceparent}}
 	params := json.RawMessage(`{"name":"search","arguments":{"q":"SECRET"}}`)
 	span := w.startSpan(h, bus.Envelope{RequestID: "req-1"}, "tools/call", params)
@@ -84,7 +84,7 @@ func TestWorkerSpans(t *testing.T) {
 // case; without a span context a configured one is left alone. The legacy SSE
 // client's requests get it in fixedHeaders.
 func TestInjectTraceUpstream(t *testing.T) {
-	ctx := traceContext.Extract(context.Background(), bus.HeaderCarrier{"traceparent": {clientTraceparent}})
+	ctx := bus.TraceContext.Extract(context.Background(), bus.HeaderCarrier{"traceparent": {clientTraceparent}})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://u/mcp", nil)
 	req.Header["traceparent"] = []string{"00-11111111111111111111111111111111-2222222222222222-01"}
 	req.Header["Traceparent"] = []string{"00-11111111111111111111111111111111-3333333333333333-01"}
@@ -119,7 +119,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // A worker's per-call tracing cost when off: extract, two no-op spans, inject
 // on the upstream request (the fake upstream's request itself included).
 func BenchmarkWorkerSpansOff(b *testing.B) {
-	w := &Worker{up: &config.Upstream{Name: "github"}, tracer: newTracer(noop.NewTracerProvider())}
+	w := &Worker{up: &config.Upstream{Name: "github"}, tracer: bus.Tracer(noop.NewTracerProvider(), tracerName)}
 	up := &tracedUpstream{answer: &bus.Message{}}
 	for name, h := range map[string]nats.Header{"no-traceparent": {}, "traceparent": {"Traceparent": {clientTraceparent}}} {
 		b.Run(name, func(b *testing.B) {

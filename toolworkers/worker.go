@@ -123,7 +123,7 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 		version: bus.LatestProtocolVersion,
 		limit:   newLimiter(up.Name, up.MaxConcurrent, up.MaxQueued),
 		breaker: newBreaker(up.Name, up.BreakerThreshold, up.BreakerCooldown),
-		tracer:  newTracer(o.TracerProvider),
+		tracer:  bus.Tracer(o.TracerProvider, tracerName),
 		metrics: o.Metrics,
 		// nuid: [0-9A-Za-z], one subject token, unique per replica.
 		s2cToken: nuid.Next(),
