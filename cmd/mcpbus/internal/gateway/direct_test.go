@@ -22,12 +22,8 @@ func TestDirectCallsSkipTheRouter(t *testing.T) {
 	yaml := fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers:\n  alpha: {url: %q}\n  beta: {url: %q}\n", master, alpha, beta)
 	answers := map[bool]string{}
 	for _, routerOnly := range []bool{false, true} {
-		g := startGatewayWith(t, yaml, nil, Options{RouterOnly: routerOnly})
-		nc, err := nats.Connect("", nats.InProcessServer(g.ns))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
+		g := startGatewayOpts(t, yaml, nil, func(o *Options) { o.RouterOnly = routerOnly })
+		nc := g.conns[0] // the gateway's own bus connection
 
 		h := initSession(t, g.URL()+"/mcp/alpha", bearer(master))
 		before := routerRequests(t, nc)
@@ -92,12 +88,8 @@ func TestRefusedDirectSendGetsTheRoutersAnswer(t *testing.T) {
 	noWorkers := []string{"nats", "auth", "registry", "router", "ingress"}
 	answers := map[bool]rawResponse{}
 	for _, routerOnly := range []bool{false, true} {
-		g := startGatewayWith(t, yaml, nil, Options{RouterOnly: routerOnly, Services: noWorkers})
-		nc, err := nats.Connect("", nats.InProcessServer(g.ns))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
+		g := startGatewayOpts(t, yaml, nil, func(o *Options) { o.RouterOnly, o.Services = routerOnly, noWorkers })
+		nc := g.conns[0] // the gateway's own bus connection
 		// With no worker to ask, initialize still opens the session (the
 		// router answers with the gateway's own capabilities).
 		h := initSession(t, g.URL()+"/mcp/alpha", bearer(master))

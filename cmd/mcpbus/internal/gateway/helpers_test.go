@@ -37,11 +37,12 @@ type testGateway struct {
 // (no TCP listener), serving HTTP on a loopback port.
 func startGateway(t *testing.T, yaml string, env map[string]string) *testGateway {
 	t.Helper()
-	return startGatewayWith(t, yaml, env, Options{})
+	return startGatewayOpts(t, yaml, env, nil)
 }
 
-// startGatewayWith is startGateway with o's RouterOnly and Services.
-func startGatewayWith(t *testing.T, yaml string, env map[string]string, o Options) *testGateway {
+// startGatewayOpts is startGateway with the Options adjusted by mod (for a
+// loopback NATS listener, a worker subset, RouterOnly, ...).
+func startGatewayOpts(t *testing.T, yaml string, env map[string]string, mod func(*Options)) *testGateway {
 	t.Helper()
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cfg, err := config.Parse("config.yaml", []byte(yaml), lookup)
@@ -53,10 +54,12 @@ func startGatewayWith(t *testing.T, yaml string, env map[string]string, o Option
 	for _, v := range env {
 		registerSecret(v)
 	}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	g, err := Start(context.Background(), Options{
-		Config: cfg, Listen: "127.0.0.1:0", DataDir: t.TempDir(), NATSListen: "off", Log: log, Env: lookup, RouterOnly: o.RouterOnly, Services: o.Services,
-	})
+	o := Options{Config: cfg, Listen: "127.0.0.1:0", DataDir: t.TempDir(), NATSListen: "off", Env: lookup,
+		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if mod != nil {
+		mod(&o)
+	}
+	g, err := Start(context.Background(), o)
 	if err != nil {
 		t.Fatalf("start gateway: %v", err)
 	}

@@ -13,42 +13,10 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/toolworkers"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// startGatewayOpts is startGateway with the Options adjusted by mod (for a
-// loopback NATS listener, a worker subset, ...).
-func startGatewayOpts(t *testing.T, yaml string, env map[string]string, mod func(*Options)) *testGateway {
-	t.Helper()
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	cfg, err := config.Parse("config.yaml", []byte(yaml), lookup)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	logs := &syncBuffer{}
-	recordLogs(logs)
-	for _, v := range env {
-		registerSecret(v)
-	}
-	o := Options{Config: cfg, Listen: "127.0.0.1:0", DataDir: t.TempDir(), NATSListen: "off", Env: lookup,
-		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-	if mod != nil {
-		mod(&o)
-	}
-	g, err := Start(context.Background(), o)
-	if err != nil {
-		t.Fatalf("start gateway: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		g.Close(ctx)
-	})
-	return &testGateway{Gateway: g, logs: logs}
-}
 
 // serversKV opens the registry bucket on nc.
 func serversKV(t *testing.T, nc *nats.Conn) (jetstream.JetStream, jetstream.KeyValue) {
