@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 )
 
 // With JetStream, a session made on one ingress process is served by
@@ -33,7 +34,7 @@ func TestSessionAcrossIngressReplicas(t *testing.T) {
 	}
 	// A subscription recorded through the first reaches the second.
 	rpcPost(t, urlA+"/mcp/github", s, `{"jsonrpc":"2.0","id":3,"method":"resources/subscribe","params":{"uri":"file:///z"}}`)
-	waitFor(t, "the subscription reaches the second ingress", 2*time.Second, func() bool {
+	bustest.Eventually(t, 2*time.Second, "the subscription reaches the second ingress", func() bool {
 		c := b.sessions.cached(sid)
 		return c != nil && c.subscribed("file:///z")
 	})

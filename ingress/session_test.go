@@ -101,15 +101,6 @@ func (e *endings) of(id string) (ended, published bool) {
 	return ok, p
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", d, what)
-		}
-	}
-}
-
 // In memory, a session idle for the TTL ends and its end is announced; one
 // in use stays.
 func TestSessionIdleExpiry(t *testing.T) {
@@ -228,7 +219,7 @@ func TestSessionsSharedThroughKV(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the change reaches the first process", 2*time.Second, func() bool {
+	bustest.Eventually(t, 2*time.Second, "the change reaches the first process", func() bool {
 		c := a.cached(sess.rec.ID)
 		return c != nil && c.subscribed("file:///a") && c.rec.LogLevel == "warning"
 	})
@@ -239,7 +230,7 @@ func TestSessionsSharedThroughKV(t *testing.T) {
 	if c := mustGet(t, b, sess.rec.ID, "key-a"); c == nil {
 		t.Fatal("session lost")
 	}
-	waitFor(t, "both changes kept", 2*time.Second, func() bool {
+	bustest.Eventually(t, 2*time.Second, "both changes kept", func() bool {
 		c := b.cached(sess.rec.ID)
 		return c != nil && c.subscribed("file:///a") && c.rec.LogLevel == "debug"
 	})
@@ -250,7 +241,7 @@ func TestSessionsSharedThroughKV(t *testing.T) {
 	if _, published := eb.of(sess.rec.ID); !published {
 		t.Fatal("the process that ended the session did not announce it")
 	}
-	waitFor(t, "the first process hears of the end", 2*time.Second, func() bool { ended, _ := ea.of(sess.rec.ID); return ended })
+	bustest.Eventually(t, 2*time.Second, "the first process hears of the end", func() bool { ended, _ := ea.of(sess.rec.ID); return ended })
 	if _, published := ea.of(sess.rec.ID); published {
 		t.Error("the end was announced twice")
 	}
@@ -281,7 +272,7 @@ func TestSessionKVTTL(t *testing.T) {
 	if c := b.cached(busy.rec.ID); c == nil || c.rev <= rev || c.rev > rev+30 {
 		t.Fatalf("revision %d after %s of use from %d: want a few rewrites, not one per request", c.rev, 2*ttl, rev)
 	}
-	waitFor(t, "the idle session expires and both processes hear of it", 5*time.Second, func() bool {
+	bustest.Eventually(t, 5*time.Second, "the idle session expires and both processes hear of it", func() bool {
 		x, _ := ea.of(idle.rec.ID)
 		y, _ := eb.of(idle.rec.ID)
 		return x && y

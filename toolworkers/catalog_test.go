@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -167,7 +168,7 @@ func TestCatalogDroppedOnReinitialize(t *testing.T) {
 	e := newRelayEnv(t, newRelayUpstream(t))
 	client := caller("s1", "k1", "")
 	e.request(t, client, "tools/list", `{}`, 1)
-	eventually(t, 5*time.Second, "the GET stream is open", func() bool { return e.up.count("GET") > 0 })
+	bustest.Eventually(t, 5*time.Second, "the GET stream is open", func() bool { return e.up.count("GET") > 0 })
 	sid := e.up.requests("tools/list")[0].header.Get("Mcp-Session-Id")
 	req, _ := http.NewRequest(http.MethodDelete, e.up.url, nil)
 	req.Header.Set("Mcp-Session-Id", sid)
@@ -177,7 +178,7 @@ func TestCatalogDroppedOnReinitialize(t *testing.T) {
 	}
 	resp.Body.Close()
 	sc := e.w.shared.up.(*streamableClient)
-	eventually(t, 5*time.Second, "the worker notices the upstream ended its session", func() bool { return sc.cur.Load() == nil })
+	bustest.Eventually(t, 5*time.Second, "the worker notices the upstream ended its session", func() bool { return sc.cur.Load() == nil })
 	e.request(t, client, "tools/list", `{}`, 2)
 	if n := e.up.count("tools/list"); n != 2 {
 		t.Fatalf("after a new session upstream got %d tools/list, want 2", n)
@@ -218,7 +219,7 @@ func TestCatalogInvalidatedByAnotherReplicasNotice(t *testing.T) {
 	if err := e.nc.Publish(bus.NotifySubject(relayServer), bus.Notification("notifications/tools/list_changed", nil)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the cached tools/list is dropped", func() bool {
+	bustest.Eventually(t, 5*time.Second, "the cached tools/list is dropped", func() bool {
 		e.request(t, client, "tools/list", `{}`, 2)
 		return e.up.count("tools/list") == 2
 	})

@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/mcpbus/mcpbus/bus"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 )
 
 // Right after notifications/initialized the worker opens the session's GET
@@ -19,7 +21,7 @@ import (
 func TestGETStreamOpenedAfterInitialize(t *testing.T) {
 	e := newRelayEnv(t, newRelayUpstream(t))
 	e.toolText(t, caller("s1", "k1", ""), "echo")
-	eventually(t, 5*time.Second, "a GET reached the upstream", func() bool { return e.up.count("GET") > 0 })
+	bustest.Eventually(t, 5*time.Second, "a GET reached the upstream", func() bool { return e.up.count("GET") > 0 })
 	e.up.mu.Lock()
 	var order []string
 	for _, s := range e.up.seen {
@@ -57,7 +59,7 @@ func TestGETStream405StopsTrying(t *testing.T) {
 	e := newRelayEnv(t, up)
 	client := caller("s1", "k1", "")
 	e.toolText(t, client, "echo")
-	eventually(t, 5*time.Second, "a GET reached the upstream", func() bool { return e.up.count("GET") > 0 })
+	bustest.Eventually(t, 5*time.Second, "a GET reached the upstream", func() bool { return e.up.count("GET") > 0 })
 	time.Sleep(500 * time.Millisecond) // several backoffs, were it retrying
 	e.toolText(t, client, "echo")
 	if n := e.up.count("GET"); n != 1 {
@@ -130,7 +132,7 @@ func TestGETStreamReconnectsWithLastEventID(t *testing.T) {
 	if _, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/list", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the GET stream is reopened", func() bool {
+	bustest.Eventually(t, 5*time.Second, "the GET stream is reopened", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(lastIDs) >= 2

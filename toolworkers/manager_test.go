@@ -182,18 +182,6 @@ func callTool(nc *nats.Conn, server, body string, timeout time.Duration) (string
 	return r.Result.Content[0].Text, nil
 }
 
-// within polls f until it returns true or d passes.
-func within(t *testing.T, d time.Duration, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func answers(nc *nats.Conn, server, want string) func() bool {
 	return func() bool {
 		got, err := callWho(nc, server)
@@ -217,14 +205,14 @@ func TestManagerFollowsRecords(t *testing.T) {
 	one, two := newMgrUpstream(t, "one"), newMgrUpstream(t, "two")
 
 	e.put(t, bus.ServerSpec{Name: "alpha", URL: one.url, Source: "api"})
-	within(t, time.Second, "a new record is served", answers(e.nc, "alpha", "one"))
+	bustest.Eventually(t, time.Second, "a new record is served", answers(e.nc, "alpha", "one"))
 	if got := m.Hosted(); !reflect.DeepEqual(got, []string{"alpha"}) {
 		t.Fatalf("Hosted() = %v", got)
 	}
 
 	e.put(t, bus.ServerSpec{Name: "alpha", URL: two.url, Source: "api"})
-	within(t, time.Second, "an updated record is served by the new upstream", answers(e.nc, "alpha", "two"))
-	within(t, 2*time.Second, "the old upstream session is closed", func() bool { _, d := one.counts(); return d == 1 })
+	bustest.Eventually(t, time.Second, "an updated record is served by the new upstream", answers(e.nc, "alpha", "two"))
+	bustest.Eventually(t, 2*time.Second, "the old upstream session is closed", func() bool { _, d := one.counts(); return d == 1 })
 	for i := 0; i < 5; i++ {
 		if got, err := callWho(e.nc, "alpha"); err != nil || got != "two" {
 			t.Fatalf("after the update a call reached %q, %v", got, err)
@@ -244,8 +232,8 @@ func TestManagerFollowsRecords(t *testing.T) {
 	}
 
 	e.del(t, "alpha")
-	within(t, time.Second, "a deleted server has no worker", noResponders(e.nc, "alpha"))
-	within(t, 2*time.Second, "the deleted server's session is closed", func() bool { _, d := two.counts(); return d == 1 })
+	bustest.Eventually(t, time.Second, "a deleted server has no worker", noResponders(e.nc, "alpha"))
+	bustest.Eventually(t, 2*time.Second, "the deleted server's session is closed", func() bool { _, d := two.counts(); return d == 1 })
 	if got := m.Hosted(); len(got) != 0 {
 		t.Fatalf("Hosted() after delete = %v", got)
 	}
@@ -295,7 +283,7 @@ func TestManagerSubset(t *testing.T) {
 	one := newMgrUpstream(t, "one")
 	e.put(t, bus.ServerSpec{Name: "theirs", URL: one.url})
 	e.put(t, bus.ServerSpec{Name: "mine", URL: one.url})
-	within(t, time.Second, "the hosted server is served", answers(e.nc, "mine", "one"))
+	bustest.Eventually(t, time.Second, "the hosted server is served", answers(e.nc, "mine", "one"))
 	if !noResponders(e.nc, "theirs")() {
 		t.Fatal("a server outside the subset got a worker")
 	}
@@ -320,7 +308,7 @@ func TestManagerBadSpecDoesNotStopOthers(t *testing.T) {
 	e.put(t, bus.ServerSpec{Name: "bad", URL: one.url, AuthType: "bearer_token", AuthValue: "os.environ/MGR_MISSING_VAR"})
 	m := e.start(t)
 	e.put(t, bus.ServerSpec{Name: "good", URL: two.url})
-	within(t, time.Second, "the good server is served", answers(e.nc, "good", "two"))
+	bustest.Eventually(t, time.Second, "the good server is served", answers(e.nc, "good", "two"))
 	if !noResponders(e.nc, "bad")() {
 		t.Fatal("the bad server answers")
 	}
@@ -333,7 +321,7 @@ func TestManagerBadSpecDoesNotStopOthers(t *testing.T) {
 
 	// A working good server is not disturbed by the bad one being rewritten.
 	e.put(t, bus.ServerSpec{Name: "bad", URL: one.url, AuthType: "bearer_token", AuthValue: "os.environ/MGR_TEST_TOKEN"})
-	within(t, time.Second, "the fixed record is served", answers(e.nc, "bad", "one"))
+	bustest.Eventually(t, time.Second, "the fixed record is served", answers(e.nc, "bad", "one"))
 	if len(m.Failed()) != 0 {
 		t.Fatalf("Failed() after the fix = %v", m.Failed())
 	}
@@ -344,7 +332,7 @@ func TestManagerBadSpecDoesNotStopOthers(t *testing.T) {
 	// An update that breaks a running server stops it (its record no longer
 	// describes it) and is logged; an unreadable record is ignored.
 	e.put(t, bus.ServerSpec{Name: "bad", URL: one.url, AuthType: "bearer_token", AuthValue: "os.environ/MGR_MISSING_VAR"})
-	within(t, time.Second, "a server broken by an update stops answering", noResponders(e.nc, "bad"))
+	bustest.Eventually(t, time.Second, "a server broken by an update stops answering", noResponders(e.nc, "bad"))
 	if _, err := e.kv.Put(context.Background(), "good", []byte("{not json")); err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +352,7 @@ func TestManagerDrainsInFlightCalls(t *testing.T) {
 	e.start(t)
 	one, two := newMgrUpstream(t, "one"), newMgrUpstream(t, "two")
 	e.put(t, bus.ServerSpec{Name: "alpha", URL: one.url})
-	within(t, time.Second, "served", answers(e.nc, "alpha", "one"))
+	bustest.Eventually(t, time.Second, "served", answers(e.nc, "alpha", "one"))
 	done := make(chan error, 1)
 	go func() {
 		got, err := callTool(e.nc, "alpha", `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":400}}}`, 5*time.Second)
@@ -375,11 +363,11 @@ func TestManagerDrainsInFlightCalls(t *testing.T) {
 	}()
 	time.Sleep(100 * time.Millisecond)
 	e.put(t, bus.ServerSpec{Name: "alpha", URL: two.url})
-	within(t, time.Second, "the update is served", answers(e.nc, "alpha", "two"))
+	bustest.Eventually(t, time.Second, "the update is served", answers(e.nc, "alpha", "two"))
 	if err := <-done; err != nil {
 		t.Fatalf("the call in flight during the update: %v", err)
 	}
-	within(t, 2*time.Second, "the old session is closed after the drain", func() bool { _, d := one.counts(); return d == 1 })
+	bustest.Eventually(t, 2*time.Second, "the old session is closed after the drain", func() bool { _, d := one.counts(); return d == 1 })
 }
 
 // ownGoroutines counts the goroutines a manager and its workers could leave
@@ -410,12 +398,12 @@ func TestManagerNoGoroutineLeak(t *testing.T) {
 	before, _ := ownGoroutines()
 	m := e.start(t)
 	e.put(t, bus.ServerSpec{Name: "a", URL: one.url})
-	within(t, time.Second, "served", answers(e.nc, "a", "one"))
+	bustest.Eventually(t, time.Second, "served", answers(e.nc, "a", "one"))
 	e.put(t, bus.ServerSpec{Name: "a", URL: two.url})
-	within(t, time.Second, "updated", answers(e.nc, "a", "two"))
+	bustest.Eventually(t, time.Second, "updated", answers(e.nc, "a", "two"))
 	e.put(t, bus.ServerSpec{Name: "b", URL: one.url, AuthValue: "os.environ/MGR_MISSING_VAR", AuthType: "bearer_token"})
 	e.put(t, bus.ServerSpec{Name: "c", URL: one.url})
-	within(t, time.Second, "served", answers(e.nc, "c", "one"))
+	bustest.Eventually(t, time.Second, "served", answers(e.nc, "c", "one"))
 	if n, _ := ownGoroutines(); n <= before {
 		t.Fatalf("the check sees no goroutines of running workers (%d before, %d now)", before, n)
 	}

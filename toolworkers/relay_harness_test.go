@@ -398,18 +398,6 @@ func (cs *clientStream) drain() []bus.Message {
 	}
 }
 
-// eventually polls f for up to d.
-func eventually(t *testing.T, d time.Duration, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // response is a JSON-RPC response body to a relayed request.
 func response(id json.RawMessage, result string) string {
 	return `{"jsonrpc":"2.0","id":` + string(id) + `,"result":` + result + `}`
@@ -445,6 +433,6 @@ func recv(ch chan *nats.Msg, d time.Duration) (*nats.Msg, error) {
 func (e *relayEnv) openGETStream(t *testing.T, client bus.Envelope) {
 	t.Helper()
 	e.toolText(t, client, "echo")
-	eventually(t, 5*time.Second, "the GET stream is open", func() bool { return e.up.count("GET") > 0 })
+	bustest.Eventually(t, 5*time.Second, "the GET stream is open", func() bool { return e.up.count("GET") > 0 })
 	time.Sleep(50 * time.Millisecond) // from the handler's entry to the stream being attached
 }

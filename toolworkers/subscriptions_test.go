@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -61,7 +62,7 @@ func TestSubscribeRefcountOnSharedSession(t *testing.T) {
 	if err := e.nc.Publish(bus.SubjectSessionClosed, []byte("sB")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the ended session's subscription is removed upstream", func() bool {
+	bustest.Eventually(t, 5*time.Second, "the ended session's subscription is removed upstream", func() bool {
 		_, u := e.up.subCounts()
 		return u == 2
 	})
@@ -86,9 +87,9 @@ func TestSubscriptionsRestoredOnNewSession(t *testing.T) {
 	}
 	resp.Body.Close()
 	sc := e.w.shared.up.(*streamableClient)
-	eventually(t, 5*time.Second, "the worker notices the session is gone", func() bool { return sc.cur.Load() == nil })
+	bustest.Eventually(t, 5*time.Second, "the worker notices the session is gone", func() bool { return sc.cur.Load() == nil })
 	e.toolText(t, a, "echo") // opens a new session
-	eventually(t, 5*time.Second, "the new session is subscribed again", func() bool {
+	bustest.Eventually(t, 5*time.Second, "the new session is subscribed again", func() bool {
 		s, _ := e.up.subCounts()
 		return s == 2 && e.up.count("logging/setLevel") == 2
 	})

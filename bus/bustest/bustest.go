@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats-server/v2/server"
@@ -75,4 +76,15 @@ func ServerCache(t testing.TB, ns *server.Server, specs ...bus.ServerSpec) *bus.
 		t.Fatal(err)
 	}
 	return cache
+}
+
+// Eventually polls cond every 5 ms until it holds, and fails the test naming
+// what was awaited if it does not within d.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", d, what)
+		}
+	}
 }

@@ -157,15 +157,3 @@ func (p *progressLog) got() []*mcp.ProgressNotificationParams {
 	defer p.mu.Unlock()
 	return append([]*mcp.ProgressNotificationParams(nil), p.notes...)
 }
-
-// waitFor polls f for up to d.
-func waitFor(t *testing.T, d time.Duration, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -41,7 +42,7 @@ func checkSampleAndProgress(t *testing.T, cs *mcp.ClientSession, progress *progr
 	if got != "beta sampled: from the client (to: question from beta)" {
 		t.Fatalf("%s answered %q", name, got)
 	}
-	waitFor(t, 2*time.Second, "two progress notifications", func() bool { return len(progress.got()) >= 2 })
+	bustest.Eventually(t, 2*time.Second, "two progress notifications", func() bool { return len(progress.got()) >= 2 })
 	for i, p := range progress.got() {
 		if p.ProgressToken != "tok-7" || p.Progress != float64(i+1) || p.Message != "beta" {
 			t.Fatalf("progress %d: token %v progress %v message %q", i, p.ProgressToken, p.Progress, p.Message)
@@ -108,7 +109,7 @@ func TestRelayLoggingMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"info", "warning", "error"}
-	waitFor(t, 2*time.Second, "three log messages", func() bool {
+	bustest.Eventually(t, 2*time.Second, "three log messages", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) >= len(want)
