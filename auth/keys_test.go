@@ -167,29 +167,22 @@ func (r *revocations) count(token string) int {
 // wait fails unless token is revoked within d.
 func (r *revocations) wait(t *testing.T, token string, d time.Duration) {
 	t.Helper()
-	eventually(t, d, "revocation of "+prefix(token), func() bool { return r.count(token) > 0 })
+	bustest.Eventually(t, d, "revocation of "+prefix(token), func() bool { return r.count(token) > 0 })
 }
 
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// known waits until every instance has token in its cache (an admin request
-// on the bus may be answered by any replica; the others follow by KV watch).
+// known waits until every instance has token, and its team if it has one, in
+// its cache (an admin request on the bus may be answered by any replica; the
+// others follow by KV watch).
 func known(t *testing.T, token string, insts ...instance) {
 	t.Helper()
 	for _, in := range insts {
-		eventually(t, time.Second, "replica knows "+prefix(token), func() bool {
+		bustest.Eventually(t, time.Second, "replica knows "+prefix(token)+" and its team", func() bool {
 			in.store.mu.RLock()
 			defer in.store.mu.RUnlock()
-			_, ok := in.store.keys[token]
+			k, ok := in.store.keys[token]
+			if ok && k.rec.TeamID != "" {
+				_, ok = in.store.teams[k.rec.TeamID] // the teams bucket has its own watch
+			}
 			return ok
 		})
 	}
@@ -428,7 +421,7 @@ func TestBlockedKeyAndTeam(t *testing.T) {
 	if e == nil || e.Kind != bus.ErrUnauthorized || !strings.Contains(e.Message, "team 'Platform'") || !strings.Contains(e.Message, "blocked") {
 		t.Fatalf("blocked team: %v", e)
 	}
-	eventually(t, time.Second, "revocation on team block", func() bool { return rev.count(g.Token) > before })
+	bustest.Eventually(t, time.Second, "revocation on team block", func() bool { return rev.count(g.Token) > before })
 	if _, e := verifyBus(t, a.nc, other.Key); e != nil {
 		t.Fatalf("a key of no team suffers from a team block: %v", e)
 	}
@@ -470,7 +463,7 @@ func TestOrphanKeyDoesNotVerify(t *testing.T) {
 	if err := a.store.teamsKV.Delete(context.Background(), "t1"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "orphan refused", func() bool {
+	bustest.Eventually(t, time.Second, "orphan refused", func() bool {
 		_, e := a.verify(g.Token)
 		return e != nil && strings.Contains(e.Message, "no longer exists")
 	})
@@ -496,7 +489,7 @@ func TestDeleteReachesSecondInstance(t *testing.T) {
 	}
 	// A key made on A after B started reaches B through the watch.
 	g4 := generate(t, a.nc, map[string]any{"key_alias": "four"})
-	eventually(t, time.Second, "new key on B", func() bool { _, e := b.verify(g4.Token); return e == nil })
+	bustest.Eventually(t, time.Second, "new key on B", func() bool { _, e := b.verify(g4.Token); return e == nil })
 
 	var del struct {
 		Keys []string `json:"deleted_keys"`
@@ -513,7 +506,7 @@ func TestDeleteReachesSecondInstance(t *testing.T) {
 	}
 	for _, g := range []generated{g1, g2} {
 		rev.wait(t, g.Token, time.Second)
-		eventually(t, time.Second, "B refuses a deleted key", func() bool {
+		bustest.Eventually(t, time.Second, "B refuses a deleted key", func() bool {
 			_, e := b.verify(g.Token)
 			return e != nil && e.Message == "unauthorized: invalid API key"
 		})
@@ -522,7 +515,7 @@ func TestDeleteReachesSecondInstance(t *testing.T) {
 		t.Fatal(e)
 	}
 	rev.wait(t, g4.Token, time.Second)
-	eventually(t, time.Second, "B refuses a deleted key", func() bool { _, e := b.verify(g4.Token); return e != nil })
+	bustest.Eventually(t, time.Second, "B refuses a deleted key", func() bool { _, e := b.verify(g4.Token); return e != nil })
 	if _, e := b.verify(g3.Token); e != nil {
 		t.Fatalf("an untouched key: %v", e)
 	}
@@ -545,7 +538,7 @@ func TestUpdateReachesSecondInstance(t *testing.T) {
 	if _, e := a.keyUpdate(context.Background(), []byte(fmt.Sprintf(`{"key":%q,"mcp_servers":["only"]}`, g.Key))); e != nil {
 		t.Fatal(e)
 	}
-	eventually(t, time.Second, "B applies the update", func() bool {
+	bustest.Eventually(t, time.Second, "B applies the update", func() bool {
 		id, e := b.verify(g.Token)
 		return e == nil && fmt.Sprint(id.Permissions.Servers) == "[only]"
 	})
@@ -686,7 +679,7 @@ func TestConcurrentUpdatesAreNotLost(t *testing.T) {
 	}
 	// Same for teams.
 	mustCall(t, a.nc, bus.SubjectTeamNew, map[string]any{"team_id": "race"}, nil)
-	eventually(t, time.Second, "B knows the team", func() bool {
+	bustest.Eventually(t, time.Second, "B knows the team", func() bool {
 		b.store.mu.RLock()
 		defer b.store.mu.RUnlock()
 		_, ok := b.store.teams["race"]
