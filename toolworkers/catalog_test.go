@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -169,16 +168,7 @@ func TestCatalogDroppedOnReinitialize(t *testing.T) {
 	client := caller("s1", "k1", "")
 	e.request(t, client, "tools/list", `{}`, 1)
 	bustest.Eventually(t, 5*time.Second, "the GET stream is open", func() bool { return e.up.count("GET") > 0 })
-	sid := e.up.requests("tools/list")[0].header.Get("Mcp-Session-Id")
-	req, _ := http.NewRequest(http.MethodDelete, e.up.url, nil)
-	req.Header.Set("Mcp-Session-Id", sid)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	sc := e.w.shared.up.(*streamableClient)
-	bustest.Eventually(t, 5*time.Second, "the worker notices the upstream ended its session", func() bool { return sc.cur.Load() == nil })
+	e.endUpstreamSession(t, "tools/list")
 	e.request(t, client, "tools/list", `{}`, 2)
 	if n := e.up.count("tools/list"); n != 2 {
 		t.Fatalf("after a new session upstream got %d tools/list, want 2", n)

@@ -436,3 +436,21 @@ func (e *relayEnv) openGETStream(t *testing.T, client bus.Envelope) {
 	bustest.Eventually(t, 5*time.Second, "the GET stream is open", func() bool { return e.up.count("GET") > 0 })
 	time.Sleep(50 * time.Millisecond) // from the handler's entry to the stream being attached
 }
+
+// endUpstreamSession ends, behind the worker's back, the upstream session
+// that the first request of method used (as an upstream that restarts does),
+// waits until the worker notices it is gone, and returns its id.
+func (e *relayEnv) endUpstreamSession(t *testing.T, method string) string {
+	t.Helper()
+	sid := e.up.requests(method)[0].header.Get("Mcp-Session-Id")
+	req, _ := http.NewRequest(http.MethodDelete, e.up.url, nil)
+	req.Header.Set("Mcp-Session-Id", sid)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	sc := e.w.shared.up.(*streamableClient)
+	bustest.Eventually(t, 5*time.Second, "the worker notices the upstream ended its session", func() bool { return sc.cur.Load() == nil })
+	return sid
+}

@@ -2,7 +2,6 @@ package toolworkers
 
 import (
 	"encoding/json"
-	"net/http"
 	"testing"
 	"time"
 
@@ -78,16 +77,7 @@ func TestSubscriptionsRestoredOnNewSession(t *testing.T) {
 	}
 	e.request(t, a, "logging/setLevel", `{"level":"info"}`, 2)
 	e.openGETStream(t, a)
-	sid := e.up.requests("resources/subscribe")[0].header.Get("Mcp-Session-Id")
-	req, _ := http.NewRequest(http.MethodDelete, e.up.url, nil)
-	req.Header.Set("Mcp-Session-Id", sid)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	sc := e.w.shared.up.(*streamableClient)
-	bustest.Eventually(t, 5*time.Second, "the worker notices the session is gone", func() bool { return sc.cur.Load() == nil })
+	sid := e.endUpstreamSession(t, "resources/subscribe")
 	e.toolText(t, a, "echo") // opens a new session
 	bustest.Eventually(t, 5*time.Second, "the new session is subscribed again", func() bool {
 		s, _ := e.up.subCounts()
