@@ -143,8 +143,8 @@ func (p permFields) apply(servers *[]string, tools *map[string][]string) *bus.Er
 	}
 	if ms != nil {
 		for _, name := range *ms {
-			if !validName.MatchString(name) {
-				return bus.Errorf(bus.ErrBadRequest, "mcp_servers: %q is not a server name", name)
+			if !bus.ValidToken(name) {
+				return bus.Errorf(bus.ErrBadRequest, "mcp_servers: %q is not a server name", bus.Shorten(name, 64))
 			}
 		}
 		*servers = dedupe(*ms)
@@ -152,8 +152,8 @@ func (p permFields) apply(servers *[]string, tools *map[string][]string) *bus.Er
 	if mt != nil {
 		out := map[string][]string{}
 		for server, list := range *mt {
-			if !validName.MatchString(server) {
-				return bus.Errorf(bus.ErrBadRequest, "mcp_tool_permissions: %q is not a server name", server)
+			if !bus.ValidToken(server) {
+				return bus.Errorf(bus.ErrBadRequest, "mcp_tool_permissions: %q is not a server name", bus.Shorten(server, 64))
 			}
 			tools := dedupe(list)
 			if tools == nil {
@@ -168,8 +168,6 @@ func (p permFields) apply(servers *[]string, tools *map[string][]string) *bus.Er
 	}
 	return nil
 }
-
-var validName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
 // keyFields are the updatable fields of a key.
 // commonFields are the updatable fields keys and teams share.
@@ -309,8 +307,8 @@ func (s *service) getTeam(ctx context.Context, id string) (bus.TeamRecord, *bus.
 }
 
 func (s *service) getTeamRev(ctx context.Context, id string) (bus.TeamRecord, uint64, *bus.Error) {
-	if !validName.MatchString(id) {
-		return bus.TeamRecord{}, 0, bus.Errorf(bus.ErrNotFound, "team_id '%s' does not exist", id)
+	if !bus.ValidToken(id) {
+		return bus.TeamRecord{}, 0, bus.Errorf(bus.ErrNotFound, "team_id '%s' does not exist", bus.Shorten(id, 64))
 	}
 	e, err := s.store.teamsKV.Get(ctx, id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -658,8 +656,8 @@ func (s *service) teamNew(ctx context.Context, data []byte) (any, *bus.Error) {
 	id := in.TeamID
 	if id == "" {
 		id = newUUID()
-	} else if !validName.MatchString(id) {
-		return nil, bus.Errorf(bus.ErrBadRequest, "team_id: %q may hold only letters, digits, '-' and '_' (at most 128)", id)
+	} else if !bus.ValidToken(id) {
+		return nil, bus.Errorf(bus.ErrBadRequest, "team_id: %q may hold only letters, digits, '-' and '_' (at most %d)", bus.Shorten(id, 64), bus.MaxTokenLen)
 	}
 	now := s.now().UTC()
 	rec := bus.TeamRecord{TeamID: id, CreatedAt: now, UpdatedAt: now}

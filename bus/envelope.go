@@ -127,8 +127,59 @@ func (e *Envelope) WriteTo(h nats.Header) {
 	}
 }
 
-// ReadEnvelope decodes the envelope from h. A missing or unknown IP class reads as
-// External: anything unclear fails closed.
+// Validate checks every envelope field a caller can influence against the
+// bounds of limits.go, so nothing a client sent can make a subject or a header
+// that takes a service off the bus. The ingress validates before it
+// publishes; ReadEnvelope validates what every service receives.
+func (e *Envelope) Validate() *Error {
+	if e.Session != "" {
+		if err := CheckSessionID(e.Session, "the session id"); err != nil {
+			return err
+		}
+	}
+	if err := CheckSelection(e.Servers, "the server selection"); err != nil {
+		return err
+	}
+	if len(e.Forward) > MaxForwardHeaders {
+		return Errorf(ErrBadRequest, "%d headers to forward upstream; at most %d", len(e.Forward), MaxForwardHeaders)
+	}
+	for k, v := range e.Forward {
+		if !validHeaderName(k) || !ValidHeaderValue(v) {
+			return Errorf(ErrBadRequest, "header %q cannot be forwarded upstream: a forwarded value must be at most %d bytes of printable text", Shorten(k, 64), MaxHeaderValue)
+		}
+	}
+	if len(e.ClientCapabilities) > MaxHeaderValue {
+		return Errorf(ErrInvalidParams, "the client's capabilities are larger than %d bytes", MaxHeaderValue)
+	}
+	for _, v := range []string{e.RequestID, e.Caller.KeyID, e.Caller.Alias, e.Caller.Team, e.Stream, e.ProtocolVersion, e.LogLevel, string(e.ClientCapabilities)} {
+		if !ValidHeaderValue(v) {
+			return Errorf(ErrBadRequest, "the request carries a value that cannot travel on the bus (over %d bytes, or control characters)", MaxHeaderValue)
+		}
+	}
+	return nil
+}
+
+// MaxForwardHeaders bounds the client headers one request forwards upstream.
+const MaxForwardHeaders = 64
+
+// validHeaderName reports whether k is an HTTP header name token (RFC 9110),
+// which is also a valid NATS header name.
+func validHeaderName(k string) bool {
+	if k == "" || len(k) > 256 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// ReadEnvelope decodes the envelope from h and validates it (Validate). A
+// missing or unknown IP class reads as External: anything unclear fails
+// closed.
 func ReadEnvelope(h nats.Header) (Envelope, error) {
 	get := func(k string) string {
 		if v := h[k]; len(v) > 0 {
@@ -174,6 +225,9 @@ func ReadEnvelope(h nats.Header) (Envelope, error) {
 			return e, fmt.Errorf("bus: header %s: %q is not a unix millisecond time", HeaderDeadline, d)
 		}
 		e.Deadline = time.UnixMilli(ms)
+	}
+	if err := e.Validate(); err != nil {
+		return e, err
 	}
 	return e, nil
 }

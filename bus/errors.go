@@ -119,7 +119,7 @@ func RespondError(req micro.Request, e *Error) {
 	if e.RetryAfter > 0 {
 		opts = append(opts, micro.WithHeaders(micro.Headers{HeaderRetryAfter: {retrySeconds(e.RetryAfter)}}))
 	}
-	_ = req.Error(e.Kind.Code, e.Message, nil, opts...)
+	_ = req.Error(e.Kind.Code, headerSafe(e.Message), nil, opts...)
 }
 
 func retrySeconds(d time.Duration) string {

@@ -3,6 +3,7 @@ package bus
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strconv"
 )
 
@@ -18,7 +19,14 @@ type Message struct {
 	Error   json.RawMessage `json:"error,omitempty"`
 }
 
-// ParseMessage decodes one JSON-RPC message and checks its shape.
+// ParseMessage decodes one JSON-RPC 2.0 message and checks its shape: an
+// object with "jsonrpc":"2.0" and exactly one of a request (method and id), a
+// notification (method, no id) or a response (id and exactly one of result
+// and error); method a non-empty string, id a string or a number of at most
+// MaxIDLen bytes, params an object. Member names are matched exactly, and a
+// message whose objects the gateway reads hold a key twice (exactly or
+// ignoring case) is refused (jsonscan.go), so what the gateway reads is what
+// an upstream reads.
 func ParseMessage(data []byte) (*Message, *Error) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
@@ -27,20 +35,116 @@ func ParseMessage(data []byte) (*Message, *Error) {
 	if data[0] == '[' {
 		return nil, Errorf(ErrInvalidRequest, "JSON-RPC batches are not supported: send one message per POST")
 	}
-	var m Message
-	if err := json.Unmarshal(data, &m); err != nil {
+	if !json.Valid(data) {
+		var v any
+		err := json.Unmarshal(data, &v)
+		if err == nil {
+			err = errors.New("invalid JSON")
+		}
 		return nil, Errorf(ErrParse, "parse error: %v", err)
+	}
+	if data[0] != '{' {
+		return nil, Errorf(ErrInvalidRequest, "invalid request: a JSON-RPC message is an object")
+	}
+	if e := checkKeys(data, "the message", messageMembers); e != nil {
+		return nil, e
+	}
+	var m Message
+	var hasMethod bool
+	_, e := eachMember(data, 0, func(key string, val []byte) *Error {
+		switch key {
+		case "jsonrpc":
+			if unquoteValue(val) != "2.0" {
+				return Errorf(ErrInvalidRequest, `invalid request: "jsonrpc" must be "2.0"`)
+			}
+			m.JSONRPC = "2.0"
+		case "id":
+			m.ID = val
+		case "method":
+			if val[0] != '"' {
+				return Errorf(ErrInvalidRequest, `invalid request: "method" must be a string`)
+			}
+			m.Method, hasMethod = unquote(val), true
+		case "params":
+			m.Params = val
+		case "result":
+			m.Result = val
+		case "error":
+			m.Error = val
+		default:
+			switch foldKey(key) {
+			case "JSONRPC", "ID", "METHOD", "PARAMS", "RESULT", "ERROR":
+				return Errorf(ErrInvalidRequest, "invalid request: unknown member %q (JSON-RPC member names are lower case)", Shorten(key, 32))
+			}
+		}
+		return nil
+	})
+	if e != nil {
+		return nil, e
 	}
 	if m.JSONRPC != "2.0" {
 		return nil, Errorf(ErrInvalidRequest, `invalid request: "jsonrpc" must be "2.0"`)
 	}
-	if m.Method == "" && len(m.ID) == 0 {
-		return nil, Errorf(ErrInvalidRequest, `invalid request: neither "method" nor "id"`)
-	}
-	if len(m.ID) > 0 && m.ID[0] != '"' && (m.ID[0] < '0' || m.ID[0] > '9') && m.ID[0] != '-' {
-		return nil, Errorf(ErrInvalidRequest, `invalid request: "id" must be a string or a number`)
+	if e := m.checkShape(hasMethod); e != nil {
+		return nil, e
 	}
 	return &m, nil
+}
+
+// checkShape checks m is exactly one of a request, a notification and a
+// response, with members of the right types.
+func (m *Message) checkShape(hasMethod bool) *Error {
+	if len(m.ID) > 0 {
+		if c := m.ID[0]; c != '"' && c != '-' && (c < '0' || c > '9') {
+			return Errorf(ErrInvalidRequest, `invalid request: "id" must be a string or a number`)
+		}
+		if len(m.ID) > MaxIDLen {
+			return Errorf(ErrInvalidRequest, `invalid request: "id" is longer than %d bytes`, MaxIDLen)
+		}
+	}
+	hasResult, hasError := len(m.Result) > 0, len(m.Error) > 0
+	if hasMethod {
+		if m.Method == "" {
+			return Errorf(ErrInvalidRequest, `invalid request: "method" must not be empty`)
+		}
+		if hasResult || hasError {
+			return Errorf(ErrInvalidRequest, `invalid request: a message with "method" must not carry "result" or "error"`)
+		}
+		if len(m.Params) > 0 && m.Params[0] != '{' && string(m.Params) != "null" {
+			return Errorf(ErrInvalidRequest, `invalid request: "params" must be an object`)
+		}
+		return nil
+	}
+	switch {
+	case len(m.ID) == 0:
+		return Errorf(ErrInvalidRequest, `invalid request: neither "method" nor "id"`)
+	case hasResult && hasError:
+		return Errorf(ErrInvalidRequest, `invalid request: a response carries "result" or "error", not both`)
+	case !hasResult && !hasError:
+		return Errorf(ErrInvalidRequest, `invalid request: a message with "id" and no "method" is a response and needs "result" or "error"`)
+	case len(m.Params) > 0:
+		return Errorf(ErrInvalidRequest, `invalid request: a response must not carry "params"`)
+	case hasError:
+		var obj struct {
+			Code    *json.Number `json:"code"`
+			Message *string      `json:"message"`
+		}
+		if m.Error[0] != '{' || json.Unmarshal(m.Error, &obj) != nil || obj.Code == nil || obj.Message == nil {
+			return Errorf(ErrInvalidRequest, `invalid request: "error" must be an object with a numeric "code" and a string "message"`)
+		}
+		if _, err := obj.Code.Int64(); err != nil {
+			return Errorf(ErrInvalidRequest, `invalid request: "error.code" must be an integer`)
+		}
+	}
+	return nil
+}
+
+// unquoteValue returns the string a JSON value holds, or "" when it is not a string.
+func unquoteValue(val []byte) string {
+	if len(val) < 2 || val[0] != '"' {
+		return ""
+	}
+	return unquote(val)
 }
 
 // IsRequest reports whether m is a request (a method and an id).

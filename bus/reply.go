@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"errors"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
@@ -36,7 +38,7 @@ func (r Reply) Error(e *Error) error {
 	}
 	h := nats.Header{
 		micro.ErrorCodeHeader: {e.Kind.Code},
-		micro.ErrorHeader:     {e.Message},
+		micro.ErrorHeader:     {headerSafe(e.Message)},
 	}
 	if e.RetryAfter > 0 {
 		h[HeaderRetryAfter] = []string{retrySeconds(e.RetryAfter)}
@@ -49,6 +51,10 @@ func (r Reply) Error(e *Error) error {
 func DecodeRequest(req micro.Request) (Envelope, *Message, *Error) {
 	env, err := ReadEnvelope(nats.Header(req.Headers()))
 	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return env, nil, e
+		}
 		return env, nil, Errorf(ErrBadRequest, "%v", err)
 	}
 	msg, perr := ParseMessage(req.Data())

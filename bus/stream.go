@@ -107,7 +107,9 @@ func ServerRequestSubjects(workerToken string) string {
 
 // ServerRequestReplySubject is where the answer to the server-to-client
 // request with downstream id must go. ok is false for an id the gateway did
-// not make (a JSON string holding ServerRequestID's form).
+// not make (a JSON string holding ServerRequestID's form: a worker token of
+// at most MaxTokenLen characters and a number of at most 20 digits), so no
+// client id can make the subject longer than the gateway's own.
 func ServerRequestReplySubject(id json.RawMessage) (subject string, ok bool) {
 	var s string
 	if json.Unmarshal(id, &s) != nil {
@@ -118,7 +120,7 @@ func ServerRequestReplySubject(id json.RawMessage) (subject string, ok bool) {
 		return "", false
 	}
 	token, n, found := strings.Cut(rest, ".")
-	if !found || !subjectToken(token) || !digits(n) {
+	if !found || !ValidToken(token) || !digits(n) {
 		return "", false
 	}
 	return Root + ".s2c." + token + "." + n, true
@@ -175,18 +177,6 @@ func PrivateCapabilities(caps json.RawMessage) bool {
 		}
 	}
 	return false
-}
-
-func subjectToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func digits(s string) bool {

@@ -1,7 +1,8 @@
 package bus
 
 import (
-	"strings"
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 )
 
@@ -10,8 +11,9 @@ import (
 const StreamUsage = "MCPBUS_USAGE"
 
 // UsageSubject is where the event of one MCP call is published:
-// mcpbus.v1.usage.<team>.<server>.<tool>. Parts that are empty or not valid
-// subject tokens are replaced so the subject is always well formed.
+// mcpbus.v1.usage.<team>.<server>.<tool>. Parts that are empty or not
+// tokens (ValidToken) are replaced so the subject is always well formed and
+// bounded, whatever tool name a caller sends.
 func UsageSubject(team, server, tool string) string {
 	return Root + ".usage." + usageToken(team, "_noteam") + "." + usageToken(server, "_none") + "." + usageToken(tool, "_none")
 }
@@ -23,13 +25,32 @@ func usageToken(s, empty string) string {
 	if s == "" {
 		return empty
 	}
-	return strings.Map(func(r rune) rune {
-		switch r {
-		case '.', '*', '>', ' ', '\t', '\r', '\n':
-			return '_'
+	if ValidToken(s) {
+		return s
+	}
+	// A tool name comes from the caller. Characters a token cannot hold
+	// (dots, wildcards, spaces, other scripts) become '_'; a name longer than
+	// MaxTokenLen is cut and given a hash of the whole name, so the subject
+	// stays bounded and distinct long names stay distinct.
+	long := len(s) > MaxTokenLen
+	n := len(s)
+	if long {
+		n = 48
+	}
+	b := make([]byte, 0, n+9)
+	for i := 0; i < n; i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			c = '_'
 		}
-		return r
-	}, s)
+		b = append(b, c)
+	}
+	if long {
+		sum := sha256.Sum256([]byte(s))
+		b = append(b, '-')
+		b = hex.AppendEncode(b, sum[:4])
+	}
+	return string(b)
 }
 
 // UsageEvent is one MCP call as recorded for dashboards and billing. It never

@@ -83,6 +83,9 @@ func (g *Ingress) serveLegacyMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	req, e := g.readMessage(w, r)
 	if e == nil {
+		e = bus.CheckSessionID(sid, "the session_id query parameter")
+	}
+	if e == nil {
 		e = g.identify(r, req, nil)
 	}
 	var sess *session
@@ -101,6 +104,10 @@ func (g *Ingress) serveLegacyMessage(w http.ResponseWriter, r *http.Request) {
 	req.env.Stream = bus.SessionSubject(sid)
 	if req.msg.Method == "initialize" {
 		req.env.ClientCapabilities = envelopeCapabilities(initCapabilities(req.msg.Params))
+	}
+	if e := req.env.Validate(); e != nil {
+		writeError(w, req.msg.ID, e)
+		return
 	}
 	if !req.msg.IsRequest() {
 		if e := g.publish(r.Context(), req); e != nil {

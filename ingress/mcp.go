@@ -104,7 +104,7 @@ func (g *Ingress) admit(w http.ResponseWriter, r *http.Request, pathServer strin
 	}
 	if req.msg.Method == "initialize" {
 		req.env.ClientCapabilities = envelopeCapabilities(initCapabilities(req.msg.Params))
-		return req, nil
+		return req, req.env.Validate()
 	}
 	sid := r.Header.Get("Mcp-Session-Id")
 	if sid == "" {
@@ -115,7 +115,7 @@ func (g *Ingress) admit(w http.ResponseWriter, r *http.Request, pathServer strin
 		return req, e
 	}
 	req.attach(sess)
-	return req, nil
+	return req, req.env.Validate()
 }
 
 // readMessage checks the media types and reads and parses the one message.
@@ -159,6 +159,9 @@ func (g *Ingress) identify(r *http.Request, req *request, servers []string) *bus
 		Servers:   servers,
 		Forward:   g.forwardHeaders(r, callerKey(r)),
 	}
+	if e := bus.CheckSelection(servers, "the server selection"); e != nil {
+		return e
+	}
 	version := r.Header.Get("Mcp-Protocol-Version")
 	if version != "" && !bus.SupportedProtocolVersion(version) {
 		return bus.Errorf(bus.ErrBadRequest, "unsupported MCP-Protocol-Version %q (supported: %s)", version, strings.Join(bus.ProtocolVersions, ", "))
@@ -171,6 +174,9 @@ func (g *Ingress) identify(r *http.Request, req *request, servers []string) *bus
 // that opened it and to the servers it was opened on: a session id is no key
 // to another server's endpoint.
 func (g *Ingress) findSession(ctx context.Context, sid, keyID string, servers []string) (*session, *bus.Error) {
+	if e := bus.CheckSessionID(sid, "Mcp-Session-Id"); e != nil {
+		return nil, e
+	}
 	sess, err := g.sessions.get(ctx, sid, keyID)
 	if err != nil {
 		g.log.Error("session store unavailable", "err", err)
@@ -250,6 +256,10 @@ func (g *Ingress) delete(w http.ResponseWriter, r *http.Request) {
 	sid := r.Header.Get("Mcp-Session-Id")
 	if sid == "" {
 		writeError(w, nil, bus.Errorf(bus.ErrBadRequest, "Mcp-Session-Id header is required to end a session"))
+		return
+	}
+	if e := bus.CheckSessionID(sid, "Mcp-Session-Id"); e != nil {
+		writeError(w, nil, e)
 		return
 	}
 	ok, err := g.sessions.remove(r.Context(), sid, id.KeyID)

@@ -125,6 +125,9 @@ func (s *sessionStore) keepAlive(id string) {
 
 // lookup returns the session, whoever owns it, or nil.
 func (s *sessionStore) lookup(ctx context.Context, id string) (*session, error) {
+	if !bus.ValidToken(id) {
+		return nil, nil // no session has such an id, and it must not reach a KV subject
+	}
 	s.mu.RLock()
 	sess := s.m[id]
 	s.mu.RUnlock()

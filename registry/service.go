@@ -148,7 +148,7 @@ func (reg *Registry) list(ctx context.Context, _ []byte) (any, *bus.Error) {
 }
 
 func notFound(name string) *bus.Error {
-	return bus.Errorf(bus.ErrNotFound, "MCP server '%s' does not exist", name)
+	return bus.Errorf(bus.ErrNotFound, "MCP server '%s' does not exist", bus.Shorten(name, 64))
 }
 
 // storeError turns a KV failure into a gateway error; the detail is logged.
@@ -162,6 +162,10 @@ func (reg *Registry) storeError(op, name string, err error) *bus.Error {
 
 // read returns the stored record and its revision.
 func (reg *Registry) read(ctx context.Context, name string) (bus.ServerSpec, uint64, *bus.Error) {
+	if !bus.ValidToken(name) {
+		// Not a name a server can have, and not a key to put in a subject.
+		return bus.ServerSpec{}, 0, notFound(name)
+	}
 	e, err := reg.o.KV.Get(ctx, name)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return bus.ServerSpec{}, 0, notFound(name)

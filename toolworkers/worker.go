@@ -348,7 +348,11 @@ func (w *Worker) callContext(env bus.Envelope) (context.Context, context.CancelF
 }
 
 func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
-	env, _ := bus.ReadEnvelope(nats.Header(req.Headers()))
+	env, err := bus.ReadEnvelope(nats.Header(req.Headers()))
+	if err != nil {
+		_ = reply.Error(bus.AsError(err))
+		return
+	}
 	if e := w.admits(env); e != nil {
 		_ = reply.Error(e)
 		return
@@ -358,7 +362,7 @@ func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 	ctx, cancel := w.callContext(env)
 	defer cancel()
 	var info json.RawMessage
-	err := w.guard(ctx, func() (err error) {
+	err = w.guard(ctx, func() (err error) {
 		info, err = span.info(ctx, w.shared.up)
 		return err
 	})

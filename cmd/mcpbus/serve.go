@@ -84,10 +84,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if g.URL() == "" {
 		log.Info("mcpbus services running", "services", only, "startup", time.Since(start).Round(time.Millisecond))
 		fmt.Fprintf(stdout, "mcpbus services %s running\n", strings.Join(only, ","))
-		<-ctx.Done()
+		var fatal error
+		select {
+		case <-ctx.Done():
+		case fatal = <-g.Done():
+			log.Error("stopping", "err", fatal)
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		return g.Close(sctx)
+		if err := g.Close(sctx); fatal == nil {
+			return err
+		}
+		return fatal
 	}
 	log.Info("mcpbus listening on "+g.URL(), "servers", len(cfg.Servers), "startup", time.Since(start).Round(time.Millisecond))
 	log.Info("metrics and health", "metrics", g.URL()+"/metrics", "metrics_access", "internal callers without a key; external callers only with the master key (else 404)",
@@ -99,7 +107,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case <-ctx.Done():
 		log.Info("shutting down: draining in-flight requests")
 	case err := <-g.Done():
-		log.Error("http server stopped", "err", err)
+		log.Error("stopping", "err", err)
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_ = g.Close(sctx)
+		return err
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

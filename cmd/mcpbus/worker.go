@@ -51,8 +51,8 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	connClosed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(connClosed) })
+	connClosed := make(chan error, 1)
+	nc.SetClosedHandler(func(c *nats.Conn) { connClosed <- c.LastError() })
 	defer func() {
 		_ = nc.Drain()
 		for i := 0; i < 200 && !nc.IsClosed(); i++ {
@@ -102,8 +102,12 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: draining in-flight calls")
-	case <-connClosed:
-		log.Error("NATS connection closed; stopping")
+	case err := <-connClosed:
+		// nats.go does not reconnect a connection the server closed for a
+		// protocol error: exit non-zero so a supervisor starts a fresh one.
+		log.Error("NATS connection closed; stopping", "err", err)
+		m.Stop()
+		return fmt.Errorf("the NATS connection was closed (%v): exiting so that a supervisor restarts the worker", err)
 	}
 	m.Stop()
 	return nil

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpbus/mcpbus/auth"
@@ -111,7 +112,10 @@ type Gateway struct {
 	ln       net.Listener
 	cancel   context.CancelFunc
 	log      *slog.Logger
-	served   chan error
+	// served delivers the first fatal error: the HTTP server stopped, or
+	// the NATS server closed one of the services' connections.
+	served  chan error
+	closing atomic.Bool
 }
 
 // Start brings every service up and starts serving HTTP. On error everything
@@ -153,6 +157,7 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 		nc, err := connect(name)
 		if err == nil {
 			g.conns = append(g.conns, nc)
+			g.watchClosed(nc, name)
 		}
 		return nc, err
 	}
@@ -247,6 +252,25 @@ func (g *Gateway) startNATS(o Options) (func(string) (*nats.Conn, error), error)
 	return func(name string) (*nats.Conn, error) { return bus.ConnectInProcess(ns, name) }, nil
 }
 
+// watchClosed makes a connection the NATS server closes fatal. nats.go
+// reconnects after a lost connection, but not after the server closed it for
+// a protocol error (nats-server's -ERR): the services on it would answer
+// nothing until a restart, so the gateway stops (Done) and `serve` exits
+// non-zero for a supervisor to restart it.
+func (g *Gateway) watchClosed(nc *nats.Conn, name string) {
+	nc.SetClosedHandler(func(c *nats.Conn) {
+		if g.closing.Load() {
+			return
+		}
+		err := fmt.Errorf("the NATS server closed bus connection %s (%v): mcpbus cannot serve without it", name, c.LastError())
+		g.log.Error("bus connection closed", "connection", name, "err", c.LastError())
+		select {
+		case g.served <- err:
+		default:
+		}
+	})
+}
+
 func (g *Gateway) add(svc micro.Service, err error) error {
 	if err != nil {
 		return err
@@ -272,12 +296,14 @@ func (g *Gateway) NATSURL() string {
 	return g.ns.ClientURL()
 }
 
-// Done delivers the HTTP server's exit error.
+// Done delivers the first fatal error: the HTTP server's exit error, or a bus
+// connection the NATS server closed (watchClosed).
 func (g *Gateway) Done() <-chan error { return g.served }
 
 // Close stops taking requests, lets in-flight ones finish (bounded by ctx),
 // drains the bus connections and stops the embedded server.
 func (g *Gateway) Close(ctx context.Context) error {
+	g.closing.Store(true)
 	var errs []error
 	if g.srv != nil {
 		if err := g.srv.Shutdown(ctx); err != nil {
