@@ -125,14 +125,12 @@ func (m *Message) checkShape(hasMethod bool) *Error {
 	case len(m.Params) > 0:
 		return Errorf(ErrInvalidRequest, `invalid request: a response must not carry "params"`)
 	case hasError:
-		var obj struct {
-			Code    *json.Number `json:"code"`
-			Message *string      `json:"message"`
+		code, hasCode, _ := Field(m.Error, "code")
+		msg, hasMsg, _ := Field(m.Error, "message")
+		if m.Error[0] != '{' || !hasCode || !hasMsg || len(msg) == 0 || msg[0] != '"' {
+			return Errorf(ErrInvalidRequest, `invalid request: "error" must be an object with an integer "code" and a string "message"`)
 		}
-		if m.Error[0] != '{' || json.Unmarshal(m.Error, &obj) != nil || obj.Code == nil || obj.Message == nil {
-			return Errorf(ErrInvalidRequest, `invalid request: "error" must be an object with a numeric "code" and a string "message"`)
-		}
-		if _, err := obj.Code.Int64(); err != nil {
+		if _, err := strconv.ParseInt(string(code), 10, 64); err != nil {
 			return Errorf(ErrInvalidRequest, `invalid request: "error.code" must be an integer`)
 		}
 	}

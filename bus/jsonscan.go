@@ -58,11 +58,10 @@ func checkKeys(obj []byte, where string, nested map[string]string) *Error {
 // (case included), as an upstream reading obj would. ok is false when obj is
 // not an object or has no such key; ambiguous is true when obj holds the key
 // more than once, exactly or ignoring case (ParseMessage refuses such
-// messages; a service that reads a field checks again).
+// messages; a service that reads a field checks again). obj should be valid
+// JSON (a part of a message ParseMessage accepted); on anything else Field
+// answers something without failing.
 func Field(obj []byte, key string) (val json.RawMessage, ok, ambiguous bool) {
-	if !json.Valid(obj) {
-		return nil, false, false
-	}
 	i := skipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return nil, false, false
@@ -174,6 +173,9 @@ func eachMember(data []byte, i int, f func(key string, val []byte) *Error) (int,
 		return i + 1, nil
 	}
 	for i < len(data) {
+		if data[i] != '"' {
+			return len(data), nil // not valid JSON
+		}
 		end := skipString(data, i)
 		key := unquote(data[i:end])
 		i = skipSpace(data, end)
@@ -193,6 +195,9 @@ func eachMember(data []byte, i int, f func(key string, val []byte) *Error) (int,
 
 // unquote returns the string a JSON string literal (quotes included) holds.
 func unquote(lit []byte) string {
+	if len(lit) < 2 {
+		return ""
+	}
 	for _, c := range lit[1 : len(lit)-1] {
 		if c == '\\' {
 			var s string

@@ -112,11 +112,8 @@ func requestAttrs(req *request) []attribute.KeyValue {
 		attrs = append(attrs, bus.AttrServer.String(strings.Join(req.env.Servers, ",")))
 	}
 	if req.msg.Method == "tools/call" {
-		var p struct {
-			Name string `json:"name"`
-		}
-		if json.Unmarshal(req.msg.Params, &p) == nil && p.Name != "" {
-			attrs = append(attrs, bus.AttrTool.String(p.Name))
+		if name, ok, amb := bus.StringField(req.msg.Params, "name"); ok && !amb {
+			attrs = append(attrs, bus.AttrTool.String(name))
 		}
 	}
 	return attrs

@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"go.opentelemetry.io/otel/trace"
@@ -31,11 +30,8 @@ func (r *Router) startSpan(h map[string][]string, env bus.Envelope, msg *bus.Mes
 	if span.IsRecording() {
 		span.SetAttributes(bus.AttrMethod.String(msg.Method), bus.AttrRequestID.String(env.RequestID))
 		if msg.Method == "tools/call" {
-			var p struct {
-				Name string `json:"name"`
-			}
-			if json.Unmarshal(msg.Params, &p) == nil && p.Name != "" {
-				span.SetAttributes(bus.AttrTool.String(p.Name))
+			if name, ok, amb := bus.StringField(msg.Params, "name"); ok && !amb {
+				span.SetAttributes(bus.AttrTool.String(name))
 			}
 		}
 	}

@@ -1,6 +1,10 @@
 package toolworkers
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
 
 // toolFilter applies a server's allowed_tools and disallowed_tools: when
 // allowed_tools is set only those tools exist; disallowed_tools are removed.
@@ -68,11 +72,11 @@ func filterTools(result json.RawMessage, allow func(name string) bool) json.RawM
 	return out
 }
 
-// toolName reads params.name of a tools/call.
-func toolName(params json.RawMessage) string {
-	var p struct {
-		Name string `json:"name"`
-	}
-	_ = json.Unmarshal(params, &p)
-	return p.Name
+// toolName reads params.name of a tools/call by its exact key, as the
+// upstream reads the same bytes. ok is false when there is no such string, or
+// when params holds the key twice or in another case too (which
+// bus.ParseMessage refuses, so only a message that did not come through it).
+func toolName(params json.RawMessage) (name string, ok bool) {
+	name, ok, ambiguous := bus.StringField(params, "name")
+	return name, ok && !ambiguous && name != ""
 }

@@ -123,14 +123,28 @@ func TestToolFilterListUnreadableResultUntouched(t *testing.T) {
 
 func TestToolName(t *testing.T) {
 	cases := map[string]string{
-		`{"name":"read","arguments":{}}`: "read",
-		`{"arguments":{"name":"x"}}`:     "",
-		`garbage`:                        "",
-		``:                               "",
+		`{"name":"read","arguments":{}}`:      "read",
+		`{"n\u0061me":"read"}`:                "read", // the key, unescaped, is exactly "name"
+		`{"arguments":{"name":"x"}}`:          "",
+		`{"NAME":"read"}`:                     "", // not the key an upstream reads
+		`{"name":"read","NAME":"write"}`:      "", // two readings: refused
+		`{"name":"read","name":"write"}`:      "",
+		`{"name":"read","\u004eame":"write"}`: "",
+		`{"name":"read","nam\u0045":"write"}`: "",     // "namE", escaped
+		`{"name":"read","na\u212Ae":"write"}`: "read", // KELVIN SIGN folds to K: "naKe" is another key
+		`{"name":"read","\u212Aame":"write"}`: "read",
+		`{"nam\u0065":"a","name":"b"}`:        "", // the same key twice, once escaped
+		`{"name":"write","nameſ":"x"}`:        "write",
+		`{"name":5}`:                          "",
+		`{"name":""}`:                         "",
+		`garbage`:                             "",
+		``:                                    "",
+		`{"name":"unterminated`:               "",
 	}
 	for in, want := range cases {
-		if got := toolName(json.RawMessage(in)); got != want {
-			t.Errorf("toolName(%s) = %q, want %q", in, got, want)
+		got, ok := toolName(json.RawMessage(in))
+		if got != want && ok || ok != (want != "") {
+			t.Errorf("toolName(%s) = %q, %v; want %q", in, got, ok, want)
 		}
 	}
 }

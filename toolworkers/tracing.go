@@ -52,7 +52,7 @@ func (w *Worker) startSpan(h map[string][]string, env bus.Envelope, method strin
 			bus.AttrRequestID.String(env.RequestID),
 		}
 		if method == "tools/call" {
-			if name := toolName(params); name != "" {
+			if name, ok := toolName(params); ok {
 				s.attrs = append(s.attrs, bus.AttrTool.String(name))
 			}
 		}

@@ -26,7 +26,7 @@ func usageUpstream(t *testing.T) *fakeUpstream {
 		switch {
 		case m.Method == "tools/list":
 			writeJSONResult(w, m.ID, `{"tools":[{"name":"search","inputSchema":{"type":"object"}}]}`)
-		case toolName(m.Params) == "bad":
+		case string(m.Params) != "" && strings.Contains(string(m.Params), `"name":"bad"`):
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `{"jsonrpc":"2.0","id":`+string(m.ID)+`,"error":{"code":-32602,"message":"unknown tool"}}`)
 		default:

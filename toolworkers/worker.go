@@ -396,8 +396,16 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 	span := w.startSpan(req.Headers(), env, msg.Method, msg.Params)
 	defer span.End()
 	callerTools, callerLimited := env.Caller.Permissions.Tools[w.up.Name]
+	var tool string
+	if msg.Method == "tools/call" {
+		var ok bool
+		if tool, ok = toolName(msg.Params); !ok {
+			_ = reply.Error(span.fail(bus.Errorf(bus.ErrInvalidParams, "tools/call: params.name must be one non-empty string under exactly that key")))
+			return
+		}
+	}
 	if msg.Method == "tools/call" && (w.filter.active() || callerLimited) {
-		name := toolName(msg.Params)
+		name := tool
 		if !w.filter.allows(name) {
 			_ = reply.Error(span.fail(bus.Errorf(bus.ErrToolNotAllowed, "tool %q is not allowed on server %q by the gateway's allowed_tools/disallowed_tools", name, w.up.Name)))
 			return
@@ -422,9 +430,7 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 	start := time.Now()
 	resp, cached, err := w.dispatch(ctx, l, &env, msg, params, relay, span)
 	rec := callRecord{env: env, method: msg.Method, start: start, bytesIn: len(req.Data()), cache: cached}
-	if msg.Method == "tools/call" {
-		rec.tool = toolName(msg.Params)
-	}
+	rec.tool = tool
 	if err != nil && tracked.cancelledByClient() {
 		err = w.clientCancelled(msg.ID)
 	}
