@@ -23,6 +23,11 @@ func NewReply(nc *nats.Conn, req micro.Request) Reply {
 	return Reply{nc: nc, subject: req.Reply()}
 }
 
+// ReplyTo is a Reply to a plain NATS request's reply subject.
+func ReplyTo(nc *nats.Conn, subject string) Reply {
+	return Reply{nc: nc, subject: subject}
+}
+
 // Respond sends data as the answer.
 func (r Reply) Respond(data []byte) error {
 	if r.subject == "" {

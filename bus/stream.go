@@ -54,6 +54,12 @@ const (
 	HeaderClientCapabilities = "Mcpbus-Client-Capabilities"
 	// HeaderLogLevel is the level the session set with logging/setLevel.
 	HeaderLogLevel = "Mcpbus-Log-Level"
+	// HeaderServer names the server a worker's message for a client comes
+	// from (on SessionSubject and stream subjects). The ingress delivers a
+	// message on a session's GET stream only if the stream's caller, by IP
+	// class and key, may see and use that server; a message without it must
+	// carry the envelope (key and IP class) of the request it answers.
+	HeaderServer = "Mcpbus-Server"
 
 	// BucketSessions holds downstream sessions (SessionRecord), so any ingress
 	// replica serves any session. Entries expire SessionTTL after their last put.
@@ -149,8 +155,12 @@ type SessionRecord struct {
 	// Subscriptions are the resource URIs the session subscribed to.
 	Subscriptions []string `json:"subscriptions,omitempty"`
 	// LogLevel is the last logging/setLevel level.
-	LogLevel string    `json:"log_level,omitempty"`
-	Created  time.Time `json:"created"`
+	LogLevel string `json:"log_level,omitempty"`
+	// IPClass is the class of the address that opened the session: every
+	// later message of the session must come from the same class, so a
+	// session opened from inside is no way in from outside.
+	IPClass IPClass   `json:"ip_class,omitempty"`
+	Created time.Time `json:"created"`
 }
 
 // PartialFailure names a server whose answer is missing from an aggregated list.

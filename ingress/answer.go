@@ -158,7 +158,7 @@ func (g *Ingress) openSession(ctx context.Context, w http.ResponseWriter, req *r
 	if version == "" {
 		return nil // an error response: no session
 	}
-	sess := newSession(req.env.Caller.KeyID, req.env.Servers, version, initCapabilities(req.msg.Params))
+	sess := newSession(req.env, version, initCapabilities(req.msg.Params))
 	if err := g.sessions.add(ctx, sess); err != nil {
 		g.log.Error("could not store a new session", "err", err)
 		return bus.Errorf(bus.ErrServiceUnavailable, "the session store is unavailable; try again")

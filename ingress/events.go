@@ -152,7 +152,13 @@ func (g *Ingress) openStream(w http.ResponseWriter, r *http.Request, pathServer 
 		writeError(w, nil, bus.Errorf(bus.ErrBadRequest, "Mcp-Session-Id header is required to open the server-to-client stream: initialize first (POST)"))
 		return
 	}
-	sess, e := g.findSession(r.Context(), sid, id.KeyID, selection(pathServer, r))
+	class := g.ipClass(r)
+	servers := selection(pathServer, r)
+	if e := bus.CheckSelection(servers, "the server selection"); e != nil {
+		writeError(w, nil, e)
+		return
+	}
+	sess, e := g.findSession(r.Context(), sid, bus.Envelope{Caller: id, IPClass: class}, servers)
 	if e != nil {
 		writeError(w, nil, e)
 		return
@@ -160,12 +166,32 @@ func (g *Ingress) openStream(w http.ResponseWriter, r *http.Request, pathServer 
 	if r.Header.Get("Last-Event-ID") != "" {
 		g.log.Debug("a client resumed a stream; nothing is replayed", "request_id", requestID(r))
 	}
-	st := &eventStream{sid: sid, sink: newSink(), caller: id, ipClass: g.ipClass(r), servers: sess.rec.Servers}
+	st := &eventStream{sid: sid, sink: newSink(), caller: id, ipClass: class, servers: sess.rec.Servers}
 	g.serveEvents(w, r, st, func(sse *sseWriter) {
 		if primes(sess.rec.Version) {
 			_ = sse.prime()
 		}
 	}, requestID(r)) // unique across processes, like every request id
+}
+
+// mayDeliver checks a message for a session's stream against the stream's
+// caller, as every message that crosses from an upstream to a client is
+// checked: a worker's message names its server (bus.HeaderServer), which the
+// caller must still be able to see from its IP class and use with its key
+// (the session may have been opened, or the server's visibility changed,
+// since); the ingress's own answers (legacy transport) carry the envelope of
+// the request they answer, whose key and IP class must be the stream's.
+func (g *Ingress) mayDeliver(st *eventStream, m *nats.Msg) *bus.Error {
+	if server := m.Header.Get(bus.HeaderServer); server != "" {
+		if !g.uses(st, server) {
+			return bus.Errorf(bus.ErrNotPermitted, "a message from server %q is not for this stream: its caller may not see or use that server", bus.Shorten(server, 64))
+		}
+		return nil
+	}
+	if m.Header.Get(bus.HeaderKeyID) == st.caller.KeyID && bus.IPClass(m.Header.Get(bus.HeaderIPClass)) == st.ipClass {
+		return nil
+	}
+	return bus.Errorf(bus.ErrNotPermitted, "a message names neither its server nor the caller it answers; not delivered")
 }
 
 // serveEvents runs a session stream until the client leaves, the session
@@ -183,6 +209,13 @@ func (g *Ingress) serveEvents(w http.ResponseWriter, r *http.Request, st *eventS
 	defer g.calls.add(st.caller.KeyID, requestID(r), end)()
 	g.endOnShutdown(r)
 	sub, err := g.nc.QueueSubscribe(bus.SessionSubject(st.sid), sessionQueue, func(m *nats.Msg) {
+		if e := g.mayDeliver(st, m); e != nil {
+			g.log.Warn("not delivering a message to a session stream", "request_id", requestID(r), "reason", e.Message)
+			if m.Reply != "" {
+				_ = bus.ReplyTo(g.nc, m.Reply).Error(e)
+			}
+			return
+		}
 		if !st.sink.push(m) {
 			g.log.Warn("a session stream is not keeping up; dropped a message", "request", m.Reply != "")
 		}

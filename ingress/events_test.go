@@ -10,6 +10,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/nats-io/nats.go"
 )
 
 // GET with the wrong Accept, no session, an unknown or someone else's
@@ -77,7 +78,9 @@ func bufioCopy(b *strings.Builder, resp *http.Response) (int64, error) {
 func TestGETStreamDelivers(t *testing.T) {
 	defer func(d time.Duration) { keepaliveEvery = d }(keepaliveEvery)
 	keepaliveEvery = 50 * time.Millisecond
-	h := newHarness(t, Options{}, nil)
+	ns := bustest.Server(t)
+	cache := bustest.ServerCache(t, ns, bus.ServerSpec{Name: "github", Public: true}, bus.ServerSpec{Name: "internal-db"})
+	h := newHarnessOn(t, ns, Options{Servers: cache}, nil)
 	s := initialize(t, h.url+"/mcp", userKey)
 	sid := s.Get("Mcp-Session-Id")
 	closed, err := h.bus.SubscribeSync(bus.SubjectSessionClosed)
@@ -93,12 +96,33 @@ func TestGETStreamDelivers(t *testing.T) {
 	if e := ev.next(t, time.Second); e.id == "" || e.retry == "" || e.data != "" {
 		t.Fatalf("first event %+v, want the priming event", e)
 	}
-	_ = h.bus.Publish(bus.SessionSubject(sid), []byte(`{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"hi"}}`))
-	if e := ev.nextMessage(t, time.Second); !strings.Contains(e.data, `"data":"hi"`) || e.id == "" {
-		t.Fatalf("event %+v", e)
+	// Messages from a server the stream's (external) caller cannot see, or
+	// naming no server, are not delivered; a request among them is refused
+	// at once with the reason.
+	from := func(server string) nats.Header {
+		if server == "" {
+			return nats.Header{}
+		}
+		return nats.Header{bus.HeaderServer: {server}}
 	}
-	if _, err := h.bus.Request(bus.SessionSubject(sid), []byte(`{"jsonrpc":"2.0","id":"mcpbus-s2c.w.1","method":"roots/list"}`), bus.DeliveryAckTimeout); err != nil {
-		t.Fatalf("a server-to-client request on the GET stream was not acknowledged: %v", err)
+	for _, server := range []string{"internal-db", "", "no-such-server"} {
+		_ = h.bus.PublishMsg(&nats.Msg{Subject: bus.SessionSubject(sid), Header: from(server),
+			Data: []byte(`{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"hidden"}}`)})
+		reply, err := h.bus.RequestMsg(&nats.Msg{Subject: bus.SessionSubject(sid), Header: from(server),
+			Data: []byte(`{"jsonrpc":"2.0","id":"mcpbus-s2c.w.9","method":"roots/list"}`)}, bus.DeliveryAckTimeout)
+		if e := bus.ReplyError(reply); err != nil || e == nil || e.Kind != bus.ErrNotPermitted {
+			t.Fatalf("a request from %q on the stream of a caller who may not see it: %v %v, want NOT_PERMITTED", server, err, e)
+		}
+	}
+	_ = h.bus.PublishMsg(&nats.Msg{Subject: bus.SessionSubject(sid), Header: from("github"),
+		Data: []byte(`{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"hi"}}`)})
+	if e := ev.nextMessage(t, time.Second); !strings.Contains(e.data, `"data":"hi"`) || e.id == "" {
+		t.Fatalf("event %+v (the hidden server's messages must not come first)", e)
+	}
+	reply, err := h.bus.RequestMsg(&nats.Msg{Subject: bus.SessionSubject(sid), Header: from("github"),
+		Data: []byte(`{"jsonrpc":"2.0","id":"mcpbus-s2c.w.1","method":"roots/list"}`)}, bus.DeliveryAckTimeout)
+	if err != nil || bus.ReplyError(reply) != nil {
+		t.Fatalf("a server-to-client request on the GET stream was not acknowledged: %v %v", err, bus.ReplyError(reply))
 	}
 	if e := ev.nextMessage(t, time.Second); !strings.Contains(e.data, `"roots/list"`) {
 		t.Fatalf("event %+v", e)

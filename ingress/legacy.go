@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats.go"
 )
 
 // The legacy HTTP+SSE transport (protocol 2024-11-05), for older clients:
@@ -45,7 +46,12 @@ func (g *Ingress) serveLegacyStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	servers := selection(pathServer, r)
-	sess := newSession(id.KeyID, servers, legacyVersion, nil)
+	if e := bus.CheckSelection(servers, "the server selection"); e != nil {
+		writeError(w, nil, e)
+		return
+	}
+	class := g.ipClass(r)
+	sess := newSession(bus.Envelope{Caller: id, Servers: servers, IPClass: class}, legacyVersion, nil)
 	if err := g.sessions.add(r.Context(), sess); err != nil {
 		g.log.Error("could not store a new session", "err", err)
 		writeError(w, nil, bus.Errorf(bus.ErrServiceUnavailable, "the session store is unavailable; try again"))
@@ -60,7 +66,7 @@ func (g *Ingress) serveLegacyStream(w http.ResponseWriter, r *http.Request) {
 			g.log.Warn("could not remove an ended legacy session", "err", err)
 		}
 	}()
-	st := &eventStream{sid: sid, sink: newSink(), caller: id, ipClass: g.ipClass(r), servers: servers}
+	st := &eventStream{sid: sid, sink: newSink(), caller: id, ipClass: class, servers: servers}
 	endpoint := []byte("/messages?session_id=" + sid)
 	g.serveEvents(w, r, st, func(sse *sseWriter) { _ = sse.event("endpoint", endpoint) }, "")
 }
@@ -90,7 +96,7 @@ func (g *Ingress) serveLegacyMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	var sess *session
 	if e == nil {
-		sess, e = g.findSession(r.Context(), sid, req.env.Caller.KeyID, nil)
+		sess, e = g.findSession(r.Context(), sid, req.env, nil)
 	}
 	if e != nil {
 		var id json.RawMessage
@@ -130,7 +136,11 @@ func (g *Ingress) answerLegacy(ctx context.Context, req *request) {
 	} else {
 		body = bus.ErrorResponse(req.msg.ID, e)
 	}
-	if err := g.nc.Publish(bus.SessionSubject(req.sess.rec.ID), body); err != nil {
+	// The answer carries the request's key and IP class: the stream
+	// delivers only what its own caller may see (mayDeliver).
+	m := &nats.Msg{Subject: bus.SessionSubject(req.sess.rec.ID), Data: body, Header: nats.Header{
+		bus.HeaderKeyID: {req.env.Caller.KeyID}, bus.HeaderIPClass: {string(req.env.IPClass)}}}
+	if err := g.nc.PublishMsg(m); err != nil {
 		g.log.Warn("could not deliver an answer to a legacy SSE stream", "request_id", req.env.RequestID, "err", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/nats-io/nats.go"
 )
 
 // The legacy HTTP+SSE transport: the stream opens with the endpoint event,
@@ -14,9 +16,13 @@ import (
 // initialize sets the session's version, and closing the stream ends the
 // session (announced to workers).
 func TestLegacySSERoundTrip(t *testing.T) {
-	h := newHarness(t, Options{}, func(h *harness, rq routed) {
+	ns := bustest.Server(t)
+	cache := bustest.ServerCache(t, ns, bus.ServerSpec{Name: "github", Public: true})
+	h := newHarnessOn(t, ns, Options{Servers: cache}, func(h *harness, rq routed) {
 		go func() {
-			_ = h.bus.Publish(rq.env.Stream, []byte(`{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p","progress":1}}`))
+			// As a worker relays it: naming its server.
+			_ = h.bus.PublishMsg(&nats.Msg{Subject: rq.env.Stream, Header: nats.Header{bus.HeaderServer: {"github"}},
+				Data: []byte(`{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p","progress":1}}`)})
 			rq.respond(`{"content":[]}`)
 		}()
 	})

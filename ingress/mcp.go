@@ -110,7 +110,7 @@ func (g *Ingress) admit(w http.ResponseWriter, r *http.Request, pathServer strin
 	if sid == "" {
 		return req, bus.Errorf(bus.ErrBadRequest, "Mcp-Session-Id header is required after initialize")
 	}
-	sess, e := g.findSession(r.Context(), sid, req.env.Caller.KeyID, req.env.Servers)
+	sess, e := g.findSession(r.Context(), sid, req.env, req.env.Servers)
 	if e != nil {
 		return req, e
 	}
@@ -171,13 +171,15 @@ func (g *Ingress) identify(r *http.Request, req *request, servers []string) *bus
 }
 
 // findSession returns the caller's session sid. A session belongs to the key
-// that opened it and to the servers it was opened on: a session id is no key
-// to another server's endpoint.
-func (g *Ingress) findSession(ctx context.Context, sid, keyID string, servers []string) (*session, *bus.Error) {
+// that opened it, to the servers it was opened on (a session id is no key to
+// another server's endpoint) and to the IP class it was opened from (a
+// session opened from an internal address is no way in from outside). caller
+// is the envelope of the message asking: its key and IP class.
+func (g *Ingress) findSession(ctx context.Context, sid string, caller bus.Envelope, servers []string) (*session, *bus.Error) {
 	if e := bus.CheckSessionID(sid, "Mcp-Session-Id"); e != nil {
 		return nil, e
 	}
-	sess, err := g.sessions.get(ctx, sid, keyID)
+	sess, err := g.sessions.get(ctx, sid, caller.Caller.KeyID)
 	if err != nil {
 		g.log.Error("session store unavailable", "err", err)
 		return nil, bus.Errorf(bus.ErrServiceUnavailable, "the session store is unavailable; try again")
@@ -187,6 +189,9 @@ func (g *Ingress) findSession(ctx context.Context, sid, keyID string, servers []
 	}
 	if len(servers) > 0 && !slices.Equal(servers, sess.rec.Servers) {
 		return nil, bus.Errorf(bus.ErrSessionNotFound, "session not found for this server: it was opened on another one; send initialize again")
+	}
+	if sess.rec.IPClass != caller.IPClass {
+		return nil, bus.Errorf(bus.ErrSessionNotFound, "session not found for a caller at an %s address: it was opened from another network; send initialize again", caller.IPClass)
 	}
 	return sess, nil
 }
@@ -258,7 +263,7 @@ func (g *Ingress) delete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, nil, bus.Errorf(bus.ErrBadRequest, "Mcp-Session-Id header is required to end a session"))
 		return
 	}
-	if e := bus.CheckSessionID(sid, "Mcp-Session-Id"); e != nil {
+	if _, e := g.findSession(r.Context(), sid, bus.Envelope{Caller: id, IPClass: g.ipClass(r)}, nil); e != nil {
 		writeError(w, nil, e)
 		return
 	}

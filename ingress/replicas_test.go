@@ -8,6 +8,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/nats-io/nats.go"
 )
 
 // With JetStream, a session made on one ingress process is served by
@@ -15,10 +16,12 @@ import (
 // stream when the second deletes the session, and both learn changes the
 // other recorded.
 func TestSessionAcrossIngressReplicas(t *testing.T) {
-	h := newHarness(t, Options{}, nil)
+	ns := bustest.Server(t)
+	cache := bustest.ServerCache(t, ns, bus.ServerSpec{Name: "github", Public: true}, bus.ServerSpec{Name: "gitlab", Public: true})
+	h := newHarnessOn(t, ns, Options{}, nil)
 	h.g.Close() // the harness's own ingress keeps sessions in memory; use two with the bucket
-	a, urlA := h.startIngress(h.withJetStream(Options{}))
-	b, urlB := h.startIngress(h.withJetStream(Options{}))
+	a, urlA := h.startIngress(h.withJetStream(Options{Servers: cache}))
+	b, urlB := h.startIngress(h.withJetStream(Options{Servers: cache}))
 
 	s := initialize(t, urlA+"/mcp/github", userKey)
 	sid := s.Get("Mcp-Session-Id")
@@ -43,7 +46,8 @@ func TestSessionAcrossIngressReplicas(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET on the first: HTTP %d", resp.StatusCode)
 	}
-	_ = h.bus.Publish(bus.SessionSubject(sid), []byte(`{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"x"}}`))
+	_ = h.bus.PublishMsg(&nats.Msg{Subject: bus.SessionSubject(sid), Header: nats.Header{bus.HeaderServer: {"github"}},
+		Data: []byte(`{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"x"}}`)})
 	ev.nextMessage(t, time.Second)
 
 	del := do(t, http.MethodDelete, urlB+"/mcp", s, "")

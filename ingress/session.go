@@ -32,9 +32,9 @@ type session struct {
 	refreshing atomic.Bool
 }
 
-func newSession(keyID string, servers []string, version string, caps json.RawMessage) *session {
-	return &session{rec: bus.SessionRecord{ID: newSessionID(), KeyID: keyID, Servers: servers, Version: version,
-		Capabilities: caps, Created: time.Now().UTC()}}
+func newSession(env bus.Envelope, version string, caps json.RawMessage) *session {
+	return &session{rec: bus.SessionRecord{ID: newSessionID(), KeyID: env.Caller.KeyID, Servers: env.Servers, Version: version,
+		Capabilities: caps, IPClass: env.IPClass, Created: time.Now().UTC()}}
 }
 
 // clone copies the record (not the bookkeeping) for an update.

@@ -33,7 +33,7 @@ func mustGet(t *testing.T, s *sessionStore, id, key string) *session {
 
 func TestSessionIsBoundToItsCreator(t *testing.T) {
 	s := newTestStore(t)
-	a := newSession("key-a", []string{"github"}, "2025-06-18", nil)
+	a := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "key-a"}, Servers: []string{"github"}}, "2025-06-18", nil)
 	if err := s.add(bg, a); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestSessionIsBoundToItsCreator(t *testing.T) {
 func TestAnonymousSessionNotSharedWithKeys(t *testing.T) {
 	// A session opened without a key (keyID "") is not reachable with one.
 	s := newTestStore(t)
-	anon := newSession("", nil, "2025-06-18", nil)
+	anon := newSession(bus.Envelope{Caller: bus.Identity{KeyID: ""}}, "2025-06-18", nil)
 	_ = s.add(bg, anon)
 	if mustGet(t, s, anon.rec.ID, "key-a") != nil {
 		t.Fatal("keyed caller got an anonymous session")
@@ -107,8 +107,8 @@ func TestSessionIdleExpiry(t *testing.T) {
 	var e endings
 	s := newSessionStore(150*time.Millisecond, e.ended)
 	t.Cleanup(s.close)
-	idle := newSession("k", nil, "2025-06-18", nil)
-	busy := newSession("k", nil, "2025-06-18", nil)
+	idle := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
+	busy := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
 	_ = s.add(bg, idle)
 	_ = s.add(bg, busy)
 	for i := 0; i < 8; i++ {
@@ -155,7 +155,7 @@ func TestSessionStoreConcurrentUse(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < 100; j++ {
-				sess := newSession("k", nil, "2025-06-18", nil)
+				sess := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
 				_ = s.add(bg, sess)
 				if got, _ := s.get(bg, sess.rec.ID, "k"); got != sess {
 					t.Error("lost a session")
@@ -202,7 +202,7 @@ func TestSessionsSharedThroughKV(t *testing.T) {
 	a := kvStore(t, ns, time.Hour, &ea)
 	b := kvStore(t, ns, time.Hour, &eb)
 
-	sess := newSession("key-a", []string{"github"}, "2025-11-25", []byte(`{"sampling":{}}`))
+	sess := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "key-a"}, Servers: []string{"github"}}, "2025-11-25", []byte(`{"sampling":{}}`))
 	if err := a.add(bg, sess); err != nil {
 		t.Fatal(err)
 	}
@@ -259,8 +259,8 @@ func TestSessionKVTTL(t *testing.T) {
 	ttl := 1200 * time.Millisecond
 	a := kvStore(t, ns, ttl, &ea)
 	b := kvStore(t, ns, ttl, &eb)
-	busy := newSession("k", nil, "2025-06-18", nil)
-	idle := newSession("k", nil, "2025-06-18", nil)
+	busy := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
+	idle := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
 	_ = a.add(bg, busy)
 	_ = a.add(bg, idle)
 	rev := busy.rev

@@ -164,7 +164,7 @@ func (w *Worker) eachLink(f func(*link)) {
 
 // publish sends a notification on the bus, best effort.
 func (w *Worker) publish(subject string, data []byte) {
-	if err := w.nc.Publish(subject, data); err != nil {
+	if err := w.nc.PublishMsg(w.toClient(subject, data)); err != nil {
 		w.log.Debug("publish failed", "err", err)
 	}
 }

@@ -107,7 +107,7 @@ func (r *callRelay) notify(method string, params json.RawMessage) {
 	if subject == "" {
 		return
 	}
-	if err := r.w.nc.Publish(subject, bus.Notification(method, params)); err != nil {
+	if err := r.w.nc.PublishMsg(r.w.toClient(subject, bus.Notification(method, params))); err != nil {
 		r.w.log.Debug("relay notification failed", "request_id", r.requestID, "err", err)
 	}
 }

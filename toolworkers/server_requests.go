@@ -16,8 +16,11 @@ package toolworkers
 //     bus.DeliveryAckTimeout, means the client cannot be reached: the
 //     upstream gets an error at once instead of waiting for nothing.
 //  4. The answer must carry the envelope (session and key) of the client that
-//     was asked; anything else is ignored and logged. The upstream's id is put
-//     back and the answer POSTed upstream in the same session.
+//     was asked; anything else is ignored and logged. That caller must still
+//     be able to see the server from its IP class and use it with its key
+//     (checked on every message that crosses to the upstream): if not, the
+//     upstream gets an error saying so. The upstream's id is put back and the
+//     answer POSTed upstream in the same session.
 //  5. If the call ends (or, for a GET-stream request, the server's timeout
 //     passes) first, the upstream gets an error and the client a
 //     notifications/cancelled for the request.
@@ -110,8 +113,16 @@ func (w *Worker) relayServerRequest(ctx context.Context, t s2cTarget, m *bus.Mes
 	idJSON, _ := json.Marshal(id)
 	body := encodeRawRequest(idJSON, m.Method, m.Params)
 	ackCtx, cancel := context.WithTimeout(ctx, bus.DeliveryAckTimeout)
-	_, err := w.nc.RequestWithContext(ackCtx, t.subject, body)
+	ack, err := w.nc.RequestMsgWithContext(ackCtx, w.toClient(t.subject, body))
 	cancel()
+	if err == nil {
+		if e := bus.ReplyError(ack); e != nil {
+			// The ingress refused to deliver it (its caller may not see
+			// this server any more): say so upstream at once.
+			w.log.Info("server-to-client request refused by the client's ingress", "request_id", t.requestID, "method", m.Method, "reason", e.Message)
+			return refusal(m.ID, codeInternal, "the client cannot receive "+m.Method+": "+e.Message)
+		}
+	}
 	if err != nil {
 		reason := "its stream is gone (no ingress holds it)"
 		switch {
@@ -143,7 +154,7 @@ func (w *Worker) relayServerRequest(ctx context.Context, t s2cTarget, m *bus.Mes
 	case <-ctx.Done():
 		// Tell the client to stop asking its user; best effort.
 		p, _ := json.Marshal(map[string]any{"requestId": id, "reason": "the request that caused it ended"})
-		_ = w.nc.Publish(t.subject, bus.Notification("notifications/cancelled", p))
+		_ = w.nc.PublishMsg(w.toClient(t.subject, bus.Notification("notifications/cancelled", p)))
 		return refusal(m.ID, codeInternal, "the client did not answer "+m.Method+" before the call ended")
 	}
 }
@@ -173,15 +184,28 @@ func (w *Worker) onServerRequestAnswer(msg *nats.Msg) {
 		return
 	}
 	wait := v.(*s2cWait)
-	env, _ := bus.ReadEnvelope(msg.Header)
-	if env.Session != wait.session || env.Caller.KeyID != wait.keyID {
+	env, err := bus.ReadEnvelope(msg.Header)
+	if err != nil || env.Session != wait.session || env.Caller.KeyID != wait.keyID {
 		w.log.Warn("ignored an answer to a server-to-client request from another session or key", "caller", env.Caller.Name())
 		return
+	}
+	if e := w.admits(env); e != nil {
+		// The session's own caller, but from where (or with a key that) may
+		// not reach this server now: the answer does not go upstream.
+		w.log.Warn("refused an answer to a server-to-client request", "caller", env.Caller.Name(), "ip_class", env.IPClass, "reason", e.Message)
+		msg = &nats.Msg{Data: bus.ErrorResponse(json.RawMessage(`null`), bus.Errorf(bus.ErrNotPermitted, "the client's answer was refused by the gateway: %s", e.Message))}
 	}
 	select {
 	case wait.answer <- msg:
 	default: // a second answer: the first one counts
 	}
+}
+
+// toClient is a message for a client's stream or session subject: it names
+// this worker's server, so the ingress delivers it only to a caller who may
+// see and use that server (ingress mayDeliver).
+func (w *Worker) toClient(subject string, data []byte) *nats.Msg {
+	return &nats.Msg{Subject: subject, Data: data, Header: nats.Header{bus.HeaderServer: {w.up.Name}}}
 }
 
 // startServerRequests subscribes to the answers of this replica's relayed

@@ -55,6 +55,35 @@ func TestElicitationRelayed(t *testing.T) {
 	}
 }
 
+// An answer from the session's own caller that may no longer reach the server
+// (an external IP class for an internal-only server, or a key without the
+// server) does not go upstream as the client's answer: the upstream gets the
+// refusal, with the reason.
+func TestServerRequestAnswerCheckedForClassAndKey(t *testing.T) {
+	for name, change := range map[string]func(*bus.Envelope){
+		"external caller": func(env *bus.Envelope) { env.IPClass = bus.External },
+		"no IP class":     func(env *bus.Envelope) { env.IPClass = "" },
+		"key without the server": func(env *bus.Envelope) {
+			env.Caller.Permissions = bus.Permissions{Servers: []string{"another"}}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newRelayEnv(t, newRelayUpstream(t))
+			client := caller("s1", "k1", samplingCaps)
+			client.Stream = newStreamSubject()
+			e.clientStream(t, client.Stream, func(req bus.Message) (bus.Envelope, string, bool) {
+				answering := client
+				change(&answering)
+				return answering, response(req.ID, `{"role":"assistant","model":"m","content":{"type":"text","text":"smuggled"}}`), true
+			})
+			got := e.toolText(t, client, "sample")
+			if strings.Contains(got, "smuggled") || !strings.Contains(got, "refused by the gateway") {
+				t.Fatalf("tool answered %q: the answer must be refused with the reason", got)
+			}
+		})
+	}
+}
+
 // An answer published with another session's (or key's) envelope is ignored
 // and logged; the right client's answer still counts.
 func TestServerRequestAnswerFromWrongSessionIgnored(t *testing.T) {
