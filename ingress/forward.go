@@ -9,8 +9,9 @@ import (
 // x-mcp-{server}-{header} (per-request credentials; the worker matches server
 // names) and headers some server lists in extra_headers. Never forwarded: the
 // header that carried the gateway key, x-litellm-api-key, and any value that
-// contains the gateway key, so the caller's key cannot reach an upstream even
-// when a server's extra_headers names Authorization.
+// contains the gateway key (in its value, or in its name: x-mcp-{server}-{key}
+// would send a header named after the key), so the caller's key cannot reach
+// an upstream even when a server's extra_headers names Authorization.
 func (g *Ingress) forwardHeaders(r *http.Request, key string) map[string]string {
 	var extra map[string]bool
 	if g.o.Servers != nil {
@@ -38,7 +39,7 @@ func (g *Ingress) forwardHeaders(r *http.Request, key string) map[string]string 
 			continue
 		}
 		v := vals[0]
-		if key != "" && strings.Contains(v, key) {
+		if key != "" && (strings.Contains(v, key) || strings.Contains(lower, strings.ToLower(key))) {
 			g.log.Warn("not forwarding a header that contains the caller's gateway key", "request_id", requestID(r), "header", name)
 			continue
 		}

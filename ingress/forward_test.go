@@ -15,6 +15,8 @@ func TestForwardHeaders(t *testing.T) {
 	r.Header.Set("X-Mcp-Internal-Db-X-Tenant", "t1")
 	r.Header.Set("X-Mcp-Servers", "github")                  // a selection, not a credential
 	r.Header.Set("X-Mcp-Evil-Authorization", "Bearer sk-gw") // the gateway key, smuggled
+	r.Header.Set("X-Mcp-Github-Sk-Gw", "v")                  // ... and in a header's name
+	r.Header.Set("X-Mcp-Github-sk-gw-suffix", "v")
 	r.Header.Set("X-Unrelated", "v")
 	got := g.forwardHeaders(r, "sk-gw")
 	want := map[string]string{"X-Mcp-Github-Authorization": "Bearer gh-user-token", "X-Mcp-Internal-Db-X-Tenant": "t1"}
