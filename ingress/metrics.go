@@ -109,12 +109,19 @@ func (l slogErrorLog) Println(v ...any) {
 // class, as for servers that are not available_on_public_internet), without a
 // key, as Prometheus scrapes on an internal network; an external caller gets
 // the metrics only with the master key, and otherwise a 404, as if there were
-// no such endpoint.
+// no such endpoint. A caller that may scrape must then pass the MCP
+// endpoints' Host/Origin check (origin.go, 403): without it, a web page an
+// internal user opens could rebind its name to the gateway and read the
+// metrics, which need no key from inside.
 func (g *Ingress) metricsRoutes(mux *http.ServeMux) {
 	m := g.meters()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		if !g.mayScrape(r) {
 			http.NotFound(w, r)
+			return
+		}
+		if e := g.origin.checkOn(r, "/metrics"); e != nil {
+			writeRESTError(w, e)
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {

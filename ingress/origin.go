@@ -12,7 +12,9 @@ import (
 // originPolicy is the defence against DNS rebinding on the MCP endpoints: a
 // web page whose host name an attacker points at the gateway's address must
 // not get the victim's browser to talk MCP to it. Every MCP request (POST,
-// GET and DELETE on /mcp, and the legacy /sse and /messages) is checked:
+// GET and DELETE on /mcp, and the legacy /sse and /messages) is checked, and
+// so are /v1/mcp/registry.json and /metrics, which need no key from an
+// internal caller and (registry.json) write the Host into their answer:
 //
 //   - its Host must be one of ours: localhost, 127.0.0.1 or [::1] (any port)
 //     when the gateway listens on a loopback address, or an entry of
@@ -110,12 +112,18 @@ func (p *originPolicy) matches(scheme, host, port string) bool {
 // open: any Host, and an Origin only of that same host.
 func (p *originPolicy) open() bool { return !p.loopback && len(p.allowed) == 0 }
 
-// check returns the 403 for a request from a Host or Origin that is not ours.
+// check returns the 403 for an MCP request from a Host or Origin that is not
+// ours.
 func (p *originPolicy) check(r *http.Request) *bus.Error {
+	return p.checkOn(r, "the MCP endpoint")
+}
+
+// checkOn is check for any endpoint, which the refusal names as where.
+func (p *originPolicy) checkOn(r *http.Request, where string) *bus.Error {
 	host, port := splitHostPort(r.Host)
 	if !p.open() && !p.matches("", host, port) {
-		return bus.Errorf(bus.ErrForbidden, "Host %q is not allowed on the MCP endpoint (DNS rebinding protection): %s",
-			clip(r.Host), p.advice())
+		return bus.Errorf(bus.ErrForbidden, "Host %q is not allowed on %s (DNS rebinding protection): %s",
+			clip(r.Host), where, p.advice())
 	}
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -128,8 +136,8 @@ func (p *originPolicy) check(r *http.Request) *bus.Error {
 			return nil
 		}
 	}
-	return bus.Errorf(bus.ErrForbidden, "Origin %q is not allowed on the MCP endpoint (DNS rebinding protection): %s",
-		clip(origin), p.advice())
+	return bus.Errorf(bus.ErrForbidden, "Origin %q is not allowed on %s (DNS rebinding protection): %s",
+		clip(origin), where, p.advice())
 }
 
 func (p *originPolicy) advice() string {

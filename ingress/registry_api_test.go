@@ -37,6 +37,21 @@ type fakeBackend struct {
 	calls  []regCall
 	routed []regCall
 	answer func(subject string, data []byte) ([]byte, *bus.Error)
+	// servers is what the registry lists and the router knows (fakeServers
+	// unless a test sets others).
+	servers []bus.ServerSpec
+}
+
+func (f *fakeBackend) setServers(l []bus.ServerSpec) {
+	f.mu.Lock()
+	f.servers = l
+	f.mu.Unlock()
+}
+
+func (f *fakeBackend) serverList() []bus.ServerSpec {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.servers
 }
 
 func (f *fakeBackend) record(l *[]regCall, req micro.Request) regCall {
@@ -66,7 +81,7 @@ func (f *fakeBackend) routedCalls() []regCall {
 
 func startFakeBackend(t *testing.T, nc *nats.Conn) *fakeBackend {
 	t.Helper()
-	f := &fakeBackend{}
+	f := &fakeBackend{servers: fakeServers}
 	svc, err := micro.AddService(nc, micro.Config{Name: "fake-registry", Version: "0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -87,8 +102,9 @@ func startFakeBackend(t *testing.T, nc *nats.Conn) *fakeBackend {
 				return
 			}
 			if req.Subject() == bus.SubjectRegistryList {
-				out := make([]bus.ServerRecord, len(fakeServers))
-				for i, s := range fakeServers {
+				servers := f.serverList()
+				out := make([]bus.ServerRecord, len(servers))
+				for i, s := range servers {
 					out[i] = bus.NewServerRecord(s, uint64(i+1))
 				}
 				_ = req.RespondJSON(out)
@@ -104,9 +120,10 @@ func startFakeBackend(t *testing.T, nc *nats.Conn) *fakeBackend {
 		c := f.record(&f.routed, req)
 		msg, _ := bus.ParseMessage(req.Data())
 		var spec *bus.ServerSpec
-		for i := range fakeServers {
-			if len(c.env.Servers) == 1 && fakeServers[i].Name == c.env.Servers[0] {
-				spec = &fakeServers[i]
+		servers := f.serverList()
+		for i := range servers {
+			if len(c.env.Servers) == 1 && servers[i].Name == c.env.Servers[0] {
+				spec = &servers[i]
 			}
 		}
 		if spec == nil || (!spec.Public && c.env.IPClass != bus.Internal) {
@@ -127,6 +144,8 @@ func startFakeBackend(t *testing.T, nc *nats.Conn) *fakeBackend {
 		case spec.Name == "other":
 			bus.RespondError(req, bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server \"other\" is unreachable"))
 			return
+		case msg.Method == "tools/list" && spec.Name == "quiet":
+			result = `{"tools":[]}`
 		case msg.Method == "tools/list" && spec.Name == "github":
 			result = `{"tools":[{"name":"echo","description":"Echo.","inputSchema":{"type":"object","properties":{"text":{"type":"string"}}}},{"name":"add"}]}`
 		case msg.Method == "tools/list" && params.Cursor == "":
@@ -351,19 +370,26 @@ func TestToolsListing(t *testing.T) {
 			t.Fatalf("routed for a github-only key: %+v", c.env)
 		}
 	}
-	// Naming a server: the router's answer decides, as a REST status.
-	for _, tc := range []struct {
-		key, server string
-		status      int
-		code        string
-	}{
-		{testUserKey, "pub", http.StatusForbidden, "MCPBUS_FORBIDDEN"},
-		{testMasterKey, "nope", http.StatusNotFound, "MCPBUS_UNKNOWN_SERVER"},
-		{testMasterKey, "other", http.StatusBadGateway, "MCPBUS_UPSTREAM_UNAVAILABLE"},
-	} {
-		r := e.do(t, "GET", "/mcp-rest/tools/list?server_id="+tc.server, tc.key, "")
-		if b := restBody(t, r); r.status != tc.status || b.Error.Code != tc.code {
-			t.Fatalf("server_id=%s: HTTP %d %s", tc.server, r.status, r.body)
+	// Naming a server: the router's answer decides, as a REST status, naming
+	// the server; a hidden one (github, internal-only, for an external
+	// caller) answers exactly like an unknown one.
+	ext := newRegEnv(t, Options{InternalRanges: prefixes("10.0.0.0/8")})
+	for _, path := range []string{"/mcp-rest/tools/list", "/v1/mcp/tools"} {
+		for _, tc := range []struct {
+			env         *regEnv
+			key, server string
+			status      int
+			code, msg   string
+		}{
+			{e, testUserKey, "pub", http.StatusForbidden, "MCPBUS_FORBIDDEN", "key 'alice' may not use MCP server 'pub'"},
+			{e, testMasterKey, "nope", http.StatusNotFound, "MCPBUS_UNKNOWN_SERVER", `unknown MCP server "nope"`},
+			{ext, testMasterKey, "github", http.StatusNotFound, "MCPBUS_UNKNOWN_SERVER", `unknown MCP server "github"`},
+			{e, testMasterKey, "other", http.StatusBadGateway, "MCPBUS_UPSTREAM_UNAVAILABLE", `upstream server "other" is unreachable`},
+		} {
+			r := tc.env.do(t, "GET", path+"?server_id="+tc.server, tc.key, "")
+			if b := restBody(t, r); r.status != tc.status || b.Error.Code != tc.code || b.Error.Message != tc.msg {
+				t.Fatalf("%s?server_id=%s: HTTP %d %s", path, tc.server, r.status, r.body)
+			}
 		}
 	}
 	r = e.do(t, "GET", "/mcp-rest/tools/list?server_id=pub", testMasterKey, "")
