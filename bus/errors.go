@@ -39,6 +39,7 @@ var (
 	ErrNotAcceptable       = Kind{"MCPBUS_NOT_ACCEPTABLE", -32000, http.StatusNotAcceptable}
 	ErrUnsupportedMedia    = Kind{"MCPBUS_UNSUPPORTED_MEDIA_TYPE", -32000, http.StatusUnsupportedMediaType}
 	ErrTooLarge            = Kind{"MCPBUS_TOO_LARGE", -32000, http.StatusRequestEntityTooLarge}
+	ErrRequestTimeout      = Kind{"MCPBUS_REQUEST_TIMEOUT", -32000, http.StatusRequestTimeout}
 	ErrMethodNotAllowed    = Kind{"MCPBUS_METHOD_NOT_ALLOWED", -32000, http.StatusMethodNotAllowed}
 	ErrUnauthorized        = Kind{"MCPBUS_UNAUTHORIZED", -32010, http.StatusUnauthorized}
 	ErrForbidden           = Kind{"MCPBUS_FORBIDDEN", -32011, http.StatusForbidden}
@@ -68,7 +69,7 @@ var catalog = map[string]Kind{}
 func init() {
 	for _, k := range []Kind{ErrBadRequest, ErrSessionNotFound, ErrParse, ErrInvalidRequest,
 		ErrMethodNotFound, ErrInvalidParams, ErrInternal, ErrNotAcceptable, ErrUnsupportedMedia,
-		ErrTooLarge, ErrMethodNotAllowed, ErrUnauthorized, ErrForbidden, ErrUnknownServer,
+		ErrTooLarge, ErrRequestTimeout, ErrMethodNotAllowed, ErrUnauthorized, ErrForbidden, ErrUnknownServer,
 		ErrNoServerSelected, ErrUpstreamUnavailable, ErrUpstreamTimeout, ErrUpstreamProtocol,
 		ErrUpstreamAuth, ErrOverloaded, ErrToolNotAllowed, ErrServiceUnavailable, ErrUpstreamBusy, ErrRateLimited, ErrNotPermitted, ErrKeyRevoked, ErrNotFound, ErrConflict} {
 		catalog[k.Code] = k

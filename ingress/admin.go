@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -57,6 +56,13 @@ func (g *Ingress) adminRoutes(mux *http.ServeMux) {
 // restCaller verifies the key of a REST request and classifies its address;
 // on a refusal it has answered with the REST error and reports false.
 func (g *Ingress) restCaller(w http.ResponseWriter, r *http.Request) (bus.Identity, bus.IPClass, bool) {
+	// The rebinding rule of /mcp first: in open mode (no master key, on
+	// loopback) every caller may call tools, so a web page must not be able
+	// to make a local browser POST /mcp-rest/tools/call.
+	if e := g.origin.checkOn(r, r.URL.Path); e != nil {
+		writeRESTError(w, e)
+		return bus.Identity{}, "", false
+	}
 	id, e := g.verify(r)
 	if e != nil {
 		writeRESTError(w, e)
@@ -87,7 +93,7 @@ func (g *Ingress) serveAdmin(w http.ResponseWriter, r *http.Request, rt adminRou
 	if rt.method == http.MethodGet {
 		body, e = queryBody(r, rt)
 	} else {
-		body, e = readAdminBody(w, r)
+		body, e = g.readAdminBody(w, r)
 	}
 	if e != nil {
 		writeRESTError(w, e)
@@ -134,14 +140,10 @@ func queryBody(r *http.Request, rt adminRoute) ([]byte, *bus.Error) {
 
 // readAdminBody reads a POST body: one JSON object of at most adminMaxBody
 // bytes. An empty body stands for {} (e.g. /key/generate with every default).
-func readAdminBody(w http.ResponseWriter, r *http.Request) ([]byte, *bus.Error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, adminMaxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, bus.Errorf(bus.ErrTooLarge, "request body larger than %d bytes", adminMaxBody)
-		}
-		return nil, bus.Errorf(bus.ErrBadRequest, "reading the request body failed")
+func (g *Ingress) readAdminBody(w http.ResponseWriter, r *http.Request) ([]byte, *bus.Error) {
+	body, e := g.readBody(w, r, adminMaxBody)
+	if e != nil {
+		return nil, e
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return []byte("{}"), nil

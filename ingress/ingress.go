@@ -38,6 +38,9 @@ type Options struct {
 	XFFHops        int
 	// MaxBodyBytes bounds one POSTed message (default 4 MiB).
 	MaxBodyBytes int64
+	// BodyReadTimeout bounds reading one request body (default
+	// DefaultBodyReadTimeout).
+	BodyReadTimeout time.Duration
 	// MaxWait bounds how long one request waits for its answer (default 10m);
 	// upstream timeouts are enforced by the router and workers well before it.
 	MaxWait time.Duration
@@ -109,6 +112,9 @@ type Ingress struct {
 func New(o Options) *Ingress {
 	if o.Log == nil {
 		o.Log = slog.Default()
+	}
+	if o.BodyReadTimeout <= 0 {
+		o.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 4 << 20

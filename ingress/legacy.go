@@ -87,12 +87,20 @@ func (g *Ingress) serveLegacyMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, nil, bus.Errorf(bus.ErrBadRequest, "the session_id query parameter is required: POST to the URL of the stream's endpoint event"))
 		return
 	}
-	req, e := g.readMessage(w, r)
+	var req *request
+	sse, e := checkMedia(r)
 	if e == nil {
 		e = bus.CheckSessionID(sid, "the session_id query parameter")
 	}
+	var id bus.Identity
 	if e == nil {
-		e = g.identify(r, req, nil)
+		id, e = g.verify(r) // the key before the body
+	}
+	if e == nil {
+		req, e = g.readMessage(w, r, sse)
+	}
+	if e == nil {
+		e = g.identify(r, req, id, nil)
 	}
 	var sess *session
 	if e == nil {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"slices"
@@ -95,11 +93,20 @@ func (g *Ingress) publish(ctx context.Context, req *request) *bus.Error {
 // admit checks everything that does not need the router: media types, body,
 // message shape, the caller's key, the session and the protocol version.
 func (g *Ingress) admit(w http.ResponseWriter, r *http.Request, pathServer string) (*request, *bus.Error) {
-	req, e := g.readMessage(w, r)
+	sse, e := checkMedia(r)
+	if e != nil {
+		return nil, e
+	}
+	// The key before the body: a caller without one costs no read.
+	id, e := g.verify(r)
+	if e != nil {
+		return nil, e
+	}
+	req, e := g.readMessage(w, r, sse)
 	if e != nil {
 		return req, e
 	}
-	if e := g.identify(r, req, selection(pathServer, r)); e != nil {
+	if e := g.identify(r, req, id, selection(pathServer, r)); e != nil {
 		return req, e
 	}
 	if req.msg.Method == "initialize" {
@@ -118,24 +125,26 @@ func (g *Ingress) admit(w http.ResponseWriter, r *http.Request, pathServer strin
 	return req, req.env.Validate()
 }
 
-// readMessage checks the media types and reads and parses the one message.
-func (g *Ingress) readMessage(w http.ResponseWriter, r *http.Request) (*request, *bus.Error) {
+// checkMedia checks the media types of a POSTed message; sse reports whether
+// the client accepts an event stream as the answer.
+func checkMedia(r *http.Request) (sse bool, e *bus.Error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return nil, bus.Errorf(bus.ErrUnsupportedMedia, "Content-Type must be application/json, got %q", ct)
+			return false, bus.Errorf(bus.ErrUnsupportedMedia, "Content-Type must be application/json, got %q", clip(ct))
 		}
 	}
-	sse := acceptsSSE(r)
+	sse = acceptsSSE(r)
 	if !sse && !acceptsJSON(r) {
-		return nil, bus.Errorf(bus.ErrNotAcceptable, "Accept must allow application/json or text/event-stream")
+		return false, bus.Errorf(bus.ErrNotAcceptable, "Accept must allow application/json or text/event-stream")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.o.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, bus.Errorf(bus.ErrTooLarge, "message larger than %d bytes", g.o.MaxBodyBytes)
-		}
-		return nil, bus.Errorf(bus.ErrBadRequest, "reading the request body failed")
+	return sse, nil
+}
+
+// readMessage reads and parses the one message (its key already checked).
+func (g *Ingress) readMessage(w http.ResponseWriter, r *http.Request, sse bool) (*request, *bus.Error) {
+	body, e := g.readBody(w, r, g.o.MaxBodyBytes)
+	if e != nil {
+		return nil, e
 	}
 	msg, perr := bus.ParseMessage(body)
 	if perr != nil {
@@ -146,12 +155,8 @@ func (g *Ingress) readMessage(w http.ResponseWriter, r *http.Request) (*request,
 	return req, nil
 }
 
-// identify asks auth who the caller is and builds the envelope.
-func (g *Ingress) identify(r *http.Request, req *request, servers []string) *bus.Error {
-	id, e := g.verify(r)
-	if e != nil {
-		return e
-	}
+// identify builds the envelope of the caller id (verify's answer).
+func (g *Ingress) identify(r *http.Request, req *request, id bus.Identity, servers []string) *bus.Error {
 	req.env = bus.Envelope{
 		RequestID: requestID(r),
 		Caller:    id,

@@ -57,9 +57,9 @@ func (g *Ingress) serveServers(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		g.registryAdmin(w, r, "list", bus.SubjectRegistryList, func() ([]byte, *bus.Error) { return []byte("{}"), nil })
 	case http.MethodPost:
-		g.registryAdmin(w, r, "create", bus.SubjectRegistryCreate, func() ([]byte, *bus.Error) { return readAdminBody(w, r) })
+		g.registryAdmin(w, r, "create", bus.SubjectRegistryCreate, func() ([]byte, *bus.Error) { return g.readAdminBody(w, r) })
 	case http.MethodPut:
-		g.registryAdmin(w, r, "update", bus.SubjectRegistryUpdate, func() ([]byte, *bus.Error) { return readAdminBody(w, r) })
+		g.registryAdmin(w, r, "update", bus.SubjectRegistryUpdate, func() ([]byte, *bus.Error) { return g.readAdminBody(w, r) })
 	}
 }
 

@@ -3,8 +3,6 @@ package ingress
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -199,14 +197,9 @@ func (g *Ingress) serveRESTToolsCall(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.o.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeRESTError(w, bus.Errorf(bus.ErrTooLarge, "request body larger than %d bytes", g.o.MaxBodyBytes))
-			return
-		}
-		writeRESTError(w, bus.Errorf(bus.ErrBadRequest, "reading the request body failed"))
+	body, e := g.readBody(w, r, g.o.MaxBodyBytes)
+	if e != nil {
+		writeRESTError(w, e)
 		return
 	}
 	var in struct {

@@ -58,6 +58,9 @@ type Options struct {
 	// empty runs them all. With NATSURL set, the others run elsewhere on the
 	// same NATS; "nats" alone runs just the embedded server.
 	Services []string
+	// BodyReadTimeout bounds reading one request body (0: the ingress's
+	// default, ingress.DefaultBodyReadTimeout).
+	BodyReadTimeout time.Duration
 	// RouterOnly makes the ingress send every message through the router, even
 	// a request the router would only forward to one server's workers
 	// (ingress.Options.RouterOnly); for comparisons.
