@@ -10,7 +10,6 @@ import (
 	"github.com/mcpbus/mcpbus/bus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -22,7 +21,8 @@ import (
 // The provider is Options.TracerProvider, else the global one. By default that
 // is OpenTelemetry's no-op provider: spans then record nothing and cost a few
 // hundred nanoseconds, and a client's traceparent is still passed on unchanged
-// (the W3C behaviour of a hop without an SDK).
+// (the W3C behaviour of a hop without an SDK). A client's tracestate never
+// is (clientTrace).
 //
 // What spans carry: HTTP method, path and route, status, and once admitted
 // mcp.method, mcp.server, mcp.tool (tools/call), mcpbus.request_id and, for an
@@ -35,8 +35,7 @@ const tracerName = "github.com/mcpbus/mcpbus/ingress"
 func (g *Ingress) traceHTTP(h http.Handler) http.Handler {
 	tracer := bus.Tracer(g.o.TracerProvider, tracerName)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := bus.TraceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := tracer.Start(ctx, httpSpanName(r), trace.WithSpanKind(trace.SpanKindServer))
+		ctx, span := tracer.Start(clientTrace(r), httpSpanName(r), trace.WithSpanKind(trace.SpanKindServer))
 		defer span.End()
 		if !span.IsRecording() {
 			if span.SpanContext().IsValid() {
@@ -68,6 +67,46 @@ func (g *Ingress) traceHTTP(h http.Handler) http.Handler {
 		}
 	})
 }
+
+// clientTrace is r's context joined to the client's trace: its traceparent
+// when well formed (the W3C propagator parses it strictly) and free of the
+// caller's gateway key, and never its tracestate. tracestate is opaque vendor
+// data the gateway cannot vet (a client's "k=<gateway key>" went upstream and
+// into exported spans), and W3C lets a participant drop entries, so the edge
+// drops them all, tracing on or off. The traceparent itself is never passed
+// on as sent: the propagator writes a new one from the parsed ids, so only a
+// key that is hex and makes up a trace or span id could survive it; such a
+// traceparent is ignored too.
+func clientTrace(r *http.Request) context.Context {
+	tp := r.Header.Get("Traceparent")
+	if tp == "" {
+		return r.Context()
+	}
+	ctx := bus.TraceContext.Extract(r.Context(), traceparentOnly(tp))
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return r.Context()
+	}
+	if key := callerKey(r); key != "" {
+		lower := strings.ToLower(key)
+		if strings.Contains(tp, key) || strings.Contains(lower, sc.TraceID().String()) || strings.Contains(lower, sc.SpanID().String()) {
+			return r.Context()
+		}
+	}
+	return ctx
+}
+
+// traceparentOnly is a propagation carrier holding a traceparent alone.
+type traceparentOnly string
+
+func (c traceparentOnly) Get(key string) string {
+	if strings.EqualFold(key, "traceparent") {
+		return string(c)
+	}
+	return ""
+}
+func (traceparentOnly) Set(string, string) {}
+func (traceparentOnly) Keys() []string     { return []string{"traceparent"} }
 
 func isMCPPath(p string) bool { return p == "/mcp" || strings.HasPrefix(p, "/mcp/") }
 

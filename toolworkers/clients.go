@@ -94,12 +94,13 @@ func headerKey(h http.Header) string {
 }
 
 // neverForwarded are headers a caller may not set upstream through
-// x-mcp-{server}-{header}: they belong to the transport or the session.
+// x-mcp-{server}-{header}: they belong to the transport, the session or the
+// gateway's trace context (a client's tracestate never goes upstream).
 var neverForwarded = map[string]bool{
 	"Host": true, "Content-Length": true, "Content-Type": true, "Accept": true, "Connection": true,
 	"Transfer-Encoding": true, "Upgrade": true, "Te": true, "Trailer": true, "Keep-Alive": true,
 	"Proxy-Authorization": true, "Proxy-Connection": true, "Mcp-Session-Id": true, "Mcp-Protocol-Version": true,
-	"Last-Event-Id": true, "X-Litellm-Api-Key": true,
+	"Last-Event-Id": true, "X-Litellm-Api-Key": true, "Traceparent": true, "Tracestate": true,
 }
 
 // perRequestHeaders picks, from the headers the ingress forwarded, the ones for

@@ -59,7 +59,7 @@ func (w *Worker) newLink(header http.Header, sid, keyID string, caps json.RawMes
 	l := &link{w: w, sid: sid, keyID: keyID, caps: caps}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.used.Store(time.Now().UnixNano())
-	l.up = w.newUpstream(header, caps, l)
+	l.up = w.scrubbedUpstream(header, caps, l) // scrub.go
 	return l
 }
 

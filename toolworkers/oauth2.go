@@ -125,6 +125,7 @@ type oauth2Source struct {
 	mu       sync.Mutex
 	rejected string // the last token the upstream refused; never taken from KV again
 	flight   *tokenFlight
+	seen     recentSecrets // the latest tokens, which answers are scrubbed of (scrub.go)
 }
 
 // newOAuth2Source returns the token source of server. kv is the shared token
@@ -197,6 +198,7 @@ func (s *oauth2Source) run(parent context.Context, f *tokenFlight) {
 	s.mu.Lock()
 	if err == nil {
 		s.cur.Store(tok)
+		s.seen.add("Bearer " + tok.Access)
 	}
 	s.flight = nil
 	f.tok, f.err = tok, err

@@ -32,6 +32,9 @@ type callRelay struct {
 	level     string          // the session's log level, "" if it set none
 	caps      json.RawMessage // the client's capabilities
 	token     json.RawMessage // the caller's progress token; nil if it asked for none
+	// secrets, set by the link's upstream (scrub.go), are the values
+	// scrubbed from what is relayed; nil: none.
+	secrets *scrubber
 
 	// fn and answer, if set, take the notifications and requests instead of
 	// the bus (tests).
@@ -83,6 +86,7 @@ func (r *callRelay) notify(method string, params json.RawMessage) {
 	if r == nil {
 		return
 	}
+	params = r.secrets.json(params)
 	if r.fn != nil {
 		r.fn(method, params)
 		return
@@ -115,6 +119,9 @@ func (r *callRelay) notify(method string, params json.RawMessage) {
 // request relays a server-to-client request that arrived on the call's stream
 // to the client that made the call, and returns the answer for the upstream.
 func (r *callRelay) request(ctx context.Context, m *bus.Message) []byte {
+	if r != nil {
+		m = r.secrets.message(m)
+	}
 	if r != nil && r.answer != nil {
 		return r.answer(m)
 	}

@@ -53,6 +53,7 @@ type sigv4Transport struct {
 	svc    string
 	signer *v4.Signer
 	now    func() time.Time
+	signed *signatureLog // the latest signatures, which answers are scrubbed of (scrub.go)
 }
 
 // newSigV4Transport returns a RoundTripper that signs every request with cfg
@@ -77,7 +78,8 @@ func newSigV4Transport(server string, base http.RoundTripper, cfg sigv4Config) h
 			o.DisableURIPathEscaping = cfg.Service == "s3"
 			o.LogSigning = false
 		}),
-		now: time.Now,
+		now:    time.Now,
+		signed: new(signatureLog),
 	}
 }
 
@@ -104,6 +106,7 @@ func (t *sigv4Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// risk of echoing signing material to a caller.
 		return nil, bus.Errorf(bus.ErrUpstreamAuth, "upstream server %q: AWS SigV4 signing failed", t.server)
 	}
+	t.signed.add(out.Header.Get("Authorization"))
 	return t.base.RoundTrip(out)
 }
 
