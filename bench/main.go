@@ -175,6 +175,9 @@ func bench(ctx context.Context, o options, set map[string]bool) error {
 	cfgPath := filepath.Join(tmp, "config.yaml")
 	cfg := fmt.Sprintf(`general_settings:
   master_key: os.environ/MCPBUS_BENCH_MASTER_KEY
+  # The split deployment's processes join the bus as this user.
+  mcp_bus_users:
+    - {user: bench-split, password: os.environ/MCPBUS_BENCH_BUS_PASSWORD, roles: [auth, registry, router, workers, ingress]}
 mcp_servers:
   demo:
     url: %s
@@ -184,7 +187,7 @@ mcp_servers:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
-	env := []string{"MCPBUS_BENCH_MASTER_KEY=" + master, "MCPBUS_BENCH_UPSTREAM_TOKEN=" + upToken}
+	env := []string{"MCPBUS_BENCH_MASTER_KEY=" + master, "MCPBUS_BENCH_UPSTREAM_TOKEN=" + upToken, "MCPBUS_BENCH_BUS_PASSWORD=" + busPassword}
 	baseEnv := slices.Clone(env)
 	if o.gomaxprocs > 0 {
 		env = append(env, fmt.Sprintf("GOMAXPROCS=%d", o.gomaxprocs))

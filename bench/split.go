@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -19,6 +20,10 @@ type splitResult struct {
 	Ratio      float64       `json:"calls_per_s_ratio_high"`
 }
 
+// busPassword is the password of the bench's bus user (the config's
+// mcp_bus_users), for the split deployment's processes; new at every run.
+var busPassword = randHex(16)
+
 // splitDeployment starts NATS alone, then auth+registry, router, workers and
 // the ingress as separate `mcpbus serve --services` processes, and returns
 // the ingress URL.
@@ -28,6 +33,7 @@ func splitDeployment(bin, cfgPath, tmp string, env []string) (string, []*proc, e
 		return "", nil, err
 	}
 	natsURL := "nats://" + natsAddr
+	env = append(slices.Clone(env), "MCPBUS_NATS_USER=bench-split", "MCPBUS_NATS_PASSWORD="+busPassword)
 	var procs []*proc
 	start := func(name string, args ...string) (string, error) {
 		p, err := startProc(name, bin, append([]string{"serve", "--config", cfgPath, "--data", filepath.Join(tmp, name+"-data")}, args...), env, tmp)

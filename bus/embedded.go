@@ -2,10 +2,13 @@ package bus
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
+	neturl "net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -22,6 +25,10 @@ type EmbeddedOptions struct {
 	// MaxMemory and MaxStore bound JetStream (bytes). Zero means the defaults.
 	MaxMemory int64
 	MaxStore  int64
+	// Users may connect (natsauth.go): the in-process services' users and
+	// the ones configured for other processes. None: no authentication,
+	// for tests only.
+	Users []BusUser
 }
 
 // Default JetStream limits: small, explicit, and enough for the registry, keys,
@@ -59,11 +66,10 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("nats listen address %q: %v", o.Listen, err)
 		}
-		// The embedded server has no auth and services trust the envelope, so it
-		// must not be reachable from other hosts; use an external, secured NATS
-		// cluster (--nats) for that.
+		// The embedded server has no TLS, so its passwords must not cross a
+		// network; use an external NATS cluster with TLS (--nats) for that.
 		if ip, err := netip.ParseAddr(host); host != "localhost" && (err != nil || !ip.IsLoopback()) {
-			return nil, fmt.Errorf("nats listen address %q: the embedded NATS server listens on loopback only (it has no auth); use --nats-listen off or an external secured NATS with --nats", o.Listen)
+			return nil, fmt.Errorf("nats listen address %q: the embedded NATS server listens on loopback only (it has no TLS); use --nats-listen off or an external NATS with TLS via --nats", o.Listen)
 		}
 		p, err := strconv.Atoi(port)
 		if err != nil {
@@ -73,6 +79,9 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 			p = server.RANDOM_PORT
 		}
 		opts.Host, opts.Port = host, p
+	}
+	for _, u := range o.Users {
+		opts.Users = append(opts.Users, u.natsUser())
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -86,14 +95,73 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	return ns, nil
 }
 
+// ConnectOptions say who connects.
+type ConnectOptions struct {
+	// Name is the connection's name (in monitoring and metrics).
+	Name string
+	// User and Password authenticate to a server with users (the embedded
+	// one, or an external one configured so); a user name in an external
+	// URL (nats://user:pass@host) works too.
+	User, Password string
+	// CredsFile is a NATS .creds file (a JWT and its nkey), for clusters
+	// secured with an operator.
+	CredsFile string
+	// Log gets the connection's asynchronous errors (permission
+	// violations: a request to a subject the user may not publish to is
+	// dropped and times out, so it is logged); nil: slog.Default().
+	Log *slog.Logger
+}
+
+// CredentialsFromEnv fills the credentials of a process that joins a bus
+// from MCPBUS_NATS_USER, MCPBUS_NATS_PASSWORD and MCPBUS_NATS_CREDS (the
+// environment rather than flags, which other users can read in ps).
+func CredentialsFromEnv(o ConnectOptions, lookup func(string) (string, bool)) ConnectOptions {
+	get := func(k string) string { v, _ := lookup(k); return v }
+	if o.User == "" {
+		o.User, o.Password = get("MCPBUS_NATS_USER"), get("MCPBUS_NATS_PASSWORD")
+	}
+	if o.CredsFile == "" {
+		o.CredsFile = get("MCPBUS_NATS_CREDS")
+	}
+	return o
+}
+
+func (o ConnectOptions) natsOptions(url string) []nats.Option {
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	opts := []nats.Option{nats.Name(o.Name), nats.MaxReconnects(-1),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Error("bus error", "connection", o.Name, "err", err)
+		})}
+	user := o.User
+	if user == "" {
+		if u, err := neturl.Parse(strings.Split(url, ",")[0]); err == nil && u.User != nil {
+			user = u.User.Username()
+		}
+	}
+	if o.User != "" {
+		opts = append(opts, nats.UserInfo(o.User, o.Password))
+	}
+	if o.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(o.CredsFile))
+	}
+	if user != "" && ValidToken(user) {
+		// The only replies this user may subscribe to (RolePermissions).
+		opts = append(opts, nats.CustomInboxPrefix(InboxPrefix(user)))
+	}
+	return opts
+}
+
 // ConnectInProcess connects to an embedded server without a socket.
-func ConnectInProcess(ns *server.Server, name string) (*nats.Conn, error) {
-	return nats.Connect("", nats.InProcessServer(ns), nats.Name(name), nats.MaxReconnects(-1))
+func ConnectInProcess(ns *server.Server, o ConnectOptions) (*nats.Conn, error) {
+	return nats.Connect("", append(o.natsOptions(""), nats.InProcessServer(ns))...)
 }
 
 // Connect connects to an external NATS server (or cluster: comma-separated URLs).
-func Connect(url, name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
+func Connect(url string, o ConnectOptions) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, append(o.natsOptions(url), nats.RetryOnFailedConnect(false))...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", RedactURL(url), err)
 	}

@@ -86,6 +86,9 @@ func (s ServerSpec) Redacted() ServerSpec {
 		}
 	}
 	r.URL = RedactURL(s.URL)
+	if IsSealed(s.URL) {
+		r.URL = Redacted
+	}
 	r.TokenURL = RedactURL(s.TokenURL)
 	for _, p := range []*string{&r.ClientSecret, &r.AWSAccessKeyID, &r.AWSSecretAccessKey, &r.AWSSessionToken} {
 		if *p != "" {

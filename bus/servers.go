@@ -3,10 +3,12 @@ package bus
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -26,6 +28,26 @@ func ServersBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyVa
 		return nil, fmt.Errorf("kv bucket %s: %w", BucketServers, err)
 	}
 	return kv, nil
+}
+
+// OpenServersBucket opens the servers bucket another service (the registry)
+// creates, waiting for it while ctx lasts: readers may not create it (a
+// user that may create a stream may also change its limits).
+func OpenServersBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	for {
+		kv, err := js.KeyValue(ctx, BucketServers)
+		if err == nil {
+			return kv, nil
+		}
+		if !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, fmt.Errorf("kv bucket %s: %w", BucketServers, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("kv bucket %s: not there (is the registry service running?): %w", BucketServers, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // ServerCache is an in-memory copy of the servers bucket kept current by a KV

@@ -73,6 +73,8 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv) (unused []s
 			f.AllowStdioFromAPI = p.boolean(path, kv.val, env)
 		case "mcp_allowed_origins":
 			f.AllowedOrigins = readOrigins(p, path, kv.val, env) // origins.go
+		case "mcp_bus_users":
+			f.BusUsers = readBusUsers(p, path, kv.val, env) // bususers.go
 		default:
 			unused = append(unused, path)
 		}

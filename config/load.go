@@ -72,6 +72,11 @@ type File struct {
 	// rebinding. Entries are scheme://host[:port] or a bare host.
 	AllowedOrigins []string
 
+	// BusUsers is general_settings.mcp_bus_users: who, besides serve's own
+	// services, may connect to the embedded NATS server, and with which roles
+	// (bususers.go).
+	BusUsers []bus.BusUser
+
 	// Warnings are problems that did not stop the load, each a full line
 	// starting with the file's base name.
 	Warnings []string

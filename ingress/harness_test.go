@@ -76,7 +76,7 @@ func newHarnessOn(t *testing.T, ns *server.Server, o Options, route func(h *harn
 // startIngress starts one more ingress process on the harness's NATS server.
 func (h *harness) startIngress(o Options) (*Ingress, string) {
 	h.t.Helper()
-	nc, err := bus.ConnectInProcess(h.ns, "ingress")
+	nc, err := bus.ConnectInProcess(h.ns, bus.ConnectOptions{Name: "ingress"})
 	if err != nil {
 		h.t.Fatal(err)
 	}

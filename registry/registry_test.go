@@ -32,8 +32,25 @@ func TestSeedWatchAndRedactedLookups(t *testing.T) {
 
 	specs := []bus.ServerSpec{{Name: "github", URL: "https://user:pw@api.example.com/mcp", AuthType: "bearer_token",
 		AuthValue: "ghp_secret", StaticHeaders: map[string]string{"X-Tenant": "t-secret"}}}
-	if err := registry.Seed(ctx, kv, specs, log); err != nil {
+	if err := registry.Seed(ctx, kv, specs, testKey, log); err != nil {
 		t.Fatal(err)
+	}
+	// At rest the credentials are sealed: nothing of them in the record.
+	rec, err := kv.Get(ctx, "github")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"ghp_secret", "t-secret", "user:pw"} {
+		if strings.Contains(string(rec.Value()), secret) {
+			t.Fatalf("the stored record holds %q in plain text: %s", secret, rec.Value())
+		}
+	}
+	// Seeding the same file again rewrites nothing (sealing is deterministic).
+	if err := registry.Seed(ctx, kv, specs, testKey, log); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := kv.Get(ctx, "github"); again.Revision() != rec.Revision() {
+		t.Fatalf("re-seeding an unchanged server wrote revision %d over %d", again.Revision(), rec.Revision())
 	}
 	cache, err := bus.WatchServers(ctx, kv, log)
 	if err != nil {
@@ -46,7 +63,7 @@ func TestSeedWatchAndRedactedLookups(t *testing.T) {
 	if strings.Join(names, ",") != "from-api,github" {
 		t.Fatalf("servers after seed = %v, want the API record kept and the stale config record gone", names)
 	}
-	svc, err := registry.Start(nc, cache, registry.Options{KV: kv})
+	svc, err := registry.Start(nc, cache, registry.Options{KV: kv, Secrets: testKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,5 +101,37 @@ func TestSeedWatchAndRedactedLookups(t *testing.T) {
 	json.Unmarshal(msg.Data, &list)
 	if len(list) != 3 {
 		t.Fatalf("list = %d servers, want 3", len(list))
+	}
+}
+
+var testKey = func() *bus.SecretKey {
+	k, err := bus.NewSecretKey("registry-test-secret-key-0123456789")
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// Without a key, a literal credential is refused (it would be stored in
+// plain text), naming the server, the fields and the variable to set;
+// environment references need no key.
+func TestSeedWithoutKeyRefusesPlainCredentials(t *testing.T) {
+	ctx := context.Background()
+	nc := bustest.Conn(t, bustest.Server(t))
+	js, _ := jetstream.New(nc)
+	kv, err := bus.ServersBucket(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = registry.Seed(ctx, kv, []bus.ServerSpec{{Name: "gh", URL: "https://api.example.com/mcp?token=q", AuthType: "bearer_token", AuthValue: "ghp_x"}}, nil, slog.Default())
+	if err == nil || !strings.Contains(err.Error(), `server "gh": auth_value, url would be stored in plain text: set MCPBUS_SALT_KEY`) {
+		t.Fatalf("seed without a key: %v", err)
+	}
+	if _, err := kv.Get(ctx, "gh"); err == nil {
+		t.Fatal("the record was stored anyway")
+	}
+	refs := []bus.ServerSpec{{Name: "gh", URL: "https://api.example.com/mcp", AuthType: "bearer_token", AuthValue: "os.environ/GH_TOKEN"}}
+	if err := registry.Seed(ctx, kv, refs, nil, slog.Default()); err != nil {
+		t.Fatalf("environment references without a key: %v", err)
 	}
 }

@@ -14,15 +14,21 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Seed writes the config file's servers into kv and removes config-made records
-// that the file no longer has. Records made through the API are left alone, so a
-// restart re-applies the file without clobbering them. A record is rewritten only
-// when it changed, so a restart does not wake every watcher.
-func Seed(ctx context.Context, kv jetstream.KeyValue, specs []bus.ServerSpec, log *slog.Logger) error {
+// Seed writes the config file's servers into kv, their literal credentials
+// sealed with secrets (bus/secrets.go; without a key such a server is an
+// error), and removes config-made records that the file no longer has.
+// Records made through the API are left alone, so a restart re-applies the
+// file without clobbering them. A record is rewritten only when it changed
+// (sealing is deterministic), so a restart does not wake every watcher.
+func Seed(ctx context.Context, kv jetstream.KeyValue, specs []bus.ServerSpec, secrets *bus.SecretKey, log *slog.Logger) error {
 	want := make(map[string]bool, len(specs))
 	for _, s := range specs {
 		s.Source = "config"
 		want[s.Name] = true
+		s, err := secrets.Seal(s)
+		if err != nil {
+			return fmt.Errorf("registry: %w", err)
+		}
 		data, err := json.Marshal(s)
 		if err != nil {
 			return err

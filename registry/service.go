@@ -28,6 +28,10 @@ type Options struct {
 	// (default os.LookupEnv). The record keeps the reference; workers resolve
 	// it in their own process.
 	Env config.LookupEnv
+	// Secrets seals the credentials of the records it writes and opens
+	// those it reads (bus/secrets.go). Without a key a write holding a
+	// literal credential is refused (it would be stored in plain text).
+	Secrets *bus.SecretKey
 	// AllowStdioFromAPI is general_settings.mcp_allow_stdio_servers_from_api:
 	// without it a write that would make the API define what a stdio server
 	// runs is refused with ErrForbidden.
@@ -177,6 +181,11 @@ func (reg *Registry) read(ctx context.Context, name string) (bus.ServerSpec, uin
 		reg.log.Error("registry: unreadable server record", "server", name, "err", err)
 		return bus.ServerSpec{}, 0, bus.Errorf(bus.ErrInternal, "registry: the stored record of MCP server '%s' is unreadable", name)
 	}
+	s, err = reg.o.Secrets.Open(s)
+	if err != nil {
+		reg.log.Error("registry: cannot open a server record's credentials", "server", name, "err", err)
+		return bus.ServerSpec{}, 0, bus.Errorf(bus.ErrServiceUnavailable, "registry: %v", err)
+	}
 	return s, e.Revision(), nil
 }
 
@@ -205,6 +214,9 @@ func (reg *Registry) readAll(ctx context.Context) ([]stored, *bus.Error) {
 			if err := json.Unmarshal(u.Value(), &s); err != nil {
 				reg.log.Error("registry: skipping unreadable server record", "server", u.Key(), "err", err)
 				continue
+			}
+			if opened, err := reg.o.Secrets.Open(s); err == nil {
+				s = opened // else shown sealed, which Redacted hides all the same
 			}
 			out = append(out, stored{s, u.Revision()})
 		case <-ctx.Done():

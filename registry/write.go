@@ -47,7 +47,10 @@ func (reg *Registry) create(ctx context.Context, data []byte) (any, *bus.Error) 
 		return nil, e
 	}
 	spec.Source = SourceAPI
-	value, _ := json.Marshal(spec)
+	value, e := reg.seal(spec)
+	if e != nil {
+		return nil, e
+	}
 	rev, err := reg.o.KV.Create(ctx, spec.Name, value)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, bus.Errorf(bus.ErrConflict, "MCP server '%s' already exists: change it with PUT /v1/mcp/server", spec.Name)
@@ -87,8 +90,11 @@ func (reg *Registry) update(ctx context.Context, data []byte) (any, *bus.Error) 
 		// The record keeps its source: a config-file server edited here is
 		// still the file's, and the next start re-applies the file.
 		spec.Source = cur.Source
-		value, _ := json.Marshal(spec)
-		old, _ := json.Marshal(cur)
+		value, e := reg.seal(spec)
+		if e != nil {
+			return nil, e
+		}
+		old, _ := reg.seal(cur)
 		if bytes.Equal(value, old) {
 			return bus.NewServerRecord(spec, rev), nil // nothing changed
 		}
@@ -265,6 +271,17 @@ func cloneMap(m map[string]string) map[string]string {
 // settle waits (bounded by SettleTimeout) until the cache shows the write:
 // value for a put, absent for a delete (value nil). Services sharing the
 // cache (router, ingress in one process) then see it too.
+// seal encodes spec as stored: its literal credentials sealed. Without a key
+// a literal credential is refused with the fields named.
+func (reg *Registry) seal(spec bus.ServerSpec) ([]byte, *bus.Error) {
+	sealed, err := reg.o.Secrets.Seal(spec)
+	if err != nil {
+		return nil, bus.Errorf(bus.ErrBadRequest, "%v", err)
+	}
+	value, _ := json.Marshal(sealed)
+	return value, nil
+}
+
 func (reg *Registry) settle(name string, value []byte) {
 	if reg.cache == nil {
 		return

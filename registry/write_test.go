@@ -34,7 +34,10 @@ func startRegistry(t *testing.T, o registry.Options, seed ...bus.ServerSpec) *re
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := registry.Seed(ctx, kv, seed, slog.Default()); err != nil {
+	if o.Secrets == nil {
+		o.Secrets = testKey
+	}
+	if err := registry.Seed(ctx, kv, seed, o.Secrets, slog.Default()); err != nil {
 		t.Fatal(err)
 	}
 	cache, err := bus.WatchServers(ctx, kv, slog.Default())
@@ -118,9 +121,14 @@ func TestCreateGetListDelete(t *testing.T) {
 		out["auth_value"] != bus.Redacted || out["available_on_public_internet"] != true {
 		t.Fatalf("create answer: %s", raw)
 	}
-	// Readers sharing the cache see the write as soon as it is answered.
-	if s, ok := r.cache.Get("github"); !ok || s.AuthValue != "ghp-secret" || s.Source != "api" {
+	// Readers sharing the cache see the write as soon as it is answered,
+	// its credential sealed (only a key holder reads it).
+	s, ok := r.cache.Get("github")
+	if !ok || !bus.IsSealed(s.AuthValue) || s.Source != "api" {
 		t.Fatalf("cache after create: %+v %v", s, ok)
+	}
+	if s, _ = testKey.Open(s); s.AuthValue != "ghp-secret" {
+		t.Fatalf("opened: %+v", s)
 	}
 
 	got := r.mustCall(bus.SubjectRegistryGet, bus.ServerRef{Name: "github"})
@@ -221,6 +229,7 @@ func TestUpdate(t *testing.T) {
 	out["revision"] = rev
 	upd := r.mustCall(bus.SubjectRegistryUpdate, out)
 	s, _ := r.cache.Get("gh")
+	s, _ = testKey.Open(s)
 	if s.Description != "GitHub" || s.AuthValue != "key-secret" || s.StaticHeaders["X-A"] != "a-secret" ||
 		s.URL != "https://u:pw-secret@api.example.com/mcp?k=q-secret" || s.Source != "api" {
 		t.Fatalf("after round trip: %+v", s)
@@ -237,6 +246,7 @@ func TestUpdate(t *testing.T) {
 	// Partial update without a revision: only the fields sent change; null clears.
 	r.mustCall(bus.SubjectRegistryUpdate, map[string]any{"server_id": "gh", "description": nil, "timeout": "1.5"})
 	s, _ = r.cache.Get("gh")
+	s, _ = testKey.Open(s)
 	if s.Description != "" || s.Timeout != "1.5s" || s.AuthValue != "key-secret" {
 		t.Fatalf("after partial update: %+v", s)
 	}

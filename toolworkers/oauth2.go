@@ -114,6 +114,7 @@ type oauth2Source struct {
 	secret  string
 	cc      *clientcredentials.Config
 	kv      jetstream.KeyValue // nil: cache in process only
+	secrets *bus.SecretKey     // seals the token shared in kv
 	hc      *http.Client
 	log     *slog.Logger
 	owner   string // names this source in the lock it holds
@@ -231,7 +232,7 @@ func (s *oauth2Source) Invalidate(token string) {
 		}
 		return
 	}
-	if t := decodeToken(e); t == nil || t.Access != token {
+	if t := s.decodeToken(e); t == nil || t.Access != token {
 		return // gone already, or another replica put a new one
 	}
 	// Only the revision read: a token put meanwhile survives.
@@ -327,7 +328,7 @@ func (s *oauth2Source) obtainShared(ctx context.Context) (*oauth2Token, error) {
 					lock = nil
 				}
 			default:
-				tok = decodeToken(e) // nil for a delete
+				tok = s.decodeToken(e) // nil for a delete
 			}
 		case <-timer.C:
 		case <-ctx.Done():
@@ -360,7 +361,7 @@ func (s *oauth2Source) lead(ctx context.Context, rev uint64) (*oauth2Token, erro
 	}()
 	// A holder before us may have put a token after our watcher last looked.
 	if e, err := s.kv.Get(ctx, s.server); err == nil {
-		if t := decodeToken(e); t.fresh(s.now()) && t.Access != s.rejectedToken() {
+		if t := s.decodeToken(e); t.fresh(s.now()) && t.Access != s.rejectedToken() {
 			return t, nil
 		}
 	}
@@ -370,7 +371,9 @@ func (s *oauth2Source) lead(ctx context.Context, rev uint64) (*oauth2Token, erro
 	if err != nil {
 		return nil, err
 	}
-	data, _ := json.Marshal(tok)
+	shared := *tok
+	shared.Access = s.secrets.SealToken(bus.BucketOAuthTokens, s.server, tok.Access)
+	data, _ := json.Marshal(shared)
 	if _, err := s.kv.Put(ctx, s.server, data); err != nil {
 		s.log.Warn("oauth2: sharing the token with other replicas failed", "server", s.server, "err", err)
 	}
@@ -395,7 +398,9 @@ func (s *oauth2Source) waitError(ctx context.Context) error {
 	return bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q: OAuth2 token request was cancelled", s.server)
 }
 
-func decodeToken(e jetstream.KeyValueEntry) *oauth2Token {
+// decodeToken reads a token shared in KV, opening its sealed access token;
+// nil for a delete, or for one that does not open (another key).
+func (s *oauth2Source) decodeToken(e jetstream.KeyValueEntry) *oauth2Token {
 	if e == nil || e.Operation() != jetstream.KeyValuePut {
 		return nil
 	}
@@ -403,6 +408,12 @@ func decodeToken(e jetstream.KeyValueEntry) *oauth2Token {
 	if json.Unmarshal(e.Value(), &t) != nil || t.Access == "" {
 		return nil
 	}
+	access, err := s.secrets.OpenToken(bus.BucketOAuthTokens, s.server, t.Access)
+	if err != nil {
+		s.log.Warn("oauth2: a shared token does not open with this replica's key; fetching one", "server", s.server, "err", err)
+		return nil
+	}
+	t.Access = access
 	return &t
 }
 

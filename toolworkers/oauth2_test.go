@@ -268,6 +268,39 @@ func TestOAuthSecondReplicaReadsKV(t *testing.T) {
 	}
 }
 
+// With a key (as a gateway always has when replicas share tokens), the token
+// in KV is sealed: a reader of the bucket without the key learns nothing, a
+// replica with it uses it without fetching, one with another key fetches.
+func TestOAuthSharedTokenIsSealed(t *testing.T) {
+	te := newTokenEndpoint(t)
+	kvs := tokenKV(t, 3)
+	log := logSink(t)
+	key, _ := bus.NewSecretKey("oauth-test-secret-key-0123456789")
+	other, _ := bus.NewSecretKey("another-secret-key-0123456789")
+	a := newOAuth2Source(oauthTestServer, te.config(oauthTestSecret), kvs[0], nil, log)
+	b := newOAuth2Source(oauthTestServer, te.config(oauthTestSecret), kvs[1], nil, log)
+	c := newOAuth2Source(oauthTestServer, te.config(oauthTestSecret), kvs[2], nil, log)
+	a.secrets, b.secrets, c.secrets = key, key, other
+	ctx := context.Background()
+	ta, err := a.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kvs[0].Get(ctx, oauthTestServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(e.Value()), ta) || !strings.Contains(string(e.Value()), bus.SealedPrefix) {
+		t.Fatalf("the shared token is not sealed: %s", e.Value())
+	}
+	if tb, err := b.Token(ctx); err != nil || tb != ta || te.fetches.Load() != 1 {
+		t.Fatalf("a replica with the key: %v %v after %d fetches, want the shared token", tb, err, te.fetches.Load())
+	}
+	if tc, err := c.Token(ctx); err != nil || te.fetches.Load() != 2 {
+		t.Fatalf("a replica with another key: %v %v after %d fetches, want its own fetch", tc, err, te.fetches.Load())
+	}
+}
+
 func TestOAuthTokenExpiryRefetches(t *testing.T) {
 	te := newTokenEndpoint(t)
 	te.expiresIn.Store(1) // refresh margin: 10% of 1 s
@@ -326,7 +359,7 @@ func TestOAuth401RefreshesAndRetriesOnce(t *testing.T) {
 		t.Fatalf("fetches=%d hits=%d, want 2 and 3 (one refresh, one retry)", f, h)
 	}
 	e, err := kvs[0].Get(context.Background(), oauthTestServer)
-	if err != nil || decodeToken(e).Access != "tok-2" {
+	if err != nil || src.decodeToken(e).Access != "tok-2" {
 		t.Fatalf("KV holds %v (%v), want tok-2", e, err)
 	}
 

@@ -46,6 +46,14 @@ type Options struct {
 	// AllowAPIStdio lets a stdio server that did not come from the config file
 	// run; off by default, since it means running a command given over an API.
 	AllowAPIStdio bool
+	// ConfigServers are the servers of this process's own config file: a
+	// stdio record runs only if one of them, by name, has the record's
+	// command, args and env (stdio_trust.go). A record on the bus is no proof
+	// of where it came from.
+	ConfigServers []bus.ServerSpec
+	// Secrets opens the sealed credentials of records (bus/secrets.go); nil:
+	// a record holding one fails to start, naming the variable to set.
+	Secrets *bus.SecretKey
 	// TracerProvider makes the worker's spans (tracing.go); nil: the global one.
 	TracerProvider trace.TracerProvider
 	// Metrics, if set, records this worker's calls and exposes its limiter and
@@ -103,12 +111,18 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 256
 	}
+	spec, err := o.Secrets.Open(spec)
+	if err != nil {
+		return nil, fmt.Errorf("worker for server %q: %w", spec.Name, err)
+	}
 	up, err := config.Provision(spec, o.Env)
 	if err != nil {
 		return nil, fmt.Errorf("worker for server %q: %w", spec.Name, err)
 	}
-	if up.Transport == "stdio" && up.Source != "config" && !o.AllowAPIStdio {
-		return nil, fmt.Errorf("worker for server %q: stdio servers run a command on this host, so only the config file may define them (this one came from %q)", spec.Name, up.Source)
+	if up.Transport == "stdio" && !o.AllowAPIStdio {
+		if err := namedByConfig(spec, o.ConfigServers); err != nil { // stdio_trust.go
+			return nil, fmt.Errorf("worker for server %q: %w", spec.Name, err)
+		}
 	}
 	w := &Worker{
 		up:      up,
@@ -237,7 +251,9 @@ func (w *Worker) credentialTransports(o Options) error {
 	}
 	if w.up.OAuth2 != nil {
 		var kv jetstream.KeyValue
-		if o.JetStream != nil {
+		// Replicas share tokens through KV only sealed (bus/secrets.go):
+		// without a key each replica keeps its own.
+		if o.JetStream != nil && o.Secrets != nil {
 			var err error
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -249,6 +265,7 @@ func (w *Worker) credentialTransports(o Options) error {
 		c := w.up.OAuth2
 		src := newOAuth2Source(w.up.Name, oauth2Config{TokenURL: c.TokenURL, ClientID: c.ClientID, ClientSecret: c.ClientSecret, Scopes: c.Scopes},
 			kv, &http.Client{Transport: w.base, Timeout: 30 * time.Second}, w.log)
+		src.secrets = o.Secrets
 		rt = newOAuth2Transport(rt, src)
 	}
 	w.hc = &http.Client{Transport: rt, CheckRedirect: refuseCrossOrigin}

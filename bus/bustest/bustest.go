@@ -34,7 +34,7 @@ func Server(t testing.TB) *server.Server {
 // Conn opens an in-process connection to ns, closed when the test ends.
 func Conn(t testing.TB, ns *server.Server) *nats.Conn {
 	t.Helper()
-	nc, err := bus.ConnectInProcess(ns, t.Name())
+	nc, err := bus.ConnectInProcess(ns, bus.ConnectOptions{Name: t.Name()})
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}

@@ -54,7 +54,7 @@ func natsURLFlag(fs *flag.FlagSet) *string {
 
 // usageJetStream connects to url for reading the usage stream.
 func usageJetStream(url string) (jetstream.JetStream, func(), error) {
-	nc, err := bus.Connect(url, "mcpbus-usage")
+	nc, err := bus.Connect(url, bus.CredentialsFromEnv(bus.ConnectOptions{Name: "mcpbus-usage"}, os.LookupEnv))
 	if err != nil {
 		return nil, nil, err
 	}

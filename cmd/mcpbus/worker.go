@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/gateway"
+	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/toolworkers"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,6 +26,7 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server to join (the one `mcpbus serve` exposes on --nats-listen, or a cluster)")
 	servers := fs.String("servers", "", "comma-separated server names to host (default: every server in the registry)")
 	allowStdio := fs.Bool("allow-stdio-from-api", false, "run stdio servers whose record came from the API, not the config file (runs commands given over the API)")
+	cfgPath := fs.String("config", "", "config file whose stdio servers may run here (a stdio record runs only if this file names its command, args and env)")
 	maxInFlight := fs.Int("max-in-flight", 0, "concurrent upstream calls per worker (default 256)")
 	drain := fs.Duration("drain-timeout", 10*time.Second, "on shutdown, how long in-flight calls may finish")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -33,6 +36,18 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("worker: unexpected argument %q", fs.Arg(0))
+	}
+	var configServers []bus.ServerSpec
+	if *cfgPath != "" {
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		configServers = cfg.Servers
+	}
+	secrets, err := bus.SecretKeyFromEnv(os.LookupEnv)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
 	}
 	only := splitServers(*servers)
 	if *servers != "" && len(only) == 0 {
@@ -47,7 +62,7 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer tr.flush(log) // runs last, after the workers stopped
-	nc, err := bus.Connect(*natsURL, "mcpbus-worker")
+	nc, err := bus.Connect(*natsURL, bus.CredentialsFromEnv(bus.ConnectOptions{Name: "mcpbus-worker", Log: log}, os.LookupEnv))
 	if err != nil {
 		return err
 	}
@@ -66,7 +81,7 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelStart()
-	kv, err := bus.ServersBucket(startCtx, js)
+	kv, err := bus.OpenServersBucket(startCtx, js)
 	if err != nil {
 		return err
 	}
@@ -80,7 +95,8 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	toolworkers.Version = gateway.Version
 	m, err := toolworkers.StartManager(startCtx, nc, kv, toolworkers.ManagerOptions{
-		Worker:       toolworkers.Options{Log: log, MaxInFlight: *maxInFlight, Servers: cache, JetStream: js, AllowAPIStdio: *allowStdio, TracerProvider: tr.tracerProvider()},
+		Worker: toolworkers.Options{Log: log, MaxInFlight: *maxInFlight, Servers: cache, JetStream: js, AllowAPIStdio: *allowStdio,
+			TracerProvider: tr.tracerProvider(), ConfigServers: configServers, Secrets: secrets},
 		Only:         only,
 		DrainTimeout: *drain,
 	})

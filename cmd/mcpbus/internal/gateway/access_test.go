@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/mcpbus/mcpbus/bus"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/ingress"
-	"github.com/nats-io/nats.go"
 )
 
 // admin calls the LiteLLM-compatible admin API with the master key.
@@ -61,10 +61,7 @@ func generateKey(t *testing.T, base string, req map[string]any) string {
 // ingress process would, serving HTTP on its own loopback port.
 func secondIngress(t *testing.T, g *testGateway, ranges ...netip.Prefix) string {
 	t.Helper()
-	nc, err := nats.Connect("", nats.InProcessServer(g.ns))
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := roleConn(t, g.Gateway, bus.RoleIngress)
 	if len(ranges) == 0 {
 		ranges = config.DefaultInternalIPRanges()
 	}

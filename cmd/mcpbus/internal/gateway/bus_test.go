@@ -53,11 +53,20 @@ func TestExternalNATS(t *testing.T) {
 	}
 }
 
-// The embedded server listens on loopback so CLIs and dashboards can join: a
-// plain nats.go client there discovers every service with micro's $SRV.PING.
+// The embedded server listens on loopback so CLIs and dashboards can join,
+// as users the config names (general_settings.mcp_bus_users): a dashboard
+// user discovers every service with micro's $SRV.PING. A client without
+// credentials is refused (security_bus_test.go has the rest).
 func TestEmbeddedNATSReachableOnLoopback(t *testing.T) {
 	url, _ := upstream(t, "demo")
-	cfg, _ := config.Parse("config.yaml", []byte(fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers: {demo: {url: %q}}\n", master, url)), nil)
+	cfg, err := config.Parse("config.yaml", []byte(fmt.Sprintf(`general_settings:
+  master_key: %s
+  mcp_bus_users: [{user: dashboard, password: os.environ/DASH_PW, roles: [usage]}]
+mcp_servers: {demo: {url: %q}}
+`, master, url)), func(string) (string, bool) { return "dashboard-password-0123456789", true })
+	if err != nil {
+		t.Fatal(err)
+	}
 	g, err := Start(context.Background(), Options{Config: cfg, Listen: "127.0.0.1:0", DataDir: t.TempDir(), NATSListen: "127.0.0.1:0",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -67,12 +76,16 @@ func TestEmbeddedNATSReachableOnLoopback(t *testing.T) {
 	if !strings.HasPrefix(g.NATSURL(), "nats://127.0.0.1:") {
 		t.Fatalf("embedded NATS URL = %q, want loopback", g.NATSURL())
 	}
-	nc, err := nats.Connect(g.NATSURL())
+	if nc, err := nats.Connect(g.NATSURL()); err == nil {
+		nc.Close()
+		t.Fatal("a client without credentials joined the bus")
+	}
+	nc, err := bus.Connect(g.NATSURL(), bus.ConnectOptions{Name: "dashboard", User: "dashboard", Password: "dashboard-password-0123456789"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	inbox := nats.NewInbox()
+	inbox := nc.NewInbox()
 	sub, _ := nc.SubscribeSync(inbox)
 	nc.PublishRequest("$SRV.PING", inbox, nil)
 	seen := map[string]bool{}

@@ -23,7 +23,7 @@ func TestDirectCallsSkipTheRouter(t *testing.T) {
 	answers := map[bool]string{}
 	for _, routerOnly := range []bool{false, true} {
 		g := startGatewayOpts(t, yaml, nil, func(o *Options) { o.RouterOnly = routerOnly })
-		nc := g.conns[0] // the gateway's own bus connection
+		nc := testConn(t, g.Gateway)
 
 		h := initSession(t, g.URL()+"/mcp/alpha", bearer(master))
 		before := routerRequests(t, nc)
@@ -89,7 +89,7 @@ func TestRefusedDirectSendGetsTheRoutersAnswer(t *testing.T) {
 	answers := map[bool]rawResponse{}
 	for _, routerOnly := range []bool{false, true} {
 		g := startGatewayOpts(t, yaml, nil, func(o *Options) { o.RouterOnly, o.Services = routerOnly, noWorkers })
-		nc := g.conns[0] // the gateway's own bus connection
+		nc := testConn(t, g.Gateway)
 		// With no worker to ask, initialize still opens the session (the
 		// router answers with the gateway's own capabilities).
 		h := initSession(t, g.URL()+"/mcp/alpha", bearer(master))

@@ -61,6 +61,9 @@ type Options struct {
 	// BodyReadTimeout bounds reading one request body (0: the ingress's
 	// default, ingress.DefaultBodyReadTimeout).
 	BodyReadTimeout time.Duration
+	// BusUsers may connect to the embedded NATS server besides the in-process
+	// services and the config's general_settings.mcp_bus_users (tests).
+	BusUsers []bus.BusUser
 	// RouterOnly makes the ingress send every message through the router, even
 	// a request the router would only forward to one server's workers
 	// (ingress.Options.RouterOnly); for comparisons.
@@ -114,6 +117,7 @@ type Gateway struct {
 	srv      *http.Server
 	ln       net.Listener
 	cancel   context.CancelFunc
+	secrets  *bus.SecretKey
 	log      *slog.Logger
 	// served delivers the first fatal error: the HTTP server stopped, or
 	// the NATS server closed one of the services' connections.
@@ -153,6 +157,15 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var keySource string
+	if o.runs("registry") || o.runs("workers") {
+		if g.secrets, keySource, err = secretKey(o); err != nil { // secrets.go
+			return nil, err
+		}
+		if keySource != "" {
+			o.Log.Debug("server credentials are sealed at rest", "key", keySource)
+		}
+	}
 	if len(o.Services) == 1 && o.Services[0] == "nats" {
 		return g, nil
 	}
@@ -164,38 +177,63 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 		}
 		return nc, err
 	}
-	core, err := conn("mcpbus-core")
-	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.New(core)
-	if err != nil {
-		return nil, err
-	}
-	kv, err := bus.ServersBucket(ctx, js)
-	if err != nil {
-		return nil, err
-	}
-	if o.runs("workers") {
-		EnsureUsageStream(ctx, js, o.Log) // usage.go
-	}
+	// One connection per service, each as its own bus user (in-process: a
+	// user with just that service's subjects, bus/natsauth.go).
+	var (
+		rc *nats.Conn
+		kv jetstream.KeyValue
+	)
 	if o.runs("registry") {
-		if err := registry.Seed(ctx, kv, o.Config.Servers, o.Log); err != nil {
+		if rc, err = conn("mcpbus-registry"); err != nil {
+			return nil, err
+		}
+		rjs, err := jetstream.New(rc)
+		if err != nil {
+			return nil, err
+		}
+		if kv, err = bus.ServersBucket(ctx, rjs); err != nil {
+			return nil, err
+		}
+		if err := registry.Seed(ctx, kv, o.Config.Servers, g.secrets, o.Log); err != nil {
 			return nil, err
 		}
 	}
-	cache, err := bus.WatchServers(runCtx, kv, o.Log)
-	if err != nil {
-		return nil, err
-	}
 	if o.runs("auth") {
-		if err := g.add(auth.Start(core, auth.Options{MasterKey: o.Config.MasterKey, Log: o.Log, Version: Version, JetStream: js})); err != nil {
+		ac, err := conn("mcpbus-auth")
+		if err != nil {
+			return nil, err
+		}
+		ajs, err := jetstream.New(ac)
+		if err != nil {
+			return nil, err
+		}
+		if err := g.add(auth.Start(ac, auth.Options{MasterKey: o.Config.MasterKey, Log: o.Log, Version: Version, JetStream: ajs})); err != nil {
 			return nil, fmt.Errorf("auth service: %w", err)
 		}
 	}
+	var cache *bus.ServerCache
+	if o.runs("registry") || o.runs("router") || o.runs("workers") || o.runs("ingress") {
+		// The servers the other services of this process look up, from one
+		// watch of the bucket (which the registry made, here or elsewhere).
+		sc, err := conn("mcpbus-servers")
+		if err != nil {
+			return nil, err
+		}
+		sjs, err := jetstream.New(sc)
+		if err != nil {
+			return nil, err
+		}
+		skv, err := bus.OpenServersBucket(ctx, sjs)
+		if err != nil {
+			return nil, err
+		}
+		if cache, err = bus.WatchServers(runCtx, skv, o.Log); err != nil {
+			return nil, err
+		}
+	}
 	if o.runs("registry") {
-		if err := g.add(registry.Start(core, cache, registry.Options{Version: Version, Log: o.Log, KV: kv, Env: o.Env,
-			AllowStdioFromAPI: o.Config.AllowStdioFromAPI})); err != nil {
+		if err := g.add(registry.Start(rc, cache, registry.Options{Version: Version, Log: o.Log, KV: kv, Env: o.Env,
+			AllowStdioFromAPI: o.Config.AllowStdioFromAPI, Secrets: g.secrets})); err != nil {
 			return nil, fmt.Errorf("registry service: %w", err)
 		}
 	}
@@ -245,14 +283,50 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 // how services connect to it.
 func (g *Gateway) startNATS(o Options) (func(string) (*nats.Conn, error), error) {
 	if o.NATSURL != "" {
-		return func(name string) (*nats.Conn, error) { return bus.Connect(o.NATSURL, name) }, nil
+		// Every service of this process joins as the process's user
+		// (MCPBUS_NATS_USER / _PASSWORD / _CREDS), which must hold their roles.
+		return func(name string) (*nats.Conn, error) {
+			return bus.Connect(o.NATSURL, bus.CredentialsFromEnv(bus.ConnectOptions{Name: name, Log: o.Log}, o.Env))
+		}, nil
 	}
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: o.DataDir, Listen: o.NATSListen})
+	// The in-process services: a user each, with a password that exists
+	// only in this process, usable only in-process.
+	users := map[string]bus.BusUser{}
+	for name, roles := range inProcessRoles {
+		u := bus.BusUser{User: name, Password: bus.NewPassword(), Roles: roles, InProcess: true}
+		if name == "mcpbus-workers" {
+			u.Servers = o.WorkerServers
+		}
+		users[name] = u
+	}
+	all := append([]bus.BusUser(nil), o.Config.BusUsers...)
+	all = append(all, o.BusUsers...)
+	for _, u := range users {
+		all = append(all, u)
+	}
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: o.DataDir, Listen: o.NATSListen, Users: all})
 	if err != nil {
 		return nil, err
 	}
 	g.ns = ns
-	return func(name string) (*nats.Conn, error) { return bus.ConnectInProcess(ns, name) }, nil
+	return func(name string) (*nats.Conn, error) {
+		u, ok := users[name]
+		if !ok {
+			return nil, fmt.Errorf("no bus user for connection %s", name)
+		}
+		return bus.ConnectInProcess(ns, bus.ConnectOptions{Name: name, User: u.User, Password: u.Password, Log: o.Log})
+	}, nil
+}
+
+// inProcessRoles are the connections of the in-process services and what
+// each may do on the bus.
+var inProcessRoles = map[string][]bus.Role{
+	"mcpbus-auth":     {bus.RoleAuth},
+	"mcpbus-registry": {bus.RoleRegistry},
+	"mcpbus-servers":  {bus.RoleServers},
+	"mcpbus-router":   {bus.RoleRouter},
+	"mcpbus-workers":  {bus.RoleWorkers},
+	"mcpbus-ingress":  {bus.RoleIngress},
 }
 
 // watchClosed makes a connection the NATS server closes fatal. nats.go

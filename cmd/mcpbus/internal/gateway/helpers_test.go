@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/bustest"
 
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
@@ -55,7 +56,8 @@ func startGatewayOpts(t *testing.T, yaml string, env map[string]string, mod func
 		registerSecret(v)
 	}
 	o := Options{Config: cfg, Listen: "127.0.0.1:0", DataDir: t.TempDir(), NATSListen: "off", Env: lookup,
-		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+		Log:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		BusUsers: testBusUsers()}
 	if mod != nil {
 		mod(&o)
 	}
@@ -255,3 +257,49 @@ func freeAddr(t *testing.T) string {
 }
 
 func jetstreamFor(nc *nats.Conn) (jetstream.JetStream, error) { return jetstream.New(nc) }
+
+// testBusUser may use every subject of a test gateway's bus: tests inspect
+// and inject what services send (a real deployment has no such user).
+var testBusUser = bus.BusUser{User: "test-admin", Password: bus.NewPassword(), Unrestricted: true}
+
+// testRoleUsers join a test gateway's bus as another process would, with
+// the permissions of one role (an ingress replica, a worker replica, a
+// usage reader), so tests exercise the role's subjects.
+var testRoleUsers = map[bus.Role]bus.BusUser{}
+
+func init() {
+	for _, r := range []bus.Role{bus.RoleIngress, bus.RoleWorkers, bus.RoleUsage} {
+		testRoleUsers[r] = bus.BusUser{User: "test-" + string(r), Password: bus.NewPassword(), Roles: []bus.Role{r}}
+	}
+}
+
+func testBusUsers() []bus.BusUser {
+	out := []bus.BusUser{testBusUser}
+	for _, u := range testRoleUsers {
+		out = append(out, u)
+	}
+	return out
+}
+
+// testConn connects to g's embedded NATS server in-process as testBusUser.
+func testConn(t testing.TB, g *Gateway) *nats.Conn {
+	t.Helper()
+	return connectAs(t, g, testBusUser)
+}
+
+// roleConn connects to g's embedded NATS server in-process as the test user
+// of role.
+func roleConn(t testing.TB, g *Gateway, role bus.Role) *nats.Conn {
+	t.Helper()
+	return connectAs(t, g, testRoleUsers[role])
+}
+
+func connectAs(t testing.TB, g *Gateway, u bus.BusUser) *nats.Conn {
+	t.Helper()
+	nc, err := bus.ConnectInProcess(g.ns, bus.ConnectOptions{Name: u.User, User: u.User, Password: u.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}

@@ -53,7 +53,8 @@ func benchSetupWith(b *testing.B, o Options) (*Gateway, string) {
 		b.Fatal(err)
 	}
 	g, err := Start(context.Background(), Options{Config: cfg, Listen: "127.0.0.1:0", DataDir: b.TempDir(), NATSListen: "off", Env: lookup, RouterOnly: o.RouterOnly,
-		Log: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		BusUsers: testBusUsers(),
+		Log:      slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -196,11 +197,7 @@ func BenchmarkToolsCallInProcessParallel(b *testing.B) {
 // -> worker -> upstream.
 func BenchmarkRouterWorkerNATS(b *testing.B) {
 	g, _ := benchSetup(b)
-	nc, err := nats.Connect("", nats.InProcessServer(g.ns))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
+	nc := testConn(b, g)
 	env := bus.Envelope{Caller: bus.Identity{KeyID: "bench", Permissions: bus.Permissions{AllServers: true}}, IPClass: bus.Internal,
 		Servers: []string{"demo"}, ProtocolVersion: "2025-06-18"}
 	call := func() error {

@@ -73,7 +73,7 @@ func callWithin(t *testing.T, g *testGateway, server string, d time.Duration) (h
 func TestLiveServerAddedAndRemoved(t *testing.T) {
 	url, rec := upstream(t, "fresh")
 	g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers: {}\n", master), nil)
-	_, kv := serversKV(t, g.conns[0])
+	_, kv := serversKV(t, testConn(t, g.Gateway))
 
 	putServer(t, kv, bus.ServerSpec{Name: "fresh", URL: url, Source: "api"})
 	h, took := callWithin(t, g, "fresh", time.Second)
@@ -129,7 +129,8 @@ func TestLiveRegistryAcrossProcesses(t *testing.T) {
 	}
 
 	// The worker host: its own connection over TCP, its own manager.
-	wnc, err := nats.Connect(g.NATSURL(), nats.Name("test-worker-host"))
+	wu := testRoleUsers[bus.RoleWorkers]
+	wnc, err := bus.Connect(g.NATSURL(), bus.ConnectOptions{Name: "test-worker-host", User: wu.User, Password: wu.Password})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +158,7 @@ func TestLiveRegistryAcrossProcesses(t *testing.T) {
 	}
 
 	// The registry write (what the registry API does): its own connection.
-	anc, err := nats.Connect(g.NATSURL(), nats.Name("test-registry-writer"))
+	anc, err := bus.Connect(g.NATSURL(), bus.ConnectOptions{Name: "test-registry-writer", User: testBusUser.User, Password: testBusUser.Password})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func TestLiveRegistryAcrossProcesses(t *testing.T) {
 			t.Fatalf("the worker host still runs %v a second after the delete", host.Hosted())
 		}
 	}
-	if _, err := wnc.Request(bus.ToolRPC("remote"), []byte(echoCall), time.Second); !errors.Is(err, nats.ErrNoResponders) {
+	if _, err := anc.Request(bus.ToolRPC("remote"), []byte(echoCall), time.Second); !errors.Is(err, nats.ErrNoResponders) {
 		t.Fatalf("the deleted server's worker still answers on the bus: %v", err)
 	}
 

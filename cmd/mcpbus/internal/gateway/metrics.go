@@ -29,7 +29,7 @@ func (g *Gateway) metricsRegistry() (*prometheus.Registry, *toolworkers.Metrics,
 }
 
 // natsCollector reports each bus connection of the gateway by its name
-// (mcpbus-core, mcpbus-router, mcpbus-workers, mcpbus-ingress): connected or
+// (mcpbus-auth, -registry, -servers, -router, -workers, -ingress): connected or
 // not, and its message, byte and reconnect counts (nats.Conn.Stats: a copy
 // under the connection's lock, cheap at scrape time).
 type natsCollector struct{ g *Gateway }

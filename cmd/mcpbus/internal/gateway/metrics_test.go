@@ -123,7 +123,7 @@ mcp_servers:
 			t.Errorf("%s%v = %v, want %v", c.name, c.l, got, c.want)
 		}
 	}
-	for _, conn := range []string{"mcpbus-core", "mcpbus-router", "mcpbus-workers", "mcpbus-ingress"} {
+	for _, conn := range []string{"mcpbus-auth", "mcpbus-registry", "mcpbus-servers", "mcpbus-router", "mcpbus-workers", "mcpbus-ingress"} {
 		if got := metricValue(mf, "mcpbus_nats_connected", labels{"connection": conn}); got != 1 {
 			t.Errorf("mcpbus_nats_connected{%s} = %v, want 1", conn, got)
 		}

@@ -109,10 +109,18 @@ mcp_servers:
 	if status != http.StatusOK || updated["description"] != "edited" || fmt.Sprint(updated["allowed_tools"]) != "[echo]" {
 		t.Fatalf("update without revision: HTTP %d %s", status, body)
 	}
-	// The stored credentials survived the redacted round trip.
+	// The stored credentials survived the redacted round trip, sealed at
+	// rest: the record on the bus holds none of them.
 	s, ok := storedServer(t, g, "api1")
-	if !ok || s.AuthValue != secrets[2] || s.StaticHeaders["X-Api"] != secrets[3] || !strings.Contains(s.URL, secrets[0]) {
-		t.Fatalf("stored record after updates: %v %v", ok, s.Name)
+	raw, _ := json.Marshal(s)
+	for _, secret := range secrets {
+		if strings.Contains(string(raw), secret) {
+			t.Fatalf("the stored record holds a credential in plain text (%.4s…)", secret)
+		}
+	}
+	s, err := g.secrets.Open(s)
+	if !ok || err != nil || s.AuthValue != secrets[2] || s.StaticHeaders["X-Api"] != secrets[3] || !strings.Contains(s.URL, secrets[0]) {
+		t.Fatalf("stored record after updates: %v %v %v", ok, s.Name, err)
 	}
 
 	// Errors.
@@ -176,7 +184,7 @@ mcp_servers:
 // storedServer reads a record from the servers bucket, as written.
 func storedServer(t *testing.T, g *testGateway, name string) (bus.ServerSpec, bool) {
 	t.Helper()
-	js, err := jetstreamFor(g.conns[0])
+	js, err := jetstreamFor(testConn(t, g.Gateway))
 	if err != nil {
 		t.Fatal(err)
 	}

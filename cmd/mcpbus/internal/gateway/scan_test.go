@@ -63,7 +63,29 @@ func scanForSecrets() []string {
 	return leaks
 }
 
+// scanForViolations returns every bus permission violation a gateway
+// logged: each service's user may use only its own subjects
+// (bus/natsauth.go), so a violation is a service that would fail in
+// production (its request dropped) or a permission table gone stale.
+func scanForViolations() []string {
+	scan.mu.Lock()
+	defer scan.mu.Unlock()
+	var out []string
+	for i, l := range scan.logs {
+		for _, line := range strings.Split(l.String(), "\n") {
+			if strings.Contains(strings.ToLower(line), "permissions violation") && !strings.Contains(line, "test-intruder") {
+				out = append(out, fmt.Sprintf("gateway log #%d: %s", i, line))
+			}
+		}
+	}
+	return out
+}
+
 func runScan(code int) int {
+	if v := scanForViolations(); len(v) > 0 {
+		fmt.Fprintln(os.Stderr, "BUS PERMISSION VIOLATIONS:\n  "+strings.Join(v, "\n  "))
+		return 1
+	}
 	leaks := scanForSecrets()
 	scan.mu.Lock()
 	n, b, l := len(scan.secrets), len(scan.bodies), len(scan.logs)

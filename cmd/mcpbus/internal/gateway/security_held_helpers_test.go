@@ -198,7 +198,7 @@ type heldBusTap struct {
 
 func heldTapBus(t *testing.T, g *testGateway, subject string) *heldBusTap {
 	t.Helper()
-	nc, err := nats.Connect("", nats.InProcessServer(g.ns), nats.Name("held-bus-tap"))
+	nc, err := testConn(t, g.Gateway), error(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

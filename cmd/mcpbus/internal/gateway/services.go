@@ -26,13 +26,15 @@ func (g *Gateway) startWorkers(ctx context.Context, o Options, conn func(string)
 	if err != nil {
 		return err
 	}
-	wkv, err := wjs.KeyValue(ctx, bus.BucketServers)
+	EnsureUsageStream(ctx, wjs, o.Log) // usage.go
+	wkv, err := bus.OpenServersBucket(ctx, wjs)
 	if err != nil {
-		return fmt.Errorf("kv bucket %s: %w", bus.BucketServers, err)
+		return err
 	}
 	g.workers, err = toolworkers.StartManager(ctx, wc, wkv, toolworkers.ManagerOptions{
 		Worker: toolworkers.Options{Log: o.Log, Env: o.Env, MaxInFlight: o.WorkerMaxInFlight,
 			Servers: cache, JetStream: wjs, AllowAPIStdio: o.Config.AllowStdioFromAPI, TracerProvider: o.TracerProvider,
+			ConfigServers: o.Config.Servers, Secrets: g.secrets,
 			Metrics: m},
 		Only: o.WorkerServers,
 	})

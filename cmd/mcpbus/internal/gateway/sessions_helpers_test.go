@@ -12,7 +12,6 @@ import (
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/ingress"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -21,10 +20,7 @@ import (
 // through JetStream, the registry cache, and its own 127.0.0.1 listener.
 func replicaIngress(t *testing.T, g *testGateway) string {
 	t.Helper()
-	nc, err := nats.Connect("", nats.InProcessServer(g.ns), nats.Name("replica-ingress"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := roleConn(t, g.Gateway, bus.RoleIngress)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

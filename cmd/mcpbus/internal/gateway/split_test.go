@@ -12,20 +12,44 @@ import (
 )
 
 // The production shape: NATS alone, then auth+registry, router, workers and
-// ingress each started on their own against it over loopback TCP. A call
-// through the ingress crosses four services that share nothing but NATS.
+// ingress each started on their own against it over loopback TCP, each as
+// the bus user the config gives its roles (credentials from the
+// environment). A call through the ingress crosses four services that share
+// nothing but NATS.
 func TestServicesSplitOverLoopbackNATS(t *testing.T) {
 	upURL, rec := upstream(t, "split")
-	yaml := "general_settings:\n  master_key: sk-split-master\nmcp_servers:\n  split:\n    url: " + upURL + "\n"
-	cfg, err := config.Parse("config.yaml", []byte(yaml), nil)
+	yaml := `general_settings:
+  master_key: sk-split-master
+  mcp_bus_users:
+    - {user: authreg, password: os.environ/PW, roles: [auth, registry]}
+    - {user: router, password: os.environ/PW, roles: [router]}
+    - {user: workers, password: os.environ/PW, roles: [workers]}
+    - {user: ingress, password: os.environ/PW, roles: [ingress]}
+mcp_servers:
+  split:
+    url: ` + upURL + "\n"
+	const pw = "split-test-password-0123"
+	cfg, err := config.Parse("config.yaml", []byte(yaml), func(string) (string, bool) { return pw, true })
 	if err != nil {
 		t.Fatal(err)
 	}
+	users := map[string]string{"auth": "authreg", "router": "router", "workers": "workers", "ingress": "ingress"}
 	logs := &syncBuffer{}
+	recordLogs(logs)
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	start := func(services []string, natsURL, listen string) *Gateway {
 		t.Helper()
-		o := Options{Config: cfg, Listen: listen, DataDir: t.TempDir(), NATSURL: natsURL, Log: log, Services: services}
+		user := users[services[0]]
+		env := func(k string) (string, bool) {
+			switch k {
+			case "MCPBUS_NATS_USER":
+				return user, true
+			case "MCPBUS_NATS_PASSWORD":
+				return pw, true
+			}
+			return "", false
+		}
+		o := Options{Config: cfg, Listen: listen, DataDir: t.TempDir(), NATSURL: natsURL, Log: log, Services: services, Env: env}
 		if natsURL == "" {
 			o.NATSListen = freeAddr(t)
 		}

@@ -21,7 +21,6 @@ import (
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/toolworkers"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/nats-io/nats.go"
 )
 
 // x-mcp-{server}-{header} reaches only that server (names with '-' matched
@@ -131,15 +130,13 @@ mcp_servers:
 	g := startGateway(t, cfgYAML, env)
 
 	// A second replica of the same worker joins over the bus.
-	nc, err := nats.Connect("", nats.InProcessServer(g.ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := roleConn(t, g.Gateway, bus.RoleWorkers)
 	cfg, _ := config.Parse("config.yaml", []byte(cfgYAML), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	js, _ := jetstreamFor(nc)
+	// The replica shares the gateway's key (MCPBUS_SALT_KEY in production):
+	// tokens cross KV sealed.
 	replica, err := toolworkers.Start(nc, cfg.Servers[0], toolworkers.Options{Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, JetStream: js,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Secrets: g.secrets})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,10 +333,9 @@ mcp_servers:
 func TestStdioOnlyFromConfig(t *testing.T) {
 	spec := bus.ServerSpec{Name: "sneaky", Transport: "stdio", Command: "/bin/sh", Args: []string{"-c", "echo pwned"}, Source: "api"}
 	nc := startGateway(t, "general_settings: {master_key: k}\nmcp_servers: {}\n", nil)
-	conn, _ := nats.Connect("", nats.InProcessServer(nc.ns))
-	defer conn.Close()
+	conn := roleConn(t, nc.Gateway, bus.RoleWorkers)
 	_, err := toolworkers.Start(conn, spec, toolworkers.Options{})
-	if err == nil || !strings.Contains(err.Error(), "only the config file may define them") {
+	if err == nil || !strings.Contains(err.Error(), "only this process's config file may name one") {
 		t.Fatalf("an API-made stdio server: %v", err)
 	}
 }

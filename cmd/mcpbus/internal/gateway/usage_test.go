@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -18,11 +17,7 @@ import (
 // published after the answer, so they may still be on their way).
 func usageEvents(t *testing.T, g *testGateway, want int) []jetstream.Msg {
 	t.Helper()
-	nc, err := nats.Connect("", nats.InProcessServer(g.ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := roleConn(t, g.Gateway, bus.RoleUsage)
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

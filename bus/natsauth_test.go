@@ -1,0 +1,88 @@
+package bus
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+)
+
+func TestCheckBusUser(t *testing.T) {
+	ok := BusUser{User: "worker-eu", Password: "a-password-of-16+", Roles: []Role{RoleWorkers}, Servers: []string{"github"}}
+	if err := CheckBusUser(ok); err != nil {
+		t.Fatal(err)
+	}
+	for what, c := range map[string]struct {
+		change func(*BusUser)
+		want   string
+	}{
+		"bad name":          {func(u *BusUser) { u.User = "a b" }, "must be 1-128 characters"},
+		"reserved name":     {func(u *BusUser) { u.User = "mcpbus-ingress" }, "not start with mcpbus-"},
+		"short password":    {func(u *BusUser) { u.Password = "short" }, "at least 16 characters"},
+		"no role":           {func(u *BusUser) { u.Roles = nil }, "name at least one of"},
+		"unknown role":      {func(u *BusUser) { u.Roles = []Role{"root"} }, `unknown role "root"`},
+		"servers, no work":  {func(u *BusUser) { u.Roles = []Role{RoleUsage} }, "workers role only"},
+		"bad server":        {func(u *BusUser) { u.Servers = []string{"a.b"} }, "is not a server name"},
+		"unrestricted user": {func(u *BusUser) { u.Unrestricted = true }, "cannot be configured"},
+	} {
+		u := ok
+		c.change(&u)
+		if err := CheckBusUser(u); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", what, err, c.want)
+		}
+	}
+}
+
+// What each role may do is the least its service needs: the table the
+// security suite's bus tests rely on.
+func TestRolePermissions(t *testing.T) {
+	w := RolePermissions("w", []Role{RoleWorkers}, []string{"github"})
+	has := func(l []string, s string) bool { return slices.Contains(l, s) }
+	if !has(w.Subscribe.Allow, ToolRPC("github")) || has(w.Subscribe.Allow, ToolRPC("*")) {
+		t.Errorf("a worker limited to github subscribes to %v", w.Subscribe.Allow)
+	}
+	for _, s := range []string{SubjectKeyGenerate, "$KV." + BucketServers + ".>", "$KV." + BucketKeys + ".>", ToolRPC("*"), SubjectKeyRevoked, "$JS.API.STREAM.UPDATE.KV_" + BucketServers} {
+		if has(w.Publish.Allow, s) {
+			t.Errorf("a worker may publish to %s", s)
+		}
+	}
+	if !has(w.Subscribe.Allow, InboxPrefix("w")+".>") || has(w.Subscribe.Allow, "_INBOX.>") {
+		t.Errorf("a worker's replies: %v", w.Subscribe.Allow)
+	}
+	all := RolePermissions("w", []Role{RoleWorkers}, nil)
+	if !has(all.Subscribe.Allow, ToolRPC("*")) {
+		t.Error("a worker for every server cannot serve them")
+	}
+	ing := RolePermissions("i", []Role{RoleIngress}, nil)
+	if has(ing.Publish.Allow, SubjectKeyRevoked) || has(ing.Publish.Allow, "$KV."+BucketServers+".>") || !has(ing.Publish.Allow, ToolRPC("*")) {
+		t.Errorf("ingress publishes %v", ing.Publish.Allow)
+	}
+	u := RolePermissions("u", []Role{RoleUsage}, nil)
+	if u.Response != nil || len(u.Subscribe.Allow) != 1 || has(u.Publish.Allow, "$JS.API.STREAM.INFO.KV_"+BucketServers) {
+		t.Errorf("usage: %+v %+v", u.Publish, u.Subscribe)
+	}
+}
+
+// In-process users exist for the services of one process: their passwords
+// are never written anywhere, and they cannot be used over a socket anyway.
+func TestInProcessUsersStayInProcess(t *testing.T) {
+	u := BusUser{User: "mcpbus-auth", Password: NewPassword(), Roles: []Role{RoleAuth}, InProcess: true}
+	ns, err := StartEmbedded(EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Users: []BusUser{u}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if nc, err := Connect(ns.ClientURL(), ConnectOptions{Name: "tcp", User: u.User, Password: u.Password}); err == nil {
+		nc.Close()
+		t.Fatal("an in-process user connected over TCP")
+	}
+	nc, err := ConnectInProcess(ns, ConnectOptions{Name: "in", User: u.User, Password: u.Password})
+	if err != nil {
+		t.Fatalf("in-process: %v", err)
+	}
+	defer nc.Close()
+	if _, err := nats.Connect(ns.ClientURL()); err == nil {
+		t.Fatal("no credentials: connected")
+	}
+}

@@ -1,0 +1,50 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+func TestBusUsers(t *testing.T) {
+	env := mapEnv(map[string]string{"PW": "a-password-of-sixteen"})
+	f, err := Parse("config.yaml", []byte(`general_settings:
+  mcp_bus_users:
+    - {user: worker-eu, password: os.environ/PW, roles: [workers], servers: [github]}
+    - user: dashboard
+      password: literal-password-0123
+      roles: [usage]
+`), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.BusUsers) != 2 || f.BusUsers[0].User != "worker-eu" || f.BusUsers[0].Password != "a-password-of-sixteen" ||
+		f.BusUsers[0].Roles[0] != bus.RoleWorkers || f.BusUsers[0].Servers[0] != "github" || f.BusUsers[1].Roles[0] != bus.RoleUsage {
+		t.Fatalf("bus users: %+v", f.BusUsers)
+	}
+	if len(f.Warnings) != 0 {
+		t.Errorf("warnings: %q", f.Warnings)
+	}
+	for src, want := range map[string]string{
+		`{user: a, password: os.environ/PW, roles: [root]}`:                                                      `general_settings.mcp_bus_users[0]: user "a": unknown role "root"`,
+		`{user: a, password: short, roles: [usage]}`:                                                             `general_settings.mcp_bus_users[0]: user "a": password must be at least 16 characters`,
+		`{user: a, password: os.environ/NOPE, roles: [usage]}`:                                                   `general_settings.mcp_bus_users[0].password: environment variable NOPE is not set`,
+		`{user: a, password: os.environ/PW, roles: [usage], servers: [x]}`:                                       `servers applies to the workers role only`,
+		`{user: a, password: os.environ/PW, roles: [usage], role: [usage]}`:                                      `general_settings.mcp_bus_users[0].role: unknown field`,
+		`{user: mcpbus-auth, password: os.environ/PW, roles: [auth]}`:                                            `not start with mcpbus-`,
+		`{user: "a b", password: os.environ/PW, roles: [usage]}`:                                                 `must be 1-128 characters`,
+		`{user: a, password: os.environ/PW, roles: [usage]}, {user: a, password: os.environ/PW, roles: [usage]}`: `general_settings.mcp_bus_users[1].user: "a" is listed twice`,
+	} {
+		_, err := Parse("config.yaml", []byte("general_settings:\n  mcp_bus_users: ["+src+"]\n"), env)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", src, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "a-password-of-sixteen") {
+			t.Errorf("%s: the error shows the password", src)
+		}
+	}
+	if _, err := Parse("config.yaml", []byte("general_settings:\n  mcp_bus_users: {user: a}\n"), env); err == nil || !strings.Contains(err.Error(), "must be a list of users") {
+		t.Errorf("a mapping: %v", err)
+	}
+}
