@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -162,6 +163,9 @@ func ConnectInProcess(ns *server.Server, o ConnectOptions) (*nats.Conn, error) {
 // Connect connects to an external NATS server (or cluster: comma-separated URLs).
 func Connect(url string, o ConnectOptions) (*nats.Conn, error) {
 	nc, err := nats.Connect(url, append(o.natsOptions(url), nats.RetryOnFailedConnect(false))...)
+	if errors.Is(err, nats.ErrAuthorization) {
+		return nil, fmt.Errorf("connect to NATS at %s: %w: join as a user of general_settings.mcp_bus_users (MCPBUS_NATS_USER and MCPBUS_NATS_PASSWORD) or with MCPBUS_NATS_CREDS", RedactURL(url), err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", RedactURL(url), err)
 	}

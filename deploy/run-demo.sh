@@ -7,6 +7,7 @@ BIN=${MCPBUS_BIN:-bin/mcpbus}
 export MCPBUS_MASTER_KEY=${MCPBUS_MASTER_KEY:-sk-mcpbus-local-demo}
 export DEMO_UPSTREAM_KEY=${DEMO_UPSTREAM_KEY:-demo-upstream-secret}
 export DEMO_B_UPSTREAM_KEY=${DEMO_B_UPSTREAM_KEY:-demo-b-upstream-secret}
+export MCPBUS_DEMO_USAGE_PASSWORD=${MCPBUS_DEMO_USAGE_PASSWORD:-demo-usage-local-password}
 PORT=${PORT:-4000}
 
 pids=()
@@ -47,6 +48,10 @@ Cursor (~/.cursor/mcp.json) or any client that speaks Streamable HTTP:
 Claude Desktop (claude_desktop_config.json, through the mcp-remote bridge):
 
   {"mcpServers": {"mcpbus-demo": {"command": "npx", "args": ["mcp-remote", "$URL/mcp/demo", "--header", "x-litellm-api-key: Bearer $MCPBUS_MASTER_KEY"]}}}
+
+Follow the calls as they happen (the usage stream, read as the config's bus user demo-usage):
+
+  MCPBUS_NATS_USER=demo-usage MCPBUS_NATS_PASSWORD=$MCPBUS_DEMO_USAGE_PASSWORD $BIN usage tail
 
 Ctrl-C stops the gateway and the demo servers.
 MSG

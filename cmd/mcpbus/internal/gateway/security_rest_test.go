@@ -11,7 +11,7 @@ import (
 // The REST routes that list or probe the caller's servers answer a denial as
 // an error naming the reason, never as an empty 200, with real keys, the
 // registry and IP classes.
-func TestRESTDenialsNameTheReason(t *testing.T) {
+func TestSecurityRESTDenialsNameTheReason(t *testing.T) {
 	demo, _ := upstream(t, "demo")
 	pub, _ := upstream(t, "pub")
 	servers := fmt.Sprintf(`

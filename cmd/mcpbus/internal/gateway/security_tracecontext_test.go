@@ -18,7 +18,7 @@ import (
 // key>" went upstream and into the spans): the ingress drops it, tracing off
 // or on, while the client's traceparent still joins the trace. Nor does it
 // travel as a per-request header (x-mcp-{server}-tracestate).
-func TestClientTracestateNeverLeavesTheIngress(t *testing.T) {
+func TestSecurityClientTracestateNeverLeavesTheIngress(t *testing.T) {
 	const key = "sk-tracestate-master-SECRET-42"
 	registerSecret(key)
 	for _, on := range []bool{false, true} {
@@ -83,7 +83,7 @@ func TestClientTracestateNeverLeavesTheIngress(t *testing.T) {
 
 // A traceparent made of the caller's key (a hex master key fits a trace id)
 // is ignored: the key never goes upstream or into a span as a trace id.
-func TestTraceparentHoldingTheKeyIsIgnored(t *testing.T) {
+func TestSecurityTraceparentHoldingTheKeyIsIgnored(t *testing.T) {
 	const key = "5ec2e7a11b0c4d3e8f9a0b1c2d3e4f50" // 32 hex digits: a valid trace id
 	registerSecret(key)
 	exp := installTracing(t)

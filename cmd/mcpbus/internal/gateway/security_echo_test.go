@@ -302,7 +302,7 @@ func (s *echoSeen) add(list *[]string, v any) {
 
 // Every credential type, echoed back by the upstream in every place it can
 // put it, reaches the caller as [redacted]: never the value, raw or escaped.
-func TestUpstreamEchoedCredentialsAreRedacted(t *testing.T) {
+func TestSecurityUpstreamEchoedCredentialsAreRedacted(t *testing.T) {
 	up := newEchoUpstream(t)
 	const (
 		echoMaster   = "sk-echo-master-SECRET-4711"

@@ -49,7 +49,7 @@ func gatewayURLs(t *testing.T, status int, body string) []string {
 // loopback gateway, localhost names and mcp_allowed_origins only, else the
 // same 403. The URLs registry.json writes name only an accepted Host. The
 // health probes stay open to any Host (kubelet sends the pod's address).
-func TestRegistryJSONAndMetricsCheckHost(t *testing.T) {
+func TestSecurityRegistryJSONAndMetricsCheckHost(t *testing.T) {
 	demo, _ := upstream(t, "demo")
 	g := startGateway(t, fmt.Sprintf(`
 general_settings: {master_key: %s, enable_mcp_registry: true, mcp_allowed_origins: ["gw.example.com"]}
@@ -101,7 +101,7 @@ mcp_servers:
 
 // Behind a trusted proxy registry.json's base is the forwarded host, as
 // before; a foreign Host is refused all the same.
-func TestRegistryJSONBehindTrustedProxy(t *testing.T) {
+func TestSecurityRegistryJSONBehindTrustedProxy(t *testing.T) {
 	demo, _ := upstream(t, "demo")
 	g := startGateway(t, fmt.Sprintf(`
 general_settings: {master_key: %s, enable_mcp_registry: true,
