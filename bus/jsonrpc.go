@@ -28,7 +28,7 @@ type Message struct {
 // ignoring case) is refused (jsonscan.go), so what the gateway reads is what
 // an upstream reads.
 func ParseMessage(data []byte) (*Message, *Error) {
-	data = bytes.TrimSpace(data)
+	data = trimJSONSpace(data)
 	if len(data) == 0 {
 		return nil, Errorf(ErrInvalidRequest, "empty body: expected one JSON-RPC message")
 	}
@@ -51,10 +51,10 @@ func ParseMessage(data []byte) (*Message, *Error) {
 	}
 	var m Message
 	var hasMethod bool
-	_, e := eachMember(data, 0, func(key string, val []byte) *Error {
-		switch key {
+	_, e := eachMember(data, 0, func(key, val []byte) *Error {
+		switch string(key) {
 		case "jsonrpc":
-			if unquoteValue(val) != "2.0" {
+			if string(val) != `"2.0"` && unquoteValue(val) != "2.0" {
 				return Errorf(ErrInvalidRequest, `invalid request: "jsonrpc" must be "2.0"`)
 			}
 			m.JSONRPC = "2.0"
@@ -72,9 +72,10 @@ func ParseMessage(data []byte) (*Message, *Error) {
 		case "error":
 			m.Error = val
 		default:
-			switch foldKey(key) {
-			case "JSONRPC", "ID", "METHOD", "PARAMS", "RESULT", "ERROR":
-				return Errorf(ErrInvalidRequest, "invalid request: unknown member %q (JSON-RPC member names are lower case)", Shorten(key, 32))
+			for _, member := range messageMemberNames {
+				if bytes.EqualFold(key, []byte(member)) {
+					return Errorf(ErrInvalidRequest, "invalid request: unknown member %q (JSON-RPC member names are lower case)", Shorten(string(key), 32))
+				}
 			}
 		}
 		return nil
@@ -90,6 +91,22 @@ func ParseMessage(data []byte) (*Message, *Error) {
 	}
 	return &m, nil
 }
+
+// trimJSONSpace trims the whitespace JSON allows around a value (space, tab,
+// line feed, carriage return), and nothing else: bytes.TrimSpace would take
+// a vertical tab or a no-break space, which make the text invalid JSON.
+func trimJSONSpace(b []byte) []byte {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+var messageMemberNames = []string{"jsonrpc", "id", "method", "params", "result", "error"}
 
 // checkShape checks m is exactly one of a request, a notification and a
 // response, with members of the right types.

@@ -146,7 +146,9 @@ func TestField(t *testing.T) {
 		{`["name"]`, "name", "", false, false},
 		{`{"a":"\"name\":1"}`, "name", "", false, false},
 		{`{`, "name", "", false, false},
-		{`{"name"`, "name", "", true, false},
+		{`{"name"`, "name", "", false, false},
+		{`{"name":`, "name", "", false, false},
+		{`{"a":1 "name":2}`, "name", "", false, false},
 	} {
 		v, ok, amb := Field([]byte(c.obj), c.key)
 		if string(v) != c.want || ok != c.ok || amb != c.ambiguous {

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"bytes"
 	"encoding/json"
 	"unicode"
 	"unicode/utf8"
@@ -35,16 +36,16 @@ func checkKeys(obj []byte, where string, nested map[string]string) *Error {
 		return nil
 	}
 	var seen keySet
-	_, e := eachMember(obj, i, func(key string, val []byte) *Error {
+	_, e := eachMember(obj, i, func(key, val []byte) *Error {
 		if prev, dup := seen.add(key); dup {
-			if prev == key {
-				return Errorf(ErrInvalidRequest, "invalid request: %s has the key %q more than once", where, Shorten(key, 64))
+			if bytes.Equal(prev, key) {
+				return Errorf(ErrInvalidRequest, "invalid request: %s has the key %q more than once", where, Shorten(string(key), 64))
 			}
-			return Errorf(ErrInvalidRequest, "invalid request: %s has the keys %q and %q, which differ only in case: send one", where, Shorten(prev, 64), Shorten(key, 64))
+			return Errorf(ErrInvalidRequest, "invalid request: %s has the keys %q and %q, which differ only in case: send one", where, Shorten(string(prev), 64), Shorten(string(key), 64))
 		}
-		if label, ok := nested[key]; ok {
+		if label, ok := nested[string(key)]; ok {
 			var next map[string]string
-			if key == "params" {
+			if string(key) == "params" {
 				next = paramsMembers
 			}
 			return checkKeys(val, label, next)
@@ -66,14 +67,13 @@ func Field(obj []byte, key string) (val json.RawMessage, ok, ambiguous bool) {
 	if i >= len(obj) || obj[i] != '{' {
 		return nil, false, false
 	}
-	fk := foldKey(key)
-	_, _ = eachMember(obj, i, func(k string, v []byte) *Error {
-		if k == key {
+	_, _ = eachMember(obj, i, func(k, v []byte) *Error {
+		if string(k) == key {
 			if ok {
 				ambiguous = true
 			}
 			val, ok = v, true
-		} else if foldKey(k) == fk {
+		} else if bytes.EqualFold(k, []byte(key)) {
 			ambiguous = true
 		}
 		return nil
@@ -94,36 +94,42 @@ func StringField(obj []byte, key string) (s string, ok, ambiguous bool) {
 	return s, true, amb
 }
 
-// keySet remembers an object's keys by their case-folded form.
+// keySet remembers an object's keys, compared as encoding/json compares them
+// (bytes.EqualFold: Unicode simple folding, the same sets as encoding/json's
+// foldName). Keys are slices of the message being read: no copy for the
+// objects of a message, which have a handful of keys.
 type keySet struct {
-	few  []string          // the first keys, compared one by one
-	many map[string]string // folded -> key, once there are more
+	few  [][]byte          // the first keys, compared one by one
+	many map[string][]byte // folded -> key, once there are more
 }
 
 // add records key and reports the earlier key it equals, exactly or ignoring
 // case, if any.
-func (s *keySet) add(key string) (prev string, dup bool) {
+func (s *keySet) add(key []byte) (prev []byte, dup bool) {
 	if s.many == nil {
 		for _, k := range s.few {
-			if k == key || foldKey(k) == foldKey(key) {
+			if bytes.Equal(k, key) || bytes.EqualFold(k, key) {
 				return k, true
 			}
 		}
 		if len(s.few) < 16 {
+			if s.few == nil {
+				s.few = make([][]byte, 0, 8)
+			}
 			s.few = append(s.few, key)
-			return "", false
+			return nil, false
 		}
-		s.many = make(map[string]string, 32)
+		s.many = make(map[string][]byte, 32)
 		for _, k := range s.few {
-			s.many[foldKey(k)] = k
+			s.many[foldKey(string(k))] = k
 		}
 	}
-	f := foldKey(key)
+	f := foldKey(string(key))
 	if k, ok := s.many[f]; ok {
 		return k, true
 	}
 	s.many[f] = key
-	return "", false
+	return nil, false
 }
 
 // foldKey maps every key encoding/json would match to the same string: ASCII
@@ -165,9 +171,10 @@ func foldRune(r rune) rune {
 }
 
 // eachMember calls f for every member of the object starting at data[i] (a
-// '{' of valid JSON) with its unescaped key and raw value, stopping at the
-// first error; it returns the index after the object.
-func eachMember(data []byte, i int, f func(key string, val []byte) *Error) (int, *Error) {
+// '{' of valid JSON) with its unescaped key (a slice of data unless it held
+// an escape) and raw value, stopping at the first error; it returns the index
+// after the object.
+func eachMember(data []byte, i int, f func(key, val []byte) *Error) (int, *Error) {
 	i = skipSpace(data, i+1)
 	if i < len(data) && data[i] == '}' {
 		return i + 1, nil
@@ -177,9 +184,15 @@ func eachMember(data []byte, i int, f func(key string, val []byte) *Error) (int,
 			return len(data), nil // not valid JSON
 		}
 		end := skipString(data, i)
-		key := unquote(data[i:end])
+		key := unquoteBytes(data[i:end])
 		i = skipSpace(data, end)
-		i = skipSpace(data, i+1) // ':'
+		if i >= len(data) || data[i] != ':' {
+			return len(data), nil // not valid JSON
+		}
+		i = skipSpace(data, i+1)
+		if i >= len(data) {
+			return len(data), nil
+		}
 		vend := skipValue(data, i)
 		if e := f(key, data[i:vend]); e != nil {
 			return vend, e
@@ -188,9 +201,24 @@ func eachMember(data []byte, i int, f func(key string, val []byte) *Error) (int,
 		if i >= len(data) || data[i] == '}' {
 			return i + 1, nil
 		}
-		i = skipSpace(data, i+1) // ','
+		if data[i] != ',' {
+			return len(data), nil // not valid JSON
+		}
+		i = skipSpace(data, i+1)
 	}
 	return i, nil
+}
+
+// unquoteBytes is unquote without a copy when the literal has no escape.
+func unquoteBytes(lit []byte) []byte {
+	if len(lit) < 2 {
+		return nil
+	}
+	inner := lit[1 : len(lit)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return inner
+	}
+	return []byte(unquote(lit))
 }
 
 // unquote returns the string a JSON string literal (quotes included) holds.
