@@ -21,8 +21,10 @@ import (
 // The worker's share of the hot path: a tools/call from a client without
 // capabilities (the shared upstream session), as the router sends it, to a
 // go-sdk upstream on loopback and back. allocs/op counts the whole process
-// (upstream server included); compare runs, not absolute numbers.
-func benchWorker(b *testing.B, stream bool) {
+// (upstream server included); compare runs, not absolute numbers. With
+// credential the server has a bearer token and a static header, which every
+// answer is checked for before it leaves the worker (scrub.go).
+func benchWorker(b *testing.B, stream, credential bool) {
 	s := mcp.NewServer(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "echo"}, func(_ context.Context, _ *mcp.CallToolRequest, in struct {
 		Text string `json:"text"`
@@ -32,8 +34,12 @@ func benchWorker(b *testing.B, stream bool) {
 	srv := streamingServer(b, mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
 	ns := bustest.Server(b)
 	nc := bustest.Conn(b, ns)
-	w, err := Start(bustest.Conn(b, ns), bus.ServerSpec{Name: "bench", URL: srv.URL + "/mcp"},
-		Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	spec := bus.ServerSpec{Name: "bench", URL: srv.URL + "/mcp"}
+	if credential {
+		spec.AuthType, spec.AuthValue = "bearer_token", "bench-token-0123456789abcdef"
+		spec.StaticHeaders = map[string]string{"X-Tenant": "bench-tenant-42"}
+	}
+	w, err := Start(bustest.Conn(b, ns), spec, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -71,8 +77,9 @@ func benchWorker(b *testing.B, stream bool) {
 	}
 }
 
-func BenchmarkWorkerToolsCall(b *testing.B)           { benchWorker(b, false) }
-func BenchmarkWorkerToolsCallWithStream(b *testing.B) { benchWorker(b, true) }
+func BenchmarkWorkerToolsCall(b *testing.B)               { benchWorker(b, false, false) }
+func BenchmarkWorkerToolsCallWithStream(b *testing.B)     { benchWorker(b, true, false) }
+func BenchmarkWorkerToolsCallWithCredential(b *testing.B) { benchWorker(b, true, true) }
 
 // The bookkeeping a tools/call from a client without capabilities adds on the
 // shared session (picking the session, registering the call for
