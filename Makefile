@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/mcpbus
 MODULES := $(shell $(GO) list -m -f '{{.Dir}}')
 
-.PHONY: run test build lint unit bench-smoke e2e bench clean
+.PHONY: run test build lint unit fuzz-smoke fuzz bench-smoke e2e bench clean
 
 build:
 	cd cmd/mcpbus && $(GO) build -o ../../$(BIN) .
@@ -11,7 +11,7 @@ build:
 run: build
 	./deploy/run-demo.sh
 
-test: lint unit bench-smoke e2e
+test: lint unit fuzz-smoke bench-smoke e2e
 
 # gofmt + go vet over every module of the workspace.
 lint:
@@ -21,6 +21,34 @@ lint:
 
 unit:
 	@for m in $(MODULES); do (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
+
+# Fuzz targets, one per line: <package dir>:<FuzzName>. `make unit` runs each
+# one's seeds and testdata/fuzz/<FuzzName> corpus as ordinary tests;
+# `make fuzz-smoke` fuzzes each for FUZZTIME (3s), `make fuzz` for 2m
+# (`make fuzz FUZZTIME=10m`). go test fuzzes one target per invocation.
+FUZZ_TARGETS := \
+	bus:FuzzParseMessage \
+	bus:FuzzField \
+	bus:FuzzEnvelope \
+	bus:FuzzServerRequestReplySubject \
+	bus:FuzzSubjectTokens \
+	config:FuzzParse \
+	ingress:FuzzClientAddr \
+	ingress:FuzzCallerKey
+FUZZTIME ?= 3s
+FUZZ_LONG := $(if $(filter file,$(origin FUZZTIME)),2m,$(FUZZTIME))
+# Minimizing a large new input can take a minute by default; keep fuzzing.
+FUZZFLAGS ?= -fuzzminimizetime 5s
+fuzz_run = for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t\#*:} ($${t%%:*}, $(1))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t\#*:}\$$" -fuzztime $(1) $(FUZZFLAGS) ./$${t%%:*} || exit 1; \
+	done
+
+fuzz-smoke:
+	@$(call fuzz_run,$(FUZZTIME))
+
+fuzz:
+	@$(call fuzz_run,$(FUZZ_LONG))
 
 # The benchmark harness once, briefly, so it cannot rot: fails only on errors
 # or a broken harness, never on a missed target (docs/PERFORMANCE.md).
