@@ -3,27 +3,47 @@ package ingress
 import (
 	"net/http"
 	"strings"
+	"unicode"
 
 	"github.com/mcpbus/mcpbus/bus"
 )
 
 // callerKey returns the gateway key a client sent. x-litellm-api-key wins, as in
 // LiteLLM: clients such as Cursor put the key there so that Authorization can
-// carry OAuth. "Bearer " is optional in x-litellm-api-key.
+// carry OAuth. "Bearer " is optional in x-litellm-api-key. A value holding
+// spaces or control characters inside is no key: "" (keyProblem says why).
 func callerKey(r *http.Request) string {
-	if v := strings.TrimSpace(r.Header.Get("X-Litellm-Api-Key")); v != "" {
-		return stripBearer(v)
-	}
-	if v := strings.TrimSpace(r.Header.Get("Authorization")); v != "" {
-		if k, ok := cutBearer(v); ok {
-			return k
-		}
-	}
-	return ""
+	k, _ := parseCallerKey(r)
+	return k
 }
 
+// keyProblem names the header of a key callerKey refused, or "".
+func keyProblem(r *http.Request) string {
+	_, header := parseCallerKey(r)
+	return header
+}
+
+func parseCallerKey(r *http.Request) (key, malformedIn string) {
+	header := "X-Litellm-Api-Key"
+	v := strings.TrimSpace(r.Header.Get(header))
+	if v != "" {
+		key = stripBearer(v)
+	} else {
+		header = "Authorization"
+		if v = strings.TrimSpace(r.Header.Get(header)); v != "" {
+			key, _ = cutBearer(v)
+		}
+	}
+	if strings.IndexFunc(key, func(c rune) bool { return unicode.IsSpace(c) || unicode.IsControl(c) }) >= 0 {
+		return "", header
+	}
+	return key, ""
+}
+
+// cutBearer takes the key out of "Bearer <key>" (any case, a space or a tab
+// after the scheme).
 func cutBearer(v string) (string, bool) {
-	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+	if len(v) > 7 && strings.EqualFold(v[:6], "bearer") && (v[6] == ' ' || v[6] == '\t') {
 		return strings.TrimSpace(v[7:]), true
 	}
 	return "", false

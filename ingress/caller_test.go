@@ -36,6 +36,11 @@ func TestCallerKey(t *testing.T) {
 			map[string]string{"x-litellm-api-key": "sk-litellm", "Authorization": "Basic dXNlcjpwYXNz"}, "sk-litellm"},
 		{"blank x-litellm-api-key falls back to Authorization",
 			map[string]string{"x-litellm-api-key": "   ", "Authorization": "Bearer sk-1"}, "sk-1"},
+		// Found by FuzzCallerKey: a value with spaces or control characters
+		// inside is no key (verify refuses it with the header named).
+		{"a tab after Bearer", map[string]string{"x-litellm-api-key": "Bearer\tsk-2"}, "sk-2"},
+		{"two words", map[string]string{"x-litellm-api-key": "sk-1 sk-2"}, ""},
+		{"a control character inside", map[string]string{"Authorization": "Bearer sk-1\u0085sk-2"}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -47,6 +52,16 @@ func TestCallerKey(t *testing.T) {
 				t.Fatalf("callerKey = %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+func TestMalformedKeyIsRefusedWithItsHeader(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
+	r.Header.Set("X-Litellm-Api-Key", "sk-1 sk-2")
+	g := &Ingress{}
+	_, e := g.verify(r)
+	if e == nil || e.Kind != bus.ErrUnauthorized || e.Message != "unauthorized: the key in X-Litellm-Api-Key holds spaces or control characters; send the key alone" {
+		t.Fatalf("verify: %v", e)
 	}
 }
 

@@ -225,6 +225,9 @@ func envelopeCapabilities(caps json.RawMessage) json.RawMessage {
 
 // verify asks auth who holds the caller's key.
 func (g *Ingress) verify(r *http.Request) (bus.Identity, *bus.Error) {
+	if h := keyProblem(r); h != "" {
+		return bus.Identity{}, bus.Errorf(bus.ErrUnauthorized, "unauthorized: the key in %s holds spaces or control characters; send the key alone", h)
+	}
 	var vr bus.VerifyRequest
 	if key := callerKey(r); key != "" {
 		vr.KeyHash = bus.HashKey(key)
