@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -324,5 +325,21 @@ func TestXFFNumTrustedHops(t *testing.T) {
 	_, err = Parse("config.yaml", []byte("general_settings:\n  mcp_xff_num_trusted_hops: [1]\n"), nil)
 	if err == nil || !strings.Contains(err.Error(), "mcp_xff_num_trusted_hops") {
 		t.Errorf("list: %v", err)
+	}
+}
+
+// A chain of merge keys that each merge the previous anchor ten times was a
+// "merge bomb": every level multiplied the expansion by ten (12 levels:
+// 10^12 pairs). Each source is expanded once per level now.
+func TestMergeBombIsLinear(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("x0: &a0 {url: http://127.0.0.1:1/mcp}\n")
+	for i := 1; i <= 12; i++ {
+		fmt.Fprintf(&b, "x%d: &a%d {<<: [%s]}\n", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d,", i-1), 10), ","))
+	}
+	b.WriteString("mcp_servers: {s: {<<: *a12}}\n")
+	f, err := Parse("config.yaml", []byte(b.String()), nil)
+	if err != nil || len(f.Servers) != 1 || f.Servers[0].URL != "http://127.0.0.1:1/mcp" {
+		t.Fatalf("merge chain: %v %+v", err, f)
 	}
 }

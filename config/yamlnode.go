@@ -44,8 +44,14 @@ func pairs(n *yaml.Node) []pair {
 		if k.Tag == "!!merge" {
 			src := deref(v)
 			if src.Kind == yaml.SequenceNode {
+				// Each source once: [*a, *a, ...] at every level of a chain
+				// of merges would grow exponentially (a "merge bomb").
+				done := map[*yaml.Node]bool{}
 				for _, m := range src.Content {
-					merged = append(merged, pairs(m)...)
+					if dm := deref(m); !done[dm] {
+						done[dm] = true
+						merged = append(merged, pairs(dm)...)
+					}
 				}
 			} else {
 				merged = append(merged, pairs(src)...)
