@@ -79,7 +79,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Warn("no general_settings.master_key: the gateway runs OPEN (no key required) because it listens on loopback only")
 	}
 	if u := g.NATSURL(); u != "" {
-		log.Info("embedded NATS listening", "url", u)
+		log.Info("embedded NATS listening", "url", u, "users", len(cfg.BusUsers))
+		if len(cfg.BusUsers) == 0 {
+			log.Info("no general_settings.mcp_bus_users: only this process's own services can use the bus (list users for mcpbus worker, mcpbus usage, split services; docs/SECURITY.md)")
+		}
 	}
 	if g.URL() == "" {
 		log.Info("mcpbus services running", "services", only, "startup", time.Since(start).Round(time.Millisecond))
