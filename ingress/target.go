@@ -43,6 +43,8 @@ func (g *Ingress) target(req *request) target {
 		deadline, limit = most, g.o.MaxWait
 	}
 	req.env.Deadline = deadline
+	// Only this server's per-request headers go to its workers.
+	req.env.Forward = bus.ForwardFor(req.env.Forward, s, g.o.Servers.Names())
 	return target{subject: bus.ToolRPC(s.Name), server: &s, limit: limit, deadline: deadline}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,10 +80,7 @@ func (r *Router) ask(ctx context.Context, h nats.Header, env bus.Envelope, s bus
 	if !env.Deadline.IsZero() && env.Deadline.Before(deadline) {
 		deadline = env.Deadline
 	}
-	out := make(nats.Header, len(h)+2)
-	for k, v := range h {
-		out[k] = v
-	}
+	out := r.legHeader(h, s, 2)
 	out[bus.HeaderDeadline] = []string{formatMillis(deadline)}
 	bus.TraceContext.Inject(ctx, bus.HeaderCarrier(out))
 	wctx, cancel := context.WithDeadline(context.Background(), deadline.Add(grace))
@@ -95,6 +93,27 @@ func (r *Router) ask(ctx context.Context, h nats.Header, env bus.Envelope, s bus
 		return nil, e
 	}
 	return reply, nil
+}
+
+// legHeader copies the headers of a message for s's workers, keeping of the
+// forwarded client headers only s's own (bus.ForwardFor): a request for one
+// server carries no other server's per-request credential. spare is room
+// for the headers the caller adds.
+func (r *Router) legHeader(h nats.Header, s bus.ServerSpec, spare int) nats.Header {
+	out := make(nats.Header, len(h)+spare)
+	var names []string
+	for k, v := range h {
+		if name, ok := strings.CutPrefix(k, bus.HeaderForwardPrefix); ok && len(v) > 0 {
+			if names == nil {
+				names = r.cache.Names()
+			}
+			if len(bus.ForwardFor(map[string]string{name: v[0]}, s, names)) == 0 {
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // askRPC sends one JSON-RPC request to s's worker and parses the answer.

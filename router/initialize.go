@@ -71,6 +71,7 @@ func (r *Router) initialize(ctx context.Context, env bus.Envelope, msg *bus.Mess
 func (r *Router) upstreamInfo(ctx context.Context, env bus.Envelope, s bus.ServerSpec) (upstreamInfo, *bus.Error) {
 	limit := min(r.o.InfoTimeout, bus.CallTimeout(s))
 	deadline := time.Now().Add(limit)
+	env.Forward = bus.ForwardFor(env.Forward, s, r.cache.Names())
 	h := env.Header()
 	h[bus.HeaderDeadline] = []string{formatMillis(deadline)}
 	toWorker(ctx, s.Name, h)

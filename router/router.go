@@ -157,10 +157,7 @@ func (r *Router) route(ctx context.Context, req micro.Request, env bus.Envelope,
 // waits a little longer so the worker's own, more precise error normally wins.
 func (r *Router) forward(ctx context.Context, h nats.Header, body []byte, env bus.Envelope, s bus.ServerSpec) ([]byte, *bus.Error) {
 	deadline, limit := bus.CallDeadline(s, env, time.Now())
-	out := nats.Header{}
-	for k, v := range h {
-		out[k] = v
-	}
+	out := r.legHeader(h, s, 2)
 	out[bus.HeaderDeadline] = []string{formatMillis(deadline)}
 	toWorker(ctx, s.Name, out)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(bus.CallGrace))

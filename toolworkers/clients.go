@@ -3,6 +3,7 @@ package toolworkers
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/mcpbus/mcpbus/bus"
 	"net/http"
 	"sort"
 	"strings"
@@ -142,20 +143,7 @@ func (w *Worker) perRequestHeaders(fwd map[string]string) http.Header {
 // owner returns the longest known server name (lower case) that prefixes rest
 // followed by '-', or "".
 func (w *Worker) owner(rest string) string {
-	best := ""
-	consider := func(name string) {
-		n := strings.ToLower(name)
-		if len(n) > len(best) && strings.HasPrefix(rest, n+"-") && len(rest) > len(n)+1 {
-			best = n
-		}
-	}
-	consider(w.up.Name)
-	if w.servers != nil {
-		for _, s := range w.servers.List() {
-			consider(s.Name)
-		}
-	}
-	return best
+	return bus.ForwardOwner(rest, w.up.Name, w.servers.Names())
 }
 
 // mergeHeaders builds the upstream headers for a per-request credential set:
