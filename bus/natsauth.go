@@ -151,7 +151,9 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		sub = []string{Root + ".auth.verify", Root + ".auth.key.*", Root + ".auth.team.*", micro}
 		return pub, sub, true
 	case RoleRegistry:
-		return kvOwner(BucketServers), []string{Root + ".registry.*", micro}, true
+		// PURGE: records from before sealing lose their plain-text history.
+		pub = append(kvOwner(BucketServers), "$JS.API.STREAM.PURGE.KV_"+BucketServers)
+		return pub, []string{Root + ".registry.*", micro}, true
 	case RoleRouter:
 		// stream.>: warnings on an aggregated answer's stream (a server missing).
 		pub = append(kvReader(BucketServers), Root+".tool.*.rpc", Root+".tool.*.info", Root+".s2c.>", SubjectCancelRequest, Root+".stream.>")

@@ -111,7 +111,7 @@ type secretField struct {
 
 // secretFields lists the credentials of s: auth_value, the OAuth2 client
 // secret, the AWS keys, each static header, each stdio env value, and a url
-// that carries a user or a query (RedactURL would change it). A stdio
+// or token_url that carries a user or a query (RedactURL would change it). A stdio
 // server's command and args say what runs, and stay readable (API answers
 // redact args all the same): a secret belongs in env or os.environ/.
 func secretFields(s *ServerSpec) []secretField {
@@ -127,6 +127,9 @@ func secretFields(s *ServerSpec) []secretField {
 	}
 	if s.URL != "" && (IsSealed(s.URL) || RedactURL(s.URL) != s.URL) {
 		out = append(out, str("url", func(s *ServerSpec) *string { return &s.URL }))
+	}
+	if s.TokenURL != "" && (IsSealed(s.TokenURL) || RedactURL(s.TokenURL) != s.TokenURL) {
+		out = append(out, str("token_url", func(s *ServerSpec) *string { return &s.TokenURL }))
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.StaticHeaders)) {
 		out = append(out, mapField("static_headers."+k, k, func(s *ServerSpec) map[string]string { return s.StaticHeaders }))

@@ -16,7 +16,7 @@ func testSecretKey(t *testing.T, material string) *SecretKey {
 
 func TestSealAndOpen(t *testing.T) {
 	k := testSecretKey(t, "bus-test-secret-key-0123456789")
-	s := ServerSpec{Name: "gh", URL: "https://u:pw@api.example.com/mcp?token=q", AuthValue: "ghp_secret",
+	s := ServerSpec{Name: "gh", URL: "https://u:pw@api.example.com/mcp?token=q", AuthValue: "ghp_secret", TokenURL: "https://idp/token?secret=tok-url",
 		StaticHeaders: map[string]string{"X-A": "a-secret", "X-Env": "os.environ/X_A"}, ClientSecret: "cs-secret",
 		AWSAccessKeyID: "AKIA-secret", AWSSecretAccessKey: "aws-secret", AWSSessionToken: "session-secret",
 		Env: map[string]string{"TOKEN": "env-secret"}, Args: []string{"--flag"}, Command: "npx"}
@@ -24,9 +24,9 @@ func TestSealAndOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []string{sealed.URL, sealed.AuthValue, sealed.StaticHeaders["X-A"], sealed.ClientSecret, sealed.AWSAccessKeyID,
+	for _, v := range []string{sealed.URL, sealed.TokenURL, sealed.AuthValue, sealed.StaticHeaders["X-A"], sealed.ClientSecret, sealed.AWSAccessKeyID,
 		sealed.AWSSecretAccessKey, sealed.AWSSessionToken, sealed.Env["TOKEN"]} {
-		if !IsSealed(v) || strings.Contains(v, "secret") {
+		if !IsSealed(v) || strings.Contains(v, "secret") || strings.Contains(v, "tok-url") {
 			t.Errorf("not sealed: %q", v)
 		}
 	}
@@ -48,7 +48,7 @@ func TestSealAndOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if opened.URL != s.URL || opened.AuthValue != s.AuthValue || opened.StaticHeaders["X-A"] != "a-secret" || opened.Env["TOKEN"] != "env-secret" ||
+	if opened.URL != s.URL || opened.TokenURL != s.TokenURL || opened.AuthValue != s.AuthValue || opened.StaticHeaders["X-A"] != "a-secret" || opened.Env["TOKEN"] != "env-secret" ||
 		opened.AWSSessionToken != "session-secret" || opened.ClientSecret != "cs-secret" {
 		t.Errorf("round trip: %+v", opened)
 	}

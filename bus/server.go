@@ -90,6 +90,9 @@ func (s ServerSpec) Redacted() ServerSpec {
 		r.URL = Redacted
 	}
 	r.TokenURL = RedactURL(s.TokenURL)
+	if IsSealed(s.TokenURL) {
+		r.TokenURL = Redacted
+	}
 	for _, p := range []*string{&r.ClientSecret, &r.AWSAccessKeyID, &r.AWSSecretAccessKey, &r.AWSSessionToken} {
 		if *p != "" {
 			*p = Redacted

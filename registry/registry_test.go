@@ -32,7 +32,7 @@ func TestSeedWatchAndRedactedLookups(t *testing.T) {
 
 	specs := []bus.ServerSpec{{Name: "github", URL: "https://user:pw@api.example.com/mcp", AuthType: "bearer_token",
 		AuthValue: "ghp_secret", StaticHeaders: map[string]string{"X-Tenant": "t-secret"}}}
-	if err := registry.Seed(ctx, kv, specs, testKey, log); err != nil {
+	if err := registry.Seed(ctx, js, kv, specs, testKey, log); err != nil {
 		t.Fatal(err)
 	}
 	// At rest the credentials are sealed: nothing of them in the record.
@@ -46,7 +46,7 @@ func TestSeedWatchAndRedactedLookups(t *testing.T) {
 		}
 	}
 	// Seeding the same file again rewrites nothing (sealing is deterministic).
-	if err := registry.Seed(ctx, kv, specs, testKey, log); err != nil {
+	if err := registry.Seed(ctx, js, kv, specs, testKey, log); err != nil {
 		t.Fatal(err)
 	}
 	if again, _ := kv.Get(ctx, "github"); again.Revision() != rec.Revision() {
@@ -123,7 +123,7 @@ func TestSeedWithoutKeyRefusesPlainCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = registry.Seed(ctx, kv, []bus.ServerSpec{{Name: "gh", URL: "https://api.example.com/mcp?token=q", AuthType: "bearer_token", AuthValue: "ghp_x"}}, nil, slog.Default())
+	err = registry.Seed(ctx, js, kv, []bus.ServerSpec{{Name: "gh", URL: "https://api.example.com/mcp?token=q", AuthType: "bearer_token", AuthValue: "ghp_x"}}, nil, slog.Default())
 	if err == nil || !strings.Contains(err.Error(), `server "gh": auth_value, url would be stored in plain text: set MCPBUS_SALT_KEY`) {
 		t.Fatalf("seed without a key: %v", err)
 	}
@@ -131,7 +131,52 @@ func TestSeedWithoutKeyRefusesPlainCredentials(t *testing.T) {
 		t.Fatal("the record was stored anyway")
 	}
 	refs := []bus.ServerSpec{{Name: "gh", URL: "https://api.example.com/mcp", AuthType: "bearer_token", AuthValue: "os.environ/GH_TOKEN"}}
-	if err := registry.Seed(ctx, kv, refs, nil, slog.Default()); err != nil {
+	if err := registry.Seed(ctx, js, kv, refs, nil, slog.Default()); err != nil {
 		t.Fatalf("environment references without a key: %v", err)
+	}
+}
+
+// Records stored before credentials were sealed (an older mcpbus) are sealed
+// at the next start, config-made and API-made alike, and no revision of the
+// bucket's history keeps the plain text.
+func TestSeedSealsOldRecordsAndTheirHistory(t *testing.T) {
+	ctx := context.Background()
+	nc := bustest.Conn(t, bustest.Server(t))
+	js, _ := jetstream.New(nc)
+	kv, err := bus.ServersBucket(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := []bus.ServerSpec{
+		{Name: "cfg", URL: "https://api.example.com/mcp", AuthType: "bearer_token", AuthValue: "legacy-config-secret", Source: "config"},
+		{Name: "api", URL: "https://api.example.com/mcp", AuthType: "api_key", AuthValue: "legacy-api-secret", Source: "api"},
+	}
+	for _, s := range old {
+		data, _ := json.Marshal(s)
+		if _, err := kv.Put(ctx, s.Name, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := old[0]
+	cfg.Source = ""
+	if err := registry.Seed(ctx, js, kv, []bus.ServerSpec{cfg}, testKey, slog.Default()); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"cfg", "api"} {
+		hist, err := kv.History(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range hist {
+			if strings.Contains(string(e.Value()), "legacy-") {
+				t.Errorf("%s revision %d keeps a plain-text credential: %s", name, e.Revision(), e.Value())
+			}
+		}
+		e, _ := kv.Get(ctx, name)
+		var s bus.ServerSpec
+		_ = json.Unmarshal(e.Value(), &s)
+		if opened, err := testKey.Open(s); err != nil || !strings.HasPrefix(opened.AuthValue, "legacy-") {
+			t.Errorf("%s: sealed record does not open to its credential: %v %+v", name, err, opened)
+		}
 	}
 }

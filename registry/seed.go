@@ -20,7 +20,12 @@ import (
 // Records made through the API are left alone, so a restart re-applies the
 // file without clobbering them. A record is rewritten only when it changed
 // (sealing is deterministic), so a restart does not wake every watcher.
-func Seed(ctx context.Context, kv jetstream.KeyValue, specs []bus.ServerSpec, secrets *bus.SecretKey, log *slog.Logger) error {
+//
+// A record still holding a literal credential (written before credentials
+// were sealed), config-made or API-made, is written again sealed, and, with
+// js, its earlier revisions are purged from the bucket's history, so no
+// plain-text copy stays behind.
+func Seed(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, specs []bus.ServerSpec, secrets *bus.SecretKey, log *slog.Logger) error {
 	want := make(map[string]bool, len(specs))
 	for _, s := range specs {
 		s.Source = "config"
@@ -33,11 +38,15 @@ func Seed(ctx context.Context, kv jetstream.KeyValue, specs []bus.ServerSpec, se
 		if err != nil {
 			return err
 		}
-		if cur, err := kv.Get(ctx, s.Name); err == nil && string(cur.Value()) == string(data) {
+		cur, err := kv.Get(ctx, s.Name)
+		if err == nil && string(cur.Value()) == string(data) {
 			continue
 		}
 		if _, err := kv.Put(ctx, s.Name, data); err != nil {
 			return fmt.Errorf("registry: store server %q: %w", s.Name, err)
+		}
+		if err == nil && plainText(cur.Value()) {
+			purgeHistory(ctx, js, s.Name, log)
 		}
 	}
 	keys, err := kv.ListKeys(ctx)
@@ -55,6 +64,12 @@ func Seed(ctx context.Context, kv jetstream.KeyValue, specs []bus.ServerSpec, se
 			return fmt.Errorf("registry: read server %q: %w", name, err)
 		}
 		var s bus.ServerSpec
+		if json.Unmarshal(e.Value(), &s) == nil && s.Source != "config" && len(bus.LiteralSecrets(s)) > 0 && secrets != nil {
+			if err := reseal(ctx, js, kv, s, e.Revision(), secrets, log); err != nil {
+				return err
+			}
+			continue
+		}
 		if json.Unmarshal(e.Value(), &s) == nil && s.Source == "config" {
 			if err := kv.Delete(ctx, name); err != nil {
 				return fmt.Errorf("registry: remove server %q: %w", name, err)
@@ -63,4 +78,42 @@ func Seed(ctx context.Context, kv jetstream.KeyValue, specs []bus.ServerSpec, se
 		}
 	}
 	return nil
+}
+
+// plainText reports whether a stored record holds a literal credential.
+func plainText(value []byte) bool {
+	var s bus.ServerSpec
+	return json.Unmarshal(value, &s) == nil && len(bus.LiteralSecrets(s)) > 0
+}
+
+// reseal writes an API-made record from before sealing again, sealed, and
+// purges its plain-text revisions.
+func reseal(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, s bus.ServerSpec, rev uint64, secrets *bus.SecretKey, log *slog.Logger) error {
+	sealed, err := secrets.Seal(s)
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	data, _ := json.Marshal(sealed)
+	if _, err := kv.Update(ctx, s.Name, data, rev); err != nil {
+		log.Warn("registry: could not seal the credentials of a stored server; will try at the next start", "server", s.Name, "err", err)
+		return nil
+	}
+	purgeHistory(ctx, js, s.Name, log)
+	log.Info("registry: sealed the credentials of a server stored before sealing", "server", s.Name)
+	return nil
+}
+
+// purgeHistory drops every revision of name but the latest from the
+// servers bucket's stream.
+func purgeHistory(ctx context.Context, js jetstream.JetStream, name string, log *slog.Logger) {
+	if js == nil {
+		return
+	}
+	st, err := js.Stream(ctx, "KV_"+bus.BucketServers)
+	if err == nil {
+		err = st.Purge(ctx, jetstream.WithPurgeSubject("$KV."+bus.BucketServers+"."+name), jetstream.WithPurgeKeep(1))
+	}
+	if err != nil {
+		log.Warn("registry: could not purge a server's plain-text history", "server", name, "err", err)
+	}
 }

@@ -37,7 +37,7 @@ func startRegistry(t *testing.T, o registry.Options, seed ...bus.ServerSpec) *re
 	if o.Secrets == nil {
 		o.Secrets = testKey
 	}
-	if err := registry.Seed(ctx, kv, seed, o.Secrets, slog.Default()); err != nil {
+	if err := registry.Seed(ctx, js, kv, seed, o.Secrets, slog.Default()); err != nil {
 		t.Fatal(err)
 	}
 	cache, err := bus.WatchServers(ctx, kv, slog.Default())

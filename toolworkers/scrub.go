@@ -44,6 +44,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,6 +105,15 @@ func (w *Worker) scrubberFor(header http.Header) *scrubber {
 		}
 		if o := w.up.OAuth2; o != nil {
 			values = append(values, o.ClientSecret)
+			values = append(values, urlSecrets(o.TokenURL)...)
+		}
+		if w.up.URL != nil {
+			values = append(values, urlSecrets(w.up.URL.String())...)
+		}
+		for _, kv := range w.up.Env { // NAME=value
+			if name, v, ok := strings.Cut(kv, "="); ok && secretName(name) {
+				values = append(values, v)
+			}
 		}
 	}
 	s := &scrubber{static: newSecretSet(values)}
@@ -685,3 +695,37 @@ func (l *signatureLog) text(msg string) string {
 }
 
 func isLowerHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
+
+// urlSecrets are the credentials a URL carries: its password, user:password
+// and that as HTTP Basic sends it (Go sends a URL's user that way), and each
+// query value (api_key=..., token=...).
+func urlSecrets(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	if u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			userpass := u.User.Username() + ":" + pw
+			out = append(out, pw, userpass, base64.StdEncoding.EncodeToString([]byte(userpass)))
+		}
+	}
+	for _, vs := range u.Query() {
+		out = append(out, vs...)
+	}
+	return out
+}
+
+// secretName reports whether a stdio env variable's name says it holds a
+// credential. Only those are scrubbed: other values (HOME, PATH, a region)
+// appear in ordinary answers, and scrubbing them would corrupt them.
+func secretName(name string) bool {
+	n := strings.ToUpper(name)
+	for _, w := range []string{"TOKEN", "KEY", "SECRET", "PASS", "PWD", "AUTH", "CRED", "COOKIE", "SESSION"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -278,5 +279,32 @@ func BenchmarkScrubResult(b *testing.B) {
 				_ = s.json(c.in)
 			}
 		})
+	}
+}
+
+// Credentials that reach the upstream other than as headers (found by the
+// attack review): a URL's user and password (sent as HTTP Basic) and its
+// query values, the OAuth2 token URL's, and stdio env values whose names say
+// they are credentials. Other env values (paths) are left alone.
+func TestScrubURLAndEnvCredentials(t *testing.T) {
+	u, _ := url.Parse("http://urluser:urlpass-secret-1234@127.0.0.1:1/mcp?api_key=url-query-secret-xyz&page=1")
+	w := &Worker{up: &config.Upstream{Name: "s", URL: u,
+		OAuth2: &config.OAuth2{TokenURL: "https://idp.example/token?client_assertion=token-url-secret-42", ClientSecret: "client-secret-0001"},
+		Env:    []string{"API_TOKEN=stdio-env-secret-abcdef", "HOME=/home/mcpbus-user", "DB_PASSWORD=db-password-000"}}}
+	s := w.scrubberFor(nil)
+	if s == nil {
+		t.Fatal("nothing to scrub")
+	}
+	in := `{"error":{"code":-1,"message":"rejected urlpass-secret-1234 url-query-secret-xyz token-url-secret-42 stdio-env-secret-abcdef db-password-000 ` +
+		`Basic dXJsdXNlcjp1cmxwYXNzLXNlY3JldC0xMjM0 client-secret-0001 home=/home/mcpbus-user"}}`
+	out := string(s.json([]byte(in)))
+	for _, secret := range []string{"urlpass-secret-1234", "url-query-secret-xyz", "token-url-secret-42", "stdio-env-secret-abcdef",
+		"db-password-000", "dXJsdXNlcjp1cmxwYXNzLXNlY3JldC0xMjM0", "client-secret-0001"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("%q not scrubbed: %s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "/home/mcpbus-user") {
+		t.Errorf("a path in env was scrubbed: %s", out)
 	}
 }

@@ -194,7 +194,7 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 		if kv, err = bus.ServersBucket(ctx, rjs); err != nil {
 			return nil, err
 		}
-		if err := registry.Seed(ctx, kv, o.Config.Servers, g.secrets, o.Log); err != nil {
+		if err := registry.Seed(ctx, rjs, kv, o.Config.Servers, g.secrets, o.Log); err != nil {
 			return nil, err
 		}
 	}
