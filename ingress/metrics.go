@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -157,6 +158,12 @@ func (g *Ingress) meterHTTP(h http.Handler) http.Handler {
 			// cost: probes and scrapes, which log nothing, skip it.
 			info.id = nuid.Next() // made here, so handler goroutines only read it
 			inner = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
+			if r.Body != nil && r.Body != http.NoBody {
+				// On the handler's copy only: net/http's own handling of
+				// an unread body looks at the request it made.
+				info.body.ReadCloser = r.Body
+				inner.Body, info.sw.body = &info.body, &info.body
+			}
 		}
 		h.ServeHTTP(sw, inner)
 		// The mux records the pattern it matched on the request it was given;
@@ -214,9 +221,10 @@ func (g *Ingress) accessLog(r *http.Request, info *reqInfo, route string, status
 
 // reqInfo is what the handlers tell the access log about one HTTP request.
 type reqInfo struct {
-	sw  statusWriter
-	id  string
-	req *request // the admitted MCP request, if any
+	sw   statusWriter
+	body trackedBody
+	id   string
+	req  *request // the admitted MCP request, if any
 }
 
 type reqInfoKey struct{}
@@ -281,24 +289,46 @@ func methodLabel(m string) string {
 }
 
 // statusWriter records the status a handler answers with. It keeps Flush
-// (SSE) and Unwrap (http.ResponseController) working.
+// (SSE) and Unwrap (http.ResponseController) working. An answer given before
+// the request's body was read (a refused key, a bad header) closes the
+// connection: net/http would otherwise read up to 256 KiB of the unread body
+// before it writes the answer, with no deadline, so a client trickling it
+// could hold the connection (and get no answer) for as long as it liked.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	body   *trackedBody // nil: the request has no body
 }
 
 func (s *statusWriter) WriteHeader(code int) {
 	if s.status == 0 && code >= 200 {
 		s.status = code
+		if s.body != nil && !s.body.done {
+			s.Header().Set("Connection", "close")
+		}
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
 
 func (s *statusWriter) Write(b []byte) (int, error) {
 	if s.status == 0 {
-		s.status = http.StatusOK
+		s.WriteHeader(http.StatusOK)
 	}
 	return s.ResponseWriter.Write(b)
+}
+
+// trackedBody notes when a request body has been read to its end.
+type trackedBody struct {
+	io.ReadCloser
+	done bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF { // not on a timeout: the rest is still unread
+		b.done = true
+	}
+	return n, err
 }
 
 func (s *statusWriter) Flush() {
