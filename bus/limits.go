@@ -24,6 +24,13 @@ const (
 	MaxHeaderValue = 16 << 10
 	// MaxIDLen bounds a JSON-RPC id (its JSON text).
 	MaxIDLen = 1024
+	// A downstream session's record (BucketSessions) stays small, so no
+	// caller can fill the session store: at most MaxSubscriptions resource
+	// subscriptions of URIs of at most MaxURILen bytes, and at most
+	// MaxSessionsPerKey open sessions per virtual key.
+	MaxSubscriptions  = 64
+	MaxURILen         = 2048
+	MaxSessionsPerKey = 500
 )
 
 // ValidToken reports whether s can be one NATS subject token and one KV key:

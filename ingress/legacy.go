@@ -50,6 +50,10 @@ func (g *Ingress) serveLegacyStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, nil, e)
 		return
 	}
+	if e := g.mayOpenSession(id); e != nil {
+		writeError(w, nil, e)
+		return
+	}
 	class := g.ipClass(r)
 	sess := newSession(bus.Envelope{Caller: id, Servers: servers, IPClass: class}, legacyVersion, nil)
 	if err := g.sessions.add(r.Context(), sess); err != nil {
@@ -115,6 +119,10 @@ func (g *Ingress) serveLegacyMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.attach(sess)
+	if e := req.checkSessionChange(); e != nil {
+		writeError(w, req.msg.ID, e)
+		return
+	}
 	req.env.Stream = bus.SessionSubject(sid)
 	if req.msg.Method == "initialize" {
 		req.env.ClientCapabilities = envelopeCapabilities(initCapabilities(req.msg.Params))

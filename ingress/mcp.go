@@ -110,6 +110,9 @@ func (g *Ingress) admit(w http.ResponseWriter, r *http.Request, pathServer strin
 		return req, e
 	}
 	if req.msg.Method == "initialize" {
+		if e := g.mayOpenSession(id); e != nil {
+			return req, e
+		}
 		req.env.ClientCapabilities = envelopeCapabilities(initCapabilities(req.msg.Params))
 		return req, req.env.Validate()
 	}
@@ -122,7 +125,40 @@ func (g *Ingress) admit(w http.ResponseWriter, r *http.Request, pathServer strin
 		return req, e
 	}
 	req.attach(sess)
+	if e := req.checkSessionChange(); e != nil {
+		return req, e
+	}
 	return req, req.env.Validate()
+}
+
+// mayOpenSession refuses a new session to a virtual key that holds
+// bus.MaxSessionsPerKey already: sessions live in a shared store, which one
+// key must not be able to fill for everyone (the master key and open mode
+// are not limited).
+func (g *Ingress) mayOpenSession(id bus.Identity) *bus.Error {
+	if id.Admin || id.KeyID == "anonymous" {
+		return nil
+	}
+	if n := g.sessions.countFor(id.KeyID); n >= bus.MaxSessionsPerKey {
+		return bus.Errorf(bus.ErrRateLimited, "key '%s' holds %d open sessions, the most one key may: end some (DELETE) or let them expire", id.Name(), n)
+	}
+	return nil
+}
+
+// checkSessionChange bounds what a message may add to its session's record
+// (a resource subscription), before it reaches the upstream.
+func (req *request) checkSessionChange() *bus.Error {
+	if req.msg.Method != "resources/subscribe" {
+		return nil
+	}
+	uri, _, _ := bus.StringField(req.msg.Params, "uri")
+	if len(uri) > bus.MaxURILen {
+		return bus.Errorf(bus.ErrInvalidParams, "resources/subscribe: params.uri is longer than %d bytes", bus.MaxURILen)
+	}
+	if subs := req.sess.rec.Subscriptions; len(subs) >= bus.MaxSubscriptions && !slices.Contains(subs, uri) {
+		return bus.Errorf(bus.ErrInvalidParams, "resources/subscribe: this session has %d subscriptions, the most one may hold; unsubscribe first", len(subs))
+	}
+	return nil
 }
 
 // checkMedia checks the media types of a POSTed message; sse reports whether

@@ -144,6 +144,20 @@ func (s *sessionStore) cached(id string) *session {
 	return s.m[id]
 }
 
+// countFor is how many sessions of keyID this process knows (with a bucket:
+// every replica's, fed by the watch).
+func (s *sessionStore) countFor(keyID string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, sess := range s.m {
+		if sess.rec.KeyID == keyID {
+			n++
+		}
+	}
+	return n
+}
+
 // add stores a new session.
 func (s *sessionStore) add(ctx context.Context, sess *session) error {
 	sess.used.Store(time.Now().UnixNano())

@@ -31,6 +31,10 @@ import (
 //     on bus.SubjectSessionClosed (best effort: if that process is gone,
 //     nobody does).
 
+// sessionsMaxBytes bounds the sessions bucket (some 100,000 sessions of
+// ordinary size).
+const sessionsMaxBytes = 256 << 20
+
 // sessionRefreshDivisor sets refresh = ttl / sessionRefreshDivisor (5
 // minutes for the one-hour default).
 const sessionRefreshDivisor = 12
@@ -45,6 +49,11 @@ func openSessionStore(ctx context.Context, js jetstream.JetStream, ttl time.Dura
 		TTL:            ttl,
 		Storage:        jetstream.FileStorage,
 		LimitMarkerTTL: time.Minute,
+		// Bounded, so no caller fills the store for everyone: a record holds
+		// at most 16 KiB of capabilities and 64 subscriptions of 2 KiB URIs
+		// (bus.MaxSubscriptions), a virtual key at most 500 sessions.
+		MaxValueSize: 256 << 10,
+		MaxBytes:     sessionsMaxBytes,
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
 	if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
