@@ -19,8 +19,10 @@ lint:
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 	@echo "lint: gofmt and go vet clean over $(words $(MODULES)) modules"
 
+# Every module, even after a failure; then fail naming the modules that failed.
 unit:
-	@for m in $(MODULES); do (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
+	@failed=""; for m in $(MODULES); do (cd $$m && $(GO) test -race -count=1 ./...) || failed="$$failed $${m#$(CURDIR)/}"; done; \
+	if [ -n "$$failed" ]; then echo "unit: tests failed in:$$failed"; exit 1; fi
 
 # Fuzz targets, one per line: <package dir>:<FuzzName>. `make unit` runs each
 # one's seeds and testdata/fuzz/<FuzzName> corpus as ordinary tests;

@@ -176,7 +176,7 @@ func (r *revocations) wait(t *testing.T, token string, d time.Duration) {
 func known(t *testing.T, token string, insts ...instance) {
 	t.Helper()
 	for _, in := range insts {
-		bustest.Eventually(t, time.Second, "replica knows "+prefix(token)+" and its team", func() bool {
+		bustest.Eventually(t, 30*time.Second, "replica knows "+prefix(token)+" and its team", func() bool {
 			in.store.mu.RLock()
 			defer in.store.mu.RUnlock()
 			k, ok := in.store.keys[token]
@@ -365,7 +365,7 @@ func TestExpiredKey(t *testing.T) {
 	if e == nil || e.Kind != bus.ErrUnauthorized || e.Message != want {
 		t.Fatalf("expired key: %v, want %q", e, want)
 	}
-	rev.wait(t, g.Token, time.Second)
+	rev.wait(t, g.Token, 30*time.Second)
 	time.Sleep(150 * time.Millisecond)
 	if n := rev.count(g.Token); n != 1 {
 		t.Fatalf("expiry announced %d times by one replica, want once", n)
@@ -383,7 +383,7 @@ func TestExpiredKey(t *testing.T) {
 	if e == nil || !strings.Contains(e.Message, "key '"+g2.Token[:8]+"' expired at") || strings.Contains(e.Message, g2.Token) {
 		t.Fatalf("expired key without alias: %v", e)
 	}
-	rev.wait(t, g2.Token, time.Second)
+	rev.wait(t, g2.Token, 30*time.Second)
 }
 
 func TestBlockedKeyAndTeam(t *testing.T) {
@@ -408,7 +408,7 @@ func TestBlockedKeyAndTeam(t *testing.T) {
 	if _, e := verifyBus(t, a.nc, g.Key); e == nil || e.Message != "unauthorized: key 'dev' is blocked" {
 		t.Fatalf("blocked key: %v", e)
 	}
-	rev.wait(t, g.Token, time.Second)
+	rev.wait(t, g.Token, 30*time.Second)
 	mustCall(t, a.nc, bus.SubjectKeyUpdate, map[string]any{"key": g.Key, "blocked": false}, nil)
 	if _, e := verifyBus(t, a.nc, g.Key); e != nil {
 		t.Fatalf("unblocked key: %v", e)
@@ -421,7 +421,7 @@ func TestBlockedKeyAndTeam(t *testing.T) {
 	if e == nil || e.Kind != bus.ErrUnauthorized || !strings.Contains(e.Message, "team 'Platform'") || !strings.Contains(e.Message, "blocked") {
 		t.Fatalf("blocked team: %v", e)
 	}
-	bustest.Eventually(t, time.Second, "revocation on team block", func() bool { return rev.count(g.Token) > before })
+	bustest.Eventually(t, 30*time.Second, "revocation on team block", func() bool { return rev.count(g.Token) > before })
 	if _, e := verifyBus(t, a.nc, other.Key); e != nil {
 		t.Fatalf("a key of no team suffers from a team block: %v", e)
 	}
@@ -463,7 +463,7 @@ func TestOrphanKeyDoesNotVerify(t *testing.T) {
 	if err := a.store.teamsKV.Delete(context.Background(), "t1"); err != nil {
 		t.Fatal(err)
 	}
-	bustest.Eventually(t, time.Second, "orphan refused", func() bool {
+	bustest.Eventually(t, 30*time.Second, "orphan refused", func() bool {
 		_, e := a.verify(g.Token)
 		return e != nil && strings.Contains(e.Message, "no longer exists")
 	})
@@ -489,7 +489,7 @@ func TestDeleteReachesSecondInstance(t *testing.T) {
 	}
 	// A key made on A after B started reaches B through the watch.
 	g4 := generate(t, a.nc, map[string]any{"key_alias": "four"})
-	bustest.Eventually(t, time.Second, "new key on B", func() bool { _, e := b.verify(g4.Token); return e == nil })
+	bustest.Eventually(t, 30*time.Second, "new key on B", func() bool { _, e := b.verify(g4.Token); return e == nil })
 
 	var del struct {
 		Keys []string `json:"deleted_keys"`
@@ -505,8 +505,8 @@ func TestDeleteReachesSecondInstance(t *testing.T) {
 		t.Fatalf("deleted: %s", body)
 	}
 	for _, g := range []generated{g1, g2} {
-		rev.wait(t, g.Token, time.Second)
-		bustest.Eventually(t, time.Second, "B refuses a deleted key", func() bool {
+		rev.wait(t, g.Token, 30*time.Second)
+		bustest.Eventually(t, 30*time.Second, "B refuses a deleted key", func() bool {
 			_, e := b.verify(g.Token)
 			return e != nil && e.Message == "unauthorized: invalid API key"
 		})
@@ -514,8 +514,8 @@ func TestDeleteReachesSecondInstance(t *testing.T) {
 	if _, e := a.keyDelete(context.Background(), []byte(`{"key_aliases":["four"]}`)); e != nil {
 		t.Fatal(e)
 	}
-	rev.wait(t, g4.Token, time.Second)
-	bustest.Eventually(t, time.Second, "B refuses a deleted key", func() bool { _, e := b.verify(g4.Token); return e != nil })
+	rev.wait(t, g4.Token, 30*time.Second)
+	bustest.Eventually(t, 30*time.Second, "B refuses a deleted key", func() bool { _, e := b.verify(g4.Token); return e != nil })
 	if _, e := b.verify(g3.Token); e != nil {
 		t.Fatalf("an untouched key: %v", e)
 	}
@@ -538,7 +538,7 @@ func TestUpdateReachesSecondInstance(t *testing.T) {
 	if _, e := a.keyUpdate(context.Background(), []byte(fmt.Sprintf(`{"key":%q,"mcp_servers":["only"]}`, g.Key))); e != nil {
 		t.Fatal(e)
 	}
-	bustest.Eventually(t, time.Second, "B applies the update", func() bool {
+	bustest.Eventually(t, 30*time.Second, "B applies the update", func() bool {
 		id, e := b.verify(g.Token)
 		return e == nil && fmt.Sprint(id.Permissions.Servers) == "[only]"
 	})
@@ -679,7 +679,7 @@ func TestConcurrentUpdatesAreNotLost(t *testing.T) {
 	}
 	// Same for teams.
 	mustCall(t, a.nc, bus.SubjectTeamNew, map[string]any{"team_id": "race"}, nil)
-	bustest.Eventually(t, time.Second, "B knows the team", func() bool {
+	bustest.Eventually(t, 30*time.Second, "B knows the team", func() bool {
 		b.store.mu.RLock()
 		defer b.store.mu.RUnlock()
 		_, ok := b.store.teams["race"]

@@ -26,7 +26,7 @@ func TestAnswerSwitchesToSSEWhenAStreamMessageComesFirst(t *testing.T) {
 	h := newHarness(t, Options{}, func(h *harness, rq routed) {
 		go func() {
 			_ = h.bus.Publish(rq.env.Stream, []byte(`{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}`))
-			_, err := h.bus.Request(rq.env.Stream, []byte(`{"jsonrpc":"2.0","id":"mcpbus-s2c.w1.1","method":"sampling/createMessage","params":{}}`), bus.DeliveryAckTimeout)
+			_, err := h.bus.Request(rq.env.Stream, []byte(`{"jsonrpc":"2.0","id":"mcpbus-s2c.w1.1","method":"sampling/createMessage","params":{}}`), 10*time.Second)
 			acked <- err
 			rq.respond(`{"content":[{"type":"text","text":"done"}]}`)
 		}()
@@ -183,19 +183,18 @@ func TestFailedSubscribeNotRecorded(t *testing.T) {
 	}
 }
 
-// With no router on the bus the answer is at once a 503 naming it.
+// With no router on the bus the answer is at once a 503 naming it. "At
+// once": the ingress knows from NATS's no-responders answer, which is what
+// "router is not running" reports; waiting for an answer would end in a
+// timeout error after the ingress's 10 min bound instead.
 func TestNoRouter(t *testing.T) {
 	ns := bustest.Server(t)
 	fakeVerify(t, bustest.Conn(t, ns))
 	h := &harness{t: t, ns: ns}
 	_, url := h.startIngress(Options{})
-	start := time.Now()
 	resp, body := rpcPost(t, url+"/mcp", userKey, testInit)
 	_, msg, code := rpcError(t, body)
 	if resp.StatusCode != http.StatusServiceUnavailable || code != "MCPBUS_SERVICE_UNAVAILABLE" || !strings.Contains(msg, "router is not running") {
 		t.Fatalf("HTTP %d %s", resp.StatusCode, body)
-	}
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("took %s to notice there is no router", took)
 	}
 }

@@ -93,7 +93,7 @@ func TestGETStreamDelivers(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("GET: HTTP %d %v", resp.StatusCode, resp.Header)
 	}
-	if e := ev.next(t, time.Second); e.id == "" || e.retry == "" || e.data != "" {
+	if e := ev.next(t, 10*time.Second); e.id == "" || e.retry == "" || e.data != "" {
 		t.Fatalf("first event %+v, want the priming event", e)
 	}
 	// Messages from a server the stream's (external) caller cannot see, or
@@ -109,27 +109,27 @@ func TestGETStreamDelivers(t *testing.T) {
 		_ = h.bus.PublishMsg(&nats.Msg{Subject: bus.SessionSubject(sid), Header: from(server),
 			Data: []byte(`{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"hidden"}}`)})
 		reply, err := h.bus.RequestMsg(&nats.Msg{Subject: bus.SessionSubject(sid), Header: from(server),
-			Data: []byte(`{"jsonrpc":"2.0","id":"mcpbus-s2c.w.9","method":"roots/list"}`)}, bus.DeliveryAckTimeout)
+			Data: []byte(`{"jsonrpc":"2.0","id":"mcpbus-s2c.w.9","method":"roots/list"}`)}, 10*time.Second)
 		if e := bus.ReplyError(reply); err != nil || e == nil || e.Kind != bus.ErrNotPermitted {
 			t.Fatalf("a request from %q on the stream of a caller who may not see it: %v %v, want NOT_PERMITTED", server, err, e)
 		}
 	}
 	_ = h.bus.PublishMsg(&nats.Msg{Subject: bus.SessionSubject(sid), Header: from("github"),
 		Data: []byte(`{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"hi"}}`)})
-	if e := ev.nextMessage(t, time.Second); !strings.Contains(e.data, `"data":"hi"`) || e.id == "" {
+	if e := ev.nextMessage(t, 10*time.Second); !strings.Contains(e.data, `"data":"hi"`) || e.id == "" {
 		t.Fatalf("event %+v (the hidden server's messages must not come first)", e)
 	}
 	reply, err := h.bus.RequestMsg(&nats.Msg{Subject: bus.SessionSubject(sid), Header: from("github"),
-		Data: []byte(`{"jsonrpc":"2.0","id":"mcpbus-s2c.w.1","method":"roots/list"}`)}, bus.DeliveryAckTimeout)
+		Data: []byte(`{"jsonrpc":"2.0","id":"mcpbus-s2c.w.1","method":"roots/list"}`)}, 10*time.Second)
 	if err != nil || bus.ReplyError(reply) != nil {
 		t.Fatalf("a server-to-client request on the GET stream was not acknowledged: %v %v", err, bus.ReplyError(reply))
 	}
-	if e := ev.nextMessage(t, time.Second); !strings.Contains(e.data, `"roots/list"`) {
+	if e := ev.nextMessage(t, 10*time.Second); !strings.Contains(e.data, `"roots/list"`) {
 		t.Fatalf("event %+v", e)
 	}
 	keepalive := false
-	for deadline := time.Now().Add(time.Second); !keepalive && time.Now().Before(deadline); {
-		keepalive = ev.next(t, time.Second).comment == "keepalive"
+	for deadline := time.Now().Add(10 * time.Second); !keepalive && time.Now().Before(deadline); {
+		keepalive = ev.next(t, 10*time.Second).comment == "keepalive"
 	}
 	if !keepalive {
 		t.Fatal("no keepalive comment on an idle stream")
@@ -140,8 +140,8 @@ func TestGETStreamDelivers(t *testing.T) {
 	if del.StatusCode != http.StatusOK {
 		t.Fatalf("DELETE: HTTP %d", del.StatusCode)
 	}
-	ev.ended(t, time.Second)
-	m, err := closed.NextMsg(time.Second)
+	ev.ended(t, 10*time.Second)
+	m, err := closed.NextMsg(10 * time.Second)
 	if err != nil || string(m.Data) != sid {
 		t.Fatalf("session end announced as %v %v, want %s", m, err, sid)
 	}
@@ -201,7 +201,7 @@ func TestNotificationsFanOut(t *testing.T) {
 	for _, st := range streams {
 		var got []string
 		for range st.want {
-			e := st.ev.nextMessage(t, 2*time.Second)
+			e := st.ev.nextMessage(t, 10*time.Second)
 			var m struct {
 				Params struct {
 					Tag string `json:"tag"`

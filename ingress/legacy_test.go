@@ -31,7 +31,7 @@ func TestLegacySSERoundTrip(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("GET /sse/github: HTTP %d", resp.StatusCode)
 	}
-	endpoint := ev.next(t, time.Second)
+	endpoint := ev.next(t, 10*time.Second)
 	if endpoint.event != "endpoint" || !strings.HasPrefix(endpoint.data, "/messages?session_id=") {
 		t.Fatalf("first event %+v, want the endpoint event", endpoint)
 	}
@@ -46,7 +46,7 @@ func TestLegacySSERoundTrip(t *testing.T) {
 	if st, b := post(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{"sampling":{}},"clientInfo":{"name":"old","version":"1"}}}`); st != http.StatusAccepted || b != "" {
 		t.Fatalf("initialize: HTTP %d %q, want 202 and no body", st, b)
 	}
-	if e := ev.nextMessage(t, time.Second); e.event != "message" || !strings.Contains(e.data, `"protocolVersion":"2025-03-26"`) {
+	if e := ev.nextMessage(t, 10*time.Second); e.event != "message" || !strings.Contains(e.data, `"protocolVersion":"2025-03-26"`) {
 		t.Fatalf("initialize answer %+v", e)
 	}
 	if sess := h.g.sessions.cached(sid); sess.rec.Version != "2025-03-26" || string(sess.rec.Capabilities) != `{"sampling":{}}` {
@@ -58,10 +58,10 @@ func TestLegacySSERoundTrip(t *testing.T) {
 	if st, _ := post(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo"}}`); st != http.StatusAccepted {
 		t.Fatalf("tools/call: HTTP %d", st)
 	}
-	if e := ev.nextMessage(t, time.Second); !strings.Contains(e.data, `"notifications/progress"`) {
+	if e := ev.nextMessage(t, 10*time.Second); !strings.Contains(e.data, `"notifications/progress"`) {
 		t.Fatalf("progress %+v", e)
 	}
-	if e := ev.nextMessage(t, time.Second); !strings.Contains(e.data, `"id":2,"result"`) {
+	if e := ev.nextMessage(t, 10*time.Second); !strings.Contains(e.data, `"id":2,"result"`) {
 		t.Fatalf("tools/call answer %+v", e)
 	}
 	call := h.received("tools/call")[0]
@@ -93,7 +93,7 @@ func TestLegacySSERoundTrip(t *testing.T) {
 
 	// Closing the stream ends the session.
 	resp.Body.Close()
-	m, err := closed.NextMsg(2 * time.Second)
+	m, err := closed.NextMsg(10 * time.Second)
 	if err != nil || string(m.Data) != sid {
 		t.Fatalf("end of the legacy session announced as %v %v", m, err)
 	}

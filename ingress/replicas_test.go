@@ -37,7 +37,7 @@ func TestSessionAcrossIngressReplicas(t *testing.T) {
 	}
 	// A subscription recorded through the first reaches the second.
 	rpcPost(t, urlA+"/mcp/github", s, `{"jsonrpc":"2.0","id":3,"method":"resources/subscribe","params":{"uri":"file:///z"}}`)
-	bustest.Eventually(t, 2*time.Second, "the subscription reaches the second ingress", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the subscription reaches the second ingress", func() bool {
 		c := b.sessions.cached(sid)
 		return c != nil && c.subscribed("file:///z")
 	})
@@ -48,14 +48,14 @@ func TestSessionAcrossIngressReplicas(t *testing.T) {
 	}
 	_ = h.bus.PublishMsg(&nats.Msg{Subject: bus.SessionSubject(sid), Header: nats.Header{bus.HeaderServer: {"github"}},
 		Data: []byte(`{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"x"}}`)})
-	ev.nextMessage(t, time.Second)
+	ev.nextMessage(t, 10*time.Second)
 
 	del := do(t, http.MethodDelete, urlB+"/mcp", s, "")
 	del.Body.Close()
 	if del.StatusCode != http.StatusOK {
 		t.Fatalf("DELETE on the second: HTTP %d", del.StatusCode)
 	}
-	ev.ended(t, 2*time.Second)
+	ev.ended(t, 10*time.Second)
 	for _, url := range []string{urlA, urlB} {
 		if resp, _ := rpcPost(t, url+"/mcp/github", s, toolsCall); resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("%s after DELETE: HTTP %d, want 404", url, resp.StatusCode)

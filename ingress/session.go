@@ -73,13 +73,17 @@ type sessionStore struct {
 	kv      jetstream.KeyValue // nil: memory only
 	refresh time.Duration      // bucket: rewrite a used session's record after this long
 	watch   jetstream.KeyWatcher
+	now     func() time.Time // sessionClock when made
 }
+
+// sessionClock is where new session stores read the time; a test moves it.
+var sessionClock = time.Now
 
 // newSessionStore keeps sessions in this process, ending those idle for ttl.
 // ended (nil: nothing) is told about every session that ends.
 func newSessionStore(ttl time.Duration, ended func(id string, publish bool)) *sessionStore {
 	s := &sessionStore{m: map[string]*session{}, ttl: ttl, stop: make(chan struct{}), log: slog.Default(),
-		ended: orNoop(ended)}
+		ended: orNoop(ended), now: sessionClock}
 	go s.sweep()
 	return s
 }
@@ -98,7 +102,7 @@ func (s *sessionStore) get(ctx context.Context, id, keyID string) (*session, err
 	if sess == nil || sess.rec.KeyID != keyID {
 		return nil, err
 	}
-	now := time.Now()
+	now := s.now()
 	if s.kv == nil {
 		sess.used.Store(now.UnixNano())
 		return sess, nil
@@ -160,7 +164,7 @@ func (s *sessionStore) countFor(keyID string) int {
 
 // add stores a new session.
 func (s *sessionStore) add(ctx context.Context, sess *session) error {
-	sess.used.Store(time.Now().UnixNano())
+	sess.used.Store(s.now().UnixNano())
 	if s.kv != nil {
 		if err := s.create(ctx, sess); err != nil {
 			return err
@@ -215,7 +219,8 @@ func (s *sessionStore) sweep() {
 		select {
 		case <-s.stop:
 			return
-		case now := <-t.C:
+		case <-t.C:
+			now := s.now()
 			var idle []string
 			s.mu.Lock()
 			for id, sess := range s.m {

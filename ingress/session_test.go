@@ -22,6 +22,35 @@ func newTestStore(t *testing.T) *sessionStore {
 	return s
 }
 
+// testClock is a clock the test moves: base (zero: time.Now()) plus offset.
+type testClock struct {
+	mu     sync.Mutex
+	base   time.Time
+	offset time.Duration
+}
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.base.IsZero() {
+		return time.Now().Add(c.offset)
+	}
+	return c.base.Add(c.offset)
+}
+
+func (c *testClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+// useClock makes the session stores made during the test read c.
+func useClock(t *testing.T, c *testClock) {
+	old := sessionClock
+	sessionClock = c.now
+	t.Cleanup(func() { sessionClock = old })
+}
+
 func mustGet(t *testing.T, s *sessionStore, id, key string) *session {
 	t.Helper()
 	sess, err := s.get(bg, id, key)
@@ -102,19 +131,38 @@ func (e *endings) of(id string) (ended, published bool) {
 }
 
 // In memory, a session idle for the TTL ends and its end is announced; one
-// in use stays.
+// in use stays. The store's clock is the test's, moved 50 ms at a time, the
+// busy session used after each step. After each move the test waits for a
+// sweep (the sweeper runs on its own ticker): it adds a canary session last
+// used long ago and waits until it ends. So every step is judged by a sweep,
+// whenever it runs: the busy session (idle 50 ms) stays, the idle one stays
+// until its 150 ms have passed and ends at the first sweep after.
 func TestSessionIdleExpiry(t *testing.T) {
+	clock := &testClock{base: time.Unix(1_000_000, 0)}
+	useClock(t, clock)
 	var e endings
-	s := newSessionStore(150*time.Millisecond, e.ended)
+	ttl := 150 * time.Millisecond
+	s := newSessionStore(ttl, e.ended)
 	t.Cleanup(s.close)
 	idle := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
 	busy := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
 	_ = s.add(bg, idle)
 	_ = s.add(bg, busy)
-	for i := 0; i < 8; i++ {
-		time.Sleep(50 * time.Millisecond)
-		if mustGet(t, s, busy.rec.ID, "k") == nil {
-			t.Fatal("a session in use expired")
+	for i := 1; i <= 8; i++ {
+		clock.add(50 * time.Millisecond)
+		canary := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
+		_ = s.add(bg, canary)
+		canary.used.Store(clock.now().Add(-time.Hour).UnixNano())
+		bustest.Eventually(t, 30*time.Second, "a sweep", func() bool { ended, _ := e.of(canary.rec.ID); return ended })
+		if s.cached(busy.rec.ID) == nil {
+			t.Fatalf("step %d: a session used 50 ms ago (of the store's clock) was swept, with a TTL of %s", i, ttl)
+		}
+		idleFor := time.Duration(i) * 50 * time.Millisecond
+		if ended, _ := e.of(idle.rec.ID); ended != (idleFor > ttl) {
+			t.Fatalf("step %d: the session idle for %s (TTL %s): ended %v", i, idleFor, ttl, ended)
+		}
+		if mustGet(t, s, busy.rec.ID, "k") == nil { // a use
+			t.Fatalf("step %d: a session in use expired", i)
 		}
 	}
 	if mustGet(t, s, idle.rec.ID, "k") != nil {
@@ -219,7 +267,7 @@ func TestSessionsSharedThroughKV(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	bustest.Eventually(t, 2*time.Second, "the change reaches the first process", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the change reaches the first process", func() bool {
 		c := a.cached(sess.rec.ID)
 		return c != nil && c.subscribed("file:///a") && c.rec.LogLevel == "warning"
 	})
@@ -230,7 +278,7 @@ func TestSessionsSharedThroughKV(t *testing.T) {
 	if c := mustGet(t, b, sess.rec.ID, "key-a"); c == nil {
 		t.Fatal("session lost")
 	}
-	bustest.Eventually(t, 2*time.Second, "both changes kept", func() bool {
+	bustest.Eventually(t, 30*time.Second, "both changes kept", func() bool {
 		c := b.cached(sess.rec.ID)
 		return c != nil && c.subscribed("file:///a") && c.rec.LogLevel == "debug"
 	})
@@ -241,7 +289,7 @@ func TestSessionsSharedThroughKV(t *testing.T) {
 	if _, published := eb.of(sess.rec.ID); !published {
 		t.Fatal("the process that ended the session did not announce it")
 	}
-	bustest.Eventually(t, 2*time.Second, "the first process hears of the end", func() bool { ended, _ := ea.of(sess.rec.ID); return ended })
+	bustest.Eventually(t, 30*time.Second, "the first process hears of the end", func() bool { ended, _ := ea.of(sess.rec.ID); return ended })
 	if _, published := ea.of(sess.rec.ID); published {
 		t.Error("the end was announced twice")
 	}
@@ -250,29 +298,73 @@ func TestSessionsSharedThroughKV(t *testing.T) {
 	}
 }
 
-// A session in use has its TTL renewed (by a rewrite every ttl/12, not per
-// request) and lives on; an idle one expires, and the process that wrote it
-// last announces the expiry.
-func TestSessionKVTTL(t *testing.T) {
+// A session in use has its TTL renewed by a rewrite once its record is
+// ttl/12 old, not per request. The stores' clock is the test's (the real one
+// plus an offset it sets); the bucket's TTL, an hour, never passes here.
+func TestSessionKVRenewedByUse(t *testing.T) {
+	clock := &testClock{}
+	useClock(t, clock)
 	ns := bustest.Server(t)
-	var ea, eb endings
-	ttl := 1200 * time.Millisecond
-	a := kvStore(t, ns, ttl, &ea)
-	b := kvStore(t, ns, ttl, &eb)
+	ttl := time.Hour // a rewrite after 5 minutes of the stores' clock
+	a := kvStore(t, ns, ttl, nil)
+	b := kvStore(t, ns, ttl, nil)
 	busy := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
-	idle := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
 	_ = a.add(bg, busy)
-	_ = a.add(bg, idle)
 	rev := busy.rev
-	for end := time.Now().Add(2 * ttl); time.Now().Before(end); time.Sleep(150 * time.Millisecond) {
+	// settled returns b's copy once no rewrite it started is under way.
+	settled := func() *session {
+		t.Helper()
+		var c *session
+		bustest.Eventually(t, 30*time.Second, "no rewrite under way", func() bool {
+			c = b.cached(busy.rec.ID)
+			return c != nil && !c.refreshing.Load()
+		})
+		return c
+	}
+	for range 20 {
 		if mustGet(t, b, busy.rec.ID, "k") == nil {
-			t.Fatal("a session in use expired")
+			t.Fatal("a session in use is not served")
 		}
 	}
-	if c := b.cached(busy.rec.ID); c == nil || c.rev <= rev || c.rev > rev+30 {
-		t.Fatalf("revision %d after %s of use from %d: want a few rewrites, not one per request", c.rev, 2*ttl, rev)
+	if c := settled(); c.rev != rev {
+		t.Fatalf("20 requests within ttl/12 of the write rewrote the record (revision %d, was %d)", c.rev, rev)
 	}
-	bustest.Eventually(t, 5*time.Second, "the idle session expires and both processes hear of it", func() bool {
+	clock.add(ttl/sessionRefreshDivisor + time.Second)
+	if mustGet(t, b, busy.rec.ID, "k") == nil {
+		t.Fatal("a session in use is not served")
+	}
+	bustest.Eventually(t, 30*time.Second, "a request past ttl/12 rewrites the record", func() bool {
+		c := b.cached(busy.rec.ID)
+		return c != nil && c.rev > rev
+	})
+	clock.add(-(ttl/sessionRefreshDivisor + time.Second)) // the rewrite is the latest write now
+	renewed := settled().rev
+	for range 20 {
+		if mustGet(t, b, busy.rec.ID, "k") == nil {
+			t.Fatal("a renewed session is not served")
+		}
+	}
+	if c := settled(); c.rev != renewed || renewed != rev+1 {
+		t.Fatalf("revisions %d -> %d -> %d: want one rewrite, not one per request", rev, renewed, c.rev)
+	}
+	bustest.Eventually(t, 30*time.Second, "the other process follows the rewrite", func() bool {
+		c := a.cached(busy.rec.ID)
+		return c != nil && c.rev == renewed
+	})
+}
+
+// An idle session expires in the bucket, and the process that wrote it last
+// announces the expiry; the other only hears of it. (The bucket's clock is
+// NATS's own: the wait is bounded only to catch an expiry that never comes.)
+func TestSessionKVIdleExpiry(t *testing.T) {
+	ns := bustest.Server(t)
+	var ea, eb endings
+	ttl := time.Second
+	a := kvStore(t, ns, ttl, &ea)
+	b := kvStore(t, ns, ttl, &eb)
+	idle := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
+	_ = a.add(bg, idle)
+	bustest.Eventually(t, 30*time.Second, "the idle session expires and both processes hear of it", func() bool {
 		x, _ := ea.of(idle.rec.ID)
 		y, _ := eb.of(idle.rec.ID)
 		return x && y

@@ -70,7 +70,7 @@ func openSessionStore(ctx context.Context, js jetstream.JetStream, ttl time.Dura
 		return nil, fmt.Errorf("watch %s: %w", bus.BucketSessions, err)
 	}
 	s := &sessionStore{m: map[string]*session{}, ttl: ttl, stop: make(chan struct{}), log: log,
-		ended: orNoop(ended), kv: kv, refresh: ttl / sessionRefreshDivisor, watch: w}
+		ended: orNoop(ended), kv: kv, refresh: ttl / sessionRefreshDivisor, watch: w, now: sessionClock}
 	go s.follow(w)
 	go s.sweep()
 	return s, nil

@@ -12,15 +12,21 @@ import (
 
 // Dropping the HTTP request is no cancellation in MCP: when a call's context
 // ends, the client tells the upstream with notifications/cancelled for the
-// request id it used, in the same session.
+// request id it used, in the same session. The context ends (cancelled, or
+// its deadline passes) once the upstream has the call.
 func TestCallContextEndSendsCancelled(t *testing.T) {
 	f := newFakeUpstream(t)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
+	arrived := make(chan struct{}, 1)
 	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
 		if m.Method == "notifications/cancelled" {
 			w.WriteHeader(http.StatusAccepted)
 			return
+		}
+		select {
+		case arrived <- struct{}{}:
+		default:
 		}
 		select { // a slow tool
 		case <-release:
@@ -30,28 +36,31 @@ func TestCallContextEndSendsCancelled(t *testing.T) {
 	c := f.client(t)
 	for _, tc := range []struct {
 		name   string
-		ctx    func() (context.Context, context.CancelFunc)
+		ctx    func() (context.Context, func())
 		reason string
 	}{
-		{"cancelled", func() (context.Context, context.CancelFunc) {
-			ctx, cancel := context.WithCancel(context.Background())
-			time.AfterFunc(100*time.Millisecond, cancel)
-			return ctx, cancel
+		{"cancelled", func() (context.Context, func()) {
+			return context.WithCancel(context.Background())
 		}, "cancelled by the gateway"},
-		{"deadline", func() (context.Context, context.CancelFunc) {
-			return context.WithTimeout(context.Background(), 100*time.Millisecond)
+		{"deadline", func() (context.Context, func()) {
+			return expiringCtx(context.Background())
 		}, "the gateway's timeout for this call expired"},
 	} {
 		before := len(f.byMethod("notifications/cancelled"))
-		ctx, cancel := tc.ctx()
-		_, err := c.Call(ctx, "tools/call", json.RawMessage(`{"name":"slow"}`), nil)
-		cancel()
-		if err == nil {
+		ctx, end := tc.ctx()
+		errc := make(chan error, 1)
+		go func() {
+			_, err := c.Call(ctx, "tools/call", json.RawMessage(`{"name":"slow"}`), nil)
+			errc <- err
+		}()
+		<-arrived
+		end()
+		if err := <-errc; err == nil {
 			t.Fatalf("%s: the call succeeded", tc.name)
 		}
 		calls := f.byMethod("tools/call")
 		want := string(calls[len(calls)-1].msg.ID)
-		deadline := time.Now().Add(2 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for len(f.byMethod("notifications/cancelled")) == before {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: no notifications/cancelled reached the upstream", tc.name)

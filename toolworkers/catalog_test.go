@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -125,11 +126,15 @@ func TestCatalogListChangedInvalidates(t *testing.T) {
 }
 
 // Twenty callers asking for the list at once, before anything is cached,
-// cause one upstream call.
+// cause one upstream call. The upstream holds that call until the other
+// nineteen have joined it, so they overlap however slow the machine is.
 func TestCatalogConcurrentFirstListsShareOneFetch(t *testing.T) {
 	up := newRelayUpstream(t)
-	up.listDelay = 300 * time.Millisecond
+	up.listHold = make(chan struct{})
+	release := sync.OnceFunc(func() { close(up.listHold) })
 	e := newRelayEnv(t, up)
+	// Registered after the upstream's Close, so it runs before it.
+	t.Cleanup(release)
 	e.toolText(t, caller("s0", "k0", ""), "echo") // open the session first
 	var wg sync.WaitGroup
 	results := make([][]byte, 20)
@@ -144,6 +149,17 @@ func TestCatalogConcurrentFirstListsShareOneFetch(t *testing.T) {
 			results[i] = a.raw
 		}()
 	}
+	joined := func() float64 {
+		return testutil.ToFloat64(e.metrics.cache.WithLabelValues(relayServer, "tools/list", cacheJoined))
+	}
+	// The outcome is counted only when a call ends: count the handlers inside
+	// the catalog's fetch instead (the leader, held upstream, and those waiting
+	// for it).
+	bustest.Eventually(t, 30*time.Second, "all 20 lists are in the catalog's fetch", func() bool {
+		buf := make([]byte, 4<<20)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "toolworkers.(*catalog).fetch(") == 20
+	})
+	release()
 	wg.Wait()
 	if n := e.up.count("tools/list"); n != 1 {
 		t.Fatalf("upstream got %d tools/list for 20 concurrent callers, want 1", n)
@@ -154,9 +170,8 @@ func TestCatalogConcurrentFirstListsShareOneFetch(t *testing.T) {
 		}
 	}
 	miss := testutil.ToFloat64(e.metrics.cache.WithLabelValues(relayServer, "tools/list", cacheMiss))
-	joined := testutil.ToFloat64(e.metrics.cache.WithLabelValues(relayServer, "tools/list", cacheJoined))
-	if miss != 1 || joined < 1 {
-		t.Errorf("cache outcomes: %v miss, %v joined", miss, joined)
+	if miss != 1 || joined() != 19 {
+		t.Errorf("cache outcomes: %v miss, %v joined", miss, joined())
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -46,8 +47,9 @@ func ccText(s string) *mcp.CallToolResult {
 	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: s}}}
 }
 
-// newCCServer returns a go-sdk server with the tools the tests call.
-func newCCServer() *mcp.Server {
+// newCCServer returns a go-sdk server with the tools the tests call; closing
+// done (nil: never) ends the sleep tool's calls.
+func newCCServer(done <-chan struct{}) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "conn-test", Version: "1.2.3"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "echo"}, func(_ context.Context, _ *mcp.CallToolRequest, in ccEchoIn) (*mcp.CallToolResult, ccEchoOut, error) {
 		return ccText(in.Text), ccEchoOut{Echo: in.Text, Len: len(in.Text)}, nil
@@ -77,12 +79,21 @@ func newCCServer() *mcp.Server {
 		}
 		return ccText("pong"), nil, nil
 	})
-	mcp.AddTool(s, &mcp.Tool{Name: "sleep"}, func(ctx context.Context, _ *mcp.CallToolRequest, in ccSleepIn) (*mcp.CallToolResult, any, error) {
+	// sleep sends one progress notification first (given a token), so a test
+	// knows the call reached the server and is in flight.
+	mcp.AddTool(s, &mcp.Tool{Name: "sleep"}, func(ctx context.Context, req *mcp.CallToolRequest, in ccSleepIn) (*mcp.CallToolResult, any, error) {
+		if token := req.Params.GetProgressToken(); token != nil {
+			if err := req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: token, Progress: 0, Message: "sleeping"}); err != nil {
+				return nil, nil, err
+			}
+		}
 		select {
 		case <-time.After(time.Duration(in.MS) * time.Millisecond):
 			return ccText("slept"), nil, nil
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
+		case <-done:
+			return nil, nil, errors.New("the test is over")
 		}
 	})
 	mcp.AddTool(s, &mcp.Tool{Name: "env"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
@@ -105,6 +116,44 @@ func ccCtx(t *testing.T, d time.Duration) context.Context {
 }
 
 func ccKind(err error) bus.Kind { return bus.AsError(err).Kind }
+
+// inFlight returns a relay for a call to the sleep tool (with a progress
+// token) and a channel closed when its first notification arrives: the call
+// has reached the server.
+func inFlight() (*callRelay, <-chan struct{}) {
+	arrived := make(chan struct{})
+	var once sync.Once
+	return relayTo(func(method string, _ json.RawMessage) {
+		if method == "notifications/progress" {
+			once.Do(func() { close(arrived) })
+		}
+	}), arrived
+}
+
+// expiringCtx returns a child of parent whose deadline passes when the test
+// calls expire (Err is context.DeadlineExceeded), not at a time on the clock:
+// a test can end a call by its deadline once the call is where it wants it.
+func expiringCtx(parent context.Context) (ctx context.Context, expire func()) {
+	e := &expiring{Context: parent, done: make(chan struct{})}
+	var once sync.Once
+	return e, func() { once.Do(func() { close(e.done) }) }
+}
+
+type expiring struct {
+	context.Context
+	done chan struct{}
+}
+
+func (e *expiring) Done() <-chan struct{} { return e.done }
+
+func (e *expiring) Err() error {
+	select {
+	case <-e.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
 
 func toolCall(name string, args any, token any) json.RawMessage {
 	p := map[string]any{"name": name, "arguments": args}
@@ -243,13 +292,15 @@ func (w *teeWriter) Flush() { w.ResponseWriter.(http.Flusher).Flush() }
 func (w *teeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type sseUpstream struct {
-	srv *httptest.Server
-	rec *sseRecorder
+	srv       *httptest.Server
+	rec       *sseRecorder
+	endSleeps func() // ends the sleep tool's calls (Close waits for them)
 }
 
 func newSSEUpstream(t *testing.T, wrap func(http.Handler) http.Handler) *sseUpstream {
 	t.Helper()
-	s := newCCServer()
+	done := make(chan struct{})
+	s := newCCServer(done)
 	rec := &sseRecorder{next: mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return s }, nil)}
 	var h http.Handler = rec
 	if wrap != nil {
@@ -265,7 +316,9 @@ func newSSEUpstream(t *testing.T, wrap func(http.Handler) http.Handler) *sseUpst
 		srv.CloseClientConnections()
 		srv.Close()
 	})
-	return &sseUpstream{srv: srv, rec: rec}
+	end := sync.OnceFunc(func() { close(done) })
+	t.Cleanup(end) // first: Close waits for the calls
+	return &sseUpstream{srv: srv, rec: rec, endSleeps: end}
 }
 
 func (u *sseUpstream) client(t *testing.T) *connClient {
@@ -405,18 +458,23 @@ func TestSSEConnectionLostAndReconnect(t *testing.T) {
 
 	// A call in flight when the stream breaks fails at once, naming the server.
 	errc := make(chan error, 1)
+	relay, arrived := inFlight()
 	go func() {
-		_, err := c.Call(ctx, "tools/call", toolCall("sleep", map[string]any{"ms": 1500}, nil), nil)
+		_, err := c.Call(ctx, "tools/call", toolCall("sleep", map[string]any{"ms": 60000}, "mcpbus-hold"), relay)
 		errc <- err
 	}()
-	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-arrived: // the server is running the call
+	case err := <-errc:
+		t.Fatalf("the sleep call returned before the connection broke: %v", err)
+	}
 	u.srv.CloseClientConnections()
 	select {
 	case err := <-errc:
 		if ccKind(err) != bus.ErrUpstreamUnavailable || !strings.Contains(err.Error(), `"legacy"`) || !strings.Contains(err.Error(), "connection lost") {
 			t.Errorf("pending call: err = %v (%s)", err, ccKind(err).Code)
 		}
-	case <-time.After(3 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("pending call did not fail when the connection broke")
 	}
 
@@ -433,8 +491,9 @@ func TestSSEConnectionLostAndReconnect(t *testing.T) {
 	}
 
 	// Server gone entirely.
+	u.endSleeps() // Close waits for the server's sleep handler to end
 	u.srv.CloseClientConnections()
-	u.srv.Close() // waits for the server's sleep handler to end
+	u.srv.Close()
 	_, err = c.Call(ccCtx(t, 5*time.Second), "tools/list", nil, nil)
 	if ccKind(err) != bus.ErrUpstreamUnavailable || !strings.Contains(err.Error(), `"legacy"`) {
 		t.Errorf("server down: err = %v (%s)", err, ccKind(err).Code)
@@ -583,7 +642,7 @@ func (p *peer) next(t *testing.T) bus.Message {
 			t.Fatal("peer: connection closed")
 		}
 		return m
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("peer: nothing received")
 	}
 	return bus.Message{}
@@ -720,14 +779,19 @@ func TestPeerCancelAndConnectionLoss(t *testing.T) {
 	p.handshake(t)
 	p.next(t) // ping answer
 
-	// A call whose context ends is abandoned and cancelled upstream.
-	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	defer cancel()
-	_, err := c.Call(short, "tools/call", json.RawMessage(`{"name":"slow"}`), nil)
-	if ccKind(err) != bus.ErrUpstreamTimeout {
+	// A call whose context ends is abandoned and cancelled upstream. Its
+	// deadline passes once the peer has the request (the peer never answers).
+	short, expire := expiringCtx(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Call(short, "tools/call", json.RawMessage(`{"name":"slow"}`), nil)
+		errc <- err
+	}()
+	req := p.next(t)
+	expire()
+	if err := <-errc; ccKind(err) != bus.ErrUpstreamTimeout {
 		t.Errorf("timeout: err = %v", err)
 	}
-	req := p.next(t)
 	cancelled := p.next(t)
 	if cancelled.Method != "notifications/cancelled" || !bytes.Contains(cancelled.Params, []byte(`"requestId":`+string(req.ID))) {
 		t.Errorf("cancel notification = %+v", cancelled)
@@ -736,7 +800,7 @@ func TestPeerCancelAndConnectionLoss(t *testing.T) {
 	p.send(t, `{"jsonrpc":"2.0","id":`+string(req.ID)+`,"result":{}}`)
 
 	// A pending call fails when the connection breaks.
-	errc := make(chan error, 1)
+	errc = make(chan error, 1)
 	go func() {
 		_, err := c.Call(ctx, "tools/list", nil, nil)
 		errc <- err
@@ -748,7 +812,7 @@ func TestPeerCancelAndConnectionLoss(t *testing.T) {
 		if ccKind(err) != bus.ErrUpstreamUnavailable || err.Error() != `upstream server "legacy" (sse): connection lost` {
 			t.Errorf("err = %v", err)
 		}
-	case <-time.After(3 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("pending call survived the broken connection")
 	}
 

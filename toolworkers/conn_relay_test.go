@@ -76,7 +76,7 @@ func TestPeerServerRequestAttribution(t *testing.T) {
 	if strings.Join(toA, ",") != "notifications/message" {
 		t.Errorf("call A got %v, want its one log message", toA)
 	}
-	bustest.Eventually(t, time.Second, "the session got its notifications", func() bool { return len(sink.noted()) == 2 })
+	bustest.Eventually(t, 30*time.Second, "the session got its notifications", func() bool { return len(sink.noted()) == 2 })
 	if got := sink.noted(); strings.Join(got, ",") != "notifications/message,notifications/tools/list_changed" {
 		t.Errorf("session got %v", got)
 	}

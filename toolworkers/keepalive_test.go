@@ -6,77 +6,143 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 )
 
 // Answers that come as an SSE stream must not cost a new TCP connection per
-// call: the rest of the stream is drained so the connection is reused.
+// call: when the stream has not ended by the time the call returns, the rest
+// is drained in the background, so the client keeps the connection (closing
+// an unfinished body would close it). No pacing: the upstream holds each
+// stream open after its answer until the call has returned, then ends it, and
+// the test waits until the server is done with the connection: it is idle
+// (kept) or closed (by the client).
 func TestSSEAnswersReuseConnections(t *testing.T) {
-	f, conns := connCountingUpstream(t)
+	f, u := connCountingUpstream(t)
+	ends := make(chan chan struct{}, 1)
+	quit := make(chan struct{})
+	t.Cleanup(func() { close(quit) }) // before the server's Close, which waits for the handlers
 	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+		if r.Method == http.MethodGet {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"ok\":true}}\n\n", m.ID)
-		// Like the go-sdk server, end the stream a moment after the response,
-		// so the client sees the answer before the end of the body.
 		w.(http.Flusher).Flush()
-		time.Sleep(5 * time.Millisecond)
+		end := make(chan struct{})
+		select {
+		case ends <- end:
+		case <-quit:
+		}
+		select { // the stream ends when the test says so
+		case <-end:
+		case <-quit:
+		}
+		u.setLast(r.RemoteAddr)
 	}
 	c := f.client(t)
-	for i := 0; i < 50; i++ {
+	for i := 0; i < 10; i++ {
 		if _, err := c.Call(context.Background(), "tools/call", nil, nil); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(2 * time.Millisecond) // a steady pace; streams end 5 ms after their answer
+		u.setLast("")
+		close(<-ends)
+		bustest.Eventually(t, 30*time.Second, "the server is done with the answer's connection", u.lastSettled)
 	}
-	// A few connections serve while others finish their streams; without the
-	// drain every call dials (50).
-	if n := conns.Load(); n > 8 {
-		t.Fatalf("50 calls answered over SSE opened %d connections, want them reused", n)
+	if n := u.closed(); n != 0 {
+		t.Fatalf("the client closed %d connections of SSE answers (of %d opened), want every one kept", n, u.opened())
 	}
 }
 
 // Back-to-back calls to an upstream that ends its stream right after the
 // answer (the go-sdk server does) all use one connection: the client waits
-// for the end briefly instead of leaving it to the background, where the next
-// call would race it and dial.
+// for the end (here as long as it takes) before it returns, so the next call
+// finds the connection idle.
 func TestBackToBackSSEAnswersUseOneConnection(t *testing.T) {
-	f, conns := connCountingUpstream(t)
+	f, u := connCountingUpstream(t)
 	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+		if r.Method == http.MethodGet {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"ok\":true}}\n\n", m.ID)
 		w.(http.Flusher).Flush()
 		time.Sleep(time.Millisecond) // the handler returns a moment after its answer
 	}
 	c := f.client(t)
+	c.endWait = time.Minute // not a bound: the stream ends 1 ms after the answer
 	for i := 0; i < 100; i++ {
 		if _, err := c.Call(context.Background(), "tools/call", nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// One for the session (and perhaps one for the GET stream); a slow moment
-	// under load may cost one more. Without the wait it is one per stream
+	// One for the calls; the GET stream, refused, may have taken the idle
+	// one while the first call dialed. Without the wait it is one per stream
 	// still draining: 10 or more here.
-	if n := conns.Load(); n > 4 {
+	if n := u.opened(); n > 2 {
 		t.Fatalf("100 back-to-back calls opened %d connections, want them to reuse one", n)
 	}
 }
 
-// connCountingUpstream is a fakeUpstream that counts the TCP connections
+// connCountingUpstream is a fakeUpstream that follows the TCP connections
 // made to it.
-func connCountingUpstream(t *testing.T) (*fakeUpstream, *atomic.Int32) {
-	conns := &atomic.Int32{}
+func connCountingUpstream(t *testing.T) (*fakeUpstream, *connTracker) {
+	u := &connTracker{state: map[string]http.ConnState{}}
 	f := &fakeUpstream{t: t, replies: make(chan seen, 16)}
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
-	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
+	f.srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		u.state[c.RemoteAddr().String()] = s
+		switch s {
+		case http.StateNew:
+			u.new++
+		case http.StateClosed:
+			u.closes++
 		}
 	}
 	f.srv.Start()
 	t.Cleanup(f.srv.Close)
-	return f, conns
+	return f, u
+}
+
+// connTracker is the server's view of its connections, by client address.
+type connTracker struct {
+	mu          sync.Mutex
+	state       map[string]http.ConnState
+	new, closes int
+	last        string // the connection of the last answer that ended
+}
+
+func (u *connTracker) opened() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.new
+}
+
+func (u *connTracker) closed() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.closes
+}
+
+func (u *connTracker) setLast(addr string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.last = addr
+}
+
+// lastSettled reports whether the server is done with the last answer's
+// connection: idle (kept by the client) or closed.
+func (u *connTracker) lastSettled() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	s := u.state[u.last]
+	return u.last != "" && (s == http.StateIdle || s == http.StateClosed)
 }

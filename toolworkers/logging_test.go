@@ -24,6 +24,27 @@ func levels(t *testing.T, cs *clientStream) []string {
 	return out
 }
 
+// awaitLevels returns the levels of the log messages on cs once n have
+// arrived (they may trail the call's answer), and of any more already there.
+func awaitLevels(t *testing.T, cs *clientStream, n int) []string {
+	t.Helper()
+	var out []string
+	deadline := time.After(30 * time.Second) // only a lost message gets here
+	for len(out) < n {
+		select {
+		case m := <-cs.msgs:
+			if m.Method == "notifications/message" {
+				var p struct{ Level string }
+				json.Unmarshal(m.Params, &p)
+				out = append(out, p.Level)
+			}
+		case <-deadline:
+			t.Fatalf("%d log messages on the stream, want %d: %v", len(out), n, out)
+		}
+	}
+	return append(out, levels(t, cs)...)
+}
+
 // On the shared session one client never sets the level for others:
 // logging/setLevel is answered {} by the worker, the upstream session is set
 // only when a client asks for more than it sends (so the messages exist), and
@@ -54,15 +75,13 @@ func TestLoggingOnSharedSession(t *testing.T) {
 	if got := e.toolText(t, b, "log"); got != "logged" {
 		t.Fatal(got)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if got := levels(t, stream); !slices.Equal(got, []string{"warning", "error"}) {
+	if got := awaitLevels(t, stream, 2); !slices.Equal(got, []string{"warning", "error"}) {
 		t.Fatalf("a warning-level session got %v", got)
 	}
 	a.Stream = newStreamSubject()
 	stream = e.clientStream(t, a.Stream, nil)
 	e.toolText(t, a, "log")
-	time.Sleep(100 * time.Millisecond)
-	if got := levels(t, stream); !slices.Equal(got, []string{"debug", "info", "warning", "error"}) {
+	if got := awaitLevels(t, stream, 4); !slices.Equal(got, []string{"debug", "info", "warning", "error"}) {
 		t.Fatalf("a session without a level got %v", got)
 	}
 }
@@ -83,8 +102,7 @@ func TestLoggingOnPrivateSession(t *testing.T) {
 	c.Stream, c.LogLevel = newStreamSubject(), "info"
 	stream := e.clientStream(t, c.Stream, nil)
 	e.toolText(t, c, "log")
-	time.Sleep(100 * time.Millisecond)
-	if got := levels(t, stream); !slices.Equal(got, []string{"info", "warning", "error"}) {
+	if got := awaitLevels(t, stream, 3); !slices.Equal(got, []string{"info", "warning", "error"}) {
 		t.Fatalf("an info-level private session got %v", got)
 	}
 }
@@ -101,7 +119,7 @@ func TestProgressRelayedWithCallersToken(t *testing.T) {
 		t.Fatalf("%s %v", r.raw, r.gwErr)
 	}
 	for i := 1; i <= 2; i++ {
-		m := stream.next(t, "notifications/progress", time.Second)
+		m := stream.next(t, "notifications/progress", 10*time.Second)
 		var p struct {
 			ProgressToken json.RawMessage
 			Progress      float64
@@ -153,8 +171,7 @@ func TestLoggingSharedSessionFollowsEnvelopeLevel(t *testing.T) {
 	if n := e.up.count("logging/setLevel"); n != 1 {
 		t.Fatalf("upstream got %d setLevel, want 1", n)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if got := levels(t, stream); !slices.Equal(got, []string{"info", "warning", "error", "info", "warning", "error"}) {
+	if got := awaitLevels(t, stream, 6); !slices.Equal(got, []string{"info", "warning", "error", "info", "warning", "error"}) {
 		t.Fatalf("log messages %v", got)
 	}
 }

@@ -31,11 +31,17 @@ type mgrUpstream struct {
 	mu      sync.Mutex
 	inits   int
 	deletes int
+	// The "hold" tool tells held it runs and answers once release is closed.
+	held    chan struct{}
+	release func()
 }
 
 func newMgrUpstream(t *testing.T, name string) *mgrUpstream {
 	t.Helper()
 	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: "1"}, nil)
+	u := &mgrUpstream{held: make(chan struct{}, 1)}
+	released := make(chan struct{})
+	u.release = sync.OnceFunc(func() { close(released) })
 	mcp.AddTool(s, &mcp.Tool{Name: "who"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name}}}, nil, nil
 	})
@@ -49,7 +55,18 @@ func newMgrUpstream(t *testing.T, name string) *mgrUpstream {
 			return nil, nil, ctx.Err()
 		}
 	})
-	u := &mgrUpstream{}
+	mcp.AddTool(s, &mcp.Tool{Name: "hold"}, func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		select {
+		case u.held <- struct{}{}:
+		default:
+		}
+		select {
+		case <-released:
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "held"}}}, nil, nil
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	})
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
 	srv := streamingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -65,6 +82,7 @@ func newMgrUpstream(t *testing.T, name string) *mgrUpstream {
 		h.ServeHTTP(w, r)
 	}))
 	u.url = srv.URL + "/mcp"
+	t.Cleanup(u.release) // before the server's Close, which waits for the held call
 	return u
 }
 
@@ -196,7 +214,7 @@ func noResponders(nc *nats.Conn, server string) func() bool {
 	}
 }
 
-// put -> callable within 1 s; update -> the new upstream answers and the old
+// put -> callable; update -> the new upstream answers and the old
 // session is closed; an unchanged rewrite keeps the session; delete -> no
 // worker answers.
 func TestManagerFollowsRecords(t *testing.T) {
@@ -205,14 +223,14 @@ func TestManagerFollowsRecords(t *testing.T) {
 	one, two := newMgrUpstream(t, "one"), newMgrUpstream(t, "two")
 
 	e.put(t, bus.ServerSpec{Name: "alpha", URL: one.url, Source: "api"})
-	bustest.Eventually(t, time.Second, "a new record is served", answers(e.nc, "alpha", "one"))
+	bustest.Eventually(t, 30*time.Second, "a new record is served", answers(e.nc, "alpha", "one"))
 	if got := m.Hosted(); !reflect.DeepEqual(got, []string{"alpha"}) {
 		t.Fatalf("Hosted() = %v", got)
 	}
 
 	e.put(t, bus.ServerSpec{Name: "alpha", URL: two.url, Source: "api"})
-	bustest.Eventually(t, time.Second, "an updated record is served by the new upstream", answers(e.nc, "alpha", "two"))
-	bustest.Eventually(t, 2*time.Second, "the old upstream session is closed", func() bool { _, d := one.counts(); return d == 1 })
+	bustest.Eventually(t, 30*time.Second, "an updated record is served by the new upstream", answers(e.nc, "alpha", "two"))
+	bustest.Eventually(t, 30*time.Second, "the old upstream session is closed", func() bool { _, d := one.counts(); return d == 1 })
 	for i := 0; i < 5; i++ {
 		if got, err := callWho(e.nc, "alpha"); err != nil || got != "two" {
 			t.Fatalf("after the update a call reached %q, %v", got, err)
@@ -232,8 +250,8 @@ func TestManagerFollowsRecords(t *testing.T) {
 	}
 
 	e.del(t, "alpha")
-	bustest.Eventually(t, time.Second, "a deleted server has no worker", noResponders(e.nc, "alpha"))
-	bustest.Eventually(t, 2*time.Second, "the deleted server's session is closed", func() bool { _, d := two.counts(); return d == 1 })
+	bustest.Eventually(t, 30*time.Second, "a deleted server has no worker", noResponders(e.nc, "alpha"))
+	bustest.Eventually(t, 30*time.Second, "the deleted server's session is closed", func() bool { _, d := two.counts(); return d == 1 })
 	if got := m.Hosted(); len(got) != 0 {
 		t.Fatalf("Hosted() after delete = %v", got)
 	}
@@ -283,7 +301,7 @@ func TestManagerSubset(t *testing.T) {
 	one := newMgrUpstream(t, "one")
 	e.put(t, bus.ServerSpec{Name: "theirs", URL: one.url})
 	e.put(t, bus.ServerSpec{Name: "mine", URL: one.url})
-	bustest.Eventually(t, time.Second, "the hosted server is served", answers(e.nc, "mine", "one"))
+	bustest.Eventually(t, 30*time.Second, "the hosted server is served", answers(e.nc, "mine", "one"))
 	if !noResponders(e.nc, "theirs")() {
 		t.Fatal("a server outside the subset got a worker")
 	}
@@ -308,7 +326,7 @@ func TestManagerBadSpecDoesNotStopOthers(t *testing.T) {
 	e.put(t, bus.ServerSpec{Name: "bad", URL: one.url, AuthType: "bearer_token", AuthValue: "os.environ/MGR_MISSING_VAR"})
 	m := e.start(t)
 	e.put(t, bus.ServerSpec{Name: "good", URL: two.url})
-	bustest.Eventually(t, time.Second, "the good server is served", answers(e.nc, "good", "two"))
+	bustest.Eventually(t, 30*time.Second, "the good server is served", answers(e.nc, "good", "two"))
 	if !noResponders(e.nc, "bad")() {
 		t.Fatal("the bad server answers")
 	}
@@ -321,7 +339,7 @@ func TestManagerBadSpecDoesNotStopOthers(t *testing.T) {
 
 	// A working good server is not disturbed by the bad one being rewritten.
 	e.put(t, bus.ServerSpec{Name: "bad", URL: one.url, AuthType: "bearer_token", AuthValue: "os.environ/MGR_TEST_TOKEN"})
-	bustest.Eventually(t, time.Second, "the fixed record is served", answers(e.nc, "bad", "one"))
+	bustest.Eventually(t, 30*time.Second, "the fixed record is served", answers(e.nc, "bad", "one"))
 	if len(m.Failed()) != 0 {
 		t.Fatalf("Failed() after the fix = %v", m.Failed())
 	}
@@ -332,7 +350,7 @@ func TestManagerBadSpecDoesNotStopOthers(t *testing.T) {
 	// An update that breaks a running server stops it (its record no longer
 	// describes it) and is logged; an unreadable record is ignored.
 	e.put(t, bus.ServerSpec{Name: "bad", URL: one.url, AuthType: "bearer_token", AuthValue: "os.environ/MGR_MISSING_VAR"})
-	bustest.Eventually(t, time.Second, "a server broken by an update stops answering", noResponders(e.nc, "bad"))
+	bustest.Eventually(t, 30*time.Second, "a server broken by an update stops answering", noResponders(e.nc, "bad"))
 	if _, err := e.kv.Put(context.Background(), "good", []byte("{not json")); err != nil {
 		t.Fatal(err)
 	}
@@ -346,28 +364,33 @@ func TestManagerBadSpecDoesNotStopOthers(t *testing.T) {
 }
 
 // A call in flight when its server is deleted or updated finishes on the old
-// worker before the old session closes.
+// worker before the old session closes. The old upstream holds the call until
+// the update is served, so it is in flight throughout.
 func TestManagerDrainsInFlightCalls(t *testing.T) {
 	e := newMgrEnv(t)
 	e.start(t)
 	one, two := newMgrUpstream(t, "one"), newMgrUpstream(t, "two")
 	e.put(t, bus.ServerSpec{Name: "alpha", URL: one.url})
-	bustest.Eventually(t, time.Second, "served", answers(e.nc, "alpha", "one"))
+	bustest.Eventually(t, 30*time.Second, "served", answers(e.nc, "alpha", "one"))
 	done := make(chan error, 1)
 	go func() {
-		got, err := callTool(e.nc, "alpha", `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":400}}}`, 5*time.Second)
-		if err == nil && got != "slept" {
+		got, err := callTool(e.nc, "alpha", `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"hold","arguments":{}}}`, 30*time.Second)
+		if err == nil && got != "held" {
 			err = errors.New("answer " + got)
 		}
 		done <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	<-one.held
 	e.put(t, bus.ServerSpec{Name: "alpha", URL: two.url})
-	bustest.Eventually(t, time.Second, "the update is served", answers(e.nc, "alpha", "two"))
+	bustest.Eventually(t, 30*time.Second, "the update is served", answers(e.nc, "alpha", "two"))
+	if _, d := one.counts(); d != 0 {
+		t.Fatalf("the old session was closed (%d DELETEs) with a call in flight", d)
+	}
+	one.release()
 	if err := <-done; err != nil {
 		t.Fatalf("the call in flight during the update: %v", err)
 	}
-	bustest.Eventually(t, 2*time.Second, "the old session is closed after the drain", func() bool { _, d := one.counts(); return d == 1 })
+	bustest.Eventually(t, 30*time.Second, "the old session is closed after the drain", func() bool { _, d := one.counts(); return d == 1 })
 }
 
 // ownGoroutines counts the goroutines a manager and its workers could leave
@@ -398,17 +421,17 @@ func TestManagerNoGoroutineLeak(t *testing.T) {
 	before, _ := ownGoroutines()
 	m := e.start(t)
 	e.put(t, bus.ServerSpec{Name: "a", URL: one.url})
-	bustest.Eventually(t, time.Second, "served", answers(e.nc, "a", "one"))
+	bustest.Eventually(t, 30*time.Second, "served", answers(e.nc, "a", "one"))
 	e.put(t, bus.ServerSpec{Name: "a", URL: two.url})
-	bustest.Eventually(t, time.Second, "updated", answers(e.nc, "a", "two"))
+	bustest.Eventually(t, 30*time.Second, "updated", answers(e.nc, "a", "two"))
 	e.put(t, bus.ServerSpec{Name: "b", URL: one.url, AuthValue: "os.environ/MGR_MISSING_VAR", AuthType: "bearer_token"})
 	e.put(t, bus.ServerSpec{Name: "c", URL: one.url})
-	bustest.Eventually(t, time.Second, "served", answers(e.nc, "c", "one"))
+	bustest.Eventually(t, 30*time.Second, "served", answers(e.nc, "c", "one"))
 	if n, _ := ownGoroutines(); n <= before {
 		t.Fatalf("the check sees no goroutines of running workers (%d before, %d now)", before, n)
 	}
 	m.Stop()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		n, stacks := ownGoroutines()
 		if n <= before {

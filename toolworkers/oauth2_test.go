@@ -35,6 +35,9 @@ type tokenEndpoint struct {
 	fetches   atomic.Int64
 	expiresIn atomic.Int64 // seconds; 0 = omit expires_in
 	delay     time.Duration
+	// hold, if set, keeps each token request open until it is closed; arrived
+	// (if set) hears of each request as it starts to wait.
+	hold, arrived chan struct{}
 }
 
 func newTokenEndpoint(t *testing.T) *tokenEndpoint {
@@ -64,6 +67,12 @@ func newTokenEndpoint(t *testing.T) *tokenEndpoint {
 			return
 		}
 		time.Sleep(te.delay)
+		if te.hold != nil {
+			if te.arrived != nil {
+				te.arrived <- struct{}{}
+			}
+			<-te.hold
+		}
 		n := te.fetches.Add(1)
 		resp := map[string]any{"access_token": fmt.Sprintf("tok-%d", n), "token_type": "Bearer"}
 		if e := te.expiresIn.Load(); e > 0 {
@@ -301,13 +310,23 @@ func TestOAuthSharedTokenIsSealed(t *testing.T) {
 	}
 }
 
+// A token inside its refresh margin but not yet expired is fetched anew, and
+// the new one reaches the other replica through KV. The replicas' clock is
+// the test's, moved by hand: nothing depends on how long the test runs.
 func TestOAuthTokenExpiryRefetches(t *testing.T) {
-	te := newTokenEndpoint(t)
-	te.expiresIn.Store(1) // refresh margin: 10% of 1 s
+	te := newTokenEndpoint(t) // tokens for an hour: a refresh margin of 30 s
 	kvs := tokenKV(t, 2)
 	log := logSink(t)
 	a := newOAuth2Source(oauthTestServer, te.config(oauthTestSecret), kvs[0], nil, log)
 	b := newOAuth2Source(oauthTestServer, te.config(oauthTestSecret), kvs[1], nil, log)
+	var mu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return clock
+	}
+	a.now, b.now = now, now
 	ctx := context.Background()
 	if tok, _ := a.Token(ctx); tok != "tok-1" {
 		t.Fatalf("first token %q", tok)
@@ -315,7 +334,9 @@ func TestOAuthTokenExpiryRefetches(t *testing.T) {
 	if tok, _ := a.Token(ctx); tok != "tok-1" || te.fetches.Load() != 1 {
 		t.Fatalf("cached token %q after %d fetches", tok, te.fetches.Load())
 	}
-	time.Sleep(950 * time.Millisecond) // inside the margin, not yet expired
+	mu.Lock()
+	clock = a.cur.Load().Expiry.Add(-15 * time.Second) // inside the margin, not yet expired
+	mu.Unlock()
 	if tok, _ := b.Token(ctx); tok != "tok-2" {
 		t.Fatalf("replica b took %q from KV inside the refresh margin, want a new token", tok)
 	}
@@ -505,6 +526,10 @@ func TestOAuthNoTokenOnRedirectElsewhere(t *testing.T) {
 	}
 }
 
+// While a live peer holds the token lock, a replica fetches nothing: it waits
+// and takes the token the peer puts. The lock never ages out here (TTL of an
+// hour), so only the peer's token can end the wait; the peer puts it once the
+// replica is watching the bucket.
 func TestOAuthWaitsForLockHolder(t *testing.T) {
 	te := newTokenEndpoint(t)
 	kv := tokenKV(t, 1)[0]
@@ -513,23 +538,47 @@ func TestOAuthWaitsForLockHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { // another replica finishes its fetch
-		time.Sleep(150 * time.Millisecond)
-		tok, _ := json.Marshal(oauth2Token{Access: "tok-from-peer", Issued: time.Now(), Expiry: time.Now().Add(time.Hour)})
-		kv.Put(ctx, oauthTestServer, tok)
-		kv.Delete(ctx, oauthTestServer+".lock", jetstream.LastRevision(lockRev))
-	}()
 	src := newOAuth2Source(oauthTestServer, te.config(oauthTestSecret), kv, nil, slog.New(slog.DiscardHandler))
-	start := time.Now()
-	tok, err := src.Token(ctx)
-	if err != nil || tok != "tok-from-peer" || te.fetches.Load() != 0 {
-		t.Fatalf("Token = %q, %v after %d fetches; want the peer's token", tok, err, te.fetches.Load())
+	src.lockTTL = time.Hour
+	type result struct {
+		tok string
+		err error
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("waited %s", d)
+	got := make(chan result, 1)
+	go func() {
+		tok, err := src.Token(ccCtx(t, 30*time.Second)) // the bound only catches a wait that never ends
+		got <- result{tok, err}
+	}()
+	bustest.Eventually(t, 30*time.Second, "the replica watches the token bucket", func() bool {
+		if len(got) > 0 {
+			return true // returned already: said below
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return false
+		}
+		bs, ok := st.(*jetstream.KeyValueBucketStatus)
+		return ok && bs.StreamInfo().State.Consumers > 0
+	})
+	select {
+	case r := <-got:
+		t.Fatalf("Token returned %q, %v while the peer held the lock", r.tok, r.err)
+	default:
+	}
+	// The peer finishes its fetch.
+	tok, _ := json.Marshal(oauth2Token{Access: "tok-from-peer", Issued: time.Now(), Expiry: time.Now().Add(time.Hour)})
+	kv.Put(ctx, oauthTestServer, tok)
+	kv.Delete(ctx, oauthTestServer+".lock", jetstream.LastRevision(lockRev))
+	r := <-got
+	if r.err != nil || r.tok != "tok-from-peer" || te.fetches.Load() != 0 {
+		t.Fatalf("Token = %q, %v after %d fetches; want the peer's token", r.tok, r.err, te.fetches.Load())
 	}
 }
 
+// An abandoned lock (its holder died) is taken over once it is lockTTL old,
+// and not before. The replica's clock is the test's: it stays at the lock's
+// creation while the replica re-checks the lock (its timer runs on the real
+// clock), then moves past the TTL.
 func TestOAuthStaleLockTakenOver(t *testing.T) {
 	te := newTokenEndpoint(t)
 	kv := tokenKV(t, 1)[0]
@@ -538,35 +587,83 @@ func TestOAuthStaleLockTakenOver(t *testing.T) {
 	if _, err := kv.Create(ctx, oauthTestServer+".lock", []byte(`{"owner":"dead"}`)); err != nil {
 		t.Fatal(err)
 	}
-	src := newOAuth2Source(oauthTestServer, te.config(oauthTestSecret), kv, nil, logSink(t))
-	src.lockTTL = 300 * time.Millisecond
-	tctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	start := time.Now()
-	tok, err := src.Token(tctx)
-	if err != nil || tok != "tok-1" {
-		t.Fatalf("Token = %q, %v", tok, err)
+	lock, err := kv.Get(ctx, oauthTestServer+".lock")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
-		t.Fatalf("took over after %s, want about the lock TTL", d)
+	src := newOAuth2Source(oauthTestServer, te.config(oauthTestSecret), kv, nil, logSink(t))
+	src.lockTTL = 100 * time.Millisecond
+	var mu sync.Mutex
+	clock, reads := lock.Created(), 0
+	src.now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		reads++
+		return clock
+	}
+	readsSoFar := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return reads
+	}
+	type result struct {
+		tok string
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		tok, err := src.Token(ccCtx(t, 30*time.Second))
+		got <- result{tok, err}
+	}()
+	// Token, the lock's first sighting and each look at it read the clock:
+	// wait for several looks, the timer having fired in between.
+	bustest.Eventually(t, 30*time.Second, "the replica looks at the lock again and again", func() bool {
+		return len(got) > 0 || readsSoFar() >= 8 // returned already: said below
+	})
+	select {
+	case r := <-got:
+		t.Fatalf("Token returned %q, %v before the lock was lockTTL old", r.tok, r.err)
+	default:
+	}
+	if n := te.fetches.Load(); n != 0 {
+		t.Fatalf("%d fetches while the lock was younger than its TTL", n)
+	}
+	mu.Lock()
+	clock = clock.Add(src.lockTTL)
+	mu.Unlock()
+	r := <-got
+	if r.err != nil || r.tok != "tok-1" {
+		t.Fatalf("Token = %q, %v", r.tok, r.err)
 	}
 	if _, err := kv.Get(ctx, oauthTestServer+".lock"); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("lock not released after takeover: %v", err)
 	}
 }
 
+// A caller whose deadline passes while the fetch it joined is still running
+// gets UPSTREAM_TIMEOUT; the fetch goes on for the others. The token endpoint
+// holds the request until the caller has given up.
 func TestOAuthCallerDeadlineWhileWaiting(t *testing.T) {
 	te := newTokenEndpoint(t)
-	te.delay = 500 * time.Millisecond
+	te.hold, te.arrived = make(chan struct{}), make(chan struct{}, 1)
+	release := sync.OnceFunc(func() { close(te.hold) })
+	t.Cleanup(release) // before the endpoint's Close, which waits for the request
 	src := newOAuth2Source(oauthTestServer, te.config(oauthTestSecret), nil, nil, logSink(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	_, err := src.Token(ctx)
+	ctx, expire := expiringCtx(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := src.Token(ctx)
+		errc <- err
+	}()
+	<-te.arrived
+	expire()
+	err := <-errc
 	var be *bus.Error
 	if !errors.As(err, &be) || be.Kind != bus.ErrUpstreamTimeout {
 		t.Fatalf("err = %v, want ErrUpstreamTimeout", err)
 	}
 	// The fetch went on for the callers still waiting.
+	release()
 	if tok, err := src.Token(context.Background()); err != nil || tok != "tok-1" || te.fetches.Load() != 1 {
 		t.Fatalf("Token = %q, %v after %d fetches", tok, err, te.fetches.Load())
 	}

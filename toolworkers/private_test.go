@@ -112,8 +112,7 @@ func TestPrivateSessionFollowsSessionLevel(t *testing.T) {
 	if n := e.up.count("logging/setLevel"); n != 1 {
 		t.Fatalf("upstream got %d setLevel, want 1", n)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if got := levels(t, stream); strings.Join(got, ",") != "warning,error" {
+	if got := awaitLevels(t, stream, 2); strings.Join(got, ",") != "warning,error" {
 		t.Fatalf("log messages %v", got)
 	}
 }

@@ -49,10 +49,14 @@ type relayUpstream struct {
 	unsubs    []string
 	rootsNote int // notifications/roots/list_changed the server got
 	later     chan string
-	// listDelay delays tools/list answers (so concurrent calls overlap).
-	listDelay time.Duration
+	// listHold, if set, holds tools/list answers until it is closed (so
+	// concurrent calls overlap).
+	listHold chan struct{}
 	// noGET answers GET with 405, as a server without a GET stream.
 	noGET bool
+	// getsOpen counts GET streams whose response has begun (the server
+	// attaches the stream before anything else can be written to it).
+	getsOpen int
 }
 
 func textOf(r *mcp.CallToolResult) string {
@@ -169,19 +173,58 @@ func newRelayUpstream(t *testing.T) *relayUpstream {
 		}
 		u.mu.Lock()
 		u.seen = append(u.seen, s)
-		delay, noGET := u.listDelay, u.noGET
+		hold, noGET := u.listHold, u.noGET
 		u.mu.Unlock()
 		if r.Method == http.MethodGet && noGET {
 			http.Error(w, "no GET stream here", http.StatusMethodNotAllowed)
 			return
 		}
-		if s.msg.Method == "tools/list" && delay > 0 {
-			time.Sleep(delay)
+		if s.msg.Method == "tools/list" && hold != nil {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+			}
+		}
+		if r.Method == http.MethodGet {
+			w = &getWriter{ResponseWriter: w, began: func() {
+				u.mu.Lock()
+				u.getsOpen++
+				u.mu.Unlock()
+			}}
 		}
 		h.ServeHTTP(w, r)
 	}))
 	u.url = srv.URL + "/mcp"
 	return u
+}
+
+// getWriter reports the first write of a GET response: the go-sdk server
+// writes it while it attaches the stream, holding the stream's lock, so what
+// the server sends after that goes on this stream.
+type getWriter struct {
+	http.ResponseWriter
+	once  sync.Once
+	began func()
+}
+
+func (g *getWriter) Write(p []byte) (int, error) {
+	n, err := g.ResponseWriter.Write(p)
+	g.once.Do(g.began)
+	return n, err
+}
+
+func (g *getWriter) Flush() {
+	if f, ok := g.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (g *getWriter) Unwrap() http.ResponseWriter { return g.ResponseWriter }
+
+func (u *relayUpstream) openGETs() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.getsOpen
 }
 
 // requests returns what the upstream received with JSON-RPC method m ("GET"
@@ -433,8 +476,7 @@ func recv(ch chan *nats.Msg, d time.Duration) (*nats.Msg, error) {
 func (e *relayEnv) openGETStream(t *testing.T, client bus.Envelope) {
 	t.Helper()
 	e.toolText(t, client, "echo")
-	bustest.Eventually(t, 5*time.Second, "the GET stream is open", func() bool { return e.up.count("GET") > 0 })
-	time.Sleep(50 * time.Millisecond) // from the handler's entry to the stream being attached
+	bustest.Eventually(t, 30*time.Second, "the GET stream is attached", func() bool { return e.up.openGETs() > 0 })
 }
 
 // endUpstreamSession ends, behind the worker's back, the upstream session

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 )
 
 func TestLimiterQueuesThenRefuses(t *testing.T) {
@@ -52,10 +53,14 @@ func TestLimiterQueuesThenRefuses(t *testing.T) {
 	}
 }
 
+// The holders keep their slots until the limiter is full (a caller waits in
+// its queue): then exactly the limit hold one, however the goroutines are
+// scheduled. After that they come and go; the peak must stay the limit.
 func TestLimiterUnderLoadNeverExceedsMax(t *testing.T) {
 	l := newLimiter("s", 3, 100)
 	var mu sync.Mutex
 	cur, peak := 0, 0
+	full := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := 0; i < 50; i++ {
 		wg.Add(1)
@@ -70,16 +75,24 @@ func TestLimiterUnderLoadNeverExceedsMax(t *testing.T) {
 			cur++
 			peak = max(peak, cur)
 			mu.Unlock()
-			time.Sleep(time.Millisecond)
+			<-full
 			mu.Lock()
 			cur--
 			mu.Unlock()
 			r()
 		}()
 	}
+	held := 0
+	bustest.Eventually(t, 30*time.Second, "a caller waits for a slot, the holders counted", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		held = cur
+		return l.queued() > 0 && cur == l.inFlight()
+	})
+	close(full)
 	wg.Wait()
-	if peak != 3 {
-		t.Fatalf("peak concurrency %d, want exactly the limit 3", peak)
+	if held != 3 || peak != 3 {
+		t.Fatalf("%d held slots when the queue began, peak %d: want exactly the limit 3", held, peak)
 	}
 }
 

@@ -79,6 +79,8 @@ type stdioConnector struct {
 
 	// Timings, fields so tests can shorten them.
 	backoffMin, backoffMax, stableAfter, grace time.Duration
+	// after is time.After; a test holds the restart backoff with it.
+	after func(time.Duration) <-chan time.Time
 
 	startOnce sync.Once
 	stop      chan struct{} // closed by close
@@ -115,6 +117,7 @@ func newStdioConnector(server string, spec stdioSpec, log *slog.Logger) *stdioCo
 		backoffMax:  stdioBackoffMax,
 		stableAfter: stdioStableAfter,
 		grace:       stdioStopGrace,
+		after:       time.After,
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
 		changed:     make(chan struct{}),
@@ -237,11 +240,9 @@ func (d *stdioConnector) supervise() {
 			d.log.Warn("stdio upstream exited; restarting", "server", d.server, "pid", p.pid, "exit", exitStatus(p.cmd),
 				"uptime", uptime.Round(time.Millisecond), "retry_in", delay)
 		}
-		t := time.NewTimer(delay)
 		select {
-		case <-t.C:
+		case <-d.after(delay):
 		case <-d.stop:
-			t.Stop()
 			return
 		}
 		delay = min(delay*2, d.backoffMax)

@@ -45,14 +45,14 @@ func TestStdioCloseEndsGrandchildren(t *testing.T) {
 		t.Fatalf("grandchild %q not running before Close", raw)
 	}
 	c.Close()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
 		if zombie(pid) {
 			break // dead, waiting for init to reap it
 		}
 		if time.Now().After(deadline) {
 			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("grandchild %d still running 5s after Close", pid)
+			t.Fatalf("grandchild %d still running 30s after Close", pid)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -75,6 +75,8 @@ type streamableClient struct {
 	// client keeps the session's GET stream open for it.
 	events sessionEvents
 	log    *slog.Logger
+	// endWait is streamEndWait; a test lengthens it.
+	endWait time.Duration
 
 	closed atomic.Bool
 	nextID atomic.Int64
@@ -98,6 +100,7 @@ func newStreamableClient(server, endpoint string, header http.Header, version st
 		hc:       hc,
 		initLock: make(chan struct{}, 1),
 		log:      slog.Default(),
+		endWait:  streamEndWait,
 	}
 }
 
@@ -338,7 +341,7 @@ func (c *streamableClient) post(ctx context.Context, s *session, body []byte, id
 			// the connection idle, then leave the rest to the background.
 			body := resp.Body
 			resp.Body = http.NoBody
-			drainSoon(body, streamEndWait)
+			drainSoon(body, c.endWait)
 		}
 	case ct == "application/json" || ct == "":
 		msg, err = c.readJSON(resp.Body, id)

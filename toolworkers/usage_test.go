@@ -173,7 +173,8 @@ func TestUsageEventsFieldByField(t *testing.T) {
 }
 
 // With no usage stream (or no JetStream) events fail to be stored, counted
-// and warned about; the calls themselves succeed as before.
+// and warned about; the calls themselves succeed as before. (That a call
+// never waits for its event is TestUsageFullQueueDropsWithoutWaiting.)
 func TestUsageWithoutStreamNeverFailsACall(t *testing.T) {
 	ns := bustest.Server(t)
 	nc := bustest.Conn(t, ns)
@@ -187,16 +188,12 @@ func TestUsageWithoutStreamNeverFailsACall(t *testing.T) {
 	nc.Flush()
 	const n = 20
 	for i := range n {
-		start := time.Now()
 		reply := callWorker(t, nc, "github", "req-"+string(rune('a'+i)), `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search"}}`)
 		if !strings.Contains(string(reply.Data), "found") {
 			t.Fatalf("call %d: %s", i, reply.Data)
 		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Fatalf("call %d took %v", i, d)
-		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for w.UsageStats().Failed < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("stats %+v, want %d failed", w.UsageStats(), n)
@@ -225,7 +222,7 @@ func TestUsageFullQueueDropsWithoutWaiting(t *testing.T) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Second):
+	case <-time.After(30 * time.Second): // nothing drains the queue: only a blocking enqueue gets here
 		t.Fatal("enqueue blocked on a full queue")
 	}
 	if s := w.UsageStats(); s.Dropped != 3 {

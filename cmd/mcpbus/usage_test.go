@@ -121,7 +121,7 @@ func TestUsageTail(t *testing.T) {
 			publish(ev("a", "github", "search", "tools/call", "ok", 12.5, 0.05), ev("b", "jira", "create_issue", "tools/call", "failed", 7, 0),
 				ev("c", "github", "search", "tools/call", "error", 3, 0))
 		}
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for out.String() != tc.want && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}

@@ -77,11 +77,12 @@ func onlyText(t *testing.T, res *mcp.CallToolResult) string {
 	return tc.Text
 }
 
-// waitFor polls cond for up to 2 s. The go-sdk client runs notification
+// waitFor polls cond for up to 30 s (a bound only a lost notification
+// reaches). The go-sdk client runs notification
 // handlers concurrently with the call, so the last notification before a
 // result may be handled just after the call returns.
 func waitFor(mu *sync.Mutex, cond func() bool) {
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		mu.Lock()
 		ok := cond()
 		mu.Unlock()

@@ -40,7 +40,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 
 	re := regexp.MustCompile(`^conformance fixture listening on (http://127\.0\.0\.1:\d+/mcp)\n$`)
 	var url string
-	for deadline := time.Now().Add(5 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if m := re.FindStringSubmatch(out.String()); m != nil {
 			url = m[1]
 		}

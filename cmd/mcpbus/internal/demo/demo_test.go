@@ -145,8 +145,9 @@ func TestSlowProgress(t *testing.T) {
 	if got := textOf(t, res); got != "done after 0.3s" {
 		t.Errorf("slow = %q", got)
 	}
-	// Notifications precede the response on the stream, but handlers run asynchronously.
-	deadline := time.Now().Add(2 * time.Second)
+	// Notifications precede the response on the stream, but handlers run
+	// asynchronously: wait for the third (the bound only catches a lost one).
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		mu.Lock()
 		n := len(progress)
@@ -259,23 +260,67 @@ func (w lineWriter) Write(p []byte) (int, error) {
 }
 
 // The benchmark's catalog upstreams: generated tools, and every list delayed.
+// No clock: the delay is a channel the test holds, so the test sees that
+// tools/list waits on it for ListLatency and that tools/call never does.
 func TestHandlerWithExtraToolsAndListLatency(t *testing.T) {
-	srv := newLocalServer(t, HandlerWith("big", Options{ExtraTools: 50, ListLatency: 40 * time.Millisecond}))
+	var mu sync.Mutex
+	var waits []time.Duration       // what the middleware waited for, in order
+	release := make(chan time.Time) // closed: the delay is over
+	waiting := make(chan struct{}, 8)
+	after := func(d time.Duration) <-chan time.Time {
+		mu.Lock()
+		waits = append(waits, d)
+		mu.Unlock()
+		waiting <- struct{}{}
+		return release
+	}
+	waited := func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Duration(nil), waits...)
+	}
+	srv := newLocalServer(t, HandlerWith("big", Options{ExtraTools: 50, ListLatency: 40 * time.Millisecond, after: after}))
+	end := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(end) // before the server's Close, which waits for a held list
 	cs, err := connect(t, srv.URL, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if w := waited(); len(w) != 0 {
+		t.Fatalf("connecting waited %v, want no delay before a list", w)
+	}
 	ctx := context.Background()
-	start := time.Now()
-	res, err := cs.ListTools(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
+	type listed struct {
+		res *mcp.ListToolsResult
+		err error
 	}
-	if took := time.Since(start); took < 40*time.Millisecond {
-		t.Errorf("tools/list took %s, want at least the injected 40ms", took)
+	done := make(chan listed, 1)
+	go func() {
+		res, err := cs.ListTools(ctx, nil)
+		done <- listed{res, err}
+	}()
+	select {
+	case <-waiting:
+	case l := <-done:
+		t.Fatalf("tools/list answered (%v) without waiting for the injected latency", l.err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("tools/list neither waited nor answered")
 	}
-	if len(res.Tools) != 53 {
-		t.Errorf("got %d tools, want the 3 demo tools + 50 generated", len(res.Tools))
+	select {
+	case l := <-done:
+		t.Fatalf("tools/list answered (%v) while its delay was held", l.err)
+	default:
+	}
+	end()
+	l := <-done
+	if l.err != nil {
+		t.Fatal(l.err)
+	}
+	if w := waited(); len(w) != 1 || w[0] != 40*time.Millisecond {
+		t.Errorf("tools/list waited %v, want once for the 40ms ListLatency", w)
+	}
+	if len(l.res.Tools) != 53 {
+		t.Errorf("got %d tools, want the 3 demo tools + 50 generated", len(l.res.Tools))
 	}
 	out, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "tool_050", Arguments: map[string]any{"text": "hi"}})
 	if err != nil {
@@ -284,11 +329,16 @@ func TestHandlerWithExtraToolsAndListLatency(t *testing.T) {
 	if got := textOf(t, out); got != "hi" {
 		t.Errorf("tool_050 answered %q, want the echo", got)
 	}
-	start = time.Now()
 	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}}); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took >= 40*time.Millisecond {
-		t.Errorf("tools/call took %s: the latency must apply to lists only", took)
+	if w := waited(); len(w) != 1 {
+		t.Errorf("the delay was taken %d times: the latency must apply to lists only, not to tools/call", len(w))
+	}
+	if _, err := cs.ListPrompts(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if w := waited(); len(w) != 2 {
+		t.Errorf("prompts/list took the delay %d times in all, want 2 (every list waits)", len(w))
 	}
 }

@@ -97,6 +97,8 @@ type Options struct {
 	ExtraTools int
 	// ListLatency delays every list answer (tools, prompts, resources).
 	ListLatency time.Duration
+	// after is time.After (nil); a test holds the list delay with it.
+	after func(time.Duration) <-chan time.Time
 }
 
 // HandlerWith is Handler with Options.
@@ -106,11 +108,15 @@ func HandlerWith(name string, o Options) http.Handler {
 		mcp.AddTool(s, &mcp.Tool{Name: fmt.Sprintf("tool_%03d", i), Description: "A generated tool that echoes its text (catalog benchmarks)."}, echo)
 	}
 	if d := o.ListLatency; d > 0 {
+		after := o.after
+		if after == nil {
+			after = time.After
+		}
 		s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 			return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 				if strings.HasSuffix(method, "/list") {
 					select {
-					case <-time.After(d):
+					case <-after(d):
 					case <-ctx.Done():
 						return nil, ctx.Err()
 					}

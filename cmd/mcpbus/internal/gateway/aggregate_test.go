@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -76,7 +75,7 @@ mcp_servers:
 		if got := callText(t, cs, "gamma__search-docs", "q"); got != "gamma/search-docs: q" {
 			t.Errorf("gamma__search-docs (mcp-go) answered %q", got)
 		}
-		_, err := cs.CallTool(ctx5(t), &mcp.CallToolParams{Name: "delta__echo", Arguments: map[string]any{}})
+		_, err := cs.CallTool(callCtx(t), &mcp.CallToolParams{Name: "delta__echo", Arguments: map[string]any{}})
 		if rpcCode(err) != -32602 || !strings.Contains(err.Error(), "delta__echo") {
 			t.Errorf("unknown tool: %v, want -32602 naming it", err)
 		}
@@ -102,7 +101,7 @@ mcp_servers:
 
 	t.Run("garbage cursor", func(t *testing.T) {
 		for _, c := range []string{"garbage", "eyJrIjoidG9vbHMvbGlzdCIsInMiOnsiemV0YSI6IjEifX0"} {
-			_, err := cs.ListTools(ctx5(t), &mcp.ListToolsParams{Cursor: c})
+			_, err := cs.ListTools(callCtx(t), &mcp.ListToolsParams{Cursor: c})
 			if rpcCode(err) != -32602 || !strings.Contains(err.Error(), "invalid cursor") {
 				t.Errorf("cursor %q: %v, want -32602 invalid cursor", c, err)
 			}
@@ -110,7 +109,7 @@ mcp_servers:
 	})
 
 	t.Run("resources by URI and by template", func(t *testing.T) {
-		res, err := cs.ListResources(ctx5(t), nil)
+		res, err := cs.ListResources(callCtx(t), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,25 +120,25 @@ mcp_servers:
 		if !slices.Contains(uris, "alpha://readme") || !slices.Contains(uris, "gamma://index") {
 			t.Errorf("resources %v", uris)
 		}
-		tpl, err := cs.ListResourceTemplates(ctx5(t), nil)
+		tpl, err := cs.ListResourceTemplates(callCtx(t), nil)
 		if err != nil || len(tpl.ResourceTemplates) != 2 {
 			t.Fatalf("templates: %+v %v", tpl, err)
 		}
 		for uri, from := range map[string]string{"alpha://readme": "alpha", "alpha://items/42": "alpha",
 			"gamma://index": "gamma", "gamma://docs/intro": "gamma"} {
-			r, err := cs.ReadResource(ctx5(t), &mcp.ReadResourceParams{URI: uri})
+			r, err := cs.ReadResource(callCtx(t), &mcp.ReadResourceParams{URI: uri})
 			if err != nil || len(r.Contents) != 1 || r.Contents[0].Text != from+" read "+uri {
 				t.Errorf("read %s: %+v %v, want %s's answer", uri, r, err, from)
 			}
 		}
-		_, err = cs.ReadResource(ctx5(t), &mcp.ReadResourceParams{URI: "nope://x"})
+		_, err = cs.ReadResource(callCtx(t), &mcp.ReadResourceParams{URI: "nope://x"})
 		if rpcCode(err) != -32602 || !strings.Contains(err.Error(), "nope://x") {
 			t.Errorf("unknown URI: %v", err)
 		}
 	})
 
 	t.Run("prompts and completions by ref", func(t *testing.T) {
-		list, err := cs.ListPrompts(ctx5(t), nil)
+		list, err := cs.ListPrompts(callCtx(t), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +151,7 @@ mcp_servers:
 			t.Errorf("prompts %v", prompts)
 		}
 		for name, want := range map[string]string{"beta__greet": "beta/greet: Bo", "gamma__summarize": "gamma/summarize: Bo"} {
-			p, err := cs.GetPrompt(ctx5(t), &mcp.GetPromptParams{Name: name, Arguments: map[string]string{"name": "Bo", "topic": "Bo"}})
+			p, err := cs.GetPrompt(callCtx(t), &mcp.GetPromptParams{Name: name, Arguments: map[string]string{"name": "Bo", "topic": "Bo"}})
 			if err != nil || len(p.Messages) != 1 || p.Messages[0].Content.(*mcp.TextContent).Text != want {
 				t.Errorf("prompts/get %s: %+v %v, want %q", name, p, err, want)
 			}
@@ -166,7 +165,7 @@ mcp_servers:
 			{mcp.CompleteReference{Type: "ref/resource", URI: "alpha://items/{id}"}, "alpha:alpha://items/{id}:a=b"},
 			{mcp.CompleteReference{Type: "ref/resource", URI: "gamma://docs/{name}"}, "gamma:gamma://docs/{name}:a=b"},
 		} {
-			res, err := cs.Complete(ctx5(t), &mcp.CompleteParams{Ref: &tc.ref, Argument: mcp.CompleteParamsArgument{Name: "a", Value: "b"}})
+			res, err := cs.Complete(callCtx(t), &mcp.CompleteParams{Ref: &tc.ref, Argument: mcp.CompleteParamsArgument{Name: "a", Value: "b"}})
 			if err != nil || len(res.Completion.Values) != 1 || res.Completion.Values[0] != tc.want {
 				t.Errorf("complete %+v: %+v %v, want %q", tc.ref, res, err, tc.want)
 			}
@@ -192,7 +191,7 @@ mcp_servers:
 		if got := callText(t, two, "gamma__lookup", "k"); got != "gamma/lookup: k" {
 			t.Errorf("gamma__lookup answered %q", got)
 		}
-		if _, err := two.CallTool(ctx5(t), &mcp.CallToolParams{Name: "beta__echo", Arguments: map[string]any{}}); rpcCode(err) != -32602 {
+		if _, err := two.CallTool(callCtx(t), &mcp.CallToolParams{Name: "beta__echo", Arguments: map[string]any{}}); rpcCode(err) != -32602 {
 			t.Errorf("a tool of an unselected server: %v, want -32602", err)
 		}
 	})
@@ -213,8 +212,9 @@ mcp_servers:
 }
 
 // A server that hangs on tools/list does not hold the list up: the others
-// come back within that server's timeout, and the hung one is named in the
-// result's _meta. Its other methods still work.
+// come back within that server's timeout (the hung leg's error names its 1s,
+// not the 5 s ListTimeout or the others' 60 s), and the hung one is named in
+// the result's _meta. Its other methods still work.
 func TestAggregatedListSurvivesAHungServer(t *testing.T) {
 	alpha, _, gamma := aggUpstreams(t)
 	stuck := serveHangingOnToolsList(t, goSDKUpstream("stuck", 0, "echo"))
@@ -229,14 +229,9 @@ mcp_servers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	res, err := cs.ListTools(ctx5(t), nil)
-	took := time.Since(start)
+	res, err := cs.ListTools(callCtx(t), nil)
 	if err != nil {
 		t.Fatalf("tools/list with a hung server: %v", err)
-	}
-	if took > 2500*time.Millisecond {
-		t.Errorf("the list took %v; stuck's timeout is 1s", took)
 	}
 	var names []string
 	for _, tool := range res.Tools {
@@ -246,7 +241,7 @@ mcp_servers:
 		t.Errorf("tools %v: want alpha's and gamma's first pages, nothing of stuck", names)
 	}
 	missing := fmt.Sprint(res.Meta["mcpbus/unavailable"])
-	if !strings.Contains(missing, "stuck") || !strings.Contains(missing, "MCPBUS_UPSTREAM_TIMEOUT") {
+	if !strings.Contains(missing, "stuck") || !strings.Contains(missing, "MCPBUS_UPSTREAM_TIMEOUT") || !strings.Contains(missing, "within 1s") {
 		t.Errorf("_meta %v: want stuck named with its timeout", res.Meta)
 	}
 	if !strings.Contains(g.logs.String(), "server=stuck") {

@@ -211,8 +211,10 @@ func TestUnknownServerAndSelection(t *testing.T) {
 	}
 }
 
-// An upstream that is down or hangs gives a JSON-RPC error naming the server
-// within a bounded time, never a hang.
+// An upstream that is down or hangs gives a JSON-RPC error naming the server,
+// never a hang: the hanging upstream holds the call until the test ends, so
+// only its 500ms timeout (which the error names) ends it. The 30 s bound on
+// the request only turns a hang into a failure.
 func TestUpstreamDownOrHanging(t *testing.T) {
 	release := make(chan struct{})
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -240,12 +242,11 @@ mcp_servers:
 	} {
 		url := g.URL() + "/mcp/" + tc.server
 		h := initSession(t, url, bearer(master))
-		r := post(t, url, h, `{"jsonrpc":"2.0","id":7,"method":"tools/list"}`)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r := postCtx(t, ctx, url, h, `{"jsonrpc":"2.0","id":7,"method":"tools/list"}`)
+		cancel()
 		if r.status != http.StatusOK || r.rpcErr.Code != tc.code || r.rpcErr.Message != tc.says {
 			t.Errorf("%s: HTTP %d %s\nwant a JSON-RPC error %d: %s", tc.server, r.status, r.body, tc.code, tc.says)
-		}
-		if r.elapsed > 3*time.Second {
-			t.Errorf("%s: the error took %s", tc.server, r.elapsed)
 		}
 	}
 	// A real client sees the same, as an error from its call.
@@ -485,7 +486,7 @@ func TestProgressRelayed(t *testing.T) {
 	// The go-sdk client hands notifications to its handler asynchronously, so
 	// they may land just after the call returns.
 	var n int
-	for timeout := time.After(2 * time.Second); n < 3; {
+	for timeout := time.After(30 * time.Second); n < 3; {
 		select {
 		case p := <-got:
 			n++
@@ -493,7 +494,7 @@ func TestProgressRelayed(t *testing.T) {
 				t.Errorf("progress token %v reached the client, want the caller's own", p.ProgressToken)
 			}
 		case <-timeout:
-			t.Fatalf("%d progress notifications within 2s, want 3", n)
+			t.Fatalf("%d progress notifications within 30s, want 3", n)
 		}
 	}
 	if n != 3 {

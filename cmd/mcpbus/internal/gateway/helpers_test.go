@@ -78,6 +78,8 @@ type recorder struct {
 	mu      sync.Mutex
 	headers []http.Header
 	inits   int
+	calls   int // tools/call requests
+	deletes int // DELETEs (a session ended)
 	next    http.Handler
 	// forget, when set, makes the upstream answer 404 to the next request that
 	// carries a session id, as a server that restarted would.
@@ -91,6 +93,12 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.headers = append(rc.headers, r.Header.Clone())
 	if bytes.Contains(body, []byte(`"method":"initialize"`)) {
 		rc.inits++
+	}
+	if bytes.Contains(body, []byte(`"method":"tools/call"`)) {
+		rc.calls++
+	}
+	if r.Method == http.MethodDelete {
+		rc.deletes++
 	}
 	forget := rc.forget && r.Header.Get("Mcp-Session-Id") != ""
 	if forget {
@@ -114,6 +122,18 @@ func (rc *recorder) initCount() int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return rc.inits
+}
+
+func (rc *recorder) callCount() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.calls
+}
+
+func (rc *recorder) deleteCount() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.deletes
 }
 
 // upstream starts the demo go-sdk MCP server on 127.0.0.1 behind a recorder.
@@ -178,14 +198,20 @@ type rawResponse struct {
 		Message string
 		Data    map[string]string
 	}
-	result  json.RawMessage
-	elapsed time.Duration
+	result json.RawMessage
 }
 
 // post sends one JSON-RPC message with raw HTTP, for the cases SDK clients hide.
 func post(t *testing.T, url string, header http.Header, body string) rawResponse {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	return postCtx(t, context.Background(), url, header, body)
+}
+
+// postCtx is post bounded by ctx (a liveness bound: the test fails instead of
+// hanging when the answer never comes).
+func postCtx(t *testing.T, ctx context.Context, url string, header http.Header, body string) rawResponse {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	for k, v := range header {
@@ -202,7 +228,6 @@ func post(t *testing.T, url string, header http.Header, body string) rawResponse
 // response; isRPC is false when the body is not one.
 func exchange(t *testing.T, req *http.Request) (out rawResponse, isRPC bool) {
 	t.Helper()
-	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
@@ -211,7 +236,6 @@ func exchange(t *testing.T, req *http.Request) (out rawResponse, isRPC bool) {
 	out = rawResponse{status: resp.StatusCode, header: resp.Header}
 	out.body, _ = io.ReadAll(resp.Body)
 	recordBody(out.body)
-	out.elapsed = time.Since(start)
 	var m struct {
 		Result json.RawMessage
 		Error  *struct {

@@ -42,14 +42,16 @@ func putServer(t *testing.T, kv jetstream.KeyValue, s bus.ServerSpec) {
 
 const echoCall = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"live"}}}`
 
-// callWithin initializes a session on /mcp/{server} and calls echo until both
-// succeed or d passes; it returns the session headers and how long it took.
-func callWithin(t *testing.T, g *testGateway, server string, d time.Duration) (http.Header, time.Duration) {
+// callable initializes a session on /mcp/{server} and calls echo until both
+// succeed, and returns the session headers. It fails only if that never
+// happens (a 30 s bound: a registry change reaches the services by KV watch,
+// which takes milliseconds, but no test asserts how many).
+func callable(t *testing.T, g *testGateway, server string) http.Header {
 	t.Helper()
 	url := g.URL() + "/mcp/" + server
-	start := time.Now()
+	const d = 30 * time.Second
 	var last rawResponse
-	for time.Since(start) < d {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
 		r := post(t, url, bearer(master), initBody)
 		if r.status == http.StatusOK && r.header.Get("Mcp-Session-Id") != "" {
 			h := bearer(master)
@@ -57,7 +59,7 @@ func callWithin(t *testing.T, g *testGateway, server string, d time.Duration) (h
 			h.Set("Mcp-Protocol-Version", "2025-06-18")
 			last = post(t, url, h, echoCall)
 			if last.status == http.StatusOK && last.rpcErr.Message == "" && strings.Contains(string(last.result), "live") {
-				return h, time.Since(start)
+				return h
 			}
 		} else {
 			last = r
@@ -65,19 +67,18 @@ func callWithin(t *testing.T, g *testGateway, server string, d time.Duration) (h
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("%s not callable within %s: HTTP %d %s", server, d, last.status, last.body)
-	return nil, 0
+	return nil
 }
 
-// A server written to the registry bucket is callable through the all-in-one
-// gateway within a second, with no restart; deleted, it stops taking calls.
+// A server written to the registry bucket becomes callable through the
+// all-in-one gateway, with no restart; deleted, it stops taking calls.
 func TestLiveServerAddedAndRemoved(t *testing.T) {
 	url, rec := upstream(t, "fresh")
 	g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers: {}\n", master), nil)
 	_, kv := serversKV(t, testConn(t, g.Gateway))
 
 	putServer(t, kv, bus.ServerSpec{Name: "fresh", URL: url, Source: "api"})
-	h, took := callWithin(t, g, "fresh", time.Second)
-	t.Logf("callable %s after the KV put", took)
+	h := callable(t, g, "fresh")
 	if len(rec.seen()) == 0 {
 		t.Fatal("the call did not reach the new upstream")
 	}
@@ -91,11 +92,11 @@ func TestLiveServerAddedAndRemoved(t *testing.T) {
 	waitCallFails(t, g.URL()+"/mcp/fresh", h, "fresh")
 }
 
-// waitCallFails waits (at most 1 s) until a call on the session fails with an
-// error that names the server as unknown or without a worker.
+// waitCallFails waits until a call on the session fails with an error that
+// names the server as unknown or without a worker (failing after 30 s).
 func waitCallFails(t *testing.T, url string, h http.Header, server string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r := post(t, url, h, echoCall)
 		msg := r.rpcErr.Message
@@ -166,8 +167,7 @@ func TestLiveRegistryAcrossProcesses(t *testing.T) {
 	_, kv := serversKV(t, anc)
 
 	putServer(t, kv, bus.ServerSpec{Name: "remote", URL: remoteURL, Source: "api"})
-	h, took := callWithin(t, g, "remote", time.Second)
-	t.Logf("remote callable %s after the KV put", took)
+	h := callable(t, g, "remote")
 	if len(remoteRec.seen()) == 0 {
 		t.Fatal("the call did not reach the remote upstream")
 	}
@@ -180,25 +180,25 @@ func TestLiveRegistryAcrossProcesses(t *testing.T) {
 	}
 	waitCallFails(t, g.URL()+"/mcp/remote", h, "remote")
 	// The router and the worker host follow the bucket independently.
-	for deadline := time.Now().Add(time.Second); len(host.Hosted()) != 0; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); len(host.Hosted()) != 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the worker host still runs %v a second after the delete", host.Hosted())
+			t.Fatalf("the worker host still runs %v 30s after the delete", host.Hosted())
 		}
 	}
-	if _, err := anc.Request(bus.ToolRPC("remote"), []byte(echoCall), time.Second); !errors.Is(err, nats.ErrNoResponders) {
+	if _, err := anc.Request(bus.ToolRPC("remote"), []byte(echoCall), 10*time.Second); !errors.Is(err, nats.ErrNoResponders) {
 		t.Fatalf("the deleted server's worker still answers on the bus: %v", err)
 	}
 
 	// The config server, hosted by the gateway: change its URL in KV.
-	ch, _ := callWithin(t, g, "cfg", time.Second)
+	ch := callable(t, g, "cfg")
 	if len(cfgRec1.seen()) == 0 {
 		t.Fatal("cfg did not reach its first upstream")
 	}
 	putServer(t, kv, bus.ServerSpec{Name: "cfg", URL: cfgURL2, Source: "config"})
-	deadline := time.Now().Add(time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for len(cfgRec2.seen()) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("after the URL change, calls do not reach the new upstream within 1s")
+			t.Fatal("after the URL change, calls do not reach the new upstream within 30s")
 		}
 		r := post(t, g.URL()+"/mcp/cfg", ch, echoCall)
 		if r.status != http.StatusOK || r.rpcErr.Message != "" {
@@ -206,9 +206,16 @@ func TestLiveRegistryAcrossProcesses(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// The old worker closes its session in the background (a DELETE to the
-	// old upstream); after that nothing more reaches it.
-	time.Sleep(200 * time.Millisecond)
+	// The old worker leaves the bus, then closes its session in the
+	// background (a DELETE to the old upstream); after that nothing more
+	// reaches it.
+	deadline = time.Now().Add(30 * time.Second)
+	for cfgRec1.deleteCount() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the old worker did not close its upstream session within 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	before := len(cfgRec1.seen())
 	for i := 0; i < 3; i++ {
 		if r := post(t, g.URL()+"/mcp/cfg", ch, echoCall); r.status != http.StatusOK || !strings.Contains(string(r.result), "live") {

@@ -1,14 +1,17 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -189,17 +192,23 @@ mcp_servers: {}
 
 // The breaker gauge follows the breaker: closed, open after
 // circuit_breaker_threshold failures of a down upstream, half-open once the
-// cooldown has passed; every failure is counted by code.
+// cooldown has passed; every failure is counted by code. No clock races:
+// "gone" has an hour's cooldown, so it stays open while the test looks;
+// "brief" has 100ms, and the test waits until its gauge turns half-open. (A
+// failed probe opening the breaker again is TestBreakerOpensProbesAndCloses
+// in toolworkers, on a test clock.)
 func TestBreakerStateMetric(t *testing.T) {
 	down := "http://" + freeAddr(t) + "/mcp"
 	g := startGateway(t, fmt.Sprintf(`
 general_settings: {master_key: %s}
 mcp_servers:
-  gone: {url: %q, circuit_breaker_threshold: 2, circuit_breaker_cooldown: 700ms}
-`, master, down), nil)
-	state := func() float64 {
-		return metricValue(scrapeMetrics(t, g.URL()), "mcpbus_upstream_breaker_state", labels{"server": "gone"})
+  gone: {url: %q, circuit_breaker_threshold: 2, circuit_breaker_cooldown: 1h}
+  brief: {url: %q, circuit_breaker_threshold: 2, circuit_breaker_cooldown: 100ms}
+`, master, down, down), nil)
+	stateOf := func(server string) float64 {
+		return metricValue(scrapeMetrics(t, g.URL()), "mcpbus_upstream_breaker_state", labels{"server": server})
 	}
+	state := func() float64 { return stateOf("gone") }
 	if s := state(); s != 0 {
 		t.Fatalf("breaker state before any call = %v, want 0 (closed)", s)
 	}
@@ -220,20 +229,43 @@ mcp_servers:
 	if got := metricValue(mf, "mcpbus_upstream_calls_total", labels{"server": "gone", "method": "tools/call", "tool": "other", "status": "failed"}); got != 2 {
 		t.Errorf("calls{tools/call, failed} = %v, want 2 (a tool no upstream answered is \"other\")", got)
 	}
-	time.Sleep(800 * time.Millisecond)
-	if s := state(); s != 1 {
-		t.Fatalf("breaker state after the cooldown = %v, want 1 (half-open)", s)
+
+	briefURL := g.URL() + "/mcp/brief"
+	hb := initSession(t, briefURL, bearer(master)) // one failure
+	if r := post(t, briefURL, hb, call); r.rpcErr.Data["mcpbus_code"] != "MCPBUS_UPSTREAM_UNAVAILABLE" {
+		t.Fatalf("call to a down upstream: %s", r.body)
 	}
-	post(t, url, h, call) // the probe fails: open again
-	if s := state(); s != 2 {
-		t.Fatalf("breaker state after a failed probe = %v, want 2 (open)", s)
+	deadline := time.Now().Add(30 * time.Second)
+	for stateOf("brief") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("breaker state of brief 30s after it opened = %v, want 1 (half-open after its 100ms cooldown)", stateOf("brief"))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
 // During slow calls the in-flight and queue gauges show them; afterwards
 // they are back to 0 and the duration histogram has them in its upper buckets.
+// The upstream holds its calls until the test has seen the gauges, then takes
+// a second over each: the durations have lower bounds only (a call lasts at
+// least what the upstream sleeps), which a slow machine cannot break.
 func TestInFlightGauge(t *testing.T) {
-	a, _ := upstream(t, "a")
+	release := make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	srv := mcp.NewServer(&mcp.Implementation{Name: "a", Version: "1"}, nil)
+	srv.AddTool(&mcp.Tool{Name: "slow", InputSchema: json.RawMessage(`{"type":"object"}`)}, func(ctx context.Context, _ *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		time.Sleep(time.Second)
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "slept"}}}, nil
+	})
+	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	t.Cleanup(up.Close)
+	t.Cleanup(releaseOnce) // before the upstream's Close, which waits for the calls
+	a := up.URL + "/mcp"
 	g := startGateway(t, fmt.Sprintf(`
 general_settings: {master_key: %s}
 mcp_servers:
@@ -246,10 +278,10 @@ mcp_servers:
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			postQuiet(url, h, rpc("tools/call", i, `{"name":"slow","arguments":{"seconds":1,"steps":1}}`))
+			postQuiet(url, h, rpc("tools/call", i, `{"name":"slow","arguments":{}}`))
 		}()
 	}
-	deadline := time.Now().Add(900 * time.Millisecond)
+	deadline := time.Now().Add(30 * time.Second) // only calls that never arrive get here
 	var inFlight, queued float64
 	for time.Now().Before(deadline) {
 		mf := scrapeMetrics(t, g.URL())
@@ -263,6 +295,7 @@ mcp_servers:
 	if inFlight != 1 || queued != 1 {
 		t.Errorf("during two slow calls with max_concurrent_requests 1: in flight %v, queued %v; want 1 and 1", inFlight, queued)
 	}
+	releaseOnce()
 	wg.Wait()
 	mf := scrapeMetrics(t, g.URL())
 	if got := metricValue(mf, "mcpbus_worker_in_flight", labels{"server": "slowpoke"}); got != 0 {

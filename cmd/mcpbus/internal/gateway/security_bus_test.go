@@ -61,7 +61,7 @@ func (v violations) handler(_ *nats.Conn, _ *nats.Subscription, err error) {
 // expect waits for a permission violation naming subject.
 func (v violations) expect(t *testing.T, what, subject string) {
 	t.Helper()
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(30 * time.Second) // only a violation never reported gets here
 	for {
 		select {
 		case err := <-v:

@@ -380,7 +380,7 @@ mcp_servers:
 			}
 
 			// Every channel delivered the echo, redacted.
-			bustest.Eventually(t, 5*time.Second, "the progress and log notifications", func() bool {
+			bustest.Eventually(t, 30*time.Second, "the progress and log notifications", func() bool {
 				seen.mu.Lock()
 				defer seen.mu.Unlock()
 				return len(seen.progress) > 0 && len(seen.logs) > 0

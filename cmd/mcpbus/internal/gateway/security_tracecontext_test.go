@@ -61,7 +61,7 @@ func TestSecurityClientTracestateNeverLeavesTheIngress(t *testing.T) {
 				return
 			}
 			tid, _ := trace.TraceIDFromHex(clientTraceID)
-			bustest.Eventually(t, 5*time.Second, "the upstream span of the tools/call, in the client's trace", func() bool {
+			bustest.Eventually(t, 30*time.Second, "the upstream span of the tools/call, in the client's trace", func() bool {
 				for _, sp := range exp.GetSpans() {
 					if sp.Name == "upstream demo tools/call" && sp.SpanContext.TraceID() == tid {
 						return true

@@ -76,7 +76,7 @@ func installTracing(t *testing.T) *tracetest.InMemoryExporter {
 // the trace's spans by name.
 func spansOf(t *testing.T, exp *tracetest.InMemoryExporter, id trace.TraceID, names ...string) map[string]tracetest.SpanStub {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		got := map[string]tracetest.SpanStub{}
 		for _, s := range exp.GetSpans() {

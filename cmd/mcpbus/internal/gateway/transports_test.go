@@ -84,7 +84,7 @@ mcp_servers:
     transport: stdio
     command: %q
     env: {MCPBUS_GATEWAY_TEST_DEMO_STDIO: "1"}
-    timeout: 5s
+    timeout: 30s # a bound on starting the child, which the race detector slows
 `, master, exe), nil)
 	cs, err := connect(t, g.URL()+"/mcp/local", bearer(master))
 	if err != nil {
@@ -109,14 +109,14 @@ mcp_servers:
 		t.Fatal(err)
 	}
 	// The next calls succeed once the supervisor has restarted the process.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		err := echo()
 		if err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no successful call within 5s of killing the stdio server: %v", err)
+			t.Fatalf("no successful call within 30s of killing the stdio server: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -131,7 +131,7 @@ mcp_servers:
 // stdioChild returns the pid of this process's child running the demo server.
 func stdioChild(t *testing.T, parent int) int {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", parent))
 		for _, f := range tasks {

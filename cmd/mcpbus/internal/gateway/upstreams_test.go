@@ -220,29 +220,38 @@ mcp_servers:
 }
 
 // max_concurrent_requests with a bounded queue, observed under load: the
-// excess fails fast with a reason instead of piling up.
+// excess fails fast with a reason instead of piling up. The upstream holds
+// every call until the other six have been refused, so exactly 2 run and 2
+// wait, however the ten calls are scheduled.
 func TestMaxConcurrentRequests(t *testing.T) {
 	// Counted inside the tool: it returns before its response is sent, so the
 	// count never overlaps the next call the way an HTTP handler's would.
 	var inFlight, peak atomic.Int64
+	release := make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
 	srv := mcp.NewServer(&mcp.Implementation{Name: "slowpoke", Version: "1"}, nil)
-	srv.AddTool(&mcp.Tool{Name: "slow", InputSchema: json.RawMessage(`{"type":"object"}`)}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	srv.AddTool(&mcp.Tool{Name: "slow", InputSchema: json.RawMessage(`{"type":"object"}`)}, func(ctx context.Context, _ *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
 		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 		}
-		time.Sleep(400 * time.Millisecond)
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done after 0.4s"}}}, nil
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done after the release"}}}, nil
 	})
 	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
 	t.Cleanup(up.Close)
+	t.Cleanup(releaseOnce) // before the upstream's Close, which waits for the calls
 	g := startGateway(t, fmt.Sprintf(`
 general_settings: {master_key: %s}
 mcp_servers:
   slowpoke: {url: %q, max_concurrent_requests: 2, max_queued_requests: 2, timeout: 10s}
 `, master, up.URL), nil)
 	h := initSession(t, g.URL()+"/mcp/slowpoke", bearer(master))
-	var ok, busy atomic.Int64
+	var ok, busy, other atomic.Int64
 	var wg sync.WaitGroup
 	for i := 0; i < 10; i++ {
 		wg.Add(1)
@@ -255,21 +264,33 @@ mcp_servers:
 			case strings.Contains(r, `"slowpoke\" is at its limit of 2 concurrent calls and 2 waiting`):
 				busy.Add(1)
 			default:
+				other.Add(1)
 				t.Errorf("call %d: %s", i, r)
 			}
 		}(i)
 	}
+	deadline := time.Now().Add(30 * time.Second) // only calls that never arrive get here
+	for (inFlight.Load() < 2 || busy.Load() < 6) && other.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := inFlight.Load(); n != 2 {
+		t.Errorf("the upstream runs %d calls with 2 allowed and 8 more sent", n)
+	}
+	releaseOnce()
 	wg.Wait()
 	if peak.Load() > 2 {
 		t.Errorf("the upstream saw %d concurrent calls, limit 2", peak.Load())
 	}
-	if ok.Load() < 4 || busy.Load() == 0 || ok.Load()+busy.Load() != 10 {
-		t.Errorf("%d succeeded, %d refused as busy; want at least 4 through (2 running + 2 queued) and the rest refused", ok.Load(), busy.Load())
+	if ok.Load() != 4 || busy.Load() != 6 {
+		t.Errorf("%d succeeded, %d refused as busy; want 4 through (2 running + 2 queued) and the other 6 refused", ok.Load(), busy.Load())
 	}
 }
 
 // The circuit breaker opens after consecutive failures and says since when;
-// list calls are retried once on a transport error, tools/call never.
+// list calls are retried once on a transport error, tools/call never. No
+// clock races: "flaky" has an hour's cooldown, so it stays open while the
+// test looks; "brief" (the same upstream) has 100ms, and the test calls it
+// until the probe after the cooldown goes through.
 func TestBreakerAndRetries(t *testing.T) {
 	mcpSrv := demo.Handler("flaky")
 	var dropNext atomic.Int64 // drop the connection of the next N data requests
@@ -297,8 +318,9 @@ func TestBreakerAndRetries(t *testing.T) {
 	g := startGateway(t, fmt.Sprintf(`
 general_settings: {master_key: %s}
 mcp_servers:
-  flaky: {url: %q, circuit_breaker_threshold: 3, circuit_breaker_cooldown: 300ms}
-`, master, up.URL), nil)
+  flaky: {url: %q, circuit_breaker_threshold: 3, circuit_breaker_cooldown: 1h}
+  brief: {url: %q, circuit_breaker_threshold: 3, circuit_breaker_cooldown: 100ms}
+`, master, up.URL, up.URL), nil)
 	url := g.URL() + "/mcp/flaky"
 	h := initSession(t, url, bearer(master))
 	list := `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
@@ -322,10 +344,26 @@ mcp_servers:
 		t.Fatalf("open breaker: %s (upstream calls %d -> %d), want a fast refusal that says since when", r.body, seen, calls.Load())
 	}
 	// After the cooldown one probe goes through; it succeeds and closes it.
+	url = g.URL() + "/mcp/brief"
+	h = initSession(t, url, bearer(master))
+	dropNext.Store(100)
+	for range 3 {
+		post(t, url, h, call)
+	}
 	dropNext.Store(0)
-	time.Sleep(350 * time.Millisecond)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := post(t, url, h, call)
+		if strings.Contains(string(r.body), `"text":"x"`) {
+			break
+		}
+		if !strings.Contains(r.rpcErr.Message, `"brief" is unavailable since `) || time.Now().After(deadline) {
+			t.Fatalf("after the cooldown: %s", r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if r := post(t, url, h, call); !strings.Contains(string(r.body), `"text":"x"`) {
-		t.Fatalf("after the cooldown: %s", r.body)
+		t.Fatalf("after a successful probe: %s", r.body)
 	}
 }
 
