@@ -46,6 +46,12 @@ const adminWait = 2 * time.Second
 
 func (s *service) admin(h func(context.Context, []byte) (any, *bus.Error)) micro.HandlerFunc {
 	return func(req micro.Request) {
+		if req.Reply() == "" {
+			// Every admin request asks for its answer; one without a reply
+			// subject is JetStream's answer steered here (bus/msgget.go).
+			s.log.Warn("auth: ignored an admin message that is no request (no reply subject)", "subject", req.Subject())
+			return
+		}
 		if s.store == nil {
 			bus.RespondError(req, bus.Errorf(bus.ErrServiceUnavailable,
 				"virtual keys are unavailable: the auth service runs without JetStream"))

@@ -149,8 +149,13 @@ func (s *store) applyKey(u jetstream.KeyValueEntry, live bool) {
 			// Fail closed: an unreadable record authenticates nobody.
 			s.log.Error("auth: ignoring unreadable key record", "token_prefix", prefix(token), "err", err)
 			put = false
+		} else if rec.Token != token {
+			// Not auth's: anything on the bus can make JetStream write an
+			// answer of its own under any key (bus/msgget.go). It makes no
+			// key; the key keeps its last good record.
+			s.log.Error("auth: ignoring a key record that does not name its key", "token_prefix", prefix(token))
+			return
 		}
-		rec.Token = token // the bucket key is what verify looks up
 	}
 	now := s.now()
 	var revoke []string
@@ -189,8 +194,10 @@ func (s *store) applyTeam(u jetstream.KeyValueEntry, live bool) {
 			// Fail closed: the team's keys stop working until it is fixed.
 			s.log.Error("auth: ignoring unreadable team record", "team_id", id, "err", err)
 			put = false
+		} else if rec.TeamID != id {
+			s.log.Error("auth: ignoring a team record that does not name its team", "team_id", bus.Shorten(id, 64))
+			return
 		}
-		rec.TeamID = id
 	}
 	now := s.now()
 	var members []string

@@ -200,16 +200,23 @@ func checkSubject(t *testing.T, subject string, max int) {
 	}
 }
 
-var s2cSubjectRE = regexp.MustCompile(`^mcpbus\.v1\.s2c\.([A-Za-z0-9_-]{1,128})\.([0-9]{1,20})$`)
+var s2cSubjectRE = regexp.MustCompile(`^mcpbus\.v1\.s2c\.([A-Za-z0-9_-]{1,128})\.([A-Za-z0-9_-]{1,128})\.([0-9]{1,20})$`)
+
+// maxS2CSubject is the longest reply subject: a server name and a worker
+// token of MaxTokenLen, and 20 digits.
+const maxS2CSubject = len(Root+".s2c.") + 2*MaxTokenLen + 2 + 20
 
 // FuzzServerRequestReplySubject: no JSON-RPC id a client sends makes a reply
-// subject other than mcpbus.v1.s2c.<token>.<digits> of at most 256 bytes,
-// and every id the gateway makes (ServerRequestID) makes the subject its
-// worker replica listens on.
+// subject other than mcpbus.v1.s2c.<server>.<token>.<digits> of at most
+// maxS2CSubject bytes, and every id the gateway makes (ServerRequestID)
+// makes the subject its worker replica listens on.
 func FuzzServerRequestReplySubject(f *testing.F) {
 	long := strings.Repeat("x", 5000)
 	for _, s := range []string{
 		`"mcpbus-s2c.w1.3"`,
+		`"mcpbus-s2c.demo.w1.3"`,
+		`"mcpbus-s2c.demo.w1.18446744073709551615"`,
+		`"mcpbus-s2c.demo.` + long + `.1"`,
 		`"mcpbus-s2c.w1.18446744073709551615"`,
 		`"mcpbus-s2c.w1.99999999999999999999"`,
 		`"mcpbus-s2c.w1.999999999999999999999"`,
@@ -225,16 +232,16 @@ func FuzzServerRequestReplySubject(f *testing.F) {
 	f.Add([]byte(`"mcpbus-s2c.a.0"`), strings.Repeat("t", MaxTokenLen), uint64(1<<64-1))
 	f.Fuzz(func(t *testing.T, id []byte, token string, n uint64) {
 		if subject, ok := ServerRequestReplySubject(id); ok {
-			if len(subject) > 256 {
+			if len(subject) > maxS2CSubject {
 				t.Fatalf("subject of %d bytes", len(subject))
 			}
-			checkSubject(t, subject, 256)
+			checkSubject(t, subject, maxS2CSubject)
 			m := s2cSubjectRE.FindStringSubmatch(subject)
 			if m == nil {
-				t.Fatalf("subject %q is not mcpbus.v1.s2c.<token>.<digits>", subject)
+				t.Fatalf("subject %q is not mcpbus.v1.s2c.<server>.<token>.<digits>", subject)
 			}
 			var s string
-			if err := json.Unmarshal(id, &s); err != nil || s != "mcpbus-s2c."+m[1]+"."+m[2] {
+			if err := json.Unmarshal(id, &s); err != nil || s != "mcpbus-s2c."+m[1]+"."+m[2]+"."+m[3] {
 				t.Fatalf("id %q gave the subject %q", id, subject)
 			}
 		} else if subject != "" {
@@ -243,13 +250,13 @@ func FuzzServerRequestReplySubject(f *testing.F) {
 		if !ValidToken(token) {
 			return
 		}
-		made, _ := json.Marshal(ServerRequestID(token, n))
+		made, _ := json.Marshal(ServerRequestID("srv", token, n))
 		subject, ok := ServerRequestReplySubject(made)
-		if !ok || subject != Root+".s2c."+token+"."+strconv.FormatUint(n, 10) {
+		if !ok || subject != Root+".s2c.srv."+token+"."+strconv.FormatUint(n, 10) {
 			t.Fatalf("the gateway's own id %s gives %q, %v", made, subject, ok)
 		}
-		if !strings.HasPrefix(subject, strings.TrimSuffix(ServerRequestSubjects(token), "*")) {
-			t.Fatalf("subject %q is not under %q", subject, ServerRequestSubjects(token))
+		if !strings.HasPrefix(subject, strings.TrimSuffix(ServerRequestSubjects("srv", token), "*")) {
+			t.Fatalf("subject %q is not under %q", subject, ServerRequestSubjects("srv", token))
 		}
 	})
 }

@@ -143,6 +143,15 @@ func RolePermissions(user string, roles []Role, servers []string) *server.Permis
 
 // roleSubjects lists one role's subjects; answers says the role answers
 // requests (micro services, acknowledgements).
+//
+// JetStream: a consumer's deliver subject and a stream's subjects are not
+// checked against their creator's permissions, so a user who may create a
+// consumer or create or update a stream can make the server publish or
+// capture anything. Only the trusted core roles may: auth (its buckets; it
+// mints keys anyway), registry (the servers bucket, and it creates the usage
+// stream and the OAuth2 token bucket), ingress (the sessions bucket; it
+// carries every caller's key anyway). Router, workers, usage and servers
+// read with subscriptions and direct gets only (kvfollow.go, usage_read.go).
 func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 	micro := "$SRV.>" // micro's PING, INFO and STATS
 	switch r {
@@ -153,49 +162,102 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 	case RoleRegistry:
 		// PURGE: records from before sealing lose their plain-text history.
 		pub = append(kvOwner(BucketServers), "$JS.API.STREAM.PURGE.KV_"+BucketServers)
-		return pub, []string{Root + ".registry.*", micro}, true
+		pub = append(pub, streamCreator(StreamUsage)...)
+		pub = append(pub, streamCreator("KV_"+BucketOAuthTokens)...)
+		// It follows the bucket it owns like any reader (FollowServers).
+		return pub, []string{Root + ".registry.*", micro, "$KV." + BucketServers + ".>"}, true
 	case RoleRouter:
-		// stream.>: warnings on an aggregated answer's stream (a server missing).
-		pub = append(kvReader(BucketServers), Root+".tool.*.rpc", Root+".tool.*.info", Root+".s2c.>", SubjectCancelRequest, Root+".stream.>")
-		return pub, []string{SubjectRouterRPC, SubjectNotifyAll, micro}, true
+		// Warnings on an aggregated answer's stream (a server missing), as
+		// the gateway.
+		pub, sub = kvFollower(BucketServers, nil)
+		pub = append(pub, Root+".tool.*.rpc", Root+".tool.*.info", Root+".s2c.>", SubjectCancelRequest,
+			ClientSubject(Root+".stream.*.*", GatewayToken))
+		return pub, append(sub, SubjectRouterRPC, SubjectNotifyAll, micro), true
 	case RoleWorkers:
+		// A worker limited to servers reads and writes only those servers'
+		// records and tokens, and sends, answers and records only as them:
+		// it cannot pose as another server to a session, read another
+		// server's client answers or credentials, or bill another server.
+		pub, sub = kvFollower(BucketServers, servers)
+		tokenKeys := []string(nil)
+		for _, n := range servers {
+			tokenKeys = append(tokenKeys, n, n+".lock")
+		}
+		p, s := kvFollower(BucketOAuthTokens, tokenKeys)
+		pub, sub = append(pub, p...), append(sub, s...)
+		if len(servers) == 0 {
+			pub = append(pub, "$KV."+BucketOAuthTokens+".>")
+		}
+		for _, k := range tokenKeys {
+			pub = append(pub, "$KV."+BucketOAuthTokens+"."+k)
+		}
+		pub = append(pub, "$JS.API.STREAM.INFO."+StreamUsage)
+		sub = append(sub, SubjectCancel, SubjectCancelRequest, SubjectSessionClosed, micro)
 		names := servers
 		if len(names) == 0 {
 			names = []string{"*"}
 		}
-		pub = append(kvReader(BucketServers), kvOwner(BucketOAuthTokens)...)
-		pub = append(pub, streamOwner(StreamUsage)...)
-		pub = append(pub, Root+".usage.>", Root+".stream.>", Root+".session.events.>")
-		sub = []string{Root + ".s2c.*.*", SubjectCancel, SubjectCancelRequest, SubjectSessionClosed, micro}
 		for _, n := range names {
-			pub = append(pub, NotifySubject(n))
-			sub = append(sub, ToolRPC(n), ToolInfo(n), NotifySubject(n))
+			pub = append(pub, NotifySubject(n), ClientSubject(Root+".stream.*.*", n), ClientSubject(Root+".session.events.*", n),
+				Root+".usage.*."+n+".*")
+			sub = append(sub, ToolRPC(n), ToolInfo(n), NotifySubject(n), Root+".s2c."+n+".*.*")
 		}
 		return pub, sub, true
 	case RoleIngress:
-		pub = append(kvReader(BucketServers), kvOwner(BucketSessions)...)
+		pub, sub = kvFollower(BucketServers, nil)
+		pub = append(pub, kvOwner(BucketSessions)...)
 		pub = append(pub, SubjectRouterRPC, Root+".tool.*.rpc", Root+".tool.*.info", SubjectAuthVerify,
 			Root+".auth.key.*", Root+".auth.team.*", Root+".registry.*", SubjectCancel, SubjectSessionClosed,
-			Root+".session.events.>")
+			ClientSubject(Root+".session.events.*", GatewayToken))
 		// Not auth.key.revoked: only auth announces revocations.
 		pub = slices.DeleteFunc(pub, func(s string) bool { return s == SubjectKeyRevoked })
-		sub = []string{Root + ".stream.>", Root + ".session.events.>", SubjectNotifyAll, SubjectKeyRevoked, SubjectAuthChanged}
+		sub = append(sub, Root+".stream.>", Root+".session.events.>", SubjectNotifyAll, SubjectKeyRevoked, SubjectAuthChanged)
 		return pub, sub, true
 	case RoleUsage:
 		// Dashboards: the usage stream, and micro's discovery of services.
 		return append(streamReader(StreamUsage), "$SRV.PING", "$SRV.PING.>", "$SRV.INFO", "$SRV.INFO.>", "$SRV.STATS", "$SRV.STATS.>"), nil, false
 	case RoleServers:
-		return kvReader(BucketServers), nil, false
+		pub, sub = kvFollower(BucketServers, nil)
+		return pub, sub, false
 	}
 	return nil, nil, false
 }
 
-// kvReader: read and watch a bucket.
-func kvReader(bucket string) []string {
-	return streamReader("KV_" + bucket)
+// kvFollower: read a bucket (all of it, or the named keys only) the way
+// FollowKV does: subscriptions to its subjects and gets, no consumer. Only
+// the servers bucket (registry-written) is read with direct gets, keyed by
+// subject; other buckets with MSG.GET, which cannot be limited to keys
+// (msgget.go says why not direct gets).
+func kvFollower(bucket string, keys []string) (pub, sub []string) {
+	stream := "KV_" + bucket
+	pub = []string{"$JS.API.STREAM.INFO." + stream}
+	if !directReadable(bucket) {
+		pub = append(pub, "$JS.API.STREAM.MSG.GET."+stream)
+		if len(keys) == 0 {
+			return pub, []string{"$KV." + bucket + ".>"}
+		}
+		for _, k := range keys {
+			sub = append(sub, "$KV."+bucket+"."+k)
+		}
+		return pub, sub
+	}
+	if len(keys) == 0 {
+		return append(pub, "$JS.API.DIRECT.GET."+stream, "$JS.API.DIRECT.GET."+stream+".>"), []string{"$KV." + bucket + ".>"}
+	}
+	for _, k := range keys {
+		pub = append(pub, "$JS.API.DIRECT.GET."+stream+".$KV."+bucket+"."+k)
+		sub = append(sub, "$KV."+bucket+"."+k)
+	}
+	return pub, sub
 }
 
-// kvOwner: create, read, watch and write a bucket.
+// streamReader: read a stream with MSG.GET (usage_read.go; msgget.go says
+// why not direct gets).
+func streamReader(stream string) []string {
+	return []string{"$JS.API.STREAM.INFO." + stream, "$JS.API.STREAM.MSG.GET." + stream}
+}
+
+// kvOwner: create, read, watch and write a bucket (trusted roles only).
 func kvOwner(buckets ...string) []string {
 	var out []string
 	for _, b := range buckets {
@@ -205,27 +267,19 @@ func kvOwner(buckets ...string) []string {
 	return out
 }
 
-// streamReader: look a stream up, read messages directly and through
-// consumers of one's own.
-func streamReader(stream string) []string {
-	return []string{
-		"$JS.API.STREAM.INFO." + stream,
-		"$JS.API.STREAM.MSG.GET." + stream,
-		"$JS.API.DIRECT.GET." + stream,
-		"$JS.API.DIRECT.GET." + stream + ".>",
-		"$JS.API.CONSUMER.CREATE." + stream,
-		"$JS.API.CONSUMER.CREATE." + stream + ".>",
-		"$JS.API.CONSUMER.DURABLE.CREATE." + stream + ".>",
-		"$JS.API.CONSUMER.INFO." + stream + ".>",
-		"$JS.API.CONSUMER.DELETE." + stream + ".>",
-		"$JS.API.CONSUMER.MSG.NEXT." + stream + ".>",
-		"$JS.ACK." + stream + ".>",
-	}
+// streamCreator: create or update a stream, and look it up.
+func streamCreator(stream string) []string {
+	return []string{"$JS.API.STREAM.INFO." + stream, "$JS.API.STREAM.CREATE." + stream, "$JS.API.STREAM.UPDATE." + stream}
 }
 
-// streamOwner: streamReader, plus creating and updating the stream.
+// streamOwner: look a stream up, read it directly and through consumers of
+// one's own, create and update it (trusted roles only).
 func streamOwner(stream string) []string {
-	return append(streamReader(stream), "$JS.API.STREAM.CREATE."+stream, "$JS.API.STREAM.UPDATE."+stream)
+	return append(streamCreator(stream),
+		"$JS.API.STREAM.MSG.GET."+stream, "$JS.API.DIRECT.GET."+stream, "$JS.API.DIRECT.GET."+stream+".>",
+		"$JS.API.CONSUMER.CREATE."+stream, "$JS.API.CONSUMER.CREATE."+stream+".>",
+		"$JS.API.CONSUMER.DURABLE.CREATE."+stream+".>", "$JS.API.CONSUMER.INFO."+stream+".>",
+		"$JS.API.CONSUMER.DELETE."+stream+".>", "$JS.API.CONSUMER.MSG.NEXT."+stream+".>", "$JS.ACK."+stream+".>")
 }
 
 func dedupe(s []string) []string {

@@ -45,7 +45,7 @@ func TestDirect(t *testing.T) {
 		{"initialize", in("internal"), &bus.Message{ID: json.RawMessage(`1`), Method: "initialize"}, ""},
 		{"ping", in("internal"), &bus.Message{ID: json.RawMessage(`1`), Method: "ping"}, ""},
 		{"notification", in("internal"), &bus.Message{Method: "notifications/cancelled"}, ""},
-		{"a client's response", in("internal"), &bus.Message{ID: json.RawMessage(`"mcpbus-s2c.x.1"`), Result: json.RawMessage(`{}`)}, ""},
+		{"a client's response", in("internal"), &bus.Message{ID: json.RawMessage(`"mcpbus-s2c.demo.x.1"`), Result: json.RawMessage(`{}`)}, ""},
 		{"no server the key may use", func() bus.Envelope { e := onlyPublic; e.Caller.Permissions.Servers = nil; return e }(), call, ""},
 	} {
 		s, ok := bus.Direct(cache, c.env, c.msg)

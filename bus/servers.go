@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -30,28 +31,8 @@ func ServersBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyVa
 	return kv, nil
 }
 
-// OpenServersBucket opens the servers bucket another service (the registry)
-// creates, waiting for it while ctx lasts: readers may not create it (a
-// user that may create a stream may also change its limits).
-func OpenServersBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	for {
-		kv, err := js.KeyValue(ctx, BucketServers)
-		if err == nil {
-			return kv, nil
-		}
-		if !errors.Is(err, jetstream.ErrBucketNotFound) {
-			return nil, fmt.Errorf("kv bucket %s: %w", BucketServers, err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("kv bucket %s: not there (is the registry service running?): %w", BucketServers, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// ServerCache is an in-memory copy of the servers bucket kept current by a KV
-// watch, so lookups on the hot path never leave the process and an edit reaches
+// ServerCache is an in-memory copy of the servers bucket kept current
+// (FollowServers), so lookups on the hot path never leave the process and an edit reaches
 // every replica at once.
 type ServerCache struct {
 	mu      sync.RWMutex
@@ -60,47 +41,51 @@ type ServerCache struct {
 	log     *slog.Logger
 }
 
-// WatchServers loads the bucket and follows it until ctx ends. It returns once the
-// initial values are in, so a cache it returns is never empty by accident.
-func WatchServers(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger) (*ServerCache, error) {
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("watch %s: %w", BucketServers, err)
+// DecodeServerRecord reads the record stored under key in the servers
+// bucket. One that does not name its key is refused: anything on the bus can
+// make JetStream write an answer of its own under any key (msgget.go), and
+// only the registry writes records, each naming its server.
+func DecodeServerRecord(key string, value []byte) (ServerSpec, error) {
+	var s ServerSpec
+	if err := json.Unmarshal(value, &s); err != nil {
+		return ServerSpec{}, fmt.Errorf("unreadable: %w", err)
 	}
+	if s.Name != key {
+		return ServerSpec{}, errors.New("it does not name its key: not the registry's")
+	}
+	return s, nil
+}
+
+// FollowServers loads the servers bucket and follows it until ctx ends,
+// without a JetStream consumer (FollowKV: only the trusted roles may create
+// one). It returns once the initial values are in, so a cache it returns is
+// never empty by accident; a bucket the registry has not made yet is waited
+// for while ctx lasts.
+func FollowServers(ctx context.Context, nc *nats.Conn, log *slog.Logger) (*ServerCache, error) {
 	c := &ServerCache{servers: map[string]ServerSpec{}, log: log}
-	for u := range w.Updates() {
-		if u == nil {
-			break // initial values done
-		}
-		c.apply(u)
+	_, err := FollowKV(ctx, nc, BucketServers, nil, func(e KVEntry) {
+		c.apply(e.Key, e.Value, e.Deleted)
+		c.resort()
+	})
+	if err != nil {
+		return nil, err
 	}
-	c.resort()
-	go func() {
-		defer w.Stop()
-		for u := range w.Updates() {
-			if u == nil {
-				continue
-			}
-			c.apply(u)
-			c.resort()
-		}
-	}()
 	return c, nil
 }
 
-func (c *ServerCache) apply(u jetstream.KeyValueEntry) {
+func (c *ServerCache) apply(key string, value []byte, deleted bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if u.Operation() != jetstream.KeyValuePut {
-		delete(c.servers, u.Key())
+	if deleted {
+		delete(c.servers, key)
 		return
 	}
-	var s ServerSpec
-	if err := json.Unmarshal(u.Value(), &s); err != nil {
-		c.log.Error("registry: ignoring unreadable server record", "key", u.Key(), "err", err)
+	s, err := DecodeServerRecord(key, value)
+	if err != nil {
+		c.log.Error("registry: ignoring a server record; the server keeps its last good one", "key", Shorten(key, 64), "err", err)
 		return
 	}
-	c.servers[u.Key()] = s
+	c.servers[key] = s
 }
 
 func (c *ServerCache) resort() {
@@ -131,3 +116,34 @@ func (c *ServerCache) List() []ServerSpec {
 // BucketOAuthTokens caches upstream OAuth2 access tokens, keyed by server name,
 // so the replicas of a worker share one token instead of each fetching its own.
 const BucketOAuthTokens = "mcpbus_oauth_tokens"
+
+// EnsureOAuthTokenBucket creates (or updates) the bucket in which worker
+// replicas share OAuth2 access tokens (sealed: secrets.go), in memory. The
+// registry makes it: the workers' bus users may not create buckets
+// (natsauth.go). It is the stream of a KV bucket as nats.go makes one, but
+// without direct gets: workers write it, and a direct get would answer their
+// content raw onto any reply subject (msgget.go); nats.go's KV reads it with
+// MSG.GET instead.
+func EnsureOAuthTokenBucket(ctx context.Context, js jetstream.JetStream) error {
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              "KV_" + BucketOAuthTokens,
+		Description:       "mcpbus upstream OAuth2 access tokens shared by worker replicas",
+		Subjects:          []string{"$KV." + BucketOAuthTokens + ".>"},
+		MaxMsgsPerSubject: 1,
+		MaxBytes:          -1,
+		MaxMsgSize:        -1,
+		MaxMsgs:           -1,
+		MaxConsumers:      -1,
+		Storage:           jetstream.MemoryStorage,
+		Replicas:          1,
+		AllowRollup:       true,
+		DenyDelete:        true,
+		Duplicates:        2 * time.Minute,
+		Discard:           jetstream.DiscardNew,
+		AllowDirect:       false,
+	})
+	if err != nil {
+		return fmt.Errorf("kv bucket %s: %w", BucketOAuthTokens, err)
+	}
+	return nil
+}

@@ -11,13 +11,15 @@ import (
 //
 //   - Related to a POST (progress, notifications/message, server-to-client
 //     requests sent on the upstream POST's stream): the worker publishes them to
-//     Envelope.Stream, a subject the ingress handling that POST listens on
-//     (StreamSubject: one wildcard subscription per ingress process, no
-//     subscribe per request). The body is a JSON-RPC message exactly as the
-//     client must see it.
+//     ClientSubject(Envelope.Stream, its server), under a subject the ingress
+//     handling that POST listens on (StreamSubject: one wildcard subscription
+//     per ingress process, no subscribe per request). The body is a JSON-RPC
+//     message exactly as the client must see it.
 //   - Unrelated, for one downstream session (the upstream GET stream of a
-//     session opened for that client alone): published to SessionSubject(sid);
-//     the ingress holding that session's GET stream delivers it.
+//     session opened for that client alone): published to
+//     ClientSubject(SessionSubject(sid), its server); the ingress holding that
+//     session's GET stream delivers it if the stream's caller may see and use
+//     that server.
 //   - Catalog changes and resource updates of a server (not session-specific):
 //     published to NotifySubject(server) as the JSON-RPC notification
 //     (notifications/tools/list_changed, .../prompts/list_changed,
@@ -54,12 +56,6 @@ const (
 	HeaderClientCapabilities = "Mcpbus-Client-Capabilities"
 	// HeaderLogLevel is the level the session set with logging/setLevel.
 	HeaderLogLevel = "Mcpbus-Log-Level"
-	// HeaderServer names the server a worker's message for a client comes
-	// from (on SessionSubject and stream subjects). The ingress delivers a
-	// message on a session's GET stream only if the stream's caller, by IP
-	// class and key, may see and use that server; a message without it must
-	// carry the envelope (key and IP class) of the request it answers.
-	HeaderServer = "Mcpbus-Server"
 
 	// BucketSessions holds downstream sessions (SessionRecord), so any ingress
 	// replica serves any session. Entries expire SessionTTL after their last put.
@@ -84,12 +80,31 @@ func ServerOfNotify(subject string) string {
 	return strings.TrimPrefix(subject, Root+".notify.")
 }
 
-// SessionSubject carries messages for one downstream session's GET stream.
+// SessionSubject is the base subject of one downstream session's GET stream
+// (and, for a legacy session, its Envelope.Stream): messages for it go to
+// ClientSubject(SessionSubject(sid), sender).
 func SessionSubject(sid string) string { return Root + ".session.events." + sid }
 
+// GatewayToken is the sender token of messages for a client that the
+// gateway itself makes (the router's warnings, the ingress's legacy
+// answers); server names cannot take it (they start with a letter or digit).
+const GatewayToken = "_gateway"
+
+// ClientSubject is where a message for a client goes: base (an
+// Envelope.Stream, or SessionSubject) and the token of its sender, a server's
+// name or GatewayToken. The sender is in the subject, not in a header, so
+// bus permissions hold a worker to its own servers' tokens (a worker cannot
+// pose as another server to a session), and the ingress reads who sent a
+// message from where it arrived (SenderOf).
+func ClientSubject(base, sender string) string { return base + "." + sender }
+
+// SenderOf returns the sender token of a ClientSubject.
+func SenderOf(subject string) string { return subject[strings.LastIndexByte(subject, '.')+1:] }
+
 // StreamPrefix is the wildcard one ingress process subscribes to for the
-// streams of all its in-flight POSTs; StreamSubject names one of them.
-func StreamPrefix(ingressID string) string { return Root + ".stream." + ingressID + ".*" }
+// streams of all its in-flight POSTs (StreamSubject names one of them; its
+// messages come on ClientSubject(StreamSubject, sender)) and their replies.
+func StreamPrefix(ingressID string) string { return Root + ".stream." + ingressID + ".>" }
 
 // StreamSubject is the stream subject of one POST handled by ingressID.
 func StreamSubject(ingressID, token string) string {
@@ -99,21 +114,22 @@ func StreamSubject(ingressID, token string) string {
 // serverRequestIDPrefix starts every id the gateway gives a server-to-client request.
 const serverRequestIDPrefix = "mcpbus-s2c."
 
-// ServerRequestID is the downstream id of the n-th server-to-client request a
-// worker replica (named by token, one subject token) relays.
-func ServerRequestID(workerToken string, n uint64) string {
-	return serverRequestIDPrefix + workerToken + "." + uitoa(n)
+// ServerRequestID is the downstream id of the n-th server-to-client request
+// a worker replica of server (named by token, one subject token) relays.
+func ServerRequestID(server, workerToken string, n uint64) string {
+	return serverRequestIDPrefix + server + "." + workerToken + "." + uitoa(n)
 }
 
-// ServerRequestSubjects is the wildcard a worker replica subscribes to for
-// the answers to its server-to-client requests.
-func ServerRequestSubjects(workerToken string) string {
-	return Root + ".s2c." + workerToken + ".*"
+// ServerRequestSubjects is the wildcard a worker replica of server
+// subscribes to for the answers to its server-to-client requests; bus
+// permissions hold a worker to its own servers' answers.
+func ServerRequestSubjects(server, workerToken string) string {
+	return Root + ".s2c." + server + "." + workerToken + ".*"
 }
 
 // ServerRequestReplySubject is where the answer to the server-to-client
 // request with downstream id must go. ok is false for an id the gateway did
-// not make (a JSON string holding ServerRequestID's form: a worker token of
+// not make (a JSON string holding ServerRequestID's form: a server name and a worker token of
 // at most MaxTokenLen characters and a number of at most 20 digits), so no
 // client id can make the subject longer than the gateway's own.
 func ServerRequestReplySubject(id json.RawMessage) (subject string, ok bool) {
@@ -125,11 +141,15 @@ func ServerRequestReplySubject(id json.RawMessage) (subject string, ok bool) {
 	if !found {
 		return "", false
 	}
+	server, rest, found := strings.Cut(rest, ".")
+	if !found || !ValidToken(server) {
+		return "", false
+	}
 	token, n, found := strings.Cut(rest, ".")
 	if !found || !ValidToken(token) || !digits(n) {
 		return "", false
 	}
-	return Root + ".s2c." + token + "." + n, true
+	return Root + ".s2c." + server + "." + token + "." + n, true
 }
 
 // CancelRequest is a client's notifications/cancelled as it travels on the

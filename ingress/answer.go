@@ -71,6 +71,13 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 		msgs, reply := ps.take(batch)
 		batch = msgs
 		for _, m := range msgs {
+			if e := g.mayRelay(req, m); e != nil {
+				g.log.Warn("not relaying a message to a POST's stream", "request_id", req.env.RequestID, "reason", e.Message)
+				if m.Reply != "" {
+					_ = bus.ReplyTo(g.nc, m.Reply).Error(e)
+				}
+				continue
+			}
 			if sse == nil {
 				sse = g.startPostStream(w, req, ps)
 			}
@@ -92,6 +99,17 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 			return
 		}
 	}
+}
+
+// mayRelay checks a message for a POST's stream as mayDeliver does for a
+// session's: a worker's comes under its server's name, which the caller must
+// be able to see and use; the gateway's own (the router's warnings) pass.
+func (g *Ingress) mayRelay(req *request, m *nats.Msg) *bus.Error {
+	sender := bus.SenderOf(m.Subject)
+	if sender == bus.GatewayToken || g.callerUses(req.env.Caller, req.env.IPClass, req.env.Servers, sender) {
+		return nil
+	}
+	return bus.Errorf(bus.ErrNotPermitted, "a message from server %q is not for this request: its caller may not see or use that server", bus.Shorten(sender, 64))
 }
 
 // startPostStream switches a POST's answer to SSE.

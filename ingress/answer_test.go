@@ -23,10 +23,10 @@ const toolsCall = `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name
 // each event with an id, and ends.
 func TestAnswerSwitchesToSSEWhenAStreamMessageComesFirst(t *testing.T) {
 	acked := make(chan error, 1)
-	h := newHarness(t, Options{}, func(h *harness, rq routed) {
+	h := githubHarness(t, func(h *harness, rq routed) {
 		go func() {
-			_ = h.bus.Publish(rq.env.Stream, []byte(`{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}`))
-			_, err := h.bus.Request(rq.env.Stream, []byte(`{"jsonrpc":"2.0","id":"mcpbus-s2c.w1.1","method":"sampling/createMessage","params":{}}`), 10*time.Second)
+			_ = h.bus.Publish(bus.ClientSubject(rq.env.Stream, "github"), []byte(`{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}`))
+			_, err := h.bus.Request(bus.ClientSubject(rq.env.Stream, "github"), []byte(`{"jsonrpc":"2.0","id":"mcpbus-s2c.w1.1","method":"sampling/createMessage","params":{}}`), 10*time.Second)
 			acked <- err
 			rq.respond(`{"content":[{"type":"text","text":"done"}]}`)
 		}()
@@ -91,14 +91,14 @@ func TestAnswerIsJSONWhenTheReplyComesFirst(t *testing.T) {
 // Concurrent POSTs of one process share one subscription: each gets its own
 // messages and answer, never another's.
 func TestConcurrentStreamsStayApart(t *testing.T) {
-	h := newHarness(t, Options{}, func(h *harness, rq routed) {
+	h := githubHarness(t, func(h *harness, rq routed) {
 		var p struct {
 			Name string `json:"name"`
 		}
 		_ = json.Unmarshal(rq.msg.Params, &p)
 		go func() {
 			for i := 0; i < 3; i++ {
-				_ = h.bus.Publish(rq.env.Stream, []byte(fmt.Sprintf(`{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"%s-%d"}}`, p.Name, i)))
+				_ = h.bus.Publish(bus.ClientSubject(rq.env.Stream, "github"), []byte(fmt.Sprintf(`{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"%s-%d"}}`, p.Name, i)))
 			}
 			rq.respond(`{"name":"` + p.Name + `"}`)
 		}()
@@ -128,7 +128,7 @@ func TestConcurrentStreamsStayApart(t *testing.T) {
 // request then gets no acknowledgement, so its worker tells the upstream.
 func TestNoAckAfterTheAnswer(t *testing.T) {
 	streams := make(chan string, 1)
-	h := newHarness(t, Options{}, func(h *harness, rq routed) {
+	h := githubHarness(t, func(h *harness, rq routed) {
 		streams <- rq.env.Stream
 		rq.respond(`{}`)
 	})
@@ -136,7 +136,7 @@ func TestNoAckAfterTheAnswer(t *testing.T) {
 	if resp, _ := rpcPost(t, h.url+"/mcp", s, toolsCall); resp.StatusCode != http.StatusOK {
 		t.Fatal(resp.Status)
 	}
-	_, err := h.bus.Request(<-streams, []byte(`{"jsonrpc":"2.0","id":"mcpbus-s2c.w.2","method":"roots/list"}`), 300*time.Millisecond)
+	_, err := h.bus.Request(bus.ClientSubject(<-streams, "github"), []byte(`{"jsonrpc":"2.0","id":"mcpbus-s2c.w.2","method":"roots/list"}`), 300*time.Millisecond)
 	if !errors.Is(err, nats.ErrTimeout) {
 		t.Fatalf("a request after the answer: %v, want no acknowledgement (timeout)", err)
 	}
@@ -196,5 +196,46 @@ func TestNoRouter(t *testing.T) {
 	_, msg, code := rpcError(t, body)
 	if resp.StatusCode != http.StatusServiceUnavailable || code != "MCPBUS_SERVICE_UNAVAILABLE" || !strings.Contains(msg, "router is not running") {
 		t.Fatalf("HTTP %d %s", resp.StatusCode, body)
+	}
+}
+
+// githubHarness is a harness whose registry has the public server github,
+// which the user key may use: the worker of the tests' messages.
+func githubHarness(t *testing.T, route func(h *harness, rq routed)) *harness {
+	ns := bustest.Server(t)
+	cache := bustest.ServerCache(t, ns, bus.ServerSpec{Name: "github", Public: true},
+		bus.ServerSpec{Name: "gitlab", Public: true}, bus.ServerSpec{Name: "internal-db"})
+	return newHarnessOn(t, ns, Options{Servers: cache}, route)
+}
+
+// A POST's stream carries only what its caller may see: a message sent as a
+// server the caller may not use (or see) is not relayed, and a request among
+// them is refused at once with the reason, so its worker tells the upstream.
+func TestPostStreamRelaysOnlyTheCallersServers(t *testing.T) {
+	refusals := make(chan *bus.Error, 2)
+	h := githubHarness(t, func(h *harness, rq routed) {
+		go func() {
+			for _, server := range []string{"gitlab", "internal-db"} {
+				_ = h.bus.Publish(bus.ClientSubject(rq.env.Stream, server), []byte(`{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"from-`+server+`"}}`))
+				reply, err := h.bus.Request(bus.ClientSubject(rq.env.Stream, server), []byte(`{"jsonrpc":"2.0","id":"mcpbus-s2c.`+server+`.w.1","method":"roots/list"}`), 10*time.Second)
+				if err != nil {
+					refusals <- bus.Errorf(bus.ErrInternal, "%v", err)
+					continue
+				}
+				refusals <- bus.ReplyError(reply)
+			}
+			_ = h.bus.Publish(bus.ClientSubject(rq.env.Stream, "github"), []byte(`{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"from-github"}}`))
+			rq.respond(`{"content":[]}`)
+		}()
+	})
+	s := initialize(t, h.url+"/mcp", userKey)
+	_, body := rpcPost(t, h.url+"/mcp", s, toolsCall)
+	if !strings.Contains(body, "from-github") || strings.Contains(body, "from-gitlab") || strings.Contains(body, "from-internal-db") || strings.Contains(body, "roots/list") {
+		t.Fatalf("the stream of a caller allowed only github: %s", body)
+	}
+	for range 2 {
+		if e := <-refusals; e == nil || e.Kind != bus.ErrNotPermitted {
+			t.Fatalf("a request from a server the caller may not use: %v, want NOT_PERMITTED", e)
+		}
 	}
 }

@@ -176,22 +176,24 @@ func (g *Ingress) openStream(w http.ResponseWriter, r *http.Request, pathServer 
 
 // mayDeliver checks a message for a session's stream against the stream's
 // caller, as every message that crosses from an upstream to a client is
-// checked: a worker's message names its server (bus.HeaderServer), which the
+// checked: a worker's message comes under its server's name
+// (bus.ClientSubject; bus permissions keep a worker to its own), which the
 // caller must still be able to see from its IP class and use with its key
 // (the session may have been opened, or the server's visibility changed,
-// since); the ingress's own answers (legacy transport) carry the envelope of
+// since); the gateway's own answers (legacy transport) carry the envelope of
 // the request they answer, whose key and IP class must be the stream's.
 func (g *Ingress) mayDeliver(st *eventStream, m *nats.Msg) *bus.Error {
-	if server := m.Header.Get(bus.HeaderServer); server != "" {
-		if !g.uses(st, server) {
-			return bus.Errorf(bus.ErrNotPermitted, "a message from server %q is not for this stream: its caller may not see or use that server", bus.Shorten(server, 64))
+	sender := bus.SenderOf(m.Subject)
+	if sender != bus.GatewayToken {
+		if !g.uses(st, sender) {
+			return bus.Errorf(bus.ErrNotPermitted, "a message from server %q is not for this stream: its caller may not see or use that server", bus.Shorten(sender, 64))
 		}
 		return nil
 	}
 	if m.Header.Get(bus.HeaderKeyID) == st.caller.KeyID && bus.IPClass(m.Header.Get(bus.HeaderIPClass)) == st.ipClass {
 		return nil
 	}
-	return bus.Errorf(bus.ErrNotPermitted, "a message names neither its server nor the caller it answers; not delivered")
+	return bus.Errorf(bus.ErrNotPermitted, "a gateway message that does not answer this stream's caller; not delivered")
 }
 
 // serveEvents runs a session stream until the client leaves, the session
@@ -208,7 +210,7 @@ func (g *Ingress) serveEvents(w http.ResponseWriter, r *http.Request, st *eventS
 	defer g.events.unregister(st)
 	defer g.calls.add(st.caller.KeyID, requestID(r), end)()
 	g.endOnShutdown(r)
-	sub, err := g.nc.QueueSubscribe(bus.SessionSubject(st.sid), sessionQueue, func(m *nats.Msg) {
+	sub, err := g.nc.QueueSubscribe(bus.ClientSubject(bus.SessionSubject(st.sid), "*"), sessionQueue, func(m *nats.Msg) {
 		if e := g.mayDeliver(st, m); e != nil {
 			g.log.Warn("not delivering a message to a session stream", "request_id", requestID(r), "reason", e.Message)
 			if m.Reply != "" {

@@ -97,29 +97,24 @@ func TestGETStreamDelivers(t *testing.T) {
 		t.Fatalf("first event %+v, want the priming event", e)
 	}
 	// Messages from a server the stream's (external) caller cannot see, or
-	// naming no server, are not delivered; a request among them is refused
-	// at once with the reason.
-	from := func(server string) nats.Header {
-		if server == "" {
-			return nats.Header{}
-		}
-		return nats.Header{bus.HeaderServer: {server}}
-	}
-	for _, server := range []string{"internal-db", "", "no-such-server"} {
-		_ = h.bus.PublishMsg(&nats.Msg{Subject: bus.SessionSubject(sid), Header: from(server),
+	// from the gateway without the caller's envelope, are not delivered; a
+	// request among them is refused at once with the reason.
+	from := func(server string) string { return bus.ClientSubject(bus.SessionSubject(sid), server) }
+	for _, server := range []string{"internal-db", bus.GatewayToken, "no-such-server"} {
+		_ = h.bus.PublishMsg(&nats.Msg{Subject: from(server),
 			Data: []byte(`{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"hidden"}}`)})
-		reply, err := h.bus.RequestMsg(&nats.Msg{Subject: bus.SessionSubject(sid), Header: from(server),
+		reply, err := h.bus.RequestMsg(&nats.Msg{Subject: from(server),
 			Data: []byte(`{"jsonrpc":"2.0","id":"mcpbus-s2c.w.9","method":"roots/list"}`)}, 10*time.Second)
 		if e := bus.ReplyError(reply); err != nil || e == nil || e.Kind != bus.ErrNotPermitted {
 			t.Fatalf("a request from %q on the stream of a caller who may not see it: %v %v, want NOT_PERMITTED", server, err, e)
 		}
 	}
-	_ = h.bus.PublishMsg(&nats.Msg{Subject: bus.SessionSubject(sid), Header: from("github"),
+	_ = h.bus.PublishMsg(&nats.Msg{Subject: from("github"),
 		Data: []byte(`{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"hi"}}`)})
 	if e := ev.nextMessage(t, 10*time.Second); !strings.Contains(e.data, `"data":"hi"`) || e.id == "" {
 		t.Fatalf("event %+v (the hidden server's messages must not come first)", e)
 	}
-	reply, err := h.bus.RequestMsg(&nats.Msg{Subject: bus.SessionSubject(sid), Header: from("github"),
+	reply, err := h.bus.RequestMsg(&nats.Msg{Subject: from("github"),
 		Data: []byte(`{"jsonrpc":"2.0","id":"mcpbus-s2c.w.1","method":"roots/list"}`)}, 10*time.Second)
 	if err != nil || bus.ReplyError(reply) != nil {
 		t.Fatalf("a server-to-client request on the GET stream was not acknowledged: %v %v", err, bus.ReplyError(reply))

@@ -215,7 +215,7 @@ func (g *Ingress) liveliness(w http.ResponseWriter, _ *http.Request) {
 }
 
 // readiness is 200 when the ingress can serve: its NATS connection is up and
-// the registry cache (Options.Servers, which bus.WatchServers returns only
+// the registry cache (Options.Servers, which bus.FollowServers returns only
 // once the initial KV load is in) is there. Otherwise 503, naming the checks
 // that failed.
 func (g *Ingress) readiness(w http.ResponseWriter, _ *http.Request) {

@@ -154,7 +154,7 @@ func (g *Ingress) answerLegacy(ctx context.Context, req *request) {
 	}
 	// The answer carries the request's key and IP class: the stream
 	// delivers only what its own caller may see (mayDeliver).
-	m := &nats.Msg{Subject: bus.SessionSubject(req.sess.rec.ID), Data: body, Header: nats.Header{
+	m := &nats.Msg{Subject: bus.ClientSubject(bus.SessionSubject(req.sess.rec.ID), bus.GatewayToken), Data: body, Header: nats.Header{
 		bus.HeaderKeyID: {req.env.Caller.KeyID}, bus.HeaderIPClass: {string(req.env.IPClass)}}}
 	if err := g.nc.PublishMsg(m); err != nil {
 		g.log.Warn("could not deliver an answer to a legacy SSE stream", "request_id", req.env.RequestID, "err", err)

@@ -21,7 +21,7 @@ func TestLegacySSERoundTrip(t *testing.T) {
 	h := newHarnessOn(t, ns, Options{Servers: cache}, func(h *harness, rq routed) {
 		go func() {
 			// As a worker relays it: naming its server.
-			_ = h.bus.PublishMsg(&nats.Msg{Subject: rq.env.Stream, Header: nats.Header{bus.HeaderServer: {"github"}},
+			_ = h.bus.PublishMsg(&nats.Msg{Subject: bus.ClientSubject(rq.env.Stream, "github"),
 				Data: []byte(`{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p","progress":1}}`)})
 			rq.respond(`{"content":[]}`)
 		}()

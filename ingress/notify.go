@@ -71,12 +71,18 @@ func (g *Ingress) onNotify(m *nats.Msg) {
 // uses reports whether the session of st uses server: it selected it (or
 // selected none), and its caller may see and use it.
 func (g *Ingress) uses(st *eventStream, server string) bool {
-	if len(st.servers) > 0 && !slices.Contains(st.servers, server) {
+	return g.callerUses(st.caller, st.ipClass, st.servers, server)
+}
+
+// callerUses reports whether a caller of class who selected servers (none:
+// all) uses server: it selected it, and may see and use it.
+func (g *Ingress) callerUses(caller bus.Identity, class bus.IPClass, servers []string, server string) bool {
+	if len(servers) > 0 && !slices.Contains(servers, server) {
 		return false
 	}
 	if g.o.Servers == nil {
 		return false
 	}
 	spec, ok := g.o.Servers.Get(server)
-	return ok && bus.Visible(spec, st.ipClass) && st.caller.Permissions.AllowsServer(server)
+	return ok && bus.Visible(spec, class) && caller.Permissions.AllowsServer(server)
 }

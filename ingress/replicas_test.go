@@ -46,7 +46,7 @@ func TestSessionAcrossIngressReplicas(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET on the first: HTTP %d", resp.StatusCode)
 	}
-	_ = h.bus.PublishMsg(&nats.Msg{Subject: bus.SessionSubject(sid), Header: nats.Header{bus.HeaderServer: {"github"}},
+	_ = h.bus.PublishMsg(&nats.Msg{Subject: bus.ClientSubject(bus.SessionSubject(sid), "github"),
 		Data: []byte(`{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"x"}}`)})
 	ev.nextMessage(t, 10*time.Second)
 

@@ -90,7 +90,13 @@ func (h *streamHub) dispatch(m *nats.Msg) {
 	if !ok || tok == "" {
 		return
 	}
+	// "<n>" is the reply subject; a related message comes on
+	// "<n>s.<sender>" (bus.ClientSubject of the stream subject "<n>s").
+	tok, sender, relatedMsg := strings.Cut(tok, ".")
 	tok, related := strings.CutSuffix(tok, "s")
+	if related != relatedMsg || related && sender == "" {
+		return
+	}
 	n, err := strconv.ParseUint(tok, 16, 64)
 	if err != nil {
 		return

@@ -52,7 +52,7 @@ func TestSeedWatchAndRedactedLookups(t *testing.T) {
 	if again, _ := kv.Get(ctx, "github"); again.Revision() != rec.Revision() {
 		t.Fatalf("re-seeding an unchanged server wrote revision %d over %d", again.Revision(), rec.Revision())
 	}
-	cache, err := bus.WatchServers(ctx, kv, log)
+	cache, err := bus.FollowServers(ctx, nc, log)
 	if err != nil {
 		t.Fatal(err)
 	}

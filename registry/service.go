@@ -95,6 +95,13 @@ func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, err
 		// KV work runs on the endpoint's subscription goroutine, one request
 		// per endpoint at a time: admin traffic, bounded by o.Timeout.
 		err := svc.AddEndpoint(ep.name, micro.HandlerFunc(func(req micro.Request) {
+			if req.Reply() == "" {
+				// Every registry request asks for its answer; one without a
+				// reply subject is JetStream's answer steered here
+				// (bus/msgget.go).
+				reg.log.Warn("registry: ignored a message that is no request (no reply subject)", "subject", req.Subject())
+				return
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
 			defer cancel()
 			out, e := ep.handle(ctx, req.Data())

@@ -40,7 +40,7 @@ func startRegistry(t *testing.T, o registry.Options, seed ...bus.ServerSpec) *re
 	if err := registry.Seed(ctx, js, kv, seed, o.Secrets, slog.Default()); err != nil {
 		t.Fatal(err)
 	}
-	cache, err := bus.WatchServers(ctx, kv, slog.Default())
+	cache, err := bus.FollowServers(ctx, nc, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -184,7 +184,7 @@ func TestAggregatedListPartialFailure(t *testing.T) {
 	h := startHarness(t, Options{ListTimeout: 30 * time.Second}, specs, ok, hung, broken)
 
 	stream := nats.NewInbox()
-	notes, _ := h.nc.SubscribeSync(stream)
+	notes, _ := h.nc.SubscribeSync(bus.ClientSubject(stream, bus.GatewayToken))
 	env := internal()
 	env.Stream = stream
 	var l listed
@@ -479,7 +479,7 @@ func TestClientMessages(t *testing.T) {
 	a := &fakeWorker{name: "a"}
 	b := &fakeWorker{name: "b"}
 	h := startHarness(t, Options{}, servers("a", "b"), a, b)
-	id := bus.ServerRequestID("w1", 42)
+	id := bus.ServerRequestID("a", "w1", 42)
 	subject, _ := bus.ServerRequestReplySubject(json.RawMessage(`"` + id + `"`))
 	answers, _ := h.nc.SubscribeSync(subject)
 	cancels, _ := h.nc.SubscribeSync(bus.SubjectCancelRequest)

@@ -192,7 +192,7 @@ func (r *Router) warnStream(env bus.Envelope, method string, failures []bus.Part
 				"server":  f.Server, "code": f.Code, "reason": f.Message,
 			},
 		})
-		if err := r.nc.Publish(env.Stream, bus.Notification("notifications/message", p)); err != nil {
+		if err := r.nc.Publish(bus.ClientSubject(env.Stream, bus.GatewayToken), bus.Notification("notifications/message", p)); err != nil {
 			r.log.Debug("aggregation: warning the caller's stream failed", "request_id", env.RequestID, "err", err)
 		}
 	}

@@ -122,11 +122,11 @@ func (l *link) sessionNotification(method string, params json.RawMessage) {
 	}
 	switch method {
 	case "notifications/resources/updated":
-		subject := bus.NotifySubject(w.up.Name)
 		if l.private() {
-			subject = bus.SessionSubject(l.sid)
+			w.publish(bus.SessionSubject(l.sid), bus.Notification(method, params))
+		} else {
+			w.notify(bus.Notification(method, params))
 		}
-		w.publish(subject, bus.Notification(method, params))
 	case "notifications/message":
 		if !l.private() {
 			w.log.Debug("dropped a log message the upstream sent outside any call on a shared session")
@@ -162,7 +162,16 @@ func (w *Worker) eachLink(f func(*link)) {
 	w.private.each(f)
 }
 
-// publish sends a notification on the bus, best effort.
+// notify publishes a notification of the server's on its notify subject
+// (every ingress, router and replica hears it), best effort.
+func (w *Worker) notify(data []byte) {
+	if err := w.nc.Publish(bus.NotifySubject(w.up.Name), data); err != nil {
+		w.log.Debug("publish failed", "err", err)
+	}
+}
+
+// publish sends a notification for a client (a session's stream) on the
+// bus, under this worker's server (toClient), best effort.
 func (w *Worker) publish(subject string, data []byte) {
 	if err := w.nc.PublishMsg(w.toClient(subject, data)); err != nil {
 		w.log.Debug("publish failed", "err", err)
@@ -195,7 +204,7 @@ func (c *changeNotices) publish(method string, params json.RawMessage) {
 	since := time.Since(c.last[method])
 	if since >= c.window {
 		c.last[method] = time.Now()
-		c.w.publish(bus.NotifySubject(c.w.up.Name), bus.Notification(method, params))
+		c.w.notify(bus.Notification(method, params))
 		return
 	}
 	if c.pending[method] {
@@ -214,7 +223,7 @@ func (c *changeNotices) publish(method string, params json.RawMessage) {
 			return
 		}
 		c.last[method] = time.Now()
-		c.w.publish(bus.NotifySubject(c.w.up.Name), bus.Notification(method, params))
+		c.w.notify(bus.Notification(method, params))
 	})
 	c.timers[t] = struct{}{}
 }

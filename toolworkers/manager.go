@@ -11,7 +11,6 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ManagerOptions configures a Manager.
@@ -61,11 +60,13 @@ type failure struct {
 	err  error
 }
 
-// StartManager loads the servers in kv, starts a worker for each hosted one
-// and follows kv until Stop. It returns once the initial records are applied,
-// so the servers in the bucket are callable when it returns; ctx bounds that
-// start only.
-func StartManager(ctx context.Context, nc *nats.Conn, kv jetstream.KeyValue, o ManagerOptions) (*Manager, error) {
+// StartManager loads the servers bucket, starts a worker for each hosted
+// one and follows the bucket until Stop. It reads the bucket without a
+// JetStream consumer (bus.FollowKV), and only its own servers' records when
+// Only names them, so a worker's bus user needs no more than that. It returns
+// once the initial records are applied, so the servers in the bucket are
+// callable when it returns; ctx bounds that start only.
+func StartManager(ctx context.Context, nc *nats.Conn, o ManagerOptions) (*Manager, error) {
 	if o.Worker.Log == nil {
 		o.Worker.Log = slog.Default()
 	}
@@ -81,41 +82,32 @@ func StartManager(ctx context.Context, nc *nats.Conn, kv jetstream.KeyValue, o M
 			m.only[n] = true
 		}
 	}
-	w, err := kv.WatchAll(runCtx)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("watch %s: %w", bus.BucketServers, err)
+	type loaded struct {
+		f   *bus.KVFollower
+		err error
 	}
-	initial := true
-	for initial {
-		select {
-		case u, ok := <-w.Updates():
-			if !ok {
-				cancel()
-				m.stopAll()
-				return nil, fmt.Errorf("watch %s: ended while loading", bus.BucketServers)
-			}
-			if u == nil {
-				initial = false
-				break
-			}
-			m.apply(u)
-		case <-ctx.Done():
-			cancel()
-			_ = w.Stop()
-			m.stopAll()
-			return nil, fmt.Errorf("watch %s: %w", bus.BucketServers, ctx.Err())
-		}
-	}
+	started := make(chan loaded, 1)
 	go func() {
-		defer close(m.done)
-		defer func() { _ = w.Stop() }()
-		for u := range w.Updates() { // closed when runCtx ends or the connection closes
-			if u != nil {
-				m.apply(u)
-			}
-		}
+		f, err := bus.FollowKV(runCtx, nc, bus.BucketServers, o.Only, m.apply)
+		started <- loaded{f, err}
 	}()
+	select {
+	case l := <-started:
+		if l.err != nil {
+			cancel()
+			m.stopAll()
+			return nil, fmt.Errorf("follow %s: %w", bus.BucketServers, l.err)
+		}
+		go func() {
+			defer close(m.done)
+			<-runCtx.Done()
+			l.f.Stop()
+		}()
+	case <-ctx.Done():
+		cancel()
+		m.stopAll()
+		return nil, fmt.Errorf("follow %s: %w", bus.BucketServers, ctx.Err())
+	}
 	return m, nil
 }
 
@@ -123,12 +115,12 @@ func StartManager(ctx context.Context, nc *nats.Conn, kv jetstream.KeyValue, o M
 func (m *Manager) hosts(name string) bool { return m.only == nil || m.only[name] }
 
 // apply brings one server in line with its record.
-func (m *Manager) apply(u jetstream.KeyValueEntry) {
-	name := u.Key()
+func (m *Manager) apply(u bus.KVEntry) {
+	name := u.Key
 	if !m.hosts(name) {
 		return
 	}
-	if u.Operation() != jetstream.KeyValuePut {
+	if u.Deleted {
 		m.mu.Lock()
 		old := m.workers[name]
 		delete(m.workers, name)
@@ -140,14 +132,11 @@ func (m *Manager) apply(u jetstream.KeyValueEntry) {
 		}
 		return
 	}
-	var spec bus.ServerSpec
-	if err := json.Unmarshal(u.Value(), &spec); err != nil {
-		// The router's cache keeps the last readable record too.
-		m.log.Error("registry: ignoring unreadable server record; its worker, if any, keeps the previous spec", "server", name, "err", err)
+	spec, err := bus.DecodeServerRecord(name, u.Value)
+	if err != nil {
+		// The router's cache keeps the last good record too.
+		m.log.Error("registry: ignoring a server record; its worker, if any, keeps the previous spec", "server", bus.Shorten(name, 64), "err", err)
 		return
-	}
-	if spec.Name == "" {
-		spec.Name = name
 	}
 	canon, _ := json.Marshal(spec) // a decoded ServerSpec always marshals
 

@@ -142,7 +142,7 @@ func (e *mgrEnv) start(t *testing.T, only ...string) *Manager {
 		}
 		return "", false
 	}
-	m, err := StartManager(ctx, e.nc, e.kv, ManagerOptions{
+	m, err := StartManager(ctx, e.nc, ManagerOptions{
 		Worker: Options{Log: slog.New(slog.NewTextHandler(e.logs, nil)), Env: env, JetStream: e.js},
 		Only:   only,
 	})

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"golang.org/x/oauth2"
@@ -63,20 +64,24 @@ type oauth2Config struct {
 	Scopes                           []string
 }
 
-// oauthTokenBucket opens (creating if needed) the shared token bucket. It lives
-// in memory: tokens are not written to disk, and losing them on a restart costs
+// tokenStore is the token bucket shared by a server's worker replicas: kv
+// writes and reads it, nc follows it (bus.FollowKV: a worker's bus user may
+// not create JetStream consumers).
+type tokenStore struct {
+	nc *nats.Conn
+	kv jetstream.KeyValue
+}
+
+// oauthTokenBucket opens the shared token bucket, which the registry makes
+// (registry.TokenBucket: a worker's bus user may only use it). It lives in
+// memory: tokens are not written to disk, and losing them on a restart costs
 // one fetch. Call it once per process and pass the result to every source.
-func oauthTokenBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      bus.BucketOAuthTokens,
-		Description: "mcpbus upstream OAuth2 access tokens shared by worker replicas",
-		History:     1,
-		Storage:     jetstream.MemoryStorage,
-	})
+func oauthTokenBucket(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (*tokenStore, error) {
+	kv, err := js.KeyValue(ctx, bus.BucketOAuthTokens)
 	if err != nil {
 		return nil, fmt.Errorf("kv bucket %s: %w", bus.BucketOAuthTokens, err)
 	}
-	return kv, nil
+	return &tokenStore{nc: nc, kv: kv}, nil
 }
 
 // oauth2Token is a token as cached in process and stored in KV.
@@ -114,6 +119,7 @@ type oauth2Source struct {
 	secret  string
 	cc      *clientcredentials.Config
 	kv      jetstream.KeyValue // nil: cache in process only
+	nc      *nats.Conn         // follows kv (bus.FollowKV)
 	secrets *bus.SecretKey     // seals the token shared in kv
 	hc      *http.Client
 	log     *slog.Logger
@@ -129,17 +135,17 @@ type oauth2Source struct {
 	seen     recentSecrets // the latest tokens, which answers are scrubbed of (scrub.go)
 }
 
-// newOAuth2Source returns the token source of server. kv is the shared token
-// bucket (see oauthTokenBucket), or nil to cache in this process only; hc makes
+// newOAuth2Source returns the token source of server. store is the shared
+// token bucket (see oauthTokenBucket), or nil to cache in this process only; hc makes
 // the token requests (nil: a client with a 30 s timeout).
-func newOAuth2Source(server string, cfg oauth2Config, kv jetstream.KeyValue, hc *http.Client, log *slog.Logger) *oauth2Source {
+func newOAuth2Source(server string, cfg oauth2Config, store *tokenStore, hc *http.Client, log *slog.Logger) *oauth2Source {
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &oauth2Source{
+	src := &oauth2Source{
 		server: server,
 		secret: cfg.ClientSecret,
 		cc: &clientcredentials.Config{
@@ -150,7 +156,6 @@ func newOAuth2Source(server string, cfg oauth2Config, kv jetstream.KeyValue, hc 
 			// Zero AuthStyle: try HTTP Basic (RFC 6749's must), then the body
 			// (what LiteLLM sends); the style that worked is remembered.
 		},
-		kv:      kv,
 		hc:      hc,
 		log:     log,
 		owner:   nuid.Next(),
@@ -158,6 +163,10 @@ func newOAuth2Source(server string, cfg oauth2Config, kv jetstream.KeyValue, hc 
 		lockTTL: oauthLockTTL,
 		now:     time.Now,
 	}
+	if store != nil {
+		src.kv, src.nc = store.kv, store.nc
+	}
+	return src
 }
 
 // Token returns a usable access token, fetching one if needed. Concurrent
@@ -225,9 +234,11 @@ func (s *oauth2Source) Invalidate(token string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), oauthKVTimeout)
 	defer cancel()
-	e, err := s.kv.Get(ctx, s.server)
-	if err != nil {
-		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+	// Read with bus.KVGet (MSG.GET): a worker's bus user may not make direct
+	// gets of a bucket it writes (bus/msgget.go).
+	e, ok, err := bus.KVGet(ctx, s.nc, bus.BucketOAuthTokens, s.server)
+	if err != nil || !ok {
+		if err != nil {
 			s.log.Warn("oauth2: reading the shared token failed", "server", s.server, "err", err)
 		}
 		return
@@ -236,7 +247,7 @@ func (s *oauth2Source) Invalidate(token string) {
 		return // gone already, or another replica put a new one
 	}
 	// Only the revision read: a token put meanwhile survives.
-	if err := s.kv.Delete(ctx, s.server, jetstream.LastRevision(e.Revision())); err != nil {
+	if err := s.kv.Delete(ctx, s.server, jetstream.LastRevision(e.Revision)); err != nil {
 		s.log.Debug("oauth2: shared token changed before it could be dropped", "server", s.server, "err", err)
 	}
 }
@@ -260,21 +271,32 @@ type kvFailure struct{ err error }
 
 func (e *kvFailure) Error() string { return "oauth2 token bucket: " + e.err.Error() }
 
-// obtainShared follows the token and lock keys with one watcher: it takes a
-// fresh token as soon as one is there, takes the lock when it is free (or
-// abandoned) and then fetches, and otherwise waits for the holder's token.
+// obtainShared follows the token and lock keys (bus.FollowKV: a worker's
+// bus user may not create consumers): it takes a fresh token as soon as one
+// is there, takes the lock when it is free (or abandoned) and then fetches,
+// and otherwise waits for the holder's token.
 func (s *oauth2Source) obtainShared(ctx context.Context) (*oauth2Token, error) {
-	w, err := s.kv.WatchFiltered(ctx, []string{s.server, s.lockKey})
+	updates := make(chan *bus.KVEntry, 16)
+	fctx, cancel := context.WithCancel(ctx)
+	f, err := bus.FollowKV(fctx, s.nc, bus.BucketOAuthTokens, []string{s.server, s.lockKey}, func(e bus.KVEntry) {
+		select {
+		case updates <- &e:
+		case <-fctx.Done(): // returned: nobody reads updates any more
+		}
+	})
 	if err != nil {
+		cancel()
 		return nil, &kvFailure{err}
 	}
-	defer w.Stop()
+	defer f.Stop()
+	defer cancel() // before Stop, which waits for a blocked apply
+	updates <- nil // the keys' values as they were are in: ready
 
 	var (
-		tok      *oauth2Token            // latest token in KV
-		lock     jetstream.KeyValueEntry // current lock, nil when free
-		lockSeen time.Time               // when this replica first saw that lock
-		ready    bool                    // initial values delivered
+		tok      *oauth2Token // latest token in KV
+		lock     *bus.KVEntry // current lock, nil when free
+		lockSeen time.Time    // when this replica first saw that lock
+		ready    bool         // initial values delivered
 		timer    = time.NewTimer(time.Hour)
 	)
 	defer timer.Stop()
@@ -294,7 +316,7 @@ func (s *oauth2Source) obtainShared(ctx context.Context) (*oauth2Token, error) {
 				}
 				// Lost the race: the watcher is about to deliver the winner's lock.
 			} else if age := s.lockAge(lock, lockSeen, now); age >= s.lockTTL {
-				rev, err := s.kv.Update(ctx, s.lockKey, s.lockValue(), lock.Revision())
+				rev, err := s.kv.Update(ctx, s.lockKey, s.lockValue(), lock.Revision)
 				if err == nil {
 					s.log.Warn("oauth2: took over an abandoned token lock", "server", s.server, "age", age.Round(time.Millisecond))
 					return s.lead(ctx, rev)
@@ -308,19 +330,13 @@ func (s *oauth2Source) obtainShared(ctx context.Context) (*oauth2Token, error) {
 			}
 		}
 		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				if ctx.Err() != nil {
-					return nil, s.waitError(ctx)
-				}
-				return nil, &kvFailure{errors.New("watcher closed")}
-			}
+		case e := <-updates:
 			switch {
 			case e == nil:
 				ready = true
-			case e.Key() == s.lockKey:
-				if e.Operation() == jetstream.KeyValuePut {
-					if lock == nil || lock.Revision() != e.Revision() {
+			case e.Key == s.lockKey:
+				if !e.Deleted {
+					if lock == nil || lock.Revision != e.Revision {
 						lockSeen = s.now()
 					}
 					lock = e
@@ -328,7 +344,7 @@ func (s *oauth2Source) obtainShared(ctx context.Context) (*oauth2Token, error) {
 					lock = nil
 				}
 			default:
-				tok = s.decodeToken(e) // nil for a delete
+				tok = s.decodeToken(*e) // nil for a delete
 			}
 		case <-timer.C:
 		case <-ctx.Done():
@@ -339,8 +355,8 @@ func (s *oauth2Source) obtainShared(ctx context.Context) (*oauth2Token, error) {
 
 // lockAge is how long the lock has been held: by its server timestamp, or by
 // this replica's own observation if that is longer (clocks may disagree).
-func (s *oauth2Source) lockAge(lock jetstream.KeyValueEntry, seen, now time.Time) time.Duration {
-	age := now.Sub(lock.Created())
+func (s *oauth2Source) lockAge(lock *bus.KVEntry, seen, now time.Time) time.Duration {
+	age := now.Sub(lock.Created)
 	if own := now.Sub(seen); own > age {
 		age = own
 	}
@@ -360,7 +376,7 @@ func (s *oauth2Source) lead(ctx context.Context, rev uint64) (*oauth2Token, erro
 		}
 	}()
 	// A holder before us may have put a token after our watcher last looked.
-	if e, err := s.kv.Get(ctx, s.server); err == nil {
+	if e, ok, err := bus.KVGet(ctx, s.nc, bus.BucketOAuthTokens, s.server); err == nil && ok {
 		if t := s.decodeToken(e); t.fresh(s.now()) && t.Access != s.rejectedToken() {
 			return t, nil
 		}
@@ -400,12 +416,12 @@ func (s *oauth2Source) waitError(ctx context.Context) error {
 
 // decodeToken reads a token shared in KV, opening its sealed access token;
 // nil for a delete, or for one that does not open (another key).
-func (s *oauth2Source) decodeToken(e jetstream.KeyValueEntry) *oauth2Token {
-	if e == nil || e.Operation() != jetstream.KeyValuePut {
+func (s *oauth2Source) decodeToken(e bus.KVEntry) *oauth2Token {
+	if e.Deleted {
 		return nil
 	}
 	var t oauth2Token
-	if json.Unmarshal(e.Value(), &t) != nil || t.Access == "" {
+	if json.Unmarshal(e.Value, &t) != nil || t.Access == "" {
 		return nil
 	}
 	access, err := s.secrets.OpenToken(bus.BucketOAuthTokens, s.server, t.Access)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -162,21 +163,31 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // tokenKV returns n handles on one token bucket, each on its own NATS
 // connection, as n worker replicas would have.
-func tokenKV(t *testing.T, n int) []jetstream.KeyValue {
-	ns := bustest.Server(t)
+func tokenKV(t *testing.T, n int) []*tokenStore {
+	return tokenKVOn(t, bustest.Server(t), n)
+}
+
+// tokenKVOn is tokenKV on a NATS server the test started.
+func tokenKVOn(t *testing.T, ns *server.Server, n int) []*tokenStore {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var out []jetstream.KeyValue
-	for range n {
-		js, err := jetstream.New(bustest.Conn(t, ns))
+	var out []*tokenStore
+	for i := range n {
+		nc := bustest.Conn(t, ns)
+		js, err := jetstream.New(nc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		kv, err := oauthTokenBucket(ctx, js)
+		if i == 0 { // as the registry does
+			if err := bus.EnsureOAuthTokenBucket(ctx, js); err != nil {
+				t.Fatal(err)
+			}
+		}
+		store, err := oauthTokenBucket(ctx, nc, js)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, kv)
+		out = append(out, store)
 	}
 	return out
 }
@@ -272,7 +283,7 @@ func TestOAuthSecondReplicaReadsKV(t *testing.T) {
 		t.Fatalf("replica tokens %q/%q after %d fetches, want one shared token", ta, tb, te.fetches.Load())
 	}
 	// The lock is released once the token is shared.
-	if _, err := kvs[0].Get(ctx, oauthTestServer+".lock"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if _, err := kvs[0].kv.Get(ctx, oauthTestServer+".lock"); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("lock still present: %v", err)
 	}
 }
@@ -295,7 +306,7 @@ func TestOAuthSharedTokenIsSealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := kvs[0].Get(ctx, oauthTestServer)
+	e, err := kvs[0].kv.Get(ctx, oauthTestServer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,8 +390,8 @@ func TestOAuth401RefreshesAndRetriesOnce(t *testing.T) {
 	if f, h := te.fetches.Load(), up.hits.Load(); f != 2 || h != 3 {
 		t.Fatalf("fetches=%d hits=%d, want 2 and 3 (one refresh, one retry)", f, h)
 	}
-	e, err := kvs[0].Get(context.Background(), oauthTestServer)
-	if err != nil || src.decodeToken(e).Access != "tok-2" {
+	e, _, err := bus.KVGet(context.Background(), kvs[0].nc, bus.BucketOAuthTokens, oauthTestServer)
+	if tok := src.decodeToken(e); err != nil || tok == nil || tok.Access != "tok-2" {
 		t.Fatalf("KV holds %v (%v), want tok-2", e, err)
 	}
 
@@ -532,9 +543,10 @@ func TestOAuthNoTokenOnRedirectElsewhere(t *testing.T) {
 // replica is watching the bucket.
 func TestOAuthWaitsForLockHolder(t *testing.T) {
 	te := newTokenEndpoint(t)
-	kv := tokenKV(t, 1)[0]
+	ns := bustest.Server(t)
+	kv := tokenKVOn(t, ns, 1)[0]
 	ctx := context.Background()
-	lockRev, err := kv.Create(ctx, oauthTestServer+".lock", []byte(`{"owner":"other"}`))
+	lockRev, err := kv.kv.Create(ctx, oauthTestServer+".lock", []byte(`{"owner":"other"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,20 +557,16 @@ func TestOAuthWaitsForLockHolder(t *testing.T) {
 		err error
 	}
 	got := make(chan result, 1)
+	before := ns.NumSubscriptions()
 	go func() {
 		tok, err := src.Token(ccCtx(t, 30*time.Second)) // the bound only catches a wait that never ends
 		got <- result{tok, err}
 	}()
-	bustest.Eventually(t, 30*time.Second, "the replica watches the token bucket", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the replica follows the token and lock keys", func() bool {
 		if len(got) > 0 {
 			return true // returned already: said below
 		}
-		st, err := kv.Status(ctx)
-		if err != nil {
-			return false
-		}
-		bs, ok := st.(*jetstream.KeyValueBucketStatus)
-		return ok && bs.StreamInfo().State.Consumers > 0
+		return ns.NumSubscriptions() >= before+2
 	})
 	select {
 	case r := <-got:
@@ -567,8 +575,8 @@ func TestOAuthWaitsForLockHolder(t *testing.T) {
 	}
 	// The peer finishes its fetch.
 	tok, _ := json.Marshal(oauth2Token{Access: "tok-from-peer", Issued: time.Now(), Expiry: time.Now().Add(time.Hour)})
-	kv.Put(ctx, oauthTestServer, tok)
-	kv.Delete(ctx, oauthTestServer+".lock", jetstream.LastRevision(lockRev))
+	kv.kv.Put(ctx, oauthTestServer, tok)
+	kv.kv.Delete(ctx, oauthTestServer+".lock", jetstream.LastRevision(lockRev))
 	r := <-got
 	if r.err != nil || r.tok != "tok-from-peer" || te.fetches.Load() != 0 {
 		t.Fatalf("Token = %q, %v after %d fetches; want the peer's token", r.tok, r.err, te.fetches.Load())
@@ -584,10 +592,10 @@ func TestOAuthStaleLockTakenOver(t *testing.T) {
 	kv := tokenKV(t, 1)[0]
 	ctx := context.Background()
 	// A replica took the lock and died.
-	if _, err := kv.Create(ctx, oauthTestServer+".lock", []byte(`{"owner":"dead"}`)); err != nil {
+	if _, err := kv.kv.Create(ctx, oauthTestServer+".lock", []byte(`{"owner":"dead"}`)); err != nil {
 		t.Fatal(err)
 	}
-	lock, err := kv.Get(ctx, oauthTestServer+".lock")
+	lock, err := kv.kv.Get(ctx, oauthTestServer+".lock")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -635,7 +643,7 @@ func TestOAuthStaleLockTakenOver(t *testing.T) {
 	if r.err != nil || r.tok != "tok-1" {
 		t.Fatalf("Token = %q, %v", r.tok, r.err)
 	}
-	if _, err := kv.Get(ctx, oauthTestServer+".lock"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if _, err := kv.kv.Get(ctx, oauthTestServer+".lock"); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("lock not released after takeover: %v", err)
 	}
 }

@@ -378,7 +378,12 @@ type clientStream struct {
 func (e *relayEnv) clientStream(t *testing.T, subject string, answer func(req bus.Message) (env bus.Envelope, body string, ok bool)) *clientStream {
 	t.Helper()
 	cs := &clientStream{subject: subject, msgs: make(chan bus.Message, 64)}
-	sub, err := e.nc.Subscribe(subject, func(m *nats.Msg) {
+	// A worker sends under its server's name (bus.ClientSubject), which the
+	// ingress checks the stream's caller against.
+	sub, err := e.nc.Subscribe(bus.ClientSubject(subject, "*"), func(m *nats.Msg) {
+		if sender := bus.SenderOf(m.Subject); sender != relayServer {
+			t.Errorf("a message for a client came as %q, want the worker's server %q", sender, relayServer)
+		}
 		var msg bus.Message
 		_ = json.Unmarshal(m.Data, &msg)
 		if m.Reply != "" {

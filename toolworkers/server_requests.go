@@ -8,9 +8,9 @@ package toolworkers
 //     downstream session's subject). A request the client did not declare
 //     the capability for is refused at once (-32601), as is one with nowhere
 //     to go.
-//  2. Its id becomes bus.ServerRequestID(token, n): token names this worker
-//     replica, so the client's answer, POSTed to any ingress, comes back here
-//     on bus.ServerRequestSubjects(token).
+//  2. Its id becomes bus.ServerRequestID(server, token, n): token names this
+//     worker replica, so the client's answer, POSTed to any ingress, comes
+//     back here on bus.ServerRequestSubjects(server, token).
 //  3. It is sent as a NATS request: the ingress acknowledges once it has
 //     written it to the client's stream. No responders, or no ack within
 //     bus.DeliveryAckTimeout, means the client cannot be reached: the
@@ -105,7 +105,7 @@ func (w *Worker) relayServerRequest(ctx context.Context, t s2cTarget, m *bus.Mes
 	}
 	n := w.s2cSeq.Add(1)
 	key := strconv.FormatUint(n, 10)
-	id := bus.ServerRequestID(w.s2cToken, n)
+	id := bus.ServerRequestID(w.up.Name, w.s2cToken, n)
 	wait := &s2cWait{session: t.session, keyID: t.keyID, answer: make(chan *nats.Msg, 1)}
 	w.s2cWaits.Store(key, wait)
 	defer w.s2cWaits.Delete(key)
@@ -201,17 +201,18 @@ func (w *Worker) onServerRequestAnswer(msg *nats.Msg) {
 	}
 }
 
-// toClient is a message for a client's stream or session subject: it names
-// this worker's server, so the ingress delivers it only to a caller who may
-// see and use that server (ingress mayDeliver).
-func (w *Worker) toClient(subject string, data []byte) *nats.Msg {
-	return &nats.Msg{Subject: subject, Data: data, Header: nats.Header{bus.HeaderServer: {w.up.Name}}}
+// toClient is a message for a client's stream or session subject (base),
+// sent under this worker's server (bus.ClientSubject): the ingress delivers
+// it only to a caller who may see and use that server (ingress mayDeliver),
+// and bus permissions keep a worker to its own servers' subjects.
+func (w *Worker) toClient(base string, data []byte) *nats.Msg {
+	return &nats.Msg{Subject: bus.ClientSubject(base, w.up.Name), Data: data}
 }
 
 // startServerRequests subscribes to the answers of this replica's relayed
 // requests.
 func (w *Worker) startServerRequests() (err error) {
-	w.s2cSub, err = w.nc.Subscribe(bus.ServerRequestSubjects(w.s2cToken), w.onServerRequestAnswer)
+	w.s2cSub, err = w.nc.Subscribe(bus.ServerRequestSubjects(w.up.Name, w.s2cToken), w.onServerRequestAnswer)
 	return err
 }
 

@@ -29,7 +29,7 @@ func TestSamplingRelayedToStream(t *testing.T) {
 	}
 	req := stream.next(t, "sampling/createMessage", 10*time.Second)
 	var id string
-	if json.Unmarshal(req.ID, &id) != nil || !strings.HasPrefix(id, "mcpbus-s2c."+e.w.s2cToken+".") {
+	if json.Unmarshal(req.ID, &id) != nil || !strings.HasPrefix(id, "mcpbus-s2c."+relayServer+"."+e.w.s2cToken+".") {
 		t.Fatalf("the client saw id %s, want a gateway id of this worker", req.ID)
 	}
 	if !strings.Contains(string(req.Params), `"say hi"`) {

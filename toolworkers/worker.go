@@ -250,21 +250,22 @@ func (w *Worker) credentialTransports(o Options) error {
 			SessionToken: a.SessionToken, Region: a.Region, Service: a.Service})
 	}
 	if w.up.OAuth2 != nil {
-		var kv jetstream.KeyValue
+		var store *tokenStore
 		// Replicas share tokens through KV only sealed (bus/secrets.go):
 		// without a key each replica keeps its own.
 		if o.JetStream != nil && o.Secrets != nil {
 			var err error
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			kv, err = oauthTokenBucket(ctx, o.JetStream)
+			store, err = oauthTokenBucket(ctx, w.nc, o.JetStream)
 			if err != nil {
-				return fmt.Errorf("worker for server %q: kv bucket %s: %w", w.up.Name, bus.BucketOAuthTokens, err)
+				store = nil
+				w.log.Warn("oauth2: replicas cannot share tokens (the registry makes the bucket); this one fetches its own", "err", err)
 			}
 		}
 		c := w.up.OAuth2
 		src := newOAuth2Source(w.up.Name, oauth2Config{TokenURL: c.TokenURL, ClientID: c.ClientID, ClientSecret: c.ClientSecret, Scopes: c.Scopes},
-			kv, &http.Client{Transport: w.base, Timeout: 30 * time.Second}, w.log)
+			store, &http.Client{Transport: w.base, Timeout: 30 * time.Second}, w.log)
 		src.secrets = o.Secrets
 		rt = newOAuth2Transport(rt, src)
 	}

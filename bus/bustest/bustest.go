@@ -55,7 +55,8 @@ func InternalCaller() nats.Header {
 // that follows it, as the gateway's services keep one; it stops with the test.
 func ServerCache(t testing.TB, ns *server.Server, specs ...bus.ServerSpec) *bus.ServerCache {
 	t.Helper()
-	js, err := jetstream.New(Conn(t, ns))
+	nc := Conn(t, ns)
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func ServerCache(t testing.TB, ns *server.Server, specs ...bus.ServerSpec) *bus.
 			t.Fatal(err)
 		}
 	}
-	cache, err := bus.WatchServers(ctx, kv, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cache, err := bus.FollowServers(ctx, nc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

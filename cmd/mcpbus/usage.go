@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 )
 
 // defaultNATSURL is the embedded server's loopback listener (`mcpbus serve
@@ -52,18 +52,10 @@ func natsURLFlag(fs *flag.FlagSet) *string {
 	return fs.String("nats", def, "NATS server holding the usage stream (env MCPBUS_NATS_URL)")
 }
 
-// usageJetStream connects to url for reading the usage stream.
-func usageJetStream(url string) (jetstream.JetStream, func(), error) {
-	nc, err := bus.Connect(url, bus.CredentialsFromEnv(bus.ConnectOptions{Name: "mcpbus-usage"}, os.LookupEnv))
-	if err != nil {
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return js, nc.Close, nil
+// usageConn connects to url for reading the usage stream, as the bus user
+// the environment names (a usage role reads with direct gets: bus.ReadUsage).
+func usageConn(url string) (*nats.Conn, error) {
+	return bus.Connect(url, bus.CredentialsFromEnv(bus.ConnectOptions{Name: "mcpbus-usage"}, os.LookupEnv))
 }
 
 // parseSince reads a start time: a duration back from now ("90s", "1h",
@@ -102,56 +94,41 @@ func usageTailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("usage tail: unexpected argument %q", fs.Arg(0))
 	}
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy}
+	start := bus.UsageStart{New: true}
 	if *since != "" {
 		t, err := parseSince(*since, time.Now())
 		if err != nil {
 			return err
 		}
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+		start = bus.UsageStart{Time: &t}
 	}
+	filter := bus.SubjectUsageAll
 	if *server != "" || *team != "" || *tool != "" {
-		cfg.FilterSubjects = []string{bus.UsageFilter(*team, *server, *tool)}
+		filter = bus.UsageFilter(*team, *server, *tool)
 	}
-	js, closeConn, err := usageJetStream(*url)
+	nc, err := usageConn(*url)
 	if err != nil {
 		return err
 	}
-	defer closeConn()
-	return tailUsage(ctx, js, cfg, *asJSON, stdout)
+	defer nc.Close()
+	return tailUsage(ctx, nc, filter, start, *asJSON, stdout)
 }
 
-// tailUsage prints one line per event from an ordered consumer until ctx ends.
-func tailUsage(ctx context.Context, js jetstream.JetStream, cfg jetstream.OrderedConsumerConfig, asJSON bool, out io.Writer) error {
-	cons, err := js.OrderedConsumer(ctx, bus.StreamUsage, cfg)
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", bus.StreamUsage, err)
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", bus.StreamUsage, err)
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	for {
-		m, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
-			}
-			return err
-		}
+// tailUsage prints one line per event from start until ctx ends.
+func tailUsage(ctx context.Context, nc *nats.Conn, filter string, start bus.UsageStart, asJSON bool, out io.Writer) error {
+	return bus.ReadUsage(ctx, nc, filter, start, true, func(m bus.UsageMsg) error {
 		if asJSON {
-			fmt.Fprintf(out, "%s\n", m.Data())
-			continue
+			fmt.Fprintf(out, "%s\n", m.Data)
+			return nil
 		}
 		var ev bus.UsageEvent
-		if err := json.Unmarshal(m.Data(), &ev); err != nil {
-			fmt.Fprintf(out, "(unreadable event on %s)\n", m.Subject())
-			continue
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			fmt.Fprintf(out, "(unreadable event on %s)\n", m.Subject)
+			return nil
 		}
 		fmt.Fprintln(out, usageLine(ev))
-	}
+		return nil
+	})
 }
 
 // usageLine is one event as tail prints it:
@@ -208,12 +185,12 @@ func usageTopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	js, closeConn, err := usageJetStream(*url)
+	nc, err := usageConn(*url)
 	if err != nil {
 		return err
 	}
-	defer closeConn()
-	events, err := readUsageSince(ctx, js, from, *server)
+	defer nc.Close()
+	events, err := readUsageSince(ctx, nc, from, *server)
 	if err != nil {
 		return err
 	}
@@ -222,50 +199,21 @@ func usageTopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 // readUsageSince reads every event stored since from (the stream's time),
-// optionally of one server, up to the end of the stream as it was when the
-// read began.
-func readUsageSince(ctx context.Context, js jetstream.JetStream, from time.Time, server string) ([]bus.UsageEvent, error) {
-	s, err := js.Stream(ctx, bus.StreamUsage)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", bus.StreamUsage, err)
-	}
-	state := s.CachedInfo().State
-	if state.Msgs == 0 || state.LastTime.Before(from) {
-		return nil, nil
-	}
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from}
+// optionally of one server, up to the end of the stream.
+func readUsageSince(ctx context.Context, nc *nats.Conn, from time.Time, server string) ([]bus.UsageEvent, error) {
+	filter := bus.SubjectUsageAll
 	if server != "" {
-		cfg.FilterSubjects = []string{bus.UsageFilter("", server, "")}
-	}
-	cons, err := s.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", bus.StreamUsage, err)
+		filter = bus.UsageFilter("", server, "")
 	}
 	var events []bus.UsageEvent
-	for {
-		batch, err := cons.FetchNoWait(1000)
-		if err != nil {
-			return nil, err
+	err := bus.ReadUsage(ctx, nc, filter, bus.UsageStart{Time: &from}, false, func(m bus.UsageMsg) error {
+		var ev bus.UsageEvent
+		if json.Unmarshal(m.Data, &ev) == nil {
+			events = append(events, ev)
 		}
-		n, last := 0, false
-		for m := range batch.Messages() {
-			n++
-			var ev bus.UsageEvent
-			if json.Unmarshal(m.Data(), &ev) == nil {
-				events = append(events, ev)
-			}
-			meta, err := m.Metadata()
-			if err != nil || meta.NumPending == 0 || meta.Sequence.Stream >= state.LastSeq {
-				last = true
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return nil, err
-		}
-		if last || n == 0 {
-			return events, nil
-		}
-	}
+		return nil
+	})
+	return events, err
 }
 
 // topRow is one server and tool (or method) in `usage top`.

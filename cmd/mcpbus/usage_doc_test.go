@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,9 +32,10 @@ type usageEvent struct {
 }
 
 // watchCosts prints every call to server github and its team's running cost
-// until ctx ends.
-func watchCosts(ctx context.Context, natsURL string, out io.Writer) error {
-	nc, err := nats.Connect(natsURL)
+// until ctx ends, reading as a bus user with the usage role.
+func watchCosts(ctx context.Context, natsURL, user, password string, out io.Writer) error {
+	nc, err := nats.Connect(natsURL, nats.UserInfo(user, password),
+		nats.CustomInboxPrefix("_INBOX_"+user)) // the replies a bus user may receive
 	if err != nil {
 		return err
 	}
@@ -42,31 +44,36 @@ func watchCosts(ctx context.Context, natsURL string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// A durable consumer: the server keeps its position, so a restarted
-	// dashboard resumes after the last event it acknowledged.
-	cons, err := js.CreateOrUpdateConsumer(ctx, "MCPBUS_USAGE", jetstream.ConsumerConfig{
-		Durable:       "cost-dashboard",
-		FilterSubject: "mcpbus.v1.usage.*.github.*", // server github, any team, any tool
-		AckPolicy:     jetstream.AckExplicitPolicy,
-	})
+	stream, err := js.Stream(ctx, "MCPBUS_USAGE")
 	if err != nil {
 		return err
 	}
 	costByTeam := map[string]float64{}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
+	// The dashboard keeps its own position (save seq to resume after a
+	// restart): the usage role reads with gets, it creates no consumer.
+	for seq := uint64(1); ctx.Err() == nil; {
+		m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject("mcpbus.v1.usage.*.github.*")) // server github, any team, any tool
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			select { // nothing newer yet
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		seq = m.Sequence + 1
 		var ev usageEvent
-		if err := json.Unmarshal(m.Data(), &ev); err == nil {
+		if err := json.Unmarshal(m.Data, &ev); err == nil {
 			costByTeam[ev.Team] += ev.Cost
 			fmt.Fprintf(out, "%s %s/%s %s team=%s team_cost=%.2f\n",
 				ev.Time.Format(time.RFC3339), ev.Server, ev.Tool, ev.Status, ev.Team, costByTeam[ev.Team])
 		}
-		m.Ack()
-	})
-	if err != nil {
-		return err
 	}
-	defer cc.Stop()
-	<-ctx.Done()
 	return nil
 }
 
@@ -92,7 +99,9 @@ func TestUsageDocExample(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &lockedBuf{}
 	done := make(chan error, 1)
-	go func() { done <- watchCosts(ctx, url, out) }()
+	go func() {
+		done <- watchCosts(ctx, url, os.Getenv("MCPBUS_NATS_USER"), os.Getenv("MCPBUS_NATS_PASSWORD"), out)
+	}()
 	publish(ev("a", "github", "search", "tools/call", "ok", 1, 0.05), ev("b", "jira", "x", "tools/call", "ok", 1, 1),
 		ev("c", "github", "search", "tools/call", "ok", 1, 0.05))
 	want := "2025-06-01T12:00:00Z github/search ok team=t1 team_cost=0.05\n" +

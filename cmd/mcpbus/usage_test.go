@@ -15,11 +15,29 @@ import (
 )
 
 // usageServer is a NATS server with the usage stream, and a way to publish
-// events to it as workers do.
+// events to it as workers do. The CLI connects as a bus user with the usage
+// role alone (MCPBUS_NATS_USER), as a dashboard's operator would configure.
 func usageServer(t *testing.T) (url string, publish func(...bus.UsageEvent)) {
 	t.Helper()
-	ns := bustest.Server(t)
-	js, err := jetstream.New(bustest.Conn(t, ns))
+	writer := bus.BusUser{User: "writer", Password: bus.NewPassword(), Unrestricted: true}
+	reader := bus.BusUser{User: "dashboard", Password: bus.NewPassword(), Roles: []bus.Role{bus.RoleUsage}}
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0", MaxMemory: 64 << 20, MaxStore: 256 << 20,
+		Users: []bus.BusUser{writer, reader}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	t.Setenv("MCPBUS_NATS_USER", reader.User)
+	t.Setenv("MCPBUS_NATS_PASSWORD", reader.Password)
+	nc, err := bus.Connect(ns.ClientURL(), bus.ConnectOptions{Name: "test-writer", User: writer.User, Password: writer.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,20 +81,20 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelStart()
-	kv, err := bus.OpenServersBucket(startCtx, js)
-	if err != nil {
-		return err
-	}
-	gateway.EnsureUsageStream(startCtx, js, log)
-	// Every server name, for the workers' x-mcp-{server}-{header} matching.
-	cacheCtx, stopCache := context.WithCancel(context.Background())
-	defer stopCache()
-	cache, err := bus.WatchServers(cacheCtx, kv, log)
-	if err != nil {
-		return err
+	// A worker for every server knows every server's name, for the
+	// x-mcp-{server}-{header} matching; one limited to --servers reads only
+	// its own records (its bus user may read no others) and gets only its
+	// own per-request headers anyway (the ingress and router filter them).
+	var cache *bus.ServerCache
+	if len(only) == 0 {
+		cacheCtx, stopCache := context.WithCancel(context.Background())
+		defer stopCache()
+		if cache, err = bus.FollowServers(cacheCtx, nc, log); err != nil {
+			return err
+		}
 	}
 	toolworkers.Version = gateway.Version
-	m, err := toolworkers.StartManager(startCtx, nc, kv, toolworkers.ManagerOptions{
+	m, err := toolworkers.StartManager(startCtx, nc, toolworkers.ManagerOptions{
 		Worker: toolworkers.Options{Log: log, MaxInFlight: *maxInFlight, Servers: cache, JetStream: js, AllowAPIStdio: *allowStdio,
 			TracerProvider: tr.tracerProvider(), ConfigServers: configServers, Secrets: secrets},
 		Only:         only,

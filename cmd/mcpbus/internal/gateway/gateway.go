@@ -197,6 +197,12 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 		if err := registry.Seed(ctx, rjs, kv, o.Config.Servers, g.secrets, o.Log); err != nil {
 			return nil, err
 		}
+		// The stream and bucket the workers use, which their bus users may
+		// not create (bus/natsauth.go).
+		EnsureUsageStream(ctx, rjs, o.Log) // usage.go
+		if err := bus.EnsureOAuthTokenBucket(ctx, rjs); err != nil {
+			return nil, err
+		}
 	}
 	if o.runs("auth") {
 		ac, err := conn("mcpbus-auth")
@@ -219,15 +225,7 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 		if err != nil {
 			return nil, err
 		}
-		sjs, err := jetstream.New(sc)
-		if err != nil {
-			return nil, err
-		}
-		skv, err := bus.OpenServersBucket(ctx, sjs)
-		if err != nil {
-			return nil, err
-		}
-		if cache, err = bus.WatchServers(runCtx, skv, o.Log); err != nil {
+		if cache, err = bus.FollowServers(runCtx, sc, o.Log); err != nil {
 			return nil, err
 		}
 	}

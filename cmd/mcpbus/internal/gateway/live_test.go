@@ -136,17 +136,20 @@ func TestLiveRegistryAcrossProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(wnc.Close)
-	wjs, wkv := serversKV(t, wnc)
+	wjs, err := jetstream.New(wnc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cacheCtx, stopCache := context.WithCancel(context.Background())
 	t.Cleanup(stopCache)
 	wlogs := &syncBuffer{}
 	recordLogs(wlogs)
 	wlog := slog.New(slog.NewTextHandler(wlogs, nil))
-	cache, err := bus.WatchServers(cacheCtx, wkv, wlog)
+	cache, err := bus.FollowServers(cacheCtx, wnc, wlog)
 	if err != nil {
 		t.Fatal(err)
 	}
-	host, err := toolworkers.StartManager(context.Background(), wnc, wkv, toolworkers.ManagerOptions{
+	host, err := toolworkers.StartManager(context.Background(), wnc, toolworkers.ManagerOptions{
 		Worker: toolworkers.Options{Log: wlog, Servers: cache, JetStream: wjs},
 		Only:   []string{"remote"},
 	})

@@ -195,12 +195,20 @@ func TestSecurityBusDashboardAndSealedRecords(t *testing.T) {
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cons, err := js.OrderedConsumer(ctx, bus.StreamUsage, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatalf("a dashboard cannot read usage: %v", err)
-	}
-	if batch, err := cons.Fetch(1, jetstream.FetchMaxWait(3*time.Second)); err != nil || len(batch.Messages()) == 0 && batch.Error() != nil {
-		t.Fatalf("reading usage: %v", err)
+	events := 0
+	bustest.Eventually(t, 10*time.Second, "the dashboard reads the call's usage event", func() bool {
+		err := bus.ReadUsage(ctx, nc, bus.SubjectUsageAll, bus.UsageStart{}, false, func(bus.UsageMsg) error { events++; return nil })
+		if err != nil {
+			t.Fatalf("a dashboard cannot read usage: %v", err)
+		}
+		return events > 0
+	})
+	// It reads without a consumer: one could deliver the stream to any
+	// subject (the deliver subject is not checked against permissions).
+	cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+	defer ccancel()
+	if _, err := js.OrderedConsumer(cctx, bus.StreamUsage, jetstream.OrderedConsumerConfig{}); err == nil {
+		t.Error("a dashboard created a consumer on the usage stream")
 	}
 	sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
 	defer scancel()
@@ -287,5 +295,134 @@ mcp_servers:
 		if _, err := os.Stat(marker); err == nil {
 			t.Fatalf("a record on the bus ran a command: %s exists", marker)
 		}
+	}
+}
+
+// JetStream cannot carry a worker or a dashboard past its permissions: a
+// consumer's deliver subject and a stream's subjects are not checked against
+// them, so neither may create one. A worker limited to a sends to clients
+// only as a, reads only a's record and the answers to a's requests.
+func TestSecurityBusJetStreamAndSenderConfinement(t *testing.T) {
+	_, url := busGateway(t)
+	worker, wv := tcpAs(t, url, "worker-a", busTestPassword)
+	dash, dv := tcpAs(t, url, "dashboard", busTestPassword)
+	request := func(nc *nats.Conn, subject string, body any) error {
+		data, _ := json.Marshal(body)
+		_, err := nc.Request(subject, data, time.Second)
+		return err
+	}
+
+	// A consumer delivering the servers bucket to auth.key.generate (each
+	// record would mint a key), or the usage stream to a worker's subject.
+	deliver := map[string]any{"stream_name": "KV_" + bus.BucketServers, "config": map[string]any{"deliver_subject": bus.SubjectKeyGenerate, "ack_policy": "none"}}
+	if err := request(worker, "$JS.API.CONSUMER.CREATE.KV_"+bus.BucketServers, deliver); err == nil {
+		t.Error("a worker created a consumer")
+	}
+	wv.expect(t, "worker consumer", "$JS.API.CONSUMER.CREATE.KV_"+bus.BucketServers)
+	deliver = map[string]any{"stream_name": bus.StreamUsage, "config": map[string]any{"deliver_subject": bus.ToolRPC("b"), "ack_policy": "none"}}
+	if err := request(dash, "$JS.API.CONSUMER.CREATE."+bus.StreamUsage, deliver); err == nil {
+		t.Error("a dashboard created a consumer")
+	}
+	dv.expect(t, "dashboard consumer", "$JS.API.CONSUMER.CREATE."+bus.StreamUsage)
+	// A stream capturing auth's subject, or the usage stream changed to.
+	capture := map[string]any{"name": "CAPTURE", "subjects": []string{bus.SubjectAuthVerify}}
+	if err := request(worker, "$JS.API.STREAM.CREATE.CAPTURE", capture); err == nil {
+		t.Error("a worker created a stream")
+	}
+	wv.expect(t, "worker stream", "$JS.API.STREAM.CREATE.CAPTURE")
+	capture = map[string]any{"name": bus.StreamUsage, "subjects": []string{bus.SubjectUsageAll, bus.SubjectAuthVerify}}
+	if err := request(dash, "$JS.API.STREAM.UPDATE."+bus.StreamUsage, capture); err == nil {
+		t.Error("a dashboard changed the usage stream")
+	}
+	dv.expect(t, "dashboard stream update", "$JS.API.STREAM.UPDATE."+bus.StreamUsage)
+
+	// Pose as b to a session or a POST's stream: refused; as a: allowed.
+	for _, base := range []string{bus.SessionSubject("some-session"), bus.StreamSubject("some-ingress", "1s")} {
+		_ = worker.Publish(bus.ClientSubject(base, "b"), []byte(`{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"as b"}}`))
+		wv.expect(t, "pose as b", bus.ClientSubject(base, "b"))
+		_ = worker.Publish(bus.ClientSubject(base, bus.GatewayToken), []byte(`{}`))
+		wv.expect(t, "pose as the gateway", bus.ClientSubject(base, bus.GatewayToken))
+	}
+	// Read the clients' answers to b's requests, b's record, b's token.
+	for _, subject := range []string{bus.ServerRequestSubjects("b", "*"), "$KV." + bus.BucketServers + ".b", "$KV." + bus.BucketOAuthTokens + ".b"} {
+		if _, err := worker.Subscribe(subject, func(*nats.Msg) {}); err == nil {
+			wv.expect(t, "subscribe "+subject, subject)
+		}
+	}
+	for _, subject := range []string{
+		"$JS.API.DIRECT.GET.KV_" + bus.BucketServers + ".$KV." + bus.BucketServers + ".b",
+		"$JS.API.DIRECT.GET.KV_" + bus.BucketServers, // a batch reads past a
+	} {
+		if err := request(worker, subject, map[string]any{"multi_last": []string{"$KV." + bus.BucketServers + ".>"}}); err == nil {
+			t.Errorf("a worker limited to a read %s", subject)
+		}
+		wv.expect(t, "read "+subject, subject)
+	}
+	// What it is for still works: a's record, and sending as a.
+	m, err := worker.Request("$JS.API.DIRECT.GET.KV_"+bus.BucketServers+".$KV."+bus.BucketServers+".a", nil, 5*time.Second)
+	if err != nil || m.Header.Get("Status") != "" || !strings.Contains(string(m.Data), `"a"`) {
+		t.Fatalf("a worker cannot read its own server's record: %v", err)
+	}
+	_ = worker.Publish(bus.ClientSubject(bus.SessionSubject("some-session"), "a"), []byte(`{}`))
+	if err := worker.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-wv:
+		t.Errorf("a worker's own work was refused: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// NATS does not check a request's reply subject, and JetStream answers to
+// it: any bus user can have an answer published anywhere, where a stream may
+// store it. No such answer forges a key, a team or a server record, or makes
+// auth act: a worker may not direct-get what it writes (its token record
+// would come back raw), every other answer is JetStream's own JSON, records
+// that do not name their key are ignored, and admin subjects want a reply.
+func TestSecurityBusReflectedAnswersForgeNothing(t *testing.T) {
+	g, url := busGateway(t)
+	worker, wv := tcpAs(t, url, "worker-a", busTestPassword)
+	dash, _ := tcpAs(t, url, "dashboard", busTestPassword)
+	forgedKey := "sk-forged-by-reflection-0123456789"
+	hash := bus.HashKey(forgedKey)
+	registerSecret(forgedKey)
+	_, before := admin(t, g.URL(), http.MethodGet, "/key/list", nil)
+
+	// The worker writes a key record as its token record (it may write that
+	// key), then asks for it back with the keys bucket as the reply subject.
+	record, _ := json.Marshal(bus.KeyRecord{Token: hash, KeyAlias: "forged", MCPServers: []string{"a", "b"}, CreatedAt: time.Now()})
+	if _, err := worker.Request("$KV."+bus.BucketOAuthTokens+".a", record, 5*time.Second); err != nil {
+		t.Fatal(err) // stored once acknowledged
+	}
+	direct := "$JS.API.DIRECT.GET.KV_" + bus.BucketOAuthTokens + ".$KV." + bus.BucketOAuthTokens + ".a"
+	_ = worker.PublishRequest(direct, "$KV."+bus.BucketKeys+"."+hash, nil)
+	wv.expect(t, "direct get of its own record", direct)
+	get, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + bus.BucketOAuthTokens + ".a"})
+	for _, reply := range []string{"$KV." + bus.BucketKeys + "." + hash, "$KV." + bus.BucketTeams + ".t-forged", bus.SubjectKeyGenerate} {
+		if err := worker.PublishRequest("$JS.API.STREAM.MSG.GET.KV_"+bus.BucketOAuthTokens, reply, get); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A dashboard has JetStream's account info written over server a's record.
+	if err := dash.PublishRequest("$JS.API.INFO", "$KV."+bus.BucketServers+".a", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, nc := range []*nats.Conn{worker, dash} {
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // what was written is read by then; nothing below may change
+
+	if r := post(t, g.URL()+"/mcp/a", bearer(forgedKey), initBody); r.status != http.StatusUnauthorized {
+		t.Errorf("a key written by reflection: HTTP %d %s, want 401", r.status, r.body)
+	}
+	if _, after := admin(t, g.URL(), http.MethodGet, "/key/list", nil); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("keys changed: %v, then %v", before, after)
+	}
+	h := initSession(t, g.URL()+"/mcp/a", bearer(master))
+	if r := post(t, g.URL()+"/mcp/a", h, rpc("tools/call", 2, `{"name":"echo","arguments":{"text":"still here"}}`)); !strings.Contains(string(r.body), "still here") {
+		t.Errorf("server a after its record was overwritten: %s", r.body)
 	}
 }

@@ -26,12 +26,7 @@ func (g *Gateway) startWorkers(ctx context.Context, o Options, conn func(string)
 	if err != nil {
 		return err
 	}
-	EnsureUsageStream(ctx, wjs, o.Log) // usage.go
-	wkv, err := bus.OpenServersBucket(ctx, wjs)
-	if err != nil {
-		return err
-	}
-	g.workers, err = toolworkers.StartManager(ctx, wc, wkv, toolworkers.ManagerOptions{
+	g.workers, err = toolworkers.StartManager(ctx, wc, toolworkers.ManagerOptions{
 		Worker: toolworkers.Options{Log: o.Log, Env: o.Env, MaxInFlight: o.WorkerMaxInFlight,
 			Servers: cache, JetStream: wjs, AllowAPIStdio: o.Config.AllowStdioFromAPI, TracerProvider: o.TracerProvider,
 			ConfigServers: o.Config.Servers, Secrets: g.secrets,

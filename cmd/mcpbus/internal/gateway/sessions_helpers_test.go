@@ -26,11 +26,7 @@ func replicaIngress(t *testing.T, g *testGateway) string {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	kv, err := js.KeyValue(ctx, bus.BucketServers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	servers, err := bus.WatchServers(ctx, kv, slog.Default())
+	servers, err := bus.FollowServers(ctx, nc, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,42 +10,43 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // usageEvents reads want events from the gateway's usage stream (they are
 // published after the answer, so they may still be on their way).
-func usageEvents(t *testing.T, g *testGateway, want int) []jetstream.Msg {
+func usageEvents(t *testing.T, g *testGateway, want int) []bus.UsageMsg {
 	t.Helper()
 	nc := roleConn(t, g.Gateway, bus.RoleUsage)
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := js.OrderedConsumer(ctx, bus.StreamUsage, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []jetstream.Msg
-	for len(out) < want {
-		batch, err := c.Fetch(want-len(out), jetstream.FetchMaxWait(5*time.Second))
+	read := func() []bus.UsageMsg {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var out []bus.UsageMsg
+		err := bus.ReadUsage(ctx, nc, bus.SubjectUsageAll, bus.UsageStart{}, false, func(m bus.UsageMsg) error {
+			out = append(out, m)
+			return nil
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := 0
-		for m := range batch.Messages() {
-			out = append(out, m)
-			recordBody(m.Data()) // the suite's secret scan covers events too
-			n++
-		}
-		if n == 0 {
-			t.Fatalf("usage stream has %d events, want %d", len(out), want)
-		}
+		return out
+	}
+	var out []bus.UsageMsg
+	bustest.Eventually(t, 10*time.Second, fmt.Sprintf("%d usage events", want), func() bool {
+		out = read()
+		return len(out) >= want
+	})
+	for _, m := range out {
+		recordBody(m.Data) // the suite's secret scan covers events too
 	}
 	// Nothing more: initialize (answered by the router) is no usage.
-	if extra, _ := c.Fetch(1, jetstream.FetchMaxWait(300*time.Millisecond)); extra != nil {
-		for m := range extra.Messages() {
-			t.Errorf("unexpected event: %s", m.Data())
+	time.Sleep(300 * time.Millisecond)
+	if again := read(); len(again) != want {
+		for _, m := range again[min(want, len(again)):] {
+			t.Errorf("unexpected event: %s", m.Data)
 		}
+		t.Fatalf("usage stream has %d events, want %d", len(again), want)
 	}
 	return out
 }
@@ -94,7 +95,7 @@ mcp_servers:
 	for i, m := range msgs {
 		c := calls[i] // one worker replica publishes in call order
 		var ev bus.UsageEvent
-		if err := json.Unmarshal(m.Data(), &ev); err != nil {
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
 			t.Fatal(err)
 		}
 		wantCost := 0.0
@@ -108,20 +109,20 @@ mcp_servers:
 			ev.Method != c.method || ev.Tool != c.tool || ev.Status != c.status || ev.ErrorCode != c.code || ev.Cost != wantCost ||
 			ev.IPClass != bus.Internal || ev.DurationMS <= 0 || ev.BytesIn != len(c.body) || ev.BytesOut == 0 ||
 			time.Since(ev.Time) > time.Minute || ev.RequestID == "" {
-			t.Errorf("event %d for %s:\n%s", i, c.body, m.Data())
+			t.Errorf("event %d for %s:\n%s", i, c.body, m.Data)
 		}
 		// The worker's answer is relayed as the HTTP body: same bytes.
 		if ev.BytesOut != sizes[i] {
 			t.Errorf("event %d: bytes_out %d, HTTP body %d", i, ev.BytesOut, sizes[i])
 		}
-		if subj := bus.UsageSubject(teamID, "a", c.tool); m.Subject() != subj {
-			t.Errorf("event %d: subject %s, want %s", i, m.Subject(), subj)
+		if subj := bus.UsageSubject(teamID, "a", c.tool); m.Subject != subj {
+			t.Errorf("event %d: subject %s, want %s", i, m.Subject, subj)
 		}
-		if m.Headers().Get(jetstream.MsgIDHeader) != ev.RequestID || ids[ev.RequestID] {
-			t.Errorf("event %d: Nats-Msg-Id %q, request id %q", i, m.Headers().Get(jetstream.MsgIDHeader), ev.RequestID)
+		if m.Header.Get(jetstream.MsgIDHeader) != ev.RequestID || ids[ev.RequestID] {
+			t.Errorf("event %d: Nats-Msg-Id %q, request id %q", i, m.Header.Get(jetstream.MsgIDHeader), ev.RequestID)
 		}
 		ids[ev.RequestID] = true
-		if strings.Contains(string(m.Data()), key) {
+		if strings.Contains(string(m.Data), key) {
 			t.Errorf("event %d holds the caller's key", i)
 		}
 	}

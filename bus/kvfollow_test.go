@@ -1,0 +1,103 @@
+package bus
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// FollowKV sees the bucket as it was and every later put and delete, in
+// revision order, through subscriptions and gets only (no consumer).
+func TestFollowKV(t *testing.T) {
+	nc, js := embeddedJS(t)
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "follow_test", History: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv.Put(ctx, "a", []byte("a1"))
+	kv.Put(ctx, "b", []byte("b1"))
+	kv.Put(ctx, "a", []byte("a2"))
+	var mu sync.Mutex
+	seen := map[string]string{}
+	var order []string
+	f, err := FollowKV(ctx, nc, "follow_test", nil, func(e KVEntry) {
+		mu.Lock()
+		defer mu.Unlock()
+		if e.Deleted {
+			delete(seen, e.Key)
+			order = append(order, e.Key+"-")
+			return
+		}
+		seen[e.Key] = string(e.Value)
+		order = append(order, e.Key+"="+string(e.Value))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	mu.Lock()
+	if seen["a"] != "a2" || seen["b"] != "b1" || len(seen) != 2 {
+		t.Fatalf("loaded %v, want a2 and b1", seen)
+	}
+	mu.Unlock()
+	kv.Put(ctx, "c", []byte("c1"))
+	kv.Delete(ctx, "b")
+	kv.Put(ctx, "a", []byte("a3"))
+	wait(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen["a"] == "a3" && seen["c"] == "c1" && seen["b"] == ""
+	})
+	// Following named keys only: others are never read.
+	var got []string
+	g, err := FollowKV(ctx, nc, "follow_test", []string{"c"}, func(e KVEntry) { mu.Lock(); got = append(got, e.Key); mu.Unlock() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Stop()
+	kv.Put(ctx, "a", []byte("a4"))
+	kv.Put(ctx, "c", []byte("c2"))
+	wait(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	for _, k := range got {
+		if k != "c" {
+			t.Fatalf("a follower of c read %q", k)
+		}
+	}
+}
+
+func wait(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not within 10s")
+		}
+	}
+}
+
+// embeddedJS is a connection to a NATS server with JetStream started for
+// the test (bustest cannot be used here: it imports bus).
+func embeddedJS(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	ns, err := StartEmbedded(EmbeddedOptions{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := ConnectInProcess(ns, ConnectOptions{Name: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
