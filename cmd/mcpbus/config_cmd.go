@@ -11,6 +11,10 @@ import (
 // configCmd implements `mcpbus config check FILE`: load and validate exactly as
 // serve does, print the warnings, and exit non-zero on any error.
 func configCmd(args []string, stdout, stderr io.Writer) error {
+	if wantsHelp(args) || len(args) == 1 && args[0] == "help" {
+		fmt.Fprintln(stdout, "usage: mcpbus config check FILE\n\nParses and validates FILE as serve would, and prints what it found.")
+		return nil
+	}
 	if len(args) != 2 || args[0] != "check" {
 		return errors.New("usage: mcpbus config check FILE")
 	}

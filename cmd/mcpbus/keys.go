@@ -222,8 +222,7 @@ func splitCSV(s string) []string {
 }
 
 func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("keys create", args, stdout, stderr)
 	client := adminFlags(fs)
 	alias := fs.String("alias", "", "key alias (a name for people and logs)")
 	team := fs.String("team", "", "team id the key belongs to")
@@ -315,8 +314,7 @@ func (k *listedKey) UnmarshalJSON(b []byte) error {
 }
 
 func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keys list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("keys list", args, stdout, stderr)
 	client := adminFlags(fs)
 	team := fs.String("team", "", "only the keys of this team")
 	full := fs.Bool("full", false, "show whole tokens (for keys revoke) instead of their prefix")
@@ -384,8 +382,7 @@ func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func keysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keys revoke", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("keys revoke", args, stdout, stderr)
 	client := adminFlags(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {

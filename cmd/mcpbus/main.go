@@ -15,6 +15,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -63,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stdout, stderr)
 	case "auth", "registry", "router", "ingress", "nats":
 		// One service per process (production, or the benchmark's split run).
-		err = serve(ctx, append([]string{"--services", args[0]}, args[1:]...), stdout, stderr)
+		err = serveAs(ctx, args[0], append([]string{"--services", args[0]}, args[1:]...), stdout, stderr)
 	case "worker":
 		err = workerCmd(ctx, args[1:], stdout, stderr)
 	case "config":
@@ -83,6 +85,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		fmt.Fprintf(stderr, "mcpbus: unknown command %q\n\n%s", args[0], usage)
 		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // the flags were printed on stdout
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "mcpbus:", err)

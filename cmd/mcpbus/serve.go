@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,8 +16,13 @@ import (
 
 // serve implements `mcpbus serve`: every service in one process.
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	return serveAs(ctx, "serve", args, stdout, stderr)
+}
+
+// serveAs is serve run as the command name (serve, or one service: auth,
+// registry, router, ingress, nats), which its help and errors name.
+func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet(name, args, stdout, stderr)
 	cfgPath := fs.String("config", "", "LiteLLM-compatible config file (required)")
 	listen := fs.String("listen", "127.0.0.1:4000", "HTTP listen address host:port")
 	host := fs.String("host", "", "listen host (LiteLLM compatible; overrides --listen's host)")

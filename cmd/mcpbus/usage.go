@@ -39,6 +39,9 @@ func usageCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageTailCmd(ctx, args[1:], stdout, stderr)
 	case "top":
 		return usageTopCmd(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usageUsage)
+		return nil
 	}
 	fmt.Fprint(stderr, usageUsage)
 	return fmt.Errorf("usage: unknown subcommand %q", args[0])
@@ -80,8 +83,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 }
 
 func usageTailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("usage tail", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("usage tail", args, stdout, stderr)
 	url := natsURLFlag(fs)
 	server := fs.String("server", "", "only this server's events")
 	team := fs.String("team", "", "only this team's events (team id)")
@@ -170,8 +172,7 @@ func formatCost(c float64) string {
 }
 
 func usageTopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("usage top", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("usage top", args, stdout, stderr)
 	url := natsURLFlag(fs)
 	since := fs.String("since", "1h", "events since this far back (10m, 2h, 7d) or this RFC 3339 time")
 	server := fs.String("server", "", "only this server's events")

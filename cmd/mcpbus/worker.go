@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,8 +20,7 @@ import (
 // registry (or a subset) against an external NATS, following registry changes,
 // until ctx ends (SIGINT, SIGTERM); then in-flight calls finish and it stops.
 func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("worker", args, stdout, stderr)
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server to join (the one `mcpbus serve` exposes on --nats-listen, or a cluster)")
 	servers := fs.String("servers", "", "comma-separated server names to host (default: every server in the registry)")
 	allowStdio := fs.Bool("allow-stdio-from-api", false, "run stdio servers whose record came from the API, not the config file (runs commands given over the API)")
