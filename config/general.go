@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -61,6 +62,7 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv) (unused []s
 			}
 		case "mcp_internal_ip_ranges":
 			f.InternalIPRanges = readPrefixes(p, path, kv.val, env)
+			warnLoopbackExternal(p, path, f.InternalIPRanges)
 		case "mcp_trusted_proxy_ranges":
 			f.TrustedProxyRanges = readPrefixes(p, path, kv.val, env)
 		case "enable_mcp_registry":
@@ -80,6 +82,21 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv) (unused []s
 		}
 	}
 	return unused
+}
+
+// warnLoopbackExternal says when ranges make callers on this machine
+// external: the default ranges include loopback, and a list written without
+// it silently hides every internal-only server from local tools.
+func warnLoopbackExternal(p *problems, path string, ranges []netip.Prefix) {
+	if len(ranges) == 0 {
+		return
+	}
+	for _, a := range []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()} {
+		if !slices.ContainsFunc(ranges, func(r netip.Prefix) bool { return r.Contains(a) }) {
+			p.warn(path, "does not include "+a.String()+": callers on this machine (make run, CLIs, local agents) are external and see only public servers; add 127.0.0.0/8 and ::1/128 if they are internal")
+			return
+		}
+	}
 }
 
 // readHops reads mcp_xff_num_trusted_hops: a whole number, 1 or more (a

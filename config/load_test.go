@@ -343,3 +343,27 @@ func TestMergeBombIsLinear(t *testing.T) {
 		t.Fatalf("merge chain: %v %+v", err, f)
 	}
 }
+
+// Internal ranges written without loopback make every local caller external:
+// the load says so (and serve and config check print it); with loopback, or
+// with the default ranges, it says nothing.
+func TestInternalRangesWithoutLoopbackWarn(t *testing.T) {
+	for _, tc := range []struct {
+		ranges string
+		warns  bool
+	}{
+		{`["10.0.0.0/8"]`, true},
+		{`["10.0.0.0/8", "127.0.0.0/8"]`, true}, // ::1 is a local caller too
+		{`["10.0.0.0/8", "127.0.0.1/32", "::1/128"]`, false},
+		{`[]`, false},
+	} {
+		f, err := Parse("c.yaml", []byte("general_settings:\n  mcp_internal_ip_ranges: "+tc.ranges+"\n"), mapEnv(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		warned := strings.Contains(strings.Join(f.Warnings, "\n"), "general_settings.mcp_internal_ip_ranges: does not include")
+		if warned != tc.warns {
+			t.Errorf("ranges %s: warnings %q, want a loopback warning: %v", tc.ranges, f.Warnings, tc.warns)
+		}
+	}
+}
