@@ -21,7 +21,7 @@ import (
 const keysUsage = `usage:
   mcpbus keys create [--alias A] [--team T] [--servers a,b] [--tools server=t1,t2 ...] [--duration 30d] [--rpm N]
   mcpbus keys list [--team T] [--full]
-  mcpbus keys revoke KEY_OR_TOKEN...
+  mcpbus keys revoke KEY|TOKEN|TOKEN_PREFIX|ALIAS...
 
 Every command talks to the gateway's admin API:
   --url URL        gateway URL (default $MCPBUS_URL, else http://127.0.0.1:4000)
@@ -329,24 +329,9 @@ func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	q := url.Values{"return_full_object": {"true"}} // aliases, teams and expiry for the table
-	if v := strings.TrimSpace(*team); v != "" {
-		q.Set("team_id", v)
-	}
-	path := "/key/list?" + q.Encode()
-	var raw json.RawMessage
-	if err := c.do(ctx, http.MethodGet, path, nil, &raw); err != nil {
+	keys, err := c.listKeys(ctx, strings.TrimSpace(*team))
+	if err != nil {
 		return err
-	}
-	// LiteLLM answers {"keys": [...], ...}; a bare list is read too.
-	var keys []listedKey
-	var wrapped struct {
-		Keys []listedKey `json:"keys"`
-	}
-	if json.Unmarshal(raw, &wrapped) == nil {
-		keys = wrapped.Keys
-	} else if json.Unmarshal(raw, &keys) != nil {
-		return errors.New("/key/list: the gateway sent an unreadable answer")
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOKEN\tALIAS\tTEAM\tSERVERS\tEXPIRES")
@@ -381,6 +366,30 @@ func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
+// listKeys asks for every key (of team, if given) with its alias, team and
+// expiry.
+func (c *adminClient) listKeys(ctx context.Context, team string) ([]listedKey, error) {
+	q := url.Values{"return_full_object": {"true"}}
+	if team != "" {
+		q.Set("team_id", team)
+	}
+	var raw json.RawMessage
+	if err := c.do(ctx, http.MethodGet, "/key/list?"+q.Encode(), nil, &raw); err != nil {
+		return nil, err
+	}
+	// LiteLLM answers {"keys": [...], ...}; a bare list is read too.
+	var keys []listedKey
+	var wrapped struct {
+		Keys []listedKey `json:"keys"`
+	}
+	if json.Unmarshal(raw, &wrapped) == nil {
+		keys = wrapped.Keys
+	} else if json.Unmarshal(raw, &keys) != nil {
+		return nil, errors.New("/key/list: the gateway sent an unreadable answer")
+	}
+	return keys, nil
+}
+
 func keysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("keys revoke", args, stdout, stderr)
 	client := adminFlags(fs)
@@ -395,10 +404,13 @@ func keysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	if len(keys) == 0 {
-		return errors.New("usage: mcpbus keys revoke KEY_OR_TOKEN... (a token from `keys list --full` keeps the key itself out of shell history)")
+		return errors.New("usage: mcpbus keys revoke KEY|TOKEN|TOKEN_PREFIX|ALIAS... (what `keys list` prints keeps the key itself out of shell history)")
 	}
 	c, err := client(stderr)
 	if err != nil {
+		return err
+	}
+	if keys, err = c.resolveKeys(ctx, keys); err != nil {
 		return err
 	}
 	var out struct {
@@ -413,6 +425,61 @@ func keysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "revoked %d key(s)\n", n)
 	return nil
+}
+
+// minTokenPrefix is the shortest token prefix keys revoke takes.
+const minTokenPrefix = 8
+
+// resolveKeys turns each argument into what /key/delete takes: a key
+// (sk-...) or a whole token as it is, else the one key whose token starts
+// with it (as keys list prints it, with or without its "…") or whose alias
+// it is. Nothing is revoked unless every argument names exactly one key.
+func (c *adminClient) resolveKeys(ctx context.Context, args []string) ([]string, error) {
+	var listed []listedKey
+	var out []string
+	for _, a := range args {
+		if strings.HasPrefix(a, "sk-") || isToken(a) {
+			out = append(out, a)
+			continue
+		}
+		if listed == nil {
+			var err error
+			if listed, err = c.listKeys(ctx, ""); err != nil {
+				return nil, err
+			}
+		}
+		prefix := strings.TrimSuffix(a, "…")
+		var matches []string
+		for _, k := range listed {
+			if k.KeyAlias == a || len(prefix) >= minTokenPrefix && isHex(prefix) && strings.HasPrefix(k.Token, prefix) {
+				matches = append(matches, k.Token)
+			}
+		}
+		switch len(matches) {
+		case 1:
+			out = append(out, matches[0])
+		case 0:
+			if isHex(prefix) && len(prefix) < minTokenPrefix {
+				return nil, fmt.Errorf("keys revoke: %q: give at least %d characters of the token, or the alias", a, minTokenPrefix)
+			}
+			return nil, fmt.Errorf("keys revoke: no key has the alias or token prefix %q; nothing revoked", a)
+		default:
+			return nil, fmt.Errorf("keys revoke: %q names %d keys; give more of the token (keys list --full); nothing revoked", a, len(matches))
+		}
+	}
+	return out, nil
+}
+
+// isToken reports whether s is a whole token: 64 lowercase hex digits.
+func isToken(s string) bool { return len(s) == 64 && isHex(s) }
+
+func isHex(s string) bool {
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // short is a token's prefix, enough to tell keys apart in a table.

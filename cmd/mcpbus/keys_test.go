@@ -291,15 +291,16 @@ func TestKeysRevoke(t *testing.T) {
 	f := newFakeAdminAPI(t)
 	t.Setenv("MCPBUS_URL", "http://127.0.0.1:1")
 	t.Setenv("MCPBUS_MASTER_KEY", cliMaster)
-	f.reply("/key/delete", 200, `{"deleted_keys":["tok1","sk-abc"]}`)
-	// Flags may come after the arguments.
-	code, stdout, stderr := runCLI("keys", "revoke", "tok1", "--url", f.srv.URL, "sk-abc")
+	tok1 := strings.Repeat("ab", 32)
+	f.reply("/key/delete", 200, `{"deleted_keys":["`+tok1+`","sk-abc"]}`)
+	// Flags may come after the arguments; a key and a whole token go as they are.
+	code, stdout, stderr := runCLI("keys", "revoke", tok1, "--url", f.srv.URL, "sk-abc")
 	if code != 0 || stdout != "revoked 2 key(s)\n" {
 		t.Fatalf("exit %d %q %q", code, stdout, stderr)
 	}
 	reqs := f.taken()
 	if len(reqs) != 1 || reqs[0].method != http.MethodPost || reqs[0].path != "/key/delete" ||
-		!reflect.DeepEqual(reqs[0].body, map[string]any{"keys": []any{"tok1", "sk-abc"}}) {
+		!reflect.DeepEqual(reqs[0].body, map[string]any{"keys": []any{tok1, "sk-abc"}}) {
 		t.Errorf("requests %+v", reqs)
 	}
 	if strings.Contains(stdout+stderr, "sk-abc") {
@@ -309,16 +310,53 @@ func TestKeysRevoke(t *testing.T) {
 		t.Errorf("no args: %d %q", code, stderr)
 	}
 	f.reply("/key/delete", 404, `{"error":{"message":"key not found","type":"not_found","param":null,"code":"MCPBUS_NOT_FOUND"}}`)
-	if code, stdout, stderr := runCLI("keys", "revoke", "--url", f.srv.URL, "nope"); code != 1 || stdout != "" || !strings.Contains(stderr, "key not found (HTTP 404)") {
+	if code, stdout, stderr := runCLI("keys", "revoke", "--url", f.srv.URL, "sk-nope"); code != 1 || stdout != "" || !strings.Contains(stderr, "key not found (HTTP 404)") {
 		t.Errorf("not found: %d %q %q", code, stdout, stderr)
 	}
-	// -- ends the flags: a token that starts with a dash is still a token.
+	f.taken()
+}
+
+// keys revoke takes what keys list prints: a token's prefix (with its "…"
+// or without) or an alias, when it names exactly one key; otherwise it
+// revokes nothing and says why.
+func TestKeysRevokeByPrefixOrAlias(t *testing.T) {
+	f := newFakeAdminAPI(t)
+	t.Setenv("MCPBUS_URL", "http://127.0.0.1:1")
+	t.Setenv("MCPBUS_MASTER_KEY", cliMaster)
+	ci, bot, bot2 := "0123456789ab"+strings.Repeat("0", 52), "fedcba987654"+strings.Repeat("1", 52), "fedcba987655"+strings.Repeat("2", 52)
+	f.reply("/key/list", 200, `{"keys":[{"token":"`+ci+`","key_alias":"ci"},{"token":"`+bot+`","key_alias":"bot"},{"token":"`+bot2+`"}]}`)
 	f.reply("/key/delete", 200, `{}`)
-	if code, stdout, _ := runCLI("keys", "revoke", "--url", f.srv.URL, "--", "-odd"); code != 0 || stdout != "revoked 1 key(s)\n" {
-		t.Errorf("--: %d %q", code, stdout)
+	_, table, _ := runCLI("keys", "list", "--url", f.srv.URL)
+	printed := strings.Fields(strings.Split(table, "\n")[1])[0] // the first key's token as listed
+	f.taken()
+	for _, tc := range []struct {
+		arg, want string
+	}{
+		{printed, ci},
+		{strings.TrimSuffix(printed, "…"), ci},
+		{"bot", bot},
+		{"fedcba987655", bot2},
+	} {
+		code, stdout, stderr := runCLI("keys", "revoke", "--url", f.srv.URL, tc.arg)
+		reqs := f.taken()
+		if code != 0 || stdout != "revoked 1 key(s)\n" || len(reqs) != 2 || !reflect.DeepEqual(reqs[1].body, map[string]any{"keys": []any{tc.want}}) {
+			t.Errorf("revoke %q: exit %d %q %q, requests %+v; want %s deleted", tc.arg, code, stdout, stderr, reqs, tc.want)
+		}
 	}
-	if reqs := f.taken(); len(reqs) != 2 || !reflect.DeepEqual(reqs[1].body, map[string]any{"keys": []any{"-odd"}}) {
-		t.Errorf("requests %+v", reqs)
+	for _, tc := range []struct{ arg, want string }{
+		{"fedcba98765", "names 2 keys"},
+		{"0123", "at least 8 characters"},
+		{"nobody", "no key has the alias or token prefix"},
+	} {
+		code, stdout, stderr := runCLI("keys", "revoke", "--url", f.srv.URL, "ci", tc.arg)
+		for _, r := range f.taken() {
+			if r.path == "/key/delete" {
+				t.Errorf("revoke ci %q: a key was deleted: %+v", tc.arg, r)
+			}
+		}
+		if code != 1 || stdout != "" || !strings.Contains(stderr, tc.want) || !strings.Contains(stderr, "nothing revoked") && tc.want != "at least 8 characters" {
+			t.Errorf("revoke %q: exit %d %q %q, want %q", tc.arg, code, stdout, stderr, tc.want)
+		}
 	}
 }
 
