@@ -118,6 +118,7 @@ type Gateway struct {
 	ln       net.Listener
 	cancel   context.CancelFunc
 	secrets  *bus.SecretKey
+	dataLock *dataLock // the embedded NATS's data directory (datalock.go)
 	log      *slog.Logger
 	// served delivers the first fatal error: the HTTP server stopped, or
 	// the NATS server closed one of the services' connections.
@@ -302,6 +303,11 @@ func (g *Gateway) startNATS(o Options) (func(string) (*nats.Conn, error), error)
 	for _, u := range users {
 		all = append(all, u)
 	}
+	lock, err := lockDataDir(o.DataDir) // datalock.go
+	if err != nil {
+		return nil, err
+	}
+	g.dataLock = lock
 	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: o.DataDir, Listen: o.NATSListen, Users: all})
 	if err != nil {
 		return nil, err
@@ -408,6 +414,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 		g.ns.Shutdown()
 		g.ns.WaitForShutdown()
 	}
+	g.dataLock.release() // after the store is closed
 	return errors.Join(errs...)
 }
 
