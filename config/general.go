@@ -78,7 +78,7 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv) (unused []s
 		case "mcp_bus_users":
 			f.BusUsers = readBusUsers(p, path, kv.val, env) // bususers.go
 		default:
-			unused = append(unused, path)
+			unused = append(unused, kv.key)
 		}
 	}
 	return unused

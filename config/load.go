@@ -126,27 +126,27 @@ func Parse(name string, data []byte, env LookupEnv) (*File, error) {
 		p.errorf("", "the file must be a YAML mapping (general_settings, mcp_servers, ...)")
 	}
 
-	var unused []string
+	checkDuplicateKeys(p, &doc, "") // keys.go
+	var unused, unusedGeneral []string
 	var servers *yaml.Node
 	for _, kv := range pairs(root) {
 		switch kv.key {
 		case "general_settings":
-			unused = append(unused, f.readGeneral(p, kv.val, env)...)
+			unusedGeneral = f.readGeneral(p, kv.val, env)
 		case "mcp_servers":
 			servers = kv.val
 		default:
 			unused = append(unused, kv.key)
 		}
 	}
+	reportUnknown(p, "", "", unused, topLevelKeys, litellmTopLevel)
+	reportUnknown(p, "general_settings", "", unusedGeneral, generalKeys, litellmGeneral)
 	if sep, ok := env("MCP_TOOL_PREFIX_SEPARATOR"); ok {
 		f.ToolPrefixSeparator = sep
 		checkSeparator(p, "environment variable MCP_TOOL_PREFIX_SEPARATOR", sep)
 	}
 	f.Servers = readServers(p, servers, env)
 
-	if len(unused) > 0 {
-		p.warn("", "ignoring keys mcpbus does not use: "+strings.Join(unused, ", "))
-	}
 	for _, w := range p.warnings {
 		f.Warnings = append(f.Warnings, name+": "+w)
 	}

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -217,14 +216,15 @@ func readServer(p *problems, path, name string, n *yaml.Node, env LookupEnv) (sp
 			} else {
 				spec.CostPerQuery = readCostPerQuery(p, at, kv.val)
 			}
+		case "access_groups", "mcp_access_groups":
+			// It limits who may use the server: ignoring it would open the
+			// server to every key.
+			p.errorf(at, "access groups are not supported yet, and mcpbus will not ignore a limit on who may use a server; remove it and limit keys with mcp_servers instead")
 		default:
 			unknown = append(unknown, kv.key)
 		}
 	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		p.warn(path, "ignoring keys mcpbus does not use yet: "+strings.Join(unknown, ", "))
-	}
+	reportUnknown(p, path, "", unknown, serverKeys, litellmServer) // keys.go
 	if spec.AuthValue != "" && (spec.AuthType == "" || spec.AuthType == "none") {
 		p.warn(path+".auth_value", "ignored because auth_type is none")
 	}
