@@ -222,6 +222,14 @@ func TestTimeoutAndTransportNormalised(t *testing.T) {
 			t.Errorf("transport %s: %v %+v", tr, err, f)
 		}
 	}
+	// LiteLLM reads the transport whatever its case.
+	for tr, want := range map[string]string{"SSE": "sse", "Sse": "sse", "HTTP": "http", "STDIO": "stdio"} {
+		src := "mcp_servers:\n  a:\n    url: http://a.internal/mcp\n    command: x\n    transport: " + tr + "\n"
+		f, err := Parse("config.yaml", []byte(src), nil)
+		if err != nil || f.Servers[0].Transport != want {
+			t.Errorf("transport %s: %v %+v, want %s", tr, err, f, want)
+		}
+	}
 }
 
 func TestYAMLAnchorsAndMerge(t *testing.T) {

@@ -31,9 +31,11 @@ func serverPath(name string) string {
 
 // normalTransport maps LiteLLM's spellings of Streamable HTTP to "http".
 func normalTransport(t string) string {
-	switch strings.ToLower(t) {
+	switch l := strings.ToLower(strings.TrimSpace(t)); l {
 	case "streamable-http", "streamable_http", "streamablehttp":
 		return "http"
+	case "http", "sse", "stdio":
+		return l // LiteLLM compares case-insensitively: SSE is sse
 	}
 	return t
 }
