@@ -152,7 +152,7 @@ func New(o Options) *Ingress {
 	g.adminRoutes(mux)
 	g.metricsRoutes(mux)
 	g.registryRoutes(mux)
-	g.handler = g.instrument(mux)
+	g.handler = g.instrument(routesOrJSON(mux)) // notfound.go
 	g.mux = mux
 	g.verified = newVerifyCache()
 	g.startVerifyCache()

@@ -118,7 +118,7 @@ func (g *Ingress) metricsRoutes(mux *http.ServeMux) {
 	m := g.meters()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		if !g.mayScrape(r) {
-			http.NotFound(w, r)
+			noRoute(w) // as an absent endpoint answers (notfound.go)
 			return
 		}
 		if e := g.origin.checkOn(r, "/metrics"); e != nil {

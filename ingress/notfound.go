@@ -1,0 +1,60 @@
+package ingress
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+// routesOrJSON answers what no route takes (404, or 405 for a route taken
+// with another method) in the REST error shape every other answer has,
+// instead of net/http's plain text, naming what was asked and what is
+// served. The Allow header of a 405 is kept.
+func routesOrJSON(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(&unmatched{ResponseWriter: w, r: r}, r)
+	})
+}
+
+// noRoute is the answer for a path no route takes. It names neither the
+// path nor the method, so an endpoint hidden from a caller (metrics.go)
+// answers exactly as an absent one.
+func noRoute(w http.ResponseWriter) {
+	writeRESTError(w, bus.Errorf(bus.ErrNotFound, "no such route: mcpbus serves /mcp, /sse, /messages, /v1/mcp/..., /mcp-rest/..., /key/..., /team/..., /health/... (docs/ARCHITECTURE.md)"))
+}
+
+// unmatched rewrites the mux's own 404 and 405 answers.
+type unmatched struct {
+	http.ResponseWriter
+	r       *http.Request
+	written bool // our answer is out: drop the mux's body
+}
+
+func (u *unmatched) WriteHeader(code int) {
+	if u.written {
+		return
+	}
+	switch code {
+	case http.StatusNotFound:
+		u.written = true
+		noRoute(u.ResponseWriter)
+	case http.StatusMethodNotAllowed:
+		u.written = true
+		writeRESTError(u.ResponseWriter, bus.Errorf(bus.ErrMethodNotAllowed, "%s is not served on %s; allowed: %s",
+			u.r.Method, bus.Shorten(u.r.URL.Path, 128), strings.Join(u.Header().Values("Allow"), ", ")))
+	default:
+		u.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (u *unmatched) Write(b []byte) (int, error) {
+	if u.written {
+		return len(b), nil
+	}
+	return u.ResponseWriter.Write(b)
+}
