@@ -80,6 +80,9 @@ func reportUnknown(p *problems, path, prefix string, unknown, known, litellm []s
 }
 
 func joinPath(path, key string) string {
+	if key == "" {
+		key = `""` // an empty key still names a place
+	}
 	if path == "" {
 		return key
 	}
