@@ -27,9 +27,13 @@ func Visible(s ServerSpec, class IPClass) bool {
 // the key's permissions: a server an external caller may not see answers
 // exactly like one that does not exist.
 //
-//   - no selection: every visible server the key may use (one: that one);
+//   - no selection: every visible server the key may use, aggregated even
+//     when there is one, so the names a client is given (server-prefixed) do
+//     not change when it comes to see a second server (a server made
+//     public, a key given one more);
 //   - a selection (path, header, ?server= or x-mcp-servers): exactly those,
-//     each of which must exist, be visible and be permitted.
+//     each of which must exist, be visible and be permitted; one selected
+//     server answers with its own (bare) names.
 func Resolve(cache *ServerCache, env Envelope) (one ServerSpec, many []ServerSpec, e *Error) {
 	switch len(env.Servers) {
 	case 0:
@@ -90,8 +94,6 @@ func resolveAll(cache *ServerCache, env Envelope) (ServerSpec, []ServerSpec, *Er
 		usable++
 	}
 	switch {
-	case usable == 1:
-		return all[first], nil, nil
 	case usable == 0 && hidden > 0:
 		return ServerSpec{}, nil, Errorf(ErrNotPermitted, "key '%s' may not use any MCP server", env.Caller.Name())
 	case usable == 0:

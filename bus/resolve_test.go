@@ -36,8 +36,9 @@ func TestDirect(t *testing.T) {
 	}{
 		{"selected server", in("internal"), call, "internal"},
 		{"selected twice", in("public", "public"), call, "public"},
-		{"the one visible server", ext(), call, "public"},
-		{"the one permitted server", onlyPublic, call, "public"},
+		// No selection aggregates, even one server (names stay prefixed).
+		{"the one visible server", ext(), call, ""},
+		{"the one permitted server", onlyPublic, call, ""},
 		{"several servers: aggregated", in(), call, ""},
 		{"internal-only server, external caller", ext("internal"), call, ""},
 		{"server the key may not use", func() bus.Envelope { e := onlyPublic; e.Servers = []string{"internal"}; return e }(), call, ""},

@@ -72,12 +72,17 @@ func TestSingleServerIsForwardedUntouched(t *testing.T) {
 	if c.Server != "beta" {
 		t.Fatalf("reached %s", c.Server)
 	}
-	// Permissions narrow no selection to one server: bare names too.
+	// Permissions that narrow no selection to one server do not change the
+	// names: they stay prefixed, as when the key is given a second server.
 	only := internal()
 	only.Caller.Permissions = bus.Permissions{Servers: []string{"alpha"}}
 	h.result(only, request(1, "tools/list", ""), &l)
-	if len(l.Tools) != 1 || l.Tools[0].Name != "echo" {
-		t.Fatalf("one permitted server: %+v, want bare names", l.Tools)
+	if len(l.Tools) != 1 || l.Tools[0].Name != "alpha__echo" {
+		t.Fatalf("one permitted server: %+v, want its prefixed names", l.Tools)
+	}
+	h.result(only, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"alpha__echo","arguments":{}}}`, &c)
+	if c.Server != "alpha" || !strings.Contains(string(c.Params), `"name":"echo"`) {
+		t.Fatalf("a prefixed call with one permitted server reached %s with %s", c.Server, c.Params)
 	}
 	// An unknown method goes to the one server; aggregated it is refused.
 	var u called
@@ -532,9 +537,7 @@ func TestResolveOneServerAllocatesNothing(t *testing.T) {
 	r := &Router{cache: h.cache}
 	selected := internal()
 	selected.Servers = []string{"beta"}
-	only := internal()
-	only.Caller.Permissions = bus.Permissions{Servers: []string{"alpha"}}
-	for name, env := range map[string]bus.Envelope{"selected": selected, "only permitted": only} {
+	for name, env := range map[string]bus.Envelope{"selected": selected} {
 		s, many, e := r.resolve(env)
 		if e != nil || many != nil || s.Name == "" {
 			t.Fatalf("%s: %v %v %v", name, s, many, e)

@@ -187,8 +187,21 @@ func (m *Manager) apply(u bus.KVEntry) {
 	default:
 		m.log.Info("worker started", "server", name, "transport", w.up.Transport, "source", spec.Source)
 	}
+	if err == nil {
+		announceCatalog(w)
+	}
 	if old != nil {
 		m.retire(old.w)
+	}
+}
+
+// announceCatalog tells the sessions that use w's server (it is new to them,
+// or its record changed: visibility, URL, tools allowed) that its tools,
+// prompts and resources may have changed, so they list them again; the
+// router's cached lists of it are dropped too.
+func announceCatalog(w *Worker) {
+	for _, method := range []string{"notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed"} {
+		w.notify(bus.Notification(method, nil))
 	}
 }
 

@@ -181,9 +181,10 @@ mcp_servers:
 	if r := post(t, g.URL()+"/mcp", s, rpc("tools/call", 5, `{"name":"echo","arguments":{"text":"x"}}`)); r.status != http.StatusNotFound {
 		t.Errorf("session redirected to the internal server: HTTP %d %s", r.status, r.body)
 	}
-	// With no selection, /mcp picks the only server this caller may see.
+	// With no selection, /mcp aggregates the servers this caller may see:
+	// the public one alone, under its prefixed names (as when it sees more).
 	s = initSession(t, g.URL()+"/mcp", bearer(master))
-	if r := post(t, g.URL()+"/mcp", s, rpc("tools/call", 6, `{"name":"echo","arguments":{"text":"x"}}`)); !strings.Contains(string(r.body), `"x"`) {
+	if r := post(t, g.URL()+"/mcp", s, rpc("tools/call", 6, `{"name":"pub__echo","arguments":{"text":"x"}}`)); !strings.Contains(string(r.body), `"x"`) {
 		t.Errorf("/mcp for an external caller: %s", r.body)
 	}
 	if n := len(recPriv.seen()); n != 0 {

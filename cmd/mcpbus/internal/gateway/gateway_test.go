@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,12 +34,15 @@ mcp_servers:
 		name     string
 		endpoint string
 		header   http.Header
+		prefix   string // of the tool names: none where one server is selected
 	}{
-		{"path", g.URL() + "/mcp/demo", bearer(master)},
-		{"x-litellm-mcp-server header", g.URL() + "/mcp", http.Header{"Authorization": {"Bearer " + master}, "X-Litellm-Mcp-Server": {"demo"}}},
-		{"query", g.URL() + "/mcp?server=demo", bearer(master)},
-		{"only configured server", g.URL() + "/mcp", bearer(master)},
-		{"x-litellm-api-key", g.URL() + "/mcp/demo", http.Header{"X-Litellm-Api-Key": {"Bearer " + master}}},
+		{"path", g.URL() + "/mcp/demo", bearer(master), ""},
+		{"x-litellm-mcp-server header", g.URL() + "/mcp", http.Header{"Authorization": {"Bearer " + master}, "X-Litellm-Mcp-Server": {"demo"}}, ""},
+		{"query", g.URL() + "/mcp?server=demo", bearer(master), ""},
+		// No selection aggregates, even one server: its names are prefixed,
+		// as they will be when the caller sees a second server.
+		{"only configured server", g.URL() + "/mcp", bearer(master), "demo__"},
+		{"x-litellm-api-key", g.URL() + "/mcp/demo", http.Header{"X-Litellm-Api-Key": {"Bearer " + master}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cs, err := connect(t, tc.endpoint, tc.header)
@@ -54,10 +58,10 @@ mcp_servers:
 			for _, tl := range tools.Tools {
 				names = append(names, tl.Name)
 			}
-			if got := strings.Join(names, ","); !strings.Contains(got, "add") || !strings.Contains(got, "echo") || !strings.Contains(got, "slow") {
-				t.Fatalf("tools = %s, want add, echo and slow", got)
+			if got := strings.Join(names, ","); !slices.Contains(names, tc.prefix+"add") || !slices.Contains(names, tc.prefix+"echo") || !slices.Contains(names, tc.prefix+"slow") {
+				t.Fatalf("tools = %s, want %sadd, %[2]secho and %[2]sslow", got, tc.prefix)
 			}
-			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "add", Arguments: map[string]any{"a": 2, "b": 40}})
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tc.prefix + "add", Arguments: map[string]any{"a": 2, "b": 40}})
 			if err != nil {
 				t.Fatalf("tools/call add: %v", err)
 			}
@@ -65,7 +69,7 @@ mcp_servers:
 			if string(sc) != `{"sum":42}` {
 				t.Fatalf("structuredContent = %s, want {\"sum\":42}", sc)
 			}
-			res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "héllo"}})
+			res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: tc.prefix + "echo", Arguments: map[string]any{"text": "héllo"}})
 			if err != nil || res.IsError || res.Content[0].(*mcp.TextContent).Text != "héllo" {
 				t.Fatalf("tools/call echo: %v %+v", err, res)
 			}

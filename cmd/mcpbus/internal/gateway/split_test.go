@@ -29,7 +29,7 @@ mcp_servers:
   split:
     url: ` + upURL + "\n"
 	const pw = "split-test-password-0123"
-	cfg, err := config.Parse("config.yaml", []byte(yaml), func(string) (string, bool) { return pw, true })
+	cfg, err := config.Parse("config.yaml", []byte(yaml), func(k string) (string, bool) { return pw, k == "PW" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,9 +78,9 @@ mcp_servers:
 	if err != nil {
 		t.Fatalf("connect through the split deployment: %v\n%s", err, logs.String())
 	}
-	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "across processes"}})
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "split__echo", Arguments: map[string]any{"text": "across processes"}})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, logs.String())
 	}
 	if tc, ok := res.Content[0].(*mcp.TextContent); !ok || tc.Text != "across processes" {
 		t.Fatalf("echo through four services answered %+v", res.Content)
