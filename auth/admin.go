@@ -382,6 +382,9 @@ func (s *service) keyGenerate(ctx context.Context, data []byte) (any, *bus.Error
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
+	if e := refuseUnenforced(data); e != nil { // unenforced.go
+		return nil, e
+	}
 	key := in.Key
 	if key != "" {
 		if !strings.HasPrefix(key, "sk-") || len(key) < 20 {
@@ -532,6 +535,9 @@ func (s *service) keyUpdate(ctx context.Context, data []byte) (any, *bus.Error) 
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
+	if e := refuseUnenforced(data); e != nil { // unenforced.go
+		return nil, e
+	}
 	if in.Key == "" {
 		return nil, bus.Errorf(bus.ErrBadRequest, "key: required (the key or its token)")
 	}
@@ -659,6 +665,9 @@ func (s *service) teamNew(ctx context.Context, data []byte) (any, *bus.Error) {
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
+	if e := refuseUnenforced(data); e != nil { // unenforced.go
+		return nil, e
+	}
 	id := in.TeamID
 	if id == "" {
 		id = newUUID()
@@ -759,6 +768,9 @@ func (s *service) teamList(_ context.Context, data []byte) (any, *bus.Error) {
 func (s *service) teamUpdate(ctx context.Context, data []byte) (any, *bus.Error) {
 	var in teamRequest
 	if e := decode(data, &in); e != nil {
+		return nil, e
+	}
+	if e := refuseUnenforced(data); e != nil { // unenforced.go
 		return nil, e
 	}
 	if in.TeamID == "" {

@@ -756,7 +756,7 @@ func TestTeamEndpoints(t *testing.T) {
 	var team bus.TeamRecord
 	mustCall(t, a.nc, bus.SubjectTeamNew, map[string]any{"team_id": "eng", "team_alias": "Engineering",
 		"object_permission": map[string]any{"mcp_servers": []string{"gh"}, "mcp_tool_permissions": map[string][]string{"gh": {"issues"}}},
-		"metadata":          map[string]any{"cost_center": "42"}, "max_budget": 10}, &team)
+		"metadata":          map[string]any{"cost_center": "42"}}, &team)
 	if team.TeamID != "eng" || fmt.Sprint(team.MCPServers) != "[gh]" || fmt.Sprint(team.MCPToolPermissions) != "map[gh:[issues]]" {
 		t.Fatalf("team.new: %+v", team)
 	}
@@ -814,5 +814,44 @@ func TestWithoutJetStream(t *testing.T) {
 	}
 	if _, e := call(t, nc, bus.SubjectKeyGenerate, map[string]any{}); e == nil || e.Kind != bus.ErrServiceUnavailable {
 		t.Fatalf("generate without JetStream: %v", e)
+	}
+}
+
+// LiteLLM's limits mcpbus does not enforce (models, budgets, access groups,
+// ...) are refused with 400 naming them, and nothing is written; the same
+// fields left empty, as LiteLLM's clients send them by default, pass.
+func TestUnenforcedLimitsRefused(t *testing.T) {
+	ns := bustest.Server(t)
+	a := startAuth(t, ns, nil)
+	for subject, body := range map[string]map[string]any{
+		bus.SubjectKeyGenerate: {"key_alias": "limited", "models": []string{"gpt-4o"}},
+		bus.SubjectTeamNew:     {"team_id": "budgeted", "max_budget": 10},
+		"key access groups":    {"key_alias": "grouped", "object_permission": map[string]any{"mcp_access_groups": []string{"dev"}}},
+	} {
+		subj := subject
+		if subj == "key access groups" {
+			subj = bus.SubjectKeyGenerate
+		}
+		_, e := call(t, a.nc, subj, body)
+		if e == nil || e.Kind != bus.ErrBadRequest || !strings.Contains(e.Message, "not enforced by mcpbus yet") {
+			t.Errorf("%s %v: %v, want 400 naming the field", subject, body, e)
+		}
+		for field := range body {
+			if field != "key_alias" && field != "team_id" && e != nil && !strings.Contains(e.Message, field) {
+				t.Errorf("%s: %q does not name %s", subject, e.Message, field)
+			}
+		}
+	}
+	var list struct {
+		Keys []string `json:"keys"`
+	}
+	mustCall(t, a.nc, bus.SubjectKeyList, map[string]any{}, &list)
+	if len(list.Keys) != 0 {
+		t.Errorf("a refused write stored keys: %v", list.Keys)
+	}
+	// Empty values set no limit.
+	k := generate(t, a.nc, map[string]any{"key_alias": "open", "models": []string{}, "max_budget": nil, "object_permission": map[string]any{"mcp_access_groups": []string{}}})
+	if k.Key == "" {
+		t.Fatal("a key with empty LiteLLM limits was refused")
 	}
 }
