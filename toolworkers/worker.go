@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -453,6 +454,7 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 		err = w.clientCancelled(msg.ID)
 	}
 	if err != nil {
+		err = w.blameCredentials(err, &env)
 		rec.status, rec.errCode = "failed", bus.AsError(err).Kind.Code
 		w.observe(rec)
 		span.fail(bus.AsError(err))
@@ -502,6 +504,19 @@ func (w *Worker) admits(env bus.Envelope) *bus.Error {
 		return bus.Errorf(bus.ErrNotPermitted, "key '%s' may not use MCP server '%s'", env.Caller.Name(), w.up.Name)
 	}
 	return nil
+}
+
+// blameCredentials names the credentials an upstream refused: a call that
+// carried its own (x-mcp-<server>-* headers) was refused with those, not
+// with the gateway's configured ones.
+func (w *Worker) blameCredentials(err error, env *bus.Envelope) error {
+	e := bus.AsError(err)
+	if e.Kind != bus.ErrUpstreamAuth || w.up.Transport == "stdio" || w.perRequestHeaders(env.Forward) == nil {
+		return err
+	}
+	msg := strings.Replace(e.Message, "the gateway's configured credentials",
+		"the credentials this request sent (its x-mcp-"+strings.ToLower(w.up.Name)+"-* headers)", 1)
+	return bus.Errorf(e.Kind, "%s", msg)
 }
 
 // linkFor picks the upstream session for a call: a private one for a client

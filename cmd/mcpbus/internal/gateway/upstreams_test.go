@@ -410,3 +410,36 @@ func postQuiet(url string, header http.Header, body string) string {
 	recordBody(b)
 	return string(b)
 }
+
+// An upstream that refuses the credential a request sent itself (x-mcp-
+// <server>-authorization) is reported as refusing that one, not the
+// gateway's configured credentials; with the configured one, the error says
+// so.
+func TestRefusedCredentialIsNamed(t *testing.T) {
+	guarded := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer good" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		demo.Handler("guarded").ServeHTTP(w, r)
+	}))
+	t.Cleanup(guarded.Close)
+	for _, tc := range []struct {
+		name, configured, sent, says string
+	}{
+		{"own credential", "good", "Bearer wrong", "refused the credentials this request sent (its x-mcp-guarded-* headers)"},
+		{"configured credential", "wrong", "", "refused the gateway's configured credentials"},
+	} {
+		g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers:\n  guarded: {url: %q, auth_type: bearer_token, auth_value: %s}\n",
+			master, guarded.URL+"/mcp", tc.configured), nil)
+		h := bearer(master)
+		if tc.sent != "" {
+			h.Set("X-Mcp-Guarded-Authorization", tc.sent)
+		}
+		s := initSession(t, g.URL()+"/mcp/guarded", h)
+		r := post(t, g.URL()+"/mcp/guarded", s, rpc("tools/list", 2, `{}`))
+		if !strings.Contains(r.rpcErr.Message, tc.says) {
+			t.Errorf("%s: %s, want %q", tc.name, r.body, tc.says)
+		}
+	}
+}
