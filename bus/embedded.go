@@ -78,6 +78,11 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		}
 		if p == 0 {
 			p = server.RANDOM_PORT
+		} else if ln, err := net.Listen("tcp", o.Listen); err != nil {
+			// nats-server would only log it and never become ready.
+			return nil, fmt.Errorf("nats listen address %s: %w (another mcpbus on this machine? use --nats-listen off, or another port)", o.Listen, err)
+		} else {
+			_ = ln.Close()
 		}
 		opts.Host, opts.Port = host, p
 	}
