@@ -358,6 +358,19 @@ func (w *Worker) handOff(h func(micro.Request, bus.Reply)) func(micro.Request) {
 
 // callContext bounds one upstream call by the server's timeout and the caller's
 // deadline, whichever comes first.
+// callLimit is what bounded a call started at start: the server's timeout,
+// or the shorter time the caller allowed (an aggregated list's per-server
+// bound, a client's deadline).
+func (w *Worker) callLimit(env bus.Envelope, start time.Time) time.Duration {
+	limit := w.up.Timeout
+	if !env.Deadline.IsZero() {
+		if allowed := env.Deadline.Sub(start); allowed < limit {
+			limit = max(allowed, 0).Round(100 * time.Millisecond)
+		}
+	}
+	return limit
+}
+
 func (w *Worker) callContext(env bus.Envelope) (context.Context, context.CancelFunc) {
 	deadline := time.Now().Add(w.up.Timeout)
 	if !env.Deadline.IsZero() && env.Deadline.Before(deadline) {
@@ -378,6 +391,7 @@ func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 	}
 	span := w.startSpan(req.Headers(), env, "initialize", nil)
 	defer span.End()
+	start := time.Now()
 	ctx, cancel := w.callContext(env)
 	defer cancel()
 	var info json.RawMessage
@@ -387,7 +401,7 @@ func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 	})
 	if err != nil {
 		span.fail(bus.AsError(err))
-		w.fail(reply, env, "initialize", err)
+		w.fail(reply, env, "initialize", err, start)
 		return
 	}
 	_ = reply.Respond(info)
@@ -458,7 +472,7 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 		rec.status, rec.errCode = "failed", bus.AsError(err).Kind.Code
 		w.observe(rec)
 		span.fail(bus.AsError(err))
-		w.fail(reply, env, msg.Method, err)
+		w.fail(reply, env, msg.Method, err, start)
 		return
 	}
 	span.answered(resp.Error)
@@ -482,7 +496,7 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 		rec.status, rec.errCode = "failed", bus.ErrUpstreamProtocol.Code
 		w.observe(rec)
 		w.fail(reply, env, msg.Method, span.fail(bus.Errorf(bus.ErrUpstreamProtocol,
-			"the answer of upstream server %q is %d bytes, over the bus message limit of %d bytes", w.up.Name, len(out), max)))
+			"the answer of upstream server %q is %d bytes, over the bus message limit of %d bytes", w.up.Name, len(out), max)), start)
 		return
 	}
 	w.observe(rec)
@@ -635,10 +649,10 @@ func (w *Worker) guard(ctx context.Context, call func() error) error {
 	return err
 }
 
-func (w *Worker) fail(reply bus.Reply, env bus.Envelope, method string, err error) {
+func (w *Worker) fail(reply bus.Reply, env bus.Envelope, method string, err error, start time.Time) {
 	e := bus.AsError(err)
 	if e.Kind == bus.ErrUpstreamTimeout {
-		e = bus.Errorf(bus.ErrUpstreamTimeout, "upstream server %q did not answer %s within %s", w.up.Name, method, w.up.Timeout)
+		e = bus.Errorf(bus.ErrUpstreamTimeout, "upstream server %q did not answer %s within %s", w.up.Name, method, w.callLimit(env, start))
 	}
 	w.log.Warn("upstream call failed", "request_id", env.RequestID, "method", method, "code", e.Kind.Code, "err", e.Message)
 	_ = reply.Error(e)

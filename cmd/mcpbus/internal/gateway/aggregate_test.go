@@ -294,3 +294,23 @@ mcp_servers:
 		t.Error("the collision is not logged")
 	}
 }
+
+// A server whose own timeout is longer than an aggregated list's per-server
+// bound (5 s) is reported as not answering within that bound, the one that
+// applied, not within its 60 s.
+func TestAggregatedListNamesTheBoundThatApplied(t *testing.T) {
+	alpha, _, _ := aggUpstreams(t)
+	stuck := serveHangingOnToolsList(t, goSDKUpstream("stuck", 0, "echo"))
+	g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers:\n  alpha: {url: %q}\n  stuck: {url: %q}\n", master, alpha, stuck), nil)
+	cs, err := connect(t, g.URL()+"/mcp", bearer(master))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cs.ListTools(callCtx(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if missing := fmt.Sprint(res.Meta["mcpbus/unavailable"]); !strings.Contains(missing, "stuck") || !strings.Contains(missing, "within 5s") || strings.Contains(missing, "1m0s") {
+		t.Errorf("_meta %v: want stuck named with the list's 5s bound", res.Meta)
+	}
+}
