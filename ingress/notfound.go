@@ -7,18 +7,35 @@ import (
 	"github.com/mcpbus/mcpbus/bus"
 )
 
-// routesOrJSON answers what no route takes (404, or 405 for a route taken
-// with another method) in the REST error shape every other answer has,
-// instead of net/http's plain text, naming what was asked and what is
-// served. The Allow header of a 405 is kept.
+// routesOrJSON serves LiteLLM's /{server}/mcp as /mcp/{server} (a pattern
+// the mux cannot hold beside /mcp/), and answers what no route takes (404,
+// or 405 for a route taken with another method) in the REST error shape
+// every other answer has, instead of net/http's plain text. The Allow
+// header of a 405 is kept.
 func routesOrJSON(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern != "" {
 			mux.ServeHTTP(w, r)
 			return
 		}
+		if server, ok := serverFirst(r.URL.Path); ok {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path, r2.URL.RawPath = "/mcp/"+server, ""
+			mux.ServeHTTP(w, r2)
+			return
+		}
 		mux.ServeHTTP(&unmatched{ResponseWriter: w, r: r}, r)
 	})
+}
+
+// serverFirst reads LiteLLM's per-server route /{server}/mcp.
+func serverFirst(path string) (string, bool) {
+	rest, ok := strings.CutSuffix(strings.TrimSuffix(path, "/"), "/mcp")
+	server, ok2 := strings.CutPrefix(rest, "/")
+	if !ok || !ok2 || server == "" || strings.Contains(server, "/") {
+		return "", false
+	}
+	return server, true
 }
 
 // noRoute is the answer for a path no route takes. It names neither the

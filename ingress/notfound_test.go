@@ -34,3 +34,13 @@ func TestUnknownRoutesAnswerJSON(t *testing.T) {
 		t.Errorf("a known route: HTTP %d %s", w.Code, w.Body)
 	}
 }
+
+// LiteLLM's per-server route /{server}/mcp is /mcp/{server}.
+func TestServerFirstRoute(t *testing.T) {
+	for path, want := range map[string]string{"/github/mcp": "github", "/github/mcp/": "github", "/a/b/mcp": "", "/mcp": "", "//mcp": "", "/github/mcpx": ""} {
+		got, ok := serverFirst(path)
+		if got != want || ok != (want != "") {
+			t.Errorf("%s: %q %v, want %q", path, got, ok, want)
+		}
+	}
+}

@@ -53,3 +53,21 @@ func TestToolNamesStayValidWhenAServerIsAdded(t *testing.T) {
 		t.Fatalf("the first server's name after a second came: %s", r.body)
 	}
 }
+
+// LiteLLM's per-server URL /{server}/mcp serves that server alone, with its
+// bare names, as /mcp/{server} does, to a real client.
+func TestLiteLLMServerFirstURL(t *testing.T) {
+	a, _ := upstream(t, "a")
+	b, _ := upstream(t, "b")
+	g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers: {a: {url: %q}, b: {url: %q}}\n", master, a, b), nil)
+	cs, err := connect(t, g.URL()+"/b/mcp", bearer(master))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := callText(t, cs, "echo", "via /b/mcp"); got != "via /b/mcp" {
+		t.Fatalf("echo on /b/mcp answered %q", got)
+	}
+	if r := post(t, g.URL()+"/nope/mcp", bearer(master), initBody); r.status != http.StatusNotFound {
+		t.Fatalf("/nope/mcp: HTTP %d %s, want the unknown server's 404", r.status, r.body)
+	}
+}
