@@ -176,13 +176,14 @@ func (g *Ingress) meterHTTP(h http.Handler) http.Handler {
 		}
 		route := routeLabel(r.Pattern) // set by the mux on this request
 		m.observe(route, methodLabel(r.Method), status, elapsed)
-		if mcpRoute(route) && g.log.Enabled(r.Context(), slog.LevelDebug) {
+		if !polled(r.URL.Path) && g.log.Enabled(r.Context(), slog.LevelInfo) {
 			g.accessLog(inner, info, route, status, elapsed)
 		}
 	})
 }
 
-// mcpRoute reports the routes of the MCP transports, which the access log covers.
+// mcpRoute reports the routes of the MCP transports, whose access log lines
+// say "mcp request" (others: "http request").
 func mcpRoute(route string) bool {
 	switch route {
 	case "/mcp", "/mcp/{server}", "/sse", "/sse/{server}", "/messages":
@@ -216,7 +217,11 @@ func (g *Ingress) accessLog(r *http.Request, info *reqInfo, route string, status
 			slog.String("ip_class", string(req.env.IPClass)),
 			slog.String("servers", strings.Join(req.env.Servers, ",")))
 	}
-	g.log.LogAttrs(r.Context(), slog.LevelDebug, "mcp request", attrs...)
+	msg := "http request"
+	if mcpRoute(route) {
+		msg = "mcp request"
+	}
+	g.log.LogAttrs(r.Context(), slog.LevelInfo, msg, attrs...)
 }
 
 // reqInfo is what the handlers tell the access log about one HTTP request.

@@ -225,8 +225,8 @@ func TestRouteLabel(t *testing.T) {
 
 type lockedBuffer = bustest.Buffer
 
-// The access log is one Debug line per MCP request with its request id, and
-// never the key or the body.
+// The access log is one Info line per request (not for probes and scrapes)
+// with its request id, and never the key or the body.
 func TestAccessLog(t *testing.T) {
 	nc := testConn(t)
 	fakeVerify(t, nc)
@@ -238,8 +238,8 @@ func TestAccessLog(t *testing.T) {
 	serve(g, http.MethodGet, "/health/readiness", "10.0.0.1:1", nil, "")
 	out := logs.String()
 	lines := strings.Count(out, `msg="mcp request"`)
-	if lines != 1 {
-		t.Fatalf("%d access log lines, want 1 (MCP requests only):\n%s", lines, out)
+	if lines != 1 || strings.Contains(out, "/health/readiness") {
+		t.Fatalf("%d access log lines, want 1 (and none for the probe):\n%s", lines, out)
 	}
 	for _, want := range []string{"request_id=", "method=tools/list", "caller=alice", "route=/mcp/{server}", "ip_class=internal", "servers=github", "status="} {
 		if !strings.Contains(out, want) {
@@ -252,12 +252,20 @@ func TestAccessLog(t *testing.T) {
 		}
 	}
 
-	// At Info nothing is logged for a request that went well.
+	// At Info the line is there too (the default level), for admin routes
+	// as well; at Warn, nothing.
 	logs2 := &lockedBuffer{}
 	g2 := metricsIngress(t, Options{NC: nc, Servers: &bus.ServerCache{}, Log: slog.New(slog.NewTextHandler(logs2, nil))})
 	serve(g2, http.MethodPost, "/mcp", "10.0.0.1:1", h, `{"jsonrpc":"2.0","id":1,"method":"ping"}`)
-	if s := logs2.String(); strings.Contains(s, "mcp request") {
+	serve(g2, http.MethodGet, "/key/list", "10.0.0.1:1", h, "")
+	if s := logs2.String(); !strings.Contains(s, `level=INFO msg="mcp request"`) || !strings.Contains(s, `msg="http request"`) {
 		t.Errorf("access log at Info level: %s", s)
+	}
+	logs3 := &lockedBuffer{}
+	g3 := metricsIngress(t, Options{NC: nc, Servers: &bus.ServerCache{}, Log: slog.New(slog.NewTextHandler(logs3, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	serve(g3, http.MethodPost, "/mcp", "10.0.0.1:1", h, `{"jsonrpc":"2.0","id":1,"method":"ping"}`)
+	if s := logs3.String(); strings.Contains(s, "request") {
+		t.Errorf("access log at Warn level: %s", s)
 	}
 }
 
