@@ -3,6 +3,7 @@ package ingress
 import (
 	"encoding/json"
 	"slices"
+	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
@@ -31,7 +32,15 @@ func (g *Ingress) startNotify() {
 	g.notifySub = sub
 }
 
-func (g *Ingress) onNotify(m *nats.Msg) {
+func (g *Ingress) onNotify(m *nats.Msg) { g.notify(m, 0) }
+
+// unknownServerRetries are the waits before fanning out again a catalog
+// change of a server this process's registry cache does not know yet: a
+// server just added announces itself when its worker starts, which may be
+// before the record reaches this cache.
+var unknownServerRetries = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second}
+
+func (g *Ingress) notify(m *nats.Msg, attempt int) {
 	server := bus.ServerOfNotify(m.Subject)
 	var n struct {
 		Method string `json:"method"`
@@ -52,6 +61,14 @@ func (g *Ingress) onNotify(m *nats.Msg) {
 		n.Method == "notifications/resources/list_changed":
 	default:
 		return
+	}
+	if !updated && g.o.Servers != nil {
+		if _, known := g.o.Servers.Get(server); !known {
+			if attempt < len(unknownServerRetries) {
+				time.AfterFunc(unknownServerRetries[attempt], func() { g.notify(m, attempt+1) })
+			}
+			return
+		}
 	}
 	out := &nats.Msg{Subject: m.Subject, Data: m.Data} // no reply subject: nothing to acknowledge
 	g.events.each(func(st *eventStream) {

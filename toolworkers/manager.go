@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
@@ -45,6 +46,9 @@ type Manager struct {
 	workers map[string]*hosted
 	failed  map[string]failure
 	stopped bool
+	// loaded: the bucket as it was at the start is applied; changes after
+	// it are announced to sessions (announceCatalog).
+	loaded atomic.Bool
 }
 
 // hosted is a running worker and the spec it was started with.
@@ -98,6 +102,7 @@ func StartManager(ctx context.Context, nc *nats.Conn, o ManagerOptions) (*Manage
 			m.stopAll()
 			return nil, fmt.Errorf("follow %s: %w", bus.BucketServers, l.err)
 		}
+		m.loaded.Store(true)
 		go func() {
 			defer close(m.done)
 			<-runCtx.Done()
@@ -187,8 +192,8 @@ func (m *Manager) apply(u bus.KVEntry) {
 	default:
 		m.log.Info("worker started", "server", name, "transport", w.up.Transport, "source", spec.Source)
 	}
-	if err == nil {
-		announceCatalog(w)
+	if err == nil && m.loaded.Load() {
+		announceCatalog(w) // a change while sessions may be open
 	}
 	if old != nil {
 		m.retire(old.w)
