@@ -31,7 +31,9 @@ package toolworkers
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -91,7 +93,11 @@ type stdioConnector struct {
 	changed chan struct{} // closed (and replaced) whenever cur changes
 	exits   int           // processes that have ended so far
 	lastErr string        // why the last start failed, "" if it did not
-	stopped bool
+	// cannotRun: the last start failed because the command cannot run at
+	// all (not found, not executable): calls fail at once, naming it,
+	// instead of waiting for a process that will not come.
+	cannotRun bool
+	stopped   bool
 }
 
 // stdioProc is one run of the command.
@@ -142,6 +148,9 @@ func (d *stdioConnector) connect(ctx context.Context) (*dialed, error) {
 		if p != nil && !p.isRetired() && !p.hasExited() {
 			return &dialed{conn: p.conn, release: p.retire, ready: p.setReady}, nil
 		}
+		if e := d.cannotRunErr(); e != nil {
+			return nil, e
+		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
@@ -152,6 +161,24 @@ func (d *stdioConnector) connect(ctx context.Context) (*dialed, error) {
 		case <-d.stop:
 		}
 	}
+}
+
+// cannotRunErr is the error of a command that cannot run at all, or nil.
+// The supervisor keeps trying (the command may be installed meanwhile).
+func (d *stdioConnector) cannotRunErr() *bus.Error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.cannotRun || d.cur != nil {
+		return nil
+	}
+	return bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q (stdio): its command %q cannot run: %s", d.server, d.spec.Command, d.lastErr)
+}
+
+// cannotRun reports a start error no retry fixes by itself: the command is
+// not there or not executable.
+func cannotRun(err error) bool {
+	return errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) ||
+		errors.Is(err, syscall.ENOEXEC)
 }
 
 // gapErr explains a wait that ended before a process was ready to serve.
@@ -194,11 +221,16 @@ func (d *stdioConnector) close() {
 
 // setCur publishes the running process (or nil) and wakes waiters.
 func (d *stdioConnector) setCur(p *stdioProc, lastErr string) {
+	d.setCurWith(p, lastErr, false)
+}
+
+// setCurWith is setCur saying whether a failed start can ever succeed.
+func (d *stdioConnector) setCurWith(p *stdioProc, lastErr string, cannotRun bool) {
 	d.mu.Lock()
 	if p == nil && d.cur != nil {
 		d.exits++
 	}
-	d.cur, d.lastErr = p, lastErr
+	d.cur, d.lastErr, d.cannotRun = p, lastErr, cannotRun
 	close(d.changed)
 	d.changed = make(chan struct{})
 	d.mu.Unlock()
@@ -212,7 +244,7 @@ func (d *stdioConnector) supervise() {
 		p, err := d.start()
 		if err != nil {
 			d.log.Warn("stdio upstream failed to start", "server", d.server, "command", d.spec.Command, "err", err.Error(), "retry_in", delay)
-			d.setCur(nil, err.Error())
+			d.setCurWith(nil, err.Error(), cannotRun(err))
 		} else {
 			d.log.Info("stdio upstream started", "server", d.server, "command", d.spec.Command, "pid", p.pid)
 			d.setCur(p, "")

@@ -378,7 +378,7 @@ func TestStdioStartFailure(t *testing.T) {
 		return d.lastErr != ""
 	})
 	_, err := c.Call(ccCtx(t, 100*time.Millisecond), "tools/list", nil, nil)
-	if ccKind(err) != bus.ErrUpstreamUnavailable || !strings.Contains(err.Error(), "is restarting (last start failed:") || strings.Contains(err.Error(), "abc123") {
+	if ccKind(err) != bus.ErrUpstreamUnavailable || !strings.Contains(err.Error(), `its command "/nonexistent/mcp-server" cannot run`) || strings.Contains(err.Error(), "abc123") {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -430,5 +430,29 @@ func TestStdioBrokenSessionRestartsTheProcess(t *testing.T) {
 	pid2 := h.pid(t, ctx)
 	if pid2 == pid || alive(pid) {
 		t.Errorf("old %d (alive %v), new %d", pid, alive(pid), pid2)
+	}
+}
+
+// A command that cannot run (not there, not executable) fails a call at
+// once with an error naming it, instead of holding the call until its
+// deadline while the supervisor retries; once it can run, it serves.
+func TestStdioCommandThatCannotRun(t *testing.T) {
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, "not-executable")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{filepath.Join(dir, "no-such-command"), "mcpbus-no-such-command-on-path", notExec} {
+		c := newStdioClient(stdioName, stdioSpec{Command: cmd, Dir: dir}, bus.LatestProtocolVersion, slog.New(slog.DiscardHandler))
+		// The deadline only catches a call that waits for a process that will
+		// never come; the answer is expected long before.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, err := c.Call(ctx, "tools/list", json.RawMessage(`{}`), nil)
+		cancel()
+		c.Close()
+		e := bus.AsError(err)
+		if err == nil || e.Kind != bus.ErrUpstreamUnavailable || !strings.Contains(e.Message, "cannot run") || !strings.Contains(e.Message, cmd) {
+			t.Errorf("%s: %v, want UPSTREAM_UNAVAILABLE naming the command", cmd, err)
+		}
 	}
 }
