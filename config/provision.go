@@ -27,8 +27,12 @@ type Upstream struct {
 	Description string
 	URL         *url.URL
 	Transport   string // "http" (Streamable HTTP), "sse" or "stdio"
-	SpecVersion string
-	AuthType    string
+	// DetectTransport: the config gave no transport, so the worker tries
+	// Streamable HTTP and falls back to the HTTP+SSE transport when the
+	// server refuses it (the MCP spec's backwards compatibility).
+	DetectTransport bool
+	SpecVersion     string
+	AuthType        string
 
 	// Header is sent on every upstream request: the credential header for
 	// AuthType, then static_headers, which win on conflict. Forwarded client
@@ -199,7 +203,8 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 			c.StaticHeaders[k] = get("static_headers."+k, v)
 		}
 	}
-	if c.Transport == "" {
+	detect := c.Transport == ""
+	if detect {
 		c.Transport = "http"
 	}
 	if c.AuthType == "" {
@@ -236,6 +241,7 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 		Description:      description,
 		URL:              u,
 		Transport:        c.Transport,
+		DetectTransport:  detect,
 		SpecVersion:      c.SpecVersion,
 		AuthType:         c.AuthType,
 		Header:           http.Header{},

@@ -497,7 +497,11 @@ func (e *relayEnv) endUpstreamSession(t *testing.T, method string) string {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	sc := e.w.shared.up.(*streamableClient)
+	up := e.w.shared.up
+	if d, ok := up.(*detectingClient); ok { // the config gives no transport
+		up = d.current()
+	}
+	sc := up.(*streamableClient)
 	bustest.Eventually(t, 5*time.Second, "the worker notices the upstream ended its session", func() bool { return sc.cur.Load() == nil })
 	return sid
 }

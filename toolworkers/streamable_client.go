@@ -370,9 +370,19 @@ func (c *streamableClient) checkStatus(resp *http.Response, s *session) error {
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable || code == http.StatusBadGateway || code == http.StatusGatewayTimeout:
 		return bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q is unavailable (HTTP %d)", c.server, code)
 	default:
-		return bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q answered HTTP %d", c.server, code)
+		return &statusError{code: code, err: bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q answered HTTP %d", c.server, code)}
 	}
 }
+
+// statusError is a gateway error caused by an upstream's HTTP status, which
+// transport detection (detect.go) reads.
+type statusError struct {
+	code int
+	err  *bus.Error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
 
 // drainAndClose reads what is left of a finished SSE answer, bounded, then
 // closes it, so its keep-alive connection can be reused.

@@ -64,16 +64,19 @@ type Options struct {
 
 // Worker serves one upstream server on the bus.
 type Worker struct {
-	up      *config.Upstream
-	nc      *nats.Conn
-	svc     micro.Service
-	pool    *bus.Pool
-	log     *slog.Logger // carries server=<name>
-	rootLog *slog.Logger // for clients that add server themselves
-	filter  toolFilter
-	servers *bus.ServerCache
-	extra   map[string]bool // extra_headers, canonical
-	static  map[string]bool // static_headers names, canonical
+	// detected is the transport found for a server configured without one
+	// (detect.go).
+	detected detected
+	up       *config.Upstream
+	nc       *nats.Conn
+	svc      micro.Service
+	pool     *bus.Pool
+	log      *slog.Logger // carries server=<name>
+	rootLog  *slog.Logger // for clients that add server themselves
+	filter   toolFilter
+	servers  *bus.ServerCache
+	extra    map[string]bool // extra_headers, canonical
+	static   map[string]bool // static_headers names, canonical
 
 	base    *http.Transport // this replica's connection pool
 	hc      *http.Client    // base wrapped with the credential transports
@@ -294,19 +297,32 @@ func refuseCrossOrigin(req *http.Request, via []*http.Request) error {
 func (w *Worker) newUpstream(header http.Header, caps json.RawMessage, events sessionEvents) upstream {
 	switch w.up.Transport {
 	case "sse":
-		hc := &http.Client{Transport: &fixedHeaders{base: w.hc.Transport, header: header}}
-		c := newSSEClient(w.up.Name, w.up.URL.String(), hc, w.version, w.rootLog)
-		c.caps, c.events = caps, events
-		return c
+		return w.sseUpstream(header, caps, events)
 	case "stdio":
 		c := newStdioClient(w.up.Name, stdioSpec{Command: w.up.Command, Args: w.up.Args, Env: w.up.Env}, w.version, w.rootLog)
 		c.caps, c.events = caps, events
 		return c
 	default:
-		c := newStreamableClient(w.up.Name, w.up.URL.String(), header, w.version, w.hc)
-		c.caps, c.events, c.log = caps, events, w.log
-		return c
+		streamable := func() upstream {
+			c := newStreamableClient(w.up.Name, w.up.URL.String(), header, w.version, w.hc)
+			c.caps, c.events, c.log = caps, events, w.log
+			return c
+		}
+		if !w.up.DetectTransport {
+			return streamable()
+		}
+		return &detectingClient{server: w.up.Name, log: w.log, found: &w.detected, http: streamable,
+			sse: func() upstream { return w.sseUpstream(header, caps, events) }}
 	}
+}
+
+// sseUpstream is a client of the HTTP+SSE transport (the go-sdk's), sending
+// header on every request.
+func (w *Worker) sseUpstream(header http.Header, caps json.RawMessage, events sessionEvents) upstream {
+	hc := &http.Client{Transport: &fixedHeaders{base: w.hc.Transport, header: header}}
+	c := newSSEClient(w.up.Name, w.up.URL.String(), hc, w.version, w.rootLog)
+	c.caps, c.events = caps, events
+	return c
 }
 
 // fixedHeaders sets a server's headers on requests made by a transport we do

@@ -69,6 +69,42 @@ mcp_servers:
 	}
 }
 
+// A server configured without a transport (LiteLLM's examples leave it out)
+// is detected, as the MCP spec's backwards compatibility describes: an
+// HTTP+SSE server refuses the Streamable HTTP initialize and is then reached
+// over SSE; a Streamable HTTP one is used as it is. The log says what was
+// found, once.
+func TestTransportDetectedWhenUnset(t *testing.T) {
+	h := mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return demo.NewServer("sse-demo") }, nil)
+	legacy := httptest.NewServer(h)
+	t.Cleanup(legacy.Close)
+	modern, _ := upstream(t, "modern")
+	g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers:\n  legacy: {url: %q}\n  modern: {url: %q}\n", master, legacy.URL, modern), nil)
+	for _, server := range []string{"legacy", "modern"} {
+		cs, err := connect(t, g.URL()+"/mcp/"+server, bearer(master))
+		if err != nil {
+			t.Fatalf("%s: %v", server, err)
+		}
+		for range 2 { // the second call finds the transport known
+			res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "add", Arguments: map[string]any{"a": 1, "b": 2}})
+			if err != nil || fmt.Sprint(res.StructuredContent) != "map[sum:3]" {
+				t.Fatalf("%s without a transport: %v %+v", server, err, res)
+			}
+		}
+	}
+	for server, transport := range map[string]string{"legacy": "sse", "modern": "http"} {
+		n := 0
+		for _, line := range strings.Split(g.logs.String(), "\n") {
+			if strings.Contains(line, "upstream transport detected") && strings.Contains(line, "server="+server+" transport="+transport) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s: %d detection log lines saying transport=%s, want one", server, n, transport)
+		}
+	}
+}
+
 // mcpbus's own demo server over stdio: killed mid-run, restarted, and the next
 // call succeeds; the child sees only the configured environment.
 func TestStdioUpstreamRestarts(t *testing.T) {
