@@ -25,7 +25,7 @@ const defaultNATSURL = "nats://127.0.0.1:4222"
 
 const usageUsage = `usage:
   mcpbus usage tail [--server S] [--team T] [--tool N] [--since 10m|RFC3339] [--json] [--nats URL]
-  mcpbus usage top [--since 1h] [--server S] [--nats URL]
+  mcpbus usage top [--since 1h] [--server S] [--by tool|server|key|team] [--nats URL]
 `
 
 // usageCmd implements `mcpbus usage tail|top`: readers of the usage stream.
@@ -176,11 +176,16 @@ func usageTopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	url := natsURLFlag(fs)
 	since := fs.String("since", "1h", "events since this far back (10m, 2h, 7d) or this RFC 3339 time")
 	server := fs.String("server", "", "only this server's events")
+	by := fs.String("by", "tool", "one row per: tool (server and tool), server, key or team")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("usage top: unexpected argument %q", fs.Arg(0))
+	}
+	group, ok := topGroups[*by]
+	if !ok {
+		return fmt.Errorf("usage top: --by %q: want tool, server, key or team", *by)
 	}
 	from, err := parseSince(*since, time.Now())
 	if err != nil {
@@ -195,8 +200,24 @@ func usageTopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	writeTop(stdout, events)
+	writeTop(stdout, events, group)
 	return nil
+}
+
+// topGroup is what `usage top --by` puts in a row: the column titles and an
+// event's values for them.
+type topGroup struct {
+	titles [2]string
+	of     func(bus.UsageEvent) [2]string
+}
+
+var topGroups = map[string]topGroup{
+	"tool":   {[2]string{"SERVER", "TOOL"}, func(ev bus.UsageEvent) [2]string { return [2]string{ev.Server, toolOrMethod(ev)} }},
+	"server": {[2]string{"SERVER", ""}, func(ev bus.UsageEvent) [2]string { return [2]string{ev.Server, ""} }},
+	"key": {[2]string{"KEY", "TEAM"}, func(ev bus.UsageEvent) [2]string {
+		return [2]string{orDash((bus.Identity{KeyID: ev.KeyID, Alias: ev.KeyAlias}).Name()), orDash(ev.Team)}
+	}},
+	"team": {[2]string{"TEAM", ""}, func(ev bus.UsageEvent) [2]string { return [2]string{orDash(ev.Team), ""} }},
 }
 
 // readUsageSince reads every event stored since from (the stream's time),
@@ -217,7 +238,8 @@ func readUsageSince(ctx context.Context, nc *nats.Conn, from time.Time, server s
 	return events, err
 }
 
-// topRow is one server and tool (or method) in `usage top`.
+// topRow is one row of `usage top`: a server and tool (or method), a
+// server, a key or a team.
 type topRow struct {
 	server, name          string
 	calls, errors, failed int
@@ -226,12 +248,12 @@ type topRow struct {
 }
 
 // writeTop prints calls, upstream errors, gateway failures, p50/p95 duration
-// and cost per server and tool, most calls first, then a total row.
-func writeTop(out io.Writer, events []bus.UsageEvent) {
+// and cost per row of group, most calls first, then a total row.
+func writeTop(out io.Writer, events []bus.UsageEvent, group topGroup) {
 	rows := map[[2]string]*topRow{}
 	total := &topRow{server: "TOTAL"}
 	for _, ev := range events {
-		k := [2]string{ev.Server, toolOrMethod(ev)}
+		k := group.of(ev)
 		r := rows[k]
 		if r == nil {
 			r = &topRow{server: k[0], name: k[1]}
@@ -264,10 +286,16 @@ func writeTop(out io.Writer, events []bus.UsageEvent) {
 		return a.name < b.name
 	})
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVER\tTOOL\tCALLS\tERRORS\tFAILED\tP50_MS\tP95_MS\tCOST")
+	label := func(a, b string) string { // one column when the group has one
+		if group.titles[1] == "" {
+			return a
+		}
+		return a + "\t" + b
+	}
+	fmt.Fprintln(tw, label(group.titles[0], group.titles[1])+"\tCALLS\tERRORS\tFAILED\tP50_MS\tP95_MS\tCOST")
 	for _, r := range append(sorted, total) {
 		sort.Float64s(r.durations)
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", r.server, r.name, r.calls, r.errors, r.failed,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", label(r.server, r.name), r.calls, r.errors, r.failed,
 			formatMS(percentile(r.durations, 0.50)), formatMS(percentile(r.durations, 0.95)), formatCost(r.cost))
 	}
 	tw.Flush()

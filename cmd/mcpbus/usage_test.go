@@ -103,6 +103,20 @@ TOTAL                 7      1       1       30.0    200.0   1.65
 	if !strings.Contains(stdout, "jira    create_issue  2") || strings.Contains(stdout, "github") {
 		t.Fatalf("--server jira:\n%s", stdout)
 	}
+	// Per team and per key.
+	_, stdout, _ = runCLI("usage", "top", "--since", since.Format(time.RFC3339Nano), "--by", "team", "--nats", url)
+	if want := "TEAM   CALLS  ERRORS  FAILED  P50_MS  P95_MS  COST\nt1     7      1       1       30.0    200.0   1.65\nTOTAL  7      1       1       30.0    200.0   1.65\n"; stdout != want {
+		t.Fatalf("--by team:\n%q\nwant\n%q", stdout, want)
+	}
+	_, stdout, _ = runCLI("usage", "top", "--since", since.Format(time.RFC3339Nano), "--by", "key", "--nats", url)
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 9 || !strings.HasPrefix(lines[0], "KEY") || !strings.Contains(lines[0], "TEAM") ||
+		!strings.Contains(stdout, (bus.Identity{KeyID: bus.HashKey("sk-r5")}).Name()) {
+		t.Fatalf("--by key: want a row per key (7) under KEY TEAM:\n%s", stdout)
+	}
+	if code, _, stderr := runCLI("usage", "top", "--by", "model", "--nats", url); code == 0 || !strings.Contains(stderr, "want tool, server, key or team") {
+		t.Fatalf("--by model: exit %d %s", code, stderr)
+	}
 	_, stdout, _ = runCLI("usage", "top", "--since", time.Now().Add(time.Minute).Format(time.RFC3339), "--nats", url)
 	if want := "SERVER  TOOL  CALLS  ERRORS  FAILED  P50_MS  P95_MS  COST\nTOTAL         0      0       0       0.0     0.0     0\n"; stdout != want {
 		t.Fatalf("empty window:\n%q\nwant\n%q", stdout, want)
