@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -119,6 +120,17 @@ func startFakeBackend(t *testing.T, nc *nats.Conn) *fakeBackend {
 	err = svc.AddEndpoint("router", micro.HandlerFunc(func(req micro.Request) {
 		c := f.record(&f.routed, req)
 		msg, _ := bus.ParseMessage(req.Data())
+		if len(c.env.Servers) == 0 { // aggregated, as the router names and reports them
+			switch {
+			case msg.Method == "tools/list":
+				_ = req.Respond(bus.ResultResponse(msg.ID, json.RawMessage(`{"tools":[{"name":"github__echo","description":"Echo."},{"name":"pub__p1"}],"_meta":{"mcpbus/unavailable":[{"server":"other","code":"MCPBUS_UPSTREAM_UNAVAILABLE"}]}}`)))
+			case msg.Method == "tools/call" && strings.Contains(string(msg.Params), `"github__echo"`):
+				_ = req.Respond(bus.ResultResponse(msg.ID, json.RawMessage(`{"content":[{"type":"text","text":"hi from github"}]}`)))
+			default:
+				_ = req.Respond(bus.RawErrorResponse(msg.ID, json.RawMessage(`{"code":-32602,"message":"unknown tool"}`)))
+			}
+			return
+		}
 		var spec *bus.ServerSpec
 		servers := f.serverList()
 		for i := range servers {
@@ -414,9 +426,13 @@ func TestToolsListingOpenAIFormat(t *testing.T) {
 	if b, _ := json.Marshal(got[1]["function"]); string(b) != `{"name":"add","parameters":{"properties":{},"type":"object"}}` {
 		t.Fatalf("tool without a schema = %s", b)
 	}
+	// Without server_id: the aggregated list, with the router's unique names
+	// (several servers have an echo), its missing servers in the header.
 	r = e.do(t, "GET", "/mcp-rest/tools/list?format=openai", testMasterKey, "")
-	if r.header.Get("X-Mcpbus-Unavailable-Servers") != "other" {
-		t.Fatalf("openai format, all servers: header %q", r.header.Get("X-Mcpbus-Unavailable-Servers"))
+	got = nil
+	_ = json.Unmarshal([]byte(r.body), &got)
+	if r.header.Get("X-Mcpbus-Unavailable-Servers") != "other" || len(got) != 2 || fmt.Sprint(got[0]["function"].(map[string]any)["name"]) != "github__echo" {
+		t.Fatalf("openai format, all servers: header %q, %s", r.header.Get("X-Mcpbus-Unavailable-Servers"), r.body)
 	}
 	if r := e.do(t, "GET", "/mcp-rest/tools/list?format=xml", testMasterKey, ""); r.status != http.StatusBadRequest {
 		t.Fatalf("format=xml: HTTP %d", r.status)
@@ -444,7 +460,8 @@ func TestRESTToolsCall(t *testing.T) {
 		status    int
 		want      string
 	}{
-		{testUserKey, `{"name":"echo"}`, http.StatusBadRequest, "server_id is required"},
+		{testUserKey, `{"name":"echo"}`, http.StatusBadRequest, `refused tools/call: unknown tool`}, // no server_id: an aggregated name is wanted
+		{testUserKey, `{}`, http.StatusBadRequest, "name is required"},
 		{testUserKey, `{"server_id":"github"}`, http.StatusBadRequest, "name is required"},
 		{testUserKey, `{"server_id":"github","name":"echo","arguments":[1]}`, http.StatusBadRequest, "arguments: expected an object"},
 		{testUserKey, `not json`, http.StatusBadRequest, "JSON object"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +62,17 @@ func (g *Ingress) listTools(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if format == "openai" && strings.TrimSpace(q.Get("server_id")) == "" {
+		// Function names must be unique: every server's tools as /mcp names
+		// them ({server}__{tool}), which tools/call takes without server_id.
+		// A caller who may use no server is told so, as below.
+		if _, e := g.restServers(r.Context(), id, class, nil); e != nil {
+			writeRESTError(w, restRouteError(e))
+			return
+		}
+		g.listToolsOpenAIAggregated(w, r, id, class)
+		return
+	}
 	var names []string
 	strict := false
 	if one := strings.TrimSpace(q.Get("server_id")); one != "" {
@@ -115,6 +127,55 @@ func (g *Ingress) listTools(w http.ResponseWriter, r *http.Request) {
 		Tools  []map[string]json.RawMessage `json:"tools"`
 		Errors []serverError                `json:"errors,omitempty"`
 	}{tools, failed})
+	writeJSON(w, http.StatusOK, body)
+}
+
+// listToolsOpenAIAggregated answers ?format=openai without server_id: the
+// aggregated list (the router's names, unique), as OpenAI function tools;
+// servers that could not be listed are named in X-Mcpbus-Unavailable-Servers.
+func (g *Ingress) listToolsOpenAIAggregated(w http.ResponseWriter, r *http.Request, id bus.Identity, class bus.IPClass) {
+	ctx, cancel := context.WithTimeout(r.Context(), toolsListTimeout)
+	defer cancel()
+	var tools []map[string]json.RawMessage
+	var missing []string
+	cursor := ""
+	for page := 1; page <= maxToolPages; page++ {
+		params := json.RawMessage(`{}`)
+		if cursor != "" {
+			params, _ = json.Marshal(map[string]string{"cursor": cursor})
+		}
+		result, e := g.routeREST(ctx, r, requestID(r), id, class, "", page, "tools/list", params)
+		if e != nil {
+			writeRESTError(w, restRouteError(e))
+			return
+		}
+		var res struct {
+			Tools      []map[string]json.RawMessage `json:"tools"`
+			NextCursor string                       `json:"nextCursor"`
+			Meta       struct {
+				Unavailable []struct {
+					Server string `json:"server"`
+				} `json:"mcpbus/unavailable"`
+			} `json:"_meta"`
+		}
+		if err := json.Unmarshal(result, &res); err != nil {
+			writeRESTError(w, bus.Errorf(bus.ErrUpstreamProtocol, "the aggregated tools/list answer is unreadable"))
+			return
+		}
+		tools = append(tools, res.Tools...)
+		for _, u := range res.Meta.Unavailable {
+			if !slices.Contains(missing, u.Server) {
+				missing = append(missing, u.Server)
+			}
+		}
+		if cursor = res.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if len(missing) > 0 {
+		w.Header().Set("X-Mcpbus-Unavailable-Servers", strings.Join(missing, ","))
+	}
+	body, _ := json.Marshal(openAITools(tools))
 	writeJSON(w, http.StatusOK, body)
 }
 
@@ -216,14 +277,16 @@ func (g *Ingress) serveRESTToolsCall(w http.ResponseWriter, r *http.Request) {
 	if server == "" {
 		server = strings.TrimSpace(in.ServerName)
 	}
-	switch {
-	case server == "":
-		writeRESTError(w, bus.Errorf(bus.ErrBadRequest, "server_id is required: the server the tool belongs to (GET /mcp-rest/tools/list shows each tool's server_id)"))
-		return
-	case in.Name == "":
-		writeRESTError(w, bus.Errorf(bus.ErrBadRequest, "name is required: the tool's name on server %q", server))
+	if in.Name == "" {
+		if server == "" {
+			writeRESTError(w, bus.Errorf(bus.ErrBadRequest, "name is required: the tool's name on server_id, or without server_id its name as ?format=openai lists it ({server}__{tool})"))
+		} else {
+			writeRESTError(w, bus.Errorf(bus.ErrBadRequest, "name is required: the tool's name on server %q", server))
+		}
 		return
 	}
+	// Without server_id the name is the aggregated one (?format=openai,
+	// /mcp): the router finds its server.
 	args := in.Arguments
 	if len(args) == 0 || string(args) == "null" {
 		args = json.RawMessage(`{}`)
@@ -253,13 +316,20 @@ func (g *Ingress) routeREST(ctx context.Context, r *http.Request, reqID string, 
 	if perr != nil {
 		return nil, perr
 	}
+	var servers []string // none: every server the caller may use, aggregated (names prefixed)
+	if server != "" {
+		servers = []string{server}
+	}
 	req := &request{msg: msg, body: body, env: bus.Envelope{
 		RequestID: reqID,
 		Caller:    id,
 		IPClass:   class,
-		Servers:   []string{server},
+		Servers:   servers,
 		Forward:   g.forwardHeaders(r, callerKey(r)),
 	}}
+	if server == "" {
+		server = "(aggregated)" // for the messages below
+	}
 	reply, e := g.route(ctx, req)
 	if e != nil {
 		return nil, e

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -69,5 +71,48 @@ func TestLiteLLMServerFirstURL(t *testing.T) {
 	}
 	if r := post(t, g.URL()+"/nope/mcp", bearer(master), initBody); r.status != http.StatusNotFound {
 		t.Fatalf("/nope/mcp: HTTP %d %s, want the unknown server's 404", r.status, r.body)
+	}
+}
+
+// ?format=openai without server_id lists every server's tools under the
+// names /mcp gives them, so no two functions share a name (OpenAI refuses
+// that), and /mcp-rest/tools/call takes such a name without server_id.
+func TestOpenAIFormatNamesAreUnique(t *testing.T) {
+	a, _ := upstream(t, "a")
+	b, _ := upstream(t, "b")
+	g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers: {a: {url: %q}, b: {url: %q}}\n", master, a, b), nil)
+	do := func(method, path, body string) (int, []byte) {
+		req, _ := http.NewRequest(method, g.URL()+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+master)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		recordBody(out)
+		return resp.StatusCode, out
+	}
+	status, body := do(http.MethodGet, "/mcp-rest/tools/list?format=openai", "")
+	var fns []struct {
+		Function struct{ Name string } `json:"function"`
+	}
+	if err := json.Unmarshal(body, &fns); err != nil || status != http.StatusOK {
+		t.Fatalf("HTTP %d %s", status, body)
+	}
+	seen := map[string]bool{}
+	for _, f := range fns {
+		if seen[f.Function.Name] {
+			t.Fatalf("function %q listed twice: %s", f.Function.Name, body)
+		}
+		seen[f.Function.Name] = true
+	}
+	if !seen["a__echo"] || !seen["b__echo"] {
+		t.Fatalf("functions %v, want a__echo and b__echo", seen)
+	}
+	status, body = do(http.MethodPost, "/mcp-rest/tools/call", `{"name":"b__echo","arguments":{"text":"to b"}}`)
+	if status != http.StatusOK || !strings.Contains(string(body), "to b") {
+		t.Fatalf("call b__echo without server_id: HTTP %d %s", status, body)
 	}
 }
