@@ -5,8 +5,14 @@ import (
 	"strings"
 )
 
+// HeaderMCPAuth is LiteLLM's client header for an upstream credential: it
+// goes to the servers that take theirs from the request
+// (ServerSpec.CredentialFromRequest), in their auth_type's header.
+const HeaderMCPAuth = "X-Mcp-Auth"
+
 // ForwardFor returns the forwarded client headers (Envelope.Forward) that
-// belong to server s: the headers its extra_headers names, and each
+// belong to server s: the headers its extra_headers names, x-mcp-auth when
+// s takes its credential from the request, and each
 // x-mcp-{name}-{header} whose {name} is s's, where the longest of names (every
 // server's name; they may contain '-') that prefixes the rest decides. A
 // request for one server carries no other server's per-request credential
@@ -27,6 +33,9 @@ func ForwardFor(fwd map[string]string, s ServerSpec, names []string) map[string]
 
 func forwardsTo(header string, s ServerSpec, names []string) bool {
 	canon := http.CanonicalHeaderKey(header)
+	if canon == HeaderMCPAuth {
+		return s.CredentialFromRequest()
+	}
 	for _, h := range s.ExtraHeaders {
 		if http.CanonicalHeaderKey(h) == canon {
 			return true

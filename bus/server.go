@@ -124,3 +124,20 @@ func (s ServerSpec) Prefix() string {
 	}
 	return s.Name
 }
+
+// HeaderAuthType reports whether authType sends a header credential built
+// from auth_value (api_key, bearer_token, basic, authorization, token).
+func HeaderAuthType(authType string) bool {
+	switch authType {
+	case "api_key", "bearer_token", "basic", "authorization", "token":
+		return true
+	}
+	return false
+}
+
+// CredentialFromRequest reports whether s takes its credential from each
+// request: a header auth_type without an auth_value (LiteLLM's way), the
+// value coming in x-mcp-auth (or x-mcp-<server>-<header>).
+func (s ServerSpec) CredentialFromRequest() bool {
+	return s.AuthValue == "" && HeaderAuthType(s.AuthType)
+}

@@ -27,6 +27,10 @@ type Upstream struct {
 	Description string
 	URL         *url.URL
 	Transport   string // "http" (Streamable HTTP), "sse" or "stdio"
+	// CredentialFromRequest: auth_type names a header credential but no
+	// auth_value is given, so each request brings it: LiteLLM's x-mcp-auth
+	// (sent in auth_type's header) or x-mcp-<server>-<header>.
+	CredentialFromRequest bool
 	// DetectTransport: the config gave no transport, so the worker tries
 	// Streamable HTTP and falls back to the HTTP+SSE transport when the
 	// server refuses it (the MCP spec's backwards compatibility).
@@ -163,6 +167,7 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 		SpecVersion:     get("spec_version", spec.SpecVersion),
 		AuthType:        get("auth_type", spec.AuthType),
 		AuthValue:       get("auth_value", spec.AuthValue),
+		AuthValueGiven:  spec.AuthValue != "",
 		ExtraHeaders:    getList("extra_headers", spec.ExtraHeaders),
 		AllowedTools:    getList("allowed_tools", spec.AllowedTools),
 		DisallowedTools: getList("disallowed_tools", spec.DisallowedTools),
@@ -272,7 +277,15 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 		up.AWS = &AWSSigV4{AccessKeyID: c.AWSAccessKeyID, SecretAccessKey: c.AWSSecret, SessionToken: sessionToken,
 			Region: c.AWSRegion, Service: c.AWSService}
 	}
+	if !c.AuthValueGiven && bus.HeaderAuthType(c.AuthType) {
+		// LiteLLM's way: no auth_value, so each request brings the
+		// credential (x-mcp-auth, or x-mcp-<server>-<header>).
+		up.CredentialFromRequest = true
+	}
 	name, val, err := AuthHeader(c.AuthType, c.AuthValue)
+	if up.CredentialFromRequest {
+		name, err = "", nil
+	}
 	if err != nil {
 		ae := err.(*AuthError)
 		return nil, Errors{{base + "." + ae.Field, ae.Msg}}

@@ -15,14 +15,18 @@ import (
 // yaml tags name fields in errors; the validate tags hold the rules, and
 // message turns each failing tag into a sentence.
 type checked struct {
-	Name            string            `yaml:"server_name" validate:"servername"`
-	Alias           string            `yaml:"alias" validate:"omitempty,servername"`
-	URL             string            `yaml:"url" validate:"required_unless=Transport stdio,omitempty,parseurl,httpscheme,urlhost"`
-	Transport       string            `yaml:"transport" validate:"oneof=http sse stdio"`
-	Command         string            `yaml:"command" validate:"required_if=Transport stdio"`
-	SpecVersion     string            `yaml:"spec_version" validate:"omitempty,datetime=2006-01-02"`
-	AuthType        string            `yaml:"auth_type" validate:"authtype"`
-	AuthValue       string            `yaml:"auth_value" validate:"authvalue"`
+	Name        string `yaml:"server_name" validate:"servername"`
+	Alias       string `yaml:"alias" validate:"omitempty,servername"`
+	URL         string `yaml:"url" validate:"required_unless=Transport stdio,omitempty,parseurl,httpscheme,urlhost"`
+	Transport   string `yaml:"transport" validate:"oneof=http sse stdio"`
+	Command     string `yaml:"command" validate:"required_if=Transport stdio"`
+	SpecVersion string `yaml:"spec_version" validate:"omitempty,datetime=2006-01-02"`
+	AuthType    string `yaml:"auth_type" validate:"authtype"`
+	AuthValue   string `yaml:"auth_value" validate:"authvalue"`
+	// AuthValueGiven: the config wrote an auth_value (which may resolve to
+	// ""); without one a header auth_type takes its credential from each
+	// request (LiteLLM's way).
+	AuthValueGiven  bool              `yaml:"-"`
 	TokenURL        string            `yaml:"token_url" validate:"required_if=AuthType oauth2,omitempty,parseurl,httpscheme,urlhost"`
 	ClientID        string            `yaml:"client_id" validate:"required_if=AuthType oauth2"`
 	ClientSecret    string            `yaml:"client_secret" validate:"required_if=AuthType oauth2"`
@@ -64,7 +68,8 @@ var validatorOnce = sync.OnceValue(func() *validator.Validate {
 		return false
 	})))
 	must(v.RegisterValidation("authvalue", func(fl validator.FieldLevel) bool {
-		return !headerAuthTypes[fl.Parent().FieldByName("AuthType").String()] || fl.Field().String() != ""
+		p := fl.Parent()
+		return !headerAuthTypes[p.FieldByName("AuthType").String()] || fl.Field().String() != "" || !p.FieldByName("AuthValueGiven").Bool()
 	}))
 	must(v.RegisterValidation("parseurl", str(func(s string) bool {
 		_, err := url.Parse(s)
@@ -133,7 +138,7 @@ func message(fe validator.FieldError, c *checked, showURL bool) string {
 		}
 		return "must not be empty"
 	case "authvalue":
-		return "required when auth_type is " + c.AuthType
+		return "is empty; with auth_type " + c.AuthType + " give a value, or leave auth_value out for each request to bring the credential (x-mcp-auth)"
 	case "required_unless":
 		return "required"
 	case "required_if":

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/config"
 	"net/http"
 	"sort"
 	"strings"
@@ -124,6 +125,13 @@ func (w *Worker) perRequestHeaders(fwd map[string]string) http.Header {
 	for name, v := range fwd {
 		if canon := http.CanonicalHeaderKey(name); w.extra[canon] && !neverForwarded[canon] {
 			set(canon, v)
+		}
+	}
+	// LiteLLM's x-mcp-auth, for a server without auth_value, in its
+	// auth_type's header; an explicit x-mcp-<server>-<header> below wins.
+	if v, ok := fwd[bus.HeaderMCPAuth]; ok && w.up.CredentialFromRequest {
+		if name, val, err := config.AuthHeader(w.up.AuthType, v); err == nil {
+			set(name, val)
 		}
 	}
 	own := strings.ToLower(w.up.Name)

@@ -410,12 +410,22 @@ func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 	start := time.Now()
 	ctx, cancel := w.callContext(env)
 	defer cancel()
+	// The caller's own credential, if it brings one (a server without
+	// auth_value has none of its own).
+	l := w.shared
+	if w.up.CredentialFromRequest {
+		if l = w.linkFor(&env); l == nil {
+			_ = reply.Error(bus.Errorf(bus.ErrUpstreamUnavailable, "worker for server %q is shutting down", w.up.Name))
+			return
+		}
+	}
 	var info json.RawMessage
 	err = w.guard(ctx, func() (err error) {
-		info, err = span.info(ctx, w.shared.up)
+		info, err = span.info(ctx, l.up)
 		return err
 	})
 	if err != nil {
+		err = w.blameCredentials(err, &env)
 		span.fail(bus.AsError(err))
 		w.fail(reply, env, "initialize", err, start)
 		return
@@ -541,7 +551,14 @@ func (w *Worker) admits(env bus.Envelope) *bus.Error {
 // with the gateway's configured ones.
 func (w *Worker) blameCredentials(err error, env *bus.Envelope) error {
 	e := bus.AsError(err)
-	if e.Kind != bus.ErrUpstreamAuth || w.up.Transport == "stdio" || w.perRequestHeaders(env.Forward) == nil {
+	if e.Kind != bus.ErrUpstreamAuth || w.up.Transport == "stdio" {
+		return err
+	}
+	if w.perRequestHeaders(env.Forward) == nil {
+		if w.up.CredentialFromRequest {
+			return bus.Errorf(e.Kind, "upstream server %q refused a request that brought no credential: it has no auth_value, so each request must send one (x-mcp-auth, or x-mcp-%s-<header>)",
+				w.up.Name, strings.ToLower(w.up.Name))
+		}
 		return err
 	}
 	msg := strings.Replace(e.Message, "the gateway's configured credentials",

@@ -443,3 +443,43 @@ func TestRefusedCredentialIsNamed(t *testing.T) {
 		}
 	}
 }
+
+// LiteLLM's documented shape: auth_type without auth_value. Each request
+// brings the credential in x-mcp-auth, which goes upstream in the auth
+// type's header, to that server only; a request without one is refused by
+// the upstream, and the error says what to send.
+func TestCredentialFromRequest(t *testing.T) {
+	mcpHandler := demo.Handler("guarded") // one: it holds the sessions
+	guarded := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer user-7-token" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		mcpHandler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(guarded.Close)
+	other, otherRec := upstream(t, "other")
+	registerSecret("user-7-token")
+	g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers:\n  guarded: {url: %q, transport: http, auth_type: bearer_token}\n  other: {url: %q}\n",
+		master, guarded.URL+"/mcp", other), nil)
+
+	h := bearer(master)
+	h.Set("X-Mcp-Auth", "user-7-token")
+	s := initSession(t, g.URL()+"/mcp", h)
+	if r := post(t, g.URL()+"/mcp", s, rpc("tools/call", 2, `{"name":"guarded__echo","arguments":{"text":"with my token"}}`)); !strings.Contains(string(r.body), "with my token") {
+		t.Fatalf("a call bringing x-mcp-auth: %s", r.body)
+	}
+	if r := post(t, g.URL()+"/mcp", s, rpc("tools/call", 3, `{"name":"other__echo","arguments":{"text":"x"}}`)); !strings.Contains(string(r.body), `"x"`) {
+		t.Fatalf("other: %s", r.body)
+	}
+	for _, hs := range otherRec.seen() {
+		if strings.Contains(fmt.Sprint(hs), "user-7-token") {
+			t.Fatalf("x-mcp-auth reached a server that has its own credential: %v", hs)
+		}
+	}
+	s2 := initSession(t, g.URL()+"/mcp/guarded", bearer(master))
+	r := post(t, g.URL()+"/mcp/guarded", s2, rpc("tools/list", 2, `{}`))
+	if !strings.Contains(r.rpcErr.Message, "brought no credential") || !strings.Contains(r.rpcErr.Message, "x-mcp-auth") {
+		t.Fatalf("a request without a credential: %s", r.body)
+	}
+}
