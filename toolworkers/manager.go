@@ -128,13 +128,19 @@ func (m *Manager) apply(u bus.KVEntry) {
 	if u.Deleted {
 		m.mu.Lock()
 		old := m.workers[name]
-		delete(m.workers, name)
-		delete(m.failed, name)
 		m.mu.Unlock()
 		if old != nil {
+			// Off the bus before it leaves Hosted: once a server is not
+			// hosted here, no request finds its worker here.
 			m.log.Info("server removed from the registry: stopping its worker", "server", name)
 			m.retire(old.w)
 		}
+		m.mu.Lock()
+		if m.workers[name] == old {
+			delete(m.workers, name)
+		}
+		delete(m.failed, name)
+		m.mu.Unlock()
 		return
 	}
 	spec, err := bus.DecodeServerRecord(name, u.Value)
@@ -221,6 +227,9 @@ func (m *Manager) start(name string, spec bus.ServerSpec) (*Worker, error) {
 // in-flight calls finish (bounded by DrainTimeout) before stopping it.
 func (m *Manager) retire(w *Worker) {
 	_ = w.svc.Stop()
+	// The server has the unsubscriptions before retire returns: no request
+	// sent after it reaches this worker.
+	_ = m.nc.FlushTimeout(time.Second)
 	m.drain.Add(1)
 	go func() {
 		defer m.drain.Done()
