@@ -299,6 +299,9 @@ func (g *Ingress) serveRESTToolsCall(w http.ResponseWriter, r *http.Request) {
 		Arguments json.RawMessage `json:"arguments"`
 	}{in.Name, args})
 	result, e := g.routeREST(r.Context(), r, requestID(r), id, class, server, 1, "tools/call", params)
+	if e != nil && server == "" && e.Kind == bus.ErrInvalidParams {
+		e = bus.Errorf(e.Kind, "%s; without server_id, name is a tool's aggregated name as ?format=openai lists it ({server}__{tool}), or give server_id and its bare name", e.Message)
+	}
 	if e != nil {
 		writeRESTError(w, restRouteError(e))
 		return

@@ -175,8 +175,8 @@ func TestWriteValidation(t *testing.T) {
 		{"missing url", `{"server_name":"x"}`, bus.ErrBadRequest, "mcp_servers.x.url: required"},
 		{"bad transport", `{"server_name":"x","url":"https://x.example.com/mcp","transport":"carrier-pigeon"}`, bus.ErrBadRequest,
 			"mcp_servers.x.transport: must be http (Streamable HTTP), sse or stdio"},
-		{"auth without value", `{"server_name":"x","url":"https://x.example.com/mcp","auth_type":"api_key"}`, bus.ErrBadRequest,
-			"mcp_servers.x.auth_value: required when auth_type is api_key"},
+		// auth_type without auth_value is valid: each request brings the
+		// credential (config.Upstream.CredentialFromRequest).
 		{"missing env", `{"server_name":"x","url":"https://x.example.com/mcp","auth_type":"api_key","auth_value":"os.environ/NOT_SET"}`,
 			bus.ErrBadRequest, "mcp_servers.x.auth_value: environment variable NOT_SET is not set"},
 		{"bad timeout", `{"server_name":"x","url":"https://x.example.com/mcp","timeout":"soon"}`, bus.ErrBadRequest,

@@ -324,7 +324,7 @@ mcp_servers:
 		t.Fatalf("call add as master: HTTP %d %s", status, body)
 	}
 	status, _, body = rest(t, "POST", g.URL()+"/mcp-rest/tools/call", master, `{"name":"add"}`)
-	wantREST(t, "call without server_id", status, body, 400, "MCPBUS_BAD_REQUEST", "server_id is required")
+	wantREST(t, "call without server_id", status, body, 400, "MCPBUS_INVALID_PARAMS", "without server_id, name is a tool's aggregated name")
 	status, _, body = rest(t, "POST", g.URL()+"/mcp-rest/tools/call", "", `{"server_id":"demo","name":"echo"}`)
 	wantREST(t, "call without a key", status, body, 401, "MCPBUS_UNAUTHORIZED", "no API key")
 	assertNoSecrets(t, g, key)
