@@ -68,8 +68,9 @@ func parseWriteBody(data []byte) (*writeBody, *bus.Error) {
 
 // apply writes the body's fields onto spec: a field sent replaces the
 // record's (null clears it), a field not sent is kept, so an update changes
-// only what it sends. Keys mcpbus does not use (LiteLLM's mcp_info,
-// mcp_access_groups, ...) are ignored and returned. env resolves
+// only what it sends. Keys mcpbus does not use (LiteLLM's mcp_info, ...)
+// are ignored and returned; access groups, a limit mcpbus does not enforce
+// yet, are refused. env resolves
 // available_on_public_internet when it is an os.environ/ reference.
 func (b *writeBody) apply(spec *bus.ServerSpec, env config.LookupEnv) (ignored []string, errs config.Errors) {
 	r := fieldReader{base: "mcp_servers." + b.name, env: env}
@@ -140,6 +141,12 @@ func (b *writeBody) apply(spec *bus.ServerSpec, env config.LookupEnv) (ignored [
 			spec.CircuitBreakerThreshold = r.count(k, raw)
 		case "circuit_breaker_cooldown":
 			spec.CircuitBreakerCooldown = r.duration(k, raw)
+		case "access_groups", "mcp_access_groups":
+			// A limit on who may use the server: refused while mcpbus does
+			// not enforce it, never ignored (as in the config file).
+			if v := strings.TrimSpace(string(raw)); v != "null" && v != "[]" && v != "" {
+				r.fail(k, "access groups are not supported yet, and mcpbus will not ignore a limit on who may use a server; remove it and limit keys with mcp_servers instead")
+			}
 		default:
 			ignored = append(ignored, k)
 		}
