@@ -21,8 +21,8 @@ import (
 // must not be trusted that far (router, workers, readers: bus/natsauth.go)
 // follow a bucket the way any client reads a subject: a plain subscription to
 // $KV.<bucket>.<key> announces each write as it is published, a get fetches
-// the stored entry with its revision, and a batch or a walk over the stream
-// loads the bucket at the start. The servers bucket, which only the registry
+// the stored entry with its revision, and the whole servers bucket loads at
+// the start with one batched direct get. The servers bucket, which only the registry
 // writes, is read with direct gets (the key is in the subject, so a worker's
 // user may read its own servers' records alone: natsauth.go); a bucket an
 // untrusted role writes (the OAuth2 tokens) with MSG.GET, whose answer no
@@ -60,6 +60,11 @@ func (f *KVFollower) Stop() {
 // calls apply for every entry, then for every later change, from one
 // goroutine, until ctx ends or Stop. It returns once the start is loaded.
 func FollowKV(ctx context.Context, nc *nats.Conn, bucket string, keys []string, apply func(KVEntry)) (*KVFollower, error) {
+	if len(keys) == 0 && !directReadable(bucket) {
+		// A whole bucket loads with one batched direct get, which only a
+		// bucket trusted roles alone write may answer (msgget.go).
+		return nil, fmt.Errorf("follow %s: only named keys of this bucket can be followed", bucket)
+	}
 	prefix := "$KV." + bucket + "."
 	changed := make(chan change, 1024)
 	subject := prefix + ">"
@@ -183,8 +188,7 @@ type kvLoader struct {
 }
 
 // loadAll reads every key's latest entry: one get per key when following
-// named keys, else a walk over the bucket's stream (its history included:
-// KV keeps a few revisions per key), applying each key's latest.
+// named keys, else one batched direct get (loadDirect).
 func (r *kvLoader) loadAll(ctx context.Context) error {
 	if len(r.keys) > 0 {
 		for _, k := range r.keys {
@@ -194,29 +198,7 @@ func (r *kvLoader) loadAll(ctx context.Context) error {
 		}
 		return nil
 	}
-	if r.direct {
-		return r.loadDirect(ctx)
-	}
-	latest := map[string]*storedMsg{}
-	var order []string
-	for seq := uint64(1); ; {
-		m, err := msgGet(ctx, r.nc, "KV_"+r.bucket, map[string]any{"seq": seq, "next_by_subj": "$KV." + r.bucket + ".>"})
-		if err != nil {
-			return fmt.Errorf("load %s: %w", r.bucket, err)
-		}
-		if m == nil {
-			break
-		}
-		if _, seen := latest[m.Subject]; !seen {
-			order = append(order, m.Subject)
-		}
-		latest[m.Subject] = m
-		seq = m.Seq + 1
-	}
-	for _, subject := range order {
-		r.offer(kvEntry(r.bucket, latest[subject]))
-	}
-	return nil
+	return r.loadDirect(ctx)
 }
 
 // load reads one key's latest entry; advanced reports that it was newer

@@ -15,7 +15,7 @@ import (
 func TestFollowKV(t *testing.T) {
 	nc, js := embeddedJS(t)
 	ctx := context.Background()
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "follow_test", History: 3})
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketServers, History: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func TestFollowKV(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]string{}
 	var order []string
-	f, err := FollowKV(ctx, nc, "follow_test", nil, func(e KVEntry) {
+	f, err := FollowKV(ctx, nc, BucketServers, nil, func(e KVEntry) {
 		mu.Lock()
 		defer mu.Unlock()
 		if e.Deleted {
@@ -55,7 +55,7 @@ func TestFollowKV(t *testing.T) {
 	})
 	// Following named keys only: others are never read.
 	var got []string
-	g, err := FollowKV(ctx, nc, "follow_test", []string{"c"}, func(e KVEntry) { mu.Lock(); got = append(got, e.Key); mu.Unlock() })
+	g, err := FollowKV(ctx, nc, BucketServers, []string{"c"}, func(e KVEntry) { mu.Lock(); got = append(got, e.Key); mu.Unlock() })
 	if err != nil {
 		t.Fatal(err)
 	}

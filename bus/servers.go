@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -63,13 +64,18 @@ func DecodeServerRecord(key string, value []byte) (ServerSpec, error) {
 // for while ctx lasts.
 func FollowServers(ctx context.Context, nc *nats.Conn, log *slog.Logger) (*ServerCache, error) {
 	c := &ServerCache{servers: map[string]ServerSpec{}, log: log}
+	var loaded atomic.Bool // the start is in: each change re-sorts, the load once
 	_, err := FollowKV(ctx, nc, BucketServers, nil, func(e KVEntry) {
 		c.apply(e.Key, e.Value, e.Deleted)
-		c.resort()
+		if loaded.Load() {
+			c.resort()
+		}
 	})
 	if err != nil {
 		return nil, err
 	}
+	loaded.Store(true)
+	c.resort() // after the flag: a change applied meanwhile is sorted here
 	return c, nil
 }
 

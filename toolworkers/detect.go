@@ -29,10 +29,8 @@ type detectingClient struct {
 	// (per-credential, private) client of the server takes.
 	found *detected
 
-	mu  sync.Mutex // held while detecting: first calls wait for one detection
-	cur upstream
-	// ready is cur once set: calls after detection read it without the lock.
-	ready atomic.Pointer[upstream]
+	mu  sync.Mutex               // held while detecting: first calls wait for one detection
+	cur atomic.Pointer[upstream] // the detected transport's client; read without the lock
 }
 
 // detected is the transport a worker found for its server ("" not yet).
@@ -60,27 +58,23 @@ var _ upstream = (*detectingClient)(nil)
 
 // pick returns the client of the detected transport, detecting it first.
 func (d *detectingClient) pick(ctx context.Context) (upstream, error) {
-	if u := d.ready.Load(); u != nil {
+	if u := d.cur.Load(); u != nil {
 		return *u, nil
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.cur != nil {
-		return d.cur, nil
+	if u := d.cur.Load(); u != nil {
+		return *u, nil
 	}
-	defer func() {
-		if d.cur != nil {
-			u := d.cur
-			d.ready.Store(&u)
-		}
-	}()
+	use := func(u upstream) (upstream, error) {
+		d.cur.Store(&u)
+		return u, nil
+	}
 	switch d.found.get() {
 	case "http":
-		d.cur = d.http()
-		return d.cur, nil
+		return use(d.http())
 	case "sse":
-		d.cur = d.sse()
-		return d.cur, nil
+		return use(d.sse())
 	}
 	h := d.http()
 	_, err := h.Info(ctx)
@@ -89,8 +83,7 @@ func (d *detectingClient) pick(ctx context.Context) (upstream, error) {
 		if d.found.set("http") {
 			d.log.Info("upstream transport detected (no transport configured)", "server", d.server, "transport", "http")
 		}
-		d.cur = h
-		return h, nil
+		return use(h)
 	}
 	h.Close()
 	if !errors.As(err, &se) || (se.code != http.StatusBadRequest && se.code != http.StatusNotFound && se.code != http.StatusMethodNotAllowed) {
@@ -107,8 +100,7 @@ func (d *detectingClient) pick(ctx context.Context) (upstream, error) {
 		d.log.Info("upstream transport detected (no transport configured): Streamable HTTP refused, HTTP+SSE answered; set transport: sse to skip the probe",
 			"server", d.server, "transport", "sse", "http_status", se.code)
 	}
-	d.cur = s
-	return s, nil
+	return use(s)
 }
 
 func (d *detectingClient) Call(ctx context.Context, method string, params json.RawMessage, r *callRelay) (*bus.Message, error) {
@@ -137,16 +129,16 @@ func (d *detectingClient) Info(ctx context.Context) (json.RawMessage, error) {
 
 // current is the client of the detected transport, nil before detection.
 func (d *detectingClient) current() upstream {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cur
+	if u := d.cur.Load(); u != nil {
+		return *u
+	}
+	return nil
 }
 
 func (d *detectingClient) Close() {
-	d.mu.Lock()
-	u := d.cur
-	d.mu.Unlock()
-	if u != nil {
-		u.Close()
+	d.mu.Lock() // not while a detection is under way
+	defer d.mu.Unlock()
+	if u := d.cur.Load(); u != nil {
+		(*u).Close()
 	}
 }
