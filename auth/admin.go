@@ -123,84 +123,6 @@ func conflict(what string) *bus.Error {
 	return bus.Errorf(bus.ErrConflict, "%s was changed by another request at the same time; retry", what)
 }
 
-// objectPermission is LiteLLM's nested form of the MCP permission fields.
-type objectPermission struct {
-	MCPServers         *[]string            `json:"mcp_servers"`
-	MCPToolPermissions *map[string][]string `json:"mcp_tool_permissions"`
-}
-
-// permFields are the MCP permission fields of keys and teams, top-level or
-// nested under object_permission (the top-level field wins).
-type permFields struct {
-	MCPServers         *[]string            `json:"mcp_servers"`
-	MCPToolPermissions *map[string][]string `json:"mcp_tool_permissions"`
-	ObjectPermission   *objectPermission    `json:"object_permission"`
-}
-
-func (p permFields) apply(servers *[]string, tools *map[string][]string) *bus.Error {
-	ms, mt := p.MCPServers, p.MCPToolPermissions
-	if op := p.ObjectPermission; op != nil {
-		if ms == nil {
-			ms = op.MCPServers
-		}
-		if mt == nil {
-			mt = op.MCPToolPermissions
-		}
-	}
-	if ms != nil {
-		for _, name := range *ms {
-			if !bus.ValidToken(name) {
-				return bus.Errorf(bus.ErrBadRequest, "mcp_servers: %q is not a server name", bus.Shorten(name, 64))
-			}
-		}
-		*servers = dedupe(*ms)
-	}
-	if mt != nil {
-		out := map[string][]string{}
-		for server, list := range *mt {
-			if !bus.ValidToken(server) {
-				return bus.Errorf(bus.ErrBadRequest, "mcp_tool_permissions: %q is not a server name", bus.Shorten(server, 64))
-			}
-			tools := dedupe(list)
-			if tools == nil {
-				tools = []string{} // an explicit empty list permits no tool
-			}
-			out[server] = tools
-		}
-		if len(out) == 0 {
-			out = nil
-		}
-		*tools = out
-	}
-	return nil
-}
-
-// keyFields are the updatable fields of a key.
-// commonFields are the updatable fields keys and teams share.
-type commonFields struct {
-	permFields
-	RPMLimit *int            `json:"rpm_limit"`
-	Metadata *map[string]any `json:"metadata"`
-	Blocked  *bool           `json:"blocked"`
-}
-
-// apply sets the fields present in f on the given record fields.
-func (f commonFields) apply(rpm *int, metadata *map[string]any, blocked *bool, servers *[]string, tools *map[string][]string) *bus.Error {
-	if f.RPMLimit != nil {
-		if *f.RPMLimit < 0 {
-			return bus.Errorf(bus.ErrBadRequest, "rpm_limit: must be 0 (no limit) or more")
-		}
-		*rpm = *f.RPMLimit
-	}
-	if f.Metadata != nil {
-		*metadata = *f.Metadata
-	}
-	if f.Blocked != nil {
-		*blocked = *f.Blocked
-	}
-	return f.permFields.apply(servers, tools)
-}
-
 type keyFields struct {
 	commonFields
 	KeyAlias *string `json:"key_alias"`
@@ -233,7 +155,7 @@ func (s *service) applyKeyFields(ctx context.Context, rec *bus.KeyRecord, f keyF
 		exp := now.Add(d).UTC()
 		rec.Expires = &exp
 	}
-	return f.commonFields.apply(&rec.RPMLimit, &rec.Metadata, &rec.Blocked, &rec.MCPServers, &rec.MCPToolPermissions)
+	return f.commonFields.apply(&rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions})
 }
 
 // checkAlias fails if another key than token has alias.
@@ -370,6 +292,7 @@ type keyGenerateResponse struct {
 	TeamID             string              `json:"team_id,omitempty"`
 	Expires            *time.Time          `json:"expires"`
 	MCPServers         []string            `json:"mcp_servers,omitempty"`
+	MCPAccessGroups    []string            `json:"mcp_access_groups,omitempty"`
 	MCPToolPermissions map[string][]string `json:"mcp_tool_permissions,omitempty"`
 	RPMLimit           int                 `json:"rpm_limit,omitempty"`
 	Blocked            bool                `json:"blocked,omitempty"`
@@ -414,7 +337,7 @@ func (s *service) keyGenerate(ctx context.Context, data []byte) (any, *bus.Error
 	s.seenKey(rec.Token, rev)
 	return keyGenerateResponse{
 		Key: key, Token: rec.Token, KeyAlias: rec.KeyAlias, TeamID: rec.TeamID, Expires: rec.Expires,
-		MCPServers: rec.MCPServers, MCPToolPermissions: rec.MCPToolPermissions, RPMLimit: rec.RPMLimit,
+		MCPServers: rec.MCPServers, MCPAccessGroups: rec.MCPAccessGroups, MCPToolPermissions: rec.MCPToolPermissions, RPMLimit: rec.RPMLimit,
 		Blocked: rec.Blocked, Metadata: rec.Metadata, CreatedAt: rec.CreatedAt,
 	}, nil
 }
@@ -652,7 +575,7 @@ func applyTeamFields(rec *bus.TeamRecord, f teamFields) *bus.Error {
 	if f.TeamAlias != nil {
 		rec.TeamAlias = strings.TrimSpace(*f.TeamAlias)
 	}
-	return f.commonFields.apply(&rec.RPMLimit, &rec.Metadata, &rec.Blocked, &rec.MCPServers, &rec.MCPToolPermissions)
+	return f.commonFields.apply(&rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions})
 }
 
 type teamRequest struct {

@@ -817,8 +817,8 @@ func TestWithoutJetStream(t *testing.T) {
 	}
 }
 
-// LiteLLM's limits mcpbus does not enforce (models, budgets, access groups,
-// ...) are refused with 400 naming them, and nothing is written; the same
+// LiteLLM's limits mcpbus does not enforce (models, budgets, agent access
+// groups, ...) are refused with 400 naming them, and nothing is written; the same
 // fields left empty, as LiteLLM's clients send them by default, pass.
 func TestUnenforcedLimitsRefused(t *testing.T) {
 	ns := bustest.Server(t)
@@ -826,10 +826,10 @@ func TestUnenforcedLimitsRefused(t *testing.T) {
 	for subject, body := range map[string]map[string]any{
 		bus.SubjectKeyGenerate: {"key_alias": "limited", "models": []string{"gpt-4o"}},
 		bus.SubjectTeamNew:     {"team_id": "budgeted", "max_budget": 10},
-		"key access groups":    {"key_alias": "grouped", "object_permission": map[string]any{"mcp_access_groups": []string{"dev"}}},
+		"key agent groups":     {"key_alias": "grouped", "object_permission": map[string]any{"agent_access_groups": []string{"dev"}}},
 	} {
 		subj := subject
-		if subj == "key access groups" {
+		if subj == "key agent groups" {
 			subj = bus.SubjectKeyGenerate
 		}
 		_, e := call(t, a.nc, subj, body)
@@ -853,5 +853,61 @@ func TestUnenforcedLimitsRefused(t *testing.T) {
 	k := generate(t, a.nc, map[string]any{"key_alias": "open", "models": []string{}, "max_budget": nil, "object_permission": map[string]any{"mcp_access_groups": []string{}}})
 	if k.Key == "" {
 		t.Fatal("a key with empty LiteLLM limits was refused")
+	}
+}
+
+// Access groups (LiteLLM's mcp_access_groups), top-level or under
+// object_permission, are stored on keys and teams, shown back, and reach the
+// permissions every service checks: the key's and the team's limits both apply.
+func TestAccessGroupsOnKeysAndTeams(t *testing.T) {
+	ns := bustest.Server(t)
+	a := startAuth(t, ns, nil)
+
+	var team bus.TeamRecord
+	mustCall(t, a.nc, bus.SubjectTeamNew, map[string]any{"team_alias": "eng",
+		"object_permission": map[string]any{"mcp_access_groups": []string{"eng"}}}, &team)
+	if fmt.Sprint(team.MCPAccessGroups) != "[eng]" {
+		t.Fatalf("team.new: %+v", team)
+	}
+	g := generate(t, a.nc, map[string]any{"key_alias": "dev", "team_id": team.TeamID,
+		"mcp_servers": []string{"notes"}, "mcp_access_groups": []string{"eng", "ops", "eng"}})
+	id, e := verifyBus(t, a.nc, g.Key)
+	if e != nil {
+		t.Fatal(e)
+	}
+	p := id.Permissions
+	spec := func(name string, groups ...string) bus.ServerSpec { return bus.ServerSpec{Name: name, AccessGroups: groups} }
+	for _, c := range []struct {
+		s    bus.ServerSpec
+		want bool
+	}{
+		{spec("build", "eng"), true},  // the key's group and the team's
+		{spec("pager", "ops"), false}, // the key's group, not the team's
+		{spec("notes"), false},        // named by the key, not the team's
+		{spec("notes", "eng"), true},  // named by the key, in the team's group
+		{spec("other"), false},
+	} {
+		if p.AllowsServer(c.s) != c.want {
+			t.Errorf("server %s %v: allowed=%v, want %v (permissions %+v)", c.s.Name, c.s.AccessGroups, !c.want, c.want, p)
+		}
+	}
+
+	// Shown back, and cleared by an empty list.
+	var info struct {
+		Info bus.KeyRecord `json:"info"`
+	}
+	mustCall(t, a.nc, bus.SubjectKeyInfo, map[string]any{"key": g.Key}, &info)
+	if fmt.Sprint(info.Info.MCPAccessGroups) != "[eng ops]" {
+		t.Fatalf("key/info: %+v", info.Info)
+	}
+	mustCall(t, a.nc, bus.SubjectKeyUpdate, map[string]any{"key": g.Key, "object_permission": map[string]any{"mcp_access_groups": []string{}}}, nil)
+	if id, _ := verifyBus(t, a.nc, g.Key); id.Permissions.AllowsServer(spec("build", "eng")) {
+		t.Fatalf("a key without its access groups still reaches the group's server: %+v", id.Permissions)
+	}
+
+	// A name that could not be a group is refused, naming the field.
+	_, e = call(t, a.nc, bus.SubjectKeyGenerate, map[string]any{"mcp_access_groups": []string{"a b"}})
+	if e == nil || e.Kind != bus.ErrBadRequest || !strings.Contains(e.Message, "mcp_access_groups") {
+		t.Fatalf("bad group name: %v", e)
 	}
 }

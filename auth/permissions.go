@@ -11,12 +11,17 @@ import (
 // never widen it, and an empty list means "no restriction at this level", as in
 // LiteLLM.
 //
-// Servers:
-//   - key and team both list servers: the intersection (in the key's order). An
-//     empty intersection permits no server at all; it never falls back to "all".
-//   - only the team lists servers: the team's.
-//   - only the key lists servers (or there is no team): the key's.
-//   - neither lists servers: every server (AllServers).
+// Servers: each level (key, team) permits the servers it names (mcp_servers)
+// and those in the access groups it is granted (mcp_access_groups, matched
+// against each server's access_groups); a level with neither does not limit.
+//   - key and team both limit: a server must pass both. Without access groups
+//     that is the intersection of the names (in the key's order), and an empty
+//     intersection permits no server at all; it never falls back to "all".
+//     With access groups, which servers are in a group is only known where the
+//     server records are, so the team's limit travels apart (Permissions.Also).
+//   - only the team limits: the team's.
+//   - only the key limits (or there is no team): the key's.
+//   - neither: every server (AllServers).
 //
 // Tools, per permitted server:
 //   - key and team both restrict the server's tools: the intersection (which may
@@ -24,32 +29,36 @@ import (
 //   - only one of them restricts: that one's list.
 //   - neither: no entry, so every tool of the server is permitted.
 //
-// A server that is not permitted is dropped from Tools, so a tool list can never
-// grant a server. Lists are deduplicated; the result shares no memory with the
-// records.
+// A server that cannot be permitted is dropped from Tools, so a tool list can
+// never grant a server. Lists are deduplicated; the result shares no memory
+// with the records.
 func Effective(key bus.KeyRecord, team *bus.TeamRecord) bus.Permissions {
-	var teamServers []string
+	keyScope := bus.ServerScope{Servers: dedupe(key.MCPServers), Groups: dedupe(key.MCPAccessGroups)}
+	var teamScope bus.ServerScope
 	var teamTools map[string][]string
 	if team != nil {
-		teamServers, teamTools = team.MCPServers, team.MCPToolPermissions
+		teamScope = bus.ServerScope{Servers: dedupe(team.MCPServers), Groups: dedupe(team.MCPAccessGroups)}
+		teamTools = team.MCPToolPermissions
 	}
-	keyServers := dedupe(key.MCPServers)
-	teamServers = dedupe(teamServers)
+	keyLimits, teamLimits := limits(keyScope), limits(teamScope)
 
 	var p bus.Permissions
 	switch {
-	case len(keyServers) > 0 && len(teamServers) > 0:
-		p.Servers = intersect(keyServers, teamServers)
-	case len(keyServers) > 0:
-		p.Servers = keyServers
-	case len(teamServers) > 0:
-		p.Servers = teamServers
+	case keyLimits && teamLimits && keyScope.Groups == nil && teamScope.Groups == nil:
+		p.Servers = intersect(keyScope.Servers, teamScope.Servers)
+	case keyLimits && teamLimits:
+		p.Servers, p.Groups = keyScope.Servers, keyScope.Groups
+		p.Also = &teamScope
+	case keyLimits:
+		p.Servers, p.Groups = keyScope.Servers, keyScope.Groups
+	case teamLimits:
+		p.Servers, p.Groups = teamScope.Servers, teamScope.Groups
 	default:
 		p.AllServers = true
 	}
 
 	for server := range union(key.MCPToolPermissions, teamTools) {
-		if !p.AllowsServer(server) {
+		if !mayPermit(p, server) {
 			continue
 		}
 		kt, keyLimits := key.MCPToolPermissions[server]
@@ -72,6 +81,23 @@ func Effective(key bus.KeyRecord, team *bus.TeamRecord) bus.Permissions {
 		p.Tools[server] = tools
 	}
 	return p
+}
+
+// limits reports whether a level limits servers at all.
+func limits(c bus.ServerScope) bool {
+	return len(c.Servers) > 0 || len(c.Groups) > 0
+}
+
+// mayPermit reports whether p can permit the server named server: by name, or
+// (access groups being matched only against server records) possibly by group.
+func mayPermit(p bus.Permissions, server string) bool {
+	if p.AllServers {
+		return true
+	}
+	admits := func(c bus.ServerScope) bool {
+		return len(c.Groups) > 0 || slices.Contains(c.Servers, server)
+	}
+	return admits(bus.ServerScope{Servers: p.Servers, Groups: p.Groups}) && (p.Also == nil || admits(*p.Also))
 }
 
 // dedupe returns a copy of s without empty strings and repeats, in order (nil

@@ -27,6 +27,13 @@ func TestEffective(t *testing.T) {
 		{"team without lists, key without lists: everything", key(nil, nil), team(nil, nil), all},
 		{"empty (non-nil) lists mean no restriction", key([]string{}, tools{}), team([]string{}, tools{}), all},
 		{"key only", key([]string{"a", "b"}, nil), nil, bus.Permissions{Servers: []string{"a", "b"}}},
+		// Access groups.
+		{"key access groups only", bus.KeyRecord{MCPAccessGroups: []string{"g1", "g1"}}, nil, bus.Permissions{Groups: []string{"g1"}}},
+		{"team access groups, key inherits", key(nil, nil), &bus.TeamRecord{MCPAccessGroups: []string{"g2"}}, bus.Permissions{Groups: []string{"g2"}}},
+		{"key names, team groups: both must admit", key([]string{"a"}, nil), &bus.TeamRecord{MCPAccessGroups: []string{"g2"}},
+			bus.Permissions{Servers: []string{"a"}, Also: &bus.ServerScope{Groups: []string{"g2"}}}},
+		{"tools of a server a group may grant are kept", bus.KeyRecord{MCPAccessGroups: []string{"g1"}, MCPToolPermissions: tools{"a": {"t1"}}}, nil,
+			bus.Permissions{Groups: []string{"g1"}, Tools: tools{"a": {"t1"}}}},
 		{"key only, team without list", key([]string{"a"}, nil), team(nil, nil), bus.Permissions{Servers: []string{"a"}}},
 		{"team only: key inherits", key(nil, nil), team([]string{"x", "y"}, nil), bus.Permissions{Servers: []string{"x", "y"}}},
 		{"both: intersection in key order", key([]string{"c", "b", "a"}, nil), team([]string{"a", "b", "z"}, nil),
@@ -79,7 +86,7 @@ func TestEffective(t *testing.T) {
 			// What the envelope carries must decide the same way.
 			back := bus.DecodePermissions(bus.EncodePermissions(got))
 			for _, s := range []string{"a", "b", "c", "x", "y", "z", "gh", "db", "fs", "secret"} {
-				if back.AllowsServer(s) != got.AllowsServer(s) {
+				if back.AllowsServer(spec(s)) != got.AllowsServer(spec(s)) {
 					t.Errorf("server %s: envelope round trip changes the decision", s)
 				}
 				for _, tool := range []string{"t", "t1", "t2", "t3", "t9", "issues", "pulls", "push", "query", "read"} {
@@ -100,39 +107,68 @@ func normalize(p bus.Permissions) bus.Permissions {
 	return p
 }
 
+// The servers of the widening test, with their access groups.
+var groupsOf = map[string][]string{"a": {"g1"}, "b": {"g2"}, "c": {"g1", "g2"}}
+
+func spec(name string) bus.ServerSpec {
+	return bus.ServerSpec{Name: name, AccessGroups: groupsOf[name]}
+}
+
 // The rule never widens: whatever the inputs, a permitted server is permitted by
-// the key and by the team, and a permitted tool by both where they restrict.
+// the key and by the team (by name or by access group), and a permitted tool
+// by both where they restrict.
 func TestEffectiveNeverWidens(t *testing.T) {
 	lists := [][]string{nil, {}, {"a"}, {"b"}, {"a", "b"}, {"a", "c"}}
+	groupLists := [][]string{nil, {"g1"}, {"g2", "g9"}}
 	toolLists := []map[string][]string{nil, {"a": {"t1"}}, {"a": {"t1", "t2"}}, {"b": {"t2"}}, {"a": {}}, {"a": {"t2"}, "c": {"t1"}}}
+	allows := func(names, groups []string, s string) bool {
+		if len(names) == 0 && len(groups) == 0 {
+			return true
+		}
+		for _, g := range groupsOf[s] {
+			if contains(groups, g) {
+				return true
+			}
+		}
+		return contains(names, s)
+	}
 	for _, ks := range lists {
 		for _, ts := range lists {
-			for _, kt := range toolLists {
-				for _, tt := range toolLists {
-					for _, noTeam := range []bool{false, true} {
-						k := bus.KeyRecord{MCPServers: ks, MCPToolPermissions: kt}
-						var tm *bus.TeamRecord
-						if !noTeam {
-							tm = &bus.TeamRecord{MCPServers: ts, MCPToolPermissions: tt}
-						}
-						p := Effective(k, tm)
-						for _, s := range []string{"a", "b", "c", "d"} {
-							keyAllows := len(ks) == 0 || contains(ks, s)
-							teamAllows := tm == nil || len(ts) == 0 || contains(ts, s)
-							if p.AllowsServer(s) != (keyAllows && teamAllows) {
-								t.Fatalf("key %v team %v (none=%v): server %s allowed=%v", ks, ts, noTeam, s, p.AllowsServer(s))
-							}
-							if !p.AllowsServer(s) {
-								if _, ok := p.Tools[s]; ok {
-									t.Fatalf("tools kept for forbidden server %s: %+v", s, p)
+			for _, kg := range groupLists {
+				for _, tg := range groupLists {
+					for _, kt := range toolLists {
+						for _, tt := range toolLists {
+							for _, noTeam := range []bool{false, true} {
+								k := bus.KeyRecord{MCPServers: ks, MCPAccessGroups: kg, MCPToolPermissions: kt}
+								var tm *bus.TeamRecord
+								if !noTeam {
+									tm = &bus.TeamRecord{MCPServers: ts, MCPAccessGroups: tg, MCPToolPermissions: tt}
 								}
-								continue
-							}
-							for _, tool := range []string{"t1", "t2", "t3"} {
-								kOK := kt == nil || kt[s] == nil && !hasKey(kt, s) || contains(kt[s], tool)
-								tOK := tm == nil || tt == nil || tt[s] == nil && !hasKey(tt, s) || contains(tt[s], tool)
-								if p.AllowsTool(s, tool) != (kOK && tOK) {
-									t.Fatalf("key %v/%v team %v/%v: tool %s/%s allowed=%v", ks, kt, ts, tt, s, tool, p.AllowsTool(s, tool))
+								p := Effective(k, tm)
+								back := bus.DecodePermissions(bus.EncodePermissions(p))
+								for _, s := range []string{"a", "b", "c", "d"} {
+									keyAllows := allows(ks, kg, s)
+									teamAllows := tm == nil || allows(ts, tg, s)
+									if p.AllowsServer(spec(s)) != (keyAllows && teamAllows) || back.AllowsServer(spec(s)) != p.AllowsServer(spec(s)) {
+										t.Fatalf("key %v/%v team %v/%v (none=%v): server %s allowed=%v", ks, kg, ts, tg, noTeam, s, p.AllowsServer(spec(s)))
+									}
+									if !p.AllowsServer(spec(s)) {
+										continue
+									}
+									for _, tool := range []string{"t1", "t2", "t3"} {
+										kOK := kt == nil || kt[s] == nil && !hasKey(kt, s) || contains(kt[s], tool)
+										tOK := tm == nil || tt == nil || tt[s] == nil && !hasKey(tt, s) || contains(tt[s], tool)
+										if p.AllowsTool(s, tool) != (kOK && tOK) {
+											t.Fatalf("key %v/%v team %v/%v: tool %s/%s allowed=%v", ks, kt, ts, tt, s, tool, p.AllowsTool(s, tool))
+										}
+									}
+								}
+								if kg == nil && tg == nil {
+									for s := range p.Tools {
+										if !p.AllowsServer(spec(s)) {
+											t.Fatalf("tools kept for forbidden server %s: %+v", s, p)
+										}
+									}
 								}
 							}
 						}

@@ -25,14 +25,12 @@ var unenforcedFields = map[string]string{
 	"max_parallel_requests":  "parallel-request limits",
 	"allowed_routes":         "route limits",
 	"allowed_cache_controls": "cache-control limits",
-	"mcp_access_groups":      "MCP access groups",
 	"guardrails":             "guardrails",
 	"enforced_params":        "enforced parameters",
 }
 
 // unenforcedObjectFields are those of object_permission.
 var unenforcedObjectFields = map[string]string{
-	"mcp_access_groups":   "MCP access groups",
 	"vector_stores":       "vector store limits",
 	"agents":              "agent limits",
 	"agent_access_groups": "agent access groups",

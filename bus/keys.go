@@ -55,6 +55,9 @@ type KeyRecord struct {
 	TeamID   string `json:"team_id,omitempty"`
 	// MCPServers limits the servers the key may use; empty inherits the team's.
 	MCPServers []string `json:"mcp_servers,omitempty"`
+	// MCPAccessGroups grants the servers in these access groups too (LiteLLM's
+	// object_permission.mcp_access_groups); with MCPServers it limits the key.
+	MCPAccessGroups []string `json:"mcp_access_groups,omitempty"`
 	// MCPToolPermissions limits, per server, the tools the key may list and call.
 	MCPToolPermissions map[string][]string `json:"mcp_tool_permissions,omitempty"`
 	RPMLimit           int                 `json:"rpm_limit,omitempty"`
@@ -70,6 +73,7 @@ type TeamRecord struct {
 	TeamID             string              `json:"team_id"`
 	TeamAlias          string              `json:"team_alias,omitempty"`
 	MCPServers         []string            `json:"mcp_servers,omitempty"`
+	MCPAccessGroups    []string            `json:"mcp_access_groups,omitempty"`
 	MCPToolPermissions map[string][]string `json:"mcp_tool_permissions,omitempty"`
 	RPMLimit           int                 `json:"rpm_limit,omitempty"`
 	Blocked            bool                `json:"blocked,omitempty"`
@@ -80,18 +84,49 @@ type TeamRecord struct {
 
 // Permissions is what a caller may use, as auth computed it (the one rule lives
 // in the auth service). AllServers is true for the master key and for keys
-// that neither they nor their team restrict; otherwise Servers lists the
-// permitted servers. Tools, per server, lists the only tools permitted there;
-// a server absent from Tools has no per-key tool restriction.
+// that neither they nor their team restrict; otherwise a server is permitted
+// when Servers names it or it is in one of Groups (access groups), and, when
+// Also is set, Also permits it too (the team's limit, kept apart when access
+// groups make the key's and the team's lists impossible to intersect by name).
+// Tools, per server, lists the only tools permitted there; a server absent
+// from Tools has no per-key tool restriction.
 type Permissions struct {
 	AllServers bool                `json:"all_servers"`
 	Servers    []string            `json:"servers,omitempty"`
+	Groups     []string            `json:"groups,omitempty"`
+	Also       *ServerScope        `json:"also,omitempty"`
 	Tools      map[string][]string `json:"tools,omitempty"`
 }
 
-// AllowsServer reports whether the caller may use server.
-func (p Permissions) AllowsServer(server string) bool {
-	return p.AllServers || slices.Contains(p.Servers, server)
+// ServerScope is one level's limit on servers: those it names and those in
+// its access groups.
+type ServerScope struct {
+	Servers []string `json:"servers,omitempty"`
+	Groups  []string `json:"groups,omitempty"`
+}
+
+// Admits reports whether the scope lets s through.
+func (c ServerScope) Admits(s ServerSpec) bool {
+	if slices.Contains(c.Servers, s.Name) {
+		return true
+	}
+	for _, g := range s.AccessGroups {
+		if slices.Contains(c.Groups, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowsServer reports whether the caller may use s.
+func (p Permissions) AllowsServer(s ServerSpec) bool {
+	if p.AllServers {
+		return true
+	}
+	if !(ServerScope{Servers: p.Servers, Groups: p.Groups}).Admits(s) {
+		return false
+	}
+	return p.Also == nil || p.Also.Admits(s)
 }
 
 // AllowsTool reports whether the caller may list and call tool on server.

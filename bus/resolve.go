@@ -61,7 +61,7 @@ func Resolve(cache *ServerCache, env Envelope) (one ServerSpec, many []ServerSpe
 
 // Usable reports whether the caller of env may see and use s.
 func Usable(s ServerSpec, env Envelope) bool {
-	return Visible(s, env.IPClass) && env.Caller.Permissions.AllowsServer(s.Name)
+	return Visible(s, env.IPClass) && env.Caller.Permissions.AllowsServer(s)
 }
 
 // selected checks one server the caller named.
@@ -70,7 +70,7 @@ func selected(cache *ServerCache, env Envelope, name string) (ServerSpec, *Error
 	if !ok || !Visible(s, env.IPClass) {
 		return ServerSpec{}, Errorf(ErrUnknownServer, "unknown MCP server %q", name)
 	}
-	if !env.Caller.Permissions.AllowsServer(s.Name) {
+	if !env.Caller.Permissions.AllowsServer(s) {
 		return ServerSpec{}, Errorf(ErrNotPermitted, "key '%s' may not use MCP server '%s'", env.Caller.Name(), s.Name)
 	}
 	return s, nil
@@ -84,7 +84,7 @@ func resolveAll(cache *ServerCache, env Envelope) (ServerSpec, []ServerSpec, *Er
 		if !Visible(s, env.IPClass) {
 			continue
 		}
-		if !env.Caller.Permissions.AllowsServer(s.Name) {
+		if !env.Caller.Permissions.AllowsServer(s) {
 			hidden++
 			continue
 		}

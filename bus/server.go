@@ -32,6 +32,10 @@ type ServerSpec struct {
 	// Public is available_on_public_internet; servers are internal-only by default.
 	Public bool `json:"available_on_public_internet"`
 
+	// AccessGroups are LiteLLM's access_groups: a key or team granted one of
+	// them (mcp_access_groups) may use this server as if it named it.
+	AccessGroups []string `json:"access_groups,omitempty"`
+
 	// Timeout bounds one upstream call, as a Go duration ("30s"); empty means the default.
 	Timeout string `json:"timeout,omitempty"`
 

@@ -27,7 +27,8 @@ var (
 		"available_on_public_internet", "timeout", "command", "args", "env", "token_url", "client_id",
 		"client_secret", "scopes", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
 		"aws_region_name", "aws_service_name", "max_concurrent_requests", "max_queued_requests",
-		"circuit_breaker_threshold", "circuit_breaker_cooldown", "mcp_info", "cost_per_query"}
+		"circuit_breaker_threshold", "circuit_breaker_cooldown", "mcp_info", "cost_per_query", "access_groups",
+		"mcp_access_groups"}
 )
 
 // The keys of LiteLLM's config that mcpbus does not use (those its docs name;

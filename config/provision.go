@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,7 +49,9 @@ type Upstream struct {
 	AllowedTools    []string
 	DisallowedTools []string
 	Public          bool
-	Timeout         time.Duration
+	// AccessGroups: keys and teams granted one of them may use the server.
+	AccessGroups []string
+	Timeout      time.Duration
 
 	// stdio: the command, its arguments and its whole environment (KEY=VALUE,
 	// resolved). URL is nil for stdio servers.
@@ -253,6 +256,7 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 		AllowedTools:     c.AllowedTools,
 		DisallowedTools:  c.DisallowedTools,
 		Public:           spec.Public,
+		AccessGroups:     slices.Clone(spec.AccessGroups),
 		Timeout:          c.Timeout,
 		Command:          c.Command,
 		Args:             args,

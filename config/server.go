@@ -218,10 +218,12 @@ func readServer(p *problems, path, name string, n *yaml.Node, env LookupEnv) (sp
 			} else {
 				spec.CostPerQuery = readCostPerQuery(p, at, kv.val)
 			}
-		case "access_groups", "mcp_access_groups":
-			// It limits who may use the server: ignoring it would open the
-			// server to every key.
-			p.errorf(at, "access groups are not supported yet, and mcpbus will not ignore a limit on who may use a server; remove it and limit keys with mcp_servers instead")
+		case "access_groups", "mcp_access_groups": // LiteLLM's name, and the keys' spelling
+			if spec.AccessGroups != nil {
+				p.errorf(at, "give the access groups once: access_groups or mcp_access_groups")
+				break
+			}
+			spec.AccessGroups = readAccessGroups(p, at, kv.val)
 		default:
 			unknown = append(unknown, kv.key)
 		}
@@ -261,4 +263,19 @@ func readTimeout(p *problems, path string, n *yaml.Node) string {
 		return ""
 	}
 	return d.String()
+}
+
+// readAccessGroups reads a server's access groups: names a key or team is
+// granted in mcp_access_groups, so tokens as server names are.
+func readAccessGroups(p *problems, at string, n *yaml.Node) []string {
+	groups := p.strList(at, n)
+	for i, g := range groups {
+		if !bus.ValidToken(g) {
+			p.errorf(fmt.Sprintf("%s[%d]", at, i), fmt.Sprintf("%q is not an access group name: use letters, digits, '-' and '_'", g))
+		}
+	}
+	if groups == nil {
+		groups = []string{}
+	}
+	return groups
 }

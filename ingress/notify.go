@@ -101,5 +101,5 @@ func (g *Ingress) callerUses(caller bus.Identity, class bus.IPClass, servers []s
 		return false
 	}
 	spec, ok := g.o.Servers.Get(server)
-	return ok && bus.Visible(spec, class) && caller.Permissions.AllowsServer(server)
+	return ok && bus.Visible(spec, class) && caller.Permissions.AllowsServer(spec)
 }

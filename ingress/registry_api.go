@@ -179,7 +179,7 @@ func (g *Ingress) restServers(ctx context.Context, id bus.Identity, class bus.IP
 			continue
 		}
 		visible++
-		if id.Permissions.AllowsServer(s.Name) {
+		if id.Permissions.AllowsServer(s) {
 			out = append(out, s)
 		}
 	}
@@ -208,7 +208,7 @@ func pickNamed(all []bus.ServerSpec, id bus.Identity, class bus.IPClass, named [
 		if !ok || !bus.Visible(s, class) {
 			return nil, bus.Errorf(bus.ErrUnknownServer, "unknown MCP server %q", n)
 		}
-		if !id.Permissions.AllowsServer(s.Name) {
+		if !id.Permissions.AllowsServer(s) {
 			return nil, bus.Errorf(bus.ErrNotPermitted, "key '%s' may not use MCP server '%s'", id.Name(), s.Name)
 		}
 		out = append(out, s)

@@ -142,7 +142,7 @@ func startFakeBackend(t *testing.T, nc *nats.Conn) *fakeBackend {
 			bus.RespondError(req, bus.Errorf(bus.ErrUnknownServer, "unknown MCP server %q", strings.Join(c.env.Servers, ",")))
 			return
 		}
-		if !c.env.Caller.Permissions.AllowsServer(spec.Name) {
+		if !c.env.Caller.Permissions.AllowsServer(*spec) {
 			bus.RespondError(req, bus.Errorf(bus.ErrNotPermitted, "key '%s' may not use MCP server '%s'", c.env.Caller.Name(), spec.Name))
 			return
 		}
@@ -378,7 +378,7 @@ func TestToolsListing(t *testing.T) {
 		t.Fatalf("github-only key: %s", r.body)
 	}
 	for _, c := range e.fake.routedCalls() {
-		if c.env.Servers[0] != "github" || c.env.Caller.Permissions.AllowsServer("pub") {
+		if c.env.Servers[0] != "github" || c.env.Caller.Permissions.AllowsServer(bus.ServerSpec{Name: "pub"}) {
 			t.Fatalf("routed for a github-only key: %+v", c.env)
 		}
 	}

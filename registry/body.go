@@ -141,11 +141,19 @@ func (b *writeBody) apply(spec *bus.ServerSpec, env config.LookupEnv) (ignored [
 			spec.CircuitBreakerThreshold = r.count(k, raw)
 		case "circuit_breaker_cooldown":
 			spec.CircuitBreakerCooldown = r.duration(k, raw)
-		case "access_groups", "mcp_access_groups":
-			// A limit on who may use the server: refused while mcpbus does
-			// not enforce it, never ignored (as in the config file).
-			if v := strings.TrimSpace(string(raw)); v != "null" && v != "[]" && v != "" {
-				r.fail(k, "access groups are not supported yet, and mcpbus will not ignore a limit on who may use a server; remove it and limit keys with mcp_servers instead")
+		case "access_groups", "mcp_access_groups": // LiteLLM's name, and the keys' spelling
+			if spec.AccessGroups != nil {
+				r.fail(k, "give the access groups once: access_groups or mcp_access_groups")
+				break
+			}
+			spec.AccessGroups = r.strList(k, raw)
+			for _, g := range spec.AccessGroups {
+				if !bus.ValidToken(g) {
+					r.fail(k, strconv.Quote(bus.Shorten(g, 64))+" is not an access group name: use letters, digits, '-' and '_'")
+				}
+			}
+			if spec.AccessGroups == nil {
+				spec.AccessGroups = []string{}
 			}
 		default:
 			ignored = append(ignored, k)

@@ -252,6 +252,7 @@ func clone(s bus.ServerSpec) bus.ServerSpec {
 	s.ExtraHeaders = slices.Clone(s.ExtraHeaders)
 	s.AllowedTools = slices.Clone(s.AllowedTools)
 	s.DisallowedTools = slices.Clone(s.DisallowedTools)
+	s.AccessGroups = slices.Clone(s.AccessGroups)
 	s.Args = slices.Clone(s.Args)
 	s.Scopes = slices.Clone(s.Scopes)
 	return s

@@ -177,8 +177,8 @@ func TestWriteValidation(t *testing.T) {
 			"mcp_servers.x.transport: must be http (Streamable HTTP), sse or stdio"},
 		// auth_type without auth_value is valid: each request brings the
 		// credential (config.Upstream.CredentialFromRequest).
-		{"access groups", `{"server_name":"x","url":"https://x.example.com/mcp","access_groups":["dev"]}`, bus.ErrBadRequest,
-			"mcp_servers.x.access_groups: access groups are not supported yet"},
+		{"access group name", `{"server_name":"x","url":"https://x.example.com/mcp","access_groups":["dev","a.b"]}`, bus.ErrBadRequest,
+			`mcp_servers.x.access_groups: "a.b" is not an access group name`},
 		{"missing env", `{"server_name":"x","url":"https://x.example.com/mcp","auth_type":"api_key","auth_value":"os.environ/NOT_SET"}`,
 			bus.ErrBadRequest, "mcp_servers.x.auth_value: environment variable NOT_SET is not set"},
 		{"bad timeout", `{"server_name":"x","url":"https://x.example.com/mcp","timeout":"soon"}`, bus.ErrBadRequest,

@@ -537,10 +537,11 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 // it. The ingress sends some requests straight here (bus.Direct), so this is
 // the check nearest the credentials, not only a second opinion.
 func (w *Worker) admits(env bus.Envelope) *bus.Error {
-	if !bus.Visible(bus.ServerSpec{Name: w.up.Name, Public: w.up.Public}, env.IPClass) {
+	spec := bus.ServerSpec{Name: w.up.Name, Public: w.up.Public, AccessGroups: w.up.AccessGroups}
+	if !bus.Visible(spec, env.IPClass) {
 		return bus.Errorf(bus.ErrUnknownServer, "unknown MCP server %q", w.up.Name)
 	}
-	if !env.Caller.Permissions.AllowsServer(w.up.Name) {
+	if !env.Caller.Permissions.AllowsServer(spec) {
 		return bus.Errorf(bus.ErrNotPermitted, "key '%s' may not use MCP server '%s'", env.Caller.Name(), w.up.Name)
 	}
 	return nil

@@ -1,0 +1,101 @@
+package auth
+
+import "github.com/mcpbus/mcpbus/bus"
+
+// The fields a key or team write may set, in LiteLLM's shapes.
+
+// objectPermission is LiteLLM's nested form of the MCP permission fields.
+type objectPermission struct {
+	MCPServers         *[]string            `json:"mcp_servers"`
+	MCPAccessGroups    *[]string            `json:"mcp_access_groups"`
+	MCPToolPermissions *map[string][]string `json:"mcp_tool_permissions"`
+}
+
+// permFields are the MCP permission fields of keys and teams, top-level or
+// nested under object_permission (the top-level field wins).
+type permFields struct {
+	MCPServers         *[]string            `json:"mcp_servers"`
+	MCPAccessGroups    *[]string            `json:"mcp_access_groups"`
+	MCPToolPermissions *map[string][]string `json:"mcp_tool_permissions"`
+	ObjectPermission   *objectPermission    `json:"object_permission"`
+}
+
+// mcpLimits points at a key's or team's MCP permission fields.
+type mcpLimits struct {
+	servers, groups *[]string
+	tools           *map[string][]string
+}
+
+func (p permFields) apply(m mcpLimits) *bus.Error {
+	ms, mg, mt := p.MCPServers, p.MCPAccessGroups, p.MCPToolPermissions
+	if op := p.ObjectPermission; op != nil {
+		if ms == nil {
+			ms = op.MCPServers
+		}
+		if mg == nil {
+			mg = op.MCPAccessGroups
+		}
+		if mt == nil {
+			mt = op.MCPToolPermissions
+		}
+	}
+	if ms != nil {
+		for _, name := range *ms {
+			if !bus.ValidToken(name) {
+				return bus.Errorf(bus.ErrBadRequest, "mcp_servers: %q is not a server name", bus.Shorten(name, 64))
+			}
+		}
+		*m.servers = dedupe(*ms)
+	}
+	if mg != nil {
+		for _, g := range *mg {
+			if !bus.ValidToken(g) {
+				return bus.Errorf(bus.ErrBadRequest, "mcp_access_groups: %q is not an access group name (letters, digits, '-' and '_')", bus.Shorten(g, 64))
+			}
+		}
+		*m.groups = dedupe(*mg)
+	}
+	if mt != nil {
+		out := map[string][]string{}
+		for server, list := range *mt {
+			if !bus.ValidToken(server) {
+				return bus.Errorf(bus.ErrBadRequest, "mcp_tool_permissions: %q is not a server name", bus.Shorten(server, 64))
+			}
+			tools := dedupe(list)
+			if tools == nil {
+				tools = []string{} // an explicit empty list permits no tool
+			}
+			out[server] = tools
+		}
+		if len(out) == 0 {
+			out = nil
+		}
+		*m.tools = out
+	}
+	return nil
+}
+
+// commonFields are the updatable fields keys and teams share.
+type commonFields struct {
+	permFields
+	RPMLimit *int            `json:"rpm_limit"`
+	Metadata *map[string]any `json:"metadata"`
+	Blocked  *bool           `json:"blocked"`
+}
+
+// apply sets the fields present in f on the given record fields.
+func (f commonFields) apply(rpm *int, metadata *map[string]any, blocked *bool, m mcpLimits) *bus.Error {
+	if f.RPMLimit != nil {
+		if *f.RPMLimit < 0 {
+			return bus.Errorf(bus.ErrBadRequest, "rpm_limit: must be 0 (no limit) or more")
+		}
+		*rpm = *f.RPMLimit
+	}
+	if f.Metadata != nil {
+		*metadata = *f.Metadata
+	}
+	if f.Blocked != nil {
+		*blocked = *f.Blocked
+	}
+	return f.permFields.apply(m)
+}
