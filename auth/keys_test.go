@@ -876,7 +876,9 @@ func TestAccessGroupsOnKeysAndTeams(t *testing.T) {
 		t.Fatal(e)
 	}
 	p := id.Permissions
-	spec := func(name string, groups ...string) bus.ServerSpec { return bus.ServerSpec{Name: name, AccessGroups: groups} }
+	spec := func(name string, groups ...string) bus.ServerSpec {
+		return bus.ServerSpec{Name: name, AccessGroups: groups}
+	}
 	for _, c := range []struct {
 		s    bus.ServerSpec
 		want bool
