@@ -227,6 +227,7 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	alias := fs.String("alias", "", "key alias (a name for people and logs)")
 	team := fs.String("team", "", "team id the key belongs to")
 	servers := fs.String("servers", "", "comma-separated MCP servers the key may use (default: the team's, or all)")
+	groups := fs.String("access-groups", "", "comma-separated access groups whose servers the key may use too")
 	tools := toolsFlag{}
 	fs.Var(tools, "tools", "server=tool1,tool2: the only tools the key may use on server (repeatable)")
 	duration := fs.String("duration", "", "lifetime such as 30d, 12h or 30m (default: no expiry)")
@@ -254,6 +255,9 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if l := splitCSV(*servers); len(l) > 0 {
 		req["mcp_servers"] = l
+	}
+	if l := splitCSV(*groups); len(l) > 0 {
+		req["mcp_access_groups"] = l
 	}
 	if len(tools) > 0 {
 		req["mcp_tool_permissions"] = map[string][]string(tools)

@@ -100,7 +100,7 @@ func TestKeysCreate(t *testing.T) {
 	f.reply("/key/generate", 200, `{"key":"sk-new-key-123","token":"0123456789abcdef0123","key_alias":"ci","expires":"2030-01-02T03:04:05Z"}`)
 
 	code, stdout, stderr := runCLI("keys", "create", "--alias", "ci", "--team", "t1", "--servers", "github, jira",
-		"--tools", "github=search,get_issue", "--tools", "jira=create", "--tools", "github=search", "--duration", "30d", "--rpm", "60")
+		"--access-groups", "eng,ops", "--tools", "github=search,get_issue", "--tools", "jira=create", "--tools", "github=search", "--duration", "30d", "--rpm", "60")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -115,9 +115,10 @@ func TestKeysCreate(t *testing.T) {
 		t.Fatalf("requests %+v", reqs)
 	}
 	want := map[string]any{
-		"key_alias":   "ci",
-		"team_id":     "t1",
-		"mcp_servers": []any{"github", "jira"},
+		"key_alias":         "ci",
+		"team_id":           "t1",
+		"mcp_servers":       []any{"github", "jira"},
+		"mcp_access_groups": []any{"eng", "ops"},
 		"mcp_tool_permissions": map[string]any{
 			"github": []any{"search", "get_issue"},
 			"jira":   []any{"create"},
