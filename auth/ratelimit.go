@@ -14,18 +14,14 @@ import (
 // rateLimitsBucket opens (creating if needed) the counters bucket: memory
 // storage, and entries age out two minutes after their last write, so a window's
 // counter outlives its minute and then disappears on its own.
-func rateLimitsBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+func rateLimitsBucket(ctx context.Context, js jetstream.JetStream, p bus.StatePolicy) (jetstream.KeyValue, error) {
+	return bus.EnsureKV(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      bus.BucketRateLimits,
 		Description: "mcpbus rpm_limit counters (one per key or team per minute)",
 		History:     1,
 		TTL:         2 * time.Minute,
 		Storage:     jetstream.MemoryStorage,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("kv bucket %s: %w", bus.BucketRateLimits, err)
-	}
-	return kv, nil
+	}, p)
 }
 
 // maxCASAttempts bounds the optimistic-concurrency retries of one increment.

@@ -32,7 +32,9 @@ type Options struct {
 	// whatever key it sends.
 	MasterKey string
 	Log       *slog.Logger
-	Version   string
+	// State sets the replicas of the buckets auth creates (bus.StatePolicy).
+	State   bus.StatePolicy
+	Version string
 	// JetStream holds the keys, teams and rate-limit buckets. Nil disables
 	// virtual keys: only the master key verifies, and the key and team admin
 	// endpoints answer ErrServiceUnavailable.
@@ -137,15 +139,15 @@ func start(nc *nats.Conn, o Options) (*service, micro.Service, error) {
 func (s *service) openStore(ctx context.Context, o Options) error {
 	ictx, done := context.WithTimeout(ctx, 10*time.Second)
 	defer done()
-	keys, err := keysBucket(ictx, o.JetStream)
+	keys, err := keysBucket(ictx, o.JetStream, o.state())
 	if err != nil {
 		return err
 	}
-	teams, err := teamsBucket(ictx, o.JetStream)
+	teams, err := teamsBucket(ictx, o.JetStream, o.state())
 	if err != nil {
 		return err
 	}
-	limits, err := rateLimitsBucket(ictx, o.JetStream)
+	limits, err := rateLimitsBucket(ictx, o.JetStream, o.state())
 	if err != nil {
 		return err
 	}
@@ -316,4 +318,13 @@ func version(v string) string {
 		return "0.1.0"
 	}
 	return v
+}
+
+// state is the bucket policy, logging to the service's logger.
+func (o Options) state() bus.StatePolicy {
+	p := o.State
+	if p.Log == nil {
+		p.Log = o.Log
+	}
+	return p
 }

@@ -16,25 +16,21 @@ import (
 // keysBucket and teamsBucket open (creating if needed) the file-backed buckets of
 // key and team records. Key records are stored under their token (the key's
 // SHA-256), team records under their team_id.
-func keysBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	return openBucket(ctx, js, bus.BucketKeys, "mcpbus virtual keys (by SHA-256 of the key)")
+func keysBucket(ctx context.Context, js jetstream.JetStream, p bus.StatePolicy) (jetstream.KeyValue, error) {
+	return openBucket(ctx, js, bus.BucketKeys, "mcpbus virtual keys (by SHA-256 of the key)", p)
 }
 
-func teamsBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	return openBucket(ctx, js, bus.BucketTeams, "mcpbus teams (by team_id)")
+func teamsBucket(ctx context.Context, js jetstream.JetStream, p bus.StatePolicy) (jetstream.KeyValue, error) {
+	return openBucket(ctx, js, bus.BucketTeams, "mcpbus teams (by team_id)", p)
 }
 
-func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, p bus.StatePolicy) (jetstream.KeyValue, error) {
+	return bus.EnsureKV(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      name,
 		Description: desc,
 		History:     5,
 		Storage:     jetstream.FileStorage,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("kv bucket %s: %w", name, err)
-	}
-	return kv, nil
+	}, p)
 }
 
 type keyEntry struct {

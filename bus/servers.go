@@ -19,17 +19,13 @@ import (
 const BucketServers = "mcpbus_servers"
 
 // ServersBucket opens (creating if needed) the servers bucket on the file store.
-func ServersBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+func ServersBucket(ctx context.Context, js jetstream.JetStream, p StatePolicy) (jetstream.KeyValue, error) {
+	return EnsureKV(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      BucketServers,
 		Description: "mcpbus upstream MCP servers",
 		History:     5,
 		Storage:     jetstream.FileStorage,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("kv bucket %s: %w", BucketServers, err)
-	}
-	return kv, nil
+	}, p)
 }
 
 // ServerCache is an in-memory copy of the servers bucket kept current
@@ -130,8 +126,8 @@ const BucketOAuthTokens = "mcpbus_oauth_tokens"
 // without direct gets: workers write it, and a direct get would answer their
 // content raw onto any reply subject (msgget.go); nats.go's KV reads it with
 // MSG.GET instead.
-func EnsureOAuthTokenBucket(ctx context.Context, js jetstream.JetStream) error {
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+func EnsureOAuthTokenBucket(ctx context.Context, js jetstream.JetStream, p StatePolicy) error {
+	_, err := EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:              "KV_" + BucketOAuthTokens,
 		Description:       "mcpbus upstream OAuth2 access tokens shared by worker replicas",
 		Subjects:          []string{"$KV." + BucketOAuthTokens + ".>"},
@@ -141,13 +137,12 @@ func EnsureOAuthTokenBucket(ctx context.Context, js jetstream.JetStream) error {
 		MaxMsgs:           -1,
 		MaxConsumers:      -1,
 		Storage:           jetstream.MemoryStorage,
-		Replicas:          1,
 		AllowRollup:       true,
 		DenyDelete:        true,
 		Duplicates:        2 * time.Minute,
 		Discard:           jetstream.DiscardNew,
 		AllowDirect:       false,
-	})
+	}, p)
 	if err != nil {
 		return fmt.Errorf("kv bucket %s: %w", BucketOAuthTokens, err)
 	}

@@ -27,7 +27,9 @@ type UsageStreamOptions struct {
 	MaxAge     time.Duration
 	MaxBytes   int64
 	Duplicates time.Duration
-	Replicas   int // on a clustered NATS; default 1
+	// State sets the replicas (StatePolicy); an existing stream's larger
+	// limits are kept.
+	State StatePolicy
 }
 
 // UsageStreamConfig is the configuration of StreamUsage with o applied.
@@ -43,7 +45,6 @@ func UsageStreamConfig(o UsageStreamOptions) jetstream.StreamConfig {
 		MaxBytes:    o.MaxBytes,
 		Duplicates:  o.Duplicates,
 		MaxMsgSize:  UsageMaxMsgSize,
-		Replicas:    o.Replicas,
 	}
 	if cfg.MaxAge <= 0 {
 		cfg.MaxAge = DefaultUsageMaxAge
@@ -54,9 +55,6 @@ func UsageStreamConfig(o UsageStreamOptions) jetstream.StreamConfig {
 	if cfg.Duplicates <= 0 {
 		cfg.Duplicates = DefaultUsageDuplicates
 	}
-	if cfg.Replicas <= 0 {
-		cfg.Replicas = 1
-	}
 	return cfg
 }
 
@@ -65,8 +63,8 @@ func UsageStreamConfig(o UsageStreamOptions) jetstream.StreamConfig {
 const usageMinBytes = 64 << 20
 
 // UsageStream creates StreamUsage, or brings an existing one to this
-// configuration (the limits are re-applied at every start of a host that
-// calls it: the gateway and worker hosts).
+// configuration without lowering a limit or the replicas an operator raised
+// (EnsureStream; it runs at every start of the registry's host).
 //
 // With the default MaxBytes, on a server whose JetStream store cannot reserve
 // 1 GiB, a new stream takes half of the largest of 512, 256 or 128 MiB that
@@ -74,18 +72,22 @@ const usageMinBytes = 64 << 20
 // stream keeps the size it has. The stream's CachedInfo tells what it got.
 func UsageStream(ctx context.Context, js jetstream.JetStream, o UsageStreamOptions) (jetstream.Stream, error) {
 	cfg := UsageStreamConfig(o)
-	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	s, err := EnsureStream(ctx, js, cfg, o.State)
 	if err == nil || o.MaxBytes > 0 || !insufficientResources(err) {
 		return wrapUsageErr(s, err)
 	}
 	if old, serr := js.Stream(ctx, StreamUsage); serr == nil && old.CachedInfo().Config.MaxBytes >= usageMinBytes {
 		cfg.MaxBytes = old.CachedInfo().Config.MaxBytes
-		return wrapUsageErr(js.CreateOrUpdateStream(ctx, cfg))
+		return wrapUsageErr(EnsureStream(ctx, js, cfg, o.State))
 	}
 	for cfg.MaxBytes/2 >= 2*usageMinBytes {
 		cfg.MaxBytes /= 2
-		if _, err = js.CreateOrUpdateStream(ctx, cfg); err == nil {
+		var probe jetstream.Stream
+		if probe, err = EnsureStream(ctx, js, cfg, o.State); err == nil {
+			// It fits: take half, leaving room (the probe made the stream,
+			// so no operator's size is lowered here).
 			cfg.MaxBytes /= 2
+			cfg.Replicas = probe.CachedInfo().Config.Replicas
 			return wrapUsageErr(js.CreateOrUpdateStream(ctx, cfg))
 		}
 		if !insufficientResources(err) {

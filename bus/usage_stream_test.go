@@ -52,7 +52,7 @@ func TestUsageStreamLimitsAndDedup(t *testing.T) {
 
 func TestUsageDefaultsAndFilter(t *testing.T) {
 	cfg := bus.UsageStreamConfig(bus.UsageStreamOptions{})
-	if cfg.Name != bus.StreamUsage || cfg.MaxBytes != 1<<30 || cfg.MaxAge != 30*24*time.Hour || cfg.Replicas != 1 || cfg.Discard != jetstream.DiscardOld {
+	if cfg.Name != bus.StreamUsage || cfg.MaxBytes != 1<<30 || cfg.MaxAge != 30*24*time.Hour || cfg.Discard != jetstream.DiscardOld {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 	for _, tc := range []struct{ team, server, tool, want string }{

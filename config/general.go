@@ -1,11 +1,13 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/mcpbus/mcpbus/bus"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -77,6 +79,8 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv) (unused []s
 			f.AllowedOrigins = readOrigins(p, path, kv.val, env) // origins.go
 		case "mcp_bus_users":
 			f.BusUsers = readBusUsers(p, path, kv.val, env) // bususers.go
+		case "nats_replicas":
+			f.NATSReplicas = readReplicas(p, path, kv.val, env)
 		default:
 			unused = append(unused, kv.key)
 		}
@@ -199,4 +203,29 @@ func readStringList(p *problems, path string, n *yaml.Node, env LookupEnv) []lis
 		items = append(items, listItem{ip, strings.TrimSpace(v)})
 	}
 	return items
+}
+
+// readReplicas reads nats_replicas: 1 to bus.MaxReplicas, or "auto" (0).
+func readReplicas(p *problems, path string, n *yaml.Node, env LookupEnv) int {
+	if isNull(n) {
+		return 0
+	}
+	s, ok := p.str(path, n)
+	if !ok {
+		return 0
+	}
+	s, ferr := resolve(path, s, env)
+	if ferr != nil {
+		p.add(*ferr)
+		return 0
+	}
+	if s = strings.TrimSpace(s); strings.EqualFold(s, "auto") {
+		return 0
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 1 || v > bus.MaxReplicas {
+		p.errorf(path, fmt.Sprintf("must be auto or a whole number from 1 to %d (copies JetStream keeps of each bucket and stream)", bus.MaxReplicas))
+		return 0
+	}
+	return v
 }

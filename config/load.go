@@ -72,6 +72,11 @@ type File struct {
 	// rebinding. Entries are scheme://host[:port] or a bare host.
 	AllowedOrigins []string
 
+	// NATSReplicas is general_settings.nats_replicas: how many copies
+	// JetStream keeps of each bucket and stream mcpbus creates; 0 (auto, the
+	// default) is 3 on a NATS cluster of 3 or more servers, else 1.
+	NATSReplicas int
+
 	// BusUsers is general_settings.mcp_bus_users: who, besides serve's own
 	// services, may connect to the embedded NATS server, and with which roles
 	// (bususers.go).

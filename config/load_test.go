@@ -375,3 +375,17 @@ func TestInternalRangesWithoutLoopbackWarn(t *testing.T) {
 		}
 	}
 }
+
+func TestNATSReplicas(t *testing.T) {
+	for src, want := range map[string]int{
+		"": 0,
+		"general_settings:\n  nats_replicas: 3\n":    3,
+		"general_settings:\n  nats_replicas: auto\n": 0,
+		"general_settings:\n  nats_replicas: 1\n":    1,
+	} {
+		f, err := Parse("config.yaml", []byte(src), nil)
+		if err != nil || f.NATSReplicas != want || len(f.Warnings) != 0 {
+			t.Errorf("%q: got %v %v, want %d and no warning", src, f, err, want)
+		}
+	}
+}

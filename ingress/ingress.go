@@ -67,6 +67,8 @@ type Options struct {
 	// bus.BucketSessions, so another ingress replica serves them; nil keeps
 	// them in this process only.
 	JetStream jetstream.JetStream
+	// State sets the replicas of the sessions bucket (bus.StatePolicy).
+	State bus.StatePolicy
 	// AllowedOrigins are Origin/Host values accepted besides localhost ones
 	// (general_settings.mcp_allowed_origins); others get 403.
 	AllowedOrigins []string
@@ -167,7 +169,7 @@ func (g *Ingress) openSessions() *sessionStore {
 	if g.o.JetStream != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		s, err := openSessionStore(ctx, g.o.JetStream, g.o.SessionIdle, g.log, g.sessionEnded)
+		s, err := openSessionStore(ctx, g.o.JetStream, g.state(), g.o.SessionIdle, g.log, g.sessionEnded)
 		if err == nil {
 			return s
 		}
@@ -240,4 +242,13 @@ func (g *Ingress) readiness(w http.ResponseWriter, _ *http.Request) {
 	}
 	body, _ := json.Marshal(rep)
 	writeJSON(w, code, body)
+}
+
+// state is the bucket policy, logging to the ingress's logger.
+func (g *Ingress) state() bus.StatePolicy {
+	p := g.o.State
+	if p.Log == nil {
+		p.Log = g.log
+	}
+	return p
 }

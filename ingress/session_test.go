@@ -234,7 +234,7 @@ func kvStore(t *testing.T, ns *server.Server, ttl time.Duration, e *endings) *se
 	if e != nil {
 		ended = e.ended
 	}
-	s, err := openSessionStore(bg, js, ttl, slog.New(slog.NewTextHandler(io.Discard, nil)), ended)
+	s, err := openSessionStore(bg, js, bus.StatePolicy{}, ttl, slog.New(slog.NewTextHandler(io.Discard, nil)), ended)
 	if err != nil {
 		t.Fatal(err)
 	}

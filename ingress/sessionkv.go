@@ -41,7 +41,7 @@ const sessionRefreshDivisor = 12
 
 // openSessionStore opens (creating if needed) the sessions bucket and starts
 // following it.
-func openSessionStore(ctx context.Context, js jetstream.JetStream, ttl time.Duration, log *slog.Logger, ended func(id string, publish bool)) (*sessionStore, error) {
+func openSessionStore(ctx context.Context, js jetstream.JetStream, state bus.StatePolicy, ttl time.Duration, log *slog.Logger, ended func(id string, publish bool)) (*sessionStore, error) {
 	cfg := jetstream.KeyValueConfig{
 		Bucket:         bus.BucketSessions,
 		Description:    "mcpbus downstream MCP sessions",
@@ -55,15 +55,15 @@ func openSessionStore(ctx context.Context, js jetstream.JetStream, ttl time.Dura
 		MaxValueSize: 256 << 10,
 		MaxBytes:     sessionsMaxBytes,
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+	kv, err := bus.EnsureKV(ctx, js, cfg, state)
 	if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
 		// An older server: sessions still expire, only their expiry is not
 		// announced.
 		cfg.LimitMarkerTTL = 0
-		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+		kv, err = bus.EnsureKV(ctx, js, cfg, state)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kv bucket %s: %w", bus.BucketSessions, err)
+		return nil, err
 	}
 	w, err := kv.WatchAll(context.Background(), jetstream.UpdatesOnly())
 	if err != nil {

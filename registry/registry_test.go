@@ -19,7 +19,7 @@ func TestSeedWatchAndRedactedLookups(t *testing.T) {
 	defer cancel()
 	nc := bustest.Conn(t, bustest.Server(t))
 	js, _ := jetstream.New(nc)
-	kv, err := bus.ServersBucket(ctx, js)
+	kv, err := bus.ServersBucket(ctx, js, bus.StatePolicy{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestSeedWithoutKeyRefusesPlainCredentials(t *testing.T) {
 	ctx := context.Background()
 	nc := bustest.Conn(t, bustest.Server(t))
 	js, _ := jetstream.New(nc)
-	kv, err := bus.ServersBucket(ctx, js)
+	kv, err := bus.ServersBucket(ctx, js, bus.StatePolicy{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestSeedSealsOldRecordsAndTheirHistory(t *testing.T) {
 	ctx := context.Background()
 	nc := bustest.Conn(t, bustest.Server(t))
 	js, _ := jetstream.New(nc)
-	kv, err := bus.ServersBucket(ctx, js)
+	kv, err := bus.ServersBucket(ctx, js, bus.StatePolicy{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func startRegistry(t *testing.T, o registry.Options, seed ...bus.ServerSpec) *re
 	t.Cleanup(cancel)
 	nc := bustest.Conn(t, bustest.Server(t))
 	js, _ := jetstream.New(nc)
-	kv, err := bus.ServersBucket(ctx, js)
+	kv, err := bus.ServersBucket(ctx, js, bus.StatePolicy{})
 	if err != nil {
 		t.Fatal(err)
 	}

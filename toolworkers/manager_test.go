@@ -125,7 +125,7 @@ func newMgrEnv(t *testing.T) *mgrEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := bus.ServersBucket(context.Background(), js)
+	kv, err := bus.ServersBucket(context.Background(), js, bus.StatePolicy{})
 	if err != nil {
 		t.Fatal(err)
 	}

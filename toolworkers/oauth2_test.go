@@ -179,7 +179,7 @@ func tokenKVOn(t *testing.T, ns *server.Server, n int) []*tokenStore {
 			t.Fatal(err)
 		}
 		if i == 0 { // as the registry does
-			if err := bus.EnsureOAuthTokenBucket(ctx, js); err != nil {
+			if err := bus.EnsureOAuthTokenBucket(ctx, js, bus.StatePolicy{}); err != nil {
 				t.Fatal(err)
 			}
 		}

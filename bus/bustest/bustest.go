@@ -62,7 +62,7 @@ func ServerCache(t testing.TB, ns *server.Server, specs ...bus.ServerSpec) *bus.
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	kv, err := bus.ServersBucket(ctx, js)
+	kv, err := bus.ServersBucket(ctx, js, bus.StatePolicy{})
 	if err != nil {
 		t.Fatal(err)
 	}

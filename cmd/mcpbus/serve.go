@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/gateway"
 	"github.com/mcpbus/mcpbus/config"
 )
@@ -29,6 +30,7 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 	port := fs.Int("port", 0, "listen port (LiteLLM compatible; overrides --listen's port)")
 	data := fs.String("data", "./data", "data directory for the embedded NATS JetStream store")
 	natsURL := fs.String("nats", "", "use an external NATS server (nats://host:port) instead of the embedded one")
+	natsReplicas := fs.String("nats-replicas", "", "copies JetStream keeps of each bucket and stream on --nats: 1-5 or auto (default: general_settings.nats_replicas, else auto: 3 on a cluster of 3+ servers)")
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS loopback listener for CLIs and extra workers, or off")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -60,6 +62,11 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
+	}
+	if *natsReplicas != "" {
+		if cfg.NATSReplicas, err = parseReplicas(*natsReplicas); err != nil {
+			return err
+		}
 	}
 	for _, w := range xffWarnings(cfg) {
 		log.Warn(w)
@@ -166,4 +173,16 @@ func xffWarnings(cfg *config.File) []string {
 		out = append(out, "general_settings.mcp_trusted_proxy_ranges / mcp_xff_num_trusted_hops have no effect while use_x_forwarded_for is off: callers are classified by their direct address")
 	}
 	return out
+}
+
+// parseReplicas reads --nats-replicas: auto (0) or 1 to bus.MaxReplicas.
+func parseReplicas(s string) (int, error) {
+	if strings.EqualFold(strings.TrimSpace(s), "auto") {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 1 || n > bus.MaxReplicas {
+		return 0, fmt.Errorf("--nats-replicas: %q must be auto or a whole number from 1 to %d", s, bus.MaxReplicas)
+	}
+	return n, nil
 }

@@ -37,7 +37,7 @@ func TestWorkerCommand(t *testing.T) {
 	ns := bustest.Server(t)
 	nc := bustest.Conn(t, ns)
 	js, _ := jetstream.New(nc)
-	kv, err := bus.ServersBucket(context.Background(), js)
+	kv, err := bus.ServersBucket(context.Background(), js, bus.StatePolicy{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,6 +70,17 @@ type Options struct {
 	RouterOnly bool
 }
 
+// state is how this process's services create buckets and streams:
+// general_settings.nats_replicas on an external NATS; the embedded server is
+// one node, so its state is kept once whatever the setting.
+func (o Options) state() bus.StatePolicy {
+	p := bus.StatePolicy{Replicas: bus.Replicas(o.Config.NATSReplicas), Log: o.Log}
+	if o.NATSURL == "" {
+		p.Replicas = 1
+	}
+	return p
+}
+
 // ServiceNames are the services one process can run (Options.Services).
 var ServiceNames = []string{"nats", "auth", "registry", "router", "workers", "ingress"}
 
@@ -192,7 +203,7 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if kv, err = bus.ServersBucket(ctx, rjs); err != nil {
+		if kv, err = bus.ServersBucket(ctx, rjs, o.state()); err != nil {
 			return nil, err
 		}
 		if err := registry.Seed(ctx, rjs, kv, o.Config.Servers, g.secrets, o.Log); err != nil {
@@ -200,8 +211,8 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 		}
 		// The stream and bucket the workers use, which their bus users may
 		// not create (bus/natsauth.go).
-		EnsureUsageStream(ctx, rjs, o.Log) // usage.go
-		if err := bus.EnsureOAuthTokenBucket(ctx, rjs); err != nil {
+		EnsureUsageStream(ctx, rjs, o.state()) // usage.go
+		if err := bus.EnsureOAuthTokenBucket(ctx, rjs, o.state()); err != nil {
 			return nil, err
 		}
 	}
@@ -214,7 +225,7 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := g.add(auth.Start(ac, auth.Options{MasterKey: o.Config.MasterKey, Log: o.Log, Version: Version, JetStream: ajs})); err != nil {
+		if err := g.add(auth.Start(ac, auth.Options{MasterKey: o.Config.MasterKey, Log: o.Log, Version: Version, JetStream: ajs, State: o.state()})); err != nil {
 			return nil, fmt.Errorf("auth service: %w", err)
 		}
 	}

@@ -2,19 +2,18 @@ package gateway
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// EnsureUsageStream, run by `mcpbus serve` and `mcpbus worker` at start,
-// creates (or updates) the usage stream with the default
-// limits. A failure is logged, not returned: usage events are not on the call
+// EnsureUsageStream, run by the registry's host at start, creates (or
+// updates, never lowering a limit) the usage stream with the default limits. A failure is logged, not returned: usage events are not on the call
 // path, so a NATS account that may not create streams still serves calls
 // (each worker then counts and warns about events it could not store).
-func EnsureUsageStream(ctx context.Context, js jetstream.JetStream, log *slog.Logger) {
-	s, err := bus.UsageStream(ctx, js, bus.UsageStreamOptions{})
+func EnsureUsageStream(ctx context.Context, js jetstream.JetStream, state bus.StatePolicy) {
+	log := state.Log
+	s, err := bus.UsageStream(ctx, js, bus.UsageStreamOptions{State: state})
 	if err != nil {
 		log.Error("usage events will not be stored", "err", err)
 		return

@@ -1,0 +1,170 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// mcpbus's state on the bus is its KV buckets and the usage stream. Every
+// service that creates one goes through EnsureKV or EnsureStream, so one
+// setting (general_settings.nats_replicas, serve --nats-replicas) decides how
+// many copies JetStream keeps of each, and no service start ever lowers what
+// an operator raised by hand: replicas, history, byte and age limits only go
+// up here.
+
+// Replicas is the replica count mcpbus asks for: 1 to MaxReplicas, or 0
+// (AutoReplicas) for 3 on a NATS cluster of 3 or more servers and 1
+// otherwise (the embedded single node).
+type Replicas int
+
+const (
+	AutoReplicas Replicas = 0
+	MaxReplicas           = 5
+)
+
+// StatePolicy is how a service creates state: the replicas wanted and where
+// to say what it found.
+type StatePolicy struct {
+	Replicas Replicas
+	Log      *slog.Logger
+}
+
+// ClusterSize is the number of NATS servers nc knows of: those it was given
+// and those the cluster announced (distinct host:port), 1 at least.
+func ClusterSize(nc *nats.Conn) int {
+	if nc == nil {
+		return 1
+	}
+	seen := map[string]bool{}
+	for _, s := range nc.Servers() {
+		if u, err := url.Parse(s); err == nil {
+			seen[u.Host] = true
+		}
+	}
+	return max(1, len(seen))
+}
+
+// want is the replica count to create with on nc, and whether it was chosen
+// automatically (then a cluster that cannot place it gets 1 and a warning).
+func (p StatePolicy) want(nc *nats.Conn) (n int, auto bool) {
+	if p.Replicas > 0 {
+		return min(int(p.Replicas), MaxReplicas), false
+	}
+	if ClusterSize(nc) >= 3 {
+		return 3, true
+	}
+	return 1, true
+}
+
+func (p StatePolicy) log() *slog.Logger {
+	if p.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Log
+}
+
+// EnsureKV creates the bucket cfg describes, or brings an existing one to it
+// without lowering anything an operator raised (raiseOnly).
+func EnsureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, p StatePolicy) (jetstream.KeyValue, error) {
+	n, auto := p.want(js.Conn())
+	cfg.Replicas = n
+	existing, err := existingStream(ctx, js, "KV_"+cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("kv bucket %s: %w", cfg.Bucket, err)
+	}
+	if existing != nil {
+		c := *existing
+		cfg.Replicas = max(cfg.Replicas, c.Replicas)
+		if c.MaxMsgsPerSubject > int64(cfg.History) && c.MaxMsgsPerSubject <= jetstream.KeyValueMaxHistory {
+			cfg.History = uint8(c.MaxMsgsPerSubject)
+		}
+		cfg.MaxBytes = raised(cfg.MaxBytes, c.MaxBytes)
+		cfg.MaxValueSize = int32(raised(int64(cfg.MaxValueSize), int64(c.MaxMsgSize)))
+		p.warnSingle(js.Conn(), "kv bucket "+cfg.Bucket, cfg.Replicas)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil && auto && cfg.Replicas > 1 && existing == nil {
+		p.log().Warn("kv bucket "+cfg.Bucket+": cannot place "+fmt.Sprint(cfg.Replicas)+" replicas on this NATS cluster; created with 1 (set general_settings.nats_replicas)", "err", err)
+		cfg.Replicas = 1
+		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kv bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
+// EnsureStream creates the stream cfg describes, or brings an existing one to
+// it without lowering its replicas or its byte, message or age limits.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, p StatePolicy) (jetstream.Stream, error) {
+	n, auto := p.want(js.Conn())
+	cfg.Replicas = n
+	existing, err := existingStream(ctx, js, cfg.Name)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
+	}
+	if existing != nil {
+		RaiseOnly(&cfg, *existing)
+		p.warnSingle(js.Conn(), "stream "+cfg.Name, cfg.Replicas)
+	}
+	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil && auto && cfg.Replicas > 1 && existing == nil && !insufficientResources(err) {
+		p.log().Warn("stream "+cfg.Name+": cannot place "+fmt.Sprint(cfg.Replicas)+" replicas on this NATS cluster; created with 1 (set general_settings.nats_replicas)", "err", err)
+		cfg.Replicas = 1
+		s, err = js.CreateOrUpdateStream(ctx, cfg)
+	}
+	return s, err
+}
+
+// RaiseOnly keeps in cfg what an existing stream has more of: replicas,
+// MaxBytes, MaxMsgs, MaxAge and MaxMsgSize (-1 or 0 meaning no limit).
+func RaiseOnly(cfg *jetstream.StreamConfig, existing jetstream.StreamConfig) {
+	cfg.Replicas = max(cfg.Replicas, existing.Replicas)
+	cfg.MaxBytes = raised(cfg.MaxBytes, existing.MaxBytes)
+	cfg.MaxMsgs = raised(cfg.MaxMsgs, existing.MaxMsgs)
+	cfg.MaxMsgSize = int32(raised(int64(cfg.MaxMsgSize), int64(existing.MaxMsgSize)))
+	if cfg.MaxAge > 0 && (existing.MaxAge == 0 || existing.MaxAge > cfg.MaxAge) {
+		cfg.MaxAge = existing.MaxAge
+	}
+}
+
+// raised is the limit to apply over an existing one: ours when it is larger,
+// else theirs (0 or less meaning none, the largest). Where mcpbus sets no
+// limit the existing one stays: it is the operator's.
+func raised(ours, theirs int64) int64 {
+	if ours <= 0 {
+		return theirs
+	}
+	if theirs <= 0 || theirs > ours {
+		return theirs
+	}
+	return ours
+}
+
+// existingStream is the stream's configuration, or nil when there is none.
+func existingStream(ctx context.Context, js jetstream.JetStream, name string) (*jetstream.StreamConfig, error) {
+	s, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := s.CachedInfo().Config
+	return &c, nil
+}
+
+// warnSingle says when state kept once lives on a cluster that could keep it
+// three times: losing the one server that holds it loses it.
+func (p StatePolicy) warnSingle(nc *nats.Conn, what string, replicas int) {
+	if size := ClusterSize(nc); replicas == 1 && size >= 3 {
+		p.log().Warn(what+" has 1 replica on a NATS cluster of "+fmt.Sprint(size)+" servers: losing the server that holds it loses it; set general_settings.nats_replicas: 3 (or serve --nats-replicas 3) to raise it",
+			"replicas", replicas, "cluster_servers", size)
+	}
+}
