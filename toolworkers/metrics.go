@@ -25,6 +25,7 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	errors   *prometheus.CounterVec
 	cache    *prometheus.CounterVec
+	usage    *prometheus.CounterVec
 
 	mu      sync.Mutex
 	workers map[*Worker]struct{}
@@ -66,14 +67,25 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "mcpbus_catalog_cache_total",
 			Help: "List calls (tools/list, prompts/list, resources/list, resources/templates/list) by catalog cache outcome: hit (answered from the worker's cache), joined (shared a concurrent call's upstream fetch), miss (fetched upstream).",
 		}, []string{"server", "method", "outcome"}),
+		usage: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcpbus_usage_events_total",
+			Help: "Usage events of the tool workers by outcome: stored (acknowledged by the usage stream), retried (published again after no acknowledgement), dropped (queue or retry buffer full: lost), lost (refused for good or not stored within 90s).",
+		}, []string{"outcome"}),
 		workers: map[*Worker]struct{}{},
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.duration, m.errors, m.cache, stateCollector{m}} {
+	for _, c := range []prometheus.Collector{m.calls, m.duration, m.errors, m.cache, m.usage, stateCollector{m}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// usageEvent counts one usage event's outcome.
+func (m *Metrics) usageEvent(outcome string) {
+	if m != nil {
+		m.usage.WithLabelValues(outcome).Inc()
+	}
 }
 
 func (m *Metrics) add(w *Worker) {

@@ -2,6 +2,7 @@ package toolworkers
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -15,28 +16,39 @@ import (
 // Usage events leave the call path at once: publishUsage puts the event on a
 // bounded queue (a channel send that never waits) and one goroutine per
 // worker replica publishes it to JetStream asynchronously, with the request id
-// as Nats-Msg-Id so the stream drops a second copy. When the queue is full the
-// event is dropped and counted, never waited for; so is one the stream refuses
-// (no stream, no JetStream) or does not acknowledge in time. Neither ever
+// as Nats-Msg-Id so the stream drops a second copy. An event the stream does
+// not acknowledge (no leader while a NATS node is lost, a timeout, no stream
+// yet) waits in a bounded retry buffer and is published again, with the same
+// id, until it is stored or is older than usageRetryFor, which stays inside
+// the stream's duplicate window so a retry never counts a call twice. What
+// cannot be kept (queue or buffer full, too old, refused for good) is counted
+// and warned about once per usageWarnEvery, never per event. Nothing here ever
 // fails or slows the call.
 const (
 	usageQueueSize  = 4096            // events waiting for the publisher, per replica
 	usageMaxPending = 512             // published events waiting for their ack
-	usageAckTimeout = 5 * time.Second // an event not acknowledged by then counts as failed
+	usageAckTimeout = 5 * time.Second // an event not acknowledged by then is retried
 	usageWarnEvery  = 10 * time.Second
 	usageFlushWait  = 2 * time.Second // what Stop gives queued events to get out
+	usageRetryMax   = 16384           // events waiting to be published again, per replica
+	usageRetryEvery = 500 * time.Millisecond
+	// usageRetryFor is how long an event is retried: well inside
+	// bus.DefaultUsageDuplicates, in which the stream drops a second copy.
+	usageRetryFor = 90 * time.Second
 )
 
 // UsageStats counts one worker replica's usage events since it started.
 type UsageStats struct {
 	Stored  uint64 // acknowledged by the usage stream (a duplicate counts too)
-	Dropped uint64 // the queue was full: never published
-	Failed  uint64 // refused or not acknowledged: no stream, no JetStream, timeout, disconnected
+	Retried uint64 // published again after the stream did not acknowledge them
+	Dropped uint64 // the queue or the retry buffer was full: lost
+	Failed  uint64 // refused for good, or not stored within usageRetryFor: lost
 }
 
 // UsageStats reports the replica's usage event counts.
 func (w *Worker) UsageStats() UsageStats {
-	return UsageStats{Stored: w.usage.stored.Load(), Dropped: w.usage.dropped.Load(), Failed: w.usage.failed.Load()}
+	return UsageStats{Stored: w.usage.stored.Load(), Retried: w.usage.retried.Load(),
+		Dropped: w.usage.dropped.Load(), Failed: w.usage.failed.Load()}
 }
 
 // publishUsage queues the usage event of one finished call.
@@ -82,8 +94,15 @@ type usagePublisher struct {
 	stop    chan struct{}
 	done    chan struct{}
 
-	stored, dropped, failed    atomic.Uint64
-	lastDropWarn, lastFailWarn atomic.Int64 // unix nanoseconds
+	stored, dropped, failed, retried         atomic.Uint64
+	lastDropWarn, lastFailWarn, lastRetryWarn atomic.Int64 // unix nanoseconds
+
+	// The retry buffer: events to publish again, and when each first failed.
+	retryMu  sync.Mutex
+	retry    []*nats.Msg
+	firstErr map[*nats.Msg]time.Time
+	retryFor time.Duration // usageRetryFor; tests shorten it
+	metrics  *Metrics
 }
 
 // enqueue hands ev to the publisher without ever waiting.
@@ -99,6 +118,7 @@ func (p *usagePublisher) enqueue(w *Worker, ev bus.UsageEvent) {
 			p.queue = make(chan bus.UsageEvent, usageQueueSize)
 		}
 		p.stop, p.done = make(chan struct{}), make(chan struct{})
+		p.metrics = w.metrics
 		go p.run(w.nc, w.log)
 	}
 	q := p.queue
@@ -107,6 +127,7 @@ func (p *usagePublisher) enqueue(w *Worker, ev bus.UsageEvent) {
 	case q <- ev:
 	default:
 		n := p.dropped.Add(1)
+		p.metrics.usageEvent("dropped")
 		if p.due(&p.lastDropWarn) {
 			w.log.Warn("usage events dropped: the publish queue is full (is NATS slow or disconnected?)",
 				"dropped_total", n, "queue", cap(q))
@@ -128,7 +149,7 @@ func (p *usagePublisher) run(nc *nats.Conn, log *slog.Logger) {
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(usageMaxPending),
 		jetstream.WithPublishAsyncTimeout(usageAckTimeout),
-		jetstream.WithPublishAsyncAckHandler(func(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) { p.stored.Add(1) }),
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) { p.acked(m) }),
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) { p.fail(log, m, err) }))
 	if err != nil { // only bad options fail here
 		log.Error("usage events off: no JetStream context", "err", err)
@@ -152,11 +173,25 @@ func (p *usagePublisher) run(nc *nats.Conn, log *slog.Logger) {
 			p.fail(log, m, err)
 		}
 	}
+	retry := time.NewTicker(usageRetryEvery)
+	defer retry.Stop()
+	republish := func() {
+		for _, m := range p.takeRetries() {
+			p.retried.Add(1)
+			p.metrics.usageEvent("retried")
+			if _, err := js.PublishMsgAsync(m); err != nil {
+				p.fail(log, m, err)
+			}
+		}
+	}
 	for {
 		select {
 		case ev := <-p.queue:
 			publish(ev)
+		case <-retry.C:
+			republish()
 		case <-p.stop:
+			republish()
 			deadline := time.NewTimer(usageFlushWait)
 			defer deadline.Stop()
 			for {
@@ -177,8 +212,60 @@ func (p *usagePublisher) run(nc *nats.Conn, log *slog.Logger) {
 	}
 }
 
+// acked counts an event the stream stored.
+func (p *usagePublisher) acked(m *nats.Msg) {
+	p.stored.Add(1)
+	p.metrics.usageEvent("stored")
+	p.retryMu.Lock()
+	delete(p.firstErr, m)
+	p.retryMu.Unlock()
+}
+
+// takeRetries empties the retry buffer.
+func (p *usagePublisher) takeRetries() []*nats.Msg {
+	p.retryMu.Lock()
+	defer p.retryMu.Unlock()
+	out := p.retry
+	p.retry = nil
+	return out
+}
+
+// fail handles an event the stream did not store: it goes back into the
+// retry buffer while it may still be retried, else it is lost, counted.
 func (p *usagePublisher) fail(log *slog.Logger, m *nats.Msg, err error) {
+	if m != nil && usageRetryable(err) {
+		now := time.Now()
+		limit := p.retryFor
+		if limit <= 0 {
+			limit = usageRetryFor
+		}
+		p.retryMu.Lock()
+		if p.firstErr == nil {
+			p.firstErr = map[*nats.Msg]time.Time{}
+		}
+		first, seen := p.firstErr[m]
+		if !seen {
+			first = now
+		}
+		kept := now.Sub(first) < limit && len(p.retry) < usageRetryMax
+		if kept {
+			p.firstErr[m] = first
+			p.retry = append(p.retry, m)
+		} else {
+			delete(p.firstErr, m)
+		}
+		waiting := len(p.retry)
+		p.retryMu.Unlock()
+		if kept {
+			if p.due(&p.lastRetryWarn) {
+				log.Warn("usage events not acknowledged by the "+bus.StreamUsage+" stream (no leader, or no stream yet); retrying them",
+					"waiting", waiting, "err", err)
+			}
+			return
+		}
+	}
 	n := p.failed.Add(1)
+	p.metrics.usageEvent("lost")
 	if p.due(&p.lastFailWarn) {
 		subject := ""
 		if m != nil {
@@ -187,6 +274,20 @@ func (p *usagePublisher) fail(log *slog.Logger, m *nats.Msg, err error) {
 		log.Warn("usage event not stored (is the "+bus.StreamUsage+" stream there?)", "failed_total", n, "subject", subject, "err", err)
 	}
 }
+
+// usageRetryable reports whether an event refused with err may be stored later:
+// anything but an event too large for the connection or the stream.
+func usageRetryable(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.Is(err, nats.ErrMaxPayload) || errors.As(err, &apiErr) && apiErr.ErrorCode == errMessageTooLarge {
+		return false
+	}
+	return true
+}
+
+// errMessageTooLarge is JetStream's "message size exceeds maximum allowed"
+// (NATS error code 10054).
+const errMessageTooLarge = 10054
 
 // close stops the publisher after a last flush; later events are ignored.
 func (p *usagePublisher) close() {

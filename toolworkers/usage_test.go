@@ -3,6 +3,7 @@ package toolworkers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -172,8 +173,9 @@ func TestUsageEventsFieldByField(t *testing.T) {
 	}
 }
 
-// With no usage stream (or no JetStream) events fail to be stored, counted
-// and warned about; the calls themselves succeed as before. (That a call
+// With no usage stream (or no JetStream) events are retried for a while and
+// then counted as lost and warned about, once; the calls themselves succeed
+// as before. (That a call
 // never waits for its event is TestUsageFullQueueDropsWithoutWaiting.)
 func TestUsageWithoutStreamNeverFailsACall(t *testing.T) {
 	ns := bustest.Server(t)
@@ -185,6 +187,7 @@ func TestUsageWithoutStreamNeverFailsACall(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
+	w.usage.retryFor = 300 * time.Millisecond // retried, then given up (usageRetryFor)
 	nc.Flush()
 	const n = 20
 	for i := range n {
@@ -232,3 +235,43 @@ func TestUsageFullQueueDropsWithoutWaiting(t *testing.T) {
 
 // lockedWriter is a log sink safe for concurrent writers.
 type lockedWriter = bustest.Buffer
+
+// Events the stream cannot take for a while (no stream, as while a stream
+// has no leader after a NATS node is lost) are retried and all stored once it
+// answers, each exactly once (Nats-Msg-Id), none lost.
+func TestUsageEventsSurviveAnOutage(t *testing.T) {
+	ns := bustest.Server(t)
+	nc := bustest.Conn(t, ns)
+	f := usageUpstream(t)
+	lw := &lockedWriter{}
+	w, err := Start(nc, bus.ServerSpec{Name: "github", URL: f.url()}, Options{Log: slog.New(slog.NewTextHandler(lw, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	nc.Flush()
+	const n = 30
+	for i := range n {
+		reply := callWorker(t, nc, "github", fmt.Sprintf("req-%d", i), `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search"}}`)
+		if !strings.Contains(string(reply.Data), "found") {
+			t.Fatalf("call %d: %s", i, reply.Data)
+		}
+	}
+	bustest.Eventually(t, 30*time.Second, "events waiting to be retried", func() bool { return w.UsageStats().Retried > 0 })
+	js, _ := jetstream.New(nc)
+	s, err := bus.UsageStream(context.Background(), js, bus.UsageStreamOptions{MaxBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bustest.Eventually(t, 30*time.Second, "every event stored once the stream answers", func() bool { return w.UsageStats().Stored >= n })
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := w.UsageStats(); info.State.Msgs != n || st.Failed != 0 || st.Dropped != 0 {
+		t.Fatalf("stream holds %d events, want %d; stats %+v", info.State.Msgs, n, st)
+	}
+	if got := lw.String(); strings.Count(got, "retrying them") != 1 {
+		t.Fatalf("want one rate-limited retry warning, got:\n%s", got)
+	}
+}
