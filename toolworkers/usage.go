@@ -94,7 +94,7 @@ type usagePublisher struct {
 	stop    chan struct{}
 	done    chan struct{}
 
-	stored, dropped, failed, retried         atomic.Uint64
+	stored, dropped, failed, retried          atomic.Uint64
 	lastDropWarn, lastFailWarn, lastRetryWarn atomic.Int64 // unix nanoseconds
 
 	// The retry buffer: events to publish again, and when each first failed.
