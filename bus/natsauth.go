@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -103,6 +104,9 @@ func rolesList() string {
 	return strings.Join(s, ", ")
 }
 
+// ReplyWindow is how long a service may answer a request it received.
+const ReplyWindow = MaxCallTimeout + CallGrace + time.Minute
+
 // natsUser is u as nats-server wants it.
 func (u BusUser) natsUser() *server.User {
 	nu := &server.User{Username: u.User, Password: u.Password}
@@ -117,8 +121,12 @@ func (u BusUser) natsUser() *server.User {
 
 // RolePermissions is what a user holding roles may publish and subscribe to.
 // Answers to requests a user received go through nats-server's response
-// permission (one reply per request), so no role needs to publish to other
-// users' inboxes.
+// permission, so no role needs to publish to other users' inboxes: one reply
+// per request, except for workers, whose replies also carry the liveness
+// acknowledgement and heartbeats of a call (liveness.go); and replies are
+// allowed for as long as a call may last (MaxCallTimeout, plus CallGrace and
+// a minute), not nats-server's default two minutes, so a long call's answer
+// is not refused.
 func RolePermissions(user string, roles []Role, servers []string) *server.Permissions {
 	pub := []string{
 		"$JS.API.INFO",
@@ -136,7 +144,10 @@ func RolePermissions(user string, roles []Role, servers []string) *server.Permis
 		Subscribe: &server.SubjectPermission{Allow: dedupe(sub)},
 	}
 	if responds {
-		perms.Response = &server.ResponsePermission{MaxMsgs: 1}
+		perms.Response = &server.ResponsePermission{MaxMsgs: 1, Expires: ReplyWindow}
+		if slices.Contains(roles, RoleWorkers) {
+			perms.Response.MaxMsgs = -1 // bounded by Expires
+		}
 	}
 	return perms
 }

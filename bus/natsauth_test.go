@@ -58,6 +58,15 @@ func TestRolePermissions(t *testing.T) {
 	if has(ing.Publish.Allow, SubjectKeyRevoked) || has(ing.Publish.Allow, "$KV."+BucketServers+".>") || !has(ing.Publish.Allow, ToolRPC("*")) {
 		t.Errorf("ingress publishes %v", ing.Publish.Allow)
 	}
+	// Replies: one per request (workers: the liveness messages too), for as
+	// long as a call may last.
+	if all.Response == nil || all.Response.MaxMsgs >= 0 || all.Response.Expires < MaxCallTimeout {
+		t.Errorf("workers' replies: %+v", all.Response)
+	}
+	r := RolePermissions("r", []Role{RoleRouter}, nil)
+	if r.Response == nil || r.Response.MaxMsgs != 1 || r.Response.Expires < MaxCallTimeout {
+		t.Errorf("router's replies: %+v", r.Response)
+	}
 	u := RolePermissions("u", []Role{RoleUsage}, nil)
 	if u.Response != nil || len(u.Subscribe.Allow) != 1 || has(u.Publish.Allow, "$JS.API.STREAM.INFO.KV_"+BucketServers) {
 		t.Errorf("usage: %+v %+v", u.Publish, u.Subscribe)

@@ -165,6 +165,8 @@ func CallDeadline(s ServerSpec, env Envelope, now time.Time) (time.Time, time.Du
 // answer: none runs, none answered within limit, or the bus failed.
 func WorkerError(s ServerSpec, limit time.Duration, err error) *Error {
 	switch {
+	case IsLivenessError(err):
+		return LivenessError(s, err)
 	case errors.Is(err, nats.ErrNoResponders):
 		return Errorf(ErrUpstreamUnavailable, "no tool worker is running for server %q", s.Name)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
@@ -45,9 +46,15 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 		// plain so the session header can go with it.
 		req.env.Stream = ps.streamTo
 	}
+	// A send straight to the workers goes with liveness (bus/liveness.go):
+	// watch ends a try nobody took, or a call whose worker went silent.
+	live := liveness{watch: time.NewTimer(time.Hour)}
+	live.watch.Stop()
+	defer live.watch.Stop()
 	send := func(t target) error {
 		m := &nats.Msg{Subject: t.subject, Reply: ps.replyTo, Data: req.body, Header: req.env.Header()}
 		injectTrace(ctx, m.Header)
+		live.start(g, ps, t, m.Header)
 		return g.nc.PublishMsg(m)
 	}
 	if err := send(t); err != nil {
@@ -61,12 +68,46 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 	for {
 		select {
 		case <-ps.wake:
+		case <-live.watch.C:
+			if live.seen == 0 && live.tries < bus.AcceptAttempts {
+				if err := send(t); err != nil { // nobody took it: another replica may
+					g.finish(w, r, req, sse, nil, t.failure(err))
+					return
+				}
+				continue
+			}
+			e := bus.WorkerLostError(*t.server)
+			if live.seen == 0 {
+				e = bus.NotTakenError(*t.server)
+			}
+			g.finish(w, r, req, sse, nil, e)
+			return
 		case <-ctx.Done():
 			if r.Context().Err() != nil {
 				return // the client left
 			}
 			g.finish(w, r, req, sse, nil, t.waitError(ctx, req))
 			return
+		}
+		if live.on {
+			beats, expired := ps.liveness()
+			switch {
+			case beats > live.seen:
+				live.seen = beats
+				live.watch.Reset(bus.LostAfter)
+			case expired && live.seen == 0:
+				// Dropped as too late the moment it arrived: this clock and
+				// the worker's disagree. Send without liveness from now on.
+				if !g.clockSkew.Swap(true) {
+					g.log.Warn("a tool worker's clock is more than "+bus.AcceptWithin.String()+" off this ingress's; direct calls go without liveness (fix NTP)",
+						"server", t.server.Name)
+				}
+				if err := send(t); err != nil {
+					g.finish(w, r, req, sse, nil, t.failure(err))
+					return
+				}
+				continue
+			}
 		}
 		msgs, reply := ps.take(batch)
 		batch = msgs
@@ -267,9 +308,37 @@ func (g *Ingress) route(ctx context.Context, req *request) (out []byte, rerr *bu
 func (g *Ingress) request(ctx context.Context, t target, req *request) (*nats.Msg, error) {
 	m := &nats.Msg{Subject: t.subject, Data: req.body, Header: req.env.Header()}
 	injectTrace(ctx, m.Header)
+	if t.server != nil && g.workers != nil {
+		return g.workers.Request(ctx, m) // straight to the workers: with liveness
+	}
 	return g.nc.RequestMsgWithContext(ctx, m)
 }
 
 func revokedError(req *request) *bus.Error {
 	return bus.Errorf(bus.ErrKeyRevoked, "key '%s' was revoked while this call ran; the call was cancelled", req.env.Caller.Name())
+}
+
+// liveness is one POST's liveness state across its tries.
+type liveness struct {
+	on    bool // the current try asked for liveness
+	tries int
+	seen  int // acknowledgements and heartbeats of the current try
+	watch *time.Timer
+}
+
+// start prepares a try of sending to t: with liveness (an accept-by in h,
+// the watch set) when t is a server's workers and the clocks agree.
+func (l *liveness) start(g *Ingress, ps *postStream, t target, h nats.Header) {
+	l.tries++
+	l.seen = 0
+	l.on = t.server != nil && !g.clockSkew.Load()
+	if !l.on {
+		ps.try("")
+		l.watch.Stop()
+		return
+	}
+	tag := strconv.FormatInt(time.Now().Add(bus.AcceptWithin).UnixMilli(), 10)
+	h[bus.HeaderAcceptBy] = []string{tag}
+	ps.try(tag)
+	l.watch.Reset(bus.AcceptWithin + bus.AcceptGrace)
 }

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
@@ -101,7 +102,13 @@ type Ingress struct {
 	origin      originPolicy
 	// hub carries POST streams and answers (streams.go); events are the open
 	// session streams (events.go), fed by notifySub too (notify.go).
-	hub       *streamHub
+	hub *streamHub
+	// workers sends direct requests to tool workers with liveness
+	// (bus/liveness.go); nil sends them as plain requests.
+	workers *bus.WorkerRequester
+	// clockSkew is set once a worker dropped a direct send as too late on
+	// arrival: its clock and this one disagree, so liveness is off.
+	clockSkew atomic.Bool
 	events    eventStreams
 	notifySub *nats.Subscription
 	keepalive time.Duration
@@ -143,6 +150,9 @@ func New(o Options) *Ingress {
 		g.log.Error("cannot subscribe to this ingress's stream subjects; MCP requests will fail", "err", err)
 	}
 	g.hub = hub
+	if g.workers, err = bus.NewWorkerRequester(o.NC); err != nil {
+		g.log.Error("cannot subscribe to worker replies; direct calls go without liveness", "err", err)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/mcp", g.serveMCP)
 	mux.HandleFunc("/mcp/", g.serveMCP)
@@ -209,6 +219,7 @@ func (g *Ingress) Close() {
 		}
 		g.hub.close()
 		g.sessions.close()
+		g.workers.Close()
 	})
 }
 

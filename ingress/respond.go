@@ -50,7 +50,7 @@ func restStatus(k bus.Kind) int {
 		return http.StatusBadRequest
 	case bus.ErrToolNotAllowed:
 		return http.StatusForbidden
-	case bus.ErrUpstreamUnavailable, bus.ErrUpstreamProtocol, bus.ErrUpstreamAuth:
+	case bus.ErrUpstreamUnavailable, bus.ErrUpstreamProtocol, bus.ErrUpstreamAuth, bus.ErrWorkerLost:
 		return http.StatusBadGateway
 	case bus.ErrUpstreamTimeout:
 		return http.StatusGatewayTimeout

@@ -3,6 +3,7 @@ package ingress
 import (
 	"sync"
 
+	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
 )
 
@@ -22,6 +23,13 @@ type sink struct {
 	reply   *nats.Msg // the router's answer to a POST (hub sinks only)
 	dropped int
 	wake    chan struct{} // capacity 1: "something arrived"
+	// Liveness of a POST sent straight to a server's workers
+	// (bus/liveness.go): the accept-by of the current try, how many
+	// acknowledgements and heartbeats came for it, and whether a worker
+	// dropped it as too late.
+	liveTag string
+	beats   int
+	expired bool
 }
 
 func newSink() *sink { return &sink{wake: make(chan struct{}, 1)} }
@@ -42,14 +50,42 @@ func (s *sink) push(m *nats.Msg) bool {
 	return true
 }
 
-// answer records the router's reply and wakes the handler.
+// answer records the router's reply and wakes the handler. A worker's
+// liveness message for the current try is counted instead.
 func (s *sink) answer(m *nats.Msg) {
+	if p := m.Header.Get(bus.HeaderProgress); p != "" {
+		s.mu.Lock()
+		if s.liveTag != "" && m.Header.Get(bus.HeaderAcceptBy) == s.liveTag {
+			if p == bus.ProgressExpired {
+				s.expired = true
+			} else {
+				s.beats++
+			}
+		}
+		s.mu.Unlock()
+		s.signal()
+		return
+	}
 	s.mu.Lock()
 	if s.reply == nil {
 		s.reply = m
 	}
 	s.mu.Unlock()
 	s.signal()
+}
+
+// try starts a try of a live send with accept-by tag ("" for none).
+func (s *sink) try(tag string) {
+	s.mu.Lock()
+	s.liveTag, s.beats, s.expired = tag, 0, false
+	s.mu.Unlock()
+}
+
+// liveness is what the current try's worker said so far.
+func (s *sink) liveness() (beats int, expired bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.beats, s.expired
 }
 
 // retract forgets the reply taken last, so the next one can be recorded: a
@@ -86,6 +122,7 @@ func (s *sink) reset() {
 	s.queue = s.queue[:0]
 	s.reply = nil
 	s.dropped = 0
+	s.liveTag, s.beats, s.expired = "", 0, false
 	s.mu.Unlock()
 	select {
 	case <-s.wake:

@@ -81,7 +81,7 @@ func (t target) failure(err error) *bus.Error {
 	switch {
 	case t.server == nil:
 		return bus.RequestError("router", err)
-	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), bus.IsLivenessError(err):
 		return bus.WorkerError(*t.server, t.limit, err)
 	default:
 		return bus.RequestError(fmt.Sprintf("tool worker for server %q", t.server.Name), err)

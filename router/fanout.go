@@ -85,7 +85,11 @@ func (r *Router) ask(ctx context.Context, h nats.Header, env bus.Envelope, s bus
 	bus.TraceContext.Inject(ctx, bus.HeaderCarrier(out))
 	wctx, cancel := context.WithDeadline(context.Background(), deadline.Add(grace))
 	defer cancel()
-	reply, err := r.nc.RequestMsgWithContext(wctx, &nats.Msg{Subject: subject, Data: body, Header: out})
+	request := r.nc.RequestMsgWithContext
+	if subject == bus.ToolRPC(s.Name) {
+		request = r.workers.Request // liveness: the rpc endpoint takes it
+	}
+	reply, err := request(wctx, &nats.Msg{Subject: subject, Data: body, Header: out})
 	if err != nil {
 		return nil, bus.WorkerError(s, limit, err)
 	}

@@ -48,6 +48,8 @@ type Router struct {
 	tracer trace.Tracer
 	// cat maps aggregated names and URIs to servers (catalog.go).
 	cat *catalog
+	// workers sends requests to tool workers with liveness (bus/liveness.go).
+	workers *bus.WorkerRequester
 }
 
 // DefaultSeparator and DefaultListTimeout apply when Options leaves them unset.
@@ -77,9 +79,15 @@ func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, err
 		o.ListTimeout = DefaultListTimeout
 	}
 	r := &Router{nc: nc, cache: cache, pool: bus.NewPool(o.MaxInFlight), log: o.Log, o: o, tracer: bus.Tracer(o.TracerProvider, tracerName), cat: newCatalog()}
+	workers, err := bus.NewWorkerRequester(nc)
+	if err != nil {
+		return nil, err
+	}
+	r.workers = workers
 	// Every replica hears every server's list changes (no queue group).
 	sub, err := nc.Subscribe(bus.SubjectNotifyAll, r.onNotify)
 	if err != nil {
+		workers.Close()
 		return nil, err
 	}
 	svc, err := micro.AddService(nc, micro.Config{
@@ -97,21 +105,25 @@ func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, err
 	})
 	if err != nil {
 		_ = sub.Unsubscribe()
+		workers.Close()
 		return nil, err
 	}
-	return &service{Service: svc, sub: sub}, nil
+	return &service{Service: svc, sub: sub, workers: workers}, nil
 }
 
 // service is the router's micro service; stopping it also ends the
-// subscription to server notifications.
+// subscription to server notifications and the workers' replies.
 type service struct {
 	micro.Service
-	sub *nats.Subscription
+	sub     *nats.Subscription
+	workers *bus.WorkerRequester
 }
 
 func (s *service) Stop() error {
 	_ = s.sub.Unsubscribe()
-	return s.Service.Stop()
+	err := s.Service.Stop()
+	s.workers.Close()
+	return err
 }
 
 // handle runs on the pool; it answers through reply, never through req.
@@ -162,7 +174,7 @@ func (r *Router) forward(ctx context.Context, h nats.Header, body []byte, env bu
 	toWorker(ctx, s.Name, out)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(bus.CallGrace))
 	defer cancel()
-	reply, err := r.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: bus.ToolRPC(s.Name), Data: body, Header: out})
+	reply, err := r.workers.Request(ctx, &nats.Msg{Subject: bus.ToolRPC(s.Name), Data: body, Header: out})
 	if err != nil {
 		return nil, bus.WorkerError(s, limit, err)
 	}

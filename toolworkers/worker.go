@@ -101,6 +101,10 @@ type Worker struct {
 	tracer   trace.Tracer   // tracing.go
 	usage    usagePublisher // usage.go
 	metrics  *Metrics
+	// Liveness (liveness.go): heartbeats of running calls, and requests
+	// dropped for arriving after their accept-by time.
+	beats       heartbeats
+	lateDropped atomic.Uint64
 }
 
 // Start provisions spec (resolving its credentials in this process) and registers
@@ -131,6 +135,7 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 	w := &Worker{
 		up:      up,
 		nc:      nc,
+		beats:   heartbeats{nc: nc},
 		pool:    bus.NewPool(o.MaxInFlight),
 		log:     o.Log.With("server", up.Name),
 		rootLog: o.Log,
@@ -181,7 +186,7 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 		w.Stop()
 		return nil, err
 	}
-	if err := svc.AddEndpoint("rpc", micro.HandlerFunc(w.handOff(w.handleRPC)), micro.WithEndpointSubject(bus.ToolRPC(up.Name))); err != nil {
+	if err := svc.AddEndpoint("rpc", micro.HandlerFunc(w.handOffLive(w.handleRPC)), micro.WithEndpointSubject(bus.ToolRPC(up.Name))); err != nil {
 		w.Stop()
 		return nil, err
 	}
@@ -360,6 +365,7 @@ func (w *Worker) Stop() {
 	w.private.closeAll()
 	w.base.CloseIdleConnections()
 	w.usage.close()
+	w.beats.close()
 }
 
 // handOff runs h on the pool so the subscription goroutine is free at once; h
@@ -367,6 +373,22 @@ func (w *Worker) Stop() {
 func (w *Worker) handOff(h func(micro.Request, bus.Reply)) func(micro.Request) {
 	return func(req micro.Request) {
 		if !w.pool.Go(func() { h(req, bus.NewReply(w.nc, req)) }) {
+			bus.RespondError(req, bus.Errorf(bus.ErrOverloaded, "worker for server %q is at its limit of concurrent calls", w.up.Name))
+		}
+	}
+}
+
+// handOffLive is handOff for requests that may ask for liveness (takeLive):
+// acknowledged on the subscription goroutine, kept alive while they wait
+// for the pool and run.
+func (w *Worker) handOffLive(h func(micro.Request, bus.Reply)) func(micro.Request) {
+	return func(req micro.Request) {
+		ok, finished := w.takeLive(req)
+		if !ok {
+			return
+		}
+		if !w.pool.Go(func() { defer finished(); h(req, bus.NewReply(w.nc, req)) }) {
+			finished()
 			bus.RespondError(req, bus.Errorf(bus.ErrOverloaded, "worker for server %q is at its limit of concurrent calls", w.up.Name))
 		}
 	}
@@ -441,6 +463,14 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 	}
 	if e := w.admits(env); e != nil {
 		_ = reply.Error(e)
+		return
+	}
+	if !env.Deadline.IsZero() && time.Now().After(env.Deadline) {
+		// It waited out its deadline on the way here (a frozen replica's
+		// backlog): nobody waits for it, so it never reaches the upstream or
+		// counts toward the breaker.
+		w.lateDropped.Add(1)
+		_ = reply.Error(bus.Errorf(bus.ErrUpstreamTimeout, "the call to server %q reached its worker after its deadline; it was not sent upstream", w.up.Name))
 		return
 	}
 	if msg.IsNotification() && msg.Method == "notifications/roots/list_changed" {

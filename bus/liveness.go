@@ -1,0 +1,246 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Worker liveness: a request to a server's workers that asks for it (with
+// HeaderAcceptBy) is acknowledged by the worker replica that takes it, and
+// then kept alive by heartbeats until its answer, all on the request's reply
+// subject. So whoever sent it knows within about a second that no live
+// worker took it, and within LostAfter that the worker running it died or
+// froze, instead of waiting for the server's whole timeout:
+//
+//   - not accepted by AcceptBy (+AcceptGrace): no replica took it, so none
+//     reached the upstream; it is sent again (a queue group picks a replica
+//     anew), at most AcceptAttempts times in all.
+//   - accepted, then nothing for LostAfter: the worker is gone; the call
+//     fails with ErrWorkerLost and is never sent again (it may have reached
+//     the upstream).
+//
+// A worker never starts a request after its AcceptBy: one that waited out
+// the window in a frozen process's buffers is dropped without touching the
+// upstream (and so never counts toward its breaker), and its sender has
+// moved on, so no request runs twice.
+const (
+	// HeaderAcceptBy asks for liveness: the Unix milliseconds by which a
+	// worker must take the request, or leave it.
+	HeaderAcceptBy = "Mcpbus-Accept-By"
+	// HeaderProgress marks a message on the reply subject that is not the
+	// answer: ProgressAccepted, ProgressRunning or ProgressExpired.
+	HeaderProgress   = "Mcpbus-Progress"
+	ProgressAccepted = "accepted"
+	ProgressRunning  = "running"
+	// ProgressExpired: the worker got the request after its AcceptBy and
+	// dropped it. Seen while the sender still waits, it means the two clocks
+	// disagree by more than AcceptWithin.
+	ProgressExpired = "expired"
+
+	AcceptWithin   = time.Second
+	AcceptGrace    = 500 * time.Millisecond
+	AcceptAttempts = 3
+	HeartbeatEvery = 500 * time.Millisecond
+	LostAfter      = 2500 * time.Millisecond
+)
+
+// Liveness errors, before the sender turns them into an *Error naming the
+// server (LivenessError).
+var (
+	errNotAccepted = errors.New("no worker took the request")
+	errWorkerLost  = errors.New("the worker stopped answering")
+)
+
+// AcceptBy reads HeaderAcceptBy: the deadline, and whether liveness was asked.
+func AcceptBy(h nats.Header) (time.Time, bool) {
+	v := h.Get(HeaderAcceptBy)
+	if v == "" {
+		return time.Time{}, false
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
+}
+
+// Progress sends a liveness message (ProgressAccepted, ...) to reply, about
+// the request sent with acceptBy (its HeaderAcceptBy, echoed so a sender that
+// sent again can tell an earlier try's messages from the current one's).
+func Progress(nc *nats.Conn, reply, what, acceptBy string) {
+	if reply == "" {
+		return
+	}
+	_ = nc.PublishMsg(&nats.Msg{Subject: reply, Header: nats.Header{HeaderProgress: {what}, HeaderAcceptBy: {acceptBy}}})
+}
+
+// WorkerRequester sends requests to workers with liveness. One per
+// connection: its replies arrive on one wildcard subscription and are
+// dispatched to the waiting request by the last subject token.
+type WorkerRequester struct {
+	nc     *nats.Conn
+	prefix string
+	sub    *nats.Subscription
+	next   atomic.Uint64
+	mu     sync.Mutex
+	calls  map[string]chan *nats.Msg
+	// skewed is set once a worker's clock put a request past its AcceptBy
+	// on arrival: from then on requests go without liveness (and it is said
+	// once, by the caller of Skewed).
+	skewed atomic.Bool
+}
+
+// NewWorkerRequester subscribes nc's reply subjects for worker requests.
+func NewWorkerRequester(nc *nats.Conn) (*WorkerRequester, error) {
+	r := &WorkerRequester{nc: nc, prefix: nc.NewRespInbox(), calls: map[string]chan *nats.Msg{}}
+	sub, err := nc.Subscribe(r.prefix+".*", r.dispatch)
+	if err != nil {
+		return nil, err
+	}
+	r.sub = sub
+	return r, nil
+}
+
+// Close ends the subscription; requests waiting end with their contexts.
+func (r *WorkerRequester) Close() {
+	if r != nil && r.sub != nil {
+		_ = r.sub.Unsubscribe()
+	}
+}
+
+// Skewed reports whether a worker's clock disagreed with this process's by
+// more than AcceptWithin, so requests now go without liveness.
+func (r *WorkerRequester) Skewed() bool { return r.skewed.Load() }
+
+func (r *WorkerRequester) dispatch(m *nats.Msg) {
+	token := m.Subject[len(r.prefix)+1:]
+	r.mu.Lock()
+	ch := r.calls[token]
+	r.mu.Unlock()
+	if ch == nil {
+		return // an abandoned attempt's late message
+	}
+	select {
+	case ch <- m:
+	default: // a slow waiter: heartbeats may be dropped, never the answer (the buffer outlasts them)
+	}
+}
+
+func (r *WorkerRequester) register() (string, chan *nats.Msg) {
+	token := strconv.FormatUint(r.next.Add(1), 36)
+	ch := make(chan *nats.Msg, 16)
+	r.mu.Lock()
+	r.calls[token] = ch
+	r.mu.Unlock()
+	return token, ch
+}
+
+func (r *WorkerRequester) unregister(token string) {
+	r.mu.Lock()
+	delete(r.calls, token)
+	r.mu.Unlock()
+}
+
+// Request sends m (its Subject, Data and Header; the header is changed) to
+// a server's workers and waits for the answer until ctx ends. Errors:
+// nats.ErrNoResponders (no worker subscribed), ctx's error, or one for
+// which IsLivenessError holds (LivenessError turns it into the caller's).
+func (r *WorkerRequester) Request(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
+	if m.Header == nil {
+		m.Header = nats.Header{}
+	}
+	for attempt := 1; ; attempt++ {
+		live := !r.skewed.Load()
+		reply, err := r.attempt(ctx, m, live)
+		if errors.Is(err, errNotAccepted) && attempt < AcceptAttempts && ctx.Err() == nil {
+			continue
+		}
+		if errors.Is(err, errSkew) {
+			r.skewed.Store(true)
+			continue
+		}
+		return reply, err
+	}
+}
+
+var errSkew = errors.New("worker clock skew")
+
+func (r *WorkerRequester) attempt(ctx context.Context, m *nats.Msg, live bool) (*nats.Msg, error) {
+	token, ch := r.register()
+	defer r.unregister(token)
+	out := &nats.Msg{Subject: m.Subject, Reply: r.prefix + "." + token, Data: m.Data, Header: m.Header}
+	var watch *time.Timer
+	if live {
+		acceptBy := time.Now().Add(AcceptWithin)
+		out.Header[HeaderAcceptBy] = []string{strconv.FormatInt(acceptBy.UnixMilli(), 10)}
+		watch = time.NewTimer(AcceptWithin + AcceptGrace)
+	} else {
+		delete(out.Header, HeaderAcceptBy)
+		watch = time.NewTimer(time.Hour)
+		watch.Stop()
+	}
+	defer watch.Stop()
+	if err := r.nc.PublishMsg(out); err != nil {
+		return nil, err
+	}
+	accepted := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-watch.C:
+			if !accepted {
+				return nil, errNotAccepted
+			}
+			return nil, errWorkerLost
+		case msg := <-ch:
+			if msg.Header.Get("Status") == "503" && len(msg.Data) == 0 {
+				return nil, nats.ErrNoResponders
+			}
+			switch msg.Header.Get(HeaderProgress) {
+			case "":
+				return msg, nil
+			case ProgressExpired:
+				if !accepted {
+					return nil, errSkew
+				}
+			default:
+				accepted = true
+			}
+			if live {
+				watch.Reset(LostAfter)
+			}
+		}
+	}
+}
+
+// IsLivenessError reports whether err is a worker that took no request or
+// stopped answering.
+func IsLivenessError(err error) bool {
+	return errors.Is(err, errNotAccepted) || errors.Is(err, errWorkerLost)
+}
+
+// LivenessError is the caller's error for a liveness failure of a request
+// to s's workers.
+func LivenessError(s ServerSpec, err error) *Error {
+	if errors.Is(err, errNotAccepted) {
+		return NotTakenError(s)
+	}
+	return WorkerLostError(s)
+}
+
+// NotTakenError: no live worker of s took a request in AcceptAttempts tries.
+func NotTakenError(s ServerSpec) *Error {
+	return Errorf(ErrWorkerLost, "no tool worker for server %q took the call (%d tries, %s each); none reached the upstream", s.Name, AcceptAttempts, AcceptWithin+AcceptGrace)
+}
+
+// WorkerLostError: the worker running a request to s stopped answering.
+func WorkerLostError(s ServerSpec) *Error {
+	return Errorf(ErrWorkerLost, "the worker serving %q stopped while this call ran", s.Name)
+}

@@ -1,0 +1,128 @@
+package bus_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/nats-io/nats.go"
+)
+
+// A request whose worker takes it and then dies (its connection gone, so no
+// heartbeat) fails with the worker-lost error long before its own deadline.
+func TestLivenessWorkerDiesAfterAccepting(t *testing.T) {
+	ns := bustest.Server(t)
+	r, err := bus.NewWorkerRequester(bustest.Conn(t, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	worker := bustest.Conn(t, ns)
+	took := make(chan struct{})
+	if _, err := worker.Subscribe("tool.x", func(m *nats.Msg) {
+		if _, live := bus.AcceptBy(m.Header); !live {
+			t.Error("the request did not ask for liveness")
+		}
+		bus.Progress(worker, m.Reply, bus.ProgressAccepted, m.Header.Get(bus.HeaderAcceptBy))
+		worker.Flush()
+		close(took)
+		go worker.Close() // dies mid-call: no heartbeat, no answer
+	}); err != nil {
+		t.Fatal(err)
+	}
+	worker.Flush()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = r.Request(ctx, &nats.Msg{Subject: "tool.x", Data: []byte("{}")})
+	<-took
+	if !bus.IsLivenessError(err) || ctx.Err() != nil {
+		t.Fatalf("err = %v (ctx %v), want a liveness error before the deadline", err, ctx.Err())
+	}
+	if e := bus.LivenessError(bus.ServerSpec{Name: "x"}, err); e.Kind != bus.ErrWorkerLost || e.Message != `the worker serving "x" stopped while this call ran` {
+		t.Fatalf("error %v %q", e.Kind.Code, e.Message)
+	}
+}
+
+// Heartbeats keep a long call alive past LostAfter; the answer arrives.
+func TestLivenessHeartbeatsKeepALongCall(t *testing.T) {
+	ns := bustest.Server(t)
+	r, err := bus.NewWorkerRequester(bustest.Conn(t, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	worker := bustest.Conn(t, ns)
+	if _, err := worker.Subscribe("tool.x", func(m *nats.Msg) {
+		bus.Progress(worker, m.Reply, bus.ProgressAccepted, m.Header.Get(bus.HeaderAcceptBy))
+		go func() {
+			// Beats for longer than LostAfter, then answers.
+			for end := time.Now().Add(bus.LostAfter + time.Second); time.Now().Before(end); time.Sleep(bus.HeartbeatEvery) {
+				bus.Progress(worker, m.Reply, bus.ProgressRunning, m.Header.Get(bus.HeaderAcceptBy))
+			}
+			_ = worker.Publish(m.Reply, []byte("done"))
+		}()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	worker.Flush()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	reply, err := r.Request(ctx, &nats.Msg{Subject: "tool.x"})
+	if err != nil || string(reply.Data) != "done" {
+		t.Fatalf("reply %v, err %v", reply, err)
+	}
+}
+
+// A replica that never takes a request (frozen) is left for one that does:
+// the request is sent again, and only the live one answers.
+func TestLivenessFrozenReplicaIsBypassed(t *testing.T) {
+	ns := bustest.Server(t)
+	r, err := bus.NewWorkerRequester(bustest.Conn(t, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	frozen := bustest.Conn(t, ns)
+	got := make(chan *nats.Msg, 16)
+	if _, err := frozen.Subscribe("tool.x", func(m *nats.Msg) { got <- m }); err != nil { // takes nothing
+		t.Fatal(err)
+	}
+	frozen.Flush()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = r.Request(ctx, &nats.Msg{Subject: "tool.x"})
+	if !bus.IsLivenessError(err) {
+		t.Fatalf("err = %v, want not taken", err)
+	}
+	if e := bus.LivenessError(bus.ServerSpec{Name: "x"}, err); e.Kind != bus.ErrWorkerLost || len(got) != bus.AcceptAttempts {
+		t.Fatalf("%s %q after %d sends, want %d", e.Kind.Code, e.Message, len(got), bus.AcceptAttempts)
+	}
+	// Every copy it holds is past its accept-by: a replica that wakes now
+	// must drop them all.
+	for range bus.AcceptAttempts {
+		m := <-got
+		if by, live := bus.AcceptBy(m.Header); !live || time.Now().Before(by) {
+			t.Fatalf("a held copy is still within its accept-by (%v)", by)
+		}
+	}
+	// A live replica answers the same request.
+	live := bustest.Conn(t, ns)
+	if _, err := live.Subscribe("tool.x", func(m *nats.Msg) {
+		bus.Progress(live, m.Reply, bus.ProgressAccepted, m.Header.Get(bus.HeaderAcceptBy))
+		_ = live.Publish(m.Reply, []byte("ok"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	live.Flush()
+	frozen.Close()
+	reply, err := r.Request(ctx, &nats.Msg{Subject: "tool.x"})
+	if err != nil || string(reply.Data) != "ok" {
+		t.Fatalf("reply %v, err %v", reply, err)
+	}
+	// Nobody subscribed: no responders at once.
+	if _, err := r.Request(ctx, &nats.Msg{Subject: "tool.none"}); err != nats.ErrNoResponders {
+		t.Fatalf("no subscriber: %v", err)
+	}
+}

@@ -1,0 +1,65 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/toolworkers"
+)
+
+// A worker replica that dies while it runs a call (its bus connection gone,
+// as when its process is killed) is noticed by its heartbeats stopping: the
+// call fails with MCPBUS_WORKER_LOST naming the server, long before the
+// server's timeout (10 minutes here), whether the ingress sent the call
+// straight to the worker or through the router. The worker is a separate
+// bus user with the workers role, so its acknowledgement and heartbeats go
+// through nats-server's response permission too.
+func TestWorkerLostMidCall(t *testing.T) {
+	for _, routerOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("router_only=%v", routerOnly), func(t *testing.T) {
+			url, rc := upstream(t, "slowpoke")
+			yaml := fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers:\n  slowpoke: {url: %q, timeout: 10m}\n", master, url)
+			g := startGatewayOpts(t, yaml, nil, func(o *Options) {
+				o.WorkerServers = []string{"elsewhere"} // slowpoke's worker runs on its own connection
+				o.RouterOnly = routerOnly
+			})
+			cfg, err := config.Parse("config.yaml", []byte(yaml), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wc := roleConn(t, g.Gateway, bus.RoleWorkers)
+			w, err := toolworkers.Start(wc, cfg.Servers[0], toolworkers.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(w.Stop)
+			wc.Flush()
+
+			url = g.URL() + "/mcp/slowpoke"
+			s := initSession(t, url, bearer(master))
+			done := make(chan rawResponse, 1)
+			go func() {
+				done <- post(t, url, s, rpc("tools/call", 2, `{"name":"slow","arguments":{"seconds":5}}`))
+			}()
+			bustest.Eventually(t, 30*time.Second, "the upstream runs the call", func() bool { return rc.callCount() > 0 })
+			wc.Close() // the replica dies
+
+			select {
+			case r := <-done:
+				if r.rpcErr.Code != -32027 || r.rpcErr.Message != `the worker serving "slowpoke" stopped while this call ran` ||
+					!strings.Contains(string(r.body), "MCPBUS_WORKER_LOST") {
+					t.Fatalf("call on a dead worker: HTTP %d %s", r.status, r.body)
+				}
+			case <-time.After(time.Minute): // a dead worker never answers: only liveness (or the 10m timeout) ends the call
+				t.Fatalf("the call on a dead worker was not failed; logs:\n%s", g.logs.String())
+			}
+		})
+	}
+}
