@@ -283,8 +283,16 @@ func (c *connClient) session(ctx context.Context) (*connSession, error) {
 		if a.err == nil {
 			return a.s, nil
 		}
-		if errors.Is(a.err, errConnLost) && c.dial.retryInit() && ctx.Err() == nil {
-			continue // the process died under initialize: wait for the restarted one
+		if errors.Is(a.err, errConnLost) && c.dial.retryInit() {
+			if ctx.Err() == nil {
+				continue // the process died under initialize: wait for the restarted one
+			}
+			// The caller's time ran out as the process died: the same answer
+			// as a wait that ended in the restart gap, whichever came first.
+			if e := c.dial.gapErr(); e != nil {
+				return nil, e
+			}
+			return nil, c.ctxErr(ctx)
 		}
 		return nil, a.err
 	}
