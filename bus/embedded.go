@@ -137,10 +137,7 @@ func (o ConnectOptions) natsOptions(url string) []nats.Option {
 	if log == nil {
 		log = slog.Default()
 	}
-	opts := []nats.Option{nats.Name(o.Name), nats.MaxReconnects(-1),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			log.Error("bus error", "connection", o.Name, "err", err)
-		})}
+	opts := append([]nats.Option{nats.Name(o.Name), nats.MaxReconnects(-1)}, connEvents(o.Name, log)...) // connlog.go
 	user := o.User
 	if user == "" {
 		if u, err := neturl.Parse(strings.Split(url, ",")[0]); err == nil && u.User != nil {
