@@ -310,7 +310,23 @@ func TestStoredRecordsHoldNoPlaintext(t *testing.T) {
 
 	js, _ := jetstream.New(a.nc)
 	ctx := context.Background()
-	for _, bucket := range []string{bus.BucketKeys, bus.BucketTeams, bus.BucketRateLimits} {
+	// The rate-limit counters are named by token, never by key.
+	counters, err := js.Stream(ctx, bus.StreamRateCounters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := counters.Info(ctx, jetstream.WithSubjectFilter(">"))
+	if len(info.State.Subjects) == 0 {
+		t.Fatal("no rate-limit counters to scan")
+	}
+	for subject := range info.State.Subjects {
+		for _, k := range keys {
+			if strings.Contains(subject, strings.TrimPrefix(k, "sk-")) {
+				t.Fatalf("counter %s is named by a plaintext key", subject)
+			}
+		}
+	}
+	for _, bucket := range []string{bus.BucketKeys, bus.BucketTeams} {
 		kv, err := js.KeyValue(ctx, bucket)
 		if err != nil {
 			t.Fatal(err)
@@ -911,5 +927,68 @@ func TestAccessGroupsOnKeysAndTeams(t *testing.T) {
 	_, e = call(t, a.nc, bus.SubjectKeyGenerate, map[string]any{"mcp_access_groups": []string{"a b"}})
 	if e == nil || e.Kind != bus.ErrBadRequest || !strings.Contains(e.Message, "mcp_access_groups") {
 		t.Fatalf("bad group name: %v", e)
+	}
+}
+
+// rpm_limit is exact across replicas under load: 64 clients spread over two
+// auth replicas send 960 requests at a key limited to 600; exactly 600 are
+// admitted, the rest refused with 429 (none failed open or with 503).
+func TestRateLimitExactAcrossReplicas(t *testing.T) {
+	ns := bustest.Server(t)
+	clk := newClock()
+	a := startAuth(t, ns, clk)
+	b := startAuth(t, ns, clk)
+	k := generate(t, a.nc, map[string]any{"key_alias": "busy", "rpm_limit": 600})
+	known(t, k.Token, a, b)
+	var admitted, limited, other atomic.Int64
+	var wg sync.WaitGroup
+	for c := range 64 {
+		replica := a
+		if c%2 == 1 {
+			replica = b
+		}
+		wg.Go(func() {
+			for range 15 {
+				_, e := replica.verify(k.Token)
+				switch {
+				case e == nil:
+					admitted.Add(1)
+				case e.Kind == bus.ErrRateLimited:
+					limited.Add(1)
+				default:
+					other.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if admitted.Load() != 600 || limited.Load() != 360 || other.Load() != 0 {
+		t.Fatalf("admitted %d (want 600), limited %d (want 360), other errors %d", admitted.Load(), limited.Load(), other.Load())
+	}
+}
+
+// While the counters cannot be reached, a rate-limited key's requests are
+// refused (503, naming why) unless the operator chose to let them through;
+// keys without a limit are not affected either way.
+func TestRateLimitWhenCountersAreUnavailable(t *testing.T) {
+	ns := bustest.Server(t)
+	clk := newClock()
+	a := startAuth(t, ns, clk)
+	limitedKey := generate(t, a.nc, map[string]any{"key_alias": "metered", "rpm_limit": 10})
+	free := generate(t, a.nc, map[string]any{"key_alias": "free"})
+	js, _ := jetstream.New(a.nc)
+	if err := js.DeleteStream(context.Background(), bus.StreamRateCounters); err != nil {
+		t.Fatal(err)
+	}
+	_, e := a.verify(limitedKey.Token)
+	if e == nil || e.Kind != bus.ErrServiceUnavailable || e.Message != "the rate limit of key 'metered' cannot be checked now, so the request is refused; try again shortly" {
+		t.Fatalf("limited key without counters: %+v", e)
+	}
+	if _, e := a.verify(free.Token); e != nil {
+		t.Fatalf("a key without a limit: %v", e)
+	}
+	a.failOpen = true // general_settings.rate_limit_unavailable: allow
+	if _, e := a.verify(limitedKey.Token); e != nil {
+		t.Fatalf("fail open: %v", e)
 	}
 }

@@ -94,6 +94,11 @@ func (l *limiter) allow(ctx context.Context, scope, id, name string, limit int) 
 }
 
 func (l *limiter) refuse(now time.Time, minute int64, scope, name string, limit int) *bus.Error {
+	return refusal(now, minute, scope, name, limit)
+}
+
+// refusal is the 429 of a request over limit in the window minute.
+func refusal(now time.Time, minute int64, scope, name string, limit int) *bus.Error {
 	end := time.Unix((minute+1)*60, 0)
 	retry := end.Sub(now)
 	if retry <= 0 {

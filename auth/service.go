@@ -44,6 +44,10 @@ type Options struct {
 	// ExpiryCheck is how often expired keys are looked for, to announce their
 	// revocation on bus.SubjectKeyRevoked; zero means 250ms.
 	ExpiryCheck time.Duration
+	// RateLimitFailOpen lets a rate-limited key's requests through while its
+	// counter cannot be reached (general_settings.rate_limit_unavailable:
+	// allow); by default they are refused with ErrServiceUnavailable.
+	RateLimitFailOpen bool
 }
 
 // DefaultExpiryCheck is the default Options.ExpiryCheck.
@@ -63,9 +67,13 @@ type service struct {
 	now        func() time.Time
 
 	// Virtual keys; nil without JetStream.
-	store   *store
-	limiter *limiter
-	pool    *bus.Pool
+	store    *store
+	limiter  rateCounter
+	failOpen bool // Options.RateLimitFailOpen
+	// warn rate-limits repeated warnings (a counter outage would otherwise
+	// log once per request).
+	warn bus.RateLimited
+	pool *bus.Pool
 	// adminMu serializes this replica's admin writes, so alias checks and the
 	// writes they guard do not interleave here (see checkAlias).
 	adminMu sync.Mutex
@@ -80,7 +88,7 @@ func Start(nc *nats.Conn, o Options) (micro.Service, error) {
 }
 
 func start(nc *nats.Conn, o Options) (*service, micro.Service, error) {
-	s := &service{nc: nc, log: o.Log, now: o.Now, pool: bus.NewPool(rateLimitWorkers)}
+	s := &service{nc: nc, log: o.Log, now: o.Now, pool: bus.NewPool(rateLimitWorkers), failOpen: o.RateLimitFailOpen}
 	if o.MasterKey != "" {
 		s.masterHash = []byte(bus.HashKey(o.MasterKey))
 	}
@@ -147,9 +155,17 @@ func (s *service) openStore(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	limits, err := rateLimitsBucket(ictx, o.JetStream, o.state())
-	if err != nil {
-		return err
+	if err := rateCounterStream(ictx, o.JetStream, o.state()); err == nil {
+		s.limiter = &counterLimiter{nc: s.nc, now: s.now}
+	} else {
+		// A NATS without distributed counters (before 2.12): compare-and-set
+		// on a KV bucket, exact while contention stays under maxCASAttempts.
+		s.log.Warn("auth: rpm_limit counted with KV compare-and-set: this NATS has no distributed counters (nats-server 2.12+)", "err", err)
+		limits, err := rateLimitsBucket(ictx, o.JetStream, o.state())
+		if err != nil {
+			return err
+		}
+		s.limiter = &limiter{kv: limits, now: s.now}
 	}
 	st := newStore(keys, teams, s.nc, s.now, s.log)
 	// The watches live as long as the service (ctx), not the set-up timeout.
@@ -157,7 +173,6 @@ func (s *service) openStore(ctx context.Context, o Options) error {
 		return err
 	}
 	s.store = st
-	s.limiter = &limiter{kv: limits, now: s.now}
 	every := o.ExpiryCheck
 	if every <= 0 {
 		every = DefaultExpiryCheck
@@ -282,9 +297,13 @@ func (s *service) count(limits []rateLimit) *bus.Error {
 	defer cancel()
 	for _, l := range limits {
 		refused, err := s.limiter.allow(ctx, l.scope, l.id, l.name, l.limit)
-		if err != nil {
-			s.log.Warn("auth: rate limit not enforced: counter unavailable", "scope", l.scope, "name", l.name, "err", err)
+		if err != nil && s.failOpen {
+			s.warn.Warn(s.log, "auth: rate limit not enforced: its counter is unavailable (rate_limit_unavailable: allow)", "scope", l.scope, "err", err)
 			continue
+		}
+		if err != nil {
+			s.warn.Warn(s.log, "auth: requests of rate-limited keys refused: their counter is unavailable", "scope", l.scope, "err", err)
+			return bus.Errorf(bus.ErrServiceUnavailable, "the rate limit of %s '%s' cannot be checked now, so the request is refused; try again shortly", l.scope, l.name)
 		}
 		if refused != nil {
 			return refused
@@ -327,4 +346,10 @@ func (o Options) state() bus.StatePolicy {
 		p.Log = o.Log
 	}
 	return p
+}
+
+// rateCounter counts requests against rpm limits: counterLimiter, or the
+// KV limiter on a NATS without distributed counters.
+type rateCounter interface {
+	allow(ctx context.Context, scope, id, name string, limit int) (*bus.Error, error)
 }

@@ -14,6 +14,11 @@ const (
 	BucketKeys       = "mcpbus_keys"
 	BucketTeams      = "mcpbus_teams"
 	BucketRateLimits = "mcpbus_ratelimits"
+	// StreamRateCounters holds the rpm_limit counters as JetStream
+	// distributed counters (nats-server 2.12+), one subject per key or team
+	// and minute under SubjectRateCounters.
+	StreamRateCounters  = "MCPBUS_RPM"
+	SubjectRateCounters = Root + ".rpm"
 )
 
 // Admin subjects of the auth service (master key only; the ingress checks the

@@ -167,7 +167,8 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 	micro := "$SRV.>" // micro's PING, INFO and STATS
 	switch r {
 	case RoleAuth:
-		pub = append(kvOwner(BucketKeys, BucketTeams, BucketRateLimits), SubjectKeyRevoked, SubjectAuthChanged)
+		pub = append(kvOwner(BucketKeys, BucketTeams, BucketRateLimits), SubjectKeyRevoked, SubjectAuthChanged, SubjectRateCounters+".>")
+		pub = append(pub, streamCreator(StreamRateCounters)...)
 		sub = []string{Root + ".auth.verify", Root + ".auth.key.*", Root + ".auth.team.*", micro}
 		return pub, sub, true
 	case RoleRegistry:

@@ -81,6 +81,8 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv) (unused []s
 			f.BusUsers = readBusUsers(p, path, kv.val, env) // bususers.go
 		case "nats_replicas":
 			f.NATSReplicas = readReplicas(p, path, kv.val, env)
+		case "rate_limit_unavailable":
+			f.RateLimitFailOpen = readFailMode(p, path, kv.val, env)
 		default:
 			unused = append(unused, kv.key)
 		}
@@ -228,4 +230,28 @@ func readReplicas(p *problems, path string, n *yaml.Node, env LookupEnv) int {
 		return 0
 	}
 	return v
+}
+
+// readFailMode reads rate_limit_unavailable: refuse (the default) or allow.
+func readFailMode(p *problems, path string, n *yaml.Node, env LookupEnv) bool {
+	if isNull(n) {
+		return false
+	}
+	s, ok := p.str(path, n)
+	if !ok {
+		return false
+	}
+	s, ferr := resolve(path, s, env)
+	if ferr != nil {
+		p.add(*ferr)
+		return false
+	}
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "refuse":
+		return false
+	case "allow":
+		return true
+	}
+	p.errorf(path, "must be refuse (a rate-limited key's requests are refused while its counter is unreachable) or allow (they pass uncounted)")
+	return false
 }

@@ -21,7 +21,8 @@ var (
 	topLevelKeys = []string{"general_settings", "mcp_servers"}
 	generalKeys  = []string{"master_key", "mcp_tool_prefix_separator", "mcp_internal_ip_ranges",
 		"mcp_trusted_proxy_ranges", "enable_mcp_registry", "use_x_forwarded_for", "mcp_xff_num_trusted_hops",
-		"mcp_allow_stdio_servers_from_api", "mcp_allowed_origins", "mcp_bus_users", "nats_replicas"}
+		"mcp_allow_stdio_servers_from_api", "mcp_allowed_origins", "mcp_bus_users", "nats_replicas",
+		"rate_limit_unavailable"}
 	serverKeys = []string{"server_name", "name", "url", "transport", "description", "alias", "spec_version",
 		"auth_type", "auth_value", "static_headers", "extra_headers", "allowed_tools", "disallowed_tools",
 		"available_on_public_internet", "timeout", "command", "args", "env", "token_url", "client_id",

@@ -77,6 +77,11 @@ type File struct {
 	// default) is 3 on a NATS cluster of 3 or more servers, else 1.
 	NATSReplicas int
 
+	// RateLimitFailOpen is general_settings.rate_limit_unavailable: allow:
+	// while the rpm_limit counters cannot be reached, rate-limited keys'
+	// requests pass uncounted instead of being refused (refuse, the default).
+	RateLimitFailOpen bool
+
 	// BusUsers is general_settings.mcp_bus_users: who, besides serve's own
 	// services, may connect to the embedded NATS server, and with which roles
 	// (bususers.go).

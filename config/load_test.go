@@ -389,3 +389,20 @@ func TestNATSReplicas(t *testing.T) {
 		}
 	}
 }
+
+func TestRateLimitUnavailable(t *testing.T) {
+	for src, want := range map[string]bool{
+		"": false,
+		"general_settings:\n  rate_limit_unavailable: refuse\n": false,
+		"general_settings:\n  rate_limit_unavailable: allow\n":  true,
+	} {
+		f, err := Parse("config.yaml", []byte(src), nil)
+		if err != nil || f.RateLimitFailOpen != want || len(f.Warnings) != 0 {
+			t.Errorf("%q: got %v %v, want %v and no warning", src, f, err, want)
+		}
+	}
+	if _, err := Parse("config.yaml", []byte("general_settings:\n  rate_limit_unavailable: maybe\n"), nil); err == nil ||
+		!strings.Contains(err.Error(), "general_settings.rate_limit_unavailable: must be refuse") {
+		t.Errorf("a bad value: %v", err)
+	}
+}

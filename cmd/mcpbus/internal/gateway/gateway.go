@@ -225,7 +225,8 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := g.add(auth.Start(ac, auth.Options{MasterKey: o.Config.MasterKey, Log: o.Log, Version: Version, JetStream: ajs, State: o.state()})); err != nil {
+		if err := g.add(auth.Start(ac, auth.Options{MasterKey: o.Config.MasterKey, Log: o.Log, Version: Version, JetStream: ajs, State: o.state(),
+			RateLimitFailOpen: o.Config.RateLimitFailOpen})); err != nil {
 			return nil, fmt.Errorf("auth service: %w", err)
 		}
 	}
