@@ -12,6 +12,10 @@ import (
 // errRevoked is the cancellation cause of calls whose key was revoked.
 var errRevoked = errors.New("key revoked")
 
+// errShutdown is the cancellation cause of calls still running when the
+// gateway's drain time ran out (Abort).
+var errShutdown = errors.New("gateway shutting down")
+
 // inflight tracks the calls in progress per key id, so that when a key is
 // revoked (deleted, blocked, expired) its calls end at once, on every ingress.
 type inflight struct {
@@ -51,6 +55,29 @@ func (f *inflight) revoke(keyID string) []string {
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// abortAll cancels every call with cause and says how many there were.
+func (f *inflight) abortAll(cause error) int {
+	f.mu.Lock()
+	all := f.byKey
+	f.byKey = nil
+	f.mu.Unlock()
+	n := 0
+	for _, calls := range all {
+		for _, cancel := range calls {
+			cancel(cause)
+			n++
+		}
+	}
+	return n
+}
+
+// Abort ends every call and stream still open on this ingress with a
+// JSON-RPC error saying the gateway is stopping (the drain time ran out),
+// and returns how many it ended. Their handlers then answer and return.
+func (g *Ingress) Abort() int {
+	return g.calls.abortAll(errShutdown)
 }
 
 // startRevocationWatch is called by New; it follows key revocations so a revoked

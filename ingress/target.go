@@ -100,8 +100,11 @@ func (t target) replyError(reply *nats.Msg) *bus.Error {
 // waitError is the error for a wait that ended before the answer: the key
 // was revoked, or the target took too long.
 func (t target) waitError(ctx context.Context, req *request) *bus.Error {
-	if errors.Is(context.Cause(ctx), errRevoked) {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errRevoked):
 		return revokedError(req)
+	case errors.Is(cause, errShutdown):
+		return bus.Errorf(bus.ErrServiceUnavailable, "the gateway stopped before this call finished (its drain time ran out); the call may still complete upstream")
 	}
 	return t.failure(ctx.Err())
 }

@@ -34,6 +34,8 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS loopback listener for CLIs and extra workers, or off")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	drainTimeout := fs.Duration("drain-timeout", 15*time.Second, "on shutdown, how long in-flight calls may finish; those still running then get a JSON-RPC error")
+	adminListen := fs.String("admin-listen", "", "serve this process's /metrics and /health/liveliness|readiness on this host:port, for processes without the ingress (off by default)")
 	debugListen := fs.String("debug-listen", "", "serve pprof and expvar on this loopback host:port (off by default)")
 	services := fs.String("services", "", "run only these services, comma-separated, of "+strings.Join(gateway.ServiceNames, ",")+
 		" (default all); the others run in other processes on the same --nats")
@@ -82,7 +84,7 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 	defer tr.flush(log) // after the gateway has closed, so the spans of drained calls go too
 	start := time.Now()
 	g, err := gateway.Start(ctx, gateway.Options{Config: cfg, Listen: addr, DataDir: *data, NATSURL: *natsURL, NATSListen: *natsListen, Log: log,
-		TracerProvider: tr.tracerProvider(), Services: only})
+		TracerProvider: tr.tracerProvider(), Services: only, AdminListen: *adminListen})
 	if err != nil {
 		return err
 	}
@@ -95,6 +97,9 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 			log.Info("no general_settings.mcp_bus_users: only this process's own services can use the bus (list users for mcpbus worker, mcpbus usage, split services; docs/SECURITY.md)")
 		}
 	}
+	if u := g.AdminURL(); u != "" {
+		log.Info("admin listener: metrics and health", "metrics", u+"/metrics", "readiness", u+"/health/readiness")
+	}
 	if g.URL() == "" {
 		log.Info("mcpbus services running", "services", only, "startup", time.Since(start).Round(time.Millisecond))
 		fmt.Fprintf(stdout, "mcpbus services %s running\n", strings.Join(only, ","))
@@ -104,7 +109,7 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 		case fatal = <-g.Done():
 			log.Error("stopping", "err", fatal)
 		}
-		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
 		defer cancel()
 		if err := g.Close(sctx); fatal == nil {
 			return err
@@ -122,12 +127,12 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 		log.Info("shutting down: draining in-flight requests")
 	case err := <-g.Done():
 		log.Error("stopping", "err", err)
-		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
 		defer cancel()
 		_ = g.Close(sctx)
 		return err
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
 	defer cancel()
 	return g.Close(sctx)
 }

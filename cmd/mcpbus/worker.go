@@ -9,11 +9,14 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/adminhttp"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/gateway"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/toolworkers"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // workerCmd implements `mcpbus worker`: tool workers for every server in the
@@ -27,6 +30,7 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfgPath := fs.String("config", "", "config file whose stdio servers may run here (a stdio record runs only if this file names its command, args and env)")
 	maxInFlight := fs.Int("max-in-flight", 0, "concurrent upstream calls per worker (default 256)")
 	drain := fs.Duration("drain-timeout", 10*time.Second, "on shutdown, how long in-flight calls may finish")
+	adminListen := fs.String("admin-listen", "", "serve /metrics and /health/liveliness|readiness on this host:port (off by default)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -92,9 +96,15 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	toolworkers.Version = gateway.Version
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := toolworkers.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
 	m, err := toolworkers.StartManager(startCtx, nc, toolworkers.ManagerOptions{
 		Worker: toolworkers.Options{Log: log, MaxInFlight: *maxInFlight, Servers: cache, JetStream: js, AllowAPIStdio: *allowStdio,
-			TracerProvider: tr.tracerProvider(), ConfigServers: configServers, Secrets: secrets},
+			TracerProvider: tr.tracerProvider(), ConfigServers: configServers, Secrets: secrets, Metrics: metrics},
 		Only:         only,
 		DrainTimeout: *drain,
 	})
@@ -108,6 +118,15 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	scope := "all servers"
 	if len(only) > 0 {
 		scope = "servers " + strings.Join(only, ",")
+	}
+	if *adminListen != "" {
+		admin, err := adminhttp.Start(adminhttp.Options{Addr: *adminListen, Gatherer: reg, Log: log, Conns: func() []*nats.Conn { return []*nats.Conn{nc} }})
+		if err != nil {
+			m.Stop()
+			return err
+		}
+		defer admin.Close(context.Background())
+		log.Info("metrics and health", "metrics", admin.URL()+"/metrics", "readiness", admin.URL()+"/health/readiness")
 	}
 	hosted := m.Hosted()
 	log.Info("mcpbus worker ready", "nats", bus.RedactURL(*natsURL), "scope", scope, "hosting", strings.Join(hosted, ","))

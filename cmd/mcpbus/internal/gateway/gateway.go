@@ -17,6 +17,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/auth"
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/adminhttp"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/ingress"
 	"github.com/mcpbus/mcpbus/registry"
@@ -64,6 +65,10 @@ type Options struct {
 	// BusUsers may connect to the embedded NATS server besides the in-process
 	// services and the config's general_settings.mcp_bus_users (tests).
 	BusUsers []bus.BusUser
+	// AdminListen, if set, serves this process's /metrics and
+	// /health/liveliness|readiness on a listener of its own (adminhttp), for
+	// processes without the ingress (split services).
+	AdminListen string
 	// RouterOnly makes the ingress send every message through the router, even
 	// a request the router would only forward to one server's workers
 	// (ingress.Options.RouterOnly); for comparisons.
@@ -122,6 +127,7 @@ func (o Options) checkServices() error {
 type Gateway struct {
 	ns       *server.Server
 	conns    []*nats.Conn
+	admin    *adminhttp.Server // Options.AdminListen
 	services []micro.Service
 	workers  *toolworkers.Manager
 	ing      *ingress.Ingress
@@ -279,6 +285,12 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 			return nil, fmt.Errorf("nats: %w", err)
 		}
 	}
+	if o.AdminListen != "" {
+		if g.admin, err = adminhttp.Start(adminhttp.Options{Addr: o.AdminListen, Gatherer: reg, Log: o.Log,
+			Conns: func() []*nats.Conn { return g.conns }}); err != nil {
+			return nil, err
+		}
+	}
 	if g.ing != nil {
 		g.ln, err = net.Listen("tcp", o.Listen)
 		if err != nil {
@@ -381,6 +393,14 @@ func (g *Gateway) URL() string {
 	return "http://" + g.ln.Addr().String()
 }
 
+// AdminURL is the admin listener's base URL ("" without one).
+func (g *Gateway) AdminURL() string {
+	if g.admin == nil {
+		return ""
+	}
+	return g.admin.URL()
+}
+
 // NATSURL is the embedded server's client URL, or "" when it listens on no port.
 func (g *Gateway) NATSURL() string {
 	if g.ns == nil || g.ns.Addr() == nil {
@@ -398,9 +418,18 @@ func (g *Gateway) Done() <-chan error { return g.served }
 func (g *Gateway) Close(ctx context.Context) error {
 	g.closing.Store(true)
 	var errs []error
+	if g.admin != nil {
+		_ = g.admin.Close(ctx)
+	}
 	if g.srv != nil {
 		if err := g.srv.Shutdown(ctx); err != nil {
-			errs = append(errs, err)
+			// The drain time ran out: the calls still running get an error
+			// now, and a moment to send it.
+			n := g.ing.Abort()
+			grace, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = g.srv.Shutdown(grace)
+			cancel()
+			errs = append(errs, fmt.Errorf("drain time ran out: %d call(s) still running were ended with an error", n))
 		}
 	}
 	if g.ing != nil {
