@@ -145,7 +145,7 @@ func start(nc *nats.Conn, o Options) (*service, micro.Service, error) {
 }
 
 func (s *service) openStore(ctx context.Context, o Options) error {
-	ictx, done := context.WithTimeout(ctx, 10*time.Second)
+	ictx, done := context.WithTimeout(ctx, bus.FormingWait)
 	defer done()
 	keys, err := keysBucket(ictx, o.JetStream, o.state())
 	if err != nil {

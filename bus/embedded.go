@@ -30,6 +30,13 @@ type EmbeddedOptions struct {
 	// the ones configured for other processes. None: no authentication,
 	// for tests only.
 	Users []BusUser
+	// Name is the server's name, unique in a cluster (default "mcpbus").
+	Name string
+	// ClusterListen, if set, makes the server a node of a NATS cluster: its
+	// route listener (loopback host:port, no TLS yet), joined to Routes
+	// (nats://host:port of the other nodes' route listeners).
+	ClusterListen string
+	Routes        []string
 }
 
 // Default JetStream limits: small, explicit, and enough for the registry, keys,
@@ -88,6 +95,12 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	}
 	for _, u := range o.Users {
 		opts.Users = append(opts.Users, u.natsUser())
+	}
+	if o.Name != "" {
+		opts.ServerName = o.Name
+	}
+	if err := clusterOptions(opts, o); err != nil {
+		return nil, err
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -172,4 +185,34 @@ func Connect(url string, o ConnectOptions) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", RedactURL(url), err)
 	}
 	return nc, nil
+}
+
+// clusterOptions makes opts a cluster node when o asks for one.
+func clusterOptions(opts *server.Options, o EmbeddedOptions) error {
+	if o.ClusterListen == "" {
+		if len(o.Routes) > 0 {
+			return errors.New("nats routes given without a cluster listener (--nats-cluster)")
+		}
+		return nil
+	}
+	host, port, err := net.SplitHostPort(o.ClusterListen)
+	if err != nil {
+		return fmt.Errorf("nats cluster address %q: %v", o.ClusterListen, err)
+	}
+	if ip, err := netip.ParseAddr(host); host != "localhost" && (err != nil || !ip.IsLoopback()) {
+		return fmt.Errorf("nats cluster address %q: the embedded NATS server clusters over loopback only (routes have no TLS yet); run nats-server for a cluster across machines", o.ClusterListen)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p <= 0 {
+		return fmt.Errorf("nats cluster address %q: give a port", o.ClusterListen)
+	}
+	opts.Cluster = server.ClusterOpts{Name: "mcpbus", Host: host, Port: p}
+	for _, r := range o.Routes {
+		u, err := neturl.Parse(strings.TrimSpace(r))
+		if err != nil || u.Scheme != "nats" || u.Host == "" {
+			return fmt.Errorf("nats route %q: want nats://host:port", r)
+		}
+		opts.Routes = append(opts.Routes, u)
+	}
+	return nil
 }

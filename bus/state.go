@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -71,7 +72,15 @@ func (p StatePolicy) log() *slog.Logger {
 
 // EnsureKV creates the bucket cfg describes, or brings an existing one to it
 // without lowering anything an operator raised (raiseOnly).
-func EnsureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, p StatePolicy) (jetstream.KeyValue, error) {
+func EnsureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, p StatePolicy) (kv jetstream.KeyValue, err error) {
+	err = p.whileForming(ctx, "kv bucket "+cfg.Bucket, func() error {
+		kv, err = ensureKV(ctx, js, cfg, p)
+		return err
+	})
+	return kv, err
+}
+
+func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, p StatePolicy) (jetstream.KeyValue, error) {
 	n, auto := p.want(js.Conn())
 	cfg.Replicas = n
 	existing, err := existingStream(ctx, js, "KV_"+cfg.Bucket)
@@ -102,7 +111,15 @@ func EnsureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValu
 
 // EnsureStream creates the stream cfg describes, or brings an existing one to
 // it without lowering its replicas or its byte, message or age limits.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, p StatePolicy) (jetstream.Stream, error) {
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, p StatePolicy) (s jetstream.Stream, err error) {
+	err = p.whileForming(ctx, "stream "+cfg.Name, func() error {
+		s, err = ensureStream(ctx, js, cfg, p)
+		return err
+	})
+	return s, err
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, p StatePolicy) (jetstream.Stream, error) {
 	n, auto := p.want(js.Conn())
 	cfg.Replicas = n
 	existing, err := existingStream(ctx, js, cfg.Name)
@@ -167,4 +184,42 @@ func (p StatePolicy) warnSingle(nc *nats.Conn, what string, replicas int) {
 		p.log().Warn(what+" has 1 replica on a NATS cluster of "+fmt.Sprint(size)+" servers: losing the server that holds it loses it; set general_settings.nats_replicas: 3 (or serve --nats-replicas 3) to raise it",
 			"replicas", replicas, "cluster_servers", size)
 	}
+}
+
+// FormingWait bounds how long a service waits at start for JetStream to
+// answer (a cluster electing its leader, a node just lost).
+const FormingWait = 2 * time.Minute
+
+// whileForming runs op until it succeeds, fails for good, ctx ends or
+// FormingWait passes: JetStream that does not answer yet (no meta leader
+// while a cluster forms or after a node is lost) is waited for, said once.
+func (p StatePolicy) whileForming(ctx context.Context, what string, op func() error) error {
+	deadline := time.Now().Add(FormingWait)
+	said := false
+	for {
+		err := op()
+		if err == nil || !jetStreamNotReady(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		if !said {
+			p.log().Warn(what+": JetStream does not answer yet (a NATS cluster electing its leader?); waiting up to "+FormingWait.String(), "err", err)
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// jetStreamNotReady reports errors of a JetStream that may answer soon.
+func jetStreamNotReady(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		// 10008: JetStream system temporarily unavailable; 10074 and 10005:
+		// no suitable peers / cluster not available while nodes join.
+		return apiErr.ErrorCode == 10008 || apiErr.ErrorCode == 10005 || apiErr.ErrorCode == 10074
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)
 }

@@ -177,7 +177,7 @@ func New(o Options) *Ingress {
 // Options.JetStream is set (sessionkv.go), else this process's memory.
 func (g *Ingress) openSessions() *sessionStore {
 	if g.o.JetStream != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), bus.FormingWait)
 		defer cancel()
 		s, err := openSessionStore(ctx, g.o.JetStream, g.state(), g.o.SessionIdle, g.log, g.sessionEnded)
 		if err == nil {

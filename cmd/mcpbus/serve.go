@@ -30,6 +30,9 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 	port := fs.Int("port", 0, "listen port (LiteLLM compatible; overrides --listen's port)")
 	data := fs.String("data", "./data", "data directory for the embedded NATS JetStream store")
 	natsURL := fs.String("nats", "", "use an external NATS server (nats://host:port) instead of the embedded one")
+	natsName := fs.String("nats-name", "", "the embedded NATS server's name, unique in its cluster (default mcpbus)")
+	natsCluster := fs.String("nats-cluster", "", "make the embedded NATS server a cluster node: its route listener, a loopback host:port")
+	natsRoutes := fs.String("nats-routes", "", "with --nats-cluster: the other nodes' route URLs, comma-separated (nats://127.0.0.1:6223,...)")
 	natsReplicas := fs.String("nats-replicas", "", "copies JetStream keeps of each bucket and stream on --nats: 1-5 or auto (default: general_settings.nats_replicas, else auto: 3 on a cluster of 3+ servers)")
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS loopback listener for CLIs and extra workers, or off")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -84,7 +87,8 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 	defer tr.flush(log) // after the gateway has closed, so the spans of drained calls go too
 	start := time.Now()
 	g, err := gateway.Start(ctx, gateway.Options{Config: cfg, Listen: addr, DataDir: *data, NATSURL: *natsURL, NATSListen: *natsListen, Log: log,
-		TracerProvider: tr.tracerProvider(), Services: only, AdminListen: *adminListen})
+		TracerProvider: tr.tracerProvider(), Services: only, AdminListen: *adminListen,
+		NATSName: *natsName, NATSCluster: *natsCluster, NATSRoutes: splitServers(*natsRoutes)})
 	if err != nil {
 		return err
 	}

@@ -44,7 +44,12 @@ type Options struct {
 	NATSURL string
 	// NATSListen is the embedded server's loopback listener ("off" for none).
 	NATSListen string
-	Log        *slog.Logger
+	// NATSName, NATSCluster and NATSRoutes make the embedded server a node
+	// of a loopback NATS cluster (bus.EmbeddedOptions).
+	NATSName    string
+	NATSCluster string
+	NATSRoutes  []string
+	Log         *slog.Logger
 	// Env resolves os.environ/ references in server records (default os.LookupEnv).
 	Env config.LookupEnv
 	// WorkerMaxInFlight bounds each worker's concurrent upstream calls.
@@ -332,7 +337,8 @@ func (g *Gateway) startNATS(o Options) (func(string) (*nats.Conn, error), error)
 		return nil, err
 	}
 	g.dataLock = lock
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: o.DataDir, Listen: o.NATSListen, Users: all})
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: o.DataDir, Listen: o.NATSListen, Users: all,
+		Name: o.NATSName, ClusterListen: o.NATSCluster, Routes: o.NATSRoutes})
 	if err != nil {
 		return nil, err
 	}
