@@ -53,9 +53,13 @@ const (
 // Liveness errors, before the sender turns them into an *Error naming the
 // server (LivenessError).
 var (
-	errNotAccepted = errors.New("no worker took the request")
+	errNotAccepted = ErrNotTaken
 	errWorkerLost  = errors.New("the worker stopped answering")
 )
+
+// ErrNotTaken: no responder took a request in AcceptAttempts tries, so none
+// handled it.
+var ErrNotTaken = errors.New("no responder took the request")
 
 // AcceptBy reads HeaderAcceptBy: the deadline, and whether liveness was asked.
 func AcceptBy(h nats.Header) (time.Time, bool) {

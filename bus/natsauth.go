@@ -122,8 +122,8 @@ func (u BusUser) natsUser() *server.User {
 // RolePermissions is what a user holding roles may publish and subscribe to.
 // Answers to requests a user received go through nats-server's response
 // permission, so no role needs to publish to other users' inboxes: one reply
-// per request, except for workers, whose replies also carry the liveness
-// acknowledgement and heartbeats of a call (liveness.go); and replies are
+// per request, except for workers and the router, whose replies also carry
+// the liveness acknowledgement and heartbeats of a call (liveness.go); and replies are
 // allowed for as long as a call may last (MaxCallTimeout, plus CallGrace and
 // a minute), not nats-server's default two minutes, so a long call's answer
 // is not refused.
@@ -145,8 +145,8 @@ func RolePermissions(user string, roles []Role, servers []string) *server.Permis
 	}
 	if responds {
 		perms.Response = &server.ResponsePermission{MaxMsgs: 1, Expires: ReplyWindow}
-		if slices.Contains(roles, RoleWorkers) {
-			perms.Response.MaxMsgs = -1 // bounded by Expires
+		if slices.Contains(roles, RoleWorkers) || slices.Contains(roles, RoleRouter) {
+			perms.Response.MaxMsgs = -1 // liveness messages too; bounded by Expires
 		}
 	}
 	return perms

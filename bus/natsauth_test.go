@@ -64,7 +64,10 @@ func TestRolePermissions(t *testing.T) {
 		t.Errorf("workers' replies: %+v", all.Response)
 	}
 	r := RolePermissions("r", []Role{RoleRouter}, nil)
-	if r.Response == nil || r.Response.MaxMsgs != 1 || r.Response.Expires < MaxCallTimeout {
+	if a := RolePermissions("a", []Role{RoleAuth}, nil); a.Response == nil || a.Response.MaxMsgs != 1 {
+		t.Errorf("auth's replies: %+v", a.Response)
+	}
+	if r.Response == nil || r.Response.MaxMsgs >= 0 || r.Response.Expires < MaxCallTimeout {
 		t.Errorf("router's replies: %+v", r.Response)
 	}
 	u := RolePermissions("u", []Role{RoleUsage}, nil)

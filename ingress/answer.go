@@ -76,10 +76,7 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 				}
 				continue
 			}
-			e := bus.WorkerLostError(*t.server)
-			if live.seen == 0 {
-				e = bus.NotTakenError(*t.server)
-			}
+			e := t.lostError(live.seen == 0)
 			g.finish(w, r, req, sse, nil, e)
 			return
 		case <-ctx.Done():
@@ -308,8 +305,8 @@ func (g *Ingress) route(ctx context.Context, req *request) (out []byte, rerr *bu
 func (g *Ingress) request(ctx context.Context, t target, req *request) (*nats.Msg, error) {
 	m := &nats.Msg{Subject: t.subject, Data: req.body, Header: req.env.Header()}
 	injectTrace(ctx, m.Header)
-	if t.server != nil && g.workers != nil {
-		return g.workers.Request(ctx, m) // straight to the workers: with liveness
+	if g.workers != nil {
+		return g.workers.Request(ctx, m) // with liveness, to the workers or the router
 	}
 	return g.nc.RequestMsgWithContext(ctx, m)
 }
@@ -326,12 +323,12 @@ type liveness struct {
 	watch *time.Timer
 }
 
-// start prepares a try of sending to t: with liveness (an accept-by in h,
-// the watch set) when t is a server's workers and the clocks agree.
+// start prepares a try of sending to t (a server's workers or the router):
+// with liveness (an accept-by in h, the watch set) while the clocks agree.
 func (l *liveness) start(g *Ingress, ps *postStream, t target, h nats.Header) {
 	l.tries++
 	l.seen = 0
-	l.on = t.server != nil && !g.clockSkew.Load()
+	l.on = !g.clockSkew.Load()
 	if !l.on {
 		ps.try("")
 		l.watch.Stop()

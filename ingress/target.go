@@ -79,6 +79,8 @@ func (t target) waitUntil(maxWait time.Duration) time.Time {
 // failure on this side (503) named as such.
 func (t target) failure(err error) *bus.Error {
 	switch {
+	case t.server == nil && bus.IsLivenessError(err):
+		return t.lostError(errors.Is(err, bus.ErrNotTaken))
 	case t.server == nil:
 		return bus.RequestError("router", err)
 	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), bus.IsLivenessError(err):
@@ -107,4 +109,18 @@ func (t target) waitError(ctx context.Context, req *request) *bus.Error {
 		return bus.Errorf(bus.ErrServiceUnavailable, "the gateway stopped before this call finished (its drain time ran out); the call may still complete upstream")
 	}
 	return t.failure(ctx.Err())
+}
+
+// lostError is the error for a request to t whose liveness failed: nobody
+// took it (notTaken), or the one running it stopped answering.
+func (t target) lostError(notTaken bool) *bus.Error {
+	switch {
+	case t.server != nil && notTaken:
+		return bus.NotTakenError(*t.server)
+	case t.server != nil:
+		return bus.WorkerLostError(*t.server)
+	case notTaken:
+		return bus.Errorf(bus.ErrServiceUnavailable, "no gateway router took the request (%d tries); it was not handled", bus.AcceptAttempts)
+	}
+	return bus.Errorf(bus.ErrServiceUnavailable, "the gateway router handling this request stopped answering")
 }

@@ -48,8 +48,10 @@ type Router struct {
 	tracer trace.Tracer
 	// cat maps aggregated names and URIs to servers (catalog.go).
 	cat *catalog
-	// workers sends requests to tool workers with liveness (bus/liveness.go).
+	// workers sends requests to tool workers with liveness (bus/liveness.go);
+	// live acknowledges and keeps alive the requests the router takes.
 	workers *bus.WorkerRequester
+	live    *bus.Responder
 }
 
 // DefaultSeparator and DefaultListTimeout apply when Options leaves them unset.
@@ -84,6 +86,7 @@ func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, err
 		return nil, err
 	}
 	r.workers = workers
+	r.live = bus.NewResponder(nc)
 	// Every replica hears every server's list changes (no queue group).
 	sub, err := nc.Subscribe(bus.SubjectNotifyAll, r.onNotify)
 	if err != nil {
@@ -97,7 +100,12 @@ func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, err
 		Endpoint: &micro.EndpointConfig{
 			Subject: bus.SubjectRouterRPC,
 			Handler: micro.HandlerFunc(func(req micro.Request) {
-				if !r.pool.Go(func() { r.handle(req, bus.NewReply(nc, req)) }) {
+				ok, finished := r.live.Take(req)
+				if !ok {
+					return // taken too late: its sender has moved on
+				}
+				if !r.pool.Go(func() { defer finished(); r.handle(req, bus.NewReply(nc, req)) }) {
+					finished()
 					bus.RespondError(req, bus.Errorf(bus.ErrOverloaded, "gateway router is at its limit of concurrent requests"))
 				}
 			}),
@@ -108,7 +116,7 @@ func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, err
 		workers.Close()
 		return nil, err
 	}
-	return &service{Service: svc, sub: sub, workers: workers}, nil
+	return &service{Service: svc, sub: sub, workers: workers, live: r.live}, nil
 }
 
 // service is the router's micro service; stopping it also ends the
@@ -117,12 +125,14 @@ type service struct {
 	micro.Service
 	sub     *nats.Subscription
 	workers *bus.WorkerRequester
+	live    *bus.Responder
 }
 
 func (s *service) Stop() error {
 	_ = s.sub.Unsubscribe()
 	err := s.Service.Stop()
 	s.workers.Close()
+	s.live.Close()
 	return err
 }
 

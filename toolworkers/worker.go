@@ -103,8 +103,8 @@ type Worker struct {
 	metrics  *Metrics
 	// Liveness (liveness.go): heartbeats of running calls, and requests
 	// dropped for arriving after their accept-by time.
-	beats       heartbeats
-	lateDropped atomic.Uint64
+	beats       *bus.Responder
+	lateDropped atomic.Uint64 // past their deadline (handleRPC)
 }
 
 // Start provisions spec (resolving its credentials in this process) and registers
@@ -135,7 +135,7 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 	w := &Worker{
 		up:      up,
 		nc:      nc,
-		beats:   heartbeats{nc: nc},
+		beats:   bus.NewResponder(nc),
 		pool:    bus.NewPool(o.MaxInFlight),
 		log:     o.Log.With("server", up.Name),
 		rootLog: o.Log,
@@ -365,7 +365,7 @@ func (w *Worker) Stop() {
 	w.private.closeAll()
 	w.base.CloseIdleConnections()
 	w.usage.close()
-	w.beats.close()
+	w.beats.Close()
 }
 
 // handOff runs h on the pool so the subscription goroutine is free at once; h
