@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/mcpbus
 MODULES := $(shell $(GO) list -m -f '{{.Dir}}')
 
-.PHONY: run test build lint unit fuzz-smoke fuzz bench-smoke e2e bench clean
+.PHONY: run test build lint unit fuzz-smoke fuzz bench-smoke fault e2e bench clean
 
 build:
 	cd cmd/mcpbus && $(GO) build -o ../../$(BIN) .
@@ -11,7 +11,7 @@ build:
 run: build
 	./deploy/run-demo.sh
 
-test: lint unit fuzz-smoke bench-smoke e2e
+test: lint unit fuzz-smoke bench-smoke fault e2e
 
 # gofmt + go vet over every module of the workspace.
 lint:
@@ -63,6 +63,11 @@ bench-smoke: build
 # The full benchmark (a few minutes): table on stdout, bench/results/latest.json.
 bench: build
 	cd bench && $(GO) run . -bin $(CURDIR)/$(BIN)
+
+# The fault suite (docs/RELIABILITY.md): a 3-node NATS cluster and every
+# service as a process of the real binary; SIGKILL / SIGSTOP one at a time.
+fault: build
+	cd cmd/mcpbus && MCPBUS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -run '^TestFault' ./internal/fault/
 
 # End to end: the real binary driven by the official TypeScript SDK client.
 e2e: build
