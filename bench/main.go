@@ -48,6 +48,7 @@ type options struct {
 	compareGo    bool
 	keepLogs     bool
 	split        bool
+	scale        bool
 	catalog      bool
 	profileDir   string
 	proxy        bool
@@ -75,6 +76,7 @@ func run() int {
 	flag.IntVar(&o.gomaxprocs, "mcpbus-gomaxprocs", recommendedGOMAXPROCS(), "run mcpbus with GOMAXPROCS=N, 0 for Go's default (default: 1 on a machine of 2 CPUs or fewer, where mcpbus shares them with the upstream and the load generator; see docs/PERFORMANCE.md)")
 	flag.BoolVar(&o.compareGo, "compare-go-default", true, "with -mcpbus-gomaxprocs set, also measure a gateway with Go's default GOMAXPROCS, interleaved in the same rounds")
 	flag.BoolVar(&o.split, "split", true, "also measure the services as separate processes over loopback NATS")
+	flag.BoolVar(&o.scale, "scale", true, "also measure 1, 2 and 4 worker processes serving a 50 ms upstream with max_concurrent_requests 8")
 	flag.BoolVar(&o.catalog, "catalog", true, "also measure the aggregated tools/list across 10 slow upstreams")
 	flag.StringVar(&o.profileDir, "profile", "", "after the rounds, write CPU profiles of the gateway process at c=1 and the high concurrency (pprof) into this directory")
 	flag.BoolVar(&o.proxy, "proxy", true, "also measure a bare Go reverse proxy (net/http/httputil) in front of the same upstream, interleaved in the same rounds: the cost of one HTTP hop")
@@ -363,7 +365,14 @@ mcp_servers:
 		}
 	}
 
-	// 6. The in-process hot path (testing.B), with nothing else of ours running.
+	// 6. Worker replicas: 1, 2 and 4 processes serving one slow upstream.
+	if o.scale {
+		if err := measureScaling(ctx, o, r, master, tmp, errs); err != nil {
+			return err
+		}
+	}
+
+	// 7. The in-process hot path (testing.B), with nothing else of ours running.
 	if o.goBench {
 		fmt.Fprintf(os.Stderr, "go test -bench (count %d, benchtime %s)\n", o.goBenchCount, o.goBenchTime)
 		gb, err := runGoBenchmarks(ctx, root, o.goBenchCount, o.goBenchTime)

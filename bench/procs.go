@@ -74,7 +74,7 @@ func startProc(name, bin string, args, env []string, logDir string) (*proc, erro
 				p.listenAt = time.Now()
 				p.listening <- strings.TrimSpace(line[i+len("listening on "):])
 				sent = true
-			} else if strings.HasPrefix(line, "mcpbus services ") && !sent {
+			} else if (strings.HasPrefix(line, "mcpbus services ") || strings.HasPrefix(line, "mcpbus worker ready")) && !sent {
 				// `serve --services` without the ingress: up, but no URL.
 				p.listenAt = time.Now()
 				p.listening <- ""

@@ -39,6 +39,7 @@ type report struct {
 	NotMeasured []string       `json:"not_measured,omitempty"`
 	Split       *splitResult   `json:"split,omitempty"`
 	Catalog     *catalogResult `json:"aggregated_tools_list,omitempty"`
+	Scaling     *scaleResult   `json:"worker_scaling,omitempty"`
 	Phases      []phaseResult  `json:"phases"` // every timed phase, in order
 }
 
@@ -165,6 +166,11 @@ func (r *report) summarize(high int) {
 	if r.Split == nil {
 		r.NotMeasured = append(r.NotMeasured, "services as separate processes: not run (-split=false)")
 	}
+	if s := r.Scaling; s != nil {
+		row("worker scaling: calls/s with 2 replicas / 1", s.Ratio2, ">= 1.80", s.Ratio2 >= 1.8)
+	} else {
+		r.NotMeasured = append(r.NotMeasured, "worker scaling: not run (-scale=false)")
+	}
 }
 
 // summaryOf is one gateway target at concurrency c against direct, medians
@@ -267,6 +273,12 @@ func (r *report) print(w io.Writer) {
 		info(fmt.Sprintf("aggregated tools/list cold, %d x %d tools, %.0f ms injected (ms)", c.Upstreams, c.ToolsEach, c.ListLatencyMs), floats(c.ColdSamplesMs, "%.1f"))
 		info("aggregated tools/list cached p50 / p99 (ms)", fmt.Sprintf("%.3f / %.3f", c.CachedP50ms, c.CachedP99ms))
 		info("one upstream's tools/list direct p50 (ms)", fmt.Sprintf("%.3f", c.DirectOneP50ms))
+	}
+	if s := r.Scaling; s != nil {
+		info(fmt.Sprintf("worker scaling: %.0f ms upstream, %d slots/replica, c=%d: calls/s at 1 / 2 / 4 replicas", s.LatencyMs, s.Slots, s.Clients),
+			fmt.Sprintf("%.0f / %.0f / %.0f", s.CallsPerS[1], s.CallsPerS[2], s.CallsPerS[4]))
+		info("worker scaling: ratio to 1 replica at 2 / 4", fmt.Sprintf("%.2f / %.2f", s.Ratio2, s.Ratio4))
+		info("worker scaling: what limits 4 replicas here", s.Bottleneck)
 	}
 	if s := r.Split; s != nil {
 		for _, x := range s.Summary {

@@ -56,6 +56,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	allowRemote := fs.Bool("allow-remote", false, "allow listening on a non-loopback address")
 	stdio := fs.Bool("stdio", false, "serve MCP on stdin/stdout instead of HTTP (for a stdio upstream)")
 	extraTools := fs.Int("extra-tools", 0, "also serve this many generated tools (tool_001 ...), for catalog benchmarks")
+	callLatency := fs.Duration("call-latency", 0, "delay every tools/call answer by this long (a slow upstream, for scaling benchmarks)")
 	listLatency := fs.Duration("list-latency", 0, "delay every tools/list, prompts/list and resources/list answer by this long (simulates a slow upstream)")
 	var required headerList
 	fs.Var(&required, "require-header", "answer 401 unless this header has this value, as \"Name: value\" (repeatable)")
@@ -88,7 +89,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if *extraTools < 0 || *extraTools > 10000 {
 		return fmt.Errorf("demo-upstream: --extra-tools %d: want 0..10000", *extraTools)
 	}
-	h := requireHeaders(HandlerWith(*name, Options{ExtraTools: *extraTools, ListLatency: *listLatency}), required)
+	h := requireHeaders(HandlerWith(*name, Options{ExtraTools: *extraTools, ListLatency: *listLatency, CallLatency: *callLatency}), required)
 	return localhttp.Serve(ctx, "demo-upstream", *listen, h, stdout, fmt.Sprintf("demo upstream %q listening on http://%%s/mcp", *name))
 }
 

@@ -97,6 +97,9 @@ type Options struct {
 	ExtraTools int
 	// ListLatency delays every list answer (tools, prompts, resources).
 	ListLatency time.Duration
+	// CallLatency delays every tools/call answer (a slow upstream, for the
+	// worker-replica scaling benchmark).
+	CallLatency time.Duration
 	// after is time.After (nil); a test holds the list delay with it.
 	after func(time.Duration) <-chan time.Time
 }
@@ -117,6 +120,20 @@ func HandlerWith(name string, o Options) http.Handler {
 				if strings.HasSuffix(method, "/list") {
 					select {
 					case <-after(d):
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					}
+				}
+				return next(ctx, method, req)
+			}
+		})
+	}
+	if d := o.CallLatency; d > 0 {
+		s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+			return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+				if method == "tools/call" {
+					select {
+					case <-time.After(d):
 					case <-ctx.Done():
 						return nil, ctx.Err()
 					}
