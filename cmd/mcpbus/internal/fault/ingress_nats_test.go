@@ -1,11 +1,15 @@
 package fault
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // SIGKILL an ingress replica: clients of the other one are unaffected, and a
@@ -66,6 +70,7 @@ func TestFaultNATSNodeKilled(t *testing.T) {
 	_, url, _ := d.service("ingress", "ingress")
 	d.worker("worker-a")
 	c := newClient(t, url)
+	echoed := 0 // echo calls answered: each must leave a usage event
 	for i, node := range d.nodes {
 		stop := make(chan struct{})
 		var mu sync.Mutex
@@ -113,6 +118,7 @@ func TestFaultNATSNodeKilled(t *testing.T) {
 		close(stop)
 		wg.Wait()
 		mu.Lock()
+		echoed += ok
 		t.Logf("node %d killed: existing session %d calls ok, %d failed (%v); a new session worked %s after the kill",
 			i, ok, len(failed), failed, took.Round(10*time.Millisecond))
 		mu.Unlock()
@@ -131,4 +137,31 @@ func TestFaultNATSNodeKilled(t *testing.T) {
 	if r := c.call("echo", `{"text":"end"}`); !r.ok() {
 		t.Fatalf("the first session after every node was lost once: %v", r)
 	}
+	// No usage event was lost: every answered echo of that session is in
+	// the usage stream (others, of the fresh sessions, may add to it).
+	nc, err := nats.Connect(d.natsURLs, nats.UserInfo(busUser, busPass), nats.CustomInboxPrefix("_INBOX_"+busUser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	stored := 0
+	waitFor(t, 60*time.Second, fmt.Sprintf("%d echo usage events stored", echoed+1), func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, "MCPBUS_USAGE")
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter("mcpbus.v1.usage.*.demo.echo"))
+		if err != nil {
+			return false
+		}
+		stored = 0
+		for _, n := range info.State.Subjects {
+			stored += int(n)
+		}
+		return stored >= echoed+1
+	})
+	t.Logf("usage events for echo: %d stored for %d answered calls of the first session (and the fresh sessions' calls)", stored, echoed+1)
 }
