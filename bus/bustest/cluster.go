@@ -17,6 +17,27 @@ import (
 // meta leader, and stops them when the test ends. ClusterConn dials all of them.
 func Cluster(t testing.TB, n int) []*server.Server {
 	t.Helper()
+	// Ports are picked free and then bound by the nodes; another process on
+	// a busy machine can take one in between, so a cluster whose nodes do
+	// not come up is torn down and started again on new ports.
+	for attempt := 1; ; attempt++ {
+		nodes, err := startCluster(t, n)
+		if err == nil {
+			t.Cleanup(func() {
+				for _, ns := range nodes {
+					ns.Shutdown()
+					ns.WaitForShutdown()
+				}
+			})
+			return nodes
+		}
+		if attempt == 3 {
+			t.Fatalf("a %d-node cluster: %v", n, err)
+		}
+	}
+}
+
+func startCluster(t testing.TB, n int) ([]*server.Server, error) {
 	routes := make([]string, n)
 	ports := make([]int, n)
 	for i := range n {
@@ -28,7 +49,13 @@ func Cluster(t testing.TB, n int) []*server.Server {
 		u, _ := url.Parse(r)
 		routeURLs = append(routeURLs, u)
 	}
-	nodes := make([]*server.Server, n)
+	nodes := make([]*server.Server, 0, n)
+	stop := func() {
+		for _, ns := range nodes {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}
+	}
 	for i := range n {
 		ns, err := server.NewServer(&server.Options{
 			ServerName: fmt.Sprintf("node-%d", i), Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
@@ -37,30 +64,36 @@ func Cluster(t testing.TB, n int) []*server.Server {
 			Routes:  routeURLs,
 		})
 		if err != nil {
-			t.Fatalf("node %d: %v", i, err)
+			stop()
+			return nil, fmt.Errorf("node %d: %w", i, err)
 		}
 		go ns.Start()
-		nodes[i] = ns
-		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		nodes = append(nodes, ns)
 	}
 	for i, ns := range nodes {
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("node %d not ready", i)
+		if !ns.ReadyForConnections(20 * time.Second) {
+			stop()
+			return nil, fmt.Errorf("node %d not ready", i)
 		}
 	}
-	Eventually(t, 30*time.Second, "a JetStream meta leader that knows every node, all nodes current", func() bool {
-		leader := false
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		leader, current := false, true
 		for _, ns := range nodes {
-			if !ns.JetStreamIsCurrent() {
-				return false
-			}
+			current = current && ns.JetStreamIsCurrent()
 			if ns.JetStreamIsLeader() {
 				leader = len(ns.JetStreamClusterPeers()) == n
 			}
 		}
-		return leader
-	})
-	return nodes
+		if leader && current {
+			return nodes, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("no JetStream meta leader knowing all %d nodes within 30s", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // ClusterConn connects to every node of a cluster (as a service given the

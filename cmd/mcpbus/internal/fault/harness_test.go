@@ -174,6 +174,27 @@ mcp_servers:
 	if err := os.WriteFile(d.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Ports are picked free, then bound by the nodes; another process on a
+	// busy machine can take one in between: then the nodes are started
+	// again on new ports.
+	for attempt := 1; ; attempt++ {
+		if d.startNodes() {
+			break
+		}
+		if attempt == 3 {
+			t.Fatal("the NATS nodes did not come up in 3 attempts")
+		}
+		for _, n := range d.nodes {
+			n.kill()
+		}
+		d.nodes = nil
+	}
+	return d
+}
+
+// startNodes starts the 3 nodes on fresh ports and reports whether all came up.
+func (d *deployment) startNodes() bool {
+	t := d.t
 	client, route := make([]int, 3), make([]int, 3)
 	for i := range 3 {
 		client[i], route[i] = freePort(t), freePort(t)
@@ -192,11 +213,17 @@ mcp_servers:
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", client[i]))
 	}
 	d.natsURLs = strings.Join(urls, ",")
-	for i, n := range d.nodes {
-		waitFor(t, readyLimit, n.name+" running", func() bool { return strings.Contains(n.logs(), "mcpbus services nats running") })
-		_ = i
+	deadline := time.Now().Add(readyLimit)
+	for _, n := range d.nodes {
+		for !strings.Contains(n.logs(), "mcpbus services nats running") {
+			if time.Now().After(deadline) || strings.Contains(n.logs(), "mcpbus:") { // an error line: it exited
+				t.Logf("%s did not come up: %s", n.name, tail(n.logs(), 500))
+				return false
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
-	return d
+	return true
 }
 
 // service starts `mcpbus serve --services s` on the cluster; it returns the

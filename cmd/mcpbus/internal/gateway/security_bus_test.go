@@ -287,7 +287,12 @@ mcp_servers:
 		bustest.Eventually(t, 10*time.Second, "the worker manager refuses the record of "+spec.Name, func() bool {
 			return strings.Count(g.logs.String(), "stdio servers run a command on this host") > refusals
 		})
-		// No worker serves it: the session's calls fail.
+		// No worker serves it: the session's calls fail. (The ingress's
+		// registry cache follows the bucket on its own: wait until it knows
+		// the record before opening the session.)
+		bustest.Eventually(t, 10*time.Second, "the ingress knows the record of "+spec.Name, func() bool {
+			return post(t, g.URL()+"/mcp/"+spec.Name, bearer(master), initBody).status == http.StatusOK
+		})
 		h := initSession(t, g.URL()+"/mcp/"+spec.Name, bearer(master))
 		if r := post(t, g.URL()+"/mcp/"+spec.Name, h, rpc("tools/list", 2, "")); r.rpcErr.Code == 0 {
 			t.Errorf("%s (%s %v %v): a forged record is served: %s", spec.Name, spec.Command, spec.Args, spec.Env, r.body)
