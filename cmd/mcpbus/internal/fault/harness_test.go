@@ -59,6 +59,7 @@ type proc struct {
 	name string
 	args []string
 	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
 	log  string
 	mu   sync.Mutex
 }
@@ -95,10 +96,25 @@ func (p *proc) run() {
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("%s: %v", p.name, err)
 	}
+	done := make(chan struct{})
 	p.mu.Lock()
-	p.cmd = cmd
+	p.cmd, p.done = cmd, done
 	p.mu.Unlock()
-	go func() { _ = cmd.Wait(); f.Close() }()
+	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
+}
+
+// stop ends the process as an operator would (SIGTERM: it drains, and a
+// worker flushes its usage events), SIGKILL after 20 s.
+func (p *proc) stop() {
+	p.signal(syscall.SIGTERM)
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		p.kill()
+	}
 }
 
 // signal sends sig to the process by its PID.
@@ -170,7 +186,8 @@ func newDeployment(t *testing.T, replicas int) *deployment {
     - {user: %s, password: %s, roles: [auth, registry, router, ingress, workers, usage]}
 mcp_servers:
   demo: {url: %q, timeout: 60s}
-`, master, replicas, busUser, busPass, up.URL+"/mcp")
+  spare: {url: %q}
+`, master, replicas, busUser, busPass, up.URL+"/mcp", up.URL+"/mcp")
 	if err := os.WriteFile(d.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -246,10 +263,16 @@ func (d *deployment) service(name, services string) (*proc, string, string) {
 // worker starts `mcpbus worker` for the demo server.
 func (d *deployment) worker(name string) (*proc, string) {
 	d.t.Helper()
+	return d.workerFor(name, "demo")
+}
+
+// workerFor starts `mcpbus worker --servers server`.
+func (d *deployment) workerFor(name, server string) (*proc, string) {
+	d.t.Helper()
 	admin := fmt.Sprintf("127.0.0.1:%d", freePort(d.t))
-	p := start(d.t, name, "worker", "--nats", d.natsURLs, "--servers", "demo", "--admin-listen", admin, "--drain-timeout", "1s")
+	p := start(d.t, name, "worker", "--nats", d.natsURLs, "--servers", server, "--admin-listen", admin, "--drain-timeout", "1s")
 	waitFor(d.t, readyLimit, name+" ready", func() bool {
-		return ready("http://"+admin) && strings.Contains(p.logs(), "hosting=demo")
+		return ready("http://"+admin) && strings.Contains(p.logs(), "hosting="+server)
 	})
 	return p, "http://" + admin
 }
