@@ -38,7 +38,9 @@ func TestStateReplicasOnACluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// Up to bus.FormingWait per step: on a loaded machine the cluster's JetStream
+	// API was seen not to answer for a minute.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	logs := &syncBuffer{}
 	policy := func(r bus.Replicas) bus.StatePolicy {
