@@ -21,9 +21,10 @@ import (
 //   - not accepted by AcceptBy (+AcceptGrace): no replica took it, so none
 //     reached the upstream; it is sent again (a queue group picks a replica
 //     anew), at most AcceptAttempts times in all.
-//   - accepted, then nothing for LostAfter: the worker is gone; the call
-//     fails with ErrWorkerLost and is never sent again (it may have reached
-//     the upstream).
+//   - accepted, then nothing for LostAfter: the worker is recalled
+//     (liveness_recall.go: its answer may have been lost as a connection
+//     moved); still nothing, it is gone: the call fails with ErrWorkerLost
+//     and is never sent again (it may have reached the upstream).
 //
 // A worker never starts a request after its AcceptBy: one that waited out
 // the window in a frozen process's buffers is dropped without touching the
@@ -47,7 +48,7 @@ const (
 	AcceptGrace    = 500 * time.Millisecond
 	AcceptAttempts = 3
 	HeartbeatEvery = 500 * time.Millisecond
-	LostAfter      = 2500 * time.Millisecond
+	LostAfter      = 1750 * time.Millisecond
 )
 
 // Liveness errors, before the sender turns them into an *Error naming the
@@ -159,66 +160,73 @@ func (r *WorkerRequester) Request(ctx context.Context, m *nats.Msg) (*nats.Msg, 
 	if m.Header == nil {
 		m.Header = nats.Header{}
 	}
-	for attempt := 1; ; attempt++ {
-		live := !r.skewed.Load()
-		reply, err := r.attempt(ctx, m, live)
-		if errors.Is(err, errNotAccepted) && attempt < AcceptAttempts && ctx.Err() == nil {
-			continue
-		}
-		if errors.Is(err, errSkew) {
+	w := NewWatch()
+	defer w.Stop()
+	for {
+		reply, err := r.attempt(ctx, m, w)
+		switch {
+		case errors.Is(err, errSkew):
 			r.skewed.Store(true)
-			continue
+		case errors.Is(err, errResend) && ctx.Err() == nil:
+		default:
+			return reply, err
 		}
-		return reply, err
 	}
 }
 
-var errSkew = errors.New("worker clock skew")
+var (
+	errSkew   = errors.New("worker clock skew")
+	errResend = errors.New("nobody took the try")
+)
 
-func (r *WorkerRequester) attempt(ctx context.Context, m *nats.Msg, live bool) (*nats.Msg, error) {
+// attempt is one try of a request: a new reply subject, so a late message
+// of an earlier try is told apart.
+func (r *WorkerRequester) attempt(ctx context.Context, m *nats.Msg, w *Watch) (*nats.Msg, error) {
 	token, ch := r.register()
 	defer r.unregister(token)
 	out := &nats.Msg{Subject: m.Subject, Reply: r.prefix + "." + token, Data: m.Data, Header: m.Header}
-	var watch *time.Timer
-	if live {
-		acceptBy := time.Now().Add(AcceptWithin)
-		out.Header[HeaderAcceptBy] = []string{strconv.FormatInt(acceptBy.UnixMilli(), 10)}
-		watch = time.NewTimer(AcceptWithin + AcceptGrace)
+	if acceptBy := w.Try(!r.skewed.Load()); acceptBy != "" {
+		out.Header[HeaderAcceptBy] = []string{acceptBy}
 	} else {
 		delete(out.Header, HeaderAcceptBy)
-		watch = time.NewTimer(time.Hour)
-		watch.Stop()
 	}
-	defer watch.Stop()
 	if err := r.nc.PublishMsg(out); err != nil {
 		return nil, err
 	}
-	accepted := false
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-watch.C:
-			if !accepted {
+		case <-w.C():
+			switch w.Fired() {
+			case Resend:
+				return nil, errResend
+			case Recall:
+				_ = SendRecall(r.nc, w.Responder(), out.Reply)
+			case NotTaken:
 				return nil, errNotAccepted
+			default:
+				return nil, errWorkerLost
 			}
-			return nil, errWorkerLost
 		case msg := <-ch:
-			if msg.Header.Get("Status") == "503" && len(msg.Data) == 0 {
+			if NoResponders(msg) {
+				switch {
+				case w.Gone(): // to the last recall: the worker is gone
+					return nil, errWorkerLost
+				case w.Accepted(): // to an earlier recall
+					continue
+				}
 				return nil, nats.ErrNoResponders
 			}
 			switch msg.Header.Get(HeaderProgress) {
 			case "":
 				return msg, nil
 			case ProgressExpired:
-				if !accepted {
+				if !w.Accepted() {
 					return nil, errSkew
 				}
 			default:
-				accepted = true
-			}
-			if live {
-				watch.Reset(LostAfter)
+				w.Heard(msg.Header)
 			}
 		}
 	}

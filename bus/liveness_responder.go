@@ -19,14 +19,22 @@ import (
 // Responder keeps the heartbeats of one service's running requests.
 type Responder struct {
 	nc      *nats.Conn
+	id      string // its HeaderResponder; "" when it could not take recalls
+	recall  *nats.Subscription
 	mu      sync.Mutex
 	replies map[string]beat // reply subject -> the requests running under it
-	started bool
-	closed  bool
-	stop    chan struct{}
-	done    chan struct{}
+	// Answers kept for a recall (liveness_recall.go), oldest first.
+	kept      map[string]*kept
+	keptOrder []*kept
+	keptBytes int
+	started   bool
+	closed    bool
+	stop      chan struct{}
+	done      chan struct{}
 	// Late counts requests dropped for arriving after their accept-by.
 	Late atomic.Uint64
+	// Recalled counts answers sent again for a recall.
+	Recalled atomic.Uint64
 }
 
 type beat struct {
@@ -34,8 +42,17 @@ type beat struct {
 	n        int
 }
 
-// NewResponder makes the liveness responder of a service on nc.
-func NewResponder(nc *nats.Conn) *Responder { return &Responder{nc: nc} }
+// NewResponder makes the liveness responder of a service on nc. It takes
+// recalls on its own subject; if it cannot subscribe, it runs without (its
+// senders then fail a call whose answer was lost as lost).
+func NewResponder(nc *nats.Conn) *Responder {
+	r := &Responder{nc: nc}
+	id := responderID()
+	if sub, err := nc.Subscribe(RecallSubject(id), r.onRecall); err == nil {
+		r.id, r.recall = id, sub
+	}
+	return r
+}
 
 // Take is the liveness step of taking req from the bus: false when the
 // request is dropped (too late: ProgressExpired is sent). A request that
@@ -49,11 +66,11 @@ func (r *Responder) Take(req micro.Request) (ok bool, finished func()) {
 	}
 	tag := h.Get(HeaderAcceptBy)
 	if time.Now().After(acceptBy) {
-		Progress(r.nc, req.Reply(), ProgressExpired, tag)
+		r.progress(req.Reply(), ProgressExpired, tag)
 		r.Late.Add(1)
 		return false, nil
 	}
-	Progress(r.nc, req.Reply(), ProgressAccepted, tag)
+	r.progress(req.Reply(), ProgressAccepted, tag)
 	r.add(req.Reply(), tag)
 	return true, func() { r.remove(req.Reply()) }
 }
@@ -105,7 +122,7 @@ func (r *Responder) run(stop, done chan struct{}) {
 		}
 		r.mu.Unlock()
 		for _, b := range batch {
-			Progress(r.nc, b.reply, ProgressRunning, b.acceptBy)
+			r.progress(b.reply, ProgressRunning, b.acceptBy)
 		}
 	}
 }
@@ -117,6 +134,9 @@ func (r *Responder) Close() {
 	r.closed = true
 	r.stop = nil
 	r.mu.Unlock()
+	if r.recall != nil {
+		_ = r.recall.Unsubscribe()
+	}
 	if stop != nil {
 		close(stop)
 		<-done

@@ -183,8 +183,8 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		// the gateway.
 		pub, sub = kvFollower(BucketServers, nil)
 		pub = append(pub, Root+".tool.*.rpc", Root+".tool.*.info", Root+".s2c.>", SubjectCancelRequest,
-			ClientSubject(Root+".stream.*.*", GatewayToken))
-		return pub, append(sub, SubjectRouterRPC, SubjectNotifyAll, micro), true
+			ClientSubject(Root+".stream.*.*", GatewayToken), SubjectRecall+".*")
+		return pub, append(sub, SubjectRouterRPC, SubjectNotifyAll, SubjectRecall+".*", micro), true
 	case RoleWorkers:
 		// A worker limited to servers reads and writes only those servers'
 		// records and tokens, and sends, answers and records only as them:
@@ -204,7 +204,7 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 			pub = append(pub, "$KV."+BucketOAuthTokens+"."+k)
 		}
 		pub = append(pub, "$JS.API.STREAM.INFO."+StreamUsage)
-		sub = append(sub, SubjectCancel, SubjectCancelRequest, SubjectSessionClosed, micro)
+		sub = append(sub, SubjectCancel, SubjectCancelRequest, SubjectSessionClosed, SubjectRecall+".*", micro)
 		names := servers
 		if len(names) == 0 {
 			names = []string{"*"}
@@ -219,7 +219,7 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		pub, sub = kvFollower(BucketServers, nil)
 		pub = append(pub, kvOwner(BucketSessions)...)
 		pub = append(pub, SubjectRouterRPC, Root+".tool.*.rpc", Root+".tool.*.info", SubjectAuthVerify,
-			Root+".auth.key.*", Root+".auth.team.*", Root+".registry.*", SubjectCancel, SubjectSessionClosed,
+			Root+".auth.key.*", Root+".auth.team.*", Root+".registry.*", SubjectCancel, SubjectSessionClosed, SubjectRecall+".*",
 			ClientSubject(Root+".session.events.*", GatewayToken))
 		// Not auth.key.revoked: only auth announces revocations.
 		pub = slices.DeleteFunc(pub, func(s string) bool { return s == SubjectKeyRevoked })

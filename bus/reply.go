@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"bytes"
 	"errors"
 
 	"github.com/nats-io/nats.go"
@@ -16,6 +17,7 @@ import (
 type Reply struct {
 	nc      *nats.Conn
 	subject string
+	keep    *Responder // keeps the answer for a recall (Responder.Reply)
 }
 
 // NewReply captures where req wants its answer.
@@ -33,6 +35,9 @@ func (r Reply) Respond(data []byte) error {
 	if r.subject == "" {
 		return nil
 	}
+	if r.keep != nil {
+		r.keep.keepAnswer(&nats.Msg{Subject: r.subject, Data: bytes.Clone(data)})
+	}
 	return r.nc.Publish(r.subject, data)
 }
 
@@ -48,7 +53,11 @@ func (r Reply) Error(e *Error) error {
 	if e.RetryAfter > 0 {
 		h[HeaderRetryAfter] = []string{retrySeconds(e.RetryAfter)}
 	}
-	return r.nc.PublishMsg(&nats.Msg{Subject: r.subject, Header: h})
+	m := &nats.Msg{Subject: r.subject, Header: h}
+	if r.keep != nil {
+		r.keep.keepAnswer(m)
+	}
+	return r.nc.PublishMsg(m)
 }
 
 // DecodeRequest reads the envelope and the JSON-RPC message of a request a

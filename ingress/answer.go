@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
@@ -47,14 +46,20 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 		req.env.Stream = ps.streamTo
 	}
 	// A send straight to the workers goes with liveness (bus/liveness.go):
-	// watch ends a try nobody took, or a call whose worker went silent.
-	live := liveness{watch: time.NewTimer(time.Hour)}
-	live.watch.Stop()
-	defer live.watch.Stop()
+	// watch ends a try nobody took, recalls the answer of a worker gone
+	// silent, and ends a call whose worker stays silent.
+	watch := bus.NewWatch()
+	defer watch.Stop()
+	seen := 0 // acknowledgements and heartbeats of the current try
 	send := func(t target) error {
 		m := &nats.Msg{Subject: t.subject, Reply: ps.replyTo, Data: req.body, Header: req.env.Header()}
 		injectTrace(ctx, m.Header)
-		live.start(g, ps, t, m.Header)
+		seen = 0
+		tag := watch.Try(!g.clockSkew.Load())
+		if tag != "" {
+			m.Header[bus.HeaderAcceptBy] = []string{tag}
+		}
+		ps.try(tag)
 		return g.nc.PublishMsg(m)
 	}
 	if err := send(t); err != nil {
@@ -68,17 +73,20 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 	for {
 		select {
 		case <-ps.wake:
-		case <-live.watch.C:
-			if live.seen == 0 && live.tries < bus.AcceptAttempts {
-				if err := send(t); err != nil { // nobody took it: another replica may
+		case <-watch.C():
+			switch watch.Fired() {
+			case bus.Resend: // nobody took it: another replica may
+				if err := send(t); err != nil {
 					g.finish(w, r, req, sse, nil, t.failure(err))
 					return
 				}
-				continue
+			case bus.Recall:
+				_ = bus.SendRecall(g.nc, watch.Responder(), ps.replyTo)
+			default:
+				g.finish(w, r, req, sse, nil, t.lostError(!watch.Accepted()))
+				return
 			}
-			e := t.lostError(live.seen == 0)
-			g.finish(w, r, req, sse, nil, e)
-			return
+			continue
 		case <-ctx.Done():
 			if r.Context().Err() != nil {
 				return // the client left
@@ -86,25 +94,23 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 			g.finish(w, r, req, sse, nil, t.waitError(ctx, req))
 			return
 		}
-		if live.on {
-			beats, expired := ps.liveness()
-			switch {
-			case beats > live.seen:
-				live.seen = beats
-				live.watch.Reset(bus.LostAfter)
-			case expired && live.seen == 0:
-				// Dropped as too late the moment it arrived: this clock and
-				// the worker's disagree. Send without liveness from now on.
-				if !g.clockSkew.Swap(true) {
-					g.log.Warn("a tool worker's clock is more than "+bus.AcceptWithin.String()+" off this ingress's; direct calls go without liveness (fix NTP)",
-						"server", t.server.Name)
-				}
-				if err := send(t); err != nil {
-					g.finish(w, r, req, sse, nil, t.failure(err))
-					return
-				}
-				continue
+		beats, expired, last := ps.liveness()
+		switch {
+		case beats > seen:
+			seen = beats
+			watch.Heard(last)
+		case expired && seen == 0:
+			// Dropped as too late the moment it arrived: this clock and
+			// the worker's disagree. Send without liveness from now on.
+			if !g.clockSkew.Swap(true) {
+				g.log.Warn("a tool worker's clock is more than "+bus.AcceptWithin.String()+" off this ingress's; direct calls go without liveness (fix NTP)",
+					"server", t.server.Name)
 			}
+			if err := send(t); err != nil {
+				g.finish(w, r, req, sse, nil, t.failure(err))
+				return
+			}
+			continue
 		}
 		msgs, reply := ps.take(batch)
 		batch = msgs
@@ -122,6 +128,16 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 			if sse.message(m.Data) == nil {
 				g.ack(m)
 			}
+		}
+		if reply != nil && watch.Accepted() && bus.NoResponders(reply) {
+			// The answer to a recall: the worker that took the call may be
+			// gone. It may have reached the upstream: never sent again.
+			if watch.Gone() {
+				g.finish(w, r, req, sse, nil, t.lostError(false))
+				return
+			}
+			ps.retract() // an earlier recall's: the next one tells
+			reply = nil
 		}
 		if reply != nil && sse == nil && t.refused(reply) {
 			t = viaRouter // target.go: the router answers a refused direct send
@@ -313,29 +329,4 @@ func (g *Ingress) request(ctx context.Context, t target, req *request) (*nats.Ms
 
 func revokedError(req *request) *bus.Error {
 	return bus.Errorf(bus.ErrKeyRevoked, "key '%s' was revoked while this call ran; the call was cancelled", req.env.Caller.Name())
-}
-
-// liveness is one POST's liveness state across its tries.
-type liveness struct {
-	on    bool // the current try asked for liveness
-	tries int
-	seen  int // acknowledgements and heartbeats of the current try
-	watch *time.Timer
-}
-
-// start prepares a try of sending to t (a server's workers or the router):
-// with liveness (an accept-by in h, the watch set) while the clocks agree.
-func (l *liveness) start(g *Ingress, ps *postStream, t target, h nats.Header) {
-	l.tries++
-	l.seen = 0
-	l.on = !g.clockSkew.Load()
-	if !l.on {
-		ps.try("")
-		l.watch.Stop()
-		return
-	}
-	tag := strconv.FormatInt(time.Now().Add(bus.AcceptWithin).UnixMilli(), 10)
-	h[bus.HeaderAcceptBy] = []string{tag}
-	ps.try(tag)
-	l.watch.Reset(bus.AcceptWithin + bus.AcceptGrace)
 }

@@ -27,9 +27,10 @@ type sink struct {
 	// (bus/liveness.go): the accept-by of the current try, how many
 	// acknowledgements and heartbeats came for it, and whether a worker
 	// dropped it as too late.
-	liveTag string
-	beats   int
-	expired bool
+	liveTag   string
+	beats     int
+	expired   bool
+	responder nats.Header // the last liveness message's, for its HeaderResponder
 }
 
 func newSink() *sink { return &sink{wake: make(chan struct{}, 1)} }
@@ -60,6 +61,7 @@ func (s *sink) answer(m *nats.Msg) {
 				s.expired = true
 			} else {
 				s.beats++
+				s.responder = m.Header
 			}
 		}
 		s.mu.Unlock()
@@ -77,15 +79,17 @@ func (s *sink) answer(m *nats.Msg) {
 // try starts a try of a live send with accept-by tag ("" for none).
 func (s *sink) try(tag string) {
 	s.mu.Lock()
-	s.liveTag, s.beats, s.expired = tag, 0, false
+	s.liveTag, s.beats, s.expired, s.responder = tag, 0, false, nil
 	s.mu.Unlock()
 }
 
-// liveness is what the current try's worker said so far.
-func (s *sink) liveness() (beats int, expired bool) {
+// liveness is what the current try's worker said so far: how many
+// acknowledgements and heartbeats, whether it dropped the try as too late,
+// and the last liveness message's header.
+func (s *sink) liveness() (beats int, expired bool, last nats.Header) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.beats, s.expired
+	return s.beats, s.expired, s.responder
 }
 
 // retract forgets the reply taken last, so the next one can be recorded: a

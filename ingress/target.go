@@ -57,7 +57,7 @@ func (t target) refused(reply *nats.Msg) bool {
 	if t.server == nil {
 		return false
 	}
-	if len(reply.Data) == 0 && reply.Header.Get("Status") == "503" {
+	if bus.NoResponders(reply) {
 		return true
 	}
 	e := bus.ReplyError(reply)
@@ -93,7 +93,7 @@ func (t target) failure(err error) *bus.Error {
 // replyError reads a gateway error from the target's reply, including the
 // server's "no responders" status when nothing listens on the subject.
 func (t target) replyError(reply *nats.Msg) *bus.Error {
-	if len(reply.Data) == 0 && reply.Header.Get("Status") == "503" {
+	if bus.NoResponders(reply) {
 		return t.failure(nats.ErrNoResponders)
 	}
 	return bus.ReplyError(reply)

@@ -104,7 +104,7 @@ func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, err
 				if !ok {
 					return // taken too late: its sender has moved on
 				}
-				if !r.pool.Go(func() { defer finished(); r.handle(req, bus.NewReply(nc, req)) }) {
+				if !r.pool.Go(func() { defer finished(); r.handle(req, r.live.Reply(req)) }) {
 					finished()
 					bus.RespondError(req, bus.Errorf(bus.ErrOverloaded, "gateway router is at its limit of concurrent requests"))
 				}

@@ -372,7 +372,7 @@ func (w *Worker) Stop() {
 // answers through the bus.Reply, never through req.
 func (w *Worker) handOff(h func(micro.Request, bus.Reply)) func(micro.Request) {
 	return func(req micro.Request) {
-		if !w.pool.Go(func() { h(req, bus.NewReply(w.nc, req)) }) {
+		if !w.pool.Go(func() { h(req, w.beats.Reply(req)) }) {
 			bus.RespondError(req, bus.Errorf(bus.ErrOverloaded, "worker for server %q is at its limit of concurrent calls", w.up.Name))
 		}
 	}
@@ -387,7 +387,7 @@ func (w *Worker) handOffLive(h func(micro.Request, bus.Reply)) func(micro.Reques
 		if !ok {
 			return
 		}
-		if !w.pool.Go(func() { defer finished(); h(req, bus.NewReply(w.nc, req)) }) {
+		if !w.pool.Go(func() { defer finished(); h(req, w.beats.Reply(req)) }) {
 			finished()
 			bus.RespondError(req, bus.Errorf(bus.ErrOverloaded, "worker for server %q is at its limit of concurrent calls", w.up.Name))
 		}
