@@ -12,6 +12,7 @@ import (
 	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/toolworkers"
+	"github.com/nats-io/nats.go"
 )
 
 // A worker replica that dies while it runs a call (its bus connection gone,
@@ -59,6 +60,62 @@ func TestWorkerLostMidCall(t *testing.T) {
 				}
 			case <-time.After(time.Minute): // a dead worker never answers: only liveness (or the 10m timeout) ends the call
 				t.Fatalf("the call on a dead worker was not failed; logs:\n%s", g.logs.String())
+			}
+		})
+	}
+}
+
+// A worker replica whose bus connection moves while it runs a call (as when
+// its NATS node dies and it reconnects to another; here the server drops it
+// and it comes back) is no longer granted the call's reply subject: its
+// heartbeats and answer are refused. The sender recalls the call on the
+// replica's own subject, which grants the subject again, and gets the kept
+// answer: the call succeeds, straight from the ingress or through the
+// router.
+func TestWorkerConnectionMovesMidCall(t *testing.T) {
+	for _, routerOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("router_only=%v", routerOnly), func(t *testing.T) {
+			url, rc := upstream(t, "slowpoke")
+			yaml := fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers:\n  slowpoke: {url: %q, timeout: 10m}\n", master, url)
+			g := startGatewayOpts(t, yaml, nil, func(o *Options) {
+				o.WorkerServers = []string{"elsewhere"} // slowpoke's worker runs on its own connection
+				o.RouterOnly = routerOnly
+			})
+			cfg, err := config.Parse("config.yaml", []byte(yaml), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wc := roleConn(t, g.Gateway, bus.RoleWorkers)
+			moved := make(chan struct{}, 1)
+			wc.SetReconnectHandler(func(*nats.Conn) { moved <- struct{}{} })
+			w, err := toolworkers.Start(wc, cfg.Servers[0], toolworkers.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(w.Stop)
+			wc.Flush()
+
+			url = g.URL() + "/mcp/slowpoke"
+			s := initSession(t, url, bearer(master))
+			done := make(chan rawResponse, 1)
+			go func() {
+				done <- post(t, url, s, rpc("tools/call", 2, `{"name":"slow","arguments":{"seconds":3}}`))
+			}()
+			bustest.Eventually(t, 30*time.Second, "the upstream runs the call", func() bool { return rc.callCount() > 0 })
+			cid, err := wc.GetClientID()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := g.ns.DisconnectClientByID(cid); err != nil {
+				t.Fatal(err)
+			}
+			<-moved
+			r := <-done
+			if r.rpcErr.Code != 0 || !strings.Contains(string(r.body), `"result"`) {
+				t.Fatalf("the call whose worker's connection moved: HTTP %d %s", r.status, r.body)
+			}
+			if rc.callCount() != 1 {
+				t.Fatalf("the upstream ran the call %d times, want once", rc.callCount())
 			}
 		})
 	}
