@@ -20,7 +20,10 @@ import (
 // not acknowledge (no leader while a NATS node is lost, a timeout, no stream
 // yet) waits in a bounded retry buffer and is published again, with the same
 // id, until it is stored or is older than usageRetryFor, which stays inside
-// the stream's duplicate window so a retry never counts a call twice. What
+// the stream's duplicate window so a retry never counts a call twice. While
+// usageMaxPending events wait for an acknowledgement, others go straight to
+// the retry buffer: the publisher never stalls, so the queue keeps draining
+// through an outage as long as the buffer lasts (usageRetryMax events). What
 // cannot be kept (queue or buffer full, too old, refused for good) is counted
 // and warned about once per usageWarnEvery, never per event. Nothing here ever
 // fails or slows the call.
@@ -169,19 +172,19 @@ func (p *usagePublisher) run(nc *nats.Conn, log *slog.Logger) {
 		if ev.RequestID != "" {
 			m.Header.Set(jetstream.MsgIDHeader, ev.RequestID)
 		}
-		if _, err := js.PublishMsgAsync(m); err != nil {
-			p.fail(log, m, err)
-		}
+		p.send(js, log, m)
 	}
 	retry := time.NewTicker(usageRetryEvery)
 	defer retry.Stop()
 	republish := func() {
 		for _, m := range p.takeRetries() {
+			if stalled(js) {
+				p.fail(log, m, errUsageStalled) // back in the buffer, not tried
+				continue
+			}
 			p.retried.Add(1)
 			p.metrics.usageEvent("retried")
-			if _, err := js.PublishMsgAsync(m); err != nil {
-				p.fail(log, m, err)
-			}
+			p.send(js, log, m)
 		}
 	}
 	for {
@@ -209,6 +212,27 @@ func (p *usagePublisher) run(nc *nats.Conn, log *slog.Logger) {
 				}
 			}
 		}
+	}
+}
+
+// errUsageStalled: usageMaxPending events already wait for the stream's
+// acknowledgement (it has no leader, or is slow), so an event waits in the
+// retry buffer instead of in the publisher, which never blocks the queue.
+var errUsageStalled = errors.New("too many usage events waiting for the stream's acknowledgement")
+
+// stalled reports whether the stream has usageMaxPending events to
+// acknowledge: publishing one more would wait for an acknowledgement (a
+// stall of 200 ms each, so a leaderless stream would back the queue up).
+func stalled(js jetstream.JetStream) bool { return js.PublishAsyncPending() >= usageMaxPending }
+
+// send publishes m unless the stream is stalled.
+func (p *usagePublisher) send(js jetstream.JetStream, log *slog.Logger, m *nats.Msg) {
+	if stalled(js) {
+		p.fail(log, m, errUsageStalled)
+		return
+	}
+	if _, err := js.PublishMsgAsync(m); err != nil {
+		p.fail(log, m, err)
 	}
 }
 

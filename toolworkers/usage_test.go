@@ -275,3 +275,51 @@ func TestUsageEventsSurviveAnOutage(t *testing.T) {
 		t.Fatalf("want one rate-limited retry warning, got:\n%s", got)
 	}
 }
+
+// A stream that takes events but never acknowledges them (as while it has no
+// leader) does not back the queue up: past usageMaxPending unacknowledged
+// events, new ones wait in the retry buffer, the queue keeps draining, and
+// nothing is dropped; all are stored once the stream answers.
+func TestUsageStalledStreamNeverBacksUpTheQueue(t *testing.T) {
+	ns := bustest.Server(t)
+	nc := bustest.Conn(t, ns)
+	// Takes every usage event and acknowledges none.
+	blackhole, err := nc.Subscribe(bus.Root+".usage.>", func(*nats.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := usageUpstream(t)
+	w, err := Start(nc, bus.ServerSpec{Name: "github", URL: f.url()}, Options{Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	const batch, batches = 1000, 6 // more than the queue and the pending window together
+	for b := range batches {
+		for i := range batch {
+			w.usage.enqueue(w, bus.UsageEvent{RequestID: fmt.Sprintf("req-%d-%d", b, i), Server: "github", Tool: "search"})
+		}
+		bustest.Eventually(t, 30*time.Second, "the queue drains while the stream acknowledges nothing", func() bool {
+			w.usage.mu.Lock()
+			q := w.usage.queue
+			w.usage.mu.Unlock()
+			return len(q) == 0
+		})
+	}
+	if s := w.UsageStats(); s.Dropped != 0 {
+		t.Fatalf("%d events dropped while the stream stalled", s.Dropped)
+	}
+	_ = blackhole.Unsubscribe()
+	js, _ := jetstream.New(nc)
+	s, err := bus.UsageStream(context.Background(), js, bus.UsageStreamOptions{MaxBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bustest.Eventually(t, 60*time.Second, "every event stored once the stream answers", func() bool {
+		info, err := s.Info(context.Background())
+		return err == nil && info.State.Msgs == batch*batches
+	})
+	if st := w.UsageStats(); st.Dropped != 0 || st.Failed != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
