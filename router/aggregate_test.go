@@ -599,3 +599,41 @@ func TestMergedListPageCached(t *testing.T) {
 		t.Fatal("a page missing server b was kept: b is never asked again")
 	}
 }
+
+// The capability lookup of initialize goes with liveness: a request taken by
+// a replica that then never acknowledges it (frozen, or lost with its NATS
+// node) is sent again within seconds and answered by a live one, instead of
+// waiting out InfoTimeout and leaving the server's capabilities out.
+func TestInitializeInfoSkipsADeadReplica(t *testing.T) {
+	// Without liveness the lookup waits InfoTimeout, then answers without
+	// the server's capabilities.
+	h := startHarness(t, Options{InfoTimeout: 8 * time.Second}, servers("a"))
+	got := make(chan struct{})
+	dead, err := h.nc.QueueSubscribe(bus.ToolInfo("a"), "fake.a", func(*nats.Msg) { close(got) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = dead.AutoUnsubscribe(1) // takes the first request, then is gone
+	h.nc.Flush()
+	type result struct {
+		Capabilities map[string]map[string]any
+	}
+	done := make(chan result, 1)
+	go func() {
+		var res result
+		h.result(internal(), request(1, "initialize", `{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}`), &res)
+		done <- res
+	}()
+	<-got
+	live := &fakeWorker{name: "a", caps: `{"tools":{},"logging":{}}`}
+	live.start(t, h.nc)
+	h.nc.Flush()
+	select {
+	case res := <-done:
+		if _, ok := res.Capabilities["logging"]; !ok {
+			t.Fatalf("capabilities %v: the live replica's are missing", res.Capabilities)
+		}
+	case <-time.After(time.Minute): // the harness's own request timeout ends it first
+		t.Fatal("initialize never answered")
+	}
+}

@@ -85,11 +85,8 @@ func (r *Router) ask(ctx context.Context, h nats.Header, env bus.Envelope, s bus
 	bus.TraceContext.Inject(ctx, bus.HeaderCarrier(out))
 	wctx, cancel := context.WithDeadline(context.Background(), deadline.Add(grace))
 	defer cancel()
-	request := r.nc.RequestMsgWithContext
-	if subject == bus.ToolRPC(s.Name) {
-		request = r.workers.Request // liveness: the rpc endpoint takes it
-	}
-	reply, err := request(wctx, &nats.Msg{Subject: subject, Data: body, Header: out})
+	// With liveness: the workers' endpoints take it.
+	reply, err := r.workers.Request(wctx, &nats.Msg{Subject: subject, Data: body, Header: out})
 	if err != nil {
 		return nil, bus.WorkerError(s, limit, err)
 	}

@@ -77,7 +77,9 @@ func (r *Router) upstreamInfo(ctx context.Context, env bus.Envelope, s bus.Serve
 	toWorker(ctx, s.Name, h)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(500*time.Millisecond))
 	defer cancel()
-	reply, err := r.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: bus.ToolInfo(s.Name), Header: h})
+	// With liveness, so a lost request or answer costs a second, not
+	// InfoTimeout and the upstream's capabilities.
+	reply, err := r.workers.Request(ctx, &nats.Msg{Subject: bus.ToolInfo(s.Name), Header: h})
 	if err != nil {
 		return upstreamInfo{}, bus.WorkerError(s, limit, err)
 	}

@@ -190,7 +190,7 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 		w.Stop()
 		return nil, err
 	}
-	if err := svc.AddEndpoint("info", micro.HandlerFunc(w.handOff(w.handleInfo)), micro.WithEndpointSubject(bus.ToolInfo(up.Name))); err != nil {
+	if err := svc.AddEndpoint("info", micro.HandlerFunc(w.handOffLive(w.handleInfo)), micro.WithEndpointSubject(bus.ToolInfo(up.Name))); err != nil {
 		w.Stop()
 		return nil, err
 	}
@@ -368,19 +368,10 @@ func (w *Worker) Stop() {
 	w.beats.Close()
 }
 
-// handOff runs h on the pool so the subscription goroutine is free at once; h
-// answers through the bus.Reply, never through req.
-func (w *Worker) handOff(h func(micro.Request, bus.Reply)) func(micro.Request) {
-	return func(req micro.Request) {
-		if !w.pool.Go(func() { h(req, w.beats.Reply(req)) }) {
-			bus.RespondError(req, bus.Errorf(bus.ErrOverloaded, "worker for server %q is at its limit of concurrent calls", w.up.Name))
-		}
-	}
-}
-
-// handOffLive is handOff for requests that may ask for liveness (takeLive):
-// acknowledged on the subscription goroutine, kept alive while they wait
-// for the pool and run.
+// handOffLive runs h on the pool so the subscription goroutine is free at
+// once; h answers through the bus.Reply, never through req. A request that
+// asks for liveness (takeLive) is acknowledged on the subscription
+// goroutine and kept alive while it waits for the pool and runs.
 func (w *Worker) handOffLive(h func(micro.Request, bus.Reply)) func(micro.Request) {
 	return func(req micro.Request) {
 		ok, finished := w.takeLive(req)
