@@ -74,6 +74,10 @@ type sessionStore struct {
 	refresh time.Duration      // bucket: rewrite a used session's record after this long
 	watch   jetstream.KeyWatcher
 	now     func() time.Time // sessionClock when made
+	// unsettled counts new sessions kept here while their record waits to
+	// be written (sessionkv.go, settle); warned rate-limits saying so.
+	unsettled atomic.Int64
+	warned    bus.RateLimited
 }
 
 // sessionClock is where new session stores read the time; a test moves it.

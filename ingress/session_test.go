@@ -379,3 +379,34 @@ func TestSessionKVIdleExpiry(t *testing.T) {
 		t.Fatal("an expired session is still served")
 	}
 }
+
+// A new session while the bucket cannot take it (here its stream is gone; in
+// a cluster, it has no leader while a NATS node is lost) works at once on the
+// replica that opened it, and is written when the bucket answers again, so
+// the other replicas serve it from then on.
+func TestNewSessionWhileTheBucketIsUnavailable(t *testing.T) {
+	ns := bustest.Server(t)
+	a := kvStore(t, ns, time.Hour, nil)
+	js, err := jetstream.New(bustest.Conn(t, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(bg, "KV_"+bus.BucketSessions); err != nil {
+		t.Fatal(err)
+	}
+	sess := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "key-a"}}, "2025-11-25", nil)
+	if err := a.add(bg, sess); err != nil {
+		t.Fatalf("a new session while the bucket is unavailable: %v", err)
+	}
+	if mustGet(t, a, sess.rec.ID, "key-a") == nil {
+		t.Fatal("the replica that opened the session does not serve it")
+	}
+	b := kvStore(t, ns, time.Hour, nil) // makes the bucket again
+	bustest.Eventually(t, 30*time.Second, "the session reaches the bucket and the other replica", func() bool {
+		got, err := b.lookup(bg, sess.rec.ID)
+		return err == nil && got != nil && got.rec.KeyID == "key-a"
+	})
+	if c := a.cached(sess.rec.ID); c == nil || c.rev == 0 || !c.mine {
+		t.Fatalf("the opening replica's copy after the write: %+v", c)
+	}
+}

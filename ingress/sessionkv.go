@@ -149,18 +149,80 @@ func decodeSession(e jetstream.KeyValueEntry) (*session, error) {
 	return sess, nil
 }
 
-// create writes a new session's record.
+// A new session's record is written within sessionCreateWait. When the
+// bucket cannot take it by then (it has no leader while a NATS node is lost
+// and the cluster elects another, which takes nats-server 4-9 s), the
+// session is kept on this replica and written in the background every
+// sessionSettleEvery for up to sessionSettleFor: a new session works at
+// once through an election, and the other replicas learn it when the write
+// lands (until then a request for it on another replica gets 404, and the
+// client initializes again).
+const (
+	sessionCreateWait  = 500 * time.Millisecond
+	sessionSettleEvery = 250 * time.Millisecond
+	sessionSettleFor   = 2 * time.Minute
+)
+
+// create writes a new session's record, or keeps the session here and
+// writes it in the background (settle).
 func (s *sessionStore) create(ctx context.Context, sess *session) error {
 	data, err := json.Marshal(sess.rec)
 	if err != nil {
 		return err
 	}
-	rev, err := s.kv.Create(ctx, sess.rec.ID, data)
-	if err != nil {
+	cctx, cancel := context.WithTimeout(ctx, sessionCreateWait)
+	rev, err := s.kv.Create(cctx, sess.rec.ID, data)
+	cancel()
+	if err == nil {
+		sess.rev, sess.written, sess.mine = rev, time.Now(), true
+		return nil
+	}
+	if ctx.Err() != nil || errors.Is(err, jetstream.ErrKeyExists) {
 		return err
 	}
-	sess.rev, sess.written, sess.mine = rev, time.Now(), true
+	sess.written, sess.mine = time.Now(), true // rev 0: not in the bucket yet
+	n := s.unsettled.Add(1)
+	s.warned.Warn(s.log, "sessions: the sessions bucket did not take a new session in time; it works on this replica and is written when the bucket answers",
+		"waiting", n, "err", err)
+	go s.settle(sess.rec.ID, data)
 	return nil
+}
+
+// settle writes a new session's record that create could not write.
+func (s *sessionStore) settle(id string, data []byte) {
+	defer s.unsettled.Add(-1)
+	end := time.Now().Add(sessionSettleFor)
+	t := time.NewTicker(sessionSettleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if s.cached(id) == nil {
+			return // ended meanwhile
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		rev, err := s.kv.Create(ctx, id, data)
+		cancel()
+		switch {
+		case err == nil:
+			s.mu.Lock()
+			if cur := s.m[id]; cur != nil && cur.rev <= rev {
+				next := cur.clone()
+				next.rev, next.written, next.mine = rev, time.Now(), true
+				s.m[id] = next
+			}
+			s.mu.Unlock()
+			return
+		case errors.Is(err, jetstream.ErrKeyExists):
+			return // written meanwhile: an update, or a late earlier try
+		case time.Now().After(end):
+			s.log.Error("sessions: a new session could not be stored in "+sessionSettleFor.String()+"; only this replica serves it", "err", err)
+			return
+		}
+	}
 }
 
 // touch writes sess's record again so its TTL starts over. A concurrent
