@@ -73,7 +73,7 @@ func (p StatePolicy) log() *slog.Logger {
 // EnsureKV creates the bucket cfg describes, or brings an existing one to it
 // without lowering anything an operator raised (raiseOnly).
 func EnsureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, p StatePolicy) (kv jetstream.KeyValue, err error) {
-	err = p.whileForming(ctx, "kv bucket "+cfg.Bucket, func() error {
+	err = p.whileForming(ctx, "kv bucket "+cfg.Bucket, func(ctx context.Context) error {
 		kv, err = ensureKV(ctx, js, cfg, p)
 		return err
 	})
@@ -112,7 +112,7 @@ func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValu
 // EnsureStream creates the stream cfg describes, or brings an existing one to
 // it without lowering its replicas or its byte, message or age limits.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, p StatePolicy) (s jetstream.Stream, err error) {
-	err = p.whileForming(ctx, "stream "+cfg.Name, func() error {
+	err = p.whileForming(ctx, "stream "+cfg.Name, func(ctx context.Context) error {
 		s, err = ensureStream(ctx, js, cfg, p)
 		return err
 	})
@@ -190,14 +190,23 @@ func (p StatePolicy) warnSingle(nc *nats.Conn, what string, replicas int) {
 // answer (a cluster electing its leader, a node just lost).
 const FormingWait = 2 * time.Minute
 
+// formingTry bounds one try of whileForming: a JetStream API request made
+// while a cluster forms may get no answer at all, and one try must not wait
+// out the whole FormingWait (or a caller's context without deadline) in
+// silence.
+const formingTry = 5 * time.Second
+
 // whileForming runs op until it succeeds, fails for good, ctx ends or
 // FormingWait passes: JetStream that does not answer yet (no meta leader
 // while a cluster forms or after a node is lost) is waited for, said once.
-func (p StatePolicy) whileForming(ctx context.Context, what string, op func() error) error {
+// Each try of op gets at most formingTry.
+func (p StatePolicy) whileForming(ctx context.Context, what string, op func(context.Context) error) error {
 	deadline := time.Now().Add(FormingWait)
 	said := false
 	for {
-		err := op()
+		tctx, cancel := context.WithTimeout(ctx, formingTry)
+		err := op(tctx)
+		cancel()
 		if err == nil || !jetStreamNotReady(err) || ctx.Err() != nil || time.Now().After(deadline) {
 			return err
 		}
