@@ -46,7 +46,7 @@ const (
 
 	AcceptWithin   = time.Second
 	AcceptGrace    = 500 * time.Millisecond
-	AcceptAttempts = 3
+	AcceptAttempts = 5
 	HeartbeatEvery = 500 * time.Millisecond
 	LostAfter      = 1750 * time.Millisecond
 )

@@ -93,6 +93,7 @@ func (p *proc) run() {
 	cmd := exec.Command(binary(p.t), p.args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), "MCPBUS_NATS_USER="+busUser, "MCPBUS_NATS_PASSWORD="+busPass)
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("%s: %v", p.name, err)
 	}
@@ -301,6 +302,7 @@ func (r *recorder) count() int { r.mu.Lock(); defer r.mu.Unlock(); return r.call
 type client struct {
 	url     string
 	session string
+	key     string // "" for the master key
 	hc      http.Client
 }
 
@@ -323,7 +325,11 @@ func (r rpcResult) String() string {
 
 func (c *client) post(body string) rpcResult {
 	req, _ := http.NewRequest(http.MethodPost, c.url, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+master)
+	key := c.key
+	if key == "" {
+		key = master
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	if c.session != "" {

@@ -62,11 +62,12 @@ func TestFaultIngressKilled(t *testing.T) {
 }
 
 // SIGKILL each NATS node in turn under load (state with 3 replicas): the
-// existing session goes on (at most a few calls fail: a worker's answer
-// lost as its connection moves, WORKER_LOST), new sessions work within
-// seconds while the node is down (leader election of the sessions bucket:
-// 503 "the session store is unavailable" until then), a service can start
-// during the outage, and the first session is intact after all three.
+// existing session goes on without a failure (an answer lost as a
+// connection moves is recalled: bus/liveness_recall.go), new sessions work
+// within seconds while the node is down (one the sessions bucket cannot take
+// during its leader election is kept by the ingress and written after), a
+// service can start during the outage, and the first session is intact
+// after all three.
 func TestFaultNATSNodeKilled(t *testing.T) {
 	d := newDeployment(t, 3)
 	d.service("core", "auth,registry,router")
@@ -98,20 +99,19 @@ func TestFaultNATSNodeKilled(t *testing.T) {
 		})
 		time.Sleep(500 * time.Millisecond)
 		node.signal(syscall.SIGKILL)
-		killed := time.Now()
 		// New sessions work again within seconds, the node still down.
 		var fresh *client
 		var last rpcResult
 		took := waitFor(t, 40*time.Second, "a new session with a node down (last: "+fmt.Sprint(&last)+")", func() bool {
 			fresh = &client{url: url + "/mcp/demo", hc: c.hc}
+			began := time.Now()
 			if last = fresh.initialize(); !last.ok() {
-				t.Logf("initialize: %v", last)
+				t.Logf("initialize: %v after %s", last, time.Since(began).Round(time.Millisecond))
 				return false
 			}
+			initialized := time.Now()
 			last = fresh.call("echo", `{"text":"fresh"}`)
-			if !last.ok() {
-				t.Logf("call: %v", last)
-			}
+			t.Logf("new session: initialize %s, call %s: %v", initialized.Sub(began).Round(time.Millisecond), time.Since(initialized).Round(time.Millisecond), last)
 			return last.ok()
 		})
 		// A service starts during the outage.
@@ -127,13 +127,12 @@ func TestFaultNATSNodeKilled(t *testing.T) {
 		t.Logf("node %d killed: existing session %d calls ok, %d failed (%v); a new session worked %s after the kill",
 			i, ok, len(failed), failed, took.Round(10*time.Millisecond))
 		mu.Unlock()
-		if len(failed) > 5 {
+		if len(failed) > 0 {
 			t.Errorf("node %d: %d calls of the existing session failed", i, len(failed))
 		}
-		if took > 20*time.Second {
-			t.Errorf("node %d: new sessions failed for %s after the kill, want <= 5 s (20 s allowed here: leader elections took 12 s with two other make tests on the 2 cores)", i, took)
+		if took > 8*time.Second {
+			t.Errorf("node %d: new sessions failed for %s after the kill, want <= 5 s (8 s allowed here for the shared 2 cores; 1-2 s measured)", i, took)
 		}
-		_ = killed
 		node.restart()
 		waitFor(t, readyLimit, node.name+" back", func() bool { return fresh.call("echo", `{"text":"back"}`).ok() })
 		time.Sleep(2 * time.Second) // the node catches up before the next one goes
