@@ -182,7 +182,7 @@ func TestCatalogDroppedOnReinitialize(t *testing.T) {
 	e := newRelayEnv(t, newRelayUpstream(t))
 	client := caller("s1", "k1", "")
 	e.request(t, client, "tools/list", `{}`, 1)
-	bustest.Eventually(t, 5*time.Second, "the GET stream is open", func() bool { return e.up.count("GET") > 0 })
+	bustest.Eventually(t, 30*time.Second, "the GET stream is open", func() bool { return e.up.count("GET") > 0 })
 	e.endUpstreamSession(t, "tools/list")
 	e.request(t, client, "tools/list", `{}`, 2)
 	if n := e.up.count("tools/list"); n != 2 {
@@ -224,7 +224,7 @@ func TestCatalogInvalidatedByAnotherReplicasNotice(t *testing.T) {
 	if err := e.nc.Publish(bus.NotifySubject(relayServer), bus.Notification("notifications/tools/list_changed", nil)); err != nil {
 		t.Fatal(err)
 	}
-	bustest.Eventually(t, 5*time.Second, "the cached tools/list is dropped", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the cached tools/list is dropped", func() bool {
 		e.request(t, client, "tools/list", `{}`, 2)
 		return e.up.count("tools/list") == 2
 	})

@@ -502,6 +502,6 @@ func (e *relayEnv) endUpstreamSession(t *testing.T, method string) string {
 		up = d.current()
 	}
 	sc := up.(*streamableClient)
-	bustest.Eventually(t, 5*time.Second, "the worker notices the upstream ended its session", func() bool { return sc.cur.Load() == nil })
+	bustest.Eventually(t, 30*time.Second, "the worker notices the upstream ended its session", func() bool { return sc.cur.Load() == nil })
 	return sid
 }

@@ -61,7 +61,7 @@ func TestSubscribeRefcountOnSharedSession(t *testing.T) {
 	if err := e.nc.Publish(bus.SubjectSessionClosed, []byte("sB")); err != nil {
 		t.Fatal(err)
 	}
-	bustest.Eventually(t, 5*time.Second, "the ended session's subscription is removed upstream", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the ended session's subscription is removed upstream", func() bool {
 		_, u := e.up.subCounts()
 		return u == 2
 	})
@@ -79,7 +79,7 @@ func TestSubscriptionsRestoredOnNewSession(t *testing.T) {
 	e.openGETStream(t, a)
 	sid := e.endUpstreamSession(t, "resources/subscribe")
 	e.toolText(t, a, "echo") // opens a new session
-	bustest.Eventually(t, 5*time.Second, "the new session is subscribed again", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the new session is subscribed again", func() bool {
 		s, _ := e.up.subCounts()
 		return s == 2 && e.up.count("logging/setLevel") == 2
 	})
