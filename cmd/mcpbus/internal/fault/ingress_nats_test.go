@@ -74,7 +74,8 @@ func TestFaultNATSNodeKilled(t *testing.T) {
 	_, url, _ := d.service("ingress", "ingress")
 	_, workerAdmin := d.worker("worker-a")
 	c := newClient(t, url)
-	echoed := 0 // echo calls answered: each must leave a usage event
+	key := generateKey(t, url, `{"key_alias":"kept"}`) // must outlive every node's loss
+	echoed := 0                                        // echo calls answered: each must leave a usage event
 	for i, node := range d.nodes {
 		stop := make(chan struct{})
 		var mu sync.Mutex
@@ -137,9 +138,17 @@ func TestFaultNATSNodeKilled(t *testing.T) {
 		waitFor(t, readyLimit, node.name+" back", func() bool { return fresh.call("echo", `{"text":"back"}`).ok() })
 		time.Sleep(2 * time.Second) // the node catches up before the next one goes
 	}
-	// The first session survived all three outages.
+	// The first session survived all three outages, and so did the key.
 	if r := c.call("echo", `{"text":"end"}`); !r.ok() {
 		t.Fatalf("the first session after every node was lost once: %v", r)
+	}
+	kc := &client{url: url + "/mcp/demo", key: key, hc: c.hc}
+	if r := kc.initialize(); !r.ok() {
+		t.Fatalf("the virtual key after every node was lost once: %v", r)
+	}
+	echoed++ // its call below leaves an event too
+	if r := kc.call("echo", `{"text":"key"}`); !r.ok() {
+		t.Fatalf("a call with the virtual key after every node was lost once: %v", r)
 	}
 	// No usage event was lost: the worker counted none dropped or lost (each
 	// unacknowledged one is retried), and the stream holds an event for every
