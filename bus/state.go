@@ -97,12 +97,9 @@ func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValu
 		cfg.MaxValueSize = int32(raised(int64(cfg.MaxValueSize), int64(c.MaxMsgSize)))
 		p.warnSingle(js.Conn(), "kv bucket "+cfg.Bucket, cfg.Replicas)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
-	if err != nil && auto && cfg.Replicas > 1 && existing == nil {
-		p.log().Warn("kv bucket "+cfg.Bucket+": cannot place "+fmt.Sprint(cfg.Replicas)+" replicas on this NATS cluster; created with 1 (set general_settings.nats_replicas)", "err", err)
-		cfg.Replicas = 1
-		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
-	}
+	kv, err := placed(p, "kv bucket "+cfg.Bucket, &cfg.Replicas, auto && existing == nil, func() (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, cfg)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("kv bucket %s: %w", cfg.Bucket, err)
 	}
@@ -130,13 +127,23 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 		RaiseOnly(&cfg, *existing)
 		p.warnSingle(js.Conn(), "stream "+cfg.Name, cfg.Replicas)
 	}
-	s, err := js.CreateOrUpdateStream(ctx, cfg)
-	if err != nil && auto && cfg.Replicas > 1 && existing == nil && !insufficientResources(err) {
-		p.log().Warn("stream "+cfg.Name+": cannot place "+fmt.Sprint(cfg.Replicas)+" replicas on this NATS cluster; created with 1 (set general_settings.nats_replicas)", "err", err)
-		cfg.Replicas = 1
-		s, err = js.CreateOrUpdateStream(ctx, cfg)
+	return placed(p, "stream "+cfg.Name, &cfg.Replicas, auto && existing == nil, func() (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, cfg)
+	})
+}
+
+// placed runs create (which reads *replicas). New state whose replica count
+// was chosen automatically (fallback) and that the cluster cannot place is
+// created again with 1 replica, said in a warning: the next start raises it.
+// A store out of space is not a placement problem and fails as it is.
+func placed[T any](p StatePolicy, what string, replicas *int, fallback bool, create func() (T, error)) (T, error) {
+	v, err := create()
+	if err != nil && fallback && *replicas > 1 && !insufficientResources(err) {
+		p.log().Warn(what+": cannot place "+fmt.Sprint(*replicas)+" replicas on this NATS cluster; created with 1 (set general_settings.nats_replicas)", "err", err)
+		*replicas = 1
+		v, err = create()
 	}
-	return s, err
+	return v, err
 }
 
 // RaiseOnly keeps in cfg what an existing stream has more of: replicas,
