@@ -164,16 +164,11 @@ func bench(ctx context.Context, o options, set map[string]bool) error {
 
 	// The fast upstream: the demo MCP server (go-sdk, Streamable HTTP), behind a credential.
 	upToken, master := randHex(16), "sk-bench-"+randHex(12)
-	up, err := startProc("upstream", o.bin, []string{"demo-upstream", "--listen", "127.0.0.1:0", "--name", "bench",
-		"--require-header", "Authorization: Bearer " + upToken}, nil, tmp)
+	up, upURL, err := startUpstream(o.bin, tmp, "upstream", "--name", "bench", "--require-header", "Authorization: Bearer "+upToken)
 	if err != nil {
 		return err
 	}
 	defer up.stop()
-	upURL, err := up.waitListening(15 * time.Second)
-	if err != nil {
-		return err
-	}
 	cfgPath := filepath.Join(tmp, "config.yaml")
 	cfg := fmt.Sprintf(`general_settings:
   master_key: os.environ/MCPBUS_BENCH_MASTER_KEY

@@ -37,16 +37,11 @@ type scaleResult struct {
 
 func measureScaling(ctx context.Context, o options, r *report, master, tmp string, errs *errorLog) error {
 	fmt.Fprintf(os.Stderr, "worker scaling: %s upstream, max_concurrent_requests %d, 1/2/4 worker processes, c=%d\n", scaleLatency, scaleSlots, scaleClients)
-	up, err := startProc("scale-upstream", o.bin, []string{"demo-upstream", "--listen", "127.0.0.1:0", "--name", "scaled",
-		"--call-latency", scaleLatency.String()}, nil, tmp)
+	up, upURL, err := startUpstream(o.bin, tmp, "scale-upstream", "--name", "scaled", "--call-latency", scaleLatency.String())
 	if err != nil {
 		return err
 	}
 	defer up.stop()
-	upURL, err := up.waitListening(15 * time.Second)
-	if err != nil {
-		return err
-	}
 	cfgPath := filepath.Join(tmp, "scale.yaml")
 	cfg := fmt.Sprintf(`general_settings:
   master_key: os.environ/MCPBUS_BENCH_MASTER_KEY
@@ -58,39 +53,9 @@ mcp_servers:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
-	env := []string{"MCPBUS_BENCH_MASTER_KEY=" + master, "MCPBUS_BENCH_BUS_PASSWORD=" + busPassword,
-		"MCPBUS_NATS_USER=bench-split", "MCPBUS_NATS_PASSWORD=" + busPassword}
-	natsAddr, err := freePort()
-	if err != nil {
-		return err
-	}
-	natsURL := "nats://" + natsAddr
-	var procs []*proc
-	defer func() {
-		for i := len(procs) - 1; i >= 0; i-- {
-			procs[i].stop()
-		}
-	}()
-	start := func(name string, args ...string) (string, error) {
-		p, err := startProc(name, o.bin, args, env, tmp)
-		if err != nil {
-			return "", err
-		}
-		procs = append(procs, p)
-		return p.waitListening(30 * time.Second)
-	}
-	serve := func(name string, args ...string) (string, error) {
-		return start(name, append([]string{"serve", "--config", cfgPath, "--data", filepath.Join(tmp, name+"-data")}, args...)...)
-	}
-	if _, err := serve("scale-nats", "--services", "nats", "--nats-listen", natsAddr); err != nil {
-		return err
-	}
-	for _, svc := range []string{"auth,registry", "router"} {
-		if _, err := serve("scale-"+svc, "--services", svc, "--nats", natsURL); err != nil {
-			return err
-		}
-	}
-	ingress, err := serve("scale-ingress", "--services", "ingress", "--nats", natsURL, "--listen", "127.0.0.1:0")
+	env := []string{"MCPBUS_BENCH_MASTER_KEY=" + master, "MCPBUS_BENCH_BUS_PASSWORD=" + busPassword}
+	d, ingress, err := startDeployment(o.bin, cfgPath, tmp, "scale", env, "auth,registry", "router")
+	defer d.stop()
 	if err != nil {
 		return err
 	}
@@ -100,7 +65,7 @@ mcp_servers:
 	for _, want := range []int{1, 2, 4} {
 		for workers < want {
 			workers++
-			if _, err := start(fmt.Sprintf("scale-worker-%d", workers), "worker", "--nats", natsURL, "--servers", "scaled"); err != nil {
+			if _, err := d.start(fmt.Sprintf("worker-%d", workers), "worker", "--nats", d.natsURL, "--servers", "scaled"); err != nil {
 				return err
 			}
 		}
@@ -121,10 +86,10 @@ mcp_servers:
 	if one := res.CallsPerS[1]; one > 0 {
 		res.Ratio2, res.Ratio4 = res.CallsPerS[2]/one, res.CallsPerS[4]/one
 	}
-	res.Processes = len(procs) + 1 // and the upstream
+	res.Processes = len(d.procs) + 1 // and the upstream
 	ideal := float64(scaleSlots) / scaleLatency.Seconds()
 	res.Bottleneck = fmt.Sprintf("%d processes (%s) and the load generator on %d CPUs; 4 replicas could serve %.0f calls/s upstream",
-		res.Processes, strings.Join(names(procs), ", "), r.Machine.NumCPU, 4*ideal)
+		res.Processes, strings.Join(names(d.procs), ", "), r.Machine.NumCPU, 4*ideal)
 	r.Scaling = res
 	return nil
 }

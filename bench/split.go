@@ -24,46 +24,81 @@ type splitResult struct {
 // mcp_bus_users), for the split deployment's processes; new at every run.
 var busPassword = randHex(16)
 
-// splitDeployment starts NATS alone, then auth+registry, router, workers and
-// the ingress as separate `mcpbus serve --services` processes, and returns
-// the ingress URL.
-func splitDeployment(bin, cfgPath, tmp string, env []string) (string, []*proc, error) {
+// deployment is mcpbus as separate processes on one loopback NATS server
+// (the production shape): `serve --services nats`, then one `serve
+// --services` process per entry, the ingress last.
+type deployment struct {
+	bin, cfgPath, tmp, prefix string
+	env                       []string
+	natsURL                   string
+	procs                     []*proc
+}
+
+// startDeployment starts NATS, the services (each a comma-separated
+// --services value) and the ingress, names its processes prefix-*, and
+// returns it with the ingress URL. Stop it with stop, even on an error.
+func startDeployment(bin, cfgPath, tmp, prefix string, env []string, services ...string) (*deployment, string, error) {
+	d := &deployment{bin: bin, cfgPath: cfgPath, tmp: tmp, prefix: prefix,
+		env: append(slices.Clone(env), "MCPBUS_NATS_USER=bench-split", "MCPBUS_NATS_PASSWORD="+busPassword)}
 	natsAddr, err := freePort()
 	if err != nil {
-		return "", nil, err
+		return d, "", err
 	}
-	natsURL := "nats://" + natsAddr
-	env = append(slices.Clone(env), "MCPBUS_NATS_USER=bench-split", "MCPBUS_NATS_PASSWORD="+busPassword)
-	var procs []*proc
-	start := func(name string, args ...string) (string, error) {
-		p, err := startProc(name, bin, append([]string{"serve", "--config", cfgPath, "--data", filepath.Join(tmp, name+"-data")}, args...), env, tmp)
-		if err != nil {
-			return "", err
-		}
-		procs = append(procs, p)
-		return p.waitListening(30 * time.Second)
+	d.natsURL = "nats://" + natsAddr
+	if _, err := d.serve("nats", "--services", "nats", "--nats-listen", natsAddr); err != nil {
+		return d, "", err
 	}
-	if _, err := start("split-nats", "--services", "nats", "--nats-listen", natsAddr); err != nil {
-		return "", procs, err
-	}
-	for _, svc := range []string{"auth,registry", "router", "workers"} {
-		if _, err := start("split-"+svc, "--services", svc, "--nats", natsURL); err != nil {
-			return "", procs, err
+	for _, svc := range services {
+		if _, err := d.serve(svc, "--services", svc, "--nats", d.natsURL); err != nil {
+			return d, "", err
 		}
 	}
-	u, err := start("split-ingress", "--services", "ingress", "--nats", natsURL, "--listen", "127.0.0.1:0")
-	return u, procs, err
+	u, err := d.serve("ingress", "--services", "ingress", "--nats", d.natsURL, "--listen", "127.0.0.1:0")
+	return d, u, err
+}
+
+// start runs `mcpbus args...` as prefix-name and waits for its listener.
+func (d *deployment) start(name string, args ...string) (string, error) {
+	p, err := startProc(d.prefix+"-"+name, d.bin, args, d.env, d.tmp)
+	if err != nil {
+		return "", err
+	}
+	d.procs = append(d.procs, p)
+	return p.waitListening(30 * time.Second)
+}
+
+// serve starts one `mcpbus serve` process with the deployment's config.
+func (d *deployment) serve(name string, args ...string) (string, error) {
+	return d.start(name, append([]string{"serve", "--config", d.cfgPath, "--data", filepath.Join(d.tmp, d.prefix+"-"+name+"-data")}, args...)...)
+}
+
+// stop ends the processes, the last started first.
+func (d *deployment) stop() {
+	for i := len(d.procs) - 1; i >= 0; i-- {
+		d.procs[i].stop()
+	}
+}
+
+// startUpstream starts `mcpbus demo-upstream` named name with args and
+// returns it with its URL.
+func startUpstream(bin, tmp, name string, args ...string) (*proc, string, error) {
+	up, err := startProc(name, bin, append([]string{"demo-upstream", "--listen", "127.0.0.1:0"}, args...), nil, tmp)
+	if err != nil {
+		return nil, "", err
+	}
+	u, err := up.waitListening(15 * time.Second)
+	if err != nil {
+		up.stop()
+		return nil, "", err
+	}
+	return up, u, nil
 }
 
 // measureSplit runs interleaved direct / split phases at c=1 and c=high.
 func measureSplit(ctx context.Context, o options, r *report, direct *target, viaAuth http.Header, cfgPath, tmp string, env []string, errs *errorLog) error {
 	fmt.Fprintf(os.Stderr, "split deployment: nats, auth+registry, router, workers, ingress as 5 processes\n")
-	u, procs, err := splitDeployment(o.bin, cfgPath, tmp, env)
-	defer func() {
-		for i := len(procs) - 1; i >= 0; i-- {
-			procs[i].stop()
-		}
-	}()
+	d, u, err := startDeployment(o.bin, cfgPath, tmp, "split", env, "auth,registry", "router", "workers")
+	defer d.stop()
 	if err != nil {
 		return fmt.Errorf("split deployment: %w", err)
 	}
@@ -72,7 +107,7 @@ func measureSplit(ctx context.Context, o options, r *report, direct *target, via
 		return fmt.Errorf("split warm-up: no successful call: %v", errs.samples)
 	}
 	s := &splitResult{}
-	for _, p := range procs {
+	for _, p := range d.procs {
 		s.Processes = append(s.Processes, p.name)
 	}
 	for round := 1; round <= o.rounds; round++ {
