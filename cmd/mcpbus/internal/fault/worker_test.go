@@ -105,6 +105,7 @@ func TestFaultWorkerFrozen(t *testing.T) {
 	var mu sync.Mutex
 	perSecond := map[int]int{}
 	var failures []string
+	var lost []time.Duration
 	start := time.Now()
 	var wg sync.WaitGroup
 	// 64 clients: a call sent to the frozen replica waits 1.5 s before it
@@ -119,11 +120,16 @@ func TestFaultWorkerFrozen(t *testing.T) {
 					return
 				default:
 				}
+				began := time.Now()
 				r := cl.call("echo", fmt.Sprintf(`{"text":"%d-%d"}`, i, j))
+				took := time.Since(began)
 				mu.Lock()
-				if r.ok() {
+				switch {
+				case r.ok():
 					perSecond[int(time.Since(start)/window)]++
-				} else {
+				case strings.Contains(r.msg, "stopped while this call ran"):
+					lost = append(lost, took) // the frozen one had taken it
+				default:
 					failures = append(failures, r.String())
 				}
 				mu.Unlock()
@@ -148,7 +154,15 @@ func TestFaultWorkerFrozen(t *testing.T) {
 			t.Errorf("window %d (%s) had no successful call: throughput fell to 0", w, window)
 		}
 	}
-	t.Logf("frozen %s: %d calls reached the upstream meanwhile; successes per %s: %v; %d failures (WORKER_LOST: every try sent to the frozen replica)", freeze, upstreamFrozen, window, perSecond, len(failures))
+	slowest := time.Duration(0)
+	for _, d := range lost {
+		slowest = max(slowest, d)
+	}
+	t.Logf("frozen %s: %d calls reached the upstream meanwhile; successes per %s: %v; %d calls the frozen replica had taken failed WORKER_LOST (slowest %s); %d failed as not taken (every try sent to the frozen replica)",
+		freeze, upstreamFrozen, window, perSecond, len(lost), slowest.Round(10*time.Millisecond), len(failures))
+	if slowest > 4*time.Second {
+		t.Errorf("a call the frozen replica had taken failed after %s, want <= 3 s (4 s allowed)", slowest)
+	}
 	for _, f := range failures {
 		if !strings.Contains(f, "-32027") {
 			t.Errorf("a call failed otherwise than WORKER_LOST: %s", f)
