@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -23,70 +25,73 @@ type Kind struct {
 	// HTTP is the status the ingress answers with. 200 means the error is a
 	// JSON-RPC error inside a normal response, which MCP clients surface best.
 	HTTP int
+	// REST is the status on the REST endpoints (admin, registry, usage),
+	// where an error needs an error status: HTTP, unless that is 200.
+	REST int
 }
 
 // The catalog. JSON-RPC codes in -32000..-32099 are mcpbus's own (implementation
 // defined server errors); -32000 and -32001 follow the MCP SDKs' use for "bad
 // request" and "session not found".
 var (
-	ErrBadRequest          = Kind{"MCPBUS_BAD_REQUEST", -32000, http.StatusBadRequest}
-	ErrSessionNotFound     = Kind{"MCPBUS_SESSION_NOT_FOUND", -32001, http.StatusNotFound}
-	ErrParse               = Kind{"MCPBUS_PARSE_ERROR", -32700, http.StatusBadRequest}
-	ErrInvalidRequest      = Kind{"MCPBUS_INVALID_REQUEST", -32600, http.StatusBadRequest}
-	ErrMethodNotFound      = Kind{"MCPBUS_METHOD_NOT_FOUND", -32601, http.StatusOK}
-	ErrInvalidParams       = Kind{"MCPBUS_INVALID_PARAMS", -32602, http.StatusOK}
-	ErrInternal            = Kind{"MCPBUS_INTERNAL", -32603, http.StatusInternalServerError}
-	ErrNotAcceptable       = Kind{"MCPBUS_NOT_ACCEPTABLE", -32000, http.StatusNotAcceptable}
-	ErrUnsupportedMedia    = Kind{"MCPBUS_UNSUPPORTED_MEDIA_TYPE", -32000, http.StatusUnsupportedMediaType}
-	ErrTooLarge            = Kind{"MCPBUS_TOO_LARGE", -32000, http.StatusRequestEntityTooLarge}
-	ErrRequestTimeout      = Kind{"MCPBUS_REQUEST_TIMEOUT", -32000, http.StatusRequestTimeout}
-	ErrMethodNotAllowed    = Kind{"MCPBUS_METHOD_NOT_ALLOWED", -32000, http.StatusMethodNotAllowed}
-	ErrUnauthorized        = Kind{"MCPBUS_UNAUTHORIZED", -32010, http.StatusUnauthorized}
-	ErrForbidden           = Kind{"MCPBUS_FORBIDDEN", -32011, http.StatusForbidden}
-	ErrUnknownServer       = Kind{"MCPBUS_UNKNOWN_SERVER", -32012, http.StatusNotFound}
-	ErrNoServerSelected    = Kind{"MCPBUS_NO_SERVER_SELECTED", -32013, http.StatusBadRequest}
-	ErrUpstreamUnavailable = Kind{"MCPBUS_UPSTREAM_UNAVAILABLE", -32020, http.StatusOK}
-	ErrUpstreamTimeout     = Kind{"MCPBUS_UPSTREAM_TIMEOUT", -32021, http.StatusOK}
-	ErrUpstreamProtocol    = Kind{"MCPBUS_UPSTREAM_PROTOCOL", -32022, http.StatusOK}
-	ErrUpstreamAuth        = Kind{"MCPBUS_UPSTREAM_AUTH", -32023, http.StatusOK}
-	ErrOverloaded          = Kind{"MCPBUS_OVERLOADED", -32024, http.StatusServiceUnavailable}
-	ErrToolNotAllowed      = Kind{"MCPBUS_TOOL_NOT_ALLOWED", -32602, http.StatusOK}
-	ErrServiceUnavailable  = Kind{"MCPBUS_SERVICE_UNAVAILABLE", -32025, http.StatusServiceUnavailable}
-	ErrUpstreamBusy        = Kind{"MCPBUS_UPSTREAM_BUSY", -32026, http.StatusOK}
-	ErrRateLimited         = Kind{"MCPBUS_RATE_LIMITED", -32029, http.StatusTooManyRequests}
+	ErrBadRequest          = Kind{"MCPBUS_BAD_REQUEST", -32000, http.StatusBadRequest, http.StatusBadRequest}
+	ErrSessionNotFound     = Kind{"MCPBUS_SESSION_NOT_FOUND", -32001, http.StatusNotFound, http.StatusNotFound}
+	ErrParse               = Kind{"MCPBUS_PARSE_ERROR", -32700, http.StatusBadRequest, http.StatusBadRequest}
+	ErrInvalidRequest      = Kind{"MCPBUS_INVALID_REQUEST", -32600, http.StatusBadRequest, http.StatusBadRequest}
+	ErrMethodNotFound      = Kind{"MCPBUS_METHOD_NOT_FOUND", -32601, http.StatusOK, http.StatusNotFound}
+	ErrInvalidParams       = Kind{"MCPBUS_INVALID_PARAMS", -32602, http.StatusOK, http.StatusBadRequest}
+	ErrInternal            = Kind{"MCPBUS_INTERNAL", -32603, http.StatusInternalServerError, http.StatusInternalServerError}
+	ErrNotAcceptable       = Kind{"MCPBUS_NOT_ACCEPTABLE", -32000, http.StatusNotAcceptable, http.StatusNotAcceptable}
+	ErrUnsupportedMedia    = Kind{"MCPBUS_UNSUPPORTED_MEDIA_TYPE", -32000, http.StatusUnsupportedMediaType, http.StatusUnsupportedMediaType}
+	ErrTooLarge            = Kind{"MCPBUS_TOO_LARGE", -32000, http.StatusRequestEntityTooLarge, http.StatusRequestEntityTooLarge}
+	ErrRequestTimeout      = Kind{"MCPBUS_REQUEST_TIMEOUT", -32000, http.StatusRequestTimeout, http.StatusRequestTimeout}
+	ErrMethodNotAllowed    = Kind{"MCPBUS_METHOD_NOT_ALLOWED", -32000, http.StatusMethodNotAllowed, http.StatusMethodNotAllowed}
+	ErrUnauthorized        = Kind{"MCPBUS_UNAUTHORIZED", -32010, http.StatusUnauthorized, http.StatusUnauthorized}
+	ErrForbidden           = Kind{"MCPBUS_FORBIDDEN", -32011, http.StatusForbidden, http.StatusForbidden}
+	ErrUnknownServer       = Kind{"MCPBUS_UNKNOWN_SERVER", -32012, http.StatusNotFound, http.StatusNotFound}
+	ErrNoServerSelected    = Kind{"MCPBUS_NO_SERVER_SELECTED", -32013, http.StatusBadRequest, http.StatusBadRequest}
+	ErrUpstreamUnavailable = Kind{"MCPBUS_UPSTREAM_UNAVAILABLE", -32020, http.StatusOK, http.StatusBadGateway}
+	ErrUpstreamTimeout     = Kind{"MCPBUS_UPSTREAM_TIMEOUT", -32021, http.StatusOK, http.StatusGatewayTimeout}
+	ErrUpstreamProtocol    = Kind{"MCPBUS_UPSTREAM_PROTOCOL", -32022, http.StatusOK, http.StatusBadGateway}
+	ErrUpstreamAuth        = Kind{"MCPBUS_UPSTREAM_AUTH", -32023, http.StatusOK, http.StatusBadGateway}
+	ErrOverloaded          = Kind{"MCPBUS_OVERLOADED", -32024, http.StatusServiceUnavailable, http.StatusServiceUnavailable}
+	ErrToolNotAllowed      = Kind{"MCPBUS_TOOL_NOT_ALLOWED", -32602, http.StatusOK, http.StatusForbidden}
+	ErrServiceUnavailable  = Kind{"MCPBUS_SERVICE_UNAVAILABLE", -32025, http.StatusServiceUnavailable, http.StatusServiceUnavailable}
+	ErrUpstreamBusy        = Kind{"MCPBUS_UPSTREAM_BUSY", -32026, http.StatusOK, http.StatusServiceUnavailable}
+	ErrRateLimited         = Kind{"MCPBUS_RATE_LIMITED", -32029, http.StatusTooManyRequests, http.StatusTooManyRequests}
 	// ErrWorkerLost: the tool worker running a call died or froze (liveness.go),
 	// or no live worker took it.
-	ErrWorkerLost = Kind{"MCPBUS_WORKER_LOST", -32027, http.StatusOK}
+	ErrWorkerLost = Kind{"MCPBUS_WORKER_LOST", -32027, http.StatusOK, http.StatusBadGateway}
 	// ErrNotPermitted is a key or team permission denial on the MCP surface: a
 	// JSON-RPC error with the reason (the REST surface answers ErrForbidden).
-	ErrNotPermitted = Kind{"MCPBUS_NOT_PERMITTED", -32030, http.StatusOK}
+	ErrNotPermitted = Kind{"MCPBUS_NOT_PERMITTED", -32030, http.StatusOK, http.StatusForbidden}
 	// ErrKeyRevoked ends a call whose key was revoked while it ran.
-	ErrKeyRevoked = Kind{"MCPBUS_KEY_REVOKED", -32031, http.StatusOK}
+	ErrKeyRevoked = Kind{"MCPBUS_KEY_REVOKED", -32031, http.StatusOK, http.StatusUnauthorized}
 	// ErrNotFound and ErrConflict answer the admin and registry APIs.
-	ErrNotFound = Kind{"MCPBUS_NOT_FOUND", -32032, http.StatusNotFound}
-	ErrConflict = Kind{"MCPBUS_CONFLICT", -32033, http.StatusConflict}
+	ErrNotFound = Kind{"MCPBUS_NOT_FOUND", -32032, http.StatusNotFound, http.StatusNotFound}
+	ErrConflict = Kind{"MCPBUS_CONFLICT", -32033, http.StatusConflict, http.StatusConflict}
 )
 
-var catalog = map[string]Kind{}
+// kinds is the catalog in order. A slice, so a code listed twice is seen
+// (TestCatalogCodesAreUnique), not silently overwritten in a map.
+var kinds = []Kind{ErrBadRequest, ErrSessionNotFound, ErrParse, ErrInvalidRequest,
+	ErrMethodNotFound, ErrInvalidParams, ErrInternal, ErrNotAcceptable, ErrUnsupportedMedia,
+	ErrTooLarge, ErrRequestTimeout, ErrMethodNotAllowed, ErrUnauthorized, ErrForbidden, ErrUnknownServer,
+	ErrNoServerSelected, ErrUpstreamUnavailable, ErrUpstreamTimeout, ErrUpstreamProtocol,
+	ErrUpstreamAuth, ErrOverloaded, ErrToolNotAllowed, ErrServiceUnavailable, ErrUpstreamBusy, ErrRateLimited,
+	ErrNotPermitted, ErrKeyRevoked, ErrNotFound, ErrConflict, ErrWorkerLost}
 
-func init() {
-	for _, k := range []Kind{ErrBadRequest, ErrSessionNotFound, ErrParse, ErrInvalidRequest,
-		ErrMethodNotFound, ErrInvalidParams, ErrInternal, ErrNotAcceptable, ErrUnsupportedMedia,
-		ErrTooLarge, ErrRequestTimeout, ErrMethodNotAllowed, ErrUnauthorized, ErrForbidden, ErrUnknownServer,
-		ErrNoServerSelected, ErrUpstreamUnavailable, ErrUpstreamTimeout, ErrUpstreamProtocol,
-		ErrUpstreamAuth, ErrOverloaded, ErrToolNotAllowed, ErrServiceUnavailable, ErrUpstreamBusy, ErrRateLimited, ErrNotPermitted, ErrKeyRevoked, ErrNotFound, ErrConflict, ErrWorkerLost} {
-		catalog[k.Code] = k
+// catalog finds a kind by its code (ReplyError).
+var catalog = func() map[string]Kind {
+	m := make(map[string]Kind, len(kinds))
+	for _, k := range kinds {
+		m[k.Code] = k
 	}
-}
+	return m
+}()
 
-// Catalog returns every error kind, for documentation and tests.
-func Catalog() []Kind {
-	out := make([]Kind, 0, len(catalog))
-	for _, k := range catalog {
-		out = append(out, k)
-	}
-	return out
-}
+// Catalog returns every error kind in order, for documentation and tests.
+func Catalog() []Kind { return slices.Clone(kinds) }
 
 // Error is a gateway error: a kind and a message meant for the caller. Messages
 // must never hold a credential; they name servers, tools and fields instead.
@@ -95,6 +100,9 @@ type Error struct {
 	Message string
 	// RetryAfter, if set, tells the caller when to try again (HTTP Retry-After).
 	RetryAfter time.Duration
+	// Cause is what went wrong underneath, for the log (Detail) and
+	// errors.Is; never sent to the caller.
+	Cause error
 }
 
 // HeaderRetryAfter carries Error.RetryAfter (whole seconds) on the bus.
@@ -102,19 +110,56 @@ const HeaderRetryAfter = "Mcpbus-Retry-After"
 
 func (e *Error) Error() string { return e.Message }
 
+// Unwrap is the cause.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// Detail is the message and the cause, for a log line: a cause that names a
+// URL (net/http's *url.Error) is given without it, since a URL may carry a
+// credential in its path or query.
+func (e *Error) Detail() string {
+	if e.Cause == nil {
+		return e.Message
+	}
+	return e.Message + ": " + SafeCause(e.Cause)
+}
+
+// SafeCause describes err for a log line without the URL a *url.Error holds.
+func SafeCause(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Op + ": " + SafeCause(ue.Err)
+	}
+	return err.Error()
+}
+
+// Wrap makes an *Error of kind k that keeps cause.
+func Wrap(k Kind, cause error, format string, args ...any) *Error {
+	return &Error{Kind: k, Message: fmt.Sprintf(format, args...), Cause: cause}
+}
+
 // Errorf makes an *Error of kind k.
 func Errorf(k Kind, format string, args ...any) *Error {
 	return &Error{Kind: k, Message: fmt.Sprintf(format, args...)}
 }
 
 // AsError returns err as an *Error, wrapping anything else as ErrInternal with a
-// generic message (the detail goes to the log, not to the caller).
+// generic message; err is kept as the cause, for the log (Detail), not for
+// the caller.
 func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
 	}
-	return &Error{Kind: ErrInternal, Message: "internal error"}
+	return &Error{Kind: ErrInternal, Message: "internal error", Cause: err}
+}
+
+// ContextError is the error of an upstream call to server whose context
+// ended: its deadline passed, or it was cancelled.
+func ContextError(ctx context.Context, server string) *Error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return Wrap(ErrUpstreamTimeout, ctx.Err(), "upstream server %q did not answer in time", server)
+	}
+	return Wrap(ErrUpstreamUnavailable, ctx.Err(), "call to upstream server %q was cancelled", server)
 }
 
 // RespondError answers a micro request with e in micro's error headers.

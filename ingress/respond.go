@@ -36,30 +36,6 @@ func retryAfterSeconds(d time.Duration) string {
 	return strconv.Itoa(max(1, int((d+time.Second-1)/time.Second)))
 }
 
-// restStatus is the HTTP status of e on the REST (admin) endpoints. It is the
-// catalog's, except that kinds the MCP endpoint delivers inside a 200 JSON-RPC
-// response need a real error status here.
-func restStatus(k bus.Kind) int {
-	if k.HTTP != http.StatusOK {
-		return k.HTTP
-	}
-	switch k {
-	case bus.ErrMethodNotFound:
-		return http.StatusNotFound
-	case bus.ErrInvalidParams:
-		return http.StatusBadRequest
-	case bus.ErrToolNotAllowed:
-		return http.StatusForbidden
-	case bus.ErrUpstreamUnavailable, bus.ErrUpstreamProtocol, bus.ErrUpstreamAuth, bus.ErrWorkerLost:
-		return http.StatusBadGateway
-	case bus.ErrUpstreamTimeout:
-		return http.StatusGatewayTimeout
-	case bus.ErrUpstreamBusy:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
 // restError is LiteLLM's error body: {"error": {"message", "type", "param", "code"}}.
 type restError struct {
 	Error restErrorObject `json:"error"`
@@ -81,7 +57,11 @@ func writeRESTError(w http.ResponseWriter, e *bus.Error) {
 		Type:    strings.ToLower(strings.TrimPrefix(e.Kind.Code, "MCPBUS_")),
 		Code:    e.Kind.Code,
 	}})
-	writeJSON(w, restStatus(e.Kind), body)
+	status := e.Kind.REST // the catalog's REST column
+	if status == 0 {
+		status = http.StatusInternalServerError // a kind made outside the catalog
+	}
+	writeJSON(w, status, body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, body []byte) {

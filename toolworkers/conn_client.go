@@ -278,7 +278,7 @@ func (c *connClient) session(ctx context.Context) (*connSession, error) {
 			if e := c.dial.gapErr(); e != nil {
 				return nil, e
 			}
-			return nil, c.ctxErr(ctx)
+			return nil, bus.ContextError(ctx, c.server)
 		}
 		if a.err == nil {
 			return a.s, nil
@@ -292,7 +292,7 @@ func (c *connClient) session(ctx context.Context) (*connSession, error) {
 			if e := c.dial.gapErr(); e != nil {
 				return nil, e
 			}
-			return nil, c.ctxErr(ctx)
+			return nil, bus.ContextError(ctx, c.server)
 		}
 		return nil, a.err
 	}
@@ -394,14 +394,6 @@ func (c *connClient) lostErr() *bus.Error {
 	return classifyConnErr(c.server, c.dial.transport(), io.EOF)
 }
 
-// ctxErr describes a call that ended with its context.
-func (c *connClient) ctxErr(ctx context.Context) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return bus.Errorf(bus.ErrUpstreamTimeout, "upstream server %q did not answer in time", c.server)
-	}
-	return bus.Errorf(bus.ErrUpstreamUnavailable, "call to upstream server %q was cancelled", c.server)
-}
-
 // connSession is one initialized session on one connection.
 type connSession struct {
 	c       *connClient
@@ -472,7 +464,7 @@ func (s *connSession) call(ctx context.Context, method string, params json.RawMe
 	if err := s.conn.Write(ctx, req); err != nil {
 		s.forget(pc)
 		if ctx.Err() != nil {
-			return nil, c.ctxErr(ctx)
+			return nil, bus.ContextError(ctx, c.server)
 		}
 		e := c.classify(err)
 		var se *httpStatusError
@@ -494,7 +486,7 @@ func (s *connSession) call(ctx context.Context, method string, params json.RawMe
 		if s.forget(pc) && cancellable {
 			s.sendCancel(pc.id, ctx.Err())
 		}
-		return nil, c.ctxErr(ctx)
+		return nil, bus.ContextError(ctx, c.server)
 	}
 }
 

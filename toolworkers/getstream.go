@@ -43,7 +43,7 @@ func (c *streamableClient) listen(s *session) {
 			delay = getBackoffMin
 		}
 		if err != nil {
-			c.log.Debug("upstream GET stream ended; reopening", "retry_in", delay, "err", bus.AsError(err).Message)
+			c.log.Debug("upstream GET stream ended; reopening", "retry_in", delay, "err", bus.AsError(err).Detail())
 		}
 		t := time.NewTimer(delay)
 		select {

@@ -96,13 +96,13 @@ func (l *link) restore() {
 	if level != "" {
 		p, _ := json.Marshal(map[string]string{"level": level})
 		if _, err := l.up.Call(ctx, "logging/setLevel", p, nil); err != nil {
-			l.w.log.Info("re-applying the log level on a new upstream session failed", "err", bus.AsError(err).Message)
+			l.w.log.Info("re-applying the log level on a new upstream session failed", "err", bus.AsError(err).Detail())
 		}
 	}
 	for _, uri := range uris {
 		p, _ := json.Marshal(map[string]string{"uri": uri})
 		if _, err := l.up.Call(ctx, "resources/subscribe", p, nil); err != nil {
-			l.w.log.Info("re-subscribing a resource on a new upstream session failed", "err", bus.AsError(err).Message)
+			l.w.log.Info("re-subscribing a resource on a new upstream session failed", "err", bus.AsError(err).Detail())
 		}
 	}
 }
@@ -418,7 +418,7 @@ func (l *link) dropSession(sid string) {
 	for _, uri := range last {
 		p, _ := json.Marshal(map[string]string{"uri": uri})
 		if _, err := l.up.Call(ctx, "resources/unsubscribe", p, nil); err != nil {
-			l.w.log.Info("unsubscribing a resource of an ended session failed", "err", bus.AsError(err).Message)
+			l.w.log.Info("unsubscribing a resource of an ended session failed", "err", bus.AsError(err).Detail())
 		}
 	}
 }

@@ -502,7 +502,7 @@ func (c *streamableClient) answer(s *session, reply []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, _, err := c.post(ctx, s, reply, 0, nil); err != nil {
-		c.log.Debug("answering a server-to-client request failed", "err", bus.AsError(err).Message)
+		c.log.Debug("answering a server-to-client request failed", "err", bus.AsError(err).Detail())
 	}
 }
 
@@ -514,12 +514,12 @@ func (c *streamableClient) classify(ctx context.Context, err error) error {
 		return be
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return bus.Errorf(bus.ErrUpstreamTimeout, "upstream server %q did not answer in time", c.server)
+		return bus.Wrap(bus.ErrUpstreamTimeout, err, "upstream server %q did not answer in time", c.server)
 	}
 	if errors.Is(err, context.Canceled) {
-		return bus.Errorf(bus.ErrUpstreamUnavailable, "call to upstream server %q was cancelled", c.server)
+		return bus.Wrap(bus.ErrUpstreamUnavailable, err, "call to upstream server %q was cancelled", c.server)
 	}
-	return bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q is unavailable: %s", c.server, safeReason(err))
+	return bus.Wrap(bus.ErrUpstreamUnavailable, err, "upstream server %q is unavailable: %s", c.server, safeReason(err))
 }
 
 // safeReason describes a network error without its URL.

@@ -628,7 +628,7 @@ func (w *Worker) dispatch(ctx context.Context, l *link, env *bus.Envelope, msg *
 		err := w.guard(ctx, func() (err error) {
 			resp, err = span.call(ctx, l.up, msg.Method, params, relay)
 			if err != nil && retryable(msg.Method, err) && ctx.Err() == nil {
-				w.log.Info("retrying a list call once after a transport error", "request_id", env.RequestID, "method", msg.Method, "err", bus.AsError(err).Message)
+				w.log.Info("retrying a list call once after a transport error", "request_id", env.RequestID, "method", msg.Method, "err", bus.AsError(err).Detail())
 				resp, err = span.call(ctx, l.up, msg.Method, params, relay)
 			}
 			return err
@@ -646,7 +646,7 @@ func (w *Worker) dispatch(ctx context.Context, l *link, env *bus.Envelope, msg *
 			return err == nil && declaresListChanged(info, catalogMethods[msg.Method])
 		})
 		if err != nil && err == ctx.Err() { // gave up waiting for another call's fetch
-			err = w.ctxError(ctx)
+			err = bus.ContextError(ctx, w.up.Name)
 		}
 		w.metrics.cacheOutcome(w.up.Name, msg.Method, cache)
 		return resp, cache, err
@@ -677,7 +677,7 @@ func (w *Worker) rootsChanged(env bus.Envelope, params json.RawMessage) {
 	for _, l := range w.private.find(env.Caller.KeyID, env.Session) {
 		ctx, cancel := w.callContext(env)
 		if err := l.up.Notify(ctx, "notifications/roots/list_changed", params); err != nil {
-			w.log.Info("forwarding notifications/roots/list_changed failed", "request_id", env.RequestID, "err", bus.AsError(err).Message)
+			w.log.Info("forwarding notifications/roots/list_changed failed", "request_id", env.RequestID, "err", bus.AsError(err).Detail())
 		}
 		cancel()
 	}
@@ -707,9 +707,9 @@ func (w *Worker) guard(ctx context.Context, call func() error) error {
 func (w *Worker) fail(reply bus.Reply, env bus.Envelope, method string, err error, start time.Time) {
 	e := bus.AsError(err)
 	if e.Kind == bus.ErrUpstreamTimeout {
-		e = bus.Errorf(bus.ErrUpstreamTimeout, "upstream server %q did not answer %s within %s", w.up.Name, method, w.callLimit(env, start))
+		e = bus.Wrap(bus.ErrUpstreamTimeout, e.Cause, "upstream server %q did not answer %s within %s", w.up.Name, method, w.callLimit(env, start))
 	}
-	w.log.Warn("upstream call failed", "request_id", env.RequestID, "method", method, "code", e.Kind.Code, "err", e.Message)
+	w.log.Warn("upstream call failed", "request_id", env.RequestID, "method", method, "code", e.Kind.Code, "err", e.Detail())
 	_ = reply.Error(e)
 }
 
@@ -734,12 +734,4 @@ func (w *Worker) legParams(params json.RawMessage, env *bus.Envelope, l *link) (
 		r.fallback = bus.SessionSubject(l.sid)
 	}
 	return params, r
-}
-
-// ctxError describes a call whose context ended while it waited.
-func (w *Worker) ctxError(ctx context.Context) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return bus.Errorf(bus.ErrUpstreamTimeout, "upstream server %q did not answer in time", w.up.Name)
-	}
-	return bus.Errorf(bus.ErrUpstreamUnavailable, "call to upstream server %q was cancelled", w.up.Name)
 }
