@@ -36,6 +36,14 @@ type ServerCache struct {
 	servers map[string]ServerSpec
 	sorted  []ServerSpec
 	log     *slog.Logger
+	nc      *nats.Conn // the connection it follows the bucket on; nil: a fixed cache
+}
+
+// Live reports whether the cache follows the bucket now: its connection is
+// up (while it is down, an edit made elsewhere does not arrive). A cache
+// that follows nothing (the zero value, fixed in tests) is always current.
+func (c *ServerCache) Live() bool {
+	return c != nil && (c.nc == nil || c.nc.Status() == nats.CONNECTED)
 }
 
 // DecodeServerRecord reads the record stored under key in the servers
@@ -59,7 +67,7 @@ func DecodeServerRecord(key string, value []byte) (ServerSpec, error) {
 // never empty by accident; a bucket the registry has not made yet is waited
 // for while ctx lasts.
 func FollowServers(ctx context.Context, nc *nats.Conn, log *slog.Logger) (*ServerCache, error) {
-	c := &ServerCache{servers: map[string]ServerSpec{}, log: log}
+	c := &ServerCache{servers: map[string]ServerSpec{}, log: log, nc: nc}
 	var loaded atomic.Bool // the start is in: each change re-sorts, the load once
 	_, err := FollowKV(ctx, nc, BucketServers, nil, func(e KVEntry) {
 		c.apply(e.Key, e.Value, e.Deleted)

@@ -12,9 +12,6 @@ var AuthTypes = []string{"none", "api_key", "bearer_token", "basic", "authorizat
 // aws_sigv4 are applied per request by the worker's HTTP transport.
 var headerAuthTypes = map[string]bool{"api_key": true, "bearer_token": true, "basic": true, "authorization": true, "token": true}
 
-// notYetAuthTypes are LiteLLM auth types mcpbus will support later.
-var notYetAuthTypes = map[string]bool{}
-
 // AuthError is a problem with an auth_type or auth_value. Its message never
 // holds the value.
 type AuthError struct {
@@ -42,7 +39,7 @@ func AuthHeader(authType, value string) (name, val string, err error) {
 		return "", "", nil
 	case "api_key", "bearer_token", "basic", "authorization", "token":
 	default:
-		return "", "", &AuthError{"auth_type", authTypeMessage(authType)}
+		return "", "", &AuthError{"auth_type", authTypeMessage()}
 	}
 	if value == "" {
 		return "", "", &AuthError{"auth_value", "required when auth_type is " + authType}
@@ -71,10 +68,7 @@ func AuthHeader(authType, value string) (name, val string, err error) {
 }
 
 // authTypeMessage explains an auth_type that is not one of AuthTypes.
-func authTypeMessage(authType string) string {
-	if notYetAuthTypes[authType] {
-		return "auth_type " + authType + " is not supported yet"
-	}
+func authTypeMessage() string {
 	return "must be one of " + strings.Join(AuthTypes, ", ")
 }
 

@@ -155,7 +155,7 @@ func message(fe validator.FieldError, c *checked, showURL bool) string {
 	case "oneof":
 		return "must be http (Streamable HTTP), sse or stdio"
 	case "authtype":
-		return authTypeMessage(c.AuthType)
+		return authTypeMessage()
 	case "datetime":
 		return "must be an MCP protocol version such as " + DefaultSpecVersion
 	case "headername":

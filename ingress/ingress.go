@@ -229,8 +229,9 @@ func (g *Ingress) liveliness(w http.ResponseWriter, _ *http.Request) {
 
 // readiness is 200 when the ingress can serve: its NATS connection is up and
 // the registry cache (Options.Servers, which bus.FollowServers returns only
-// once the initial KV load is in) is there. Otherwise 503, naming the checks
-// that failed.
+// once the initial KV load is in) follows the servers bucket (its own
+// connection is up: while it is down, edits made elsewhere do not arrive).
+// Otherwise 503, naming the checks that failed.
 func (g *Ingress) readiness(w http.ResponseWriter, _ *http.Request) {
 	type report struct {
 		Status   string   `json:"status"`
@@ -243,8 +244,12 @@ func (g *Ingress) readiness(w http.ResponseWriter, _ *http.Request) {
 		rep.NATS = strings.ToLower(st.String())
 		rep.Failed = append(rep.Failed, "nats")
 	}
-	if g.o.Servers == nil {
+	switch {
+	case g.o.Servers == nil:
 		rep.Registry = "not loaded"
+		rep.Failed = append(rep.Failed, "registry")
+	case !g.o.Servers.Live():
+		rep.Registry = "not following (its bus connection is down)"
 		rep.Failed = append(rep.Failed, "registry")
 	}
 	code := http.StatusOK

@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -102,6 +104,28 @@ func TestReadiness(t *testing.T) {
 	}
 	if w := serve(g, http.MethodGet, "/health/liveliness", "203.0.113.9:1", nil, ""); w.Code != http.StatusOK {
 		t.Fatalf("liveliness with NATS closed: HTTP %d, want 200 (alive, not ready)", w.Code)
+	}
+
+	// A registry cache whose connection is down no longer follows the
+	// bucket: not ready.
+	ns := bustest.Server(t)
+	cacheConn := bustest.Conn(t, ns)
+	js, _ := jetstream.New(cacheConn)
+	if _, err := bus.ServersBucket(context.Background(), js, bus.StatePolicy{}); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := bus.FollowServers(context.Background(), cacheConn, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g3 := metricsIngress(t, Options{NC: bustest.Conn(t, ns), Servers: cache})
+	if w := serve(g3, http.MethodGet, "/health/readiness", "203.0.113.9:1", nil, ""); w.Code != http.StatusOK {
+		t.Fatalf("following: HTTP %d %s", w.Code, w.Body)
+	}
+	cacheConn.Close()
+	if w := serve(g3, http.MethodGet, "/health/readiness", "203.0.113.9:1", nil, ""); w.Code != http.StatusServiceUnavailable ||
+		!strings.Contains(w.Body.String(), `"registry":"not following (its bus connection is down)","failed":["registry"]`) {
+		t.Fatalf("registry cache disconnected: HTTP %d %s", w.Code, w.Body)
 	}
 
 	// No registry cache: not ready either.

@@ -48,9 +48,6 @@ func New() *Fixture {
 	return f
 }
 
-// Server is the fixture's MCP server (for in-process transports).
-func (f *Fixture) Server() *mcp.Server { return f.server }
-
 // Handler serves the fixture over Streamable HTTP: stateful sessions (the
 // server sends sampling, elicitation and log messages to its client), an event
 // store so SSE streams can be resumed with Last-Event-ID, and the go-sdk's
