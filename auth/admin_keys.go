@@ -1,0 +1,393 @@
+package auth
+
+// The key endpoints: /key/generate, info, list, update, delete.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+type keyFields struct {
+	commonFields
+	KeyAlias *string `json:"key_alias"`
+	TeamID   *string `json:"team_id"`
+	Duration *string `json:"duration"`
+}
+
+// apply sets the fields present in f on rec (s.adminMu held).
+func (s *service) applyKeyFields(ctx context.Context, rec *bus.KeyRecord, f keyFields, now time.Time) *bus.Error {
+	if f.KeyAlias != nil {
+		alias := strings.TrimSpace(*f.KeyAlias)
+		if err := s.checkAlias(alias, rec.Token); err != nil {
+			return err
+		}
+		rec.KeyAlias = alias
+	}
+	if f.TeamID != nil && *f.TeamID != rec.TeamID {
+		if *f.TeamID != "" {
+			if _, err := s.getTeam(ctx, *f.TeamID); err != nil {
+				return err
+			}
+		}
+		rec.TeamID = *f.TeamID
+	}
+	if f.Duration != nil && *f.Duration != "" {
+		d, err := parseDuration(*f.Duration)
+		if err != nil {
+			return err
+		}
+		exp := now.Add(d).UTC()
+		rec.Expires = &exp
+	}
+	return f.commonFields.apply(&rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions})
+}
+
+// checkAlias fails if another key than token has alias.
+func (s *service) checkAlias(alias, token string) *bus.Error {
+	if alias == "" {
+		return nil
+	}
+	s.store.mu.RLock()
+	defer s.store.mu.RUnlock()
+	for t, e := range s.store.keys {
+		if t != token && e.rec.KeyAlias == alias {
+			return bus.Errorf(bus.ErrConflict, "key_alias '%s' is already used by another key", alias)
+		}
+	}
+	return nil
+}
+
+var durationRE = regexp.MustCompile(`^([0-9]{1,9})\s*(s|m|h|d|w)$`)
+
+// parseDuration reads LiteLLM's durations: a whole number and one unit of s, m,
+// h, d (days) or w (weeks), like "30s", "15m", "24h", "30d".
+func parseDuration(v string) (time.Duration, *bus.Error) {
+	m := durationRE.FindStringSubmatch(strings.TrimSpace(v))
+	if m == nil {
+		return 0, bus.Errorf(bus.ErrBadRequest, "duration: %q is not a duration like 30s, 15m, 24h or 30d", v)
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	unit := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour, "w": 7 * 24 * time.Hour}[m[2]]
+	if n == 0 {
+		return 0, bus.Errorf(bus.ErrBadRequest, "duration: %q must be more than zero", v)
+	}
+	if n > int64(100*365*24*time.Hour/unit) {
+		return 0, bus.Errorf(bus.ErrBadRequest, "duration: %q is more than 100 years", v)
+	}
+	return time.Duration(n) * unit, nil
+}
+
+// isToken reports whether s is a token (a key's SHA-256 in hex) rather than a key.
+func isToken(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func tokenOf(key string) string {
+	if isToken(key) {
+		return key
+	}
+	return bus.HashKey(key)
+}
+
+type keyGenerateRequest struct {
+	keyFields
+	Key string `json:"key"`
+}
+
+// keyGenerateResponse is the only answer that carries a plaintext key.
+type keyGenerateResponse struct {
+	Key                string              `json:"key"`
+	Token              string              `json:"token"`
+	KeyAlias           string              `json:"key_alias,omitempty"`
+	TeamID             string              `json:"team_id,omitempty"`
+	Expires            *time.Time          `json:"expires"`
+	MCPServers         []string            `json:"mcp_servers,omitempty"`
+	MCPAccessGroups    []string            `json:"mcp_access_groups,omitempty"`
+	MCPToolPermissions map[string][]string `json:"mcp_tool_permissions,omitempty"`
+	RPMLimit           int                 `json:"rpm_limit,omitempty"`
+	Blocked            bool                `json:"blocked,omitempty"`
+	Metadata           map[string]any      `json:"metadata,omitempty"`
+	CreatedAt          time.Time           `json:"created_at"`
+}
+
+func (s *service) keyGenerate(ctx context.Context, data []byte) (any, *bus.Error) {
+	var in keyGenerateRequest
+	if e := decode(data, &in); e != nil {
+		return nil, e
+	}
+	if e := refuseUnenforced(data); e != nil { // unenforced.go
+		return nil, e
+	}
+	key := in.Key
+	if key != "" {
+		if !strings.HasPrefix(key, "sk-") || len(key) < 20 {
+			return nil, bus.Errorf(bus.ErrBadRequest, "key: a chosen key must start with 'sk-' and be at least 20 characters long")
+		}
+	} else {
+		key = newKey()
+	}
+	now := s.now().UTC()
+	rec := bus.KeyRecord{Token: bus.HashKey(key), CreatedAt: now, UpdatedAt: now}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	if e := s.applyKeyFields(ctx, &rec, in.keyFields, now); e != nil {
+		return nil, e
+	}
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return nil, internal(s, "encode key", err)
+	}
+	rev, err := s.store.keysKV.Create(ctx, rec.Token, body)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, bus.Errorf(bus.ErrConflict, "key: this key already exists")
+	}
+	if err != nil {
+		return nil, internal(s, "store key", err)
+	}
+	s.seenKey(rec.Token, rev)
+	return keyGenerateResponse{
+		Key: key, Token: rec.Token, KeyAlias: rec.KeyAlias, TeamID: rec.TeamID, Expires: rec.Expires,
+		MCPServers: rec.MCPServers, MCPAccessGroups: rec.MCPAccessGroups, MCPToolPermissions: rec.MCPToolPermissions, RPMLimit: rec.RPMLimit,
+		Blocked: rec.Blocked, Metadata: rec.Metadata, CreatedAt: rec.CreatedAt,
+	}, nil
+}
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// newKey is "sk-" and 43 base62 characters from crypto/rand (256 bits).
+func newKey() string {
+	out := make([]byte, 0, 46)
+	out = append(out, "sk-"...)
+	buf := make([]byte, 64)
+	for len(out) < 46 {
+		_, _ = rand.Read(buf) // never fails (crypto/rand panics instead)
+		for _, b := range buf {
+			if b < 248 && len(out) < 46 { // 248 = 4*62: no modulo bias
+				out = append(out, base62[b%62])
+			}
+		}
+	}
+	return string(out)
+}
+
+type keyRequest struct {
+	Key string `json:"key"`
+}
+
+// keyView is a stored key as admin endpoints show it: the record (which holds
+// no secret) and its token again as "key", as LiteLLM answers.
+type keyView struct {
+	Key string `json:"key"`
+	bus.KeyRecord
+}
+
+func (s *service) keyInfo(ctx context.Context, data []byte) (any, *bus.Error) {
+	var in keyRequest
+	if e := decode(data, &in); e != nil {
+		return nil, e
+	}
+	if in.Key == "" {
+		return nil, bus.Errorf(bus.ErrBadRequest, "key: required (the key or its token)")
+	}
+	rec, _, e := s.getKey(ctx, tokenOf(in.Key))
+	if e != nil {
+		return nil, e
+	}
+	return map[string]any{"key": rec.Token, "info": rec}, nil
+}
+
+type keyListRequest struct {
+	TeamID   string `json:"team_id"`
+	KeyAlias string `json:"key_alias"`
+	// ReturnFullObject (LiteLLM's flag) lists records instead of tokens; true
+	// or "true" (a GET query parameter arrives as a string).
+	ReturnFullObject flexBool `json:"return_full_object"`
+}
+
+type flexBool bool
+
+func (b *flexBool) UnmarshalJSON(data []byte) error {
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	switch v := v.(type) {
+	case bool:
+		*b = flexBool(v)
+	case string:
+		p, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("return_full_object: %q is not true or false", v)
+		}
+		*b = flexBool(p)
+	case nil:
+		*b = false
+	default:
+		return fmt.Errorf("return_full_object: expected true or false")
+	}
+	return nil
+}
+
+func (s *service) keyList(_ context.Context, data []byte) (any, *bus.Error) {
+	var in keyListRequest
+	if e := decode(data, &in); e != nil {
+		return nil, e
+	}
+	var recs []bus.KeyRecord
+	s.store.mu.RLock()
+	for _, e := range s.store.keys {
+		if (in.TeamID == "" || e.rec.TeamID == in.TeamID) && (in.KeyAlias == "" || e.rec.KeyAlias == in.KeyAlias) {
+			recs = append(recs, e.rec)
+		}
+	}
+	s.store.mu.RUnlock()
+	sort.Slice(recs, func(i, j int) bool {
+		if !recs[i].CreatedAt.Equal(recs[j].CreatedAt) {
+			return recs[i].CreatedAt.Before(recs[j].CreatedAt)
+		}
+		return recs[i].Token < recs[j].Token
+	})
+	keys := make([]any, 0, len(recs))
+	for _, r := range recs {
+		if in.ReturnFullObject {
+			keys = append(keys, keyView{Key: r.Token, KeyRecord: r})
+		} else {
+			keys = append(keys, r.Token)
+		}
+	}
+	return map[string]any{"keys": keys, "total_count": len(keys)}, nil
+}
+
+type keyUpdateRequest struct {
+	keyFields
+	Key string `json:"key"`
+}
+
+func (s *service) keyUpdate(ctx context.Context, data []byte) (any, *bus.Error) {
+	var in keyUpdateRequest
+	if e := decode(data, &in); e != nil {
+		return nil, e
+	}
+	if e := refuseUnenforced(data); e != nil { // unenforced.go
+		return nil, e
+	}
+	if in.Key == "" {
+		return nil, bus.Errorf(bus.ErrBadRequest, "key: required (the key or its token)")
+	}
+	token := tokenOf(in.Key)
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	for range 2 {
+		rec, rev, e := s.getKey(ctx, token)
+		if e != nil {
+			return nil, e
+		}
+		now := s.now().UTC()
+		if e := s.applyKeyFields(ctx, &rec, in.keyFields, now); e != nil {
+			return nil, e
+		}
+		rec.UpdatedAt = now
+		body, err := json.Marshal(rec)
+		if err != nil {
+			return nil, internal(s, "encode key", err)
+		}
+		newRev, err := s.store.keysKV.Update(ctx, token, body, rev)
+		if isConflict(err) {
+			continue
+		}
+		if err != nil {
+			return nil, internal(s, "store key", err)
+		}
+		s.seenKey(token, newRev)
+		return keyView{Key: token, KeyRecord: rec}, nil
+	}
+	return nil, conflict("key '" + prefix(token) + "'")
+}
+
+type keyDeleteRequest struct {
+	Keys       []string `json:"keys"`
+	KeyAliases []string `json:"key_aliases"`
+}
+
+func (s *service) keyDelete(ctx context.Context, data []byte) (any, *bus.Error) {
+	var in keyDeleteRequest
+	if e := decode(data, &in); e != nil {
+		return nil, e
+	}
+	if len(in.Keys) == 0 && len(in.KeyAliases) == 0 {
+		return nil, bus.Errorf(bus.ErrBadRequest, "keys or key_aliases: required (a list of keys, tokens or aliases to delete)")
+	}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	var tokens []string
+	for _, k := range in.Keys {
+		t := tokenOf(k)
+		if _, _, e := s.getKey(ctx, t); e != nil {
+			return nil, e
+		}
+		if !slices.Contains(tokens, t) {
+			tokens = append(tokens, t)
+		}
+	}
+	for _, alias := range in.KeyAliases {
+		t, ok := s.tokenByAlias(alias)
+		if !ok {
+			return nil, bus.Errorf(bus.ErrNotFound, "key_alias '%s' does not exist", alias)
+		}
+		if !slices.Contains(tokens, t) {
+			tokens = append(tokens, t)
+		}
+	}
+	deleted, e := s.deleteKeys(ctx, tokens)
+	if e != nil {
+		return nil, e
+	}
+	return map[string]any{"deleted_keys": deleted}, nil
+}
+
+func (s *service) tokenByAlias(alias string) (string, bool) {
+	s.store.mu.RLock()
+	defer s.store.mu.RUnlock()
+	for t, e := range s.store.keys {
+		if alias != "" && e.rec.KeyAlias == alias {
+			return t, true
+		}
+	}
+	return "", false
+}
+
+// deleteKeys deletes tokens and waits until the cache no longer has them.
+func (s *service) deleteKeys(ctx context.Context, tokens []string) ([]string, *bus.Error) {
+	deleted := []string{}
+	for _, t := range tokens {
+		if err := s.store.keysKV.Delete(ctx, t); err != nil {
+			s.goneKeys(deleted)
+			return nil, internal(s, fmt.Sprintf("delete key '%s' (deleted before it: %d)", prefix(t), len(deleted)), err)
+		}
+		deleted = append(deleted, t)
+	}
+	s.goneKeys(deleted)
+	return deleted, nil
+}
+
+// ---- teams ----

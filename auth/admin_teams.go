@@ -1,0 +1,227 @@
+package auth
+
+// The team endpoints: /team/new, info, list, update, delete.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+type teamFields struct {
+	commonFields
+	TeamAlias *string `json:"team_alias"`
+}
+
+func applyTeamFields(rec *bus.TeamRecord, f teamFields) *bus.Error {
+	if f.TeamAlias != nil {
+		rec.TeamAlias = strings.TrimSpace(*f.TeamAlias)
+	}
+	return f.commonFields.apply(&rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions})
+}
+
+type teamRequest struct {
+	teamFields
+	TeamID string `json:"team_id"`
+}
+
+func (s *service) teamNew(ctx context.Context, data []byte) (any, *bus.Error) {
+	var in teamRequest
+	if e := decode(data, &in); e != nil {
+		return nil, e
+	}
+	if e := refuseUnenforced(data); e != nil { // unenforced.go
+		return nil, e
+	}
+	id := in.TeamID
+	if id == "" {
+		id = newUUID()
+	} else if !bus.ValidToken(id) {
+		return nil, bus.Errorf(bus.ErrBadRequest, "team_id: %q may hold only letters, digits, '-' and '_' (at most %d)", bus.Shorten(id, 64), bus.MaxTokenLen)
+	}
+	now := s.now().UTC()
+	rec := bus.TeamRecord{TeamID: id, CreatedAt: now, UpdatedAt: now}
+	if e := applyTeamFields(&rec, in.teamFields); e != nil {
+		return nil, e
+	}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	if n := len(s.teamKeys(id)); n > 0 {
+		return nil, bus.Errorf(bus.ErrBadRequest,
+			"team_id '%s': %d keys of a deleted team of that id still exist; delete them first (key.list with this team_id)", id, n)
+	}
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return nil, internal(s, "encode team", err)
+	}
+	rev, err := s.store.teamsKV.Create(ctx, id, body)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, bus.Errorf(bus.ErrConflict, "team_id '%s' already exists", id)
+	}
+	if err != nil {
+		return nil, internal(s, "store team", err)
+	}
+	s.seenTeam(id, rev)
+	return rec, nil
+}
+
+// teamKeys lists the tokens of the keys that name team id, in no order.
+func (s *service) teamKeys(id string) []string {
+	s.store.mu.RLock()
+	defer s.store.mu.RUnlock()
+	var out []string
+	for t, e := range s.store.keys {
+		if e.rec.TeamID == id {
+			out = append(out, t)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+type teamIDRequest struct {
+	TeamID string `json:"team_id"`
+}
+
+func (s *service) teamInfo(ctx context.Context, data []byte) (any, *bus.Error) {
+	var in teamIDRequest
+	if e := decode(data, &in); e != nil {
+		return nil, e
+	}
+	if in.TeamID == "" {
+		return nil, bus.Errorf(bus.ErrBadRequest, "team_id: required")
+	}
+	rec, e := s.getTeam(ctx, in.TeamID)
+	if e != nil {
+		return nil, e
+	}
+	keys := s.teamKeys(rec.TeamID)
+	if keys == nil {
+		keys = []string{}
+	}
+	return map[string]any{"team_id": rec.TeamID, "team_info": rec, "keys": keys}, nil
+}
+
+func (s *service) teamList(_ context.Context, data []byte) (any, *bus.Error) {
+	var in struct{}
+	if e := decode(data, &in); e != nil {
+		return nil, e
+	}
+	s.store.mu.RLock()
+	out := make([]bus.TeamRecord, 0, len(s.store.teams))
+	for _, t := range s.store.teams {
+		out = append(out, t.rec)
+	}
+	s.store.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.Before(out[j].CreatedAt)
+		}
+		return out[i].TeamID < out[j].TeamID
+	})
+	return out, nil
+}
+
+func (s *service) teamUpdate(ctx context.Context, data []byte) (any, *bus.Error) {
+	var in teamRequest
+	if e := decode(data, &in); e != nil {
+		return nil, e
+	}
+	if e := refuseUnenforced(data); e != nil { // unenforced.go
+		return nil, e
+	}
+	if in.TeamID == "" {
+		return nil, bus.Errorf(bus.ErrBadRequest, "team_id: required")
+	}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	for range 2 {
+		rec, rev, e := s.getTeamRev(ctx, in.TeamID)
+		if e != nil {
+			return nil, e
+		}
+		if e := applyTeamFields(&rec, in.teamFields); e != nil {
+			return nil, e
+		}
+		rec.UpdatedAt = s.now().UTC()
+		body, err := json.Marshal(rec)
+		if err != nil {
+			return nil, internal(s, "encode team", err)
+		}
+		newRev, err := s.store.teamsKV.Update(ctx, rec.TeamID, body, rev)
+		if isConflict(err) {
+			continue
+		}
+		if err != nil {
+			return nil, internal(s, "store team", err)
+		}
+		s.seenTeam(rec.TeamID, newRev)
+		return rec, nil
+	}
+	return nil, conflict("team '" + in.TeamID + "'")
+}
+
+type teamDeleteRequest struct {
+	TeamIDs []string `json:"team_ids"`
+}
+
+func (s *service) teamDelete(ctx context.Context, data []byte) (any, *bus.Error) {
+	var in teamDeleteRequest
+	if e := decode(data, &in); e != nil {
+		return nil, e
+	}
+	if len(in.TeamIDs) == 0 {
+		return nil, bus.Errorf(bus.ErrBadRequest, "team_ids: required (a list of team ids to delete)")
+	}
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	for _, id := range in.TeamIDs {
+		if _, e := s.getTeam(ctx, id); e != nil {
+			return nil, e
+		}
+	}
+	teams := []string{}
+	for _, id := range in.TeamIDs {
+		if slices.Contains(teams, id) {
+			continue
+		}
+		// The team first: its keys stop verifying at once.
+		if err := s.store.teamsKV.Delete(ctx, id); err != nil {
+			return nil, internal(s, "delete team '"+id+"'", err)
+		}
+		teams = append(teams, id)
+	}
+	s.store.waitFor(adminWait, func() bool {
+		for _, id := range teams {
+			if _, ok := s.store.teams[id]; ok {
+				return false
+			}
+		}
+		return true
+	})
+	var tokens []string
+	for _, id := range teams {
+		tokens = append(tokens, s.teamKeys(id)...)
+	}
+	deleted, e := s.deleteKeys(ctx, tokens)
+	if e != nil {
+		return nil, e
+	}
+	return map[string]any{"deleted_teams": teams, "deleted_keys": deleted}, nil
+}
