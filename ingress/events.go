@@ -30,9 +30,9 @@ import (
 // replayed, because POST answers always end with their response and the
 // standalone stream keeps no history.
 
-// keepaliveEvery is how often an idle stream gets an SSE comment, so proxies
-// and clients do not time it out.
-var keepaliveEvery = 25 * time.Second
+// DefaultKeepalive is how often an idle GET stream gets an SSE comment, so
+// proxies and clients do not time it out (Options.Keepalive).
+const DefaultKeepalive = 25 * time.Second
 
 // sessionQueue is the queue group of session stream subscriptions.
 const sessionQueue = "mcpbus-session-stream"

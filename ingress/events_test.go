@@ -76,11 +76,9 @@ func bufioCopy(b *strings.Builder, resp *http.Response) (int64, error) {
 // requests once written), keeps alive with comments, accepts Last-Event-ID,
 // and ends when the session is deleted (which is announced to workers).
 func TestGETStreamDelivers(t *testing.T) {
-	defer func(d time.Duration) { keepaliveEvery = d }(keepaliveEvery)
-	keepaliveEvery = 50 * time.Millisecond
 	ns := bustest.Server(t)
 	cache := bustest.ServerCache(t, ns, bus.ServerSpec{Name: "github", Public: true}, bus.ServerSpec{Name: "internal-db"})
-	h := newHarnessOn(t, ns, Options{Servers: cache}, nil)
+	h := newHarnessOn(t, ns, Options{Servers: cache, Keepalive: 50 * time.Millisecond}, nil)
 	s := initialize(t, h.url+"/mcp", userKey)
 	sid := s.Get("Mcp-Session-Id")
 	closed, err := h.bus.SubscribeSync(bus.SubjectSessionClosed)

@@ -42,6 +42,9 @@ type Options struct {
 	// BodyReadTimeout bounds reading one request body (default
 	// DefaultBodyReadTimeout).
 	BodyReadTimeout time.Duration
+	// Keepalive is how often an idle GET stream gets an SSE comment
+	// (default DefaultKeepalive).
+	Keepalive time.Duration
 	// MaxWait bounds how long one request waits for its answer (default 10m);
 	// upstream timeouts are enforced by the router and workers well before it.
 	MaxWait time.Duration
@@ -122,6 +125,9 @@ func New(o Options) *Ingress {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	if o.Keepalive <= 0 {
+		o.Keepalive = DefaultKeepalive
+	}
 	if o.BodyReadTimeout <= 0 {
 		o.BodyReadTimeout = DefaultBodyReadTimeout
 	}
@@ -141,7 +147,7 @@ func New(o Options) *Ingress {
 	if o.XFFHops <= 0 {
 		o.XFFHops = 1
 	}
-	g := &Ingress{o: o, nc: o.NC, log: o.Log, keepalive: keepaliveEvery,
+	g := &Ingress{o: o, nc: o.NC, log: o.Log, keepalive: o.Keepalive,
 		xff:    xffPolicy{enabled: o.UseXFF, trusted: o.TrustedProxies, hops: o.XFFHops},
 		origin: newOriginPolicy(o.ListenAddr, o.AllowedOrigins)}
 	g.sessions = g.openSessions()
