@@ -185,13 +185,13 @@ func (g *Ingress) openSessions() *sessionStore {
 	if g.o.JetStream != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), bus.FormingWait)
 		defer cancel()
-		s, err := openSessionStore(ctx, g.o.JetStream, g.state(), g.o.SessionIdle, g.log, g.sessionEnded)
+		s, err := openSessionStore(ctx, g.o.JetStream, g.state(), g.o.SessionIdle, g.log, g.sessionEnded, nil)
 		if err == nil {
 			return s
 		}
 		g.log.Error("sessions bucket unavailable: keeping sessions in this process only, so other ingress replicas will not know them", "err", err)
 	}
-	s := newSessionStore(g.o.SessionIdle, g.sessionEnded)
+	s := newSessionStore(g.o.SessionIdle, g.sessionEnded, nil)
 	s.log = g.log
 	return s
 }

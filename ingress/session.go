@@ -73,21 +73,19 @@ type sessionStore struct {
 	kv      jetstream.KeyValue // nil: memory only
 	refresh time.Duration      // bucket: rewrite a used session's record after this long
 	watch   jetstream.KeyWatcher
-	now     func() time.Time // sessionClock when made
+	now     func() time.Time // the store's clock (time.Now but in tests)
 	// unsettled counts new sessions kept here while their record waits to
 	// be written (sessionkv.go, settle); warned rate-limits saying so.
 	unsettled atomic.Int64
 	warned    bus.RateLimited
 }
 
-// sessionClock is where new session stores read the time; a test moves it.
-var sessionClock = time.Now
-
 // newSessionStore keeps sessions in this process, ending those idle for ttl.
-// ended (nil: nothing) is told about every session that ends.
-func newSessionStore(ttl time.Duration, ended func(id string, publish bool)) *sessionStore {
+// ended (nil: nothing) is told about every session that ends; now (nil:
+// time.Now) is the store's clock, which a test moves.
+func newSessionStore(ttl time.Duration, ended func(id string, publish bool), now func() time.Time) *sessionStore {
 	s := &sessionStore{m: map[string]*session{}, ttl: ttl, stop: make(chan struct{}), log: slog.Default(),
-		ended: orNoop(ended), now: sessionClock}
+		ended: orNoop(ended), now: orNow(now)}
 	go s.sweep()
 	return s
 }
@@ -250,4 +248,12 @@ func (s *sessionStore) close() {
 			_ = s.watch.Stop()
 		}
 	})
+}
+
+// orNow is now, or time.Now when nil.
+func orNow(now func() time.Time) func() time.Time {
+	if now == nil {
+		return time.Now
+	}
+	return now
 }

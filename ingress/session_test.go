@@ -17,7 +17,7 @@ import (
 var bg = context.Background()
 
 func newTestStore(t *testing.T) *sessionStore {
-	s := newSessionStore(time.Hour, nil)
+	s := newSessionStore(time.Hour, nil, nil)
 	t.Cleanup(s.close)
 	return s
 }
@@ -42,13 +42,6 @@ func (c *testClock) add(d time.Duration) {
 	c.mu.Lock()
 	c.offset += d
 	c.mu.Unlock()
-}
-
-// useClock makes the session stores made during the test read c.
-func useClock(t *testing.T, c *testClock) {
-	old := sessionClock
-	sessionClock = c.now
-	t.Cleanup(func() { sessionClock = old })
 }
 
 func mustGet(t *testing.T, s *sessionStore, id, key string) *session {
@@ -139,10 +132,9 @@ func (e *endings) of(id string) (ended, published bool) {
 // until its 150 ms have passed and ends at the first sweep after.
 func TestSessionIdleExpiry(t *testing.T) {
 	clock := &testClock{base: time.Unix(1_000_000, 0)}
-	useClock(t, clock)
 	var e endings
 	ttl := 150 * time.Millisecond
-	s := newSessionStore(ttl, e.ended)
+	s := newSessionStore(ttl, e.ended, clock.now)
 	t.Cleanup(s.close)
 	idle := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
 	busy := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
@@ -224,7 +216,7 @@ func TestSessionStoreConcurrentUse(t *testing.T) {
 
 // kvStore opens the sessions bucket on its own connection to ns, as one
 // ingress process would.
-func kvStore(t *testing.T, ns *server.Server, ttl time.Duration, e *endings) *sessionStore {
+func kvStore(t *testing.T, ns *server.Server, ttl time.Duration, e *endings, now func() time.Time) *sessionStore {
 	t.Helper()
 	js, err := jetstream.New(bustest.Conn(t, ns))
 	if err != nil {
@@ -234,7 +226,7 @@ func kvStore(t *testing.T, ns *server.Server, ttl time.Duration, e *endings) *se
 	if e != nil {
 		ended = e.ended
 	}
-	s, err := openSessionStore(bg, js, bus.StatePolicy{}, ttl, slog.New(slog.NewTextHandler(io.Discard, nil)), ended)
+	s, err := openSessionStore(bg, js, bus.StatePolicy{}, ttl, slog.New(slog.NewTextHandler(io.Discard, nil)), ended, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,8 +239,8 @@ func kvStore(t *testing.T, ns *server.Server, ttl time.Duration, e *endings) *se
 func TestSessionsSharedThroughKV(t *testing.T) {
 	ns := bustest.Server(t)
 	var ea, eb endings
-	a := kvStore(t, ns, time.Hour, &ea)
-	b := kvStore(t, ns, time.Hour, &eb)
+	a := kvStore(t, ns, time.Hour, &ea, nil)
+	b := kvStore(t, ns, time.Hour, &eb, nil)
 
 	sess := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "key-a"}, Servers: []string{"github"}}, "2025-11-25", []byte(`{"sampling":{}}`))
 	if err := a.add(bg, sess); err != nil {
@@ -303,11 +295,10 @@ func TestSessionsSharedThroughKV(t *testing.T) {
 // plus an offset it sets); the bucket's TTL, an hour, never passes here.
 func TestSessionKVRenewedByUse(t *testing.T) {
 	clock := &testClock{}
-	useClock(t, clock)
 	ns := bustest.Server(t)
 	ttl := time.Hour // a rewrite after 5 minutes of the stores' clock
-	a := kvStore(t, ns, ttl, nil)
-	b := kvStore(t, ns, ttl, nil)
+	a := kvStore(t, ns, ttl, nil, clock.now)
+	b := kvStore(t, ns, ttl, nil, clock.now)
 	busy := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
 	_ = a.add(bg, busy)
 	rev := busy.rev
@@ -360,8 +351,8 @@ func TestSessionKVIdleExpiry(t *testing.T) {
 	ns := bustest.Server(t)
 	var ea, eb endings
 	ttl := time.Second
-	a := kvStore(t, ns, ttl, &ea)
-	b := kvStore(t, ns, ttl, &eb)
+	a := kvStore(t, ns, ttl, &ea, nil)
+	b := kvStore(t, ns, ttl, &eb, nil)
 	idle := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
 	_ = a.add(bg, idle)
 	bustest.Eventually(t, 30*time.Second, "the idle session expires and both processes hear of it", func() bool {
@@ -386,7 +377,7 @@ func TestSessionKVIdleExpiry(t *testing.T) {
 // the other replicas serve it from then on.
 func TestNewSessionWhileTheBucketIsUnavailable(t *testing.T) {
 	ns := bustest.Server(t)
-	a := kvStore(t, ns, time.Hour, nil)
+	a := kvStore(t, ns, time.Hour, nil, nil)
 	js, err := jetstream.New(bustest.Conn(t, ns))
 	if err != nil {
 		t.Fatal(err)
@@ -401,7 +392,7 @@ func TestNewSessionWhileTheBucketIsUnavailable(t *testing.T) {
 	if mustGet(t, a, sess.rec.ID, "key-a") == nil {
 		t.Fatal("the replica that opened the session does not serve it")
 	}
-	b := kvStore(t, ns, time.Hour, nil) // makes the bucket again
+	b := kvStore(t, ns, time.Hour, nil, nil) // makes the bucket again
 	bustest.Eventually(t, 30*time.Second, "the session reaches the bucket and the other replica", func() bool {
 		got, err := b.lookup(bg, sess.rec.ID)
 		return err == nil && got != nil && got.rec.KeyID == "key-a"

@@ -41,7 +41,7 @@ const sessionRefreshDivisor = 12
 
 // openSessionStore opens (creating if needed) the sessions bucket and starts
 // following it.
-func openSessionStore(ctx context.Context, js jetstream.JetStream, state bus.StatePolicy, ttl time.Duration, log *slog.Logger, ended func(id string, publish bool)) (*sessionStore, error) {
+func openSessionStore(ctx context.Context, js jetstream.JetStream, state bus.StatePolicy, ttl time.Duration, log *slog.Logger, ended func(id string, publish bool), now func() time.Time) (*sessionStore, error) {
 	cfg := jetstream.KeyValueConfig{
 		Bucket:         bus.BucketSessions,
 		Description:    "mcpbus downstream MCP sessions",
@@ -70,7 +70,7 @@ func openSessionStore(ctx context.Context, js jetstream.JetStream, state bus.Sta
 		return nil, fmt.Errorf("watch %s: %w", bus.BucketSessions, err)
 	}
 	s := &sessionStore{m: map[string]*session{}, ttl: ttl, stop: make(chan struct{}), log: log,
-		ended: orNoop(ended), kv: kv, refresh: ttl / sessionRefreshDivisor, watch: w, now: sessionClock}
+		ended: orNoop(ended), kv: kv, refresh: ttl / sessionRefreshDivisor, watch: w, now: orNow(now)}
 	go s.follow(w)
 	go s.sweep()
 	return s, nil
