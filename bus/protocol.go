@@ -19,3 +19,21 @@ func SupportedProtocolVersion(v string) bool {
 	}
 	return false
 }
+
+// MCP method names, so the code that branches on one spells it once.
+const (
+	MethodInitialize             = "initialize"
+	MethodInitialized            = "notifications/initialized"
+	MethodPing                   = "ping"
+	MethodToolsList              = "tools/list"
+	MethodToolsCall              = "tools/call"
+	MethodPromptsList            = "prompts/list"
+	MethodPromptsGet             = "prompts/get"
+	MethodResourcesList          = "resources/list"
+	MethodResourcesTemplatesList = "resources/templates/list"
+	MethodResourcesRead          = "resources/read"
+	MethodResourcesSubscribe     = "resources/subscribe"
+	MethodResourcesUnsubscribe   = "resources/unsubscribe"
+	MethodLoggingSetLevel        = "logging/setLevel"
+	MethodCompletionComplete     = "completion/complete"
+)

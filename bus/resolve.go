@@ -114,7 +114,7 @@ func resolveAll(cache *ServerCache, env Envelope) (ServerSpec, []ServerSpec, *Er
 // exactly one server the caller may use. Anything else, including every
 // refusal, goes through the router, which gives the one answer for it.
 func Direct(cache *ServerCache, env Envelope, msg *Message) (ServerSpec, bool) {
-	if cache == nil || msg == nil || !msg.IsRequest() || msg.Method == "initialize" || msg.Method == "ping" {
+	if cache == nil || msg == nil || !msg.IsRequest() || msg.Method == MethodInitialize || msg.Method == MethodPing {
 		return ServerSpec{}, false
 	}
 	s, many, e := Resolve(cache, env)

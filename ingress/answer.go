@@ -40,7 +40,7 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 	}
 	ps := g.hub.openStream()
 	defer g.hub.closeStream(ps)
-	if req.sse && req.msg.Method != "initialize" {
+	if req.sse && req.msg.Method != bus.MethodInitialize {
 		// initialize is answered by the router alone, and its answer must be
 		// plain so the session header can go with it.
 		req.env.Stream = ps.streamTo
@@ -212,11 +212,11 @@ func (g *Ingress) finish(w http.ResponseWriter, r *http.Request, req *request, s
 // logging/setLevel its level. Other methods cost a switch.
 func (g *Ingress) afterReply(ctx context.Context, w http.ResponseWriter, req *request, reply []byte, plain bool) *bus.Error {
 	switch req.msg.Method {
-	case "initialize":
+	case bus.MethodInitialize:
 		if plain && req.sess == nil {
 			return g.openSession(ctx, w, req, reply)
 		}
-	case "resources/subscribe", "resources/unsubscribe", "logging/setLevel":
+	case bus.MethodResourcesSubscribe, bus.MethodResourcesUnsubscribe, bus.MethodLoggingSetLevel:
 		if req.sess != nil && succeeded(reply) {
 			g.recordChange(ctx, req)
 		}
@@ -274,13 +274,13 @@ func (g *Ingress) recordChange(ctx context.Context, req *request) {
 	method := req.msg.Method
 	err := g.sessions.update(ctx, req.sess.rec.ID, func(rec *bus.SessionRecord) {
 		switch method {
-		case "resources/subscribe":
+		case bus.MethodResourcesSubscribe:
 			if p.URI != "" && !slices.Contains(rec.Subscriptions, p.URI) {
 				rec.Subscriptions = append(rec.Subscriptions, p.URI)
 			}
-		case "resources/unsubscribe":
+		case bus.MethodResourcesUnsubscribe:
 			rec.Subscriptions = slices.DeleteFunc(rec.Subscriptions, func(u string) bool { return u == p.URI })
-		case "logging/setLevel":
+		case bus.MethodLoggingSetLevel:
 			rec.LogLevel = p.Level
 		}
 	})

@@ -124,7 +124,7 @@ func (g *Ingress) serveLegacyMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.env.Stream = bus.SessionSubject(sid)
-	if req.msg.Method == "initialize" {
+	if req.msg.Method == bus.MethodInitialize {
 		req.env.ClientCapabilities = envelopeCapabilities(initCapabilities(req.msg.Params))
 	}
 	if e := req.env.Validate(); e != nil {
@@ -165,7 +165,7 @@ func (g *Ingress) answerLegacy(ctx context.Context, req *request) {
 // initialize sets the version and capabilities of the session the stream
 // opened; the rest is as on /mcp.
 func (g *Ingress) afterLegacyReply(ctx context.Context, req *request, reply []byte) {
-	if req.msg.Method != "initialize" {
+	if req.msg.Method != bus.MethodInitialize {
 		_ = g.afterReply(ctx, nil, req, reply, false)
 		return
 	}

@@ -109,7 +109,7 @@ func (g *Ingress) admit(w http.ResponseWriter, r *http.Request, pathServer strin
 	if e := g.identify(r, req, id, selection(pathServer, r)); e != nil {
 		return req, e
 	}
-	if req.msg.Method == "initialize" {
+	if req.msg.Method == bus.MethodInitialize {
 		if e := g.mayOpenSession(id); e != nil {
 			return req, e
 		}
@@ -148,7 +148,7 @@ func (g *Ingress) mayOpenSession(id bus.Identity) *bus.Error {
 // checkSessionChange bounds what a message may add to its session's record
 // (a resource subscription), before it reaches the upstream.
 func (req *request) checkSessionChange() *bus.Error {
-	if req.msg.Method != "resources/subscribe" {
+	if req.msg.Method != bus.MethodResourcesSubscribe {
 		return nil
 	}
 	uri, _, _ := bus.StringField(req.msg.Params, "uri")

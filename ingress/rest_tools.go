@@ -144,7 +144,7 @@ func (g *Ingress) listToolsOpenAIAggregated(w http.ResponseWriter, r *http.Reque
 		if cursor != "" {
 			params, _ = json.Marshal(map[string]string{"cursor": cursor})
 		}
-		result, e := g.routeREST(ctx, r, requestID(r), id, class, "", page, "tools/list", params)
+		result, e := g.routeREST(ctx, r, requestID(r), id, class, "", page, bus.MethodToolsList, params)
 		if e != nil {
 			writeRESTError(w, restRouteError(e))
 			return
@@ -193,7 +193,7 @@ func (g *Ingress) serverTools(r *http.Request, reqID string, id bus.Identity, cl
 		if cursor != "" {
 			params, _ = json.Marshal(map[string]string{"cursor": cursor})
 		}
-		result, e := g.routeREST(ctx, r, reqID, id, class, server, page, "tools/list", params)
+		result, e := g.routeREST(ctx, r, reqID, id, class, server, page, bus.MethodToolsList, params)
 		if e != nil {
 			return nil, e
 		}
@@ -298,7 +298,7 @@ func (g *Ingress) serveRESTToolsCall(w http.ResponseWriter, r *http.Request) {
 		Name      string          `json:"name"`
 		Arguments json.RawMessage `json:"arguments"`
 	}{in.Name, args})
-	result, e := g.routeREST(r.Context(), r, requestID(r), id, class, server, 1, "tools/call", params)
+	result, e := g.routeREST(r.Context(), r, requestID(r), id, class, server, 1, bus.MethodToolsCall, params)
 	if e != nil && server == "" && e.Kind == bus.ErrInvalidParams {
 		e = bus.Errorf(e.Kind, "%s; without server_id, name is a tool's aggregated name as ?format=openai lists it ({server}__{tool}), or give server_id and its bare name", e.Message)
 	}

@@ -150,7 +150,7 @@ func requestAttrs(req *request) []attribute.KeyValue {
 	if len(req.env.Servers) > 0 {
 		attrs = append(attrs, bus.AttrServer.String(strings.Join(req.env.Servers, ",")))
 	}
-	if req.msg.Method == "tools/call" {
+	if req.msg.Method == bus.MethodToolsCall {
 		if name, ok, amb := bus.StringField(req.msg.Params, "name"); ok && !amb {
 			attrs = append(attrs, bus.AttrTool.String(name))
 		}

@@ -28,25 +28,25 @@ func (r *Router) newAgg(env bus.Envelope, h nats.Header, raw []byte, servers []b
 func (r *Router) aggregate(ctx context.Context, h nats.Header, raw []byte, env bus.Envelope, msg *bus.Message, servers []bus.ServerSpec) ([]byte, *bus.Error) {
 	a := r.newAgg(env, h, raw, servers)
 	switch msg.Method {
-	case "initialize":
+	case bus.MethodInitialize:
 		return r.initializeAll(ctx, a, msg)
-	case "tools/list":
+	case bus.MethodToolsList:
 		return r.list(ctx, a, msg, kindTools)
-	case "prompts/list":
+	case bus.MethodPromptsList:
 		return r.list(ctx, a, msg, kindPrompts)
-	case "resources/list":
+	case bus.MethodResourcesList:
 		return r.list(ctx, a, msg, kindResources)
-	case "resources/templates/list":
+	case bus.MethodResourcesTemplatesList:
 		return r.list(ctx, a, msg, kindTemplates)
-	case "tools/call":
+	case bus.MethodToolsCall:
 		return r.callByName(ctx, a, msg, kindTools)
-	case "prompts/get":
+	case bus.MethodPromptsGet:
 		return r.callByName(ctx, a, msg, kindPrompts)
-	case "resources/read", "resources/subscribe", "resources/unsubscribe":
+	case bus.MethodResourcesRead, bus.MethodResourcesSubscribe, bus.MethodResourcesUnsubscribe:
 		return r.callByURI(ctx, a, msg)
-	case "completion/complete":
+	case bus.MethodCompletionComplete:
 		return r.complete(ctx, a, msg)
-	case "logging/setLevel":
+	case bus.MethodLoggingSetLevel:
 		return r.setLevel(ctx, a, msg)
 	}
 	return nil, bus.Errorf(bus.ErrMethodNotFound,

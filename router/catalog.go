@@ -43,10 +43,10 @@ type kind struct {
 }
 
 var (
-	kindTools     = &kind{"tools/list", "tools", "tool"}
-	kindPrompts   = &kind{"prompts/list", "prompts", "prompt"}
-	kindResources = &kind{"resources/list", "resources", "resource"}
-	kindTemplates = &kind{"resources/templates/list", "resourceTemplates", "resource template"}
+	kindTools     = &kind{bus.MethodToolsList, "tools", "tool"}
+	kindPrompts   = &kind{bus.MethodPromptsList, "prompts", "prompt"}
+	kindResources = &kind{bus.MethodResourcesList, "resources", "resource"}
+	kindTemplates = &kind{bus.MethodResourcesTemplatesList, "resourceTemplates", "resource template"}
 )
 
 // key is the item's identity in the kind: name, uri or uriTemplate.

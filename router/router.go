@@ -158,7 +158,7 @@ func (r *Router) route(ctx context.Context, req micro.Request, env bus.Envelope,
 	if !msg.IsRequest() {
 		return r.clientMessage(ctx, req, env, msg) // clientmsg.go
 	}
-	if msg.Method == "ping" {
+	if msg.Method == bus.MethodPing {
 		return bus.ResultResponse(msg.ID, json.RawMessage(`{}`)), nil
 	}
 	server, many, e := r.resolve(env) // resolve.go
@@ -168,7 +168,7 @@ func (r *Router) route(ctx context.Context, req micro.Request, env bus.Envelope,
 	if many != nil {
 		return r.aggregate(ctx, nats.Header(req.Headers()), req.Data(), env, msg, many) // aggregate.go
 	}
-	if msg.Method == "initialize" {
+	if msg.Method == bus.MethodInitialize {
 		return r.initialize(ctx, env, msg, server)
 	}
 	return r.forward(ctx, nats.Header(req.Headers()), req.Data(), env, server)

@@ -29,7 +29,7 @@ func (r *Router) startSpan(h map[string][]string, env bus.Envelope, msg *bus.Mes
 	ctx, span := r.tracer.Start(ctx, "router route "+method, trace.WithSpanKind(trace.SpanKindServer))
 	if span.IsRecording() {
 		span.SetAttributes(bus.AttrMethod.String(msg.Method), bus.AttrRequestID.String(env.RequestID))
-		if msg.Method == "tools/call" {
+		if msg.Method == bus.MethodToolsCall {
 			if name, ok, amb := bus.StringField(msg.Params, "name"); ok && !amb {
 				span.SetAttributes(bus.AttrTool.String(name))
 			}

@@ -36,9 +36,9 @@ var catalogMethods = map[string]string{
 // listChangedMethods maps an upstream's list_changed notification to the
 // cached methods it makes stale.
 var listChangedMethods = map[string][]string{
-	"notifications/tools/list_changed":     {"tools/list"},
-	"notifications/prompts/list_changed":   {"prompts/list"},
-	"notifications/resources/list_changed": {"resources/list", "resources/templates/list"},
+	"notifications/tools/list_changed":     {bus.MethodToolsList},
+	"notifications/prompts/list_changed":   {bus.MethodPromptsList},
+	"notifications/resources/list_changed": {bus.MethodResourcesList, bus.MethodResourcesTemplatesList},
 }
 
 // Cache outcomes, as metrics label values.

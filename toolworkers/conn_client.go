@@ -313,7 +313,7 @@ func (c *connClient) open(ctx context.Context) (*connSession, error) {
 		return nil, c.closedErr()
 	}
 
-	msg, err := s.call(ctx, "initialize", initializeParams(c.version, c.caps), nil, false)
+	msg, err := s.call(ctx, bus.MethodInitialize, initializeParams(c.version, c.caps), nil, false)
 	if err != nil {
 		s.fail(nil, nil)
 		var be *bus.Error

@@ -309,7 +309,7 @@ func wireErrorJSON(err error) json.RawMessage {
 // events, which relay it to the client; the answer is written in the
 // background.
 func (s *connSession) answer(m *jsonrpc.Request) {
-	if m.Method == "ping" {
+	if m.Method == bus.MethodPing {
 		s.background(&jsonrpc.Response{ID: m.ID, Result: json.RawMessage(`{}`)})
 		return
 	}

@@ -112,7 +112,7 @@ func (c *streamableClient) stream(s *session, lastID *string) (again bool, err e
 		switch {
 		case m.IsNotification():
 			c.events.sessionNotification(m.Method, m.Params)
-		case m.IsRequest() && m.Method == "ping":
+		case m.IsRequest() && m.Method == bus.MethodPing:
 			go c.answer(s, bus.ResultResponse(m.ID, json.RawMessage(`{}`)))
 		case m.IsRequest():
 			go func() { c.answer(s, c.events.serverRequest(s.ctx, &m)) }()

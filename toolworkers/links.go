@@ -95,13 +95,13 @@ func (l *link) restore() {
 	l.mu.Unlock()
 	if level != "" {
 		p, _ := json.Marshal(map[string]string{"level": level})
-		if _, err := l.up.Call(ctx, "logging/setLevel", p, nil); err != nil {
+		if _, err := l.up.Call(ctx, bus.MethodLoggingSetLevel, p, nil); err != nil {
 			l.w.log.Info("re-applying the log level on a new upstream session failed", "err", bus.AsError(err).Detail())
 		}
 	}
 	for _, uri := range uris {
 		p, _ := json.Marshal(map[string]string{"uri": uri})
-		if _, err := l.up.Call(ctx, "resources/subscribe", p, nil); err != nil {
+		if _, err := l.up.Call(ctx, bus.MethodResourcesSubscribe, p, nil); err != nil {
 			l.w.log.Info("re-subscribing a resource on a new upstream session failed", "err", bus.AsError(err).Detail())
 		}
 	}
@@ -315,7 +315,7 @@ func (l *link) syncLevel(ctx context.Context, level string) {
 		}
 	}
 	p, _ := json.Marshal(map[string]string{"level": level})
-	resp, err := l.up.Call(ctx, "logging/setLevel", p, nil)
+	resp, err := l.up.Call(ctx, bus.MethodLoggingSetLevel, p, nil)
 	if err != nil || len(resp.Error) > 0 {
 		return // the call goes on; the upstream's level stays
 	}
@@ -342,7 +342,7 @@ func (l *link) subscription(method, sid string, params json.RawMessage, call fun
 		resp, err := call()
 		if err == nil && len(resp.Error) == 0 {
 			l.mu.Lock()
-			if method == "resources/subscribe" {
+			if method == bus.MethodResourcesSubscribe {
 				if l.subs == nil {
 					l.subs = map[string]map[string]bool{}
 				}
@@ -357,7 +357,7 @@ func (l *link) subscription(method, sid string, params json.RawMessage, call fun
 	l.mu.Lock()
 	set := l.subs[p.URI]
 	l.mu.Unlock()
-	if method == "resources/subscribe" {
+	if method == bus.MethodResourcesSubscribe {
 		if len(set) > 0 {
 			l.mu.Lock()
 			set[sid] = true
@@ -417,7 +417,7 @@ func (l *link) dropSession(sid string) {
 	defer cancel()
 	for _, uri := range last {
 		p, _ := json.Marshal(map[string]string{"uri": uri})
-		if _, err := l.up.Call(ctx, "resources/unsubscribe", p, nil); err != nil {
+		if _, err := l.up.Call(ctx, bus.MethodResourcesUnsubscribe, p, nil); err != nil {
 			l.w.log.Info("unsubscribing a resource of an ended session failed", "err", bus.AsError(err).Detail())
 		}
 	}

@@ -168,7 +168,7 @@ func countsAsFailure(err error) bool {
 // spent the deadline; a tools/call may have had effects and is never retried).
 func retryable(method string, err error) bool {
 	switch method {
-	case "tools/list", "prompts/list", "resources/list", "resources/templates/list":
+	case bus.MethodToolsList, bus.MethodPromptsList, bus.MethodResourcesList, bus.MethodResourcesTemplatesList:
 		return bus.AsError(err).Kind == bus.ErrUpstreamUnavailable
 	}
 	return false

@@ -238,7 +238,7 @@ func (c *streamableClient) initialize(ctx context.Context) (*session, error) {
 	params := initializeParams(c.version, c.caps)
 	id := c.nextID.Add(1)
 	pending := &session{}
-	msg, hdr, err := c.post(ctx, pending, encodeRequest(id, "initialize", params), id, nil)
+	msg, hdr, err := c.post(ctx, pending, encodeRequest(id, bus.MethodInitialize, params), id, nil)
 	if err != nil {
 		if errors.Is(err, errSessionGone) {
 			err = bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q refused initialize (HTTP 404)", c.server)
@@ -255,7 +255,7 @@ func (c *streamableClient) initialize(ctx context.Context) (*session, error) {
 		return nil, bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q sent an initialize result without protocolVersion", c.server)
 	}
 	s := &session{id: hdr.Get("Mcp-Session-Id"), version: res.ProtocolVersion, init: msg.Result}
-	if _, _, err := c.post(ctx, s, bus.Notification("notifications/initialized", nil), 0, nil); err != nil {
+	if _, _, err := c.post(ctx, s, bus.Notification(bus.MethodInitialized, nil), 0, nil); err != nil {
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -472,7 +472,7 @@ func (c *streamableClient) readSSE(ctx context.Context, body io.Reader, s *sessi
 				r.notify(m.Method, m.Params)
 			}
 		case m.IsRequest():
-			if m.Method == "ping" {
+			if m.Method == bus.MethodPing {
 				go c.answer(s, bus.ResultResponse(m.ID, json.RawMessage(`{}`)))
 				continue
 			}

@@ -51,7 +51,7 @@ func (w *Worker) startSpan(h map[string][]string, env bus.Envelope, method strin
 			bus.AttrServer.String(w.up.Name),
 			bus.AttrRequestID.String(env.RequestID),
 		}
-		if method == "tools/call" {
+		if method == bus.MethodToolsCall {
 			if name, ok := toolName(params); ok {
 				s.attrs = append(s.attrs, bus.AttrTool.String(name))
 			}

@@ -80,7 +80,7 @@ func (w *Worker) usageEvent(rec callRecord, end time.Time) bus.UsageEvent {
 		IPClass:    rec.env.IPClass,
 		ErrorCode:  rec.errCode,
 	}
-	if rec.method == "tools/call" && rec.status == "ok" {
+	if rec.method == bus.MethodToolsCall && rec.status == "ok" {
 		ev.Cost = w.up.Cost(rec.tool)
 	}
 	return ev

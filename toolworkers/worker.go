@@ -418,7 +418,7 @@ func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 		_ = reply.Error(e)
 		return
 	}
-	span := w.startSpan(req.Headers(), env, "initialize", nil)
+	span := w.startSpan(req.Headers(), env, bus.MethodInitialize, nil)
 	defer span.End()
 	start := time.Now()
 	ctx, cancel := w.callContext(env)
@@ -440,7 +440,7 @@ func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 	if err != nil {
 		err = w.blameCredentials(err, &env)
 		span.fail(bus.AsError(err))
-		w.fail(reply, env, "initialize", err, start)
+		w.fail(reply, env, bus.MethodInitialize, err, start)
 		return
 	}
 	_ = reply.Respond(info)
@@ -477,14 +477,14 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 	defer span.End()
 	callerTools, callerLimited := env.Caller.Permissions.Tools[w.up.Name]
 	var tool string
-	if msg.Method == "tools/call" {
+	if msg.Method == bus.MethodToolsCall {
 		var ok bool
 		if tool, ok = toolName(msg.Params); !ok {
 			_ = reply.Error(span.fail(bus.Errorf(bus.ErrInvalidParams, "tools/call: params.name must be one non-empty string under exactly that key")))
 			return
 		}
 	}
-	if msg.Method == "tools/call" && (w.filter.active() || callerLimited) {
+	if msg.Method == bus.MethodToolsCall && (w.filter.active() || callerLimited) {
 		name := tool
 		if !w.filter.allows(name) {
 			_ = reply.Error(span.fail(bus.Errorf(bus.ErrToolNotAllowed, "tool %q is not allowed on server %q by the gateway's allowed_tools/disallowed_tools", name, w.up.Name)))
@@ -528,7 +528,7 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 		out = bus.RawErrorResponse(msg.ID, resp.Error)
 	} else {
 		result := resp.Result
-		if msg.Method == "tools/list" && (w.filter.active() || callerLimited) {
+		if msg.Method == bus.MethodToolsList && (w.filter.active() || callerLimited) {
 			result = filterTools(result, func(name string) bool {
 				return w.filter.allows(name) && (!callerLimited || slices.Contains(callerTools, name))
 			})
@@ -636,7 +636,7 @@ func (w *Worker) dispatch(ctx context.Context, l *link, env *bus.Envelope, msg *
 		return resp, err
 	}
 	switch msg.Method {
-	case "tools/list", "prompts/list", "resources/list", "resources/templates/list":
+	case bus.MethodToolsList, bus.MethodPromptsList, bus.MethodResourcesList, bus.MethodResourcesTemplatesList:
 		key, ok := catalogKey(msg.Method, msg.Params)
 		if !ok {
 			break
@@ -650,13 +650,13 @@ func (w *Worker) dispatch(ctx context.Context, l *link, env *bus.Envelope, msg *
 		}
 		w.metrics.cacheOutcome(w.up.Name, msg.Method, cache)
 		return resp, cache, err
-	case "logging/setLevel":
+	case bus.MethodLoggingSetLevel:
 		resp, err = l.setLevel(msg.Params, call, func() json.RawMessage {
 			info, _ := l.up.Info(ctx)
 			return info
 		})
 		return resp, "", err
-	case "resources/subscribe", "resources/unsubscribe":
+	case bus.MethodResourcesSubscribe, bus.MethodResourcesUnsubscribe:
 		resp, err = l.subscription(msg.Method, env.Session, msg.Params, call)
 		return resp, "", err
 	}

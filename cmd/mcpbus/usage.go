@@ -159,7 +159,7 @@ func usageLine(ev bus.UsageEvent) string {
 // toolOrMethod names what was called: the tool of a tools/call, else the
 // method (tool names never contain '/').
 func toolOrMethod(ev bus.UsageEvent) string {
-	if ev.Method == "tools/call" && ev.Tool != "" {
+	if ev.Method == bus.MethodToolsCall && ev.Tool != "" {
 		return ev.Tool
 	}
 	return ev.Method
