@@ -11,12 +11,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -29,16 +27,7 @@ import (
 // endpoint may hold a credential: it never appears in an error or a log line.
 func newSSEClient(server, endpoint string, hc *http.Client, version string, log *slog.Logger) *connClient {
 	if hc == nil {
-		hc = &http.Client{Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:          256,
-			MaxIdleConnsPerHost:   128,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   5 * time.Second,
-			ExpectContinueTimeout: time.Second,
-			ForceAttemptHTTP2:     true,
-		}}
+		hc = &http.Client{Transport: newBaseTransport()}
 	}
 	// The SDK reports an HTTP failure as text ("failed to connect: Unauthorized");
 	// statusTransport makes the status available to classify instead. It also

@@ -25,25 +25,8 @@ import (
 func TestWorkerLostMidCall(t *testing.T) {
 	for _, routerOnly := range []bool{false, true} {
 		t.Run(fmt.Sprintf("router_only=%v", routerOnly), func(t *testing.T) {
-			url, rc := upstream(t, "slowpoke")
-			yaml := fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers:\n  slowpoke: {url: %q, timeout: 10m}\n", master, url)
-			g := startGatewayOpts(t, yaml, nil, func(o *Options) {
-				o.WorkerServers = []string{"elsewhere"} // slowpoke's worker runs on its own connection
-				o.RouterOnly = routerOnly
-			})
-			cfg, err := config.Parse("config.yaml", []byte(yaml), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wc := roleConn(t, g.Gateway, bus.RoleWorkers)
-			w, err := toolworkers.Start(wc, cfg.Servers[0], toolworkers.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(w.Stop)
-			wc.Flush()
-
-			url = g.URL() + "/mcp/slowpoke"
+			g, rc, wc := slowpokeOnItsOwnConn(t, routerOnly, nil)
+			url := g.URL() + "/mcp/slowpoke"
 			s := initSession(t, url, bearer(master))
 			done := make(chan rawResponse, 1)
 			go func() {
@@ -75,27 +58,11 @@ func TestWorkerLostMidCall(t *testing.T) {
 func TestWorkerConnectionMovesMidCall(t *testing.T) {
 	for _, routerOnly := range []bool{false, true} {
 		t.Run(fmt.Sprintf("router_only=%v", routerOnly), func(t *testing.T) {
-			url, rc := upstream(t, "slowpoke")
-			yaml := fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers:\n  slowpoke: {url: %q, timeout: 10m}\n", master, url)
-			g := startGatewayOpts(t, yaml, nil, func(o *Options) {
-				o.WorkerServers = []string{"elsewhere"} // slowpoke's worker runs on its own connection
-				o.RouterOnly = routerOnly
-			})
-			cfg, err := config.Parse("config.yaml", []byte(yaml), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wc := roleConn(t, g.Gateway, bus.RoleWorkers)
 			moved := make(chan struct{}, 1)
-			wc.SetReconnectHandler(func(*nats.Conn) { moved <- struct{}{} })
-			w, err := toolworkers.Start(wc, cfg.Servers[0], toolworkers.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(w.Stop)
-			wc.Flush()
-
-			url = g.URL() + "/mcp/slowpoke"
+			g, rc, wc := slowpokeOnItsOwnConn(t, routerOnly, func(wc *nats.Conn) {
+				wc.SetReconnectHandler(func(*nats.Conn) { moved <- struct{}{} })
+			})
+			url := g.URL() + "/mcp/slowpoke"
 			s := initSession(t, url, bearer(master))
 			done := make(chan rawResponse, 1)
 			go func() {
@@ -119,4 +86,33 @@ func TestWorkerConnectionMovesMidCall(t *testing.T) {
 			}
 		})
 	}
+}
+
+// slowpokeOnItsOwnConn starts a gateway whose server "slowpoke" (timeout
+// 10m) is served by a worker on a bus connection of its own, as a separate
+// bus user with the workers role, so a test can kill or move that
+// connection. prepare, if set, gets the connection before the worker starts.
+func slowpokeOnItsOwnConn(t *testing.T, routerOnly bool, prepare func(*nats.Conn)) (*testGateway, *recorder, *nats.Conn) {
+	t.Helper()
+	url, rc := upstream(t, "slowpoke")
+	yaml := fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers:\n  slowpoke: {url: %q, timeout: 10m}\n", master, url)
+	g := startGatewayOpts(t, yaml, nil, func(o *Options) {
+		o.WorkerServers = []string{"elsewhere"} // slowpoke's worker runs on its own connection
+		o.RouterOnly = routerOnly
+	})
+	cfg, err := config.Parse("config.yaml", []byte(yaml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := roleConn(t, g.Gateway, bus.RoleWorkers)
+	if prepare != nil {
+		prepare(wc)
+	}
+	w, err := toolworkers.Start(wc, cfg.Servers[0], toolworkers.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	wc.Flush()
+	return g, rc, wc
 }
