@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -40,9 +41,13 @@ const (
 	ProgressAccepted = "accepted"
 	ProgressRunning  = "running"
 	// ProgressExpired: the worker got the request after its AcceptBy and
-	// dropped it. Seen while the sender still waits, it means the two clocks
-	// disagree by more than AcceptWithin.
+	// dropped it, saying its clock (HeaderNow). Seen while the sender still
+	// waits, either the worker was late (busy, or just resumed from a
+	// freeze: the sender tries again) or its clock is ahead of the
+	// sender's by more than AcceptGrace (ClockAhead: liveness goes off).
 	ProgressExpired = "expired"
+	// HeaderNow is the responder's clock (Unix ms) on ProgressExpired.
+	HeaderNow = "Mcpbus-Now"
 
 	AcceptWithin   = time.Second
 	AcceptGrace    = 500 * time.Millisecond
@@ -61,6 +66,18 @@ var (
 // ErrNotTaken: no responder took a request in AcceptAttempts tries, so none
 // handled it.
 var ErrNotTaken = errors.New("no responder took the request")
+
+// ClockAhead reports whether an expired message (ProgressExpired) says the
+// responder's clock is ahead of now by more than AcceptGrace: the request
+// could not have been late otherwise. A message without HeaderNow counts as
+// ahead (a responder from before the header).
+func ClockAhead(h nats.Header, now time.Time) bool {
+	ms, err := strconv.ParseInt(h.Get(HeaderNow), 10, 64)
+	if err != nil {
+		return true
+	}
+	return time.UnixMilli(ms).Sub(now) > AcceptGrace
+}
 
 // AcceptBy reads HeaderAcceptBy: the deadline, and whether liveness was asked.
 func AcceptBy(h nats.Header) (time.Time, bool) {
@@ -95,15 +112,20 @@ type WorkerRequester struct {
 	next   atomic.Uint64
 	mu     sync.Mutex
 	calls  map[string]chan *nats.Msg
-	// skewed is set once a worker's clock put a request past its AcceptBy
-	// on arrival: from then on requests go without liveness (and it is said
-	// once, by the caller of Skewed).
+	// skewed is set once a worker's clock, ahead of this one's, put a
+	// request past its AcceptBy on arrival: from then on requests go
+	// without liveness, said once in log.
 	skewed atomic.Bool
+	log    *slog.Logger
 }
 
-// NewWorkerRequester subscribes nc's reply subjects for worker requests.
-func NewWorkerRequester(nc *nats.Conn) (*WorkerRequester, error) {
-	r := &WorkerRequester{nc: nc, prefix: nc.NewRespInbox(), calls: map[string]chan *nats.Msg{}}
+// NewWorkerRequester subscribes nc's reply subjects for worker requests;
+// log (nil: none) hears once if liveness goes off for clock skew.
+func NewWorkerRequester(nc *nats.Conn, log *slog.Logger) (*WorkerRequester, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &WorkerRequester{nc: nc, prefix: nc.NewRespInbox(), calls: map[string]chan *nats.Msg{}, log: log}
 	sub, err := nc.Subscribe(r.prefix+".*", r.dispatch)
 	if err != nil {
 		return nil, err
@@ -119,8 +141,8 @@ func (r *WorkerRequester) Close() {
 	}
 }
 
-// Skewed reports whether a worker's clock disagreed with this process's by
-// more than AcceptWithin, so requests now go without liveness.
+// Skewed reports whether a responder's clock was ahead of this process's
+// by more than AcceptGrace, so requests now go without liveness.
 func (r *WorkerRequester) Skewed() bool { return r.skewed.Load() }
 
 func (r *WorkerRequester) dispatch(m *nats.Msg) {
@@ -166,7 +188,10 @@ func (r *WorkerRequester) Request(ctx context.Context, m *nats.Msg) (*nats.Msg, 
 		reply, err := r.attempt(ctx, m, w)
 		switch {
 		case errors.Is(err, errSkew):
-			r.skewed.Store(true)
+			if !r.skewed.Swap(true) {
+				r.log.Warn("a responder's clock is more than "+AcceptGrace.String()+" ahead of this process's; requests to workers go without liveness from now on (fix NTP)",
+					"subject", m.Subject)
+			}
 		case errors.Is(err, errResend) && ctx.Err() == nil:
 		default:
 			return reply, err
@@ -222,8 +247,14 @@ func (r *WorkerRequester) attempt(ctx context.Context, m *nats.Msg, w *Watch) (*
 			case "":
 				return msg, nil
 			case ProgressExpired:
-				if !w.Accepted() {
+				switch {
+				case w.Accepted():
+				case ClockAhead(msg.Header, time.Now()):
 					return nil, errSkew
+				case w.MayResend(): // taken late: another try
+					return nil, errResend
+				default:
+					return nil, errNotAccepted
 				}
 			default:
 				w.Heard(msg.Header)

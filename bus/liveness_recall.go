@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -140,6 +141,17 @@ func (r *Responder) onRecall(m *nats.Msg) {
 // progress sends a liveness message naming this responder.
 func (r *Responder) progress(reply, what, acceptBy string) {
 	h := nats.Header{HeaderProgress: {what}, HeaderAcceptBy: {acceptBy}}
+	if r.id != "" {
+		h[HeaderResponder] = []string{r.id}
+	}
+	_ = r.nc.PublishMsg(&nats.Msg{Subject: reply, Header: h})
+}
+
+// expired says a request was taken after its accept-by, with this
+// responder's clock, so its sender can tell lateness from clock skew.
+func (r *Responder) expired(reply, acceptBy string) {
+	h := nats.Header{HeaderProgress: {ProgressExpired}, HeaderAcceptBy: {acceptBy},
+		HeaderNow: {strconv.FormatInt(time.Now().UnixMilli(), 10)}}
 	if r.id != "" {
 		h[HeaderResponder] = []string{r.id}
 	}

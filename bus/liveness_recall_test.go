@@ -56,7 +56,7 @@ func TestLivenessRecallRecoversAnAnswerLostAsTheConnectionMoved(t *testing.T) {
 	t.Cleanup(func() { _ = svc.Stop() })
 	wnc.Flush()
 
-	r, err := bus.NewWorkerRequester(connect(ingress, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { t.Logf("ingress: %v", err) })))
+	r, err := bus.NewWorkerRequester(connect(ingress, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { t.Logf("ingress: %v", err) })), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

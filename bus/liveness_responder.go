@@ -66,7 +66,7 @@ func (r *Responder) Take(req micro.Request) (ok bool, finished func()) {
 	}
 	tag := h.Get(HeaderAcceptBy)
 	if time.Now().After(acceptBy) {
-		r.progress(req.Reply(), ProgressExpired, tag)
+		r.expired(req.Reply(), tag)
 		r.Late.Add(1)
 		return false, nil
 	}

@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 // heartbeat) fails with the worker-lost error long before its own deadline.
 func TestLivenessWorkerDiesAfterAccepting(t *testing.T) {
 	ns := bustest.Server(t)
-	r, err := bus.NewWorkerRequester(bustest.Conn(t, ns))
+	r, err := bus.NewWorkerRequester(bustest.Conn(t, ns), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func TestLivenessWorkerDiesAfterAccepting(t *testing.T) {
 // Heartbeats keep a long call alive past LostAfter; the answer arrives.
 func TestLivenessHeartbeatsKeepALongCall(t *testing.T) {
 	ns := bustest.Server(t)
-	r, err := bus.NewWorkerRequester(bustest.Conn(t, ns))
+	r, err := bus.NewWorkerRequester(bustest.Conn(t, ns), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func TestLivenessHeartbeatsKeepALongCall(t *testing.T) {
 // the request is sent again, and only the live one answers.
 func TestLivenessFrozenReplicaIsBypassed(t *testing.T) {
 	ns := bustest.Server(t)
-	r, err := bus.NewWorkerRequester(bustest.Conn(t, ns))
+	r, err := bus.NewWorkerRequester(bustest.Conn(t, ns), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,5 +125,49 @@ func TestLivenessFrozenReplicaIsBypassed(t *testing.T) {
 	// Nobody subscribed: no responders at once.
 	if _, err := r.Request(ctx, &nats.Msg{Subject: "tool.none"}); err != nats.ErrNoResponders {
 		t.Fatalf("no subscriber: %v", err)
+	}
+}
+
+// A replica that takes a request after its accept-by only because it was
+// late (busy, or resumed from a freeze: its clock agrees with the sender's)
+// makes the sender try again, not turn liveness off as for a clock ahead.
+func TestLivenessLateReplicaIsNotClockSkew(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		ahead  time.Duration
+		skewed bool
+	}{{"late", 0, false}, {"clock ahead", 5 * time.Second, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			ns := bustest.Server(t)
+			r, err := bus.NewWorkerRequester(bustest.Conn(t, ns), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			worker := bustest.Conn(t, ns)
+			n := 0
+			if _, err := worker.Subscribe("tool.x", func(m *nats.Msg) {
+				n++
+				if n == 1 { // dropped as past its accept-by, saying its clock
+					_ = worker.PublishMsg(&nats.Msg{Subject: m.Reply, Header: nats.Header{
+						bus.HeaderProgress: {bus.ProgressExpired}, bus.HeaderAcceptBy: {m.Header.Get(bus.HeaderAcceptBy)},
+						bus.HeaderNow: {strconv.FormatInt(time.Now().Add(c.ahead).UnixMilli(), 10)}}})
+					return
+				}
+				_ = worker.Publish(m.Reply, []byte("ok"))
+			}); err != nil {
+				t.Fatal(err)
+			}
+			worker.Flush()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			reply, err := r.Request(ctx, &nats.Msg{Subject: "tool.x"})
+			if err != nil || string(reply.Data) != "ok" {
+				t.Fatalf("reply %v, err %v", reply, err)
+			}
+			if r.Skewed() != c.skewed {
+				t.Fatalf("liveness off (clock skew assumed): %v, want %v", r.Skewed(), c.skewed)
+			}
+		})
 	}
 }

@@ -81,6 +81,10 @@ func (w *Watch) Accepted() bool { return w.accepted }
 // none said).
 func (w *Watch) Responder() string { return w.responder }
 
+// MayResend reports whether the request may be tried again: fewer than
+// AcceptAttempts tries so far.
+func (w *Watch) MayResend() bool { return w.tries < AcceptAttempts }
+
 // Gone reports whether a "no responders" status on the reply subject
 // (NoResponders) means the call is lost: it answers the last recall of an
 // accepted try. One answering an earlier recall is waited out (the
@@ -91,7 +95,7 @@ func (w *Watch) Gone() bool { return w.accepted && w.recalls >= RecallAttempts }
 // Fired says what the timer's firing means, and sets it again for a recall.
 func (w *Watch) Fired() Verdict {
 	if !w.accepted {
-		if w.tries < AcceptAttempts {
+		if w.MayResend() {
 			return Resend
 		}
 		return NotTaken

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
@@ -99,12 +100,27 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 		case beats > seen:
 			seen = beats
 			watch.Heard(last)
+		case expired && seen == 0 && !bus.ClockAhead(last, time.Now()):
+			// Taken after its accept-by by a late replica (busy, or just
+			// resumed from a freeze): another try, while tries remain.
+			if !watch.MayResend() {
+				g.finish(w, r, req, sse, nil, t.lostError(true))
+				return
+			}
+			if err := send(t); err != nil {
+				g.finish(w, r, req, sse, nil, t.failure(err))
+				return
+			}
+			continue
 		case expired && seen == 0:
-			// Dropped as too late the moment it arrived: this clock and
-			// the worker's disagree. Send without liveness from now on.
+			// Dropped as too late by a worker whose clock is ahead of this
+			// one's: send without liveness from now on.
 			if !g.clockSkew.Swap(true) {
-				g.log.Warn("a tool worker's clock is more than "+bus.AcceptWithin.String()+" off this ingress's; direct calls go without liveness (fix NTP)",
-					"server", t.server.Name)
+				who := "the gateway router"
+				if t.server != nil {
+					who = "a tool worker of server " + t.server.Name
+				}
+				g.log.Warn("the clock of " + who + " is more than " + bus.AcceptGrace.String() + " ahead of this ingress's; requests go without liveness from now on (fix NTP)")
 			}
 			if err := send(t); err != nil {
 				g.finish(w, r, req, sse, nil, t.failure(err))

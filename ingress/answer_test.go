@@ -239,3 +239,42 @@ func TestPostStreamRelaysOnlyTheCallersServers(t *testing.T) {
 		}
 	}
 }
+
+// A try dropped as past its accept-by by a responder whose clock agrees
+// with this one (it was late: busy, or resumed from a freeze) is sent
+// again; liveness stays on. Only a clock ahead turns it off.
+func TestLateResponderIsNotClockSkew(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		ahead  time.Duration
+		skewed bool
+	}{{"late", 0, false}, {"clock ahead", 5 * time.Second, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			var mu sync.Mutex
+			n := 0
+			h := newHarness(t, Options{}, func(h *harness, rq routed) {
+				mu.Lock()
+				n++
+				first := n == 1
+				mu.Unlock()
+				if first && rq.acceptBy != "" {
+					_ = h.bus.PublishMsg(&nats.Msg{Subject: rq.replyTo, Header: nats.Header{
+						bus.HeaderProgress: {bus.ProgressExpired}, bus.HeaderAcceptBy: {rq.acceptBy},
+						bus.HeaderNow: {fmt.Sprint(time.Now().Add(c.ahead).UnixMilli())}}})
+					return
+				}
+				rq.respond(`{"ok":true}`)
+			})
+			s := initialize(t, h.url+"/mcp", userKey)
+			if resp, body := rpcPost(t, h.url+"/mcp", s, toolsCall); resp.StatusCode != http.StatusOK || !strings.Contains(body, `"ok":true`) {
+				t.Fatalf("HTTP %d %s", resp.StatusCode, body)
+			}
+			if got := len(h.received("tools/call")); got != 2 {
+				t.Fatalf("the router got %d tries, want 2", got)
+			}
+			if h.g.clockSkew.Load() != c.skewed {
+				t.Fatalf("liveness off (clock skew assumed): %v, want %v", h.g.clockSkew.Load(), c.skewed)
+			}
+		})
+	}
+}

@@ -43,6 +43,9 @@ type routed struct {
 	env   bus.Envelope
 	msg   *bus.Message
 	reply bus.Reply
+	// replyTo and acceptBy are the request's reply subject and liveness
+	// tag (bus.HeaderAcceptBy), for a test that plays the liveness protocol.
+	replyTo, acceptBy string
 }
 
 func (r routed) respond(result string) {
@@ -113,7 +116,7 @@ func (h *harness) serveRouter(req micro.Request) {
 		bus.RespondError(req, e)
 		return
 	}
-	rq := routed{env: env, msg: msg, reply: bus.NewReply(h.bus, req)}
+	rq := routed{env: env, msg: msg, reply: bus.NewReply(h.bus, req), replyTo: req.Reply(), acceptBy: nats.Header(req.Headers()).Get(bus.HeaderAcceptBy)}
 	h.mu.Lock()
 	h.seen = append(h.seen, rq)
 	route := h.route

@@ -156,7 +156,7 @@ func New(o Options) *Ingress {
 		g.log.Error("cannot subscribe to this ingress's stream subjects; MCP requests will fail", "err", err)
 	}
 	g.hub = hub
-	if g.workers, err = bus.NewWorkerRequester(o.NC); err != nil {
+	if g.workers, err = bus.NewWorkerRequester(o.NC, o.Log); err != nil {
 		g.log.Error("cannot subscribe to worker replies; direct calls go without liveness", "err", err)
 	}
 	mux := http.NewServeMux()

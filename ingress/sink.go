@@ -30,7 +30,7 @@ type sink struct {
 	liveTag   string
 	beats     int
 	expired   bool
-	responder nats.Header // the last liveness message's, for its HeaderResponder
+	responder nats.Header // the last liveness message's header (HeaderResponder, HeaderNow)
 }
 
 func newSink() *sink { return &sink{wake: make(chan struct{}, 1)} }
@@ -61,8 +61,8 @@ func (s *sink) answer(m *nats.Msg) {
 				s.expired = true
 			} else {
 				s.beats++
-				s.responder = m.Header
 			}
+			s.responder = m.Header
 		}
 		s.mu.Unlock()
 		s.signal()

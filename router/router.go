@@ -81,7 +81,7 @@ func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, err
 		o.ListTimeout = DefaultListTimeout
 	}
 	r := &Router{nc: nc, cache: cache, pool: bus.NewPool(o.MaxInFlight), log: o.Log, o: o, tracer: bus.Tracer(o.TracerProvider, tracerName), cat: newCatalog()}
-	workers, err := bus.NewWorkerRequester(nc)
+	workers, err := bus.NewWorkerRequester(nc, o.Log)
 	if err != nil {
 		return nil, err
 	}

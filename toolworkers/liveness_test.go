@@ -64,6 +64,10 @@ func TestWorkerLiveness(t *testing.T) {
 	if len(got) != 1 || got[0].Header.Get(bus.HeaderProgress) != bus.ProgressExpired {
 		t.Fatalf("late: %d messages, first %v", len(got), got[0].Header)
 	}
+	// It says its clock, which agrees with the sender's: late, not skewed.
+	if bus.ClockAhead(got[0].Header, time.Now()) {
+		t.Fatalf("late: the worker's expired message %v reads as a clock ahead", got[0].Header)
+	}
 	// Past its deadline (but still within accept-by: a clock that says so):
 	// refused without an upstream call.
 	got = send("expired", time.Now().Add(time.Minute), time.Now().Add(-time.Second))

@@ -90,7 +90,7 @@ func TestFaultWorkerKilled(t *testing.T) {
 // it drops its backlog instead of running it upstream, its breaker closed.
 func TestFaultWorkerFrozen(t *testing.T) {
 	d := newDeployment(t, 3)
-	_, url, _ := d.service("core", "auth,registry,router,ingress")
+	core, url, _ := d.service("core", "auth,registry,router,ingress")
 	a, aAdmin := d.worker("worker-a")
 	d.worker("worker-b")
 	c := newClient(t, url)
@@ -178,6 +178,11 @@ func TestFaultWorkerFrozen(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), `mcpbus_upstream_breaker_state{server="demo"} 0`) {
 		t.Errorf("the resumed replica's breaker is not closed:\n%s", grep(string(body), "breaker"))
+	}
+	// Its late "expired" answers, as it read its backlog, were lateness,
+	// not a clock ahead: liveness stays on.
+	if l := grep(core.logs(), "ahead of this"); l != "" {
+		t.Errorf("liveness was turned off for clock skew when the frozen replica resumed:\n%s", l)
 	}
 }
 
