@@ -8,18 +8,14 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
 // A request whose worker takes it and then dies (its connection gone, so no
 // heartbeat) fails with the worker-lost error long before its own deadline.
 func TestLivenessWorkerDiesAfterAccepting(t *testing.T) {
-	ns := bustest.Server(t)
-	r, err := bus.NewWorkerRequester(bustest.Conn(t, ns), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	ns, r := requester(t)
 	worker := bustest.Conn(t, ns)
 	took := make(chan struct{})
 	if _, err := worker.Subscribe("tool.x", func(m *nats.Msg) {
@@ -36,7 +32,7 @@ func TestLivenessWorkerDiesAfterAccepting(t *testing.T) {
 	worker.Flush()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, err = r.Request(ctx, &nats.Msg{Subject: "tool.x", Data: []byte("{}")})
+	_, err := r.Request(ctx, &nats.Msg{Subject: "tool.x", Data: []byte("{}")})
 	<-took
 	if !bus.IsLivenessError(err) || ctx.Err() != nil {
 		t.Fatalf("err = %v (ctx %v), want a liveness error before the deadline", err, ctx.Err())
@@ -48,12 +44,7 @@ func TestLivenessWorkerDiesAfterAccepting(t *testing.T) {
 
 // Heartbeats keep a long call alive past LostAfter; the answer arrives.
 func TestLivenessHeartbeatsKeepALongCall(t *testing.T) {
-	ns := bustest.Server(t)
-	r, err := bus.NewWorkerRequester(bustest.Conn(t, ns), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	ns, r := requester(t)
 	worker := bustest.Conn(t, ns)
 	if _, err := worker.Subscribe("tool.x", func(m *nats.Msg) {
 		bus.Progress(worker, m.Reply, bus.ProgressAccepted, m.Header.Get(bus.HeaderAcceptBy))
@@ -79,12 +70,7 @@ func TestLivenessHeartbeatsKeepALongCall(t *testing.T) {
 // A replica that never takes a request (frozen) is left for one that does:
 // the request is sent again, and only the live one answers.
 func TestLivenessFrozenReplicaIsBypassed(t *testing.T) {
-	ns := bustest.Server(t)
-	r, err := bus.NewWorkerRequester(bustest.Conn(t, ns), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	ns, r := requester(t)
 	frozen := bustest.Conn(t, ns)
 	got := make(chan *nats.Msg, 16)
 	if _, err := frozen.Subscribe("tool.x", func(m *nats.Msg) { got <- m }); err != nil { // takes nothing
@@ -93,7 +79,7 @@ func TestLivenessFrozenReplicaIsBypassed(t *testing.T) {
 	frozen.Flush()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, err = r.Request(ctx, &nats.Msg{Subject: "tool.x"})
+	_, err := r.Request(ctx, &nats.Msg{Subject: "tool.x"})
 	if !bus.IsLivenessError(err) {
 		t.Fatalf("err = %v, want not taken", err)
 	}
@@ -138,12 +124,7 @@ func TestLivenessLateReplicaIsNotClockSkew(t *testing.T) {
 		skewed bool
 	}{{"late", 0, false}, {"clock ahead", 5 * time.Second, true}} {
 		t.Run(c.name, func(t *testing.T) {
-			ns := bustest.Server(t)
-			r, err := bus.NewWorkerRequester(bustest.Conn(t, ns), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
+			ns, r := requester(t)
 			worker := bustest.Conn(t, ns)
 			n := 0
 			if _, err := worker.Subscribe("tool.x", func(m *nats.Msg) {
@@ -170,4 +151,17 @@ func TestLivenessLateReplicaIsNotClockSkew(t *testing.T) {
 			}
 		})
 	}
+}
+
+// requester starts a NATS server and a WorkerRequester on it, closed with
+// the test; workers of the test connect to the server it returns.
+func requester(t *testing.T) (*server.Server, *bus.WorkerRequester) {
+	t.Helper()
+	ns := bustest.Server(t)
+	r, err := bus.NewWorkerRequester(bustest.Conn(t, ns), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return ns, r
 }
