@@ -1,7 +1,6 @@
 package bus
 
 import (
-	"bytes"
 	"errors"
 
 	"github.com/nats-io/nats.go"
@@ -30,13 +29,14 @@ func ReplyTo(nc *nats.Conn, subject string) Reply {
 	return Reply{nc: nc, subject: subject}
 }
 
-// Respond sends data as the answer.
+// Respond sends data as the answer. data must not change afterwards: a
+// live request's answer is kept for a recall as it is, not copied.
 func (r Reply) Respond(data []byte) error {
 	if r.subject == "" {
 		return nil
 	}
 	if r.keep != nil {
-		r.keep.keepAnswer(&nats.Msg{Subject: r.subject, Data: bytes.Clone(data)})
+		r.keep.keepAnswer(&nats.Msg{Subject: r.subject, Data: data})
 	}
 	return r.nc.Publish(r.subject, data)
 }

@@ -27,10 +27,10 @@ type sink struct {
 	// (bus/liveness.go): the accept-by of the current try, how many
 	// acknowledgements and heartbeats came for it, and whether a worker
 	// dropped it as too late.
-	liveTag   string
-	beats     int
-	expired   bool
-	responder nats.Header // the last liveness message's header (HeaderResponder, HeaderNow)
+	liveTag  string
+	beats    int
+	expired  bool
+	lastLive nats.Header // the last liveness message's header (HeaderResponder, HeaderNow)
 }
 
 func newSink() *sink { return &sink{wake: make(chan struct{}, 1)} }
@@ -62,7 +62,7 @@ func (s *sink) answer(m *nats.Msg) {
 			} else {
 				s.beats++
 			}
-			s.responder = m.Header
+			s.lastLive = m.Header
 		}
 		s.mu.Unlock()
 		s.signal()
@@ -79,7 +79,7 @@ func (s *sink) answer(m *nats.Msg) {
 // try starts a try of a live send with accept-by tag ("" for none).
 func (s *sink) try(tag string) {
 	s.mu.Lock()
-	s.liveTag, s.beats, s.expired, s.responder = tag, 0, false, nil
+	s.liveTag, s.beats, s.expired, s.lastLive = tag, 0, false, nil
 	s.mu.Unlock()
 }
 
@@ -89,7 +89,7 @@ func (s *sink) try(tag string) {
 func (s *sink) liveness() (beats int, expired bool, last nats.Header) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.beats, s.expired, s.responder
+	return s.beats, s.expired, s.lastLive
 }
 
 // retract forgets the reply taken last, so the next one can be recorded: a
