@@ -109,45 +109,49 @@ type secretField struct {
 	set  func(*ServerSpec, string)
 }
 
-// secretFields lists the credentials of s: auth_value, the OAuth2 client
-// secret, the AWS keys, each static header, each stdio env value, and a url
-// or token_url that carries a user or a query (RedactURL would change it). A stdio
-// server's command and args say what runs, and stay readable (API answers
-// redact args all the same): a secret belongs in env or os.environ/.
+// secretFields lists the credentials of s, as ServerFields marks them: each
+// Secret field, each value of a SecretEach map (static headers, a stdio
+// env), and a SecretURL (url, token_url) that carries a user or a query
+// (RedactURL would change it). A stdio server's command and args say what
+// runs, and stay readable (API answers redact args all the same): a secret
+// belongs in env or os.environ/.
 func secretFields(s *ServerSpec) []secretField {
-	str := func(name string, p func(*ServerSpec) *string) secretField {
-		return secretField{name, func(s *ServerSpec) string { return *p(s) }, func(s *ServerSpec, v string) { *p(s) = v }}
-	}
-	out := []secretField{
-		str("auth_value", func(s *ServerSpec) *string { return &s.AuthValue }),
-		str("client_secret", func(s *ServerSpec) *string { return &s.ClientSecret }),
-		str("aws_access_key_id", func(s *ServerSpec) *string { return &s.AWSAccessKeyID }),
-		str("aws_secret_access_key", func(s *ServerSpec) *string { return &s.AWSSecretAccessKey }),
-		str("aws_session_token", func(s *ServerSpec) *string { return &s.AWSSessionToken }),
-	}
-	if s.URL != "" && (IsSealed(s.URL) || RedactURL(s.URL) != s.URL) {
-		out = append(out, str("url", func(s *ServerSpec) *string { return &s.URL }))
-	}
-	if s.TokenURL != "" && (IsSealed(s.TokenURL) || RedactURL(s.TokenURL) != s.TokenURL) {
-		out = append(out, str("token_url", func(s *ServerSpec) *string { return &s.TokenURL }))
-	}
-	for _, k := range slices.Sorted(maps.Keys(s.StaticHeaders)) {
-		out = append(out, mapField("static_headers."+k, k, func(s *ServerSpec) map[string]string { return s.StaticHeaders }))
-	}
-	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
-		out = append(out, mapField("env."+k, k, func(s *ServerSpec) map[string]string { return s.Env }))
+	var out []secretField
+	for _, sec := range []Secrecy{Secret, SecretURL, SecretEach} { // credentials first, as errors name them
+		for _, f := range ServerFields {
+			switch {
+			case f.Secrecy != sec:
+			case sec == Secret:
+				out = append(out, strSecret(f))
+			case sec == SecretURL:
+				if v := *f.Str(s); v != "" && (IsSealed(v) || RedactURL(v) != v) {
+					out = append(out, strSecret(f))
+				}
+			case sec == SecretEach:
+				for _, k := range slices.Sorted(maps.Keys(*f.Map(s))) {
+					out = append(out, mapField(f.Name+"."+k, k, f.Map))
+				}
+			}
+		}
 	}
 	return out
 }
 
-func mapField(name, key string, m func(*ServerSpec) map[string]string) secretField {
-	return secretField{name, func(s *ServerSpec) string { return m(s)[key] }, func(s *ServerSpec, v string) { m(s)[key] = v }}
+func strSecret(f ServerField) secretField {
+	return secretField{f.Name, func(s *ServerSpec) string { return *f.Str(s) }, func(s *ServerSpec, v string) { *f.Str(s) = v }}
 }
 
-// cloneSecrets copies the maps and slices secretFields writes into.
+func mapField(name, key string, m func(*ServerSpec) *map[string]string) secretField {
+	return secretField{name, func(s *ServerSpec) string { return (*m(s))[key] }, func(s *ServerSpec, v string) { (*m(s))[key] = v }}
+}
+
+// cloneSecrets copies the maps secretFields writes into.
 func cloneSecrets(s ServerSpec) ServerSpec {
-	s.StaticHeaders = maps.Clone(s.StaticHeaders)
-	s.Env = maps.Clone(s.Env)
+	for _, f := range ServerFields {
+		if f.Secrecy == SecretEach {
+			*f.Map(&s) = maps.Clone(*f.Map(&s))
+		}
+	}
 	return s
 }
 

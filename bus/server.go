@@ -1,5 +1,7 @@
 package bus
 
+import "time"
+
 // ServerSpec is one upstream MCP server as the operator wrote it: the record the
 // registry keeps in the KV bucket BucketServers under the server's name.
 //
@@ -74,45 +76,53 @@ type ServerSpec struct {
 
 	// Source says who made the record: "config" (re-applied at every start) or "api".
 	Source string `json:"source,omitempty"`
+
+	// timeout is Timeout parsed once, when the record was read from the
+	// bucket (DecodeServerRecord), so the hot path does not parse it per call.
+	timeout parsedTimeout
+}
+
+// parsedTimeout is a Timeout string and what CallTimeout reads it as.
+type parsedTimeout struct {
+	from string
+	d    time.Duration
 }
 
 // Redacted returns a copy safe to show to callers: credential values are replaced
-// by a marker that says whether one is set, never what it is.
+// by a marker that says whether one is set, never what it is (ServerFields
+// says which fields are credentials).
 func (s ServerSpec) Redacted() ServerSpec {
 	r := s
-	if r.AuthValue != "" {
-		r.AuthValue = Redacted
-	}
-	if len(s.StaticHeaders) > 0 {
-		r.StaticHeaders = make(map[string]string, len(s.StaticHeaders))
-		for k := range s.StaticHeaders {
-			r.StaticHeaders[k] = Redacted
-		}
-	}
-	r.URL = RedactURL(s.URL)
-	if IsSealed(s.URL) {
-		r.URL = Redacted
-	}
-	r.TokenURL = RedactURL(s.TokenURL)
-	if IsSealed(s.TokenURL) {
-		r.TokenURL = Redacted
-	}
-	for _, p := range []*string{&r.ClientSecret, &r.AWSAccessKeyID, &r.AWSSecretAccessKey, &r.AWSSessionToken} {
-		if *p != "" {
-			*p = Redacted
-		}
-	}
-	if len(s.Args) > 0 {
-		// Arguments can carry secrets (--token x); a caller sees how many there are.
-		r.Args = make([]string, len(s.Args))
-		for i := range r.Args {
-			r.Args[i] = Redacted
-		}
-	}
-	if len(s.Env) > 0 {
-		r.Env = make(map[string]string, len(s.Env))
-		for k := range s.Env {
-			r.Env[k] = Redacted
+	for _, f := range ServerFields {
+		switch f.Secrecy {
+		case Secret:
+			if p := f.Str(&r); *p != "" {
+				*p = Redacted
+			}
+		case SecretURL:
+			p := f.Str(&r)
+			if IsSealed(*p) {
+				*p = Redacted
+			} else {
+				*p = RedactURL(*p)
+			}
+		case SecretEach:
+			if m := f.Map(&r); len(*m) > 0 {
+				red := make(map[string]string, len(*m))
+				for k := range *m {
+					red[k] = Redacted
+				}
+				*m = red
+			}
+		case RedactEach:
+			// A caller sees how many there are.
+			if l := f.List(&r); len(*l) > 0 {
+				red := make([]string, len(*l))
+				for i := range red {
+					red[i] = Redacted
+				}
+				*l = red
+			}
 		}
 	}
 	return r
