@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/mcpbus/mcpbus/bus"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -23,14 +24,17 @@ var (
 		"mcp_trusted_proxy_ranges", "enable_mcp_registry", "use_x_forwarded_for", "mcp_xff_num_trusted_hops",
 		"mcp_allow_stdio_servers_from_api", "mcp_allowed_origins", "mcp_bus_users", "nats_replicas",
 		"rate_limit_unavailable"}
-	serverKeys = []string{"server_name", "name", "url", "transport", "description", "alias", "spec_version",
-		"auth_type", "auth_value", "static_headers", "extra_headers", "allowed_tools", "disallowed_tools",
-		"available_on_public_internet", "timeout", "command", "args", "env", "token_url", "client_id",
-		"client_secret", "scopes", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
-		"aws_region_name", "aws_service_name", "max_concurrent_requests", "max_queued_requests",
-		"circuit_breaker_threshold", "circuit_breaker_cooldown", "mcp_info", "cost_per_query", "access_groups",
-		"mcp_access_groups"}
+	serverKeys = append([]string{"server_name", "name"}, serverFieldNames()...)
 )
+
+// serverFieldNames are the keys of bus.ServerFields, aliases included.
+func serverFieldNames() []string {
+	var out []string
+	for _, f := range bus.ServerFields {
+		out = append(out, f.Names()...)
+	}
+	return out
+}
 
 // The keys of LiteLLM's config that mcpbus does not use (those its docs name;
 // the list need not be complete: others are reported as unknown).

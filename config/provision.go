@@ -1,7 +1,9 @@
 package config
 
 import (
+	"cmp"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -143,73 +145,30 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 		env = noEnv
 	}
 	base := serverPath(spec.Name)
-	var errs Errors
-	get := func(field, s string) string {
-		v, ferr := resolve(base+"."+field, s, env)
-		if ferr != nil {
-			errs = append(errs, *ferr)
-		}
-		return v
-	}
-	getList := func(field string, in []string) []string {
-		if in == nil {
-			return nil
-		}
-		out := make([]string, len(in))
-		for i, s := range in {
-			out[i] = get(field+"["+strconv.Itoa(i)+"]", s)
-		}
-		return out
-	}
-
+	r, errs := resolveFields(base, spec, env)
 	c := checked{
-		Name:            spec.Name,
-		Alias:           get("alias", spec.Alias),
-		URL:             get("url", spec.URL),
-		Transport:       normalTransport(get("transport", spec.Transport)),
-		SpecVersion:     get("spec_version", spec.SpecVersion),
-		AuthType:        get("auth_type", spec.AuthType),
-		AuthValue:       get("auth_value", spec.AuthValue),
+		Name:            r.Name,
+		Alias:           r.Alias,
+		URL:             r.URL,
+		Transport:       NormalTransport(r.Transport),
+		SpecVersion:     r.SpecVersion,
+		AuthType:        r.AuthType,
+		AuthValue:       r.AuthValue,
 		AuthValueGiven:  spec.AuthValue != "",
-		ExtraHeaders:    getList("extra_headers", spec.ExtraHeaders),
-		AllowedTools:    getList("allowed_tools", spec.AllowedTools),
-		DisallowedTools: getList("disallowed_tools", spec.DisallowedTools),
-		Timeout:         DefaultTimeout,
-		Command:         get("command", spec.Command),
-		TokenURL:        get("token_url", spec.TokenURL),
-		ClientID:        get("client_id", spec.ClientID),
-		ClientSecret:    get("client_secret", spec.ClientSecret),
-		AWSAccessKeyID:  get("aws_access_key_id", spec.AWSAccessKeyID),
-		AWSSecret:       get("aws_secret_access_key", spec.AWSSecretAccessKey),
-		AWSRegion:       get("aws_region_name", spec.AWSRegionName),
-		AWSService:      get("aws_service_name", spec.AWSServiceName),
-		BreakerCooldown: DefaultBreakerCooldown,
-	}
-	args := getList("args", spec.Args)
-	scopes := getList("scopes", spec.Scopes)
-	sessionToken := get("aws_session_token", spec.AWSSessionToken)
-	envKeys := make([]string, 0, len(spec.Env))
-	for k := range spec.Env {
-		envKeys = append(envKeys, k)
-	}
-	sort.Strings(envKeys)
-	var childEnv []string
-	for _, k := range envKeys {
-		childEnv = append(childEnv, k+"="+get("env."+k, spec.Env[k]))
-	}
-	if t := get("circuit_breaker_cooldown", spec.CircuitBreakerCooldown); t != "" {
-		if d, err := parseTimeout(t); err != nil {
-			errs = append(errs, FieldError{base + ".circuit_breaker_cooldown", timeoutSyntax})
-		} else {
-			c.BreakerCooldown = d
-		}
-	}
-	description := get("description", spec.Description)
-	if spec.StaticHeaders != nil {
-		c.StaticHeaders = make(map[string]string, len(spec.StaticHeaders))
-		for k, v := range spec.StaticHeaders {
-			c.StaticHeaders[k] = get("static_headers."+k, v)
-		}
+		ExtraHeaders:    r.ExtraHeaders,
+		AllowedTools:    r.AllowedTools,
+		DisallowedTools: r.DisallowedTools,
+		StaticHeaders:   r.StaticHeaders,
+		Command:         r.Command,
+		TokenURL:        r.TokenURL,
+		ClientID:        r.ClientID,
+		ClientSecret:    r.ClientSecret,
+		AWSAccessKeyID:  r.AWSAccessKeyID,
+		AWSSecret:       r.AWSSecretAccessKey,
+		AWSRegion:       r.AWSRegionName,
+		AWSService:      r.AWSServiceName,
+		Timeout:         durationOr(base, "timeout", r.Timeout, DefaultTimeout, &errs),
+		BreakerCooldown: durationOr(base, "circuit_breaker_cooldown", r.CircuitBreakerCooldown, DefaultBreakerCooldown, &errs),
 	}
 	detect := c.Transport == ""
 	if detect {
@@ -220,13 +179,6 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 	}
 	costs, costErrs := checkCosts(base, spec.CostPerQuery)
 	errs = append(errs, costErrs...)
-	if t := get("timeout", spec.Timeout); t != "" {
-		if d, err := parseTimeout(t); err != nil {
-			errs = append(errs, FieldError{base + ".timeout", timeoutSyntax})
-		} else {
-			c.Timeout = d
-		}
-	}
 	if len(errs) > 0 {
 		// Values behind missing variables are empty; checking them would
 		// only add noise.
@@ -238,18 +190,85 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 	if len(errs) > 0 {
 		return nil, sortErrors(base, errs)
 	}
+	up := upstream(c, r, spec)
+	up.DetectTransport = detect
+	up.CostPerQuery = costs
+	if err := up.setHeaders(c); err != nil {
+		return nil, Errors{{base + "." + err.Field, err.Msg}}
+	}
+	return up, nil
+}
 
+// resolveFields returns spec with every environment reference resolved, in
+// each field bus.ServerFields marks Resolved, and an error for each
+// reference it cannot resolve.
+func resolveFields(base string, spec bus.ServerSpec, env LookupEnv) (bus.ServerSpec, Errors) {
+	var errs Errors
+	get := func(path, s string) string {
+		v, ferr := resolve(path, s, env)
+		if ferr != nil {
+			errs = append(errs, *ferr)
+		}
+		return v
+	}
+	r := spec
+	for _, f := range bus.ServerFields {
+		if !f.Resolved {
+			continue
+		}
+		path := base + "." + f.Name
+		switch {
+		case f.Str(&r) != nil:
+			*f.Str(&r) = get(path, *f.Str(&spec))
+		case f.List(&r) != nil && *f.List(&spec) != nil:
+			in := *f.List(&spec)
+			out := make([]string, len(in))
+			for i, s := range in {
+				out[i] = get(path+"["+strconv.Itoa(i)+"]", s)
+			}
+			*f.List(&r) = out
+		case f.Map(&r) != nil && *f.Map(&spec) != nil:
+			in := *f.Map(&spec)
+			out := make(map[string]string, len(in))
+			for k, s := range in {
+				out[k] = get(path+"."+k, s)
+			}
+			*f.Map(&r) = out
+		}
+	}
+	return r, errs
+}
+
+// durationOr parses a resolved timeout field; def when it is empty.
+func durationOr(base, field, s string, def time.Duration, errs *Errors) time.Duration {
+	if s == "" {
+		return def
+	}
+	d, err := parseTimeout(s)
+	if err != nil {
+		*errs = append(*errs, FieldError{base + "." + field, timeoutSyntax})
+		return def
+	}
+	return d
+}
+
+// upstream builds the typed upstream from the checked values c, the
+// resolved record r and the record as written.
+func upstream(c checked, r, spec bus.ServerSpec) *Upstream {
 	var u *url.URL
 	if c.Transport != "stdio" {
-		u, _ = url.Parse(c.URL) // validated above
+		u, _ = url.Parse(c.URL) // validated
+	}
+	var childEnv []string
+	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
+		childEnv = append(childEnv, k+"="+r.Env[k])
 	}
 	up := &Upstream{
 		Name:             c.Name,
 		Alias:            c.Alias,
-		Description:      description,
+		Description:      r.Description,
 		URL:              u,
 		Transport:        c.Transport,
-		DetectTransport:  detect,
 		SpecVersion:      c.SpecVersion,
 		AuthType:         c.AuthType,
 		Header:           http.Header{},
@@ -259,65 +278,48 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 		AccessGroups:     slices.Clone(spec.AccessGroups),
 		Timeout:          c.Timeout,
 		Command:          c.Command,
-		Args:             args,
+		Args:             r.Args,
 		Env:              childEnv,
 		MaxConcurrent:    spec.MaxConcurrentRequests,
-		MaxQueued:        spec.MaxQueuedRequests,
-		BreakerThreshold: spec.CircuitBreakerThreshold,
+		MaxQueued:        cmp.Or(spec.MaxQueuedRequests, DefaultMaxQueued),
+		BreakerThreshold: cmp.Or(spec.CircuitBreakerThreshold, DefaultBreakerThreshold),
 		BreakerCooldown:  c.BreakerCooldown,
-		CostPerQuery:     costs,
 		Source:           spec.Source,
-	}
-	if up.MaxQueued == 0 {
-		up.MaxQueued = DefaultMaxQueued
-	}
-	if up.BreakerThreshold == 0 {
-		up.BreakerThreshold = DefaultBreakerThreshold
 	}
 	switch c.AuthType {
 	case "oauth2":
-		up.OAuth2 = &OAuth2{TokenURL: c.TokenURL, ClientID: c.ClientID, ClientSecret: c.ClientSecret, Scopes: scopes}
+		up.OAuth2 = &OAuth2{TokenURL: c.TokenURL, ClientID: c.ClientID, ClientSecret: c.ClientSecret, Scopes: r.Scopes}
 	case "aws_sigv4":
-		up.AWS = &AWSSigV4{AccessKeyID: c.AWSAccessKeyID, SecretAccessKey: c.AWSSecret, SessionToken: sessionToken,
+		up.AWS = &AWSSigV4{AccessKeyID: c.AWSAccessKeyID, SecretAccessKey: c.AWSSecret, SessionToken: r.AWSSessionToken,
 			Region: c.AWSRegion, Service: c.AWSService}
 	}
-	if !c.AuthValueGiven && bus.HeaderAuthType(c.AuthType) {
-		// LiteLLM's way: no auth_value, so each request brings the
-		// credential (x-mcp-auth, or x-mcp-<server>-<header>).
-		up.CredentialFromRequest = true
+	// LiteLLM's way: no auth_value, so each request brings the credential
+	// (x-mcp-auth, or x-mcp-<server>-<header>).
+	up.CredentialFromRequest = !c.AuthValueGiven && bus.HeaderAuthType(c.AuthType)
+	return up
+}
+
+// setHeaders sets the headers sent on every request: the auth_type's
+// credential header (unless each request brings it), then static_headers,
+// which win; and the names of the client headers that may be forwarded.
+func (up *Upstream) setHeaders(c checked) *AuthError {
+	if !up.CredentialFromRequest {
+		name, val, err := AuthHeader(c.AuthType, c.AuthValue)
+		if err != nil {
+			return err.(*AuthError)
+		}
+		if name != "" {
+			up.Header.Set(name, val)
+		}
 	}
-	name, val, err := AuthHeader(c.AuthType, c.AuthValue)
-	if up.CredentialFromRequest {
-		name, err = "", nil
-	}
-	if err != nil {
-		ae := err.(*AuthError)
-		return nil, Errors{{base + "." + ae.Field, ae.Msg}}
-	}
-	if name != "" {
-		up.Header.Set(name, val)
-	}
-	keys := make([]string, 0, len(c.StaticHeaders))
-	for k := range c.StaticHeaders {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(c.StaticHeaders)) {
 		up.Header.Set(k, c.StaticHeaders[k])
 	}
 	for _, h := range c.ExtraHeaders {
 		up.ExtraHeaders = append(up.ExtraHeaders, http.CanonicalHeaderKey(h))
 	}
-	return up, nil
+	return nil
 }
-
-// fieldOrder is the order in which a server's errors are listed: the order
-// an operator usually writes the fields.
-var fieldOrder = []string{"alias", "description", "url", "transport", "command", "args", "env", "spec_version", "auth_type",
-	"auth_value", "token_url", "client_id", "client_secret", "scopes", "aws_access_key_id", "aws_secret_access_key",
-	"aws_session_token", "aws_region_name", "aws_service_name", "static_headers", "extra_headers", "allowed_tools",
-	"disallowed_tools", "timeout", "max_concurrent_requests", "max_queued_requests", "circuit_breaker_threshold",
-	"circuit_breaker_cooldown"}
 
 // sortErrors orders one server's errors by field, then path, so that output
 // is stable (map iteration is not).
@@ -328,12 +330,7 @@ func sortErrors(base string, errs Errors) Errors {
 		if len(field) == 0 {
 			return -1 // the server itself: its name
 		}
-		for i, f := range fieldOrder {
-			if f == field[0] {
-				return i
-			}
-		}
-		return len(fieldOrder)
+		return bus.ServerFieldRank(field[0]) // the order an operator usually writes them
 	}
 	sort.SliceStable(errs, func(i, j int) bool {
 		ri, rj := rank(errs[i].Path), rank(errs[j].Path)

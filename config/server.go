@@ -29,8 +29,9 @@ func serverPath(name string) string {
 	return "mcp_servers[" + strconv.Quote(name) + "]"
 }
 
-// normalTransport maps LiteLLM's spellings of Streamable HTTP to "http".
-func normalTransport(t string) string {
+// NormalTransport maps LiteLLM's spellings of Streamable HTTP to "http", and
+// http, sse and stdio in any case to lower case (LiteLLM compares them so).
+func NormalTransport(t string) string {
 	switch l := strings.ToLower(strings.TrimSpace(t)); l {
 	case "streamable-http", "streamable_http", "streamablehttp":
 		return "http"
@@ -131,8 +132,9 @@ func listName(p *problems, at string, item *yaml.Node) (string, bool) {
 	return "", false
 }
 
-// readServer reads one server's fields as written. ok is false when the
-// server already has errors, so provisioning it would only repeat them.
+// readServer reads one server's fields as written (bus.ServerFields says
+// how each is written). ok is false when the server already has errors, so
+// provisioning it would only repeat them.
 func readServer(p *problems, path, name string, n *yaml.Node, env LookupEnv) (spec bus.ServerSpec, ok bool) {
 	before := len(p.errs)
 	if !isMapping(n) {
@@ -141,94 +143,32 @@ func readServer(p *problems, path, name string, n *yaml.Node, env LookupEnv) (sp
 	}
 	spec = bus.ServerSpec{Name: name, Source: "config"}
 	var unknown, stdioKeys []string
+	given := map[string]string{} // field name -> the key that gave it
 	for _, kv := range pairs(n) {
 		at := path + "." + kv.key
-		switch kv.key {
-		case "server_name", "name":
+		f, known := bus.LookupServerField(kv.key)
+		switch {
+		case kv.key == "server_name" || kv.key == "name":
 			if s, _ := p.str(at, kv.val); s != name {
 				p.warn(at, "ignored: the server is named by its key in mcp_servers")
 			}
-		case "url":
-			spec.URL, _ = p.str(at, kv.val)
-		case "transport":
-			t, _ := p.str(at, kv.val)
-			spec.Transport = normalTransport(t)
-		case "description":
-			spec.Description, _ = p.str(at, kv.val)
-		case "alias":
-			spec.Alias, _ = p.str(at, kv.val)
-		case "spec_version":
-			spec.SpecVersion, _ = p.str(at, kv.val)
-		case "auth_type":
-			spec.AuthType, _ = p.str(at, kv.val)
-		case "auth_value":
-			spec.AuthValue, _ = p.str(at, kv.val)
-		case "static_headers":
-			spec.StaticHeaders = p.strMap(at, kv.val)
-		case "extra_headers":
-			spec.ExtraHeaders = p.strList(at, kv.val)
-		case "allowed_tools":
-			spec.AllowedTools = p.strList(at, kv.val)
-		case "disallowed_tools":
-			spec.DisallowedTools = p.strList(at, kv.val)
-		case "available_on_public_internet":
-			spec.Public = p.boolean(at, kv.val, env)
-		case "timeout":
-			spec.Timeout = readTimeout(p, at, kv.val)
-		case "command":
-			spec.Command, _ = p.str(at, kv.val)
-			stdioKeys = append(stdioKeys, kv.key)
-		case "args":
-			spec.Args = p.strList(at, kv.val)
-			stdioKeys = append(stdioKeys, kv.key)
-		case "env":
-			spec.Env = p.strMap(at, kv.val)
-			stdioKeys = append(stdioKeys, kv.key)
-		case "token_url":
-			spec.TokenURL, _ = p.str(at, kv.val)
-		case "client_id":
-			spec.ClientID, _ = p.str(at, kv.val)
-		case "client_secret":
-			spec.ClientSecret, _ = p.str(at, kv.val)
-		case "scopes":
-			spec.Scopes = p.scopes(at, kv.val)
-		case "aws_access_key_id":
-			spec.AWSAccessKeyID, _ = p.str(at, kv.val)
-		case "aws_secret_access_key":
-			spec.AWSSecretAccessKey, _ = p.str(at, kv.val)
-		case "aws_session_token":
-			spec.AWSSessionToken, _ = p.str(at, kv.val)
-		case "aws_region_name":
-			spec.AWSRegionName, _ = p.str(at, kv.val)
-		case "aws_service_name":
-			spec.AWSServiceName, _ = p.str(at, kv.val)
-		case "max_concurrent_requests":
-			spec.MaxConcurrentRequests = p.count(at, kv.val)
-		case "max_queued_requests":
-			spec.MaxQueuedRequests = p.count(at, kv.val)
-		case "circuit_breaker_threshold":
-			spec.CircuitBreakerThreshold = p.count(at, kv.val)
-		case "circuit_breaker_cooldown":
-			spec.CircuitBreakerCooldown = readTimeout(p, at, kv.val)
-		case "mcp_info", "cost_per_query": // cost.go
-			if spec.CostPerQuery != nil {
-				p.errorf(at, "give the cost once: mcp_info.mcp_server_cost_info or cost_per_query")
-			} else if kv.key == "mcp_info" {
-				spec.CostPerQuery = readMCPInfo(p, at, kv.val)
-			} else {
-				spec.CostPerQuery = readCostPerQuery(p, at, kv.val)
-			}
-		case "access_groups", "mcp_access_groups": // LiteLLM's name, and the keys' spelling
-			if spec.AccessGroups != nil {
-				p.errorf(at, "give the access groups once: access_groups or mcp_access_groups")
-				break
-			}
-			spec.AccessGroups = readAccessGroups(p, at, kv.val)
-		default:
+			continue
+		case !known:
 			unknown = append(unknown, kv.key)
+			continue
+		}
+		if first, twice := given[f.Name]; twice && first != kv.key {
+			p.errorf(at, "give the "+fieldNoun(f)+" once: "+oneOf(f))
+			continue
+		}
+		given[f.Name] = kv.key
+		readField(p, at, f, kv.key, kv.val, &spec, env)
+		if f.Stdio {
+			stdioKeys = append(stdioKeys, kv.key)
 		}
 	}
 	reportUnknown(p, path, "", unknown, serverKeys, litellmServer) // keys.go
+	spec.Transport = NormalTransport(spec.Transport)
 	if spec.AuthValue != "" && (spec.AuthType == "" || spec.AuthType == "none") {
 		p.warn(path+".auth_value", "ignored because auth_type is none")
 	}
@@ -237,9 +177,56 @@ func readServer(p *problems, path, name string, n *yaml.Node, env LookupEnv) (sp
 		spec.Transport = "stdio" // LiteLLM infers stdio from a command
 	case spec.Transport != "stdio" && len(stdioKeys) > 0:
 		p.warn(path, "ignoring "+strings.Join(stdioKeys, ", ")+": only used with transport stdio")
-		spec.Command, spec.Args, spec.Env = "", nil, nil
+		for _, k := range stdioKeys {
+			f, _ := bus.LookupServerField(k)
+			f.Clear(&spec)
+		}
 	}
 	return spec, len(p.errs) == before
+}
+
+// fieldNoun names a field that has several spellings, for "give it once".
+func fieldNoun(f bus.ServerField) string {
+	if f.Kind == bus.KindCost {
+		return "cost"
+	}
+	return strings.ReplaceAll(f.Name, "_", " ")
+}
+
+// oneOf lists a field's spellings, as the operator writes them.
+func oneOf(f bus.ServerField) string {
+	if f.Kind == bus.KindCost {
+		return "mcp_info.mcp_server_cost_info or cost_per_query"
+	}
+	return strings.Join(f.Names(), " or ")
+}
+
+// readField reads one field's value, written under key, into spec.
+func readField(p *problems, at string, f bus.ServerField, key string, n *yaml.Node, spec *bus.ServerSpec, env LookupEnv) {
+	switch f.Kind {
+	case bus.KindString:
+		*f.Str(spec), _ = p.str(at, n)
+	case bus.KindDuration:
+		*f.Str(spec) = readTimeout(p, at, n)
+	case bus.KindList:
+		*f.List(spec) = p.strList(at, n)
+	case bus.KindScopes:
+		*f.List(spec) = p.scopes(at, n)
+	case bus.KindMap:
+		*f.Map(spec) = p.strMap(at, n)
+	case bus.KindBool:
+		*f.Bool(spec) = p.boolean(at, n, env)
+	case bus.KindCount:
+		*f.Count(spec) = p.count(at, n)
+	case bus.KindGroups:
+		*f.List(spec) = readAccessGroups(p, at, n)
+	case bus.KindCost: // cost.go
+		if key == "mcp_info" {
+			*f.Cost(spec) = readMCPInfo(p, at, n)
+		} else {
+			*f.Cost(spec) = readCostPerQuery(p, at, n)
+		}
+	}
 }
 
 // readTimeout reads a timeout written as a number of seconds or a Go
