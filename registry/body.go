@@ -69,8 +69,7 @@ func parseWriteBody(data []byte) (*writeBody, *bus.Error) {
 // apply writes the body's fields onto spec: a field sent replaces the
 // record's (null clears it), a field not sent is kept, so an update changes
 // only what it sends. Keys mcpbus does not use (LiteLLM's mcp_info, ...)
-// are ignored and returned; access groups, a limit mcpbus does not enforce
-// yet, are refused. env resolves
+// are ignored and returned. env resolves
 // available_on_public_internet when it is an os.environ/ reference.
 func (b *writeBody) apply(spec *bus.ServerSpec, env config.LookupEnv) (ignored []string, errs config.Errors) {
 	r := fieldReader{base: "mcp_servers." + b.name, env: env}
@@ -79,102 +78,77 @@ func (b *writeBody) apply(spec *bus.ServerSpec, env config.LookupEnv) (ignored [
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	given := map[string]string{} // field name -> the key that gave it
 	for _, k := range keys {
 		raw := b.fields[k]
-		switch k {
-		case "server_name", "server_id", "name", "revision", "source":
-		case "alias":
-			spec.Alias = r.str(k, raw)
-		case "description":
-			spec.Description = r.str(k, raw)
-		case "url":
-			spec.URL = r.str(k, raw)
-		case "transport":
-			spec.Transport = r.str(k, raw)
-		case "spec_version":
-			spec.SpecVersion = r.str(k, raw)
-		case "auth_type":
-			spec.AuthType = r.str(k, raw)
-		case "auth_value":
-			spec.AuthValue = r.str(k, raw)
-		case "static_headers":
-			spec.StaticHeaders = r.strMap(k, raw)
-		case "extra_headers":
-			spec.ExtraHeaders = r.strList(k, raw)
-		case "allowed_tools":
-			spec.AllowedTools = r.strList(k, raw)
-		case "disallowed_tools":
-			spec.DisallowedTools = r.strList(k, raw)
-		case "available_on_public_internet":
-			spec.Public = r.boolean(k, raw)
-		case "timeout":
-			spec.Timeout = r.duration(k, raw)
-		case "command":
-			spec.Command = r.str(k, raw)
-		case "args":
-			spec.Args = r.strList(k, raw)
-		case "env":
-			spec.Env = r.strMap(k, raw)
-		case "token_url":
-			spec.TokenURL = r.str(k, raw)
-		case "client_id":
-			spec.ClientID = r.str(k, raw)
-		case "client_secret":
-			spec.ClientSecret = r.str(k, raw)
-		case "scopes":
-			spec.Scopes = r.scopes(k, raw)
-		case "aws_access_key_id":
-			spec.AWSAccessKeyID = r.str(k, raw)
-		case "aws_secret_access_key":
-			spec.AWSSecretAccessKey = r.str(k, raw)
-		case "aws_session_token":
-			spec.AWSSessionToken = r.str(k, raw)
-		case "aws_region_name":
-			spec.AWSRegionName = r.str(k, raw)
-		case "aws_service_name":
-			spec.AWSServiceName = r.str(k, raw)
-		case "max_concurrent_requests":
-			spec.MaxConcurrentRequests = r.count(k, raw)
-		case "max_queued_requests":
-			spec.MaxQueuedRequests = r.count(k, raw)
-		case "circuit_breaker_threshold":
-			spec.CircuitBreakerThreshold = r.count(k, raw)
-		case "circuit_breaker_cooldown":
-			spec.CircuitBreakerCooldown = r.duration(k, raw)
-		case "access_groups", "mcp_access_groups": // LiteLLM's name, and the keys' spelling
-			if spec.AccessGroups != nil {
-				r.fail(k, "give the access groups once: access_groups or mcp_access_groups")
-				break
-			}
-			spec.AccessGroups = r.strList(k, raw)
-			for _, g := range spec.AccessGroups {
-				if !bus.ValidToken(g) {
-					r.fail(k, strconv.Quote(bus.Shorten(g, 64))+" is not an access group name: use letters, digits, '-' and '_'")
-				}
-			}
-			if spec.AccessGroups == nil {
-				spec.AccessGroups = []string{}
-			}
-		default:
+		f, known := bus.LookupServerField(k)
+		switch {
+		case k == "server_name" || k == "server_id" || k == "name" || k == "revision" || k == "source":
+			continue
+		case !known || f.Kind == bus.KindCost: // costs are the config file's, for now
 			ignored = append(ignored, k)
+			continue
 		}
+		if first, twice := given[f.Name]; twice {
+			r.fail(k, "give the "+strings.ReplaceAll(f.Name, "_", " ")+" once: "+first+" or "+k)
+			continue
+		}
+		given[f.Name] = k
+		r.field(f, k, raw, spec)
 	}
 	return ignored, r.errs
+}
+
+// field reads the value of one field, sent under key, into spec.
+func (r *fieldReader) field(f bus.ServerField, key string, raw json.RawMessage, spec *bus.ServerSpec) {
+	switch f.Kind {
+	case bus.KindString:
+		*f.Str(spec) = r.str(key, raw)
+	case bus.KindDuration:
+		*f.Str(spec) = r.duration(key, raw)
+	case bus.KindList:
+		*f.List(spec) = r.strList(key, raw)
+	case bus.KindScopes:
+		*f.List(spec) = r.scopes(key, raw)
+	case bus.KindMap:
+		*f.Map(spec) = r.strMap(key, raw)
+	case bus.KindBool:
+		*f.Bool(spec) = r.boolean(key, raw)
+	case bus.KindCount:
+		*f.Count(spec) = r.count(key, raw)
+	case bus.KindGroups:
+		*f.List(spec) = r.groups(key, raw)
+	}
+}
+
+// groups reads access group names: tokens, as server names are.
+func (r *fieldReader) groups(key string, raw json.RawMessage) []string {
+	groups := r.strList(key, raw)
+	for _, g := range groups {
+		if !bus.ValidToken(g) {
+			r.fail(key, strconv.Quote(bus.Shorten(g, 64))+" is not an access group name: use letters, digits, '-' and '_'")
+		}
+	}
+	if groups == nil {
+		groups = []string{}
+	}
+	return groups
 }
 
 // normalise applies the config loader's rules: LiteLLM's spellings of
 // Streamable HTTP are "http", a command without a transport is stdio, and
 // stdio fields are dropped from other transports.
 func normalise(s *bus.ServerSpec) {
-	switch strings.ToLower(s.Transport) {
-	case "streamable-http", "streamable_http", "streamablehttp":
-		s.Transport = "http"
-	}
+	s.Transport = config.NormalTransport(s.Transport)
 	if s.Transport == "" && s.Command != "" {
 		s.Transport = "stdio"
 	}
 	if s.Transport != "stdio" {
-		s.Command, s.Args, s.Env = "", nil, nil
+		for _, f := range bus.ServerFields {
+			if f.Stdio {
+				f.Clear(s)
+			}
+		}
 	}
 }
 

@@ -26,62 +26,48 @@ func keepRedacted(next *bus.ServerSpec, cur *bus.ServerSpec) config.Errors {
 	if cur != nil {
 		old = *cur
 	}
-	scalars := []struct {
-		field     string
-		next, old *string
-	}{
-		{"auth_value", &next.AuthValue, &old.AuthValue},
-		{"client_secret", &next.ClientSecret, &old.ClientSecret},
-		{"aws_access_key_id", &next.AWSAccessKeyID, &old.AWSAccessKeyID},
-		{"aws_secret_access_key", &next.AWSSecretAccessKey, &old.AWSSecretAccessKey},
-		{"aws_session_token", &next.AWSSessionToken, &old.AWSSessionToken},
-	}
-	for _, s := range scalars {
-		if *s.next != bus.Redacted {
-			continue
-		}
-		if *s.old == "" {
-			marker(s.field)
-			continue
-		}
-		*s.next = *s.old
-	}
-	for _, u := range []struct {
-		field     string
-		next, old *string
-	}{{"url", &next.URL, &old.URL}, {"token_url", &next.TokenURL, &old.TokenURL}} {
-		if *u.next == "" || !strings.Contains(*u.next, bus.Redacted) {
-			continue
-		}
-		if *u.old != "" && *u.next == bus.RedactURL(*u.old) {
-			*u.next = *u.old
-			continue
-		}
-		marker(u.field)
-	}
-	for _, m := range []struct {
-		field     string
-		next, old map[string]string
-	}{{"static_headers", next.StaticHeaders, old.StaticHeaders}, {"env", next.Env, old.Env}} {
-		for k, v := range m.next {
-			if v != bus.Redacted {
-				continue
+	for _, f := range bus.ServerFields {
+		switch f.Secrecy {
+		case bus.Secret:
+			if n, o := f.Str(next), *f.Str(&old); *n == bus.Redacted {
+				if o == "" {
+					marker(f.Name)
+				} else {
+					*n = o
+				}
 			}
-			if ov, ok := m.old[k]; ok {
-				m.next[k] = ov
-			} else {
-				marker(m.field + "." + k)
+		case bus.SecretURL:
+			n, o := f.Str(next), *f.Str(&old)
+			switch {
+			case *n == "" || !strings.Contains(*n, bus.Redacted):
+			case o != "" && *n == bus.RedactURL(o):
+				*n = o
+			default:
+				marker(f.Name)
 			}
-		}
-	}
-	for i, a := range next.Args {
-		if a != bus.Redacted {
-			continue
-		}
-		if i < len(old.Args) {
-			next.Args[i] = old.Args[i]
-		} else {
-			marker("args[" + strconv.Itoa(i) + "]")
+		case bus.SecretEach:
+			for k, v := range *f.Map(next) {
+				if v != bus.Redacted {
+					continue
+				}
+				if ov, ok := (*f.Map(&old))[k]; ok {
+					(*f.Map(next))[k] = ov
+				} else {
+					marker(f.Name + "." + k)
+				}
+			}
+		case bus.RedactEach:
+			l, ol := *f.List(next), *f.List(&old)
+			for i, a := range l {
+				if a != bus.Redacted {
+					continue
+				}
+				if i < len(ol) {
+					l[i] = ol[i]
+				} else {
+					marker(f.Name + "[" + strconv.Itoa(i) + "]")
+				}
+			}
 		}
 	}
 	return errs

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -275,6 +276,23 @@ func TestUpdate(t *testing.T) {
 	old := uint64(1)
 	_, e = r.call(bus.SubjectRegistryDelete, bus.ServerRef{Name: "gh", Revision: &old})
 	wantErr(t, e, bus.ErrConflict, fmt.Sprintf("(revision %d, you sent 1)", uint64(cur["revision"].(float64))))
+}
+
+// A server's access groups can be changed by an update, under either
+// spelling; sending both spellings at once is refused.
+func TestUpdateAccessGroups(t *testing.T) {
+	r := startRegistry(t, registry.Options{})
+	r.mustCall(bus.SubjectRegistryCreate, map[string]any{"server_name": "gh", "url": "https://api.example.com/mcp", "access_groups": []string{"dev"}})
+	r.mustCall(bus.SubjectRegistryUpdate, map[string]any{"server_id": "gh", "access_groups": []string{"ops", "dev"}})
+	if s, _ := r.cache.Get("gh"); !slices.Equal(s.AccessGroups, []string{"ops", "dev"}) {
+		t.Fatalf("access groups after update: %q", s.AccessGroups)
+	}
+	r.mustCall(bus.SubjectRegistryUpdate, map[string]any{"server_id": "gh", "mcp_access_groups": []string{"sre"}})
+	if s, _ := r.cache.Get("gh"); !slices.Equal(s.AccessGroups, []string{"sre"}) {
+		t.Fatalf("access groups after update as mcp_access_groups: %q", s.AccessGroups)
+	}
+	_, e := r.call(bus.SubjectRegistryUpdate, map[string]any{"server_id": "gh", "access_groups": []string{"a"}, "mcp_access_groups": []string{"b"}})
+	wantErr(t, e, bus.ErrBadRequest, "give the access groups once: access_groups or mcp_access_groups")
 }
 
 // Concurrent updates without a revision never lose a write silently: each
