@@ -140,10 +140,17 @@ const (
 // (an os.environ/ reference, resolved only in the worker) gets the longest
 // allowed, so they never cut a call short.
 func CallTimeout(s ServerSpec) time.Duration {
-	if s.Timeout == "" {
+	if s.timeout.d != 0 && s.timeout.from == s.Timeout {
+		return s.timeout.d // parsed when the record was read
+	}
+	return parseCallTimeout(s.Timeout)
+}
+
+func parseCallTimeout(t string) time.Duration {
+	if t == "" {
 		return DefaultCallTimeout
 	}
-	if d, err := time.ParseDuration(s.Timeout); err == nil && d > 0 {
+	if d, err := time.ParseDuration(t); err == nil && d > 0 {
 		return d
 	}
 	return MaxCallTimeout

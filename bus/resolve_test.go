@@ -80,3 +80,28 @@ func TestCallDeadline(t *testing.T) {
 		}
 	}
 }
+
+// A record read from the bucket carries its timeout parsed; a copy whose
+// timeout is then changed is read anew, never with the stale value.
+func TestCallTimeoutOfARecord(t *testing.T) {
+	for _, c := range []struct {
+		record string
+		want   time.Duration
+	}{
+		{`{"server_name":"s","timeout":"1.5s"}`, 1500 * time.Millisecond},
+		{`{"server_name":"s"}`, bus.DefaultCallTimeout},
+		{`{"server_name":"s","timeout":"os.environ/T"}`, bus.MaxCallTimeout},
+	} {
+		s, err := bus.DecodeServerRecord("s", []byte(c.record))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bus.CallTimeout(s); got != c.want {
+			t.Errorf("%s: %v, want %v", c.record, got, c.want)
+		}
+		s.Timeout = "7s"
+		if got := bus.CallTimeout(s); got != 7*time.Second {
+			t.Errorf("%s, then timeout 7s: %v", c.record, got)
+		}
+	}
+}

@@ -58,6 +58,7 @@ func DecodeServerRecord(key string, value []byte) (ServerSpec, error) {
 	if s.Name != key {
 		return ServerSpec{}, errors.New("it does not name its key: not the registry's")
 	}
+	s.timeout = parsedTimeout{s.Timeout, parseCallTimeout(s.Timeout)}
 	return s, nil
 }
 
