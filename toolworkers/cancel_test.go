@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 )
 
 // Dropping the HTTP request is no cancellation in MCP: when a call's context
@@ -43,7 +44,7 @@ func TestCallContextEndSendsCancelled(t *testing.T) {
 			return context.WithCancel(context.Background())
 		}, "cancelled by the gateway"},
 		{"deadline", func() (context.Context, func()) {
-			return expiringCtx(context.Background())
+			return bustest.ExpiringContext(context.Background())
 		}, "the gateway's timeout for this call expired"},
 	} {
 		before := len(f.byMethod("notifications/cancelled"))

@@ -3,13 +3,14 @@ package toolworkers
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/config"
 	"net/http"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/config"
 )
 
 // maxCredClients bounds the upstream clients kept for per-request credentials;

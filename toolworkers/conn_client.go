@@ -391,7 +391,7 @@ func classifyConnErr(server, tr string, err error) *bus.Error {
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) { // a network failure; its URL is never printed (bus.SafeCause)
-		return bus.Wrap(bus.ErrUpstreamUnavailable, err, "upstream server %q (%s) is unavailable: %s", server, tr, safeReason(err))
+		return bus.Wrap(bus.ErrUpstreamUnavailable, err, "upstream server %q (%s) is unavailable: %s", server, tr, bus.NetworkReason(err))
 	}
 	// A closed or broken connection or pipe: the cause goes to the log.
 	return bus.Wrap(bus.ErrUpstreamUnavailable, err, "upstream server %q (%s): connection lost", server, tr)

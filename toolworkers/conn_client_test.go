@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -128,31 +129,6 @@ func inFlight() (*callRelay, <-chan struct{}) {
 			once.Do(func() { close(arrived) })
 		}
 	}), arrived
-}
-
-// expiringCtx returns a child of parent whose deadline passes when the test
-// calls expire (Err is context.DeadlineExceeded), not at a time on the clock:
-// a test can end a call by its deadline once the call is where it wants it.
-func expiringCtx(parent context.Context) (ctx context.Context, expire func()) {
-	e := &expiring{Context: parent, done: make(chan struct{})}
-	var once sync.Once
-	return e, func() { once.Do(func() { close(e.done) }) }
-}
-
-type expiring struct {
-	context.Context
-	done chan struct{}
-}
-
-func (e *expiring) Done() <-chan struct{} { return e.done }
-
-func (e *expiring) Err() error {
-	select {
-	case <-e.done:
-		return context.DeadlineExceeded
-	default:
-		return nil
-	}
 }
 
 func toolCall(name string, args any, token any) json.RawMessage {
@@ -784,7 +760,7 @@ func TestPeerCancelAndConnectionLoss(t *testing.T) {
 
 	// A call whose context ends is abandoned and cancelled upstream. Its
 	// deadline passes once the peer has the request (the peer never answers).
-	short, expire := expiringCtx(ctx)
+	short, expire := bustest.ExpiringContext(ctx)
 	errc := make(chan error, 1)
 	go func() {
 		_, err := c.Call(short, "tools/call", json.RawMessage(`{"name":"slow"}`), nil)

@@ -144,7 +144,7 @@ func (s *connSession) background(msg jsonrpc.Message) {
 		ctx, cancel := context.WithTimeout(c.base, 10*time.Second)
 		defer cancel()
 		if err := s.conn.Write(ctx, msg); err != nil {
-			c.log.Debug("write to upstream failed", "server", c.server, "transport", c.dial.transport(), "err", safeReason(err))
+			c.log.Debug("write to upstream failed", "server", c.server, "transport", c.dial.transport(), "err", bus.NetworkReason(err))
 		}
 	})
 }
@@ -215,7 +215,7 @@ func (s *connSession) fail(e *bus.Error, cause error) {
 		e = c.lostErr()
 	}
 	if cause != nil {
-		c.log.Warn("upstream connection lost", "server", c.server, "transport", c.dial.transport(), "pending_calls", len(calls), "err", safeReason(cause))
+		c.log.Warn("upstream connection lost", "server", c.server, "transport", c.dial.transport(), "pending_calls", len(calls), "err", bus.NetworkReason(cause))
 	}
 	for _, pc := range calls {
 		pc.result <- callResult{err: e}
@@ -353,7 +353,7 @@ func (s *connSession) answer(m *jsonrpc.Request) {
 		ctx, cancel := context.WithTimeout(c.base, 10*time.Second)
 		defer cancel()
 		if err := s.conn.Write(ctx, &resp); err != nil {
-			c.log.Debug("write to upstream failed", "server", c.server, "transport", c.dial.transport(), "err", safeReason(err))
+			c.log.Debug("write to upstream failed", "server", c.server, "transport", c.dial.transport(), "err", bus.NetworkReason(err))
 		}
 	})
 }

@@ -99,7 +99,7 @@ func (c *streamableClient) stream(s *session, lastID *string) (again bool, err e
 			if err == io.EOF {
 				return true, nil
 			}
-			return true, bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q: GET stream broke: %s", c.server, safeReason(err))
+			return true, bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q: GET stream broke: %s", c.server, bus.NetworkReason(err))
 		}
 		if len(data) == 0 {
 			continue

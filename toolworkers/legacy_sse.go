@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/toolworkers/credential"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -27,7 +28,7 @@ import (
 // endpoint may hold a credential: it never appears in an error or a log line.
 func newSSEClient(server, endpoint string, hc *http.Client, version string, log *slog.Logger) *connClient {
 	if hc == nil {
-		hc = &http.Client{Transport: newBaseTransport()}
+		hc = &http.Client{Transport: credential.NewBaseTransport()}
 	}
 	// The SDK reports an HTTP failure as text ("failed to connect: Unauthorized");
 	// statusTransport makes the status available to classify instead. It also

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/toolworkers/credential"
 )
 
 // callRelay carries what an upstream sends on one call's stream, besides the
@@ -34,7 +35,7 @@ type callRelay struct {
 	token     json.RawMessage // the caller's progress token; nil if it asked for none
 	// secrets, set by the link's upstream (scrub.go), are the values
 	// scrubbed from what is relayed; nil: none.
-	secrets *scrubber
+	secrets *credential.Scrubber
 
 	// fn and answer, if set, take the notifications and requests instead of
 	// the bus (tests).
@@ -86,7 +87,7 @@ func (r *callRelay) notify(method string, params json.RawMessage) {
 	if r == nil {
 		return
 	}
-	params = r.secrets.json(params)
+	params = r.secrets.JSON(params)
 	if r.fn != nil {
 		r.fn(method, params)
 		return
@@ -120,7 +121,7 @@ func (r *callRelay) notify(method string, params json.RawMessage) {
 // to the client that made the call, and returns the answer for the upstream.
 func (r *callRelay) request(ctx context.Context, m *bus.Message) []byte {
 	if r != nil {
-		m = r.secrets.message(m)
+		m = r.secrets.Message(m)
 	}
 	if r != nil && r.answer != nil {
 		return r.answer(m)

@@ -24,15 +24,14 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/toolworkers/credential"
 )
 
 // maxUpstreamBody bounds one upstream JSON answer or SSE event.
@@ -90,7 +89,7 @@ type streamableClient struct {
 // shared connection pool and credential transports (nil: a private pool).
 func newStreamableClient(server, endpoint string, header http.Header, version string, hc *http.Client) *streamableClient {
 	if hc == nil {
-		hc = &http.Client{Transport: newBaseTransport()}
+		hc = &http.Client{Transport: credential.NewBaseTransport()}
 	}
 	return &streamableClient{
 		server:   server,
@@ -101,21 +100,6 @@ func newStreamableClient(server, endpoint string, header http.Header, version st
 		initLock: make(chan struct{}, 1),
 		log:      slog.Default(),
 		endWait:  streamEndWait,
-	}
-}
-
-// newBaseTransport is the connection pool of one worker replica, shared by all
-// its upstream clients.
-func newBaseTransport() *http.Transport {
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   128,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ForceAttemptHTTP2:     true,
 	}
 }
 
@@ -420,7 +404,7 @@ func sessionComplaint(body []byte) bool {
 func (c *streamableClient) readJSON(r io.Reader, id int64) (*bus.Message, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxUpstreamBody+1))
 	if err != nil {
-		return nil, bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q: reading the answer failed: %s", c.server, safeReason(err))
+		return nil, bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q: reading the answer failed: %s", c.server, bus.NetworkReason(err))
 	}
 	if len(data) > maxUpstreamBody {
 		return nil, bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q: answer larger than %d bytes", c.server, maxUpstreamBody)
@@ -453,7 +437,7 @@ func (c *streamableClient) readSSE(ctx context.Context, body io.Reader, s *sessi
 			if err == io.EOF {
 				return nil, bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q closed the stream before answering", c.server)
 			}
-			return nil, bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q: stream broke: %s", c.server, safeReason(err))
+			return nil, bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q: stream broke: %s", c.server, bus.NetworkReason(err))
 		}
 		if len(data) == 0 {
 			continue
@@ -519,32 +503,7 @@ func (c *streamableClient) classify(ctx context.Context, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return bus.Wrap(bus.ErrUpstreamUnavailable, err, "call to upstream server %q was cancelled", c.server)
 	}
-	return bus.Wrap(bus.ErrUpstreamUnavailable, err, "upstream server %q is unavailable: %s", c.server, safeReason(err))
-}
-
-// safeReason describes a network error without its URL.
-func safeReason(err error) string {
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return "connection closed"
-	}
-	var dns *net.DNSError
-	if errors.As(err, &dns) {
-		return "host not found"
-	}
-	var op *net.OpError
-	if errors.As(err, &op) && op.Err != nil {
-		return op.Op + ": " + op.Err.Error()
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return "network timeout"
-	}
-	return "transport error"
+	return bus.Wrap(bus.ErrUpstreamUnavailable, err, "upstream server %q is unavailable: %s", c.server, bus.NetworkReason(err))
 }
 
 // rpcErrorMessage extracts error.message from a raw JSON-RPC error object.

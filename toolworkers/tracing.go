@@ -19,7 +19,8 @@ import (
 // the HTTP traceparent (and tracestate) header: set by the Streamable HTTP
 // client on each request after the server's own headers, so it wins over a
 // configured or forwarded one, and before the SigV4 signer, which signs it; the
-// legacy SSE client sets it the same way in fixedHeaders. stdio has no headers
+// legacy SSE client sets it the same way in the credential package's fixed
+// headers (Client.WithHeaders). stdio has no headers
 // and gets none.
 //
 // The provider is Options.TracerProvider, else the global one (a no-op unless a

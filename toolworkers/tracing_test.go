@@ -8,6 +8,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/toolworkers/credential"
 	"github.com/nats-io/nats.go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -82,7 +83,7 @@ func TestWorkerSpans(t *testing.T) {
 
 // The upstream span's traceparent replaces one the server's headers set, in any
 // case; without a span context a configured one is left alone. The legacy SSE
-// client's requests get it in fixedHeaders.
+// client's requests get it through credential.Client.WithHeaders.
 func TestInjectTraceUpstream(t *testing.T) {
 	ctx := bus.TraceContext.Extract(context.Background(), bus.HeaderCarrier{"traceparent": {clientTraceparent}})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://u/mcp", nil)
@@ -100,10 +101,11 @@ func TestInjectTraceUpstream(t *testing.T) {
 	}
 
 	var sent http.Header
-	rt := &fixedHeaders{base: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	c := &credential.Client{HTTP: &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		sent = r.Header
 		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
-	}), header: http.Header{"Traceparent": {"static"}}}
+	})}}
+	rt := c.WithHeaders(http.Header{"Traceparent": {"static"}}, injectTrace).Transport
 	if _, err := rt.RoundTrip(req.Clone(ctx)); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/toolworkers/credential"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -78,8 +79,7 @@ type Worker struct {
 	extra    map[string]bool // extra_headers, canonical
 	static   map[string]bool // static_headers names, canonical
 
-	base    *http.Transport // this replica's connection pool
-	hc      *http.Client    // base wrapped with the credential transports
+	cred    *credential.Client // the replica's HTTP client, with the server's credentials
 	version string
 	shared  *link        // the shared session, for callers without own credentials or private capabilities
 	creds   *credClients // sessions for callers with per-request credentials
@@ -161,9 +161,7 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 	for k := range spec.StaticHeaders {
 		w.static[http.CanonicalHeaderKey(k)] = true
 	}
-	if err := w.credentialTransports(o); err != nil {
-		return nil, err
-	}
+	w.cred = credential.New(up, credential.Options{NC: nc, JetStream: o.JetStream, Secrets: o.Secrets, Log: w.log})
 	w.shared = w.newLink(up.Header, "", "", nil)
 	w.creds = newCredClients(func(perRequest http.Header) *link { return w.newLink(w.mergeHeaders(perRequest), "", "", nil) })
 
@@ -247,55 +245,6 @@ func (w *Worker) onSessionClosed(m *nats.Msg) {
 	}()
 }
 
-// credentialTransports builds the replica's HTTP client: the shared pool,
-// wrapped by the OAuth2 token transport and, last before the network, the
-// SigV4 signer (so the signature covers every header set before it).
-func (w *Worker) credentialTransports(o Options) error {
-	w.base = newBaseTransport()
-	var rt http.RoundTripper = w.base
-	if w.up.AWS != nil {
-		a := w.up.AWS
-		rt = newSigV4Transport(w.up.Name, rt, sigv4Config{AccessKeyID: a.AccessKeyID, SecretAccessKey: a.SecretAccessKey,
-			SessionToken: a.SessionToken, Region: a.Region, Service: a.Service})
-	}
-	if w.up.OAuth2 != nil {
-		var store *tokenStore
-		// Replicas share tokens through KV only sealed (bus/secrets.go):
-		// without a key each replica keeps its own.
-		if o.JetStream != nil && o.Secrets != nil {
-			var err error
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			store, err = oauthTokenBucket(ctx, w.nc, o.JetStream)
-			if err != nil {
-				store = nil
-				w.log.Warn("oauth2: replicas cannot share tokens (the registry makes the bucket); this one fetches its own", "err", err)
-			}
-		}
-		c := w.up.OAuth2
-		src := newOAuth2Source(w.up.Name, oauth2Config{TokenURL: c.TokenURL, ClientID: c.ClientID, ClientSecret: c.ClientSecret, Scopes: c.Scopes},
-			store, &http.Client{Transport: w.base, Timeout: 30 * time.Second}, w.log)
-		src.secrets = o.Secrets
-		rt = newOAuth2Transport(rt, src)
-	}
-	w.hc = &http.Client{Transport: rt, CheckRedirect: refuseCrossOrigin}
-	return nil
-}
-
-// refuseCrossOrigin refuses redirects to another scheme, host or port: Go carries
-// custom headers (x-api-key, static_headers) across redirects, and the SigV4
-// signer would sign for the new host, so a server could send the configured
-// credential elsewhere.
-func refuseCrossOrigin(req *http.Request, via []*http.Request) error {
-	if len(via) >= 5 {
-		return errors.New("too many redirects")
-	}
-	if from := via[0].URL; req.URL.Scheme != from.Scheme || req.URL.Host != from.Host {
-		return errors.New("upstream redirected to another origin; refused so its credentials stay with it")
-	}
-	return nil
-}
-
 // newUpstream makes a client for this server speaking its transport, sending
 // header on every HTTP request, declaring caps at initialize and reporting
 // what comes outside calls to events.
@@ -309,7 +258,7 @@ func (w *Worker) newUpstream(header http.Header, caps json.RawMessage, events se
 		return c
 	default:
 		streamable := func() upstream {
-			c := newStreamableClient(w.up.Name, w.up.URL.String(), header, w.version, w.hc)
+			c := newStreamableClient(w.up.Name, w.up.URL.String(), header, w.version, w.cred.HTTP)
 			c.caps, c.events, c.log = caps, events, w.log
 			return c
 		}
@@ -324,26 +273,10 @@ func (w *Worker) newUpstream(header http.Header, caps json.RawMessage, events se
 // sseUpstream is a client of the HTTP+SSE transport (the go-sdk's), sending
 // header on every request.
 func (w *Worker) sseUpstream(header http.Header, caps json.RawMessage, events sessionEvents) upstream {
-	hc := &http.Client{Transport: &fixedHeaders{base: w.hc.Transport, header: header}}
+	hc := w.cred.WithHeaders(header, injectTrace) // tracing.go
 	c := newSSEClient(w.up.Name, w.up.URL.String(), hc, w.version, w.rootLog)
 	c.caps, c.events = caps, events
 	return c
-}
-
-// fixedHeaders sets a server's headers on requests made by a transport we do
-// not drive ourselves (the go-sdk's legacy SSE client).
-type fixedHeaders struct {
-	base   http.RoundTripper
-	header http.Header
-}
-
-func (f *fixedHeaders) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	for k, v := range f.header {
-		r.Header[k] = v
-	}
-	injectTrace(r) // tracing.go
-	return f.base.RoundTrip(r)
 }
 
 // Stop deregisters the worker, ends its upstream sessions (and stdio process)
@@ -363,7 +296,7 @@ func (w *Worker) Stop() {
 	w.shared.close()
 	w.creds.closeAll()
 	w.private.closeAll()
-	w.base.CloseIdleConnections()
+	w.cred.Close()
 	w.usage.close()
 	w.beats.Close()
 }

@@ -25,7 +25,7 @@ import (
 // result, an error's message and data, a progress notification, a log
 // message and a sampling request. mcpbus injected its credentials into
 // those headers; the caller must get [redacted] in their place, never the
-// value, raw or JSON-escaped (toolworkers/scrub.go).
+// value, raw or JSON-escaped (toolworkers/credential/scrub.go).
 
 // echoUpstream is a hand-written Streamable HTTP MCP server (raw net/http,
 // so it can escape JSON the way other encoders do) with a token endpoint

@@ -1,4 +1,4 @@
-package toolworkers
+package credential
 
 // Upstream OAuth2 (auth_type oauth2): the client-credentials grant at the
 // server's token_url, with the access token sent upstream as a bearer token.
@@ -478,7 +478,7 @@ func (s *oauth2Source) tokenError(ctx context.Context, err error) *bus.Error {
 	case strings.Contains(err.Error(), "cannot parse"):
 		reason = "the answer is not a token response"
 	default:
-		reason = safeReason(err)
+		reason = bus.NetworkReason(err)
 	}
 	msg := fmt.Sprintf("upstream server %q: OAuth2 token request failed: %s", s.server, reason)
 	if len(s.secret) >= 4 {

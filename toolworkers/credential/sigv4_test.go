@@ -1,4 +1,4 @@
-package toolworkers
+package credential
 
 import (
 	"bytes"
@@ -22,7 +22,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-
 	"github.com/mcpbus/mcpbus/bus"
 )
 

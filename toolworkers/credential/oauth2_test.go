@@ -1,4 +1,4 @@
-package toolworkers
+package credential
 
 import (
 	"bytes"
@@ -559,7 +559,7 @@ func TestOAuthWaitsForLockHolder(t *testing.T) {
 	got := make(chan result, 1)
 	before := ns.NumSubscriptions()
 	go func() {
-		tok, err := src.Token(ccCtx(t, 30*time.Second)) // the bound only catches a wait that never ends
+		tok, err := src.Token(t.Context()) // a wait that never ends fails the test by its timeout
 		got <- result{tok, err}
 	}()
 	bustest.Eventually(t, 30*time.Second, "the replica follows the token and lock keys", func() bool {
@@ -620,7 +620,7 @@ func TestOAuthStaleLockTakenOver(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	go func() {
-		tok, err := src.Token(ccCtx(t, 30*time.Second))
+		tok, err := src.Token(t.Context())
 		got <- result{tok, err}
 	}()
 	// Token, the lock's first sighting and each look at it read the clock:
@@ -657,7 +657,7 @@ func TestOAuthCallerDeadlineWhileWaiting(t *testing.T) {
 	release := sync.OnceFunc(func() { close(te.hold) })
 	t.Cleanup(release) // before the endpoint's Close, which waits for the request
 	src := newOAuth2Source(oauthTestServer, te.config(oauthTestSecret), nil, nil, logSink(t))
-	ctx, expire := expiringCtx(context.Background())
+	ctx, expire := bustest.ExpiringContext(context.Background())
 	errc := make(chan error, 1)
 	go func() {
 		_, err := src.Token(ctx)

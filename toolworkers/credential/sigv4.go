@@ -1,4 +1,4 @@
-package toolworkers
+package credential
 
 // AWS Signature Version 4 upstream auth: an http.RoundTripper that signs every
 // request to an upstream server hosted behind AWS IAM auth (Lambda function URLs,
@@ -35,7 +35,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-
 	"github.com/mcpbus/mcpbus/bus"
 )
 
@@ -59,7 +58,7 @@ type sigv4Transport struct {
 // newSigV4Transport returns a RoundTripper that signs every request with cfg
 // and sends it through base (http.DefaultTransport when nil). It must wrap the
 // network transport directly, after every other header has been set.
-func newSigV4Transport(server string, base http.RoundTripper, cfg sigv4Config) http.RoundTripper {
+func newSigV4Transport(server string, base http.RoundTripper, cfg sigv4Config) *sigv4Transport {
 	if base == nil {
 		base = http.DefaultTransport
 	}
