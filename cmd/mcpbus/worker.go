@@ -14,9 +14,6 @@ import (
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/toolworkers"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // workerCmd implements `mcpbus worker`: tool workers for every server in the
@@ -77,10 +74,6 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		nc.Close()
 	}()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelStart()
 	// A worker for every server knows every server's name, for the
@@ -95,15 +88,12 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	toolworkers.Version = gateway.Version
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics, err := toolworkers.NewMetrics(reg)
+	reg, metrics, err := gateway.NewMetricsRegistry(func() []*nats.Conn { return []*nats.Conn{nc} })
 	if err != nil {
 		return err
 	}
-	m, err := toolworkers.StartManager(startCtx, nc, toolworkers.ManagerOptions{
-		Worker: toolworkers.Options{Log: log, MaxInFlight: *maxInFlight, Servers: cache, JetStream: js, AllowAPIStdio: *allowStdio,
+	m, err := gateway.StartWorkers(startCtx, nc, toolworkers.ManagerOptions{
+		Worker: toolworkers.Options{Log: log, MaxInFlight: *maxInFlight, Servers: cache, AllowAPIStdio: *allowStdio,
 			TracerProvider: tr.tracerProvider(), ConfigServers: configServers, Secrets: secrets, Metrics: metrics},
 		Only:         only,
 		DrainTimeout: *drain,

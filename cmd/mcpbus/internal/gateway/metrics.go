@@ -18,9 +18,20 @@ import (
 //   - the state of this process's NATS connections (mcpbus_nats_*), read at
 //     scrape time;
 //   - Go runtime and process metrics (go_*, process_*).
+//
+// `mcpbus worker` builds the same registry (NewMetricsRegistry) for its one
+// connection.
 func (g *Gateway) metricsRegistry() (*prometheus.Registry, *toolworkers.Metrics, error) {
+	// g.conns is complete before the HTTP server (so any scrape) starts.
+	return NewMetricsRegistry(func() []*nats.Conn { return g.conns })
+}
+
+// NewMetricsRegistry is a process's registry: Go and process metrics, the
+// state of the NATS connections conns returns at scrape time, and the
+// workers' metrics (which a process that runs no worker leaves empty).
+func NewMetricsRegistry(conns func() []*nats.Conn) (*prometheus.Registry, *toolworkers.Metrics, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), natsCollector{g})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), natsCollector{conns})
 	wm, err := toolworkers.NewMetrics(reg)
 	if err != nil {
 		return nil, nil, err
@@ -32,7 +43,7 @@ func (g *Gateway) metricsRegistry() (*prometheus.Registry, *toolworkers.Metrics,
 // (mcpbus-auth, -registry, -servers, -router, -workers, -ingress): connected or
 // not, and its message, byte and reconnect counts (nats.Conn.Stats: a copy
 // under the connection's lock, cheap at scrape time).
-type natsCollector struct{ g *Gateway }
+type natsCollector struct{ conns func() []*nats.Conn }
 
 var (
 	natsConnectedDesc = prometheus.NewDesc("mcpbus_nats_connected",
@@ -56,8 +67,7 @@ func (c natsCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c natsCollector) Collect(ch chan<- prometheus.Metric) {
-	// g.conns is complete before the HTTP server (so any scrape) starts.
-	for _, nc := range c.g.conns {
+	for _, nc := range c.conns() {
 		name := nc.Opts.Name
 		connected := 0.0
 		if nc.Status() == nats.CONNECTED {

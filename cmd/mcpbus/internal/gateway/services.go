@@ -21,22 +21,31 @@ func (g *Gateway) startWorkers(ctx context.Context, o Options, conn func(string)
 	if err != nil {
 		return err
 	}
-	toolworkers.Version = Version
-	wjs, err := jetstream.New(wc)
-	if err != nil {
-		return err
-	}
-	g.workers, err = toolworkers.StartManager(ctx, wc, toolworkers.ManagerOptions{
+	g.workers, err = StartWorkers(ctx, wc, toolworkers.ManagerOptions{
 		Worker: toolworkers.Options{Log: o.Log, Env: o.Env, MaxInFlight: o.WorkerMaxInFlight,
-			Servers: cache, JetStream: wjs, AllowAPIStdio: o.Config.AllowStdioFromAPI, TracerProvider: o.TracerProvider,
+			Servers: cache, AllowAPIStdio: o.Config.AllowStdioFromAPI, TracerProvider: o.TracerProvider,
 			ConfigServers: o.Config.Servers, Secrets: g.secrets,
 			Metrics: m},
 		Only: o.WorkerServers,
 	})
+	return err
+}
+
+// StartWorkers starts the tool workers of a process on nc, as the gateway
+// and `mcpbus worker` both do: the shared OAuth2 token bucket on nc's
+// JetStream, this build's version in every worker's service info.
+func StartWorkers(ctx context.Context, nc *nats.Conn, o toolworkers.ManagerOptions) (*toolworkers.Manager, error) {
+	toolworkers.Version = Version
+	js, err := jetstream.New(nc)
 	if err != nil {
-		return fmt.Errorf("tool workers: %w", err)
+		return nil, err
 	}
-	return nil
+	o.Worker.JetStream = js
+	m, err := toolworkers.StartManager(ctx, nc, o)
+	if err != nil {
+		return nil, fmt.Errorf("tool workers: %w", err)
+	}
+	return m, nil
 }
 
 // startIngress builds the HTTP ingress; Start then listens.
