@@ -103,9 +103,7 @@ type connClient struct {
 	cancel    context.CancelFunc
 	closeOnce sync.Once
 
-	goMu    sync.Mutex
-	closing bool           // set by Close: spawn starts nothing more
-	wg      sync.WaitGroup // reader, open and background-write goroutines
+	tasks goroutines // reader, open and background-write goroutines
 }
 
 // openAttempt is one connect + initialize, awaited by every caller that needs
@@ -180,27 +178,12 @@ func (c *connClient) Close() {
 			s.fail(c.closedErr(), nil)
 		}
 		c.dial.close()
-		c.goMu.Lock()
-		c.closing = true
-		c.goMu.Unlock()
-		c.wg.Wait()
+		c.tasks.wait()
 	})
 }
 
 // spawn runs f in a goroutine Close waits for; false once Close has begun.
-func (c *connClient) spawn(f func()) bool {
-	c.goMu.Lock()
-	defer c.goMu.Unlock()
-	if c.closing {
-		return false
-	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		f()
-	}()
-	return true
-}
+func (c *connClient) spawn(f func()) bool { return c.tasks.spawn(f) }
 
 func (c *connClient) closedErr() *bus.Error {
 	return bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q (%s): the worker is shutting down", c.server, c.dial.transport())

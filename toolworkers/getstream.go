@@ -113,9 +113,9 @@ func (c *streamableClient) stream(s *session, lastID *string) (again bool, err e
 		case m.IsNotification():
 			c.events.sessionNotification(m.Method, m.Params)
 		case m.IsRequest() && m.Method == bus.MethodPing:
-			go c.answer(s, bus.ResultResponse(m.ID, json.RawMessage(`{}`)))
+			c.tasks.spawn(func() { c.answer(s, bus.ResultResponse(m.ID, json.RawMessage(`{}`))) })
 		case m.IsRequest():
-			go func() { c.answer(s, c.events.serverRequest(s.ctx, &m)) }()
+			c.tasks.spawn(func() { c.answer(s, c.events.serverRequest(s.ctx, &m)) })
 		}
 	}
 }

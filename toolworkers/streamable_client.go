@@ -77,6 +77,13 @@ type streamableClient struct {
 	// endWait is streamEndWait; a test lengthens it.
 	endWait time.Duration
 
+	// base ends with Close: what the client runs in the background (the GET
+	// stream, answers and cancellations sent upstream, draining finished
+	// answers) runs under it, in tasks, which Close waits for.
+	base   context.Context
+	cancel context.CancelFunc
+	tasks  goroutines
+
 	closed atomic.Bool
 	nextID atomic.Int64
 	cur    atomic.Pointer[session]
@@ -91,7 +98,10 @@ func newStreamableClient(server, endpoint string, header http.Header, version st
 	if hc == nil {
 		hc = &http.Client{Transport: credential.NewBaseTransport()}
 	}
+	base, cancel := context.WithCancel(context.Background())
 	return &streamableClient{
+		base:     base,
+		cancel:   cancel,
 		server:   server,
 		endpoint: endpoint,
 		header:   header,
@@ -120,7 +130,8 @@ func (c *streamableClient) Call(ctx context.Context, method string, params json.
 		if err != nil && ctx.Err() != nil {
 			// Closing the HTTP request is not a cancellation in MCP: tell the
 			// upstream to stop, so a revoked or timed-out call does no more work.
-			go c.cancelUpstream(s, id, ctx.Err())
+			cause := ctx.Err()
+			c.tasks.spawn(func() { c.cancelUpstream(s, id, cause) })
 		}
 		if errors.Is(err, errSessionGone) {
 			c.drop(s)
@@ -166,7 +177,8 @@ func (c *streamableClient) Info(ctx context.Context) (json.RawMessage, error) {
 	return s.init, nil
 }
 
-// Close ends the upstream session (DELETE) and releases idle connections.
+// Close ends the session (DELETE, when the upstream gave it an id), stops
+// what runs in the background and waits for it.
 func (c *streamableClient) Close() {
 	c.closed.Store(true)
 	s := c.cur.Swap(nil)
@@ -184,6 +196,8 @@ func (c *streamableClient) Close() {
 			}
 		}
 	}
+	c.cancel()
+	c.tasks.wait()
 }
 
 // session returns the current session or opens one; concurrent callers share a
@@ -213,7 +227,7 @@ func (c *streamableClient) session(ctx context.Context) (*session, error) {
 	}
 	if c.events != nil {
 		c.events.sessionOpened()
-		go c.listen(s)
+		c.tasks.spawn(func() { c.listen(s) })
 	}
 	return s, nil
 }
@@ -242,7 +256,7 @@ func (c *streamableClient) initialize(ctx context.Context) (*session, error) {
 	if _, _, err := c.post(ctx, s, bus.Notification(bus.MethodInitialized, nil), 0, nil); err != nil {
 		return nil, err
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.ctx, s.cancel = context.WithCancel(c.base)
 	return s, nil
 }
 
@@ -325,7 +339,7 @@ func (c *streamableClient) post(ctx context.Context, s *session, body []byte, id
 			// the connection idle, then leave the rest to the background.
 			body := resp.Body
 			resp.Body = http.NoBody
-			drainSoon(body, c.endWait)
+			c.drainSoon(body)
 		}
 	case ct == "application/json" || ct == "":
 		msg, err = c.readJSON(resp.Body, id)
@@ -379,14 +393,21 @@ func drainAndClose(body io.ReadCloser) {
 // to end after the response, before draining it in the background.
 const streamEndWait = 2 * time.Millisecond
 
-// drainSoon drains and closes body, waiting up to wait for it to finish.
-func drainSoon(body io.ReadCloser, wait time.Duration) {
+// drainSoon drains and closes body, waiting up to endWait for it to finish;
+// Close cuts a drain still running short.
+func (c *streamableClient) drainSoon(body io.ReadCloser) {
 	done := make(chan struct{})
-	go func() {
+	started := c.tasks.spawn(func() {
+		stop := context.AfterFunc(c.base, func() { body.Close() })
+		defer stop()
 		drainAndClose(body)
 		close(done)
-	}()
-	t := time.NewTimer(wait)
+	})
+	if !started {
+		body.Close()
+		return
+	}
+	t := time.NewTimer(c.endWait)
 	select {
 	case <-done:
 	case <-t.C:
@@ -457,14 +478,20 @@ func (c *streamableClient) readSSE(ctx context.Context, body io.Reader, s *sessi
 			}
 		case m.IsRequest():
 			if m.Method == bus.MethodPing {
-				go c.answer(s, bus.ResultResponse(m.ID, json.RawMessage(`{}`)))
+				c.tasks.spawn(func() { c.answer(s, bus.ResultResponse(m.ID, json.RawMessage(`{}`))) })
 				continue
 			}
 			r.hold()
-			go func() {
+			if !c.tasks.spawn(func() {
 				defer r.release()
-				c.answer(s, r.request(ctx, &m))
-			}()
+				// The call's context, cut short by Close.
+				rctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				defer context.AfterFunc(c.base, cancel)()
+				c.answer(s, r.request(rctx, &m))
+			}) {
+				r.release()
+			}
 		}
 	}
 }
@@ -476,14 +503,14 @@ func (c *streamableClient) cancelUpstream(s *session, id int64, cause error) {
 		reason = "the gateway's timeout for this call expired"
 	}
 	params, _ := json.Marshal(map[string]any{"requestId": id, "reason": reason})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(c.base, 5*time.Second)
 	defer cancel()
 	_, _, _ = c.post(ctx, s, bus.Notification("notifications/cancelled", params), 0, nil)
 }
 
 // answer POSTs the response to a server-to-client request in session s.
 func (c *streamableClient) answer(s *session, reply []byte) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(c.base, 10*time.Second)
 	defer cancel()
 	if _, _, err := c.post(ctx, s, reply, 0, nil); err != nil {
 		c.log.Debug("answering a server-to-client request failed", "err", bus.AsError(err).Detail())
