@@ -126,21 +126,7 @@ func (m *Manager) apply(u bus.KVEntry) {
 		return
 	}
 	if u.Deleted {
-		m.mu.Lock()
-		old := m.workers[name]
-		m.mu.Unlock()
-		if old != nil {
-			// Off the bus before it leaves Hosted: once a server is not
-			// hosted here, no request finds its worker here.
-			m.log.Info("server removed from the registry: stopping its worker", "server", name)
-			m.retire(old.w)
-		}
-		m.mu.Lock()
-		if m.workers[name] == old {
-			delete(m.workers, name)
-		}
-		delete(m.failed, name)
-		m.mu.Unlock()
+		m.remove(name)
 		return
 	}
 	spec, err := bus.DecodeServerRecord(name, u.Value)
@@ -204,6 +190,25 @@ func (m *Manager) apply(u bus.KVEntry) {
 	if old != nil {
 		m.retire(old.w)
 	}
+}
+
+// remove stops the worker of a server deleted from the registry.
+func (m *Manager) remove(name string) {
+	m.mu.Lock()
+	old := m.workers[name]
+	m.mu.Unlock()
+	if old != nil {
+		// Off the bus before it leaves Hosted: once a server is not
+		// hosted here, no request finds its worker here.
+		m.log.Info("server removed from the registry: stopping its worker", "server", name)
+		m.retire(old.w)
+	}
+	m.mu.Lock()
+	if m.workers[name] == old {
+		delete(m.workers, name)
+	}
+	delete(m.failed, name)
+	m.mu.Unlock()
 }
 
 // announceCatalog tells the sessions that use w's server (it is new to them,

@@ -164,8 +164,19 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 	w.cred = credential.New(up, credential.Options{NC: nc, JetStream: o.JetStream, Secrets: o.Secrets, Log: w.log})
 	w.shared = w.newLink(up.Header, "", "", nil)
 	w.creds = newCredClients(func(perRequest http.Header) *link { return w.newLink(w.mergeHeaders(perRequest), "", "", nil) })
+	if err := w.serve(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
 
-	svc, err := micro.AddService(nc, micro.Config{
+// serve registers the worker's micro service and its endpoints, after the
+// subscriptions: a call must never run before the answers to its
+// server-to-client requests or its cancellation can arrive. On failure
+// everything started is stopped.
+func (w *Worker) serve() error {
+	up := w.up
+	svc, err := micro.AddService(w.nc, micro.Config{
 		Name:        bus.ServiceWorker,
 		Version:     Version,
 		Description: "tool worker for upstream MCP server " + up.Name,
@@ -174,25 +185,23 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 	})
 	if err != nil {
 		w.shared.close()
-		return nil, err
+		return err
 	}
 	w.svc = svc
 	w.metrics.add(w)
-	// Subscriptions before endpoints: a call must never run before the
-	// answers to its server-to-client requests or its cancellation can arrive.
 	if err := w.subscribe(); err != nil {
 		w.Stop()
-		return nil, err
+		return err
 	}
 	if err := svc.AddEndpoint("rpc", micro.HandlerFunc(w.handOffLive(w.handleRPC)), micro.WithEndpointSubject(bus.ToolRPC(up.Name))); err != nil {
 		w.Stop()
-		return nil, err
+		return err
 	}
 	if err := svc.AddEndpoint("info", micro.HandlerFunc(w.handOffLive(w.handleInfo)), micro.WithEndpointSubject(bus.ToolInfo(up.Name))); err != nil {
 		w.Stop()
-		return nil, err
+		return err
 	}
-	return w, nil
+	return nil
 }
 
 // subscribe listens for cancellations, ended sessions and the answers to
@@ -380,53 +389,16 @@ func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 }
 
 func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
-	env, msg, derr := bus.DecodeRequest(req)
-	if derr != nil {
-		_ = reply.Error(derr)
-		return
-	}
-	if e := w.admits(env); e != nil {
-		_ = reply.Error(e)
-		return
-	}
-	if !env.Deadline.IsZero() && time.Now().After(env.Deadline) {
-		// It waited out its deadline on the way here (a frozen replica's
-		// backlog): nobody waits for it, so it never reaches the upstream or
-		// counts toward the breaker.
-		w.lateDropped.Add(1)
-		_ = reply.Error(bus.Errorf(bus.ErrUpstreamTimeout, "the call to server %q reached its worker after its deadline; it was not sent upstream", w.up.Name))
-		return
-	}
-	if msg.IsNotification() && msg.Method == "notifications/roots/list_changed" {
-		w.rootsChanged(env, msg.Params)
-		_ = reply.Respond(nil)
-		return
-	}
-	if !msg.IsRequest() {
-		_ = reply.Error(bus.Errorf(bus.ErrInvalidRequest, "tool worker takes requests (and notifications/roots/list_changed) only, got %q", msg.Method))
+	env, msg, ok := w.takeRequest(req, reply)
+	if !ok {
 		return
 	}
 	span := w.startSpan(req.Headers(), env, msg.Method, msg.Params)
 	defer span.End()
-	callerTools, callerLimited := env.Caller.Permissions.Tools[w.up.Name]
-	var tool string
-	if msg.Method == bus.MethodToolsCall {
-		var ok bool
-		if tool, ok = toolName(msg.Params); !ok {
-			_ = reply.Error(span.fail(bus.Errorf(bus.ErrInvalidParams, "tools/call: params.name must be one non-empty string under exactly that key")))
-			return
-		}
-	}
-	if msg.Method == bus.MethodToolsCall && (w.filter.active() || callerLimited) {
-		name := tool
-		if !w.filter.allows(name) {
-			_ = reply.Error(span.fail(bus.Errorf(bus.ErrToolNotAllowed, "tool %q is not allowed on server %q by the gateway's allowed_tools/disallowed_tools", name, w.up.Name)))
-			return
-		}
-		if callerLimited && !slices.Contains(callerTools, name) {
-			_ = reply.Error(span.fail(bus.Errorf(bus.ErrNotPermitted, "key '%s' may not call tool '%s' on server '%s'", env.Caller.Name(), name, w.up.Name)))
-			return
-		}
+	tool, e := w.toolAllowed(env, msg)
+	if e != nil {
+		_ = reply.Error(span.fail(e))
+		return
 	}
 	ctx, cancel := w.callContext(env)
 	defer cancel()
@@ -442,8 +414,7 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 	defer relay.release()
 	start := time.Now()
 	resp, cached, err := w.dispatch(ctx, l, &env, msg, params, relay, span)
-	rec := callRecord{env: env, method: msg.Method, start: start, bytesIn: len(req.Data()), cache: cached}
-	rec.tool = tool
+	rec := callRecord{env: env, method: msg.Method, tool: tool, start: start, bytesIn: len(req.Data()), cache: cached}
 	if err != nil && tracked.cancelledByClient() {
 		err = w.clientCancelled(msg.ID)
 	}
@@ -456,14 +427,74 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 		return
 	}
 	span.answered(resp.Error)
+	w.respond(reply, msg, resp, rec, span)
+}
+
+// takeRequest decodes a request and refuses what must not reach the
+// upstream: a caller that may not use the server, a call past its deadline,
+// anything but a request (roots/list_changed, handled here, excepted).
+func (w *Worker) takeRequest(req micro.Request, reply bus.Reply) (bus.Envelope, *bus.Message, bool) {
+	env, msg, derr := bus.DecodeRequest(req)
+	if derr != nil {
+		_ = reply.Error(derr)
+		return env, nil, false
+	}
+	if e := w.admits(env); e != nil {
+		_ = reply.Error(e)
+		return env, nil, false
+	}
+	if !env.Deadline.IsZero() && time.Now().After(env.Deadline) {
+		// It waited out its deadline on the way here (a frozen replica's
+		// backlog): nobody waits for it, so it never reaches the upstream or
+		// counts toward the breaker.
+		w.lateDropped.Add(1)
+		_ = reply.Error(bus.Errorf(bus.ErrUpstreamTimeout, "the call to server %q reached its worker after its deadline; it was not sent upstream", w.up.Name))
+		return env, nil, false
+	}
+	if msg.IsNotification() && msg.Method == "notifications/roots/list_changed" {
+		w.rootsChanged(env, msg.Params)
+		_ = reply.Respond(nil)
+		return env, nil, false
+	}
+	if !msg.IsRequest() {
+		_ = reply.Error(bus.Errorf(bus.ErrInvalidRequest, "tool worker takes requests (and notifications/roots/list_changed) only, got %q", msg.Method))
+		return env, nil, false
+	}
+	return env, msg, true
+}
+
+// toolAllowed returns the tool a tools/call names ("" for other methods) and
+// refuses it if the server's tool filter or the caller's permissions exclude it.
+func (w *Worker) toolAllowed(env bus.Envelope, msg *bus.Message) (string, *bus.Error) {
+	if msg.Method != bus.MethodToolsCall {
+		return "", nil
+	}
+	tool, ok := toolName(msg.Params)
+	if !ok {
+		return "", bus.Errorf(bus.ErrInvalidParams, "tools/call: params.name must be one non-empty string under exactly that key")
+	}
+	if !w.filter.allows(tool) {
+		return "", bus.Errorf(bus.ErrToolNotAllowed, "tool %q is not allowed on server %q by the gateway's allowed_tools/disallowed_tools", tool, w.up.Name)
+	}
+	if callerTools, limited := env.Caller.Permissions.Tools[w.up.Name]; limited && !slices.Contains(callerTools, tool) {
+		return "", bus.Errorf(bus.ErrNotPermitted, "key '%s' may not call tool '%s' on server '%s'", env.Caller.Name(), tool, w.up.Name)
+	}
+	return tool, nil
+}
+
+// respond relays the upstream's answer (a tools/list filtered as tools/call
+// is), records the call and replies; an answer too large for the bus fails.
+func (w *Worker) respond(reply bus.Reply, msg *bus.Message, resp *bus.Message, rec callRecord, span *callSpan) {
+	env := rec.env
 	var out []byte
 	if len(resp.Error) > 0 {
 		out = bus.RawErrorResponse(msg.ID, resp.Error)
 	} else {
 		result := resp.Result
-		if msg.Method == bus.MethodToolsList && (w.filter.active() || callerLimited) {
+		callerTools, limited := env.Caller.Permissions.Tools[w.up.Name]
+		if msg.Method == bus.MethodToolsList && (w.filter.active() || limited) {
 			result = filterTools(result, func(name string) bool {
-				return w.filter.allows(name) && (!callerLimited || slices.Contains(callerTools, name))
+				return w.filter.allows(name) && (!limited || slices.Contains(callerTools, name))
 			})
 		}
 		out = bus.ResultResponse(msg.ID, result)
@@ -476,14 +507,14 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 		rec.status, rec.errCode = "failed", bus.ErrUpstreamProtocol.Code
 		w.observe(rec)
 		w.fail(reply, env, msg.Method, span.fail(bus.Errorf(bus.ErrUpstreamProtocol,
-			"the answer of upstream server %q is %d bytes, over the bus message limit of %d bytes", w.up.Name, len(out), max)), start)
+			"the answer of upstream server %q is %d bytes, over the bus message limit of %d bytes", w.up.Name, len(out), max)), rec.start)
 		return
 	}
 	w.observe(rec)
 	if err := reply.Respond(out); err != nil {
 		w.log.Warn("reply to router failed", "request_id", env.RequestID, "err", err)
 	}
-	w.log.Debug("upstream call", "request_id", env.RequestID, "method", msg.Method, "duration", time.Since(start))
+	w.log.Debug("upstream call", "request_id", env.RequestID, "method", msg.Method, "duration", time.Since(rec.start))
 }
 
 // admits applies again the rule the router and the ingress route by: the
