@@ -49,126 +49,166 @@ func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 	// A send straight to the workers goes with liveness (bus/liveness.go):
 	// watch ends a try nobody took, recalls the answer of a worker gone
 	// silent, and ends a call whose worker stays silent.
-	watch := bus.NewWatch()
-	defer watch.Stop()
-	seen := 0 // acknowledgements and heartbeats of the current try
-	send := func(t target) error {
-		m := &nats.Msg{Subject: t.subject, Reply: ps.replyTo, Data: req.body, Header: req.env.Header()}
-		injectTrace(ctx, m.Header)
-		seen = 0
-		tag := watch.Try(!g.clockSkew.Load())
-		if tag != "" {
-			m.Header[bus.HeaderAcceptBy] = []string{tag}
-		}
-		ps.try(tag)
-		return g.nc.PublishMsg(m)
-	}
-	if err := send(t); err != nil {
-		g.finish(w, r, req, nil, nil, t.failure(err))
+	p := &pending{g: g, w: w, r: r, req: req, ctx: ctx, t: t, ps: ps, watch: bus.NewWatch()}
+	defer p.watch.Stop()
+	if p.resend() {
 		return
 	}
-	var (
-		sse   *sseWriter
-		batch []*nats.Msg
-	)
-	for {
-		select {
-		case <-ps.wake:
-		case <-watch.C():
-			switch watch.Fired() {
-			case bus.Resend: // nobody took it: another replica may
-				if err := send(t); err != nil {
-					g.finish(w, r, req, sse, nil, t.failure(err))
-					return
-				}
-			case bus.Recall:
-				_ = bus.SendRecall(g.nc, watch.Responder(), ps.replyTo)
-			default:
-				g.finish(w, r, req, sse, nil, t.lostError(!watch.Accepted()))
-				return
+	for !p.step() {
+	}
+}
+
+// pending is one POST waiting on the bus for its answer.
+type pending struct {
+	g   *Ingress
+	w   http.ResponseWriter
+	r   *http.Request
+	req *request
+	ctx context.Context
+	t   target
+
+	ps    *postStream
+	watch *bus.Watch
+	seen  int // acknowledgements and heartbeats of the current try
+	sse   *sseWriter
+	batch []*nats.Msg
+}
+
+// send publishes the request to the current target, as a new try.
+func (p *pending) send() error {
+	m := &nats.Msg{Subject: p.t.subject, Reply: p.ps.replyTo, Data: p.req.body, Header: p.req.env.Header()}
+	injectTrace(p.ctx, m.Header)
+	p.seen = 0
+	tag := p.watch.Try(!p.g.clockSkew.Load())
+	if tag != "" {
+		m.Header[bus.HeaderAcceptBy] = []string{tag}
+	}
+	p.ps.try(tag)
+	return p.g.nc.PublishMsg(m)
+}
+
+// resend sends; true (the POST answered with the failure) if it failed.
+func (p *pending) resend() bool {
+	if err := p.send(); err != nil {
+		p.finish(nil, p.t.failure(err))
+		return true
+	}
+	return false
+}
+
+// finish answers the POST.
+func (p *pending) finish(reply *nats.Msg, e *bus.Error) {
+	p.g.finish(p.w, p.r, p.req, p.sse, reply, e)
+}
+
+// step waits for what comes next and handles it; true once the POST is answered
+// (or its client left).
+func (p *pending) step() bool {
+	select {
+	case <-p.ps.wake:
+	case <-p.watch.C():
+		return p.watchFired()
+	case <-p.ctx.Done():
+		if p.r.Context().Err() == nil { // else the client left
+			p.finish(nil, p.t.waitError(p.ctx, p.req))
+		}
+		return true
+	}
+	if handled, done := p.liveness(); handled {
+		return done
+	}
+	msgs, reply := p.ps.take(p.batch)
+	p.batch = msgs
+	p.relay(msgs)
+	return p.replied(reply)
+}
+
+// watchFired acts on the watch: send again, recall, or give up.
+func (p *pending) watchFired() bool {
+	switch p.watch.Fired() {
+	case bus.Resend: // nobody took it: another replica may
+		return p.resend()
+	case bus.Recall:
+		_ = bus.SendRecall(p.g.nc, p.watch.Responder(), p.ps.replyTo)
+		return false
+	default:
+		p.finish(nil, p.t.lostError(!p.watch.Accepted()))
+		return true
+	}
+}
+
+// liveness reads the try's acknowledgements and heartbeats; handled says it
+// acted on them (and done whether the POST is answered).
+func (p *pending) liveness() (handled, done bool) {
+	beats, expired, last := p.ps.liveness()
+	switch {
+	case beats > p.seen:
+		p.seen = beats
+		p.watch.Heard(last)
+	case expired && p.seen == 0 && !bus.ClockAhead(last, time.Now()):
+		// Taken after its accept-by by a late replica (busy, or just
+		// resumed from a freeze): another try, while tries remain.
+		if !p.watch.MayResend() {
+			p.finish(nil, p.t.lostError(true))
+			return true, true
+		}
+		return true, p.resend()
+	case expired && p.seen == 0:
+		// Dropped as too late by a worker whose clock is ahead of this
+		// one's: send without liveness from now on.
+		if !p.g.clockSkew.Swap(true) {
+			who := "the gateway router"
+			if p.t.server != nil {
+				who = "a tool worker of server " + p.t.server.Name
+			}
+			p.g.log.Warn("the clock of " + who + " is more than " + bus.AcceptGrace.String() + " ahead of this ingress's; requests go without liveness from now on (fix NTP)")
+		}
+		return true, p.resend()
+	}
+	return false, false
+}
+
+// relay writes what came for the POST's stream to it, opening it first.
+func (p *pending) relay(msgs []*nats.Msg) {
+	for _, m := range msgs {
+		if e := p.g.mayRelay(p.req, m); e != nil {
+			p.g.log.Warn("not relaying a message to a POST's stream", "request_id", p.req.env.RequestID, "reason", e.Message)
+			if m.Reply != "" {
+				_ = bus.ReplyTo(p.g.nc, m.Reply).Error(e)
 			}
 			continue
-		case <-ctx.Done():
-			if r.Context().Err() != nil {
-				return // the client left
-			}
-			g.finish(w, r, req, sse, nil, t.waitError(ctx, req))
-			return
 		}
-		beats, expired, last := ps.liveness()
-		switch {
-		case beats > seen:
-			seen = beats
-			watch.Heard(last)
-		case expired && seen == 0 && !bus.ClockAhead(last, time.Now()):
-			// Taken after its accept-by by a late replica (busy, or just
-			// resumed from a freeze): another try, while tries remain.
-			if !watch.MayResend() {
-				g.finish(w, r, req, sse, nil, t.lostError(true))
-				return
-			}
-			if err := send(t); err != nil {
-				g.finish(w, r, req, sse, nil, t.failure(err))
-				return
-			}
-			continue
-		case expired && seen == 0:
-			// Dropped as too late by a worker whose clock is ahead of this
-			// one's: send without liveness from now on.
-			if !g.clockSkew.Swap(true) {
-				who := "the gateway router"
-				if t.server != nil {
-					who = "a tool worker of server " + t.server.Name
-				}
-				g.log.Warn("the clock of " + who + " is more than " + bus.AcceptGrace.String() + " ahead of this ingress's; requests go without liveness from now on (fix NTP)")
-			}
-			if err := send(t); err != nil {
-				g.finish(w, r, req, sse, nil, t.failure(err))
-				return
-			}
-			continue
+		if p.sse == nil {
+			p.sse = p.g.startPostStream(p.w, p.req, p.ps)
 		}
-		msgs, reply := ps.take(batch)
-		batch = msgs
-		for _, m := range msgs {
-			if e := g.mayRelay(req, m); e != nil {
-				g.log.Warn("not relaying a message to a POST's stream", "request_id", req.env.RequestID, "reason", e.Message)
-				if m.Reply != "" {
-					_ = bus.ReplyTo(g.nc, m.Reply).Error(e)
-				}
-				continue
-			}
-			if sse == nil {
-				sse = g.startPostStream(w, req, ps)
-			}
-			if sse.message(m.Data) == nil {
-				g.ack(m)
-			}
-		}
-		if reply != nil && watch.Accepted() && bus.NoResponders(reply) {
-			// The answer to a recall: the worker that took the call may be
-			// gone. It may have reached the upstream: never sent again.
-			if watch.Gone() {
-				g.finish(w, r, req, sse, nil, t.lostError(false))
-				return
-			}
-			ps.retract() // an earlier recall's: the next one tells
-			reply = nil
-		}
-		if reply != nil && sse == nil && t.refused(reply) {
-			t = viaRouter // target.go: the router answers a refused direct send
-			ps.retract()
-			if err := send(t); err != nil {
-				g.finish(w, r, req, nil, nil, t.failure(err))
-				return
-			}
-			continue
-		}
-		if reply != nil {
-			g.finish(w, r, req, sse, reply, t.replyError(reply))
-			return
+		if p.sse.message(m.Data) == nil {
+			p.g.ack(m)
 		}
 	}
+}
+
+// replied handles the reply, if one came; true once the POST is answered.
+func (p *pending) replied(reply *nats.Msg) bool {
+	if reply != nil && p.watch.Accepted() && bus.NoResponders(reply) {
+		// The answer to a recall: the worker that took the call may be
+		// gone. It may have reached the upstream: never sent again.
+		if p.watch.Gone() {
+			p.finish(nil, p.t.lostError(false))
+			return true
+		}
+		p.ps.retract() // an earlier recall's: the next one tells
+		reply = nil
+	}
+	if reply != nil && p.sse == nil && p.t.refused(reply) {
+		p.t = viaRouter // target.go: the router answers a refused direct send
+		p.ps.retract()
+		return p.resend()
+	}
+	if reply != nil {
+		p.finish(reply, p.t.replyError(reply))
+		return true
+	}
+	return false
 }
 
 // mayRelay checks a message for a POST's stream as mayDeliver does for a
