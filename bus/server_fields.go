@@ -92,6 +92,42 @@ func fieldAt[T any](fn func(*ServerSpec) *T, s *ServerSpec) *T {
 	return fn(s)
 }
 
+// FieldValue is one value as written (a YAML node, a JSON value), read as
+// each kind; a reader records its own errors and returns the zero value.
+type FieldValue interface {
+	String() string
+	Duration() string // a Go duration string, or an os.environ/ reference as written
+	List() []string
+	Scopes() []string
+	Map() map[string]string
+	Bool() bool
+	Count() int
+	Groups() []string
+}
+
+// Set reads v as f's kind and stores it in s. A KindCost field is its
+// reader's to parse (its shapes are the config file's); Set leaves it.
+func (f ServerField) Set(s *ServerSpec, v FieldValue) {
+	switch f.Kind {
+	case KindString:
+		*f.Str(s) = v.String()
+	case KindDuration:
+		*f.Str(s) = v.Duration()
+	case KindList:
+		*f.List(s) = v.List()
+	case KindScopes:
+		*f.List(s) = v.Scopes()
+	case KindMap:
+		*f.Map(s) = v.Map()
+	case KindBool:
+		*f.Bool(s) = v.Bool()
+	case KindCount:
+		*f.Count(s) = v.Count()
+	case KindGroups:
+		*f.List(s) = v.Groups()
+	}
+}
+
 // Clear sets the field in s to its zero value.
 func (f ServerField) Clear(s *ServerSpec) {
 	switch {

@@ -203,31 +203,32 @@ func oneOf(f bus.ServerField) string {
 
 // readField reads one field's value, written under key, into spec.
 func readField(p *problems, at string, f bus.ServerField, key string, n *yaml.Node, spec *bus.ServerSpec, env LookupEnv) {
-	switch f.Kind {
-	case bus.KindString:
-		*f.Str(spec), _ = p.str(at, n)
-	case bus.KindDuration:
-		*f.Str(spec) = readTimeout(p, at, n)
-	case bus.KindList:
-		*f.List(spec) = p.strList(at, n)
-	case bus.KindScopes:
-		*f.List(spec) = p.scopes(at, n)
-	case bus.KindMap:
-		*f.Map(spec) = p.strMap(at, n)
-	case bus.KindBool:
-		*f.Bool(spec) = p.boolean(at, n, env)
-	case bus.KindCount:
-		*f.Count(spec) = p.count(at, n)
-	case bus.KindGroups:
-		*f.List(spec) = readAccessGroups(p, at, n)
-	case bus.KindCost: // cost.go
-		if key == "mcp_info" {
-			*f.Cost(spec) = readMCPInfo(p, at, n)
-		} else {
-			*f.Cost(spec) = readCostPerQuery(p, at, n)
-		}
+	switch {
+	case f.Kind != bus.KindCost:
+		f.Set(spec, yamlValue{p, at, n, env})
+	case key == "mcp_info": // cost.go
+		*f.Cost(spec) = readMCPInfo(p, at, n)
+	default:
+		*f.Cost(spec) = readCostPerQuery(p, at, n)
 	}
 }
+
+// yamlValue is a server field's YAML node, read as bus.ServerField.Set asks.
+type yamlValue struct {
+	p   *problems
+	at  string
+	n   *yaml.Node
+	env LookupEnv
+}
+
+func (v yamlValue) String() string         { s, _ := v.p.str(v.at, v.n); return s }
+func (v yamlValue) Duration() string       { return readTimeout(v.p, v.at, v.n) }
+func (v yamlValue) List() []string         { return v.p.strList(v.at, v.n) }
+func (v yamlValue) Scopes() []string       { return v.p.scopes(v.at, v.n) }
+func (v yamlValue) Map() map[string]string { return v.p.strMap(v.at, v.n) }
+func (v yamlValue) Bool() bool             { return v.p.boolean(v.at, v.n, v.env) }
+func (v yamlValue) Count() int             { return v.p.count(v.at, v.n) }
+func (v yamlValue) Groups() []string       { return readAccessGroups(v.p, v.at, v.n) }
 
 // readTimeout reads a timeout written as a number of seconds or a Go
 // duration and returns it as a Go duration string. An environment reference

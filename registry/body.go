@@ -94,32 +94,26 @@ func (b *writeBody) apply(spec *bus.ServerSpec, env config.LookupEnv) (ignored [
 			continue
 		}
 		given[f.Name] = k
-		r.field(f, k, raw, spec)
+		f.Set(spec, jsonValue{&r, k, raw})
 	}
 	return ignored, r.errs
 }
 
-// field reads the value of one field, sent under key, into spec.
-func (r *fieldReader) field(f bus.ServerField, key string, raw json.RawMessage, spec *bus.ServerSpec) {
-	switch f.Kind {
-	case bus.KindString:
-		*f.Str(spec) = r.str(key, raw)
-	case bus.KindDuration:
-		*f.Str(spec) = r.duration(key, raw)
-	case bus.KindList:
-		*f.List(spec) = r.strList(key, raw)
-	case bus.KindScopes:
-		*f.List(spec) = r.scopes(key, raw)
-	case bus.KindMap:
-		*f.Map(spec) = r.strMap(key, raw)
-	case bus.KindBool:
-		*f.Bool(spec) = r.boolean(key, raw)
-	case bus.KindCount:
-		*f.Count(spec) = r.count(key, raw)
-	case bus.KindGroups:
-		*f.List(spec) = r.groups(key, raw)
-	}
+// jsonValue is a server field's JSON value, read as bus.ServerField.Set asks.
+type jsonValue struct {
+	r   *fieldReader
+	key string
+	raw json.RawMessage
 }
+
+func (v jsonValue) String() string         { return v.r.str(v.key, v.raw) }
+func (v jsonValue) Duration() string       { return v.r.duration(v.key, v.raw) }
+func (v jsonValue) List() []string         { return v.r.strList(v.key, v.raw) }
+func (v jsonValue) Scopes() []string       { return v.r.scopes(v.key, v.raw) }
+func (v jsonValue) Map() map[string]string { return v.r.strMap(v.key, v.raw) }
+func (v jsonValue) Bool() bool             { return v.r.boolean(v.key, v.raw) }
+func (v jsonValue) Count() int             { return v.r.count(v.key, v.raw) }
+func (v jsonValue) Groups() []string       { return v.r.groups(v.key, v.raw) }
 
 // groups reads access group names: tokens, as server names are.
 func (r *fieldReader) groups(key string, raw json.RawMessage) []string {
