@@ -84,11 +84,11 @@ func TestVerifyAnswersAreReusedUntilAuthChanges(t *testing.T) {
 	a.id.Store(&bus.Identity{KeyID: "k2", RateLimited: true})
 	nc.Publish(bus.SubjectAuthChanged, nil)
 	_ = nc.Flush()
-	bustest.Eventually(t, 30*time.Second, "the ingress drops its cached answer", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the ingress drops its cached answer", func() error {
 		req, _ := http.NewRequest(http.MethodPost, url+"/mcp", nil)
 		req.Header.Set("Authorization", "Bearer sk-cached")
 		id, _ := g.verify(req)
-		return id.KeyID == "k2"
+		return bustest.Want("key id verified", id.KeyID, "k2")
 	})
 	before := a.n.Load()
 	for range 3 {

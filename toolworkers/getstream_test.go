@@ -21,7 +21,7 @@ import (
 func TestGETStreamOpenedAfterInitialize(t *testing.T) {
 	e := newRelayEnv(t, newRelayUpstream(t))
 	e.toolText(t, caller("s1", "k1", ""), "echo")
-	bustest.Eventually(t, 30*time.Second, "a GET reached the upstream", func() bool { return e.up.count("GET") > 0 })
+	bustest.Eventually(t, 30*time.Second, "a GET reached the upstream", func() error { return bustest.AtLeast("GETs upstream", e.up.count("GET"), 1) })
 	e.up.mu.Lock()
 	var order []string
 	for _, s := range e.up.seen {
@@ -59,7 +59,7 @@ func TestGETStream405StopsTrying(t *testing.T) {
 	e := newRelayEnv(t, up)
 	client := caller("s1", "k1", "")
 	e.toolText(t, client, "echo")
-	bustest.Eventually(t, 30*time.Second, "a GET reached the upstream", func() bool { return e.up.count("GET") > 0 })
+	bustest.Eventually(t, 30*time.Second, "a GET reached the upstream", func() error { return bustest.AtLeast("GETs upstream", e.up.count("GET"), 1) })
 	time.Sleep(500 * time.Millisecond) // several backoffs, were it retrying
 	e.toolText(t, client, "echo")
 	if n := e.up.count("GET"); n != 1 {
@@ -132,10 +132,10 @@ func TestGETStreamReconnectsWithLastEventID(t *testing.T) {
 	if _, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/list", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	bustest.Eventually(t, 30*time.Second, "the GET stream is reopened", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the GET stream is reopened", func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(lastIDs) >= 2
+		return bustest.AtLeast("GETs", len(lastIDs), 2)
 	})
 	mu.Lock()
 	if lastIDs[0] != "" || lastIDs[1] != "ev-1" {

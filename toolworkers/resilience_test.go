@@ -2,6 +2,7 @@ package toolworkers
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -83,11 +84,14 @@ func TestLimiterUnderLoadNeverExceedsMax(t *testing.T) {
 		}()
 	}
 	held := 0
-	bustest.Eventually(t, 30*time.Second, "a caller waits for a slot, the holders counted", func() bool {
+	bustest.Eventually(t, 30*time.Second, "a caller waits for a slot, the holders counted", func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		held = cur
-		return l.queued() > 0 && cur == l.inFlight()
+		if q, n := l.queued(), l.inFlight(); q == 0 || cur != n {
+			return fmt.Errorf("%d queued, %d holders counted of %d in flight", q, cur, n)
+		}
+		return nil
 	})
 	close(full)
 	wg.Wait()

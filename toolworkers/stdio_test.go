@@ -372,10 +372,13 @@ func TestStdioStartFailure(t *testing.T) {
 	if _, err := c.Call(ccCtx(t, 100*time.Millisecond), "tools/list", nil, nil); err == nil {
 		t.Fatal("a call to a command that cannot start succeeded")
 	}
-	bustest.Eventually(t, 30*time.Second, "the failed start is recorded", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the failed start is recorded", func() error {
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		return d.lastErr != ""
+		if d.lastErr == "" {
+			return errors.New("no error recorded")
+		}
+		return nil
 	})
 	_, err := c.Call(ccCtx(t, 100*time.Millisecond), "tools/list", nil, nil)
 	if ccKind(err) != bus.ErrUpstreamUnavailable || !strings.Contains(err.Error(), `its command "/nonexistent/mcp-server" cannot run`) || strings.Contains(err.Error(), "abc123") {
