@@ -182,6 +182,18 @@ func (r *revocations) seen() []string {
 	return append([]string(nil), r.got...)
 }
 
+// sync returns once every revocation nc published before it has reached r:
+// it publishes a marker on nc and waits for it (NATS keeps one connection's
+// messages in order).
+func (r *revocations) sync(t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	marker := fmt.Sprintf("sync-%d", time.Now().UnixNano())
+	if err := nc.Publish(bus.SubjectKeyRevoked, []byte(marker)); err != nil {
+		t.Fatal(err)
+	}
+	r.wait(t, marker, 30*time.Second)
+}
+
 // known waits until every instance has token, and its team if it has one, in
 // its cache (an admin request on the bus may be answered by any replica; the
 // others follow by KV watch).
@@ -388,7 +400,10 @@ func TestExpiredKey(t *testing.T) {
 	if _, e := verifyBus(t, a.nc, g.Key); e != nil {
 		t.Fatal(e)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// A sweep for expired keys (what the expiry loop runs) before the expiry
+	// announces nothing.
+	a.store.announceExpired()
+	rev.sync(t, a.nc)
 	if rev.count(g.Token) != 0 {
 		t.Fatal("revoked before expiry")
 	}
@@ -399,7 +414,9 @@ func TestExpiredKey(t *testing.T) {
 		t.Fatalf("expired key: %v, want %q", e, want)
 	}
 	rev.wait(t, g.Token, 30*time.Second)
-	time.Sleep(150 * time.Millisecond)
+	// Another sweep after the announcement announces nothing more.
+	a.store.announceExpired()
+	rev.sync(t, a.nc)
 	if n := rev.count(g.Token); n != 1 {
 		t.Fatalf("expiry announced %d times by one replica, want once", n)
 	}
