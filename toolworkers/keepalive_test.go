@@ -74,7 +74,7 @@ func TestBackToBackSSEAnswersUseOneConnection(t *testing.T) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"ok\":true}}\n\n", m.ID)
 		w.(http.Flusher).Flush()
-		time.Sleep(time.Millisecond) // the handler returns a moment after its answer
+		time.Sleep(time.Millisecond) // real time: the scenario is a handler that returns a moment after its answer
 	}
 	c := f.client(t)
 	c.endWait = time.Minute // not a bound: the stream ends 1 ms after the answer

@@ -162,6 +162,19 @@ func (e *mgrEnv) put(t *testing.T, s bus.ServerSpec) {
 	}
 }
 
+// settled returns once the manager has applied every record written before:
+// it writes the record of a marker server, waits until the marker answers
+// (the manager applies records one at a time, in the order written), and
+// deletes it again.
+func (e *mgrEnv) settled(t *testing.T) {
+	t.Helper()
+	marker := newMgrUpstream(t, "marker")
+	e.put(t, bus.ServerSpec{Name: "marker", URL: marker.url})
+	bustest.Eventually(t, 30*time.Second, "the marker record is served", answers(e.nc, "marker", "marker"))
+	e.del(t, "marker")
+	bustest.Eventually(t, 30*time.Second, "the marker record is deleted", noResponders(e.nc, "marker"))
+}
+
 func (e *mgrEnv) del(t *testing.T, name string) {
 	t.Helper()
 	if err := e.kv.Delete(context.Background(), name); err != nil {
@@ -248,7 +261,7 @@ func TestManagerFollowsRecords(t *testing.T) {
 	// would) must not restart the worker.
 	initsBefore, _ := two.counts()
 	e.put(t, bus.ServerSpec{Name: "alpha", URL: two.url, Source: "api"})
-	time.Sleep(200 * time.Millisecond)
+	e.settled(t)
 	if got, _ := callWho(e.nc, "alpha"); got != "two" {
 		t.Fatalf("after an unchanged rewrite: %q", got)
 	}
@@ -294,6 +307,8 @@ func TestManagerInitialRecordsAndStop(t *testing.T) {
 	m.Stop() // idempotent
 	// Records written after Stop start nothing.
 	e.put(t, bus.ServerSpec{Name: "c", URL: one.url})
+	// Real time: a stopped manager follows nothing, so there is no marker to
+	// wait for; a worker started anyway would be on the bus by then.
 	time.Sleep(100 * time.Millisecond)
 	if err := noResponders(e.nc, "c")(); err != nil {
 		t.Fatalf("a stopped manager started a worker: %v", err)
@@ -361,7 +376,7 @@ func TestManagerBadSpecDoesNotStopOthers(t *testing.T) {
 	if _, err := e.kv.Put(context.Background(), "good", []byte("{not json")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	e.settled(t)
 	if got, err := callWho(e.nc, "good"); err != nil || got != "two" {
 		t.Fatalf("good after an unreadable record: %q %v", got, err)
 	}
@@ -438,15 +453,10 @@ func TestManagerNoGoroutineLeak(t *testing.T) {
 		t.Fatalf("the check sees no goroutines of running workers (%d before, %d now)", before, n)
 	}
 	m.Stop()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		n, stacks := ownGoroutines()
-		if n <= before {
-			break
+	bustest.Eventually(t, 30*time.Second, "no goroutine of ours outlives Stop", func() error {
+		if n, stacks := ownGoroutines(); n > before {
+			return fmt.Errorf("%d goroutines of ours before, %d after Stop:\n%s", before, n, stacks)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines of ours before, %d after Stop:\n%s", before, n, stacks)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -24,9 +24,7 @@ func TestLimiterQueuesThenRefuses(t *testing.T) {
 		}
 		got <- err
 	}()
-	for l.queued() != 1 {
-		time.Sleep(time.Millisecond)
-	}
+	bustest.Eventually(t, 30*time.Second, "the third caller waits in the queue", func() error { return bustest.Want("queued", l.queued(), 1) })
 	// The queue is full: the next call is refused at once, saying why.
 	_, err := l.acquire(context.Background())
 	if e := bus.AsError(err); e.Kind != bus.ErrUpstreamBusy || !strings.Contains(e.Message, `"db" is at its limit of 2 concurrent calls and 1 waiting`) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/nats-io/nats.go"
 )
 
@@ -100,9 +101,8 @@ func TestServerRequestAnswerFromWrongSessionIgnored(t *testing.T) {
 			_ = e.nc.PublishMsg(&nats.Msg{Subject: subj, Header: env.Header(),
 				Data: []byte(response(req.ID, `{"role":"assistant","model":"m","content":{"type":"text","text":"forged"}}`))})
 		}
-		for deadline := time.Now().Add(30 * time.Second); e.forgedIgnored() < 2 && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond)
-		}
+		// Not on the test's goroutine: the count is checked below.
+		_ = bustest.Poll(30*time.Second, func() error { return bustest.AtLeast("forged answers ignored", e.forgedIgnored(), 2) })
 		return client, response(req.ID, `{"role":"assistant","model":"m","content":{"type":"text","text":"genuine"}}`), true
 	})
 	if got := e.toolText(t, client, "sample"); got != "sampled: genuine" {

@@ -217,14 +217,13 @@ func TestStdioCallsShareOneProcess(t *testing.T) {
 	}
 
 	// No goroutine outlives Close (the bound only catches one that never ends).
-	deadline := time.Now().Add(30 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<20)
-		t.Errorf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
-	}
+	bustest.Eventually(t, 30*time.Second, "no goroutine outlives Close", func() error {
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<20)
+			return fmt.Errorf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+		}
+		return nil
+	})
 }
 
 func TestStdioEnvironmentIsExactlyTheSpec(t *testing.T) {

@@ -196,13 +196,12 @@ func TestUsageWithoutStreamNeverFailsACall(t *testing.T) {
 			t.Fatalf("call %d: %s", i, reply.Data)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for w.UsageStats().Failed < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("stats %+v, want %d failed", w.UsageStats(), n)
+	bustest.Eventually(t, 30*time.Second, "every event given up", func() error {
+		if s := w.UsageStats(); s.Failed < n {
+			return fmt.Errorf("stats %+v, want %d failed", s, n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if s := w.UsageStats(); s.Stored != 0 || s.Dropped != 0 {
 		t.Fatalf("stats %+v", s)
 	}

@@ -87,14 +87,20 @@ func ServerCache(t testing.TB, ns *server.Server, specs ...bus.ServerSpec) *bus.
 // shows how far things got. Polls every 10 ms.
 func Eventually(t testing.TB, d time.Duration, what string, cond func() error) {
 	t.Helper()
+	if err := Poll(d, cond); err != nil {
+		t.Fatalf("not within %s: %s: last: %v", d, what, err)
+	}
+}
+
+// Poll is Eventually for a goroutine other than the test's (which may not
+// fail the test): it polls cond every 10 ms until it returns nil, or returns
+// its last error once d has passed.
+func Poll(d time.Duration, cond func() error) error {
 	deadline := time.Now().Add(d)
 	for {
 		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s: last: %v", d, what, err)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
