@@ -513,18 +513,14 @@ func TestClientMessages(t *testing.T) {
 		t.Fatalf("cancel request %s", m.Data)
 	}
 	h.send(env, `{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}`)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	bustest.Eventually(t, 30*time.Second, "roots/list_changed reaches both servers", func() error {
 		ma, _ := a.last("notifications/roots/list_changed")
 		mb, _ := b.last("notifications/roots/list_changed")
-		if ma != nil && mb != nil {
-			break
+		if ma == nil || mb == nil {
+			return fmt.Errorf("reached a: %v, b: %v", ma != nil, mb != nil)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("roots/list_changed reached a=%v b=%v", ma != nil, mb != nil)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if msg, e := h.send(env, `{"jsonrpc":"2.0","method":"notifications/initialized"}`); msg != nil || e != nil {
 		t.Fatalf("initialized: %v %v", msg, e)
 	}
