@@ -67,7 +67,7 @@ func newTokenEndpoint(t *testing.T) *tokenEndpoint {
 			io.WriteString(w, `{"error":"invalid_scope"}`)
 			return
 		}
-		time.Sleep(te.delay)
+		time.Sleep(te.delay) // real time: a token endpoint slow to answer
 		if te.hold != nil {
 			if te.arrived != nil {
 				te.arrived <- struct{}{}

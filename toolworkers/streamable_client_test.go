@@ -113,7 +113,7 @@ func (f *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if f.initDelay > 0 {
-			time.Sleep(f.initDelay)
+			time.Sleep(f.initDelay) // real time: an upstream slow to initialize
 		}
 		if !f.noSession {
 			w.Header().Set("Mcp-Session-Id", fmt.Sprintf("sess-%d", n))

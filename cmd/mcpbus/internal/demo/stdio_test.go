@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -86,8 +87,14 @@ func TestRunStdioStopsOnCancel(t *testing.T) {
 	inR, inW := io.Pipe()
 	defer inW.Close()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"--stdio"}, inR, io.Discard, io.Discard) }()
-	time.Sleep(50 * time.Millisecond)
+	var stderr bustest.Buffer
+	go func() { done <- run(ctx, []string{"--stdio"}, inR, io.Discard, &stderr) }()
+	bustest.Eventually(t, 30*time.Second, "the demo serves on stdio", func() error {
+		if !strings.Contains(stderr.String(), "serving MCP on stdio") {
+			return fmt.Errorf("stderr %q", stderr.String())
+		}
+		return nil
+	})
 	cancel()
 	select {
 	case err := <-done:

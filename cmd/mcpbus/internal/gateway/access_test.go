@@ -313,17 +313,12 @@ func TestKeyLifecycleAcrossIngresses(t *testing.T) {
 	if status, out := admin(t, g.URL(), http.MethodPost, "/team/update", map[string]any{"team_id": teamID, "mcp_servers": []string{"a", "b"}}); status != http.StatusOK {
 		t.Fatalf("/team/update: HTTP %d %v", status, out)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r := post(t, second+"/mcp/b", bearer(member), initBody)
-		if r.status == http.StatusOK && r.rpcErr.Code == 0 {
-			break
+	bustest.Eventually(t, 30*time.Second, "the team change reaches the second ingress", func() error {
+		if r := post(t, second+"/mcp/b", bearer(member), initBody); r.status != http.StatusOK || r.rpcErr.Code != 0 {
+			return fmt.Errorf("initialize on b: HTTP %d %s", r.status, r.body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the team change did not reach the second ingress within 30s: %s", r.body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // rpm_limit holds across two ingress processes: 429 with Retry-After.
