@@ -495,7 +495,7 @@ func TestClientMessages(t *testing.T) {
 	if msg, e := h.send(env, body); msg != nil || e != nil {
 		t.Fatalf("response: answer %v %v, want empty", msg, e)
 	}
-	m, err := answers.NextMsg(time.Second)
+	m, err := answers.NextMsg(10 * time.Second)
 	if err != nil || string(m.Data) != body || m.Header.Get(bus.HeaderSession) != "sess-1" {
 		t.Fatalf("relayed response: %v %v", m, err)
 	}
@@ -503,7 +503,7 @@ func TestClientMessages(t *testing.T) {
 		t.Fatalf("stray response: %v %v", msg, e)
 	}
 	h.send(env, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"user"}}`)
-	m, err = cancels.NextMsg(time.Second)
+	m, err = cancels.NextMsg(10 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

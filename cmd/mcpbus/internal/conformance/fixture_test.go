@@ -451,7 +451,7 @@ func TestResourcesAndSubscription(t *testing.T) {
 		if uri != watchedURI {
 			t.Errorf("updated %s, want %s", uri, watchedURI)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // only a notification never sent gets here
 		t.Fatal("no resources/updated after UpdateWatched")
 	}
 	if after := read(watchedURI).Text; after == before {

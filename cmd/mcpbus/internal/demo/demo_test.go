@@ -184,7 +184,7 @@ func TestRunRequireHeader(t *testing.T) {
 	case line = <-lines:
 	case err := <-done:
 		t.Fatalf("Run returned early: %v", err)
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // only a server that never listens gets here
 		t.Fatal("no listening line")
 	}
 	m := regexp.MustCompile(`^demo upstream "guarded" listening on (http://127\.0\.0\.1:\d+/mcp)\n$`).FindStringSubmatch(line)

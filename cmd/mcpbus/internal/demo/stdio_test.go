@@ -58,7 +58,7 @@ func TestRunStdio(t *testing.T) {
 		if err != nil {
 			t.Errorf("Run: %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // only a Run that never returns gets here
 		t.Fatal("Run did not return when stdin closed")
 	}
 
@@ -101,7 +101,7 @@ func TestRunStdioStopsOnCancel(t *testing.T) {
 		if err != nil {
 			t.Errorf("Run: %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // only a Run that never stops gets here
 		t.Fatal("Run did not stop on cancel")
 	}
 }
