@@ -18,8 +18,8 @@ func TestVerifyAnswersCarryCacheHintsAndChangesAreAnnounced(t *testing.T) {
 	ns := bustest.Server(t)
 	a := startAuth(t, ns, nil)
 	watcher := bustest.Conn(t, ns)
-	changed := make(chan struct{}, 64)
-	sub, err := watcher.Subscribe(bus.SubjectAuthChanged, func(_ *nats.Msg) { changed <- struct{}{} })
+	changed := make(chan string, 64)
+	sub, err := watcher.Subscribe(bus.SubjectAuthChanged, func(m *nats.Msg) { changed <- string(m.Data) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,16 +36,21 @@ func TestVerifyAnswersCarryCacheHintsAndChangesAreAnnounced(t *testing.T) {
 	if e != nil || id.RateLimited || id.Expires == nil || time.Until(*id.Expires) > time.Hour {
 		t.Fatalf("a 1h key without limits verified as %+v, %v: want cacheable with its expiry", id, e)
 	}
-	drain := func() {
-		for {
-			select {
-			case <-changed:
-			case <-time.After(100 * time.Millisecond):
-				return
-			}
+	// Drop the announcements of the two new keys: auth announces a change
+	// as it applies it (known waits for that), on its own connection, so
+	// they come before a marker published there after.
+	known(t, metered.Token, a)
+	known(t, plain.Token, a)
+	if err := a.nc.Publish(bus.SubjectAuthChanged, []byte("marker")); err != nil {
+		t.Fatal(err)
+	}
+	for m := ""; m != "marker"; {
+		select {
+		case m = <-changed:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the marker did not arrive")
 		}
 	}
-	drain()
 	if _, e := a.keyUpdate(context.Background(), []byte(fmt.Sprintf(`{"key":%q,"mcp_servers":["only"]}`, plain.Key))); e != nil {
 		t.Fatal(e)
 	}

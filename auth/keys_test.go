@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -167,7 +168,30 @@ func (r *revocations) count(token string) int {
 // wait fails unless token is revoked within d.
 func (r *revocations) wait(t *testing.T, token string, d time.Duration) {
 	t.Helper()
-	bustest.Eventually(t, d, "revocation of "+prefix(token), func() bool { return r.count(token) > 0 })
+	bustest.Eventually(t, d, "revocation of "+prefix(token), func() error {
+		if r.count(token) == 0 {
+			return fmt.Errorf("revoked so far: %v", r.seen())
+		}
+		return nil
+	})
+}
+
+func (r *revocations) seen() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.got...)
+}
+
+// sync returns once every revocation nc published before it has reached r:
+// it publishes a marker on nc and waits for it (NATS keeps one connection's
+// messages in order).
+func (r *revocations) sync(t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	marker := fmt.Sprintf("sync-%d", time.Now().UnixNano())
+	if err := nc.Publish(bus.SubjectKeyRevoked, []byte(marker)); err != nil {
+		t.Fatal(err)
+	}
+	r.wait(t, marker, 30*time.Second)
 }
 
 // known waits until every instance has token, and its team if it has one, in
@@ -176,14 +200,19 @@ func (r *revocations) wait(t *testing.T, token string, d time.Duration) {
 func known(t *testing.T, token string, insts ...instance) {
 	t.Helper()
 	for _, in := range insts {
-		bustest.Eventually(t, 30*time.Second, "replica knows "+prefix(token)+" and its team", func() bool {
+		bustest.Eventually(t, 30*time.Second, "replica knows "+prefix(token)+" and its team", func() error {
 			in.store.mu.RLock()
 			defer in.store.mu.RUnlock()
 			k, ok := in.store.keys[token]
-			if ok && k.rec.TeamID != "" {
-				_, ok = in.store.teams[k.rec.TeamID] // the teams bucket has its own watch
+			if !ok {
+				return errors.New("the key is not in its cache")
 			}
-			return ok
+			if k.rec.TeamID != "" {
+				if _, ok = in.store.teams[k.rec.TeamID]; !ok { // the teams bucket has its own watch
+					return fmt.Errorf("its team %q is not in its cache", k.rec.TeamID)
+				}
+			}
+			return nil
 		})
 	}
 }
@@ -371,7 +400,10 @@ func TestExpiredKey(t *testing.T) {
 	if _, e := verifyBus(t, a.nc, g.Key); e != nil {
 		t.Fatal(e)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// A sweep for expired keys (what the expiry loop runs) before the expiry
+	// announces nothing.
+	a.store.announceExpired()
+	rev.sync(t, a.nc)
 	if rev.count(g.Token) != 0 {
 		t.Fatal("revoked before expiry")
 	}
@@ -382,7 +414,9 @@ func TestExpiredKey(t *testing.T) {
 		t.Fatalf("expired key: %v, want %q", e, want)
 	}
 	rev.wait(t, g.Token, 30*time.Second)
-	time.Sleep(150 * time.Millisecond)
+	// Another sweep after the announcement announces nothing more.
+	a.store.announceExpired()
+	rev.sync(t, a.nc)
 	if n := rev.count(g.Token); n != 1 {
 		t.Fatalf("expiry announced %d times by one replica, want once", n)
 	}
@@ -437,7 +471,12 @@ func TestBlockedKeyAndTeam(t *testing.T) {
 	if e == nil || e.Kind != bus.ErrUnauthorized || !strings.Contains(e.Message, "team 'Platform'") || !strings.Contains(e.Message, "blocked") {
 		t.Fatalf("blocked team: %v", e)
 	}
-	bustest.Eventually(t, 30*time.Second, "revocation on team block", func() bool { return rev.count(g.Token) > before })
+	bustest.Eventually(t, 30*time.Second, "revocation on team block", func() error {
+		if n := rev.count(g.Token); n <= before {
+			return fmt.Errorf("revoked %d times, as before the block", n)
+		}
+		return nil
+	})
 	if _, e := verifyBus(t, a.nc, other.Key); e != nil {
 		t.Fatalf("a key of no team suffers from a team block: %v", e)
 	}
@@ -479,9 +518,11 @@ func TestOrphanKeyDoesNotVerify(t *testing.T) {
 	if err := a.store.teamsKV.Delete(context.Background(), "t1"); err != nil {
 		t.Fatal(err)
 	}
-	bustest.Eventually(t, 30*time.Second, "orphan refused", func() bool {
-		_, e := a.verify(g.Token)
-		return e != nil && strings.Contains(e.Message, "no longer exists")
+	bustest.Eventually(t, 30*time.Second, "orphan refused", func() error {
+		if _, e := a.verify(g.Token); e == nil || !strings.Contains(e.Message, "no longer exists") {
+			return fmt.Errorf("verify: %v, want its team no longer exists", e)
+		}
+		return nil
 	})
 	if _, e := call(t, a.nc, bus.SubjectTeamNew, map[string]any{"team_id": "t1"}); e == nil || !strings.Contains(e.Message, "still exist") {
 		t.Fatalf("team id reuse with orphans: %v", e)
@@ -505,7 +546,12 @@ func TestDeleteReachesSecondInstance(t *testing.T) {
 	}
 	// A key made on A after B started reaches B through the watch.
 	g4 := generate(t, a.nc, map[string]any{"key_alias": "four"})
-	bustest.Eventually(t, 30*time.Second, "new key on B", func() bool { _, e := b.verify(g4.Token); return e == nil })
+	bustest.Eventually(t, 30*time.Second, "new key on B", func() error {
+		if _, e := b.verify(g4.Token); e != nil {
+			return e
+		}
+		return nil
+	})
 
 	var del struct {
 		Keys []string `json:"deleted_keys"`
@@ -522,16 +568,23 @@ func TestDeleteReachesSecondInstance(t *testing.T) {
 	}
 	for _, g := range []generated{g1, g2} {
 		rev.wait(t, g.Token, 30*time.Second)
-		bustest.Eventually(t, 30*time.Second, "B refuses a deleted key", func() bool {
-			_, e := b.verify(g.Token)
-			return e != nil && e.Message == "unauthorized: invalid API key"
+		bustest.Eventually(t, 30*time.Second, "B refuses a deleted key", func() error {
+			if _, e := b.verify(g.Token); e == nil || e.Message != "unauthorized: invalid API key" {
+				return fmt.Errorf("verify: %v, want invalid API key", e)
+			}
+			return nil
 		})
 	}
 	if _, e := a.keyDelete(context.Background(), []byte(`{"key_aliases":["four"]}`)); e != nil {
 		t.Fatal(e)
 	}
 	rev.wait(t, g4.Token, 30*time.Second)
-	bustest.Eventually(t, 30*time.Second, "B refuses a deleted key", func() bool { _, e := b.verify(g4.Token); return e != nil })
+	bustest.Eventually(t, 30*time.Second, "B refuses a deleted key", func() error {
+		if _, e := b.verify(g4.Token); e == nil {
+			return errors.New("B still verifies it")
+		}
+		return nil
+	})
 	if _, e := b.verify(g3.Token); e != nil {
 		t.Fatalf("an untouched key: %v", e)
 	}
@@ -554,9 +607,11 @@ func TestUpdateReachesSecondInstance(t *testing.T) {
 	if _, e := a.keyUpdate(context.Background(), []byte(fmt.Sprintf(`{"key":%q,"mcp_servers":["only"]}`, g.Key))); e != nil {
 		t.Fatal(e)
 	}
-	bustest.Eventually(t, 30*time.Second, "B applies the update", func() bool {
-		id, e := b.verify(g.Token)
-		return e == nil && fmt.Sprint(id.Permissions.Servers) == "[only]"
+	bustest.Eventually(t, 30*time.Second, "B applies the update", func() error {
+		if id, e := b.verify(g.Token); e != nil || fmt.Sprint(id.Permissions.Servers) != "[only]" {
+			return fmt.Errorf("B verifies servers %v, %v; want [only]", id.Permissions.Servers, e)
+		}
+		return nil
 	})
 }
 
@@ -695,11 +750,13 @@ func TestConcurrentUpdatesAreNotLost(t *testing.T) {
 	}
 	// Same for teams.
 	mustCall(t, a.nc, bus.SubjectTeamNew, map[string]any{"team_id": "race"}, nil)
-	bustest.Eventually(t, 30*time.Second, "B knows the team", func() bool {
+	bustest.Eventually(t, 30*time.Second, "B knows the team", func() error {
 		b.store.mu.RLock()
 		defer b.store.mu.RUnlock()
-		_, ok := b.store.teams["race"]
-		return ok
+		if _, ok := b.store.teams["race"]; !ok {
+			return errors.New("not in B's cache")
+		}
+		return nil
 	})
 	var errA, errB *bus.Error
 	var wg sync.WaitGroup

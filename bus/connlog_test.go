@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -67,23 +68,22 @@ func TestConnectionEventsAreLogged(t *testing.T) {
 		_ = pub.Publish("flood", []byte("x"))
 	}
 	pub.Flush()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(out.String(), "slow consumer") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no slow consumer line; log:\n%s", out.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually(t, 30*time.Second, "a slow consumer line", logHas(&out, "slow consumer"))
 	if n, _ := sub.Dropped(); n < 100 || strings.Count(out.String(), "slow consumer") != 1 {
 		t.Fatalf("%d dropped, log:\n%s", n, out.String())
 	}
 	close(block)
 	shutdown(ns)
-	for !strings.Contains(out.String(), "bus disconnected; reconnecting") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no disconnect line; log:\n%s", out.String())
+	eventually(t, 30*time.Second, "a disconnect line", logHas(&out, "bus disconnected; reconnecting"))
+}
+
+// logHas is a condition for eventually: out has a line containing s.
+func logHas(out *logBuf, s string) func() error {
+	return func() error {
+		if got := out.String(); !strings.Contains(got, s) {
+			return fmt.Errorf("no %q in the log:\n%s", s, got)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
 	}
 }
 

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -48,10 +49,13 @@ func TestFollowKV(t *testing.T) {
 	kv.Put(ctx, "c", []byte("c1"))
 	kv.Delete(ctx, "b")
 	kv.Put(ctx, "a", []byte("a3"))
-	wait(t, func() bool {
+	eventually(t, 10*time.Second, "the follower applies a put, a delete and an update", func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		return seen["a"] == "a3" && seen["c"] == "c1" && seen["b"] == ""
+		if seen["a"] != "a3" || seen["c"] != "c1" || seen["b"] != "" {
+			return fmt.Errorf("seen %v, want a=a3 c=c1 and no b", seen)
+		}
+		return nil
 	})
 	// Following named keys only: others are never read.
 	var got []string
@@ -62,7 +66,14 @@ func TestFollowKV(t *testing.T) {
 	defer g.Stop()
 	kv.Put(ctx, "a", []byte("a4"))
 	kv.Put(ctx, "c", []byte("c2"))
-	wait(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 2 })
+	eventually(t, 10*time.Second, "both puts of c", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) != 2 {
+			return fmt.Errorf("read %v, want c twice", got)
+		}
+		return nil
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	for _, k := range got {
@@ -72,12 +83,21 @@ func TestFollowKV(t *testing.T) {
 	}
 }
 
-func wait(t *testing.T, cond func() bool) {
+// eventually is bustest.Eventually for this package's own tests (bustest
+// imports bus): it polls cond until it returns nil, and fails naming what was
+// awaited and the last error if it does not within d.
+func eventually(t *testing.T, d time.Duration, what string, cond func() error) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("not within 10s")
+	deadline := time.Now().Add(d)
+	for {
+		err := cond()
+		if err == nil {
+			return
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s: last: %v", d, what, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

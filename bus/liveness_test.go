@@ -49,7 +49,8 @@ func TestLivenessHeartbeatsKeepALongCall(t *testing.T) {
 	if _, err := worker.Subscribe("tool.x", func(m *nats.Msg) {
 		bus.Progress(worker, m.Reply, bus.ProgressAccepted, m.Header.Get(bus.HeaderAcceptBy))
 		go func() {
-			// Beats for longer than LostAfter, then answers.
+			// Beats for longer than LostAfter, then answers. Real time: the
+			// requester's silence timer runs on the wall clock over a real connection.
 			for end := time.Now().Add(bus.LostAfter + time.Second); time.Now().Before(end); time.Sleep(bus.HeartbeatEvery) {
 				bus.Progress(worker, m.Reply, bus.ProgressRunning, m.Header.Get(bus.HeaderAcceptBy))
 			}

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -55,10 +56,10 @@ func TestPoolReusesGoroutines(t *testing.T) {
 	// The last task's slot is freed after it sent its answer: wait for it
 	// (a loaded machine may not run that goroutine for a while; the bound
 	// only catches a slot never freed).
-	for deadline := time.Now().Add(10 * time.Second); p.InFlight() != 0 && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
-	if n := p.InFlight(); n != 0 {
-		t.Fatalf("%d slots still taken after every task ended", n)
-	}
+	eventually(t, 10*time.Second, "every slot free after every task ended", func() error {
+		if n := p.InFlight(); n != 0 {
+			return fmt.Errorf("%d slots still taken", n)
+		}
+		return nil
+	})
 }

@@ -3,6 +3,7 @@ package bus_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -33,7 +34,12 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 func TestStateReplicasOnACluster(t *testing.T) {
 	nodes := bustest.Cluster(t, 3)
 	nc := bustest.ClusterConn(t, nodes)
-	bustest.Eventually(t, 10*time.Second, "the client learns all 3 servers", func() bool { return bus.ClusterSize(nc) == 3 })
+	bustest.Eventually(t, 10*time.Second, "the client learns all 3 servers", func() error {
+		if n := bus.ClusterSize(nc); n != 3 {
+			return fmt.Errorf("it knows %d", n)
+		}
+		return nil
+	})
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -37,9 +38,11 @@ func TestSessionAcrossIngressReplicas(t *testing.T) {
 	}
 	// A subscription recorded through the first reaches the second.
 	rpcPost(t, urlA+"/mcp/github", s, `{"jsonrpc":"2.0","id":3,"method":"resources/subscribe","params":{"uri":"file:///z"}}`)
-	bustest.Eventually(t, 30*time.Second, "the subscription reaches the second ingress", func() bool {
-		c := b.sessions.cached(sid)
-		return c != nil && c.subscribed("file:///z")
+	bustest.Eventually(t, 30*time.Second, "the subscription reaches the second ingress", func() error {
+		if c := b.sessions.cached(sid); c == nil || !c.subscribed("file:///z") {
+			return fmt.Errorf("it holds %s", describeSession(c))
+		}
+		return nil
 	})
 
 	resp, ev := openGET(t, urlA+"/mcp/github", s)

@@ -2,6 +2,8 @@ package ingress
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -116,6 +118,14 @@ func (e *endings) ended(id string, publish bool) {
 	e.got[id] = e.got[id] || publish
 }
 
+// describeSession says what a test's condition looks at in a cached session.
+func describeSession(c *session) string {
+	if c == nil {
+		return "no session"
+	}
+	return fmt.Sprintf("revision %d of key %q, subscriptions %v, log level %q", c.rev, c.rec.KeyID, c.rec.Subscriptions, c.rec.LogLevel)
+}
+
 func (e *endings) of(id string) (ended, published bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -145,7 +155,12 @@ func TestSessionIdleExpiry(t *testing.T) {
 		canary := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
 		_ = s.add(bg, canary)
 		canary.used.Store(clock.now().Add(-time.Hour).UnixNano())
-		bustest.Eventually(t, 30*time.Second, "a sweep", func() bool { ended, _ := e.of(canary.rec.ID); return ended })
+		bustest.Eventually(t, 30*time.Second, "a sweep", func() error {
+			if ended, _ := e.of(canary.rec.ID); !ended {
+				return errors.New("the canary session has not ended")
+			}
+			return nil
+		})
 		if s.cached(busy.rec.ID) == nil {
 			t.Fatalf("step %d: a session used 50 ms ago (of the store's clock) was swept, with a TTL of %s", i, ttl)
 		}
@@ -259,9 +274,11 @@ func TestSessionsSharedThroughKV(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	bustest.Eventually(t, 30*time.Second, "the change reaches the first process", func() bool {
-		c := a.cached(sess.rec.ID)
-		return c != nil && c.subscribed("file:///a") && c.rec.LogLevel == "warning"
+	bustest.Eventually(t, 30*time.Second, "the change reaches the first process", func() error {
+		if c := a.cached(sess.rec.ID); c == nil || !c.subscribed("file:///a") || c.rec.LogLevel != "warning" {
+			return fmt.Errorf("it holds %s; want file:///a subscribed at level warning", describeSession(c))
+		}
+		return nil
 	})
 	// A change made with a stale revision is applied on top of the newer one.
 	if err := a.update(bg, sess.rec.ID, func(r *bus.SessionRecord) { r.LogLevel = "debug" }); err != nil {
@@ -270,9 +287,11 @@ func TestSessionsSharedThroughKV(t *testing.T) {
 	if c := mustGet(t, b, sess.rec.ID, "key-a"); c == nil {
 		t.Fatal("session lost")
 	}
-	bustest.Eventually(t, 30*time.Second, "both changes kept", func() bool {
-		c := b.cached(sess.rec.ID)
-		return c != nil && c.subscribed("file:///a") && c.rec.LogLevel == "debug"
+	bustest.Eventually(t, 30*time.Second, "both changes kept", func() error {
+		if c := b.cached(sess.rec.ID); c == nil || !c.subscribed("file:///a") || c.rec.LogLevel != "debug" {
+			return fmt.Errorf("it holds %s; want file:///a subscribed at level debug", describeSession(c))
+		}
+		return nil
 	})
 
 	if ok, err := b.remove(bg, sess.rec.ID, "key-a"); !ok || err != nil {
@@ -281,7 +300,12 @@ func TestSessionsSharedThroughKV(t *testing.T) {
 	if _, published := eb.of(sess.rec.ID); !published {
 		t.Fatal("the process that ended the session did not announce it")
 	}
-	bustest.Eventually(t, 30*time.Second, "the first process hears of the end", func() bool { ended, _ := ea.of(sess.rec.ID); return ended })
+	bustest.Eventually(t, 30*time.Second, "the first process hears of the end", func() error {
+		if ended, _ := ea.of(sess.rec.ID); !ended {
+			return errors.New("it has not heard")
+		}
+		return nil
+	})
 	if _, published := ea.of(sess.rec.ID); published {
 		t.Error("the end was announced twice")
 	}
@@ -306,9 +330,15 @@ func TestSessionKVRenewedByUse(t *testing.T) {
 	settled := func() *session {
 		t.Helper()
 		var c *session
-		bustest.Eventually(t, 30*time.Second, "no rewrite under way", func() bool {
+		bustest.Eventually(t, 30*time.Second, "no rewrite under way", func() error {
 			c = b.cached(busy.rec.ID)
-			return c != nil && !c.refreshing.Load()
+			if c == nil {
+				return errors.New("the session is not cached")
+			}
+			if c.refreshing.Load() {
+				return fmt.Errorf("a rewrite of revision %d is under way", c.rev)
+			}
+			return nil
 		})
 		return c
 	}
@@ -324,9 +354,11 @@ func TestSessionKVRenewedByUse(t *testing.T) {
 	if mustGet(t, b, busy.rec.ID, "k") == nil {
 		t.Fatal("a session in use is not served")
 	}
-	bustest.Eventually(t, 30*time.Second, "a request past ttl/12 rewrites the record", func() bool {
-		c := b.cached(busy.rec.ID)
-		return c != nil && c.rev > rev
+	bustest.Eventually(t, 30*time.Second, "a request past ttl/12 rewrites the record", func() error {
+		if c := b.cached(busy.rec.ID); c == nil || c.rev <= rev {
+			return fmt.Errorf("it holds %s; want a revision past %d", describeSession(c), rev)
+		}
+		return nil
 	})
 	clock.add(-(ttl/sessionRefreshDivisor + time.Second)) // the rewrite is the latest write now
 	renewed := settled().rev
@@ -338,9 +370,11 @@ func TestSessionKVRenewedByUse(t *testing.T) {
 	if c := settled(); c.rev != renewed || renewed != rev+1 {
 		t.Fatalf("revisions %d -> %d -> %d: want one rewrite, not one per request", rev, renewed, c.rev)
 	}
-	bustest.Eventually(t, 30*time.Second, "the other process follows the rewrite", func() bool {
-		c := a.cached(busy.rec.ID)
-		return c != nil && c.rev == renewed
+	bustest.Eventually(t, 30*time.Second, "the other process follows the rewrite", func() error {
+		if c := a.cached(busy.rec.ID); c == nil || c.rev != renewed {
+			return fmt.Errorf("it holds %s; want revision %d", describeSession(c), renewed)
+		}
+		return nil
 	})
 }
 
@@ -355,10 +389,13 @@ func TestSessionKVIdleExpiry(t *testing.T) {
 	b := kvStore(t, ns, ttl, &eb, nil)
 	idle := newSession(bus.Envelope{Caller: bus.Identity{KeyID: "k"}}, "2025-06-18", nil)
 	_ = a.add(bg, idle)
-	bustest.Eventually(t, 30*time.Second, "the idle session expires and both processes hear of it", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the idle session expires and both processes hear of it", func() error {
 		x, _ := ea.of(idle.rec.ID)
 		y, _ := eb.of(idle.rec.ID)
-		return x && y
+		if !x || !y {
+			return fmt.Errorf("the writer heard: %v, the other: %v", x, y)
+		}
+		return nil
 	})
 	if _, published := ea.of(idle.rec.ID); !published {
 		t.Error("the process that wrote the session did not announce its expiry")
@@ -393,9 +430,15 @@ func TestNewSessionWhileTheBucketIsUnavailable(t *testing.T) {
 		t.Fatal("the replica that opened the session does not serve it")
 	}
 	b := kvStore(t, ns, time.Hour, nil, nil) // makes the bucket again
-	bustest.Eventually(t, 30*time.Second, "the session reaches the bucket and the other replica", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the session reaches the bucket and the other replica", func() error {
 		got, err := b.lookup(bg, sess.rec.ID)
-		return err == nil && got != nil && got.rec.KeyID == "key-a"
+		if err != nil {
+			return err
+		}
+		if got == nil || got.rec.KeyID != "key-a" {
+			return fmt.Errorf("the other replica finds %s; want the session of key-a", describeSession(got))
+		}
+		return nil
 	})
 	if c := a.cached(sess.rec.ID); c == nil || c.rev == 0 || !c.mine {
 		t.Fatalf("the opening replica's copy after the write: %+v", c)

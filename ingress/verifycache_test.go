@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -46,6 +47,8 @@ func TestVerifyAnswersAreReusedUntilAuthChanges(t *testing.T) {
 	a := startCountingAuth(t, nc, bus.Identity{KeyID: "k1", Alias: "alice", Permissions: bus.Permissions{AllServers: true}})
 	h := &harness{t: t, ns: ns}
 	g, url := h.startIngress(Options{})
+	clock := &testClock{base: time.Now()} // the cache's clock: only the test moves it
+	g.verified.now = clock.now
 	verify := func() {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, url+"/mcp", nil)
@@ -65,11 +68,13 @@ func TestVerifyAnswersAreReusedUntilAuthChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = nc.Flush()
-	deadline := time.Now().Add(30 * time.Second)
-	for a.n.Load() == 1 && time.Now().Before(deadline) {
+	bustest.Eventually(t, 30*time.Second, "a request after the change asks auth", func() error {
 		verify()
-		time.Sleep(5 * time.Millisecond)
-	}
+		if a.n.Load() == 1 {
+			return errors.New("auth asked once: the ingress still answers from its cache")
+		}
+		return nil
+	})
 	if a.n.Load() != 2 {
 		t.Fatal("after auth announced a change the ingress kept answering from its cache")
 	}
@@ -84,11 +89,11 @@ func TestVerifyAnswersAreReusedUntilAuthChanges(t *testing.T) {
 	a.id.Store(&bus.Identity{KeyID: "k2", RateLimited: true})
 	nc.Publish(bus.SubjectAuthChanged, nil)
 	_ = nc.Flush()
-	bustest.Eventually(t, 30*time.Second, "the ingress drops its cached answer", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the ingress drops its cached answer", func() error {
 		req, _ := http.NewRequest(http.MethodPost, url+"/mcp", nil)
 		req.Header.Set("Authorization", "Bearer sk-cached")
 		id, _ := g.verify(req)
-		return id.KeyID == "k2"
+		return bustest.Want("key id verified", id.KeyID, "k2")
 	})
 	before := a.n.Load()
 	for range 3 {
@@ -100,11 +105,15 @@ func TestVerifyAnswersAreReusedUntilAuthChanges(t *testing.T) {
 
 	// An expiring key: not reused past its expiry. (Nothing is cached for
 	// the metered key, so the first request asks auth.)
-	soon := time.Now().Add(100 * time.Millisecond)
+	soon := clock.now().Add(time.Second) // sooner than bus.VerifyCacheTTL
 	a.id.Store(&bus.Identity{KeyID: "k3", Expires: &soon})
 	verify()
 	before = a.n.Load()
-	time.Sleep(time.Until(soon) + 20*time.Millisecond)
+	verify()
+	if a.n.Load() != before {
+		t.Fatal("an answer was not reused before the key's expiry")
+	}
+	clock.add(2 * time.Second)
 	verify()
 	if a.n.Load() == before {
 		t.Fatal("an answer was reused past the key's expiry")

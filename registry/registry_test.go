@@ -3,6 +3,7 @@ package registry_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -86,16 +87,12 @@ func TestSeedWatchAndRedactedLookups(t *testing.T) {
 	// A live edit reaches the cache through the watch.
 	added, _ := json.Marshal(bus.ServerSpec{Name: "late", URL: "http://127.0.0.1:3/mcp", Source: "api"})
 	kv.Put(ctx, "late", added)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, ok := cache.Get("late"); ok {
-			break
+	bustest.Eventually(t, 30*time.Second, "a KV put reaches the cache", func() error {
+		if _, ok := cache.Get("late"); !ok {
+			return errors.New("no server late in the cache")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("a KV put did not reach the cache within 30s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	msg, _ = nc.Request(bus.SubjectRegistryList, nil, time.Second)
 	var list []bus.ServerSpec
 	json.Unmarshal(msg.Data, &list)

@@ -423,9 +423,9 @@ func TestNameMapCacheAndInvalidation(t *testing.T) {
 	h.nc.Flush()
 	// Calls use the kept map until the router has the notification; the
 	// first one after it lists a again.
-	bustest.Eventually(t, 30*time.Second, "a call after a's list_changed lists a again", func() bool {
+	bustest.Eventually(t, 30*time.Second, "a call after a's list_changed lists a again", func() error {
 		h.send(internal(), request(31, "tools/call", `{"name":"a__t"}`))
-		return a.listCount("tools/list") > 1
+		return bustest.AtLeast("tools/list to a", a.listCount("tools/list"), 2)
 	})
 	h.send(internal(), request(32, "tools/call", `{"name":"a__t"}`))
 	if n, m := a.listCount("tools/list"), b.listCount("tools/list"); n != 2 || m != 1 {
@@ -495,7 +495,7 @@ func TestClientMessages(t *testing.T) {
 	if msg, e := h.send(env, body); msg != nil || e != nil {
 		t.Fatalf("response: answer %v %v, want empty", msg, e)
 	}
-	m, err := answers.NextMsg(time.Second)
+	m, err := answers.NextMsg(10 * time.Second)
 	if err != nil || string(m.Data) != body || m.Header.Get(bus.HeaderSession) != "sess-1" {
 		t.Fatalf("relayed response: %v %v", m, err)
 	}
@@ -503,7 +503,7 @@ func TestClientMessages(t *testing.T) {
 		t.Fatalf("stray response: %v %v", msg, e)
 	}
 	h.send(env, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"user"}}`)
-	m, err = cancels.NextMsg(time.Second)
+	m, err = cancels.NextMsg(10 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,18 +513,14 @@ func TestClientMessages(t *testing.T) {
 		t.Fatalf("cancel request %s", m.Data)
 	}
 	h.send(env, `{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}`)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	bustest.Eventually(t, 30*time.Second, "roots/list_changed reaches both servers", func() error {
 		ma, _ := a.last("notifications/roots/list_changed")
 		mb, _ := b.last("notifications/roots/list_changed")
-		if ma != nil && mb != nil {
-			break
+		if ma == nil || mb == nil {
+			return fmt.Errorf("reached a: %v, b: %v", ma != nil, mb != nil)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("roots/list_changed reached a=%v b=%v", ma != nil, mb != nil)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if msg, e := h.send(env, `{"jsonrpc":"2.0","method":"notifications/initialized"}`); msg != nil || e != nil {
 		t.Fatalf("initialized: %v %v", msg, e)
 	}
@@ -581,9 +577,9 @@ func TestMergedListPageCached(t *testing.T) {
 	// The kept page answers until the router has the notification; the first
 	// list after it reaches a, and the new page is kept again. (The bounds
 	// are under the page's 30 s lifetime: only the notification ends it.)
-	bustest.Eventually(t, 10*time.Second, "a list after a's list_changed reaches a", func() bool {
+	bustest.Eventually(t, 10*time.Second, "a list after a's list_changed reaches a", func() error {
 		list(20)
-		return a.listCount("tools/list") > before
+		return bustest.AtLeast("tools/list to a", a.listCount("tools/list"), before+1)
 	})
 	if n := a.listCount("tools/list"); n != before+1 {
 		t.Fatalf("after a's list_changed the list reached a %d more times, want 1", n-before)
@@ -591,8 +587,11 @@ func TestMergedListPageCached(t *testing.T) {
 	b.setFail("tools/list", "down")
 	h.nc.Publish(bus.NotifySubject("b"), bus.Notification("notifications/tools/list_changed", nil))
 	h.nc.Flush()
-	bustest.Eventually(t, 10*time.Second, "a list after b's list_changed finds b failing", func() bool {
-		return strings.Contains(list(22), "mcpbus/unavailable")
+	bustest.Eventually(t, 10*time.Second, "a list after b's list_changed finds b failing", func() error {
+		if got := list(22); !strings.Contains(got, "mcpbus/unavailable") {
+			return fmt.Errorf("the list says nothing of b failing: %s", got)
+		}
+		return nil
 	})
 	n := b.listCount("tools/list")
 	if !strings.Contains(list(23), "mcpbus/unavailable") || b.listCount("tools/list") == n {

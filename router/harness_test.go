@@ -110,7 +110,7 @@ func (w *fakeWorker) answer(req bus.Reply, msg *bus.Message) {
 		if w.hang {
 			return
 		}
-		time.Sleep(w.listDelay)
+		time.Sleep(w.listDelay) // real time: the scenario is a worker slow to list
 		var p struct {
 			Cursor string `json:"cursor"`
 		}

@@ -21,7 +21,7 @@ func TestClientCancelRequestStopsTheCall(t *testing.T) {
 	e.toolText(t, client, "echo") // session open
 	done := make(chan rpcAnswer, 1)
 	go func() { done <- e.request(t, client, "tools/call", `{"name":"slow","arguments":{}}`, 42) }()
-	bustest.Eventually(t, 30*time.Second, "the slow call reached the upstream", func() bool { return e.up.count("tools/call") == 2 })
+	bustest.Eventually(t, 30*time.Second, "the slow call reached the upstream", func() error { return bustest.Want("tools/call upstream", e.up.count("tools/call"), 2) })
 	publish := func(cr bus.CancelRequest) {
 		data, _ := json.Marshal(cr)
 		if err := e.nc.Publish(bus.SubjectCancelRequest, data); err != nil {
@@ -40,13 +40,15 @@ func TestClientCancelRequestStopsTheCall(t *testing.T) {
 	var a rpcAnswer
 	select {
 	case a = <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // only a call that never ends gets here
 		t.Fatal("the cancelled call did not end")
 	}
 	if a.gwErr == nil || !strings.Contains(a.gwErr.Message, "cancelled by the client") {
 		t.Fatalf("cancelled call answered %s %v", a.raw, a.gwErr)
 	}
-	bustest.Eventually(t, 30*time.Second, "notifications/cancelled reached the upstream", func() bool { return e.up.count("notifications/cancelled") == 1 })
+	bustest.Eventually(t, 30*time.Second, "notifications/cancelled reached the upstream", func() error {
+		return bustest.Want("notifications/cancelled upstream", e.up.count("notifications/cancelled"), 1)
+	})
 	upstreamID := e.up.requests("tools/call")[1].msg.ID
 	var p struct {
 		RequestID json.RawMessage `json:"requestId"`

@@ -61,13 +61,9 @@ func TestCallContextEndSendsCancelled(t *testing.T) {
 		}
 		calls := f.byMethod("tools/call")
 		want := string(calls[len(calls)-1].msg.ID)
-		deadline := time.Now().Add(30 * time.Second)
-		for len(f.byMethod("notifications/cancelled")) == before {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: no notifications/cancelled reached the upstream", tc.name)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		bustest.Eventually(t, 30*time.Second, tc.name+": notifications/cancelled reaches the upstream", func() error {
+			return bustest.AtLeast("notifications/cancelled upstream", len(f.byMethod("notifications/cancelled")), before+1)
+		})
 		got := f.byMethod("notifications/cancelled")[before]
 		var p struct {
 			RequestID json.RawMessage `json:"requestId"`

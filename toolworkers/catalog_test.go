@@ -155,9 +155,9 @@ func TestCatalogConcurrentFirstListsShareOneFetch(t *testing.T) {
 	// The outcome is counted only when a call ends: count the handlers inside
 	// the catalog's fetch instead (the leader, held upstream, and those waiting
 	// for it).
-	bustest.Eventually(t, 30*time.Second, "all 20 lists are in the catalog's fetch", func() bool {
+	bustest.Eventually(t, 30*time.Second, "all 20 lists are in the catalog's fetch", func() error {
 		buf := make([]byte, 4<<20)
-		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "toolworkers.(*catalog).fetch(") == 20
+		return bustest.Want("goroutines in the catalog's fetch", strings.Count(string(buf[:runtime.Stack(buf, true)]), "toolworkers.(*catalog).fetch("), 20)
 	})
 	release()
 	wg.Wait()
@@ -182,7 +182,7 @@ func TestCatalogDroppedOnReinitialize(t *testing.T) {
 	e := newRelayEnv(t, newRelayUpstream(t))
 	client := caller("s1", "k1", "")
 	e.request(t, client, "tools/list", `{}`, 1)
-	bustest.Eventually(t, 30*time.Second, "the GET stream is open", func() bool { return e.up.count("GET") > 0 })
+	bustest.Eventually(t, 30*time.Second, "the GET stream is open", func() error { return bustest.AtLeast("GETs upstream", e.up.count("GET"), 1) })
 	e.endUpstreamSession(t, "tools/list")
 	e.request(t, client, "tools/list", `{}`, 2)
 	if n := e.up.count("tools/list"); n != 2 {
@@ -224,9 +224,9 @@ func TestCatalogInvalidatedByAnotherReplicasNotice(t *testing.T) {
 	if err := e.nc.Publish(bus.NotifySubject(relayServer), bus.Notification("notifications/tools/list_changed", nil)); err != nil {
 		t.Fatal(err)
 	}
-	bustest.Eventually(t, 30*time.Second, "the cached tools/list is dropped", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the cached tools/list is dropped", func() error {
 		e.request(t, client, "tools/list", `{}`, 2)
-		return e.up.count("tools/list") == 2
+		return bustest.Want("tools/list upstream", e.up.count("tools/list"), 2)
 	})
 	e.request(t, client, "prompts/list", `{}`, 2)
 	if n := e.up.count("prompts/list"); n != 1 {

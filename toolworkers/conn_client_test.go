@@ -58,7 +58,7 @@ func newCCServer(done <-chan struct{}) *mcp.Server {
 	mcp.AddTool(s, &mcp.Tool{Name: "progress"}, func(ctx context.Context, req *mcp.CallToolRequest, in ccProgressIn) (*mcp.CallToolResult, any, error) {
 		token := req.Params.GetProgressToken()
 		for i := 1; i <= in.Steps; i++ {
-			time.Sleep(time.Duration(in.DelayMS) * time.Millisecond)
+			time.Sleep(time.Duration(in.DelayMS) * time.Millisecond) // real time: a tool the test asked to be slow
 			if token == nil {
 				continue
 			}

@@ -2,6 +2,7 @@ package toolworkers
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -76,7 +77,12 @@ func TestPeerServerRequestAttribution(t *testing.T) {
 	if strings.Join(toA, ",") != "notifications/message" {
 		t.Errorf("call A got %v, want its one log message", toA)
 	}
-	bustest.Eventually(t, 30*time.Second, "the session got its notifications", func() bool { return len(sink.noted()) == 2 })
+	bustest.Eventually(t, 30*time.Second, "the session got its notifications", func() error {
+		if got := sink.noted(); len(got) != 2 {
+			return fmt.Errorf("the session got %v, want 2 notifications", got)
+		}
+		return nil
+	})
 	if got := sink.noted(); strings.Join(got, ",") != "notifications/message,notifications/tools/list_changed" {
 		t.Errorf("session got %v", got)
 	}

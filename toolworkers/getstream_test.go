@@ -3,8 +3,10 @@ package toolworkers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"sync"
 
 	"strings"
@@ -21,7 +23,7 @@ import (
 func TestGETStreamOpenedAfterInitialize(t *testing.T) {
 	e := newRelayEnv(t, newRelayUpstream(t))
 	e.toolText(t, caller("s1", "k1", ""), "echo")
-	bustest.Eventually(t, 30*time.Second, "a GET reached the upstream", func() bool { return e.up.count("GET") > 0 })
+	bustest.Eventually(t, 30*time.Second, "a GET reached the upstream", func() error { return bustest.AtLeast("GETs upstream", e.up.count("GET"), 1) })
 	e.up.mu.Lock()
 	var order []string
 	for _, s := range e.up.seen {
@@ -41,6 +43,8 @@ func TestGETStreamOpenedAfterInitialize(t *testing.T) {
 		get.header.Get("Mcp-Session-Id") != init.header.Get("Mcp-Session-Id") || get.header.Get("Mcp-Protocol-Version") == "" {
 		t.Fatalf("GET headers %v", get.header)
 	}
+	// Real time: a reconnect loop (first backoff 100 ms) would show as a
+	// second GET by then; a stream kept open shows nothing to wait on.
 	time.Sleep(300 * time.Millisecond)
 	if n := e.up.count("GET"); n != 1 {
 		t.Fatalf("upstream got %d GETs, want the one stream kept open", n)
@@ -56,15 +60,29 @@ func TestGETStreamOpenedAfterInitialize(t *testing.T) {
 func TestGETStream405StopsTrying(t *testing.T) {
 	up := newRelayUpstream(t)
 	up.noGET = true
+	listening := listeners()
 	e := newRelayEnv(t, up)
 	client := caller("s1", "k1", "")
 	e.toolText(t, client, "echo")
-	bustest.Eventually(t, 30*time.Second, "a GET reached the upstream", func() bool { return e.up.count("GET") > 0 })
-	time.Sleep(500 * time.Millisecond) // several backoffs, were it retrying
+	bustest.Eventually(t, 30*time.Second, "a GET reached the upstream", func() error { return bustest.AtLeast("GETs upstream", e.up.count("GET"), 1) })
+	// The session's GET stream loop ends (one retrying waits out its backoff).
+	bustest.Eventually(t, 30*time.Second, "the worker stops listening for a GET stream", func() error {
+		if n := listeners(); n > listening {
+			return fmt.Errorf("%d GET stream loops running, %d before the test", n, listening)
+		}
+		return nil
+	})
 	e.toolText(t, client, "echo")
 	if n := e.up.count("GET"); n != 1 {
 		t.Fatalf("upstream got %d GETs after a 405, want 1", n)
 	}
+}
+
+// listeners counts the goroutines keeping a GET stream open (in any test's
+// client: compare counts).
+func listeners() int {
+	buf := make([]byte, 4<<20)
+	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "toolworkers.(*streamableClient).listen(")
 }
 
 // The last event id the server gave is sent back as Last-Event-ID when the
@@ -132,10 +150,10 @@ func TestGETStreamReconnectsWithLastEventID(t *testing.T) {
 	if _, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/list", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	bustest.Eventually(t, 30*time.Second, "the GET stream is reopened", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the GET stream is reopened", func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(lastIDs) >= 2
+		return bustest.AtLeast("GETs", len(lastIDs), 2)
 	})
 	mu.Lock()
 	if lastIDs[0] != "" || lastIDs[1] != "ev-1" {

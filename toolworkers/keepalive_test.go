@@ -2,6 +2,7 @@ package toolworkers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -73,7 +74,7 @@ func TestBackToBackSSEAnswersUseOneConnection(t *testing.T) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"ok\":true}}\n\n", m.ID)
 		w.(http.Flusher).Flush()
-		time.Sleep(time.Millisecond) // the handler returns a moment after its answer
+		time.Sleep(time.Millisecond) // real time: the scenario is a handler that returns a moment after its answer
 	}
 	c := f.client(t)
 	c.endWait = time.Minute // not a bound: the stream ends 1 ms after the answer
@@ -138,11 +139,16 @@ func (u *connTracker) setLast(addr string) {
 	u.last = addr
 }
 
-// lastSettled reports whether the server is done with the last answer's
-// connection: idle (kept by the client) or closed.
-func (u *connTracker) lastSettled() bool {
+// lastSettled says whether the server is done with the last answer's
+// connection: idle (kept by the client) or closed; if not, its state.
+func (u *connTracker) lastSettled() error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	s := u.state[u.last]
-	return u.last != "" && (s == http.StateIdle || s == http.StateClosed)
+	if u.last == "" {
+		return errors.New("no answer's connection yet")
+	}
+	if s := u.state[u.last]; s != http.StateIdle && s != http.StateClosed {
+		return fmt.Errorf("the last answer's connection is %v", s)
+	}
+	return nil
 }

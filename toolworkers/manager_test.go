@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -161,6 +162,19 @@ func (e *mgrEnv) put(t *testing.T, s bus.ServerSpec) {
 	}
 }
 
+// settled returns once the manager has applied every record written before:
+// it writes the record of a marker server, waits until the marker answers
+// (the manager applies records one at a time, in the order written), and
+// deletes it again.
+func (e *mgrEnv) settled(t *testing.T) {
+	t.Helper()
+	marker := newMgrUpstream(t, "marker")
+	e.put(t, bus.ServerSpec{Name: "marker", URL: marker.url})
+	bustest.Eventually(t, 30*time.Second, "the marker record is served", answers(e.nc, "marker", "marker"))
+	e.del(t, "marker")
+	bustest.Eventually(t, 30*time.Second, "the marker record is deleted", noResponders(e.nc, "marker"))
+}
+
 func (e *mgrEnv) del(t *testing.T, name string) {
 	t.Helper()
 	if err := e.kv.Delete(context.Background(), name); err != nil {
@@ -200,17 +214,23 @@ func callTool(nc *nats.Conn, server, body string, timeout time.Duration) (string
 	return r.Result.Content[0].Text, nil
 }
 
-func answers(nc *nats.Conn, server, want string) func() bool {
-	return func() bool {
-		got, err := callWho(nc, server)
-		return err == nil && got == want
+// answers is a condition: a call to server's who tool answers want.
+func answers(nc *nats.Conn, server, want string) func() error {
+	return func() error {
+		if got, err := callWho(nc, server); err != nil || got != want {
+			return fmt.Errorf("%s answered %q, %v; want %q", server, got, err, want)
+		}
+		return nil
 	}
 }
 
-func noResponders(nc *nats.Conn, server string) func() bool {
-	return func() bool {
-		_, err := callWho(nc, server)
-		return errors.Is(err, nats.ErrNoResponders)
+// noResponders is a condition: no worker takes a call to server.
+func noResponders(nc *nats.Conn, server string) func() error {
+	return func() error {
+		if got, err := callWho(nc, server); !errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("%s answered %q, %v; want no responders", server, got, err)
+		}
+		return nil
 	}
 }
 
@@ -230,7 +250,7 @@ func TestManagerFollowsRecords(t *testing.T) {
 
 	e.put(t, bus.ServerSpec{Name: "alpha", URL: two.url, Source: "api"})
 	bustest.Eventually(t, 30*time.Second, "an updated record is served by the new upstream", answers(e.nc, "alpha", "two"))
-	bustest.Eventually(t, 30*time.Second, "the old upstream session is closed", func() bool { _, d := one.counts(); return d == 1 })
+	bustest.Eventually(t, 30*time.Second, "the old upstream session is closed", func() error { _, d := one.counts(); return bustest.Want("DELETEs to one", d, 1) })
 	for i := 0; i < 5; i++ {
 		if got, err := callWho(e.nc, "alpha"); err != nil || got != "two" {
 			t.Fatalf("after the update a call reached %q, %v", got, err)
@@ -241,7 +261,7 @@ func TestManagerFollowsRecords(t *testing.T) {
 	// would) must not restart the worker.
 	initsBefore, _ := two.counts()
 	e.put(t, bus.ServerSpec{Name: "alpha", URL: two.url, Source: "api"})
-	time.Sleep(200 * time.Millisecond)
+	e.settled(t)
 	if got, _ := callWho(e.nc, "alpha"); got != "two" {
 		t.Fatalf("after an unchanged rewrite: %q", got)
 	}
@@ -251,7 +271,7 @@ func TestManagerFollowsRecords(t *testing.T) {
 
 	e.del(t, "alpha")
 	bustest.Eventually(t, 30*time.Second, "a deleted server has no worker", noResponders(e.nc, "alpha"))
-	bustest.Eventually(t, 30*time.Second, "the deleted server's session is closed", func() bool { _, d := two.counts(); return d == 1 })
+	bustest.Eventually(t, 30*time.Second, "the deleted server's session is closed", func() error { _, d := two.counts(); return bustest.Want("DELETEs to two", d, 1) })
 	if got := m.Hosted(); len(got) != 0 {
 		t.Fatalf("Hosted() after delete = %v", got)
 	}
@@ -277,8 +297,8 @@ func TestManagerInitialRecordsAndStop(t *testing.T) {
 	}
 	m.Stop()
 	for _, s := range []string{"a", "b"} {
-		if !noResponders(e.nc, s)() {
-			t.Fatalf("%s still answers after Stop", s)
+		if err := noResponders(e.nc, s)(); err != nil {
+			t.Fatalf("after Stop: %v", err)
 		}
 	}
 	if _, d := one.counts(); d != 2 {
@@ -287,9 +307,11 @@ func TestManagerInitialRecordsAndStop(t *testing.T) {
 	m.Stop() // idempotent
 	// Records written after Stop start nothing.
 	e.put(t, bus.ServerSpec{Name: "c", URL: one.url})
+	// Real time: a stopped manager follows nothing, so there is no marker to
+	// wait for; a worker started anyway would be on the bus by then.
 	time.Sleep(100 * time.Millisecond)
-	if !noResponders(e.nc, "c")() {
-		t.Fatal("a stopped manager started a worker")
+	if err := noResponders(e.nc, "c")(); err != nil {
+		t.Fatalf("a stopped manager started a worker: %v", err)
 	}
 }
 
@@ -302,8 +324,8 @@ func TestManagerSubset(t *testing.T) {
 	e.put(t, bus.ServerSpec{Name: "theirs", URL: one.url})
 	e.put(t, bus.ServerSpec{Name: "mine", URL: one.url})
 	bustest.Eventually(t, 30*time.Second, "the hosted server is served", answers(e.nc, "mine", "one"))
-	if !noResponders(e.nc, "theirs")() {
-		t.Fatal("a server outside the subset got a worker")
+	if err := noResponders(e.nc, "theirs")(); err != nil {
+		t.Fatalf("a server outside the subset got a worker: %v", err)
 	}
 	if got := m.Hosted(); !reflect.DeepEqual(got, []string{"mine"}) {
 		t.Fatalf("Hosted() = %v", got)
@@ -327,8 +349,8 @@ func TestManagerBadSpecDoesNotStopOthers(t *testing.T) {
 	m := e.start(t)
 	e.put(t, bus.ServerSpec{Name: "good", URL: two.url})
 	bustest.Eventually(t, 30*time.Second, "the good server is served", answers(e.nc, "good", "two"))
-	if !noResponders(e.nc, "bad")() {
-		t.Fatal("the bad server answers")
+	if err := noResponders(e.nc, "bad")(); err != nil {
+		t.Fatalf("the bad server answers: %v", err)
 	}
 	if err := m.Failed()["bad"]; err == nil || !strings.Contains(err.Error(), "MGR_MISSING_VAR") {
 		t.Fatalf("Failed()[bad] = %v", err)
@@ -354,7 +376,7 @@ func TestManagerBadSpecDoesNotStopOthers(t *testing.T) {
 	if _, err := e.kv.Put(context.Background(), "good", []byte("{not json")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	e.settled(t)
 	if got, err := callWho(e.nc, "good"); err != nil || got != "two" {
 		t.Fatalf("good after an unreadable record: %q %v", got, err)
 	}
@@ -390,7 +412,7 @@ func TestManagerDrainsInFlightCalls(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("the call in flight during the update: %v", err)
 	}
-	bustest.Eventually(t, 30*time.Second, "the old session is closed after the drain", func() bool { _, d := one.counts(); return d == 1 })
+	bustest.Eventually(t, 30*time.Second, "the old session is closed after the drain", func() error { _, d := one.counts(); return bustest.Want("DELETEs to one", d, 1) })
 }
 
 // ownGoroutines counts the goroutines a manager and its workers could leave
@@ -431,15 +453,10 @@ func TestManagerNoGoroutineLeak(t *testing.T) {
 		t.Fatalf("the check sees no goroutines of running workers (%d before, %d now)", before, n)
 	}
 	m.Stop()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		n, stacks := ownGoroutines()
-		if n <= before {
-			break
+	bustest.Eventually(t, 30*time.Second, "no goroutine of ours outlives Stop", func() error {
+		if n, stacks := ownGoroutines(); n > before {
+			return fmt.Errorf("%d goroutines of ours before, %d after Stop:\n%s", before, n, stacks)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines of ours before, %d after Stop:\n%s", before, n, stacks)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }

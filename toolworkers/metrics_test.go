@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -123,9 +124,7 @@ func TestWorkerStateGauges(t *testing.T) {
 			r()
 		}
 	}()
-	for a1.limit.queued() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	bustest.Eventually(t, 30*time.Second, "a caller waits in a1's queue", func() error { return bustest.Want("queued", a1.limit.queued(), 1) })
 	// b's breaker opens after two failures (threshold 2).
 	for range 2 {
 		done, _ := b.breaker.allow()

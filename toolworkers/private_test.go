@@ -60,7 +60,7 @@ func TestPrivateSessionPerDownstreamSession(t *testing.T) {
 	if err := e.nc.Publish(bus.SubjectSessionClosed, []byte("s1")); err != nil {
 		t.Fatal(err)
 	}
-	bustest.Eventually(t, 30*time.Second, "the upstream session of s1 is ended", func() bool { return e.up.count(http.MethodDelete) == 1 })
+	bustest.Eventually(t, 30*time.Second, "the upstream session of s1 is ended", func() error { return bustest.Want("DELETEs upstream", e.up.count(http.MethodDelete), 1) })
 	if n := e.w.private.count(); n != 1 {
 		t.Fatalf("%d private sessions after s1 closed, want 1", n)
 	}
@@ -87,12 +87,13 @@ func TestRootsListChangedForwardedToPrivateSession(t *testing.T) {
 	}
 	notify(caller("s9", "k1", ""))
 	notify(rooted)
-	bustest.Eventually(t, 30*time.Second, "the upstream heard of the roots change", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the upstream heard of the roots change", func() error {
 		e.up.mu.Lock()
 		defer e.up.mu.Unlock()
-		return e.up.rootsNote == 1
+		return bustest.Want("roots/list_changed noted upstream", e.up.rootsNote, 1)
 	})
-	time.Sleep(100 * time.Millisecond)
+	// The worker answers a roots notification once its POST upstream is
+	// answered, so a forwarded one from s9 is counted already.
 	if n := e.up.count("notifications/roots/list_changed"); n != 1 {
 		t.Fatalf("upstream got %d roots/list_changed, want 1", n)
 	}

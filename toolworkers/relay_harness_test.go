@@ -481,7 +481,7 @@ func recv(ch chan *nats.Msg, d time.Duration) (*nats.Msg, error) {
 func (e *relayEnv) openGETStream(t *testing.T, client bus.Envelope) {
 	t.Helper()
 	e.toolText(t, client, "echo")
-	bustest.Eventually(t, 30*time.Second, "the GET stream is attached", func() bool { return e.up.openGETs() > 0 })
+	bustest.Eventually(t, 30*time.Second, "the GET stream is attached", func() error { return bustest.AtLeast("open GET streams", e.up.openGETs(), 1) })
 }
 
 // endUpstreamSession ends, behind the worker's back, the upstream session
@@ -502,6 +502,11 @@ func (e *relayEnv) endUpstreamSession(t *testing.T, method string) string {
 		up = d.current()
 	}
 	sc := up.(*streamableClient)
-	bustest.Eventually(t, 30*time.Second, "the worker notices the upstream ended its session", func() bool { return sc.cur.Load() == nil })
+	bustest.Eventually(t, 30*time.Second, "the worker notices the upstream ended its session", func() error {
+		if sc.cur.Load() != nil {
+			return errors.New("it still holds a session")
+		}
+		return nil
+	})
 	return sid
 }

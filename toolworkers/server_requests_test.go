@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/nats-io/nats.go"
 )
 
@@ -100,9 +101,8 @@ func TestServerRequestAnswerFromWrongSessionIgnored(t *testing.T) {
 			_ = e.nc.PublishMsg(&nats.Msg{Subject: subj, Header: env.Header(),
 				Data: []byte(response(req.ID, `{"role":"assistant","model":"m","content":{"type":"text","text":"forged"}}`))})
 		}
-		for deadline := time.Now().Add(30 * time.Second); e.forgedIgnored() < 2 && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond)
-		}
+		// Not on the test's goroutine: the count is checked below.
+		_ = bustest.Poll(30*time.Second, func() error { return bustest.AtLeast("forged answers ignored", e.forgedIgnored(), 2) })
 		return client, response(req.ID, `{"role":"assistant","model":"m","content":{"type":"text","text":"genuine"}}`), true
 	})
 	if got := e.toolText(t, client, "sample"); got != "sampled: genuine" {
@@ -165,7 +165,7 @@ func TestServerRequestOnPrivateGETStreamGoesToSession(t *testing.T) {
 		if got != "file:///work" {
 			t.Fatalf("upstream got roots %q", got)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // only one never answered gets here
 		t.Fatal("the upstream's roots/list was never answered")
 	}
 	sess.next(t, "roots/list", 10*time.Second)
@@ -184,7 +184,7 @@ func TestServerRequestOnSharedGETStreamRefused(t *testing.T) {
 		if !strings.Contains(got, "no single client can answer it") {
 			t.Fatalf("upstream got %q", got)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // only one never answered gets here
 		t.Fatal("the upstream's roots/list was never answered")
 	}
 }

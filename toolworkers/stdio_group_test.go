@@ -5,6 +5,7 @@ package toolworkers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 )
 
 // A wrapper (as npx is) that forks a helper and then execs the server: when the
@@ -45,17 +47,17 @@ func TestStdioCloseEndsGrandchildren(t *testing.T) {
 		t.Fatalf("grandchild %q not running before Close", raw)
 	}
 	c.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
-		if zombie(pid) {
-			break // dead, waiting for init to reap it
-		}
-		if time.Now().After(deadline) {
+	t.Cleanup(func() {
+		if t.Failed() {
 			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("grandchild %d still running 30s after Close", pid)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	})
+	bustest.Eventually(t, 30*time.Second, "the grandchild ends with Close", func() error {
+		if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || zombie(pid) { // a zombie is dead, waiting for init to reap it
+			return nil
+		}
+		return fmt.Errorf("grandchild %d still running", pid)
+	})
 }
 
 func zombie(pid int) bool {

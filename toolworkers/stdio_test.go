@@ -217,14 +217,13 @@ func TestStdioCallsShareOneProcess(t *testing.T) {
 	}
 
 	// No goroutine outlives Close (the bound only catches one that never ends).
-	deadline := time.Now().Add(30 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<20)
-		t.Errorf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
-	}
+	bustest.Eventually(t, 30*time.Second, "no goroutine outlives Close", func() error {
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<20)
+			return fmt.Errorf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+		}
+		return nil
+	})
 }
 
 func TestStdioEnvironmentIsExactlyTheSpec(t *testing.T) {
@@ -372,10 +371,13 @@ func TestStdioStartFailure(t *testing.T) {
 	if _, err := c.Call(ccCtx(t, 100*time.Millisecond), "tools/list", nil, nil); err == nil {
 		t.Fatal("a call to a command that cannot start succeeded")
 	}
-	bustest.Eventually(t, 30*time.Second, "the failed start is recorded", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the failed start is recorded", func() error {
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		return d.lastErr != ""
+		if d.lastErr == "" {
+			return errors.New("no error recorded")
+		}
+		return nil
 	})
 	_, err := c.Call(ccCtx(t, 100*time.Millisecond), "tools/list", nil, nil)
 	if ccKind(err) != bus.ErrUpstreamUnavailable || !strings.Contains(err.Error(), `its command "/nonexistent/mcp-server" cannot run`) || strings.Contains(err.Error(), "abc123") {

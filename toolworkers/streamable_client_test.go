@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 )
 
 // The tests below drive streamableClient against minimal hand-written MCP
@@ -112,7 +113,7 @@ func (f *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if f.initDelay > 0 {
-			time.Sleep(f.initDelay)
+			time.Sleep(f.initDelay) // real time: an upstream slow to initialize
 		}
 		if !f.noSession {
 			w.Header().Set("Mcp-Session-Id", fmt.Sprintf("sess-%d", n))
@@ -633,9 +634,9 @@ func TestStreamableWaiterGivesUpWhileAnotherInitializes(t *testing.T) {
 		_, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/list", nil, nil)
 		slow <- err
 	}()
-	for f.inits.Load() == 0 { // the first caller holds the initialize
-		time.Sleep(time.Millisecond)
-	}
+	bustest.Eventually(t, 30*time.Second, "the first caller holds the initialize", func() error {
+		return bustest.AtLeast("initializes", f.inits.Load(), 1)
+	})
 	_, err := c.Call(ctxTimeout(t, 100*time.Millisecond), "tools/list", nil, nil)
 	if kindOf(err) != bus.ErrUpstreamTimeout {
 		t.Fatalf("waiting caller: %v, want %s", err, bus.ErrUpstreamTimeout.Code)

@@ -2,6 +2,7 @@ package toolworkers
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -61,9 +62,9 @@ func TestSubscribeRefcountOnSharedSession(t *testing.T) {
 	if err := e.nc.Publish(bus.SubjectSessionClosed, []byte("sB")); err != nil {
 		t.Fatal(err)
 	}
-	bustest.Eventually(t, 30*time.Second, "the ended session's subscription is removed upstream", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the ended session's subscription is removed upstream", func() error {
 		_, u := e.up.subCounts()
-		return u == 2
+		return bustest.Want("unsubscribes upstream", u, 2)
 	})
 }
 
@@ -79,9 +80,12 @@ func TestSubscriptionsRestoredOnNewSession(t *testing.T) {
 	e.openGETStream(t, a)
 	sid := e.endUpstreamSession(t, "resources/subscribe")
 	e.toolText(t, a, "echo") // opens a new session
-	bustest.Eventually(t, 30*time.Second, "the new session is subscribed again", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the new session is subscribed again", func() error {
 		s, _ := e.up.subCounts()
-		return s == 2 && e.up.count("logging/setLevel") == 2
+		if l := e.up.count("logging/setLevel"); s != 2 || l != 2 {
+			return fmt.Errorf("%d subscribes and %d setLevel upstream, want 2 each", s, l)
+		}
+		return nil
 	})
 	if newSid := e.up.requests("resources/subscribe")[1].header.Get("Mcp-Session-Id"); newSid == sid || newSid == "" {
 		t.Fatalf("re-subscribed in session %q (old %q)", newSid, sid)

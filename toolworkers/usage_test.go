@@ -196,13 +196,12 @@ func TestUsageWithoutStreamNeverFailsACall(t *testing.T) {
 			t.Fatalf("call %d: %s", i, reply.Data)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for w.UsageStats().Failed < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("stats %+v, want %d failed", w.UsageStats(), n)
+	bustest.Eventually(t, 30*time.Second, "every event given up", func() error {
+		if s := w.UsageStats(); s.Failed < n {
+			return fmt.Errorf("stats %+v, want %d failed", s, n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if s := w.UsageStats(); s.Stored != 0 || s.Dropped != 0 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -257,13 +256,13 @@ func TestUsageEventsSurviveAnOutage(t *testing.T) {
 			t.Fatalf("call %d: %s", i, reply.Data)
 		}
 	}
-	bustest.Eventually(t, 30*time.Second, "events waiting to be retried", func() bool { return w.UsageStats().Retried > 0 })
+	bustest.Eventually(t, 30*time.Second, "events waiting to be retried", func() error { return bustest.AtLeast("events retried", w.UsageStats().Retried, 1) })
 	js, _ := jetstream.New(nc)
 	s, err := bus.UsageStream(context.Background(), js, bus.UsageStreamOptions{MaxBytes: 16 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bustest.Eventually(t, 30*time.Second, "every event stored once the stream answers", func() bool { return w.UsageStats().Stored >= n })
+	bustest.Eventually(t, 30*time.Second, "every event stored once the stream answers", func() error { return bustest.AtLeast("events stored", w.UsageStats().Stored, n) })
 	info, err := s.Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -299,11 +298,11 @@ func TestUsageStalledStreamNeverBacksUpTheQueue(t *testing.T) {
 		for i := range batch {
 			w.usage.enqueue(w, bus.UsageEvent{RequestID: fmt.Sprintf("req-%d-%d", b, i), Server: "github", Tool: "search"})
 		}
-		bustest.Eventually(t, 30*time.Second, "the queue drains while the stream acknowledges nothing", func() bool {
+		bustest.Eventually(t, 30*time.Second, "the queue drains while the stream acknowledges nothing", func() error {
 			w.usage.mu.Lock()
 			q := w.usage.queue
 			w.usage.mu.Unlock()
-			return len(q) == 0
+			return bustest.Want("events queued", len(q), 0)
 		})
 	}
 	if s := w.UsageStats(); s.Dropped != 0 {
@@ -315,9 +314,12 @@ func TestUsageStalledStreamNeverBacksUpTheQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bustest.Eventually(t, 60*time.Second, "every event stored once the stream answers", func() bool {
+	bustest.Eventually(t, 60*time.Second, "every event stored once the stream answers", func() error {
 		info, err := s.Info(context.Background())
-		return err == nil && info.State.Msgs == batch*batches
+		if err != nil {
+			return err
+		}
+		return bustest.Want("events in the stream", info.State.Msgs, uint64(batch*batches))
 	})
 	if st := w.UsageStats(); st.Dropped != 0 || st.Failed != 0 {
 		t.Fatalf("stats %+v", st)

@@ -2,8 +2,10 @@
 package bustest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -79,13 +81,45 @@ func ServerCache(t testing.TB, ns *server.Server, specs ...bus.ServerSpec) *bus.
 	return cache
 }
 
-// Eventually polls cond every 5 ms until it holds, and fails the test naming
-// what was awaited if it does not within d.
-func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+// Eventually polls cond until it returns nil, and fails the test if it does
+// not within d, naming what was awaited and the last error cond returned: a
+// condition says why it does not hold yet ("3 events, want 5"), so a timeout
+// shows how far things got. Polls every 10 ms.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() error) {
 	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", d, what)
-		}
+	if err := Poll(d, cond); err != nil {
+		t.Fatalf("not within %s: %s: last: %v", d, what, err)
 	}
+}
+
+// Poll is Eventually for a goroutine other than the test's (which may not
+// fail the test): it polls cond every 10 ms until it returns nil, or returns
+// its last error once d has passed.
+func Poll(d time.Duration, cond func() error) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := cond()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Want is a condition for Eventually: nil when got equals want, else an error
+// saying what was counted and both values.
+func Want[T comparable](what string, got, want T) error {
+	if got == want {
+		return nil
+	}
+	return fmt.Errorf("%s: got %v, want %v", what, got, want)
+}
+
+// AtLeast is a condition for Eventually: nil when got is at least min, else
+// an error saying what was counted and both values.
+func AtLeast[T cmp.Ordered](what string, got, min T) error {
+	if got >= min {
+		return nil
+	}
+	return fmt.Errorf("%s: got %v, want at least %v", what, got, min)
 }

@@ -106,9 +106,7 @@ func TestUsageDocExample(t *testing.T) {
 		ev("c", "github", "search", "tools/call", "ok", 1, 0.05))
 	want := "2025-06-01T12:00:00Z github/search ok team=t1 team_cost=0.05\n" +
 		"2025-06-01T12:00:00Z github/search ok team=t1 team_cost=0.10\n"
-	for deadline := time.Now().Add(30 * time.Second); out.String() != want && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	awaitOutput(out, want)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -17,7 +17,9 @@ import (
 // usageServer is a NATS server with the usage stream, and a way to publish
 // events to it as workers do. The CLI connects as a bus user with the usage
 // role alone (MCPBUS_NATS_USER), as a dashboard's operator would configure.
-func usageServer(t *testing.T) (url string, publish func(...bus.UsageEvent)) {
+// usageServer starts a NATS server with the usage stream; publish stores
+// events in it and returns when the stream stored the last (its time).
+func usageServer(t *testing.T) (url string, publish func(...bus.UsageEvent) time.Time) {
 	t.Helper()
 	writer := bus.BusUser{User: "writer", Password: bus.NewPassword(), Unrestricted: true}
 	reader := bus.BusUser{User: "dashboard", Password: bus.NewPassword(), Roles: []bus.Role{bus.RoleUsage}}
@@ -45,16 +47,28 @@ func usageServer(t *testing.T) (url string, publish func(...bus.UsageEvent)) {
 	if _, err := bus.UsageStream(ctx, js, bus.UsageStreamOptions{MaxBytes: 64 << 20}); err != nil {
 		t.Fatal(err)
 	}
-	return ns.ClientURL(), func(evs ...bus.UsageEvent) {
+	stream, err := js.Stream(ctx, bus.StreamUsage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns.ClientURL(), func(evs ...bus.UsageEvent) time.Time {
+		var last uint64
 		for _, ev := range evs {
 			data, _ := json.Marshal(ev)
 			m := nats.NewMsg(bus.UsageSubject(ev.Team, ev.Server, ev.Tool))
 			m.Data = data
 			m.Header.Set(jetstream.MsgIDHeader, ev.RequestID)
-			if _, err := js.PublishMsg(ctx, m); err != nil {
+			ack, err := js.PublishMsg(ctx, m)
+			if err != nil {
 				t.Fatal(err)
 			}
+			last = ack.Sequence
 		}
+		stored, err := stream.GetMsg(ctx, last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stored.Time
 	}
 }
 
@@ -74,10 +88,9 @@ func ev(id, server, tool, method, status string, ms, cost float64) bus.UsageEven
 
 func TestUsageTop(t *testing.T) {
 	url, publish := usageServer(t)
-	publish(ev("old", "github", "search", "tools/call", "ok", 999, 9)) // before --since
-	time.Sleep(20 * time.Millisecond)
-	since := time.Now()
-	time.Sleep(5 * time.Millisecond)
+	// --since is the stream's time: just after the old event was stored,
+	// before the next ones are.
+	since := publish(ev("old", "github", "search", "tools/call", "ok", 999, 9)).Add(time.Nanosecond)
 	publish(
 		ev("r1", "github", "search", "tools/call", "ok", 10, 0.05),
 		ev("r2", "github", "search", "tools/call", "ok", 40, 0.05),
@@ -125,11 +138,15 @@ TOTAL                 7      1       1       30.0    200.0   1.65
 
 type lockedBuf = bustest.Buffer
 
+// awaitOutput returns once out holds want, or after 30 s: the caller
+// compares them once the command has ended.
+func awaitOutput(out *lockedBuf, want string) {
+	_ = bustest.Poll(30*time.Second, func() error { return bustest.Want("printed", out.String(), want) })
+}
+
 func TestUsageTail(t *testing.T) {
 	url, publish := usageServer(t)
-	publish(ev("old", "github", "search", "tools/call", "ok", 1, 0))
-	time.Sleep(20 * time.Millisecond)
-	since := time.Now().Format(time.RFC3339Nano)
+	since := publish(ev("old", "github", "search", "tools/call", "ok", 1, 0)).Add(time.Nanosecond).Format(time.RFC3339Nano)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -153,10 +170,7 @@ func TestUsageTail(t *testing.T) {
 			publish(ev("a", "github", "search", "tools/call", "ok", 12.5, 0.05), ev("b", "jira", "create_issue", "tools/call", "failed", 7, 0),
 				ev("c", "github", "search", "tools/call", "error", 3, 0))
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for out.String() != tc.want && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
+		awaitOutput(out, tc.want)
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("%v: %v", tc.args, err)

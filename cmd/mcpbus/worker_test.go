@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -76,17 +77,12 @@ func TestWorkerCommand(t *testing.T) {
 	}
 	// A record written while it runs is picked up.
 	put("late")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, err := echoVia(nc, "late", "again")
-		if err == nil && strings.Contains(got, "again") {
-			break
+	bustest.Eventually(t, 30*time.Second, "a new record is served", func() error {
+		if got, err := echoVia(nc, "late", "again"); err != nil || !strings.Contains(got, "again") {
+			return fmt.Errorf("late answered %q, %v", got, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a new record was not served within 30s: %s %v", got, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 
 	cancel()
 	select {

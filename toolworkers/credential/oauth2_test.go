@@ -67,7 +67,7 @@ func newTokenEndpoint(t *testing.T) *tokenEndpoint {
 			io.WriteString(w, `{"error":"invalid_scope"}`)
 			return
 		}
-		time.Sleep(te.delay)
+		time.Sleep(te.delay) // real time: a token endpoint slow to answer
 		if te.hold != nil {
 			if te.arrived != nil {
 				te.arrived <- struct{}{}
@@ -562,11 +562,11 @@ func TestOAuthWaitsForLockHolder(t *testing.T) {
 		tok, err := src.Token(t.Context()) // a wait that never ends fails the test by its timeout
 		got <- result{tok, err}
 	}()
-	bustest.Eventually(t, 30*time.Second, "the replica follows the token and lock keys", func() bool {
+	bustest.Eventually(t, 30*time.Second, "the replica follows the token and lock keys", func() error {
 		if len(got) > 0 {
-			return true // returned already: said below
+			return nil // returned already: said below
 		}
-		return ns.NumSubscriptions() >= before+2
+		return bustest.AtLeast("subscriptions on the server", ns.NumSubscriptions(), before+2)
 	})
 	select {
 	case r := <-got:
@@ -625,8 +625,11 @@ func TestOAuthStaleLockTakenOver(t *testing.T) {
 	}()
 	// Token, the lock's first sighting and each look at it read the clock:
 	// wait for several looks, the timer having fired in between.
-	bustest.Eventually(t, 30*time.Second, "the replica looks at the lock again and again", func() bool {
-		return len(got) > 0 || readsSoFar() >= 8 // returned already: said below
+	bustest.Eventually(t, 30*time.Second, "the replica looks at the lock again and again", func() error {
+		if len(got) > 0 {
+			return nil // returned already: said below
+		}
+		return bustest.AtLeast("reads of the lock", readsSoFar(), 8)
 	})
 	select {
 	case r := <-got:

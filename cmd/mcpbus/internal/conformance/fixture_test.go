@@ -19,6 +19,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpbus/mcpbus/bus/bustest"
 )
 
 // serve runs a fresh fixture's Handler on 127.0.0.1 and returns it and its URL.
@@ -77,19 +79,19 @@ func onlyText(t *testing.T, res *mcp.CallToolResult) string {
 	return tc.Text
 }
 
-// waitFor polls cond for up to 30 s (a bound only a lost notification
-// reaches). The go-sdk client runs notification
-// handlers concurrently with the call, so the last notification before a
-// result may be handled just after the call returns.
+// waitFor polls cond under mu for up to 30 s (a bound only a lost
+// notification reaches); the caller checks what arrived. The go-sdk client
+// runs notification handlers concurrently with the call, so the last
+// notification before a result may be handled just after the call returns.
 func waitFor(mu *sync.Mutex, cond func() bool) {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	_ = bustest.Poll(30*time.Second, func() error {
 		mu.Lock()
-		ok := cond()
-		mu.Unlock()
-		if ok {
-			return
+		defer mu.Unlock()
+		if !cond() {
+			return errors.New("not yet")
 		}
-	}
+		return nil
+	})
 }
 
 func mustJSON(t *testing.T, v any) string {
@@ -371,7 +373,8 @@ func TestLoggingFollowsTheSessionLevel(t *testing.T) {
 		t.Fatal(err)
 	}
 	onlyText(t, call(t, cs, "test_tool_with_logging", nil))
-	time.Sleep(100 * time.Millisecond) // a late message would show up here
+	// A message handled after this check still shows: the exact list after
+	// the next call (at debug) would hold it.
 	mu.Lock()
 	if len(msgs) != 0 {
 		t.Errorf("level error should suppress info messages, got %v", msgs)
@@ -448,7 +451,7 @@ func TestResourcesAndSubscription(t *testing.T) {
 		if uri != watchedURI {
 			t.Errorf("updated %s, want %s", uri, watchedURI)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // only a notification never sent gets here
 		t.Fatal("no resources/updated after UpdateWatched")
 	}
 	if after := read(watchedURI).Text; after == before {

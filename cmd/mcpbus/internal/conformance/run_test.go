@@ -3,12 +3,15 @@ package conformance
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcpbus/mcpbus/bus/bustest"
 )
 
 // syncBuffer is a bytes.Buffer safe for one writer and one reader.
@@ -40,14 +43,14 @@ func TestRunServesUntilCancelled(t *testing.T) {
 
 	re := regexp.MustCompile(`^conformance fixture listening on (http://127\.0\.0\.1:\d+/mcp)\n$`)
 	var url string
-	for deadline := time.Now().Add(30 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if m := re.FindStringSubmatch(out.String()); m != nil {
-			url = m[1]
+	bustest.Eventually(t, 30*time.Second, "the listening line", func() error {
+		m := re.FindStringSubmatch(out.String())
+		if m == nil {
+			return fmt.Errorf("stdout %q", out.String())
 		}
-	}
-	if url == "" {
-		t.Fatalf("no listening line, stdout %q", out.String())
-	}
+		url = m[1]
+		return nil
+	})
 	cs := connect(t, url, nil)
 	if got := onlyText(t, call(t, cs, "test_simple_text", nil)); got != simpleText {
 		t.Errorf("test_simple_text over Run = %q", got)
@@ -59,7 +62,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		if err != nil {
 			t.Errorf("Run after cancel: %v", err)
 		}
-	case <-time.After(6 * time.Second):
+	case <-time.After(30 * time.Second): // only a Run that never returns gets here
 		t.Fatal("Run did not return after its context was cancelled")
 	}
 }

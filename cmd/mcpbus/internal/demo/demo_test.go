@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpbus/mcpbus/bus/bustest"
 )
 
 // newLocalServer serves h on 127.0.0.1 only.
@@ -147,16 +149,11 @@ func TestSlowProgress(t *testing.T) {
 	}
 	// Notifications precede the response on the stream, but handlers run
 	// asynchronously: wait for the third (the bound only catches a lost one).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	_ = bustest.Poll(30*time.Second, func() error { // checked below
 		mu.Lock()
-		n := len(progress)
-		mu.Unlock()
-		if n == 3 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return bustest.Want("progress notifications", len(progress), 3)
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if len(progress) != 3 {
@@ -187,7 +184,7 @@ func TestRunRequireHeader(t *testing.T) {
 	case line = <-lines:
 	case err := <-done:
 		t.Fatalf("Run returned early: %v", err)
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // only a server that never listens gets here
 		t.Fatal("no listening line")
 	}
 	m := regexp.MustCompile(`^demo upstream "guarded" listening on (http://127\.0\.0\.1:\d+/mcp)\n$`).FindStringSubmatch(line)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -57,7 +58,7 @@ func TestRunStdio(t *testing.T) {
 		if err != nil {
 			t.Errorf("Run: %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // only a Run that never returns gets here
 		t.Fatal("Run did not return when stdin closed")
 	}
 
@@ -86,15 +87,21 @@ func TestRunStdioStopsOnCancel(t *testing.T) {
 	inR, inW := io.Pipe()
 	defer inW.Close()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"--stdio"}, inR, io.Discard, io.Discard) }()
-	time.Sleep(50 * time.Millisecond)
+	var stderr bustest.Buffer
+	go func() { done <- run(ctx, []string{"--stdio"}, inR, io.Discard, &stderr) }()
+	bustest.Eventually(t, 30*time.Second, "the demo serves on stdio", func() error {
+		if !strings.Contains(stderr.String(), "serving MCP on stdio") {
+			return fmt.Errorf("stderr %q", stderr.String())
+		}
+		return nil
+	})
 	cancel()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Errorf("Run: %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // only a Run that never stops gets here
 		t.Fatal("Run did not stop on cancel")
 	}
 }

@@ -132,8 +132,16 @@ func (p *proc) kill() {
 	p.signal(syscall.SIGKILL)
 }
 
-// restart starts the process again with the same arguments.
-func (p *proc) restart() { p.kill(); time.Sleep(100 * time.Millisecond); p.run() }
+// restart starts the process again with the same arguments, once the killed
+// one has exited (its ports and data directory are free).
+func (p *proc) restart() {
+	p.kill()
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	<-done
+	p.run()
+}
 
 func (p *proc) logs() string {
 	b, _ := os.ReadFile(p.log)

@@ -85,9 +85,11 @@ mcp_servers:
 	if status, _, body := rest(t, "PUT", g.URL()+"/v1/mcp/server", master, `{"server_id":"c","access_groups":["eng"]}`); status != http.StatusOK {
 		t.Fatalf("put c into eng: HTTP %d %s", status, body)
 	}
-	bustest.Eventually(t, 10*time.Second, "server c reachable once in the key's group", func() bool {
-		r := post(t, g.URL()+"/mcp/c", h, initBody)
-		return r.status == http.StatusOK && r.rpcErr.Code == 0
+	bustest.Eventually(t, 10*time.Second, "server c reachable once in the key's group", func() error {
+		if r := post(t, g.URL()+"/mcp/c", h, initBody); r.status != http.StatusOK || r.rpcErr.Code != 0 {
+			return fmt.Errorf("initialize: HTTP %d %s", r.status, r.body)
+		}
+		return nil
 	})
 	assertNoSecrets(t, g, key)
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/mcpbus/mcpbus/bus"
 	"io"
@@ -265,9 +266,11 @@ func TestKeyLifecycleAcrossIngresses(t *testing.T) {
 	}
 	short := generateKey(t, g.URL(), map[string]any{"key_alias": "short-lived", "duration": "1s"})
 	var r rawResponse
-	bustest.Eventually(t, 30*time.Second, "the 1s key is refused as expired", func() bool {
-		r = post(t, second+"/mcp/a", bearer(short), initBody)
-		return r.status != http.StatusOK
+	bustest.Eventually(t, 30*time.Second, "the 1s key is refused as expired", func() error {
+		if r = post(t, second+"/mcp/a", bearer(short), initBody); r.status == http.StatusOK {
+			return errors.New("initialize with it still succeeds")
+		}
+		return nil
 	})
 	if r.status != http.StatusUnauthorized || !strings.Contains(r.rpcErr.Message, "expired") {
 		t.Fatalf("expired key: HTTP %d %s", r.status, r.body)
@@ -284,7 +287,7 @@ func TestKeyLifecycleAcrossIngresses(t *testing.T) {
 	go func() {
 		done <- postRaw(second+"/mcp/a", s, rpc("tools/call", 9, `{"name":"slow","arguments":{"seconds":30,"steps":10}}`))
 	}()
-	bustest.Eventually(t, 30*time.Second, "the slow call reaches the upstream", func() bool { return recA.callCount() > calls })
+	bustest.Eventually(t, 30*time.Second, "the slow call reaches the upstream", func() error { return bustest.AtLeast("calls upstream", recA.callCount(), calls+1) })
 	if status, out := admin(t, g.URL(), http.MethodPost, "/key/delete", map[string]any{"keys": []string{key}}); status != http.StatusOK {
 		t.Fatalf("/key/delete: HTTP %d %v", status, out)
 	}
@@ -310,17 +313,12 @@ func TestKeyLifecycleAcrossIngresses(t *testing.T) {
 	if status, out := admin(t, g.URL(), http.MethodPost, "/team/update", map[string]any{"team_id": teamID, "mcp_servers": []string{"a", "b"}}); status != http.StatusOK {
 		t.Fatalf("/team/update: HTTP %d %v", status, out)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r := post(t, second+"/mcp/b", bearer(member), initBody)
-		if r.status == http.StatusOK && r.rpcErr.Code == 0 {
-			break
+	bustest.Eventually(t, 30*time.Second, "the team change reaches the second ingress", func() error {
+		if r := post(t, second+"/mcp/b", bearer(member), initBody); r.status != http.StatusOK || r.rpcErr.Code != 0 {
+			return fmt.Errorf("initialize on b: HTTP %d %s", r.status, r.body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the team change did not reach the second ingress within 30s: %s", r.body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // rpm_limit holds across two ingress processes: 429 with Retry-After.

@@ -50,7 +50,7 @@ func TestDrainTimeoutEndsCallsWithAnError(t *testing.T) {
 	s := initSession(t, mcp, bearer(master))
 	done := make(chan rawResponse, 1)
 	go func() { done <- post(t, mcp, s, rpc("tools/call", 2, `{"name":"slow","arguments":{"seconds":5}}`)) }()
-	bustest.Eventually(t, 30*time.Second, "the upstream runs the call", func() bool { return rc.callCount() > 0 })
+	bustest.Eventually(t, 30*time.Second, "the upstream runs the call", func() error { return bustest.AtLeast("calls upstream", rc.callCount(), 1) })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	err := g.Close(ctx)

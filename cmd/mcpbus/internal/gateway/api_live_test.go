@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpbus/mcpbus/bus/bustest"
 )
 
 // A server POSTed through the registry API becomes callable through /mcp,
@@ -24,30 +26,22 @@ func TestServerAddedByAPIIsLive(t *testing.T) {
 	// The registry answers once it has the record; the server's worker
 	// starts from it a moment later, on every worker host.
 	s := initSession(t, g.URL()+"/mcp/late", bearer(master))
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		r := post(t, g.URL()+"/mcp/late", s, rpc("tools/call", 2, `{"name":"echo","arguments":{"text":"live"}}`))
-		if strings.Contains(string(r.body), `"live"`) {
-			break
+	bustest.Eventually(t, 30*time.Second, "the POSTed server is callable", func() error {
+		if r := post(t, g.URL()+"/mcp/late", s, rpc("tools/call", 2, `{"name":"echo","arguments":{"text":"live"}}`)); !strings.Contains(string(r.body), `"live"`) {
+			return fmt.Errorf("HTTP %d %s", r.status, r.body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the POSTed server was not callable within 30s: %s", r.body)
-		}
-	}
+		return nil
+	})
 	if got := rec.seen()[0].Get("Authorization"); got != "Bearer late-upstream-token" {
 		t.Fatalf("the POSTed credential was not used upstream: %q", got)
 	}
 	if status, out := admin(t, g.URL(), http.MethodDelete, "/v1/mcp/server/late", nil); status != http.StatusOK {
 		t.Fatalf("DELETE: HTTP %d %v", status, out)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r := post(t, g.URL()+"/mcp/late", s, rpc("tools/call", 3, `{"name":"echo","arguments":{"text":"x"}}`))
-		if r.status == http.StatusNotFound || r.rpcErr.Code != 0 {
-			break
+	bustest.Eventually(t, 30*time.Second, "the deleted server refuses calls", func() error {
+		if r := post(t, g.URL()+"/mcp/late", s, rpc("tools/call", 3, `{"name":"echo","arguments":{"text":"x"}}`)); r.status != http.StatusNotFound && r.rpcErr.Code == 0 {
+			return fmt.Errorf("it still takes them: HTTP %d %s", r.status, r.body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the deleted server still takes calls: %s", r.body)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }

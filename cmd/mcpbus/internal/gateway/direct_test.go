@@ -105,9 +105,9 @@ func TestRefusedDirectSendGetsTheRoutersAnswer(t *testing.T) {
 		// after the router's pool answered it: wait for the count, then
 		// check it is exactly one.
 		got := 0
-		bustest.Eventually(t, 10*time.Second, "the router counts the request", func() bool {
+		bustest.Eventually(t, 10*time.Second, "the router counts the request", func() error {
 			got = routerRequests(t, nc) - before
-			return got >= 1
+			return bustest.AtLeast("requests the router handled", got, 1)
 		})
 		if got != 1 {
 			t.Errorf("router only %v: the router handled %d requests, want 1 (the refused direct send, again)", routerOnly, got)

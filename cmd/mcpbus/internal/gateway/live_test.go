@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/mcpbus/mcpbus/toolworkers"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -49,25 +50,21 @@ const echoCall = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name"
 func callable(t *testing.T, g *testGateway, server string) http.Header {
 	t.Helper()
 	url := g.URL() + "/mcp/" + server
-	const d = 30 * time.Second
-	var last rawResponse
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+	var h http.Header
+	bustest.Eventually(t, 30*time.Second, server+" callable", func() error {
 		r := post(t, url, bearer(master), initBody)
-		if r.status == http.StatusOK && r.header.Get("Mcp-Session-Id") != "" {
-			h := bearer(master)
-			h.Set("Mcp-Session-Id", r.header.Get("Mcp-Session-Id"))
-			h.Set("Mcp-Protocol-Version", "2025-06-18")
-			last = post(t, url, h, echoCall)
-			if last.status == http.StatusOK && last.rpcErr.Message == "" && strings.Contains(string(last.result), "live") {
-				return h
-			}
-		} else {
-			last = r
+		if r.status != http.StatusOK || r.header.Get("Mcp-Session-Id") == "" {
+			return fmt.Errorf("initialize: HTTP %d %s", r.status, r.body)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s not callable within %s: HTTP %d %s", server, d, last.status, last.body)
-	return nil
+		h = bearer(master)
+		h.Set("Mcp-Session-Id", r.header.Get("Mcp-Session-Id"))
+		h.Set("Mcp-Protocol-Version", "2025-06-18")
+		if r = post(t, url, h, echoCall); r.status != http.StatusOK || r.rpcErr.Message != "" || !strings.Contains(string(r.result), "live") {
+			return fmt.Errorf("echo: HTTP %d %s", r.status, r.body)
+		}
+		return nil
+	})
+	return h
 }
 
 // A server written to the registry bucket becomes callable through the
@@ -96,19 +93,15 @@ func TestLiveServerAddedAndRemoved(t *testing.T) {
 // names the server as unknown or without a worker (failing after 30 s).
 func waitCallFails(t *testing.T, url string, h http.Header, server string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	bustest.Eventually(t, 30*time.Second, "a call to the deleted server "+server+" fails", func() error {
 		r := post(t, url, h, echoCall)
 		msg := r.rpcErr.Message
 		if strings.Contains(msg, fmt.Sprintf("unknown MCP server %q", server)) ||
 			strings.Contains(msg, fmt.Sprintf("no tool worker is running for server %q", server)) {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a call to the deleted server %s: HTTP %d %s", server, r.status, r.body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("HTTP %d %s", r.status, r.body)
+	})
 }
 
 // Two processes share one NATS: the gateway (hosting only its config server)
@@ -183,11 +176,12 @@ func TestLiveRegistryAcrossProcesses(t *testing.T) {
 	}
 	waitCallFails(t, g.URL()+"/mcp/remote", h, "remote")
 	// The router and the worker host follow the bucket independently.
-	for deadline := time.Now().Add(30 * time.Second); len(host.Hosted()) != 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the worker host still runs %v 30s after the delete", host.Hosted())
+	bustest.Eventually(t, 30*time.Second, "the worker host stops the deleted server", func() error {
+		if got := host.Hosted(); len(got) != 0 {
+			return fmt.Errorf("it runs %v", got)
 		}
-	}
+		return nil
+	})
 	if _, err := anc.Request(bus.ToolRPC("remote"), []byte(echoCall), 10*time.Second); !errors.Is(err, nats.ErrNoResponders) {
 		t.Fatalf("the deleted server's worker still answers on the bus: %v", err)
 	}
@@ -198,27 +192,22 @@ func TestLiveRegistryAcrossProcesses(t *testing.T) {
 		t.Fatal("cfg did not reach its first upstream")
 	}
 	putServer(t, kv, bus.ServerSpec{Name: "cfg", URL: cfgURL2, Source: "config"})
-	deadline := time.Now().Add(30 * time.Second)
-	for len(cfgRec2.seen()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("after the URL change, calls do not reach the new upstream within 30s")
+	bustest.Eventually(t, 30*time.Second, "after the URL change, calls reach the new upstream", func() error {
+		if len(cfgRec2.seen()) != 0 {
+			return nil
 		}
 		r := post(t, g.URL()+"/mcp/cfg", ch, echoCall)
 		if r.status != http.StatusOK || r.rpcErr.Message != "" {
 			t.Fatalf("cfg during the update: HTTP %d %s", r.status, r.body)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("%d calls at the old upstream, none at the new", len(cfgRec1.seen()))
+	})
 	// The old worker leaves the bus, then closes its session in the
 	// background (a DELETE to the old upstream); after that nothing more
 	// reaches it.
-	deadline = time.Now().Add(30 * time.Second)
-	for cfgRec1.deleteCount() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the old worker did not close its upstream session within 30s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	bustest.Eventually(t, 30*time.Second, "the old worker closes its upstream session", func() error {
+		return bustest.AtLeast("DELETEs at the old upstream", cfgRec1.deleteCount(), 1)
+	})
 	before := len(cfgRec1.seen())
 	for i := 0; i < 3; i++ {
 		if r := post(t, g.URL()+"/mcp/cfg", ch, echoCall); r.status != http.StatusOK || !strings.Contains(string(r.result), "live") {

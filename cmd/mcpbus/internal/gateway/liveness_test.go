@@ -32,7 +32,7 @@ func TestWorkerLostMidCall(t *testing.T) {
 			go func() {
 				done <- post(t, url, s, rpc("tools/call", 2, `{"name":"slow","arguments":{"seconds":5}}`))
 			}()
-			bustest.Eventually(t, 30*time.Second, "the upstream runs the call", func() bool { return rc.callCount() > 0 })
+			bustest.Eventually(t, 30*time.Second, "the upstream runs the call", func() error { return bustest.AtLeast("calls upstream", rc.callCount(), 1) })
 			wc.Close() // the replica dies
 
 			select {
@@ -68,7 +68,7 @@ func TestWorkerConnectionMovesMidCall(t *testing.T) {
 			go func() {
 				done <- post(t, url, s, rpc("tools/call", 2, `{"name":"slow","arguments":{"seconds":3}}`))
 			}()
-			bustest.Eventually(t, 30*time.Second, "the upstream runs the call", func() bool { return rc.callCount() > 0 })
+			bustest.Eventually(t, 30*time.Second, "the upstream runs the call", func() error { return bustest.AtLeast("calls upstream", rc.callCount(), 1) })
 			cid, err := wc.GetClientID()
 			if err != nil {
 				t.Fatal(err)

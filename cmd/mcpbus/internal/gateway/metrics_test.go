@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/mcpbus/mcpbus/bus/bustest"
 )
 
 // scrapeMetrics reads a gateway's /metrics (the test runs on loopback, an
@@ -235,13 +238,9 @@ mcp_servers:
 	if r := post(t, briefURL, hb, call); r.rpcErr.Data["mcpbus_code"] != "MCPBUS_UPSTREAM_UNAVAILABLE" {
 		t.Fatalf("call to a down upstream: %s", r.body)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for stateOf("brief") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("breaker state of brief 30s after it opened = %v, want 1 (half-open after its 100ms cooldown)", stateOf("brief"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	bustest.Eventually(t, 30*time.Second, "the breaker of brief half-open after its 100ms cooldown", func() error {
+		return bustest.Want("breaker state", stateOf("brief"), 1)
+	})
 }
 
 // During slow calls the in-flight and queue gauges show them; afterwards
@@ -259,7 +258,7 @@ func TestInFlightGauge(t *testing.T) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // real time: the durations' lower bound (see above)
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "slept"}}}, nil
 	})
 	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
@@ -281,17 +280,16 @@ mcp_servers:
 			postQuiet(url, h, rpc("tools/call", i, `{"name":"slow","arguments":{}}`))
 		}()
 	}
-	deadline := time.Now().Add(30 * time.Second) // only calls that never arrive get here
 	var inFlight, queued float64
-	for time.Now().Before(deadline) {
+	_ = bustest.Poll(30*time.Second, func() error { // only calls that never arrive wait it out; checked below
 		mf := scrapeMetrics(t, g.URL())
 		inFlight = metricValue(mf, "mcpbus_worker_in_flight", labels{"server": "slowpoke"})
 		queued = metricValue(mf, "mcpbus_worker_queue_depth", labels{"server": "slowpoke"})
-		if inFlight == 1 && queued == 1 {
-			break
+		if inFlight != 1 || queued != 1 {
+			return errors.New("not yet")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if inFlight != 1 || queued != 1 {
 		t.Errorf("during two slow calls with max_concurrent_requests 1: in flight %v, queued %v; want 1 and 1", inFlight, queued)
 	}

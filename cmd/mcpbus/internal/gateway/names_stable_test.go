@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpbus/mcpbus/bus/bustest"
 )
 
 // The names /mcp gives a session do not depend on how many servers its
@@ -42,12 +44,12 @@ func TestToolNamesStayValidWhenAServerIsAdded(t *testing.T) {
 		}
 	}
 	var listed string
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(listed, `"late__echo"`); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the added server's tools never listed: %s", listed)
+	bustest.Eventually(t, 30*time.Second, "the added server's tools are listed", func() error {
+		if listed = string(post(t, g.URL()+"/mcp", h, rpc("tools/list", 3, `{}`)).body); !strings.Contains(listed, `"late__echo"`) {
+			return fmt.Errorf("listed %s", listed)
 		}
-		listed = string(post(t, g.URL()+"/mcp", h, rpc("tools/list", 3, `{}`)).body)
-	}
+		return nil
+	})
 	if !strings.Contains(listed, `"a__echo"`) {
 		t.Fatalf("after the second server: %s", listed)
 	}

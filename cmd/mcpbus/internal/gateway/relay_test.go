@@ -43,7 +43,7 @@ func checkSampleAndProgress(t *testing.T, cs *mcp.ClientSession, progress *progr
 	if got != "beta sampled: from the client (to: question from beta)" {
 		t.Fatalf("%s answered %q", name, got)
 	}
-	bustest.Eventually(t, 30*time.Second, "two progress notifications", func() bool { return len(progress.got()) >= 2 })
+	bustest.Eventually(t, 30*time.Second, "two progress notifications", func() error { return bustest.AtLeast("progress notifications", len(progress.got()), 2) })
 	for i, p := range progress.got() {
 		if p.ProgressToken != "tok-7" || p.Progress != float64(i+1) || p.Message != "beta" {
 			t.Fatalf("progress %d: token %v progress %v message %q", i, p.ProgressToken, p.Progress, p.Message)
@@ -110,12 +110,15 @@ func TestRelayLoggingMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"info", "warning", "error"}
-	bustest.Eventually(t, 30*time.Second, "three log messages", func() bool {
+	bustest.Eventually(t, 30*time.Second, "three log messages", func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(got) >= len(want)
+		if len(got) < len(want) {
+			return fmt.Errorf("log messages at levels %v, want %v", got, want)
+		}
+		return nil
 	})
-	time.Sleep(100 * time.Millisecond)
+	// The upstream logs debug first: one let through would be among these.
 	mu.Lock()
 	defer mu.Unlock()
 	if !slices.Equal(got, want) {

@@ -196,12 +196,12 @@ func TestSecurityBusDashboardAndSealedRecords(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	events := 0
-	bustest.Eventually(t, 10*time.Second, "the dashboard reads the call's usage event", func() bool {
+	bustest.Eventually(t, 10*time.Second, "the dashboard reads the call's usage event", func() error {
 		err := bus.ReadUsage(ctx, nc, bus.SubjectUsageAll, bus.UsageStart{}, false, func(bus.UsageMsg) error { events++; return nil })
 		if err != nil {
 			t.Fatalf("a dashboard cannot read usage: %v", err)
 		}
-		return events > 0
+		return bustest.AtLeast("usage events read", events, 1)
 	})
 	// It reads without a consumer: one could deliver the stream to any
 	// subject (the deliver subject is not checked against permissions).
@@ -284,14 +284,17 @@ mcp_servers:
 	} {
 		refusals := strings.Count(g.logs.String(), "stdio servers run a command on this host")
 		putServer(t, kv, spec)
-		bustest.Eventually(t, 10*time.Second, "the worker manager refuses the record of "+spec.Name, func() bool {
-			return strings.Count(g.logs.String(), "stdio servers run a command on this host") > refusals
+		bustest.Eventually(t, 10*time.Second, "the worker manager refuses the record of "+spec.Name, func() error {
+			return bustest.AtLeast("refusals logged", strings.Count(g.logs.String(), "stdio servers run a command on this host"), refusals+1)
 		})
 		// No worker serves it: the session's calls fail. (The ingress's
 		// registry cache follows the bucket on its own: wait until it knows
 		// the record before opening the session.)
-		bustest.Eventually(t, 10*time.Second, "the ingress knows the record of "+spec.Name, func() bool {
-			return post(t, g.URL()+"/mcp/"+spec.Name, bearer(master), initBody).status == http.StatusOK
+		bustest.Eventually(t, 10*time.Second, "the ingress knows the record of "+spec.Name, func() error {
+			if r := post(t, g.URL()+"/mcp/"+spec.Name, bearer(master), initBody); r.status != http.StatusOK {
+				return fmt.Errorf("initialize: HTTP %d %s", r.status, r.body)
+			}
+			return nil
 		})
 		h := initSession(t, g.URL()+"/mcp/"+spec.Name, bearer(master))
 		if r := post(t, g.URL()+"/mcp/"+spec.Name, h, rpc("tools/list", 2, "")); r.rpcErr.Code == 0 {
@@ -427,7 +430,12 @@ func TestSecurityBusReflectedAnswersForgeNothing(t *testing.T) {
 		"auth: ignored an admin message that is no request",
 		`registry: ignoring a server record; the server keeps its last good one" key=a`,
 	} {
-		bustest.Eventually(t, 30*time.Second, "the gateway logs "+line, func() bool { return strings.Contains(g.logs.String(), line) })
+		bustest.Eventually(t, 30*time.Second, "the gateway logs "+line, func() error {
+			if !strings.Contains(g.logs.String(), line) {
+				return fmt.Errorf("not in the log:\n%s", g.logs.String())
+			}
+			return nil
+		})
 	}
 
 	if r := post(t, g.URL()+"/mcp/a", bearer(forgedKey), initBody); r.status != http.StatusUnauthorized {

@@ -380,10 +380,13 @@ mcp_servers:
 			}
 
 			// Every channel delivered the echo, redacted.
-			bustest.Eventually(t, 30*time.Second, "the progress and log notifications", func() bool {
+			bustest.Eventually(t, 30*time.Second, "the progress and log notifications", func() error {
 				seen.mu.Lock()
 				defer seen.mu.Unlock()
-				return len(seen.progress) > 0 && len(seen.logs) > 0
+				if len(seen.progress) == 0 || len(seen.logs) == 0 {
+					return fmt.Errorf("%d progress and %d log notifications", len(seen.progress), len(seen.logs))
+				}
+				return nil
 			})
 			resText, _ := json.Marshal(res)
 			seen.mu.Lock()

@@ -76,10 +76,10 @@ mcp_servers:
 			t.Fatalf("%s %s: %s", c.path, c.tool, r.body)
 		}
 	}
-	bustest.Eventually(t, 10*time.Second, "every call reached the tap", func() bool {
+	bustest.Eventually(t, 10*time.Second, "every call reached the tap", func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(forwarded["a"])+len(forwarded["b"])+len(forwarded["b-two"]) >= len(calls)
+		return bustest.AtLeast("calls at the tap", len(forwarded["a"])+len(forwarded["b"])+len(forwarded["b-two"]), len(calls))
 	})
 	mu.Lock()
 	defer mu.Unlock()

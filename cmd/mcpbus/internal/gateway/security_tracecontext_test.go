@@ -61,13 +61,15 @@ func TestSecurityClientTracestateNeverLeavesTheIngress(t *testing.T) {
 				return
 			}
 			tid, _ := trace.TraceIDFromHex(clientTraceID)
-			bustest.Eventually(t, 30*time.Second, "the upstream span of the tools/call, in the client's trace", func() bool {
+			bustest.Eventually(t, 30*time.Second, "the upstream span of the tools/call, in the client's trace", func() error {
+				var names []string
 				for _, sp := range exp.GetSpans() {
 					if sp.Name == "upstream demo tools/call" && sp.SpanContext.TraceID() == tid {
-						return true
+						return nil
 					}
+					names = append(names, sp.Name+" in "+sp.SpanContext.TraceID().String())
 				}
-				return false
+				return fmt.Errorf("spans so far: %v", names)
 			})
 			for _, sp := range exp.GetSpans() {
 				if sp.SpanContext.TraceState().Len() > 0 || sp.Parent.TraceState().Len() > 0 {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpbus/mcpbus/bus/bustest"
 )
 
 // A session lives in the sessions bucket, so any ingress process serves it:
@@ -132,19 +134,11 @@ func TestLegacySSEClient(t *testing.T) {
 	if _, err := cs.CallTool(ctx, params); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	bustest.Eventually(t, 30*time.Second, "2 progress notifications on the legacy stream", func() error {
 		mu.Lock()
-		n := len(progress)
-		mu.Unlock()
-		if n == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d progress notifications on the legacy stream, want 2", n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return bustest.Want("progress notifications", len(progress), 2)
+	})
 	if _, err := connectLegacy(t, g.URL()+"/sse/demo", nil); err == nil || !strings.Contains(err.Error(), "Unauthorized") {
 		t.Fatalf("legacy transport without a key: %v, want Unauthorized", err)
 	}

@@ -23,6 +23,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/mcpbus/mcpbus/bus/bustest"
 )
 
 // traceRecorder is an upstream that keeps the traceparent of every request,
@@ -76,9 +78,9 @@ func installTracing(t *testing.T) *tracetest.InMemoryExporter {
 // the trace's spans by name.
 func spansOf(t *testing.T, exp *tracetest.InMemoryExporter, id trace.TraceID, names ...string) map[string]tracetest.SpanStub {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got := map[string]tracetest.SpanStub{}
+	var got map[string]tracetest.SpanStub
+	bustest.Eventually(t, 30*time.Second, fmt.Sprintf("spans %q in trace %s", names, id), func() error {
+		got = map[string]tracetest.SpanStub{}
 		for _, s := range exp.GetSpans() {
 			if s.SpanContext.TraceID() == id {
 				if _, dup := got[s.Name]; dup {
@@ -94,17 +96,15 @@ func spansOf(t *testing.T, exp *tracetest.InMemoryExporter, id trace.TraceID, na
 			}
 		}
 		if len(missing) == 0 {
-			return got
+			return nil
 		}
-		if time.Now().After(deadline) {
-			have := []string{}
-			for n := range got {
-				have = append(have, n)
-			}
-			t.Fatalf("trace %s: no span %q; have %q", id, missing, have)
+		have := []string{}
+		for n := range got {
+			have = append(have, n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("no span %q; have %q", missing, have)
+	})
+	return got
 }
 
 func attrs(s tracetest.SpanStub) map[attribute.Key]attribute.Value {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpbus/mcpbus/bus/bustest"
 )
 
 // TestMain lets this test binary act as `mcpbus demo-upstream --stdio`, so the
@@ -145,17 +147,7 @@ mcp_servers:
 		t.Fatal(err)
 	}
 	// The next calls succeed once the supervisor has restarted the process.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := echo()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no successful call within 30s of killing the stdio server: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	bustest.Eventually(t, 30*time.Second, "a successful call after killing the stdio server", echo)
 	if again := stdioChild(t, os.Getpid()); again == child {
 		t.Fatalf("the same pid %d still serves", child)
 	}
@@ -167,21 +159,23 @@ mcp_servers:
 // stdioChild returns the pid of this process's child running the demo server.
 func stdioChild(t *testing.T, parent int) int {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	var child int
+	bustest.Eventually(t, 30*time.Second, "the stdio child process", func() error {
 		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", parent))
+		var children []string
 		for _, f := range tasks {
 			b, _ := os.ReadFile(f)
 			for _, p := range strings.Fields(string(b)) {
 				pid, _ := strconv.Atoi(p)
 				env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 				if strings.Contains(string(env), "MCPBUS_GATEWAY_TEST_DEMO_STDIO=1") {
-					return pid
+					child = pid
+					return nil
 				}
+				children = append(children, p)
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("no stdio child process found")
-	return 0
+		return fmt.Errorf("children %v, none running the demo server", children)
+	})
+	return child
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/toolworkers"
@@ -105,7 +107,7 @@ func TestOAuth2AcrossReplicas(t *testing.T) {
 		n := fetches.Add(1)
 		tok := fmt.Sprintf("tok-%d", n)
 		current.Store(tok)
-		time.Sleep(50 * time.Millisecond) // a slow token endpoint widens the race
+		time.Sleep(50 * time.Millisecond) // real time: a slow token endpoint widens the race
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600}`, tok)
 	}))
@@ -269,10 +271,12 @@ mcp_servers:
 			}
 		}(i)
 	}
-	deadline := time.Now().Add(30 * time.Second) // only calls that never arrive get here
-	for (inFlight.Load() < 2 || busy.Load() < 6) && other.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	_ = bustest.Poll(30*time.Second, func() error { // only calls that never arrive wait it out; checked below
+		if (inFlight.Load() < 2 || busy.Load() < 6) && other.Load() == 0 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
 	if n := inFlight.Load(); n != 2 {
 		t.Errorf("the upstream runs %d calls with 2 allowed and 8 more sent", n)
 	}
@@ -351,17 +355,16 @@ mcp_servers:
 		post(t, url, h, call)
 	}
 	dropNext.Store(0)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	bustest.Eventually(t, 30*time.Second, "a call after the cooldown succeeds", func() error {
 		r := post(t, url, h, call)
 		if strings.Contains(string(r.body), `"text":"x"`) {
-			break
+			return nil
 		}
-		if !strings.Contains(r.rpcErr.Message, `"brief" is unavailable since `) || time.Now().After(deadline) {
+		if !strings.Contains(r.rpcErr.Message, `"brief" is unavailable since `) {
 			t.Fatalf("after the cooldown: %s", r.body)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("the breaker still refuses: %s", r.body)
+	})
 	if r := post(t, url, h, call); !strings.Contains(string(r.body), `"text":"x"`) {
 		t.Fatalf("after a successful probe: %s", r.body)
 	}

@@ -33,9 +33,9 @@ func usageEvents(t *testing.T, g *testGateway, want int) []bus.UsageMsg {
 		return out
 	}
 	var out []bus.UsageMsg
-	bustest.Eventually(t, 10*time.Second, fmt.Sprintf("%d usage events", want), func() bool {
+	bustest.Eventually(t, 10*time.Second, fmt.Sprintf("%d usage events", want), func() error {
 		out = read()
-		return len(out) >= want
+		return bustest.AtLeast("usage events", len(out), want)
 	})
 	for _, m := range out {
 		recordBody(m.Data) // the suite's secret scan covers events too
