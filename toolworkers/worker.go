@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,9 +28,6 @@ import (
 	"github.com/nats-io/nuid"
 	"go.opentelemetry.io/otel/trace"
 )
-
-// Version is reported to upstreams in clientInfo and in the micro service info.
-var Version = "0.1.0"
 
 // Options tunes a worker.
 type Options struct {
@@ -169,7 +167,7 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        bus.ServiceWorker,
-		Version:     Version,
+		Version:     version.Version,
 		Description: "tool worker for upstream MCP server " + up.Name,
 		Metadata:    map[string]string{"server": up.Name, "transport": up.Transport},
 		QueueGroup:  bus.ToolQueue(up.Name),

@@ -10,7 +10,6 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/adminhttp"
-	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/gateway"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/toolworkers"
 	"github.com/nats-io/nats.go"
@@ -95,7 +94,6 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	toolworkers.Version = gateway.Version
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics, err := toolworkers.NewMetrics(reg)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/ingress"
 	"github.com/mcpbus/mcpbus/toolworkers"
@@ -21,7 +22,6 @@ func (g *Gateway) startWorkers(ctx context.Context, o Options, conn func(string)
 	if err != nil {
 		return err
 	}
-	toolworkers.Version = Version
 	wjs, err := jetstream.New(wc)
 	if err != nil {
 		return err
@@ -55,7 +55,7 @@ func (g *Gateway) startIngress(o Options, conn func(string) (*nats.Conn, error),
 	}
 	g.ing = ingress.New(ingress.Options{NC: ic, Log: o.Log, TracerProvider: o.TracerProvider, InternalRanges: ranges, Servers: cache,
 		UseXFF: o.Config.UseXForwardedFor, TrustedProxies: o.Config.TrustedProxyRanges, XFFHops: o.Config.XFFNumTrustedHops,
-		EnableMCPRegistry: o.Config.EnableMCPRegistry, Version: Version, Metrics: reg,
+		EnableMCPRegistry: o.Config.EnableMCPRegistry, Version: version.Version, Metrics: reg,
 		JetStream: ijs, State: o.state(), AllowedOrigins: o.Config.AllowedOrigins, ListenAddr: o.Listen, RouterOnly: o.RouterOnly,
 		BodyReadTimeout: o.BodyReadTimeout})
 	return nil
