@@ -169,7 +169,7 @@ func New(o Options) *Ingress {
 	mux.HandleFunc("GET /health/readiness", g.readiness)
 	g.adminRoutes(mux)
 	g.metricsRoutes(mux)
-	g.registryRoutes(mux)
+	g.restRoutes(mux)
 	g.handler = g.instrument(routesOrJSON(mux)) // notfound.go
 	g.mux = mux
 	g.verified = newVerifyCache()
