@@ -5,8 +5,14 @@ MODULES := $(shell $(GO) list -m -f '{{.Dir}}')
 
 .PHONY: run test build lint unit fuzz-smoke fuzz bench-smoke fault e2e bench clean
 
+# VERSION, if set, is stamped into the binary at link time (`make build
+# VERSION=1.2.3`, package bus/version); unset, the binary reports that
+# package's default. Either way the build needs no network.
+VERSION ?=
+LDFLAGS := $(if $(VERSION),-ldflags "-X github.com/mcpbus/mcpbus/bus/version.Version=$(VERSION)")
+
 build:
-	cd cmd/mcpbus && $(GO) build -o ../../$(BIN) .
+	cd cmd/mcpbus && $(GO) build $(LDFLAGS) -o ../../$(BIN) .
 
 run: build
 	./deploy/run-demo.sh

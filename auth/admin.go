@@ -72,7 +72,7 @@ func decode(data []byte, v any) *bus.Error {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
 			field := te.Field
-			for _, embedded := range []string{"keyFields.", "teamFields.", "commonFields.", "permFields."} {
+			for _, embedded := range []string{"KeyFields.", "TeamFields.", "CommonFields.", "PermFields."} {
 				field = strings.ReplaceAll(field, embedded, "")
 			}
 			return bus.Errorf(bus.ErrBadRequest, "%s: expected %s, got a JSON %s", field, jsonType(te.Type.String()), te.Value)

@@ -19,15 +19,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-type keyFields struct {
-	commonFields
-	KeyAlias *string `json:"key_alias"`
-	TeamID   *string `json:"team_id"`
-	Duration *string `json:"duration"`
-}
-
-// apply sets the fields present in f on rec (s.adminMu held).
-func (s *service) applyKeyFields(ctx context.Context, rec *bus.KeyRecord, f keyFields, now time.Time) *bus.Error {
+// applyKeyFields sets the fields present in f on rec (s.adminMu held).
+func (s *service) applyKeyFields(ctx context.Context, rec *bus.KeyRecord, f bus.KeyFields, now time.Time) *bus.Error {
 	if f.KeyAlias != nil {
 		alias := strings.TrimSpace(*f.KeyAlias)
 		if err := s.checkAlias(alias, rec.Token); err != nil {
@@ -51,7 +44,7 @@ func (s *service) applyKeyFields(ctx context.Context, rec *bus.KeyRecord, f keyF
 		exp := now.Add(d).UTC()
 		rec.Expires = &exp
 	}
-	return f.commonFields.apply(&rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions})
+	return applyCommon(f.CommonFields, &rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions})
 }
 
 // checkAlias fails if another key than token has alias.
@@ -109,29 +102,8 @@ func tokenOf(key string) string {
 	return bus.HashKey(key)
 }
 
-type keyGenerateRequest struct {
-	keyFields
-	Key string `json:"key"`
-}
-
-// keyGenerateResponse is the only answer that carries a plaintext key.
-type keyGenerateResponse struct {
-	Key                string              `json:"key"`
-	Token              string              `json:"token"`
-	KeyAlias           string              `json:"key_alias,omitempty"`
-	TeamID             string              `json:"team_id,omitempty"`
-	Expires            *time.Time          `json:"expires"`
-	MCPServers         []string            `json:"mcp_servers,omitempty"`
-	MCPAccessGroups    []string            `json:"mcp_access_groups,omitempty"`
-	MCPToolPermissions map[string][]string `json:"mcp_tool_permissions,omitempty"`
-	RPMLimit           int                 `json:"rpm_limit,omitempty"`
-	Blocked            bool                `json:"blocked,omitempty"`
-	Metadata           map[string]any      `json:"metadata,omitempty"`
-	CreatedAt          time.Time           `json:"created_at"`
-}
-
 func (s *service) keyGenerate(ctx context.Context, data []byte) (any, *bus.Error) {
-	var in keyGenerateRequest
+	var in bus.KeyGenerateRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
@@ -150,7 +122,7 @@ func (s *service) keyGenerate(ctx context.Context, data []byte) (any, *bus.Error
 	rec := bus.KeyRecord{Token: bus.HashKey(key), CreatedAt: now, UpdatedAt: now}
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
-	if e := s.applyKeyFields(ctx, &rec, in.keyFields, now); e != nil {
+	if e := s.applyKeyFields(ctx, &rec, in.KeyFields, now); e != nil {
 		return nil, e
 	}
 	body, err := json.Marshal(rec)
@@ -165,7 +137,7 @@ func (s *service) keyGenerate(ctx context.Context, data []byte) (any, *bus.Error
 		return nil, internal(s, "store key", err)
 	}
 	s.seenKey(rec.Token, rev)
-	return keyGenerateResponse{
+	return bus.KeyGenerateResponse{
 		Key: key, Token: rec.Token, KeyAlias: rec.KeyAlias, TeamID: rec.TeamID, Expires: rec.Expires,
 		MCPServers: rec.MCPServers, MCPAccessGroups: rec.MCPAccessGroups, MCPToolPermissions: rec.MCPToolPermissions, RPMLimit: rec.RPMLimit,
 		Blocked: rec.Blocked, Metadata: rec.Metadata, CreatedAt: rec.CreatedAt,
@@ -190,19 +162,8 @@ func newKey() string {
 	return string(out)
 }
 
-type keyRequest struct {
-	Key string `json:"key"`
-}
-
-// keyView is a stored key as admin endpoints show it: the record (which holds
-// no secret) and its token again as "key", as LiteLLM answers.
-type keyView struct {
-	Key string `json:"key"`
-	bus.KeyRecord
-}
-
 func (s *service) keyInfo(ctx context.Context, data []byte) (any, *bus.Error) {
-	var in keyRequest
+	var in bus.KeyRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
@@ -213,43 +174,11 @@ func (s *service) keyInfo(ctx context.Context, data []byte) (any, *bus.Error) {
 	if e != nil {
 		return nil, e
 	}
-	return map[string]any{"key": rec.Token, "info": rec}, nil
-}
-
-type keyListRequest struct {
-	TeamID   string `json:"team_id"`
-	KeyAlias string `json:"key_alias"`
-	// ReturnFullObject (LiteLLM's flag) lists records instead of tokens; true
-	// or "true" (a GET query parameter arrives as a string).
-	ReturnFullObject flexBool `json:"return_full_object"`
-}
-
-type flexBool bool
-
-func (b *flexBool) UnmarshalJSON(data []byte) error {
-	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
-		return err
-	}
-	switch v := v.(type) {
-	case bool:
-		*b = flexBool(v)
-	case string:
-		p, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("return_full_object: %q is not true or false", v)
-		}
-		*b = flexBool(p)
-	case nil:
-		*b = false
-	default:
-		return fmt.Errorf("return_full_object: expected true or false")
-	}
-	return nil
+	return bus.KeyInfoResponse{Info: rec, Key: rec.Token}, nil
 }
 
 func (s *service) keyList(_ context.Context, data []byte) (any, *bus.Error) {
-	var in keyListRequest
+	var in bus.KeyListRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
@@ -267,24 +196,19 @@ func (s *service) keyList(_ context.Context, data []byte) (any, *bus.Error) {
 		}
 		return recs[i].Token < recs[j].Token
 	})
-	keys := make([]any, 0, len(recs))
+	keys := make([]bus.KeyListEntry, 0, len(recs))
 	for _, r := range recs {
+		e := bus.KeyListEntry{Token: r.Token}
 		if in.ReturnFullObject {
-			keys = append(keys, keyView{Key: r.Token, KeyRecord: r})
-		} else {
-			keys = append(keys, r.Token)
+			e.View = &bus.KeyView{Key: r.Token, KeyRecord: r}
 		}
+		keys = append(keys, e)
 	}
-	return map[string]any{"keys": keys, "total_count": len(keys)}, nil
-}
-
-type keyUpdateRequest struct {
-	keyFields
-	Key string `json:"key"`
+	return bus.KeyListResponse{Keys: keys, TotalCount: len(keys)}, nil
 }
 
 func (s *service) keyUpdate(ctx context.Context, data []byte) (any, *bus.Error) {
-	var in keyUpdateRequest
+	var in bus.KeyUpdateRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
@@ -303,7 +227,7 @@ func (s *service) keyUpdate(ctx context.Context, data []byte) (any, *bus.Error) 
 			return nil, e
 		}
 		now := s.now().UTC()
-		if e := s.applyKeyFields(ctx, &rec, in.keyFields, now); e != nil {
+		if e := s.applyKeyFields(ctx, &rec, in.KeyFields, now); e != nil {
 			return nil, e
 		}
 		rec.UpdatedAt = now
@@ -319,18 +243,13 @@ func (s *service) keyUpdate(ctx context.Context, data []byte) (any, *bus.Error) 
 			return nil, internal(s, "store key", err)
 		}
 		s.seenKey(token, newRev)
-		return keyView{Key: token, KeyRecord: rec}, nil
+		return bus.KeyView{Key: token, KeyRecord: rec}, nil
 	}
 	return nil, conflict("key '" + prefix(token) + "'")
 }
 
-type keyDeleteRequest struct {
-	Keys       []string `json:"keys"`
-	KeyAliases []string `json:"key_aliases"`
-}
-
 func (s *service) keyDelete(ctx context.Context, data []byte) (any, *bus.Error) {
-	var in keyDeleteRequest
+	var in bus.KeyDeleteRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
@@ -362,7 +281,7 @@ func (s *service) keyDelete(ctx context.Context, data []byte) (any, *bus.Error) 
 	if e != nil {
 		return nil, e
 	}
-	return map[string]any{"deleted_keys": deleted}, nil
+	return bus.KeyDeleteResponse{DeletedKeys: deleted}, nil
 }
 
 func (s *service) tokenByAlias(alias string) (string, bool) {

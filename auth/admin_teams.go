@@ -16,25 +16,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-type teamFields struct {
-	commonFields
-	TeamAlias *string `json:"team_alias"`
-}
-
-func applyTeamFields(rec *bus.TeamRecord, f teamFields) *bus.Error {
+func applyTeamFields(rec *bus.TeamRecord, f bus.TeamFields) *bus.Error {
 	if f.TeamAlias != nil {
 		rec.TeamAlias = strings.TrimSpace(*f.TeamAlias)
 	}
-	return f.commonFields.apply(&rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions})
-}
-
-type teamRequest struct {
-	teamFields
-	TeamID string `json:"team_id"`
+	return applyCommon(f.CommonFields, &rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions})
 }
 
 func (s *service) teamNew(ctx context.Context, data []byte) (any, *bus.Error) {
-	var in teamRequest
+	var in bus.TeamRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
@@ -49,7 +39,7 @@ func (s *service) teamNew(ctx context.Context, data []byte) (any, *bus.Error) {
 	}
 	now := s.now().UTC()
 	rec := bus.TeamRecord{TeamID: id, CreatedAt: now, UpdatedAt: now}
-	if e := applyTeamFields(&rec, in.teamFields); e != nil {
+	if e := applyTeamFields(&rec, in.TeamFields); e != nil {
 		return nil, e
 	}
 	s.adminMu.Lock()
@@ -95,12 +85,8 @@ func newUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-type teamIDRequest struct {
-	TeamID string `json:"team_id"`
-}
-
 func (s *service) teamInfo(ctx context.Context, data []byte) (any, *bus.Error) {
-	var in teamIDRequest
+	var in bus.TeamIDRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
@@ -115,7 +101,7 @@ func (s *service) teamInfo(ctx context.Context, data []byte) (any, *bus.Error) {
 	if keys == nil {
 		keys = []string{}
 	}
-	return map[string]any{"team_id": rec.TeamID, "team_info": rec, "keys": keys}, nil
+	return bus.TeamInfoResponse{Keys: keys, TeamID: rec.TeamID, TeamInfo: rec}, nil
 }
 
 func (s *service) teamList(_ context.Context, data []byte) (any, *bus.Error) {
@@ -139,7 +125,7 @@ func (s *service) teamList(_ context.Context, data []byte) (any, *bus.Error) {
 }
 
 func (s *service) teamUpdate(ctx context.Context, data []byte) (any, *bus.Error) {
-	var in teamRequest
+	var in bus.TeamRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
@@ -156,7 +142,7 @@ func (s *service) teamUpdate(ctx context.Context, data []byte) (any, *bus.Error)
 		if e != nil {
 			return nil, e
 		}
-		if e := applyTeamFields(&rec, in.teamFields); e != nil {
+		if e := applyTeamFields(&rec, in.TeamFields); e != nil {
 			return nil, e
 		}
 		rec.UpdatedAt = s.now().UTC()
@@ -177,12 +163,8 @@ func (s *service) teamUpdate(ctx context.Context, data []byte) (any, *bus.Error)
 	return nil, conflict("team '" + in.TeamID + "'")
 }
 
-type teamDeleteRequest struct {
-	TeamIDs []string `json:"team_ids"`
-}
-
 func (s *service) teamDelete(ctx context.Context, data []byte) (any, *bus.Error) {
-	var in teamDeleteRequest
+	var in bus.TeamDeleteRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
@@ -223,5 +205,5 @@ func (s *service) teamDelete(ctx context.Context, data []byte) (any, *bus.Error)
 	if e != nil {
 		return nil, e
 	}
-	return map[string]any{"deleted_teams": teams, "deleted_keys": deleted}, nil
+	return bus.TeamDeleteResponse{DeletedKeys: deleted, DeletedTeams: teams}, nil
 }

@@ -2,23 +2,8 @@ package auth
 
 import "github.com/mcpbus/mcpbus/bus"
 
-// The fields a key or team write may set, in LiteLLM's shapes.
-
-// objectPermission is LiteLLM's nested form of the MCP permission fields.
-type objectPermission struct {
-	MCPServers         *[]string            `json:"mcp_servers"`
-	MCPAccessGroups    *[]string            `json:"mcp_access_groups"`
-	MCPToolPermissions *map[string][]string `json:"mcp_tool_permissions"`
-}
-
-// permFields are the MCP permission fields of keys and teams, top-level or
-// nested under object_permission (the top-level field wins).
-type permFields struct {
-	MCPServers         *[]string            `json:"mcp_servers"`
-	MCPAccessGroups    *[]string            `json:"mcp_access_groups"`
-	MCPToolPermissions *map[string][]string `json:"mcp_tool_permissions"`
-	ObjectPermission   *objectPermission    `json:"object_permission"`
-}
+// Applying the fields a key or team write may set (bus.CommonFields, in
+// LiteLLM's shapes, bus/admin_api.go) to a record.
 
 // mcpLimits points at a key's or team's MCP permission fields.
 type mcpLimits struct {
@@ -26,7 +11,8 @@ type mcpLimits struct {
 	tools           *map[string][]string
 }
 
-func (p permFields) apply(m mcpLimits) *bus.Error {
+// applyPerms sets the permission fields present in p on m.
+func applyPerms(p bus.PermFields, m mcpLimits) *bus.Error {
 	ms, mg, mt := p.MCPServers, p.MCPAccessGroups, p.MCPToolPermissions
 	if op := p.ObjectPermission; op != nil {
 		if ms == nil {
@@ -75,16 +61,8 @@ func (p permFields) apply(m mcpLimits) *bus.Error {
 	return nil
 }
 
-// commonFields are the updatable fields keys and teams share.
-type commonFields struct {
-	permFields
-	RPMLimit *int            `json:"rpm_limit"`
-	Metadata *map[string]any `json:"metadata"`
-	Blocked  *bool           `json:"blocked"`
-}
-
-// apply sets the fields present in f on the given record fields.
-func (f commonFields) apply(rpm *int, metadata *map[string]any, blocked *bool, m mcpLimits) *bus.Error {
+// applyCommon sets the fields present in f on the given record fields.
+func applyCommon(f bus.CommonFields, rpm *int, metadata *map[string]any, blocked *bool, m mcpLimits) *bus.Error {
 	if f.RPMLimit != nil {
 		if *f.RPMLimit < 0 {
 			return bus.Errorf(bus.ErrBadRequest, "rpm_limit: must be 0 (no limit) or more")
@@ -97,5 +75,5 @@ func (f commonFields) apply(rpm *int, metadata *map[string]any, blocked *bool, m
 	if f.Blocked != nil {
 		*blocked = *f.Blocked
 	}
-	return f.permFields.apply(m)
+	return applyPerms(f.PermFields, m)
 }

@@ -37,7 +37,7 @@ func rateCounterStream(ctx context.Context, js jetstream.JetStream, p bus.StateP
 	_, err := bus.EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:              bus.StreamRateCounters,
 		Description:       "mcpbus rpm_limit counters (one per key or team per minute)",
-		Subjects:          []string{bus.SubjectRateCounters + ".>"},
+		Subjects:          []string{bus.SubjectRateCountersAll},
 		Storage:           jetstream.MemoryStorage,
 		Retention:         jetstream.LimitsPolicy,
 		Discard:           jetstream.DiscardOld,
@@ -54,7 +54,7 @@ func rateCounterStream(ctx context.Context, js jetstream.JetStream, p bus.StateP
 func (l *counterLimiter) allow(ctx context.Context, scope, id, name string, limit int) (*bus.Error, error) {
 	now := l.now()
 	minute := now.Unix() / 60
-	subject := bus.SubjectRateCounters + "." + scope + "." + id + "." + strconv.FormatInt(minute, 10)
+	subject := bus.RateCounterSubject(scope, id, minute)
 	total, err := l.add(ctx, subject, "1")
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -107,7 +108,7 @@ func start(nc *nats.Conn, o Options) (*service, micro.Service, error) {
 	}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        bus.ServiceAuth,
-		Version:     version(o.Version),
+		Version:     serviceVersion(o.Version),
 		Description: "verifies gateway keys; manages virtual keys and teams",
 		Endpoint: &micro.EndpointConfig{
 			Subject: bus.SubjectAuthVerify,
@@ -332,9 +333,9 @@ func teamName(t bus.TeamRecord) string {
 	return t.TeamID
 }
 
-func version(v string) string {
+func serviceVersion(v string) string {
 	if v == "" {
-		return "0.1.0"
+		return version.Version
 	}
 	return v
 }

@@ -16,35 +16,12 @@ const (
 	BucketRateLimits = "mcpbus_ratelimits"
 	// StreamRateCounters holds the rpm_limit counters as JetStream
 	// distributed counters (nats-server 2.12+), one subject per key or team
-	// and minute under SubjectRateCounters.
-	StreamRateCounters  = "MCPBUS_RPM"
-	SubjectRateCounters = Root + ".rpm"
+	// and minute (RateCounterSubject).
+	StreamRateCounters = "MCPBUS_RPM"
 )
 
-// Admin subjects of the auth service (master key only; the ingress checks the
-// caller is admin before it asks). Request and reply bodies are the
-// LiteLLM-compatible JSON shapes of the REST endpoint of the same name.
-const (
-	SubjectKeyGenerate = Root + ".auth.key.generate"
-	SubjectKeyInfo     = Root + ".auth.key.info"
-	SubjectKeyList     = Root + ".auth.key.list"
-	SubjectKeyUpdate   = Root + ".auth.key.update"
-	SubjectKeyDelete   = Root + ".auth.key.delete"
-	SubjectTeamNew     = Root + ".auth.team.new"
-	SubjectTeamInfo    = Root + ".auth.team.info"
-	SubjectTeamList    = Root + ".auth.team.list"
-	SubjectTeamUpdate  = Root + ".auth.team.update"
-	SubjectTeamDelete  = Root + ".auth.team.delete"
-	// SubjectKeyRevoked carries the key id of a key that was deleted, blocked or
-	// expired, so every ingress cancels that key's in-flight calls.
-	SubjectKeyRevoked = Root + ".auth.key.revoked"
-	// SubjectCancel carries a request id whose upstream call must stop.
-	SubjectCancel = Root + ".cancel"
-	// SubjectAuthChanged is published (empty body) whenever auth's keys or
-	// teams change in any way, so an ingress drops every verify answer it
-	// cached (VerifyCacheTTL).
-	SubjectAuthChanged = Root + ".auth.changed"
-)
+// The auth service's subjects (verify, key and team admin, revocations) are
+// in subjects.go.
 
 // VerifyCacheTTL is the longest an ingress may reuse a verify answer. It
 // reuses one only when the identity is not RateLimited (every call must then

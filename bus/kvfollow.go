@@ -65,7 +65,7 @@ func FollowKV(ctx context.Context, nc *nats.Conn, bucket string, keys []string, 
 		// bucket trusted roles alone write may answer (msgget.go).
 		return nil, fmt.Errorf("follow %s: only named keys of this bucket can be followed", bucket)
 	}
-	prefix := "$KV." + bucket + "."
+	prefix := KVPrefix(bucket)
 	changed := make(chan change, 1024)
 	subject := prefix + ">"
 	var subs []*nats.Subscription
@@ -263,8 +263,8 @@ func (r *kvLoader) loadDirect(ctx context.Context) error {
 		return err
 	}
 	defer sub.Unsubscribe()
-	req, _ := json.Marshal(map[string]any{"multi_last": []string{"$KV." + r.bucket + ".>"}})
-	if err := r.nc.PublishRequest("$JS.API.DIRECT.GET.KV_"+r.bucket, inbox, req); err != nil {
+	req, _ := json.Marshal(map[string]any{"multi_last": []string{KVSubject(r.bucket, ">")}})
+	if err := r.nc.PublishRequest(jsDirectGet(KVStream(r.bucket)), inbox, req); err != nil {
 		return err
 	}
 	for {
@@ -289,7 +289,7 @@ func (r *kvLoader) loadDirect(ctx context.Context) error {
 func kvDirectGet(ctx context.Context, nc *nats.Conn, bucket, key string) (KVEntry, bool, error) {
 	gctx, cancel := context.WithTimeout(ctx, getTimeout)
 	defer cancel()
-	m, err := nc.RequestWithContext(gctx, "$JS.API.DIRECT.GET.KV_"+bucket+".$KV."+bucket+"."+key, nil)
+	m, err := nc.RequestWithContext(gctx, jsDirectGetLast(KVStream(bucket), KVSubject(bucket, key)), nil)
 	if err != nil {
 		return KVEntry{}, false, err
 	}
@@ -308,6 +308,6 @@ func directEntry(bucket string, m *nats.Msg) KVEntry {
 	rev, _ := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
 	created, _ := time.Parse(time.RFC3339Nano, m.Header.Get("Nats-Time-Stamp"))
 	op := m.Header.Get("KV-Operation")
-	return KVEntry{Key: strings.TrimPrefix(m.Header.Get("Nats-Subject"), "$KV."+bucket+"."), Value: m.Data, Revision: rev,
+	return KVEntry{Key: strings.TrimPrefix(m.Header.Get("Nats-Subject"), KVPrefix(bucket)), Value: m.Data, Revision: rev,
 		Created: created, Deleted: op == "DEL" || op == "PURGE"}
 }

@@ -40,8 +40,8 @@ const (
 	// HeaderResponder names the replica that took a request, on its
 	// acknowledgements and heartbeats: RecallSubject's last token.
 	HeaderResponder = "Mcpbus-Responder"
-	// SubjectRecall prefixes every responder's recall subject.
-	SubjectRecall  = Root + ".recall"
+	// A sender makes RecallAttempts recalls, RecallEvery apart, on
+	// RecallSubject (subjects.go).
 	RecallAttempts = 2
 	RecallEvery    = 400 * time.Millisecond
 	// KeepAnswersFor is how long a responder keeps an answer for a recall,
@@ -51,9 +51,6 @@ const (
 	keepMaxAnswers = 16384
 	maxReplyLen    = 256
 )
-
-// RecallSubject is the subject a responder with id takes recalls on.
-func RecallSubject(id string) string { return SubjectRecall + "." + id }
 
 func validResponder(id string) bool { return id != "" && ValidToken(id) }
 

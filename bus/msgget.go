@@ -59,7 +59,7 @@ func msgGet(ctx context.Context, nc *nats.Conn, stream string, req any) (*stored
 	body, _ := json.Marshal(req)
 	gctx, cancel := context.WithTimeout(ctx, getTimeout)
 	defer cancel()
-	m, err := nc.RequestWithContext(gctx, "$JS.API.STREAM.MSG.GET."+stream, body)
+	m, err := nc.RequestWithContext(gctx, jsMsgGet(stream), body)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", stream, err)
 	}
@@ -102,7 +102,7 @@ const jsStreamNotFound = 10059
 // KVGet reads key's latest entry in bucket; ok is false when the key has
 // none (never written, or purged). A deleted key's entry has Deleted set.
 func KVGet(ctx context.Context, nc *nats.Conn, bucket, key string) (e KVEntry, ok bool, err error) {
-	m, err := msgGet(ctx, nc, "KV_"+bucket, map[string]any{"last_by_subj": "$KV." + bucket + "." + key})
+	m, err := msgGet(ctx, nc, KVStream(bucket), map[string]any{"last_by_subj": KVSubject(bucket, key)})
 	if err != nil || m == nil {
 		return KVEntry{}, false, err
 	}
@@ -112,7 +112,7 @@ func KVGet(ctx context.Context, nc *nats.Conn, bucket, key string) (e KVEntry, o
 // kvEntry is a stored KV message as an entry.
 func kvEntry(bucket string, m *storedMsg) KVEntry {
 	op := m.headers().Get("KV-Operation")
-	return KVEntry{Key: strings.TrimPrefix(m.Subject, "$KV."+bucket+"."), Value: m.Data, Revision: m.Seq, Created: m.Time,
+	return KVEntry{Key: strings.TrimPrefix(m.Subject, KVPrefix(bucket)), Value: m.Data, Revision: m.Seq, Created: m.Time,
 		Deleted: op == "DEL" || op == "PURGE"}
 }
 

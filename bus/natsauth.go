@@ -53,11 +53,6 @@ type BusUser struct {
 	Unrestricted bool
 }
 
-// InboxPrefix is the reply-subject prefix of user's connections: each user
-// may subscribe to its own replies only, so no service can read answers meant
-// for another (a minted key, a verify answer).
-func InboxPrefix(user string) string { return "_INBOX_" + user }
-
 // NewPassword makes a random password for an in-process user.
 func NewPassword() string {
 	var b [32]byte
@@ -128,10 +123,7 @@ func (u BusUser) natsUser() *server.User {
 // a minute), not nats-server's default two minutes, so a long call's answer
 // is not refused.
 func RolePermissions(user string, roles []Role, servers []string) *server.Permissions {
-	pub := []string{
-		"$JS.API.INFO",
-		"$JS.FC.>", // flow control of the user's own consumers
-	}
+	pub := []string{jsAPIInfo, jsFlowControl}
 	sub := []string{InboxPrefix(user) + ".>"}
 	var responds bool
 	for _, r := range roles {
@@ -164,27 +156,27 @@ func RolePermissions(user string, roles []Role, servers []string) *server.Permis
 // carries every caller's key anyway). Router, workers, usage and servers
 // read with subscriptions and direct gets only (kvfollow.go, usage_read.go).
 func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
-	micro := "$SRV.>" // micro's PING, INFO and STATS
+	micro := microAll // micro's PING, INFO and STATS
 	switch r {
 	case RoleAuth:
-		pub = append(kvOwner(BucketKeys, BucketTeams, BucketRateLimits), SubjectKeyRevoked, SubjectAuthChanged, SubjectRateCounters+".>")
+		pub = append(kvOwner(BucketKeys, BucketTeams, BucketRateLimits), SubjectKeyRevoked, SubjectAuthChanged, SubjectRateCountersAll)
 		pub = append(pub, streamCreator(StreamRateCounters)...)
-		sub = []string{Root + ".auth.verify", Root + ".auth.key.*", Root + ".auth.team.*", micro}
+		sub = []string{SubjectAuthVerify, SubjectKeyAll, SubjectTeamAll, micro}
 		return pub, sub, true
 	case RoleRegistry:
 		// PURGE: records from before sealing lose their plain-text history.
-		pub = append(kvOwner(BucketServers), "$JS.API.STREAM.PURGE.KV_"+BucketServers)
+		pub = append(kvOwner(BucketServers), jsStreamPurge(KVStream(BucketServers)))
 		pub = append(pub, streamCreator(StreamUsage)...)
-		pub = append(pub, streamCreator("KV_"+BucketOAuthTokens)...)
+		pub = append(pub, streamCreator(KVStream(BucketOAuthTokens))...)
 		// It follows the bucket it owns like any reader (FollowServers).
-		return pub, []string{Root + ".registry.*", micro, "$KV." + BucketServers + ".>"}, true
+		return pub, []string{SubjectRegistryAll, micro, KVSubject(BucketServers, ">")}, true
 	case RoleRouter:
 		// Warnings on an aggregated answer's stream (a server missing), as
 		// the gateway.
 		pub, sub = kvFollower(BucketServers, nil)
-		pub = append(pub, Root+".tool.*.rpc", Root+".tool.*.info", Root+".s2c.>", SubjectCancelRequest,
-			ClientSubject(Root+".stream.*.*", GatewayToken), SubjectRecall+".*")
-		return pub, append(sub, SubjectRouterRPC, SubjectNotifyAll, SubjectRecall+".*", micro), true
+		pub = append(pub, ToolRPC("*"), ToolInfo("*"), SubjectServerRequestAll, SubjectCancelRequest,
+			ClientSubject(StreamSubject("*", "*"), GatewayToken), RecallSubject("*"))
+		return pub, append(sub, SubjectRouterRPC, SubjectNotifyAll, RecallSubject("*"), micro), true
 	case RoleWorkers:
 		// A worker limited to servers reads and writes only those servers'
 		// records and tokens, and sends, answers and records only as them:
@@ -198,36 +190,36 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		p, s := kvFollower(BucketOAuthTokens, tokenKeys)
 		pub, sub = append(pub, p...), append(sub, s...)
 		if len(servers) == 0 {
-			pub = append(pub, "$KV."+BucketOAuthTokens+".>")
+			pub = append(pub, KVSubject(BucketOAuthTokens, ">"))
 		}
 		for _, k := range tokenKeys {
-			pub = append(pub, "$KV."+BucketOAuthTokens+"."+k)
+			pub = append(pub, KVSubject(BucketOAuthTokens, k))
 		}
-		pub = append(pub, "$JS.API.STREAM.INFO."+StreamUsage)
-		sub = append(sub, SubjectCancel, SubjectCancelRequest, SubjectSessionClosed, SubjectRecall+".*", micro)
+		pub = append(pub, jsStreamInfo(StreamUsage))
+		sub = append(sub, SubjectCancel, SubjectCancelRequest, SubjectSessionClosed, RecallSubject("*"), micro)
 		names := servers
 		if len(names) == 0 {
 			names = []string{"*"}
 		}
 		for _, n := range names {
-			pub = append(pub, NotifySubject(n), ClientSubject(Root+".stream.*.*", n), ClientSubject(Root+".session.events.*", n),
-				Root+".usage.*."+n+".*")
-			sub = append(sub, ToolRPC(n), ToolInfo(n), NotifySubject(n), Root+".s2c."+n+".*.*")
+			pub = append(pub, NotifySubject(n), ClientSubject(StreamSubject("*", "*"), n), ClientSubject(SessionSubject("*"), n),
+				usageOfServer(n))
+			sub = append(sub, ToolRPC(n), ToolInfo(n), NotifySubject(n), ServerRequestSubjects(n, "*"))
 		}
 		return pub, sub, true
 	case RoleIngress:
 		pub, sub = kvFollower(BucketServers, nil)
 		pub = append(pub, kvOwner(BucketSessions)...)
-		pub = append(pub, SubjectRouterRPC, Root+".tool.*.rpc", Root+".tool.*.info", SubjectAuthVerify,
-			Root+".auth.key.*", Root+".auth.team.*", Root+".registry.*", SubjectCancel, SubjectSessionClosed, SubjectRecall+".*",
-			ClientSubject(Root+".session.events.*", GatewayToken))
+		pub = append(pub, SubjectRouterRPC, ToolRPC("*"), ToolInfo("*"), SubjectAuthVerify,
+			SubjectKeyAll, SubjectTeamAll, SubjectRegistryAll, SubjectCancel, SubjectSessionClosed, RecallSubject("*"),
+			ClientSubject(SessionSubject("*"), GatewayToken))
 		// Not auth.key.revoked: only auth announces revocations.
 		pub = slices.DeleteFunc(pub, func(s string) bool { return s == SubjectKeyRevoked })
-		sub = append(sub, Root+".stream.>", Root+".session.events.>", SubjectNotifyAll, SubjectKeyRevoked, SubjectAuthChanged)
+		sub = append(sub, SubjectStreamAll, SubjectSessionEventsAll, SubjectNotifyAll, SubjectKeyRevoked, SubjectAuthChanged)
 		return pub, sub, true
 	case RoleUsage:
 		// Dashboards: the usage stream, and micro's discovery of services.
-		return append(streamReader(StreamUsage), "$SRV.PING", "$SRV.PING.>", "$SRV.INFO", "$SRV.INFO.>", "$SRV.STATS", "$SRV.STATS.>"), nil, false
+		return append(streamReader(StreamUsage), microPing, microPing+".>", microInfo, microInfo+".>", microStats, microStats+".>"), nil, false
 	case RoleServers:
 		pub, sub = kvFollower(BucketServers, nil)
 		return pub, sub, false
@@ -241,24 +233,24 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 // subject; other buckets with MSG.GET, which cannot be limited to keys
 // (msgget.go says why not direct gets).
 func kvFollower(bucket string, keys []string) (pub, sub []string) {
-	stream := "KV_" + bucket
-	pub = []string{"$JS.API.STREAM.INFO." + stream}
+	stream := KVStream(bucket)
+	pub = []string{jsStreamInfo(stream)}
 	if !directReadable(bucket) {
-		pub = append(pub, "$JS.API.STREAM.MSG.GET."+stream)
+		pub = append(pub, jsMsgGet(stream))
 		if len(keys) == 0 {
-			return pub, []string{"$KV." + bucket + ".>"}
+			return pub, []string{KVSubject(bucket, ">")}
 		}
 		for _, k := range keys {
-			sub = append(sub, "$KV."+bucket+"."+k)
+			sub = append(sub, KVSubject(bucket, k))
 		}
 		return pub, sub
 	}
 	if len(keys) == 0 {
-		return append(pub, "$JS.API.DIRECT.GET."+stream, "$JS.API.DIRECT.GET."+stream+".>"), []string{"$KV." + bucket + ".>"}
+		return append(pub, jsDirectGet(stream), jsDirectGetLast(stream, ">")), []string{KVSubject(bucket, ">")}
 	}
 	for _, k := range keys {
-		pub = append(pub, "$JS.API.DIRECT.GET."+stream+".$KV."+bucket+"."+k)
-		sub = append(sub, "$KV."+bucket+"."+k)
+		pub = append(pub, jsDirectGetLast(stream, KVSubject(bucket, k)))
+		sub = append(sub, KVSubject(bucket, k))
 	}
 	return pub, sub
 }
@@ -266,32 +258,32 @@ func kvFollower(bucket string, keys []string) (pub, sub []string) {
 // streamReader: read a stream with MSG.GET (usage_read.go; msgget.go says
 // why not direct gets).
 func streamReader(stream string) []string {
-	return []string{"$JS.API.STREAM.INFO." + stream, "$JS.API.STREAM.MSG.GET." + stream}
+	return []string{jsStreamInfo(stream), jsMsgGet(stream)}
 }
 
 // kvOwner: create, read, watch and write a bucket (trusted roles only).
 func kvOwner(buckets ...string) []string {
 	var out []string
 	for _, b := range buckets {
-		out = append(out, streamOwner("KV_"+b)...)
-		out = append(out, "$KV."+b+".>")
+		out = append(out, streamOwner(KVStream(b))...)
+		out = append(out, KVSubject(b, ">"))
 	}
 	return out
 }
 
 // streamCreator: create or update a stream, and look it up.
 func streamCreator(stream string) []string {
-	return []string{"$JS.API.STREAM.INFO." + stream, "$JS.API.STREAM.CREATE." + stream, "$JS.API.STREAM.UPDATE." + stream}
+	return []string{jsStreamInfo(stream), jsStreamCreate(stream), jsStreamUpdate(stream)}
 }
 
 // streamOwner: look a stream up, read it directly and through consumers of
 // one's own, create and update it (trusted roles only).
 func streamOwner(stream string) []string {
 	return append(streamCreator(stream),
-		"$JS.API.STREAM.MSG.GET."+stream, "$JS.API.DIRECT.GET."+stream, "$JS.API.DIRECT.GET."+stream+".>",
-		"$JS.API.CONSUMER.CREATE."+stream, "$JS.API.CONSUMER.CREATE."+stream+".>",
-		"$JS.API.CONSUMER.DURABLE.CREATE."+stream+".>", "$JS.API.CONSUMER.INFO."+stream+".>",
-		"$JS.API.CONSUMER.DELETE."+stream+".>", "$JS.API.CONSUMER.MSG.NEXT."+stream+".>", "$JS.ACK."+stream+".>")
+		jsMsgGet(stream), jsDirectGet(stream), jsDirectGetLast(stream, ">"),
+		jsConsumer("CREATE", stream), jsConsumer("CREATE", stream)+".>",
+		jsConsumer("DURABLE.CREATE", stream)+".>", jsConsumer("INFO", stream)+".>",
+		jsConsumer("DELETE", stream)+".>", jsConsumer("MSG.NEXT", stream)+".>", jsAck(stream)+".>")
 }
 
 func dedupe(s []string) []string {

@@ -13,12 +13,7 @@ package bus
 // mcp_servers.<name>.<field>), ErrNotFound, ErrConflict (name taken, stale
 // revision, lost race), ErrForbidden (a stdio server while
 // mcp_allow_stdio_servers_from_api is off), ErrServiceUnavailable (no store).
-const (
-	SubjectRegistryCreate = Root + ".registry.create"
-	SubjectRegistryUpdate = Root + ".registry.update"
-	// SubjectRegistryDelete takes a ServerRef and answers a DeleteServerReply.
-	SubjectRegistryDelete = Root + ".registry.delete"
-)
+// The subjects (SubjectRegistryCreate, ...) are in subjects.go.
 
 // ServerRecord is a server as the registry shows it: always redacted
 // (ServerSpec.Redacted), with ServerID (LiteLLM's name for the id, here the

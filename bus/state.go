@@ -83,7 +83,7 @@ func EnsureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValu
 func ensureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, p StatePolicy) (jetstream.KeyValue, error) {
 	n, auto := p.want(js.Conn())
 	cfg.Replicas = n
-	existing, err := existingStream(ctx, js, "KV_"+cfg.Bucket)
+	existing, err := existingStream(ctx, js, KVStream(cfg.Bucket))
 	if err != nil {
 		return nil, fmt.Errorf("kv bucket %s: %w", cfg.Bucket, err)
 	}

@@ -2,7 +2,6 @@ package bus
 
 import (
 	"encoding/json"
-	"strings"
 	"time"
 )
 
@@ -39,16 +38,10 @@ import (
 // ServerRequestReplySubject(id) with the caller's envelope headers; the worker
 // checks the session is the one it asked, restores the upstream id and answers
 // upstream.
+//
+// The subjects named here, and SubjectCancelRequest and SubjectSessionClosed,
+// are in subjects.go.
 const (
-	// SubjectNotifyAll matches every server's NotifySubject.
-	SubjectNotifyAll = Root + ".notify.*"
-	// SubjectCancelRequest carries a CancelRequest: a client's
-	// notifications/cancelled, translated to the request it names.
-	SubjectCancelRequest = Root + ".cancel.request"
-	// SubjectSessionClosed carries the id of a downstream session that ended
-	// (DELETE or expiry), so workers close upstream sessions opened for it.
-	SubjectSessionClosed = Root + ".session.closed"
-
 	// HeaderClientCapabilities carries the downstream client's initialize
 	// capabilities (compact JSON). A worker declares exactly these upstream and,
 	// when they include sampling, elicitation or roots, opens an upstream
@@ -72,45 +65,6 @@ const SessionTTL = time.Hour
 // server-to-client request reached the client's stream.
 const DeliveryAckTimeout = 2 * time.Second
 
-// NotifySubject carries one server's catalog and resource notifications.
-func NotifySubject(server string) string { return Root + ".notify." + server }
-
-// ServerOfNotify returns the server a NotifySubject names.
-func ServerOfNotify(subject string) string {
-	return strings.TrimPrefix(subject, Root+".notify.")
-}
-
-// SessionSubject is the base subject of one downstream session's GET stream
-// (and, for a legacy session, its Envelope.Stream): messages for it go to
-// ClientSubject(SessionSubject(sid), sender).
-func SessionSubject(sid string) string { return Root + ".session.events." + sid }
-
-// GatewayToken is the sender token of messages for a client that the
-// gateway itself makes (the router's warnings, the ingress's legacy
-// answers); server names cannot take it (they start with a letter or digit).
-const GatewayToken = "_gateway"
-
-// ClientSubject is where a message for a client goes: base (an
-// Envelope.Stream, or SessionSubject) and the token of its sender, a server's
-// name or GatewayToken. The sender is in the subject, not in a header, so
-// bus permissions hold a worker to its own servers' tokens (a worker cannot
-// pose as another server to a session), and the ingress reads who sent a
-// message from where it arrived (SenderOf).
-func ClientSubject(base, sender string) string { return base + "." + sender }
-
-// SenderOf returns the sender token of a ClientSubject.
-func SenderOf(subject string) string { return subject[strings.LastIndexByte(subject, '.')+1:] }
-
-// StreamPrefix is the wildcard one ingress process subscribes to for the
-// streams of all its in-flight POSTs (StreamSubject names one of them; its
-// messages come on ClientSubject(StreamSubject, sender)) and their replies.
-func StreamPrefix(ingressID string) string { return Root + ".stream." + ingressID + ".>" }
-
-// StreamSubject is the stream subject of one POST handled by ingressID.
-func StreamSubject(ingressID, token string) string {
-	return Root + ".stream." + ingressID + "." + token
-}
-
 // serverRequestIDPrefix starts every id the gateway gives a server-to-client request.
 const serverRequestIDPrefix = "mcpbus-s2c."
 
@@ -118,38 +72,6 @@ const serverRequestIDPrefix = "mcpbus-s2c."
 // a worker replica of server (named by token, one subject token) relays.
 func ServerRequestID(server, workerToken string, n uint64) string {
 	return serverRequestIDPrefix + server + "." + workerToken + "." + uitoa(n)
-}
-
-// ServerRequestSubjects is the wildcard a worker replica of server
-// subscribes to for the answers to its server-to-client requests; bus
-// permissions hold a worker to its own servers' answers.
-func ServerRequestSubjects(server, workerToken string) string {
-	return Root + ".s2c." + server + "." + workerToken + ".*"
-}
-
-// ServerRequestReplySubject is where the answer to the server-to-client
-// request with downstream id must go. ok is false for an id the gateway did
-// not make (a JSON string holding ServerRequestID's form: a server name and a worker token of
-// at most MaxTokenLen characters and a number of at most 20 digits), so no
-// client id can make the subject longer than the gateway's own.
-func ServerRequestReplySubject(id json.RawMessage) (subject string, ok bool) {
-	var s string
-	if json.Unmarshal(id, &s) != nil {
-		return "", false
-	}
-	rest, found := strings.CutPrefix(s, serverRequestIDPrefix)
-	if !found {
-		return "", false
-	}
-	server, rest, found := strings.Cut(rest, ".")
-	if !found || !ValidToken(server) {
-		return "", false
-	}
-	token, n, found := strings.Cut(rest, ".")
-	if !found || !ValidToken(token) || !digits(n) {
-		return "", false
-	}
-	return Root + ".s2c." + server + "." + token + "." + n, true
 }
 
 // CancelRequest is a client's notifications/cancelled as it travels on the

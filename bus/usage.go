@@ -10,17 +10,8 @@ import (
 // usage` read it as independent consumers.
 const StreamUsage = "MCPBUS_USAGE"
 
-// UsageSubject is where the event of one MCP call is published:
-// mcpbus.v1.usage.<team>.<server>.<tool>. Parts that are empty or not
-// tokens (ValidToken) are replaced so the subject is always well formed and
-// bounded, whatever tool name a caller sends.
-func UsageSubject(team, server, tool string) string {
-	return Root + ".usage." + usageToken(team, "_noteam") + "." + usageToken(server, "_none") + "." + usageToken(tool, "_none")
-}
-
-// SubjectUsageAll matches every usage event.
-const SubjectUsageAll = Root + ".usage.>"
-
+// usageToken is one part of a usage subject (UsageSubject, UsageFilter in
+// subjects.go).
 func usageToken(s, empty string) string {
 	if s == "" {
 		return empty

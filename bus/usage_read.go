@@ -82,7 +82,7 @@ func ReadUsage(ctx context.Context, nc *nats.Conn, filter string, start UsageSta
 func usageLastSeq(ctx context.Context, nc *nats.Conn) (uint64, error) {
 	gctx, cancel := context.WithTimeout(ctx, getTimeout)
 	defer cancel()
-	m, err := nc.RequestWithContext(gctx, "$JS.API.STREAM.INFO."+StreamUsage, nil)
+	m, err := nc.RequestWithContext(gctx, jsStreamInfo(StreamUsage), nil)
 	if err != nil {
 		return 0, fmt.Errorf("stream %s: %w", StreamUsage, err)
 	}

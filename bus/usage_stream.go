@@ -112,16 +112,3 @@ func insufficientResources(err error) bool {
 // errInsufficientResources is JetStream's "insufficient storage resources
 // available" (NATS error code 10047).
 const errInsufficientResources = 10047
-
-// UsageFilter is the subject filter for usage events of one team, server
-// and tool; an empty part matches any. UsageFilter("", "github", "") is
-// mcpbus.v1.usage.*.github.*.
-func UsageFilter(team, server, tool string) string {
-	part := func(s string) string {
-		if s == "" {
-			return "*"
-		}
-		return usageToken(s, "")
-	}
-	return Root + ".usage." + part(team) + "." + part(server) + "." + part(tool)
-}

@@ -2,7 +2,6 @@ package ingress
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -10,13 +9,13 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/nats-io/nats.go"
 )
 
 // The admin REST API: LiteLLM's key and team endpoints, answered by the auth
 // service on the bus. The ingress only checks that the caller holds the master
-// key, turns the request into the JSON body of the subject of the same name and
-// relays the answer. Bodies are never logged: they hold keys.
+// key, turns the request into the JSON body of the subject of the same name
+// (bus/admin_api.go declares them) and relays the answer (relayAsMaster,
+// relay.go). Bodies are never logged: they hold keys.
 const (
 	adminMaxBody = 1 << 20
 	adminTimeout = 5 * time.Second
@@ -53,73 +52,19 @@ func (g *Ingress) adminRoutes(mux *http.ServeMux) {
 	}
 }
 
-// restCaller verifies the key of a REST request and classifies its address;
-// on a refusal it has answered with the REST error and reports false.
-func (g *Ingress) restCaller(w http.ResponseWriter, r *http.Request) (bus.Identity, bus.IPClass, bool) {
-	// The rebinding rule of /mcp first: in open mode (no master key, on
-	// loopback) every caller may call tools, so a web page must not be able
-	// to make a local browser POST /mcp-rest/tools/call.
-	if e := g.origin.checkOn(r, r.URL.Path); e != nil {
-		writeRESTError(w, e)
-		return bus.Identity{}, "", false
-	}
-	id, e := g.verify(r)
-	if e != nil {
-		writeRESTError(w, e)
-		return bus.Identity{}, "", false
-	}
-	return id, g.ipClass(r), true
-}
-
 func (g *Ingress) serveAdmin(w http.ResponseWriter, r *http.Request, rt adminRoute) {
 	if r.Method != rt.method {
 		w.Header().Set("Allow", rt.method)
 		writeRESTError(w, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed on %s: use %s", r.Method, rt.path, rt.method))
 		return
 	}
-	id, class, ok := g.restCaller(w, r)
-	if !ok {
-		return
-	}
-	if !id.Admin {
-		g.log.Warn("admin API refused: caller is not the master key", "path", rt.path, "request_id", requestID(r), "caller", id.Name(), "ip_class", class)
-		writeRESTError(w, bus.Errorf(bus.ErrForbidden, "only the master key may manage keys and teams"))
-		return
-	}
-	var (
-		body []byte
-		e    *bus.Error
-	)
-	if rt.method == http.MethodGet {
-		body, e = queryBody(r, rt)
-	} else {
-		body, e = g.readAdminBody(w, r)
-	}
-	if e != nil {
-		writeRESTError(w, e)
-		return
-	}
-	env := bus.Envelope{RequestID: requestID(r), Caller: id, IPClass: class}
-	ctx, cancel := context.WithTimeout(r.Context(), adminTimeout)
-	defer cancel()
-	reply, err := g.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: rt.subject, Data: body, Header: env.Header()})
-	if err != nil {
-		e := bus.RequestError("auth service", err)
-		g.log.Warn("admin request failed", "path", rt.path, "request_id", env.RequestID, "err", e.Message)
-		writeRESTError(w, e)
-		return
-	}
-	if e := bus.ReplyError(reply); e != nil {
-		g.log.Info("admin request refused", "path", rt.path, "request_id", env.RequestID, "code", e.Kind.Code)
-		writeRESTError(w, e)
-		return
-	}
-	g.log.Info("admin request", "path", rt.path, "request_id", env.RequestID, "caller", id.Name())
-	data := reply.Data
-	if len(bytes.TrimSpace(data)) == 0 {
-		data = []byte("{}")
-	}
-	writeJSON(w, http.StatusOK, data)
+	g.relayAsMaster(w, r, masterRelay{api: "admin", service: "auth service", forbidden: "only the master key may manage keys and teams",
+		logKey: "path", logVal: rt.path, subject: rt.subject}, func() ([]byte, *bus.Error) {
+		if rt.method == http.MethodGet {
+			return queryBody(r, rt)
+		}
+		return g.readAdminBody(w, r)
+	})
 }
 
 // queryBody builds a GET endpoint's JSON body from its query parameters.

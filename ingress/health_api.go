@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/errgroup"
 )
 
 const (
@@ -92,17 +92,17 @@ func (g *Ingress) probe(ctx context.Context, reqID string, id bus.Identity, clas
 	return st
 }
 
-// each runs fn(0..n-1), at most fanOut at a time, and waits for all.
+// each runs fn(0..n-1), at most fanOut at a time, and waits for all. fn
+// cannot fail (each records its own outcome by index), so the group never
+// cancels: one server's failure does not stop the others.
 func each(n int, fn func(i int)) {
-	sem := make(chan struct{}, fanOut)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(fanOut)
 	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			fn(i)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 }

@@ -65,7 +65,7 @@ type Options struct {
 	// EnableMCPRegistry serves GET /v1/mcp/registry.json
 	// (general_settings.enable_mcp_registry); without it that path is 404.
 	EnableMCPRegistry bool
-	// Version is the gateway version registry.json shows (default 0.1.0).
+	// Version is the gateway version registry.json shows (default version.Version of bus/version).
 	Version string
 	// JetStream, if set, holds downstream sessions in the KV bucket
 	// bus.BucketSessions, so another ingress replica serves them; nil keeps
@@ -169,7 +169,7 @@ func New(o Options) *Ingress {
 	mux.HandleFunc("GET /health/readiness", g.readiness)
 	g.adminRoutes(mux)
 	g.metricsRoutes(mux)
-	g.registryRoutes(mux)
+	g.restRoutes(mux)
 	g.handler = g.instrument(routesOrJSON(mux)) // notfound.go
 	g.mux = mux
 	g.verified = newVerifyCache()

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mcpbus/mcpbus/bus"
+	mcpbusversion "github.com/mcpbus/mcpbus/bus/version"
 )
 
 // The MCP registry document (GET /v1/mcp/registry.json), as LiteLLM serves it.
@@ -62,7 +63,7 @@ func (g *Ingress) serveRegistryJSON(w http.ResponseWriter, r *http.Request) {
 	base := g.baseURL(r)
 	version := g.o.Version
 	if version == "" {
-		version = "0.1.0"
+		version = mcpbusversion.Version
 	}
 	doc := registryDoc{Servers: []registryEntry{{registryServer{
 		Name:        "mcpbus",

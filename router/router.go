@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"go.opentelemetry.io/otel/trace"
@@ -63,7 +64,7 @@ const (
 // Start registers the router's micro service.
 func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, error) {
 	if o.Version == "" {
-		o.Version = "0.1.0"
+		o.Version = version.Version
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()

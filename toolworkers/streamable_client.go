@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/toolworkers/credential"
 )
 
@@ -264,14 +265,14 @@ func (c *streamableClient) initialize(ctx context.Context) (*session, error) {
 // version to ask for and exactly the capabilities of the client the session
 // is for ({} for sessions shared between clients, which cannot promise what
 // any one of them supports).
-func initializeParams(version string, caps json.RawMessage) json.RawMessage {
+func initializeParams(protocol string, caps json.RawMessage) json.RawMessage {
 	if len(caps) == 0 || !json.Valid(caps) {
 		caps = json.RawMessage(`{}`)
 	}
 	params, _ := json.Marshal(map[string]any{
-		"protocolVersion": version,
+		"protocolVersion": protocol,
 		"capabilities":    caps,
-		"clientInfo":      map[string]string{"name": "mcpbus", "version": Version},
+		"clientInfo":      map[string]string{"name": "mcpbus", "version": version.Version},
 	})
 	return params
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/toolworkers/credential"
 	"github.com/nats-io/nats.go"
@@ -23,9 +24,6 @@ import (
 	"github.com/nats-io/nuid"
 	"go.opentelemetry.io/otel/trace"
 )
-
-// Version is reported to upstreams in clientInfo and in the micro service info.
-var Version = "0.1.0"
 
 // Options tunes a worker.
 type Options struct {
@@ -173,7 +171,7 @@ func (w *Worker) serve() error {
 	up := w.up
 	svc, err := micro.AddService(w.nc, micro.Config{
 		Name:        bus.ServiceWorker,
-		Version:     Version,
+		Version:     version.Version,
 		Description: "tool worker for upstream MCP server " + up.Name,
 		Metadata:    map[string]string{"server": up.Name, "transport": up.Transport},
 		QueueGroup:  bus.ToolQueue(up.Name),

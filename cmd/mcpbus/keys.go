@@ -16,6 +16,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
 )
 
 const keysUsage = `usage:
@@ -246,34 +248,31 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	req := map[string]any{}
+	// Only what the flags set: every other field is left to the server.
+	var req bus.KeyGenerateRequest
 	if v := strings.TrimSpace(*alias); v != "" {
-		req["key_alias"] = v
+		req.KeyAlias = &v
 	}
 	if v := strings.TrimSpace(*team); v != "" {
-		req["team_id"] = v
+		req.TeamID = &v
 	}
 	if l := splitCSV(*servers); len(l) > 0 {
-		req["mcp_servers"] = l
+		req.MCPServers = &l
 	}
 	if l := splitCSV(*groups); len(l) > 0 {
-		req["mcp_access_groups"] = l
+		req.MCPAccessGroups = &l
 	}
 	if len(tools) > 0 {
-		req["mcp_tool_permissions"] = map[string][]string(tools)
+		m := map[string][]string(tools)
+		req.MCPToolPermissions = &m
 	}
 	if v := strings.TrimSpace(*duration); v != "" {
-		req["duration"] = v
+		req.Duration = &v
 	}
 	if *rpm > 0 {
-		req["rpm_limit"] = *rpm
+		req.RPMLimit = rpm
 	}
-	var out struct {
-		Key      string     `json:"key"`
-		Token    string     `json:"token"`
-		KeyAlias string     `json:"key_alias"`
-		Expires  *time.Time `json:"expires"`
-	}
+	var out bus.KeyGenerateResponse
 	if err := c.do(ctx, http.MethodPost, "/key/generate", req, &out); err != nil {
 		return err
 	}
@@ -294,27 +293,6 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stderr, "mcpbus: key created%s. It will not be shown again: store it now.\n", desc)
 	return nil
-}
-
-// listedKey is one key of /key/list: the fields of bus.KeyRecord the table
-// shows. A bare string in the list is a token.
-type listedKey struct {
-	Token      string     `json:"token"`
-	KeyAlias   string     `json:"key_alias"`
-	TeamID     string     `json:"team_id"`
-	MCPServers []string   `json:"mcp_servers"`
-	Expires    *time.Time `json:"expires"`
-	Blocked    bool       `json:"blocked"`
-}
-
-func (k *listedKey) UnmarshalJSON(b []byte) error {
-	var s string
-	if json.Unmarshal(b, &s) == nil {
-		*k = listedKey{Token: s}
-		return nil
-	}
-	type plain listedKey
-	return json.Unmarshal(b, (*plain)(k))
 }
 
 func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -371,8 +349,8 @@ func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // listKeys asks for every key (of team, if given) with its alias, team and
-// expiry.
-func (c *adminClient) listKeys(ctx context.Context, team string) ([]listedKey, error) {
+// expiry. A key listed by its token alone (a bare string) has only a Token.
+func (c *adminClient) listKeys(ctx context.Context, team string) ([]bus.KeyRecord, error) {
 	q := url.Values{"return_full_object": {"true"}}
 	if team != "" {
 		q.Set("team_id", team)
@@ -382,14 +360,19 @@ func (c *adminClient) listKeys(ctx context.Context, team string) ([]listedKey, e
 		return nil, err
 	}
 	// LiteLLM answers {"keys": [...], ...}; a bare list is read too.
-	var keys []listedKey
-	var wrapped struct {
-		Keys []listedKey `json:"keys"`
-	}
+	var entries []bus.KeyListEntry
+	var wrapped bus.KeyListResponse
 	if json.Unmarshal(raw, &wrapped) == nil {
-		keys = wrapped.Keys
-	} else if json.Unmarshal(raw, &keys) != nil {
+		entries = wrapped.Keys
+	} else if json.Unmarshal(raw, &entries) != nil {
 		return nil, errors.New("/key/list: the gateway sent an unreadable answer")
+	}
+	keys := make([]bus.KeyRecord, len(entries))
+	for i, e := range entries {
+		if e.View != nil {
+			keys[i] = e.View.KeyRecord
+		}
+		keys[i].Token = e.Token
 	}
 	return keys, nil
 }
@@ -417,10 +400,8 @@ func keysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if keys, err = c.resolveKeys(ctx, keys); err != nil {
 		return err
 	}
-	var out struct {
-		DeletedKeys []json.RawMessage `json:"deleted_keys"`
-	}
-	if err := c.do(ctx, http.MethodPost, "/key/delete", map[string]any{"keys": keys}, &out); err != nil {
+	var out bus.KeyDeleteResponse
+	if err := c.do(ctx, http.MethodPost, "/key/delete", bus.KeyDeleteRequest{Keys: keys}, &out); err != nil {
 		return err
 	}
 	n := len(keys)
@@ -439,7 +420,7 @@ const minTokenPrefix = 8
 // with it (as keys list prints it, with or without its "…") or whose alias
 // it is. Nothing is revoked unless every argument names exactly one key.
 func (c *adminClient) resolveKeys(ctx context.Context, args []string) ([]string, error) {
-	var listed []listedKey
+	var listed []bus.KeyRecord
 	var out []string
 	for _, a := range args {
 		if strings.HasPrefix(a, "sk-") || isToken(a) {

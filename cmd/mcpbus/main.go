@@ -23,9 +23,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/conformance"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
-	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/gateway"
 )
 
 const usage = `mcpbus: an MCP gateway over NATS
@@ -79,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "conformance-fixture":
 		err = conformance.Run(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "mcpbus", gateway.Version)
+		fmt.Fprintln(stdout, "mcpbus", version.Version)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:

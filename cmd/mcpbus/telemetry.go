@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/gateway"
+	"github.com/mcpbus/mcpbus/bus/version"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -60,7 +60,7 @@ func setupTracing(ctx context.Context, log *slog.Logger) (*tracing, error) {
 		return nil, fmt.Errorf("opentelemetry: OTLP trace exporter: %w", err)
 	}
 	res, err := resource.New(ctx,
-		resource.WithAttributes(attribute.String("service.name", "mcpbus"), attribute.String("service.version", gateway.Version)),
+		resource.WithAttributes(attribute.String("service.name", "mcpbus"), attribute.String("service.version", version.Version)),
 		resource.WithTelemetrySDK(),
 		resource.WithFromEnv(), // OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES: last, so they win
 	)

@@ -11,14 +11,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// Name and Version identify the fixture in its initialize result.
-const (
-	Name    = "mcpbus-conformance-fixture"
-	Version = "0.1.0"
-)
+// Name identifies the fixture in its initialize result (with version.Version).
+const Name = "mcpbus-conformance-fixture"
 
 // sessionTimeout ends sessions idle for this long, so a long-running fixture
 // does not accumulate the sessions of clients that never sent DELETE.
@@ -35,7 +33,7 @@ type Fixture struct {
 // registered, completion and resource subscriptions enabled.
 func New() *Fixture {
 	f := &Fixture{}
-	f.server = mcp.NewServer(&mcp.Implementation{Name: Name, Title: "mcpbus conformance fixture", Version: Version},
+	f.server = mcp.NewServer(&mcp.Implementation{Name: Name, Title: "mcpbus conformance fixture", Version: version.Version},
 		&mcp.ServerOptions{
 			Instructions:       "Fixture upstream for the MCP conformance suite; every feature is a test double.",
 			CompletionHandler:  complete,

@@ -10,11 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
-
-// Version is reported as the server implementation version.
-const Version = "0.1.0"
 
 // Limits and defaults of the slow tool.
 const (
@@ -49,7 +47,7 @@ type SlowInput struct {
 // NewServer returns an MCP server named name with the demo tools (echo, add,
 // slow), the resource demo://readme and the prompt greet.
 func NewServer(name string) *mcp.Server {
-	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: Version}, nil)
+	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: version.Version}, nil)
 
 	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "Echo the given text."}, echo)
 	mcp.AddTool(s, &mcp.Tool{Name: "add", Description: "Add two numbers; returns the sum as text and as structured content."}, add)

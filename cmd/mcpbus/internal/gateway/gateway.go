@@ -17,6 +17,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/auth"
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/adminhttp"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/ingress"
@@ -29,9 +30,6 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"go.opentelemetry.io/otel/trace"
 )
-
-// Version of the mcpbus binary.
-var Version = "0.1.0"
 
 // Options configures Start.
 type Options struct {
@@ -236,7 +234,7 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := g.add(auth.Start(ac, auth.Options{MasterKey: o.Config.MasterKey, Log: o.Log, Version: Version, JetStream: ajs, State: o.state(),
+		if err := g.add(auth.Start(ac, auth.Options{MasterKey: o.Config.MasterKey, Log: o.Log, Version: version.Version, JetStream: ajs, State: o.state(),
 			RateLimitFailOpen: o.Config.RateLimitFailOpen})); err != nil {
 			return nil, fmt.Errorf("auth service: %w", err)
 		}
@@ -254,7 +252,7 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 		}
 	}
 	if o.runs("registry") {
-		if err := g.add(registry.Start(rc, cache, registry.Options{Version: Version, Log: o.Log, KV: kv, Env: o.Env,
+		if err := g.add(registry.Start(rc, cache, registry.Options{Version: version.Version, Log: o.Log, KV: kv, Env: o.Env,
 			AllowStdioFromAPI: o.Config.AllowStdioFromAPI, Secrets: g.secrets})); err != nil {
 			return nil, fmt.Errorf("registry service: %w", err)
 		}
@@ -268,7 +266,7 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := g.add(router.Start(rc, cache, router.Options{Version: Version, Log: o.Log, TracerProvider: o.TracerProvider,
+		if err := g.add(router.Start(rc, cache, router.Options{Version: version.Version, Log: o.Log, TracerProvider: o.TracerProvider,
 			Separator: o.Config.ToolPrefixSeparator})); err != nil {
 			return nil, fmt.Errorf("router service: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/ingress"
 	"github.com/mcpbus/mcpbus/toolworkers"
@@ -32,10 +33,9 @@ func (g *Gateway) startWorkers(ctx context.Context, o Options, conn func(string)
 }
 
 // StartWorkers starts the tool workers of a process on nc, as the gateway
-// and `mcpbus worker` both do: the shared OAuth2 token bucket on nc's
-// JetStream, this build's version in every worker's service info.
+// and `mcpbus worker` both do, with the shared OAuth2 token bucket on nc's
+// JetStream.
 func StartWorkers(ctx context.Context, nc *nats.Conn, o toolworkers.ManagerOptions) (*toolworkers.Manager, error) {
-	toolworkers.Version = Version
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
@@ -64,7 +64,7 @@ func (g *Gateway) startIngress(o Options, conn func(string) (*nats.Conn, error),
 	}
 	g.ing = ingress.New(ingress.Options{NC: ic, Log: o.Log, TracerProvider: o.TracerProvider, InternalRanges: ranges, Servers: cache,
 		UseXFF: o.Config.UseXForwardedFor, TrustedProxies: o.Config.TrustedProxyRanges, XFFHops: o.Config.XFFNumTrustedHops,
-		EnableMCPRegistry: o.Config.EnableMCPRegistry, Version: Version, Metrics: reg,
+		EnableMCPRegistry: o.Config.EnableMCPRegistry, Version: version.Version, Metrics: reg,
 		JetStream: ijs, State: o.state(), AllowedOrigins: o.Config.AllowedOrigins, ListenAddr: o.Listen, RouterOnly: o.RouterOnly,
 		BodyReadTimeout: o.BodyReadTimeout})
 	return nil
