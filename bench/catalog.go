@@ -37,101 +37,30 @@ const (
 // worker asks its upstream) and then repeated ones (cached in the workers).
 func measureCatalog(ctx context.Context, o options, r *report, master, tmp string, errs *errorLog) error {
 	fmt.Fprintf(os.Stderr, "aggregated tools/list: %d upstreams x %d tools, %s list latency\n", catalogUpstreams, catalogTools, catalogLatency)
-	var servers strings.Builder
-	var first string
-	for i := 1; i <= catalogUpstreams; i++ {
-		p, err := startProc(fmt.Sprintf("catalog%02d", i), o.bin, []string{"demo-upstream", "--listen", "127.0.0.1:0",
-			"--name", fmt.Sprintf("cat%02d", i), "--extra-tools", fmt.Sprint(catalogTools - 3), "--list-latency", catalogLatency.String()}, nil, tmp)
-		if err != nil {
-			return err
-		}
-		defer p.stop()
-		u, err := p.waitListening(15 * time.Second)
-		if err != nil {
-			return err
-		}
-		if first == "" {
-			first = u
-		}
-		fmt.Fprintf(&servers, "  cat%02d:\n    url: %s\n", i, u)
-	}
-	cfgPath := filepath.Join(tmp, "catalog.yaml")
-	cfg := "general_settings:\n  master_key: os.environ/MCPBUS_BENCH_MASTER_KEY\nmcp_servers:\n" + servers.String()
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	c := &catalogRun{ctx: ctx, o: o, master: master, tmp: tmp, errs: errs,
+		res: &catalogResult{Upstreams: catalogUpstreams, ToolsEach: catalogTools, ListLatencyMs: ms(catalogLatency)}}
+	defer c.started.stop() // every process started here, on every return path
+	first, cfgPath, err := c.startUpstreams()
+	if err != nil {
 		return err
 	}
-	env := []string{"MCPBUS_BENCH_MASTER_KEY=" + master}
-	if o.gomaxprocs > 0 {
-		env = append(env, fmt.Sprintf("GOMAXPROCS=%d", o.gomaxprocs))
-	}
-	res := &catalogResult{Upstreams: catalogUpstreams, ToolsEach: catalogTools, ListLatencyMs: ms(catalogLatency)}
-	want := catalogUpstreams * catalogTools
-	list := func(s *session) (time.Duration, error) {
-		d, n, missing, err := s.listTools(ctx)
-		if err == nil && (n != want || missing != 0) {
-			err = fmt.Errorf("aggregated tools/list listed %d tools with %d servers missing, want %d tools", n, missing, want)
-		}
-		res.Tools = n
-		return d, err
-	}
-	auth := http.Header{"Authorization": {"Bearer " + master}}
-	var last *session
-	for i := range max(o.cold, 1) {
-		gw, err := startProc(fmt.Sprintf("catalog-mcpbus%d", i), o.bin, []string{"serve", "--config", cfgPath, "--listen", "127.0.0.1:0",
-			"--data", filepath.Join(tmp, fmt.Sprintf("catalog%d-data", i)), "--nats-listen", "off"}, env, tmp)
-		if err != nil {
-			return err
-		}
-		defer gw.stop()
-		u, err := gw.waitListening(30 * time.Second)
-		if err != nil {
-			return err
-		}
-		s, err := newTarget("mcpbus", u+"/mcp", auth).initialize(ctx)
-		if err != nil {
-			return fmt.Errorf("catalog: initialize on the aggregated /mcp: %w", err)
-		}
-		d, err := list(s)
-		if err != nil {
-			errs.add("catalog cold", err)
-			return fmt.Errorf("catalog cold list: %w", err)
-		}
-		res.ColdSamplesMs = append(res.ColdSamplesMs, ms(d))
-		if i < max(o.cold, 1)-1 {
-			gw.stop()
-		}
-		last = s
+	last, err := c.coldLists(cfgPath)
+	if err != nil {
+		return err
 	}
 	n := 300
 	if o.smoke {
 		n = 50
 	}
-	for range 5 { // settle: the first answers fill the caches
-		if _, err := list(last); err != nil {
-			return fmt.Errorf("catalog warm-up list: %w", err)
-		}
-	}
-	var cached []float64
-	for range n {
-		d, err := list(last)
-		if err != nil {
-			errs.add("catalog cached", err)
-			return fmt.Errorf("catalog cached list: %w", err)
-		}
-		cached = append(cached, ms(d))
-	}
-	direct, err := newTarget("direct", first, nil).initialize(ctx)
+	cached, err := c.cachedLists(last, n)
 	if err != nil {
 		return err
 	}
-	var one []float64
-	for range min(n, 50) {
-		d, _, _, err := direct.listTools(ctx)
-		if err != nil {
-			return fmt.Errorf("direct list: %w", err)
-		}
-		one = append(one, ms(d))
+	one, err := c.directLists(first, min(n, 50))
+	if err != nil {
+		return err
 	}
+	res := c.res
 	sort.Float64s(cached)
 	res.CachedCalls = len(cached)
 	res.ColdP50ms, res.CachedP50ms, res.CachedP99ms = median(res.ColdSamplesMs), median(cached), cached[len(cached)*99/100]
@@ -140,4 +69,130 @@ func measureCatalog(ctx context.Context, o options, r *report, master, tmp strin
 	fmt.Fprintf(os.Stderr, "catalog: cold %s ms, cached p50 %.3f ms p99 %.3f ms (%d tools), direct one upstream p50 %.3f ms\n",
 		floats(res.ColdSamplesMs, "%.1f"), res.CachedP50ms, res.CachedP99ms, res.Tools, res.DirectOneP50ms)
 	return nil
+}
+
+// catalogRun is the state measureCatalog's steps share.
+type catalogRun struct {
+	ctx     context.Context
+	o       options
+	master  string
+	tmp     string
+	errs    *errorLog
+	res     *catalogResult
+	started stopper
+}
+
+// startUpstreams starts the catalogUpstreams upstreams and writes a config
+// with all of them; it returns the first one's URL and the config's path.
+func (c *catalogRun) startUpstreams() (first, cfgPath string, err error) {
+	var servers strings.Builder
+	for i := 1; i <= catalogUpstreams; i++ {
+		p, err := startProc(fmt.Sprintf("catalog%02d", i), c.o.bin, []string{"demo-upstream", "--listen", "127.0.0.1:0",
+			"--name", fmt.Sprintf("cat%02d", i), "--extra-tools", fmt.Sprint(catalogTools - 3), "--list-latency", catalogLatency.String()}, nil, c.tmp)
+		if err != nil {
+			return "", "", err
+		}
+		c.started.add(p)
+		u, err := p.waitListening(15 * time.Second)
+		if err != nil {
+			return "", "", err
+		}
+		if first == "" {
+			first = u
+		}
+		fmt.Fprintf(&servers, "  cat%02d:\n    url: %s\n", i, u)
+	}
+	cfgPath = filepath.Join(c.tmp, "catalog.yaml")
+	cfg := "general_settings:\n  master_key: os.environ/MCPBUS_BENCH_MASTER_KEY\nmcp_servers:\n" + servers.String()
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return "", "", err
+	}
+	return first, cfgPath, nil
+}
+
+// list times one aggregated tools/list on s, an error unless it lists every
+// upstream's every tool.
+func (c *catalogRun) list(s *session) (time.Duration, error) {
+	want := catalogUpstreams * catalogTools
+	d, n, missing, err := s.listTools(c.ctx)
+	if err == nil && (n != want || missing != 0) {
+		err = fmt.Errorf("aggregated tools/list listed %d tools with %d servers missing, want %d tools", n, missing, want)
+	}
+	c.res.Tools = n
+	return d, err
+}
+
+// coldLists starts max(-cold, 1) fresh gateways one after the other, times
+// each one's first tools/list, and returns the session on the last, still
+// running.
+func (c *catalogRun) coldLists(cfgPath string) (*session, error) {
+	env := []string{"MCPBUS_BENCH_MASTER_KEY=" + c.master}
+	if c.o.gomaxprocs > 0 {
+		env = append(env, fmt.Sprintf("GOMAXPROCS=%d", c.o.gomaxprocs))
+	}
+	auth := http.Header{"Authorization": {"Bearer " + c.master}}
+	var last *session
+	for i := range max(c.o.cold, 1) {
+		gw, err := startProc(fmt.Sprintf("catalog-mcpbus%d", i), c.o.bin, []string{"serve", "--config", cfgPath, "--listen", "127.0.0.1:0",
+			"--data", filepath.Join(c.tmp, fmt.Sprintf("catalog%d-data", i)), "--nats-listen", "off"}, env, c.tmp)
+		if err != nil {
+			return nil, err
+		}
+		c.started.add(gw)
+		u, err := gw.waitListening(30 * time.Second)
+		if err != nil {
+			return nil, err
+		}
+		s, err := newTarget("mcpbus", u+"/mcp", auth).initialize(c.ctx)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: initialize on the aggregated /mcp: %w", err)
+		}
+		d, err := c.list(s)
+		if err != nil {
+			c.errs.add("catalog cold", err)
+			return nil, fmt.Errorf("catalog cold list: %w", err)
+		}
+		c.res.ColdSamplesMs = append(c.res.ColdSamplesMs, ms(d))
+		if i < max(c.o.cold, 1)-1 {
+			gw.stop()
+		}
+		last = s
+	}
+	return last, nil
+}
+
+// cachedLists times n tools/list on s after a few to fill the caches.
+func (c *catalogRun) cachedLists(s *session, n int) ([]float64, error) {
+	for range 5 { // settle: the first answers fill the caches
+		if _, err := c.list(s); err != nil {
+			return nil, fmt.Errorf("catalog warm-up list: %w", err)
+		}
+	}
+	var cached []float64
+	for range n {
+		d, err := c.list(s)
+		if err != nil {
+			c.errs.add("catalog cached", err)
+			return nil, fmt.Errorf("catalog cached list: %w", err)
+		}
+		cached = append(cached, ms(d))
+	}
+	return cached, nil
+}
+
+// directLists times n tools/list straight to the upstream at url.
+func (c *catalogRun) directLists(url string, n int) ([]float64, error) {
+	direct, err := newTarget("direct", url, nil).initialize(c.ctx)
+	if err != nil {
+		return nil, err
+	}
+	var one []float64
+	for range n {
+		d, _, _, err := direct.listTools(c.ctx)
+		if err != nil {
+			return nil, fmt.Errorf("direct list: %w", err)
+		}
+		one = append(one, ms(d))
+	}
+	return one, nil
 }

@@ -125,6 +125,20 @@ func (p *proc) stop() {
 	}
 }
 
+// stopper stops the processes added to it in the reverse order of their
+// start, as one defer per process would.
+type stopper []*proc
+
+func (s *stopper) add(p *proc) { *s = append(*s, p) }
+
+// stop has a pointer receiver so that `defer s.stop()` stops what was added
+// after the defer too.
+func (s *stopper) stop() {
+	for i := len(*s) - 1; i >= 0; i-- {
+		(*s)[i].stop()
+	}
+}
+
 // stopAll stops every child still running.
 func stopAll() {
 	running.Lock()
