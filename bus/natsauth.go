@@ -210,11 +210,12 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 	case RoleIngress:
 		pub, sub = kvFollower(BucketServers, nil)
 		pub = append(pub, kvOwner(BucketSessions)...)
+		// The admin subjects one by one: auth.key.* would match
+		// auth.key.revoked, which only auth announces.
+		pub = append(pub, AuthAdminSubjects...)
 		pub = append(pub, SubjectRouterRPC, ToolRPC("*"), ToolInfo("*"), SubjectAuthVerify,
-			SubjectKeyAll, SubjectTeamAll, SubjectRegistryAll, SubjectCancel, SubjectSessionClosed, RecallSubject("*"),
+			SubjectRegistryAll, SubjectCancel, SubjectSessionClosed, RecallSubject("*"),
 			ClientSubject(SessionSubject("*"), GatewayToken))
-		// Not auth.key.revoked: only auth announces revocations.
-		pub = slices.DeleteFunc(pub, func(s string) bool { return s == SubjectKeyRevoked })
 		sub = append(sub, SubjectStreamAll, SubjectSessionEventsAll, SubjectNotifyAll, SubjectKeyRevoked, SubjectAuthChanged)
 		return pub, sub, true
 	case RoleUsage:

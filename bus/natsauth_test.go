@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
@@ -96,5 +97,47 @@ func TestInProcessUsersStayInProcess(t *testing.T) {
 	defer nc.Close()
 	if _, err := nats.Connect(ns.ClientURL()); err == nil {
 		t.Fatal("no credentials: connected")
+	}
+}
+
+// Only auth announces revocations and auth changes, and only auth answers
+// key verification: another role's user that could publish a forged
+// revocation would cancel any key's calls on every ingress. Checked by
+// subject matching, as the server checks, not by exact strings: a wildcard
+// such as auth.key.* would match auth.key.revoked.
+func TestOnlyAuthSpeaksForAuth(t *testing.T) {
+	may := func(allow []string, subject string) bool {
+		for _, a := range allow {
+			if server.SubjectMatchesFilter(subject, a) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, r := range Roles {
+		p := RolePermissions("u", []Role{r}, nil)
+		var pub, sub []string
+		if p.Publish != nil {
+			pub = p.Publish.Allow
+		}
+		if p.Subscribe != nil {
+			sub = p.Subscribe.Allow
+		}
+		auth := r == RoleAuth
+		for _, s := range []string{SubjectKeyRevoked, SubjectAuthChanged} {
+			if may(pub, s) != auth {
+				t.Errorf("role %s may publish %s: %v", r, s, may(pub, s))
+			}
+		}
+		if may(sub, SubjectAuthVerify) != auth {
+			t.Errorf("role %s may answer %s: %v", r, SubjectAuthVerify, may(sub, SubjectAuthVerify))
+		}
+	}
+	// The ingress still reaches every admin subject it forwards to.
+	ing := RolePermissions("i", []Role{RoleIngress}, nil)
+	for _, s := range append(slices.Clone(AuthAdminSubjects), SubjectAuthVerify, SubjectRegistryCreate) {
+		if !may(ing.Publish.Allow, s) {
+			t.Errorf("the ingress may not publish %s", s)
+		}
 	}
 }

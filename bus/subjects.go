@@ -38,7 +38,8 @@ const (
 	SubjectTeamUpdate  = Root + ".auth.team.update"
 	SubjectTeamDelete  = Root + ".auth.team.delete"
 	// SubjectKeyAll and SubjectTeamAll match every key and team subject
-	// above. SubjectKeyAll also matches SubjectKeyRevoked.
+	// above, for auth to serve. SubjectKeyAll also matches SubjectKeyRevoked:
+	// a user that only calls the admin API gets AuthAdminSubjects instead.
 	SubjectKeyAll  = Root + ".auth.key.*"
 	SubjectTeamAll = Root + ".auth.team.*"
 
@@ -56,6 +57,11 @@ const (
 	SubjectRateCounters    = Root + ".rpm"
 	SubjectRateCountersAll = SubjectRateCounters + ".>"
 )
+
+// AuthAdminSubjects are the key and team admin subjects, one by one: what
+// the ingress may call, without the announcements a wildcard would match.
+var AuthAdminSubjects = []string{SubjectKeyGenerate, SubjectKeyInfo, SubjectKeyList, SubjectKeyUpdate, SubjectKeyDelete,
+	SubjectTeamNew, SubjectTeamInfo, SubjectTeamList, SubjectTeamUpdate, SubjectTeamDelete}
 
 // RateCounterSubject is the counter of one key or team (scope "key" or
 // "team", id its token or team id) in one wall-clock minute (Unix minutes).
