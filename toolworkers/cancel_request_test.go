@@ -34,7 +34,7 @@ func TestClientCancelRequestStopsTheCall(t *testing.T) {
 	select {
 	case a := <-done:
 		t.Fatalf("a cancel for another call stopped it: %s %v", a.raw, a.gwErr)
-	case <-time.After(300 * time.Millisecond):
+	case <-time.After(300 * time.Millisecond): // real time: a cancel that stops nothing has no event to wait for
 	}
 	publish(bus.CancelRequest{Session: "s1", KeyID: "k1", ID: json.RawMessage(`42`), Reason: "user pressed stop"})
 	var a rpcAnswer

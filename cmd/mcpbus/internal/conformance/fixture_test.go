@@ -467,7 +467,7 @@ func TestResourcesAndSubscription(t *testing.T) {
 	select {
 	case uri := <-updated:
 		t.Errorf("got resources/updated for %s after unsubscribing", uri)
-	case <-time.After(200 * time.Millisecond):
+	case <-time.After(200 * time.Millisecond): // real time: a notification not sent has no event to wait for
 	}
 }
 

@@ -108,7 +108,7 @@ const (
 )
 
 func TestSecurityHeldSecretsFailingUpstreams(t *testing.T) {
-	exp := installTracing(t)
+	exp, traced := withTracing(t)
 	// A token endpoint that refuses (echoing the client secret it got), and
 	// one that issues heldToken to an upstream that then answers 403.
 	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -133,7 +133,7 @@ func TestSecurityHeldSecretsFailingUpstreams(t *testing.T) {
 	for k, v := range heldSecrets {
 		env[k] = v
 	}
-	g := startGateway(t, fmt.Sprintf(`
+	g := startGatewayOpts(t, fmt.Sprintf(`
 general_settings: {master_key: os.environ/MASTER}
 mcp_servers:
   ok: {url: %q, auth_type: bearer_token, auth_value: %s, static_headers: {X-Static: %s}}
@@ -146,7 +146,7 @@ mcp_servers:
         aws_session_token: %s, aws_region_name: eu-west-1, aws_service_name: execute-api}
 `, okURL, heldLiterals["ok_auth"], heldLiterals["ok_static"], heldEcho(t, http.StatusUnauthorized), u403.String(), heldEcho(t, http.StatusInternalServerError),
 		heldEcho(t, http.StatusOK), refusing.URL, heldEcho(t, http.StatusForbidden), issuing.URL, heldLiterals["oauth_secret"],
-		heldEcho(t, http.StatusForbidden), heldLiterals["aws_akid"], heldLiterals["aws_secret"], heldLiterals["aws_session"]), env)
+		heldEcho(t, http.StatusForbidden), heldLiterals["aws_akid"], heldLiterals["aws_secret"], heldLiterals["aws_session"]), env, traced)
 	usage := heldTapBus(t, g, "mcpbus.v1.usage.>")
 	virtual := generateKey(t, g.URL(), map[string]any{"key_alias": "held-secrets"})
 	guesses := []string{"sk-guessed-key-held-12", "sk-another-guess-held-13"}

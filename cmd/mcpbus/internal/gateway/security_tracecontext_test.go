@@ -8,10 +8,8 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus/bustest"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // A client's tracestate is opaque data the gateway cannot vet ("k=<gateway
@@ -24,13 +22,12 @@ func TestSecurityClientTracestateNeverLeavesTheIngress(t *testing.T) {
 	for _, on := range []bool{false, true} {
 		t.Run(map[bool]string{false: "tracing off", true: "tracing on"}[on], func(t *testing.T) {
 			var exp *tracetest.InMemoryExporter
+			var traced func(*Options) // off: no provider, and the global one is OpenTelemetry's no-op
 			if on {
-				exp = installTracing(t)
-			} else {
-				otel.SetTracerProvider(noop.NewTracerProvider())
+				exp, traced = withTracing(t)
 			}
 			url, rec := upstream(t, "demo")
-			g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers:\n  demo: {url: %q}\n", key, url), nil)
+			g := startGatewayOpts(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers:\n  demo: {url: %q}\n", key, url), nil, traced)
 			endpoint := g.URL() + "/mcp/demo"
 			h := bearer(key)
 			h.Set("Traceparent", "00-"+clientTraceID+"-"+clientSpanID+"-01")
@@ -88,9 +85,9 @@ func TestSecurityClientTracestateNeverLeavesTheIngress(t *testing.T) {
 func TestSecurityTraceparentHoldingTheKeyIsIgnored(t *testing.T) {
 	const key = "5ec2e7a11b0c4d3e8f9a0b1c2d3e4f50" // 32 hex digits: a valid trace id
 	registerSecret(key)
-	exp := installTracing(t)
+	exp, traced := withTracing(t)
 	url, rec := upstream(t, "demo")
-	g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %q}\nmcp_servers:\n  demo: {url: %q}\n", key, url), nil)
+	g := startGatewayOpts(t, fmt.Sprintf("general_settings: {master_key: %q}\nmcp_servers:\n  demo: {url: %q}\n", key, url), nil, traced)
 	endpoint := g.URL() + "/mcp/demo"
 	for _, c := range []struct{ name, header, value string }{
 		{"trace id", "Authorization", "Bearer " + key},

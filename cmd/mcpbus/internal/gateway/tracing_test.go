@@ -16,7 +16,6 @@ import (
 
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
 	"github.com/mcpbus/mcpbus/config"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -60,18 +59,16 @@ func traceUpstream(t *testing.T) (string, *traceRecorder) {
 	return srv.URL + "/mcp", tr
 }
 
-// installTracing makes an in-memory exporter the global provider's, as an
-// operator's OTLP exporter would be, for the gateways the test starts.
-func installTracing(t *testing.T) *tracetest.InMemoryExporter {
+// withTracing returns an in-memory exporter and the gateway option that
+// makes the gateway's spans with it (Options.TracerProvider), as an
+// operator's OTLP exporter would get them; the process's global provider is
+// left alone.
+func withTracing(t *testing.T) (*tracetest.InMemoryExporter, func(*Options)) {
 	t.Helper()
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	otel.SetTracerProvider(tp)
-	t.Cleanup(func() {
-		otel.SetTracerProvider(noop.NewTracerProvider())
-		_ = tp.Shutdown(t.Context())
-	})
-	return exp
+	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
+	return exp, func(o *Options) { o.TracerProvider = tp }
 }
 
 // spansOf waits until the trace has a span of every name given, and returns
@@ -125,14 +122,14 @@ const (
 // router's, the upstream's of the worker's, and the upstream receives the
 // upstream span's context as its traceparent.
 func TestTracingOneTraceAcrossHops(t *testing.T) {
-	exp := installTracing(t)
+	exp, traced := withTracing(t)
 	url, rec := traceUpstream(t)
 	const master = "sk-trace-master-SECRET"
-	g := startGateway(t, fmt.Sprintf(`
+	g := startGatewayOpts(t, fmt.Sprintf(`
 general_settings: {master_key: %s}
 mcp_servers:
   demo: {url: %q}
-`, master, url), nil)
+`, master, url), nil, traced)
 	endpoint := g.URL() + "/mcp/demo"
 	h := initSession(t, endpoint, bearer(master))
 
@@ -246,7 +243,6 @@ mcp_servers:
 // (W3C: a hop that does not trace still propagates); without one, the
 // upstream gets no traceparent.
 func TestTracingOffPassesContextThrough(t *testing.T) {
-	otel.SetTracerProvider(noop.NewTracerProvider())
 	url, rec := traceUpstream(t)
 	g := startGateway(t, fmt.Sprintf(`
 mcp_servers:

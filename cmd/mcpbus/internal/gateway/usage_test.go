@@ -83,6 +83,7 @@ mcp_servers:
 		{rpc("tools/call", 5, `{"name":"no-such-tool","arguments":{}}`), "tools/call", "no-such-tool", "error", "-32602"},
 	}
 	sizes := make([]int, len(calls))
+	began := time.Now() // each event's time is its call's start: between this and when it is read
 	for i, c := range calls {
 		r := post(t, url, h, c.body)
 		if r.status != http.StatusOK {
@@ -108,7 +109,7 @@ mcp_servers:
 		if ev.Server != "a" || ev.Team != teamID || ev.KeyAlias != "billing-bot" || ev.KeyID != bus.HashKey(key) ||
 			ev.Method != c.method || ev.Tool != c.tool || ev.Status != c.status || ev.ErrorCode != c.code || ev.Cost != wantCost ||
 			ev.IPClass != bus.Internal || ev.DurationMS <= 0 || ev.BytesIn != len(c.body) || ev.BytesOut == 0 ||
-			time.Since(ev.Time) > time.Minute || ev.RequestID == "" {
+			ev.Time.Before(began) || ev.Time.After(time.Now()) || ev.RequestID == "" {
 			t.Errorf("event %d for %s:\n%s", i, c.body, m.Data)
 		}
 		// The worker's answer is relayed as the HTTP body: same bytes.
