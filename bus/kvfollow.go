@@ -65,21 +65,51 @@ func FollowKV(ctx context.Context, nc *nats.Conn, bucket string, keys []string, 
 		// bucket trusted roles alone write may answer (msgget.go).
 		return nil, fmt.Errorf("follow %s: only named keys of this bucket can be followed", bucket)
 	}
-	prefix := KVPrefix(bucket)
-	changed := make(chan change, 1024)
-	subject := prefix + ">"
-	var subs []*nats.Subscription
-	push := func(c change) {
+	changed := make(changes, 1024)
+	subs, err := changed.subscribe(nc, bucket, keys)
+	if err != nil {
+		return nil, err
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	r := &kvLoader{nc: nc, bucket: bucket, direct: directReadable(bucket), keys: keys, revs: map[string]uint64{}, apply: apply}
+	if err := r.loadStart(fctx); err != nil {
+		cancel()
+		unsubscribeAll(subs)
+		return nil, err
+	}
+	f := &KVFollower{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		defer unsubscribeAll(subs)
+		r.follow(fctx, changed)
+	}()
+	return f, nil
+}
+
+// changes queues the keys to read again, from the subscriptions and the
+// retries, for the follow loop.
+type changes chan change
+
+// push queues c; when the loop is behind, it queues a reload of everything
+// instead.
+func (q changes) push(c change) {
+	select {
+	case q <- c:
+	default: // the loop is behind: it reloads everything
 		select {
-		case changed <- c:
-		default: // the loop is behind: it reloads everything
-			select {
-			case changed <- change{}:
-			default:
-			}
+		case q <- change{}:
+		default:
 		}
 	}
-	handler := func(m *nats.Msg) { push(change{key: strings.TrimPrefix(m.Subject, prefix)}) }
+}
+
+// subscribe subscribes to the writes of bucket (only keys, when given),
+// each pushing its key, and flushes so the server has them before the load.
+func (q changes) subscribe(nc *nats.Conn, bucket string, keys []string) ([]*nats.Subscription, error) {
+	prefix := KVPrefix(bucket)
+	subject := prefix + ">"
+	var subs []*nats.Subscription
+	handler := func(m *nats.Msg) { q.push(change{key: strings.TrimPrefix(m.Subject, prefix)}) }
 	if len(keys) == 0 {
 		sub, err := nc.Subscribe(subject, handler)
 		if err != nil {
@@ -101,65 +131,68 @@ func FollowKV(ctx context.Context, nc *nats.Conn, bucket string, keys []string, 
 	if err := nc.Flush(); err != nil {
 		return nil, fmt.Errorf("follow %s: %w", bucket, err)
 	}
-	fctx, cancel := context.WithCancel(ctx)
-	r := &kvLoader{nc: nc, bucket: bucket, direct: directReadable(bucket), keys: keys, revs: map[string]uint64{}, apply: apply}
-	// A bucket its owner has not made yet (the registry starting after a
-	// worker) answers nothing: wait for it while ctx lasts.
-	err := r.loadAll(fctx)
+	return subs, nil
+}
+
+func unsubscribeAll(subs []*nats.Subscription) {
+	for _, s := range subs {
+		_ = s.Unsubscribe()
+	}
+}
+
+// loadStart is the first loadAll. A bucket its owner has not made yet (the
+// registry starting after a worker) answers nothing: it waits for it while
+// ctx lasts.
+func (r *kvLoader) loadStart(ctx context.Context) error {
+	err := r.loadAll(ctx)
 	for streamMissing(err) {
 		select {
-		case <-fctx.Done():
-			err = fmt.Errorf("bucket %s is not there (is the service that makes it running?): %w", bucket, fctx.Err())
+		case <-ctx.Done():
+			err = fmt.Errorf("bucket %s is not there (is the service that makes it running?): %w", r.bucket, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
-			err = r.loadAll(fctx)
+			err = r.loadAll(ctx)
 		}
 	}
-	if err != nil {
-		cancel()
-		for _, s := range subs {
-			_ = s.Unsubscribe()
+	return err
+}
+
+// follow reads again every key q names until ctx ends.
+func (r *kvLoader) follow(ctx context.Context, q changes) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-q:
+			r.reread(ctx, q, c)
 		}
-		return nil, err
 	}
-	f := &KVFollower{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(f.done)
-		defer func() {
-			for _, s := range subs {
-				_ = s.Unsubscribe()
-			}
-		}()
-		for {
-			select {
-			case <-fctx.Done():
-				return
-			case c := <-changed:
-				if c.key == "" {
-					if err := r.loadAll(fctx); err != nil && fctx.Err() == nil {
-						time.AfterFunc(time.Second, func() { push(change{}) })
-					}
-					continue
-				}
-				advanced, err := r.load(fctx, c.key)
-				if fctx.Err() != nil {
-					continue
-				}
-				// A subscriber may hear of a write before the stream has
-				// stored it: a read that finds no newer revision is tried
-				// again, a few times (a write the stream refused, such as a
-				// failed compare-and-set, never advances it).
-				if err != nil || !advanced && c.attempt < len(refetchAfter) {
-					next := change{key: c.key, attempt: c.attempt + 1}
-					delay := time.Second
-					if c.attempt < len(refetchAfter) {
-						delay = refetchAfter[c.attempt]
-					}
-					time.AfterFunc(delay, func() { push(next) })
-				}
-			}
+}
+
+// reread reads again the key c names (every key, for the empty key), and
+// queues it again after a wait when the read failed or found nothing newer.
+func (r *kvLoader) reread(ctx context.Context, q changes, c change) {
+	if c.key == "" {
+		if err := r.loadAll(ctx); err != nil && ctx.Err() == nil {
+			time.AfterFunc(time.Second, func() { q.push(change{}) })
 		}
-	}()
-	return f, nil
+		return
+	}
+	advanced, err := r.load(ctx, c.key)
+	if ctx.Err() != nil {
+		return
+	}
+	// A subscriber may hear of a write before the stream has
+	// stored it: a read that finds no newer revision is tried
+	// again, a few times (a write the stream refused, such as a
+	// failed compare-and-set, never advances it).
+	if err != nil || !advanced && c.attempt < len(refetchAfter) {
+		next := change{key: c.key, attempt: c.attempt + 1}
+		delay := time.Second
+		if c.attempt < len(refetchAfter) {
+			delay = refetchAfter[c.attempt]
+		}
+		time.AfterFunc(delay, func() { q.push(next) })
+	}
 }
 
 // change is a key to read again (the empty key: every key), and how many
