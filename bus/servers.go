@@ -137,9 +137,9 @@ const BucketOAuthTokens = "mcpbus_oauth_tokens"
 // MSG.GET instead.
 func EnsureOAuthTokenBucket(ctx context.Context, js jetstream.JetStream, p StatePolicy) error {
 	_, err := EnsureStream(ctx, js, jetstream.StreamConfig{
-		Name:              "KV_" + BucketOAuthTokens,
+		Name:              KVStream(BucketOAuthTokens),
 		Description:       "mcpbus upstream OAuth2 access tokens shared by worker replicas",
-		Subjects:          []string{"$KV." + BucketOAuthTokens + ".>"},
+		Subjects:          []string{KVSubject(BucketOAuthTokens, ">")},
 		MaxMsgsPerSubject: 1,
 		MaxBytes:          -1,
 		MaxMsgSize:        -1,

@@ -109,9 +109,9 @@ func purgeHistory(ctx context.Context, js jetstream.JetStream, name string, log 
 	if js == nil {
 		return
 	}
-	st, err := js.Stream(ctx, "KV_"+bus.BucketServers)
+	st, err := js.Stream(ctx, bus.KVStream(bus.BucketServers))
 	if err == nil {
-		err = st.Purge(ctx, jetstream.WithPurgeSubject("$KV."+bus.BucketServers+"."+name), jetstream.WithPurgeKeep(1))
+		err = st.Purge(ctx, jetstream.WithPurgeSubject(bus.KVSubject(bus.BucketServers, name)), jetstream.WithPurgeKeep(1))
 	}
 	if err != nil {
 		log.Warn("registry: could not purge a server's plain-text history", "server", name, "err", err)
