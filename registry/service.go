@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,7 +59,7 @@ type Registry struct {
 // key's requests.
 func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, error) {
 	if o.Version == "" {
-		o.Version = "0.1.0"
+		o.Version = version.Version
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
