@@ -28,6 +28,29 @@ func (r *Router) list(ctx context.Context, a *agg, msg *bus.Message, k *kind) ([
 	if p, ok := cached.(*pageView); ok && time.Since(p.at) < pageTTL {
 		return bus.ResultResponse(msg.ID, p.body), nil
 	}
+	legs := r.fanOut(ctx, a, listTargets(a, cur), func(i int) []byte {
+		p := params
+		if c := cur[a.servers[i].Name]; c != "" {
+			p = withField(params, "cursor", c)
+		}
+		return requestBody(msg.ID, msg.Method, p)
+	})
+	pages, failures, kinds := r.readPages(a, k, legs, cur == nil)
+	items, next := r.mergePages(ctx, a, k, legs, pages)
+	if len(failures) > 0 && len(failures) == len(legs) {
+		return nil, allFailed(k.method, failures, kinds)
+	}
+	r.warnStream(a.env, k.method, failures)
+	out := listResult(k, items, next, failures)
+	if len(failures) == 0 {
+		r.cat.keepView(pageKey, &pageView{body: out, at: time.Now()}, gen)
+	}
+	return bus.ResultResponse(msg.ID, out), nil
+}
+
+// listTargets are the indexes in a.servers of the servers a list asks: all
+// of them for the first page (cur nil), else those the cursor names.
+func listTargets(a *agg, cur map[string]string) []int {
 	var which []int
 	for i, s := range a.servers {
 		if cur == nil {
@@ -36,14 +59,14 @@ func (r *Router) list(ctx context.Context, a *agg, msg *bus.Message, k *kind) ([
 			which = append(which, i)
 		}
 	}
-	legs := r.fanOut(ctx, a, which, func(i int) []byte {
-		p := params
-		if c := cur[a.servers[i].Name]; c != "" {
-			p = withField(params, "cursor", c)
-		}
-		return requestBody(msg.ID, msg.Method, p)
-	})
+	return which
+}
 
+// readPages reads each leg's answer as a page (pages[n] for legs[n]; empty
+// for a server without the list or that failed) and names the servers that
+// failed. On a first page, a whole list is kept in the catalog and a failure
+// marked there.
+func (r *Router) readPages(a *agg, k *kind, legs []leg, first bool) ([]page, []bus.PartialFailure, []bus.Kind) {
 	pages := make([]page, len(legs))
 	var failures []bus.PartialFailure
 	var kinds []bus.Kind
@@ -64,12 +87,12 @@ func (r *Router) list(ctx context.Context, a *agg, msg *bus.Message, k *kind) ([
 			kinds = append(kinds, fail.Kind)
 			r.log.Warn("aggregation: a server is missing from a list", "request_id", a.env.RequestID,
 				"server", s.Name, "method", k.method, "code", fail.Kind.Code, "err", fail.Message)
-			if cur == nil {
+			if first {
 				r.cat.fail(a.entryKey(k, l.index))
 			}
 			continue
 		}
-		if cur == nil && pages[n].next == "" {
+		if first && pages[n].next == "" {
 			keys := make([]string, len(pages[n].items))
 			for j, it := range pages[n].items {
 				keys[j] = k.key(it)
@@ -77,13 +100,19 @@ func (r *Router) list(ctx context.Context, a *agg, msg *bus.Message, k *kind) ([
 			r.cat.put(a.entryKey(k, l.index), keys) // a whole list: the name map needs no fetch
 		}
 	}
+	return pages, failures, kinds
+}
 
+// mergePages merges the pages in server order: tools and prompts under
+// their exposed names, resources and templates once per URI (for the first
+// server that lists it). next holds each server's cursor for its next page.
+func (r *Router) mergePages(ctx context.Context, a *agg, k *kind, legs []leg, pages []page) (items []json.RawMessage, next map[string]string) {
 	var name func(pair) string
 	if k == kindTools || k == kindPrompts {
 		name = r.namer(ctx, a, k)
 	}
-	items := []json.RawMessage{}
-	next := map[string]string{}
+	items = []json.RawMessage{}
+	next = map[string]string{}
 	seen := map[string]bool{}
 	for n, l := range legs {
 		s := l.server
@@ -106,10 +135,12 @@ func (r *Router) list(ctx context.Context, a *agg, msg *bus.Message, k *kind) ([
 			items = append(items, it)
 		}
 	}
-	if len(failures) > 0 && len(failures) == len(legs) {
-		return nil, allFailed(k.method, failures, kinds)
-	}
-	r.warnStream(a.env, k.method, failures)
+	return items, next
+}
+
+// listResult is a merged list's result: its items, the cursor of the next
+// page (when any server has one) and the servers missing from it.
+func listResult(k *kind, items []json.RawMessage, next map[string]string, failures []bus.PartialFailure) []byte {
 	res := map[string]any{k.field: items}
 	if len(next) > 0 {
 		res["nextCursor"] = encodeCursor(k.method, next)
@@ -117,11 +148,7 @@ func (r *Router) list(ctx context.Context, a *agg, msg *bus.Message, k *kind) ([
 	if len(failures) > 0 {
 		res["_meta"] = map[string]any{bus.MetaPartial: failures}
 	}
-	out := marshal(res)
-	if len(failures) == 0 {
-		r.cat.keepView(pageKey, &pageView{body: out, at: time.Now()}, gen)
-	}
-	return bus.ResultResponse(msg.ID, out), nil
+	return marshal(res)
 }
 
 // pageView is a merged list page kept for the caller view that asked for it.
