@@ -15,19 +15,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mcpbus/mcpbus/auth"
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/adminhttp"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/ingress"
-	"github.com/mcpbus/mcpbus/registry"
-	"github.com/mcpbus/mcpbus/router"
 	"github.com/mcpbus/mcpbus/toolworkers"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -149,22 +145,8 @@ type Gateway struct {
 // Start brings every service up and starts serving HTTP. On error everything
 // already started is stopped again.
 func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
-	if o.Env == nil {
-		o.Env = os.LookupEnv
-	}
-	if o.Config == nil {
-		return nil, errors.New("gateway: no config")
-	}
-	if err := o.checkServices(); err != nil {
+	if o, err = o.checked(); err != nil {
 		return nil, err
-	}
-	if o.runs("ingress") {
-		if err := checkOpenMode(o.Config, o.Listen); err != nil {
-			return nil, err
-		}
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{cancel: cancel, log: o.Log, served: make(chan error, 1)}
@@ -178,19 +160,65 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var keySource string
-	if o.runs("registry") || o.runs("workers") {
-		if g.secrets, keySource, err = secretKey(o); err != nil { // secrets.go
-			return nil, err
-		}
-		if keySource != "" {
-			o.Log.Debug("server credentials are sealed at rest", "key", keySource)
-		}
+	if err := g.loadSecretKey(o); err != nil {
+		return nil, err
 	}
 	if len(o.Services) == 1 && o.Services[0] == "nats" {
 		return g, nil
 	}
-	conn := func(name string) (*nats.Conn, error) {
+	reg, err := g.startServices(ctx, runCtx, o, g.connector(connect))
+	if err != nil {
+		return nil, err
+	}
+	if err := g.serve(o, reg); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// checked is o with its defaults, or why it cannot start.
+func (o Options) checked() (Options, error) {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Env == nil {
+		o.Env = os.LookupEnv
+	}
+	if o.Config == nil {
+		return o, errors.New("gateway: no config")
+	}
+	if err := o.checkServices(); err != nil {
+		return o, err
+	}
+	if o.runs("ingress") {
+		if err := checkOpenMode(o.Config, o.Listen); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+// loadSecretKey loads the key that seals server credentials (secrets.go),
+// for the services that read or write them.
+func (g *Gateway) loadSecretKey(o Options) error {
+	if !o.runs("registry") && !o.runs("workers") {
+		return nil
+	}
+	var keySource string
+	var err error
+	if g.secrets, keySource, err = secretKey(o); err != nil {
+		return err
+	}
+	if keySource != "" {
+		o.Log.Debug("server credentials are sealed at rest", "key", keySource)
+	}
+	return nil
+}
+
+// connector is connect for the services of this process: each connection is
+// kept (g.conns, closed by Close) and watched (watchClosed).
+func (g *Gateway) connector(connect func(string) (*nats.Conn, error)) func(string) (*nats.Conn, error) {
+	return func(name string) (*nats.Conn, error) {
 		nc, err := connect(name)
 		if err == nil {
 			g.conns = append(g.conns, nc)
@@ -198,111 +226,33 @@ func Start(ctx context.Context, o Options) (_ *Gateway, err error) {
 		}
 		return nc, err
 	}
-	// One connection per service, each as its own bus user (in-process: a
-	// user with just that service's subjects, bus/natsauth.go).
-	var (
-		rc *nats.Conn
-		kv jetstream.KeyValue
-	)
-	if o.runs("registry") {
-		if rc, err = conn("mcpbus-registry"); err != nil {
-			return nil, err
-		}
-		rjs, err := jetstream.New(rc)
-		if err != nil {
-			return nil, err
-		}
-		if kv, err = bus.ServersBucket(ctx, rjs, o.state()); err != nil {
-			return nil, err
-		}
-		if err := registry.Seed(ctx, rjs, kv, o.Config.Servers, g.secrets, o.Log); err != nil {
-			return nil, err
-		}
-		// The stream and bucket the workers use, which their bus users may
-		// not create (bus/natsauth.go).
-		EnsureUsageStream(ctx, rjs, o.state()) // usage.go
-		if err := bus.EnsureOAuthTokenBucket(ctx, rjs, o.state()); err != nil {
-			return nil, err
-		}
-	}
-	if o.runs("auth") {
-		ac, err := conn("mcpbus-auth")
-		if err != nil {
-			return nil, err
-		}
-		ajs, err := jetstream.New(ac)
-		if err != nil {
-			return nil, err
-		}
-		if err := g.add(auth.Start(ac, auth.Options{MasterKey: o.Config.MasterKey, Log: o.Log, Version: version.Version, JetStream: ajs, State: o.state(),
-			RateLimitFailOpen: o.Config.RateLimitFailOpen})); err != nil {
-			return nil, fmt.Errorf("auth service: %w", err)
-		}
-	}
-	var cache *bus.ServerCache
-	if o.runs("registry") || o.runs("router") || o.runs("workers") || o.runs("ingress") {
-		// The servers the other services of this process look up, from one
-		// watch of the bucket (which the registry made, here or elsewhere).
-		sc, err := conn("mcpbus-servers")
-		if err != nil {
-			return nil, err
-		}
-		if cache, err = bus.FollowServers(runCtx, sc, o.Log); err != nil {
-			return nil, err
-		}
-	}
-	if o.runs("registry") {
-		if err := g.add(registry.Start(rc, cache, registry.Options{Version: version.Version, Log: o.Log, KV: kv, Env: o.Env,
-			AllowStdioFromAPI: o.Config.AllowStdioFromAPI, Secrets: g.secrets})); err != nil {
-			return nil, fmt.Errorf("registry service: %w", err)
-		}
-	}
-	reg, workerMetrics, err := g.metricsRegistry() // metrics.go
-	if err != nil {
-		return nil, err
-	}
-	if o.runs("router") {
-		rc, err := conn("mcpbus-router")
-		if err != nil {
-			return nil, err
-		}
-		if err := g.add(router.Start(rc, cache, router.Options{Version: version.Version, Log: o.Log, TracerProvider: o.TracerProvider,
-			Separator: o.Config.ToolPrefixSeparator})); err != nil {
-			return nil, fmt.Errorf("router service: %w", err)
-		}
-	}
-	if o.runs("workers") {
-		if err := g.startWorkers(ctx, o, conn, cache, workerMetrics); err != nil {
-			return nil, err
-		}
-	}
-	if o.runs("ingress") {
-		if err := g.startIngress(o, conn, cache, reg); err != nil {
-			return nil, err
-		}
-	}
+}
+
+// serve makes sure the NATS server has every service's subscriptions, then
+// starts the admin listener (Options.AdminListen) and the HTTP ingress.
+func (g *Gateway) serve(o Options, reg *prometheus.Registry) (err error) {
 	// Each service subscribed on its own connection; a round trip on each makes
 	// sure the server has every subscription before the first request arrives.
 	for _, nc := range g.conns {
 		if err := nc.FlushTimeout(5 * time.Second); err != nil {
-			return nil, fmt.Errorf("nats: %w", err)
+			return fmt.Errorf("nats: %w", err)
 		}
 	}
 	if o.AdminListen != "" {
 		if g.admin, err = adminhttp.Start(adminhttp.Options{Addr: o.AdminListen, Gatherer: reg, Log: o.Log,
 			Conns: func() []*nats.Conn { return g.conns }}); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if g.ing != nil {
 		g.ln, err = net.Listen("tcp", o.Listen)
 		if err != nil {
-			return nil, fmt.Errorf("listen on %s: %w", o.Listen, err)
+			return fmt.Errorf("listen on %s: %w", o.Listen, err)
 		}
 		g.srv = &http.Server{Handler: g.ing.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 		go func() { g.served <- g.srv.Serve(g.ln) }()
 	}
-	return g, nil
+	return nil
 }
 
 // startNATS starts the embedded server (or checks the external one) and returns

@@ -4,15 +4,134 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/mcpbus/mcpbus/auth"
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/ingress"
+	"github.com/mcpbus/mcpbus/registry"
+	"github.com/mcpbus/mcpbus/router"
 	"github.com/mcpbus/mcpbus/toolworkers"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
+
+// startServices starts the services this process runs, each on a
+// connection of its own as its own bus user (in-process: a user with just
+// that service's subjects, bus/natsauth.go), and returns the process's
+// metrics registry. The servers cache follows the bucket until runCtx ends.
+func (g *Gateway) startServices(ctx, runCtx context.Context, o Options, conn func(string) (*nats.Conn, error)) (*prometheus.Registry, error) {
+	var (
+		rc  *nats.Conn
+		kv  jetstream.KeyValue
+		err error
+	)
+	if o.runs("registry") {
+		if rc, kv, err = g.prepareRegistry(ctx, o, conn); err != nil {
+			return nil, err
+		}
+	}
+	if o.runs("auth") {
+		if err := g.startAuth(o, conn); err != nil {
+			return nil, err
+		}
+	}
+	var cache *bus.ServerCache
+	if o.runs("registry") || o.runs("router") || o.runs("workers") || o.runs("ingress") {
+		// The servers the other services of this process look up, from one
+		// watch of the bucket (which the registry made, here or elsewhere).
+		sc, err := conn("mcpbus-servers")
+		if err != nil {
+			return nil, err
+		}
+		if cache, err = bus.FollowServers(runCtx, sc, o.Log); err != nil {
+			return nil, err
+		}
+	}
+	if o.runs("registry") {
+		if err := g.add(registry.Start(rc, cache, registry.Options{Version: version.Version, Log: o.Log, KV: kv, Env: o.Env,
+			AllowStdioFromAPI: o.Config.AllowStdioFromAPI, Secrets: g.secrets})); err != nil {
+			return nil, fmt.Errorf("registry service: %w", err)
+		}
+	}
+	reg, workerMetrics, err := g.metricsRegistry() // metrics.go
+	if err != nil {
+		return nil, err
+	}
+	if o.runs("router") {
+		if err := g.startRouter(o, conn, cache); err != nil {
+			return nil, err
+		}
+	}
+	if o.runs("workers") {
+		if err := g.startWorkers(ctx, o, conn, cache, workerMetrics); err != nil {
+			return nil, err
+		}
+	}
+	if o.runs("ingress") {
+		if err := g.startIngress(o, conn, cache, reg); err != nil {
+			return nil, err
+		}
+	}
+	return reg, nil
+}
+
+// prepareRegistry connects the registry and makes the servers bucket (seeded
+// from the config), and the stream and bucket the workers use, which their
+// bus users may not create (bus/natsauth.go). The registry service starts
+// later, on rc, once the servers cache follows the bucket.
+func (g *Gateway) prepareRegistry(ctx context.Context, o Options, conn func(string) (*nats.Conn, error)) (rc *nats.Conn, kv jetstream.KeyValue, err error) {
+	if rc, err = conn("mcpbus-registry"); err != nil {
+		return nil, nil, err
+	}
+	rjs, err := jetstream.New(rc)
+	if err != nil {
+		return nil, nil, err
+	}
+	if kv, err = bus.ServersBucket(ctx, rjs, o.state()); err != nil {
+		return nil, nil, err
+	}
+	if err := registry.Seed(ctx, rjs, kv, o.Config.Servers, g.secrets, o.Log); err != nil {
+		return nil, nil, err
+	}
+	EnsureUsageStream(ctx, rjs, o.state()) // usage.go
+	if err := bus.EnsureOAuthTokenBucket(ctx, rjs, o.state()); err != nil {
+		return nil, nil, err
+	}
+	return rc, kv, nil
+}
+
+// startAuth starts the auth service, with its buckets on its connection's
+// JetStream.
+func (g *Gateway) startAuth(o Options, conn func(string) (*nats.Conn, error)) error {
+	ac, err := conn("mcpbus-auth")
+	if err != nil {
+		return err
+	}
+	ajs, err := jetstream.New(ac)
+	if err != nil {
+		return err
+	}
+	if err := g.add(auth.Start(ac, auth.Options{MasterKey: o.Config.MasterKey, Log: o.Log, Version: version.Version, JetStream: ajs, State: o.state(),
+		RateLimitFailOpen: o.Config.RateLimitFailOpen})); err != nil {
+		return fmt.Errorf("auth service: %w", err)
+	}
+	return nil
+}
+
+// startRouter starts the router service.
+func (g *Gateway) startRouter(o Options, conn func(string) (*nats.Conn, error), cache *bus.ServerCache) error {
+	rc, err := conn("mcpbus-router")
+	if err != nil {
+		return err
+	}
+	if err := g.add(router.Start(rc, cache, router.Options{Version: version.Version, Log: o.Log, TracerProvider: o.TracerProvider,
+		Separator: o.Config.ToolPrefixSeparator})); err != nil {
+		return fmt.Errorf("router service: %w", err)
+	}
+	return nil
+}
 
 // startWorkers runs a tool worker per server in the registry (or
 // Options.WorkerServers), following the servers bucket: a record written or
@@ -48,7 +167,7 @@ func StartWorkers(ctx context.Context, nc *nats.Conn, o toolworkers.ManagerOptio
 	return m, nil
 }
 
-// startIngress builds the HTTP ingress; Start then listens.
+// startIngress builds the HTTP ingress; serve then listens.
 func (g *Gateway) startIngress(o Options, conn func(string) (*nats.Conn, error), cache *bus.ServerCache, reg *prometheus.Registry) error {
 	ic, err := conn("mcpbus-ingress")
 	if err != nil {
