@@ -23,75 +23,122 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // serveAs is serve run as the command name (serve, or one service: auth,
 // registry, router, ingress, nats), which its help and errors name.
 func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet(name, args, stdout, stderr)
-	cfgPath := fs.String("config", "", "LiteLLM-compatible config file (required)")
-	listen := fs.String("listen", "127.0.0.1:4000", "HTTP listen address host:port")
-	host := fs.String("host", "", "listen host (LiteLLM compatible; overrides --listen's host)")
-	port := fs.Int("port", 0, "listen port (LiteLLM compatible; overrides --listen's port)")
-	data := fs.String("data", "./data", "data directory for the embedded NATS JetStream store")
-	natsURL := fs.String("nats", "", "use an external NATS server (nats://host:port) instead of the embedded one")
-	natsName := fs.String("nats-name", "", "the embedded NATS server's name, unique in its cluster (default mcpbus)")
-	natsCluster := fs.String("nats-cluster", "", "make the embedded NATS server a cluster node: its route listener, a loopback host:port")
-	natsRoutes := fs.String("nats-routes", "", "with --nats-cluster: the other nodes' route URLs, comma-separated (nats://127.0.0.1:6223,...)")
-	natsReplicas := fs.String("nats-replicas", "", "copies JetStream keeps of each bucket and stream on --nats: 1-5 or auto (default: general_settings.nats_replicas, else auto: 3 on a cluster of 3+ servers)")
-	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS loopback listener for CLIs and extra workers, or off")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	drainTimeout := fs.Duration("drain-timeout", 15*time.Second, "on shutdown, how long in-flight calls may finish; those still running then get a JSON-RPC error")
-	adminListen := fs.String("admin-listen", "", "serve this process's /metrics and /health/liveliness|readiness on this host:port, for processes without the ingress (off by default)")
-	debugListen := fs.String("debug-listen", "", "serve pprof and expvar on this loopback host:port (off by default)")
-	services := fs.String("services", "", "run only these services, comma-separated, of "+strings.Join(gateway.ServiceNames, ",")+
-		" (default all); the others run in other processes on the same --nats")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *cfgPath == "" {
-		return fmt.Errorf("serve: --config FILE is required")
-	}
-	addr, err := listenAddr(*listen, *host, *port)
+	f, err := parseServeFlags(name, args, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, *logFormat, *logLevel)
+	addr, err := listenAddr(f.listen, f.host, f.port)
 	if err != nil {
 		return err
 	}
-	stopDebug, err := startDebug(*debugListen, log)
+	log, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	stopDebug, err := startDebug(f.debugListen, log)
 	if err != nil {
 		return err
 	}
 	defer stopDebug()
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := loadServeConfig(f.cfgPath, f.natsReplicas, log)
 	if err != nil {
 		return err
 	}
-	for _, w := range cfg.Warnings {
-		log.Warn(w)
-	}
-	if *natsReplicas != "" {
-		if cfg.NATSReplicas, err = parseReplicas(*natsReplicas); err != nil {
-			return err
-		}
-	}
-	for _, w := range xffWarnings(cfg) {
-		log.Warn(w)
-	}
-	if *natsURL != "" {
-		*natsListen = "off"
-	}
-	only := splitServers(*services)
+	only := splitServers(f.services)
 	tr, err := setupTracing(ctx, log) // telemetry.go: OTLP export only when OTEL_EXPORTER_OTLP_*ENDPOINT is set
 	if err != nil {
 		return err
 	}
 	defer tr.flush(log) // after the gateway has closed, so the spans of drained calls go too
 	start := time.Now()
-	g, err := gateway.Start(ctx, gateway.Options{Config: cfg, Listen: addr, DataDir: *data, NATSURL: *natsURL, NATSListen: *natsListen, Log: log,
-		TracerProvider: tr.tracerProvider(), Services: only, AdminListen: *adminListen,
-		NATSName: *natsName, NATSCluster: *natsCluster, NATSRoutes: splitServers(*natsRoutes)})
+	g, err := gateway.Start(ctx, gateway.Options{Config: cfg, Listen: addr, DataDir: f.data, NATSURL: f.natsURL, NATSListen: f.natsListen, Log: log,
+		TracerProvider: tr.tracerProvider(), Services: only, AdminListen: f.adminListen,
+		NATSName: f.natsName, NATSCluster: f.natsCluster, NATSRoutes: splitServers(f.natsRoutes)})
 	if err != nil {
 		return err
 	}
+	logStarted(log, cfg, g)
+	if g.URL() == "" {
+		log.Info("mcpbus services running", "services", only, "startup", time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(stdout, "mcpbus services %s running\n", strings.Join(only, ","))
+		return runServices(ctx, g, log, f.drainTimeout)
+	}
+	log.Info("mcpbus listening on "+g.URL(), "servers", len(cfg.Servers), "startup", time.Since(start).Round(time.Millisecond))
+	log.Info("metrics and health", "metrics", g.URL()+"/metrics", "metrics_access", "internal callers without a key; external callers only with the master key (else 404)",
+		"liveliness", g.URL()+"/health/liveliness", "readiness", g.URL()+"/health/readiness")
+	log.Debug("access log on: one 'mcp request' line per MCP request (--log-level debug)")
+	fmt.Fprintf(stdout, "mcpbus listening on %s\n", g.URL())
+	return runListening(ctx, g, log, f.drainTimeout)
+}
+
+// serveFlags are the flags of serve (and of each service's command).
+type serveFlags struct {
+	cfgPath, listen, host                                               string
+	port                                                                int
+	data, natsURL, natsName, natsCluster, natsRoutes, natsReplicas      string
+	natsListen, logFormat, logLevel, adminListen, debugListen, services string
+	drainTimeout                                                        time.Duration
+}
+
+// parseServeFlags parses serve's flags; a config file is required. With
+// --nats, the embedded server is off and so is its listener.
+func parseServeFlags(name string, args []string, stdout, stderr io.Writer) (serveFlags, error) {
+	var f serveFlags
+	fs := newFlagSet(name, args, stdout, stderr)
+	fs.StringVar(&f.cfgPath, "config", "", "LiteLLM-compatible config file (required)")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:4000", "HTTP listen address host:port")
+	fs.StringVar(&f.host, "host", "", "listen host (LiteLLM compatible; overrides --listen's host)")
+	fs.IntVar(&f.port, "port", 0, "listen port (LiteLLM compatible; overrides --listen's port)")
+	fs.StringVar(&f.data, "data", "./data", "data directory for the embedded NATS JetStream store")
+	fs.StringVar(&f.natsURL, "nats", "", "use an external NATS server (nats://host:port) instead of the embedded one")
+	fs.StringVar(&f.natsName, "nats-name", "", "the embedded NATS server's name, unique in its cluster (default mcpbus)")
+	fs.StringVar(&f.natsCluster, "nats-cluster", "", "make the embedded NATS server a cluster node: its route listener, a loopback host:port")
+	fs.StringVar(&f.natsRoutes, "nats-routes", "", "with --nats-cluster: the other nodes' route URLs, comma-separated (nats://127.0.0.1:6223,...)")
+	fs.StringVar(&f.natsReplicas, "nats-replicas", "", "copies JetStream keeps of each bucket and stream on --nats: 1-5 or auto (default: general_settings.nats_replicas, else auto: 3 on a cluster of 3+ servers)")
+	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "embedded NATS loopback listener for CLIs and extra workers, or off")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", 15*time.Second, "on shutdown, how long in-flight calls may finish; those still running then get a JSON-RPC error")
+	fs.StringVar(&f.adminListen, "admin-listen", "", "serve this process's /metrics and /health/liveliness|readiness on this host:port, for processes without the ingress (off by default)")
+	fs.StringVar(&f.debugListen, "debug-listen", "", "serve pprof and expvar on this loopback host:port (off by default)")
+	fs.StringVar(&f.services, "services", "", "run only these services, comma-separated, of "+strings.Join(gateway.ServiceNames, ",")+
+		" (default all); the others run in other processes on the same --nats")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if f.cfgPath == "" {
+		return f, fmt.Errorf("serve: --config FILE is required")
+	}
+	if f.natsURL != "" {
+		f.natsListen = "off"
+	}
+	return f, nil
+}
+
+// loadServeConfig loads the config file, logs its warnings, and applies
+// --nats-replicas (when set) over general_settings.nats_replicas.
+func loadServeConfig(path, replicas string, log *slog.Logger) (*config.File, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	if replicas != "" {
+		if cfg.NATSReplicas, err = parseReplicas(replicas); err != nil {
+			return nil, err
+		}
+	}
+	for _, w := range xffWarnings(cfg) {
+		log.Warn(w)
+	}
+	return cfg, nil
+}
+
+// logStarted logs what the operator should know of a started gateway: an
+// open gateway, the embedded NATS and its users, the admin listener.
+func logStarted(log *slog.Logger, cfg *config.File, g *gateway.Gateway) {
 	if cfg.MasterKey == "" {
 		log.Warn("no general_settings.master_key: the gateway runs OPEN (no key required) because it listens on loopback only")
 	}
@@ -104,39 +151,41 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 	if u := g.AdminURL(); u != "" {
 		log.Info("admin listener: metrics and health", "metrics", u+"/metrics", "readiness", u+"/health/readiness")
 	}
-	if g.URL() == "" {
-		log.Info("mcpbus services running", "services", only, "startup", time.Since(start).Round(time.Millisecond))
-		fmt.Fprintf(stdout, "mcpbus services %s running\n", strings.Join(only, ","))
-		var fatal error
-		select {
-		case <-ctx.Done():
-		case fatal = <-g.Done():
-			log.Error("stopping", "err", fatal)
-		}
-		sctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
-		defer cancel()
-		if err := g.Close(sctx); fatal == nil {
-			return err
-		}
-		return fatal
-	}
-	log.Info("mcpbus listening on "+g.URL(), "servers", len(cfg.Servers), "startup", time.Since(start).Round(time.Millisecond))
-	log.Info("metrics and health", "metrics", g.URL()+"/metrics", "metrics_access", "internal callers without a key; external callers only with the master key (else 404)",
-		"liveliness", g.URL()+"/health/liveliness", "readiness", g.URL()+"/health/readiness")
-	log.Debug("access log on: one 'mcp request' line per MCP request (--log-level debug)")
-	fmt.Fprintf(stdout, "mcpbus listening on %s\n", g.URL())
+}
 
+// runServices runs a gateway without the HTTP ingress until ctx ends or a
+// fatal error, then closes it, letting in-flight calls drain for up to
+// drain. It returns the fatal error, else Close's.
+func runServices(ctx context.Context, g *gateway.Gateway, log *slog.Logger, drain time.Duration) error {
+	var fatal error
+	select {
+	case <-ctx.Done():
+	case fatal = <-g.Done():
+		log.Error("stopping", "err", fatal)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := g.Close(sctx); fatal == nil {
+		return err
+	}
+	return fatal
+}
+
+// runListening runs a gateway serving HTTP until ctx ends (then it drains
+// in-flight requests for up to drain, and returns Close's error) or the
+// HTTP server stops (then it returns why).
+func runListening(ctx context.Context, g *gateway.Gateway, log *slog.Logger, drain time.Duration) error {
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: draining in-flight requests")
 	case err := <-g.Done():
 		log.Error("stopping", "err", err)
-		sctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), drain)
 		defer cancel()
 		_ = g.Close(sctx)
 		return err
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	return g.Close(sctx)
 }

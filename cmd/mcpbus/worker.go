@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -14,45 +15,22 @@ import (
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/toolworkers"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // workerCmd implements `mcpbus worker`: tool workers for every server in the
 // registry (or a subset) against an external NATS, following registry changes,
 // until ctx ends (SIGINT, SIGTERM); then in-flight calls finish and it stops.
 func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("worker", args, stdout, stderr)
-	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server to join (the one `mcpbus serve` exposes on --nats-listen, or a cluster)")
-	servers := fs.String("servers", "", "comma-separated server names to host (default: every server in the registry)")
-	allowStdio := fs.Bool("allow-stdio-from-api", false, "run stdio servers whose record came from the API, not the config file (runs commands given over the API)")
-	cfgPath := fs.String("config", "", "config file whose stdio servers may run here (a stdio record runs only if this file names its command, args and env)")
-	maxInFlight := fs.Int("max-in-flight", 0, "concurrent upstream calls per worker (default 256)")
-	drain := fs.Duration("drain-timeout", 10*time.Second, "on shutdown, how long in-flight calls may finish")
-	adminListen := fs.String("admin-listen", "", "serve /metrics and /health/liveliness|readiness on this host:port (off by default)")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
+	f, err := parseWorkerFlags(args, stdout, stderr)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("worker: unexpected argument %q", fs.Arg(0))
-	}
-	var configServers []bus.ServerSpec
-	if *cfgPath != "" {
-		cfg, err := config.Load(*cfgPath)
-		if err != nil {
-			return err
-		}
-		configServers = cfg.Servers
-	}
-	secrets, err := bus.SecretKeyFromEnv(os.LookupEnv)
+	wo, only, err := f.workerOptions()
 	if err != nil {
-		return fmt.Errorf("worker: %w", err)
+		return err
 	}
-	only := splitServers(*servers)
-	if *servers != "" && len(only) == 0 {
-		return fmt.Errorf("worker: --servers %q names no server", *servers)
-	}
-	log, err := newLogger(stderr, *logFormat, *logLevel)
+	log, err := newLogger(stderr, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
 	}
@@ -61,30 +39,23 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer tr.flush(log) // runs last, after the workers stopped
-	nc, err := bus.Connect(*natsURL, bus.CredentialsFromEnv(bus.ConnectOptions{Name: "mcpbus-worker", Log: log}, os.LookupEnv))
+	nc, err := bus.Connect(f.natsURL, bus.CredentialsFromEnv(bus.ConnectOptions{Name: "mcpbus-worker", Log: log}, os.LookupEnv))
 	if err != nil {
 		return err
 	}
 	connClosed := make(chan error, 1)
 	nc.SetClosedHandler(func(c *nats.Conn) { connClosed <- c.LastError() })
-	defer func() {
-		_ = nc.Drain()
-		for i := 0; i < 200 && !nc.IsClosed(); i++ {
-			time.Sleep(10 * time.Millisecond)
-		}
-		nc.Close()
-	}()
+	defer drainWorkerConn(nc)
 	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelStart()
 	// A worker for every server knows every server's name, for the
 	// x-mcp-{server}-{header} matching; one limited to --servers reads only
 	// its own records (its bus user may read no others) and gets only its
 	// own per-request headers anyway (the ingress and router filter them).
-	var cache *bus.ServerCache
 	if len(only) == 0 {
 		cacheCtx, stopCache := context.WithCancel(context.Background())
 		defer stopCache()
-		if cache, err = bus.FollowServers(cacheCtx, nc, log); err != nil {
+		if wo.Servers, err = bus.FollowServers(cacheCtx, nc, log); err != nil {
 			return err
 		}
 	}
@@ -92,15 +63,83 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	m, err := gateway.StartWorkers(startCtx, nc, toolworkers.ManagerOptions{
-		Worker: toolworkers.Options{Log: log, MaxInFlight: *maxInFlight, Servers: cache, AllowAPIStdio: *allowStdio,
-			TracerProvider: tr.tracerProvider(), ConfigServers: configServers, Secrets: secrets, Metrics: metrics},
-		Only:         only,
-		DrainTimeout: *drain,
-	})
+	wo.Log, wo.TracerProvider, wo.Metrics = log, tr.tracerProvider(), metrics
+	m, err := gateway.StartWorkers(startCtx, nc, toolworkers.ManagerOptions{Worker: wo, Only: only, DrainTimeout: f.drain})
 	if err != nil {
 		return err
 	}
+	return runWorkers(ctx, m, nc, connClosed, reg, log, f, only, stdout)
+}
+
+// workerFlags are the flags of `mcpbus worker`.
+type workerFlags struct {
+	natsURL, servers, cfgPath, adminListen, logFormat, logLevel string
+	allowStdio                                                  bool
+	maxInFlight                                                 int
+	drain                                                       time.Duration
+}
+
+// parseWorkerFlags parses the flags of `mcpbus worker`, which takes no
+// arguments.
+func parseWorkerFlags(args []string, stdout, stderr io.Writer) (workerFlags, error) {
+	var f workerFlags
+	fs := newFlagSet("worker", args, stdout, stderr)
+	fs.StringVar(&f.natsURL, "nats", "nats://127.0.0.1:4222", "NATS server to join (the one `mcpbus serve` exposes on --nats-listen, or a cluster)")
+	fs.StringVar(&f.servers, "servers", "", "comma-separated server names to host (default: every server in the registry)")
+	fs.BoolVar(&f.allowStdio, "allow-stdio-from-api", false, "run stdio servers whose record came from the API, not the config file (runs commands given over the API)")
+	fs.StringVar(&f.cfgPath, "config", "", "config file whose stdio servers may run here (a stdio record runs only if this file names its command, args and env)")
+	fs.IntVar(&f.maxInFlight, "max-in-flight", 0, "concurrent upstream calls per worker (default 256)")
+	fs.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "on shutdown, how long in-flight calls may finish")
+	fs.StringVar(&f.adminListen, "admin-listen", "", "serve /metrics and /health/liveliness|readiness on this host:port (off by default)")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("worker: unexpected argument %q", fs.Arg(0))
+	}
+	return f, nil
+}
+
+// workerOptions are the workers' options the flags give (the config file's
+// servers, the sealing key from the environment), and the servers to host
+// (none: all).
+func (f workerFlags) workerOptions() (toolworkers.Options, []string, error) {
+	o := toolworkers.Options{MaxInFlight: f.maxInFlight, AllowAPIStdio: f.allowStdio}
+	if f.cfgPath != "" {
+		cfg, err := config.Load(f.cfgPath)
+		if err != nil {
+			return o, nil, err
+		}
+		o.ConfigServers = cfg.Servers
+	}
+	secrets, err := bus.SecretKeyFromEnv(os.LookupEnv)
+	if err != nil {
+		return o, nil, fmt.Errorf("worker: %w", err)
+	}
+	o.Secrets = secrets
+	only := splitServers(f.servers)
+	if f.servers != "" && len(only) == 0 {
+		return o, nil, fmt.Errorf("worker: --servers %q names no server", f.servers)
+	}
+	return o, only, nil
+}
+
+// drainWorkerConn drains nc, waiting up to 2 s for it to close, then closes it.
+func drainWorkerConn(nc *nats.Conn) {
+	_ = nc.Drain()
+	for i := 0; i < 200 && !nc.IsClosed(); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	nc.Close()
+}
+
+// runWorkers runs the started workers m until ctx ends or the NATS
+// connection closes (connClosed), with the admin listener when asked; it
+// stops m before it returns.
+func runWorkers(ctx context.Context, m *toolworkers.Manager, nc *nats.Conn, connClosed <-chan error, reg *prometheus.Registry,
+	log *slog.Logger, f workerFlags, only []string, stdout io.Writer) error {
 	if err := nc.FlushTimeout(5 * time.Second); err != nil {
 		m.Stop()
 		return fmt.Errorf("nats: %w", err)
@@ -109,8 +148,8 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(only) > 0 {
 		scope = "servers " + strings.Join(only, ",")
 	}
-	if *adminListen != "" {
-		admin, err := adminhttp.Start(adminhttp.Options{Addr: *adminListen, Gatherer: reg, Log: log, Conns: func() []*nats.Conn { return []*nats.Conn{nc} }})
+	if f.adminListen != "" {
+		admin, err := adminhttp.Start(adminhttp.Options{Addr: f.adminListen, Gatherer: reg, Log: log, Conns: func() []*nats.Conn { return []*nats.Conn{nc} }})
 		if err != nil {
 			m.Stop()
 			return err
@@ -119,8 +158,8 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		log.Info("metrics and health", "metrics", admin.URL()+"/metrics", "readiness", admin.URL()+"/health/readiness")
 	}
 	hosted := m.Hosted()
-	log.Info("mcpbus worker ready", "nats", bus.RedactURL(*natsURL), "scope", scope, "hosting", strings.Join(hosted, ","))
-	fmt.Fprintf(stdout, "mcpbus worker ready on %s: %s (%d running now)\n", bus.RedactURL(*natsURL), scope, len(hosted))
+	log.Info("mcpbus worker ready", "nats", bus.RedactURL(f.natsURL), "scope", scope, "hosting", strings.Join(hosted, ","))
+	fmt.Fprintf(stdout, "mcpbus worker ready on %s: %s (%d running now)\n", bus.RedactURL(f.natsURL), scope, len(hosted))
 
 	select {
 	case <-ctx.Done():
