@@ -222,3 +222,28 @@ func Notification(method string, params json.RawMessage) []byte {
 	}
 	return append(b, '}')
 }
+
+// CanonicalID canonicalises a JSON-RPC id or progress token (a JSON string
+// or number) so two spellings of one compare equal: "x" and "\u0078", 7 and
+// 7.0; "7" and 7 stay apart. "" for anything else.
+func CanonicalID(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	if raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return ""
+		}
+		return "s:" + s
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) != nil {
+		return ""
+	}
+	if f, err := strconv.ParseFloat(n.String(), 64); err == nil {
+		return "n:" + strconv.FormatFloat(f, 'g', -1, 64) // 7, 7.0 and 7e0 are one token
+	}
+	return "n:" + n.String()
+}

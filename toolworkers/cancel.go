@@ -93,12 +93,12 @@ func (w *Worker) onCancelRequest(m *nats.Msg) {
 	if json.Unmarshal(m.Data, &cr) != nil || len(cr.ID) == 0 {
 		return
 	}
-	want := tokenKey(cr.ID)
+	want := bus.CanonicalID(cr.ID)
 	if want == "" {
 		return
 	}
 	match := func(c *inflightCall) bool {
-		return c.session == cr.Session && c.keyID == cr.KeyID && tokenKey(c.id) == want
+		return c.session == cr.Session && c.keyID == cr.KeyID && bus.CanonicalID(c.id) == want
 	}
 	w.inflight.Range(func(k, v any) bool {
 		if v.(*inflightCall).stop(match, true) {

@@ -121,7 +121,7 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 		return
 	}
 	params, relay := w.legParams(msg.Params, &env, l)
-	defer relay.release()
+	defer relay.Release()
 	start := time.Now()
 	resp, cached, err := w.dispatch(ctx, l, &env, msg, params, relay, span)
 	rec := callRecord{env: env, method: msg.Method, tool: tool, start: start, bytesIn: len(req.Data()), cache: cached}

@@ -99,7 +99,7 @@ func TestHotPathBookkeepingAllocatesNothing(t *testing.T) {
 		if l != w.shared || len(p) != len(params) || r == nil {
 			t.Fatal("not the hot path")
 		}
-		r.release()
+		r.Release()
 		w.untrack(env.RequestID, c)
 	})
 	if allocs != 0 {

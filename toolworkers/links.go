@@ -13,7 +13,7 @@ package toolworkers
 //     client's capabilities, since the upstream may send it requests outside
 //     any call.
 //
-// A link is the sessionEvents of its client: what the upstream sends outside
+// A link is the upstream.Events of its client: what the upstream sends outside
 // calls (the GET stream) and session-wide notifications land here.
 
 import (
@@ -25,11 +25,12 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/toolworkers/upstream"
 )
 
 type link struct {
 	w     *Worker
-	up    upstream
+	up    upstream.Client
 	cache catalog
 
 	// The downstream session a private link serves ("" for shared and
@@ -40,6 +41,7 @@ type link struct {
 	ctx    context.Context // ends with close; bounds GET-stream requests
 	cancel context.CancelFunc
 	used   atomic.Int64 // unix nanoseconds of the last call (private links)
+	lost   atomic.Int64 // upstream sessions that ended under this link (SessionLost)
 
 	mu sync.Mutex
 	// level: on a private link, the session's logging/setLevel level; on a
@@ -51,7 +53,7 @@ type link struct {
 	subMu sync.Mutex
 }
 
-var _ sessionEvents = (*link)(nil)
+var _ upstream.Events = (*link)(nil)
 
 // newLink makes a link whose client sends header upstream. A private link
 // (sid set) declares caps at initialize; others declare none.
@@ -71,7 +73,7 @@ func (l *link) close() {
 	l.up.Close()
 }
 
-func (l *link) sessionOpened() {
+func (l *link) SessionOpened() {
 	l.cache.reset()
 	l.mu.Lock()
 	restore := len(l.subs) > 0 || l.level != ""
@@ -107,9 +109,12 @@ func (l *link) restore() {
 	}
 }
 
-func (l *link) sessionLost() { l.cache.reset() }
+func (l *link) SessionLost() {
+	l.lost.Add(1)
+	l.cache.reset()
+}
 
-func (l *link) sessionNotification(method string, params json.RawMessage) {
+func (l *link) SessionNotification(method string, params json.RawMessage) {
 	w := l.w
 	if stale, ok := listChangedMethods[method]; ok {
 		// The server's list changed, not this session's: drop it from every
@@ -143,9 +148,9 @@ func (l *link) sessionNotification(method string, params json.RawMessage) {
 	}
 }
 
-func (l *link) serverRequest(ctx context.Context, m *bus.Message) []byte {
+func (l *link) ServerRequest(ctx context.Context, m *bus.Message) []byte {
 	if !l.private() {
-		return refusal(m.ID, codeMethodNotFound, "the client cannot receive "+m.Method+
+		return upstream.Refusal(m.ID, upstream.CodeMethodNotFound, "the client cannot receive "+m.Method+
 			": it came outside any request on the upstream session mcpbus shares between clients, so no single client can answer it")
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.w.s2cTimeout())

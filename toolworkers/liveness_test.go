@@ -18,7 +18,7 @@ func TestWorkerLiveness(t *testing.T) {
 	ns := bustest.Server(t)
 	nc := bustest.Conn(t, ns)
 	f := usageUpstream(t)
-	w, err := Start(nc, bus.ServerSpec{Name: "github", URL: f.url()}, Options{Log: quietLog()})
+	w, err := Start(nc, bus.ServerSpec{Name: "github", URL: f.URL()}, Options{Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestWorkerLiveness(t *testing.T) {
 			}
 		}
 	}
-	upstreamCalls := func() int { return len(f.byMethod("tools/call")) }
+	upstreamCalls := func() int { return len(f.ByMethod("tools/call")) }
 
 	got := send("in-time", time.Now().Add(time.Minute), time.Now().Add(time.Minute))
 	if len(got) < 2 || got[0].Header.Get(bus.HeaderProgress) != bus.ProgressAccepted || bus.ReplyError(got[len(got)-1]) != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/toolworkers/upstream/upstreamtest"
 )
 
 // levels returns the levels of the log messages on the stream, in order.
@@ -141,20 +142,20 @@ func TestProgressRelayedWithCallersToken(t *testing.T) {
 // A shared session whose server declared no logging capability is not sent
 // logging/setLevel at all: the client gets {} (its own level still filters).
 func TestLoggingNotForwardedToServerWithoutLogging(t *testing.T) {
-	f := newFakeUpstream(t) // declares tools only
-	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
+	f := upstreamtest.NewFake(t) // declares tools only
+	f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
 		if r.Method == http.MethodGet {
 			w.WriteHeader(http.StatusMethodNotAllowed)
 			return
 		}
-		writeJSONResult(w, m.ID, `{}`)
+		upstreamtest.WriteJSONResult(w, m.ID, `{}`)
 	}
-	e := newRelayEnvURL(t, f.url())
+	e := newRelayEnvURL(t, f.URL())
 	r := e.request(t, caller("s1", "k1", ""), "logging/setLevel", `{"level":"debug"}`, 1)
 	if r.gwErr != nil || string(r.result) != "{}" {
 		t.Fatalf("setLevel: %s %v", r.raw, r.gwErr)
 	}
-	if n := len(f.byMethod("logging/setLevel")); n != 0 {
+	if n := len(f.ByMethod("logging/setLevel")); n != 0 {
 		t.Fatalf("upstream without logging got %d setLevel", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/toolworkers/credential"
+	"github.com/mcpbus/mcpbus/toolworkers/upstream"
 )
 
 // callRelay carries what an upstream sends on one call's stream, besides the
@@ -36,15 +37,9 @@ type callRelay struct {
 	// secrets, set by the link's upstream (scrub.go), are the values
 	// scrubbed from what is relayed; nil: none.
 	secrets *credential.Scrubber
-
-	// fn and answer, if set, take the notifications and requests instead of
-	// the bus (tests).
-	fn     notifyFunc
-	answer func(m *bus.Message) []byte
 }
 
-// notifyFunc receives notifications the upstream sends on a request's stream.
-type notifyFunc func(method string, params json.RawMessage)
+var _ upstream.Relay = (*callRelay)(nil)
 
 var relayPool = sync.Pool{New: func() any { return new(callRelay) }}
 
@@ -59,22 +54,15 @@ func (w *Worker) newRelay(env *bus.Envelope, token json.RawMessage) *callRelay {
 	return r
 }
 
-// relayTo is a relay that hands notifications to fn (tests and tools).
-func relayTo(fn notifyFunc) *callRelay {
-	r := &callRelay{fn: fn}
-	r.refs.Store(1)
-	return r
-}
-
-// hold keeps r alive past its call (a server-to-client request in flight).
-func (r *callRelay) hold() {
+// Hold keeps r alive past its call (a server-to-client request in flight).
+func (r *callRelay) Hold() {
 	if r != nil {
 		r.refs.Add(1)
 	}
 }
 
-// release drops one hold; the last one returns a pooled relay.
-func (r *callRelay) release() {
+// Release drops one hold; the last one returns a pooled relay.
+func (r *callRelay) Release() {
 	if r == nil || r.refs.Add(-1) != 0 || r.w == nil {
 		return
 	}
@@ -82,16 +70,12 @@ func (r *callRelay) release() {
 	relayPool.Put(r)
 }
 
-// notify relays a notification that arrived on the call's stream.
-func (r *callRelay) notify(method string, params json.RawMessage) {
+// Notify relays a notification that arrived on the call's stream.
+func (r *callRelay) Notify(method string, params json.RawMessage) {
 	if r == nil {
 		return
 	}
 	params = r.secrets.JSON(params)
-	if r.fn != nil {
-		r.fn(method, params)
-		return
-	}
 	switch method {
 	case "notifications/progress":
 		if r.token == nil {
@@ -117,17 +101,14 @@ func (r *callRelay) notify(method string, params json.RawMessage) {
 	}
 }
 
-// request relays a server-to-client request that arrived on the call's stream
+// Request relays a server-to-client request that arrived on the call's stream
 // to the client that made the call, and returns the answer for the upstream.
-func (r *callRelay) request(ctx context.Context, m *bus.Message) []byte {
+func (r *callRelay) Request(ctx context.Context, m *bus.Message) []byte {
 	if r != nil {
 		m = r.secrets.Message(m)
 	}
-	if r != nil && r.answer != nil {
-		return r.answer(m)
-	}
 	if r == nil || r.w == nil {
-		return refusal(m.ID, codeMethodNotFound, "the client cannot receive "+m.Method+": its request has no stream for it (the client did not accept text/event-stream)")
+		return upstream.Refusal(m.ID, upstream.CodeMethodNotFound, "the client cannot receive "+m.Method+": its request has no stream for it (the client did not accept text/event-stream)")
 	}
 	subject := r.stream
 	if subject == "" {

@@ -11,33 +11,35 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/toolworkers/credential"
+	"github.com/mcpbus/mcpbus/toolworkers/upstream"
 )
 
 // scrubbedUpstream returns the upstream client for a link (header, caps and
 // events as for newUpstream), wrapped so that nothing it returns or relays
 // carries a value in header or another credential of the server. A server
 // without any gets the bare client.
-func (w *Worker) scrubbedUpstream(header http.Header, caps json.RawMessage, events sessionEvents) upstream {
+func (w *Worker) scrubbedUpstream(header http.Header, caps json.RawMessage, events upstream.Events) upstream.Client {
 	s := w.cred.Scrubber(header)
 	if s == nil {
 		return w.newUpstream(header, caps, events)
 	}
-	return &scrubbingUpstream{upstream: w.newUpstream(header, caps, scrubbedEvents{events, s}), s: s}
+	return &scrubbingUpstream{Client: w.newUpstream(header, caps, scrubbedEvents{events, s}), s: s}
 }
 
 // scrubbingUpstream is an upstream whose answers are scrubbed.
 type scrubbingUpstream struct {
-	upstream
+	upstream.Client
 	s *credential.Scrubber
 }
 
-func (u *scrubbingUpstream) Call(ctx context.Context, method string, params json.RawMessage, r *callRelay) (*bus.Message, error) {
-	if r != nil && r.secrets == nil {
+func (u *scrubbingUpstream) Call(ctx context.Context, method string, params json.RawMessage, r upstream.Relay) (*bus.Message, error) {
+	if cr, ok := r.(*callRelay); ok && cr != nil && cr.secrets == nil {
 		// Set before the call starts anything that reads it; a retry of
-		// the same call finds it set.
-		r.secrets = u.s
+		// the same call finds it set. (A field of the pooled relay, not a
+		// wrapper: a call allocates nothing for it.)
+		cr.secrets = u.s
 	}
-	resp, err := u.upstream.Call(ctx, method, params, r)
+	resp, err := u.Client.Call(ctx, method, params, r)
 	if err != nil {
 		err = u.s.Err(err)
 	}
@@ -45,11 +47,11 @@ func (u *scrubbingUpstream) Call(ctx context.Context, method string, params json
 }
 
 func (u *scrubbingUpstream) Notify(ctx context.Context, method string, params json.RawMessage) error {
-	return u.s.Err(u.upstream.Notify(ctx, method, params))
+	return u.s.Err(u.Client.Notify(ctx, method, params))
 }
 
 func (u *scrubbingUpstream) Info(ctx context.Context) (json.RawMessage, error) {
-	info, err := u.upstream.Info(ctx)
+	info, err := u.Client.Info(ctx)
 	if err != nil {
 		err = u.s.Err(err)
 	}
@@ -59,14 +61,14 @@ func (u *scrubbingUpstream) Info(ctx context.Context) (json.RawMessage, error) {
 // scrubbedEvents cleans what an upstream session sends outside calls before
 // the link relays it.
 type scrubbedEvents struct {
-	sessionEvents
+	upstream.Events
 	s *credential.Scrubber
 }
 
-func (e scrubbedEvents) sessionNotification(method string, params json.RawMessage) {
-	e.sessionEvents.sessionNotification(method, e.s.JSON(params))
+func (e scrubbedEvents) SessionNotification(method string, params json.RawMessage) {
+	e.Events.SessionNotification(method, e.s.JSON(params))
 }
 
-func (e scrubbedEvents) serverRequest(ctx context.Context, m *bus.Message) []byte {
-	return e.sessionEvents.serverRequest(ctx, e.s.Message(m))
+func (e scrubbedEvents) ServerRequest(ctx context.Context, m *bus.Message) []byte {
+	return e.Events.ServerRequest(ctx, e.s.Message(m))
 }

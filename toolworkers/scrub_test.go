@@ -18,8 +18,8 @@ func TestScrubbedSessionEvents(t *testing.T) {
 	w := &Worker{up: &config.Upstream{Name: "s"}}
 	s := w.cred.Scrubber(http.Header{"X-Api-Key": {"key/0123456789"}})
 	e := scrubbedEvents{sink, s}
-	e.sessionNotification("notifications/message", json.RawMessage(`{"level":"info","data":"key\/0123456789"}`))
-	answer := e.serverRequest(context.Background(), &bus.Message{ID: json.RawMessage(`1`), Method: "sampling/createMessage",
+	e.SessionNotification("notifications/message", json.RawMessage(`{"level":"info","data":"key\/0123456789"}`))
+	answer := e.ServerRequest(context.Background(), &bus.Message{ID: json.RawMessage(`1`), Method: "sampling/createMessage",
 		Params: json.RawMessage(`{"messages":[{"role":"user","content":{"type":"text","text":"key/0123456789"}}]}`)})
 	if string(answer) != "ok" || strings.Join(sink.got, " ") != `{"level":"info","data":"[redacted]"} {"messages":[{"role":"user","content":{"type":"text","text":"[redacted]"}}]}` {
 		t.Errorf("relayed %q", sink.got)
@@ -31,12 +31,12 @@ func TestScrubbedSessionEvents(t *testing.T) {
 
 type scrubEventSink struct{ got []string }
 
-func (s *scrubEventSink) sessionOpened() {}
-func (s *scrubEventSink) sessionLost()   {}
-func (s *scrubEventSink) sessionNotification(_ string, params json.RawMessage) {
+func (s *scrubEventSink) SessionOpened() {}
+func (s *scrubEventSink) SessionLost()   {}
+func (s *scrubEventSink) SessionNotification(_ string, params json.RawMessage) {
 	s.got = append(s.got, string(params))
 }
-func (s *scrubEventSink) serverRequest(_ context.Context, m *bus.Message) []byte {
+func (s *scrubEventSink) ServerRequest(_ context.Context, m *bus.Message) []byte {
 	s.got = append(s.got, string(m.Params))
 	return []byte("ok")
 }

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/toolworkers/upstream"
 	"github.com/nats-io/nats.go"
 )
 
@@ -98,10 +99,10 @@ func privateCaps(caps json.RawMessage) bool {
 // send upstream (the client's answer, or an error), with m's id.
 func (w *Worker) relayServerRequest(ctx context.Context, t s2cTarget, m *bus.Message) []byte {
 	if cap := capabilityFor(m.Method); cap != "" && !hasCapability(t.caps, cap) {
-		return refusal(m.ID, codeMethodNotFound, "the client cannot receive "+m.Method+": it did not declare the "+cap+" capability")
+		return upstream.Refusal(m.ID, upstream.CodeMethodNotFound, "the client cannot receive "+m.Method+": it did not declare the "+cap+" capability")
 	}
 	if t.subject == "" {
-		return refusal(m.ID, codeMethodNotFound, "the client cannot receive "+m.Method+": "+t.noStream)
+		return upstream.Refusal(m.ID, upstream.CodeMethodNotFound, "the client cannot receive "+m.Method+": "+t.noStream)
 	}
 	n := w.s2cSeq.Add(1)
 	key := strconv.FormatUint(n, 10)
@@ -120,7 +121,7 @@ func (w *Worker) relayServerRequest(ctx context.Context, t s2cTarget, m *bus.Mes
 			// The ingress refused to deliver it (its caller may not see
 			// this server any more): say so upstream at once.
 			w.log.Info("server-to-client request refused by the client's ingress", "request_id", t.requestID, "method", m.Method, "reason", e.Message)
-			return refusal(m.ID, codeInternal, "the client cannot receive "+m.Method+": "+e.Message)
+			return upstream.Refusal(m.ID, upstream.CodeInternal, "the client cannot receive "+m.Method+": "+e.Message)
 		}
 	}
 	if err != nil {
@@ -135,13 +136,13 @@ func (w *Worker) relayServerRequest(ctx context.Context, t s2cTarget, m *bus.Mes
 			reason = "delivery failed: " + err.Error()
 		}
 		w.log.Info("server-to-client request not delivered", "request_id", t.requestID, "method", m.Method, "reason", reason)
-		return refusal(m.ID, codeInternal, "the client cannot receive "+m.Method+": "+reason)
+		return upstream.Refusal(m.ID, upstream.CodeInternal, "the client cannot receive "+m.Method+": "+reason)
 	}
 	select {
 	case a := <-wait.answer:
 		var resp bus.Message
 		if json.Unmarshal(a.Data, &resp) != nil || !resp.IsResponse() {
-			return refusal(m.ID, codeInternal, "the client answered "+m.Method+" with something that is not a JSON-RPC response")
+			return upstream.Refusal(m.ID, upstream.CodeInternal, "the client answered "+m.Method+" with something that is not a JSON-RPC response")
 		}
 		if len(resp.Error) > 0 {
 			return bus.RawErrorResponse(m.ID, resp.Error)
@@ -155,7 +156,7 @@ func (w *Worker) relayServerRequest(ctx context.Context, t s2cTarget, m *bus.Mes
 		// Tell the client to stop asking its user; best effort.
 		p, _ := json.Marshal(map[string]any{"requestId": id, "reason": "the request that caused it ended"})
 		_ = w.nc.PublishMsg(w.toClient(t.subject, bus.Notification("notifications/cancelled", p)))
-		return refusal(m.ID, codeInternal, "the client did not answer "+m.Method+" before the call ended")
+		return upstream.Refusal(m.ID, upstream.CodeInternal, "the client did not answer "+m.Method+" before the call ended")
 	}
 }
 

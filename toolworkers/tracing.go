@@ -3,10 +3,10 @@ package toolworkers
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"strconv"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/toolworkers/upstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -75,7 +75,7 @@ func (s *callSpan) answered(rpcError json.RawMessage) {
 
 // call is one upstream attempt in its own client span, whose context the
 // client sends upstream.
-func (s *callSpan) call(ctx context.Context, c upstream, method string, params json.RawMessage, relay *callRelay) (*bus.Message, error) {
+func (s *callSpan) call(ctx context.Context, c upstream.Client, method string, params json.RawMessage, relay *callRelay) (*bus.Message, error) {
 	ctx, span := s.startUpstream(ctx)
 	defer span.End()
 	resp, err := c.Call(ctx, method, params, relay)
@@ -88,7 +88,7 @@ func (s *callSpan) call(ctx context.Context, c upstream, method string, params j
 }
 
 // info is the upstream initialize lookup in its own client span.
-func (s *callSpan) info(ctx context.Context, c upstream) (json.RawMessage, error) {
+func (s *callSpan) info(ctx context.Context, c upstream.Client) (json.RawMessage, error) {
 	ctx, span := s.startUpstream(ctx)
 	defer span.End()
 	info, err := c.Info(ctx)
@@ -118,22 +118,4 @@ func rpcErrorSpan(span trace.Span, rpcError json.RawMessage) {
 		return
 	}
 	bus.SpanRPCError(span, code)
-}
-
-// injectTrace sets the upstream HTTP request's traceparent (and tracestate)
-// from its context's span, replacing one already set in any case (a
-// static_headers name need not be canonical); a context without a span context
-// leaves the headers alone.
-func injectTrace(req *http.Request) {
-	bus.TraceContext.Inject(req.Context(), upstreamCarrier(req.Header))
-}
-
-// upstreamCarrier sets a header under its canonical name, removing it first in
-// any other case.
-type upstreamCarrier http.Header
-
-func (c upstreamCarrier) Get(key string) string { return bus.HeaderCarrier(c).Get(key) }
-func (c upstreamCarrier) Keys() []string        { return bus.HeaderCarrier(c).Keys() }
-func (c upstreamCarrier) Set(key, value string) {
-	bus.HeaderCarrier(c).Set(http.CanonicalHeaderKey(key), value)
 }

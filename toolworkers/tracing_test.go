@@ -9,6 +9,7 @@ import (
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/toolworkers/credential"
+	"github.com/mcpbus/mcpbus/toolworkers/upstream"
 	"github.com/nats-io/nats.go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -25,9 +26,9 @@ type tracedUpstream struct {
 	answer      *bus.Message
 }
 
-func (f *tracedUpstream) Call(ctx context.Context, _ string, _ json.RawMessage, _ *callRelay) (*bus.Message, error) {
+func (f *tracedUpstream) Call(ctx context.Context, _ string, _ json.RawMessage, _ upstream.Relay) (*bus.Message, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://upstream/mcp", nil)
-	injectTrace(req)
+	upstream.InjectTrace(req)
 	f.traceparent = req.Header.Get("Traceparent")
 	return f.answer, nil
 }
@@ -89,13 +90,13 @@ func TestInjectTraceUpstream(t *testing.T) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://u/mcp", nil)
 	req.Header["traceparent"] = []string{"00-11111111111111111111111111111111-2222222222222222-01"}
 	req.Header["Traceparent"] = []string{"00-11111111111111111111111111111111-3333333333333333-01"}
-	injectTrace(req)
+	upstream.InjectTrace(req)
 	if n := len(req.Header); n != 1 || bus.HeaderCarrier(req.Header).Get("traceparent") != clientTraceparent {
 		t.Errorf("headers %v, want only the span's traceparent", req.Header)
 	}
 	bare, _ := http.NewRequest(http.MethodPost, "http://u/mcp", nil)
 	bare.Header.Set("Traceparent", "configured")
-	injectTrace(bare)
+	upstream.InjectTrace(bare)
 	if bare.Header.Get("Traceparent") != "configured" {
 		t.Errorf("traceparent %q without a span", bare.Header.Get("Traceparent"))
 	}
@@ -105,7 +106,7 @@ func TestInjectTraceUpstream(t *testing.T) {
 		sent = r.Header
 		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
 	})}}
-	rt := c.WithHeaders(http.Header{"Traceparent": {"static"}}, injectTrace).Transport
+	rt := c.WithHeaders(http.Header{"Traceparent": {"static"}}, upstream.InjectTrace).Transport
 	if _, err := rt.RoundTrip(req.Clone(ctx)); err != nil {
 		t.Fatal(err)
 	}

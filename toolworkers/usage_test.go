@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/mcpbus/mcpbus/toolworkers/upstream/upstreamtest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -21,17 +22,17 @@ const usageTestKey = "sk-usage-test-plaintext-key"
 
 // usageUpstream answers tools/call "search" (ok), "bad" (a JSON-RPC error)
 // and tools/list.
-func usageUpstream(t *testing.T) *fakeUpstream {
-	f := newFakeUpstream(t)
-	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
+func usageUpstream(t *testing.T) *upstreamtest.Fake {
+	f := upstreamtest.NewFake(t)
+	f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
 		switch {
 		case m.Method == "tools/list":
-			writeJSONResult(w, m.ID, `{"tools":[{"name":"search","inputSchema":{"type":"object"}}]}`)
+			upstreamtest.WriteJSONResult(w, m.ID, `{"tools":[{"name":"search","inputSchema":{"type":"object"}}]}`)
 		case string(m.Params) != "" && strings.Contains(string(m.Params), `"name":"bad"`):
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `{"jsonrpc":"2.0","id":`+string(m.ID)+`,"error":{"code":-32602,"message":"unknown tool"}}`)
 		default:
-			writeJSONResult(w, m.ID, `{"content":[{"type":"text","text":"found"}]}`)
+			upstreamtest.WriteJSONResult(w, m.ID, `{"content":[{"type":"text","text":"found"}]}`)
 		}
 	}
 	return f
@@ -92,11 +93,11 @@ func TestUsageEventsFieldByField(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := usageUpstream(t)
-	gh, err := Start(nc, bus.ServerSpec{Name: "github", URL: f.url(), CostPerQuery: map[string]float64{"": 0.01, "search": 0.05}}, Options{Log: quietLog()})
+	gh, err := Start(nc, bus.ServerSpec{Name: "github", URL: f.URL(), CostPerQuery: map[string]float64{"": 0.01, "search": 0.05}}, Options{Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	down, err := Start(nc, bus.ServerSpec{Name: "down", URL: closedURL(t), CostPerQuery: map[string]float64{"": 1}}, Options{Log: quietLog()})
+	down, err := Start(nc, bus.ServerSpec{Name: "down", URL: upstreamtest.ClosedURL(t), CostPerQuery: map[string]float64{"": 1}}, Options{Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +183,7 @@ func TestUsageWithoutStreamNeverFailsACall(t *testing.T) {
 	nc := bustest.Conn(t, ns)
 	f := usageUpstream(t)
 	lw := &lockedWriter{}
-	w, err := Start(nc, bus.ServerSpec{Name: "github", URL: f.url()}, Options{Log: slog.New(slog.NewTextHandler(lw, nil))})
+	w, err := Start(nc, bus.ServerSpec{Name: "github", URL: f.URL()}, Options{Log: slog.New(slog.NewTextHandler(lw, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +244,7 @@ func TestUsageEventsSurviveAnOutage(t *testing.T) {
 	nc := bustest.Conn(t, ns)
 	f := usageUpstream(t)
 	lw := &lockedWriter{}
-	w, err := Start(nc, bus.ServerSpec{Name: "github", URL: f.url()}, Options{Log: slog.New(slog.NewTextHandler(lw, nil))})
+	w, err := Start(nc, bus.ServerSpec{Name: "github", URL: f.URL()}, Options{Log: slog.New(slog.NewTextHandler(lw, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +289,7 @@ func TestUsageStalledStreamNeverBacksUpTheQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := usageUpstream(t)
-	w, err := Start(nc, bus.ServerSpec{Name: "github", URL: f.url()}, Options{Log: quietLog()})
+	w, err := Start(nc, bus.ServerSpec{Name: "github", URL: f.URL()}, Options{Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}

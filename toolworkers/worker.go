@@ -2,6 +2,11 @@
 // MCP server, in a queue group per server so replicas share the load. A worker is
 // the only place a server's credentials exist; it keeps one upstream session open
 // per replica and relays JSON-RPC results byte for byte.
+//
+// The package is the bus-facing worker (worker.go, handle.go, links, relay,
+// catalog, filter, resilience, usage, metrics); the upstream transports are
+// in toolworkers/upstream and the credential plumbing in
+// toolworkers/credential.
 package toolworkers
 
 import (
@@ -18,6 +23,7 @@ import (
 	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/toolworkers/credential"
+	"github.com/mcpbus/mcpbus/toolworkers/upstream"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -60,7 +66,7 @@ type Options struct {
 type Worker struct {
 	// detected is the transport found for a server configured without one
 	// (detect.go).
-	detected detected
+	detected upstream.Detected
 	up       *config.Upstream
 	nc       *nats.Conn
 	svc      micro.Service
@@ -250,35 +256,29 @@ func (w *Worker) onSessionClosed(m *nats.Msg) {
 // newUpstream makes a client for this server speaking its transport, sending
 // header on every HTTP request, declaring caps at initialize and reporting
 // what comes outside calls to events.
-func (w *Worker) newUpstream(header http.Header, caps json.RawMessage, events sessionEvents) upstream {
+func (w *Worker) newUpstream(header http.Header, caps json.RawMessage, events upstream.Events) upstream.Client {
+	// The SSE and stdio clients name the server in their log lines themselves.
+	o := upstream.Options{Server: w.up.Name, Version: w.version, Caps: caps, Events: events, Log: w.rootLog}
+	sse := func() upstream.Client {
+		return upstream.NewSSE(o, w.up.URL.String(), w.cred.WithHeaders(header, upstream.InjectTrace))
+	}
 	switch w.up.Transport {
 	case "sse":
-		return w.sseUpstream(header, caps, events)
+		return sse()
 	case "stdio":
-		c := newStdioClient(w.up.Name, stdioSpec{Command: w.up.Command, Args: w.up.Args, Env: w.up.Env}, w.version, w.rootLog)
-		c.caps, c.events = caps, events
-		return c
-	default:
-		streamable := func() upstream {
-			c := newStreamableClient(w.up.Name, w.up.URL.String(), header, w.version, w.cred.HTTP)
-			c.caps, c.events, c.log = caps, events, w.log
-			return c
-		}
-		if !w.up.DetectTransport {
-			return streamable()
-		}
-		return &detectingClient{server: w.up.Name, log: w.log, found: &w.detected, http: streamable,
-			sse: func() upstream { return w.sseUpstream(header, caps, events) }}
+		return upstream.NewStdio(o, upstream.Process{Command: w.up.Command, Args: w.up.Args, Env: w.up.Env})
 	}
-}
-
-// sseUpstream is a client of the HTTP+SSE transport (the go-sdk's), sending
-// header on every request.
-func (w *Worker) sseUpstream(header http.Header, caps json.RawMessage, events sessionEvents) upstream {
-	hc := w.cred.WithHeaders(header, injectTrace) // tracing.go
-	c := newSSEClient(w.up.Name, w.up.URL.String(), hc, w.version, w.rootLog)
-	c.caps, c.events = caps, events
-	return c
+	streamable := func() upstream.Client {
+		so := o
+		so.Log = w.log
+		return upstream.NewStreamable(so, w.up.URL.String(), header, w.cred.HTTP)
+	}
+	if !w.up.DetectTransport {
+		return streamable()
+	}
+	so := o
+	so.Log = w.log
+	return upstream.NewDetecting(so, &w.detected, streamable, sse)
 }
 
 // Stop deregisters the worker, ends its upstream sessions (and stdio process)

@@ -1,4 +1,4 @@
-package toolworkers
+package upstream
 
 import (
 	"bufio"

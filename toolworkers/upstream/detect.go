@@ -1,4 +1,4 @@
-package toolworkers
+package upstream
 
 import (
 	"context"
@@ -23,30 +23,30 @@ import (
 type detectingClient struct {
 	server string
 	log    *slog.Logger
-	http   func() upstream // a Streamable HTTP client
-	sse    func() upstream // an HTTP+SSE client
+	http   func() Client // a Streamable HTTP client
+	sse    func() Client // an HTTP+SSE client
 	// found is the worker's: what one of its clients detected, every other
 	// (per-credential, private) client of the server takes.
-	found *detected
+	found *Detected
 
-	mu  sync.Mutex               // held while detecting: first calls wait for one detection
-	cur atomic.Pointer[upstream] // the detected transport's client; read without the lock
+	mu  sync.Mutex             // held while detecting: first calls wait for one detection
+	cur atomic.Pointer[Client] // the detected transport's client; read without the lock
 }
 
-// detected is the transport a worker found for its server ("" not yet).
-type detected struct {
+// Detected is the transport a worker found for its server ("" not yet).
+type Detected struct {
 	mu        sync.Mutex
 	transport string
 }
 
-func (f *detected) get() string {
+func (f *Detected) get() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.transport
 }
 
 // set records t, reporting whether it is news (so it is logged once).
-func (f *detected) set(t string) bool {
+func (f *Detected) set(t string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	news := f.transport != t
@@ -54,10 +54,10 @@ func (f *detected) set(t string) bool {
 	return news
 }
 
-var _ upstream = (*detectingClient)(nil)
+var _ Client = (*detectingClient)(nil)
 
 // pick returns the client of the detected transport, detecting it first.
-func (d *detectingClient) pick(ctx context.Context) (upstream, error) {
+func (d *detectingClient) pick(ctx context.Context) (Client, error) {
 	if u := d.cur.Load(); u != nil {
 		return *u, nil
 	}
@@ -66,7 +66,7 @@ func (d *detectingClient) pick(ctx context.Context) (upstream, error) {
 	if u := d.cur.Load(); u != nil {
 		return *u, nil
 	}
-	use := func(u upstream) (upstream, error) {
+	use := func(u Client) (Client, error) {
 		d.cur.Store(&u)
 		return u, nil
 	}
@@ -103,7 +103,7 @@ func (d *detectingClient) pick(ctx context.Context) (upstream, error) {
 	return use(s)
 }
 
-func (d *detectingClient) Call(ctx context.Context, method string, params json.RawMessage, r *callRelay) (*bus.Message, error) {
+func (d *detectingClient) Call(ctx context.Context, method string, params json.RawMessage, r Relay) (*bus.Message, error) {
 	u, err := d.pick(ctx)
 	if err != nil {
 		return nil, err
@@ -128,7 +128,7 @@ func (d *detectingClient) Info(ctx context.Context) (json.RawMessage, error) {
 }
 
 // current is the client of the detected transport, nil before detection.
-func (d *detectingClient) current() upstream {
+func (d *detectingClient) current() Client {
 	if u := d.cur.Load(); u != nil {
 		return *u
 	}

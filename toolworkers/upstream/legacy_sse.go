@@ -1,4 +1,4 @@
-package toolworkers
+package upstream
 
 // The legacy HTTP+SSE transport (2024-11-05): a connClient whose connector
 // opens the GET stream through the go-sdk's SSE client transport, with the

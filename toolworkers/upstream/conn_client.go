@@ -1,4 +1,4 @@
-package toolworkers
+package upstream
 
 // connClient speaks MCP to an upstream reached through a go-sdk mcp.Connection:
 // legacy SSE (the 2024-11-05 HTTP+SSE transport, through mcp.SSEClientTransport)
@@ -91,7 +91,7 @@ type connClient struct {
 	// caps are declared at initialize (nil: none); events, if set, receives
 	// what cannot be tied to a call (see the attribution rule above).
 	caps   json.RawMessage
-	events sessionEvents
+	events Events
 
 	nextID atomic.Int64
 	cur    atomic.Pointer[connSession]
@@ -114,7 +114,7 @@ type openAttempt struct {
 	err  error
 }
 
-var _ upstream = (*connClient)(nil)
+var _ Client = (*connClient)(nil)
 
 func newConnClient(server string, dial connector, version string, initTimeout time.Duration, log *slog.Logger) *connClient {
 	if log == nil {
@@ -136,7 +136,7 @@ func newConnClient(server string, dial connector, version string, initTimeout ti
 // worker relays verbatim. Progress notifications carrying the request's
 // params._meta.progressToken go to r, and what the attribution rule gives the
 // call; r is never used after Call returns (server-to-client requests hold it).
-func (c *connClient) Call(ctx context.Context, method string, params json.RawMessage, r *callRelay) (*bus.Message, error) {
+func (c *connClient) Call(ctx context.Context, method string, params json.RawMessage, r Relay) (*bus.Message, error) {
 	s, err := c.session(ctx)
 	if err != nil {
 		return nil, err
@@ -266,7 +266,7 @@ func (c *connClient) runOpen(a *openAttempt, deadline time.Time) {
 	c.opening = nil
 	c.mu.Unlock()
 	if err == nil && c.events != nil {
-		c.events.sessionOpened()
+		c.events.SessionOpened()
 	}
 	if err != nil && !errors.Is(err, errConnLost) {
 		c.log.Debug("opening upstream session failed", "server", c.server, "transport", c.dial.transport(), "err", err.Error())

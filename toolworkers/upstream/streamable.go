@@ -1,4 +1,4 @@
-package toolworkers
+package upstream
 
 // This file is a Streamable HTTP MCP client written by hand, on purpose.
 //
@@ -73,7 +73,7 @@ type streamableClient struct {
 	caps json.RawMessage
 	// events, if set, receives what the upstream sends outside calls, and the
 	// client keeps the session's GET stream open for it.
-	events sessionEvents
+	events Events
 	log    *slog.Logger
 	// endWait is streamEndWait; a test lengthens it.
 	endWait time.Duration
@@ -119,7 +119,7 @@ func newStreamableClient(server, endpoint string, header http.Header, version st
 // request's stream goes to r (session-wide notifications to events). A
 // session the upstream forgot is replaced and the request sent once more: the
 // upstream never ran it.
-func (c *streamableClient) Call(ctx context.Context, method string, params json.RawMessage, r *callRelay) (*bus.Message, error) {
+func (c *streamableClient) Call(ctx context.Context, method string, params json.RawMessage, r Relay) (*bus.Message, error) {
 	for attempt := 0; ; attempt++ {
 		s, err := c.session(ctx)
 		if err != nil {
@@ -164,7 +164,7 @@ func (c *streamableClient) drop(s *session) {
 	if c.cur.CompareAndSwap(s, nil) {
 		s.end()
 		if c.events != nil && !c.closed.Load() {
-			c.events.sessionLost()
+			c.events.SessionLost()
 		}
 	}
 }
@@ -227,7 +227,7 @@ func (c *streamableClient) session(ctx context.Context) (*session, error) {
 		return nil, bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q: the worker is shutting down", c.server)
 	}
 	if c.events != nil {
-		c.events.sessionOpened()
+		c.events.SessionOpened()
 		c.tasks.spawn(func() { c.listen(s) })
 	}
 	return s, nil
@@ -300,12 +300,12 @@ func (c *streamableClient) setHeaders(req *http.Request, s *session) {
 	if s.version != "" {
 		req.Header["Mcp-Protocol-Version"] = []string{s.version}
 	}
-	injectTrace(req) // tracing.go
+	InjectTrace(req) // tracing.go
 }
 
 // post sends one message. For a request (id > 0) it waits for the response with
 // that id, on a JSON body or an SSE stream; for a notification it expects 202.
-func (c *streamableClient) post(ctx context.Context, s *session, body []byte, id int64, r *callRelay) (*bus.Message, http.Header, error) {
+func (c *streamableClient) post(ctx context.Context, s *session, body []byte, id int64, r Relay) (*bus.Message, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return nil, nil, bus.Errorf(bus.ErrInternal, "upstream server %q: bad endpoint", c.server)
@@ -449,7 +449,8 @@ func (c *streamableClient) matchResponse(data []byte, id int64) (*bus.Message, e
 // the relay (session-wide ones to events); a request from the upstream is
 // answered in the background so the upstream is never left waiting: ping
 // locally, others by the relay (the client that made the call).
-func (c *streamableClient) readSSE(ctx context.Context, body io.Reader, s *session, id int64, r *callRelay) (*bus.Message, error) {
+func (c *streamableClient) readSSE(ctx context.Context, body io.Reader, s *session, id int64, r Relay) (*bus.Message, error) {
+	r = relayOr(r)
 	want := strconv.FormatInt(id, 10)
 	sc := getSSEScanner(body, maxUpstreamBody)
 	defer putSSEScanner(sc) // every message taken from it is decoded (copied) first
@@ -473,25 +474,25 @@ func (c *streamableClient) readSSE(ctx context.Context, body io.Reader, s *sessi
 			return &m, nil
 		case m.IsNotification():
 			if c.events != nil && sessionWide(m.Method) {
-				c.events.sessionNotification(m.Method, m.Params)
+				c.events.SessionNotification(m.Method, m.Params)
 			} else {
-				r.notify(m.Method, m.Params)
+				r.Notify(m.Method, m.Params)
 			}
 		case m.IsRequest():
 			if m.Method == bus.MethodPing {
 				c.tasks.spawn(func() { c.answer(s, bus.ResultResponse(m.ID, json.RawMessage(`{}`))) })
 				continue
 			}
-			r.hold()
+			r.Hold()
 			if !c.tasks.spawn(func() {
-				defer r.release()
+				defer r.Release()
 				// The call's context, cut short by Close.
 				rctx, cancel := context.WithCancel(ctx)
 				defer cancel()
 				defer context.AfterFunc(c.base, cancel)()
-				c.answer(s, r.request(rctx, &m))
+				c.answer(s, r.Request(rctx, &m))
 			}) {
-				r.release()
+				r.Release()
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package toolworkers
+package upstream
 
 // The stdio transport: the upstream MCP server is a child process of the
 // worker, spoken to in newline-delimited JSON over its stdin and stdout (framed
@@ -15,7 +15,7 @@ package toolworkers
 // ("is restarting") if it ends first. A call in flight when the process dies
 // fails with "connection lost" and is not retried: it may have had effects.
 //
-// Environment. The child's environment is exactly stdioSpec.Env: it does NOT
+// Environment. The child's environment is exactly Process.Env: it does NOT
 // inherit the gateway's environment, which holds other servers' credentials.
 // An operator who wants PATH or HOME in the child must list them. (The command
 // itself is looked up in the gateway's PATH when it has no slash.)
@@ -45,8 +45,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// stdioSpec says how to run a stdio upstream server.
-type stdioSpec struct {
+// Process says how to run a stdio upstream server.
+type Process struct {
 	Command string
 	Args    []string
 	// Env is the child's whole environment, as KEY=VALUE, references already
@@ -66,7 +66,7 @@ const (
 
 // newStdioClient returns a client for an upstream run as a child process. The
 // process starts on first use; Close ends it.
-func newStdioClient(server string, spec stdioSpec, version string, log *slog.Logger) *connClient {
+func newStdioClient(server string, spec Process, version string, log *slog.Logger) *connClient {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -76,7 +76,7 @@ func newStdioClient(server string, spec stdioSpec, version string, log *slog.Log
 // stdioConnector supervises the process and hands its connection to connClient.
 type stdioConnector struct {
 	server string
-	spec   stdioSpec
+	spec   Process
 	log    *slog.Logger
 
 	// Timings, fields so tests can shorten them.
@@ -114,7 +114,7 @@ type stdioProc struct {
 	ready      bool // a session was initialized on it
 }
 
-func newStdioConnector(server string, spec stdioSpec, log *slog.Logger) *stdioConnector {
+func newStdioConnector(server string, spec Process, log *slog.Logger) *stdioConnector {
 	return &stdioConnector{
 		server:      server,
 		spec:        spec,
@@ -455,6 +455,6 @@ func (w *stderrLog) emit() {
 
 // String describes the spec without its arguments and environment, which may
 // hold secrets.
-func (s stdioSpec) String() string {
+func (s Process) String() string {
 	return fmt.Sprintf("stdio command %q (%d args, %d env vars)", s.Command, len(s.Args), len(s.Env))
 }

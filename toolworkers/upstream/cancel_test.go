@@ -1,4 +1,4 @@
-package toolworkers
+package upstream
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/mcpbus/mcpbus/toolworkers/upstream/upstreamtest"
 )
 
 // Dropping the HTTP request is no cancellation in MCP: when a call's context
@@ -16,11 +17,11 @@ import (
 // request id it used, in the same session. The context ends (cancelled, or
 // its deadline passes) once the upstream has the call.
 func TestCallContextEndSendsCancelled(t *testing.T) {
-	f := newFakeUpstream(t)
+	f := upstreamtest.NewFake(t)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	arrived := make(chan struct{}, 1)
-	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+	f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
 		if m.Method == "notifications/cancelled" {
 			w.WriteHeader(http.StatusAccepted)
 			return
@@ -34,7 +35,7 @@ func TestCallContextEndSendsCancelled(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	}
-	c := f.client(t)
+	c := fakeClient(t, f)
 	for _, tc := range []struct {
 		name   string
 		ctx    func() (context.Context, func())
@@ -47,7 +48,7 @@ func TestCallContextEndSendsCancelled(t *testing.T) {
 			return bustest.ExpiringContext(context.Background())
 		}, "the gateway's timeout for this call expired"},
 	} {
-		before := len(f.byMethod("notifications/cancelled"))
+		before := len(f.ByMethod("notifications/cancelled"))
 		ctx, end := tc.ctx()
 		errc := make(chan error, 1)
 		go func() {
@@ -59,19 +60,19 @@ func TestCallContextEndSendsCancelled(t *testing.T) {
 		if err := <-errc; err == nil {
 			t.Fatalf("%s: the call succeeded", tc.name)
 		}
-		calls := f.byMethod("tools/call")
-		want := string(calls[len(calls)-1].msg.ID)
+		calls := f.ByMethod("tools/call")
+		want := string(calls[len(calls)-1].Msg.ID)
 		bustest.Eventually(t, 30*time.Second, tc.name+": notifications/cancelled reaches the upstream", func() error {
-			return bustest.AtLeast("notifications/cancelled upstream", len(f.byMethod("notifications/cancelled")), before+1)
+			return bustest.AtLeast("notifications/cancelled upstream", len(f.ByMethod("notifications/cancelled")), before+1)
 		})
-		got := f.byMethod("notifications/cancelled")[before]
+		got := f.ByMethod("notifications/cancelled")[before]
 		var p struct {
 			RequestID json.RawMessage `json:"requestId"`
 			Reason    string          `json:"reason"`
 		}
-		json.Unmarshal(got.msg.Params, &p)
-		if string(p.RequestID) != want || p.Reason != tc.reason || got.header.Get("Mcp-Session-Id") == "" {
-			t.Fatalf("%s: cancelled %s (%q) in session %q, want request %s with %q", tc.name, p.RequestID, p.Reason, got.header.Get("Mcp-Session-Id"), want, tc.reason)
+		json.Unmarshal(got.Msg.Params, &p)
+		if string(p.RequestID) != want || p.Reason != tc.reason || got.Header.Get("Mcp-Session-Id") == "" {
+			t.Fatalf("%s: cancelled %s (%q) in session %q, want request %s with %q", tc.name, p.RequestID, p.Reason, got.Header.Get("Mcp-Session-Id"), want, tc.reason)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package toolworkers
+package upstream
 
 // The upstream GET stream of a Streamable HTTP session: opened right after
 // notifications/initialized (SDK servers drop what belongs to no request
@@ -111,11 +111,11 @@ func (c *streamableClient) stream(s *session, lastID *string) (again bool, err e
 		}
 		switch {
 		case m.IsNotification():
-			c.events.sessionNotification(m.Method, m.Params)
+			c.events.SessionNotification(m.Method, m.Params)
 		case m.IsRequest() && m.Method == bus.MethodPing:
 			c.tasks.spawn(func() { c.answer(s, bus.ResultResponse(m.ID, json.RawMessage(`{}`))) })
 		case m.IsRequest():
-			c.tasks.spawn(func() { c.answer(s, c.events.serverRequest(s.ctx, &m)) })
+			c.tasks.spawn(func() { c.answer(s, c.events.ServerRequest(s.ctx, &m)) })
 		}
 	}
 }

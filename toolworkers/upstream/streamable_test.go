@@ -1,4 +1,4 @@
-package toolworkers
+package upstream
 
 import (
 	"context"
@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/mcpbus/mcpbus/toolworkers/upstream/upstreamtest"
 )
 
 // The tests below drive streamableClient against minimal hand-written MCP
@@ -26,117 +25,14 @@ import (
 const (
 	testServer  = "github"
 	testAPIKey  = "k-very-secret-credential"
-	testVersion = "2025-06-18" // what the fake upstream negotiates
+	testVersion = upstreamtest.Version // what the fake upstream negotiates
 )
 
-// seen is one POST (or DELETE) the fake upstream received.
-type seen struct {
-	httpMethod string
-	header     http.Header
-	msg        bus.Message
-	body       []byte
-	bad        bool // the body was not JSON
-}
-
-// fakeUpstream answers initialize with a new session each time and
-// notifications/initialized with 202; everything else goes to call.
-type fakeUpstream struct {
-	t         *testing.T
-	srv       *httptest.Server
-	initDelay time.Duration
-	noSession bool // behave as a sessionless server
-	initHook  func(w http.ResponseWriter, r *http.Request) bool
-
-	// call answers any other request; sessionID is the header the client sent.
-	call func(w http.ResponseWriter, r *http.Request, m bus.Message, sessionID string)
-
-	inits atomic.Int32
-	mu    sync.Mutex
-	log   []seen
-	// replies receives every JSON-RPC response the client POSTs (answers to
-	// server-to-client requests).
-	replies chan seen
-}
-
-func newFakeUpstream(t *testing.T) *fakeUpstream {
-	f := &fakeUpstream{t: t, replies: make(chan seen, 16)}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fakeUpstream) url() string { return f.srv.URL + "/mcp" }
-
-func (f *fakeUpstream) client(t *testing.T) *streamableClient {
-	c := newStreamableClient(testServer, f.url(), http.Header{"X-Api-Key": {testAPIKey}}, bus.LatestProtocolVersion, nil)
+// fakeClient is a client of f with the test credential.
+func fakeClient(t *testing.T, f *upstreamtest.Fake) *streamableClient {
+	c := newStreamableClient(testServer, f.URL(), http.Header{"X-Api-Key": {testAPIKey}}, bus.LatestProtocolVersion, nil)
 	t.Cleanup(c.Close)
 	return c
-}
-
-func (f *fakeUpstream) requests() []seen {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]seen(nil), f.log...)
-}
-
-// byMethod returns the requests with JSON-RPC method m.
-func (f *fakeUpstream) byMethod(m string) []seen {
-	var out []seen
-	for _, s := range f.requests() {
-		if s.msg.Method == m {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func (f *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	s := seen{httpMethod: r.Method, header: r.Header.Clone(), body: body}
-	if r.Method == http.MethodPost {
-		s.bad = json.Unmarshal(body, &s.msg) != nil
-	}
-	f.mu.Lock()
-	f.log = append(f.log, s)
-	f.mu.Unlock()
-	if s.bad {
-		http.Error(w, "bad json", http.StatusBadRequest)
-		return
-	}
-
-	switch {
-	case r.Method == http.MethodDelete:
-		w.WriteHeader(http.StatusOK)
-	case s.msg.Method == "initialize":
-		n := f.inits.Add(1)
-		if f.initHook != nil && f.initHook(w, r) {
-			return
-		}
-		if f.initDelay > 0 {
-			time.Sleep(f.initDelay) // real time: an upstream slow to initialize
-		}
-		if !f.noSession {
-			w.Header().Set("Mcp-Session-Id", fmt.Sprintf("sess-%d", n))
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":%q,"capabilities":{"tools":{}},"serverInfo":{"name":"fake","version":"1"}}}`, s.msg.ID, testVersion)
-	case s.msg.Method == "notifications/initialized":
-		w.WriteHeader(http.StatusAccepted)
-	case s.msg.IsResponse():
-		w.WriteHeader(http.StatusAccepted)
-		f.replies <- s
-	default:
-		if f.call == nil {
-			http.Error(w, "unexpected", http.StatusInternalServerError)
-			return
-		}
-		f.call(w, r, s.msg, r.Header.Get("Mcp-Session-Id"))
-	}
-}
-
-func writeJSONResult(w http.ResponseWriter, id json.RawMessage, result string) {
-	w.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":%s}`, id, result)
 }
 
 func kindOf(err error) bus.Kind { return bus.AsError(err).Kind }
@@ -148,13 +44,13 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 }
 
 func TestStreamableJSONCallHeadersAndVerbatimResult(t *testing.T) {
-	f := newFakeUpstream(t)
+	f := upstreamtest.NewFake(t)
 	// Whitespace, key order and unknown fields must survive.
 	const result = `{ "content": [ {"type":"text","text":"hi <there> & \u00e9"} ], "structuredContent":{"z":1,"a":2}, "isError": false, "future": {"x":[1, 2]} }`
-	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
-		writeJSONResult(w, m.ID, result)
+	f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
+		upstreamtest.WriteJSONResult(w, m.ID, result)
 	}
-	c := f.client(t)
+	c := fakeClient(t, f)
 	params := json.RawMessage(`{"name":"search","arguments":{"q":"x"}}`)
 
 	for i := 0; i < 2; i++ {
@@ -167,35 +63,35 @@ func TestStreamableJSONCallHeadersAndVerbatimResult(t *testing.T) {
 		}
 	}
 
-	reqs := f.requests()
+	reqs := f.Requests()
 	methods := make([]string, len(reqs))
 	for i, r := range reqs {
-		methods[i] = r.msg.Method
+		methods[i] = r.Msg.Method
 	}
 	if want := "initialize,notifications/initialized,tools/call,tools/call"; strings.Join(methods, ",") != want {
 		t.Fatalf("upstream saw %v, want %s (one initialize shared by both calls)", methods, want)
 	}
 	for i, r := range reqs {
-		if got := r.header.Get("X-Api-Key"); got != testAPIKey {
-			t.Errorf("request %d (%s): X-Api-Key = %q, want the configured credential", i, r.msg.Method, got)
+		if got := r.Header.Get("X-Api-Key"); got != testAPIKey {
+			t.Errorf("request %d (%s): X-Api-Key = %q, want the configured credential", i, r.Msg.Method, got)
 		}
-		if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 			t.Errorf("request %d: Content-Type %q", i, ct)
 		}
-		if a := r.header.Get("Accept"); !strings.Contains(a, "application/json") || !strings.Contains(a, "text/event-stream") {
+		if a := r.Header.Get("Accept"); !strings.Contains(a, "application/json") || !strings.Contains(a, "text/event-stream") {
 			t.Errorf("request %d: Accept %q must allow JSON and SSE", i, a)
 		}
 		if i == 0 {
-			if r.header.Get("Mcp-Session-Id") != "" {
-				t.Errorf("initialize carried Mcp-Session-Id %q", r.header.Get("Mcp-Session-Id"))
+			if r.Header.Get("Mcp-Session-Id") != "" {
+				t.Errorf("initialize carried Mcp-Session-Id %q", r.Header.Get("Mcp-Session-Id"))
 			}
 			continue
 		}
-		if got := r.header.Get("Mcp-Session-Id"); got != "sess-1" {
-			t.Errorf("request %d (%s): Mcp-Session-Id = %q, want sess-1", i, r.msg.Method, got)
+		if got := r.Header.Get("Mcp-Session-Id"); got != "sess-1" {
+			t.Errorf("request %d (%s): Mcp-Session-Id = %q, want sess-1", i, r.Msg.Method, got)
 		}
-		if got := r.header.Get("Mcp-Protocol-Version"); got != testVersion {
-			t.Errorf("request %d (%s): Mcp-Protocol-Version = %q, want the negotiated %s", i, r.msg.Method, got, testVersion)
+		if got := r.Header.Get("Mcp-Protocol-Version"); got != testVersion {
+			t.Errorf("request %d (%s): Mcp-Protocol-Version = %q, want the negotiated %s", i, r.Msg.Method, got, testVersion)
 		}
 	}
 
@@ -204,18 +100,18 @@ func TestStreamableJSONCallHeadersAndVerbatimResult(t *testing.T) {
 		ProtocolVersion string            `json:"protocolVersion"`
 		ClientInfo      map[string]string `json:"clientInfo"`
 	}
-	if err := json.Unmarshal(reqs[0].msg.Params, &ip); err != nil || ip.ProtocolVersion != bus.LatestProtocolVersion || ip.ClientInfo["name"] != "mcpbus" {
-		t.Errorf("initialize params %s", reqs[0].msg.Params)
+	if err := json.Unmarshal(reqs[0].Msg.Params, &ip); err != nil || ip.ProtocolVersion != bus.LatestProtocolVersion || ip.ClientInfo["name"] != "mcpbus" {
+		t.Errorf("initialize params %s", reqs[0].Msg.Params)
 	}
 	// The call went out with our params verbatim and distinct ids.
-	if string(reqs[2].msg.Params) != string(params) {
-		t.Errorf("tools/call params %s, want %s", reqs[2].msg.Params, params)
+	if string(reqs[2].Msg.Params) != string(params) {
+		t.Errorf("tools/call params %s, want %s", reqs[2].Msg.Params, params)
 	}
-	if string(reqs[2].msg.ID) == string(reqs[3].msg.ID) {
-		t.Errorf("two calls shared JSON-RPC id %s", reqs[2].msg.ID)
+	if string(reqs[2].Msg.ID) == string(reqs[3].Msg.ID) {
+		t.Errorf("two calls shared JSON-RPC id %s", reqs[2].Msg.ID)
 	}
-	if reqs[1].msg.ID != nil {
-		t.Errorf("notifications/initialized carried an id %s", reqs[1].msg.ID)
+	if reqs[1].Msg.ID != nil {
+		t.Errorf("notifications/initialized carried an id %s", reqs[1].Msg.ID)
 	}
 
 	// Info is the upstream's initialize result, without a new initialize.
@@ -226,49 +122,49 @@ func TestStreamableJSONCallHeadersAndVerbatimResult(t *testing.T) {
 
 	// Close ends the session with a DELETE carrying it.
 	c.Close()
-	var del []seen
-	for _, r := range f.requests() {
-		if r.httpMethod == http.MethodDelete {
+	var del []upstreamtest.Seen
+	for _, r := range f.Requests() {
+		if r.HTTPMethod == http.MethodDelete {
 			del = append(del, r)
 		}
 	}
-	if len(del) != 1 || del[0].header.Get("Mcp-Session-Id") != "sess-1" || del[0].header.Get("X-Api-Key") != testAPIKey {
+	if len(del) != 1 || del[0].Header.Get("Mcp-Session-Id") != "sess-1" || del[0].Header.Get("X-Api-Key") != testAPIKey {
 		t.Fatalf("Close sent %d DELETEs (%v)", len(del), del)
 	}
-	if f.inits.Load() != 1 {
-		t.Fatalf("%d initializes, want 1", f.inits.Load())
+	if f.Inits.Load() != 1 {
+		t.Fatalf("%d initializes, want 1", f.Inits.Load())
 	}
 }
 
 func TestStreamableSessionlessServer(t *testing.T) {
-	f := newFakeUpstream(t)
-	f.noSession = true
-	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
-		writeJSONResult(w, m.ID, `{}`)
+	f := upstreamtest.NewFake(t)
+	f.NoSession = true
+	f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+		upstreamtest.WriteJSONResult(w, m.ID, `{}`)
 	}
-	c := f.client(t)
+	c := fakeClient(t, f)
 	if _, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/list", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range f.requests() {
-		if _, ok := r.header["Mcp-Session-Id"]; ok {
-			t.Errorf("%s sent Mcp-Session-Id to a sessionless server", r.msg.Method)
+	for _, r := range f.Requests() {
+		if _, ok := r.Header["Mcp-Session-Id"]; ok {
+			t.Errorf("%s sent Mcp-Session-Id to a sessionless server", r.Msg.Method)
 		}
 	}
-	call := f.byMethod("tools/list")
+	call := f.ByMethod("tools/list")
 	if len(call) != 1 {
 		t.Fatalf("%d tools/list requests", len(call))
 	}
-	if want := fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"method":"tools/list"}`, call[0].msg.ID); string(call[0].body) != want {
-		t.Fatalf("request without params: %s, want %s", call[0].body, want)
+	if want := fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"method":"tools/list"}`, call[0].Msg.ID); string(call[0].Body) != want {
+		t.Fatalf("request without params: %s, want %s", call[0].Body, want)
 	}
 }
 
 func TestStreamableSSEProgressAndServerPing(t *testing.T) {
-	f := newFakeUpstream(t)
+	f := upstreamtest.NewFake(t)
 	const progress = `{"progressToken":"leg-1","progress":1,"total":3, "message":"step 1"}`
 	const result = `{"content":[{"type":"text","text":"done"}], "_meta":{"k":"v"}}`
-	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
+	f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)
 		fl := w.(http.Flusher)
@@ -281,7 +177,7 @@ func TestStreamableSSEProgressAndServerPing(t *testing.T) {
 		// The response, split over two data lines (joined with \n: still JSON).
 		fmt.Fprintf(w, "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\r\ndata: \"id\":%s,\"result\":%s}\r\n\r\n", m.ID, result)
 	}
-	c := f.client(t)
+	c := fakeClient(t, f)
 
 	var mu sync.Mutex
 	var notes []string
@@ -304,56 +200,56 @@ func TestStreamableSSEProgressAndServerPing(t *testing.T) {
 	mu.Unlock()
 
 	// Both server-to-client requests are answered on a POST within the session.
-	got := map[string]seen{}
+	got := map[string]upstreamtest.Seen{}
 	for len(got) < 2 {
 		select {
-		case r := <-f.replies:
-			got[string(r.msg.ID)] = r
+		case r := <-f.Replies:
+			got[string(r.Msg.ID)] = r
 		case <-time.After(30 * time.Second):
 			t.Fatalf("upstream got answers for %d of 2 server requests", len(got))
 		}
 	}
 	ping := got[`"srv-ping-1"`]
-	if string(ping.msg.Result) != `{}` || ping.msg.Error != nil {
-		t.Errorf("ping answer %s, want result {}", ping.body)
+	if string(ping.Msg.Result) != `{}` || ping.Msg.Error != nil {
+		t.Errorf("ping answer %s, want result {}", ping.Body)
 	}
-	if ping.header.Get("Mcp-Session-Id") != "sess-1" || ping.header.Get("X-Api-Key") != testAPIKey || ping.header.Get("Mcp-Protocol-Version") != testVersion {
-		t.Errorf("ping answer headers %v", ping.header)
+	if ping.Header.Get("Mcp-Session-Id") != "sess-1" || ping.Header.Get("X-Api-Key") != testAPIKey || ping.Header.Get("Mcp-Protocol-Version") != testVersion {
+		t.Errorf("ping answer headers %v", ping.Header)
 	}
 	other := got[`77`]
 	var e struct{ Code int }
-	if err := json.Unmarshal(other.msg.Error, &e); err != nil || e.Code != -32601 || other.msg.Result != nil {
-		t.Errorf("sampling/createMessage answer %s, want error -32601", other.body)
+	if err := json.Unmarshal(other.Msg.Error, &e); err != nil || e.Code != -32601 || other.Msg.Result != nil {
+		t.Errorf("sampling/createMessage answer %s, want error -32601", other.Body)
 	}
 }
 
 // An upstream may name its server-to-client request anything; the refusal the
 // client POSTs back must still be valid JSON.
 func TestStreamableRefusalOfOddServerRequestIsValidJSON(t *testing.T) {
-	f := newFakeUpstream(t)
-	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
+	f := upstreamtest.NewFake(t)
+	f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		io.WriteString(w, `data: {"jsonrpc":"2.0","id":5,"method":"x/\"quoted\\"}`+"\n\n")
 		fmt.Fprintf(w, "data: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{}}\n\n", m.ID)
 	}
-	c := f.client(t)
+	c := fakeClient(t, f)
 	if _, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.After(30 * time.Second)
 	for {
 		select {
-		case r := <-f.replies:
-			if string(r.msg.ID) != "5" {
-				t.Fatalf("unexpected reply %s", r.body)
+		case r := <-f.Replies:
+			if string(r.Msg.ID) != "5" {
+				t.Fatalf("unexpected reply %s", r.Body)
 			}
 			return
 		case <-deadline:
 			t.Fatal("no answer to the server request")
 		case <-time.After(10 * time.Millisecond):
-			for _, r := range f.requests() {
-				if r.bad {
-					t.Fatalf("client POSTed invalid JSON upstream: %s", r.body)
+			for _, r := range f.Requests() {
+				if r.Bad {
+					t.Fatalf("client POSTed invalid JSON upstream: %s", r.Body)
 				}
 			}
 		}
@@ -372,15 +268,15 @@ func TestStreamableSessionGoneReinitializesOnce(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFakeUpstream(t)
-			f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+			f := upstreamtest.NewFake(t)
+			f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
 				if sid == "sess-1" {
 					http.Error(w, c.body, c.status) // the upstream restarted and forgot sess-1
 					return
 				}
-				writeJSONResult(w, m.ID, `{"ok":true}`)
+				upstreamtest.WriteJSONResult(w, m.ID, `{"ok":true}`)
 			}
-			cl := f.client(t)
+			cl := fakeClient(t, f)
 			msg, err := cl.Call(ctxTimeout(t, 5*time.Second), "tools/call", json.RawMessage(`{"name":"t"}`), nil)
 			if err != nil {
 				t.Fatalf("call after a forgotten session failed: %v", err)
@@ -388,32 +284,32 @@ func TestStreamableSessionGoneReinitializesOnce(t *testing.T) {
 			if string(msg.Result) != `{"ok":true}` {
 				t.Fatalf("result %s", msg.Result)
 			}
-			if n := f.inits.Load(); n != 2 {
+			if n := f.Inits.Load(); n != 2 {
 				t.Fatalf("%d initializes, want 2 (the first and one after %d)", n, c.status)
 			}
-			calls := f.byMethod("tools/call")
-			if len(calls) != 2 || calls[1].header.Get("Mcp-Session-Id") != "sess-2" {
+			calls := f.ByMethod("tools/call")
+			if len(calls) != 2 || calls[1].Header.Get("Mcp-Session-Id") != "sess-2" {
 				t.Fatalf("tools/call sent %d times; retry must use the new session sess-2", len(calls))
 			}
-			if inits := f.byMethod("initialize"); inits[1].header.Get("Mcp-Session-Id") != "" {
-				t.Fatalf("re-initialize carried the dead session id %q", inits[1].header.Get("Mcp-Session-Id"))
+			if inits := f.ByMethod("initialize"); inits[1].Header.Get("Mcp-Session-Id") != "" {
+				t.Fatalf("re-initialize carried the dead session id %q", inits[1].Header.Get("Mcp-Session-Id"))
 			}
 			// The new session sticks.
-			if _, err := cl.Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil); err != nil || f.inits.Load() != 2 {
-				t.Fatalf("next call: %v, %d initializes", err, f.inits.Load())
+			if _, err := cl.Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil); err != nil || f.Inits.Load() != 2 {
+				t.Fatalf("next call: %v, %d initializes", err, f.Inits.Load())
 			}
 		})
 	}
 }
 
 func TestStreamableSessionGoneTwiceStops(t *testing.T) {
-	f := newFakeUpstream(t)
+	f := upstreamtest.NewFake(t)
 	var calls atomic.Int32
-	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+	f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
 		calls.Add(1)
 		http.Error(w, "session not found", http.StatusNotFound)
 	}
-	c := f.client(t)
+	c := fakeClient(t, f)
 	_, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil)
 	if err == nil {
 		t.Fatal("want an error when the upstream forgets every session")
@@ -421,17 +317,17 @@ func TestStreamableSessionGoneTwiceStops(t *testing.T) {
 	if n := calls.Load(); n != 2 {
 		t.Fatalf("tools/call sent %d times, want 2 (one retry, no loop)", n)
 	}
-	if n := f.inits.Load(); n != 2 {
+	if n := f.Inits.Load(); n != 2 {
 		t.Fatalf("%d initializes, want 2", n)
 	}
 }
 
 func TestStreamableSessionGoneTwiceIsAnUpstreamError(t *testing.T) {
-	f := newFakeUpstream(t)
-	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+	f := upstreamtest.NewFake(t)
+	f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
 		http.Error(w, "session not found", http.StatusNotFound)
 	}
-	_, err := f.client(t).Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil)
+	_, err := fakeClient(t, f).Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil)
 	var be *bus.Error
 	if !errors.As(err, &be) {
 		t.Fatalf("error %T %q is not a *bus.Error: bus.AsError makes it %s %q", err, err, kindOf(err).Code, bus.AsError(err).Message)
@@ -462,17 +358,17 @@ func TestStreamableHTTPStatusKinds(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFakeUpstream(t)
+			f := upstreamtest.NewFake(t)
 			if c.atInit {
-				f.initHook = func(w http.ResponseWriter, r *http.Request) bool {
+				f.InitHook = func(w http.ResponseWriter, r *http.Request) bool {
 					http.Error(w, c.body, c.status)
 					return true
 				}
 			}
-			f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+			f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
 				http.Error(w, c.body, c.status)
 			}
-			_, err := f.client(t).Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil)
+			_, err := fakeClient(t, f).Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil)
 			if err == nil {
 				t.Fatal("want an error")
 			}
@@ -486,7 +382,7 @@ func TestStreamableHTTPStatusKinds(t *testing.T) {
 			if strings.Contains(e.Message, testAPIKey) {
 				t.Errorf("message %q leaks the credential", e.Message)
 			}
-			if n := f.inits.Load(); n != c.inits {
+			if n := f.Inits.Load(); n != c.inits {
 				t.Errorf("%d initializes, want %d (no retry for HTTP %d)", n, c.inits, c.status)
 			}
 		})
@@ -504,7 +400,9 @@ func TestStreamableBadAnswers(t *testing.T) {
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `{"jsonrpc":`)
 		}, bus.ErrUpstreamProtocol},
-		{"response to another id", func(w http.ResponseWriter, id json.RawMessage) { writeJSONResult(w, json.RawMessage(`999999`), `{}`) }, bus.ErrUpstreamProtocol},
+		{"response to another id", func(w http.ResponseWriter, id json.RawMessage) {
+			upstreamtest.WriteJSONResult(w, json.RawMessage(`999999`), `{}`)
+		}, bus.ErrUpstreamProtocol},
 		{"unexpected content type", func(w http.ResponseWriter, id json.RawMessage) {
 			w.Header().Set("Content-Type", "text/html")
 			io.WriteString(w, "<html></html>")
@@ -525,9 +423,9 @@ func TestStreamableBadAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFakeUpstream(t)
-			f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) { c.answer(w, m.ID) }
-			_, err := f.client(t).Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil)
+			f := upstreamtest.NewFake(t)
+			f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) { c.answer(w, m.ID) }
+			_, err := fakeClient(t, f).Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil)
 			if e := bus.AsError(err); err == nil || e.Kind != c.kind || !strings.Contains(e.Message, `"`+testServer+`"`) {
 				t.Fatalf("err %v (%s), want %s naming the server", err, e.Kind.Code, c.kind.Code)
 			}
@@ -535,19 +433,8 @@ func TestStreamableBadAnswers(t *testing.T) {
 	}
 }
 
-// closedURL returns an http URL on a loopback port nobody listens on.
-func closedURL(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr + "/mcp"
-}
-
 func TestStreamableConnectionRefused(t *testing.T) {
-	c := newStreamableClient(testServer, closedURL(t), http.Header{"Authorization": {"Bearer " + testAPIKey}}, bus.LatestProtocolVersion, nil)
+	c := newStreamableClient(testServer, upstreamtest.ClosedURL(t), http.Header{"Authorization": {"Bearer " + testAPIKey}}, bus.LatestProtocolVersion, nil)
 	defer c.Close()
 	_, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/call", nil, nil)
 	e := bus.AsError(err)
@@ -569,26 +456,26 @@ func TestStreamableDeadline(t *testing.T) {
 	type hangFunc func(w http.ResponseWriter, r *http.Request)
 	cases := []struct {
 		name  string
-		setup func(f *fakeUpstream, hang hangFunc)
+		setup func(f *upstreamtest.Fake, hang hangFunc)
 	}{
-		{"call never answers", func(f *fakeUpstream, hang hangFunc) {
-			f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) { hang(w, r) }
+		{"call never answers", func(f *upstreamtest.Fake, hang hangFunc) {
+			f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) { hang(w, r) }
 		}},
-		{"SSE stream stalls", func(f *fakeUpstream, hang hangFunc) {
-			f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
+		{"SSE stream stalls", func(f *upstreamtest.Fake, hang hangFunc) {
+			f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
 				w.Header().Set("Content-Type", "text/event-stream")
 				io.WriteString(w, "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\n")
 				w.(http.Flusher).Flush()
 				hang(w, r)
 			}
 		}},
-		{"initialize never answers", func(f *fakeUpstream, hang hangFunc) {
-			f.initHook = func(w http.ResponseWriter, r *http.Request) bool { hang(w, r); return true }
+		{"initialize never answers", func(f *upstreamtest.Fake, hang hangFunc) {
+			f.InitHook = func(w http.ResponseWriter, r *http.Request) bool { hang(w, r); return true }
 		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFakeUpstream(t)
+			f := upstreamtest.NewFake(t)
 			held := make(chan struct{})
 			t.Cleanup(func() { close(held) }) // before the upstream's Close
 			c.setup(f, func(w http.ResponseWriter, r *http.Request) {
@@ -597,7 +484,7 @@ func TestStreamableDeadline(t *testing.T) {
 				case <-held:
 				}
 			})
-			cl, ctx := f.client(t), ctxTimeout(t, 200*time.Millisecond)
+			cl, ctx := fakeClient(t, f), ctxTimeout(t, 200*time.Millisecond)
 			errc := make(chan error, 1)
 			go func() {
 				_, err := cl.Call(ctx, "tools/call", nil, relayTo(func(string, json.RawMessage) {}))
@@ -618,24 +505,26 @@ func TestStreamableDeadline(t *testing.T) {
 }
 
 func TestStreamableWaiterGivesUpWhileAnotherInitializes(t *testing.T) {
-	f := newFakeUpstream(t)
+	f := upstreamtest.NewFake(t)
 	release := make(chan struct{})
-	f.initHook = func(w http.ResponseWriter, r *http.Request) bool {
+	f.InitHook = func(w http.ResponseWriter, r *http.Request) bool {
 		select {
 		case <-release:
 		case <-r.Context().Done():
 		}
 		return false
 	}
-	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) { writeJSONResult(w, m.ID, `{}`) }
-	c := f.client(t)
+	f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, _ string) {
+		upstreamtest.WriteJSONResult(w, m.ID, `{}`)
+	}
+	c := fakeClient(t, f)
 	slow := make(chan error, 1)
 	go func() {
 		_, err := c.Call(ctxTimeout(t, 5*time.Second), "tools/list", nil, nil)
 		slow <- err
 	}()
 	bustest.Eventually(t, 30*time.Second, "the first caller holds the initialize", func() error {
-		return bustest.AtLeast("initializes", f.inits.Load(), 1)
+		return bustest.AtLeast("initializes", f.Inits.Load(), 1)
 	})
 	_, err := c.Call(ctxTimeout(t, 100*time.Millisecond), "tools/list", nil, nil)
 	if kindOf(err) != bus.ErrUpstreamTimeout {
@@ -645,18 +534,18 @@ func TestStreamableWaiterGivesUpWhileAnotherInitializes(t *testing.T) {
 	if err := <-slow; err != nil {
 		t.Fatalf("initializing caller: %v", err)
 	}
-	if n := f.inits.Load(); n != 1 {
+	if n := f.Inits.Load(); n != 1 {
 		t.Fatalf("%d initializes", n)
 	}
 }
 
 func TestStreamableConcurrentFirstCallsShareOneInitialize(t *testing.T) {
-	f := newFakeUpstream(t)
-	f.initDelay = 50 * time.Millisecond
-	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
-		writeJSONResult(w, m.ID, fmt.Sprintf(`{"echo":%s}`, m.ID))
+	f := upstreamtest.NewFake(t)
+	f.InitDelay = 50 * time.Millisecond
+	f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+		upstreamtest.WriteJSONResult(w, m.ID, fmt.Sprintf(`{"echo":%s}`, m.ID))
 	}
-	c := f.client(t)
+	c := fakeClient(t, f)
 	const n = 20
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -678,19 +567,19 @@ func TestStreamableConcurrentFirstCallsShareOneInitialize(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if got := f.inits.Load(); got != 1 {
+	if got := f.Inits.Load(); got != 1 {
 		t.Fatalf("%d initializes for %d concurrent first calls, want 1", got, n)
 	}
-	calls := f.byMethod("tools/call")
+	calls := f.ByMethod("tools/call")
 	if len(calls) != n {
 		t.Fatalf("%d calls reached the upstream, want %d", len(calls), n)
 	}
 	ids := map[string]bool{}
 	for _, r := range calls {
-		if r.header.Get("Mcp-Session-Id") != "sess-1" {
-			t.Errorf("call with session %q", r.header.Get("Mcp-Session-Id"))
+		if r.Header.Get("Mcp-Session-Id") != "sess-1" {
+			t.Errorf("call with session %q", r.Header.Get("Mcp-Session-Id"))
 		}
-		ids[string(r.msg.ID)] = true
+		ids[string(r.Msg.ID)] = true
 	}
 	if len(ids) != n {
 		t.Errorf("%d distinct JSON-RPC ids for %d calls", len(ids), n)
@@ -702,16 +591,16 @@ func TestStreamableErrorsDoNotLeakURLSecrets(t *testing.T) {
 	secrets := []string{user, pass, token, "token="}
 
 	failing := func(status int) string {
-		f := newFakeUpstream(t)
-		f.initHook = func(w http.ResponseWriter, r *http.Request) bool {
+		f := upstreamtest.NewFake(t)
+		f.InitHook = func(w http.ResponseWriter, r *http.Request) bool {
 			http.Error(w, "upstream says: "+r.URL.String(), status)
 			return true
 		}
-		return f.srv.URL
+		return f.Srv.URL
 	}
 	cut := func() string {
-		f := newFakeUpstream(t)
-		f.initHook = func(w http.ResponseWriter, r *http.Request) bool {
+		f := upstreamtest.NewFake(t)
+		f.InitHook = func(w http.ResponseWriter, r *http.Request) bool {
 			w.Header().Set("Content-Type", "text/event-stream")
 			w.(http.Flusher).Flush()
 			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
@@ -719,15 +608,15 @@ func TestStreamableErrorsDoNotLeakURLSecrets(t *testing.T) {
 			}
 			return true
 		}
-		return f.srv.URL
+		return f.Srv.URL
 	}
 	hang := func() string {
-		f := newFakeUpstream(t)
-		f.initHook = func(w http.ResponseWriter, r *http.Request) bool {
+		f := upstreamtest.NewFake(t)
+		f.InitHook = func(w http.ResponseWriter, r *http.Request) bool {
 			<-r.Context().Done()
 			return true
 		}
-		return f.srv.URL
+		return f.Srv.URL
 	}
 	withSecrets := func(base string) string {
 		return strings.Replace(base, "http://", "http://"+user+":"+pass+"@", 1) + "/mcp?token=" + token
@@ -740,7 +629,7 @@ func TestStreamableErrorsDoNotLeakURLSecrets(t *testing.T) {
 		{"HTTP 500", withSecrets(failing(http.StatusInternalServerError)), 5 * time.Second},
 		{"HTTP 502", withSecrets(failing(http.StatusBadGateway)), 5 * time.Second},
 		{"HTTP 401", withSecrets(failing(http.StatusUnauthorized)), 5 * time.Second},
-		{"closed port", withSecrets(strings.TrimSuffix(closedURL(t), "/mcp")), 5 * time.Second},
+		{"closed port", withSecrets(strings.TrimSuffix(upstreamtest.ClosedURL(t), "/mcp")), 5 * time.Second},
 		{"connection cut", withSecrets(cut()), 5 * time.Second},
 		{"timeout", withSecrets(hang()), 200 * time.Millisecond},
 		{"unresolvable host", "http://" + user + ":" + pass + "@no-such-host.invalid/mcp?token=" + token, 5 * time.Second},

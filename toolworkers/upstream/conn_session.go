@@ -1,4 +1,4 @@
-package toolworkers
+package upstream
 
 // connSession is one initialized upstream session on one connection of a
 // connClient: its pending calls, the reader that dispatches what the
@@ -43,7 +43,7 @@ type pendingCall struct {
 	ctx    context.Context // the call's; bounds requests relayed for it
 
 	mu       sync.Mutex // held while notify runs, so Call never returns under it
-	relay    *callRelay
+	relay    Relay
 	finished bool
 }
 
@@ -61,7 +61,8 @@ func (s *connSession) isDead() bool {
 // call sends a request on this session and waits for the answer. cancellable
 // says whether to tell the upstream (notifications/cancelled) when ctx ends
 // first; initialize must not be cancelled that way.
-func (s *connSession) call(ctx context.Context, method string, params json.RawMessage, r *callRelay, cancellable bool) (*bus.Message, error) {
+func (s *connSession) call(ctx context.Context, method string, params json.RawMessage, r Relay, cancellable bool) (*bus.Message, error) {
+	r = relayOr(r)
 	c := s.c
 	pc := &pendingCall{
 		id:     c.nextID.Add(1),
@@ -160,19 +161,19 @@ func (pc *pendingCall) deliver(method string, params json.RawMessage) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if !pc.finished {
-		pc.relay.notify(method, params)
+		pc.relay.Notify(method, params)
 	}
 }
 
 // heldRelay returns the call's relay, held for a request relayed after the
 // call may have returned; ok is false once the call has finished.
-func (pc *pendingCall) heldRelay() (r *callRelay, ok bool) {
+func (pc *pendingCall) heldRelay() (r Relay, ok bool) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if pc.finished {
 		return nil, false
 	}
-	pc.relay.hold()
+	pc.relay.Hold()
 	return pc.relay, true
 }
 
@@ -205,7 +206,7 @@ func (s *connSession) fail(e *bus.Error, cause error) {
 	s.mu.Unlock()
 
 	if c.cur.CompareAndSwap(s, nil) && c.events != nil && c.base.Err() == nil {
-		c.events.sessionLost()
+		c.events.SessionLost()
 	}
 	_ = s.conn.Close()
 	if s.release != nil {
@@ -323,17 +324,17 @@ func (s *connSession) answer(m *jsonrpc.Request) {
 	if pc := s.only(); pc != nil {
 		if r, ok := pc.heldRelay(); ok {
 			handle = func() []byte {
-				defer r.release()
-				return r.request(pc.ctx, msg)
+				defer r.Release()
+				return r.Request(pc.ctx, msg)
 			}
 		}
 	}
 	if handle == nil && c.events != nil {
-		handle = func() []byte { return c.events.serverRequest(c.base, msg) }
+		handle = func() []byte { return c.events.ServerRequest(c.base, msg) }
 	}
 	if handle == nil {
 		handle = func() []byte {
-			return refusal(msg.ID, codeMethodNotFound, "the client cannot receive "+m.Method+": no single call or client on this upstream session can answer it")
+			return Refusal(msg.ID, CodeMethodNotFound, "the client cannot receive "+m.Method+": no single call or client on this upstream session can answer it")
 		}
 	}
 	c.spawn(func() {
@@ -379,7 +380,7 @@ func (s *connSession) notification(m *jsonrpc.Request) {
 			ProgressToken json.RawMessage `json:"progressToken"`
 		}
 		if json.Unmarshal(m.Params, &p) == nil {
-			if key := tokenKey(p.ProgressToken); key != "" {
+			if key := bus.CanonicalID(p.ProgressToken); key != "" {
 				s.mu.Lock()
 				pc := s.tokens[key]
 				s.mu.Unlock()
@@ -392,7 +393,7 @@ func (s *connSession) notification(m *jsonrpc.Request) {
 	}
 	switch {
 	case s.c.events != nil && sessionWide(m.Method):
-		s.c.events.sessionNotification(m.Method, m.Params)
+		s.c.events.SessionNotification(m.Method, m.Params)
 		return
 	case m.Method == "notifications/message":
 		if pc := s.only(); pc != nil {
@@ -400,7 +401,7 @@ func (s *connSession) notification(m *jsonrpc.Request) {
 			return
 		}
 		if s.c.events != nil {
-			s.c.events.sessionNotification(m.Method, m.Params)
+			s.c.events.SessionNotification(m.Method, m.Params)
 			return
 		}
 	}
@@ -420,29 +421,5 @@ func requestProgressToken(params json.RawMessage) string {
 	if json.Unmarshal(params, &p) != nil {
 		return ""
 	}
-	return tokenKey(p.Meta.ProgressToken)
-}
-
-// tokenKey canonicalises a progress token (a JSON string or number) so the
-// request's token and the notification's compare equal however they are spelt.
-func tokenKey(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return ""
-	}
-	if raw[0] == '"' {
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return ""
-		}
-		return "s:" + s
-	}
-	var n json.Number
-	if json.Unmarshal(raw, &n) != nil {
-		return ""
-	}
-	if f, err := strconv.ParseFloat(n.String(), 64); err == nil {
-		return "n:" + strconv.FormatFloat(f, 'g', -1, 64) // 7, 7.0 and 7e0 are one token
-	}
-	return "n:" + n.String()
+	return bus.CanonicalID(p.Meta.ProgressToken)
 }

@@ -1,6 +1,6 @@
 //go:build unix
 
-package toolworkers
+package upstream
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func TestStdioCloseEndsGrandchildren(t *testing.T) {
 	env := []string{"MCPBUS_TEST_STDIO_SERVER=1", "MCPBUS_TEST_STDIO_STARTS=" + filepath.Join(t.TempDir(), "starts"),
 		"MCPBUS_TEST_STDIO_MODE=normal", "PATH=/usr/bin:/bin"}
 	script := `sleep 300 & echo $! > "$1"; exec "$0"`
-	c := newStdioClient(stdioName, stdioSpec{Command: "/bin/sh", Args: []string{"-c", script, exe, pidFile}, Env: env},
+	c := newStdioClient(stdioName, Process{Command: "/bin/sh", Args: []string{"-c", script, exe, pidFile}, Env: env},
 		bus.LatestProtocolVersion, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

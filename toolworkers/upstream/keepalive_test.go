@@ -1,4 +1,4 @@
-package toolworkers
+package upstream
 
 import (
 	"context"
@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/mcpbus/mcpbus/toolworkers/upstream/upstreamtest"
 )
 
 // Answers that come as an SSE stream must not cost a new TCP connection per
@@ -27,7 +27,7 @@ func TestSSEAnswersReuseConnections(t *testing.T) {
 	ends := make(chan chan struct{}, 1)
 	quit := make(chan struct{})
 	t.Cleanup(func() { close(quit) }) // before the server's Close, which waits for the handlers
-	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+	f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
 		if r.Method == http.MethodGet {
 			w.WriteHeader(http.StatusMethodNotAllowed)
 			return
@@ -46,7 +46,7 @@ func TestSSEAnswersReuseConnections(t *testing.T) {
 		}
 		u.setLast(r.RemoteAddr)
 	}
-	c := f.client(t)
+	c := fakeClient(t, f)
 	for i := 0; i < 10; i++ {
 		if _, err := c.Call(context.Background(), "tools/call", nil, nil); err != nil {
 			t.Fatal(err)
@@ -66,7 +66,7 @@ func TestSSEAnswersReuseConnections(t *testing.T) {
 // finds the connection idle.
 func TestBackToBackSSEAnswersUseOneConnection(t *testing.T) {
 	f, u := connCountingUpstream(t)
-	f.call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
+	f.Call = func(w http.ResponseWriter, r *http.Request, m bus.Message, sid string) {
 		if r.Method == http.MethodGet {
 			w.WriteHeader(http.StatusMethodNotAllowed)
 			return
@@ -76,7 +76,7 @@ func TestBackToBackSSEAnswersUseOneConnection(t *testing.T) {
 		w.(http.Flusher).Flush()
 		time.Sleep(time.Millisecond) // real time: the scenario is a handler that returns a moment after its answer
 	}
-	c := f.client(t)
+	c := fakeClient(t, f)
 	c.endWait = time.Minute // not a bound: the stream ends 1 ms after the answer
 	for i := 0; i < 100; i++ {
 		if _, err := c.Call(context.Background(), "tools/call", nil, nil); err != nil {
@@ -91,13 +91,12 @@ func TestBackToBackSSEAnswersUseOneConnection(t *testing.T) {
 	}
 }
 
-// connCountingUpstream is a fakeUpstream that follows the TCP connections
+// connCountingUpstream is a fake upstream that follows the TCP connections
 // made to it.
-func connCountingUpstream(t *testing.T) (*fakeUpstream, *connTracker) {
+func connCountingUpstream(t *testing.T) (*upstreamtest.Fake, *connTracker) {
 	u := &connTracker{state: map[string]http.ConnState{}}
-	f := &fakeUpstream{t: t, replies: make(chan seen, 16)}
-	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
-	f.srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+	f := upstreamtest.NewUnstartedFake(t)
+	f.Srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
 		u.mu.Lock()
 		defer u.mu.Unlock()
 		u.state[c.RemoteAddr().String()] = s
@@ -108,8 +107,7 @@ func connCountingUpstream(t *testing.T) (*fakeUpstream, *connTracker) {
 			u.closes++
 		}
 	}
-	f.srv.Start()
-	t.Cleanup(f.srv.Close)
+	f.Srv.Start()
 	return f, u
 }
 

@@ -1,4 +1,4 @@
-package toolworkers
+package upstream
 
 import (
 	"bytes"
@@ -103,12 +103,12 @@ type blockingEvents struct {
 	returned atomic.Bool
 }
 
-func (e *blockingEvents) sessionOpened()                              {}
-func (e *blockingEvents) sessionLost()                                {}
-func (e *blockingEvents) sessionNotification(string, json.RawMessage) {}
-func (e *blockingEvents) serverRequest(ctx context.Context, m *bus.Message) []byte {
+func (e *blockingEvents) SessionOpened()                              {}
+func (e *blockingEvents) SessionLost()                                {}
+func (e *blockingEvents) SessionNotification(string, json.RawMessage) {}
+func (e *blockingEvents) ServerRequest(ctx context.Context, m *bus.Message) []byte {
 	close(e.asked)
 	<-ctx.Done()
 	e.returned.Store(true)
-	return refusal(m.ID, codeInternal, "the client went away")
+	return Refusal(m.ID, CodeInternal, "the client went away")
 }

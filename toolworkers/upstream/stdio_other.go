@@ -1,6 +1,6 @@
 //go:build !unix
 
-package toolworkers
+package upstream
 
 import (
 	"os/exec"

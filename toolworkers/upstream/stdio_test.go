@@ -1,6 +1,6 @@
 //go:build unix
 
-package toolworkers
+package upstream
 
 import (
 	"bytes"
@@ -21,9 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpbus/mcpbus/bus/bustest"
-
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -89,7 +88,7 @@ func newStdioHarness(t *testing.T, mode string) *stdioHarness {
 	}
 	// The race detector and coverage need nothing from the environment.
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h.c = newStdioClient(stdioName, stdioSpec{Command: exe, Env: h.env, Dir: t.TempDir()}, bus.LatestProtocolVersion, log)
+	h.c = newStdioClient(stdioName, Process{Command: exe, Env: h.env, Dir: t.TempDir()}, bus.LatestProtocolVersion, log)
 	h.d = h.c.dial.(*stdioConnector)
 	t.Cleanup(h.c.Close)
 	return h
@@ -365,7 +364,7 @@ func TestStdioCrashLoopBacksOff(t *testing.T) {
 // the environment). The test waits until the supervisor has recorded the
 // failure, so the caller's short deadline decides nothing.
 func TestStdioStartFailure(t *testing.T) {
-	c := newStdioClient(stdioName, stdioSpec{Command: "/nonexistent/mcp-server", Env: []string{"TOKEN=abc123"}}, bus.LatestProtocolVersion, slog.New(slog.DiscardHandler))
+	c := newStdioClient(stdioName, Process{Command: "/nonexistent/mcp-server", Env: []string{"TOKEN=abc123"}}, bus.LatestProtocolVersion, slog.New(slog.DiscardHandler))
 	defer c.Close()
 	d := c.dial.(*stdioConnector)
 	if _, err := c.Call(ccCtx(t, 100*time.Millisecond), "tools/list", nil, nil); err == nil {
@@ -445,7 +444,7 @@ func TestStdioCommandThatCannotRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, cmd := range []string{filepath.Join(dir, "no-such-command"), "mcpbus-no-such-command-on-path", notExec} {
-		c := newStdioClient(stdioName, stdioSpec{Command: cmd, Dir: dir}, bus.LatestProtocolVersion, slog.New(slog.DiscardHandler))
+		c := newStdioClient(stdioName, Process{Command: cmd, Dir: dir}, bus.LatestProtocolVersion, slog.New(slog.DiscardHandler))
 		// The deadline only catches a call that waits for a process that will
 		// never come; the answer is expected long before.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -1,4 +1,4 @@
-package toolworkers
+package upstream
 
 import (
 	"bufio"
@@ -121,7 +121,7 @@ func ccKind(err error) bus.Kind { return bus.AsError(err).Kind }
 // inFlight returns a relay for a call to the sleep tool (with a progress
 // token) and a channel closed when its first notification arrives: the call
 // has reached the server.
-func inFlight() (*callRelay, <-chan struct{}) {
+func inFlight() (Relay, <-chan struct{}) {
 	arrived := make(chan struct{})
 	var once sync.Once
 	return relayTo(func(method string, _ json.RawMessage) {
@@ -826,16 +826,16 @@ func TestPeerRefusedInitialize(t *testing.T) {
 	}
 }
 
-func TestTokenKey(t *testing.T) {
+func TestCanonicalIDOfProgressTokens(t *testing.T) {
 	for _, tc := range []struct{ a, b string }{
 		{`"x"`, `"\u0078"`},
 		{`7`, `7`},
 	} {
-		if tokenKey(json.RawMessage(tc.a)) != tokenKey(json.RawMessage(tc.b)) {
+		if bus.CanonicalID(json.RawMessage(tc.a)) != bus.CanonicalID(json.RawMessage(tc.b)) {
 			t.Errorf("%s and %s differ", tc.a, tc.b)
 		}
 	}
-	if tokenKey(json.RawMessage(`"7"`)) == tokenKey(json.RawMessage(`7`)) {
+	if bus.CanonicalID(json.RawMessage(`"7"`)) == bus.CanonicalID(json.RawMessage(`7`)) {
 		t.Error(`"7" and 7 are the same token`)
 	}
 	if requestProgressToken(json.RawMessage(`{"name":"x"}`)) != "" || requestProgressToken(json.RawMessage(`{"_meta":{"progressToken":"t"}}`)) != "s:t" {
