@@ -21,6 +21,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/version"
+	"github.com/mcpbus/mcpbus/internal/pool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -74,7 +75,7 @@ type service struct {
 	// warn rate-limits repeated warnings (a counter outage would otherwise
 	// log once per request).
 	warn bus.RateLimited
-	pool *bus.Pool
+	pool *pool.Pool
 	// adminMu serializes this replica's admin writes, so alias checks and the
 	// writes they guard do not interleave here (see checkAlias).
 	adminMu sync.Mutex
@@ -89,7 +90,7 @@ func Start(nc *nats.Conn, o Options) (micro.Service, error) {
 }
 
 func start(nc *nats.Conn, o Options) (*service, micro.Service, error) {
-	s := &service{nc: nc, log: o.Log, now: o.Now, pool: bus.NewPool(rateLimitWorkers), failOpen: o.RateLimitFailOpen}
+	s := &service{nc: nc, log: o.Log, now: o.Now, pool: pool.New(rateLimitWorkers), failOpen: o.RateLimitFailOpen}
 	if o.MasterKey != "" {
 		s.masterHash = []byte(bus.HashKey(o.MasterKey))
 	}

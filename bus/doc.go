@@ -18,20 +18,24 @@
 //   - Liveness (liveness*.go): how a sender learns within seconds that no
 //     worker took a request or that the one running it died, and recalls an
 //     answer lost as a connection moved.
-//   - Server records (server.go, servers.go, secrets.go, resolve.go,
-//     forward.go): ServerSpec, its redaction and sealed secrets, the cache
-//     every service follows the servers bucket with, and which server a
-//     request means.
+//   - Server records (server.go, server_fields.go, servers.go, secrets.go,
+//     resolve.go, forward.go): ServerSpec and its fields, its redaction and
+//     sealed secrets, and which server a request means (looked up in a
+//     ServerSource: the process's copy of the servers bucket,
+//     internal/servercache).
 //   - Bus security (natsauth.go): the bus users, their roles and exactly
 //     what each may publish and subscribe to.
 //   - State (state.go, kvfollow.go, msgget.go, usage_stream.go,
 //     usage_read.go): creating buckets and streams without lowering what an
 //     operator raised, and reading them without a JetStream consumer.
 //
-// And the process plumbing shared by every binary: the embedded NATS server
-// and connections (embedded.go, connlog.go), the worker pool (pool.go),
-// tracing propagation (tracing.go, carrier.go), log levels (loglevel.go).
-// bustest starts real NATS servers and clusters for tests.
+// And the little every service needs to keep it: tracing propagation
+// (tracing.go, carrier.go), log levels (loglevel.go), rate-limited warnings
+// (ratelog.go). The process machinery is not part of the contract and lives
+// in the internal module: the embedded NATS server and connections
+// (internal/natsnode), the bounded worker pool (internal/pool), the copy of
+// the servers bucket every service follows (internal/servercache), and the test
+// helpers that start real NATS servers and clusters (internal/bustest).
 //
 // docs/ARCHITECTURE.md draws the same map from the request's side.
 package bus

@@ -65,16 +65,3 @@ func ForwardOwner(rest, own string, names []string) string {
 	}
 	return best
 }
-
-// Names lists the names of the servers in c (nil for a nil cache).
-func (c *ServerCache) Names() []string {
-	if c == nil {
-		return nil
-	}
-	l := c.List()
-	out := make([]string, len(l))
-	for i, s := range l {
-		out[i] = s.Name
-	}
-	return out
-}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -102,15 +103,19 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() error) {
 }
 
 // embeddedJS is a connection to a NATS server with JetStream started for
-// the test (bustest cannot be used here: it imports bus).
+// the test (bustest and natsnode cannot be used here: they import bus).
 func embeddedJS(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	ns, err := StartEmbedded(EmbeddedOptions{DataDir: t.TempDir()})
+	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), DontListen: true, MaxPayload: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := ConnectInProcess(ns, ConnectOptions{Name: "t"})
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
 	if err != nil {
 		t.Fatal(err)
 	}

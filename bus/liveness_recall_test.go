@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/internal/natsnode"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
@@ -19,7 +20,7 @@ import (
 func TestLivenessRecallRecoversAnAnswerLostAsTheConnectionMoved(t *testing.T) {
 	ingress := bus.BusUser{User: "ing", Password: bus.NewPassword(), Roles: []bus.Role{bus.RoleIngress}}
 	worker := bus.BusUser{User: "wrk", Password: bus.NewPassword(), Roles: []bus.Role{bus.RoleWorkers}, Servers: []string{"x"}}
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Users: []bus.BusUser{ingress, worker}})
+	ns, err := natsnode.StartEmbedded(natsnode.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Users: []bus.BusUser{ingress, worker}})
 	if err != nil {
 		t.Fatal(err)
 	}

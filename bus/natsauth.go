@@ -30,7 +30,7 @@ const (
 	RoleWorkers  Role = "workers"  // serves tool.<server>.* (all servers, or BusUser.Servers)
 	RoleIngress  Role = "ingress"  // the HTTP edge: asks everyone, holds session streams
 	RoleUsage    Role = "usage"    // reads the usage stream (mcpbus usage, dashboards)
-	// RoleServers reads the servers bucket (the ServerCache a process shares
+	// RoleServers reads the servers bucket (the server cache a process shares
 	// between its services).
 	RoleServers Role = "servers"
 )
@@ -102,8 +102,9 @@ func rolesList() string {
 // ReplyWindow is how long a service may answer a request it received.
 const ReplyWindow = MaxCallTimeout + CallGrace + time.Minute
 
-// natsUser is u as nats-server wants it.
-func (u BusUser) natsUser() *server.User {
+// NATSUser is u as nats-server wants it: its password, its role permissions
+// (RolePermissions), and for an in-process user no socket.
+func (u BusUser) NATSUser() *server.User {
 	nu := &server.User{Username: u.User, Password: u.Password}
 	if !u.Unrestricted {
 		nu.Permissions = RolePermissions(u.User, u.Roles, u.Servers)
@@ -168,7 +169,7 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		pub = append(kvOwner(BucketServers), jsStreamPurge(KVStream(BucketServers)))
 		pub = append(pub, streamCreator(StreamUsage)...)
 		pub = append(pub, streamCreator(KVStream(BucketOAuthTokens))...)
-		// It follows the bucket it owns like any reader (FollowServers).
+		// It follows the bucket it owns like any reader (internal/servercache.Follow).
 		return pub, []string{SubjectRegistryAll, micro, KVSubject(BucketServers, ">")}, true
 	case RoleRouter:
 		// Warnings on an aggregated answer's stream (a server missing), as

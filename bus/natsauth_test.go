@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 )
 
 func TestCheckBusUser(t *testing.T) {
@@ -74,29 +73,6 @@ func TestRolePermissions(t *testing.T) {
 	u := RolePermissions("u", []Role{RoleUsage}, nil)
 	if u.Response != nil || len(u.Subscribe.Allow) != 1 || has(u.Publish.Allow, "$JS.API.STREAM.INFO.KV_"+BucketServers) {
 		t.Errorf("usage: %+v %+v", u.Publish, u.Subscribe)
-	}
-}
-
-// In-process users exist for the services of one process: their passwords
-// are never written anywhere, and they cannot be used over a socket anyway.
-func TestInProcessUsersStayInProcess(t *testing.T) {
-	u := BusUser{User: "mcpbus-auth", Password: NewPassword(), Roles: []Role{RoleAuth}, InProcess: true}
-	ns, err := StartEmbedded(EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Users: []BusUser{u}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if nc, err := Connect(ns.ClientURL(), ConnectOptions{Name: "tcp", User: u.User, Password: u.Password}); err == nil {
-		nc.Close()
-		t.Fatal("an in-process user connected over TCP")
-	}
-	nc, err := ConnectInProcess(ns, ConnectOptions{Name: "in", User: u.User, Password: u.Password})
-	if err != nil {
-		t.Fatalf("in-process: %v", err)
-	}
-	defer nc.Close()
-	if _, err := nats.Connect(ns.ClientURL()); err == nil {
-		t.Fatal("no credentials: connected")
 	}
 }
 

@@ -21,6 +21,13 @@ func Visible(s ServerSpec, class IPClass) bool {
 	return s.Public || class == Internal
 }
 
+// ServerSource is where servers are looked up: a process's copy of the
+// servers bucket (internal/servercache), or a fixed set in tests.
+type ServerSource interface {
+	Get(name string) (ServerSpec, bool)
+	List() []ServerSpec // sorted by name
+}
+
 // Resolve picks the servers a message is for: one server (many is nil), which
 // gets the message as it came and answers with bare names, or several (many,
 // in name order), which the router aggregates. Visibility decides first, then
@@ -34,7 +41,7 @@ func Visible(s ServerSpec, class IPClass) bool {
 //   - a selection (path, header, ?server= or x-mcp-servers): exactly those,
 //     each of which must exist, be visible and be permitted; one selected
 //     server answers with its own (bare) names.
-func Resolve(cache *ServerCache, env Envelope) (one ServerSpec, many []ServerSpec, e *Error) {
+func Resolve(cache ServerSource, env Envelope) (one ServerSpec, many []ServerSpec, e *Error) {
 	switch len(env.Servers) {
 	case 0:
 		return resolveAll(cache, env)
@@ -65,7 +72,7 @@ func Usable(s ServerSpec, env Envelope) bool {
 }
 
 // selected checks one server the caller named.
-func selected(cache *ServerCache, env Envelope, name string) (ServerSpec, *Error) {
+func selected(cache ServerSource, env Envelope, name string) (ServerSpec, *Error) {
 	s, ok := cache.Get(name)
 	if !ok || !Visible(s, env.IPClass) {
 		return ServerSpec{}, Errorf(ErrUnknownServer, "unknown MCP server %q", name)
@@ -77,7 +84,7 @@ func selected(cache *ServerCache, env Envelope, name string) (ServerSpec, *Error
 }
 
 // resolveAll is the no-selection case. It allocates only when it aggregates.
-func resolveAll(cache *ServerCache, env Envelope) (ServerSpec, []ServerSpec, *Error) {
+func resolveAll(cache ServerSource, env Envelope) (ServerSpec, []ServerSpec, *Error) {
 	all := cache.List()
 	usable, hidden, first := 0, 0, -1
 	for i, s := range all {
@@ -113,7 +120,7 @@ func resolveAll(cache *ServerCache, env Envelope) (ServerSpec, []ServerSpec, *Er
 // than initialize and ping, which the router answers itself, that resolves to
 // exactly one server the caller may use. Anything else, including every
 // refusal, goes through the router, which gives the one answer for it.
-func Direct(cache *ServerCache, env Envelope, msg *Message) (ServerSpec, bool) {
+func Direct(cache ServerSource, env Envelope, msg *Message) (ServerSpec, bool) {
 	if cache == nil || msg == nil || !msg.IsRequest() || msg.Method == MethodInitialize || msg.Method == MethodPing {
 		return ServerSpec{}, false
 	}

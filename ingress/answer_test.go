@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/mcpbus/mcpbus/internal/bustest"
 	"github.com/nats-io/nats.go"
 )
 

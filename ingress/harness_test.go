@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/mcpbus/mcpbus/internal/bustest"
+	"github.com/mcpbus/mcpbus/internal/natsnode"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -79,7 +80,7 @@ func newHarnessOn(t *testing.T, ns *server.Server, o Options, route func(h *harn
 // startIngress starts one more ingress process on the harness's NATS server.
 func (h *harness) startIngress(o Options) (*Ingress, string) {
 	h.t.Helper()
-	nc, err := bus.ConnectInProcess(h.ns, bus.ConnectOptions{Name: "ingress"})
+	nc, err := natsnode.ConnectInProcess(h.ns, natsnode.ConnectOptions{Name: "ingress"})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,7 +55,7 @@ type Options struct {
 	SessionIdle time.Duration
 	// Servers, if set, tells which client headers some server forwards
 	// (extra_headers); x-mcp-{server}-* headers are forwarded regardless.
-	Servers *bus.ServerCache
+	Servers *servercache.Cache
 	// Metrics is the registry the ingress registers its HTTP metrics in and
 	// serves on /metrics, with whatever else is registered there (the gateway
 	// adds the workers', NATS and Go runtime metrics). Nil: a registry of its
@@ -234,7 +235,7 @@ func (g *Ingress) liveliness(w http.ResponseWriter, _ *http.Request) {
 }
 
 // readiness is 200 when the ingress can serve: its NATS connection is up and
-// the registry cache (Options.Servers, which bus.FollowServers returns only
+// the registry cache (Options.Servers, which servercache.Follow returns only
 // once the initial KV load is in) follows the servers bucket (its own
 // connection is up: while it is down, edits made elsewhere do not arrive).
 // Otherwise 503, naming the checks that failed.

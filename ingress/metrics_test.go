@@ -12,7 +12,8 @@ import (
 	"testing"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/mcpbus/mcpbus/internal/bustest"
+	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -83,7 +84,7 @@ next:
 
 func TestReadiness(t *testing.T) {
 	nc := testConn(t)
-	g := metricsIngress(t, Options{NC: nc, Servers: &bus.ServerCache{}})
+	g := metricsIngress(t, Options{NC: nc, Servers: &servercache.Cache{}})
 	w := serve(g, http.MethodGet, "/health/readiness", "203.0.113.9:1", nil, "")
 	if w.Code != http.StatusOK || w.Body.String() != `{"status":"healthy","nats":"connected","registry":"loaded"}` {
 		t.Fatalf("ready: HTTP %d %s", w.Code, w.Body)
@@ -114,7 +115,7 @@ func TestReadiness(t *testing.T) {
 	if _, err := bus.ServersBucket(context.Background(), js, bus.StatePolicy{}); err != nil {
 		t.Fatal(err)
 	}
-	cache, err := bus.FollowServers(context.Background(), cacheConn, slog.New(slog.DiscardHandler))
+	cache, err := servercache.Follow(context.Background(), cacheConn, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +177,7 @@ func TestMetricsEndpointAccess(t *testing.T) {
 func TestHTTPMetricsByRoute(t *testing.T) {
 	nc := testConn(t)
 	fakeVerify(t, nc)
-	g := metricsIngress(t, Options{NC: nc, Servers: &bus.ServerCache{}})
+	g := metricsIngress(t, Options{NC: nc, Servers: &servercache.Cache{}})
 	const remote = "10.0.0.1:1"
 	for _, name := range []string{"github", "secret-internal-db", "x1", "x2"} {
 		serve(g, http.MethodPut, "/mcp/"+name, remote, nil, "") // 405
@@ -255,7 +256,7 @@ func TestAccessLog(t *testing.T) {
 	nc := testConn(t)
 	fakeVerify(t, nc)
 	logs := &lockedBuffer{}
-	g := metricsIngress(t, Options{NC: nc, Servers: &bus.ServerCache{},
+	g := metricsIngress(t, Options{NC: nc, Servers: &servercache.Cache{},
 		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	h := http.Header{"Authorization": {"Bearer " + testUserKey}, "Content-Type": {"application/json"}}
 	serve(g, http.MethodPost, "/mcp/github", "10.0.0.1:1", h, `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"secret":"p4ssw0rd"}}`)
@@ -279,14 +280,14 @@ func TestAccessLog(t *testing.T) {
 	// At Info the line is there too (the default level), for admin routes
 	// as well; at Warn, nothing.
 	logs2 := &lockedBuffer{}
-	g2 := metricsIngress(t, Options{NC: nc, Servers: &bus.ServerCache{}, Log: slog.New(slog.NewTextHandler(logs2, nil))})
+	g2 := metricsIngress(t, Options{NC: nc, Servers: &servercache.Cache{}, Log: slog.New(slog.NewTextHandler(logs2, nil))})
 	serve(g2, http.MethodPost, "/mcp", "10.0.0.1:1", h, `{"jsonrpc":"2.0","id":1,"method":"ping"}`)
 	serve(g2, http.MethodGet, "/key/list", "10.0.0.1:1", h, "")
 	if s := logs2.String(); !strings.Contains(s, `level=INFO msg="mcp request"`) || !strings.Contains(s, `msg="http request"`) {
 		t.Errorf("access log at Info level: %s", s)
 	}
 	logs3 := &lockedBuffer{}
-	g3 := metricsIngress(t, Options{NC: nc, Servers: &bus.ServerCache{}, Log: slog.New(slog.NewTextHandler(logs3, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	g3 := metricsIngress(t, Options{NC: nc, Servers: &servercache.Cache{}, Log: slog.New(slog.NewTextHandler(logs3, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	serve(g3, http.MethodPost, "/mcp", "10.0.0.1:1", h, `{"jsonrpc":"2.0","id":1,"method":"ping"}`)
 	if s := logs3.String(); strings.Contains(s, "request") {
 		t.Errorf("access log at Warn level: %s", s)

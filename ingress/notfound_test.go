@@ -7,13 +7,14 @@ import (
 	"testing"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/internal/servercache"
 )
 
 // What no route takes is answered in the REST error shape, naming the
 // request: 404 for an unknown path, 405 with Allow for a known path taken
 // with another method. Known routes answer as before.
 func TestUnknownRoutesAnswerJSON(t *testing.T) {
-	g := metricsIngress(t, Options{NC: testConn(t), Servers: &bus.ServerCache{}})
+	g := metricsIngress(t, Options{NC: testConn(t), Servers: &servercache.Cache{}})
 	var body struct {
 		Error struct{ Message, Type, Code string }
 	}

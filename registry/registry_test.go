@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/mcpbus/mcpbus/internal/bustest"
+	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/mcpbus/mcpbus/registry"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -53,7 +54,7 @@ func TestSeedWatchAndRedactedLookups(t *testing.T) {
 	if again, _ := kv.Get(ctx, "github"); again.Revision() != rec.Revision() {
 		t.Fatalf("re-seeding an unchanged server wrote revision %d over %d", again.Revision(), rec.Revision())
 	}
-	cache, err := bus.FollowServers(ctx, nc, log)
+	cache, err := servercache.Follow(ctx, nc, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // Package registry is the registry service: the upstream servers live in the KV
 // bucket bus.BucketServers, seeded from the config file, and lookups are answered
-// from an in-memory copy fed by a KV watch (bus.ServerCache).
+// from an in-memory copy fed by a KV watch (servercache.Cache).
 package registry
 
 import (

@@ -11,6 +11,7 @@ import (
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -47,7 +48,7 @@ type Options struct {
 
 // Registry answers the registry subjects.
 type Registry struct {
-	cache *bus.ServerCache
+	cache *servercache.Cache
 	o     Options
 	log   *slog.Logger
 }
@@ -57,7 +58,7 @@ type Registry struct {
 // Every answer is redacted: credentials never leave the registry on the bus.
 // The service does not check the caller: the ingress sends only the master
 // key's requests.
-func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, error) {
+func Start(nc *nats.Conn, cache *servercache.Cache, o Options) (micro.Service, error) {
 	if o.Version == "" {
 		o.Version = version.Version
 	}

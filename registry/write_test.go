@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/mcpbus/mcpbus/internal/bustest"
+	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/mcpbus/mcpbus/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,7 +23,7 @@ type regEnv struct {
 	t     *testing.T
 	nc    *nats.Conn
 	kv    jetstream.KeyValue
-	cache *bus.ServerCache
+	cache *servercache.Cache
 }
 
 func startRegistry(t *testing.T, o registry.Options, seed ...bus.ServerSpec) *regEnv {
@@ -41,7 +42,7 @@ func startRegistry(t *testing.T, o registry.Options, seed ...bus.ServerSpec) *re
 	if err := registry.Seed(ctx, js, kv, seed, o.Secrets, slog.Default()); err != nil {
 		t.Fatal(err)
 	}
-	cache, err := bus.FollowServers(ctx, nc, slog.Default())
+	cache, err := servercache.Follow(ctx, nc, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/mcpbus/mcpbus/internal/bustest"
+	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
@@ -167,7 +168,7 @@ type harness struct {
 	t     *testing.T
 	nc    *nats.Conn
 	logs  *bustest.Buffer
-	cache *bus.ServerCache
+	cache *servercache.Cache
 }
 
 func startHarness(t *testing.T, o Options, specs []bus.ServerSpec, workers ...*fakeWorker) *harness {

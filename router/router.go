@@ -15,6 +15,8 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/version"
+	"github.com/mcpbus/mcpbus/internal/pool"
+	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"go.opentelemetry.io/otel/trace"
@@ -41,8 +43,8 @@ type Options struct {
 // Router routes downstream JSON-RPC messages.
 type Router struct {
 	nc    *nats.Conn
-	cache *bus.ServerCache
-	pool  *bus.Pool
+	cache *servercache.Cache
+	pool  *pool.Pool
 	log   *slog.Logger
 	o     Options
 	// tracer makes the router's spans (tracing.go).
@@ -62,7 +64,7 @@ const (
 )
 
 // Start registers the router's micro service.
-func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, error) {
+func Start(nc *nats.Conn, cache *servercache.Cache, o Options) (micro.Service, error) {
 	if o.Version == "" {
 		o.Version = version.Version
 	}
@@ -81,7 +83,7 @@ func Start(nc *nats.Conn, cache *bus.ServerCache, o Options) (micro.Service, err
 	if o.ListTimeout <= 0 {
 		o.ListTimeout = DefaultListTimeout
 	}
-	r := &Router{nc: nc, cache: cache, pool: bus.NewPool(o.MaxInFlight), log: o.Log, o: o, tracer: bus.Tracer(o.TracerProvider, tracerName), cat: newCatalog()}
+	r := &Router{nc: nc, cache: cache, pool: pool.New(o.MaxInFlight), log: o.Log, o: o, tracer: bus.Tracer(o.TracerProvider, tracerName), cat: newCatalog()}
 	workers, err := bus.NewWorkerRequester(nc, o.Log)
 	if err != nil {
 		return nil, err

@@ -9,8 +9,9 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/internal/bustest"
+	"github.com/mcpbus/mcpbus/internal/pool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -19,7 +20,7 @@ func metricsWorker(t testing.TB, m *Metrics, name string, maxConcurrent int) *Wo
 	t.Helper()
 	w := &Worker{
 		up:      &config.Upstream{Name: name},
-		pool:    bus.NewPool(8),
+		pool:    pool.New(8),
 		limit:   newLimiter(name, maxConcurrent, 10),
 		breaker: newBreaker(name, 2, time.Hour),
 		metrics: m,

@@ -22,6 +22,8 @@ import (
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/internal/pool"
+	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/mcpbus/mcpbus/toolworkers/credential"
 	"github.com/mcpbus/mcpbus/toolworkers/upstream"
 	"github.com/nats-io/nats.go"
@@ -41,7 +43,7 @@ type Options struct {
 	Env config.LookupEnv
 	// Servers, if set, lists every server name, so x-mcp-{server}-{header}
 	// matches the longest name (server names may contain '-').
-	Servers *bus.ServerCache
+	Servers *servercache.Cache
 	// JetStream, if set, holds the OAuth2 token bucket shared by replicas.
 	JetStream jetstream.JetStream
 	// AllowAPIStdio lets a stdio server that did not come from the config file
@@ -70,11 +72,11 @@ type Worker struct {
 	up       *config.Upstream
 	nc       *nats.Conn
 	svc      micro.Service
-	pool     *bus.Pool
+	pool     *pool.Pool
 	log      *slog.Logger // carries server=<name>
 	rootLog  *slog.Logger // for clients that add server themselves
 	filter   toolFilter
-	servers  *bus.ServerCache
+	servers  *servercache.Cache
 	extra    map[string]bool // extra_headers, canonical
 	static   map[string]bool // static_headers names, canonical
 
@@ -135,7 +137,7 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 		up:      up,
 		nc:      nc,
 		beats:   bus.NewResponder(nc),
-		pool:    bus.NewPool(o.MaxInFlight),
+		pool:    pool.New(o.MaxInFlight),
 		log:     o.Log.With("server", up.Name),
 		rootLog: o.Log,
 		filter:  newToolFilter(up.AllowedTools, up.DisallowedTools),

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/internal/natsnode"
 	"github.com/nats-io/nats.go"
 )
 
@@ -58,7 +59,7 @@ func natsURLFlag(fs *flag.FlagSet) *string {
 // usageConn connects to url for reading the usage stream, as the bus user
 // the environment names (a usage role reads with direct gets: bus.ReadUsage).
 func usageConn(url string) (*nats.Conn, error) {
-	return bus.Connect(url, bus.CredentialsFromEnv(bus.ConnectOptions{Name: "mcpbus-usage"}, os.LookupEnv))
+	return natsnode.Connect(url, natsnode.CredentialsFromEnv(natsnode.ConnectOptions{Name: "mcpbus-usage"}, os.LookupEnv))
 }
 
 // parseSince reads a start time: a duration back from now ("90s", "1h",

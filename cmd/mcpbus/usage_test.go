@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/mcpbus/mcpbus/internal/bustest"
+	"github.com/mcpbus/mcpbus/internal/natsnode"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -23,7 +24,7 @@ func usageServer(t *testing.T) (url string, publish func(...bus.UsageEvent) time
 	t.Helper()
 	writer := bus.BusUser{User: "writer", Password: bus.NewPassword(), Unrestricted: true}
 	reader := bus.BusUser{User: "dashboard", Password: bus.NewPassword(), Roles: []bus.Role{bus.RoleUsage}}
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0", MaxMemory: 64 << 20, MaxStore: 256 << 20,
+	ns, err := natsnode.StartEmbedded(natsnode.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0", MaxMemory: 64 << 20, MaxStore: 256 << 20,
 		Users: []bus.BusUser{writer, reader}})
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +35,7 @@ func usageServer(t *testing.T) (url string, publish func(...bus.UsageEvent) time
 	})
 	t.Setenv("MCPBUS_NATS_USER", reader.User)
 	t.Setenv("MCPBUS_NATS_PASSWORD", reader.Password)
-	nc, err := bus.Connect(ns.ClientURL(), bus.ConnectOptions{Name: "test-writer", User: writer.User, Password: writer.Password})
+	nc, err := natsnode.Connect(ns.ClientURL(), natsnode.ConnectOptions{Name: "test-writer", User: writer.User, Password: writer.Password})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/adminhttp"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/gateway"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/internal/natsnode"
+	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/mcpbus/mcpbus/toolworkers"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,7 +41,7 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer tr.flush(log) // runs last, after the workers stopped
-	nc, err := bus.Connect(f.natsURL, bus.CredentialsFromEnv(bus.ConnectOptions{Name: "mcpbus-worker", Log: log}, os.LookupEnv))
+	nc, err := natsnode.Connect(f.natsURL, natsnode.CredentialsFromEnv(natsnode.ConnectOptions{Name: "mcpbus-worker", Log: log}, os.LookupEnv))
 	if err != nil {
 		return err
 	}
@@ -55,7 +57,7 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(only) == 0 {
 		cacheCtx, stopCache := context.WithCancel(context.Background())
 		defer stopCache()
-		if wo.Servers, err = bus.FollowServers(cacheCtx, nc, log); err != nil {
+		if wo.Servers, err = servercache.Follow(cacheCtx, nc, log); err != nil {
 			return err
 		}
 	}

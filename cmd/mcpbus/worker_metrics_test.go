@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
+	"github.com/mcpbus/mcpbus/internal/bustest"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/ingress"
+	"github.com/mcpbus/mcpbus/internal/bustest"
 )
 
 // admin calls the LiteLLM-compatible admin API with the master key.

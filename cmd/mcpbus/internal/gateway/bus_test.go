@@ -14,8 +14,9 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/internal/bustest"
+	"github.com/mcpbus/mcpbus/internal/natsnode"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -80,7 +81,7 @@ mcp_servers: {demo: {url: %q}}
 		nc.Close()
 		t.Fatal("a client without credentials joined the bus")
 	}
-	nc, err := bus.Connect(g.NATSURL(), bus.ConnectOptions{Name: "dashboard", User: "dashboard", Password: "dashboard-password-0123456789"})
+	nc, err := natsnode.Connect(g.NATSURL(), natsnode.ConnectOptions{Name: "dashboard", User: "dashboard", Password: "dashboard-password-0123456789"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/adminhttp"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/ingress"
+	"github.com/mcpbus/mcpbus/internal/natsnode"
 	"github.com/mcpbus/mcpbus/toolworkers"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -39,7 +40,7 @@ type Options struct {
 	// NATSListen is the embedded server's loopback listener ("off" for none).
 	NATSListen string
 	// NATSName, NATSCluster and NATSRoutes make the embedded server a node
-	// of a loopback NATS cluster (bus.EmbeddedOptions).
+	// of a loopback NATS cluster (natsnode.EmbeddedOptions).
 	NATSName    string
 	NATSCluster string
 	NATSRoutes  []string
@@ -262,7 +263,7 @@ func (g *Gateway) startNATS(o Options) (func(string) (*nats.Conn, error), error)
 		// Every service of this process joins as the process's user
 		// (MCPBUS_NATS_USER / _PASSWORD / _CREDS), which must hold their roles.
 		return func(name string) (*nats.Conn, error) {
-			return bus.Connect(o.NATSURL, bus.CredentialsFromEnv(bus.ConnectOptions{Name: name, Log: o.Log}, o.Env))
+			return natsnode.Connect(o.NATSURL, natsnode.CredentialsFromEnv(natsnode.ConnectOptions{Name: name, Log: o.Log}, o.Env))
 		}, nil
 	}
 	// The in-process services: a user each, with a password that exists
@@ -285,7 +286,7 @@ func (g *Gateway) startNATS(o Options) (func(string) (*nats.Conn, error), error)
 		return nil, err
 	}
 	g.dataLock = lock
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: o.DataDir, Listen: o.NATSListen, Users: all,
+	ns, err := natsnode.StartEmbedded(natsnode.EmbeddedOptions{DataDir: o.DataDir, Listen: o.NATSListen, Users: all,
 		Name: o.NATSName, ClusterListen: o.NATSCluster, Routes: o.NATSRoutes})
 	if err != nil {
 		return nil, err
@@ -296,7 +297,7 @@ func (g *Gateway) startNATS(o Options) (func(string) (*nats.Conn, error), error)
 		if !ok {
 			return nil, fmt.Errorf("no bus user for connection %s", name)
 		}
-		return bus.ConnectInProcess(ns, bus.ConnectOptions{Name: name, User: u.User, Password: u.Password, Log: o.Log})
+		return natsnode.ConnectInProcess(ns, natsnode.ConnectOptions{Name: name, User: u.User, Password: u.Password, Log: o.Log})
 	}, nil
 }
 

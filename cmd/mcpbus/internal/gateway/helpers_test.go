@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/bus/bustest"
-
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/internal/bustest"
+	"github.com/mcpbus/mcpbus/internal/natsnode"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -320,7 +320,7 @@ func roleConn(t testing.TB, g *Gateway, role bus.Role) *nats.Conn {
 
 func connectAs(t testing.TB, g *Gateway, u bus.BusUser) *nats.Conn {
 	t.Helper()
-	nc, err := bus.ConnectInProcess(g.ns, bus.ConnectOptions{Name: u.User, User: u.User, Password: u.Password})
+	nc, err := natsnode.ConnectInProcess(g.ns, natsnode.ConnectOptions{Name: u.User, User: u.User, Password: u.Password})
 	if err != nil {
 		t.Fatal(err)
 	}

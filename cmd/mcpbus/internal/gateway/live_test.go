@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/mcpbus/mcpbus/internal/bustest"
+	"github.com/mcpbus/mcpbus/internal/natsnode"
+	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/mcpbus/mcpbus/toolworkers"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -124,7 +126,7 @@ func TestLiveRegistryAcrossProcesses(t *testing.T) {
 
 	// The worker host: its own connection over TCP, its own manager.
 	wu := testRoleUsers[bus.RoleWorkers]
-	wnc, err := bus.Connect(g.NATSURL(), bus.ConnectOptions{Name: "test-worker-host", User: wu.User, Password: wu.Password})
+	wnc, err := natsnode.Connect(g.NATSURL(), natsnode.ConnectOptions{Name: "test-worker-host", User: wu.User, Password: wu.Password})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +140,7 @@ func TestLiveRegistryAcrossProcesses(t *testing.T) {
 	wlogs := &syncBuffer{}
 	recordLogs(wlogs)
 	wlog := slog.New(slog.NewTextHandler(wlogs, nil))
-	cache, err := bus.FollowServers(cacheCtx, wnc, wlog)
+	cache, err := servercache.Follow(cacheCtx, wnc, wlog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +157,7 @@ func TestLiveRegistryAcrossProcesses(t *testing.T) {
 	}
 
 	// The registry write (what the registry API does): its own connection.
-	anc, err := bus.Connect(g.NATSURL(), bus.ConnectOptions{Name: "test-registry-writer", User: testBusUser.User, Password: testBusUser.Password})
+	anc, err := natsnode.Connect(g.NATSURL(), natsnode.ConnectOptions{Name: "test-registry-writer", User: testBusUser.User, Password: testBusUser.Password})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/internal/bustest"
 	"github.com/mcpbus/mcpbus/toolworkers"
 	"github.com/nats-io/nats.go"
 )

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/mcpbus/mcpbus/internal/bustest"
 )
 
 // scrapeMetrics reads a gateway's /metrics (the test runs on loopback, an

@@ -9,6 +9,7 @@ import (
 	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/ingress"
+	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/mcpbus/mcpbus/registry"
 	"github.com/mcpbus/mcpbus/router"
 	"github.com/mcpbus/mcpbus/toolworkers"
@@ -37,7 +38,7 @@ func (g *Gateway) startServices(ctx, runCtx context.Context, o Options, conn fun
 			return nil, err
 		}
 	}
-	var cache *bus.ServerCache
+	var cache *servercache.Cache
 	if o.runs("registry") || o.runs("router") || o.runs("workers") || o.runs("ingress") {
 		// The servers the other services of this process look up, from one
 		// watch of the bucket (which the registry made, here or elsewhere).
@@ -45,7 +46,7 @@ func (g *Gateway) startServices(ctx, runCtx context.Context, o Options, conn fun
 		if err != nil {
 			return nil, err
 		}
-		if cache, err = bus.FollowServers(runCtx, sc, o.Log); err != nil {
+		if cache, err = servercache.Follow(runCtx, sc, o.Log); err != nil {
 			return nil, err
 		}
 	}
@@ -121,7 +122,7 @@ func (g *Gateway) startAuth(o Options, conn func(string) (*nats.Conn, error)) er
 }
 
 // startRouter starts the router service.
-func (g *Gateway) startRouter(o Options, conn func(string) (*nats.Conn, error), cache *bus.ServerCache) error {
+func (g *Gateway) startRouter(o Options, conn func(string) (*nats.Conn, error), cache *servercache.Cache) error {
 	rc, err := conn("mcpbus-router")
 	if err != nil {
 		return err
@@ -136,7 +137,7 @@ func (g *Gateway) startRouter(o Options, conn func(string) (*nats.Conn, error), 
 // startWorkers runs a tool worker per server in the registry (or
 // Options.WorkerServers), following the servers bucket: a record written or
 // deleted through the registry gets (or loses) its worker without a restart.
-func (g *Gateway) startWorkers(ctx context.Context, o Options, conn func(string) (*nats.Conn, error), cache *bus.ServerCache, m *toolworkers.Metrics) error {
+func (g *Gateway) startWorkers(ctx context.Context, o Options, conn func(string) (*nats.Conn, error), cache *servercache.Cache, m *toolworkers.Metrics) error {
 	wc, err := conn("mcpbus-workers")
 	if err != nil {
 		return err
@@ -168,7 +169,7 @@ func StartWorkers(ctx context.Context, nc *nats.Conn, o toolworkers.ManagerOptio
 }
 
 // startIngress builds the HTTP ingress; serve then listens.
-func (g *Gateway) startIngress(o Options, conn func(string) (*nats.Conn, error), cache *bus.ServerCache, reg *prometheus.Registry) error {
+func (g *Gateway) startIngress(o Options, conn func(string) (*nats.Conn, error), cache *servercache.Cache, reg *prometheus.Registry) error {
 	ic, err := conn("mcpbus-ingress")
 	if err != nil {
 		return err

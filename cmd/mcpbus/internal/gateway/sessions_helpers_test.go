@@ -11,6 +11,7 @@ import (
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/ingress"
+	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -26,7 +27,7 @@ func replicaIngress(t *testing.T, g *testGateway) string {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	servers, err := bus.FollowServers(ctx, nc, slog.Default())
+	servers, err := servercache.Follow(ctx, nc, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

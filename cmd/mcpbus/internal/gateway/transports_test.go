@@ -17,7 +17,7 @@ import (
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcpbus/mcpbus/bus/bustest"
+	"github.com/mcpbus/mcpbus/internal/bustest"
 )
 
 // TestMain lets this test binary act as `mcpbus demo-upstream --stdio`, so the

@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/bus/bustest"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/internal/bustest"
 	"github.com/mcpbus/mcpbus/toolworkers"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )

@@ -1,4 +1,4 @@
-package bus
+package pool
 
 import (
 	"fmt"
@@ -7,10 +7,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcpbus/mcpbus/internal/bustest"
 )
 
 func TestPoolBoundsAndNeverBlocks(t *testing.T) {
-	p := NewPool(2)
+	p := New(2)
 	release := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -41,7 +43,7 @@ func goroutineID() string {
 // Tasks one after the other run on the same goroutine (its stack already
 // grown), and the slots are all free again after each.
 func TestPoolReusesGoroutines(t *testing.T) {
-	p := NewPool(4)
+	p := New(4)
 	ids := map[string]bool{}
 	for range 50 {
 		done := make(chan string)
@@ -56,7 +58,7 @@ func TestPoolReusesGoroutines(t *testing.T) {
 	// The last task's slot is freed after it sent its answer: wait for it
 	// (a loaded machine may not run that goroutine for a while; the bound
 	// only catches a slot never freed).
-	eventually(t, 10*time.Second, "every slot free after every task ended", func() error {
+	bustest.Eventually(t, 10*time.Second, "every slot free after every task ended", func() error {
 		if n := p.InFlight(); n != 0 {
 			return fmt.Errorf("%d slots still taken", n)
 		}

@@ -1,4 +1,4 @@
-package bus
+package pool
 
 import "time"
 
@@ -18,8 +18,8 @@ type Pool struct {
 // poolIdle is how long a pool goroutine waits for another task before it ends.
 const poolIdle = 10 * time.Second
 
-// NewPool allows n tasks at once.
-func NewPool(n int) *Pool {
+// New allows n tasks at once.
+func New(n int) *Pool {
 	if n < 1 {
 		n = 1
 	}

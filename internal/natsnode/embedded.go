@@ -1,4 +1,4 @@
-package bus
+package natsnode
 
 import (
 	"errors"
@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
@@ -29,7 +30,7 @@ type EmbeddedOptions struct {
 	// Users may connect (natsauth.go): the in-process services' users and
 	// the ones configured for other processes. None: no authentication,
 	// for tests only.
-	Users []BusUser
+	Users []bus.BusUser
 	// Name is the server's name, unique in a cluster (default "mcpbus").
 	Name string
 	// ClusterListen, if set, makes the server a node of a NATS cluster: its
@@ -94,7 +95,7 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		opts.Host, opts.Port = host, p
 	}
 	for _, u := range o.Users {
-		opts.Users = append(opts.Users, u.natsUser())
+		opts.Users = append(opts.Users, u.NATSUser())
 	}
 	if o.Name != "" {
 		opts.ServerName = o.Name
@@ -163,9 +164,9 @@ func (o ConnectOptions) natsOptions(url string) []nats.Option {
 	if o.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(o.CredsFile))
 	}
-	if user != "" && ValidToken(user) {
+	if user != "" && bus.ValidToken(user) {
 		// The only replies this user may subscribe to (RolePermissions).
-		opts = append(opts, nats.CustomInboxPrefix(InboxPrefix(user)))
+		opts = append(opts, nats.CustomInboxPrefix(bus.InboxPrefix(user)))
 	}
 	return opts
 }
@@ -179,10 +180,10 @@ func ConnectInProcess(ns *server.Server, o ConnectOptions) (*nats.Conn, error) {
 func Connect(url string, o ConnectOptions) (*nats.Conn, error) {
 	nc, err := nats.Connect(url, append(o.natsOptions(url), nats.RetryOnFailedConnect(false))...)
 	if errors.Is(err, nats.ErrAuthorization) {
-		return nil, fmt.Errorf("connect to NATS at %s: %w: join as a user of general_settings.mcp_bus_users (MCPBUS_NATS_USER and MCPBUS_NATS_PASSWORD) or with MCPBUS_NATS_CREDS", RedactURL(url), err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w: join as a user of general_settings.mcp_bus_users (MCPBUS_NATS_USER and MCPBUS_NATS_PASSWORD) or with MCPBUS_NATS_CREDS", bus.RedactURL(url), err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", RedactURL(url), err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", bus.RedactURL(url), err)
 	}
 	return nc, nil
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/internal/natsnode"
+	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,7 +24,7 @@ import (
 // the test ends.
 func Server(t testing.TB) *server.Server {
 	t.Helper()
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0", MaxMemory: 64 << 20, MaxStore: 256 << 20})
+	ns, err := natsnode.StartEmbedded(natsnode.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0", MaxMemory: 64 << 20, MaxStore: 256 << 20})
 	if err != nil {
 		t.Fatalf("start embedded nats: %v", err)
 	}
@@ -36,7 +38,7 @@ func Server(t testing.TB) *server.Server {
 // Conn opens an in-process connection to ns, closed when the test ends.
 func Conn(t testing.TB, ns *server.Server) *nats.Conn {
 	t.Helper()
-	nc, err := bus.ConnectInProcess(ns, bus.ConnectOptions{Name: t.Name()})
+	nc, err := natsnode.ConnectInProcess(ns, natsnode.ConnectOptions{Name: t.Name()})
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -55,7 +57,7 @@ func InternalCaller() nats.Header {
 
 // ServerCache writes specs to the registry bucket on ns and returns a cache
 // that follows it, as the gateway's services keep one; it stops with the test.
-func ServerCache(t testing.TB, ns *server.Server, specs ...bus.ServerSpec) *bus.ServerCache {
+func ServerCache(t testing.TB, ns *server.Server, specs ...bus.ServerSpec) *servercache.Cache {
 	t.Helper()
 	nc := Conn(t, ns)
 	js, err := jetstream.New(nc)
@@ -74,7 +76,7 @@ func ServerCache(t testing.TB, ns *server.Server, specs ...bus.ServerSpec) *bus.
 			t.Fatal(err)
 		}
 	}
-	cache, err := bus.FollowServers(ctx, nc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cache, err := servercache.Follow(ctx, nc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
