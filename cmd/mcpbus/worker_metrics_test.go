@@ -6,32 +6,15 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
-	"github.com/mcpbus/mcpbus/internal/bustest"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // `mcpbus worker --admin-listen` serves the metrics a gateway's workers
 // have: its calls per server, its limiter state, and its NATS connection.
 func TestWorkerCommandMetrics(t *testing.T) {
-	ns := bustest.Server(t)
-	nc := bustest.Conn(t, ns)
-	js, _ := jetstream.New(nc)
-	kv, err := bus.ServersBucket(context.Background(), js, bus.StatePolicy{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	up := httptest.NewServer(demo.Handler("demo"))
-	t.Cleanup(up.Close)
-	data, _ := json.Marshal(bus.ServerSpec{Name: "demo", URL: up.URL + "/mcp", Source: "api"})
-	if _, err := kv.Put(context.Background(), "demo", data); err != nil {
-		t.Fatal(err)
-	}
+	ns, nc, put := demoRegistry(t)
+	put("demo")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	logs, logw := io.Pipe()

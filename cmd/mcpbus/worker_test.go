@@ -15,6 +15,7 @@ import (
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
 	"github.com/mcpbus/mcpbus/internal/bustest"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -32,9 +33,9 @@ func echoVia(nc *nats.Conn, server, text string) (string, error) {
 	return string(msg.Data), nil
 }
 
-// `mcpbus worker` joins an external NATS, hosts the servers it is given as
-// their records come and go, and stops cleanly when its context ends.
-func TestWorkerCommand(t *testing.T) {
+// demoRegistry is a NATS server with the servers bucket, and put, which
+// writes a record there for a demo upstream under the given name.
+func demoRegistry(t *testing.T) (*server.Server, *nats.Conn, func(name string)) {
 	ns := bustest.Server(t)
 	nc := bustest.Conn(t, ns)
 	js, _ := jetstream.New(nc)
@@ -44,12 +45,18 @@ func TestWorkerCommand(t *testing.T) {
 	}
 	up := httptest.NewServer(demo.Handler("demo"))
 	t.Cleanup(up.Close)
-	put := func(name string) {
+	return ns, nc, func(name string) {
 		data, _ := json.Marshal(bus.ServerSpec{Name: name, URL: up.URL + "/mcp", Source: "api"})
 		if _, err := kv.Put(context.Background(), name, data); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// `mcpbus worker` joins an external NATS, hosts the servers it is given as
+// their records come and go, and stops cleanly when its context ends.
+func TestWorkerCommand(t *testing.T) {
+	ns, nc, put := demoRegistry(t)
 	put("demo")
 	put("elsewhere")
 
