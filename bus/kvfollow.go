@@ -105,10 +105,20 @@ func (q changes) push(c change) {
 
 // subscribe subscribes to the writes of bucket (only keys, when given),
 // each pushing its key, and flushes so the server has them before the load.
-func (q changes) subscribe(nc *nats.Conn, bucket string, keys []string) ([]*nats.Subscription, error) {
+func (q changes) subscribe(nc *nats.Conn, bucket string, keys []string) (subs []*nats.Subscription, err error) {
+	for _, k := range keys {
+		if !validKey(k) {
+			return nil, fmt.Errorf("follow %s: %q is not a key", bucket, Shorten(k, 64))
+		}
+	}
+	defer func() { // a failure leaves no subscription behind
+		if err != nil {
+			unsubscribeAll(subs)
+			subs = nil
+		}
+	}()
 	prefix := KVPrefix(bucket)
 	subject := prefix + ">"
-	var subs []*nats.Subscription
 	handler := func(m *nats.Msg) { q.push(change{key: strings.TrimPrefix(m.Subject, prefix)}) }
 	if len(keys) == 0 {
 		sub, err := nc.Subscribe(subject, handler)
@@ -118,9 +128,6 @@ func (q changes) subscribe(nc *nats.Conn, bucket string, keys []string) ([]*nats
 		subs = append(subs, sub)
 	} else {
 		for _, k := range keys {
-			if !validKey(k) {
-				return nil, fmt.Errorf("follow %s: %q is not a key", bucket, Shorten(k, 64))
-			}
 			sub, err := nc.Subscribe(prefix+k, handler)
 			if err != nil {
 				return nil, fmt.Errorf("follow %s: %w", bucket, err)

@@ -126,3 +126,16 @@ func embeddedJS(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 	}
 	return nc, js
 }
+
+// A follow that fails (here on its second key) leaves no subscription
+// behind on the connection.
+func TestFollowKVFailureLeavesNoSubscription(t *testing.T) {
+	nc, _ := embeddedJS(t)
+	before := nc.NumSubscriptions()
+	if _, err := FollowKV(context.Background(), nc, BucketSessions, []string{"good", "not a key"}, func(KVEntry) {}); err == nil {
+		t.Fatal("followed a key that is not one")
+	}
+	if n := nc.NumSubscriptions(); n != before {
+		t.Fatalf("%d subscriptions left behind", n-before)
+	}
+}
