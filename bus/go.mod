@@ -3,6 +3,7 @@ module github.com/mcpbus/mcpbus/bus
 go 1.26.0
 
 require (
+	github.com/mcpbus/mcpbus/internal v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	go.opentelemetry.io/otel v1.47.0
@@ -27,3 +28,5 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 )
+
+replace github.com/mcpbus/mcpbus/internal => ../internal

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/mcpbus/mcpbus/bus v0.0.0
+	github.com/mcpbus/mcpbus/internal v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/nats-io/nuid v1.0.1
@@ -41,3 +42,5 @@ require (
 )
 
 replace github.com/mcpbus/mcpbus/bus => ../bus
+
+replace github.com/mcpbus/mcpbus/internal => ../internal

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/mcpbus/mcpbus/bus v0.0.0
+	github.com/mcpbus/mcpbus/internal v0.0.0
 	github.com/nats-io/nats.go v1.55.0
 )
 
@@ -43,3 +44,5 @@ require (
 replace github.com/mcpbus/mcpbus/bus => ../bus
 
 replace github.com/mcpbus/mcpbus/config => ../config
+
+replace github.com/mcpbus/mcpbus/internal => ../internal

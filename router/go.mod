@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/mcpbus/mcpbus/bus v0.0.0
+	github.com/mcpbus/mcpbus/internal v0.0.0
 	github.com/nats-io/nats.go v1.55.0
 	go.opentelemetry.io/otel/trace v1.47.0
 	golang.org/x/sync v0.24.0
@@ -31,3 +32,5 @@ require (
 )
 
 replace github.com/mcpbus/mcpbus/bus => ../bus
+
+replace github.com/mcpbus/mcpbus/internal => ../internal

@@ -6,6 +6,7 @@ require (
 	github.com/aws/aws-sdk-go-v2 v1.47.7
 	github.com/mcpbus/mcpbus/bus v0.0.0
 	github.com/mcpbus/mcpbus/config v0.0.0
+	github.com/mcpbus/mcpbus/internal v0.0.0
 	github.com/modelcontextprotocol/go-sdk v1.8.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
@@ -60,3 +61,5 @@ require (
 replace github.com/mcpbus/mcpbus/bus => ../bus
 
 replace github.com/mcpbus/mcpbus/config => ../config
+
+replace github.com/mcpbus/mcpbus/internal => ../internal
