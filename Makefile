@@ -3,21 +3,31 @@ GO      ?= go
 BIN     := bin/mcpbus
 MODULES := $(shell $(GO) list -m -f '{{.Dir}}')
 
-.PHONY: run test build lint unit fuzz-smoke fuzz bench-smoke fault e2e bench clean
+.PHONY: run test build image lint unit fuzz-smoke fuzz bench-smoke fault e2e bench clean
 
 # VERSION, if set, is stamped into the binary at link time (`make build
 # VERSION=1.2.3`, package bus/version); unset, the binary reports that
 # package's default. Either way the build needs no network.
 VERSION ?=
 LDFLAGS := $(if $(VERSION),-ldflags "-X github.com/mcpbus/mcpbus/bus/version.Version=$(VERSION)")
+# The image's binary is also stripped of its symbol tables.
+IMAGE_LDFLAGS := -ldflags "-s -w $(if $(VERSION),-X github.com/mcpbus/mcpbus/bus/version.Version=$(VERSION))"
 
 build:
 	cd cmd/mcpbus && $(GO) build $(LDFLAGS) -o ../../$(BIN) .
 
+# The container image, built offline from a static binary (no container
+# engine, no base image): an OCI archive `docker load -i` / `podman load -i`
+# take. deploy/image/Dockerfile builds the same image from source elsewhere.
+IMAGE ?= bin/mcpbus-image.tar
+image:
+	cd cmd/mcpbus && CGO_ENABLED=0 $(GO) build -trimpath $(IMAGE_LDFLAGS) -o ../../bin/image/mcpbus .
+	cd cmd/mcpbus && $(GO) run ./internal/ociimage/mkimage -bin ../../bin/image/mcpbus -out ../../$(IMAGE)
+
 run: build
 	./deploy/run-demo.sh
 
-test: lint unit fuzz-smoke bench-smoke fault e2e
+test: lint unit fuzz-smoke bench-smoke image fault e2e
 
 # gofmt + go vet over every module of the workspace.
 lint:

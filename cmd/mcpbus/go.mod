@@ -3,11 +3,13 @@ module github.com/mcpbus/mcpbus/cmd/mcpbus
 go 1.26.0
 
 require (
+	github.com/google/go-containerregistry v0.22.1
 	github.com/mark3labs/mcp-go v1.2.1
 	github.com/mcpbus/mcpbus/auth v0.0.0
 	github.com/mcpbus/mcpbus/bus v0.0.0
 	github.com/mcpbus/mcpbus/config v0.0.0
 	github.com/mcpbus/mcpbus/ingress v0.0.0
+	github.com/mcpbus/mcpbus/internal v0.0.0
 	github.com/mcpbus/mcpbus/registry v0.0.0
 	github.com/mcpbus/mcpbus/router v0.0.0
 	github.com/mcpbus/mcpbus/toolworkers v0.0.0
@@ -38,6 +40,7 @@ require (
 	github.com/go-playground/locales v0.14.2 // indirect
 	github.com/go-playground/universal-translator v0.18.2 // indirect
 	github.com/go-playground/validator/v10 v10.30.6 // indirect
+	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/jsonschema-go v0.4.3 // indirect
 	github.com/google/uuid v1.6.0 // indirect
@@ -49,6 +52,8 @@ require (
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
 	github.com/pandatix/go-abnf v0.5.3 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2 // indirect
@@ -86,3 +91,5 @@ replace github.com/mcpbus/mcpbus/router => ../../router
 replace github.com/mcpbus/mcpbus/toolworkers => ../../toolworkers
 
 replace github.com/mcpbus/mcpbus/ingress => ../../ingress
+
+replace github.com/mcpbus/mcpbus/internal => ../../internal
