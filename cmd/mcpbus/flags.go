@@ -4,6 +4,8 @@ import (
 	"flag"
 	"io"
 	"slices"
+
+	"github.com/mcpbus/mcpbus/internal/natsnode"
 )
 
 // newFlagSet is a subcommand's flag set. Asked for help (-h, --help), it
@@ -24,4 +26,18 @@ func wantsHelp(args []string) bool {
 		args = args[:i]
 	}
 	return slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" })
+}
+
+// natsSecurityFlags registers how a process proves itself to an external NATS
+// and verifies it (internal/natsnode/secure.go). Files only: the secrets
+// themselves go in files or the environment, never in flags, which any user
+// can read in ps. What a flag leaves unset comes from the environment.
+func natsSecurityFlags(fs *flag.FlagSet) *natsnode.ConnectOptions {
+	o := &natsnode.ConnectOptions{}
+	fs.StringVar(&o.CredsFile, "nats-creds", "", "NATS .creds file (JWT and nkey) to join an external NATS with (env "+natsnode.EnvCreds+")")
+	fs.StringVar(&o.NKeyFile, "nats-nkey", "", "nkey seed file to join an external NATS with (env "+natsnode.EnvNKey+")")
+	fs.StringVar(&o.TLSCA, "nats-tls-ca", "", "CA file that verifies the NATS servers' certificates (env "+natsnode.EnvTLSCA+")")
+	fs.StringVar(&o.TLSCert, "nats-tls-cert", "", "client certificate for NATS servers that ask for one, with --nats-tls-key (env "+natsnode.EnvTLSCert+")")
+	fs.StringVar(&o.TLSKey, "nats-tls-key", "", "the client certificate's key file (env "+natsnode.EnvTLSKey+")")
+	return o
 }

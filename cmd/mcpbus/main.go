@@ -36,7 +36,8 @@ Usage:
   mcpbus auth|registry|router|ingress --config FILE --nats URL [serve flags]   one service alone
   mcpbus nats --config FILE [--nats-listen 127.0.0.1:4222] [--data ./data]   the NATS server alone
   mcpbus worker [--nats nats://127.0.0.1:4222] [--servers a,b] [--config FILE] [--allow-stdio-from-api] [--log-format text|json]
-                                      (bus credentials: MCPBUS_NATS_USER, MCPBUS_NATS_PASSWORD or MCPBUS_NATS_CREDS; sealed credentials: MCPBUS_SALT_KEY)
+                                      (bus credentials: MCPBUS_NATS_USER and MCPBUS_NATS_PASSWORD, or --nats-creds / --nats-nkey FILE;
+                                       TLS: --nats-tls-ca, --nats-tls-cert, --nats-tls-key FILE; sealed credentials: MCPBUS_SALT_KEY)
   mcpbus config check FILE
   mcpbus keys create [--alias A] [--team T] [--servers a,b] [--tools server=t1,t2] [--duration 30d] [--rpm N]
   mcpbus keys list [--team T] [--full]

@@ -13,6 +13,7 @@ import (
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/gateway"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/internal/natsnode"
 )
 
 // serve implements `mcpbus serve`: every service in one process.
@@ -51,7 +52,7 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 	}
 	defer tr.flush(log) // after the gateway has closed, so the spans of drained calls go too
 	start := time.Now()
-	g, err := gateway.Start(ctx, gateway.Options{Config: cfg, Listen: addr, DataDir: f.data, NATSURL: f.natsURL, NATSListen: f.natsListen, Log: log,
+	g, err := gateway.Start(ctx, gateway.Options{Config: cfg, Listen: addr, DataDir: f.data, NATSURL: f.natsURL, NATSConnect: *f.natsSecurity, NATSListen: f.natsListen, Log: log,
 		TracerProvider: tr.tracerProvider(), Services: only, AdminListen: f.adminListen,
 		NATSName: f.natsName, NATSCluster: f.natsCluster, NATSRoutes: splitServers(f.natsRoutes)})
 	if err != nil {
@@ -78,6 +79,7 @@ type serveFlags struct {
 	data, natsURL, natsName, natsCluster, natsRoutes, natsReplicas      string
 	natsListen, logFormat, logLevel, adminListen, debugListen, services string
 	drainTimeout                                                        time.Duration
+	natsSecurity                                                        *natsnode.ConnectOptions
 }
 
 // parseServeFlags parses serve's flags; a config file is required. With
@@ -96,6 +98,7 @@ func parseServeFlags(name string, args []string, stdout, stderr io.Writer) (serv
 	fs.StringVar(&f.natsRoutes, "nats-routes", "", "with --nats-cluster: the other nodes' route URLs, comma-separated (nats://127.0.0.1:6223,...)")
 	fs.StringVar(&f.natsReplicas, "nats-replicas", "", "copies JetStream keeps of each bucket and stream on --nats: 1-5 or auto (default: general_settings.nats_replicas, else auto: 3 on a cluster of 3+ servers)")
 	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "embedded NATS loopback listener for CLIs and extra workers, or off")
+	f.natsSecurity = natsSecurityFlags(fs)
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 15*time.Second, "on shutdown, how long in-flight calls may finish; those still running then get a JSON-RPC error")
@@ -111,6 +114,11 @@ func parseServeFlags(name string, args []string, stdout, stderr io.Writer) (serv
 	}
 	if f.natsURL != "" {
 		f.natsListen = "off"
+	}
+	if f.natsURL == "" && *f.natsSecurity != (natsnode.ConnectOptions{}) {
+		// The embedded server's services join it in-process, as users
+		// that exist only in this process: the flags would do nothing.
+		return f, fmt.Errorf("%s: --nats-creds, --nats-nkey and --nats-tls-* are for joining an external NATS: give --nats URL", name)
 	}
 	return f, nil
 }

@@ -57,9 +57,12 @@ func natsURLFlag(fs *flag.FlagSet) *string {
 }
 
 // usageConn connects to url for reading the usage stream, as the bus user
-// the environment names (a usage role reads with direct gets: bus.ReadUsage).
-func usageConn(url string) (*nats.Conn, error) {
-	return natsnode.Connect(url, natsnode.CredentialsFromEnv(natsnode.ConnectOptions{Name: "mcpbus-usage"}, os.LookupEnv))
+// the flags or the environment name (a usage role reads with direct gets:
+// bus.ReadUsage).
+func usageConn(url string, join *natsnode.ConnectOptions) (*nats.Conn, error) {
+	o := *join
+	o.Name = "mcpbus-usage"
+	return natsnode.Connect(url, natsnode.CredentialsFromEnv(o, os.LookupEnv))
 }
 
 // parseSince reads a start time: a duration back from now ("90s", "1h",
@@ -86,6 +89,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 func usageTailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("usage tail", args, stdout, stderr)
 	url := natsURLFlag(fs)
+	join := natsSecurityFlags(fs)
 	server := fs.String("server", "", "only this server's events")
 	team := fs.String("team", "", "only this team's events (team id)")
 	tool := fs.String("tool", "", "only this tool's events")
@@ -109,7 +113,7 @@ func usageTailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *server != "" || *team != "" || *tool != "" {
 		filter = bus.UsageFilter(*team, *server, *tool)
 	}
-	nc, err := usageConn(*url)
+	nc, err := usageConn(*url, join)
 	if err != nil {
 		return err
 	}
@@ -175,6 +179,7 @@ func formatCost(c float64) string {
 func usageTopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("usage top", args, stdout, stderr)
 	url := natsURLFlag(fs)
+	join := natsSecurityFlags(fs)
 	since := fs.String("since", "1h", "events since this far back (10m, 2h, 7d) or this RFC 3339 time")
 	server := fs.String("server", "", "only this server's events")
 	by := fs.String("by", "tool", "one row per: tool (server and tool), server, key or team")
@@ -192,7 +197,7 @@ func usageTopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	nc, err := usageConn(*url)
+	nc, err := usageConn(*url, join)
 	if err != nil {
 		return err
 	}

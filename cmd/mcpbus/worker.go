@@ -41,7 +41,9 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer tr.flush(log) // runs last, after the workers stopped
-	nc, err := natsnode.Connect(f.natsURL, natsnode.CredentialsFromEnv(natsnode.ConnectOptions{Name: "mcpbus-worker", Log: log}, os.LookupEnv))
+	join := *f.natsSecurity
+	join.Name, join.Log = "mcpbus-worker", log
+	nc, err := natsnode.Connect(f.natsURL, natsnode.CredentialsFromEnv(join, os.LookupEnv))
 	if err != nil {
 		return err
 	}
@@ -78,6 +80,7 @@ type workerFlags struct {
 	natsURL, servers, cfgPath, adminListen, logFormat, logLevel string
 	allowStdio                                                  bool
 	maxInFlight                                                 int
+	natsSecurity                                                *natsnode.ConnectOptions
 	drain                                                       time.Duration
 }
 
@@ -87,6 +90,7 @@ func parseWorkerFlags(args []string, stdout, stderr io.Writer) (workerFlags, err
 	var f workerFlags
 	fs := newFlagSet("worker", args, stdout, stderr)
 	fs.StringVar(&f.natsURL, "nats", "nats://127.0.0.1:4222", "NATS server to join (the one `mcpbus serve` exposes on --nats-listen, or a cluster)")
+	f.natsSecurity = natsSecurityFlags(fs)
 	fs.StringVar(&f.servers, "servers", "", "comma-separated server names to host (default: every server in the registry)")
 	fs.BoolVar(&f.allowStdio, "allow-stdio-from-api", false, "run stdio servers whose record came from the API, not the config file (runs commands given over the API)")
 	fs.StringVar(&f.cfgPath, "config", "", "config file whose stdio servers may run here (a stdio record runs only if this file names its command, args and env)")

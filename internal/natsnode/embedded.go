@@ -124,29 +124,19 @@ type ConnectOptions struct {
 	// URL (nats://user:pass@host) works too.
 	User, Password string
 	// CredsFile is a NATS .creds file (a JWT and its nkey), for clusters
-	// secured with an operator.
+	// secured with an operator; NKeyFile an nkey seed file (secure.go).
 	CredsFile string
+	NKeyFile  string
+	// TLSCA verifies the servers; TLSCert and TLSKey are the client
+	// certificate shown to servers that ask for one.
+	TLSCA, TLSCert, TLSKey string
 	// Log gets the connection's asynchronous errors (permission
 	// violations: a request to a subject the user may not publish to is
 	// dropped and times out, so it is logged); nil: slog.Default().
 	Log *slog.Logger
 }
 
-// CredentialsFromEnv fills the credentials of a process that joins a bus
-// from MCPBUS_NATS_USER, MCPBUS_NATS_PASSWORD and MCPBUS_NATS_CREDS (the
-// environment rather than flags, which other users can read in ps).
-func CredentialsFromEnv(o ConnectOptions, lookup func(string) (string, bool)) ConnectOptions {
-	get := func(k string) string { v, _ := lookup(k); return v }
-	if o.User == "" {
-		o.User, o.Password = get("MCPBUS_NATS_USER"), get("MCPBUS_NATS_PASSWORD")
-	}
-	if o.CredsFile == "" {
-		o.CredsFile = get("MCPBUS_NATS_CREDS")
-	}
-	return o
-}
-
-func (o ConnectOptions) natsOptions(url string) []nats.Option {
+func (o ConnectOptions) natsOptions(url string) ([]nats.Option, error) {
 	log := o.Log
 	if log == nil {
 		log = slog.Default()
@@ -158,29 +148,36 @@ func (o ConnectOptions) natsOptions(url string) []nats.Option {
 			user = u.User.Username()
 		}
 	}
-	if o.User != "" {
-		opts = append(opts, nats.UserInfo(o.User, o.Password))
+	sec, err := o.security()
+	if err != nil {
+		return nil, err
 	}
-	if o.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(o.CredsFile))
-	}
+	opts = append(opts, sec...)
 	if user != "" && bus.ValidToken(user) {
 		// The only replies this user may subscribe to (RolePermissions).
 		opts = append(opts, nats.CustomInboxPrefix(bus.InboxPrefix(user)))
 	}
-	return opts
+	return opts, nil
 }
 
 // ConnectInProcess connects to an embedded server without a socket.
 func ConnectInProcess(ns *server.Server, o ConnectOptions) (*nats.Conn, error) {
-	return nats.Connect("", append(o.natsOptions(""), nats.InProcessServer(ns))...)
+	opts, err := o.natsOptions("")
+	if err != nil {
+		return nil, err
+	}
+	return nats.Connect("", append(opts, nats.InProcessServer(ns))...)
 }
 
 // Connect connects to an external NATS server (or cluster: comma-separated URLs).
 func Connect(url string, o ConnectOptions) (*nats.Conn, error) {
-	nc, err := nats.Connect(url, append(o.natsOptions(url), nats.RetryOnFailedConnect(false))...)
+	opts, err := o.natsOptions(url)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", bus.RedactURL(url), err)
+	}
+	nc, err := nats.Connect(url, append(opts, nats.RetryOnFailedConnect(false))...)
 	if errors.Is(err, nats.ErrAuthorization) {
-		return nil, fmt.Errorf("connect to NATS at %s: %w: join as a user of general_settings.mcp_bus_users (MCPBUS_NATS_USER and MCPBUS_NATS_PASSWORD) or with MCPBUS_NATS_CREDS", bus.RedactURL(url), err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w: join as a user of general_settings.mcp_bus_users (%s and %s), with a .creds file (%s) or an nkey seed (%s)", bus.RedactURL(url), err, EnvUser, EnvPassword, EnvCreds, EnvNKey)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", bus.RedactURL(url), err)

@@ -37,6 +37,9 @@ type Options struct {
 	DataDir string
 	// NATSURL, if set, uses an external NATS server instead of the embedded one.
 	NATSURL string
+	// NATSConnect says how this process joins NATSURL: its credentials and
+	// TLS files (flags); the environment fills what it leaves unset.
+	NATSConnect natsnode.ConnectOptions
 	// NATSListen is the embedded server's loopback listener ("off" for none).
 	NATSListen string
 	// NATSName, NATSCluster and NATSRoutes make the embedded server a node
@@ -263,7 +266,9 @@ func (g *Gateway) startNATS(o Options) (func(string) (*nats.Conn, error), error)
 		// Every service of this process joins as the process's user
 		// (MCPBUS_NATS_USER / _PASSWORD / _CREDS), which must hold their roles.
 		return func(name string) (*nats.Conn, error) {
-			return natsnode.Connect(o.NATSURL, natsnode.CredentialsFromEnv(natsnode.ConnectOptions{Name: name, Log: o.Log}, o.Env))
+			join := o.NATSConnect
+			join.Name, join.Log = name, o.Log
+			return natsnode.Connect(o.NATSURL, natsnode.CredentialsFromEnv(join, o.Env))
 		}, nil
 	}
 	// The in-process services: a user each, with a password that exists
