@@ -46,6 +46,7 @@ Usage:
   mcpbus usage top [--since 1h] [--server S] [--nats URL]
   mcpbus demo-upstream [--listen 127.0.0.1:3001] [--name demo] [--require-header "Name: value"]
   mcpbus conformance-fixture [--listen 127.0.0.1:3010] [--watch-interval 3s]
+  mcpbus nats-config --config FILE [--out FILE]   the bus users as a nats-server authorization block, for your own cluster
   mcpbus health [--url http://127.0.0.1:4000/health/liveliness] [--timeout 3s]   exit 0 if the process answers healthy (container HEALTHCHECK)
   mcpbus version
 `
@@ -80,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = demo.Run(ctx, args[1:], stdout, stderr)
 	case "conformance-fixture":
 		err = conformance.Run(ctx, args[1:], stdout, stderr)
+	case "nats-config":
+		err = natsConfigCmd(args[1:], stdout, stderr)
 	case "health":
 		err = healthCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
