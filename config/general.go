@@ -81,6 +81,8 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv) (unused []s
 			f.BusUsers = readBusUsers(p, path, kv.val, env) // bususers.go
 		case "nats_replicas":
 			f.NATSReplicas = readReplicas(p, path, kv.val, env)
+		case "nats_creds", "nats_nkey", "nats_tls_ca", "nats_tls_cert", "nats_tls_key":
+			f.NATSJoin.read(p, path, kv.key, kv.val, env) // natsjoin.go
 		case "rate_limit_unavailable":
 			f.RateLimitFailOpen = readFailMode(p, path, kv.val, env)
 		default:

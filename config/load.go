@@ -72,6 +72,10 @@ type File struct {
 	// rebinding. Entries are scheme://host[:port] or a bare host.
 	AllowedOrigins []string
 
+	// NATSJoin is how the processes of this config join an external NATS
+	// (general_settings.nats_creds, nats_nkey, nats_tls_*): file paths.
+	NATSJoin NATSJoin
+
 	// NATSReplicas is general_settings.nats_replicas: how many copies
 	// JetStream keeps of each bucket and stream mcpbus creates; 0 (auto, the
 	// default) is 3 on a NATS cluster of 3 or more servers, else 1.

@@ -406,3 +406,24 @@ func TestRateLimitUnavailable(t *testing.T) {
 		t.Errorf("a bad value: %v", err)
 	}
 }
+
+// general_settings.nats_* name files, written or as os.environ/ references;
+// an empty one, or a reference to nothing, is an error naming the key.
+func TestNATSJoinSettings(t *testing.T) {
+	src := "general_settings:\n  nats_nkey: os.environ/SEED_FILE\n  nats_tls_ca: /etc/nats/ca.pem\n  nats_tls_cert: /etc/nats/c.pem\n  nats_tls_key: /etc/nats/k.pem\n"
+	f, err := Parse("config.yaml", []byte(src), mapEnv(map[string]string{"SEED_FILE": "/run/secrets/seed"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (NATSJoin{NKey: "/run/secrets/seed", TLSCA: "/etc/nats/ca.pem", TLSCert: "/etc/nats/c.pem", TLSKey: "/etc/nats/k.pem"}); f.NATSJoin != want {
+		t.Errorf("got %+v, want %+v", f.NATSJoin, want)
+	}
+	for src, want := range map[string]string{
+		"general_settings:\n  nats_creds: \"\"\n":             "general_settings.nats_creds: is empty",
+		"general_settings:\n  nats_tls_ca: os.environ/NOPE\n": "general_settings.nats_tls_ca: environment variable NOPE is not set",
+	} {
+		if _, err := Parse("config.yaml", []byte(src), mapEnv(nil)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", src, err, want)
+		}
+	}
+}

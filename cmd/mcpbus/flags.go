@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 
+	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/internal/natsnode"
 )
 
@@ -39,5 +40,25 @@ func natsSecurityFlags(fs *flag.FlagSet) *natsnode.ConnectOptions {
 	fs.StringVar(&o.TLSCA, "nats-tls-ca", "", "CA file that verifies the NATS servers' certificates (env "+natsnode.EnvTLSCA+")")
 	fs.StringVar(&o.TLSCert, "nats-tls-cert", "", "client certificate for NATS servers that ask for one, with --nats-tls-key (env "+natsnode.EnvTLSCert+")")
 	fs.StringVar(&o.TLSKey, "nats-tls-key", "", "the client certificate's key file (env "+natsnode.EnvTLSKey+")")
+	return o
+}
+
+// natsJoin is how a process joins an external NATS: its flags, and where they
+// are silent the config file's general_settings.nats_* (the environment fills
+// what both leave unset: natsnode.CredentialsFromEnv). A flag that names who
+// joins (--nats-creds, --nats-nkey) drops the file's.
+func natsJoin(flags natsnode.ConnectOptions, file config.NATSJoin) natsnode.ConnectOptions {
+	o := flags
+	if o.User == "" && o.CredsFile == "" && o.NKeyFile == "" {
+		o.CredsFile, o.NKeyFile = file.Creds, file.NKey
+	}
+	for _, f := range []struct {
+		p *string
+		v string
+	}{{&o.TLSCA, file.TLSCA}, {&o.TLSCert, file.TLSCert}, {&o.TLSKey, file.TLSKey}} {
+		if *f.p == "" {
+			*f.p = f.v
+		}
+	}
 	return o
 }

@@ -45,6 +45,9 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	if f.natsURL == "" && !cfg.NATSJoin.IsZero() {
+		log.Warn("general_settings.nats_creds, nats_nkey and nats_tls_* are for joining an external NATS (--nats); the embedded server's services join it in process")
+	}
 	only := splitServers(f.services)
 	tr, err := setupTracing(ctx, log) // telemetry.go: OTLP export only when OTEL_EXPORTER_OTLP_*ENDPOINT is set
 	if err != nil {
@@ -52,7 +55,7 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 	}
 	defer tr.flush(log) // after the gateway has closed, so the spans of drained calls go too
 	start := time.Now()
-	g, err := gateway.Start(ctx, gateway.Options{Config: cfg, Listen: addr, DataDir: f.data, NATSURL: f.natsURL, NATSConnect: *f.natsSecurity, NATSListen: f.natsListen, Log: log,
+	g, err := gateway.Start(ctx, gateway.Options{Config: cfg, Listen: addr, DataDir: f.data, NATSURL: f.natsURL, NATSConnect: natsJoin(*f.natsSecurity, cfg.NATSJoin), NATSListen: f.natsListen, Log: log,
 		TracerProvider: tr.tracerProvider(), Services: only, AdminListen: f.adminListen,
 		NATSName: f.natsName, NATSCluster: f.natsCluster, NATSRoutes: splitServers(f.natsRoutes)})
 	if err != nil {

@@ -119,6 +119,8 @@ func (f workerFlags) workerOptions() (toolworkers.Options, []string, error) {
 			return o, nil, err
 		}
 		o.ConfigServers = cfg.Servers
+		// natsSecurity is a pointer: the flags, completed by the file.
+		*f.natsSecurity = natsJoin(*f.natsSecurity, cfg.NATSJoin)
 	}
 	secrets, err := bus.SecretKeyFromEnv(os.LookupEnv)
 	if err != nil {
