@@ -49,7 +49,7 @@ func natsSecurityFlags(fs *flag.FlagSet) *natsnode.ConnectOptions {
 // joins (--nats-creds, --nats-nkey) drops the file's.
 func natsJoin(flags natsnode.ConnectOptions, file config.NATSJoin) natsnode.ConnectOptions {
 	o := flags
-	if o.User == "" && o.CredsFile == "" && o.NKeyFile == "" {
+	if !o.NamesWhoJoins() {
 		o.CredsFile, o.NKeyFile = file.Creds, file.NKey
 	}
 	for _, f := range []struct {

@@ -16,9 +16,12 @@ import (
 // each service's container sets where its health endpoint listens.
 const healthEnv = "MCPBUS_HEALTH_URL"
 
-// defaultHealthURL is the liveness probe of `mcpbus serve` on its default
-// listen address.
-const defaultHealthURL = "http://127.0.0.1:4000/health/liveliness"
+// defaultListen is where `mcpbus serve` listens unless told otherwise, and
+// defaultHealthURL its liveness probe there.
+const (
+	defaultListen    = "127.0.0.1:4000"
+	defaultHealthURL = "http://" + defaultListen + "/health/liveliness"
+)
 
 // healthCmd implements `mcpbus health`: GET a health endpoint of a process on
 // this host and exit 0 on 200, 1 otherwise, saying why. It is what a

@@ -91,7 +91,7 @@ func parseServeFlags(name string, args []string, stdout, stderr io.Writer) (serv
 	var f serveFlags
 	fs := newFlagSet(name, args, stdout, stderr)
 	fs.StringVar(&f.cfgPath, "config", "", "LiteLLM-compatible config file (required)")
-	fs.StringVar(&f.listen, "listen", "127.0.0.1:4000", "HTTP listen address host:port")
+	fs.StringVar(&f.listen, "listen", defaultListen, "HTTP listen address host:port")
 	fs.StringVar(&f.host, "host", "", "listen host (LiteLLM compatible; overrides --listen's host)")
 	fs.IntVar(&f.port, "port", 0, "listen port (LiteLLM compatible; overrides --listen's port)")
 	fs.StringVar(&f.data, "data", "./data", "data directory for the embedded NATS JetStream store")

@@ -38,7 +38,7 @@ func CredentialsFromEnv(o ConnectOptions, lookup func(string) (string, bool)) Co
 			*p = get(k)
 		}
 	}
-	if o.User == "" && o.CredsFile == "" && o.NKeyFile == "" {
+	if !o.NamesWhoJoins() {
 		o.User, o.Password = get(EnvUser), get(EnvPassword)
 		o.CredsFile, o.NKeyFile = get(EnvCreds), get(EnvNKey)
 	}
@@ -46,6 +46,12 @@ func CredentialsFromEnv(o ConnectOptions, lookup func(string) (string, bool)) Co
 	fill(&o.TLSCert, EnvTLSCert)
 	fill(&o.TLSKey, EnvTLSKey)
 	return o
+}
+
+// NamesWhoJoins reports whether o already says who joins (a user, a .creds
+// file or an nkey seed): a lower level of settings then gives none of its own.
+func (o ConnectOptions) NamesWhoJoins() bool {
+	return o.User != "" || o.CredsFile != "" || o.NKeyFile != ""
 }
 
 // security is the nats.go options for o's credentials and TLS; an error
