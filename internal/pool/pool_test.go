@@ -1,14 +1,12 @@
 package pool
 
 import (
-	"fmt"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
-
-	"github.com/mcpbus/mcpbus/internal/bustest"
 )
 
 func TestPoolBoundsAndNeverBlocks(t *testing.T) {
@@ -41,27 +39,27 @@ func goroutineID() string {
 }
 
 // Tasks one after the other run on the same goroutine (its stack already
-// grown), and the slots are all free again after each.
+// grown), and the slots are all free again after each. In a synctest bubble:
+// synctest.Wait returns once the pool goroutine is parked waiting for the
+// next task, so the test does not depend on how the machine schedules it.
 func TestPoolReusesGoroutines(t *testing.T) {
-	p := New(4)
-	ids := map[string]bool{}
-	for range 50 {
-		done := make(chan string)
-		for !p.Go(func() { done <- goroutineID() }) {
-			runtime.Gosched() // the previous task's slot is being freed
+	synctest.Test(t, func(t *testing.T) {
+		p := New(4)
+		ids := map[string]bool{}
+		for range 50 {
+			done := make(chan string)
+			if !p.Go(func() { done <- goroutineID() }) {
+				t.Fatal("a free slot was refused")
+			}
+			ids[<-done] = true
+			synctest.Wait() // the task has ended, its goroutine waits for the next
+			if n := p.InFlight(); n != 0 {
+				t.Fatalf("%d slots still taken after the task ended", n)
+			}
 		}
-		ids[<-done] = true
-	}
-	if len(ids) > 2 {
-		t.Fatalf("50 sequential tasks ran on %d goroutines, want them to reuse one", len(ids))
-	}
-	// The last task's slot is freed after it sent its answer: wait for it
-	// (a loaded machine may not run that goroutine for a while; the bound
-	// only catches a slot never freed).
-	bustest.Eventually(t, 10*time.Second, "every slot free after every task ended", func() error {
-		if n := p.InFlight(); n != 0 {
-			return fmt.Errorf("%d slots still taken", n)
+		if len(ids) != 1 {
+			t.Fatalf("50 sequential tasks ran on %d goroutines, want them to reuse one", len(ids))
 		}
-		return nil
+		time.Sleep(poolIdle + time.Second) // the bubble's clock: the idle goroutine ends
 	})
 }
