@@ -33,10 +33,16 @@ const (
 	// RoleServers reads the servers bucket (the server cache a process shares
 	// between its services).
 	RoleServers Role = "servers"
+	// RoleConnector is an outbound-only connector (`mcpbus connector`): it
+	// joins as a NATS leaf node only, and serves its own servers
+	// (BusUser.Servers, required) the way a worker limited to them does, but
+	// reads and writes no bucket: its servers' specs and credentials stay on
+	// its machine.
+	RoleConnector Role = "connector"
 )
 
 // Roles are the roles a configured bus user may hold.
-var Roles = []Role{RoleAuth, RoleRegistry, RoleRouter, RoleWorkers, RoleIngress, RoleUsage, RoleServers}
+var Roles = []Role{RoleAuth, RoleRegistry, RoleRouter, RoleWorkers, RoleIngress, RoleUsage, RoleServers, RoleConnector}
 
 // BusUser is one user of the embedded NATS server.
 type BusUser struct {
@@ -44,7 +50,7 @@ type BusUser struct {
 	Password string
 	Roles    []Role
 	// Servers, for RoleWorkers, limits the servers the user may serve (empty:
-	// every server).
+	// every server); RoleConnector requires them.
 	Servers []string
 	// InProcess users can connect only in-process (the services of `serve`).
 	InProcess bool
@@ -80,8 +86,14 @@ func CheckBusUser(u BusUser) error {
 			return fmt.Errorf("user %q: unknown role %q (known: %s)", u.User, Shorten(string(r), 32), rolesList())
 		}
 	}
-	if len(u.Servers) > 0 && !slices.Contains(u.Roles, RoleWorkers) {
-		return fmt.Errorf("user %q: servers applies to the workers role only", u.User)
+	connector := slices.Contains(u.Roles, RoleConnector)
+	if len(u.Servers) > 0 && !slices.Contains(u.Roles, RoleWorkers) && !connector {
+		return fmt.Errorf("user %q: servers applies to the workers and connector roles only", u.User)
+	}
+	if connector && (len(u.Roles) > 1 || len(u.Servers) == 0) {
+		// A connector is a leaf node outside the cluster: it holds
+		// nothing but its own servers' subjects.
+		return fmt.Errorf("user %q: the connector role stands alone and needs servers (the servers its connector serves)", u.User)
 	}
 	for _, s := range u.Servers {
 		if !ValidToken(s) {
@@ -99,6 +111,13 @@ func rolesList() string {
 	return strings.Join(s, ", ")
 }
 
+// nats-server's names of connection types (jwt.ConnectionType*), for
+// AllowedConnectionTypes.
+const (
+	jwtConnInProcess = "IN_PROCESS"
+	jwtConnLeafnode  = "LEAFNODE"
+)
+
 // ReplyWindow is how long a service may answer a request it received.
 const ReplyWindow = MaxCallTimeout + CallGrace + time.Minute
 
@@ -109,10 +128,37 @@ func (u BusUser) NATSUser() *server.User {
 	if !u.Unrestricted {
 		nu.Permissions = RolePermissions(u.User, u.Roles, u.Servers)
 	}
-	if u.InProcess {
-		nu.AllowedConnectionTypes = map[string]struct{}{"IN_PROCESS": {}}
+	switch {
+	case u.InProcess:
+		nu.AllowedConnectionTypes = map[string]struct{}{jwtConnInProcess: {}}
+	case slices.Contains(u.Roles, RoleConnector):
+		nu.AllowedConnectionTypes = map[string]struct{}{jwtConnLeafnode: {}}
 	}
 	return nu
+}
+
+// NATSUsers is users as nats-server wants them (NATSUser), with one
+// addition: a connector's answers cross a leaf link, where nats-server's
+// response permission does not reach, so a connector may publish to the
+// inboxes of the users that send requests to workers (router, ingress, and
+// usage, which discovers them). An inbox's subjects carry random tokens: a
+// connector can answer only what it was asked.
+func NATSUsers(users []BusUser) []*server.User {
+	var askers []string
+	for _, u := range users {
+		if u.Unrestricted || slices.ContainsFunc(u.Roles, func(r Role) bool { return r == RoleRouter || r == RoleIngress || r == RoleUsage }) {
+			askers = append(askers, InboxPrefix(u.User)+".>")
+		}
+	}
+	var out []*server.User // nil, not empty, for none: no authentication
+	for i, u := range users {
+		out = append(out, u.NATSUser())
+		if slices.Contains(u.Roles, RoleConnector) && out[i].Permissions != nil {
+			p := out[i].Permissions.Publish
+			p.Allow = dedupe(append(slices.Clone(p.Allow), askers...))
+		}
+	}
+	return out
 }
 
 // RolePermissions is what a user holding roles may publish and subscribe to.
@@ -196,17 +242,11 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		for _, k := range tokenKeys {
 			pub = append(pub, KVSubject(BucketOAuthTokens, k))
 		}
-		pub = append(pub, jsStreamInfo(StreamUsage))
-		sub = append(sub, SubjectCancel, SubjectCancelRequest, SubjectSessionClosed, RecallSubject("*"), micro)
-		names := servers
-		if len(names) == 0 {
-			names = []string{"*"}
-		}
-		for _, n := range names {
-			pub = append(pub, NotifySubject(n), ClientSubject(StreamSubject("*", "*"), n), ClientSubject(SessionSubject("*"), n),
-				usageOfServer(n))
-			sub = append(sub, ToolRPC(n), ToolInfo(n), NotifySubject(n), ServerRequestSubjects(n, "*"))
-		}
+		p, s = serving(servers)
+		return append(pub, p...), append(sub, s...), true
+	case RoleConnector:
+		// A worker limited to servers, without the buckets.
+		pub, sub = serving(servers)
 		return pub, sub, true
 	case RoleIngress:
 		pub, sub = kvFollower(BucketServers, nil)
@@ -227,6 +267,24 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		return pub, sub, false
 	}
 	return nil, nil, false
+}
+
+// serving is what serving servers (none: every server) takes besides the
+// buckets: their requests, cancellations and client answers; sending, as
+// them only, notifications and messages for clients; recording their usage.
+func serving(servers []string) (pub, sub []string) {
+	pub = []string{jsStreamInfo(StreamUsage)}
+	sub = []string{SubjectCancel, SubjectCancelRequest, SubjectSessionClosed, RecallSubject("*"), microAll}
+	names := servers
+	if len(names) == 0 {
+		names = []string{"*"}
+	}
+	for _, n := range names {
+		pub = append(pub, NotifySubject(n), ClientSubject(StreamSubject("*", "*"), n), ClientSubject(SessionSubject("*"), n),
+			usageOfServer(n))
+		sub = append(sub, ToolRPC(n), ToolInfo(n), NotifySubject(n), ServerRequestSubjects(n, "*"))
+	}
+	return pub, sub
 }
 
 // kvFollower: read a bucket (all of it, or the named keys only) the way

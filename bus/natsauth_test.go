@@ -22,7 +22,9 @@ func TestCheckBusUser(t *testing.T) {
 		"short password":    {func(u *BusUser) { u.Password = "short" }, "at least 16 characters"},
 		"no role":           {func(u *BusUser) { u.Roles = nil }, "name at least one of"},
 		"unknown role":      {func(u *BusUser) { u.Roles = []Role{"root"} }, `unknown role "root"`},
-		"servers, no work":  {func(u *BusUser) { u.Roles = []Role{RoleUsage} }, "workers role only"},
+		"servers, no work":  {func(u *BusUser) { u.Roles = []Role{RoleUsage} }, "workers and connector roles only"},
+		"connector, more":   {func(u *BusUser) { u.Roles = []Role{RoleConnector, RoleWorkers} }, "connector role stands alone"},
+		"connector, none":   {func(u *BusUser) { u.Roles, u.Servers = []Role{RoleConnector}, nil }, "connector role stands alone and needs servers"},
 		"bad server":        {func(u *BusUser) { u.Servers = []string{"a.b"} }, "is not a server name"},
 		"unrestricted user": {func(u *BusUser) { u.Unrestricted = true }, "cannot be configured"},
 	} {
@@ -31,6 +33,45 @@ func TestCheckBusUser(t *testing.T) {
 		if err := CheckBusUser(u); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", what, err, c.want)
 		}
+	}
+}
+
+// A connector is a leaf node outside the cluster: it serves its own
+// servers as a worker limited to them does, reads no bucket (its specs and
+// credentials stay with it), joins only as a leaf node, and answers the
+// services that ask workers, across a link where nats-server's response
+// permission does not reach.
+func TestConnectorPermissions(t *testing.T) {
+	users := []BusUser{
+		{User: "r", Roles: []Role{RoleRouter}}, {User: "i", Roles: []Role{RoleIngress}}, {User: "a", Roles: []Role{RoleAuth}},
+		{User: "laptop", Roles: []Role{RoleConnector}, Servers: []string{"files"}},
+	}
+	nu := NATSUsers(users)
+	c := nu[3]
+	if _, ok := c.AllowedConnectionTypes["LEAFNODE"]; !ok || len(c.AllowedConnectionTypes) != 1 {
+		t.Errorf("a connector may connect as %v, want LEAFNODE only", c.AllowedConnectionTypes)
+	}
+	pub, sub := c.Permissions.Publish.Allow, c.Permissions.Subscribe.Allow
+	for _, s := range []string{ToolRPC("files"), ToolInfo("files"), InboxPrefix("laptop") + ".>"} {
+		if !slices.Contains(sub, s) {
+			t.Errorf("a connector for files cannot subscribe to %s", s)
+		}
+	}
+	for _, s := range append(sub, pub...) {
+		if strings.Contains(s, "$KV") || strings.Contains(s, ToolRPC("*")) || strings.Contains(s, "DIRECT") || strings.Contains(s, "MSG.GET") {
+			t.Errorf("a connector may use %s", s)
+		}
+	}
+	for _, s := range []string{InboxPrefix("r") + ".>", InboxPrefix("i") + ".>", usageOfServer("files")} {
+		if !slices.Contains(pub, s) {
+			t.Errorf("a connector cannot publish to %s: %v", s, pub)
+		}
+	}
+	if slices.Contains(pub, InboxPrefix("a")+".>") {
+		t.Error("a connector may publish to auth's inbox, which asks no worker")
+	}
+	if slices.Contains(nu[0].Permissions.Publish.Allow, InboxPrefix("i")+".>") {
+		t.Error("NATSUsers widened a user that is no connector")
 	}
 }
 

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	neturl "net/url"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -33,11 +31,26 @@ type EmbeddedOptions struct {
 	Users []bus.BusUser
 	// Name is the server's name, unique in a cluster (default "mcpbus").
 	Name string
-	// ClusterListen, if set, makes the server a node of a NATS cluster: its
-	// route listener (loopback host:port, no TLS yet), joined to Routes
-	// (nats://host:port of the other nodes' route listeners).
+	// ClusterListen, if set, makes the server a node of a NATS cluster
+	// named ClusterName (default "mcpbus"): its route listener, joined to
+	// Routes (nats://host:port of the other nodes' route listeners).
 	ClusterListen string
+	ClusterName   string
 	Routes        []string
+	// JetStreamDomain names this node's JetStream domain (empty: none).
+	JetStreamDomain string
+	// LeafListen, if set, accepts connectors (`mcpbus connector`) as leaf
+	// nodes on this host:port; they log in as bus users of the connector
+	// role.
+	LeafListen string
+	// TLS, when it names a certificate, is shown on every listener (client,
+	// route, leaf) and lets them leave loopback; routes then verify each
+	// other against TLS.CA (topology.go).
+	TLS ServerTLS
+	// Leaf, if set, makes this node a leaf of a hub it dials (outbound
+	// only): a connector's node. NoJetStream leaves JetStream to the hub.
+	Leaf        *LeafRemote
+	NoJetStream bool
 }
 
 // Default JetStream limits: small, explicit, and enough for the registry, keys,
@@ -54,7 +67,7 @@ const (
 func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	opts := &server.Options{
 		ServerName:         "mcpbus",
-		JetStream:          true,
+		JetStream:          !o.NoJetStream,
 		StoreDir:           filepath.Join(o.DataDir, "jetstream"),
 		JetStreamMaxMemory: o.MaxMemory,
 		JetStreamMaxStore:  o.MaxStore,
@@ -71,18 +84,9 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	if o.Listen == "" || o.Listen == "off" {
 		opts.DontListen = true
 	} else {
-		host, port, err := net.SplitHostPort(o.Listen)
+		host, p, err := listenPort("nats listen address", o.Listen, o.TLS, "use --nats-listen off, or give the node a certificate (--nats-server-tls-cert, --nats-server-tls-key)")
 		if err != nil {
-			return nil, fmt.Errorf("nats listen address %q: %v", o.Listen, err)
-		}
-		// The embedded server has no TLS, so its passwords must not cross a
-		// network; use an external NATS cluster with TLS (--nats) for that.
-		if ip, err := netip.ParseAddr(host); host != "localhost" && (err != nil || !ip.IsLoopback()) {
-			return nil, fmt.Errorf("nats listen address %q: the embedded NATS server listens on loopback only (it has no TLS); use --nats-listen off or an external NATS with TLS via --nats", o.Listen)
-		}
-		p, err := strconv.Atoi(port)
-		if err != nil {
-			return nil, fmt.Errorf("nats listen address %q: bad port", o.Listen)
+			return nil, err
 		}
 		if p == 0 {
 			p = server.RANDOM_PORT
@@ -94,13 +98,11 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		}
 		opts.Host, opts.Port = host, p
 	}
-	for _, u := range o.Users {
-		opts.Users = append(opts.Users, u.NATSUser())
-	}
+	opts.Users = bus.NATSUsers(o.Users)
 	if o.Name != "" {
 		opts.ServerName = o.Name
 	}
-	if err := clusterOptions(opts, o); err != nil {
+	if err := topologyOptions(opts, o); err != nil { // topology.go
 		return nil, err
 	}
 	ns, err := server.NewServer(opts)
@@ -183,34 +185,4 @@ func Connect(url string, o ConnectOptions) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", bus.RedactURL(url), err)
 	}
 	return nc, nil
-}
-
-// clusterOptions makes opts a cluster node when o asks for one.
-func clusterOptions(opts *server.Options, o EmbeddedOptions) error {
-	if o.ClusterListen == "" {
-		if len(o.Routes) > 0 {
-			return errors.New("nats routes given without a cluster listener (--nats-cluster)")
-		}
-		return nil
-	}
-	host, port, err := net.SplitHostPort(o.ClusterListen)
-	if err != nil {
-		return fmt.Errorf("nats cluster address %q: %v", o.ClusterListen, err)
-	}
-	if ip, err := netip.ParseAddr(host); host != "localhost" && (err != nil || !ip.IsLoopback()) {
-		return fmt.Errorf("nats cluster address %q: the embedded NATS server clusters over loopback only (routes have no TLS yet); run nats-server for a cluster across machines", o.ClusterListen)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p <= 0 {
-		return fmt.Errorf("nats cluster address %q: give a port", o.ClusterListen)
-	}
-	opts.Cluster = server.ClusterOpts{Name: "mcpbus", Host: host, Port: p}
-	for _, r := range o.Routes {
-		u, err := neturl.Parse(strings.TrimSpace(r))
-		if err != nil || u.Scheme != "nats" || u.Host == "" {
-			return fmt.Errorf("nats route %q: want nats://host:port", r)
-		}
-		opts.Routes = append(opts.Routes, u)
-	}
-	return nil
 }

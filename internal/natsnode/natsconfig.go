@@ -35,9 +35,12 @@ func ServerConfig(users []bus.BusUser, source string) ([]byte, error) {
 		User        string      `json:"user"`
 		Password    string      `json:"password"`
 		Permissions permissions `json:"permissions"`
+		// A connector's user may join only as a leaf node.
+		ConnTypes []string `json:"allowed_connection_types,omitempty"`
 	}
 	var out []user
-	for _, u := range users {
+	nusers := bus.NATSUsers(users)
+	for i, u := range users {
 		if u.InProcess || u.Unrestricted {
 			continue // the embedded server's own users
 		}
@@ -48,9 +51,13 @@ func ServerConfig(users []bus.BusUser, source string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bus user %s: %w", u.User, err)
 		}
-		p := bus.RolePermissions(u.User, u.Roles, u.Servers)
+		su := nusers[i]
+		p := su.Permissions
 		nu := user{User: u.User, Password: string(hash),
 			Permissions: permissions{Publish: subjects{p.Publish.Allow}, Subscribe: subjects{p.Subscribe.Allow}}}
+		for t := range su.AllowedConnectionTypes {
+			nu.ConnTypes = append(nu.ConnTypes, t)
+		}
 		if p.Response != nil {
 			nu.Permissions.Responses = &responses{Max: p.Response.MaxMsgs, Expires: p.Response.Expires.String()}
 		}
