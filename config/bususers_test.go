@@ -30,7 +30,7 @@ func TestBusUsers(t *testing.T) {
 		`{user: a, password: os.environ/PW, roles: [root]}`:                                                      `general_settings.mcp_bus_users[0]: user "a": unknown role "root"`,
 		`{user: a, password: short, roles: [usage]}`:                                                             `general_settings.mcp_bus_users[0]: user "a": password must be at least 16 characters`,
 		`{user: a, password: os.environ/NOPE, roles: [usage]}`:                                                   `general_settings.mcp_bus_users[0].password: environment variable NOPE is not set`,
-		`{user: a, password: os.environ/PW, roles: [usage], servers: [x]}`:                                       `servers applies to the workers role only`,
+		`{user: a, password: os.environ/PW, roles: [usage], servers: [x]}`:                                       `servers applies to the workers and connector roles only`,
 		`{user: a, password: os.environ/PW, roles: [usage], role: [usage]}`:                                      `general_settings.mcp_bus_users[0].role: unknown field`,
 		`{user: mcpbus-auth, password: os.environ/PW, roles: [auth]}`:                                            `not start with mcpbus-`,
 		`{user: "a b", password: os.environ/PW, roles: [usage]}`:                                                 `must be 1-128 characters`,
