@@ -144,21 +144,44 @@ func (u BusUser) NATSUser() *server.User {
 // usage, which discovers them). An inbox's subjects carry random tokens: a
 // connector can answer only what it was asked.
 func NATSUsers(users []BusUser) []*server.User {
+	askers := AskerInboxes(users)
+	var out []*server.User // nil, not empty, for none: no authentication
+	for _, u := range users {
+		nu := u.NATSUser()
+		if slices.Contains(u.Roles, RoleConnector) {
+			WidenConnector(nu, askers)
+		}
+		out = append(out, nu)
+	}
+	return out
+}
+
+// AskerInboxes are the inboxes of the users among users that send requests
+// to workers, which a connector answers (NATSUsers).
+func AskerInboxes(users []BusUser) []string {
 	var askers []string
 	for _, u := range users {
 		if u.Unrestricted || slices.ContainsFunc(u.Roles, func(r Role) bool { return r == RoleRouter || r == RoleIngress || r == RoleUsage }) {
 			askers = append(askers, InboxPrefix(u.User)+".>")
 		}
 	}
-	var out []*server.User // nil, not empty, for none: no authentication
-	for i, u := range users {
-		out = append(out, u.NATSUser())
-		if slices.Contains(u.Roles, RoleConnector) && out[i].Permissions != nil {
-			p := out[i].Permissions.Publish
-			p.Allow = dedupe(append(slices.Clone(p.Allow), askers...))
-		}
+	return askers
+}
+
+// WidenConnector lets connector user nu publish to the askers' inboxes.
+func WidenConnector(nu *server.User, askers []string) {
+	if nu.Permissions == nil || nu.Permissions.Publish == nil {
+		return
 	}
-	return out
+	p := nu.Permissions.Publish
+	p.Allow = dedupe(append(slices.Clone(p.Allow), askers...))
+}
+
+// IsConnector reports whether nu may join only as a leaf node: a
+// connector's user.
+func IsConnector(nu *server.User) bool {
+	_, leaf := nu.AllowedConnectionTypes[jwtConnLeafnode]
+	return leaf && len(nu.AllowedConnectionTypes) == 1
 }
 
 // RolePermissions is what a user holding roles may publish and subscribe to.

@@ -4,7 +4,7 @@
 //	mcpbus worker --nats URL            tool workers only, joining a running gateway's NATS
 //	mcpbus auth|registry|router|ingress --nats URL --config FILE
 //	                                    one service alone (serve --services NAME)
-//	mcpbus nats --config FILE --nats-listen ADDR   the embedded NATS server alone
+//	mcpbus nats --nats-users FILE --nats-listen ADDR   the embedded NATS server alone
 //	mcpbus config check FILE            validate a config without serving
 //	mcpbus keys create|list|revoke      manage virtual keys over the admin API
 //	mcpbus usage tail|top               follow or summarize the usage stream
@@ -34,7 +34,9 @@ Usage:
   mcpbus serve --config FILE [--listen 127.0.0.1:4000] [--data ./data] [--nats URL] [--nats-listen 127.0.0.1:4222|off]
   mcpbus serve --config FILE --services router[,auth,...] --nats URL   some services only
   mcpbus auth|registry|router|ingress --config FILE --nats URL [serve flags]   one service alone
-  mcpbus nats --config FILE [--nats-listen 127.0.0.1:4222] [--data ./data]   the NATS server alone
+  mcpbus nats --nats-users FILE|--config FILE [--nats-listen 127.0.0.1:4222] [--data ./data]   the NATS server alone
+              [--nats-cluster HOST:PORT --nats-routes URLS --nats-cluster-name N] [--nats-js-domain D]
+              [--nats-leafnodes HOST:PORT] [--nats-server-tls-cert F --nats-server-tls-key F --nats-server-tls-ca F]
   mcpbus worker [--nats nats://127.0.0.1:4222] [--servers a,b] [--config FILE] [--allow-stdio-from-api] [--log-format text|json]
                                       (bus credentials: MCPBUS_NATS_USER and MCPBUS_NATS_PASSWORD, or --nats-creds / --nats-nkey FILE;
                                        TLS: --nats-tls-ca, --nats-tls-cert, --nats-tls-key FILE; sealed credentials: MCPBUS_SALT_KEY)

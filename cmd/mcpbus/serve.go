@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +47,13 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	node, err := f.node.options()
+	if err != nil {
+		return err
+	}
+	if name == "nats" && f.natsURL == "" && len(cfg.BusUsers) == 0 && len(node.NATSUsers) == 0 {
+		return errNoBusUsers
+	}
 	if f.natsURL == "" && !cfg.NATSJoin.IsZero() {
 		log.Warn("general_settings.nats_creds, nats_nkey and nats_tls_* are for joining an external NATS (--nats); the embedded server's services join it in process")
 	}
@@ -57,7 +66,7 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 	start := time.Now()
 	g, err := gateway.Start(ctx, gateway.Options{Config: cfg, Listen: addr, DataDir: f.data, NATSURL: f.natsURL, NATSConnect: natsJoin(*f.natsSecurity, cfg.NATSJoin), NATSListen: f.natsListen, Log: log,
 		TracerProvider: tr.tracerProvider(), Services: only, AdminListen: f.adminListen,
-		NATSName: f.natsName, NATSCluster: f.natsCluster, NATSRoutes: splitServers(f.natsRoutes)})
+		NATSNode: node})
 	if err != nil {
 		return err
 	}
@@ -75,14 +84,18 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 	return runListening(ctx, g, log, f.drainTimeout)
 }
 
+// errNoBusUsers refuses a `mcpbus nats` that would admit nobody.
+var errNoBusUsers = errors.New("nats: no bus users: give --nats-users FILE (written by mcpbus nats-config) or --config FILE with general_settings.mcp_bus_users; without them no other process could join")
+
 // serveFlags are the flags of serve (and of each service's command).
 type serveFlags struct {
 	cfgPath, listen, host                                               string
 	port                                                                int
-	data, natsURL, natsName, natsCluster, natsRoutes, natsReplicas      string
+	data, natsURL, natsReplicas                                         string
 	natsListen, logFormat, logLevel, adminListen, debugListen, services string
 	drainTimeout                                                        time.Duration
 	natsSecurity                                                        *natsnode.ConnectOptions
+	node                                                                *nodeFlags // node_flags.go
 }
 
 // parseServeFlags parses serve's flags; a config file is required. With
@@ -90,17 +103,19 @@ type serveFlags struct {
 func parseServeFlags(name string, args []string, stdout, stderr io.Writer) (serveFlags, error) {
 	var f serveFlags
 	fs := newFlagSet(name, args, stdout, stderr)
-	fs.StringVar(&f.cfgPath, "config", "", "LiteLLM-compatible config file (required)")
+	cfgHelp := "LiteLLM-compatible config file (required)"
+	if name == "nats" {
+		cfgHelp = "config file whose general_settings.mcp_bus_users may join (or give --nats-users)"
+	}
+	fs.StringVar(&f.cfgPath, "config", "", cfgHelp)
 	fs.StringVar(&f.listen, "listen", defaultListen, "HTTP listen address host:port")
 	fs.StringVar(&f.host, "host", "", "listen host (LiteLLM compatible; overrides --listen's host)")
 	fs.IntVar(&f.port, "port", 0, "listen port (LiteLLM compatible; overrides --listen's port)")
 	fs.StringVar(&f.data, "data", "./data", "data directory for the embedded NATS JetStream store")
 	fs.StringVar(&f.natsURL, "nats", "", "use an external NATS server (nats://host:port) instead of the embedded one")
-	fs.StringVar(&f.natsName, "nats-name", "", "the embedded NATS server's name, unique in its cluster (default mcpbus)")
-	fs.StringVar(&f.natsCluster, "nats-cluster", "", "make the embedded NATS server a cluster node: its route listener, a loopback host:port")
-	fs.StringVar(&f.natsRoutes, "nats-routes", "", "with --nats-cluster: the other nodes' route URLs, comma-separated (nats://127.0.0.1:6223,...)")
+	f.node = registerNodeFlags(fs)
 	fs.StringVar(&f.natsReplicas, "nats-replicas", "", "copies JetStream keeps of each bucket and stream on --nats: 1-5 or auto (default: general_settings.nats_replicas, else auto: 3 on a cluster of 3+ servers)")
-	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "embedded NATS loopback listener for CLIs and extra workers, or off")
+	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "embedded NATS listener for CLIs and extra workers (loopback, unless it has --nats-server-tls-*), or off")
 	f.natsSecurity = natsSecurityFlags(fs)
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -112,8 +127,14 @@ func parseServeFlags(name string, args []string, stdout, stderr io.Writer) (serv
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
-	if f.cfgPath == "" {
-		return f, fmt.Errorf("serve: --config FILE is required")
+	if f.cfgPath == "" && name != "nats" {
+		return f, fmt.Errorf("%s: --config FILE is required", name)
+	}
+	if f.cfgPath == "" && f.node.users == "" && f.natsURL == "" {
+		return f, errNoBusUsers
+	}
+	if f.natsURL != "" && f.node.set() {
+		return f, fmt.Errorf("%s: %s configure the embedded NATS server, which --nats turns off", name, nodeFlagNames)
 	}
 	if f.natsURL != "" {
 		f.natsListen = "off"
@@ -129,7 +150,13 @@ func parseServeFlags(name string, args []string, stdout, stderr io.Writer) (serv
 // loadServeConfig loads the config file, logs its warnings, and applies
 // --nats-replicas (when set) over general_settings.nats_replicas.
 func loadServeConfig(path, replicas string, log *slog.Logger) (*config.File, error) {
-	cfg, err := config.Load(path)
+	var cfg *config.File
+	var err error
+	if path == "" { // mcpbus nats: the defaults
+		cfg, err = config.Parse("(no --config)", []byte("{}"), os.LookupEnv)
+	} else {
+		cfg, err = config.Load(path)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	neturl "net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,9 +27,12 @@ type EmbeddedOptions struct {
 	MaxMemory int64
 	MaxStore  int64
 	// Users may connect (natsauth.go): the in-process services' users and
-	// the ones configured for other processes. None: no authentication,
-	// for tests only.
+	// the ones configured for other processes. None (and no NATSUsers): no
+	// authentication, for tests and a connector's in-process node only.
 	Users []bus.BusUser
+	// NATSUsers may connect too: users as nats-server reads them from an
+	// authorization block that `mcpbus nats-config` wrote.
+	NATSUsers []*server.User
 	// Name is the server's name, unique in a cluster (default "mcpbus").
 	Name string
 	// ClusterListen, if set, makes the server a node of a NATS cluster
@@ -99,6 +103,14 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		opts.Host, opts.Port = host, p
 	}
 	opts.Users = bus.NATSUsers(o.Users)
+	askers := bus.AskerInboxes(o.Users)
+	for _, u := range o.NATSUsers {
+		u = cloneUser(u)
+		if bus.IsConnector(u) {
+			bus.WidenConnector(u, askers) // this process's own services ask too
+		}
+		opts.Users = append(opts.Users, u)
+	}
 	if o.Name != "" {
 		opts.ServerName = o.Name
 	}
@@ -185,4 +197,19 @@ func Connect(url string, o ConnectOptions) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", bus.RedactURL(url), err)
 	}
 	return nc, nil
+}
+
+// cloneUser copies u deeply enough to widen its publish permissions.
+func cloneUser(u *server.User) *server.User {
+	c := *u
+	if u.Permissions != nil {
+		p := *u.Permissions
+		if p.Publish != nil {
+			pub := *p.Publish
+			pub.Allow = slices.Clone(pub.Allow)
+			p.Publish = &pub
+		}
+		c.Permissions = &p
+	}
+	return &c
 }

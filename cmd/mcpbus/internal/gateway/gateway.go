@@ -42,11 +42,10 @@ type Options struct {
 	NATSConnect natsnode.ConnectOptions
 	// NATSListen is the embedded server's loopback listener ("off" for none).
 	NATSListen string
-	// NATSName, NATSCluster and NATSRoutes make the embedded server a node
-	// of a loopback NATS cluster (natsnode.EmbeddedOptions).
-	NATSName    string
-	NATSCluster string
-	NATSRoutes  []string
+	// NATSNode is how the embedded server joins others: its name, cluster,
+	// JetStream domain, leaf listener for connectors and certificate
+	// (natsnode.EmbeddedOptions; the gateway sets DataDir, Listen, Users).
+	NATSNode natsnode.EmbeddedOptions
 	Log         *slog.Logger
 	// Env resolves os.environ/ references in server records (default os.LookupEnv).
 	Env config.LookupEnv
@@ -291,8 +290,9 @@ func (g *Gateway) startNATS(o Options) (func(string) (*nats.Conn, error), error)
 		return nil, err
 	}
 	g.dataLock = lock
-	ns, err := natsnode.StartEmbedded(natsnode.EmbeddedOptions{DataDir: o.DataDir, Listen: o.NATSListen, Users: all,
-		Name: o.NATSName, ClusterListen: o.NATSCluster, Routes: o.NATSRoutes})
+	node := o.NATSNode
+	node.DataDir, node.Listen, node.Users = o.DataDir, o.NATSListen, all
+	ns, err := natsnode.StartEmbedded(node)
 	if err != nil {
 		return nil, err
 	}
