@@ -46,7 +46,7 @@ type Options struct {
 	// JetStream domain, leaf listener for connectors and certificate
 	// (natsnode.EmbeddedOptions; the gateway sets DataDir, Listen, Users).
 	NATSNode natsnode.EmbeddedOptions
-	Log         *slog.Logger
+	Log      *slog.Logger
 	// Env resolves os.environ/ references in server records (default os.LookupEnv).
 	Env config.LookupEnv
 	// WorkerMaxInFlight bounds each worker's concurrent upstream calls.
