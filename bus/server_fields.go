@@ -1,5 +1,10 @@
 package bus
 
+import (
+	"maps"
+	"slices"
+)
+
 // The fields of a server record, in one table. The config loader
 // (config.readServer), the registry's API bodies (registry.apply), the
 // environment resolution and checks (config.Provision), redaction in answers
@@ -144,6 +149,43 @@ func (f ServerField) Clear(s *ServerSpec) {
 	case f.cost != nil:
 		*f.cost(s) = nil
 	}
+}
+
+// Copy sets f in dst to its value in src.
+func (f ServerField) Copy(dst, src *ServerSpec) {
+	switch {
+	case f.str != nil:
+		*f.str(dst) = *f.str(src)
+	case f.list != nil:
+		*f.list(dst) = slices.Clone(*f.list(src))
+	case f.dict != nil:
+		*f.dict(dst) = maps.Clone(*f.dict(src))
+	case f.flag != nil:
+		*f.flag(dst) = *f.flag(src)
+	case f.count != nil:
+		*f.count(dst) = *f.count(src)
+	case f.cost != nil:
+		*f.cost(dst) = maps.Clone(*f.cost(src))
+	}
+}
+
+// IsSet reports whether s gives f a value other than its zero.
+func (f ServerField) IsSet(s *ServerSpec) bool {
+	switch {
+	case f.str != nil:
+		return *f.str(s) != ""
+	case f.list != nil:
+		return len(*f.list(s)) > 0
+	case f.dict != nil:
+		return len(*f.dict(s)) > 0
+	case f.flag != nil:
+		return *f.flag(s)
+	case f.count != nil:
+		return *f.count(s) != 0
+	case f.cost != nil:
+		return len(*f.cost(s)) > 0
+	}
+	return false
 }
 
 // Names are the field's name and its aliases.

@@ -170,6 +170,9 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 		Timeout:         durationOr(base, "timeout", r.Timeout, DefaultTimeout, &errs),
 		BreakerCooldown: durationOr(base, "circuit_breaker_cooldown", r.CircuitBreakerCooldown, DefaultBreakerCooldown, &errs),
 	}
+	if c.Transport == TransportConnector {
+		return provisionConnector(base, c, r, spec, errs) // connector.go
+	}
 	detect := c.Transport == ""
 	if detect {
 		c.Transport = "http"

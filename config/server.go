@@ -35,7 +35,7 @@ func NormalTransport(t string) string {
 	switch l := strings.ToLower(strings.TrimSpace(t)); l {
 	case "streamable-http", "streamable_http", "streamablehttp":
 		return "http"
-	case "http", "sse", "stdio":
+	case "http", "sse", "stdio", TransportConnector:
 		return l // LiteLLM compares case-insensitively: SSE is sse
 	}
 	return t

@@ -153,7 +153,7 @@ func message(fe validator.FieldError, c *checked, showURL bool) string {
 	case "urlhost":
 		return "must include a host" + got
 	case "oneof":
-		return "must be http (Streamable HTTP), sse or stdio"
+		return "must be http (Streamable HTTP), sse, stdio or connector (served by mcpbus connector)"
 	case "authtype":
 		return authTypeMessage()
 	case "datetime":

@@ -176,7 +176,7 @@ func TestWriteValidation(t *testing.T) {
 		{"bad url", `{"server_name":"x","url":"ftp://x.example.com/"}`, bus.ErrBadRequest, `mcp_servers.x.url: must be an http(s) URL (got "ftp://x.example.com/")`},
 		{"missing url", `{"server_name":"x"}`, bus.ErrBadRequest, "mcp_servers.x.url: required"},
 		{"bad transport", `{"server_name":"x","url":"https://x.example.com/mcp","transport":"carrier-pigeon"}`, bus.ErrBadRequest,
-			"mcp_servers.x.transport: must be http (Streamable HTTP), sse or stdio"},
+			"mcp_servers.x.transport: must be http (Streamable HTTP), sse, stdio or connector (served by mcpbus connector)"},
 		// auth_type without auth_value is valid: each request brings the
 		// credential (config.Upstream.CredentialFromRequest).
 		{"access group name", `{"server_name":"x","url":"https://x.example.com/mcp","access_groups":["dev","a.b"]}`, bus.ErrBadRequest,
