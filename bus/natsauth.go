@@ -35,9 +35,9 @@ const (
 	RoleServers Role = "servers"
 	// RoleConnector is an outbound-only connector (`mcpbus connector`): it
 	// joins as a NATS leaf node only, and serves its own servers
-	// (BusUser.Servers, required) the way a worker limited to them does, but
-	// reads and writes no bucket: its servers' specs and credentials stay on
-	// its machine.
+	// (BusUser.Servers, required) the way a worker limited to them does; it
+	// reads their records, which hold the gateway's policy only, and no
+	// other bucket: their URLs and credentials stay on its machine.
 	RoleConnector Role = "connector"
 )
 
@@ -238,8 +238,10 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		pub = append(kvOwner(BucketServers), jsStreamPurge(KVStream(BucketServers)))
 		pub = append(pub, streamCreator(StreamUsage)...)
 		pub = append(pub, streamCreator(KVStream(BucketOAuthTokens))...)
+		// It tells connectors of their servers' records (connector.go).
+		pub = append(pub, ConnectorChanged("*"))
 		// It follows the bucket it owns like any reader (internal/servercache.Follow).
-		return pub, []string{SubjectRegistryAll, micro, KVSubject(BucketServers, ">")}, true
+		return pub, []string{SubjectRegistryAll, ConnectorGet("*"), micro, KVSubject(BucketServers, ">")}, true
 	case RoleRouter:
 		// Warnings on an aggregated answer's stream (a server missing), as
 		// the gateway.
@@ -268,8 +270,14 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		p, s = serving(servers)
 		return append(pub, p...), append(sub, s...), true
 	case RoleConnector:
-		// A worker limited to servers, without the buckets.
+		// A worker limited to servers that asks the registry for their
+		// records (the gateway's policy; ConnectorGet), and reads no
+		// bucket: JetStream's API does not cross a leaf link without a
+		// domain, and the OAuth2 tokens stay on the connector's machine.
 		pub, sub = serving(servers)
+		for _, n := range servers {
+			pub, sub = append(pub, ConnectorGet(n)), append(sub, ConnectorChanged(n))
+		}
 		return pub, sub, true
 	case RoleIngress:
 		pub, sub = kvFollower(BucketServers, nil)
@@ -281,6 +289,9 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 			SubjectRegistryAll, SubjectCancel, SubjectSessionClosed, RecallSubject("*"),
 			ClientSubject(SessionSubject("*"), GatewayToken))
 		sub = append(sub, SubjectStreamAll, SubjectSessionEventsAll, SubjectNotifyAll, SubjectKeyRevoked, SubjectAuthChanged)
+		// The interest that lets connectors' usage events leave their
+		// leaf node (gateway's connector_bridge.go); what arrives is dropped.
+		sub = append(sub, usageOfServer("*"))
 		return pub, sub, true
 	case RoleUsage:
 		// Dashboards: the usage stream, and micro's discovery of services.

@@ -52,17 +52,17 @@ func TestConnectorPermissions(t *testing.T) {
 		t.Errorf("a connector may connect as %v, want LEAFNODE only", c.AllowedConnectionTypes)
 	}
 	pub, sub := c.Permissions.Publish.Allow, c.Permissions.Subscribe.Allow
-	for _, s := range []string{ToolRPC("files"), ToolInfo("files"), InboxPrefix("laptop") + ".>"} {
+	for _, s := range []string{ToolRPC("files"), ToolInfo("files"), InboxPrefix("laptop") + ".>", ConnectorChanged("files")} {
 		if !slices.Contains(sub, s) {
 			t.Errorf("a connector for files cannot subscribe to %s", s)
 		}
 	}
 	for _, s := range append(sub, pub...) {
-		if strings.Contains(s, "$KV") || strings.Contains(s, ToolRPC("*")) || strings.Contains(s, "DIRECT") || strings.Contains(s, "MSG.GET") {
-			t.Errorf("a connector may use %s", s)
+		if strings.Contains(s, ToolRPC("*")) || strings.Contains(s, "$KV") || strings.Contains(s, "DIRECT") || strings.Contains(s, "MSG.GET") {
+			t.Errorf("a connector may use %s: it reads no bucket", s)
 		}
 	}
-	for _, s := range []string{InboxPrefix("r") + ".>", InboxPrefix("i") + ".>", usageOfServer("files")} {
+	for _, s := range []string{InboxPrefix("r") + ".>", InboxPrefix("i") + ".>", usageOfServer("files"), ConnectorGet("files")} {
 		if !slices.Contains(pub, s) {
 			t.Errorf("a connector cannot publish to %s: %v", s, pub)
 		}

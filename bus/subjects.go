@@ -222,6 +222,24 @@ func ServerRequestReplySubject(id json.RawMessage) (subject string, ok bool) {
 	return serverRequestSubject(server, token, n), true
 }
 
+// Connectors (`mcpbus connector`): the registry's answers about the servers
+// a connector serves, which hold the gateway's policy for each and no
+// credential (a record with transport connector cannot hold one). A
+// connector asks ConnectorGet(server) for the record and hears of each
+// change on ConnectorChanged(server) (an empty body: no such record any
+// more). Both name the server, so bus permissions hold a connector to its
+// own servers. ConnectorGet("*") and ConnectorChanged("*") match every
+// server's.
+func ConnectorGet(server string) string { return Root + ".connector." + server + ".get" }
+
+// ConnectorChanged: see ConnectorGet.
+func ConnectorChanged(server string) string { return Root + ".connector." + server + ".changed" }
+
+// ServerOfConnectorGet returns the server a ConnectorGet subject names.
+func ServerOfConnectorGet(subject string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(subject, Root+".connector."), ".get")
+}
+
 // Usage events (usage.go, usage_stream.go).
 const (
 	// SubjectUsageAll matches every usage event.

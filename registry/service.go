@@ -118,7 +118,11 @@ func Start(nc *nats.Conn, cache *servercache.Cache, o Options) (micro.Service, e
 			return nil, err
 		}
 	}
-	return svc, nil
+	if err := svc.AddEndpoint("connector", micro.HandlerFunc(reg.connectorGet), micro.WithEndpointSubject(bus.ConnectorGet("*"))); err != nil {
+		_ = svc.Stop()
+		return nil, err
+	}
+	return service{Service: svc, stopNews: startConnectorNews(nc, reg.log)}, nil // connector.go
 }
 
 func (reg *Registry) get(ctx context.Context, data []byte) (any, *bus.Error) {

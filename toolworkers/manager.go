@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/config"
 	"github.com/nats-io/nats.go"
 )
 
@@ -22,6 +23,18 @@ type ManagerOptions struct {
 	// Only, if non-empty, names the servers this manager hosts; records of other
 	// servers are left to other worker hosts. Empty hosts every server.
 	Only []string
+	// Source, if set, delivers the servers' records instead of the servers
+	// bucket (a connector's, which reads no bucket): it returns once the
+	// records as they are now were applied, and delivers each change after
+	// that until ctx ends or stop is called.
+	Source func(ctx context.Context, apply func(bus.KVEntry)) (stop func(), err error)
+	// Reach, if not nil, makes this a connector's manager: it hosts the
+	// records with transport connector that Reach names, each completed
+	// with how to reach the server (url or command, credentials) from
+	// Reach, the connector's own config (config.ConnectorSpec); the gateway's
+	// record keeps deciding who sees it and which tools. Other records are
+	// the cluster's workers' to serve.
+	Reach map[string]bus.ServerSpec
 	// DrainTimeout bounds how long a replaced, deleted or stopped worker's
 	// in-flight calls may run before its upstream sessions close (default 10 s).
 	DrainTimeout time.Duration
@@ -86,14 +99,24 @@ func StartManager(ctx context.Context, nc *nats.Conn, o ManagerOptions) (*Manage
 			m.only[n] = true
 		}
 	}
+	follow := o.Source
+	if follow == nil {
+		follow = func(ctx context.Context, apply func(bus.KVEntry)) (func(), error) {
+			f, err := bus.FollowKV(ctx, nc, bus.BucketServers, o.Only, apply)
+			if err != nil {
+				return nil, err
+			}
+			return f.Stop, nil
+		}
+	}
 	type loaded struct {
-		f   *bus.KVFollower
-		err error
+		stop func()
+		err  error
 	}
 	started := make(chan loaded, 1)
 	go func() {
-		f, err := bus.FollowKV(runCtx, nc, bus.BucketServers, o.Only, m.apply)
-		started <- loaded{f, err}
+		stop, err := follow(runCtx, m.apply)
+		started <- loaded{stop, err}
 	}()
 	select {
 	case l := <-started:
@@ -106,7 +129,7 @@ func StartManager(ctx context.Context, nc *nats.Conn, o ManagerOptions) (*Manage
 		go func() {
 			defer close(m.done)
 			<-runCtx.Done()
-			l.f.Stop()
+			l.stop()
 		}()
 	case <-ctx.Done():
 		cancel()
@@ -135,6 +158,26 @@ func (m *Manager) apply(u bus.KVEntry) {
 		m.log.Error("registry: ignoring a server record; its worker, if any, keeps the previous spec", "server", bus.Shorten(name, 64), "err", err)
 		return
 	}
+	if (spec.Transport == config.TransportConnector) != (m.opts.Reach != nil) {
+		// A connector serves it from outside the cluster; or, in a
+		// connector, the cluster's workers do.
+		m.remove(name)
+		return
+	}
+	if m.opts.Reach != nil {
+		reach, ok := m.opts.Reach[name]
+		if !ok {
+			m.log.Error("the gateway says this connector serves a server its config file does not define", "server", name)
+			m.remove(name)
+			return
+		}
+		spec = config.ConnectorSpec(spec, reach)
+	}
+	m.applySpec(name, spec)
+}
+
+// applySpec brings one server's worker in line with spec.
+func (m *Manager) applySpec(name string, spec bus.ServerSpec) {
 	canon, _ := json.Marshal(spec) // a decoded ServerSpec always marshals
 
 	m.mu.Lock()

@@ -147,6 +147,11 @@ func leafListenOptions(opts *server.Options, o EmbeddedOptions) error {
 	}
 	if p == 0 {
 		p = server.RANDOM_PORT
+	} else if ln, err := net.Listen("tcp", o.LeafListen); err != nil {
+		// nats-server would only log it and never become ready.
+		return fmt.Errorf("nats leaf node address %s: %w (another mcpbus on this machine?)", o.LeafListen, err)
+	} else {
+		_ = ln.Close()
 	}
 	opts.LeafNode.Host, opts.LeafNode.Port = host, p
 	if o.TLS.on() {
