@@ -48,6 +48,9 @@ Usage:
   mcpbus usage top [--since 1h] [--server S] [--nats URL]
   mcpbus demo-upstream [--listen 127.0.0.1:3001] [--name demo] [--require-header "Name: value"]
   mcpbus conformance-fixture [--listen 127.0.0.1:3010] [--watch-interval 3s]
+  mcpbus connector --hub nats-leaf://HOST:7422 --name USER --config FILE [--servers a,b] [--hub-tls-ca FILE]
+                                      serve servers only this machine reaches, joining the gateway as a NATS
+                                      leaf node (outbound only; password in MCPBUS_CONNECTOR_PASSWORD)
   mcpbus nats-config --config FILE [--out FILE]   the bus users as a nats-server authorization block, for your own cluster
   mcpbus health [--url http://127.0.0.1:4000/health/liveliness] [--timeout 3s]   exit 0 if the process answers healthy (container HEALTHCHECK)
   mcpbus version
@@ -73,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serveAs(ctx, args[0], append([]string{"--services", args[0]}, args[1:]...), stdout, stderr)
 	case "worker":
 		err = workerCmd(ctx, args[1:], stdout, stderr)
+	case "connector":
+		err = connectorCmd(ctx, args[1:], stdout, stderr)
 	case "config":
 		err = configCmd(args[1:], stdout, stderr)
 	case "keys":
