@@ -2,7 +2,6 @@ package compose
 
 import (
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -121,14 +120,4 @@ func TestNATSClusterOfThree(t *testing.T) {
 			t.Errorf("service %s: --nats %q, want %q", s.Name, c.flags["nats"], want)
 		}
 	}
-}
-
-// routeTo is the route URL a node's config gives for peer.
-func routeTo(o *server.Options, peer string) *url.URL {
-	for _, r := range o.Routes {
-		if r.Hostname() == peer {
-			return r
-		}
-	}
-	return nil
 }
