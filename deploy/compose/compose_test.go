@@ -60,6 +60,15 @@ func TestServicesRunRealCommands(t *testing.T) {
 		if f, ok := c.flags["config"]; ok {
 			hostPath(t, s, f)
 		}
+		if addr := metricsAddr(c); addr != "" {
+			// Other containers (the lb, Prometheus, the workers) reach it.
+			if host, _, _ := net.SplitHostPort(addr); host != "0.0.0.0" {
+				t.Errorf("service %s listens on %s: other containers cannot reach it (want 0.0.0.0)", s.Name, addr)
+			}
+			if c.sub == "demo-upstream" && c.flags["allow-remote"] != "true" {
+				t.Errorf("service %s: demo-upstream refuses %s without --allow-remote", s.Name, addr)
+			}
+		}
 		if s.Restart == "no" || c.sub == "demo-upstream" {
 			if s.HealthCheck == nil || !s.HealthCheck.Disable {
 				// The image's HEALTHCHECK would probe 127.0.0.1:4000, where it serves nothing.
