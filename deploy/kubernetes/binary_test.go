@@ -25,6 +25,14 @@ var (
 	buildErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // mcpbusBinary builds the real mcpbus from ../../cmd/mcpbus, once per test
 // run.
 func mcpbusBinary(t *testing.T) string {
