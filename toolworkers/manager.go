@@ -45,6 +45,7 @@ type Manager struct {
 	mu      sync.Mutex
 	workers map[string]*hosted
 	failed  map[string]failure
+	drained map[string]bool // drain.go
 	stopped bool
 	// loaded: the bucket as it was at the start is applied; changes after
 	// it are announced to sessions (announceCatalog).
@@ -135,6 +136,9 @@ func (m *Manager) apply(u bus.KVEntry) {
 		m.log.Error("registry: ignoring a server record; its worker, if any, keeps the previous spec", "server", bus.Shorten(name, 64), "err", err)
 		return
 	}
+	if m.applyDrain(name, spec) { // drain.go
+		return
+	}
 	canon, _ := json.Marshal(spec) // a decoded ServerSpec always marshals
 
 	m.mu.Lock()
@@ -209,6 +213,7 @@ func (m *Manager) remove(name string) {
 	}
 	delete(m.failed, name)
 	m.mu.Unlock()
+	m.undrain(name) // drain.go
 }
 
 // announceCatalog tells the sessions that use w's server (it is new to them,
