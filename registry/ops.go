@@ -61,6 +61,9 @@ func canaryEdit(in bus.CanaryRequest, cur bus.ServerSpec) (*writeBody, *bus.Erro
 	fields := map[string]any{}
 	switch in.Action {
 	case bus.CanarySet:
+		if (in.Command != nil || in.Args != nil) && cur.Transport != "stdio" {
+			return nil, bus.Errorf(bus.ErrBadRequest, "command: a canary command is for a stdio server; MCP server '%s' takes a canary url", in.Name)
+		}
 		if in.URL != nil {
 			fields["canary_url"] = *in.URL
 			fields["canary_command"], fields["canary_args"] = nil, nil

@@ -86,6 +86,8 @@ func TestOpsRefusalsNameTheField(t *testing.T) {
 			bus.ErrBadRequest, "mcp_servers.s.canary_url: a stdio server's canary is canary_command"},
 		{"stdio command from the API", bus.SubjectRegistryCanary, bus.CanaryRequest{Name: "s", Action: bus.CanarySet, Command: strp("srv"), Args: []string{"v2"}, Percent: intp(10)},
 			bus.ErrForbidden, "mcp_allow_stdio_servers_from_api"},
+		{"command for http", bus.SubjectRegistryCanary, bus.CanaryRequest{Name: "a", Action: bus.CanarySet, Command: strp("srv"), Percent: intp(10)},
+			bus.ErrBadRequest, "command: a canary command is for a stdio server"},
 		{"unknown server", bus.SubjectRegistryDrain, bus.DrainRequest{Name: "nope", Drain: boolp(true)},
 			bus.ErrNotFound, "MCP server 'nope' does not exist"},
 		{"drain missing", bus.SubjectRegistryDrain, `{"name":"a"}`, bus.ErrBadRequest, "drain: required"},
