@@ -70,6 +70,9 @@ var (
 	// ErrNotFound and ErrConflict answer the admin and registry APIs.
 	ErrNotFound = Kind{"MCPBUS_NOT_FOUND", -32032, http.StatusNotFound, http.StatusNotFound}
 	ErrConflict = Kind{"MCPBUS_CONFLICT", -32033, http.StatusConflict, http.StatusConflict}
+	// ErrServerDrained answers a call to a server an operator drained
+	// (server_ops.go): nothing was sent upstream; retry after it is undrained.
+	ErrServerDrained = Kind{"MCPBUS_SERVER_DRAINED", -32028, http.StatusOK, http.StatusServiceUnavailable}
 )
 
 // kinds is the catalog in order. A slice, so a code listed twice is seen
@@ -79,7 +82,7 @@ var kinds = []Kind{ErrBadRequest, ErrSessionNotFound, ErrParse, ErrInvalidReques
 	ErrTooLarge, ErrRequestTimeout, ErrMethodNotAllowed, ErrUnauthorized, ErrForbidden, ErrUnknownServer,
 	ErrNoServerSelected, ErrUpstreamUnavailable, ErrUpstreamTimeout, ErrUpstreamProtocol,
 	ErrUpstreamAuth, ErrOverloaded, ErrToolNotAllowed, ErrServiceUnavailable, ErrUpstreamBusy, ErrRateLimited,
-	ErrNotPermitted, ErrKeyRevoked, ErrNotFound, ErrConflict, ErrWorkerLost}
+	ErrNotPermitted, ErrKeyRevoked, ErrNotFound, ErrConflict, ErrWorkerLost, ErrServerDrained}
 
 // catalog finds a kind by its code (ReplyError).
 var catalog = func() map[string]Kind {

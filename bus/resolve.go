@@ -125,7 +125,8 @@ func Direct(cache ServerSource, env Envelope, msg *Message) (ServerSpec, bool) {
 		return ServerSpec{}, false
 	}
 	s, many, e := Resolve(cache, env)
-	if e != nil || many != nil {
+	if e != nil || many != nil || s.Drain {
+		// A drained server's refusal is the router's (DrainedError).
 		return ServerSpec{}, false
 	}
 	return s, true
@@ -181,6 +182,8 @@ func WorkerError(s ServerSpec, limit time.Duration, err error) *Error {
 	switch {
 	case IsLivenessError(err):
 		return LivenessError(s, err)
+	case errors.Is(err, nats.ErrNoResponders) && s.Drain:
+		return DrainedError(s)
 	case errors.Is(err, nats.ErrNoResponders):
 		return Errorf(ErrUpstreamUnavailable, "no tool worker is running for server %q", s.Name)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):

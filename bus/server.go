@@ -74,6 +74,17 @@ type ServerSpec struct {
 	// mcp_info.mcp_server_cost_info (or cost_per_query: {default, tools}).
 	CostPerQuery map[string]float64 `json:"cost_per_query,omitempty"`
 
+	// Operations (server_ops.go): Drain takes the server's workers off the
+	// bus (in-flight calls finish, new ones are refused as drained). A
+	// canary is a second upstream of the same server, CanaryURL (stdio:
+	// CanaryCommand and CanaryArgs), that gets CanaryPercent of the calls,
+	// chosen per downstream session; the stable spec's credentials apply.
+	Drain         bool     `json:"drain,omitempty"`
+	CanaryURL     string   `json:"canary_url,omitempty"`
+	CanaryCommand string   `json:"canary_command,omitempty"`
+	CanaryArgs    []string `json:"canary_args,omitempty"`
+	CanaryPercent int      `json:"canary_percent,omitempty"`
+
 	// Source says who made the record: "config" (re-applied at every start) or "api".
 	Source string `json:"source,omitempty"`
 

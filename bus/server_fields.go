@@ -63,6 +63,10 @@ type ServerField struct {
 	// Resolved: an os.environ/NAME reference in it is resolved by each
 	// worker (config.Provision), per string, list item or map value.
 	Resolved bool
+	// Operation: runtime state the operations API sets (drain, canary;
+	// server_ops.go). A config file's restart keeps the stored value of an
+	// operation field the file leaves unset (registry.Seed).
+	Operation bool
 
 	str   func(*ServerSpec) *string
 	list  func(*ServerSpec) *[]string
@@ -252,7 +256,16 @@ var ServerFields = []ServerField{
 	// LiteLLM's mcp_info.mcp_server_cost_info, or cost_per_query: {default, tools}.
 	{Name: "cost_per_query", Aliases: []string{"mcp_info"}, Kind: KindCost,
 		cost: func(s *ServerSpec) *map[string]float64 { return &s.CostPerQuery }},
+	// Operations: drain and canary (server_ops.go).
+	operation(ServerField{Name: "drain", Kind: KindBool, flag: func(s *ServerSpec) *bool { return &s.Drain }}),
+	operation(strField("canary_url", SecretURL, func(s *ServerSpec) *string { return &s.CanaryURL })),
+	operation(stdioOnly(strField("canary_command", Plain, func(s *ServerSpec) *string { return &s.CanaryCommand }))),
+	operation(stdioOnly(ServerField{Name: "canary_args", Kind: KindList, Secrecy: RedactEach, Resolved: true,
+		list: func(s *ServerSpec) *[]string { return &s.CanaryArgs }})),
+	operation(countField("canary_percent", func(s *ServerSpec) *int { return &s.CanaryPercent })),
 }
+
+func operation(f ServerField) ServerField { f.Operation = true; return f }
 
 var serverFieldByName = func() map[string]int {
 	m := map[string]int{}

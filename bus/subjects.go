@@ -80,6 +80,10 @@ const (
 	SubjectRegistryCreate = Root + ".registry.create"
 	SubjectRegistryUpdate = Root + ".registry.update"
 	SubjectRegistryDelete = Root + ".registry.delete"
+	// SubjectRegistryDrain takes a DrainRequest and SubjectRegistryCanary a
+	// CanaryRequest (server_ops.go); both answer the changed ServerRecord.
+	SubjectRegistryDrain  = Root + ".registry.drain"
+	SubjectRegistryCanary = Root + ".registry.canary"
 	// SubjectRegistryAll matches every registry subject.
 	SubjectRegistryAll = Root + ".registry.*"
 )

@@ -21,6 +21,10 @@ var connectorKept = map[string]bool{
 	"access_groups": true, "timeout": true, "cost_per_query": true, "extra_headers": true,
 	"max_concurrent_requests": true, "max_queued_requests": true,
 	"circuit_breaker_threshold": true, "circuit_breaker_cooldown": true,
+	// Per-upstream operations the gateway runs: a drain stops the
+	// connector's worker like any other. A canary names another URL or
+	// command, which is the connector's to know: not for these servers.
+	"drain": true,
 }
 
 // provisionConnector checks the record of a server a connector serves: no

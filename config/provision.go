@@ -78,6 +78,16 @@ type Upstream struct {
 	// under "" (cost.go); nil when the server has no cost.
 	CostPerQuery map[string]float64
 
+	// The canary (canary.go): a second upstream of the same server that
+	// gets CanaryPercent of the calls; CanaryURL for http and sse,
+	// CanaryCommand and CanaryArgs (resolved) for stdio. Drain: the record
+	// says the server is drained.
+	CanaryURL     *url.URL
+	CanaryCommand string
+	CanaryArgs    []string
+	CanaryPercent int
+	Drain         bool
+
 	// Source is who made the record ("config" or "api").
 	Source string
 }
@@ -168,6 +178,8 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 		AWSRegion:       r.AWSRegionName,
 		AWSService:      r.AWSServiceName,
 		Timeout:         durationOr(base, "timeout", r.Timeout, DefaultTimeout, &errs),
+		CanaryURL:       r.CanaryURL,
+		CanaryPercent:   r.CanaryPercent,
 		BreakerCooldown: durationOr(base, "circuit_breaker_cooldown", r.CircuitBreakerCooldown, DefaultBreakerCooldown, &errs),
 	}
 	if c.Transport == TransportConnector {
@@ -190,6 +202,7 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 
 	_, urlIsRef := EnvRef(spec.URL)
 	errs = append(errs, validate(base, &c, !urlIsRef)...)
+	errs = append(errs, checkCanary(base, c.Transport, r)...) // canary.go
 	if len(errs) > 0 {
 		return nil, sortErrors(base, errs)
 	}
@@ -299,6 +312,7 @@ func upstream(c checked, r, spec bus.ServerSpec) *Upstream {
 	// LiteLLM's way: no auth_value, so each request brings the credential
 	// (x-mcp-auth, or x-mcp-<server>-<header>).
 	up.CredentialFromRequest = !c.AuthValueGiven && bus.HeaderAuthType(c.AuthType)
+	setCanary(up, r) // canary.go
 	return up
 }
 

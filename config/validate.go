@@ -40,6 +40,8 @@ type checked struct {
 	AllowedTools    []string          `yaml:"allowed_tools" validate:"dive,required"`
 	DisallowedTools []string          `yaml:"disallowed_tools" validate:"dive,required"`
 	Timeout         time.Duration     `yaml:"timeout" validate:"gt=0,lte=1h"`
+	CanaryURL       string            `yaml:"canary_url" validate:"omitempty,parseurl,httpscheme,urlhost"`
+	CanaryPercent   int               `yaml:"canary_percent" validate:"lte=100"`
 }
 
 var validatorOnce = sync.OnceValue(func() *validator.Validate {
@@ -163,6 +165,9 @@ func message(fe validator.FieldError, c *checked, showURL bool) string {
 	case "headervalue":
 		return "must not contain line breaks or other control characters"
 	case "gt", "lte":
+		if fe.Field() == "canary_percent" {
+			return "must be a whole number from 0 to 100"
+		}
 		if fe.Field() == "circuit_breaker_cooldown" {
 			return "must be more than 0 and at most 1h"
 		}

@@ -57,6 +57,10 @@ func (g *Ingress) serveHealth(w http.ResponseWriter, r *http.Request) {
 	out := make([]healthStatus, len(servers))
 	reqID := requestID(r) // once: it is set lazily, not safe to first call in parallel
 	each(len(servers), func(i int) {
+		if e := bus.DrainedError(servers[i]); e != nil { // no worker to ask, on purpose
+			out[i] = healthStatus{ServerID: servers[i].Name, Status: "unhealthy", LastError: &e.Message}
+			return
+		}
 		out[i] = g.probe(r.Context(), reqID+"-"+servers[i].Name, id, class, servers[i].Name)
 	})
 	body, _ := json.Marshal(out)

@@ -245,6 +245,10 @@ func (g *Ingress) readiness(w http.ResponseWriter, _ *http.Request) {
 		NATS     string   `json:"nats"`
 		Registry string   `json:"registry"`
 		Failed   []string `json:"failed,omitempty"`
+		// Drained counts the servers an operator drained: they refuse calls
+		// by design, which leaves this replica ready. A count, not names:
+		// the probe needs no key.
+		Drained int `json:"drained_servers,omitempty"`
 	}
 	rep := report{Status: "healthy", NATS: "connected", Registry: "loaded"}
 	if st := g.nc.Status(); st != nats.CONNECTED {
@@ -258,6 +262,13 @@ func (g *Ingress) readiness(w http.ResponseWriter, _ *http.Request) {
 	case !g.o.Servers.Live():
 		rep.Registry = "not following (its bus connection is down)"
 		rep.Failed = append(rep.Failed, "registry")
+	}
+	if g.o.Servers != nil {
+		for _, s := range g.o.Servers.List() {
+			if s.Drain {
+				rep.Drained++
+			}
+		}
 	}
 	code := http.StatusOK
 	if len(rep.Failed) > 0 {

@@ -18,7 +18,8 @@ import (
 // sealed with secrets (bus/secrets.go; without a key such a server is an
 // error), and removes config-made records that the file no longer has.
 // Records made through the API are left alone, so a restart re-applies the
-// file without clobbering them. A record is rewritten only when it changed
+// file without clobbering them; so is the operations state (drain, canary)
+// of the file's servers where the file does not set it (keepOperations). A record is rewritten only when it changed
 // (sealing is deterministic), so a restart does not wake every watcher.
 //
 // A record still holding a literal credential (written before credentials
@@ -30,15 +31,18 @@ func Seed(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, sp
 	for _, s := range specs {
 		s.Source = "config"
 		want[s.Name] = true
-		s, err := secrets.Seal(s)
-		if err != nil {
-			return fmt.Errorf("registry: %w", err)
-		}
-		data, err := json.Marshal(s)
-		if err != nil {
-			return err
-		}
 		cur, err := kv.Get(ctx, s.Name)
+		if err == nil {
+			keepOperations(&s, cur.Value()) // seed_ops.go
+		}
+		s, serr := secrets.Seal(s)
+		if serr != nil {
+			return fmt.Errorf("registry: %w", serr)
+		}
+		data, merr := json.Marshal(s)
+		if merr != nil {
+			return merr
+		}
 		if err == nil && string(cur.Value()) == string(data) {
 			continue
 		}

@@ -92,6 +92,8 @@ func Start(nc *nats.Conn, cache *servercache.Cache, o Options) (micro.Service, e
 		{"create", bus.SubjectRegistryCreate, reg.create},
 		{"update", bus.SubjectRegistryUpdate, reg.update},
 		{"delete", bus.SubjectRegistryDelete, reg.delete},
+		{"drain", bus.SubjectRegistryDrain, reg.drain},    // ops.go
+		{"canary", bus.SubjectRegistryCanary, reg.canary}, // ops.go
 	}
 	for _, ep := range endpoints {
 		// KV work runs on the endpoint's subscription goroutine, one request

@@ -75,13 +75,24 @@ func (reg *Registry) update(ctx context.Context, data []byte) (any, *bus.Error) 
 	if e != nil {
 		return nil, e
 	}
+	return reg.modify(ctx, b.name, b.revision, func(bus.ServerSpec) (*writeBody, *bus.Error) { return b, nil })
+}
+
+// modify reads the record of name, applies the body edit makes from it and
+// writes the result (the rules of update: checked as a write, at revision if
+// given, else compare-and-set retried once).
+func (reg *Registry) modify(ctx context.Context, name string, revision *uint64, edit func(cur bus.ServerSpec) (*writeBody, *bus.Error)) (any, *bus.Error) {
 	for attempt := 0; attempt < 2; attempt++ {
-		cur, rev, e := reg.read(ctx, b.name)
+		cur, rev, e := reg.read(ctx, name)
 		if e != nil {
 			return nil, e
 		}
-		if b.revision != nil && *b.revision != rev {
-			return nil, stale(b.name, rev, *b.revision)
+		if revision != nil && *revision != rev {
+			return nil, stale(name, rev, *revision)
+		}
+		b, e := edit(cur)
+		if e != nil {
+			return nil, e
 		}
 		spec, e := reg.check(ctx, b, cur, &cur)
 		if e != nil {
@@ -98,24 +109,24 @@ func (reg *Registry) update(ctx context.Context, data []byte) (any, *bus.Error) 
 		if bytes.Equal(value, old) {
 			return bus.NewServerRecord(spec, rev), nil // nothing changed
 		}
-		newRev, err := reg.o.KV.Update(ctx, b.name, value, rev)
+		newRev, err := reg.o.KV.Update(ctx, name, value, rev)
 		if isConflict(err) {
-			if b.revision != nil {
-				_, now, e := reg.read(ctx, b.name)
+			if revision != nil {
+				_, now, e := reg.read(ctx, name)
 				if e != nil {
 					return nil, e
 				}
-				return nil, stale(b.name, now, *b.revision)
+				return nil, stale(name, now, *revision)
 			}
 			continue
 		} else if err != nil {
-			return nil, reg.storeError("update", b.name, err)
+			return nil, reg.storeError("update", name, err)
 		}
-		reg.settle(b.name, value)
-		reg.log.Info("registry: server updated", "server", b.name, "source", spec.Source, "revision", newRev)
+		reg.settle(name, value)
+		reg.log.Info("registry: server updated", "server", name, "source", spec.Source, "revision", newRev)
 		return bus.NewServerRecord(spec, newRev), nil
 	}
-	return nil, bus.Errorf(bus.ErrConflict, "MCP server '%s' was changed by another request at the same time; retry", b.name)
+	return nil, bus.Errorf(bus.ErrConflict, "MCP server '%s' was changed by another request at the same time; retry", name)
 }
 
 // delete removes a server, config-file ones included (the next start seeds
@@ -209,18 +220,25 @@ func (reg *Registry) check(ctx context.Context, b *writeBody, spec bus.ServerSpe
 
 // stdioAllowed is the one rule for stdio: such a server runs a command on the
 // gateway's host, so unless mcp_allow_stdio_servers_from_api is on, the API
-// may not define one. An update of a config-file stdio server that leaves
-// what it runs (command, args, env) as the file wrote it is allowed.
+// may not define one. An update of a config-file stdio server that runs only
+// what the record already names (command and args, or its canary's, with the
+// same env) is allowed: promoting or aborting a canary the file wrote.
 func (reg *Registry) stdioAllowed(spec bus.ServerSpec, cur *bus.ServerSpec) *bus.Error {
 	if spec.Transport != "stdio" || reg.o.AllowStdioFromAPI {
 		return nil
 	}
-	if cur != nil && cur.Source == "config" && cur.Transport == "stdio" && cur.Command == spec.Command &&
-		slices.Equal(cur.Args, spec.Args) && mapsEqual(cur.Env, spec.Env) {
+	if cur != nil && cur.Source == "config" && cur.Transport == "stdio" && mapsEqual(cur.Env, spec.Env) &&
+		namesRun(*cur, spec.Command, spec.Args) && (spec.CanaryCommand == "" || namesRun(*cur, spec.CanaryCommand, spec.CanaryArgs)) {
 		return nil
 	}
 	return bus.Errorf(bus.ErrForbidden, "mcp_servers.%s: a stdio server runs a command on the gateway host; "+
 		"defining one through the API requires general_settings.mcp_allow_stdio_servers_from_api: true (or put it in the config file)", spec.Name)
+}
+
+// namesRun reports whether s runs command with args, as its own or as its canary.
+func namesRun(s bus.ServerSpec, command string, args []string) bool {
+	return (s.Command == command && slices.Equal(s.Args, args)) ||
+		(s.CanaryCommand != "" && s.CanaryCommand == command && slices.Equal(s.CanaryArgs, args))
 }
 
 func mapsEqual(a, b map[string]string) bool {
@@ -254,6 +272,7 @@ func clone(s bus.ServerSpec) bus.ServerSpec {
 	s.DisallowedTools = slices.Clone(s.DisallowedTools)
 	s.AccessGroups = slices.Clone(s.AccessGroups)
 	s.Args = slices.Clone(s.Args)
+	s.CanaryArgs = slices.Clone(s.CanaryArgs)
 	s.Scopes = slices.Clone(s.Scopes)
 	return s
 }

@@ -76,6 +76,9 @@ func (r *Router) listLimit(s bus.ServerSpec) time.Duration {
 // ask sends body to subject (one of s's worker subjects) with headers h and
 // waits at most limit (and the caller's deadline) plus grace.
 func (r *Router) ask(ctx context.Context, h nats.Header, env bus.Envelope, s bus.ServerSpec, subject string, body []byte, limit, grace time.Duration) (*nats.Msg, *bus.Error) {
+	if e := bus.DrainedError(s); e != nil {
+		return nil, e // its part of an aggregation fails by name, at once
+	}
 	deadline := time.Now().Add(limit)
 	if !env.Deadline.IsZero() && env.Deadline.Before(deadline) {
 		deadline = env.Deadline

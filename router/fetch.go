@@ -24,8 +24,8 @@ func (r *Router) entries(ctx context.Context, a *agg, k *kind, refresh bool) [][
 			out[i] = e.items
 			continue
 		}
-		if r.cat.recentlyFailed(key) {
-			continue
+		if r.cat.recentlyFailed(key) || a.servers[i].Drain {
+			continue // a drained server is not asked (lookupName names it)
 		}
 		wg.Add(1)
 		go func(i int) {

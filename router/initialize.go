@@ -69,6 +69,9 @@ func (r *Router) initialize(ctx context.Context, env bus.Envelope, msg *bus.Mess
 }
 
 func (r *Router) upstreamInfo(ctx context.Context, env bus.Envelope, s bus.ServerSpec) (upstreamInfo, *bus.Error) {
+	if e := bus.DrainedError(s); e != nil {
+		return upstreamInfo{}, e // a session may open; its calls get this error
+	}
 	limit := min(r.o.InfoTimeout, bus.CallTimeout(s))
 	deadline := time.Now().Add(limit)
 	env.Forward = bus.ForwardFor(env.Forward, s, r.cache.Names())

@@ -74,6 +74,11 @@ func (r *Router) lookupName(ctx context.Context, a *agg, k *kind, name string) (
 	if p, ok := m.byName[name]; ok {
 		return p, nil
 	}
+	for i, s := range a.servers {
+		if s.Drain && strings.HasPrefix(name, a.ns[i]) {
+			return pair{}, bus.DrainedError(s) // its tools are not listed while it is drained
+		}
+	}
 	return pair{}, unknown(k.what, name, m.missing)
 }
 

@@ -181,6 +181,9 @@ func (r *Router) route(ctx context.Context, req micro.Request, env bus.Envelope,
 // relays the answer. The worker enforces the server's timeout; the router
 // waits a little longer so the worker's own, more precise error normally wins.
 func (r *Router) forward(ctx context.Context, h nats.Header, body []byte, env bus.Envelope, s bus.ServerSpec) ([]byte, *bus.Error) {
+	if e := bus.DrainedError(s); e != nil {
+		return nil, e
+	}
 	deadline, limit := bus.CallDeadline(s, env, time.Now())
 	out := r.legHeader(h, s, 2)
 	out[bus.HeaderDeadline] = []string{formatMillis(deadline)}

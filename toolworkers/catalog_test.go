@@ -71,7 +71,7 @@ func TestCatalogCacheHit(t *testing.T) {
 		t.Errorf("cache hits counted %v, want 1", got)
 	}
 	// Usage and metrics still count every call, the cached one too.
-	if got := testutil.ToFloat64(e.metrics.calls.WithLabelValues(relayServer, "tools/list", "", "ok")); got != 2 {
+	if got := testutil.ToFloat64(e.metrics.calls.WithLabelValues(relayServer, "tools/list", "", "ok", "stable")); got != 2 {
 		t.Errorf("tools/list calls counted %v, want 2", got)
 	}
 }

@@ -70,6 +70,12 @@ func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 		_ = reply.Error(e)
 		return
 	}
+	w.variantFor(env).serveInfo(req, reply, env)
+}
+
+// serveInfo answers the upstream's initialize result, on w's upstream (the
+// stable one, or the canary variantFor picked).
+func (w *Worker) serveInfo(req micro.Request, reply bus.Reply, env bus.Envelope) {
 	span := w.startSpan(req.Headers(), env, bus.MethodInitialize, nil)
 	defer span.End()
 	start := time.Now()
@@ -85,7 +91,7 @@ func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 		}
 	}
 	var info json.RawMessage
-	err = w.guard(ctx, func() (err error) {
+	err := w.guard(ctx, func() (err error) {
 		info, err = span.info(ctx, l.up)
 		return err
 	})
@@ -99,10 +105,17 @@ func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 }
 
 func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
+	defer w.metrics.callRunning(w.up.Name)() // metrics.go: mcpbus_worker_in_flight_calls
 	env, msg, ok := w.takeRequest(req, reply)
 	if !ok {
 		return
 	}
+	w.variantFor(env).serveRPC(req, reply, env, msg)
+}
+
+// serveRPC runs one admitted request on w's upstream (the stable one, or the
+// canary variantFor picked).
+func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, msg *bus.Message) {
 	span := w.startSpan(req.Headers(), env, msg.Method, msg.Params)
 	defer span.End()
 	tool, e := w.toolAllowed(env, msg)
@@ -162,7 +175,7 @@ func (w *Worker) takeRequest(req micro.Request, reply bus.Reply) (bus.Envelope, 
 		return env, nil, false
 	}
 	if msg.IsNotification() && msg.Method == "notifications/roots/list_changed" {
-		w.rootsChanged(env, msg.Params)
+		w.variantFor(env).rootsChanged(env, msg.Params) // the session's variant holds its sessions
 		_ = reply.Respond(nil)
 		return env, nil, false
 	}

@@ -58,6 +58,7 @@ type Manager struct {
 	mu      sync.Mutex
 	workers map[string]*hosted
 	failed  map[string]failure
+	drained map[string]bool // drain.go
 	stopped bool
 	// loaded: the bucket as it was at the start is applied; changes after
 	// it are announced to sessions (announceCatalog).
@@ -178,6 +179,9 @@ func (m *Manager) apply(u bus.KVEntry) {
 
 // applySpec brings one server's worker in line with spec.
 func (m *Manager) applySpec(name string, spec bus.ServerSpec) {
+	if m.applyDrain(name, spec) { // drain.go
+		return
+	}
 	canon, _ := json.Marshal(spec) // a decoded ServerSpec always marshals
 
 	m.mu.Lock()
@@ -252,6 +256,7 @@ func (m *Manager) remove(name string) {
 	}
 	delete(m.failed, name)
 	m.mu.Unlock()
+	m.undrain(name) // drain.go
 }
 
 // announceCatalog tells the sessions that use w's server (it is new to them,

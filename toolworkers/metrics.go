@@ -26,6 +26,10 @@ type Metrics struct {
 	errors   *prometheus.CounterVec
 	cache    *prometheus.CounterVec
 	usage    *prometheus.CounterVec
+	// Operations (metrics_ops.go): calls running per server, drained servers.
+	running sync.Map // server -> prometheus.Gauge
+	inCalls *prometheus.GaugeVec
+	drained *prometheus.GaugeVec
 
 	mu      sync.Mutex
 	workers map[*Worker]struct{}
@@ -36,7 +40,7 @@ type Metrics struct {
 	cacheSeries sync.Map // callKey{server, method, status: outcome} -> prometheus.Counter
 }
 
-type callKey struct{ server, method, tool, status string }
+type callKey struct{ server, method, tool, status, variant string }
 
 type callSeries struct {
 	calls    prometheus.Counter
@@ -52,17 +56,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcpbus_upstream_calls_total",
-			Help: "Upstream calls finished by the tool workers. status: ok (a result), error (a JSON-RPC error from the upstream), failed (a gateway error: unreachable, timeout, busy, breaker open...). tool is set for tools/call only; past " + strconv.Itoa(MaxToolLabels) + " names per server, or before the upstream has answered a name once, it is \"other\".",
-		}, []string{"server", "method", "tool", "status"}),
+			Help: "Upstream calls finished by the tool workers. status: ok (a result), error (a JSON-RPC error from the upstream), failed (a gateway error: unreachable, timeout, busy, breaker open...). tool is set for tools/call only; past " + strconv.Itoa(MaxToolLabels) + " names per server, or before the upstream has answered a name once, it is \"other\". variant: stable, or canary for the calls a canary upstream served.",
+		}, []string{"server", "method", "tool", "status", "variant"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mcpbus_upstream_call_duration_seconds",
 			Help:    "Duration of upstream calls in the tool workers, from the limiter wait to the answer.",
 			Buckets: CallBuckets,
-		}, []string{"server", "method"}),
+		}, []string{"server", "method", "variant"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcpbus_upstream_errors_total",
 			Help: "Failed upstream calls by code: a gateway error catalog code (MCPBUS_UPSTREAM_TIMEOUT...) or the upstream's JSON-RPC error code (-32602...; codes outside -32768..-32000 are \"other\").",
-		}, []string{"server", "code"}),
+		}, []string{"server", "code", "variant"}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcpbus_catalog_cache_total",
 			Help: "List calls (tools/list, prompts/list, resources/list, resources/templates/list) by catalog cache outcome: hit (answered from the worker's cache), joined (shared a concurrent call's upstream fetch), miss (fetched upstream).",
@@ -71,9 +75,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "mcpbus_usage_events_total",
 			Help: "Usage events of the tool workers by outcome: stored (acknowledged by the usage stream), retried (published again after no acknowledgement), dropped (queue or retry buffer full: lost), lost (refused for good or not stored within 90s).",
 		}, []string{"outcome"}),
+		inCalls: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mcpbus_worker_in_flight_calls",
+			Help: "Calls the tool workers of this process are running, per server: from when a worker takes a call to its answer (limiter wait included), retiring and draining workers and canaries included.",
+		}, []string{"server"}),
+		drained: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mcpbus_worker_drained",
+			Help: "1 for each server this process hosts whose record says drain: its workers take no new calls.",
+		}, []string{"server"}),
 		workers: map[*Worker]struct{}{},
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.duration, m.errors, m.cache, m.usage, stateCollector{m}} {
+	for _, c := range []prometheus.Collector{m.calls, m.duration, m.errors, m.cache, m.usage, m.inCalls, m.drained, stateCollector{m}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -118,19 +130,20 @@ func (w *Worker) recordMetrics(rec callRecord) {
 	if rec.method == "tools/call" {
 		tool = m.toolLabel(server, rec.tool, rec.status == "ok")
 	}
-	k := callKey{server, method, tool, rec.status}
+	variant := w.variantLabel()
+	k := callKey{server, method, tool, rec.status, variant}
 	v, ok := m.series.Load(k)
 	if !ok {
 		v, _ = m.series.LoadOrStore(k, &callSeries{
-			calls:    m.calls.WithLabelValues(server, method, tool, rec.status),
-			duration: m.duration.WithLabelValues(server, method),
+			calls:    m.calls.WithLabelValues(server, method, tool, rec.status, variant),
+			duration: m.duration.WithLabelValues(server, method, variant),
 		})
 	}
 	s := v.(*callSeries)
 	s.calls.Inc()
 	s.duration.Observe(time.Since(rec.start).Seconds())
 	if rec.status != "ok" {
-		m.errors.WithLabelValues(server, errorCodeLabel(rec.status, rec.errCode)).Inc()
+		m.errors.WithLabelValues(server, errorCodeLabel(rec.status, rec.errCode), variant).Inc()
 	}
 }
 
@@ -220,8 +233,9 @@ func errorCodeLabel(status, code string) string {
 }
 
 // stateCollector reports the live workers' limiter and breaker state at scrape
-// time, summed (in flight, queued) or worst (breaker) over the replicas of a
-// server in this process.
+// time, summed (in flight, queued) or worst (breaker, of the stable upstream)
+// over the replicas of a server in this process, and each server's canary
+// percent.
 type stateCollector struct{ m *Metrics }
 
 var (
@@ -230,17 +244,20 @@ var (
 	queuedDesc = prometheus.NewDesc("mcpbus_worker_queue_depth",
 		"Calls waiting for a max_concurrent_requests slot.", []string{"server"}, nil)
 	breakerDesc = prometheus.NewDesc("mcpbus_upstream_breaker_state",
-		"Circuit breaker state: 0 closed, 1 half-open, 2 open.", []string{"server"}, nil)
+		"Circuit breaker state: 0 closed, 1 half-open, 2 open. Of the stable upstream: a canary's own breaker shows in its errors (variant canary).", []string{"server"}, nil)
+	canaryDesc = prometheus.NewDesc("mcpbus_worker_canary_percent",
+		"The share of calls (by downstream session) the server's running canary upstream gets; 0 without one.", []string{"server"}, nil)
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- inFlightDesc
 	ch <- queuedDesc
 	ch <- breakerDesc
+	ch <- canaryDesc
 }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
-	type state struct{ inFlight, queued, breaker int }
+	type state struct{ inFlight, queued, breaker, canary int }
 	servers := map[string]*state{}
 	c.m.mu.Lock()
 	for w := range c.m.workers {
@@ -255,13 +272,19 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			s.inFlight += w.pool.InFlight() // no limiter: the handlers running
 		}
 		s.queued += w.limit.queued()
-		s.breaker = max(s.breaker, breakerValue(w.breaker.state()))
+		if w.variant != variantCanary {
+			s.breaker = max(s.breaker, breakerValue(w.breaker.state()))
+			if w.canary.Load() != nil {
+				s.canary = max(s.canary, w.up.CanaryPercent)
+			}
+		}
 	}
 	c.m.mu.Unlock()
 	for name, s := range servers {
 		ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(s.inFlight), name)
 		ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(s.queued), name)
 		ch <- prometheus.MustNewConstMetric(breakerDesc, prometheus.GaugeValue, float64(s.breaker), name)
+		ch <- prometheus.MustNewConstMetric(canaryDesc, prometheus.GaugeValue, float64(s.canary), name)
 	}
 }
 

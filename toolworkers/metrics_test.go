@@ -46,7 +46,7 @@ func TestRecordMetrics(t *testing.T) {
 	w.recordMetrics(callRecord{method: "tools/call", tool: "no-such-tool", status: "error", errCode: "-32602", start: start})
 
 	for code, n := range map[string]float64{"-32602": 2, "MCPBUS_UPSTREAM_TIMEOUT": 1, "other": 1} {
-		if got := testutil.ToFloat64(m.errors.WithLabelValues("github", code)); got != n {
+		if got := testutil.ToFloat64(m.errors.WithLabelValues("github", code, "stable")); got != n {
 			t.Errorf("errors{%s} = %v, want %v", code, got, n)
 		}
 	}
@@ -64,7 +64,7 @@ func TestRecordMetrics(t *testing.T) {
 		{"tools/list", "", "ok", 1},
 		{"other", "", "error", 1},
 	} {
-		if got := testutil.ToFloat64(m.calls.WithLabelValues("github", c.method, c.tool, c.status)); got != c.n {
+		if got := testutil.ToFloat64(m.calls.WithLabelValues("github", c.method, c.tool, c.status, "stable")); got != c.n {
 			t.Errorf("calls{%s,%s,%s} = %v, want %v", c.method, c.tool, c.status, got, c.n)
 		}
 	}
@@ -72,7 +72,7 @@ func TestRecordMetrics(t *testing.T) {
 		t.Errorf("%d duration series, want 3 (tools/call, tools/list, other)", n)
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP mcpbus_upstream_breaker_state Circuit breaker state: 0 closed, 1 half-open, 2 open.
+# HELP mcpbus_upstream_breaker_state Circuit breaker state: 0 closed, 1 half-open, 2 open. Of the stable upstream: a canary's own breaker shows in its errors (variant canary).
 # TYPE mcpbus_upstream_breaker_state gauge
 mcpbus_upstream_breaker_state{server="github"} 0
 `), "mcpbus_upstream_breaker_state"); err != nil {

@@ -24,7 +24,10 @@ func namedByConfig(spec bus.ServerSpec, file []bus.ServerSpec) error {
 		if c.Transport != "stdio" {
 			break
 		}
-		if c.Command == spec.Command && slices.Equal(c.Args, spec.Args) && maps.Equal(orEmpty(c.Env), orEmpty(spec.Env)) {
+		// The file's canary is named too: promoting it makes it the command.
+		named := (c.Command == spec.Command && slices.Equal(c.Args, spec.Args)) ||
+			(c.CanaryCommand != "" && c.CanaryCommand == spec.Command && slices.Equal(c.CanaryArgs, spec.Args))
+		if named && maps.Equal(orEmpty(c.Env), orEmpty(spec.Env)) {
 			return nil
 		}
 		return errors.New("stdio servers run a command on this host, and this record's command, args or env differ from what this process's config file names for it (mcp_allow_stdio_servers_from_api allows commands from the API)")

@@ -106,6 +106,11 @@ type Worker struct {
 	// dropped for arriving after their accept-by time.
 	beats       *bus.Responder
 	lateDropped atomic.Uint64 // past their deadline (handleRPC)
+	// variant is "stable", or "canary" for the canary a stable worker holds
+	// (canary.go), which is not on the bus itself: the stable worker hands
+	// it the calls of the sessions it picks.
+	variant string
+	canary  atomic.Pointer[Worker]
 }
 
 // Start provisions spec (resolving its credentials in this process) and registers
@@ -133,6 +138,20 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 			return nil, fmt.Errorf("worker for server %q: %w", spec.Name, err)
 		}
 	}
+	w := newWorker(nc, up, spec, o)
+	w.startCanary(spec, o) // canary.go
+	if err := w.serve(); err != nil {
+		if c := w.canary.Swap(nil); c != nil {
+			c.Stop()
+		}
+		return nil, err
+	}
+	return w, nil
+}
+
+// newWorker makes the worker of up (the record's spec, opened): its links,
+// limiter, breaker and credentials, not yet on the bus.
+func newWorker(nc *nats.Conn, up *config.Upstream, spec bus.ServerSpec, o Options) *Worker {
 	w := &Worker{
 		up:      up,
 		nc:      nc,
@@ -149,6 +168,7 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 		breaker: newBreaker(up.Name, up.BreakerThreshold, up.BreakerCooldown),
 		tracer:  bus.Tracer(o.TracerProvider, tracerName),
 		metrics: o.Metrics,
+		variant: variantStable,
 		// nuid: [0-9A-Za-z], one subject token, unique per replica.
 		s2cToken: nuid.Next(),
 	}
@@ -165,10 +185,7 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 	w.cred = credential.New(up, credential.Options{NC: nc, JetStream: o.JetStream, Secrets: o.Secrets, Log: w.log})
 	w.shared = w.newLink(up.Header, "", "", nil)
 	w.creds = newCredClients(func(perRequest http.Header) *link { return w.newLink(w.mergeHeaders(perRequest), "", "", nil) })
-	if err := w.serve(); err != nil {
-		return nil, err
-	}
-	return w, nil
+	return w
 }
 
 // serve registers the worker's micro service and its endpoints, after the
@@ -286,6 +303,9 @@ func (w *Worker) newUpstream(header http.Header, caps json.RawMessage, events up
 // Stop deregisters the worker, ends its upstream sessions (and stdio process)
 // and closes its connections.
 func (w *Worker) Stop() {
+	if c := w.canary.Swap(nil); c != nil {
+		c.Stop()
+	}
 	w.metrics.remove(w)
 	if w.svc != nil {
 		_ = w.svc.Stop()

@@ -67,16 +67,22 @@ type adminClient struct {
 // adminFlags adds the flags every keys subcommand shares; client builds the
 // client once the flags are parsed.
 func adminFlags(fs *flag.FlagSet) (client func(stderr io.Writer) (*adminClient, error)) {
+	return adminFlagsAs(fs, "url")
+}
+
+// adminFlagsAs is adminFlags with the gateway URL flag named urlFlag (where
+// --url means something else: `servers canary --url`).
+func adminFlagsAs(fs *flag.FlagSet, urlFlag string) (client func(stderr io.Writer) (*adminClient, error)) {
 	def := defaultAdminURL
 	if v := strings.TrimSpace(os.Getenv("MCPBUS_URL")); v != "" {
 		def = v
 	}
-	u := fs.String("url", def, "gateway URL (env MCPBUS_URL)")
+	u := fs.String(urlFlag, def, "gateway URL (env MCPBUS_URL)")
 	keyEnv := fs.String("key-env", defaultKeyEnv, "name of the environment variable holding the master key")
 	return func(stderr io.Writer) (*adminClient, error) {
 		base, err := url.Parse(strings.TrimRight(*u, "/"))
 		if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-			return nil, fmt.Errorf("--url %q: want http(s)://host:port", *u)
+			return nil, fmt.Errorf("--%s %q: want http(s)://host:port", urlFlag, *u)
 		}
 		key := strings.TrimSpace(os.Getenv(*keyEnv))
 		if key == "" {

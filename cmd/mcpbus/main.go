@@ -7,6 +7,7 @@
 //	mcpbus nats --nats-users FILE --nats-listen ADDR   the embedded NATS server alone
 //	mcpbus config check FILE            validate a config without serving
 //	mcpbus keys create|list|revoke      manage virtual keys over the admin API
+//	mcpbus servers list|drain|undrain|canary|promote   per-upstream operations over the admin API
 //	mcpbus usage tail|top               follow or summarize the usage stream
 //	mcpbus demo-upstream                a demo MCP server for trying the gateway
 //	mcpbus conformance-fixture          the MCP conformance suite's fixture server (tests)
@@ -44,6 +45,8 @@ Usage:
   mcpbus keys create [--alias A] [--team T] [--servers a,b] [--tools server=t1,t2] [--duration 30d] [--rpm N]
   mcpbus keys list [--team T] [--full]
   mcpbus keys revoke KEY_OR_TOKEN...
+  mcpbus servers list|drain NAME|undrain NAME|promote NAME [--url URL]   per-upstream operations over the admin API
+  mcpbus servers canary NAME --url U --percent P | --command C [--arg A ...] --percent P | --off  [--gateway URL]
   mcpbus usage tail [--server S] [--team T] [--since 10m] [--json] [--nats URL]
   mcpbus usage top [--since 1h] [--server S] [--nats URL]
   mcpbus demo-upstream [--listen 127.0.0.1:3001] [--name demo] [--require-header "Name: value"]
@@ -82,6 +85,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = configCmd(args[1:], stdout, stderr)
 	case "keys":
 		err = keysCmd(ctx, args[1:], stdout, stderr)
+	case "servers":
+		err = serversCmd(ctx, args[1:], stdout, stderr)
 	case "usage":
 		err = usageCmd(ctx, args[1:], stdout, stderr)
 	case "demo-upstream":

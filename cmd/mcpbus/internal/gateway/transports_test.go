@@ -26,7 +26,13 @@ func TestMain(m *testing.M) {
 	if os.Getenv("MCPBUS_GATEWAY_TEST_DEMO_STDIO") == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		defer stop()
-		if err := demo.Run(ctx, []string{"--stdio", "--name", "stdio-demo"}, os.Stdout, os.Stderr); err != nil {
+		name := "stdio-demo" // --demo-name=x names another (a stdio canary's "version")
+		for _, a := range os.Args[1:] {
+			if n, ok := strings.CutPrefix(a, "--demo-name="); ok {
+				name = n
+			}
+		}
+		if err := demo.Run(ctx, []string{"--stdio", "--name", name}, os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

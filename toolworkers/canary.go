@@ -1,0 +1,89 @@
+package toolworkers
+
+import (
+	"hash/fnv"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+// The canary (bus/server_ops.go): a stable worker whose record names a
+// canary holds a second worker for it, built from the same record with the
+// canary's URL (or command and arguments) in place of the server's: same
+// credentials, headers, timeout and limits, but its own upstream sessions,
+// catalog cache, limiter and circuit breaker, so a failing canary never opens
+// the stable upstream's breaker. It is not on the bus as a service: the
+// stable worker takes every call and hands the canary's share to it
+// (variantFor); it subscribes to what reaches its calls and sessions
+// (cancellations, ended sessions, answers to its server-to-client requests,
+// list changes). Its calls are counted under variant="canary".
+
+const (
+	variantStable = "stable"
+	variantCanary = "canary"
+)
+
+// startCanary starts the canary of w's record, if it names one. A canary that
+// cannot run here (a stdio command this process's config file does not
+// name) is logged and left out: the stable upstream serves every call.
+func (w *Worker) startCanary(spec bus.ServerSpec, o Options) {
+	cup := w.up.Canary()
+	if cup == nil {
+		return
+	}
+	if cup.Transport == "stdio" && !o.AllowAPIStdio {
+		cs := spec
+		cs.Command, cs.Args = spec.CanaryCommand, spec.CanaryArgs
+		if err := namedByConfig(cs, o.ConfigServers); err != nil {
+			w.log.Error("canary not started: every call goes to the stable upstream", "err", err)
+			return
+		}
+	}
+	c := newWorker(w.nc, cup, spec, o)
+	c.variant = variantCanary
+	c.log = c.log.With("variant", variantCanary)
+	if err := c.subscribe(); err != nil {
+		c.Stop()
+		w.log.Error("canary not started: every call goes to the stable upstream", "err", err)
+		return
+	}
+	w.metrics.add(c)
+	w.canary.Store(c)
+	w.log.Info("canary upstream started", "percent", w.up.CanaryPercent, "transport", cup.Transport)
+}
+
+// variantLabel is w's variant as metrics name it.
+func (w *Worker) variantLabel() string {
+	if w.variant == "" {
+		return variantStable
+	}
+	return w.variant
+}
+
+// variantFor picks the worker that serves a call: the canary for
+// canary_percent of the downstream sessions (by a hash of the server and the
+// session id, so a session stays on one variant and a run is reproducible),
+// calls without a session by their request id; else w.
+func (w *Worker) variantFor(env bus.Envelope) *Worker {
+	c := w.canary.Load()
+	if c == nil {
+		return w
+	}
+	key := env.Session
+	if key == "" {
+		key = env.RequestID
+	}
+	if CanaryBucket(w.up.Name, key) < w.up.CanaryPercent {
+		return c
+	}
+	return w
+}
+
+// CanaryBucket is where a session (or a sessionless request) of server falls
+// in 0..99: below canary_percent it goes to the canary.
+func CanaryBucket(server, key string) int {
+	h := fnv.New32a()
+	h.Write([]byte(server))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return int(h.Sum32() % 100)
+}
