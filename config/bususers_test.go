@@ -48,3 +48,33 @@ func TestBusUsers(t *testing.T) {
 		t.Errorf("a mapping: %v", err)
 	}
 }
+
+// A process reads only the parts of the file it uses, so a variable only
+// another process needs may be unset in it; the parts it reads are checked
+// as always.
+func TestParseParts(t *testing.T) {
+	body := []byte(`general_settings:
+  master_key: os.environ/PARTS_MASTER
+  mcp_bus_users:
+    - {user: worker-gh, password: os.environ/PARTS_UNSET_PW, roles: [workers], servers: [github]}
+mcp_servers:
+  github: {url: "https://api.example.com/mcp", auth_type: bearer_token, auth_value: os.environ/PARTS_UNSET_TOKEN}
+`)
+	env := mapEnv(map[string]string{"PARTS_MASTER": "sk-parts-master"})
+	if _, err := Parse("config.yaml", body, env); err == nil || !strings.Contains(err.Error(), "PARTS_UNSET_PW") || !strings.Contains(err.Error(), "PARTS_UNSET_TOKEN") {
+		t.Fatalf("whole file: %v, want both unset variables named", err)
+	}
+	f, err := ParseParts("config.yaml", body, env, Parts{SkipServers: true, SkipBusUsers: true})
+	if err != nil {
+		t.Fatalf("skipping servers and bus users: %v", err)
+	}
+	if f.MasterKey != "sk-parts-master" || len(f.Servers) != 0 || len(f.BusUsers) != 0 || len(f.Warnings) != 0 {
+		t.Fatalf("read %q, %d servers, %d users, warnings %q", f.MasterKey, len(f.Servers), len(f.BusUsers), f.Warnings)
+	}
+	if _, err := ParseParts("config.yaml", body, env, Parts{SkipBusUsers: true}); err == nil || !strings.Contains(err.Error(), "PARTS_UNSET_TOKEN") || strings.Contains(err.Error(), "PARTS_UNSET_PW") {
+		t.Fatalf("skipping bus users only: %v, want the token named and not the password", err)
+	}
+	if _, err := ParseParts("config.yaml", []byte("general_settings: {master_key: os.environ/PARTS_GONE}\n"), env, Parts{SkipServers: true, SkipBusUsers: true}); err == nil {
+		t.Fatal("a part the process reads was not checked")
+	}
+}

@@ -29,7 +29,7 @@ func DefaultInternalIPRanges() []netip.Prefix {
 // other keys, qualified ("general_settings.database_url"), for the single
 // "keys mcpbus does not use" warning: LiteLLM keeps many proxy settings here,
 // and listing them makes a misspelt mcp_* setting visible without failing.
-func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv) (unused []string) {
+func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv, parts Parts) (unused []string) {
 	const base = "general_settings"
 	if isNull(n) {
 		return nil
@@ -78,7 +78,9 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv) (unused []s
 		case "mcp_allowed_origins":
 			f.AllowedOrigins = readOrigins(p, path, kv.val, env) // origins.go
 		case "mcp_bus_users":
-			f.BusUsers = readBusUsers(p, path, kv.val, env) // bususers.go
+			if !parts.SkipBusUsers {
+				f.BusUsers = readBusUsers(p, path, kv.val, env) // bususers.go
+			}
 		case "nats_replicas":
 			f.NATSReplicas = readReplicas(p, path, kv.val, env)
 		case "nats_creds", "nats_nkey", "nats_tls_ca", "nats_tls_cert", "nats_tls_key":

@@ -106,13 +106,31 @@ const DefaultXFFNumTrustedHops = 1
 // Load reads and parses the file at path, resolving environment references
 // with os.LookupEnv.
 func Load(path string) (*File, error) {
+	return LoadParts(path, Parts{})
+}
+
+// Parts says which parts of a config file a process leaves unread: those
+// another process uses. Their keys are still known (not reported as
+// unknown), but nothing in them is read, so their os.environ/ variables
+// need not be set in this process: a router holds no upstream credential
+// and no other service's bus password.
+type Parts struct {
+	// SkipServers leaves mcp_servers to the registry and workers.
+	SkipServers bool
+	// SkipBusUsers leaves general_settings.mcp_bus_users to the NATS
+	// server that admits them (the embedded one, or mcpbus nats-config's).
+	SkipBusUsers bool
+}
+
+// LoadParts is Load reading only the parts a process uses.
+func LoadParts(path string, parts Parts) (*File, error) {
 	name := filepath.Base(path)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		// The *PathError names the path the operator gave; it holds no content.
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return Parse(name, data, os.LookupEnv)
+	return ParseParts(name, data, os.LookupEnv, parts)
 }
 
 // Parse reads the config in data. name is used as given (normally the file's
@@ -123,6 +141,11 @@ func Load(path string) (*File, error) {
 //
 // On failure the error is a *FileError listing every problem found.
 func Parse(name string, data []byte, env LookupEnv) (*File, error) {
+	return ParseParts(name, data, env, Parts{})
+}
+
+// ParseParts is Parse reading only the parts a process uses.
+func ParseParts(name string, data []byte, env LookupEnv, parts Parts) (*File, error) {
 	if env == nil {
 		env = noEnv
 	}
@@ -146,7 +169,7 @@ func Parse(name string, data []byte, env LookupEnv) (*File, error) {
 	for _, kv := range pairs(root) {
 		switch kv.key {
 		case "general_settings":
-			unusedGeneral = f.readGeneral(p, kv.val, env)
+			unusedGeneral = f.readGeneral(p, kv.val, env, parts)
 		case "mcp_servers":
 			servers = kv.val
 		default:
@@ -159,7 +182,9 @@ func Parse(name string, data []byte, env LookupEnv) (*File, error) {
 		f.ToolPrefixSeparator = sep
 		checkSeparator(p, "environment variable MCP_TOOL_PREFIX_SEPARATOR", sep)
 	}
-	f.Servers = readServers(p, servers, env)
+	if !parts.SkipServers {
+		f.Servers = readServers(p, servers, env)
+	}
 
 	for _, w := range p.warnings {
 		f.Warnings = append(f.Warnings, name+": "+w)

@@ -109,7 +109,7 @@ func connectorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(f.cfgPath)
+	cfg, err := config.LoadParts(f.cfgPath, config.Parts{SkipBusUsers: true})
 	if err != nil {
 		return err
 	}

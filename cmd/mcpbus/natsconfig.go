@@ -25,7 +25,8 @@ func natsConfigCmd(args []string, stdout, stderr io.Writer) error {
 	if *cfgPath == "" {
 		return fmt.Errorf("nats-config: --config FILE is required")
 	}
-	cfg, err := config.Load(*cfgPath)
+	// Only the bus users: the servers' credentials need not be set here.
+	cfg, err := config.LoadParts(*cfgPath, config.Parts{SkipServers: true})
 	if err != nil {
 		return err
 	}

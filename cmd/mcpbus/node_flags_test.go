@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/internal/natsnode"
 	"github.com/nats-io/nats.go"
 )
@@ -108,5 +109,38 @@ func TestNATSCommandUserErrors(t *testing.T) {
 		if code != 1 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("mcpbus %v: exit %d, %q; want %q", args, code, errOut, tc.want)
 		}
+	}
+}
+
+// A process leaves to others the parts of the config file they use: a
+// router on an external NATS needs neither upstream credentials nor other
+// services' bus passwords; a registry or worker needs the servers; the
+// embedded NATS server needs the bus users.
+func TestConfigParts(t *testing.T) {
+	for _, tc := range []struct {
+		name, services, nats string
+		want                 config.Parts
+	}{
+		{"serve", "", "", config.Parts{}},
+		{"serve", "", "nats://n1:4222", config.Parts{SkipBusUsers: true}},
+		{"router", "router", "nats://n1:4222", config.Parts{SkipBusUsers: true, SkipServers: true}},
+		{"serve", "auth,ingress", "nats://n1:4222", config.Parts{SkipBusUsers: true, SkipServers: true}},
+		{"registry", "registry", "nats://n1:4222", config.Parts{SkipBusUsers: true}},
+		{"serve", "router,workers", "nats://n1:4222", config.Parts{SkipBusUsers: true}},
+		{"nats", "nats", "", config.Parts{SkipServers: true}},
+	} {
+		if got := configParts(tc.name, serveFlags{services: tc.services, natsURL: tc.nats}); got != tc.want {
+			t.Errorf("%s --services %q --nats %q: %+v, want %+v", tc.name, tc.services, tc.nats, got, tc.want)
+		}
+	}
+	// nats-config writes the bus users without the servers' credentials.
+	cfg := writeConfig(t, `general_settings:
+  mcp_bus_users:
+    - {user: worker-gh, password: worker-password-0123456789, roles: [workers], servers: [github]}
+mcp_servers:
+  github: {url: "https://api.example.com/mcp", auth_type: bearer_token, auth_value: os.environ/PARTS_NOT_HERE}
+`)
+	if code, _, errOut := runCLI("nats-config", "--config", cfg); code != 0 {
+		t.Fatalf("nats-config needed an upstream credential: %s", errOut)
 	}
 }

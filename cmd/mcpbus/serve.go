@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,7 +44,7 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 		return err
 	}
 	defer stopDebug()
-	cfg, err := loadServeConfig(f.cfgPath, f.natsReplicas, log)
+	cfg, err := loadServeConfig(f.cfgPath, f.natsReplicas, configParts(name, f), log)
 	if err != nil {
 		return err
 	}
@@ -147,15 +148,29 @@ func parseServeFlags(name string, args []string, stdout, stderr io.Writer) (serv
 	return f, nil
 }
 
+// configParts are the parts of the config file a process leaves to
+// others, so their os.environ/ variables need not be set in it: with an
+// external NATS, the bus users' passwords (that NATS admits them); without
+// the registry and workers, the servers (the others read them from the
+// registry's bucket); and mcpbus nats never reads the servers.
+func configParts(name string, f serveFlags) config.Parts {
+	only := splitServers(f.services)
+	serversUsed := len(only) == 0 || slices.Contains(only, "registry") || slices.Contains(only, "workers")
+	return config.Parts{
+		SkipBusUsers: f.natsURL != "",
+		SkipServers:  name == "nats" || f.natsURL != "" && !serversUsed,
+	}
+}
+
 // loadServeConfig loads the config file, logs its warnings, and applies
 // --nats-replicas (when set) over general_settings.nats_replicas.
-func loadServeConfig(path, replicas string, log *slog.Logger) (*config.File, error) {
+func loadServeConfig(path, replicas string, parts config.Parts, log *slog.Logger) (*config.File, error) {
 	var cfg *config.File
 	var err error
 	if path == "" { // mcpbus nats: the defaults
 		cfg, err = config.Parse("(no --config)", []byte("{}"), os.LookupEnv)
 	} else {
-		cfg, err = config.Load(path)
+		cfg, err = config.LoadParts(path, parts)
 	}
 	if err != nil {
 		return nil, err

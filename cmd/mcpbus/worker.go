@@ -114,7 +114,8 @@ func parseWorkerFlags(args []string, stdout, stderr io.Writer) (workerFlags, err
 func (f workerFlags) workerOptions() (toolworkers.Options, []string, error) {
 	o := toolworkers.Options{MaxInFlight: f.maxInFlight, AllowAPIStdio: f.allowStdio}
 	if f.cfgPath != "" {
-		cfg, err := config.Load(f.cfgPath)
+		// The bus users' passwords are the NATS server's to know.
+		cfg, err := config.LoadParts(f.cfgPath, config.Parts{SkipBusUsers: true})
 		if err != nil {
 			return o, nil, err
 		}
