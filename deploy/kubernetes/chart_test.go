@@ -218,8 +218,8 @@ func TestSecretRefsResolve(t *testing.T) {
 }
 
 // Each process gets only the credentials it uses: its own bus password, and
-// the salt key only where credentials are sealed or opened (registry,
-// workers).
+// the salt key and the upstream credentials only where servers are read,
+// sealed or opened (registry, workers).
 func TestEachProcessItsOwnBusPassword(t *testing.T) {
 	r := mustRender(t, valueSets["two-servers"])
 	for _, d := range deployments(r) {
@@ -240,6 +240,9 @@ func TestEachProcessItsOwnBusPassword(t *testing.T) {
 		sealing := d.Labels["app.kubernetes.io/component"] == "worker" || d.Labels["app.kubernetes.io/component"] == "registry"
 		if has := envValueFrom(c, "MCPBUS_SALT_KEY") != nil; has != sealing {
 			t.Errorf("%s: MCPBUS_SALT_KEY present %v, want %v", d.Name, has, sealing)
+		}
+		if has := envValueFrom(c, "GITHUB_TOKEN") != nil; has != sealing {
+			t.Errorf("%s: the upstream credential GITHUB_TOKEN present %v, want %v", d.Name, has, sealing)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { CallToolResultSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
 import { makeTempDir, mcpbusBin, removeTempDir, startProcess, stopProcess } from './lib/procs.mjs';
+import { text, toolNames } from './lib/mcp.mjs';
 
 const MASTER_KEY = `sk-e2e-master-${randomUUID()}`;
 const UPSTREAM_KEY = `upstream-${randomUUID()}`;
@@ -42,25 +43,6 @@ async function connect(url, headers, capabilities = {}) {
 
 const gatewayClient = (capabilities) =>
   connect(`${gatewayURL}/mcp`, { 'x-litellm-api-key': `Bearer ${MASTER_KEY}` }, capabilities);
-
-/** Every tool name of a server, following nextCursor. */
-async function toolNames(client) {
-  const names = [];
-  let cursor;
-  do {
-    const page = await client.listTools(cursor === undefined ? undefined : { cursor });
-    names.push(...page.tools.map((t) => t.name));
-    cursor = page.nextCursor;
-  } while (cursor !== undefined);
-  return names;
-}
-
-function text(result) {
-  assert.equal(result.isError ?? false, false, `tool returned an error: ${JSON.stringify(result)}`);
-  const t = result.content?.find((c) => c.type === 'text');
-  assert.ok(t, `no text content in ${JSON.stringify(result)}`);
-  return t.text;
-}
 
 describe('mcpbus /mcp aggregating the conformance fixture and the demo upstream', { timeout: 55000 }, () => {
   before(async () => {

@@ -26,6 +26,7 @@ import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 
 import { freeLoopbackPort } from './lib/netcheck.mjs';
 import { makeTempDir, mcpbusBin, removeTempDir, startProcess, stopProcess } from './lib/procs.mjs';
+import { text, toolNames } from './lib/mcp.mjs';
 
 const MASTER_KEY = `sk-e2e-master-${randomUUID()}`;
 const PRIVATE_KEY = `private-key-${randomUUID()}`;
@@ -61,24 +62,6 @@ async function connect(headers) {
 }
 
 const master = (extra = INTERNAL) => ({ 'x-litellm-api-key': `Bearer ${MASTER_KEY}`, ...extra });
-
-async function toolNames(client) {
-  const names = [];
-  let cursor;
-  do {
-    const page = await client.listTools(cursor === undefined ? undefined : { cursor });
-    names.push(...page.tools.map((t) => t.name));
-    cursor = page.nextCursor;
-  } while (cursor !== undefined);
-  return names;
-}
-
-function text(result) {
-  assert.equal(result.isError ?? false, false, `tool returned an error: ${JSON.stringify(result)}`);
-  const t = result.content?.find((c) => c.type === 'text');
-  assert.ok(t, `no text content in ${JSON.stringify(result)}`);
-  return t.text;
-}
 
 /** Starts a connector named name serving config's servers with env. */
 function startConnector(name, config, env) {

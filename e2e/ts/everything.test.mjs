@@ -32,6 +32,7 @@ import {
   LOOPBACK_PRELOAD,
 } from './lib/netcheck.mjs';
 import { makeTempDir, mcpbusBin, removeTempDir, startProcess, stopProcess } from './lib/procs.mjs';
+import { text } from './lib/mcp.mjs';
 
 const MASTER_KEY = `sk-e2e-master-${randomUUID()}`;
 const GATEWAY_ONLY_SECRET = `gateway-only-${randomUUID()}`;
@@ -56,13 +57,6 @@ let gateway; // mcpbus serve
 let gatewayEnv;
 let gatewayURL;
 const headers = { 'x-litellm-api-key': `Bearer ${MASTER_KEY}` };
-
-function text(result) {
-  assert.equal(result.isError ?? false, false, `tool returned an error: ${JSON.stringify(result)}`);
-  const t = result.content?.find((c) => c.type === 'text');
-  assert.ok(t, `no text content in ${JSON.stringify(result)}`);
-  return t.text;
-}
 
 /** PIDs of the processes whose environment holds E2E_RUN_ID=RUN_ID (Linux /proc). */
 async function runChildren() {

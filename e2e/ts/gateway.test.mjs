@@ -13,6 +13,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 
 import { makeTempDir, mcpbusBin, removeTempDir, startProcess, stopProcess } from './lib/procs.mjs';
+import { text } from './lib/mcp.mjs';
 
 const DIRECT = process.env.MCPBUS_E2E_DIRECT === '1';
 const MASTER_KEY = 'sk-e2e-master';
@@ -28,13 +29,6 @@ async function connect(url, headers) {
   const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
   await client.connect(transport);
   return client;
-}
-
-function text(result) {
-  assert.equal(result.isError ?? false, false, `tool returned an error: ${JSON.stringify(result)}`);
-  const t = result.content?.find((c) => c.type === 'text');
-  assert.ok(t, `no text content in ${JSON.stringify(result)}`);
-  return t.text;
 }
 
 /** Case a/b body: list tools, call echo and add. */

@@ -82,12 +82,16 @@ spec:
                   name: {{ $secret }}
                   key: salt-key
             {{- end }}
+            {{- /* Upstream credentials: only the processes that read the servers
+                   (registry, workers); the others skip that part of the config. */}}
+            {{- if .salt }}
             {{- range $key, $_ := $root.Values.secrets.upstream }}
             - name: {{ $key }}
               valueFrom:
                 secretKeyRef:
                   name: {{ $secret }}
                   key: {{ $key }}
+            {{- end }}
             {{- end }}
             # What `mcpbus health` probes, for a HEALTHCHECK-style exec.
             - name: MCPBUS_HEALTH_URL
