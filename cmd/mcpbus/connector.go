@@ -179,7 +179,13 @@ func connectorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 	}
 	if f.adminListen != "" {
-		admin, err := adminhttp.Start(adminhttp.Options{Addr: f.adminListen, Gatherer: reg, Log: log, Conns: func() []*nats.Conn { return []*nats.Conn{nc} }})
+		admin, err := adminhttp.Start(adminhttp.Options{Addr: f.adminListen, Gatherer: reg, Log: log, Conns: func() []*nats.Conn { return []*nats.Conn{nc} },
+			Hub: func() error {
+				if ns.NumLeafNodes() == 0 {
+					return errors.New("no link to the hub")
+				}
+				return nil
+			}})
 		if err != nil {
 			return err
 		}

@@ -64,10 +64,10 @@ async function connect(headers) {
 const master = (extra = INTERNAL) => ({ 'x-litellm-api-key': `Bearer ${MASTER_KEY}`, ...extra });
 
 /** Starts a connector named name serving config's servers with env. */
-function startConnector(name, config, env) {
+function startConnector(name, config, env, extra = []) {
   return startProcess(
     bin,
-    ['connector', '--hub', `nats-leaf://127.0.0.1:${natsPort.leaf}`, '--name', name, '--config', config],
+    ['connector', '--hub', `nats-leaf://127.0.0.1:${natsPort.leaf}`, '--name', name, '--config', config, ...extra],
     { env: { PATH: process.env.PATH, ...env }, re: /^mcpbus connector \S+ joined nats-leaf:\/\/127\.0\.0\.1:\d+: serving (.+)$/, timeoutMs: 20000, name: `connector ${name}` },
   );
 }
@@ -81,7 +81,7 @@ describe('mcpbus connector: servers only it reaches, through a leaf node', { tim
       ['demo-upstream', '--listen', '127.0.0.1:0', '--name', 'private', '--require-header', `x-api-key: ${PRIVATE_KEY}`],
       { env: process.env, re: /^demo upstream "private" listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)$/, name: 'private upstream' },
     );
-    natsPort = { leaf: await freeLoopbackPort(), client: await freeLoopbackPort() };
+    natsPort = { leaf: await freeLoopbackPort(), client: await freeLoopbackPort(), admin: await freeLoopbackPort() };
 
     const q = JSON.stringify;
     const gatewayConfig = path.join(tmp, 'gateway.yaml');
@@ -135,7 +135,7 @@ describe('mcpbus connector: servers only it reaches, through a leaf node', { tim
       MCPBUS_CONNECTOR_PASSWORD: LAPTOP_PASSWORD,
       PRIVATE_URL: privateUpstream.match[1],
       PRIVATE_KEY,
-    });
+    }, ['--admin-listen', `127.0.0.1:${natsPort.admin}`]);
     assert.equal(connector.match[1], 'laptop_files,private_api');
 
     // The impostor claims "private_api" too, served by server-everything
@@ -228,6 +228,13 @@ describe('mcpbus connector: servers only it reaches, through a leaf node', { tim
       assert.ok(!gateway.logs().includes(secret), `the gateway logged ${secret}`);
     }
     assert.ok(!connector.logs().includes(LAPTOP_PASSWORD) && !connector.logs().includes(PRIVATE_KEY), 'the connector logged a secret');
+  });
+
+  test('the connector is ready while its link to the hub is up', { timeout: 10000 }, async () => {
+    const res = await fetch(`http://127.0.0.1:${natsPort.admin}/health/readiness`);
+    const body = await res.text();
+    assert.equal(res.status, 200, body);
+    assert.match(body, /"hub":"ok"/);
   });
 
   test('the connector\'s calls are in the usage stream', { timeout: 15000 }, async () => {

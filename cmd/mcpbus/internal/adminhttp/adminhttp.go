@@ -29,6 +29,9 @@ type Options struct {
 	// Conns are the process's bus connections, read at each probe.
 	Conns func() []*nats.Conn
 	Log   *slog.Logger
+	// Hub, if set, replaces the JetStream check: a connector depends on its
+	// leaf link to the hub, and JetStream's API does not cross that link.
+	Hub func() error
 }
 
 // Server is a running admin listener.
@@ -83,10 +86,11 @@ func (s *Server) readiness(w http.ResponseWriter, _ *http.Request) {
 	type report struct {
 		Status    string            `json:"status"`
 		NATS      map[string]string `json:"nats"`
-		JetStream string            `json:"jetstream"`
+		JetStream string            `json:"jetstream,omitempty"`
+		Hub       string            `json:"hub,omitempty"`
 		Failed    []string          `json:"failed,omitempty"`
 	}
-	rep := report{Status: "healthy", NATS: map[string]string{}, JetStream: "ok"}
+	rep := report{Status: "healthy", NATS: map[string]string{}}
 	var first *nats.Conn
 	for _, nc := range s.o.Conns() {
 		name := nc.Opts.Name
@@ -101,9 +105,19 @@ func (s *Server) readiness(w http.ResponseWriter, _ *http.Request) {
 	if len(rep.NATS) == 0 {
 		rep.Failed = append(rep.Failed, "nats: no connection")
 	}
-	if err := s.jetStream(first); err != nil {
-		rep.JetStream = err.Error()
-		rep.Failed = append(rep.Failed, "jetstream")
+	switch {
+	case s.o.Hub != nil:
+		rep.Hub = "ok"
+		if err := s.o.Hub(); err != nil {
+			rep.Hub = err.Error()
+			rep.Failed = append(rep.Failed, "hub")
+		}
+	default:
+		rep.JetStream = "ok"
+		if err := s.jetStream(first); err != nil {
+			rep.JetStream = err.Error()
+			rep.Failed = append(rep.Failed, "jetstream")
+		}
 	}
 	code := http.StatusOK
 	if len(rep.Failed) > 0 {

@@ -2,6 +2,7 @@ package adminhttp
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -52,5 +53,26 @@ func TestAdminListener(t *testing.T) {
 	nc.Close()
 	if code, body := get(t, s.URL()+"/health/readiness"); code != 503 || !strings.Contains(body, `"nats `) || !strings.Contains(body, `"status":"unhealthy"`) {
 		t.Fatalf("readiness without the bus: %d %s", code, body)
+	}
+}
+
+// A connector is ready while its link to the hub is up: JetStream's API
+// does not cross that link, so it is not asked.
+func TestAdminListenerHub(t *testing.T) {
+	ns := bustest.Server(t)
+	nc := bustest.Conn(t, ns)
+	var link error
+	s, err := Start(Options{Addr: "127.0.0.1:0", Gatherer: prometheus.NewRegistry(), Conns: func() []*nats.Conn { return []*nats.Conn{nc} },
+		Hub: func() error { return link }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	if code, body := get(t, s.URL()+"/health/readiness"); code != 200 || !strings.Contains(body, `"hub":"ok"`) || strings.Contains(body, "jetstream") {
+		t.Fatalf("readiness with the link up: %d %s", code, body)
+	}
+	link = errors.New("no link to the hub")
+	if code, body := get(t, s.URL()+"/health/readiness"); code != 503 || !strings.Contains(body, `"hub":"no link to the hub"`) {
+		t.Fatalf("readiness with the link down: %d %s", code, body)
 	}
 }
