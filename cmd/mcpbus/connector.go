@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -134,7 +135,7 @@ func connectorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("connector: %w", err)
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	ns.SetLoggerV2(leafLog{log.With("hub", bus.RedactURL(f.hub))}, false, false, false)
+	ns.SetLoggerV2(leafLog{log.With("hub", bus.RedactURL(f.hub)), &bus.RateLimited{}}, false, false, false)
 
 	nc, err := natsnode.ConnectInProcess(ns, natsnode.ConnectOptions{Name: "mcpbus-connector", User: f.name, Log: log})
 	if err != nil {
@@ -156,7 +157,8 @@ func connectorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 	}
 	if err := awaitHub(ctx, ns, log, f.hub); err != nil {
-		return err
+		log.Info("stopped before the hub answered")
+		return nil // asked to stop (SIGINT, SIGTERM) while waiting
 	}
 	// The gateway's records of these servers: its policy for each, which
 	// this connector completes with how to reach the server.
@@ -220,18 +222,24 @@ func awaitHub(ctx context.Context, ns *server.Server, log *slog.Logger, hub stri
 
 // leafLog passes the connector's NATS node's errors and warnings (a
 // refused password, an unreachable hub, a permission the hub refused) to
-// the connector's log.
-type leafLog struct{ log *slog.Logger }
+// the connector's log, each kind at most once per bus.WarnEvery: the link
+// retries every second while the hub is away.
+type leafLog struct {
+	log    *slog.Logger
+	repeat *bus.RateLimited
+}
 
-func (l leafLog) Noticef(string, ...any) {}
-func (l leafLog) Debugf(string, ...any)  {}
-func (l leafLog) Tracef(string, ...any)  {}
-func (l leafLog) Warnf(format string, v ...any) {
-	l.log.Warn("nats: " + fmt.Sprintf(format, v...))
+// connID is the per-connection part of a nats-server log line, which would
+// make every retry's line new.
+var connID = regexp.MustCompile(`^[^ ]+ - lid:\d+ - `)
+
+func (l leafLog) say(format string, v ...any) {
+	l.repeat.Warn(l.log, "nats: "+connID.ReplaceAllString(fmt.Sprintf(format, v...), ""))
 }
-func (l leafLog) Errorf(format string, v ...any) {
-	l.log.Error("nats: " + fmt.Sprintf(format, v...))
-}
-func (l leafLog) Fatalf(format string, v ...any) {
-	l.log.Error("nats: " + fmt.Sprintf(format, v...))
-}
+
+func (l leafLog) Noticef(string, ...any)         {}
+func (l leafLog) Debugf(string, ...any)          {}
+func (l leafLog) Tracef(string, ...any)          {}
+func (l leafLog) Warnf(format string, v ...any)  { l.say(format, v...) }
+func (l leafLog) Errorf(format string, v ...any) { l.say(format, v...) }
+func (l leafLog) Fatalf(format string, v ...any) { l.say(format, v...) }
