@@ -160,7 +160,9 @@ func (r *WorkerRequester) dispatch(m *nats.Msg) {
 }
 
 func (r *WorkerRequester) register() (string, chan *nats.Msg) {
-	token := strconv.FormatUint(r.next.Add(1), 36)
+	// Unguessable: a responder sees its own calls' reply subjects, and a
+	// connector outside the cluster may publish to this inbox.
+	token := strconv.FormatUint(r.next.Add(1), 36) + "_" + ReplySecret()
 	ch := make(chan *nats.Msg, 16)
 	r.mu.Lock()
 	r.calls[token] = ch

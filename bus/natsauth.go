@@ -141,8 +141,8 @@ func (u BusUser) NATSUser() *server.User {
 // addition: a connector's answers cross a leaf link, where nats-server's
 // response permission does not reach, so a connector may publish to the
 // inboxes of the users that send requests to workers (router, ingress, and
-// usage, which discovers them). An inbox's subjects carry random tokens: a
-// connector can answer only what it was asked.
+// usage, which discovers them). The reply subjects in them end in a
+// ReplySecret: a connector can answer only what it was asked.
 func NATSUsers(users []BusUser) []*server.User {
 	askers := AskerInboxes(users)
 	var out []*server.User // nil, not empty, for none: no authentication
@@ -278,6 +278,9 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		for _, n := range servers {
 			pub, sub = append(pub, ConnectorGet(n)), append(sub, ConnectorChanged(n))
 		}
+		// The ingress's direct calls are answered on the POST's reply
+		// subject; its last token holds a ReplySecret.
+		pub = append(pub, StreamSubject("*", "*"))
 		return pub, sub, true
 	case RoleIngress:
 		pub, sub = kvFollower(BucketServers, nil)

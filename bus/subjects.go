@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -335,3 +337,14 @@ const (
 	microInfo  = "$SRV.INFO"
 	microStats = "$SRV.STATS"
 )
+
+// ReplySecret is an unguessable subject token (16 hex characters from
+// crypto/rand) for the last part of a reply subject: a responder that saw
+// one request's reply subject cannot derive another's, so a bus user allowed
+// to publish to a requester's replies (a connector) can answer only what it
+// was asked.
+func ReplySecret() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}

@@ -34,6 +34,7 @@ type streamHub struct {
 type postStream struct {
 	sink
 	n        uint64
+	secret   string // unguessable part of its subjects (bus.ReplySecret)
 	replyTo  string // where the router answers
 	streamTo string // where workers send related messages
 }
@@ -56,14 +57,19 @@ func (h *streamHub) openStream() *postStream {
 		ps = &postStream{sink: sink{wake: make(chan struct{}, 1)}}
 	}
 	ps.n = h.next.Add(1)
-	// One string holds both subjects: "<prefix><hex n>s" is the stream
-	// subject, the same without the "s" the reply subject.
+	// One string holds both subjects: "<prefix><hex n>_<secret>s" is the
+	// stream subject, the same without the "s" the reply subject. The
+	// secret keeps a responder that saw one POST's subjects (a connector,
+	// outside the cluster) from writing into another's by counting.
+	ps.secret = bus.ReplySecret()
 	var sb strings.Builder
 	var num [16]byte
 	hex := strconv.AppendUint(num[:0], ps.n, 16)
-	sb.Grow(len(h.prefix) + len(hex) + 1)
+	sb.Grow(len(h.prefix) + len(hex) + 1 + len(ps.secret) + 1)
 	sb.WriteString(h.prefix)
 	sb.Write(hex)
+	sb.WriteByte('_')
+	sb.WriteString(ps.secret)
 	sb.WriteByte('s')
 	ps.streamTo = sb.String()
 	ps.replyTo = ps.streamTo[:len(ps.streamTo)-1]
@@ -79,7 +85,7 @@ func (h *streamHub) closeStream(ps *postStream) {
 	delete(h.open, ps.n)
 	h.mu.Unlock()
 	ps.reset()
-	ps.replyTo, ps.streamTo = "", ""
+	ps.replyTo, ps.streamTo, ps.secret = "", "", ""
 	h.pool.Put(ps)
 }
 
@@ -90,20 +96,21 @@ func (h *streamHub) dispatch(m *nats.Msg) {
 	if !ok || tok == "" {
 		return
 	}
-	// "<n>" is the reply subject; a related message comes on
-	// "<n>s.<sender>" (bus.ClientSubject of the stream subject "<n>s").
+	// "<n>_<secret>" is the reply subject; a related message comes on
+	// "<n>_<secret>s.<sender>" (bus.ClientSubject of the stream subject).
 	tok, sender, relatedMsg := strings.Cut(tok, ".")
 	tok, related := strings.CutSuffix(tok, "s")
 	if related != relatedMsg || related && sender == "" {
 		return
 	}
-	n, err := strconv.ParseUint(tok, 16, 64)
+	num, secret, _ := strings.Cut(tok, "_")
+	n, err := strconv.ParseUint(num, 16, 64)
 	if err != nil {
 		return
 	}
 	delivered := false
 	h.mu.Lock()
-	if ps := h.open[n]; ps != nil {
+	if ps := h.open[n]; ps != nil && ps.secret == secret {
 		if related {
 			delivered = ps.push(m)
 		} else {

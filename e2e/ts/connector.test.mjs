@@ -54,9 +54,9 @@ let gatewayURL;
 let natsPort;
 const clients = [];
 
-async function connect(headers) {
+async function connect(headers, endpoint = '/mcp') {
   const client = new Client({ name: 'mcpbus-e2e-connector', version: '0.0.0' }, { capabilities: {} });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${gatewayURL}/mcp`), { requestInit: { headers } }));
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${gatewayURL}${endpoint}`), { requestInit: { headers } }));
   clients.push(client);
   return client;
 }
@@ -178,6 +178,14 @@ describe('mcpbus connector: servers only it reaches, through a leaf node', { tim
     );
     text(slow);
     assert.deepEqual(progress, [1, 2, 3], 'progress from a connector\'s server must reach the caller');
+  });
+
+  test('a server\'s own endpoint /mcp/private_api reaches the connector directly', { timeout: 20000 }, async () => {
+    // The ingress calls the worker itself here, not through the router:
+    // the answer comes back on the POST's own reply subject.
+    const client = await connect(master(), '/mcp/private_api');
+    const r = await client.callTool({ name: 'echo', arguments: { text: 'direct' } });
+    assert.equal(text(r), 'direct');
   });
 
   test('NATS refuses the impostor private_api: it stops, naming why; every call reaches the real one', { timeout: 30000 }, async () => {
