@@ -28,9 +28,12 @@ import (
 )
 
 const (
-	master     = "sk-fault-master-0123456789abcdef"
-	busUser    = "svc"
-	busPass    = "svc-password-0123456789abcdef"
+	master  = "sk-fault-master-0123456789abcdef"
+	busUser = "svc"
+	busPass = "svc-password-0123456789abcdef"
+	// The connector of the server edge (connector_test.go).
+	connUser   = "edge-conn"
+	connPass   = "edge-password-0123456789abcdef"
 	readyLimit = 60 * time.Second
 )
 
@@ -177,7 +180,10 @@ type deployment struct {
 	cfg      string
 	nodes    []*proc
 	natsURLs string
-	upstream *recorder
+	// leafURLs are the nodes' leaf listeners, for connectors.
+	leafURLs    string
+	upstream    *recorder
+	upstreamURL string
 }
 
 // newDeployment starts 3 NATS nodes and writes the config every process reads.
@@ -187,16 +193,18 @@ func newDeployment(t *testing.T, replicas int) *deployment {
 	rec := &recorder{next: demo.Handler("demo")}
 	up := httptest.NewServer(rec)
 	t.Cleanup(up.Close)
-	d := &deployment{t: t, upstream: rec, cfg: filepath.Join(t.TempDir(), "config.yaml")}
+	d := &deployment{t: t, upstream: rec, upstreamURL: up.URL + "/mcp", cfg: filepath.Join(t.TempDir(), "config.yaml")}
 	cfg := fmt.Sprintf(`general_settings:
   master_key: %s
   nats_replicas: %d
   mcp_bus_users:
     - {user: %s, password: %s, roles: [auth, registry, router, ingress, workers, usage]}
+    - {user: %s, password: %s, roles: [connector], servers: [edge]}
 mcp_servers:
   demo: {url: %q, timeout: 60s}
   spare: {url: %q}
-`, master, replicas, busUser, busPass, up.URL+"/mcp", up.URL+"/mcp")
+  edge: {transport: connector}
+`, master, replicas, busUser, busPass, connUser, connPass, up.URL+"/mcp", up.URL+"/mcp")
 	if err := os.WriteFile(d.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -221,11 +229,11 @@ mcp_servers:
 // startNodes starts the 3 nodes on fresh ports and reports whether all came up.
 func (d *deployment) startNodes() bool {
 	t := d.t
-	client, route := make([]int, 3), make([]int, 3)
+	client, route, leaf := make([]int, 3), make([]int, 3), make([]int, 3)
 	for i := range 3 {
-		client[i], route[i] = freePort(t), freePort(t)
+		client[i], route[i], leaf[i] = freePort(t), freePort(t), freePort(t)
 	}
-	var urls []string
+	var urls, leafURLs []string
 	for i := range 3 {
 		var routes []string
 		for j := range 3 {
@@ -235,10 +243,12 @@ func (d *deployment) startNodes() bool {
 		}
 		d.nodes = append(d.nodes, start(t, fmt.Sprintf("nats-%d", i), "nats", "--config", d.cfg, "--data", t.TempDir(),
 			"--nats-listen", fmt.Sprintf("127.0.0.1:%d", client[i]), "--nats-name", fmt.Sprintf("node-%d", i),
-			"--nats-cluster", fmt.Sprintf("127.0.0.1:%d", route[i]), "--nats-routes", strings.Join(routes, ",")))
+			"--nats-cluster", fmt.Sprintf("127.0.0.1:%d", route[i]), "--nats-routes", strings.Join(routes, ","),
+			"--nats-leafnodes", fmt.Sprintf("127.0.0.1:%d", leaf[i])))
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", client[i]))
+		leafURLs = append(leafURLs, fmt.Sprintf("nats-leaf://127.0.0.1:%d", leaf[i]))
 	}
-	d.natsURLs = strings.Join(urls, ",")
+	d.natsURLs, d.leafURLs = strings.Join(urls, ","), strings.Join(leafURLs, ",")
 	deadline := time.Now().Add(readyLimit)
 	for _, n := range d.nodes {
 		for !strings.Contains(n.logs(), "mcpbus services nats running") {
