@@ -43,20 +43,19 @@ func missingCapabilityTool(_ context.Context, req *mcp.CallToolRequest, _ noInpu
 	if caps := req.ClientCapabilities(); caps != nil && caps.Sampling != nil {
 		return textResult("The client declared the sampling capability."), nil, nil
 	}
-	data, err := json.Marshal(mcp.MissingRequiredClientCapabilityData{
-		RequiredCapabilities: &mcp.ClientCapabilities{Sampling: &mcp.SamplingCapabilities{}},
-	})
-	if err != nil {
-		return nil, nil, err
-	}
 	// A *jsonrpc.Error from a tool handler is the call's JSON-RPC error (not a
 	// tool error); go-sdk answers -32021 with HTTP 400 on a modern request.
 	return nil, nil, &jsonrpc.Error{
 		Code:    mcp.CodeMissingRequiredClientCapabilities,
 		Message: "test_missing_capability: the client did not declare the sampling capability",
-		Data:    data,
+		Data:    missingSampling,
 	}
 }
+
+// missingSampling is the -32021 data: requiredCapabilities is a
+// ClientCapabilities object naming only what is missing. (Marshalling
+// mcp.ClientCapabilities would add "roots":{}, its one non-pointer field.)
+var missingSampling = json.RawMessage(`{"requiredCapabilities":{"sampling":{}}}`)
 
 // streamingElicitationTool reports progress when asked to, then answers: in
 // 2026-07-28 the response stream of a call carries notifications and its

@@ -144,7 +144,13 @@ func TestListsServeTheConformanceNames(t *testing.T) {
 	for _, want := range []string{"test_simple_text", "test_image_content", "test_audio_content", "test_embedded_resource",
 		"test_multiple_content_types", "test_tool_with_logging", "test_error_handling", "test_tool_with_progress",
 		"test_sampling", "test_elicitation", "json_schema_2020_12_tool", "test_elicitation_sep1034_defaults",
-		"test_elicitation_sep1330_enums", "test_reconnection"} {
+		"test_elicitation_sep1330_enums", "test_reconnection",
+		// 2026-07-28 (served in both eras)
+		"test_missing_capability", "test_streaming_elicitation", "test_logging_tool", "test_trigger_tool_change",
+		"test_trigger_prompt_change", "test_input_required_result_elicitation", "test_input_required_result_sampling",
+		"test_input_required_result_list_roots", "test_input_required_result_request_state",
+		"test_input_required_result_multiple_inputs", "test_input_required_result_multi_round",
+		"test_input_required_result_tampered_state", "test_input_required_result_capabilities"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("tools/list lacks %s: %v", want, names)
 		}
