@@ -37,13 +37,28 @@ func serve(t *testing.T) (*Fixture, string) {
 	return f, srv.URL
 }
 
-// connect opens a go-sdk client session to url over Streamable HTTP.
+// legacyVersion is the protocol version of the session-era tests: the
+// go-sdk client would otherwise speak 2026-07-28 (its latest), which the
+// fixture now serves too (era_test.go).
+const legacyVersion = "2025-11-25"
+
+// connect opens a go-sdk client session to url over Streamable HTTP, in the
+// session era (initialize, 2025-11-25).
 func connect(t *testing.T, url string, opts *mcp.ClientOptions) *mcp.ClientSession {
+	t.Helper()
+	return connectVersion(t, url, legacyVersion, opts)
+}
+
+// connectVersion is connect with the protocol version to ask for: from
+// 2026-07-28 on, the client discovers (server/discover) instead of
+// initializing, and every request carries its own _meta.
+func connectVersion(t *testing.T, url, version string, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	client := mcp.NewClient(&mcp.Implementation{Name: "fixture-test", Version: "0"}, opts)
-	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, MaxRetries: -1}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, MaxRetries: -1},
+		&mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -129,7 +144,13 @@ func TestListsServeTheConformanceNames(t *testing.T) {
 	for _, want := range []string{"test_simple_text", "test_image_content", "test_audio_content", "test_embedded_resource",
 		"test_multiple_content_types", "test_tool_with_logging", "test_error_handling", "test_tool_with_progress",
 		"test_sampling", "test_elicitation", "json_schema_2020_12_tool", "test_elicitation_sep1034_defaults",
-		"test_elicitation_sep1330_enums", "test_reconnection"} {
+		"test_elicitation_sep1330_enums", "test_reconnection",
+		// 2026-07-28 (served in both eras)
+		"test_missing_capability", "test_streaming_elicitation", "test_logging_tool", "test_trigger_tool_change",
+		"test_trigger_prompt_change", "test_input_required_result_elicitation", "test_input_required_result_sampling",
+		"test_input_required_result_list_roots", "test_input_required_result_request_state",
+		"test_input_required_result_multiple_inputs", "test_input_required_result_multi_round",
+		"test_input_required_result_tampered_state", "test_input_required_result_capabilities"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("tools/list lacks %s: %v", want, names)
 		}
@@ -178,7 +199,8 @@ func TestListsServeTheConformanceNames(t *testing.T) {
 		pnames = append(pnames, p.Name)
 	}
 	slices.Sort(pnames)
-	if want := []string{"test_prompt_with_arguments", "test_prompt_with_embedded_resource", "test_prompt_with_image", "test_simple_prompt"}; !slices.Equal(pnames, want) {
+	if want := []string{"test_input_required_result_prompt", "test_prompt_with_arguments", "test_prompt_with_embedded_resource",
+		"test_prompt_with_image", "test_simple_prompt"}; !slices.Equal(pnames, want) {
 		t.Errorf("prompts/list = %v, want %v", pnames, want)
 	}
 }

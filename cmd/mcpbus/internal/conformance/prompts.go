@@ -9,12 +9,18 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-func addPrompts(s *mcp.Server) {
+// addSimplePrompt registers test_simple_prompt (again, for
+// test_trigger_prompt_change).
+func addSimplePrompt(s *mcp.Server) {
 	s.AddPrompt(&mcp.Prompt{
 		Name: "test_simple_prompt", Description: "A prompt without arguments.",
 	}, func(context.Context, *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 		return prompt("A simple prompt", &mcp.PromptMessage{Role: "user", Content: &mcp.TextContent{Text: "This is a simple prompt for testing."}}), nil
 	})
+}
+
+func addPrompts(s *mcp.Server) {
+	addSimplePrompt(s)
 	s.AddPrompt(&mcp.Prompt{
 		Name: "test_prompt_with_arguments", Description: "A prompt with two required arguments.",
 		Arguments: []*mcp.PromptArgument{

@@ -26,37 +26,50 @@ const sessionTimeout = 10 * time.Minute
 // resource's revision) is shared by every session.
 type Fixture struct {
 	server  *mcp.Server
+	state   *stateSealer // seals the MRTR tools' requestState
 	watched atomic.Int64 // revision of test://watched-resource
 }
 
 // New returns a fixture with every tool, resource, template and prompt
 // registered, completion and resource subscriptions enabled.
 func New() *Fixture {
-	f := &Fixture{}
+	f := &Fixture{state: newStateSealer()}
 	f.server = mcp.NewServer(&mcp.Implementation{Name: Name, Title: "mcpbus conformance fixture", Version: version.Version},
 		&mcp.ServerOptions{
 			Instructions:       "Fixture upstream for the MCP conformance suite; every feature is a test double.",
 			CompletionHandler:  complete,
 			SubscribeHandler:   f.subscribe,
 			UnsubscribeHandler: f.unsubscribe,
+			SetCacheable:       setCacheable,
 		})
 	addTools(f.server)
+	f.addDiagnostics(f.server)
+	f.addMRTR(f.server)
 	f.addResources()
 	addPrompts(f.server)
 	return f
 }
 
-// Handler serves the fixture over Streamable HTTP: stateful sessions (the
-// server sends sampling, elicitation and log messages to its client), an event
-// store so SSE streams can be resumed with Last-Event-ID, and the go-sdk's
-// DNS rebinding protection (a request reaching a loopback address with a
+// Handler serves the fixture over Streamable HTTP in both protocol eras
+// (eraMux): requests of 2026-07-28 and later go to a stateless go-sdk
+// handler, every other request to a stateful one. Both serve the same
+// server, so a list change reaches legacy sessions and modern
+// subscriptions/listen streams alike.
+//
+// The stateful handler keeps sessions (the server sends sampling,
+// elicitation and log messages to its client) and an event store so SSE
+// streams can be resumed with Last-Event-ID. Both have the go-sdk's DNS
+// rebinding protection (a request reaching a loopback address with a
 // non-loopback Host header is refused with 403).
 func (f *Fixture) Handler() http.Handler {
-	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return f.server },
-		&mcp.StreamableHTTPOptions{
+	server := func(*http.Request) *mcp.Server { return f.server }
+	return &eraMux{
+		legacy: mcp.NewStreamableHTTPHandler(server, &mcp.StreamableHTTPOptions{
 			SessionTimeout: sessionTimeout,
 			EventStore:     mcp.NewMemoryEventStore(nil),
-		})
+		}),
+		modern: mcp.NewStreamableHTTPHandler(server, &mcp.StreamableHTTPOptions{Stateless: true}),
+	}
 }
 
 // UpdateWatched changes test://watched-resource and sends
