@@ -53,6 +53,7 @@ FUZZ_TARGETS := \
 	bus:FuzzEnvelope \
 	bus:FuzzServerRequestReplySubject \
 	bus:FuzzSubjectTokens \
+	bus:FuzzHeaderValue \
 	config:FuzzParse \
 	ingress:FuzzClientAddr \
 	ingress:FuzzCallerKey
