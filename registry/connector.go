@@ -1,13 +1,12 @@
 package registry
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
-	"sync"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
@@ -32,66 +31,33 @@ func (reg *Registry) connectorGet(req micro.Request) {
 	_ = req.RespondJSON(spec)
 }
 
-// connectorNews tells connectors of their servers' records as the bucket
-// changes.
+// connectorNews tells connectors of their servers' records as the cache
+// the registry shares with its process changes.
 type connectorNews struct {
-	nc  *nats.Conn
-	log *slog.Logger
-
-	mu    sync.Mutex
-	known map[string]bool // servers with transport connector
+	nc    *nats.Conn
+	log   *slog.Logger
+	known map[string]bool // servers with transport connector; the cache calls apply one at a time
 }
 
-// startConnectorNews follows the servers bucket on nc, in the background
-// (a bucket not made yet is waited for), until the returned stop is called.
-func startConnectorNews(nc *nats.Conn, log *slog.Logger) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
+// startConnectorNews announces on nc every change of cache's connector
+// servers.
+func startConnectorNews(nc *nats.Conn, cache *servercache.Cache, log *slog.Logger) {
 	n := &connectorNews{nc: nc, log: log, known: map[string]bool{}}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f, err := bus.FollowKV(ctx, nc, bus.BucketServers, nil, n.apply)
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Error("registry: connectors will not hear of their servers' record changes", "err", err)
-			}
-			return
-		}
-		<-ctx.Done()
-		f.Stop()
-	}()
-	return func() { cancel(); <-done }
+	cache.OnChange(n.apply)
 }
 
-func (n *connectorNews) apply(e bus.KVEntry) {
+func (n *connectorNews) apply(name string, spec bus.ServerSpec, present bool) {
 	var body []byte
-	if !e.Deleted {
-		spec, err := bus.DecodeServerRecord(e.Key, e.Value)
-		if err == nil && spec.Transport == config.TransportConnector {
-			body, _ = json.Marshal(spec)
-		}
+	if present && spec.Transport == config.TransportConnector {
+		body, _ = json.Marshal(spec)
 	}
-	n.mu.Lock()
-	was := n.known[e.Key]
-	n.known[e.Key] = body != nil
-	n.mu.Unlock()
+	was := n.known[name]
+	n.known[name] = body != nil
 	if body == nil && !was {
 		return // not a connector's, before or now
 	}
 	// An empty body: no record with transport connector any more.
-	if err := n.nc.Publish(bus.ConnectorChanged(e.Key), body); err != nil {
-		n.log.Warn("registry: could not tell connectors of a record change", "server", e.Key, "err", err)
+	if err := n.nc.Publish(bus.ConnectorChanged(name), body); err != nil {
+		n.log.Warn("registry: could not tell connectors of a record change", "server", name, "err", err)
 	}
-}
-
-// service is the registry's micro service, which also stops its
-// connector news when it stops.
-type service struct {
-	micro.Service
-	stopNews func()
-}
-
-func (s service) Stop() error {
-	s.stopNews()
-	return s.Service.Stop()
 }

@@ -124,7 +124,8 @@ func Start(nc *nats.Conn, cache *servercache.Cache, o Options) (micro.Service, e
 		_ = svc.Stop()
 		return nil, err
 	}
-	return service{Service: svc, stopNews: startConnectorNews(nc, reg.log)}, nil // connector.go
+	startConnectorNews(nc, cache, reg.log) // connector.go
+	return svc, nil
 }
 
 func (reg *Registry) get(ctx context.Context, data []byte) (any, *bus.Error) {

@@ -8,6 +8,7 @@ package servercache
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,10 @@ type Cache struct {
 	sorted  []bus.ServerSpec
 	log     *slog.Logger
 	nc      *nats.Conn // the connection it follows the bucket on; nil: a fixed cache
+	// notify orders the calls to watchers (OnChange): held while they run,
+	// so each sees the changes in the order they were applied.
+	notify   sync.Mutex
+	watchers []func(name string, spec bus.ServerSpec, present bool) // under mu
 }
 
 // Live reports whether the cache follows the bucket now: its connection is
@@ -57,18 +62,46 @@ func Follow(ctx context.Context, nc *nats.Conn, log *slog.Logger) (*Cache, error
 }
 
 func (c *Cache) apply(key string, value []byte, deleted bool) {
+	var s bus.ServerSpec
+	if !deleted {
+		var err error
+		if s, err = bus.DecodeServerRecord(key, value); err != nil {
+			c.log.Error("registry: ignoring a server record; the server keeps its last good one", "key", bus.Shorten(key, 64), "err", err)
+			return
+		}
+	}
+	c.notify.Lock()
+	defer c.notify.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if deleted {
 		delete(c.servers, key)
+	} else {
+		c.servers[key] = s
+	}
+	watchers := c.watchers
+	c.mu.Unlock()
+	for _, f := range watchers {
+		f(key, s, !deleted)
+	}
+}
+
+// OnChange calls f for every server in c now (present), then for every
+// change as it is applied: a new or changed record (present), or a deleted
+// one (not present). Calls come one at a time, in order, on the goroutine
+// that follows the bucket; f must not block. Nothing happens on a nil cache.
+func (c *Cache) OnChange(f func(name string, spec bus.ServerSpec, present bool)) {
+	if c == nil {
 		return
 	}
-	s, err := bus.DecodeServerRecord(key, value)
-	if err != nil {
-		c.log.Error("registry: ignoring a server record; the server keeps its last good one", "key", bus.Shorten(key, 64), "err", err)
-		return
+	c.notify.Lock()
+	defer c.notify.Unlock()
+	c.mu.Lock()
+	c.watchers = append(c.watchers, f)
+	now := maps.Clone(c.servers)
+	c.mu.Unlock()
+	for name, s := range now {
+		f(name, s, true)
 	}
-	c.servers[key] = s
 }
 
 func (c *Cache) resort() {

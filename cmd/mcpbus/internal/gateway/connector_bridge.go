@@ -1,12 +1,11 @@
 package gateway
 
 import (
-	"context"
 	"log/slog"
-	"sync"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/nats-io/nats.go"
 )
 
@@ -40,55 +39,39 @@ func connectorPatterns(server string) []string {
 }
 
 // connectorBridge keeps the interest subscriptions of the connector
-// servers in the servers bucket.
+// servers among the servers the process's cache follows.
 type connectorBridge struct {
-	nc  *nats.Conn
-	log *slog.Logger
-
-	mu   sync.Mutex
-	subs map[string][]*nats.Subscription
+	nc   *nats.Conn
+	log  *slog.Logger
+	subs map[string][]*nats.Subscription // the cache calls apply one at a time (OnChange)
 }
 
-// startConnectorBridge follows the servers bucket on nc until ctx ends.
-func startConnectorBridge(ctx context.Context, nc *nats.Conn, log *slog.Logger) error {
+// startConnectorBridge bridges on nc the connector servers of cache, as it
+// changes.
+func startConnectorBridge(nc *nats.Conn, cache *servercache.Cache, log *slog.Logger) {
 	b := &connectorBridge{nc: nc, log: log, subs: map[string][]*nats.Subscription{}}
-	f, err := bus.FollowKV(ctx, nc, bus.BucketServers, nil, b.apply)
-	if err != nil {
-		return err
-	}
-	go func() {
-		<-ctx.Done()
-		f.Stop()
-	}()
-	return nil
+	cache.OnChange(b.apply)
 }
 
-func (b *connectorBridge) apply(e bus.KVEntry) {
-	connector := false
-	if !e.Deleted {
-		if spec, err := bus.DecodeServerRecord(e.Key, e.Value); err == nil {
-			connector = spec.Transport == config.TransportConnector
-		}
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	have := b.subs[e.Key] != nil
+func (b *connectorBridge) apply(name string, spec bus.ServerSpec, present bool) {
+	connector := present && spec.Transport == config.TransportConnector
+	have := b.subs[name] != nil
 	switch {
 	case connector && !have:
 		var subs []*nats.Subscription
-		for _, p := range connectorPatterns(e.Key) {
+		for _, p := range connectorPatterns(name) {
 			s, err := b.nc.Subscribe(p, func(*nats.Msg) {})
 			if err != nil {
-				b.log.Error("connector bridge: cannot subscribe; the connector's usage and streamed messages will not arrive", "server", e.Key, "subject", p, "err", err)
+				b.log.Error("connector bridge: cannot subscribe; the connector's usage and streamed messages will not arrive", "server", name, "subject", p, "err", err)
 				continue
 			}
 			subs = append(subs, s)
 		}
-		b.subs[e.Key] = subs
+		b.subs[name] = subs
 	case !connector && have:
-		for _, s := range b.subs[e.Key] {
+		for _, s := range b.subs[name] {
 			_ = s.Unsubscribe()
 		}
-		delete(b.subs, e.Key)
+		delete(b.subs, name)
 	}
 }

@@ -71,7 +71,7 @@ func (g *Gateway) startServices(ctx, runCtx context.Context, o Options, conn fun
 		}
 	}
 	if o.runs("ingress") {
-		if err := g.startIngress(runCtx, o, conn, cache, reg); err != nil {
+		if err := g.startIngress(o, conn, cache, reg); err != nil {
 			return nil, err
 		}
 	}
@@ -169,7 +169,7 @@ func StartWorkers(ctx context.Context, nc *nats.Conn, o toolworkers.ManagerOptio
 }
 
 // startIngress builds the HTTP ingress; serve then listens.
-func (g *Gateway) startIngress(runCtx context.Context, o Options, conn func(string) (*nats.Conn, error), cache *servercache.Cache, reg *prometheus.Registry) error {
+func (g *Gateway) startIngress(o Options, conn func(string) (*nats.Conn, error), cache *servercache.Cache, reg *prometheus.Registry) error {
 	ic, err := conn("mcpbus-ingress")
 	if err != nil {
 		return err
@@ -188,5 +188,6 @@ func (g *Gateway) startIngress(runCtx context.Context, o Options, conn func(stri
 		JetStream: ijs, State: o.state(), AllowedOrigins: o.Config.AllowedOrigins, ListenAddr: o.Listen, RouterOnly: o.RouterOnly,
 		BodyReadTimeout: o.BodyReadTimeout})
 	// Connectors' messages reach this ingress (connector_bridge.go).
-	return startConnectorBridge(runCtx, ic, o.Log)
+	startConnectorBridge(ic, cache, o.Log)
+	return nil
 }
