@@ -54,6 +54,7 @@ FUZZ_TARGETS := \
 	bus:FuzzServerRequestReplySubject \
 	bus:FuzzSubjectTokens \
 	bus:FuzzHeaderValue \
+	bus:FuzzModernAnswer \
 	config:FuzzParse \
 	ingress:FuzzClientAddr \
 	ingress:FuzzCallerKey

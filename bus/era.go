@@ -30,6 +30,8 @@ const (
 	MetaClientCapabilities = "io.modelcontextprotocol/clientCapabilities"
 	MetaClientInfo         = "io.modelcontextprotocol/clientInfo"
 	MetaLogLevel           = "io.modelcontextprotocol/logLevel"
+	// MetaServerInfo names the answering server in a result's _meta.
+	MetaServerInfo = "io.modelcontextprotocol/serverInfo"
 )
 
 // The standard request headers of the stateless era (SEP-2243).
@@ -180,3 +182,8 @@ func CheckStandardHeaders(h http.Header, m *Message) error {
 	}
 	return nil
 }
+
+// Modern reports whether the envelope's request is of the stateless era:
+// no session, its client's version, capabilities and log level in the
+// envelope from the request's _meta.
+func (e *Envelope) Modern() bool { return e.ProtocolVersion >= FirstModernVersion }

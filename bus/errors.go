@@ -73,6 +73,13 @@ var (
 	// ErrServerDrained answers a call to a server an operator drained
 	// (server_ops.go): nothing was sent upstream; retry after it is undrained.
 	ErrServerDrained = Kind{"MCPBUS_SERVER_DRAINED", -32028, http.StatusOK, http.StatusServiceUnavailable}
+	// The errors MCP 2026-07-28 defines (era_errors.go), answered to
+	// stateless-era requests only: a standard header that does not match the
+	// body, a capability the client did not declare, a protocol version
+	// mcpbus does not speak.
+	ErrHeaderMismatch     = Kind{"MCPBUS_HEADER_MISMATCH", -32020, http.StatusBadRequest, http.StatusBadRequest}
+	ErrMissingCapability  = Kind{"MCPBUS_MISSING_CLIENT_CAPABILITY", -32021, http.StatusBadRequest, http.StatusBadRequest}
+	ErrUnsupportedVersion = Kind{"MCPBUS_UNSUPPORTED_PROTOCOL_VERSION", -32022, http.StatusBadRequest, http.StatusBadRequest}
 )
 
 // kinds is the catalog in order. A slice, so a code listed twice is seen
@@ -82,7 +89,8 @@ var kinds = []Kind{ErrBadRequest, ErrSessionNotFound, ErrParse, ErrInvalidReques
 	ErrTooLarge, ErrRequestTimeout, ErrMethodNotAllowed, ErrUnauthorized, ErrForbidden, ErrUnknownServer,
 	ErrNoServerSelected, ErrUpstreamUnavailable, ErrUpstreamTimeout, ErrUpstreamProtocol,
 	ErrUpstreamAuth, ErrOverloaded, ErrToolNotAllowed, ErrServiceUnavailable, ErrUpstreamBusy, ErrRateLimited,
-	ErrNotPermitted, ErrKeyRevoked, ErrNotFound, ErrConflict, ErrWorkerLost, ErrServerDrained}
+	ErrNotPermitted, ErrKeyRevoked, ErrNotFound, ErrConflict, ErrWorkerLost, ErrServerDrained,
+	ErrHeaderMismatch, ErrMissingCapability, ErrUnsupportedVersion}
 
 // catalog finds a kind by its code (ReplyError).
 var catalog = func() map[string]Kind {
@@ -106,6 +114,10 @@ type Error struct {
 	// Cause is what went wrong underneath, for the log (Detail) and
 	// errors.Is; never sent to the caller.
 	Cause error
+	// Data are members for the JSON-RPC error's data besides mcpbus_code
+	// (the supported versions of ErrUnsupportedVersion). They are made where
+	// the answer is written and do not travel on the bus.
+	Data map[string]any
 }
 
 // HeaderRetryAfter carries Error.RetryAfter (whole seconds) on the bus.

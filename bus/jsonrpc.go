@@ -202,11 +202,31 @@ func RawErrorResponse(id, errObj json.RawMessage) []byte {
 // ErrorResponse encodes e as a JSON-RPC error response to id. The stable code
 // travels in error.data.mcpbus_code so clients can tell gateway errors apart.
 func ErrorResponse(id json.RawMessage, e *Error) []byte {
+	return errorResponse(id, e, e.Kind.RPC)
+}
+
+// ErrorResponseFor is ErrorResponse for a client of the era modern says:
+// a stateless-era client gets the code the spec lets mcpbus use
+// (Kind.ModernRPC).
+func ErrorResponseFor(id json.RawMessage, e *Error, modern bool) []byte {
+	if !modern {
+		return ErrorResponse(id, e)
+	}
+	return errorResponse(id, e, e.Kind.ModernRPC())
+}
+
+func errorResponse(id json.RawMessage, e *Error, code int) []byte {
+	data := map[string]any{"mcpbus_code": e.Kind.Code}
+	for k, v := range e.Data {
+		if k != "mcpbus_code" {
+			data[k] = v
+		}
+	}
 	obj := struct {
 		Code    int    `json:"code"`
 		Message string `json:"message"`
 		Data    any    `json:"data,omitempty"`
-	}{e.Kind.RPC, e.Message, map[string]string{"mcpbus_code": e.Kind.Code}}
+	}{code, e.Message, data}
 	raw, _ := json.Marshal(obj)
 	return RawErrorResponse(id, raw)
 }

@@ -36,4 +36,9 @@ const (
 	MethodResourcesUnsubscribe   = "resources/unsubscribe"
 	MethodLoggingSetLevel        = "logging/setLevel"
 	MethodCompletionComplete     = "completion/complete"
+	// The stateless era's (MCP 2026-07-28): what initialize told, asked
+	// any time; and the stream of notifications that replaced the GET
+	// stream and resources/subscribe.
+	MethodServerDiscover      = "server/discover"
+	MethodSubscriptionsListen = "subscriptions/listen"
 )

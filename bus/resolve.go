@@ -117,11 +117,12 @@ func resolveAll(cache ServerSource, env Envelope) (ServerSpec, []ServerSpec, *Er
 
 // Direct reports the one server a request goes to when the router would only
 // forward it unchanged: a request (not a notification or a response) other
-// than initialize and ping, which the router answers itself, that resolves to
+// than initialize, ping and server/discover, which the router answers
+// itself (and subscriptions/listen, which is no call), that resolves to
 // exactly one server the caller may use. Anything else, including every
 // refusal, goes through the router, which gives the one answer for it.
 func Direct(cache ServerSource, env Envelope, msg *Message) (ServerSpec, bool) {
-	if cache == nil || msg == nil || !msg.IsRequest() || msg.Method == MethodInitialize || msg.Method == MethodPing {
+	if cache == nil || msg == nil || !msg.IsRequest() || routerAnswers(msg.Method) {
 		return ServerSpec{}, false
 	}
 	s, many, e := Resolve(cache, env)
@@ -130,6 +131,14 @@ func Direct(cache ServerSource, env Envelope, msg *Message) (ServerSpec, bool) {
 		return ServerSpec{}, false
 	}
 	return s, true
+}
+
+func routerAnswers(method string) bool {
+	switch method {
+	case MethodInitialize, MethodPing, MethodServerDiscover, MethodSubscriptionsListen:
+		return true
+	}
+	return false
 }
 
 // Call bounds: DefaultCallTimeout bounds an upstream call when the server sets

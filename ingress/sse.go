@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
 )
 
 // sseRetry is the reconnection delay the priming event of a stream tells a
@@ -39,8 +41,9 @@ func startSSE(w http.ResponseWriter, ids string) *sseWriter {
 
 // primes reports whether a client speaking version understands a priming
 // event (an event with an id and no data): 2025-11-25 clients do; older
-// ones may try to parse the empty data.
-func primes(version string) bool { return version >= "2025-11-25" }
+// ones may try to parse the empty data, and the stateless era has no
+// resumable streams, so no ids to resume from.
+func primes(version string) bool { return version >= "2025-11-25" && version < bus.FirstModernVersion }
 
 // prime writes the priming event: an id to resume from and the reconnection
 // delay, with empty data.
