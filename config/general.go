@@ -69,6 +69,8 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv, parts Parts
 			f.TrustedProxyRanges = readPrefixes(p, path, kv.val, env)
 		case "enable_mcp_registry":
 			f.EnableMCPRegistry = p.boolean(path, kv.val, env)
+		case "mcp_stateless_protocol":
+			f.StatelessProtocol = p.boolean(path, kv.val, env)
 		case "use_x_forwarded_for":
 			f.UseXForwardedFor = p.boolean(path, kv.val, env)
 		case "mcp_xff_num_trusted_hops":

@@ -53,6 +53,9 @@ type File struct {
 
 	// EnableMCPRegistry is general_settings.enable_mcp_registry.
 	EnableMCPRegistry bool
+	// StatelessProtocol is general_settings.mcp_stateless_protocol: serve
+	// MCP 2026-07-28 to the clients that ask for it (ingress.Options).
+	StatelessProtocol bool
 
 	// UseXForwardedFor is general_settings.use_x_forwarded_for.
 	UseXForwardedFor bool

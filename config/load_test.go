@@ -174,6 +174,7 @@ general_settings:
   master_key: sk-1234
   mcp_internal_ip_ranges: ["10.1.2.3/8", "fd00::/8", "192.168.1.7"]
   enable_mcp_registry: true
+  mcp_stateless_protocol: true
   use_x_forwarded_for: "True"
   mcp_trusted_proxy_ranges: os.environ/PROXIES
 `
@@ -193,7 +194,7 @@ general_settings:
 	if !reflect.DeepEqual(f.TrustedProxyRanges, wantProxies) {
 		t.Errorf("proxy ranges %v", f.TrustedProxyRanges)
 	}
-	if f.MasterKey != "sk-1234" || !f.EnableMCPRegistry || !f.UseXForwardedFor {
+	if f.MasterKey != "sk-1234" || !f.EnableMCPRegistry || !f.UseXForwardedFor || !f.StatelessProtocol {
 		t.Errorf("settings: %+v", f)
 	}
 	if len(DefaultInternalIPRanges()) != 6 {

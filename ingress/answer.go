@@ -26,7 +26,9 @@ import (
 // before reporting progress is answered with JSON. A client that does not
 // accept text/event-stream gets no stream subject, so workers refuse
 // server-to-client requests for it. A client that goes away stops the wait;
-// it does not cancel the upstream call.
+// it cancels the upstream call only in the stateless era, where closing the
+// stream is how a client cancels (a session's client sends
+// notifications/cancelled).
 func (g *Ingress) answer(w http.ResponseWriter, r *http.Request, req *request) {
 	t := g.target(req)
 	ctx, cancel := context.WithDeadline(r.Context(), t.waitUntil(g.o.MaxWait))
@@ -111,6 +113,8 @@ func (p *pending) step() bool {
 	case <-p.ctx.Done():
 		if p.r.Context().Err() == nil { // else the client left
 			p.finish(nil, p.t.waitError(p.ctx, p.req))
+		} else if p.req.modern {
+			p.g.cancelLeft(p.req)
 		}
 		return true
 	}
@@ -224,7 +228,11 @@ func (g *Ingress) mayRelay(req *request, m *nats.Msg) *bus.Error {
 
 // startPostStream switches a POST's answer to SSE.
 func (g *Ingress) startPostStream(w http.ResponseWriter, req *request, ps *postStream) *sseWriter {
-	sse := startSSE(w, g.hub.id+"-"+strconv.FormatUint(ps.n, 36))
+	ids := g.hub.id + "-" + strconv.FormatUint(ps.n, 36)
+	if req.modern {
+		ids = "" // the stateless era does not resume streams: no event ids
+	}
+	sse := startSSE(w, ids)
 	if req.sess != nil && primes(req.sess.rec.Version) {
 		_ = sse.prime()
 	}
@@ -248,16 +256,20 @@ func (g *Ingress) finish(w http.ResponseWriter, r *http.Request, req *request, s
 		e = g.afterReply(r.Context(), w, req, body, sse == nil)
 	}
 	traceRouted(r.Context(), req, body, e)
+	status := http.StatusOK
+	if e == nil && req.modern {
+		status, body = bus.ModernAnswer(body, req.msg.Method)
+	}
 	if sse == nil {
 		if e != nil {
-			writeError(w, req.msg.ID, e)
+			writeErrorFor(w, req.msg.ID, e, req.modern)
 			return
 		}
-		writeJSON(w, http.StatusOK, body)
+		writeJSON(w, status, body)
 		return
 	}
 	if e != nil {
-		body = bus.ErrorResponse(req.msg.ID, e)
+		body = bus.ErrorResponseFor(req.msg.ID, e, req.modern)
 	}
 	_ = sse.message(body)
 }

@@ -63,6 +63,11 @@ type Options struct {
 	Metrics *prometheus.Registry
 	// TracerProvider makes the HTTP spans (tracing.go); nil: the global one.
 	TracerProvider trace.TracerProvider
+	// Stateless serves MCP 2026-07-28, the stateless revision, to the
+	// clients that ask for it (modern.go). Off, such a request is refused
+	// as an unsupported MCP-Protocol-Version, which makes a dual-era client
+	// open a 2025-11-25 session instead.
+	Stateless bool
 	// EnableMCPRegistry serves GET /v1/mcp/registry.json
 	// (general_settings.enable_mcp_registry); without it that path is 404.
 	EnableMCPRegistry bool

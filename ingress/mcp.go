@@ -36,6 +36,12 @@ func (g *Ingress) serveMCP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if r.Method != http.MethodPost && g.o.Stateless && bus.Modern(r.Header, nil) {
+		// The stateless era has no GET stream and no session to end.
+		w.Header().Set("Allow", http.MethodPost)
+		writeErrorFor(w, nil, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed for MCP %s: POST each request (subscriptions/listen replaces the GET stream; there is no session to DELETE)", r.Method, bus.FirstModernVersion), true)
+		return
+	}
 	switch r.Method {
 	case http.MethodPost:
 		g.post(w, r, pathServer)
@@ -56,16 +62,25 @@ type request struct {
 	sess *session
 	// sse: the client accepts an event stream as the answer.
 	sse bool
+	// modern: a stateless-era (MCP 2026-07-28) request (modern.go).
+	modern bool
 }
 
 func (g *Ingress) post(w http.ResponseWriter, r *http.Request, pathServer string) {
 	req, e := g.admit(w, r, pathServer)
 	if e != nil {
 		var id json.RawMessage
+		var msg *bus.Message
 		if req != nil && req.msg != nil {
-			id = req.msg.ID
+			id, msg = req.msg.ID, req.msg
 		}
-		writeError(w, id, e)
+		writeErrorFor(w, id, e, g.o.Stateless && bus.Modern(r.Header, msg))
+		return
+	}
+	if req.modern && !req.msg.IsRequest() {
+		// The stateless era defines no client notifications over HTTP
+		// (closing a request's stream cancels it): nothing to pass on.
+		w.WriteHeader(http.StatusAccepted)
 		return
 	}
 	if !req.msg.IsRequest() {
@@ -106,8 +121,12 @@ func (g *Ingress) admit(w http.ResponseWriter, r *http.Request, pathServer strin
 	if e != nil {
 		return req, e
 	}
+	req.modern = g.o.Stateless && bus.Modern(r.Header, req.msg)
 	if e := g.identify(r, req, id, selection(pathServer, r)); e != nil {
 		return req, e
+	}
+	if req.modern {
+		return req, admitModern(r, req) // modern.go: no session
 	}
 	if req.msg.Method == bus.MethodInitialize {
 		if e := g.mayOpenSession(id); e != nil {
@@ -202,6 +221,9 @@ func (g *Ingress) identify(r *http.Request, req *request, id bus.Identity, serve
 	}
 	if e := bus.CheckSelection(servers, "the server selection"); e != nil {
 		return e
+	}
+	if req.modern {
+		return nil // its version is in _meta, checked there (modern.go)
 	}
 	version := r.Header.Get("Mcp-Protocol-Version")
 	if version != "" && !bus.SupportedProtocolVersion(version) {

@@ -13,11 +13,17 @@ import (
 // writeError is the one place a gateway error becomes an HTTP answer: the status
 // from the error catalog and a JSON-RPC error body naming what was wrong.
 func writeError(w http.ResponseWriter, id json.RawMessage, e *bus.Error) {
+	writeErrorFor(w, id, e, false)
+}
+
+// writeErrorFor is writeError for a client of the era modern says: a
+// stateless-era client gets its era's code and status (bus/era_errors.go).
+func writeErrorFor(w http.ResponseWriter, id json.RawMessage, e *bus.Error, modern bool) {
 	errorHeaders(w.Header(), e)
 	if e.Kind == bus.ErrMethodNotAllowed && w.Header().Get("Allow") == "" {
 		w.Header().Set("Allow", "GET, POST, DELETE")
 	}
-	writeJSON(w, e.Kind.HTTP, bus.ErrorResponse(id, e))
+	writeJSON(w, e.Status(modern), bus.ErrorResponseFor(id, e, modern))
 }
 
 // errorHeaders sets the headers an error kind implies, for every endpoint.

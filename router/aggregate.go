@@ -30,6 +30,8 @@ func (r *Router) aggregate(ctx context.Context, h nats.Header, raw []byte, env b
 	switch msg.Method {
 	case bus.MethodInitialize:
 		return r.initializeAll(ctx, a, msg)
+	case bus.MethodServerDiscover:
+		return r.discoverAll(ctx, a, msg)
 	case bus.MethodToolsList:
 		return r.list(ctx, a, msg, kindTools)
 	case bus.MethodPromptsList:

@@ -50,22 +50,36 @@ func (r *Router) initialize(ctx context.Context, env bus.Envelope, msg *bus.Mess
 	if !bus.SupportedProtocolVersion(version) {
 		version = bus.LatestProtocolVersion
 	}
+	m := r.infoOne(ctx, env, s, msg.Method)
 	res := initializeResult{
 		ProtocolVersion: version,
-		Capabilities:    fallbackCapabilities,
-		ServerInfo:      serverInfo{Name: "mcpbus", Title: "mcpbus: " + s.Prefix(), Version: r.o.Version},
-	}
-	if info, err := r.upstreamInfo(ctx, env, s); err != nil {
-		r.log.Warn("initialize: upstream capabilities unavailable; advertising tools only",
-			"server", s.Name, "request_id", env.RequestID, "err", err.Message)
-	} else {
-		if len(info.Capabilities) > 0 {
-			res.Capabilities = info.Capabilities
-		}
-		res.Instructions = info.Instructions
+		Capabilities:    m.caps,
+		ServerInfo:      m.server,
+		Instructions:    m.instructions,
 	}
 	out, _ := json.Marshal(res)
 	return bus.ResultResponse(msg.ID, out), nil
+}
+
+// infoOne is what mcpbus tells a client of one server about itself: that
+// server's capabilities and instructions, or tools only when the upstream
+// cannot be asked.
+func (r *Router) infoOne(ctx context.Context, env bus.Envelope, s bus.ServerSpec, method string) mergedInfo {
+	m := mergedInfo{
+		caps:   fallbackCapabilities,
+		server: serverInfo{Name: "mcpbus", Title: "mcpbus: " + s.Prefix(), Version: r.o.Version},
+	}
+	info, err := r.upstreamInfo(ctx, env, s)
+	if err != nil {
+		r.log.Warn(method+": upstream capabilities unavailable; advertising tools only",
+			"server", s.Name, "request_id", env.RequestID, "err", err.Message)
+		return m
+	}
+	if len(info.Capabilities) > 0 {
+		m.caps = info.Capabilities
+	}
+	m.instructions = info.Instructions
+	return m
 }
 
 func (r *Router) upstreamInfo(ctx context.Context, env bus.Envelope, s bus.ServerSpec) (upstreamInfo, *bus.Error) {
@@ -100,8 +114,7 @@ func formatMillis(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 
 
 // initializeAll answers initialize for an aggregation: the protocol version
 // negotiated as for one server, and the union of the servers' capabilities
-// (asked in parallel, each bounded by InfoTimeout; a server that does not
-// answer is logged and left out).
+// (infoAll).
 func (r *Router) initializeAll(ctx context.Context, a *agg, msg *bus.Message) ([]byte, *bus.Error) {
 	var p initializeParams
 	if err := json.Unmarshal(msg.Params, &p); err != nil {
@@ -111,6 +124,29 @@ func (r *Router) initializeAll(ctx context.Context, a *agg, msg *bus.Message) ([
 	if !bus.SupportedProtocolVersion(version) {
 		version = bus.LatestProtocolVersion
 	}
+	m := r.infoAll(ctx, a, msg.Method)
+	res := initializeResult{
+		ProtocolVersion: version,
+		Capabilities:    m.caps,
+		ServerInfo:      m.server,
+		Instructions:    m.instructions,
+	}
+	out, _ := json.Marshal(res)
+	return bus.ResultResponse(msg.ID, out), nil
+}
+
+// mergedInfo is what an aggregation tells a client about itself.
+type mergedInfo struct {
+	caps         json.RawMessage
+	instructions string
+	server       serverInfo
+}
+
+// infoAll asks every server of an aggregation for its capabilities and
+// instructions, in parallel, each bounded by InfoTimeout (a server that does
+// not answer is logged and left out), and merges them: the union of the
+// capabilities, the instructions each under its server's prefix.
+func (r *Router) infoAll(ctx context.Context, a *agg, method string) mergedInfo {
 	infos := make([]*upstreamInfo, len(a.servers))
 	var wg sync.WaitGroup
 	for i, s := range a.servers {
@@ -119,7 +155,7 @@ func (r *Router) initializeAll(ctx context.Context, a *agg, msg *bus.Message) ([
 			defer wg.Done()
 			info, err := r.upstreamInfo(ctx, a.env, s)
 			if err != nil {
-				r.log.Warn("initialize: upstream capabilities unavailable; the server is not counted in the merged capabilities",
+				r.log.Warn(method+": upstream capabilities unavailable; the server is not counted in the merged capabilities",
 					"server", s.Name, "request_id", a.env.RequestID, "err", err.Message)
 				return
 			}
@@ -140,12 +176,9 @@ func (r *Router) initializeAll(ctx context.Context, a *agg, msg *bus.Message) ([
 			instructions = append(instructions, s.Prefix()+": "+infos[i].Instructions)
 		}
 	}
-	res := initializeResult{
-		ProtocolVersion: version,
-		Capabilities:    mergeCapabilities(caps),
-		ServerInfo:      serverInfo{Name: "mcpbus", Title: "mcpbus: " + strings.Join(prefixes, ", "), Version: r.o.Version},
-		Instructions:    strings.Join(instructions, "\n\n"),
+	return mergedInfo{
+		caps:         mergeCapabilities(caps),
+		instructions: strings.Join(instructions, "\n\n"),
+		server:       serverInfo{Name: "mcpbus", Title: "mcpbus: " + strings.Join(prefixes, ", "), Version: r.o.Version},
 	}
-	out, _ := json.Marshal(res)
-	return bus.ResultResponse(msg.ID, out), nil
 }

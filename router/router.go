@@ -164,6 +164,11 @@ func (r *Router) route(ctx context.Context, req micro.Request, env bus.Envelope,
 	if msg.Method == bus.MethodPing {
 		return bus.ResultResponse(msg.ID, json.RawMessage(`{}`)), nil
 	}
+	if msg.Method == bus.MethodServerDiscover && !env.Modern() {
+		// An older client's probe (the legacy SSE transport, or a gateway
+		// with the stateless protocol off): it falls back to initialize.
+		return nil, bus.Errorf(bus.ErrMethodNotFound, "server/discover is a method of MCP %s, which this request does not speak: send initialize", bus.FirstModernVersion)
+	}
 	server, many, e := r.resolve(env) // resolve.go
 	if e != nil {
 		return nil, e
@@ -171,8 +176,11 @@ func (r *Router) route(ctx context.Context, req micro.Request, env bus.Envelope,
 	if many != nil {
 		return r.aggregate(ctx, nats.Header(req.Headers()), req.Data(), env, msg, many) // aggregate.go
 	}
-	if msg.Method == bus.MethodInitialize {
+	switch msg.Method {
+	case bus.MethodInitialize:
 		return r.initialize(ctx, env, msg, server)
+	case bus.MethodServerDiscover:
+		return r.discover(ctx, env, msg, server) // discover.go
 	}
 	return r.forward(ctx, nats.Header(req.Headers()), req.Data(), env, server)
 }

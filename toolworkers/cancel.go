@@ -3,7 +3,8 @@ package toolworkers
 // Cancelling calls in flight. Every call is registered under its envelope
 // request id while it runs, so that
 //
-//   - bus.SubjectCancel (the request id of a call whose key was revoked) and
+//   - bus.SubjectCancel (the request id of a call whose key was revoked, or
+//     of a stateless-era call whose client went away) and
 //   - bus.SubjectCancelRequest (a client's notifications/cancelled, as a
 //     bus.CancelRequest: same session, same key, same JSON-RPC id)
 //
@@ -11,7 +12,8 @@ package toolworkers
 // notifications/cancelled for the id it used on its leg. A call cancelled by
 // its client answers with an error saying so (the client ignores it, as the
 // spec says; it only keeps the router from waiting). A dropped HTTP
-// connection is no cancellation: the ingress sends nothing for it.
+// connection cancels only a stateless-era call (there, closing the stream is
+// the cancellation); for a session's call the ingress sends nothing.
 
 import (
 	"context"
@@ -80,7 +82,8 @@ func (c *inflightCall) stop(match func(*inflightCall) bool, byClient bool) bool 
 	return true
 }
 
-// onCancel ends the call with the request id in the message (a revoked key).
+// onCancel ends the call with the request id in the message (a revoked key,
+// or a stateless-era client that went away).
 func (w *Worker) onCancel(m *nats.Msg) {
 	if v, ok := w.inflight.Load(string(m.Data)); ok && v.(*inflightCall).stop(nil, false) {
 		w.log.Info("cancelling an in-flight call", "request_id", string(m.Data))

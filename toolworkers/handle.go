@@ -133,7 +133,18 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 		_ = reply.Error(span.fail(bus.Errorf(bus.ErrUpstreamUnavailable, "worker for server %q is shutting down", w.up.Name)))
 		return
 	}
-	params, relay := w.legParams(msg.Params, &env, l)
+	params := msg.Params
+	if env.Modern() {
+		// The upstream holds a session of an older revision: the
+		// stateless-era keys are the ingress's to read, not its.
+		stripped, err := bus.StripModernMeta(params)
+		if err != nil {
+			_ = reply.Error(span.fail(bus.Wrap(bus.ErrInvalidParams, err, "%s: params are not a JSON object", msg.Method)))
+			return
+		}
+		params = stripped
+	}
+	params, relay := w.legParams(params, &env, l)
 	defer relay.Release()
 	start := time.Now()
 	resp, cached, err := w.dispatch(ctx, l, &env, msg, params, relay, span)

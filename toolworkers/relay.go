@@ -31,9 +31,12 @@ type callRelay struct {
 	session   string // downstream session id
 	keyID     string
 	requestID string
-	level     string          // the session's log level, "" if it set none
-	caps      json.RawMessage // the client's capabilities
-	token     json.RawMessage // the caller's progress token; nil if it asked for none
+	level     string // the session's log level, "" if it set none
+	// modern: a stateless-era caller, which wants no notifications/message
+	// without a level and can take no server-to-client request.
+	modern bool
+	caps   json.RawMessage // the client's capabilities
+	token  json.RawMessage // the caller's progress token; nil if it asked for none
 	// secrets, set by the link's upstream (scrub.go), are the values
 	// scrubbed from what is relayed; nil: none.
 	secrets *credential.Scrubber
@@ -49,7 +52,7 @@ func (w *Worker) newRelay(env *bus.Envelope, token json.RawMessage) *callRelay {
 	r := relayPool.Get().(*callRelay)
 	r.w = w
 	r.stream, r.session, r.keyID, r.requestID = env.Stream, env.Session, env.Caller.KeyID, env.RequestID
-	r.level, r.caps, r.token = env.LogLevel, env.ClientCapabilities, token
+	r.level, r.caps, r.token, r.modern = env.LogLevel, env.ClientCapabilities, token, env.Modern()
 	r.refs.Store(1)
 	return r
 }
@@ -83,7 +86,7 @@ func (r *callRelay) Notify(method string, params json.RawMessage) {
 		}
 		params = restoreProgressToken(params, r.token)
 	case "notifications/message":
-		if !levelAllows(r.level, messageLevel(params)) {
+		if r.modern && r.level == "" || !levelAllows(r.level, messageLevel(params)) {
 			return
 		}
 	default:
@@ -109,6 +112,9 @@ func (r *callRelay) Request(ctx context.Context, m *bus.Message) []byte {
 	}
 	if r == nil || r.w == nil {
 		return upstream.Refusal(m.ID, upstream.CodeMethodNotFound, "the client cannot receive "+m.Method+": its request has no stream for it (the client did not accept text/event-stream)")
+	}
+	if r.modern {
+		return upstream.Refusal(m.ID, upstream.CodeMethodNotFound, "the client cannot receive "+m.Method+": it speaks MCP "+bus.FirstModernVersion+", which has no server-to-client requests")
 	}
 	subject := r.stream
 	if subject == "" {

@@ -184,7 +184,7 @@ func (g *Gateway) startIngress(o Options, conn func(string) (*nats.Conn, error),
 	}
 	g.ing = ingress.New(ingress.Options{NC: ic, Log: o.Log, TracerProvider: o.TracerProvider, InternalRanges: ranges, Servers: cache,
 		UseXFF: o.Config.UseXForwardedFor, TrustedProxies: o.Config.TrustedProxyRanges, XFFHops: o.Config.XFFNumTrustedHops,
-		EnableMCPRegistry: o.Config.EnableMCPRegistry, Version: version.Version, Metrics: reg,
+		EnableMCPRegistry: o.Config.EnableMCPRegistry, Stateless: o.Config.StatelessProtocol, Version: version.Version, Metrics: reg,
 		JetStream: ijs, State: o.state(), AllowedOrigins: o.Config.AllowedOrigins, ListenAddr: o.Listen, RouterOnly: o.RouterOnly,
 		BodyReadTimeout: o.BodyReadTimeout})
 	// Connectors' messages reach this ingress (connector_bridge.go).

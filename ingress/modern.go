@@ -1,0 +1,54 @@
+package ingress
+
+import (
+	"net/http"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+// The stateless era (MCP 2026-07-28) on the MCP endpoint. A request of that
+// era (bus.Modern) carries what a session held: its protocol version, its
+// client's capabilities and log level travel in params._meta, checked here
+// and put in the envelope, so any ingress replica answers any request and
+// no session is looked up or opened. What the answer becomes is
+// bus.ModernAnswer's; a client that goes away cancels its call (answer.go).
+
+// admitModern checks a stateless-era message after its key: a response is
+// refused (such a client sends none), a method the era removed is unknown
+// (404), the _meta triple must be there (bus.ReadModernMeta), and the
+// standard headers must match the body (bus.CheckStandardHeaders), which
+// stays what the gateway reads.
+func admitModern(r *http.Request, req *request) *bus.Error {
+	m := req.msg
+	if m.IsResponse() {
+		return bus.Errorf(bus.ErrInvalidRequest, "a %s client sends no JSON-RPC responses: there are no server-to-client requests to answer", bus.FirstModernVersion)
+	}
+	if !m.IsRequest() {
+		return nil // a notification: accepted and dropped (mcp.go)
+	}
+	if bus.RemovedInModern(m.Method) {
+		return bus.Errorf(bus.ErrMethodNotFound, "method %q does not exist in MCP %s (use server/discover, subscriptions/listen and _meta instead)", m.Method, bus.FirstModernVersion)
+	}
+	meta, e := bus.ReadModernMeta(m.Params)
+	if e != nil {
+		return e
+	}
+	if err := bus.CheckStandardHeaders(r.Header, m); err != nil {
+		return bus.Errorf(bus.ErrHeaderMismatch, "%v", err)
+	}
+	req.env.ProtocolVersion = meta.Version
+	req.env.ClientCapabilities = envelopeCapabilities(meta.Capabilities)
+	req.env.LogLevel = meta.LogLevel
+	return req.env.Validate()
+}
+
+// cancelLeft cancels the call of a stateless-era request whose client went
+// away before its answer: the workers running it stop it upstream (they
+// know it by its envelope's request id, unique to this POST).
+func (g *Ingress) cancelLeft(req *request) {
+	if err := g.nc.Publish(bus.SubjectCancel, []byte(req.env.RequestID)); err != nil {
+		g.log.Warn("could not cancel the call of a client that went away", "request_id", req.env.RequestID, "err", err)
+		return
+	}
+	g.log.Debug("the client went away: its call is cancelled", "request_id", req.env.RequestID)
+}
