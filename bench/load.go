@@ -37,7 +37,16 @@ type target struct {
 	url    string
 	auth   http.Header // the credential header(s) the endpoint wants
 	client *http.Client
+	// stateless: the target speaks MCP 2026-07-28 to this client (no
+	// session; _meta and the standard headers on every request).
+	stateless bool
 }
+
+// statelessVersion is the revision a stateless target is driven with.
+const statelessVersion = "2026-07-28"
+
+// statelessMeta is the _meta every stateless-era request carries.
+const statelessMeta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`
 
 func newTransport() *http.Transport {
 	return &http.Transport{
@@ -93,6 +102,13 @@ func (t *target) post(ctx context.Context, sessionID string, body []byte, buf *b
 		h["Mcp-Session-Id"] = []string{sessionID}
 		h["Mcp-Protocol-Version"] = []string{protocolVersion}
 	}
+	if t.stateless {
+		// The load generator sends one method per target kind: the
+		// standard headers of a tools/call of echo.
+		h["Mcp-Protocol-Version"] = []string{statelessVersion}
+		h["Mcp-Method"] = []string{"tools/call"}
+		h["Mcp-Name"] = []string{"echo"}
+	}
 	resp, err := t.client.Do(req)
 	if err != nil {
 		return 0, nil, nil, err
@@ -138,6 +154,9 @@ func findResponse(body []byte, wantID string) (*rpcResponse, error) {
 // initialize opens a session: initialize, check the result and the session
 // id, then notifications/initialized.
 func (t *target) initialize(ctx context.Context) (*session, error) {
+	if t.stateless {
+		return &session{t: t}, nil // nothing to open: every request stands alone
+	}
 	s := &session{t: t}
 	id := nextID.Add(1)
 	body := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"initialize","params":{"protocolVersion":%q,"capabilities":{},"clientInfo":{"name":"mcpbus-bench","version":"1"}}}`, id, protocolVersion)
@@ -173,6 +192,9 @@ func (t *target) initialize(ctx context.Context) (*session, error) {
 func (s *session) call(ctx context.Context) error {
 	id := nextID.Add(1)
 	body := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"m%d"}}}`, id, id)
+	if s.t.stateless {
+		body = fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"m%d"},%s}}`, id, id, statelessMeta)
+	}
 	status, _, resp, err := s.t.post(ctx, s.id, body, &s.buf)
 	if err != nil {
 		return err
@@ -195,6 +217,9 @@ func (s *session) call(ctx context.Context) error {
 
 // close ends the session (DELETE); best effort, not counted.
 func (s *session) close() {
+	if s.t.stateless {
+		return
+	}
 	req, err := http.NewRequest(http.MethodDelete, s.t.url, nil)
 	if err != nil {
 		return

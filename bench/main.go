@@ -126,6 +126,10 @@ type gateway struct {
 // targetGoDefault names the gateway run with Go's default GOMAXPROCS.
 const targetGoDefault = "mcpbus-go-default"
 
+// targetStateless names the measured gateway driven as an MCP 2026-07-28
+// client: no session, _meta on every call.
+const targetStateless = "mcpbus-2026"
+
 // targetProxy names the bare reverse proxy (proxy.go).
 const targetProxy = "reverse-proxy"
 

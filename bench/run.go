@@ -135,6 +135,7 @@ func (b *benchRun) execute() error {
 const benchConfig = `general_settings:
   master_key: os.environ/MCPBUS_BENCH_MASTER_KEY
   # The split deployment's processes join the bus as this user.
+  mcp_stateless_protocol: true
   mcp_bus_users:
     - {user: bench-split, password: os.environ/MCPBUS_BENCH_BUS_PASSWORD, roles: [auth, registry, router, workers, ingress]}
 mcp_servers:
@@ -241,6 +242,10 @@ func (b *benchRun) startGateways() error {
 	b.via = newTarget("mcpbus", b.gwURL+"/mcp/demo", b.viaAuth)
 	b.targets = []*target{b.direct, b.via}
 	b.gateways = map[*target]gateway{b.direct: {gw, b.gwURL}, b.via: {gw, b.gwURL}}
+	// The same gateway and upstream, driven as a 2026-07-28 client.
+	stateless := newTarget(targetStateless, b.gwURL+"/mcp/demo", b.viaAuth)
+	stateless.stateless = true
+	b.addTarget(stateless, gateway{gw, b.gwURL})
 	if b.o.gomaxprocs > 0 && b.o.compareGo {
 		// The same gateway with Go's default GOMAXPROCS (no GOMAXPROCS in its
 		// environment), idle while the others are measured.

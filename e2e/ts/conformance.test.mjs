@@ -6,10 +6,11 @@
 // Both runs must exit 0, and the same scenarios must pass; there is no
 // expected-failures file.
 //
-// 2026-07-28 runs directly only, for now: the fixture serves both eras, and
-// every scenario the revision scores must pass against it. mcpbus does not
-// speak 2026-07-28 yet (docs/plans/mcp-2026-07-28.md), so the run through it
-// is printed, not asserted.
+// 2026-07-28 is asserted directly only, for now: the fixture serves both
+// eras, and every scenario the revision scores must pass against it. mcpbus
+// speaks 2026-07-28 to clients (testdata/conformance.yaml turns it on) but
+// does not bridge all of it yet (docs/plans/mcp-2026-07-28.md), so the run
+// through it is printed, with the scenarios still failing, not asserted.
 //
 //   MCPBUS_BIN=path/to/mcpbus   binary under test (default ../bin/mcpbus from e2e/)
 //
@@ -263,5 +264,7 @@ describe('official MCP conformance suite: fixture directly and through mcpbus', 
     const { results } = await result(`mcpbus ${MODERN}`);
     const passing = [...results].filter(([s, r]) => scored.has(s) && r.passed).length;
     console.log(`mcpbus ${MODERN}: ${passing}/${scored.size} scored scenarios pass through /mcp/conformance`);
+    const failing = [...scored].filter((s) => !results.get(s)?.passed).sort();
+    console.log(`mcpbus ${MODERN}: not yet through mcpbus: ${failing.join(', ')}`);
   });
 });
