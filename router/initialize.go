@@ -42,13 +42,9 @@ var fallbackCapabilities = json.RawMessage(`{"tools":{}}`)
 // advertises the selected upstream's capabilities (everything is forwarded to a
 // single server, so its capabilities are what the client can use).
 func (r *Router) initialize(ctx context.Context, env bus.Envelope, msg *bus.Message, s bus.ServerSpec) ([]byte, *bus.Error) {
-	var p initializeParams
-	if err := json.Unmarshal(msg.Params, &p); err != nil {
-		return nil, bus.Errorf(bus.ErrInvalidParams, "initialize: params must be an object with protocolVersion")
-	}
-	version := p.ProtocolVersion
-	if !bus.SupportedProtocolVersion(version) {
-		version = bus.LatestProtocolVersion
+	version, e := negotiate(msg)
+	if e != nil {
+		return nil, e
 	}
 	m := r.infoOne(ctx, env, s, msg.Method)
 	res := initializeResult{
@@ -110,19 +106,29 @@ func (r *Router) upstreamInfo(ctx context.Context, env bus.Envelope, s bus.Serve
 	return info, nil
 }
 
+// negotiate picks the protocol version of an initialize: the client's, if
+// mcpbus speaks it in the session era, else the latest it does (never a
+// stateless-era one: those have no initialize).
+func negotiate(msg *bus.Message) (string, *bus.Error) {
+	var p initializeParams
+	if err := json.Unmarshal(msg.Params, &p); err != nil {
+		return "", bus.Errorf(bus.ErrInvalidParams, "initialize: params must be an object with protocolVersion")
+	}
+	if !bus.SupportedProtocolVersion(p.ProtocolVersion) {
+		return bus.LatestProtocolVersion, nil
+	}
+	return p.ProtocolVersion, nil
+}
+
 func formatMillis(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
 // initializeAll answers initialize for an aggregation: the protocol version
 // negotiated as for one server, and the union of the servers' capabilities
 // (infoAll).
 func (r *Router) initializeAll(ctx context.Context, a *agg, msg *bus.Message) ([]byte, *bus.Error) {
-	var p initializeParams
-	if err := json.Unmarshal(msg.Params, &p); err != nil {
-		return nil, bus.Errorf(bus.ErrInvalidParams, "initialize: params must be an object with protocolVersion")
-	}
-	version := p.ProtocolVersion
-	if !bus.SupportedProtocolVersion(version) {
-		version = bus.LatestProtocolVersion
+	version, e := negotiate(msg)
+	if e != nil {
+		return nil, e
 	}
 	m := r.infoAll(ctx, a, msg.Method)
 	res := initializeResult{

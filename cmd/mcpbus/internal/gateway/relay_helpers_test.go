@@ -157,3 +157,30 @@ func (p *progressLog) got() []*mcp.ProgressNotificationParams {
 	defer p.mu.Unlock()
 	return append([]*mcp.ProgressNotificationParams(nil), p.notes...)
 }
+
+// cancelSlowCall starts up's slow tool through cs, cancels the call once the
+// tool runs, and fails the test unless the tool's context ends (the upstream
+// was told to stop) long before the tool would finish; it returns the
+// call's error.
+func cancelSlowCall(t *testing.T, g *testGateway, cs *mcp.ClientSession, up *relayUpstream) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "slow", Arguments: map[string]any{}})
+		done <- err
+	}()
+	select {
+	case <-up.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow tool never started")
+	}
+	cancel()
+	select {
+	case <-up.cancelled:
+	case <-time.After(30 * time.Second): // the tool would run 30 s: only a lost cancellation gets here
+		t.Fatalf("the upstream tool was not cancelled after the client cancelled its call\n%s", g.logs.String())
+	}
+	return <-done
+}
