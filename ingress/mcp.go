@@ -36,7 +36,7 @@ func (g *Ingress) serveMCP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if r.Method != http.MethodPost && g.o.Stateless && bus.Modern(r.Header, nil) {
+	if r.Method != http.MethodPost && g.modern(r, nil) {
 		// The stateless era has no GET stream and no session to end.
 		w.Header().Set("Allow", http.MethodPost)
 		writeErrorFor(w, nil, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed for MCP %s: POST each request (subscriptions/listen replaces the GET stream; there is no session to DELETE)", r.Method, bus.FirstModernVersion), true)
@@ -74,7 +74,7 @@ func (g *Ingress) post(w http.ResponseWriter, r *http.Request, pathServer string
 		if req != nil && req.msg != nil {
 			id, msg = req.msg.ID, req.msg
 		}
-		writeErrorFor(w, id, e, g.o.Stateless && bus.Modern(r.Header, msg))
+		writeErrorFor(w, id, e, g.modern(r, msg))
 		return
 	}
 	if req.modern && !req.msg.IsRequest() {
@@ -121,7 +121,7 @@ func (g *Ingress) admit(w http.ResponseWriter, r *http.Request, pathServer strin
 	if e != nil {
 		return req, e
 	}
-	req.modern = g.o.Stateless && bus.Modern(r.Header, req.msg)
+	req.modern = g.modern(r, req.msg)
 	if e := g.identify(r, req, id, selection(pathServer, r)); e != nil {
 		return req, e
 	}

@@ -13,6 +13,13 @@ import (
 // no session is looked up or opened. What the answer becomes is
 // bus.ModernAnswer's; a client that goes away cancels its call (answer.go).
 
+// modern reports whether this ingress serves r (with its message m, if
+// read) as a stateless-era request: the protocol is on and the request
+// is of that era (bus.Modern).
+func (g *Ingress) modern(r *http.Request, m *bus.Message) bool {
+	return g.o.Stateless && bus.Modern(r.Header, m)
+}
+
 // admitModern checks a stateless-era message after its key: a response is
 // refused (such a client sends none), a method the era removed is unknown
 // (404), the _meta triple must be there (bus.ReadModernMeta), and the
