@@ -102,7 +102,11 @@ type Options struct {
 	Version string          // the protocol version asked for at initialize
 	Caps    json.RawMessage // client capabilities declared at initialize (nil: none)
 	Events  Events          // what comes outside calls (nil: dropped, no GET stream)
-	Log     *slog.Logger    // nil: slog.Default()
+	// Era is what the worker knows of the server's protocol era, shared by
+	// its clients (nil: the session era, never probed). Only Streamable HTTP
+	// clients probe; HTTP+SSE and stdio speak the session era.
+	Era *Era
+	Log *slog.Logger // nil: slog.Default()
 }
 
 // sessionWide reports whether a notification concerns the whole session (or
@@ -137,7 +141,7 @@ const (
 // private connection pool).
 func NewStreamable(o Options, endpoint string, header http.Header, hc *http.Client) Client {
 	c := newStreamableClient(o.Server, endpoint, header, o.Version, hc)
-	c.caps, c.events = o.Caps, o.Events
+	c.caps, c.events, c.era = o.Caps, o.Events, o.Era
 	if o.Log != nil {
 		c.log = o.Log
 	}

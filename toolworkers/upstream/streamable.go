@@ -46,6 +46,9 @@ type session struct {
 	id      string          // Mcp-Session-Id, empty for sessionless servers
 	version string          // negotiated protocol version
 	init    json.RawMessage // the upstream's initialize result, verbatim
+	// modern marks a stateless-era server (stateless.go): no session at
+	// all, init made from its discover result.
+	modern bool
 
 	// ctx lives as long as the session is the client's current one: it ends
 	// the GET stream and the server-to-client requests relayed from it.
@@ -74,7 +77,10 @@ type streamableClient struct {
 	// events, if set, receives what the upstream sends outside calls, and the
 	// client keeps the session's GET stream open for it.
 	events Events
-	log    *slog.Logger
+	// era is what the worker learned of the server's protocol era (era.go;
+	// nil: the session era, never probed).
+	era *Era
+	log *slog.Logger
 	// endWait is streamEndWait; a test lengthens it.
 	endWait time.Duration
 
@@ -87,7 +93,12 @@ type streamableClient struct {
 
 	closed atomic.Bool
 	nextID atomic.Int64
-	cur    atomic.Pointer[session]
+	cur    atomic.Pointer[session] // the initialized session
+	// disc is the stateless era's "session": the server's discover
+	// result, when the server speaks that era (era.go).
+	disc atomic.Pointer[session]
+	// probeLock collapses concurrent discovers into one.
+	probeLock chan struct{}
 	// initLock collapses concurrent initializations into one; a channel rather
 	// than a mutex so a waiter can give up when its context ends.
 	initLock chan struct{}
@@ -101,16 +112,17 @@ func newStreamableClient(server, endpoint string, header http.Header, version st
 	}
 	base, cancel := context.WithCancel(context.Background())
 	return &streamableClient{
-		base:     base,
-		cancel:   cancel,
-		server:   server,
-		endpoint: endpoint,
-		header:   header,
-		version:  version,
-		hc:       hc,
-		initLock: make(chan struct{}, 1),
-		log:      slog.Default(),
-		endWait:  streamEndWait,
+		base:      base,
+		cancel:    cancel,
+		server:    server,
+		endpoint:  endpoint,
+		header:    header,
+		version:   version,
+		hc:        hc,
+		initLock:  make(chan struct{}, 1),
+		probeLock: make(chan struct{}, 1),
+		log:       slog.Default(),
+		endWait:   streamEndWait,
 	}
 }
 
@@ -120,14 +132,30 @@ func newStreamableClient(server, endpoint string, header http.Header, version st
 // session the upstream forgot is replaced and the request sent once more: the
 // upstream never ran it.
 func (c *streamableClient) Call(ctx context.Context, method string, params json.RawMessage, r Relay) (*bus.Message, error) {
+	eraRetried := false
 	for attempt := 0; ; attempt++ {
-		s, err := c.session(ctx)
+		s, err := c.pick(ctx) // era.go
+		if errors.Is(err, errEraChanged) && !eraRetried {
+			eraRetried = true
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
+		if s.modern {
+			msg, err := c.callModern(ctx, s, method, params, r)
+			if errors.Is(err, errEraChanged) {
+				if !eraRetried {
+					eraRetried = true
+					continue
+				}
+				return nil, bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q refused MCP %s right after it said it spoke it", c.server, bus.FirstModernVersion)
+			}
+			return msg, err
+		}
 		id := c.nextID.Add(1)
 		body := encodeRequest(id, method, params)
-		msg, _, err := c.post(ctx, s, body, id, r)
+		msg, _, err := c.post(ctx, s, body, id, r, nil)
 		if err != nil && ctx.Err() != nil {
 			// Closing the HTTP request is not a cancellation in MCP: tell the
 			// upstream to stop, so a revoked or timed-out call does no more work.
@@ -145,13 +173,15 @@ func (c *streamableClient) Call(ctx context.Context, method string, params json.
 	}
 }
 
-// Notify sends one notification in the session, opening it if needed.
+// Notify sends one notification in the session, opening it if needed. A
+// stateless-era server takes none over HTTP (what they said, roots changing
+// or a call cancelled, it learns from each request): it is dropped.
 func (c *streamableClient) Notify(ctx context.Context, method string, params json.RawMessage) error {
-	s, err := c.session(ctx)
-	if err != nil {
+	s, err := c.pick(ctx)
+	if err != nil || s.modern {
 		return err
 	}
-	_, _, err = c.post(ctx, s, bus.Notification(method, params), 0, nil)
+	_, _, err = c.post(ctx, s, bus.Notification(method, params), 0, nil, nil)
 	if errors.Is(err, errSessionGone) {
 		c.drop(s)
 		return bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q forgot the session", c.server)
@@ -169,9 +199,10 @@ func (c *streamableClient) drop(s *session) {
 	}
 }
 
-// Info returns the upstream's initialize result, opening the session if needed.
+// Info returns the upstream's initialize result, opening the session if
+// needed; for a stateless-era server, its discover result in that shape.
 func (c *streamableClient) Info(ctx context.Context) (json.RawMessage, error) {
-	s, err := c.session(ctx)
+	s, err := c.pick(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -182,6 +213,9 @@ func (c *streamableClient) Info(ctx context.Context) (json.RawMessage, error) {
 // what runs in the background and waits for it.
 func (c *streamableClient) Close() {
 	c.closed.Store(true)
+	if m := c.disc.Swap(nil); m != nil {
+		m.end()
+	}
 	s := c.cur.Swap(nil)
 	if s != nil {
 		s.end()
@@ -218,7 +252,7 @@ func (c *streamableClient) session(ctx context.Context) (*session, error) {
 	}
 	s, err := c.initialize(ctx)
 	if err != nil {
-		return nil, err
+		return nil, c.initRefused(err) // era.go
 	}
 	c.cur.Store(s)
 	if c.closed.Load() {
@@ -237,7 +271,7 @@ func (c *streamableClient) initialize(ctx context.Context) (*session, error) {
 	params := initializeParams(c.version, c.caps)
 	id := c.nextID.Add(1)
 	pending := &session{}
-	msg, hdr, err := c.post(ctx, pending, encodeRequest(id, bus.MethodInitialize, params), id, nil)
+	msg, hdr, err := c.post(ctx, pending, encodeRequest(id, bus.MethodInitialize, params), id, nil, nil)
 	if err != nil {
 		if errors.Is(err, errSessionGone) {
 			err = bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q refused initialize (HTTP 404)", c.server)
@@ -254,7 +288,7 @@ func (c *streamableClient) initialize(ctx context.Context) (*session, error) {
 		return nil, bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q sent an initialize result without protocolVersion", c.server)
 	}
 	s := &session{id: hdr.Get("Mcp-Session-Id"), version: res.ProtocolVersion, init: msg.Result}
-	if _, _, err := c.post(ctx, s, bus.Notification(bus.MethodInitialized, nil), 0, nil); err != nil {
+	if _, _, err := c.post(ctx, s, bus.Notification(bus.MethodInitialized, nil), 0, nil, nil); err != nil {
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(c.base)
@@ -303,14 +337,18 @@ func (c *streamableClient) setHeaders(req *http.Request, s *session) {
 	InjectTrace(req) // tracing.go
 }
 
-// post sends one message. For a request (id > 0) it waits for the response with
-// that id, on a JSON body or an SSE stream; for a notification it expects 202.
-func (c *streamableClient) post(ctx context.Context, s *session, body []byte, id int64, r Relay) (*bus.Message, http.Header, error) {
+// post sends one message, with extra headers besides the session's. For a
+// request (id > 0) it waits for the response with that id, on a JSON body or
+// an SSE stream; for a notification it expects 202.
+func (c *streamableClient) post(ctx context.Context, s *session, body []byte, id int64, r Relay, extra http.Header) (*bus.Message, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return nil, nil, bus.Errorf(bus.ErrInternal, "upstream server %q: bad endpoint", c.server)
 	}
 	c.setHeaders(req, s)
+	for k, v := range extra {
+		req.Header[k] = v
+	}
 	req.Header["Content-Type"] = []string{"application/json"}
 	req.Header["Accept"] = []string{"application/json, text/event-stream"}
 	resp, err := c.hc.Do(req)
@@ -318,6 +356,11 @@ func (c *streamableClient) post(ctx context.Context, s *session, body []byte, id
 		return nil, nil, c.classify(ctx, err)
 	}
 	defer func() { resp.Body.Close() }() // a closure: the SSE path hands the body off
+	if s.modern {
+		if msg, handled, err := c.modernRefusal(resp, id); handled {
+			return msg, resp.Header, err
+		}
+	}
 	if err := c.checkStatus(resp, s); err != nil {
 		return nil, nil, err
 	}
@@ -478,6 +521,10 @@ func (c *streamableClient) readSSE(ctx context.Context, body io.Reader, s *sessi
 			} else {
 				r.Notify(m.Method, m.Params)
 			}
+		case m.IsRequest() && s.modern:
+			// The stateless era has no server-to-client requests (it asks
+			// with input_required results): nothing could take an answer.
+			c.log.Debug("dropped a request a stateless-era upstream sent on a call's stream", "server", c.server, "method", m.Method)
 		case m.IsRequest():
 			if m.Method == bus.MethodPing {
 				c.tasks.spawn(func() { c.answer(s, bus.ResultResponse(m.ID, json.RawMessage(`{}`))) })
@@ -507,14 +554,14 @@ func (c *streamableClient) cancelUpstream(s *session, id int64, cause error) {
 	params, _ := json.Marshal(map[string]any{"requestId": id, "reason": reason})
 	ctx, cancel := context.WithTimeout(c.base, 5*time.Second)
 	defer cancel()
-	_, _, _ = c.post(ctx, s, bus.Notification("notifications/cancelled", params), 0, nil)
+	_, _, _ = c.post(ctx, s, bus.Notification("notifications/cancelled", params), 0, nil, nil)
 }
 
 // answer POSTs the response to a server-to-client request in session s.
 func (c *streamableClient) answer(s *session, reply []byte) {
 	ctx, cancel := context.WithTimeout(c.base, 10*time.Second)
 	defer cancel()
-	if _, _, err := c.post(ctx, s, reply, 0, nil); err != nil {
+	if _, _, err := c.post(ctx, s, reply, 0, nil, nil); err != nil {
 		c.log.Debug("answering a server-to-client request failed", "err", bus.AsError(err).Detail())
 	}
 }
