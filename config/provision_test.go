@@ -54,6 +54,21 @@ func TestProvisionErrorsNameFields(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
 	}
+	// A stateless-era revision pinned on a server mcpbus speaks only the
+	// session era to.
+	_, err = Provision(bus.ServerSpec{Name: "gh", URL: "https://gh.example.com/sse", Transport: "sse", SpecVersion: "2026-07-28"}, nil)
+	if err == nil || !strings.HasPrefix(err.Error(), "mcp_servers.gh.spec_version: names a stateless-era revision") || !strings.Contains(err.Error(), "transport http") {
+		t.Errorf("spec_version 2026-07-28 with transport sse: %v", err)
+	}
+	for _, ok := range []bus.ServerSpec{
+		{Name: "gh", URL: "https://gh.example.com/mcp", Transport: "http", SpecVersion: "2026-07-28"},
+		{Name: "gh", URL: "https://gh.example.com/mcp", SpecVersion: "2026-07-28"}, // detected: Streamable HTTP first
+		{Name: "gh", URL: "https://gh.example.com/sse", Transport: "sse", SpecVersion: "2025-06-18"},
+	} {
+		if _, err := Provision(ok, nil); err != nil {
+			t.Errorf("%+v: %v", ok, err)
+		}
+	}
 }
 
 func TestUpstreamPrintsNoCredentials(t *testing.T) {

@@ -20,7 +20,7 @@ type checked struct {
 	URL         string `yaml:"url" validate:"required_unless=Transport stdio,omitempty,parseurl,httpscheme,urlhost"`
 	Transport   string `yaml:"transport" validate:"oneof=http sse stdio"`
 	Command     string `yaml:"command" validate:"required_if=Transport stdio"`
-	SpecVersion string `yaml:"spec_version" validate:"omitempty,datetime=2006-01-02"`
+	SpecVersion string `yaml:"spec_version" validate:"omitempty,datetime=2006-01-02,specera"`
 	AuthType    string `yaml:"auth_type" validate:"authtype"`
 	AuthValue   string `yaml:"auth_value" validate:"authvalue"`
 	// AuthValueGiven: the config wrote an auth_value (which may resolve to
@@ -72,6 +72,11 @@ var validatorOnce = sync.OnceValue(func() *validator.Validate {
 	must(v.RegisterValidation("authvalue", func(fl validator.FieldLevel) bool {
 		p := fl.Parent()
 		return !headerAuthTypes[p.FieldByName("AuthType").String()] || fl.Field().String() != "" || !p.FieldByName("AuthValueGiven").Bool()
+	}))
+	// A stateless-era revision is spoken to Streamable HTTP servers only:
+	// mcpbus's HTTP+SSE and stdio clients keep sessions.
+	must(v.RegisterValidation("specera", func(fl validator.FieldLevel) bool {
+		return fl.Field().String() < bus.FirstModernVersion || fl.Parent().FieldByName("Transport").String() == "http"
 	}))
 	must(v.RegisterValidation("parseurl", str(func(s string) bool {
 		_, err := url.Parse(s)
@@ -160,6 +165,8 @@ func message(fe validator.FieldError, c *checked, showURL bool) string {
 		return authTypeMessage()
 	case "datetime":
 		return "must be an MCP protocol version such as " + DefaultSpecVersion
+	case "specera":
+		return "names a stateless-era revision (" + bus.FirstModernVersion + " or later), which mcpbus speaks to Streamable HTTP servers only (transport http); HTTP+SSE and stdio servers speak " + bus.LatestProtocolVersion + " or older"
 	case "headername":
 		return "must be an HTTP header name"
 	case "headervalue":

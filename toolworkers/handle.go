@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/toolworkers/upstream"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nuid"
@@ -91,6 +92,7 @@ func (w *Worker) serveInfo(req micro.Request, reply bus.Reply, env bus.Envelope)
 		}
 	}
 	var info json.RawMessage
+	ctx = upstream.WithCaller(ctx, callerFor(&env)) // a server of both eras describes itself per era
 	err := w.guard(ctx, func() (err error) {
 		info, err = span.info(ctx, l.up)
 		return err
@@ -146,6 +148,7 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 	}
 	params, relay := w.legParams(params, &env, l)
 	defer relay.Release()
+	ctx = upstream.WithCaller(ctx, callerFor(&env))
 	start := time.Now()
 	resp, cached, err := w.dispatch(ctx, l, &env, msg, params, relay, span)
 	rec := callRecord{env: env, method: msg.Method, tool: tool, start: start, bytesIn: len(req.Data()), cache: cached}
@@ -363,6 +366,21 @@ func (w *Worker) dispatch(ctx context.Context, l *link, env *bus.Envelope, msg *
 	}
 	resp, err = call()
 	return resp, "", err
+}
+
+// callerFor is what the upstream client needs to know of the caller
+// (upstream.Caller): its era, which picks the upstream's era when the
+// server speaks both; its log level; and, for a stateless-era caller, its
+// capabilities, so the upstream's input_required results reach a client
+// that can answer them. A session-era caller declares none to a
+// stateless-era server: it could not read such a result (bridging it is
+// plan step 6).
+func callerFor(env *bus.Envelope) upstream.Caller {
+	c := upstream.Caller{Modern: env.Modern(), LogLevel: env.LogLevel}
+	if c.Modern {
+		c.Caps = env.ClientCapabilities
+	}
+	return c
 }
 
 // rootsChanged forwards a client's notifications/roots/list_changed to the

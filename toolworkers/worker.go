@@ -69,16 +69,19 @@ type Worker struct {
 	// detected is the transport found for a server configured without one
 	// (detect.go).
 	detected upstream.Detected
-	up       *config.Upstream
-	nc       *nats.Conn
-	svc      micro.Service
-	pool     *pool.Pool
-	log      *slog.Logger // carries server=<name>
-	rootLog  *slog.Logger // for clients that add server themselves
-	filter   toolFilter
-	servers  *servercache.Cache
-	extra    map[string]bool // extra_headers, canonical
-	static   map[string]bool // static_headers names, canonical
+	// era is the protocol era found (or pinned by spec_version) for a
+	// Streamable HTTP server, shared by its clients.
+	era     *upstream.Era
+	up      *config.Upstream
+	nc      *nats.Conn
+	svc     micro.Service
+	pool    *pool.Pool
+	log     *slog.Logger // carries server=<name>
+	rootLog *slog.Logger // for clients that add server themselves
+	filter  toolFilter
+	servers *servercache.Cache
+	extra   map[string]bool // extra_headers, canonical
+	static  map[string]bool // static_headers names, canonical
 
 	cred    *credential.Client // the replica's HTTP client, with the server's credentials
 	version string
@@ -173,8 +176,12 @@ func newWorker(nc *nats.Conn, up *config.Upstream, spec bus.ServerSpec, o Option
 		s2cToken: nuid.Next(),
 	}
 	w.changes = changeNotices{w: w, window: 250 * time.Millisecond}
+	w.era = &upstream.Era{}
 	if up.SpecVersion != "" {
-		w.version = up.SpecVersion // the operator pinned a revision
+		w.era = upstream.PinnedEra(up.SpecVersion) // the operator pinned a revision
+		if up.SpecVersion < bus.FirstModernVersion {
+			w.version = up.SpecVersion // asked for at initialize
+		}
 	}
 	for _, h := range up.ExtraHeaders {
 		w.extra[h] = true
@@ -277,7 +284,7 @@ func (w *Worker) onSessionClosed(m *nats.Msg) {
 // what comes outside calls to events.
 func (w *Worker) newUpstream(header http.Header, caps json.RawMessage, events upstream.Events) upstream.Client {
 	// The SSE and stdio clients name the server in their log lines themselves.
-	o := upstream.Options{Server: w.up.Name, Version: w.version, Caps: caps, Events: events, Log: w.rootLog}
+	o := upstream.Options{Server: w.up.Name, Version: w.version, Caps: caps, Events: events, Era: w.era, Log: w.rootLog}
 	sse := func() upstream.Client {
 		return upstream.NewSSE(o, w.up.URL.String(), w.cred.WithHeaders(header, upstream.InjectTrace))
 	}
