@@ -22,9 +22,9 @@ func (g *Ingress) modern(r *http.Request, m *bus.Message) bool {
 
 // admitModern checks a stateless-era message after its key: a response is
 // refused (such a client sends none), a method the era removed is unknown
-// (404), the _meta triple must be there (bus.ReadModernMeta), and the
-// standard headers must match the body (bus.CheckStandardHeaders), which
-// stays what the gateway reads.
+// (404), the standard headers must match the body
+// (bus.CheckStandardHeaders), which stays what the gateway reads, and the
+// _meta triple must be there (bus.ReadModernMeta).
 func admitModern(r *http.Request, req *request) *bus.Error {
 	m := req.msg
 	if m.IsResponse() {
@@ -36,12 +36,14 @@ func admitModern(r *http.Request, req *request) *bus.Error {
 	if bus.RemovedInModern(m.Method) {
 		return bus.Errorf(bus.ErrMethodNotFound, "method %q does not exist in MCP %s (use server/discover, subscriptions/listen and _meta instead)", m.Method, bus.FirstModernVersion)
 	}
+	// Headers first, as go-sdk does: a header that disagrees with the body
+	// is -32020 even when the body's version is one mcpbus does not speak.
+	if err := bus.CheckStandardHeaders(r.Header, m); err != nil {
+		return bus.Errorf(bus.ErrHeaderMismatch, "%v", err)
+	}
 	meta, e := bus.ReadModernMeta(m.Params)
 	if e != nil {
 		return e
-	}
-	if err := bus.CheckStandardHeaders(r.Header, m); err != nil {
-		return bus.Errorf(bus.ErrHeaderMismatch, "%v", err)
 	}
 	req.env.ProtocolVersion = meta.Version
 	req.env.ClientCapabilities = envelopeCapabilities(meta.Capabilities)
