@@ -92,7 +92,7 @@ func (w *Worker) serveInfo(req micro.Request, reply bus.Reply, env bus.Envelope)
 		}
 	}
 	var info json.RawMessage
-	ctx = upstream.WithCaller(ctx, callerFor(&env)) // a server of both eras describes itself per era
+	ctx = upstream.WithCaller(ctx, callerFor(&env, false)) // a server of both eras describes itself per era
 	err := w.guard(ctx, func() (err error) {
 		info, err = span.info(ctx, l.up)
 		return err
@@ -148,9 +148,20 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 	}
 	params, relay := w.legParams(params, &env, l)
 	defer relay.Release()
-	ctx = upstream.WithCaller(ctx, callerFor(&env))
+	ctx = upstream.WithCaller(ctx, callerFor(&env, relay != nil))
 	start := time.Now()
 	resp, cached, err := w.dispatch(ctx, l, &env, msg, params, relay, span)
+	if err == nil && !env.Modern() && bridgesInput(msg.Method) {
+		// A 2026-07-28 upstream may ask for input by its answer; a caller
+		// of the session era is asked on its stream instead (mrtr.go).
+		resp, err = fulfil(ctx, w.up.Name, resp, params, relay, func(p json.RawMessage) (r *bus.Message, err error) {
+			err = w.guard(ctx, func() (err error) {
+				r, err = span.call(ctx, l.up, msg.Method, p, relay)
+				return err
+			})
+			return r, err
+		})
+	}
 	rec := callRecord{env: env, method: msg.Method, tool: tool, start: start, bytesIn: len(req.Data()), cache: cached}
 	if err != nil && tracked.cancelledByClient() {
 		err = w.clientCancelled(msg.ID)
@@ -370,14 +381,14 @@ func (w *Worker) dispatch(ctx context.Context, l *link, env *bus.Envelope, msg *
 
 // callerFor is what the upstream client needs to know of the caller
 // (upstream.Caller): its era, which picks the upstream's era when the
-// server speaks both; its log level; and, for a stateless-era caller, its
-// capabilities, so the upstream's input_required results reach a client
-// that can answer them. A session-era caller declares none to a
-// stateless-era server: it could not read such a result (bridging it is
-// plan step 6).
-func callerFor(env *bus.Envelope) upstream.Caller {
+// server speaks both; its log level; and its capabilities, so a
+// stateless-era server asks it for input only as it can answer: a
+// stateless-era caller itself (input_required passes through), a
+// session-era caller on its call's stream (canAsk: there is a relay;
+// fulfil, mrtr.go). A session-era caller that cannot be asked declares none.
+func callerFor(env *bus.Envelope, canAsk bool) upstream.Caller {
 	c := upstream.Caller{Modern: env.Modern(), LogLevel: env.LogLevel}
-	if c.Modern {
+	if c.Modern || canAsk {
 		c.Caps = env.ClientCapabilities
 	}
 	return c

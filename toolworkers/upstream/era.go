@@ -300,10 +300,11 @@ type Caller struct {
 	// Modern: the caller speaks the stateless era. Only such a caller is
 	// served statelessly by a server that keeps sessions too.
 	Modern bool
-	// Caps are the client capabilities to declare: a stateless-era caller's
-	// own, so the upstream may ask it for input (input_required) and its
-	// answers flow back. nil declares none ({}), which a session-era caller
-	// gets until mcpbus answers such requests for it.
+	// Caps are the client capabilities to declare, so the upstream asks for
+	// input (input_required) only what the caller can answer: its own, for
+	// a stateless-era caller (the result passes through) or a session-era
+	// caller the worker can ask on its stream (toolworkers/mrtr.go). nil
+	// declares none ({}).
 	Caps json.RawMessage
 	// LogLevel is the level of log messages the caller wants ("" none).
 	LogLevel string
