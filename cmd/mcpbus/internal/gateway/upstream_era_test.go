@@ -63,6 +63,25 @@ func newModernUpstream(t *testing.T, name string, dual bool) *modernUpstream {
 		return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{"who": &mcp.ElicitParams{Message: "your name?",
 			RequestedSchema: json.RawMessage(`{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}`)}}}, nil, nil
 	})
+	// survey asks in two rounds, keeping the first answer in requestState;
+	// the second round also asks for the client's roots.
+	mcp.AddTool(srv, &mcp.Tool{Name: "survey"}, func(_ context.Context, req *mcp.CallToolRequest, _ none) (*mcp.CallToolResult, any, error) {
+		p := req.Params
+		if p.RequestState == "" {
+			return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{"color": &mcp.ElicitParams{Message: "colour?",
+				RequestedSchema: json.RawMessage(`{"type":"object","properties":{"name":{"type":"string"}}}`)}}, RequestState: "round1"}, nil, nil
+		}
+		color, _ := p.InputResponses["color"].(*mcp.ElicitResult)
+		if p.RequestState == "round1" && color != nil {
+			return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{"roots": &mcp.ListRootsParams{}},
+				RequestState: "round2:" + fmt.Sprint(color.Content["name"])}, nil, nil
+		}
+		roots, _ := p.InputResponses["roots"].(*mcp.ListRootsResult)
+		if after, ok := strings.CutPrefix(p.RequestState, "round2:"); ok && roots != nil && len(roots.Roots) > 0 {
+			return text(after + " at " + roots.Roots[0].URI), nil, nil
+		}
+		return nil, nil, fmt.Errorf("survey: unexpected round %q", p.RequestState)
+	})
 	mcp.AddTool(srv, &mcp.Tool{Name: "log"}, func(ctx context.Context, req *mcp.CallToolRequest, _ none) (*mcp.CallToolResult, any, error) {
 		for _, l := range []mcp.LoggingLevel{"debug", "info", "warning"} {
 			_ = req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: l, Logger: name, Data: string(l) + " from " + name})
@@ -159,7 +178,7 @@ func TestModernUpstreamForASessionClient(t *testing.T) {
 		t.Fatal("the session-era client got no session")
 	}
 	tools, err := cs.ListTools(ctx, nil)
-	if err != nil || len(tools.Tools) != 3 {
+	if err != nil || len(tools.Tools) != 4 {
 		t.Fatalf("tools/list: %v %v", tools, err)
 	}
 	if got, err := relayCall(ctx, cs, &mcp.CallToolParams{Name: "whoami", Arguments: map[string]any{}}); err != nil || got != "nova" {
@@ -233,4 +252,98 @@ func sessionEraClient(t *testing.T, endpoint string, opts *mcp.ClientOptions) *m
 	}
 	t.Cleanup(func() { cs.Close() })
 	return cs
+}
+
+// A 2025-11-25 client in front of an upstream of the stateless era alone:
+// the upstream asks for input by its answer (input_required), the worker
+// asks the client on its call's stream (elicitation/create, roots/list) and
+// calls again with the answers and the upstream's requestState, round
+// after round, until the result. The client never sees input_required: a
+// 2025-11-25 client cannot read it (the go-sdk one happens to, so what
+// reaches it on the wire is what the test checks).
+func TestSessionClientAnswersAStatelessUpstreamsInputRequests(t *testing.T) {
+	g, _ := eraGateway(t, false, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var asked []string
+	var mu sync.Mutex
+	note := func(s string) { mu.Lock(); asked = append(asked, s); mu.Unlock() }
+	client := mcp.NewClient(&mcp.Implementation{Name: "era-test", Version: "1"}, &mcp.ClientOptions{
+		ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			note("elicit " + req.Params.Message)
+			answer := "Grace"
+			if req.Params.Message == "colour?" {
+				answer = "teal"
+			}
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": answer}}, nil
+		},
+	})
+	client.AddRoots(&mcp.Root{URI: "file:///work", Name: "work"})
+	wire := &wireLog{next: headerTransport{bearer(master)}}
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint: g.URL() + "/mcp/nova", HTTPClient: &http.Client{Transport: wire}, MaxRetries: -1,
+	}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	for tool, want := range map[string]string{"greet": "nova greets Grace", "survey": "teal at file:///work"} {
+		if got, err := relayCall(ctx, cs, &mcp.CallToolParams{Name: tool, Arguments: map[string]any{}}); err != nil || got != want {
+			t.Fatalf("%s: %q %v, want %q", tool, got, err, want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 2 || asked[0] == asked[1] {
+		t.Fatalf("the client was asked %v, want your name? and colour? once each", asked)
+	}
+	got := wire.String()
+	if strings.Contains(got, "input_required") || !strings.Contains(got, `"method":"elicitation/create"`) || !strings.Contains(got, `"method":"roots/list"`) {
+		t.Fatalf("the 2025-11-25 client was sent input_required, or no elicitation/create and roots/list requests:\n%s", got)
+	}
+
+	// A client that cannot answer (no elicitation capability) gets the
+	// reason, not a result it cannot read.
+	plain := sessionEraClient(t, g.URL()+"/mcp/nova", nil)
+	res, err := plain.CallTool(ctx, &mcp.CallToolParams{Name: "greet", Arguments: map[string]any{}})
+	if err == nil && (res == nil || !res.IsError) {
+		t.Fatalf("greet without the elicitation capability answered %+v", res)
+	}
+	if err != nil && !strings.Contains(err.Error(), "elicitation") {
+		t.Fatalf("greet without the elicitation capability: %v, want a reason naming elicitation", err)
+	}
+}
+
+// wireLog is a client transport that keeps every response body it reads.
+type wireLog struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	buf  bytes.Buffer
+}
+
+func (w *wireLog) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := w.next.RoundTrip(r)
+	if err == nil {
+		resp.Body = &teeBody{ReadCloser: resp.Body, w: w}
+	}
+	return resp, err
+}
+
+func (w *wireLog) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+type teeBody struct {
+	io.ReadCloser
+	w *wireLog
+}
+
+func (b *teeBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.w.mu.Lock()
+	b.w.buf.Write(p[:n])
+	b.w.mu.Unlock()
+	return n, err
 }
