@@ -177,6 +177,7 @@ func (c *streamableClient) modernSession(ctx context.Context) (*session, error) 
 		c.dropModern(s)
 		return nil, bus.Errorf(bus.ErrUpstreamUnavailable, "upstream server %q: the worker is shutting down", c.server)
 	}
+	c.listenFor(s) // listen.go
 	return s, nil
 }
 
@@ -241,11 +242,10 @@ func (c *streamableClient) discover(ctx context.Context) (s *session, dual, ok b
 // serverInfo, instructions), and reports whether the server speaks a
 // stateless-era version mcpbus knows (modern), and an older one too (dual).
 //
-// The capabilities lose what mcpbus cannot yet bridge from the new era:
-// listChanged and resources.subscribe, whose notifications a stateless
-// server sends only on subscriptions/listen (plan step 8). A client told of
-// them would wait for notifications that never come; told nothing, it lists
-// again when it needs to, and the worker's list cache expires on its own.
+// The capabilities lose resources.subscribe: a stateless server sends
+// resources/updated only on a subscriptions/listen that names the URI,
+// which mcpbus does not hold per client yet. listChanged stays: the client
+// keeps a listen open for the lists that change (listen.go).
 func discoverInfo(result json.RawMessage, server string) (info json.RawMessage, modern, dual bool) {
 	var d struct {
 		SupportedVersions []string                   `json:"supportedVersions"`
@@ -270,7 +270,6 @@ func discoverInfo(result json.RawMessage, server string) (info json.RawMessage, 
 		if json.Unmarshal(v, &feature) != nil || feature == nil {
 			continue
 		}
-		delete(feature, "listChanged")
 		if k == "resources" {
 			delete(feature, "subscribe")
 		}

@@ -28,11 +28,17 @@ const (
 
 // listen keeps s's GET stream open until s ends.
 func (c *streamableClient) listen(s *session) {
-	delay := getBackoffMin
 	lastID := ""
+	c.keepOpen(s, "GET stream", func() (bool, error) { return c.stream(s, &lastID) })
+}
+
+// keepOpen runs open (one stream, read to its end) again and again, with
+// backoff, until s ends or open says not to (again false).
+func (c *streamableClient) keepOpen(s *session, what string, open func() (again bool, err error)) {
+	delay := getBackoffMin
 	for s.ctx.Err() == nil {
 		start := time.Now()
-		again, err := c.stream(s, &lastID)
+		again, err := open()
 		if !again {
 			return
 		}
@@ -43,7 +49,7 @@ func (c *streamableClient) listen(s *session) {
 			delay = getBackoffMin
 		}
 		if err != nil {
-			c.log.Debug("upstream GET stream ended; reopening", "retry_in", delay, "err", bus.AsError(err).Detail())
+			c.log.Debug("upstream "+what+" ended; reopening", "retry_in", delay, "err", bus.AsError(err).Detail())
 		}
 		t := time.NewTimer(delay)
 		select {

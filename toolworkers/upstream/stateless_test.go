@@ -209,8 +209,8 @@ func TestStatelessUpstreamCallsWithoutASession(t *testing.T) {
 	if err := json.Unmarshal(info, &ir); err != nil || ir.ProtocolVersion != "2026-07-28" || ir.ServerInfo.Name != "era-upstream" || ir.Instructions != "test server" {
 		t.Fatalf("Info = %s (%v)", info, err)
 	}
-	if _, ok := ir.Capabilities["tools"]; !ok || strings.Contains(string(info), "listChanged") {
-		t.Fatalf("Info capabilities %s: want tools, without listChanged", info)
+	if string(ir.Capabilities["tools"]) != `{"listChanged":true}` {
+		t.Fatalf("Info capabilities %s: want tools that say when they change", info)
 	}
 
 	// Closing sends no DELETE: there is no session to end.
@@ -345,6 +345,84 @@ func TestEraChangeIsFollowed(t *testing.T) {
 	if !era.Modern() {
 		t.Fatalf("era = %q after the server came back to the stateless era", era.get())
 	}
+}
+
+// A client that reports what comes outside calls keeps a
+// subscriptions/listen open to a stateless server, and hears its list
+// changes there, as it hears a session server's on the GET stream.
+func TestStatelessUpstreamListChangesComeOnAListen(t *testing.T) {
+	e := newEraServer(true)
+	acked := make(chan struct{})
+	var once sync.Once
+	// The server has the listen once it has sent its acknowledgement.
+	h := e.modern()
+	rec, url := serveRecorded(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&ackWatch{ResponseWriter: w, acked: func() { once.Do(func() { close(acked) }) }}, r)
+	}))
+	c := eraClient(t, url, &Era{})
+	heard := make(chan string, 4)
+	c.events = &changeEvents{heard: heard}
+	ctx := ctxTimeout(t, 10*time.Second)
+	if _, err := c.Call(ctx, "tools/list", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-acked:
+	case <-ctx.Done():
+		t.Fatalf("no listen was acknowledged; the server saw %v", rec.posts())
+	}
+	e.srv.AddTool(&mcp.Tool{Name: "new", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{}, nil
+		})
+	select {
+	case got := <-heard:
+		if got != "notifications/tools/list_changed" {
+			t.Fatalf("heard %s, want notifications/tools/list_changed", got)
+		}
+	case <-ctx.Done():
+		t.Fatal("the list change was not heard")
+	}
+	listen := rec.last("subscriptions/listen")
+	if listen.header.Get("Mcp-Method") != "subscriptions/listen" || !bytes.Contains(listen.msg.Params, []byte(`"toolsListChanged":true`)) {
+		t.Fatalf("the listen went out as %v %s", listen.header, listen.msg.Params)
+	}
+	c.Close() // ends the listen, and waits for it
+}
+
+// ackWatch calls acked when a listen's acknowledgement is written.
+type ackWatch struct {
+	http.ResponseWriter
+	acked func()
+}
+
+func (a *ackWatch) Write(b []byte) (int, error) {
+	n, err := a.ResponseWriter.Write(b)
+	if bytes.Contains(b, []byte("notifications/subscriptions/acknowledged")) {
+		if f, ok := a.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		a.acked()
+	}
+	return n, err
+}
+
+func (a *ackWatch) Flush() {
+	if f, ok := a.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// changeEvents passes on the notifications a client hears outside calls.
+type changeEvents struct{ heard chan string }
+
+func (changeEvents) SessionOpened() {}
+func (changeEvents) SessionLost()   {}
+func (e *changeEvents) SessionNotification(method string, _ json.RawMessage) {
+	e.heard <- method
+}
+func (changeEvents) ServerRequest(_ context.Context, m *bus.Message) []byte {
+	return Refusal(m.ID, CodeMethodNotFound, "no")
 }
 
 // modernOnly is a server of the new era alone: a request with a session
