@@ -32,6 +32,9 @@ const (
 	MetaLogLevel           = "io.modelcontextprotocol/logLevel"
 	// MetaServerInfo names the answering server in a result's _meta.
 	MetaServerInfo = "io.modelcontextprotocol/serverInfo"
+	// MetaSubscriptionID tags every message of a subscriptions/listen
+	// stream with the listen request's id.
+	MetaSubscriptionID = "io.modelcontextprotocol/subscriptionId"
 )
 
 // The standard request headers of the stateless era (SEP-2243).

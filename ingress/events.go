@@ -128,6 +128,7 @@ func (g *Ingress) endOnShutdown(r *http.Request) {
 	}
 	if _, hooked := g.httpServers.LoadOrStore(srv, true); !hooked {
 		srv.RegisterOnShutdown(g.events.closeAll)
+		srv.RegisterOnShutdown(g.listens.closeAll)
 	}
 }
 

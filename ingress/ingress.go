@@ -119,6 +119,7 @@ type Ingress struct {
 	// arrival: its clock and this one disagree, so liveness is off.
 	clockSkew atomic.Bool
 	events    eventStreams
+	listens   listenStreams // subscriptions/listen (listen.go)
 	notifySub *nats.Subscription
 	keepalive time.Duration
 	closeOnce sync.Once
@@ -223,6 +224,7 @@ func (g *Ingress) Handler() http.Handler { return g.handler }
 func (g *Ingress) Close() {
 	g.closeOnce.Do(func() {
 		g.events.closeAll()
+		g.listens.closeAll()
 		if g.notifySub != nil {
 			_ = g.notifySub.Unsubscribe()
 		}

@@ -77,6 +77,10 @@ func (g *Ingress) post(w http.ResponseWriter, r *http.Request, pathServer string
 		writeErrorFor(w, id, e, g.modern(r, msg))
 		return
 	}
+	if req.modern && req.msg.Method == bus.MethodSubscriptionsListen {
+		g.listen(w, r, req) // listen.go
+		return
+	}
 	if req.modern && !req.msg.IsRequest() {
 		// The stateless era defines no client notifications over HTTP
 		// (closing a request's stream cancels it): nothing to pass on.

@@ -19,7 +19,9 @@ import (
 //     uses every server its caller may see: visible to its IP class, and
 //     permitted to its key);
 //   - notifications/resources/updated: to those of them whose record
-//     subscribed to the URI (resources/subscribe, on any replica).
+//     subscribed to the URI (resources/subscribe, on any replica);
+//   - list_changed also to the stateless era's subscriptions/listen
+//     streams that agreed to its kind (listen.go).
 //
 // Other notifications on the subject are not for clients.
 
@@ -69,6 +71,9 @@ func (g *Ingress) notify(m *nats.Msg, attempt int) {
 			}
 			return
 		}
+	}
+	if !updated {
+		g.notifyListens(server, n.Method) // listen.go
 	}
 	out := &nats.Msg{Subject: m.Subject, Data: m.Data} // no reply subject: nothing to acknowledge
 	g.events.each(func(st *eventStream) {

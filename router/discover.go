@@ -51,12 +51,12 @@ func discovered(msg *bus.Message, m mergedInfo) []byte {
 }
 
 // modernCapabilities are an upstream's capabilities as a stateless-era
-// client may use them through mcpbus: list_changed notifications and
-// resource subscriptions come only on subscriptions/listen, which mcpbus
-// does not serve yet, so listChanged and subscribe are left out; tasks
-// became an extension the gateway does not bridge, so "tasks" is too.
-// Everything else (tools, prompts, resources, logging, completions,
-// experimental, extensions) passes as it is.
+// client may use them through mcpbus: list changes come on the ingress's
+// subscriptions/listen (ingress/listen.go), so listChanged stays; resource
+// subscriptions do not yet (that listen agrees to no resourceSubscriptions),
+// so subscribe is left out; tasks became an extension the gateway does not
+// bridge, so "tasks" is too. Everything else (tools, prompts, resources,
+// logging, completions, experimental, extensions) passes as it is.
 func modernCapabilities(caps json.RawMessage) json.RawMessage {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(caps, &m) != nil || m == nil {
@@ -68,7 +68,6 @@ func modernCapabilities(caps json.RawMessage) json.RawMessage {
 		if raw, ok := m[kind]; !ok || json.Unmarshal(raw, &sub) != nil || sub == nil {
 			continue
 		}
-		delete(sub, "listChanged")
 		delete(sub, "subscribe")
 		m[kind], _ = json.Marshal(sub)
 	}

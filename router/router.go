@@ -170,9 +170,9 @@ func (r *Router) route(ctx context.Context, req micro.Request, env bus.Envelope,
 		return nil, bus.Errorf(bus.ErrMethodNotFound, "server/discover is a method of MCP %s, which this request does not speak: send initialize", bus.FirstModernVersion)
 	}
 	if msg.Method == bus.MethodSubscriptionsListen {
-		// Not bridged yet (plan step 8); server/discover promises no
-		// listChanged or subscribe, so a client does not expect it.
-		return nil, bus.Errorf(bus.ErrMethodNotFound, "subscriptions/listen is not available through mcpbus yet: list and resource notifications of its servers are not relayed to %s clients (server/discover declares no listChanged or subscribe)", bus.FirstModernVersion)
+		// The ingress serves a stateless-era listen itself (it holds the
+		// stream); one that reaches the router is of the session era.
+		return nil, bus.Errorf(bus.ErrMethodNotFound, "subscriptions/listen is a method of MCP %s, which this request does not speak: use the GET stream of a session", bus.FirstModernVersion)
 	}
 	server, many, e := r.resolve(env) // resolve.go
 	if e != nil {

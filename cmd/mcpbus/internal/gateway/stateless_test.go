@@ -290,9 +290,8 @@ func TestStatelessRequestRules(t *testing.T) {
 		// The header disagreeing with the body is a mismatch, whatever the
 		// body's version (the conformance suite's header-mismatch probe).
 		{"header not the body's version", with("Mcp-Protocol-Version", v, "Mcp-Method", "server/discover"), modernBody("server/discover", "{}", `"v999.0.0"`), 400, -32020, "MCPBUS_HEADER_MISMATCH"},
-		// Not bridged yet; discover promises nothing it would carry.
-		{"subscriptions/listen", with("Mcp-Protocol-Version", v, "Mcp-Method", "subscriptions/listen"),
-			modernBody("subscriptions/listen", `{"notifications":{"toolsListChanged":true}}`, `"2026-07-28"`), 404, -32601, "MCPBUS_METHOD_NOT_FOUND"},
+		{"subscriptions/listen, a flag not a boolean", with("Mcp-Protocol-Version", v, "Mcp-Method", "subscriptions/listen"),
+			modernBody("subscriptions/listen", `{"notifications":{"toolsListChanged":"yes"}}`, `"2026-07-28"`), 400, -32602, "MCPBUS_INVALID_PARAMS"},
 		{"unknown tool", with("Mcp-Protocol-Version", v, "Mcp-Method", "tools/call", "Mcp-Name", "nope"),
 			modernBody("tools/call", `{"name":"nope","arguments":{}}`, `"2026-07-28"`), 400, -32602, ""},
 	} {

@@ -25,9 +25,14 @@ import (
 // modernUpstream is a stateless go-sdk v1.8.0 server that records the
 // JSON-RPC methods it receives.
 type modernUpstream struct {
-	url     string
-	mu      sync.Mutex
-	methods []string
+	url string
+	srv *mcp.Server
+	// listening is closed when the server first acknowledges a
+	// subscriptions/listen: from then on it tells of its list changes.
+	listening chan struct{}
+	once      sync.Once
+	mu        sync.Mutex
+	methods   []string
 }
 
 func (u *modernUpstream) saw() []string {
@@ -41,12 +46,13 @@ func (u *modernUpstream) saw() []string {
 // 2026-07-28 statelessly, any other on a session.
 func newModernUpstream(t *testing.T, name string, dual bool) *modernUpstream {
 	t.Helper()
-	u := &modernUpstream{}
+	u := &modernUpstream{listening: make(chan struct{})}
 	opts := &mcp.ServerOptions{SupportedProtocolVersions: []string{"2026-07-28"}}
 	if dual {
 		opts = nil
 	}
 	srv := mcp.NewServer(&mcp.Implementation{Name: name, Version: "2"}, opts)
+	u.srv = srv
 	type none struct{}
 	text := func(s string) *mcp.CallToolResult {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: s}}}
@@ -105,6 +111,9 @@ func newModernUpstream(t *testing.T, name string, dual bool) *modernUpstream {
 		u.mu.Lock()
 		u.methods = append(u.methods, r.Method+" "+m.Method)
 		u.mu.Unlock()
+		if m.Method == "subscriptions/listen" {
+			w = &ackWatch{ResponseWriter: w, acked: func() { u.once.Do(func() { close(u.listening) }) }}
+		}
 		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(hs.Close)
@@ -346,4 +355,25 @@ func (b *teeBody) Read(p []byte) (int, error) {
 	b.w.buf.Write(p[:n])
 	b.w.mu.Unlock()
 	return n, err
+}
+
+// ackWatch calls acked once a listen's acknowledgement is written.
+type ackWatch struct {
+	http.ResponseWriter
+	acked func()
+}
+
+func (a *ackWatch) Write(b []byte) (int, error) {
+	n, err := a.ResponseWriter.Write(b)
+	if bytes.Contains(b, []byte("notifications/subscriptions/acknowledged")) {
+		a.Flush()
+		a.acked()
+	}
+	return n, err
+}
+
+func (a *ackWatch) Flush() {
+	if f, ok := a.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }

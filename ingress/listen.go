@@ -1,0 +1,224 @@
+package ingress
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats.go"
+)
+
+// subscriptions/listen (MCP 2026-07-28): what the GET stream of a session
+// was, for a client with no session. The ingress holds it as it holds a GET
+// stream: every ingress already hears every server's list_changed
+// (notify.go), so a listen on any replica gets the changes of the servers
+// its caller uses (those it named, or all it may see and use on /mcp). The
+// first message is notifications/subscriptions/acknowledged with the agreed
+// subset of what was asked; every notification after it carries the listen
+// request's id as _meta's subscriptionId; the client ends it by closing the
+// stream; when the ingress shuts down it ends it with a result.
+//
+// Agreed: the three list_changed kinds, as asked. Not agreed (left out of
+// the acknowledgement, as the revision allows): resourceSubscriptions, which
+// need an upstream subscription held for the stream's life (plan
+// docs/plans/mcp-2026-07-28.md, step 8, rest); server/discover declares no
+// resources.subscribe.
+
+// listenKinds maps the listen params' flags to the notifications they
+// agree to.
+var listenKinds = map[string]string{
+	"toolsListChanged":     "notifications/tools/list_changed",
+	"promptsListChanged":   "notifications/prompts/list_changed",
+	"resourcesListChanged": "notifications/resources/list_changed",
+}
+
+// listenStream is one open subscriptions/listen.
+type listenStream struct {
+	id      json.RawMessage // the listen request's id: the subscription id
+	sink    *sink
+	caller  bus.Identity
+	ipClass bus.IPClass
+	servers []string
+	kinds   map[string]bool // agreed notification methods
+	end     context.CancelCauseFunc
+}
+
+// listenStreams are this process's open listens.
+type listenStreams struct {
+	mu     sync.Mutex
+	m      map[*listenStream]struct{}
+	perKey map[string]int
+	closed bool
+}
+
+// register adds ls unless its key holds bus.MaxSessionsPerKey listens here
+// already (one key must not tie up an ingress), or the ingress is closing.
+func (ls *listenStreams) register(st *listenStream) *bus.Error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.closed {
+		return bus.Errorf(bus.ErrServiceUnavailable, "this ingress is shutting down; listen again")
+	}
+	key := st.caller.KeyID
+	if !st.caller.Admin && ls.perKey[key] >= bus.MaxSessionsPerKey {
+		return bus.Errorf(bus.ErrRateLimited, "key '%s' holds %d open subscriptions/listen streams on this ingress, the most one key may: close some", st.caller.Name(), ls.perKey[key])
+	}
+	if ls.m == nil {
+		ls.m, ls.perKey = map[*listenStream]struct{}{}, map[string]int{}
+	}
+	ls.m[st] = struct{}{}
+	ls.perKey[key]++
+	return nil
+}
+
+func (ls *listenStreams) unregister(st *listenStream) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if _, ok := ls.m[st]; ok {
+		delete(ls.m, st)
+		if ls.perKey[st.caller.KeyID]--; ls.perKey[st.caller.KeyID] <= 0 {
+			delete(ls.perKey, st.caller.KeyID)
+		}
+	}
+}
+
+// each calls f for every open listen, under the lock: f must not block.
+func (ls *listenStreams) each(f func(*listenStream)) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for st := range ls.m {
+		f(st)
+	}
+}
+
+// closeAll ends every listen (with its result) and refuses new ones.
+func (ls *listenStreams) closeAll() {
+	ls.mu.Lock()
+	ls.closed = true
+	all := make([]*listenStream, 0, len(ls.m))
+	for st := range ls.m {
+		all = append(all, st)
+	}
+	ls.mu.Unlock()
+	for _, st := range all {
+		st.end(errClosing)
+	}
+}
+
+// agreeListen reads subscriptions/listen params: which notifications the
+// client wants. Params that are not an object, or a notifications member
+// that is not one, are -32602.
+func agreeListen(params json.RawMessage) (map[string]bool, *bus.Error) {
+	var p struct {
+		Notifications map[string]json.RawMessage `json:"notifications"`
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return nil, bus.Errorf(bus.ErrInvalidParams, "subscriptions/listen: params must be an object with notifications")
+	}
+	kinds := map[string]bool{}
+	for flag, method := range listenKinds {
+		var on bool
+		if raw, ok := p.Notifications[flag]; ok {
+			if json.Unmarshal(raw, &on) != nil {
+				return nil, bus.Errorf(bus.ErrInvalidParams, "subscriptions/listen: notifications.%s must be true or false", flag)
+			}
+		}
+		if on {
+			kinds[method] = true
+		}
+	}
+	return kinds, nil
+}
+
+// acknowledged is the first message of a listen: the agreed subset.
+func acknowledged(id json.RawMessage, kinds map[string]bool) []byte {
+	agreed := map[string]bool{}
+	for flag, method := range listenKinds {
+		if kinds[method] {
+			agreed[flag] = true
+		}
+	}
+	params, _ := json.Marshal(map[string]any{
+		"_meta":         map[string]json.RawMessage{bus.MetaSubscriptionID: id},
+		"notifications": agreed,
+	})
+	return bus.Notification("notifications/subscriptions/acknowledged", params)
+}
+
+// tagged is notification method for the listen with id.
+func tagged(id json.RawMessage, method string) []byte {
+	params, _ := json.Marshal(map[string]any{"_meta": map[string]json.RawMessage{bus.MetaSubscriptionID: id}})
+	return bus.Notification(method, params)
+}
+
+// listen serves a stateless-era subscriptions/listen (admitted: its key,
+// _meta and headers are checked) until the client closes it, its key is
+// revoked or the ingress shuts down.
+func (g *Ingress) listen(w http.ResponseWriter, r *http.Request, req *request) {
+	id := req.msg.ID
+	if !req.sse {
+		writeErrorFor(w, id, bus.Errorf(bus.ErrNotAcceptable, "subscriptions/listen answers with an event stream: Accept must include text/event-stream"), true)
+		return
+	}
+	kinds, e := agreeListen(req.msg.Params)
+	if e != nil {
+		writeErrorFor(w, id, e, true)
+		return
+	}
+	ctx, end := context.WithCancelCause(r.Context())
+	defer end(nil)
+	st := &listenStream{id: id, sink: newSink(), caller: req.env.Caller, ipClass: req.env.IPClass,
+		servers: req.env.Servers, kinds: kinds, end: end}
+	if e := g.listens.register(st); e != nil {
+		writeErrorFor(w, id, e, true)
+		return
+	}
+	defer g.listens.unregister(st)
+	defer g.calls.add(st.caller.KeyID, requestID(r), end)()
+	g.endOnShutdown(r)
+
+	sse := startSSE(w, "") // the stateless era has no event ids
+	if sse.message(acknowledged(id, kinds)) != nil {
+		return
+	}
+	keepalive := time.NewTicker(g.keepalive)
+	defer keepalive.Stop()
+	var batch []*nats.Msg
+	for {
+		select {
+		case <-st.sink.wake:
+			msgs, _ := st.sink.take(batch)
+			batch = msgs
+			for _, m := range msgs {
+				if sse.message(m.Data) != nil {
+					return
+				}
+			}
+		case <-keepalive.C:
+			if sse.comment("keepalive") != nil {
+				return
+			}
+		case <-ctx.Done():
+			if context.Cause(ctx) == errClosing {
+				// A graceful end: the result, tagged like the rest.
+				res, _ := json.Marshal(map[string]any{"resultType": "complete",
+					"_meta": map[string]json.RawMessage{bus.MetaSubscriptionID: id}})
+				_ = sse.message(bus.ResultResponse(id, res))
+			}
+			return
+		}
+	}
+}
+
+// notifyListens passes a server's list_changed to the listens that agreed
+// to its kind and whose caller uses the server.
+func (g *Ingress) notifyListens(server, method string) {
+	g.listens.each(func(st *listenStream) {
+		if st.kinds[method] && g.callerUses(st.caller, st.ipClass, st.servers, server) {
+			st.sink.push(&nats.Msg{Data: tagged(st.id, method)})
+		}
+	})
+}
