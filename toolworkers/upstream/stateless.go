@@ -24,6 +24,9 @@ import (
 	"github.com/mcpbus/mcpbus/bus"
 )
 
+// relistedKey marks a call retried after its tools were listed again.
+type relistedKey struct{}
+
 // modernHeaders are the standard headers of a stateless-era request
 // (SEP-2243): Mcp-Method, and Mcp-Name for the methods that name something
 // (bus.NamedBy), in the Base64 form when the name cannot travel as it is.
@@ -47,7 +50,24 @@ func (c *streamableClient) callModern(ctx context.Context, s *session, method st
 		return msg, nil
 	}
 	params = c.modernParams(ctx, params)
-	msg, _, err := c.post(ctx, s, encodeRequest(id, method, params), id, r, modernHeaders(method, params))
+	headers := modernHeaders(method, params)
+	if method == bus.MethodToolsCall {
+		for k, v := range c.paramHeaders(params) { // params.go
+			headers[k] = v
+		}
+	}
+	msg, _, err := c.post(ctx, s, encodeRequest(id, method, params), id, r, headers)
+	var mismatch *errParamMismatch
+	if method == bus.MethodToolsCall && errors.As(err, &mismatch) && ctx.Value(relistedKey{}) == nil {
+		// The server's tool schema changed: learn it again, try once more.
+		if rerr := c.relist(ctx, s); rerr != nil {
+			return nil, err
+		}
+		return c.callModern(context.WithValue(ctx, relistedKey{}, true), s, method, params, r) // modernParams is idempotent
+	}
+	if err == nil && method == bus.MethodToolsList && len(msg.Result) > 0 {
+		msg.Result = c.learnTools(msg.Result)
+	}
 	if errors.Is(err, errEraChanged) {
 		c.dropModern(s)
 		c.era.forget(eraModern)
@@ -108,7 +128,7 @@ func (c *streamableClient) modernRefusal(resp *http.Response, id int64) (msg *bu
 	case bus.ErrUnsupportedVersion.RPC:
 		return nil, true, errEraChanged
 	case bus.ErrHeaderMismatch.RPC:
-		return nil, true, bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q refused the gateway's request headers: %s", c.server, rpcErrorMessage(m.Error))
+		return nil, true, &errParamMismatch{bus.Errorf(bus.ErrUpstreamProtocol, "upstream server %q refused the gateway's request headers: %s", c.server, rpcErrorMessage(m.Error))}
 	}
 	return m, true, nil
 }

@@ -534,3 +534,50 @@ func (r *recordingRelay) count(method string) int {
 	}
 	return n
 }
+
+// A tool whose parameter is mirrored into a header (x-mcp-header): the
+// client learns it from tools/list and sends Mcp-Param-*; called before it
+// has listed, the server refuses the call (-32020), and the client lists
+// the tools and tries once more, as the spec asks of a client.
+func TestStatelessUpstreamMirrorsAnnotatedParameters(t *testing.T) {
+	e := newEraServer(true)
+	e.srv.AddTool(&mcp.Tool{Name: "route", InputSchema: json.RawMessage(`{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"},"q":{"type":"string"}}}`)},
+		func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "routed"}}}, nil
+		})
+	rec, url := serveRecorded(t, e.modern())
+	c := eraClient(t, url, &Era{})
+	ctx := WithCaller(ctxTimeout(t, 10*time.Second), Caller{Modern: true})
+	for i := 0; i < 2; i++ {
+		msg, err := c.Call(ctx, "tools/call", json.RawMessage(`{"name":"route","arguments":{"region":"Zürich","q":"x"}}`), nil)
+		if err != nil || len(msg.Error) > 0 || !strings.Contains(string(msg.Result), "routed") {
+			t.Fatalf("call %d: %v %v", i, err, msg)
+		}
+	}
+	if got := strings.Join(rec.posts(), ","); got != "server/discover,tools/call,tools/list,tools/call,tools/call" {
+		t.Fatalf("upstream saw %s: want the refused call, one tools/list, the retry, then the second call at once", got)
+	}
+	if got := rec.last("tools/call").header.Get("Mcp-Param-Region"); got != "=?base64?WsO8cmljaA==?=" {
+		t.Fatalf("Mcp-Param-Region = %q, want the Base64 form of Zürich", got)
+	}
+}
+
+// A tool whose annotations break the rules is left out of the list.
+func TestLearnToolsDropsInvalidAnnotations(t *testing.T) {
+	c := newStreamableClient("gh", "http://127.0.0.1:1/mcp", nil, "", nil)
+	defer c.Close()
+	in := json.RawMessage(`{"tools":[{"name":"ok","inputSchema":{"type":"object","properties":{"r":{"type":"string","x-mcp-header":"R"}}}},` +
+		`{"name":"bad","inputSchema":{"type":"object","properties":{"l":{"type":"array","items":{"type":"string","x-mcp-header":"L"}}}}},` +
+		`{"name":"plain","inputSchema":{"type":"object"}}],"nextCursor":"c2"}`)
+	out := string(c.learnTools(in))
+	if strings.Contains(out, `"bad"`) || !strings.Contains(out, `"ok"`) || !strings.Contains(out, `"plain"`) || !strings.Contains(out, `"nextCursor":"c2"`) {
+		t.Fatalf("learnTools = %s: want bad dropped, the rest kept", out)
+	}
+	if got := c.paramHeaders(json.RawMessage(`{"name":"ok","arguments":{"r":"x"}}`)).Get("Mcp-Param-R"); got != "x" {
+		t.Fatalf("Mcp-Param-R = %q after learning", got)
+	}
+	valid := json.RawMessage(`{"tools":[{"name":"plain","inputSchema":{"type":"object"}}]}`)
+	if out := c.learnTools(valid); &out[0] != &valid[0] {
+		t.Fatal("a list with nothing to drop was copied")
+	}
+}

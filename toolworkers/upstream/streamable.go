@@ -99,6 +99,8 @@ type streamableClient struct {
 	disc atomic.Pointer[session]
 	// probeLock collapses concurrent discovers into one.
 	probeLock chan struct{}
+	// params are the server's tools' x-mcp-header annotations (params.go).
+	params paramTable
 	// initLock collapses concurrent initializations into one; a channel rather
 	// than a mutex so a waiter can give up when its context ends.
 	initLock chan struct{}
