@@ -125,6 +125,11 @@ func Direct(cache ServerSource, env Envelope, msg *Message) (ServerSpec, bool) {
 	if cache == nil || msg == nil || !msg.IsRequest() || routerAnswers(msg.Method) {
 		return ServerSpec{}, false
 	}
+	if _, parked := ParkedCall(msg.Params); parked {
+		// A parked call's retry goes to the one replica that holds it,
+		// which the router knows how to reach (era_park.go).
+		return ServerSpec{}, false
+	}
 	s, many, e := Resolve(cache, env)
 	if e != nil || many != nil || s.Drain {
 		// A drained server's refusal is the router's (DrainedError).

@@ -43,6 +43,9 @@ func TestDirect(t *testing.T) {
 		{"internal-only server, external caller", ext("internal"), call, ""},
 		{"server the key may not use", func() bus.Envelope { e := onlyPublic; e.Servers = []string{"internal"}; return e }(), call, ""},
 		{"unknown server", in("nope"), call, ""},
+		// A parked call's retry goes where the router sends it (era_park.go).
+		{"a parked call's retry", in("internal"), &bus.Message{ID: json.RawMessage(`2`), Method: "tools/call",
+			Params: json.RawMessage(`{"name":"t","requestState":"` + bus.ParkState("internal", "tok", 1, "s") + `"}`)}, ""},
 		{"initialize", in("internal"), &bus.Message{ID: json.RawMessage(`1`), Method: "initialize"}, ""},
 		{"ping", in("internal"), &bus.Message{ID: json.RawMessage(`1`), Method: "ping"}, ""},
 		{"notification", in("internal"), &bus.Message{Method: "notifications/cancelled"}, ""},

@@ -203,6 +203,11 @@ func (r *Router) forward(ctx context.Context, h nats.Header, body []byte, env bu
 	toWorker(ctx, s.Name, out)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(bus.CallGrace))
 	defer cancel()
+	if params, _, _ := bus.Field(body, "params"); len(params) > 0 {
+		if ref, parked := bus.ParkedCall(params); parked && ref.Server == s.Name {
+			return r.resume(ctx, ref, body, out, s, limit) // park.go
+		}
+	}
 	reply, err := r.workers.Request(ctx, &nats.Msg{Subject: bus.ToolRPC(s.Name), Data: body, Header: out})
 	if err != nil {
 		return nil, bus.WorkerError(s, limit, err)
