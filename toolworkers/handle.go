@@ -7,6 +7,8 @@ package toolworkers
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -150,7 +152,16 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 	defer relay.Release()
 	ctx = upstream.WithCaller(ctx, callerFor(&env, relay != nil))
 	start := time.Now()
-	resp, cached, err := w.dispatch(ctx, l, &env, msg, params, relay, span)
+	var resp *bus.Message
+	var cached string
+	var err error
+	if env.Modern() && bridgesInput(msg.Method) && !w.era.Modern() {
+		// A session-era upstream may ask this caller for input mid-call,
+		// which it can only be asked by input_required (park.go).
+		resp, err = w.parkCall(ctx, l, &env, msg, params, relay)
+	} else {
+		resp, cached, err = w.dispatch(ctx, l, &env, msg, params, relay, span)
+	}
 	if err == nil && !env.Modern() && bridgesInput(msg.Method) {
 		// A 2026-07-28 upstream may ask for input by its answer; a caller
 		// of the session era is asked on its stream instead (mrtr.go).
@@ -324,10 +335,31 @@ func (w *Worker) linkFor(env *bus.Envelope) *link {
 			return w.newLink(header, sid, keyID, caps)
 		})
 	}
+	if !stdio && env.Modern() && privateCaps(env.ClientCapabilities) && !w.era.Modern() {
+		// A stateless-era caller that can be asked for input, in front of
+		// a server that asks on a session: the session must have declared
+		// what the caller can answer (park.go). One per key, capability
+		// set and credential set, in the private pool's bounds.
+		credKey := ""
+		header := w.up.Header
+		if perRequest != nil {
+			credKey, header = headerKey(perRequest), w.mergeHeaders(perRequest)
+		}
+		keyID, caps := env.Caller.KeyID, env.ClientCapabilities
+		return w.private.get(privateKey(keyID, "caps:"+capsKey(caps), credKey), func() *link {
+			return w.newLink(header, "", keyID, caps)
+		})
+	}
 	if perRequest != nil {
 		return w.creds.get(perRequest)
 	}
 	return w.shared
+}
+
+// capsKey names a capability set (compacted JSON, at most 16 KiB).
+func capsKey(caps json.RawMessage) string {
+	sum := sha256.Sum256(caps)
+	return hex.EncodeToString(sum[:12])
 }
 
 // dispatch runs one request on link l: list calls through its catalog cache,

@@ -40,6 +40,10 @@ type callRelay struct {
 	// secrets, set by the link's upstream (scrub.go), are the values
 	// scrubbed from what is relayed; nil: none.
 	secrets *credential.Scrubber
+	// park, for the relay of a parked call (park.go), takes what the
+	// upstream sends: its requests become input_required for the caller,
+	// its notifications go to the round in progress.
+	park *park
 }
 
 var _ upstream.Relay = (*callRelay)(nil)
@@ -79,6 +83,10 @@ func (r *callRelay) Notify(method string, params json.RawMessage) {
 		return
 	}
 	params = r.secrets.JSON(params)
+	if r.park != nil {
+		r.park.notify(method, params)
+		return
+	}
 	switch method {
 	case "notifications/progress":
 		if r.token == nil {
@@ -112,6 +120,9 @@ func (r *callRelay) Request(ctx context.Context, m *bus.Message) []byte {
 	}
 	if r == nil || r.w == nil {
 		return upstream.Refusal(m.ID, upstream.CodeMethodNotFound, "the client cannot receive "+m.Method+": its request has no stream for it (the client did not accept text/event-stream)")
+	}
+	if r.park != nil {
+		return r.park.ask(ctx, m) // park.go: input_required for the caller
 	}
 	if r.modern {
 		return upstream.Refusal(m.ID, upstream.CodeMethodNotFound, "the client cannot receive "+m.Method+": it speaks MCP "+bus.FirstModernVersion+", which has no server-to-client requests")

@@ -179,6 +179,10 @@ func encodeRawRequest(id json.RawMessage, method string, params json.RawMessage)
 // router publishes it with the answering caller's envelope).
 func (w *Worker) onServerRequestAnswer(msg *nats.Msg) {
 	key := msg.Subject[strings.LastIndexByte(msg.Subject, '.')+1:]
+	if n, ok := bus.ParkKey(key); ok && msg.Reply != "" {
+		go w.resumePark(msg, n) // park.go: it waits for the upstream; bounded by maxParks
+		return
+	}
 	v, ok := w.s2cWaits.Load(key)
 	if !ok {
 		w.log.Debug("answer to a server-to-client request nobody waits for (it ended)")

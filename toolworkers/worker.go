@@ -101,10 +101,16 @@ type Worker struct {
 	s2cToken string
 	s2cSeq   atomic.Uint64
 	s2cWaits sync.Map // sequence number (decimal) -> *s2cWait
-	s2cSub   *nats.Subscription
-	tracer   trace.Tracer   // tracing.go
-	usage    usagePublisher // usage.go
-	metrics  *Metrics
+	// parks are the calls waiting for their callers' input (park.go), by
+	// number (decimal); parkMu guards the counts.
+	parks      sync.Map
+	parkMu     sync.Mutex
+	parkCount  int
+	parksByKey map[string]int
+	s2cSub     *nats.Subscription
+	tracer     trace.Tracer   // tracing.go
+	usage      usagePublisher // usage.go
+	metrics    *Metrics
 	// Liveness (liveness.go): heartbeats of running calls, and requests
 	// dropped for arriving after their accept-by time.
 	beats       *bus.Responder
@@ -173,7 +179,8 @@ func newWorker(nc *nats.Conn, up *config.Upstream, spec bus.ServerSpec, o Option
 		metrics: o.Metrics,
 		variant: variantStable,
 		// nuid: [0-9A-Za-z], one subject token, unique per replica.
-		s2cToken: nuid.Next(),
+		s2cToken:   nuid.Next(),
+		parksByKey: map[string]int{},
 	}
 	w.changes = changeNotices{w: w, window: 250 * time.Millisecond}
 	w.era = &upstream.Era{}
@@ -324,6 +331,7 @@ func (w *Worker) Stop() {
 		_ = w.s2cSub.Unsubscribe()
 	}
 	w.changes.stop()
+	w.parks.Range(func(_, p any) bool { p.(*park).end(); return true }) // their upstream calls stop
 	w.shared.close()
 	w.creds.closeAll()
 	w.private.closeAll()
