@@ -27,6 +27,9 @@ const (
 	// HeaderForwardPrefix prefixes client headers the ingress passes on for a
 	// worker to apply upstream: x-mcp-{server}-{header} and extra_headers.
 	HeaderForwardPrefix = "Mcpbus-Fwd-"
+	// HeaderParamEnvelope prefixes a 2026-07-28 client's Mcp-Param-* headers
+	// (Envelope.ParamHeaders), which the worker checks against the tool.
+	HeaderParamEnvelope = "Mcpbus-Param-"
 )
 
 // IPClass is how the ingress classified the caller's address. Services never
@@ -88,6 +91,10 @@ type Envelope struct {
 	ClientCapabilities json.RawMessage
 	// LogLevel is the session's logging/setLevel level, if it set one.
 	LogLevel string
+	// ParamHeaders are a 2026-07-28 tools/call's Mcp-Param-* headers (the
+	// name after the prefix, canonical -> the value as sent), which the
+	// worker checks against the tool's x-mcp-header annotations.
+	ParamHeaders map[string]string
 }
 
 // Header encodes e as NATS headers.
@@ -125,6 +132,9 @@ func (e *Envelope) WriteTo(h nats.Header) {
 	for k, v := range e.Forward {
 		h[HeaderForwardPrefix+k] = []string{v}
 	}
+	for k, v := range e.ParamHeaders {
+		h[HeaderParamEnvelope+k] = []string{v}
+	}
 }
 
 // Validate checks every envelope field a caller can influence against the
@@ -148,6 +158,14 @@ func (e *Envelope) Validate() *Error {
 			return Errorf(ErrBadRequest, "header %q cannot be forwarded upstream: a forwarded value must be at most %d bytes of printable text", Shorten(k, 64), MaxHeaderValue)
 		}
 	}
+	if len(e.ParamHeaders) > MaxParamHeaders {
+		return Errorf(ErrHeaderMismatch, "%d Mcp-Param-* headers; at most %d", len(e.ParamHeaders), MaxParamHeaders)
+	}
+	for k, v := range e.ParamHeaders {
+		if !validHeaderName(k) || !plainHeaderValue(v) || len(v) > MaxMCPHeaderValue {
+			return Errorf(ErrHeaderMismatch, "header %s%s carries characters a header value may not (send it in the =?base64?...?= form), or is over %d bytes", HeaderParamPrefix, Shorten(k, 64), MaxMCPHeaderValue)
+		}
+	}
 	if len(e.ClientCapabilities) > MaxHeaderValue {
 		return Errorf(ErrInvalidParams, "the client's capabilities are larger than %d bytes", MaxHeaderValue)
 	}
@@ -157,6 +175,18 @@ func (e *Envelope) Validate() *Error {
 		}
 	}
 	return nil
+}
+
+// plainHeaderValue reports whether v is what a header value may carry as it
+// is (SEP-2243): visible ASCII, spaces and tabs; anything else travels in
+// the Base64 form.
+func plainHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // MaxForwardHeaders bounds the client headers one request forwards upstream.
@@ -214,6 +244,12 @@ func ReadEnvelope(h nats.Header) (Envelope, error) {
 				e.Forward = map[string]string{}
 			}
 			e.Forward[name] = v[0]
+		}
+		if name, ok := strings.CutPrefix(k, HeaderParamEnvelope); ok && len(v) > 0 {
+			if e.ParamHeaders == nil {
+				e.ParamHeaders = map[string]string{}
+			}
+			e.ParamHeaders[name] = v[0]
 		}
 	}
 	if s := get(HeaderServers); s != "" {

@@ -167,3 +167,69 @@ func ParamHeaderValues(params []ParamHeader, arguments json.RawMessage) http.Hea
 	}
 	return h
 }
+
+// CheckParamHeaders checks a tools/call's Mcp-Param-* headers (sent: the
+// name after the prefix -> the value as sent) against its arguments, for
+// the tool's annotated parameters (SEP-2243 server validation): a parameter
+// present in the arguments needs its header, equal once decoded (integers
+// compared as numbers); an absent or null one must have none. Headers no
+// annotation names are not the gateway's to judge. The error names the
+// header and why, never a value; it is answered 400 with -32020.
+func CheckParamHeaders(params []ParamHeader, arguments json.RawMessage, sent map[string]string) error {
+	if len(params) == 0 {
+		return nil
+	}
+	byName := make(map[string]string, len(sent))
+	for k, v := range sent {
+		byName[strings.ToLower(k)] = v
+	}
+	want := ParamHeaderValues(params, arguments)
+	var args map[string]any
+	d := json.NewDecoder(bytes.NewReader(arguments))
+	d.UseNumber()
+	_ = d.Decode(&args)
+	for _, p := range params {
+		name := HeaderParamPrefix + p.Header
+		got, present := byName[strings.ToLower(p.Header)]
+		expected, has := want[http.CanonicalHeaderKey(name)]
+		switch {
+		case !has && !present:
+			continue
+		case !has && present:
+			if argumentPresent(args, p.Path) {
+				return fmt.Errorf("%s header given for parameter %q, which is not a string, integer or boolean", name, strings.Join(p.Path, "."))
+			}
+			return fmt.Errorf("%s header given for parameter %q, which the arguments do not have", name, strings.Join(p.Path, "."))
+		case has && !present:
+			return fmt.Errorf("%s header missing for parameter %q", name, strings.Join(p.Path, "."))
+		}
+		decoded, ok := DecodeHeaderValue(got)
+		if !ok {
+			return fmt.Errorf("%s header is not valid: a Base64 form that does not decode", name)
+		}
+		body, _ := DecodeHeaderValue(expected[0])
+		if decoded != body && !sameInteger(decoded, body) {
+			return fmt.Errorf("%s header does not match the arguments' %q", name, strings.Join(p.Path, "."))
+		}
+	}
+	return nil
+}
+
+func argumentPresent(args map[string]any, path []string) bool {
+	var v any = args
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return false
+		}
+		v = m[k]
+	}
+	return v != nil
+}
+
+// sameInteger reports whether a and b are the same integer written two ways.
+func sameInteger(a, b string) bool {
+	x, err1 := strconv.ParseInt(strings.TrimSpace(a), 10, 64)
+	y, err2 := strconv.ParseInt(b, 10, 64)
+	return err1 == nil && err2 == nil && x == y
+}

@@ -62,3 +62,30 @@ func TestParamHeaderValues(t *testing.T) {
 		t.Errorf("a non-integer number became %v", h)
 	}
 }
+
+func TestCheckParamHeaders(t *testing.T) {
+	ps := []ParamHeader{{[]string{"region"}, "Region"}, {[]string{"n"}, "N"}}
+	args := json.RawMessage(`{"region":"Hello","n":7}`)
+	for _, c := range []struct {
+		name string
+		sent map[string]string
+		why  string // "" accepted
+	}{
+		{"plain", map[string]string{"Region": "Hello", "N": "7"}, ""},
+		{"Base64", map[string]string{"Region": "=?base64?SGVsbG8=?=", "N": "7"}, ""},
+		{"names in any case, integers as numbers", map[string]string{"region": "Hello", "n": "07"}, ""},
+		{"unrelated headers are not judged", map[string]string{"Region": "Hello", "N": "7", "Other": "x"}, ""},
+		{"missing", map[string]string{"N": "7"}, "Mcp-Param-Region header missing"},
+		{"mismatch", map[string]string{"Region": "Bye", "N": "7"}, "does not match"},
+		{"bad padding", map[string]string{"Region": "=?base64?SGVsbG8?=", "N": "7"}, "does not decode"},
+		{"a literal that looks almost Base64", map[string]string{"Region": "=?base64?SGVsbG8=", "N": "7"}, "does not match"},
+	} {
+		err := CheckParamHeaders(ps, args, c.sent)
+		if c.why == "" && err != nil || c.why != "" && (err == nil || !strings.Contains(err.Error(), c.why)) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.why)
+		}
+	}
+	if err := CheckParamHeaders(ps, json.RawMessage(`{"n":7}`), map[string]string{"Region": "x", "N": "7"}); err == nil || !strings.Contains(err.Error(), "do not have") {
+		t.Errorf("a header for an absent parameter: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/mcpbus/mcpbus/bus"
 )
@@ -48,7 +49,35 @@ func admitModern(r *http.Request, req *request) *bus.Error {
 	req.env.ProtocolVersion = meta.Version
 	req.env.ClientCapabilities = envelopeCapabilities(meta.Capabilities)
 	req.env.LogLevel = meta.LogLevel
+	if m.Method == bus.MethodToolsCall {
+		if e := paramHeaders(r.Header, &req.env); e != nil {
+			return e
+		}
+	}
 	return req.env.Validate()
+}
+
+// paramHeaders puts a tools/call's Mcp-Param-* headers in the envelope for
+// the worker, which knows the tool's annotations, to check against the
+// body (bounded and checked for characters by Envelope.Validate).
+func paramHeaders(h http.Header, env *bus.Envelope) *bus.Error {
+	for k, v := range h {
+		name, ok := strings.CutPrefix(k, bus.HeaderParamPrefix)
+		if !ok || len(v) == 0 {
+			continue
+		}
+		if len(v) > 1 {
+			return bus.Errorf(bus.ErrHeaderMismatch, "header %s%s given %d times", bus.HeaderParamPrefix, bus.Shorten(name, 64), len(v))
+		}
+		if env.ParamHeaders == nil {
+			env.ParamHeaders = map[string]string{}
+		}
+		if len(env.ParamHeaders) >= bus.MaxParamHeaders {
+			return bus.Errorf(bus.ErrHeaderMismatch, "more than %d Mcp-Param-* headers", bus.MaxParamHeaders)
+		}
+		env.ParamHeaders[name] = v[0]
+	}
+	return nil
 }
 
 // cancelLeft cancels the call of a stateless-era request whose client went
