@@ -52,6 +52,11 @@ type catalog struct {
 	mu      sync.Mutex
 	entries map[string]*catalogEntry // method + "\x00" + cursor
 	gen     map[string]uint64        // per method: bumped by every invalidation
+	// params are the tools' x-mcp-header annotations, read from a whole
+	// tools/list (params.go); nil: not known. Dropped with the tools/list
+	// entries.
+	params      map[string][]bus.ParamHeader
+	paramsUntil time.Time // zero: until dropped
 }
 
 type catalogEntry struct {
@@ -169,6 +174,9 @@ func (c *catalog) invalidate(methods ...string) {
 	}
 	for _, m := range methods {
 		c.gen[m]++
+		if m == bus.MethodToolsList {
+			c.params = nil
+		}
 	}
 	for k, e := range c.entries {
 		for _, m := range methods {
@@ -187,6 +195,7 @@ func (c *catalog) invalidate(methods ...string) {
 func (c *catalog) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.params = nil
 	for k, e := range c.entries {
 		select {
 		case <-e.done:

@@ -151,6 +151,12 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 	params, relay := w.legParams(params, &env, l)
 	defer relay.Release()
 	ctx = upstream.WithCaller(ctx, callerFor(&env, relay != nil))
+	if env.Modern() && msg.Method == bus.MethodToolsCall {
+		if e := w.checkParamHeaders(ctx, l, &env, tool, params); e != nil { // params.go
+			_ = reply.Error(span.fail(e))
+			return
+		}
+	}
 	start := time.Now()
 	var resp *bus.Message
 	var cached string
