@@ -56,6 +56,17 @@ func addTools(s *mcp.Server) {
 		InputSchema: schema202012,
 	}, schema202012Tool)
 	mcp.AddTool(s, &mcp.Tool{Name: "test_reconnection", Description: "Closes its SSE stream mid-call and answers after the client reconnects (SEP-1699)."}, reconnectionTool)
+	s.AddTool(&mcp.Tool{
+		Name:        "test_custom_headers",
+		Description: "Its region parameter travels as the Mcp-Param-Region header too (SEP-2243, x-mcp-header).",
+		InputSchema: json.RawMessage(`{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"}},"required":["region"]}`),
+	}, func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		var a struct {
+			Region string `json:"region"`
+		}
+		_ = json.Unmarshal(req.Params.Arguments, &a)
+		return textResult("routed to " + a.Region), nil
+	})
 }
 
 // schema202012 is served verbatim by tools/list.

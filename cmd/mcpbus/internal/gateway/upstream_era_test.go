@@ -88,6 +88,10 @@ func newModernUpstream(t *testing.T, name string, dual bool) *modernUpstream {
 		}
 		return nil, nil, fmt.Errorf("survey: unexpected round %q", p.RequestState)
 	})
+	srv.AddTool(&mcp.Tool{Name: "route", InputSchema: json.RawMessage(`{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"}}}`)},
+		func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return text("routed"), nil
+		})
 	mcp.AddTool(srv, &mcp.Tool{Name: "log"}, func(ctx context.Context, req *mcp.CallToolRequest, _ none) (*mcp.CallToolResult, any, error) {
 		for _, l := range []mcp.LoggingLevel{"debug", "info", "warning"} {
 			_ = req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: l, Logger: name, Data: string(l) + " from " + name})
@@ -187,7 +191,7 @@ func TestModernUpstreamForASessionClient(t *testing.T) {
 		t.Fatal("the session-era client got no session")
 	}
 	tools, err := cs.ListTools(ctx, nil)
-	if err != nil || len(tools.Tools) != 4 {
+	if err != nil || len(tools.Tools) != 5 {
 		t.Fatalf("tools/list: %v %v", tools, err)
 	}
 	if got, err := relayCall(ctx, cs, &mcp.CallToolParams{Name: "whoami", Arguments: map[string]any{}}); err != nil || got != "nova" {
@@ -375,5 +379,35 @@ func (a *ackWatch) Write(b []byte) (int, error) {
 func (a *ackWatch) Flush() {
 	if f, ok := a.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
+	}
+}
+
+// A 2026-07-28 client's Mcp-Param-* headers are checked against the tool's
+// x-mcp-header annotations (the gateway reads the body, so it must): a
+// missing or different one is 400 -32020; a right one, in either form,
+// passes, and the upstream gets headers made from the body.
+func TestParamHeadersAreChecked(t *testing.T) {
+	g, _ := eraGateway(t, true, false)
+	url := g.URL() + "/mcp/nova"
+	h := http.Header{"Authorization": {"Bearer " + master}, "Mcp-Protocol-Version": {"2026-07-28"}, "Mcp-Method": {"tools/call"}, "Mcp-Name": {"route"}}
+	body := modernBody("tools/call", `{"name":"route","arguments":{"region":"Zürich"}}`, `"2026-07-28"`)
+	for _, c := range []struct {
+		name, value  string
+		status, code int
+	}{
+		{"missing", "", 400, -32020},
+		{"different", "Bern", 400, -32020},
+		{"not Base64 although it says so", "=?base64?WsO8cmljaA?=", 400, -32020},
+		{"raw non-ASCII", "Zürich", 400, -32020},
+		{"the Base64 form", "=?base64?WsO8cmljaA==?=", 200, 0},
+	} {
+		hc := h.Clone()
+		if c.value != "" {
+			hc["Mcp-Param-Region"] = []string{c.value}
+		}
+		r := modernRaw(t, url, hc, body)
+		if r.status != c.status || r.err.Code != c.code {
+			t.Errorf("%s: HTTP %d %s, want %d %d", c.name, r.status, r.body, c.status, c.code)
+		}
 	}
 }
