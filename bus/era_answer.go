@@ -3,6 +3,7 @@ package bus
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 )
 
 // ModernAnswer turns a JSON-RPC response to a stateless-era request (as the
@@ -102,4 +103,38 @@ func completeResult(result json.RawMessage, cacheable bool) (json.RawMessage, bo
 	out = append(out, '{')
 	out = append(out, add...)
 	return append(out, rest...), true
+}
+
+// PrivateScope is a cacheable result whose cacheScope says "public" made
+// "private": what a caller got after the gateway filtered it for the
+// caller's key (allowed tools, the key's permissions) may not be reused
+// for anyone else, whatever the upstream said of its own list. Any other
+// result is returned as it is.
+func PrivateScope(result json.RawMessage) json.RawMessage {
+	if scope, ok, _ := StringField(result, "cacheScope"); !ok || scope != "public" {
+		return result
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(result, &m) != nil {
+		return result
+	}
+	m["cacheScope"] = json.RawMessage(`"private"`)
+	out, err := json.Marshal(m)
+	if err != nil {
+		return result
+	}
+	return out
+}
+
+// CacheTTL is a cacheable result's ttlMs, when it gives a positive one.
+func CacheTTL(result json.RawMessage) (time.Duration, bool) {
+	raw, ok, _ := Field(result, "ttlMs")
+	if !ok {
+		return 0, false
+	}
+	var ms int64
+	if json.Unmarshal(raw, &ms) != nil || ms <= 0 {
+		return 0, false
+	}
+	return time.Duration(min(ms, int64(24*time.Hour/time.Millisecond))) * time.Millisecond, true
 }

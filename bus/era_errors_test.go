@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A stateless-era client never sees a code in the range the 2026-07-28
@@ -81,5 +82,25 @@ func TestUnsupportedVersionData(t *testing.T) {
 	if r.Error.Code != -32022 || d.Requested != "1900-01-01" || len(d.Supported) != 5 || d.Supported[0] != "2026-07-28" ||
 		d.Supported[1] != LatestProtocolVersion || d.Code != "MCPBUS_UNSUPPORTED_PROTOCOL_VERSION" {
 		t.Errorf("got %s", body)
+	}
+}
+
+func TestPrivateScopeAndCacheTTL(t *testing.T) {
+	got := string(PrivateScope(json.RawMessage(`{"tools":[],"ttlMs":60000,"cacheScope":"public"}`)))
+	if !strings.Contains(got, `"cacheScope":"private"`) || !strings.Contains(got, `"ttlMs":60000`) {
+		t.Errorf("PrivateScope = %s", got)
+	}
+	for _, same := range []string{`{"tools":[],"cacheScope":"private"}`, `{"tools":[]}`, `[1]`} {
+		if got := string(PrivateScope(json.RawMessage(same))); got != same {
+			t.Errorf("PrivateScope(%s) = %s, want it unchanged", same, got)
+		}
+	}
+	if d, ok := CacheTTL(json.RawMessage(`{"ttlMs":1500}`)); !ok || d != 1500*time.Millisecond {
+		t.Errorf("CacheTTL 1500 = %v %v", d, ok)
+	}
+	for _, none := range []string{`{"ttlMs":0}`, `{"ttlMs":-5}`, `{}`, `{"ttlMs":"x"}`} {
+		if _, ok := CacheTTL(json.RawMessage(none)); ok {
+			t.Errorf("CacheTTL(%s) gave a ttl", none)
+		}
 	}
 }
