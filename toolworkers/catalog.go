@@ -8,7 +8,8 @@ package toolworkers
 // says its list changed (notifications/*/list_changed, on any of its
 // streams), when the session is re-initialized, and, for a list whose server
 // does not promise list_changed notifications (capabilities.<x>.listChanged),
-// catalogTTL after it was fetched. Upstream errors are never cached (callers
+// catalogTTL after it was fetched, and, sooner, when the result's own ttlMs
+// (MCP 2026-07-28) says. Upstream errors are never cached (callers
 // waiting on the failed fetch get its answer). The caller's filters
 // (allowed_tools, key permissions) apply to each answer after the cache.
 
@@ -149,6 +150,16 @@ func (c *catalog) finish(key string, e *catalogEntry, msg *bus.Message, err erro
 	keep := err == nil && msg != nil && len(msg.Error) == 0
 	if keep && !listChanged() {
 		e.expires = time.Now().Add(catalogTTL)
+	}
+	if keep {
+		// A 2026-07-28 server's own freshness bound (ttlMs) shortens
+		// either rule; 0 or none leaves them (a list_changed still drops
+		// the entry at once).
+		if ttl, ok := bus.CacheTTL(msg.Result); ok {
+			if until := time.Now().Add(ttl); e.expires.IsZero() || until.Before(e.expires) {
+				e.expires = until
+			}
+		}
 	}
 	c.mu.Lock()
 	e.msg, e.err, e.gaveUp = msg, err, gaveUp && err != nil

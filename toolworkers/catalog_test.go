@@ -233,3 +233,40 @@ func TestCatalogInvalidatedByAnotherReplicasNotice(t *testing.T) {
 		t.Fatalf("prompts/list fetched %d times; a tools change must not drop it", n)
 	}
 }
+
+// A list whose server bounds its freshness (ttlMs, MCP 2026-07-28) is kept
+// no longer than that, even when list_changed would keep it longer; one
+// with none, or 0, is kept as before.
+func TestCatalogHonoursTTL(t *testing.T) {
+	var c catalog
+	listChanged := func() bool { return true }
+	for _, tc := range []struct {
+		result string
+		within time.Duration // 0: no expiry
+	}{
+		{`{"tools":[],"ttlMs":30000}`, 30 * time.Second},
+		{`{"tools":[],"ttlMs":0}`, 0},
+		{`{"tools":[]}`, 0},
+	} {
+		c.reset()
+		before := time.Now()
+		_, _, err := c.fetch(context.Background(), "tools/list\x00", "tools/list", func() (*bus.Message, error) {
+			return &bus.Message{JSONRPC: "2.0", ID: json.RawMessage(`1`), Result: json.RawMessage(tc.result)}, nil
+		}, listChanged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.mu.Lock()
+		e := c.entries["tools/list\x00"]
+		c.mu.Unlock()
+		if e == nil {
+			t.Fatalf("%s: not cached", tc.result)
+		}
+		switch {
+		case tc.within == 0 && !e.expires.IsZero():
+			t.Errorf("%s: expires %v, want kept until invalidated", tc.result, e.expires)
+		case tc.within > 0 && (e.expires.Before(before.Add(tc.within)) || e.expires.After(time.Now().Add(tc.within))):
+			t.Errorf("%s: expires %v, want %v after the fetch", tc.result, e.expires.Sub(before), tc.within)
+		}
+	}
+}
