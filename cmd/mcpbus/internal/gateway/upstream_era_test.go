@@ -411,3 +411,36 @@ func TestParamHeadersAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// A 2026-07-28 upstream's list says it may be shared (cacheScope public);
+// once the gateway filters it (allowed_tools), it is the caller's own.
+func TestFilteredListIsPrivate(t *testing.T) {
+	nova := newModernUpstream(t, "nova", false)
+	g := startGateway(t, fmt.Sprintf(`
+general_settings: {master_key: %s, mcp_stateless_protocol: true}
+mcp_servers:
+  nova: {url: %q, allowed_tools: [whoami, greet]}
+  open: {url: %q}
+`, master, nova.url, newModernUpstream(t, "open", false).url), nil)
+	scope := func(server string) (string, string) {
+		r := modernPost(t, g.URL()+"/mcp/"+server, "tools/list", "", "{}")
+		var res struct {
+			Result struct {
+				CacheScope string `json:"cacheScope"`
+				Tools      []struct{ Name string }
+			} `json:"result"`
+		}
+		_ = json.Unmarshal(r.body, &res)
+		var names []string
+		for _, tl := range res.Result.Tools {
+			names = append(names, tl.Name)
+		}
+		return res.Result.CacheScope, strings.Join(names, ",")
+	}
+	if s, names := scope("open"); s != "public" {
+		t.Fatalf("an unfiltered list: cacheScope %q (%s), want the upstream's public", s, names)
+	}
+	if s, names := scope("nova"); s != "private" || names != "greet,whoami" && names != "whoami,greet" {
+		t.Fatalf("a filtered list: cacheScope %q, tools %s; want private, whoami and greet", s, names)
+	}
+}
