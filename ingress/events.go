@@ -239,28 +239,38 @@ func (g *Ingress) serveEvents(w http.ResponseWriter, r *http.Request, st *eventS
 
 	sse := startSSE(w, ids)
 	first(sse)
+	// An open stream is a session in use.
+	g.pump(ctx, sse, st.sink, func() { g.sessions.keepAlive(st.sid) })
+}
+
+// pump writes what arrives in snk to sse, acknowledging each message (a
+// server-to-client request's worker waits for it), with a keep-alive
+// comment (then idle) whenever the stream was quiet for g.keepalive, until
+// ctx ends (true) or the client is gone (false).
+func (g *Ingress) pump(ctx context.Context, sse *sseWriter, snk *sink, idle func()) bool {
 	keepalive := time.NewTicker(g.keepalive)
 	defer keepalive.Stop()
 	var batch []*nats.Msg
 	for {
 		select {
-		case <-st.sink.wake:
-			msgs, _ := st.sink.take(batch)
+		case <-snk.wake:
+			msgs, _ := snk.take(batch)
 			batch = msgs
 			for _, m := range msgs {
 				if sse.message(m.Data) != nil {
-					return
+					return false
 				}
 				g.ack(m)
 			}
 		case <-keepalive.C:
 			if sse.comment("keepalive") != nil {
-				return
+				return false
 			}
-			// An open stream is a session in use.
-			g.sessions.keepAlive(st.sid)
+			if idle != nil {
+				idle()
+			}
 		case <-ctx.Done():
-			return
+			return true
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
@@ -184,32 +183,11 @@ func (g *Ingress) listen(w http.ResponseWriter, r *http.Request, req *request) {
 	if sse.message(acknowledged(id, kinds)) != nil {
 		return
 	}
-	keepalive := time.NewTicker(g.keepalive)
-	defer keepalive.Stop()
-	var batch []*nats.Msg
-	for {
-		select {
-		case <-st.sink.wake:
-			msgs, _ := st.sink.take(batch)
-			batch = msgs
-			for _, m := range msgs {
-				if sse.message(m.Data) != nil {
-					return
-				}
-			}
-		case <-keepalive.C:
-			if sse.comment("keepalive") != nil {
-				return
-			}
-		case <-ctx.Done():
-			if context.Cause(ctx) == errClosing {
-				// A graceful end: the result, tagged like the rest.
-				res, _ := json.Marshal(map[string]any{"resultType": "complete",
-					"_meta": map[string]json.RawMessage{bus.MetaSubscriptionID: id}})
-				_ = sse.message(bus.ResultResponse(id, res))
-			}
-			return
-		}
+	if g.pump(ctx, sse, st.sink, nil) && context.Cause(ctx) == errClosing {
+		// A graceful end: the result, tagged like the rest.
+		res, _ := json.Marshal(map[string]any{"resultType": "complete",
+			"_meta": map[string]json.RawMessage{bus.MetaSubscriptionID: id}})
+		_ = sse.message(bus.ResultResponse(id, res))
 	}
 }
 
