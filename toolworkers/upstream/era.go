@@ -23,7 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"sync"
+	"sync/atomic"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/version"
@@ -39,44 +39,50 @@ const (
 // Era is what a worker knows of its server's protocol era, shared by all of
 // the server's clients (the shared one, one per credential set, the private
 // ones), so one probe serves them all. A nil *Era never probes: the client
-// speaks the session era, as before the stateless era existed.
+// speaks the session era, as before the stateless era existed. Every call
+// reads it, and it changes only when the server changes eras: an immutable
+// state behind an atomic pointer.
 type Era struct {
-	mu     sync.Mutex
-	era    string
-	dual   bool // modern, and speaks older revisions too
+	state  atomic.Pointer[eraState]
 	pinned bool
+}
+
+// eraState is one finding: the era, and whether a modern server keeps
+// sessions for callers of older revisions too (dual).
+type eraState struct {
+	era  string
+	dual bool
 }
 
 // PinnedEra is an Era the operator chose with spec_version: a stateless-era
 // revision pins the new era, any other the session era; neither is probed.
 func PinnedEra(specVersion string) *Era {
-	e := &Era{era: eraLegacy, pinned: true}
+	e := &Era{pinned: true}
+	era := eraLegacy
 	if specVersion >= bus.FirstModernVersion {
-		e.era = eraModern
+		era = eraModern
 	}
+	e.state.Store(&eraState{era: era})
 	return e
 }
 
-func (e *Era) get() string {
+func (e *Era) load() eraState {
 	if e == nil {
-		return eraLegacy
+		return eraState{era: eraLegacy}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.era
+	if s := e.state.Load(); s != nil {
+		return *s
+	}
+	return eraState{}
 }
+
+func (e *Era) get() string { return e.load().era }
 
 // set records what a probe or a session found (dual: a modern server
 // that speaks older revisions too); a pinned era stays.
-func (e *Era) set(era string, dual ...bool) {
-	if e == nil {
-		return
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.pinned {
-		e.era = era
-		e.dual = len(dual) > 0 && dual[0]
+func (e *Era) set(era string, dual bool) {
+	if e != nil && !e.pinned {
+		e.state.Store(&eraState{era: era, dual: dual})
 	}
 }
 
@@ -85,25 +91,19 @@ func (e *Era) isPinned() bool { return e != nil && e.pinned }
 
 // sessionsToo reports whether the server, found modern, also keeps
 // sessions for callers of older revisions.
-func (e *Era) sessionsToo() bool {
-	if e == nil {
-		return false
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.dual
-}
+func (e *Era) sessionsToo() bool { return e.load().dual }
 
 // forget makes the next session probe again (the server changed eras: it
 // refused what it used to take). A pinned era stays.
 func (e *Era) forget(was string) {
-	if e == nil {
+	if e == nil || e.pinned {
 		return
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.pinned && e.era == was {
-		e.era = eraUnknown
+	for {
+		cur := e.state.Load()
+		if cur == nil || cur.era != was || e.state.CompareAndSwap(cur, nil) {
+			return
+		}
 	}
 }
 
@@ -120,19 +120,14 @@ var errEraChanged = errors.New("upstream no longer speaks the stateless era")
 // server speaks only that era; else the initialized one. The first call of
 // a server whose era nobody knows yet probes it.
 func (c *streamableClient) pick(ctx context.Context) (*session, error) {
-	era := c.era.get()
-	if era == eraUnknown {
-		s, err := c.modernSession(ctx)
-		if err != nil && !errors.Is(err, errEraChanged) {
+	if c.era.get() == eraUnknown {
+		// The probe records the era either way (modernSession).
+		if _, err := c.modernSession(ctx); err != nil && !errors.Is(err, errEraChanged) {
 			return nil, err
 		}
-		era = c.era.get()
-		if s != nil && (callerFrom(ctx).Modern || !c.era.sessionsToo()) {
-			return s, nil
-		}
 	}
-	if era == eraModern && (callerFrom(ctx).Modern || !c.era.sessionsToo()) {
-		return c.modernSession(ctx)
+	if st := c.era.load(); st.era == eraModern && (callerFrom(ctx).Modern || !st.dual) {
+		return c.modernSession(ctx) // the probe's result, kept
 	}
 	return c.session(ctx)
 }
@@ -163,7 +158,7 @@ func (c *streamableClient) modernSession(ctx context.Context) (*session, error) 
 	case !ok:
 		c.era.forget(eraModern)
 		if c.era.get() == eraUnknown {
-			c.era.set(eraLegacy)
+			c.era.set(eraLegacy, false)
 		}
 		return nil, errEraChanged
 	}
