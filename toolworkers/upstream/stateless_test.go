@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/toolworkers/upstream/upstreamtest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -355,10 +356,7 @@ func TestStatelessUpstreamListChangesComeOnAListen(t *testing.T) {
 	acked := make(chan struct{})
 	var once sync.Once
 	// The server has the listen once it has sent its acknowledgement.
-	h := e.modern()
-	rec, url := serveRecorded(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(&ackWatch{ResponseWriter: w, acked: func() { once.Do(func() { close(acked) }) }}, r)
-	}))
+	rec, url := serveRecorded(t, upstreamtest.AckWatch(e.modern(), func() { once.Do(func() { close(acked) }) }))
 	c := eraClient(t, url, &Era{})
 	heard := make(chan string, 4)
 	c.events = &changeEvents{heard: heard}
@@ -388,29 +386,6 @@ func TestStatelessUpstreamListChangesComeOnAListen(t *testing.T) {
 		t.Fatalf("the listen went out as %v %s", listen.header, listen.msg.Params)
 	}
 	c.Close() // ends the listen, and waits for it
-}
-
-// ackWatch calls acked when a listen's acknowledgement is written.
-type ackWatch struct {
-	http.ResponseWriter
-	acked func()
-}
-
-func (a *ackWatch) Write(b []byte) (int, error) {
-	n, err := a.ResponseWriter.Write(b)
-	if bytes.Contains(b, []byte("notifications/subscriptions/acknowledged")) {
-		if f, ok := a.ResponseWriter.(http.Flusher); ok {
-			f.Flush()
-		}
-		a.acked()
-	}
-	return n, err
-}
-
-func (a *ackWatch) Flush() {
-	if f, ok := a.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
 }
 
 // changeEvents passes on the notifications a client hears outside calls.

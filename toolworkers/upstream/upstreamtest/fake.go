@@ -6,6 +6,7 @@
 package upstreamtest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -149,4 +150,33 @@ func ClosedURL(t testing.TB) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return "http://" + addr + "/mcp"
+}
+
+// AckWatch serves h, calling acked each time a response it writes carries a
+// subscriptions/listen acknowledgement: from then on the server holds the
+// listen and tells it of changes, which a test can wait on instead of time.
+func AckWatch(h http.Handler, acked func()) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&ackWriter{ResponseWriter: w, acked: acked}, r)
+	})
+}
+
+type ackWriter struct {
+	http.ResponseWriter
+	acked func()
+}
+
+func (a *ackWriter) Write(b []byte) (int, error) {
+	n, err := a.ResponseWriter.Write(b)
+	if bytes.Contains(b, []byte("notifications/subscriptions/acknowledged")) {
+		a.Flush() // the acknowledgement reaches the client before the test goes on
+		a.acked()
+	}
+	return n, err
+}
+
+func (a *ackWriter) Flush() {
+	if f, ok := a.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpbus/mcpbus/toolworkers/upstream/upstreamtest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -116,7 +117,8 @@ func newModernUpstream(t *testing.T, name string, dual bool) *modernUpstream {
 		u.methods = append(u.methods, r.Method+" "+m.Method)
 		u.mu.Unlock()
 		if m.Method == "subscriptions/listen" {
-			w = &ackWatch{ResponseWriter: w, acked: func() { u.once.Do(func() { close(u.listening) }) }}
+			upstreamtest.AckWatch(h, func() { u.once.Do(func() { close(u.listening) }) }).ServeHTTP(w, r)
+			return
 		}
 		h.ServeHTTP(w, r)
 	}))
@@ -359,88 +361,4 @@ func (b *teeBody) Read(p []byte) (int, error) {
 	b.w.buf.Write(p[:n])
 	b.w.mu.Unlock()
 	return n, err
-}
-
-// ackWatch calls acked once a listen's acknowledgement is written.
-type ackWatch struct {
-	http.ResponseWriter
-	acked func()
-}
-
-func (a *ackWatch) Write(b []byte) (int, error) {
-	n, err := a.ResponseWriter.Write(b)
-	if bytes.Contains(b, []byte("notifications/subscriptions/acknowledged")) {
-		a.Flush()
-		a.acked()
-	}
-	return n, err
-}
-
-func (a *ackWatch) Flush() {
-	if f, ok := a.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// A 2026-07-28 client's Mcp-Param-* headers are checked against the tool's
-// x-mcp-header annotations (the gateway reads the body, so it must): a
-// missing or different one is 400 -32020; a right one, in either form,
-// passes, and the upstream gets headers made from the body.
-func TestParamHeadersAreChecked(t *testing.T) {
-	g, _ := eraGateway(t, true, false)
-	url := g.URL() + "/mcp/nova"
-	h := http.Header{"Authorization": {"Bearer " + master}, "Mcp-Protocol-Version": {"2026-07-28"}, "Mcp-Method": {"tools/call"}, "Mcp-Name": {"route"}}
-	body := modernBody("tools/call", `{"name":"route","arguments":{"region":"Zürich"}}`, `"2026-07-28"`)
-	for _, c := range []struct {
-		name, value  string
-		status, code int
-	}{
-		{"missing", "", 400, -32020},
-		{"different", "Bern", 400, -32020},
-		{"not Base64 although it says so", "=?base64?WsO8cmljaA?=", 400, -32020},
-		{"raw non-ASCII", "Zürich", 400, -32020},
-		{"the Base64 form", "=?base64?WsO8cmljaA==?=", 200, 0},
-	} {
-		hc := h.Clone()
-		if c.value != "" {
-			hc["Mcp-Param-Region"] = []string{c.value}
-		}
-		r := modernRaw(t, url, hc, body)
-		if r.status != c.status || r.err.Code != c.code {
-			t.Errorf("%s: HTTP %d %s, want %d %d", c.name, r.status, r.body, c.status, c.code)
-		}
-	}
-}
-
-// A 2026-07-28 upstream's list says it may be shared (cacheScope public);
-// once the gateway filters it (allowed_tools), it is the caller's own.
-func TestFilteredListIsPrivate(t *testing.T) {
-	nova := newModernUpstream(t, "nova", false)
-	g := startGateway(t, fmt.Sprintf(`
-general_settings: {master_key: %s, mcp_stateless_protocol: true}
-mcp_servers:
-  nova: {url: %q, allowed_tools: [whoami, greet]}
-  open: {url: %q}
-`, master, nova.url, newModernUpstream(t, "open", false).url), nil)
-	scope := func(server string) (string, string) {
-		r := modernPost(t, g.URL()+"/mcp/"+server, "tools/list", "", "{}")
-		var res struct {
-			Result struct {
-				CacheScope string `json:"cacheScope"`
-				Tools      []struct{ Name string }
-			} `json:"result"`
-		}
-		_ = json.Unmarshal(r.body, &res)
-		var names []string
-		for _, tl := range res.Result.Tools {
-			names = append(names, tl.Name)
-		}
-		return res.Result.CacheScope, strings.Join(names, ",")
-	}
-	if s, names := scope("open"); s != "public" {
-		t.Fatalf("an unfiltered list: cacheScope %q (%s), want the upstream's public", s, names)
-	}
-	if s, names := scope("nova"); s != "private" || names != "greet,whoami" && names != "whoami,greet" {
-		t.Fatalf("a filtered list: cacheScope %q, tools %s; want private, whoami and greet", s, names)
-	}
 }
