@@ -108,13 +108,20 @@ mcp_servers:
 // capabilities) through the gateway.
 func relayClient(t *testing.T, endpoint string, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
+	return clientSpeaking(t, endpoint, opts, "")
+}
+
+// clientSpeaking is relayClient asking for protocol version ("": the
+// go-sdk client's default, 2026-07-28).
+func clientSpeaking(t *testing.T, endpoint string, opts *mcp.ClientOptions, version string) *mcp.ClientSession {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "relay-test", Version: "1"}, opts).Connect(ctx, &mcp.StreamableClientTransport{
 		Endpoint:   endpoint,
 		HTTPClient: &http.Client{Transport: headerTransport{bearer(master)}},
 		MaxRetries: -1,
-	}, nil)
+	}, &mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
 		t.Fatalf("connect %s: %v", endpoint, err)
 	}

@@ -255,18 +255,7 @@ func TestDualEraUpstreamServesEachClientInItsEra(t *testing.T) {
 // initialize and a session) even where the gateway speaks 2026-07-28.
 func sessionEraClient(t *testing.T, endpoint string, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "era-test", Version: "1"}, opts).Connect(ctx, &mcp.StreamableClientTransport{
-		Endpoint:   endpoint,
-		HTTPClient: &http.Client{Transport: headerTransport{bearer(master)}},
-		MaxRetries: -1,
-	}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
-	if err != nil {
-		t.Fatalf("connect %s: %v", endpoint, err)
-	}
-	t.Cleanup(func() { cs.Close() })
-	return cs
+	return clientSpeaking(t, endpoint, opts, "2025-11-25")
 }
 
 // A 2025-11-25 client in front of an upstream of the stateless era alone:
