@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/mcpbus/mcpbus/bus"
@@ -20,11 +21,9 @@ import (
 // request's id as _meta's subscriptionId; the client ends it by closing the
 // stream; when the ingress shuts down it ends it with a result.
 //
-// Agreed: the three list_changed kinds, as asked. Not agreed (left out of
-// the acknowledgement, as the revision allows): resourceSubscriptions, which
-// need an upstream subscription held for the stream's life (plan
-// docs/plans/mcp-2026-07-28.md, step 8, rest); server/discover declares no
-// resources.subscribe.
+// Agreed: the three list_changed kinds, as asked, and the
+// resourceSubscriptions whose upstream subscription took
+// (listen_resources.go).
 
 // listenKinds maps the listen params' flags to the notifications they
 // agree to.
@@ -43,6 +42,16 @@ type listenStream struct {
 	servers []string
 	kinds   map[string]bool // agreed notification methods
 	end     context.CancelCauseFunc
+	// lease holds the agreed resource subscriptions (uris) on the workers
+	// (listen_resources.go); set once, under listenStreams.mu.
+	lease string
+	uris  map[string]bool
+}
+
+// listenAsk is what a subscriptions/listen asks for.
+type listenAsk struct {
+	kinds map[string]bool // notification methods
+	uris  []string        // resourceSubscriptions, deduplicated
 }
 
 // listenStreams are this process's open listens.
@@ -108,37 +117,70 @@ func (ls *listenStreams) closeAll() {
 }
 
 // agreeListen reads subscriptions/listen params: which notifications the
-// client wants. Params that are not an object, or a notifications member
-// that is not one, are -32602.
-func agreeListen(params json.RawMessage) (map[string]bool, *bus.Error) {
+// client wants, and which resources it subscribes to (at most
+// bus.MaxSubscriptions URIs of at most bus.MaxURILen bytes, as a session).
+// Params that are not an object, or members of the wrong type, are -32602.
+func agreeListen(params json.RawMessage) (listenAsk, *bus.Error) {
 	var p struct {
 		Notifications map[string]json.RawMessage `json:"notifications"`
 	}
+	ask := listenAsk{kinds: map[string]bool{}}
 	if err := json.Unmarshal(params, &p); err != nil {
-		return nil, bus.Errorf(bus.ErrInvalidParams, "subscriptions/listen: params must be an object with notifications")
+		return ask, bus.Errorf(bus.ErrInvalidParams, "subscriptions/listen: params must be an object with notifications")
 	}
-	kinds := map[string]bool{}
 	for flag, method := range listenKinds {
 		var on bool
 		if raw, ok := p.Notifications[flag]; ok {
 			if json.Unmarshal(raw, &on) != nil {
-				return nil, bus.Errorf(bus.ErrInvalidParams, "subscriptions/listen: notifications.%s must be true or false", flag)
+				return ask, bus.Errorf(bus.ErrInvalidParams, "subscriptions/listen: notifications.%s must be true or false", flag)
 			}
 		}
 		if on {
-			kinds[method] = true
+			ask.kinds[method] = true
 		}
 	}
-	return kinds, nil
+	raw, ok := p.Notifications["resourceSubscriptions"]
+	if !ok || string(raw) == "null" {
+		return ask, nil
+	}
+	var uris []string
+	if json.Unmarshal(raw, &uris) != nil {
+		return ask, bus.Errorf(bus.ErrInvalidParams, "subscriptions/listen: notifications.resourceSubscriptions must be an array of URI strings")
+	}
+	seen := map[string]bool{}
+	for i, uri := range uris {
+		switch {
+		case uri == "":
+			return ask, bus.Errorf(bus.ErrInvalidParams, "subscriptions/listen: notifications.resourceSubscriptions[%d] is empty", i)
+		case len(uri) > bus.MaxURILen:
+			return ask, bus.Errorf(bus.ErrInvalidParams, "subscriptions/listen: notifications.resourceSubscriptions[%d] is longer than %d bytes", i, bus.MaxURILen)
+		case seen[uri]:
+			continue
+		}
+		seen[uri] = true
+		ask.uris = append(ask.uris, uri)
+	}
+	if len(ask.uris) > bus.MaxSubscriptions {
+		return ask, bus.Errorf(bus.ErrInvalidParams, "subscriptions/listen: notifications.resourceSubscriptions names %d resources, the most one listen may hold is %d", len(ask.uris), bus.MaxSubscriptions)
+	}
+	return ask, nil
 }
 
 // acknowledged is the first message of a listen: the agreed subset.
-func acknowledged(id json.RawMessage, kinds map[string]bool) []byte {
-	agreed := map[string]bool{}
+func acknowledged(id json.RawMessage, kinds, uris map[string]bool) []byte {
+	agreed := map[string]any{}
 	for flag, method := range listenKinds {
 		if kinds[method] {
 			agreed[flag] = true
 		}
+	}
+	if len(uris) > 0 {
+		list := make([]string, 0, len(uris))
+		for uri := range uris {
+			list = append(list, uri)
+		}
+		slices.Sort(list)
+		agreed["resourceSubscriptions"] = list
 	}
 	params, _ := json.Marshal(map[string]any{
 		"_meta":         map[string]json.RawMessage{bus.MetaSubscriptionID: id},
@@ -162,7 +204,7 @@ func (g *Ingress) listen(w http.ResponseWriter, r *http.Request, req *request) {
 		writeErrorFor(w, id, bus.Errorf(bus.ErrNotAcceptable, "subscriptions/listen answers with an event stream: Accept must include text/event-stream"), true)
 		return
 	}
-	kinds, e := agreeListen(req.msg.Params)
+	ask, e := agreeListen(req.msg.Params)
 	if e != nil {
 		writeErrorFor(w, id, e, true)
 		return
@@ -170,7 +212,7 @@ func (g *Ingress) listen(w http.ResponseWriter, r *http.Request, req *request) {
 	ctx, end := context.WithCancelCause(r.Context())
 	defer end(nil)
 	st := &listenStream{id: id, sink: newSink(), caller: req.env.Caller, ipClass: req.env.IPClass,
-		servers: req.env.Servers, kinds: kinds, end: end}
+		servers: req.env.Servers, kinds: ask.kinds, end: end}
 	if e := g.listens.register(st); e != nil {
 		writeErrorFor(w, id, e, true)
 		return
@@ -178,9 +220,14 @@ func (g *Ingress) listen(w http.ResponseWriter, r *http.Request, req *request) {
 	defer g.listens.unregister(st)
 	defer g.calls.add(st.caller.KeyID, requestID(r), end)()
 	g.endOnShutdown(r)
+	g.leaseResources(ctx, req, st, ask.uris) // listen_resources.go
+	defer g.releaseLease(st)
+	if len(st.uris) > 0 {
+		go g.renewLease(ctx, req, st)
+	}
 
 	sse := startSSE(w, "") // the stateless era has no event ids
-	if sse.message(acknowledged(id, kinds)) != nil {
+	if sse.message(acknowledged(id, ask.kinds, st.uris)) != nil {
 		return
 	}
 	if g.pump(ctx, sse, st.sink, nil) && context.Cause(ctx) == errClosing {

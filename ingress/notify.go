@@ -21,7 +21,8 @@ import (
 //   - notifications/resources/updated: to those of them whose record
 //     subscribed to the URI (resources/subscribe, on any replica);
 //   - list_changed also to the stateless era's subscriptions/listen
-//     streams that agreed to its kind (listen.go).
+//     streams that agreed to its kind (listen.go), and resources/updated
+//     to those that agreed to its URI (listen_resources.go).
 //
 // Other notifications on the subject are not for clients.
 
@@ -72,7 +73,9 @@ func (g *Ingress) notify(m *nats.Msg, attempt int) {
 			return
 		}
 	}
-	if !updated {
+	if updated {
+		g.notifyListenUpdate(server, n.Params.URI) // listen_resources.go
+	} else {
 		g.notifyListens(server, n.Method) // listen.go
 	}
 	out := &nats.Msg{Subject: m.Subject, Data: m.Data} // no reply subject: nothing to acknowledge

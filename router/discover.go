@@ -51,26 +51,20 @@ func discovered(msg *bus.Message, m mergedInfo) []byte {
 }
 
 // modernCapabilities are an upstream's capabilities as a stateless-era
-// client may use them through mcpbus: list changes come on the ingress's
-// subscriptions/listen (ingress/listen.go), so listChanged stays; resource
-// subscriptions do not yet (that listen agrees to no resourceSubscriptions),
-// so subscribe is left out; tasks became an extension the gateway does not
-// bridge, so "tasks" is too. Everything else (tools, prompts, resources,
-// logging, completions, experimental, extensions) passes as it is.
+// client may use them through mcpbus: list changes and resource
+// subscriptions come on the ingress's subscriptions/listen
+// (ingress/listen.go, listen_resources.go), so listChanged and subscribe
+// stay (a worker leaves subscribe out of a stateless-era upstream's info,
+// which it cannot bridge yet); tasks became an extension the gateway does
+// not bridge, so "tasks" is left out. Everything else (tools, prompts,
+// resources, logging, completions, experimental, extensions) passes as it
+// is.
 func modernCapabilities(caps json.RawMessage) json.RawMessage {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(caps, &m) != nil || m == nil {
 		return json.RawMessage(`{}`)
 	}
 	delete(m, "tasks")
-	for _, kind := range []string{"tools", "prompts", "resources"} {
-		var sub map[string]json.RawMessage
-		if raw, ok := m[kind]; !ok || json.Unmarshal(raw, &sub) != nil || sub == nil {
-			continue
-		}
-		delete(sub, "subscribe")
-		m[kind], _ = json.Marshal(sub)
-	}
 	out, _ := json.Marshal(m)
 	return out
 }

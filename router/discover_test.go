@@ -5,9 +5,9 @@ import (
 	"testing"
 )
 
-// What a stateless-era client is told it may use: list changes (on the
-// ingress's subscriptions/listen), no resource subscriptions until that
-// listen carries them, no legacy tasks; everything else as the upstream said.
+// What a stateless-era client is told it may use: list changes and
+// resource subscriptions (on the ingress's subscriptions/listen), no legacy
+// tasks; everything else as the upstream said.
 func TestModernCapabilities(t *testing.T) {
 	in := json.RawMessage(`{"tools":{"listChanged":true},"resources":{"subscribe":true,"listChanged":true},
 		"prompts":{},"logging":{},"completions":{},"tasks":{"list":{}},"experimental":{"x":{}},"extensions":{"io.example/y":{}}}`)
@@ -15,7 +15,7 @@ func TestModernCapabilities(t *testing.T) {
 	if err := json.Unmarshal(modernCapabilities(in), &got); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"tools": `{"listChanged":true}`, "resources": `{"listChanged":true}`, "prompts": `{}`, "logging": `{}`, "completions": `{}`,
+	want := map[string]string{"tools": `{"listChanged":true}`, "resources": `{"subscribe":true,"listChanged":true}`, "prompts": `{}`, "logging": `{}`, "completions": `{}`,
 		"experimental": `{"x":{}}`, "extensions": `{"io.example/y":{}}`}
 	if len(got) != len(want) {
 		t.Fatalf("got %s", modernCapabilities(in))

@@ -333,7 +333,8 @@ func (l *link) syncLevel(ctx context.Context, level string) {
 // private link forwards them (and remembers them, to subscribe again on a new
 // upstream session). A shared link subscribes upstream for the first
 // session that subscribes to a URI and unsubscribes after the last one leaves
-// (per session: subscribing twice counts once); the others are answered {}.
+// (per session or listen lease, leases.go: subscribing twice counts once);
+// the others are answered {}.
 func (l *link) subscription(method, sid string, params json.RawMessage, call func() (*bus.Message, error)) (*bus.Message, error) {
 	var p struct {
 		URI string `json:"uri"`
@@ -367,6 +368,7 @@ func (l *link) subscription(method, sid string, params json.RawMessage, call fun
 			l.mu.Lock()
 			set[sid] = true
 			l.mu.Unlock()
+			l.w.leased(sid) // leases.go: a listen's renewal lands here
 			return emptyResult(), nil
 		}
 		resp, err := call()
@@ -377,6 +379,7 @@ func (l *link) subscription(method, sid string, params json.RawMessage, call fun
 			}
 			l.subs[p.URI] = map[string]bool{sid: true}
 			l.mu.Unlock()
+			l.w.leased(sid)
 		}
 		return resp, err
 	}

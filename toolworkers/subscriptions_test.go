@@ -91,3 +91,48 @@ func TestSubscriptionsRestoredOnNewSession(t *testing.T) {
 		t.Fatalf("re-subscribed in session %q (old %q)", newSid, sid)
 	}
 }
+
+// A subscriptions/listen's lease (bus/era_lease.go) holds its resource
+// subscriptions like a session: renewals count once, and a lease nobody
+// renews any more (its ingress died) is dropped, unsubscribing upstream,
+// with no close ever published. One released by its ingress goes at once.
+func TestListenLeaseExpiresUnlessRenewed(t *testing.T) {
+	e := newRelayEnv(t, newRelayUpstream(t))
+	e.w.leases.mu.Lock()
+	e.w.leases.ttl = 200 * time.Millisecond // what a test may wait for; the ingress renews far more often than the TTL
+	e.w.leases.mu.Unlock()
+	lease, other := caller(bus.NewListenLease(), "k1", ""), caller(bus.NewListenLease(), "k2", "")
+	subscribe := func(who bus.Envelope, uri string) {
+		t.Helper()
+		if r := e.request(t, who, "resources/subscribe", `{"uri":"`+uri+`"}`, 1); r.gwErr != nil || r.rpcErr != nil {
+			t.Fatalf("subscribe %s: %s %v", uri, r.raw, r.gwErr)
+		}
+	}
+	subscribe(lease, "test://r1")
+	subscribe(lease, "test://r1") // a renewal
+	if s, _ := e.up.subCounts(); s != 1 {
+		t.Fatalf("the upstream got %d subscribes for one lease and its renewal, want 1", s)
+	}
+	bustest.Eventually(t, 30*time.Second, "the unrenewed lease is dropped upstream", func() error {
+		_, u := e.up.subCounts()
+		return bustest.Want("unsubscribes upstream", u, 1)
+	})
+	if n := e.w.leases.held(); n != 0 {
+		t.Fatalf("the worker still holds %d leases", n)
+	}
+
+	e.w.leases.mu.Lock()
+	e.w.leases.ttl = time.Hour // from here on only a release may end it
+	e.w.leases.mu.Unlock()
+	subscribe(other, "test://r2")
+	if err := e.nc.Publish(bus.SubjectSessionClosed, []byte(other.Session)); err != nil {
+		t.Fatal(err)
+	}
+	bustest.Eventually(t, 30*time.Second, "the released lease is dropped upstream", func() error {
+		_, u := e.up.subCounts()
+		return bustest.Want("unsubscribes upstream", u, 2)
+	})
+	if n := e.w.leases.held(); n != 0 {
+		t.Fatalf("the worker still holds %d leases after the release", n)
+	}
+}

@@ -120,6 +120,9 @@ type Worker struct {
 	// it the calls of the sessions it picks.
 	variant string
 	canary  atomic.Pointer[Worker]
+	// leases are the subscriptions/listen leases holding resource
+	// subscriptions on this replica's links (leases.go).
+	leases listenLeases
 }
 
 // Start provisions spec (resolving its credentials in this process) and registers
@@ -280,10 +283,7 @@ func (w *Worker) onSessionClosed(m *nats.Msg) {
 		return
 	}
 	w.private.closeSession(sid)
-	go func() {
-		w.shared.dropSession(sid)
-		w.creds.each(func(l *link) { l.dropSession(sid) })
-	}()
+	go w.dropSubscriber(sid) // leases.go
 }
 
 // newUpstream makes a client for this server speaking its transport, sending
@@ -331,6 +331,7 @@ func (w *Worker) Stop() {
 		_ = w.s2cSub.Unsubscribe()
 	}
 	w.changes.stop()
+	w.leases.stop()
 	w.parks.Range(func(_, p any) bool { p.(*park).end(); return true }) // their upstream calls stop
 	w.shared.close()
 	w.creds.closeAll()

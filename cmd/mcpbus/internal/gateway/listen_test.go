@@ -93,8 +93,8 @@ func toolNames(r *mcp.ListToolsResult) string {
 	return strings.Join(names, ",")
 }
 
-// On the wire: the acknowledgement first, with the agreed subset (no
-// resource subscriptions yet), then each change tagged with the listen
+// On the wire: the acknowledgement first, with the agreed subset (not the
+// resource alpha refuses to subscribe), then each change tagged with the listen
 // request's id, a kind the client did not ask for never.
 func TestStatelessListenWire(t *testing.T) {
 	g, alpha, _ := statelessGateway(t)
