@@ -2,54 +2,62 @@ package ingress
 
 import (
 	"encoding/json"
-	"fmt"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 )
 
-// What a subscriptions/listen may ask for, and the -32602 naming the member
-// for what it may not: a session's bounds hold for a listen's resources.
-func TestAgreeListen(t *testing.T) {
-	many := make([]string, bus.MaxSubscriptions+1)
-	for i := range many {
-		many[i] = fmt.Sprintf("test://r%d", i)
-	}
-	manyJSON, _ := json.Marshal(many)
-	for _, c := range []struct {
-		params, wantErr string
-		kinds, uris     int
-	}{
-		{params: `{"notifications":{"toolsListChanged":true,"resourceSubscriptions":["test://a","test://a","test://b"]}}`, kinds: 1, uris: 2},
-		{params: `{"notifications":{"resourceSubscriptions":null}}`},
-		{params: `{"notifications":{"toolsListChanged":"yes"}}`, wantErr: "notifications.toolsListChanged"},
-		{params: `{"notifications":{"resourceSubscriptions":"test://a"}}`, wantErr: "must be an array"},
-		{params: `{"notifications":{"resourceSubscriptions":["test://a",""]}}`, wantErr: "resourceSubscriptions[1] is empty"},
-		{params: `{"notifications":{"resourceSubscriptions":["` + strings.Repeat("x", bus.MaxURILen+1) + `"]}}`, wantErr: "resourceSubscriptions[0] is longer"},
-		{params: `{"notifications":{"resourceSubscriptions":` + string(manyJSON) + `}}`, wantErr: fmt.Sprintf("the most one listen may hold is %d", bus.MaxSubscriptions)},
-		{params: `[]`, wantErr: "params must be an object"},
-	} {
-		ask, e := agreeListen(json.RawMessage(c.params))
-		if c.wantErr != "" {
-			if e == nil || e.Kind != bus.ErrInvalidParams || !strings.Contains(e.Message, c.wantErr) {
-				t.Errorf("%.60s: got %v, want -32602 naming %q", c.params, e, c.wantErr)
-			}
-			continue
-		}
-		if e != nil || len(ask.kinds) != c.kinds || len(ask.uris) != c.uris {
-			t.Errorf("%.60s: got %v %v %v", c.params, ask.kinds, ask.uris, e)
-		}
-	}
+func listenRequest(id string) (http.Header, string) {
+	h := userKey.Clone()
+	h.Set("Mcp-Protocol-Version", bus.FirstModernVersion)
+	h.Set("Mcp-Method", bus.MethodSubscriptionsListen)
+	h.Set("Accept", "text/event-stream")
+	return h, `{"jsonrpc":"2.0","id":` + id + `,"method":"subscriptions/listen","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}},"notifications":{"resourcesListChanged":true}}}`
 }
 
-// The acknowledgement lists the agreed resources, sorted, beside the
-// agreed list kinds, tagged with the listen's id.
-func TestAcknowledgedResources(t *testing.T) {
-	got := string(acknowledged(json.RawMessage(`"l1"`), map[string]bool{"notifications/tools/list_changed": true},
-		map[string]bool{"test://b": true, "test://a": true}))
-	want := `{"jsonrpc":"2.0","method":"notifications/subscriptions/acknowledged","params":{"_meta":{"io.modelcontextprotocol/subscriptionId":"l1"},"notifications":{"resourceSubscriptions":["test://a","test://b"],"toolsListChanged":true}}}`
-	if got != want {
-		t.Fatalf("got  %s\nwant %s", got, want)
+// A listen the ingress ends as it shuts down ends with its result, tagged
+// like every message on it, after the acknowledgement; a client could not
+// tell a graceful end from a broken connection otherwise.
+func TestListenEndsWithItsResultOnShutdown(t *testing.T) {
+	h := newHarness(t, Options{Stateless: true}, nil)
+	hdr, body := listenRequest(`42`)
+	resp := do(t, http.MethodPost, h.url+"/mcp", hdr, body)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("listen: HTTP %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	ev := readEvents(resp)
+	ack := ev.nextMessage(t, 5*time.Second)
+	if !strings.Contains(ack.data, `"notifications/subscriptions/acknowledged"`) || !strings.Contains(ack.data, `"resourcesListChanged":true`) ||
+		!strings.Contains(ack.data, `"`+bus.MetaSubscriptionID+`":42`) || ack.id != "" {
+		t.Fatalf("first event %+v, want the acknowledgement, tagged 42, no event id", ack)
+	}
+	h.g.Close()
+	last := ev.nextMessage(t, 5*time.Second)
+	var res struct {
+		ID     json.RawMessage
+		Result struct {
+			ResultType string                     `json:"resultType"`
+			Meta       map[string]json.RawMessage `json:"_meta"`
+		}
+	}
+	if err := json.Unmarshal([]byte(last.data), &res); err != nil || string(res.ID) != "42" || res.Result.ResultType != "complete" ||
+		string(res.Result.Meta[bus.MetaSubscriptionID]) != "42" {
+		t.Fatalf("last event %s, want the listen's complete result tagged 42", last.data)
+	}
+	ev.ended(t, 5*time.Second)
+}
+
+// A listen is an event stream or nothing.
+func TestListenNeedsAnEventStream(t *testing.T) {
+	h := newHarness(t, Options{Stateless: true}, nil)
+	hdr, body := listenRequest(`1`)
+	hdr.Set("Accept", "application/json")
+	resp, out := rpcPost(t, h.url+"/mcp", hdr, body)
+	if resp.StatusCode != http.StatusNotAcceptable || !strings.Contains(out, "text/event-stream") {
+		t.Fatalf("listen accepting JSON only: HTTP %d %s", resp.StatusCode, out)
 	}
 }
