@@ -1,6 +1,7 @@
 package toolworkers
 
 import (
+	"encoding/json"
 	"hash/fnv"
 
 	"github.com/mcpbus/mcpbus/bus"
@@ -62,20 +63,43 @@ func (w *Worker) variantLabel() string {
 // variantFor picks the worker that serves a call: the canary for
 // canary_percent of the downstream sessions (by a hash of the server and the
 // session id, so a session stays on one variant and a run is reproducible),
-// calls without a session by their request id; else w.
-func (w *Worker) variantFor(env bus.Envelope) *Worker {
+// calls without a session by canaryKey; else w.
+func (w *Worker) variantFor(env bus.Envelope, msg *bus.Message) *Worker {
 	c := w.canary.Load()
 	if c == nil {
 		return w
 	}
-	key := env.Session
-	if key == "" {
-		key = env.RequestID
-	}
-	if CanaryBucket(w.up.Name, key) < w.up.CanaryPercent {
+	if CanaryBucket(w.up.Name, canaryKey(env, msg)) < w.up.CanaryPercent {
 		return c
 	}
 	return w
+}
+
+// canaryKey is what a call is bucketed by: its session; without one (a
+// 2026-07-28 caller, the REST surface) a tools/call, prompts/get or
+// resources/read by what it asks (its key, method, name or URI and
+// arguments), so that an input_required retry, which repeats them beside
+// inputResponses and requestState, reaches the variant whose upstream
+// asked (the spec: the same upstream) while different calls spread;
+// anything else by its request id.
+func canaryKey(env bus.Envelope, msg *bus.Message) string {
+	if env.Session != "" {
+		return env.Session
+	}
+	if msg != nil {
+		switch msg.Method {
+		case bus.MethodToolsCall, bus.MethodPromptsGet, bus.MethodResourcesRead:
+			var p struct {
+				Name      string          `json:"name"`
+				URI       string          `json:"uri"`
+				Arguments json.RawMessage `json:"arguments"`
+			}
+			if json.Unmarshal(msg.Params, &p) == nil {
+				return env.Caller.KeyID + "\x00" + msg.Method + "\x00" + p.Name + p.URI + "\x00" + string(p.Arguments)
+			}
+		}
+	}
+	return env.RequestID
 }
 
 // CanaryBucket is where a session (or a sessionless request) of server falls

@@ -70,7 +70,7 @@ func (w *Worker) handleInfo(req micro.Request, reply bus.Reply) {
 		_ = reply.Error(e)
 		return
 	}
-	w.variantFor(env).serveInfo(req, reply, env)
+	w.variantFor(env, nil).serveInfo(req, reply, env)
 }
 
 // serveInfo answers the upstream's initialize result, on w's upstream (the
@@ -111,7 +111,7 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 	if !ok {
 		return
 	}
-	w.variantFor(env).serveRPC(req, reply, env, msg)
+	w.variantFor(env, msg).serveRPC(req, reply, env, msg)
 }
 
 // serveRPC runs one admitted request on w's upstream (the stable one, or the
@@ -214,7 +214,7 @@ func (w *Worker) takeRequest(req micro.Request, reply bus.Reply) (bus.Envelope, 
 		return env, nil, false
 	}
 	if msg.IsNotification() && msg.Method == "notifications/roots/list_changed" {
-		w.variantFor(env).rootsChanged(env, msg.Params) // the session's variant holds its sessions
+		w.variantFor(env, nil).rootsChanged(env, msg.Params) // the session's variant holds its sessions
 		_ = reply.Respond(nil)
 		return env, nil, false
 	}
