@@ -54,7 +54,8 @@ type File struct {
 	// EnableMCPRegistry is general_settings.enable_mcp_registry.
 	EnableMCPRegistry bool
 	// StatelessProtocol is general_settings.mcp_stateless_protocol: serve
-	// MCP 2026-07-28 to the clients that ask for it (ingress.Options).
+	// MCP 2026-07-28 to the clients that ask for it (ingress.Options); on
+	// unless the file turns it off.
 	StatelessProtocol bool
 
 	// UseXForwardedFor is general_settings.use_x_forwarded_for.
@@ -156,7 +157,7 @@ func ParseParts(name string, data []byte, env LookupEnv, parts Parts) (*File, er
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, &FileError{Name: name, Errs: Errors{{Msg: yamlError(err)}}}
 	}
-	f := &File{ToolPrefixSeparator: DefaultToolPrefixSeparator, XFFNumTrustedHops: DefaultXFFNumTrustedHops}
+	f := &File{ToolPrefixSeparator: DefaultToolPrefixSeparator, XFFNumTrustedHops: DefaultXFFNumTrustedHops, StatelessProtocol: true}
 	p := &problems{}
 	var root *yaml.Node
 	if len(doc.Content) > 0 {

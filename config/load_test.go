@@ -428,3 +428,15 @@ func TestNATSJoinSettings(t *testing.T) {
 		}
 	}
 }
+
+// MCP 2026-07-28 is served unless the file turns it off.
+func TestStatelessProtocolDefault(t *testing.T) {
+	f, err := Parse("config.yaml", nil, nil)
+	if err != nil || !f.StatelessProtocol {
+		t.Fatalf("default: %v %v, want on", f.StatelessProtocol, err)
+	}
+	f, err = Parse("config.yaml", []byte("general_settings: {mcp_stateless_protocol: false}\n"), nil)
+	if err != nil || f.StatelessProtocol {
+		t.Fatalf("turned off: %v %v", f.StatelessProtocol, err)
+	}
+}

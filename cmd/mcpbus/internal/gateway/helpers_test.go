@@ -170,7 +170,21 @@ func connectPlain(t *testing.T, endpoint string, header http.Header) (*mcp.Clien
 	return connectWith(t, endpoint, header, &mcp.ClientOptions{Capabilities: &mcp.ClientCapabilities{}})
 }
 
+// connectSessionEra is connectPlain asking for 2025-11-25: a client that
+// holds a session, for what a session decides (canary stickiness).
+func connectSessionEra(t *testing.T, endpoint string, header http.Header) (*mcp.ClientSession, error) {
+	t.Helper()
+	return connectEra(t, endpoint, header, &mcp.ClientOptions{Capabilities: &mcp.ClientCapabilities{}}, "2025-11-25")
+}
+
 func connectWith(t *testing.T, endpoint string, header http.Header, opts *mcp.ClientOptions) (*mcp.ClientSession, error) {
+	t.Helper()
+	return connectEra(t, endpoint, header, opts, "")
+}
+
+// connectEra connects asking for protocol version ("": the go-sdk
+// client's default, 2026-07-28).
+func connectEra(t *testing.T, endpoint string, header http.Header, opts *mcp.ClientOptions, version string) (*mcp.ClientSession, error) {
 	t.Helper()
 	client := mcp.NewClient(&mcp.Implementation{Name: "gateway-test", Version: "1"}, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -179,7 +193,7 @@ func connectWith(t *testing.T, endpoint string, header http.Header, opts *mcp.Cl
 		Endpoint:   endpoint,
 		HTTPClient: &http.Client{Transport: headerTransport{header}},
 		MaxRetries: -1,
-	}, nil)
+	}, &mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err == nil {
 		t.Cleanup(func() { cs.Close() })
 	}

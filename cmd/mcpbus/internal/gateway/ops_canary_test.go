@@ -23,7 +23,7 @@ func canaryRun(t *testing.T, base string, percent, min int) map[string]float64 {
 	t.Helper()
 	calls := map[string]float64{}
 	for i := 0; i < 64 && (i < min || (percent > 0 && percent < 100 && (calls["stable"] == 0 || calls["canary"] == 0))); i++ {
-		cs, err := connectPlain(t, base+"/mcp/c", bearer(opsMaster))
+		cs, err := connectSessionEra(t, base+"/mcp/c", bearer(opsMaster))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +74,7 @@ mcp_servers:
 	settle := func(want string) {
 		t.Helper()
 		bustest.Eventually(t, 30*time.Second, "the worker with the new record serves", func() error {
-			cs, err := connectPlain(t, base+"/mcp/c", bearer(opsMaster))
+			cs, err := connectSessionEra(t, base+"/mcp/c", bearer(opsMaster))
 			if err != nil {
 				return err
 			}
@@ -121,7 +121,7 @@ mcp_servers:
 	post("/canary", fmt.Sprintf(`{"url": %q, "percent": 100}`, upstreamtest.ClosedURL(t)))
 	stableErrs := metricValue(scrapeMetrics(t, base), "mcpbus_upstream_errors_total", labels{"server": "c", "variant": "stable"})
 	bustest.Eventually(t, 30*time.Second, "the failing canary's calls fail", func() error {
-		cs, err := connectPlain(t, base+"/mcp/c", bearer(opsMaster))
+		cs, err := connectSessionEra(t, base+"/mcp/c", bearer(opsMaster))
 		if err != nil {
 			return err
 		}
@@ -149,7 +149,7 @@ mcp_servers:
 	settle("next")
 	var cs *mcp.ClientSession
 	for range 5 {
-		cs, _ = connectPlain(t, base+"/mcp/c", bearer(opsMaster))
+		cs, _ = connectSessionEra(t, base+"/mcp/c", bearer(opsMaster))
 		if got, err := opsCall(cs, "who"); err != nil || got != "next" {
 			t.Fatalf("after promote: %q, %v", got, err)
 		}

@@ -89,12 +89,14 @@ func TestRelayElicitationAnswered(t *testing.T) {
 	}
 }
 
-// Log messages of a call reach the client at the level it set.
+// Log messages of a call reach the client at the level it set on its
+// session (logging/setLevel is of the session era; a 2026-07-28 client's
+// level travels in each request's _meta: TestStatelessLogLevelAndSampling).
 func TestRelayLoggingMessages(t *testing.T) {
 	g, _, _ := relayGateway(t)
 	var mu sync.Mutex
 	var got []string
-	cs := relayClient(t, g.URL()+"/mcp/beta", &mcp.ClientOptions{
+	cs := sessionEraClient(t, g.URL()+"/mcp/beta", &mcp.ClientOptions{
 		LoggingMessageHandler: func(_ context.Context, r *mcp.LoggingMessageRequest) {
 			mu.Lock()
 			got = append(got, string(r.Params.Level))
@@ -126,12 +128,14 @@ func TestRelayLoggingMessages(t *testing.T) {
 	}
 }
 
-// A client that cancels its call (the go-sdk client sends
-// notifications/cancelled when the call's context ends) stops the upstream's
-// work: the tool's context ends long before any timeout.
+// A client that cancels its call (the go-sdk client on a 2025-11-25
+// session sends notifications/cancelled when the call's context ends) stops
+// the upstream's work: the tool's context ends long before any timeout. (A
+// 2026-07-28 client cancels by closing its POST:
+// TestStatelessDisconnectCancelsUpstream.)
 func TestRelayCancellationReachesUpstream(t *testing.T) {
 	g, _, beta := relayGateway(t)
-	cs := relayClient(t, g.URL()+"/mcp/beta", nil)
+	cs := sessionEraClient(t, g.URL()+"/mcp/beta", nil)
 	if err := cancelSlowCall(t, g, cs, beta); err == nil {
 		t.Fatal("the cancelled call succeeded")
 	}

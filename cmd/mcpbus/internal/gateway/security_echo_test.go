@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/internal/bustest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -354,80 +355,88 @@ mcp_servers:
 		{"perreq", http.Header{"X-Mcp-Perreq-Authorization": {"Bearer " + perRequest}},
 			func(h http.Header) bool { return h.Get("Authorization") == "Bearer "+perRequest }, []string{perRequest}},
 	} {
-		t.Run(c.server, func(t *testing.T) {
-			before := len(up.toolCalls())
-			seen, tap, cs := echoClient(t, g.URL()+"/mcp/"+c.server, c.header, echoMaster)
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{}, Meta: mcp.Meta{"progressToken": "p-1"}})
-			if err != nil {
-				t.Fatalf("tools/call echo: %v", err)
-			}
-			_, failErr := cs.CallTool(ctx, &mcp.CallToolParams{Name: "fail", Arguments: map[string]any{}})
-			if failErr == nil {
-				t.Fatal("tools/call fail: no error")
-			}
-			calls := up.toolCalls()[before:]
-			if len(calls) != 2 || !c.sent(calls[0]) || !c.sent(calls[1]) {
-				t.Fatalf("the upstream did not get the %s credential: %v", c.server, calls)
-			}
-			secrets := slices.Clone(c.secrets)
-			if c.server == "sigv4" { // each request's own signature
-				for _, h := range calls {
-					_, sig, _ := strings.Cut(h.Get("Authorization"), "Signature=")
-					secrets = append(secrets, sig)
+		for _, era := range []string{"2025-11-25", bus.FirstModernVersion} {
+			modern := era == bus.FirstModernVersion
+			t.Run(c.server+"/"+era, func(t *testing.T) {
+				before := len(up.toolCalls())
+				seen, tap, cs := echoClient(t, g.URL()+"/mcp/"+c.server, c.header, echoMaster, era)
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{}, Meta: mcp.Meta{"progressToken": "p-1"}})
+				if err != nil {
+					t.Fatalf("tools/call echo: %v", err)
 				}
-			}
+				_, failErr := cs.CallTool(ctx, &mcp.CallToolParams{Name: "fail", Arguments: map[string]any{}})
+				if failErr == nil {
+					t.Fatal("tools/call fail: no error")
+				}
+				calls := up.toolCalls()[before:]
+				if len(calls) != 2 || !c.sent(calls[0]) || !c.sent(calls[1]) {
+					t.Fatalf("the upstream did not get the %s credential: %v", c.server, calls)
+				}
+				secrets := slices.Clone(c.secrets)
+				if c.server == "sigv4" { // each request's own signature
+					for _, h := range calls {
+						_, sig, _ := strings.Cut(h.Get("Authorization"), "Signature=")
+						secrets = append(secrets, sig)
+					}
+				}
 
-			// Every channel delivered the echo, redacted.
-			bustest.Eventually(t, 30*time.Second, "the progress and log notifications", func() error {
+				// Every channel delivered the echo, redacted.
+				bustest.Eventually(t, 30*time.Second, "the progress and log notifications", func() error {
+					seen.mu.Lock()
+					defer seen.mu.Unlock()
+					if len(seen.progress) == 0 || len(seen.logs) == 0 && !modern {
+						return fmt.Errorf("%d progress and %d log notifications", len(seen.progress), len(seen.logs))
+					}
+					return nil
+				})
+				resText, _ := json.Marshal(res)
 				seen.mu.Lock()
-				defer seen.mu.Unlock()
-				if len(seen.progress) == 0 || len(seen.logs) == 0 {
-					return fmt.Errorf("%d progress and %d log notifications", len(seen.progress), len(seen.logs))
+				got := map[string][]string{
+					"instructions":     {cs.InitializeResult().Instructions},
+					"result":           {string(resText)},
+					"error":            {failErr.Error()},
+					"progress":         seen.progress,
+					"log message":      seen.logs,
+					"sampling request": seen.samplings,
 				}
-				return nil
-			})
-			resText, _ := json.Marshal(res)
-			seen.mu.Lock()
-			got := map[string][]string{
-				"instructions":     {cs.InitializeResult().Instructions},
-				"result":           {string(resText)},
-				"error":            {failErr.Error()},
-				"progress":         seen.progress,
-				"log message":      seen.logs,
-				"sampling request": seen.samplings,
-			}
-			seen.mu.Unlock()
-			if c.server == "perreq" {
-				delete(got, "instructions") // initialize runs on the shared session, without the caller's header
-			}
-			for what, list := range got {
-				if len(list) == 0 || !strings.Contains(strings.Join(list, " "), "[redacted]") {
-					t.Errorf("%s: no [redacted] in the %s: %q", c.server, what, list)
+				seen.mu.Unlock()
+				if c.server == "perreq" {
+					delete(got, "instructions") // initialize runs on the shared session, without the caller's header
 				}
-			}
-			// Nothing the client read holds a value in any form.
-			bodies := tap.read()
-			for _, b := range bodies {
-				recordBody([]byte(b)) // and the suite-wide scan checks the raw values
-			}
-			for _, secret := range secrets {
-				for _, f := range forms(secret) {
-					for i, b := range bodies {
-						if strings.Contains(b, f) {
-							t.Errorf("%s: response %d holds %q (a form of a credential): %.300s", c.server, i, f, b)
+				if modern {
+					// The go-sdk client puts no log level in _meta, and a
+					// 2026-07-28 request without one gets no log messages.
+					delete(got, "log message")
+				}
+				for what, list := range got {
+					if len(list) == 0 || !strings.Contains(strings.Join(list, " "), "[redacted]") {
+						t.Errorf("%s: no [redacted] in the %s: %q", c.server, what, list)
+					}
+				}
+				// Nothing the client read holds a value in any form.
+				bodies := tap.read()
+				for _, b := range bodies {
+					recordBody([]byte(b)) // and the suite-wide scan checks the raw values
+				}
+				for _, secret := range secrets {
+					for _, f := range forms(secret) {
+						for i, b := range bodies {
+							if strings.Contains(b, f) {
+								t.Errorf("%s: response %d holds %q (a form of a credential): %.300s", c.server, i, f, b)
+							}
 						}
 					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
 // echoClient connects a go-sdk client that declares sampling (so the
 // upstream asks it to sample) and keeps what it receives.
-func echoClient(t *testing.T, endpoint string, header http.Header, key string) (*echoSeen, *tapTransport, *mcp.ClientSession) {
+func echoClient(t *testing.T, endpoint string, header http.Header, key, version string) (*echoSeen, *tapTransport, *mcp.ClientSession) {
 	t.Helper()
 	seen := &echoSeen{}
 	h := bearer(key)
@@ -453,7 +462,7 @@ func echoClient(t *testing.T, endpoint string, header http.Header, key string) (
 		Endpoint:   endpoint,
 		HTTPClient: &http.Client{Transport: tap},
 		MaxRetries: -1,
-	}, nil)
+	}, &mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
 		t.Fatalf("connect %s: %v", endpoint, err)
 	}

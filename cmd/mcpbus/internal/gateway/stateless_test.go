@@ -350,10 +350,16 @@ func TestStatelessRequestRules(t *testing.T) {
 	}
 }
 
-// With the stateless protocol off (the default), a 2026-07-28 client is
-// told its version is unsupported and opens a 2025-11-25 session, as before.
+// With the stateless protocol turned off (it is on by default), a
+// 2026-07-28 client is told its version is unsupported and opens a
+// 2025-11-25 session.
 func TestStatelessProtocolOffFallsBack(t *testing.T) {
-	g, _, _ := relayGateway(t)
+	beta := newRelayUpstream(t, "beta")
+	g := startGateway(t, fmt.Sprintf(`
+general_settings: {master_key: %s, mcp_stateless_protocol: false}
+mcp_servers:
+  beta: {url: %q}
+`, master, beta.url), nil)
 	cs := relayClient(t, g.URL()+"/mcp/beta", nil)
 	if v := cs.InitializeResult().ProtocolVersion; v != bus.LatestProtocolVersion || cs.ID() == "" {
 		t.Fatalf("with the stateless protocol off: version %s, session %q; want %s with a session", v, cs.ID(), bus.LatestProtocolVersion)
