@@ -90,8 +90,8 @@ func TestTools(t *testing.T) {
 	for _, tool := range tools.Tools {
 		names = append(names, tool.Name)
 	}
-	if got := strings.Join(names, ","); got != "add,echo,slow" {
-		t.Errorf("tools = %s, want add,echo,slow", got)
+	if got := strings.Join(names, ","); got != "add,ask,echo,slow" {
+		t.Errorf("tools = %s, want add,ask,echo,slow", got)
 	}
 
 	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi there"}})
@@ -316,8 +316,8 @@ func TestHandlerWithExtraToolsAndListLatency(t *testing.T) {
 	if w := waited(); len(w) != 1 || w[0] != 40*time.Millisecond {
 		t.Errorf("tools/list waited %v, want once for the 40ms ListLatency", w)
 	}
-	if len(l.res.Tools) != 53 {
-		t.Errorf("got %d tools, want the 3 demo tools + 50 generated", len(l.res.Tools))
+	if len(l.res.Tools) != 54 {
+		t.Errorf("got %d tools, want the 4 demo tools + 50 generated", len(l.res.Tools))
 	}
 	out, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "tool_050", Arguments: map[string]any{"text": "hi"}})
 	if err != nil {

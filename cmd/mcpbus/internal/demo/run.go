@@ -58,10 +58,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	extraTools := fs.Int("extra-tools", 0, "also serve this many generated tools (tool_001 ...), for catalog benchmarks")
 	callLatency := fs.Duration("call-latency", 0, "delay every tools/call answer by this long (a slow upstream, for scaling benchmarks)")
 	listLatency := fs.Duration("list-latency", 0, "delay every tools/list, prompts/list and resources/list answer by this long (simulates a slow upstream)")
+	era := fs.String("era", "", "the MCP revision to speak: empty for 2025-11-25 on sessions, "+EraStateless+" for that revision alone, with no session")
 	var required headerList
 	fs.Var(&required, "require-header", "answer 401 unless this header has this value, as \"Name: value\" (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mcpbus demo-upstream [--listen 127.0.0.1:3001] [--name demo] [--require-header \"Name: value\"]... [--allow-remote]")
+		fmt.Fprintln(stderr, "usage: mcpbus demo-upstream [--listen 127.0.0.1:3001] [--name demo] [--era 2026-07-28] [--require-header \"Name: value\"]... [--allow-remote]")
 		fmt.Fprintln(stderr, "       mcpbus demo-upstream --stdio [--name demo]")
 		fs.PrintDefaults()
 	}
@@ -86,10 +87,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 
+	if *era != "" && *era != EraStateless {
+		return fmt.Errorf("demo-upstream: --era %q: want empty (2025-11-25, sessions) or %s", *era, EraStateless)
+	}
 	if *extraTools < 0 || *extraTools > 10000 {
 		return fmt.Errorf("demo-upstream: --extra-tools %d: want 0..10000", *extraTools)
 	}
-	h := requireHeaders(HandlerWith(*name, Options{ExtraTools: *extraTools, ListLatency: *listLatency, CallLatency: *callLatency}), required)
+	h := requireHeaders(HandlerWith(*name, Options{ExtraTools: *extraTools, ListLatency: *listLatency, CallLatency: *callLatency, Era: *era}), required)
 	return localhttp.Serve(ctx, "demo-upstream", *listen, h, stdout, fmt.Sprintf("demo upstream %q listening on http://%%s/mcp", *name))
 }
 

@@ -5,6 +5,7 @@ package demo
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -45,13 +46,17 @@ type SlowInput struct {
 }
 
 // NewServer returns an MCP server named name with the demo tools (echo, add,
-// slow), the resource demo://readme and the prompt greet.
-func NewServer(name string) *mcp.Server {
-	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: version.Version}, nil)
+// slow, ask), the resource demo://readme and the prompt greet.
+func NewServer(name string) *mcp.Server { return newServer(name, nil) }
+
+// newServer is NewServer with the SDK's server options.
+func newServer(name string, opts *mcp.ServerOptions) *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: version.Version}, opts)
 
 	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "Echo the given text."}, echo)
 	mcp.AddTool(s, &mcp.Tool{Name: "add", Description: "Add two numbers; returns the sum as text and as structured content."}, add)
 	mcp.AddTool(s, &mcp.Tool{Name: "slow", Description: "Run for a while, reporting progress to the caller's progress token."}, slow)
+	mcp.AddTool(s, &mcp.Tool{Name: "ask", Description: "Ask the caller for a name (elicitation), then greet it."}, ask)
 
 	s.AddResource(&mcp.Resource{
 		URI:         "demo://readme",
@@ -62,7 +67,7 @@ func NewServer(name string) *mcp.Server {
 		return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{
 			URI:      req.Params.URI,
 			MIMEType: "text/plain",
-			Text:     fmt.Sprintf("%s is an mcpbus demo upstream with the tools echo, add and slow.\n", name),
+			Text:     fmt.Sprintf("%s is an mcpbus demo upstream with the tools echo, add, slow and ask.\n", name),
 		}}}, nil
 	})
 
@@ -98,13 +103,24 @@ type Options struct {
 	// CallLatency delays every tools/call answer (a slow upstream, for the
 	// worker-replica scaling benchmark).
 	CallLatency time.Duration
+	// Era: "" (sessions, 2025-11-25) or EraStateless.
+	Era string
 	// after is time.After (nil); a test holds the list delay with it.
 	after func(time.Duration) <-chan time.Time
 }
 
+// Era is the revision a demo server speaks: "" for 2025-11-25 (and
+// older) on sessions; EraStateless for MCP 2026-07-28 alone, with no
+// session (a server of the new era, to show the gateway bridging).
+const EraStateless = "2026-07-28"
+
 // HandlerWith is Handler with Options.
 func HandlerWith(name string, o Options) http.Handler {
-	s := NewServer(name)
+	var opts *mcp.ServerOptions
+	if o.Era == EraStateless {
+		opts = &mcp.ServerOptions{SupportedProtocolVersions: []string{EraStateless}}
+	}
+	s := newServer(name, opts)
 	for i := 1; i <= o.ExtraTools; i++ {
 		mcp.AddTool(s, &mcp.Tool{Name: fmt.Sprintf("tool_%03d", i), Description: "A generated tool that echoes its text (catalog benchmarks)."}, echo)
 	}
@@ -139,6 +155,10 @@ func HandlerWith(name string, o Options) http.Handler {
 				return next(ctx, method, req)
 			}
 		})
+	}
+	if o.Era == EraStateless {
+		return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
+			&mcp.StreamableHTTPOptions{Stateless: true})
 	}
 	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
 		&mcp.StreamableHTTPOptions{SessionTimeout: 10 * time.Minute})
@@ -194,4 +214,23 @@ func slow(ctx context.Context, req *mcp.CallToolRequest, in SlowInput) (*mcp.Cal
 		}
 	}
 	return textResult(fmt.Sprintf("done after %gs", seconds)), nil, nil
+}
+
+// askSchema is what ask asks for.
+var askSchema = json.RawMessage(`{"type":"object","properties":{"name":{"type":"string","description":"your name"}},"required":["name"]}`)
+
+// ask asks its caller for a name by an input_required result (MCP
+// 2026-07-28), and greets whoever answered on the retry. The SDK asks a
+// 2025-11-25 caller on its session (elicitation/create) itself, so the tool
+// is the same in both eras.
+func ask(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+	r, ok := req.Params.InputResponses["name"].(*mcp.ElicitResult)
+	if !ok || r == nil {
+		return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{
+			"name": &mcp.ElicitParams{Message: "What is your name?", RequestedSchema: askSchema}}}, nil, nil
+	}
+	if r.Action != "accept" {
+		return textResult("no name given (" + r.Action + ")"), nil, nil
+	}
+	return textResult(fmt.Sprintf("hello, %v", r.Content["name"])), nil, nil
 }
