@@ -87,9 +87,11 @@ bench: build
 fault: build
 	cd cmd/mcpbus && MCPBUS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -run '^TestFault' ./internal/fault/
 
-# End to end: the real binary driven by the official TypeScript SDK client.
+# End to end: the real binary driven by the official TypeScript SDK client
+# (and, in eras.test.mjs, the Go SDK client as a process, bin/e2eclient).
 e2e: build
-	cd e2e && npm ci --no-audit --no-fund --loglevel=error && MCPBUS_BIN=$(CURDIR)/$(BIN) npm test
+	cd cmd/mcpbus && $(GO) build -o ../../bin/e2eclient ./internal/e2eclient
+	cd e2e && npm ci --no-audit --no-fund --loglevel=error && MCPBUS_BIN=$(CURDIR)/$(BIN) MCPBUS_E2E_GOCLIENT=$(CURDIR)/bin/e2eclient npm test
 
 clean:
 	rm -rf bin e2e/node_modules
