@@ -130,8 +130,10 @@ func Refusal(id json.RawMessage, code int, message string) []byte {
 	return bus.RawErrorResponse(id, e)
 }
 
-// JSON-RPC codes of refusals sent upstream.
+// JSON-RPC codes of refusals sent upstream (and of answers made here for
+// a server, listen_resources.go).
 const (
+	CodeInvalidParams  = -32602
 	CodeMethodNotFound = -32601
 	CodeInternal       = -32603
 )

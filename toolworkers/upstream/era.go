@@ -237,10 +237,9 @@ func (c *streamableClient) discover(ctx context.Context) (s *session, dual, ok b
 // serverInfo, instructions), and reports whether the server speaks a
 // stateless-era version mcpbus knows (modern), and an older one too (dual).
 //
-// The capabilities lose resources.subscribe: a stateless server sends
-// resources/updated only on a subscriptions/listen that names the URI,
-// which mcpbus does not hold per client yet. listChanged stays: the client
-// keeps a listen open for the lists that change (listen.go).
+// The capabilities pass as they are: the client keeps a listen open for the
+// lists that change (listen.go) and the resources subscribed
+// (listen_resources.go).
 func discoverInfo(result json.RawMessage, server string) (info json.RawMessage, modern, dual bool) {
 	var d struct {
 		SupportedVersions []string                   `json:"supportedVersions"`
@@ -260,15 +259,7 @@ func discoverInfo(result json.RawMessage, server string) (info json.RawMessage, 
 	}
 	caps := map[string]json.RawMessage{}
 	for k, v := range d.Capabilities {
-		caps[k] = v
-		var feature map[string]json.RawMessage
-		if json.Unmarshal(v, &feature) != nil || feature == nil {
-			continue
-		}
-		if k == "resources" {
-			delete(feature, "subscribe")
-		}
-		caps[k], _ = json.Marshal(feature)
+		caps[k] = v // resources.subscribe too: it is bridged (listen_resources.go)
 	}
 	serverInfo := d.Meta[bus.MetaServerInfo]
 	if len(serverInfo) == 0 || !isJSONObject(serverInfo) {

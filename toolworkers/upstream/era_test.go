@@ -17,7 +17,7 @@ func TestDiscoverInfo(t *testing.T) {
 		not          []string
 	}{
 		{"stateless era only", `{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{"listChanged":true},"resources":{"subscribe":true,"listChanged":true},"logging":{}},"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"s","version":"3"}}}`,
-			true, false, []string{`"protocolVersion":"2026-07-28"`, `"tools":{"listChanged":true}`, `"resources":{"listChanged":true}`, `"logging":{}`, `"serverInfo":{"name":"s","version":"3"}`}, []string{"subscribe"}},
+			true, false, []string{`"protocolVersion":"2026-07-28"`, `"tools":{"listChanged":true}`, `"resources":{"subscribe":true,"listChanged":true}`, `"logging":{}`, `"serverInfo":{"name":"s","version":"3"}`}, nil},
 		{"both eras", `{"supportedVersions":["2026-07-28","2025-11-25"],"capabilities":{},"instructions":"hi"}`,
 			true, true, []string{`"instructions":"hi"`, `"serverInfo":{"name":"gh","version":""}`}, nil},
 		{"session era only", `{"supportedVersions":["2025-11-25","2025-06-18"],"capabilities":{}}`, false, false, nil, nil},

@@ -45,6 +45,9 @@ func (c *streamableClient) keepOpen(s *session, what string, open func() (again 
 		if s.ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, errListenRestart) { // listen_resources.go: reopen at once
+			continue
+		}
 		if time.Since(start) >= getStableFor {
 			delay = getBackoffMin
 		}

@@ -46,6 +46,9 @@ func modernHeaders(method string, params json.RawMessage) http.Header {
 // the era is forgotten and the request sent once more on a session.
 func (c *streamableClient) callModern(ctx context.Context, s *session, method string, params json.RawMessage, r Relay) (*bus.Message, error) {
 	id := c.nextID.Add(1)
+	if method == bus.MethodResourcesSubscribe || method == bus.MethodResourcesUnsubscribe {
+		return c.resourceSubscription(ctx, s, method, params, id) // on the listen: listen_resources.go
+	}
 	if msg := removedMethod(id, method); msg != nil {
 		return msg, nil
 	}
@@ -80,20 +83,12 @@ func (c *streamableClient) callModern(ctx context.Context, s *session, method st
 // removedMethod answers, for a stateless-era server, a request of the older
 // era the new one removed (nil: send it upstream). logging/setLevel
 // succeeds: the level travels in each request's _meta instead (Caller);
-// ping succeeds: there is no session to keep alive; resources/subscribe and
-// unsubscribe are refused until mcpbus bridges them to subscriptions/listen
-// (plan step 8), which is why such servers are not said to support them.
+// ping succeeds: there is no session to keep alive. (resources/subscribe
+// and unsubscribe go on the listen: resourceSubscription.)
 func removedMethod(id int64, method string) *bus.Message {
-	rid := json.RawMessage(fmt.Sprint(id))
 	switch method {
 	case bus.MethodLoggingSetLevel, bus.MethodPing:
-		return &bus.Message{JSONRPC: "2.0", ID: rid, Result: json.RawMessage(`{}`)}
-	case bus.MethodResourcesSubscribe, bus.MethodResourcesUnsubscribe:
-		e, _ := json.Marshal(map[string]any{
-			"code":    CodeMethodNotFound,
-			"message": method + " is not available: this upstream server speaks MCP " + bus.FirstModernVersion + ", which replaced it with subscriptions/listen, and mcpbus does not bridge the two yet",
-		})
-		return &bus.Message{JSONRPC: "2.0", ID: rid, Error: e}
+		return &bus.Message{JSONRPC: "2.0", ID: json.RawMessage(fmt.Sprint(id)), Result: json.RawMessage(`{}`)}
 	}
 	return nil
 }

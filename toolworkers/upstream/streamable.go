@@ -49,6 +49,9 @@ type session struct {
 	// modern marks a stateless-era server (stateless.go): no session at
 	// all, init made from its discover result.
 	modern bool
+	// listening: the subscriptions/listen of a modern session runs
+	// (listen.go), at most one.
+	listening atomic.Bool
 
 	// ctx lives as long as the session is the client's current one: it ends
 	// the GET stream and the server-to-client requests relayed from it.
@@ -101,6 +104,9 @@ type streamableClient struct {
 	probeLock chan struct{}
 	// params are the server's tools' x-mcp-header annotations (params.go).
 	params paramTable
+	// res are the resources a stateless-era server is subscribed to on the
+	// listen (listen_resources.go).
+	res resourceSubs
 	// initLock collapses concurrent initializations into one; a channel rather
 	// than a mutex so a waiter can give up when its context ends.
 	initLock chan struct{}

@@ -36,10 +36,17 @@ func (u *watchedUpstream) unsubscribed() int {
 	return u.unsubs
 }
 
-func newWatchedUpstream(t *testing.T) *watchedUpstream {
+// newWatchedUpstream is a session-era server, or with stateless one of
+// the 2026-07-28 era alone.
+func newWatchedUpstream(t *testing.T, stateless bool) *watchedUpstream {
 	t.Helper()
 	u := &watchedUpstream{subscribed: make(chan string, 8)}
+	var versions []string
+	if stateless {
+		versions = []string{"2026-07-28"}
+	}
 	u.srv = mcp.NewServer(&mcp.Implementation{Name: "watched", Version: "1"}, &mcp.ServerOptions{
+		SupportedProtocolVersions: versions,
 		SubscribeHandler: func(_ context.Context, r *mcp.SubscribeRequest) error {
 			u.subscribed <- r.Params.URI
 			return nil
@@ -56,7 +63,8 @@ func newWatchedUpstream(t *testing.T) *watchedUpstream {
 			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: r.Params.URI, Text: "now"}}}, nil
 		})
 	ctx, cancel := context.WithCancel(context.Background())
-	hs := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return u.srv }, nil))
+	hs := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return u.srv },
+		&mcp.StreamableHTTPOptions{Stateless: stateless}))
 	hs.Config.BaseContext = func(net.Listener) context.Context { return ctx }
 	hs.Start()
 	t.Cleanup(func() {
@@ -74,7 +82,7 @@ func newWatchedUpstream(t *testing.T) *watchedUpstream {
 // background, so the test updates the resource until the client hears of
 // it, asserting no time.
 func TestStatelessListenResourceSubscription(t *testing.T) {
-	alpha, watched := newRelayUpstream(t, "alpha"), newWatchedUpstream(t)
+	alpha, watched := newRelayUpstream(t, "alpha"), newWatchedUpstream(t, false)
 	g := startGateway(t, fmt.Sprintf(`
 general_settings: {master_key: %s, mcp_stateless_protocol: true}
 mcp_servers:
@@ -128,6 +136,55 @@ mcp_servers:
 		t.Fatal(err)
 	}
 	bustest.Eventually(t, 30*time.Second, "closing the listen unsubscribes upstream", func() error {
+		return bustest.Want("unsubscribes upstream", watched.unsubscribed(), 1)
+	})
+}
+
+// In front of a server of the 2026-07-28 era alone, which has no
+// resources/subscribe, a 2025-11-25 session's subscription becomes the
+// worker's upstream listen naming the URI: the upstream's updates reach the
+// session's GET stream, and its unsubscribe ends the upstream's.
+func TestSessionSubscriptionOnAStatelessUpstream(t *testing.T) {
+	watched := newWatchedUpstream(t, true)
+	g := startGateway(t, fmt.Sprintf(`
+general_settings: {master_key: %s}
+mcp_servers:
+  watched: {url: %q}
+`, master, watched.url), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	updates := make(chan string, 16)
+	cs := sessionEraClient(t, g.URL()+"/mcp/watched", &mcp.ClientOptions{ResourceUpdatedHandler: func(_ context.Context, r *mcp.ResourceUpdatedNotificationRequest) {
+		updates <- r.Params.URI
+	}})
+	if caps := cs.InitializeResult().Capabilities; caps.Resources == nil || !caps.Resources.Subscribe {
+		t.Fatalf("initialize declares resources %+v, want subscribe", caps.Resources)
+	}
+	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "test://watched"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-watched.subscribed: // by the worker's listen
+	case <-ctx.Done():
+		t.Fatal("the upstream was never subscribed")
+	}
+	for heard := false; !heard; { // the session's GET stream opens in the background
+		if err := watched.srv.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: "test://watched"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case uri := <-updates:
+			heard = uri == "test://watched"
+		case <-time.After(300 * time.Millisecond): // not a bound: update it again
+			if ctx.Err() != nil {
+				t.Fatal("no resources/updated reached the session")
+			}
+		}
+	}
+	if err := cs.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: "test://watched"}); err != nil {
+		t.Fatal(err)
+	}
+	bustest.Eventually(t, 30*time.Second, "the unsubscribe ends the upstream's subscription", func() error {
 		return bustest.Want("unsubscribes upstream", watched.unsubscribed(), 1)
 	})
 }
