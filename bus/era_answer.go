@@ -138,3 +138,20 @@ func CacheTTL(result json.RawMessage) (time.Duration, bool) {
 	}
 	return time.Duration(min(ms, int64(24*time.Hour/time.Millisecond))) * time.Millisecond, true
 }
+
+// WithTTL is a cacheable result with its ttlMs set to d (whole
+// milliseconds, at least 0): what a cache answers with a result it kept for
+// part of the upstream's ttlMs, so a client's freshness ends when the
+// gateway's does. A result that is not an object is returned as it is.
+func WithTTL(result json.RawMessage, d time.Duration) json.RawMessage {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(result, &m) != nil || m == nil {
+		return result
+	}
+	m["ttlMs"], _ = json.Marshal(max(d.Milliseconds(), 0))
+	out, err := json.Marshal(m)
+	if err != nil {
+		return result
+	}
+	return out
+}

@@ -9,7 +9,7 @@ package toolworkers
 // streams), when the session is re-initialized, and, for a list whose server
 // does not promise list_changed notifications (capabilities.<x>.listChanged),
 // catalogTTL after it was fetched, and, sooner, when the result's own ttlMs
-// (MCP 2026-07-28) says. Upstream errors are never cached (callers
+// (MCP 2026-07-28) says; a hit then answers with the ttlMs left. Upstream errors are never cached (callers
 // waiting on the failed fetch get its answer). The caller's filters
 // (allowed_tools, key permissions) apply to each answer after the cache.
 
@@ -68,6 +68,20 @@ type catalogEntry struct {
 	err     error         // a gateway error
 	gaveUp  bool          // the fetching call ended first: waiters fetch again
 	expires time.Time     // zero: until invalidated
+	// ttlUntil is when the result's own ttlMs ends (zero: it gave none):
+	// a hit answers with what is left of it (remaining).
+	ttlUntil time.Time
+}
+
+// remaining is e's result for a cache hit at now: with ttlMs set to what is
+// left of the upstream's, so a client's freshness ends with the gateway's.
+func (e *catalogEntry) remaining(now time.Time) *bus.Message {
+	if e.ttlUntil.IsZero() || e.msg == nil || len(e.msg.Result) == 0 {
+		return e.msg
+	}
+	m := *e.msg
+	m.Result = bus.WithTTL(m.Result, e.ttlUntil.Sub(now))
+	return &m
 }
 
 // catalogKey returns the cache key of a list request; ok is false when its
@@ -117,6 +131,9 @@ func (c *catalog) fetch(ctx context.Context, key, method string, call func() (*b
 		if e.gaveUp {
 			continue
 		}
+		if outcome == cacheHit {
+			return e.remaining(time.Now()), outcome, e.err
+		}
 		return e.msg, outcome, e.err
 	}
 }
@@ -156,7 +173,9 @@ func (c *catalog) finish(key string, e *catalogEntry, msg *bus.Message, err erro
 		// either rule; 0 or none leaves them (a list_changed still drops
 		// the entry at once).
 		if ttl, ok := bus.CacheTTL(msg.Result); ok {
-			if until := time.Now().Add(ttl); e.expires.IsZero() || until.Before(e.expires) {
+			until := time.Now().Add(ttl)
+			e.ttlUntil = until
+			if e.expires.IsZero() || until.Before(e.expires) {
 				e.expires = until
 			}
 		}

@@ -270,3 +270,42 @@ func TestCatalogHonoursTTL(t *testing.T) {
 		}
 	}
 }
+
+// A hit answers with the ttlMs left of the upstream's, not the upstream's
+// whole: a client must not keep a list longer than the gateway may. A
+// result without ttlMs is answered as it came.
+func TestCatalogHitAnswersTheTTLLeft(t *testing.T) {
+	var c catalog
+	listChanged := func() bool { return true }
+	get := func(result string) *bus.Message {
+		t.Helper()
+		msg, _, err := c.fetch(context.Background(), "tools/list\x00", "tools/list", func() (*bus.Message, error) {
+			return &bus.Message{JSONRPC: "2.0", ID: json.RawMessage(`1`), Result: json.RawMessage(result)}, nil
+		}, listChanged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msg
+	}
+	if first := get(`{"tools":[],"ttlMs":30000}`); string(first.Result) != `{"tools":[],"ttlMs":30000}` {
+		t.Fatalf("the fetch answered %s", first.Result)
+	}
+	c.mu.Lock()
+	e := c.entries["tools/list\x00"]
+	e.ttlUntil = time.Now().Add(10 * time.Second) // as if 20 of the 30 s had passed
+	c.mu.Unlock()
+	var hit struct {
+		TTLMs int64 `json:"ttlMs"`
+	}
+	if err := json.Unmarshal(get(`{"tools":[],"ttlMs":99}`).Result, &hit); err != nil || hit.TTLMs <= 0 || hit.TTLMs > 10000 {
+		t.Fatalf("the hit answered ttlMs %d (%v), want what is left: at most 10000", hit.TTLMs, err)
+	}
+	if string(e.msg.Result) != `{"tools":[],"ttlMs":30000}` {
+		t.Fatalf("the hit changed the cached result: %s", e.msg.Result)
+	}
+	c.reset()
+	get(`{"tools":[]}`)
+	if again := get(`{"tools":["x"]}`); string(again.Result) != `{"tools":[]}` {
+		t.Fatalf("a hit of a result with no ttlMs answered %s", again.Result)
+	}
+}
