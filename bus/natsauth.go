@@ -238,6 +238,7 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		pub = append(kvOwner(BucketServers), jsStreamPurge(KVStream(BucketServers)))
 		pub = append(pub, streamCreator(StreamUsage)...)
 		pub = append(pub, streamCreator(KVStream(BucketOAuthTokens))...)
+		pub = append(pub, streamCreator(KVStream(BucketLists))...)
 		// It tells connectors of their servers' records (connector.go).
 		pub = append(pub, ConnectorChanged("*"))
 		// It follows the bucket it owns like any reader (internal/servercache.Follow).
@@ -266,6 +267,19 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		}
 		for _, k := range tokenKeys {
 			pub = append(pub, KVSubject(BucketOAuthTokens, k))
+		}
+		// The shared lists (lists_bucket.go), of its servers only.
+		listKeys := []string(nil)
+		for _, n := range servers {
+			listKeys = append(listKeys, n+".*")
+		}
+		p, s = kvFollower(BucketLists, listKeys)
+		pub, sub = append(pub, p...), append(sub, s...)
+		if len(servers) == 0 {
+			pub = append(pub, KVSubject(BucketLists, ">"))
+		}
+		for _, k := range listKeys {
+			pub = append(pub, KVSubject(BucketLists, k))
 		}
 		p, s = serving(servers)
 		return append(pub, p...), append(sub, s...), true

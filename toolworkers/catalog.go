@@ -47,6 +47,7 @@ const (
 	cacheMiss   = "miss"   // fetched from the upstream for this call
 	cacheHit    = "hit"    // answered from the cache
 	cacheJoined = "joined" // shared another call's fetch
+	cacheShared = "shared" // read from another replica's fetch (shared_lists.go)
 )
 
 type catalog struct {

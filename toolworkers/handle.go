@@ -339,10 +339,14 @@ func (w *Worker) dispatch(ctx context.Context, l *link, env *bus.Envelope, msg *
 		if !ok {
 			break
 		}
-		resp, cache, err = l.cache.fetch(ctx, key, msg.Method, call, func() bool {
+		var shared bool
+		resp, cache, err = l.cache.fetch(ctx, key, msg.Method, w.sharedCall(ctx, l, msg.Method, key, &shared, call), func() bool {
 			info, err := l.up.Info(ctx)
 			return err == nil && declaresListChanged(info, catalogMethods[msg.Method])
 		})
+		if shared && cache == cacheMiss {
+			cache = cacheShared // another replica's fetch (shared_lists.go)
+		}
 		if err != nil && err == ctx.Err() { // gave up waiting for another call's fetch
 			err = bus.ContextError(ctx, w.up.Name)
 		}

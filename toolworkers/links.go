@@ -122,6 +122,9 @@ func (l *link) SessionNotification(method string, params json.RawMessage) {
 		// one session's notice may list again on another, which may not have
 		// heard yet).
 		w.eachLink(func(l *link) { l.cache.invalidate(stale...) })
+		if l == w.shared {
+			w.purgeShared(stale) // shared_lists.go: the other replicas' copy too
+		}
 		w.changes.publish(method, params)
 		return
 	}

@@ -123,6 +123,9 @@ type Worker struct {
 	// leases are the subscriptions/listen leases holding resource
 	// subscriptions on this replica's links (leases.go).
 	leases listenLeases
+	// lists are the lists shared with the server's other replicas
+	// (shared_lists.go).
+	lists sharedLists
 }
 
 // Start provisions spec (resolving its credentials in this process) and registers
@@ -186,6 +189,7 @@ func newWorker(nc *nats.Conn, up *config.Upstream, spec bus.ServerSpec, o Option
 		parksByKey: map[string]int{},
 	}
 	w.changes = changeNotices{w: w, window: 250 * time.Millisecond}
+	w.lists = sharedLists{js: o.JetStream, server: up.Name}
 	w.era = &upstream.Era{}
 	if up.SpecVersion != "" {
 		w.era = upstream.PinnedEra(up.SpecVersion) // the operator pinned a revision

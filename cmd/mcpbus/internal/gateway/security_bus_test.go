@@ -357,6 +357,10 @@ func TestSecurityBusJetStreamAndSenderConfinement(t *testing.T) {
 			wv.expect(t, "subscribe "+subject, subject)
 		}
 	}
+	// Put a list of its own making in b's place in the lists the replicas
+	// share (toolworkers/shared_lists.go): refused.
+	_ = worker.Publish("$KV."+bus.BucketLists+".b.tools", []byte(`{"until":0,"result":{"tools":[]}}`))
+	wv.expect(t, "write b's shared list", "$KV."+bus.BucketLists+".b.tools")
 	for _, subject := range []string{
 		"$JS.API.DIRECT.GET.KV_" + bus.BucketServers + ".$KV." + bus.BucketServers + ".b",
 		"$JS.API.DIRECT.GET.KV_" + bus.BucketServers, // a batch reads past a

@@ -100,6 +100,9 @@ func (g *Gateway) prepareRegistry(ctx context.Context, o Options, conn func(stri
 	if err := bus.EnsureOAuthTokenBucket(ctx, rjs, o.state()); err != nil {
 		return nil, nil, err
 	}
+	if err := bus.EnsureListsBucket(ctx, rjs, o.state()); err != nil {
+		return nil, nil, err
+	}
 	return rc, kv, nil
 }
 
