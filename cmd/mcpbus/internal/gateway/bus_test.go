@@ -110,7 +110,7 @@ mcp_servers: {demo: {url: %q}}
 // an explicit error that says why.
 func TestToolFilters(t *testing.T) {
 	url, rec := upstream(t, "demo")
-	g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers: {demo: {url: %q, disallowed_tools: [slow]}}\n", master, url), nil)
+	g := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers: {demo: {url: %q, disallowed_tools: [slow, ask]}}\n", master, url), nil)
 	cs, err := connect(t, g.URL()+"/mcp/demo", bearer(master))
 	if err != nil {
 		t.Fatal(err)

@@ -279,7 +279,7 @@ mcp_servers:
 		status, _, body = rest(t, "GET", g.URL()+path, master, "")
 		var l toolList
 		json.Unmarshal([]byte(body), &l)
-		if status != http.StatusOK || l.names() != "demo/add,demo/echo,pub/add,pub/echo,pub/slow" {
+		if status != http.StatusOK || l.names() != "demo/add,demo/ask,demo/echo,pub/add,pub/ask,pub/echo,pub/slow" {
 			t.Fatalf("%s as master: HTTP %d %s", path, status, body)
 		}
 		// The key: its one permitted tool on its one server.
@@ -388,7 +388,7 @@ mcp_servers:
 	status, _, body = rest(t, "GET", ext.URL()+"/v1/mcp/tools", master, "")
 	var l toolList
 	json.Unmarshal([]byte(body), &l)
-	if status != http.StatusOK || l.names() != "pub/add,pub/echo,pub/slow" {
+	if status != http.StatusOK || l.names() != "pub/add,pub/ask,pub/echo,pub/slow" {
 		t.Fatalf("/v1/mcp/tools for an external caller: HTTP %d %s", status, body)
 	}
 	status, _, body = rest(t, "GET", ext.URL()+"/mcp-rest/tools/list?server_id=demo", master, "")
