@@ -20,10 +20,12 @@ const BucketLists = "mcpbus_lists"
 
 // Bounds of the lists bucket: an entry larger than MaxListEntry is not
 // shared (the replica keeps it for itself), and the bucket holds at most
-// MaxListsBytes, older entries going first.
+// maxListsEntries, older entries going first. (No byte limit: JetStream
+// reserves a memory stream's MaxBytes up front; a worker writes only its
+// servers' four keys, so entries times MaxListEntry bound it.)
 const (
-	MaxListEntry  = 1 << 20
-	MaxListsBytes = 64 << 20
+	MaxListEntry    = 1 << 20
+	maxListsEntries = 4096
 	// maxListTTL: no entry outlives this, whatever ttlMs said (CacheTTL caps
 	// it at a day; the bucket keeps less).
 	maxListTTL = time.Hour
@@ -88,9 +90,9 @@ func EnsureListsBucket(ctx context.Context, js jetstream.JetStream, p StatePolic
 		Description:       "mcpbus upstream lists shared by worker replicas while their ttlMs holds",
 		Subjects:          []string{KVSubject(BucketLists, ">")},
 		MaxMsgsPerSubject: 1,
-		MaxBytes:          MaxListsBytes,
+		MaxBytes:          -1,
 		MaxMsgSize:        MaxListEntry + 4096,
-		MaxMsgs:           -1,
+		MaxMsgs:           maxListsEntries,
 		MaxConsumers:      -1,
 		MaxAge:            maxListTTL,
 		Storage:           jetstream.MemoryStorage,

@@ -271,7 +271,9 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		// The shared lists (lists_bucket.go), of its servers only.
 		listKeys := []string(nil)
 		for _, n := range servers {
-			listKeys = append(listKeys, n+".*")
+			for _, m := range []string{MethodToolsList, MethodPromptsList, MethodResourcesList, MethodResourcesTemplatesList} {
+				listKeys = append(listKeys, ListKey(n, m))
+			}
 		}
 		p, s = kvFollower(BucketLists, listKeys)
 		pub, sub = append(pub, p...), append(sub, s...)
