@@ -34,6 +34,11 @@ type ServerSpec struct {
 	// Public is available_on_public_internet; servers are internal-only by default.
 	Public bool `json:"available_on_public_internet"`
 
+	// Unprefixed: on an aggregated endpoint the server's tools and prompts
+	// keep their own names (no alias or name prefix); a name another
+	// server's item took first gets the collision suffix (router/names.go).
+	Unprefixed bool `json:"unprefixed,omitempty"`
+
 	// AccessGroups are LiteLLM's access_groups: a key or team granted one of
 	// them (mcp_access_groups) may use this server as if it named it.
 	AccessGroups []string `json:"access_groups,omitempty"`

@@ -250,6 +250,7 @@ var ServerFields = []ServerField{
 	durationField("circuit_breaker_cooldown", func(s *ServerSpec) *string { return &s.CircuitBreakerCooldown }),
 	// Resolved when read: the record holds a bool.
 	{Name: "available_on_public_internet", Kind: KindBool, flag: func(s *ServerSpec) *bool { return &s.Public }},
+	{Name: "unprefixed", Kind: KindBool, flag: func(s *ServerSpec) *bool { return &s.Unprefixed }},
 	// LiteLLM's name, and the keys' spelling.
 	{Name: "access_groups", Aliases: []string{"mcp_access_groups"}, Kind: KindGroups,
 		list: func(s *ServerSpec) *[]string { return &s.AccessGroups }},

@@ -19,7 +19,9 @@ func (r *Router) newAgg(env bus.Envelope, h nats.Header, raw []byte, servers []b
 		filters: make([]string, len(servers)), ns: make([]string, len(servers))}
 	for i, s := range servers {
 		a.filters[i] = filterKey(s, env)
-		a.ns[i] = namespace(s.Prefix(), r.o.Separator)
+		if !s.Unprefixed {
+			a.ns[i] = namespace(s.Prefix(), r.o.Separator)
+		} // else "": its names are its own (names.go)
 	}
 	a.amb = ambiguous(a.ns)
 	return a

@@ -193,6 +193,8 @@ func (a *agg) viewKey(k *kind) string {
 		b.WriteString(s.Name)
 		b.WriteString("=")
 		b.WriteString(a.filters[i])
+		b.WriteString("=")
+		b.WriteString(a.ns[i]) // names depend on it (alias, unprefixed)
 	}
 	return b.String()
 }

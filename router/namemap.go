@@ -75,7 +75,7 @@ func (r *Router) lookupName(ctx context.Context, a *agg, k *kind, name string) (
 		return p, nil
 	}
 	for i, s := range a.servers {
-		if s.Drain && strings.HasPrefix(name, a.ns[i]) {
+		if s.Drain && a.ns[i] != "" && strings.HasPrefix(name, a.ns[i]) {
 			return pair{}, bus.DrainedError(s) // its tools are not listed while it is drained
 		}
 	}
