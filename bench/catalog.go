@@ -27,7 +27,8 @@ type catalogResult struct {
 
 const (
 	catalogUpstreams = 10
-	catalogTools     = 50 // per upstream: the 3 demo tools + 47 generated
+	catalogTools     = 50 // per upstream: the demoTools demo tools + the rest generated
+	demoTools        = 4  // echo, add, slow, ask
 	catalogLatency   = 5 * time.Millisecond
 )
 
@@ -88,7 +89,7 @@ func (c *catalogRun) startUpstreams() (first, cfgPath string, err error) {
 	var servers strings.Builder
 	for i := 1; i <= catalogUpstreams; i++ {
 		p, err := startProc(fmt.Sprintf("catalog%02d", i), c.o.bin, []string{"demo-upstream", "--listen", "127.0.0.1:0",
-			"--name", fmt.Sprintf("cat%02d", i), "--extra-tools", fmt.Sprint(catalogTools - 3), "--list-latency", catalogLatency.String()}, nil, c.tmp)
+			"--name", fmt.Sprintf("cat%02d", i), "--extra-tools", fmt.Sprint(catalogTools - demoTools), "--list-latency", catalogLatency.String()}, nil, c.tmp)
 		if err != nil {
 			return "", "", err
 		}

@@ -158,9 +158,11 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 	var resp *bus.Message
 	var cached string
 	var err error
-	if env.Modern() && bridgesInput(msg.Method) && !w.era.Modern() {
+	if env.Modern() && bridgesInput(msg.Method) && !w.era.Modern() && privateCaps(env.ClientCapabilities) {
 		// A session-era upstream may ask this caller for input mid-call,
-		// which it can only be asked by input_required (park.go).
+		// which it can only be asked by input_required (park.go). A caller
+		// that declared nothing it could be asked is refused for it on the
+		// plain path, which costs no park.
 		resp, err = w.parkCall(ctx, l, &env, msg, params, relay)
 	} else {
 		resp, cached, err = w.dispatch(ctx, l, &env, msg, params, relay, span)

@@ -119,3 +119,16 @@ func TestParkedCallAcrossIngressReplicas(t *testing.T) {
 		t.Fatalf("a second retry of a finished call: HTTP %d %s", again.status, again.body)
 	}
 }
+
+// A 2026-07-28 client that declared nothing it could be asked (no
+// elicitation, sampling or roots) calls such a tool: the upstream's question
+// is refused for it (the worker takes the plain path, no park), and the
+// client gets the tool's failure naming the capability, not input_required
+// or a hang.
+func TestStatelessClientThatCannotBeAskedIsNotParked(t *testing.T) {
+	g, _, _ := statelessGateway(t)
+	r := modernPost(t, g.URL()+"/mcp/alpha", "tools/call", "elicit", `{"name":"elicit","arguments":{}}`)
+	if r.status != http.StatusOK || strings.Contains(string(r.body), "input_required") || !strings.Contains(string(r.body), "elicitation") {
+		t.Fatalf("elicit from a client that cannot be asked: HTTP %d %s, want the tool's failure naming elicitation", r.status, r.body)
+	}
+}
