@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mcpbus/mcpbus/internal/bustest"
 )
 
 // `mcpbus worker --admin-listen` serves the metrics a gateway's workers
@@ -43,20 +47,26 @@ func TestWorkerCommandMetrics(t *testing.T) {
 		t.Fatalf("demo: %s %v", got, err)
 	}
 
-	resp, err := http.Get(metricsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
-		`mcpbus_nats_connected{connection="mcpbus-worker"} 1`,
-		`mcpbus_upstream_calls_total{`,
-		`mcpbus_worker_in_flight{server="demo"} 0`,
-		`go_goroutines `,
-	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %s", want)
+	// The call's slot is freed just after its answer goes out: a scrape
+	// at once may still count it in flight, so wait for the gauge to
+	// settle.
+	bustest.Eventually(t, 30*time.Second, "the worker's metrics", func() error {
+		resp, err := http.Get(metricsURL)
+		if err != nil {
+			return err
 		}
-	}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{
+			`mcpbus_nats_connected{connection="mcpbus-worker"} 1`,
+			`mcpbus_upstream_calls_total{`,
+			`mcpbus_worker_in_flight{server="demo"} 0`,
+			`go_goroutines `,
+		} {
+			if !strings.Contains(string(body), want) {
+				return fmt.Errorf("metrics lack %s", want)
+			}
+		}
+		return nil
+	})
 }
