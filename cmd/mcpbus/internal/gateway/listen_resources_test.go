@@ -3,9 +3,6 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -62,17 +59,31 @@ func newWatchedUpstream(t *testing.T, stateless bool) *watchedUpstream {
 		func(_ context.Context, r *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: r.Params.URI, Text: "now"}}}, nil
 		})
-	ctx, cancel := context.WithCancel(context.Background())
-	hs := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return u.srv },
-		&mcp.StreamableHTTPOptions{Stateless: stateless}))
-	hs.Config.BaseContext = func(net.Listener) context.Context { return ctx }
-	hs.Start()
-	t.Cleanup(func() {
-		cancel()
-		hs.Close()
-	})
-	u.url = hs.URL + "/mcp"
+	u.url = serveMCP(t, u.srv, &mcp.StreamableHTTPOptions{Stateless: stateless})
 	return u
+}
+
+// updateUntilHeard updates uri on u until updates hears of it: the
+// stream that brings it opens in the background, and an update sent before
+// is heard by nobody (not a bound: update it again).
+func updateUntilHeard(t *testing.T, ctx context.Context, u *watchedUpstream, updates <-chan string, uri string) {
+	t.Helper()
+	for {
+		if err := u.srv.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: uri}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-updates:
+			if got != uri {
+				t.Fatalf("the client heard of %q, want %q", got, uri)
+			}
+			return
+		case <-time.After(300 * time.Millisecond):
+			if ctx.Err() != nil {
+				t.Fatalf("no resources/updated for %s reached the client", uri)
+			}
+		}
+	}
 }
 
 // The go-sdk client subscribes (a listen per URI) on aggregated /mcp; the
@@ -113,22 +124,7 @@ mcp_servers:
 	case <-ctx.Done():
 		t.Fatal("the upstream was never subscribed")
 	}
-	for heard := false; !heard; {
-		if err := watched.srv.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: "test://watched"}); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case uri := <-updates:
-			if uri != "test://watched" {
-				t.Fatalf("the client heard of %q", uri)
-			}
-			heard = true
-		case <-time.After(300 * time.Millisecond): // not a bound: update it again
-			if ctx.Err() != nil {
-				t.Fatal("no resources/updated reached the client's listen")
-			}
-		}
-	}
+	updateUntilHeard(t, ctx, watched, updates, "test://watched")
 	if n := sessionCount(t, g); n != 0 {
 		t.Errorf("the gateway holds %d sessions, want none", n)
 	}
@@ -168,19 +164,7 @@ mcp_servers:
 	case <-ctx.Done():
 		t.Fatal("the upstream was never subscribed")
 	}
-	for heard := false; !heard; { // the session's GET stream opens in the background
-		if err := watched.srv.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: "test://watched"}); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case uri := <-updates:
-			heard = uri == "test://watched"
-		case <-time.After(300 * time.Millisecond): // not a bound: update it again
-			if ctx.Err() != nil {
-				t.Fatal("no resources/updated reached the session")
-			}
-		}
-	}
+	updateUntilHeard(t, ctx, watched, updates, "test://watched") // the session's GET stream opens in the background
 	if err := cs.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: "test://watched"}); err != nil {
 		t.Fatal(err)
 	}

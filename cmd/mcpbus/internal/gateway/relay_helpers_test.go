@@ -77,18 +77,25 @@ func newRelayUpstream(t *testing.T, name string) *relayUpstream {
 			return text("slept"), nil, nil
 		}
 	})
-	// The server ends the requests still open (the workers' GET streams) when
-	// the test ends, before Close waits for them.
+	u.url = serveMCP(t, u.srv, nil)
+	return u
+}
+
+// serveMCP serves srv over Streamable HTTP on loopback until the test ends
+// and returns its /mcp URL. The server ends the requests still open (the
+// workers' GET streams and listens) when the test ends, before Close waits
+// for them.
+func serveMCP(t *testing.T, srv *mcp.Server, opts *mcp.StreamableHTTPOptions) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	hs := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return u.srv }, nil))
+	hs := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, opts))
 	hs.Config.BaseContext = func(net.Listener) context.Context { return ctx }
 	hs.Start()
 	t.Cleanup(func() {
 		cancel()
 		hs.Close()
 	})
-	u.url = hs.URL + "/mcp"
-	return u
+	return hs.URL + "/mcp"
 }
 
 // relayGateway is a gateway in front of two relay upstreams, alpha and beta.

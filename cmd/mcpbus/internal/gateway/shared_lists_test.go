@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -49,17 +46,13 @@ func TestListsSharedAcrossReplicasWhileFresh(t *testing.T) {
 			})
 	}
 	addTool("first")
-	ctx, cancel := context.WithCancel(context.Background())
-	hs := httptest.NewUnstartedServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{Stateless: true}))
-	hs.Config.BaseContext = func(net.Listener) context.Context { return ctx }
-	hs.Start()
-	t.Cleanup(func() { cancel(); hs.Close() })
+	url := serveMCP(t, srv, &mcp.StreamableHTTPOptions{Stateless: true})
 
 	cfgYAML := fmt.Sprintf(`
 general_settings: {master_key: %s}
 mcp_servers:
   fresh: {url: %q}
-`, master, hs.URL+"/mcp")
+`, master, url)
 	g := startGateway(t, cfgYAML, nil)
 	nc := roleConn(t, g.Gateway, bus.RoleWorkers)
 	cfg, err := config.Parse("config.yaml", []byte(cfgYAML), nil)
