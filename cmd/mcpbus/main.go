@@ -11,6 +11,7 @@
 //	mcpbus usage tail|top               follow or summarize the usage stream
 //	mcpbus demo-upstream                a demo MCP server for trying the gateway
 //	mcpbus conformance-fixture          the MCP conformance suite's fixture server (tests)
+//	mcpbus fake-llm                     a local LLM provider with scripted models (tests)
 //	mcpbus version
 package main
 
@@ -27,6 +28,7 @@ import (
 	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/conformance"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
+	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/fakellm"
 )
 
 const usage = `mcpbus: an MCP gateway over NATS
@@ -51,6 +53,7 @@ Usage:
   mcpbus usage top [--since 1h] [--server S] [--nats URL]
   mcpbus demo-upstream [--listen 127.0.0.1:3001] [--name demo] [--require-header "Name: value"]
   mcpbus conformance-fixture [--listen 127.0.0.1:3010] [--watch-interval 3s]
+  mcpbus fake-llm [--listen 127.0.0.1:3020] [--api-key-env NAME]   OpenAI and Anthropic wire formats, scripted models (tests)
   mcpbus connector --hub nats-leaf://HOST:7422 --name USER --config FILE [--servers a,b] [--hub-tls-ca FILE]
                                       serve servers only this machine reaches, joining the gateway as a NATS
                                       leaf node (outbound only; password in MCPBUS_CONNECTOR_PASSWORD)
@@ -93,6 +96,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = demo.Run(ctx, args[1:], stdout, stderr)
 	case "conformance-fixture":
 		err = conformance.Run(ctx, args[1:], stdout, stderr)
+	case "fake-llm":
+		err = fakellm.Run(ctx, args[1:], stdout, stderr)
 	case "nats-config":
 		err = natsConfigCmd(args[1:], stdout, stderr)
 	case "health":

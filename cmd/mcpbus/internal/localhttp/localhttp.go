@@ -31,14 +31,19 @@ func CheckLoopback(cmd, addr, why string) error {
 // the address) on stdout once it accepts; it returns when ctx ends (after a
 // graceful shutdown of at most 5 s) or the server fails.
 func Serve(ctx context.Context, cmd, addr string, h http.Handler, stdout io.Writer, banner string) error {
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", h)
+	return ServeAll(ctx, cmd, addr, mux, stdout, banner)
+}
+
+// ServeAll is Serve with h answering every path.
+func ServeAll(ctx context.Context, cmd, addr string, h http.Handler, stdout io.Writer, banner string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/mcp", h)
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		// Request contexts end with ctx, so open SSE streams do not hold up shutdown.
 		BaseContext: func(net.Listener) context.Context { return ctx },
