@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/mcpbus/mcpbus/bus"
@@ -36,6 +37,8 @@ type File struct {
 	// references unresolved, transport aliases normalised to "http", timeout
 	// normalised to a Go duration string. Source is "config".
 	Servers []bus.ServerSpec
+	// Models are model_list's deployments mcpbus can serve (models.go).
+	Models []Model
 
 	// ToolPrefixSeparator joins a server prefix and a tool name when tools are
 	// aggregated: general_settings.mcp_tool_prefix_separator, default "__";
@@ -176,6 +179,13 @@ func ParseParts(name string, data []byte, env LookupEnv, parts Parts) (*File, er
 			unusedGeneral = f.readGeneral(p, kv.val, env, parts)
 		case "mcp_servers":
 			servers = kv.val
+		case "model_list":
+			if !parts.SkipServers {
+				f.Models = readModels(p, kv.val, env) // models.go
+				if len(f.Models) > 0 {
+					p.warn("model_list", strconv.Itoa(len(f.Models))+" deployment(s) read and checked; mcpbus serves no LLM routes yet (docs/plans/llm-a2a.md)")
+				}
+			}
 		default:
 			unused = append(unused, kv.key)
 		}

@@ -28,7 +28,7 @@ func TestConfigCheck(t *testing.T) {
 	t.Setenv("CHECK_MASTER", "sk-check-SECRET")
 	good := writeConfig(t, `
 general_settings: {master_key: os.environ/CHECK_MASTER}
-model_list: [{model_name: gpt}]
+model_list: [{model_name: gpt, litellm_params: {model: bedrock/gpt}}]
 mcp_servers:
   - server_name: github
     url: https://api.example.com/mcp
@@ -41,7 +41,7 @@ mcp_servers:
 		t.Errorf("stdout = %q", out.String())
 	}
 	if !strings.Contains(errOut.String(), "model_list") {
-		t.Errorf("the unused LiteLLM key was not warned about: %q", errOut.String())
+		t.Errorf("the deployment mcpbus cannot serve was not warned about: %q", errOut.String())
 	}
 
 	for _, c := range []struct{ yaml, want string }{
