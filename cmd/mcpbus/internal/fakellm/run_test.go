@@ -1,15 +1,15 @@
 package fakellm
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcpbus/mcpbus/internal/bustest"
 )
 
 // `mcpbus fake-llm` listens on loopback only, takes its key from the
@@ -29,7 +29,7 @@ func TestRun(t *testing.T) {
 	}
 	t.Setenv("MCPBUS_FAKE_LLM_KEY", testKey)
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
+	out := &bustest.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, []string{"--listen", "127.0.0.1:0", "--api-key-env", "MCPBUS_FAKE_LLM_KEY"}, out, io.Discard)
@@ -52,21 +52,4 @@ func TestRun(t *testing.T) {
 		t.Fatalf("models: %v %v", resp, err)
 	}
 	resp.Body.Close()
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
