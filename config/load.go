@@ -37,8 +37,12 @@ type File struct {
 	// references unresolved, transport aliases normalised to "http", timeout
 	// normalised to a Go duration string. Source is "config".
 	Servers []bus.ServerSpec
-	// Models are model_list's deployments mcpbus can serve (models.go).
-	Models []Model
+	// Models are model_list's deployments mcpbus can serve (models.go);
+	// Routing is how their groups are routed (routing.go); Agents are the
+	// A2A agents (agents.go).
+	Models  []Model
+	Routing Routing
+	Agents  []Agent
 
 	// ToolPrefixSeparator joins a server prefix and a tool name when tools are
 	// aggregated: general_settings.mcp_tool_prefix_separator, default "__";
@@ -172,13 +176,20 @@ func ParseParts(name string, data []byte, env LookupEnv, parts Parts) (*File, er
 
 	checkDuplicateKeys(p, &doc, "") // keys.go
 	var unused, unusedGeneral []string
-	var servers *yaml.Node
+	var servers, routerSettings, litellmSettings *yaml.Node
+	var agents []pair
 	for _, kv := range pairs(root) {
 		switch kv.key {
 		case "general_settings":
 			unusedGeneral = f.readGeneral(p, kv.val, env, parts)
 		case "mcp_servers":
 			servers = kv.val
+		case "router_settings":
+			routerSettings = kv.val
+		case "litellm_settings":
+			litellmSettings = kv.val
+		case "agents", "agent_list": // agent_list: LiteLLM before 1.95
+			agents = append(agents, kv)
 		case "model_list":
 			if !parts.SkipServers {
 				f.Models = readModels(p, kv.val, env) // models.go
@@ -198,6 +209,18 @@ func ParseParts(name string, data []byte, env LookupEnv, parts Parts) (*File, er
 	}
 	if !parts.SkipServers {
 		f.Servers = readServers(p, servers, env)
+		f.Routing.read(p, "litellm_settings", litellmSettings) // routing.go
+		f.Routing.read(p, "router_settings", routerSettings)
+		checkFallbacks(p, &f.Routing, f.Models)
+		if len(agents) > 1 {
+			p.errorf("agent_list", "agents and agent_list are the same list (agent_list is LiteLLM's name before 1.95): keep one")
+		}
+		for _, kv := range agents {
+			f.Agents = readAgents(p, kv.key, kv.val, env) // agents.go
+		}
+		if len(f.Agents) > 0 {
+			p.warn("agents", strconv.Itoa(len(f.Agents))+" agent(s) read and checked; mcpbus serves no A2A routes yet (docs/plans/llm-a2a.md)")
+		}
 	}
 
 	for _, w := range p.warnings {

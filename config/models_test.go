@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,5 +43,36 @@ model_list:
 	again, _ := Parse("config.yaml", src, env)
 	if c.ID == "" || again.Models[1].ID != c.ID || !serverNameRE.MatchString(c.ID) {
 		t.Errorf("a generated id %q must be a stable token (again %q)", c.ID, again.Models[1].ID)
+	}
+}
+
+// Routing reads litellm_settings and then router_settings (which wins),
+// fallbacks as group -> groups; agents keep their card as JSON and read
+// where the agent is called.
+func TestRoutingAndAgentsAreTyped(t *testing.T) {
+	src := []byte(`
+litellm_settings: {num_retries: 1, cooldown_time: 2, fallbacks: [{a: [b, c]}]}
+router_settings: {num_retries: 3, routing_strategy: cost-based-routing}
+agents:
+  - agent_name: helper
+    agent_card_params: {name: Helper, supportedInterfaces: [{url: "https://agent.example/a2a"}], protocolVersion: "0.3"}
+    litellm_params: {api_key: os.environ/AK, headers: {X-A: "1"}, make_public: true}
+`)
+	env := func(k string) (string, bool) { return map[string]string{"AK": "agent-key"}[k], k == "AK" }
+	f, err := Parse("config.yaml", src, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.Routing
+	if r.NumRetries != 3 || r.Strategy != "cost-based-routing" || r.CooldownTime != 2*time.Second || len(r.Fallbacks["a"]) != 2 || r.Fallbacks["a"][1] != "c" {
+		t.Errorf("routing: %+v", r)
+	}
+	if len(f.Agents) != 1 {
+		t.Fatalf("agents: %+v", f.Agents)
+	}
+	a := f.Agents[0]
+	if a.Name != "helper" || a.URL != "https://agent.example/a2a" || a.ProtocolVersion != "0.3" || a.APIKey != "agent-key" ||
+		a.Headers["X-A"] != "1" || !a.Public || !strings.Contains(string(a.Card), `"name":"Helper"`) {
+		t.Errorf("agent: %+v", a)
 	}
 }
