@@ -2,7 +2,6 @@ package config
 
 import (
 	"encoding/json"
-	"net/url"
 	"strconv"
 
 	"go.yaml.in/yaml/v3"
@@ -125,7 +124,7 @@ func (a *Agent) readCard(p *problems, at string, n *yaml.Node) {
 	if a.URL == "" && len(c.Interfaces) > 0 {
 		a.URL = c.Interfaces[0].URL
 	}
-	if u, err := url.Parse(a.URL); a.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !isHTTPURL(a.URL) {
 		p.errorf(at+".url", "is required: the agent's http(s) URL (or supportedInterfaces[0].url)")
 	}
 	switch a.ProtocolVersion {

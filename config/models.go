@@ -192,7 +192,7 @@ func (m *Model) readParams(p *problems, at string, n *yaml.Node) (key string, ke
 			key, keySet = p.str(path, kv.val)
 		case "api_base":
 			s, _ := p.str(path, kv.val)
-			if u, err := url.Parse(s); s != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+			if s != "" && !isHTTPURL(s) {
 				p.errorf(path, "must be an http or https URL")
 			}
 			m.APIBase = s
@@ -279,4 +279,10 @@ func (m *Model) readInfo(p *problems, at string, n *yaml.Node) {
 func DeploymentID(m Model, at string) string {
 	sum := sha256.Sum256([]byte(m.Name + "\x00" + m.Provider + "/" + m.Upstream + "\x00" + m.APIBase + "\x00" + at))
 	return "d" + hex.EncodeToString(sum[:6])
+}
+
+// isHTTPURL reports whether s is an absolute http(s) URL with a host.
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }

@@ -3,6 +3,7 @@ package mcpclient
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -73,8 +74,4 @@ func TestCallOutcomes(t *testing.T) {
 	}
 }
 
-var errFailed = errorString("it always fails")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errFailed = errors.New("it always fails")

@@ -98,9 +98,12 @@ func TestSubscriptionsRestoredOnNewSession(t *testing.T) {
 // with no close ever published. One released by its ingress goes at once.
 func TestListenLeaseExpiresUnlessRenewed(t *testing.T) {
 	e := newRelayEnv(t, newRelayUpstream(t))
-	e.w.leases.mu.Lock()
-	e.w.leases.ttl = 200 * time.Millisecond // what a test may wait for; the ingress renews far more often than the TTL
-	e.w.leases.mu.Unlock()
+	setTTL := func(d time.Duration) {
+		e.w.leases.mu.Lock()
+		e.w.leases.ttl = d
+		e.w.leases.mu.Unlock()
+	}
+	setTTL(time.Hour) // no lease lapses by itself until the test says so
 	lease, other := caller(bus.NewListenLease(), "k1", ""), caller(bus.NewListenLease(), "k2", "")
 	subscribe := func(who bus.Envelope, uri string) {
 		t.Helper()
@@ -113,6 +116,8 @@ func TestListenLeaseExpiresUnlessRenewed(t *testing.T) {
 	if s, _ := e.up.subCounts(); s != 1 {
 		t.Fatalf("the upstream got %d subscribes for one lease and its renewal, want 1", s)
 	}
+	setTTL(50 * time.Millisecond)
+	subscribe(lease, "test://r1") // the last renewal: it now lapses unless renewed again
 	bustest.Eventually(t, 30*time.Second, "the unrenewed lease is dropped upstream", func() error {
 		_, u := e.up.subCounts()
 		return bustest.Want("unsubscribes upstream", u, 1)
@@ -121,9 +126,7 @@ func TestListenLeaseExpiresUnlessRenewed(t *testing.T) {
 		t.Fatalf("the worker still holds %d leases", n)
 	}
 
-	e.w.leases.mu.Lock()
-	e.w.leases.ttl = time.Hour // from here on only a release may end it
-	e.w.leases.mu.Unlock()
+	setTTL(time.Hour) // from here on only a release may end it
 	subscribe(other, "test://r2")
 	if err := e.nc.Publish(bus.SubjectSessionClosed, []byte(other.Session)); err != nil {
 		t.Fatal(err)

@@ -37,7 +37,7 @@ func TestRun(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	re := regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)`)
 	var base string
-	for deadline := time.Now().Add(10 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if m := re.FindStringSubmatch(out.String()); m != nil {
 			base = m[1]
 		}
