@@ -1,14 +1,41 @@
 package auth
 
-import "github.com/mcpbus/mcpbus/bus"
+import (
+	"strings"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
 
 // Applying the fields a key or team write may set (bus.CommonFields, in
 // LiteLLM's shapes, bus/admin_api.go) to a record.
 
-// mcpLimits points at a key's or team's MCP permission fields.
+// mcpLimits points at a key's or team's permission fields: MCP servers
+// and tools, and models.
 type mcpLimits struct {
 	servers, groups *[]string
 	tools           *map[string][]string
+	models          *[]string
+}
+
+// MaxModelEntries and MaxModelEntry bound a key's or team's models list.
+const (
+	MaxModelEntries = 64
+	MaxModelEntry   = 128
+)
+
+// applyModels checks and sets a models list: names, access groups,
+// wildcards, all-proxy-models and all-team-models, each printable.
+func applyModels(list []string, to *[]string) *bus.Error {
+	if len(list) > MaxModelEntries {
+		return bus.Errorf(bus.ErrBadRequest, "models: %d entries; at most %d", len(list), MaxModelEntries)
+	}
+	for i, m := range list {
+		if m == "" || len(m) > MaxModelEntry || !bus.ValidHeaderValue(m) || strings.ContainsAny(m, " \t") {
+			return bus.Errorf(bus.ErrBadRequest, "models[%d]: %q is not a model name, access group or wildcard (1-%d printable characters, no spaces)", i, bus.Shorten(m, 64), MaxModelEntry)
+		}
+	}
+	*to = dedupe(list)
+	return nil
 }
 
 // applyPerms sets the permission fields present in p on m.
@@ -74,6 +101,11 @@ func applyCommon(f bus.CommonFields, rpm *int, metadata *map[string]any, blocked
 	}
 	if f.Blocked != nil {
 		*blocked = *f.Blocked
+	}
+	if f.Models != nil {
+		if e := applyModels(*f.Models, m.models); e != nil {
+			return e
+		}
 	}
 	return applyPerms(f.PermFields, m)
 }

@@ -231,7 +231,7 @@ func TestGenerateThenVerify(t *testing.T) {
 		t.Fatalf("verify: %v", e)
 	}
 	want := bus.Identity{KeyID: g.Token, Alias: "ci-bot",
-		Permissions: bus.Permissions{Servers: []string{"github"}, Tools: map[string][]string{"github": {"list_issues"}}}}
+		Permissions: bus.Permissions{Servers: []string{"github"}, Tools: map[string][]string{"github": {"list_issues"}}, AllModels: true}}
 	if fmt.Sprint(id) != fmt.Sprint(want) {
 		t.Fatalf("identity %+v, want %+v", id, want)
 	}
@@ -897,7 +897,7 @@ func TestUnenforcedLimitsRefused(t *testing.T) {
 	ns := bustest.Server(t)
 	a := startAuth(t, ns, nil)
 	for subject, body := range map[string]map[string]any{
-		bus.SubjectKeyGenerate: {"key_alias": "limited", "models": []string{"gpt-4o"}},
+		bus.SubjectKeyGenerate: {"key_alias": "limited", "tpm_limit": 1000},
 		bus.SubjectTeamNew:     {"team_id": "budgeted", "max_budget": 10},
 		"key agent groups":     {"key_alias": "grouped", "object_permission": map[string]any{"agent_access_groups": []string{"dev"}}},
 	} {

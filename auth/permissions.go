@@ -57,6 +57,8 @@ func Effective(key bus.KeyRecord, team *bus.TeamRecord) bus.Permissions {
 		p.AllServers = true
 	}
 
+	p.AllModels, p.Models = modelLevels(key, team)
+
 	for server := range union(key.MCPToolPermissions, teamTools) {
 		if !mayPermit(p, server) {
 			continue
@@ -81,6 +83,34 @@ func Effective(key bus.KeyRecord, team *bus.TeamRecord) bus.Permissions {
 		p.Tools[server] = tools
 	}
 	return p
+}
+
+// modelLevels is the models rule, LiteLLM's: a key's models list limits
+// it, and so does its team's; a key without one (or with all-team-models)
+// may use what its team may, a team without one (or with
+// all-proxy-models) every model. Unlike servers, lists are not
+// intersected by name (wildcards and access groups are matched against
+// the model groups where they are known, bus.AllowsModel): each limiting
+// list is a level every model must pass.
+func modelLevels(key bus.KeyRecord, team *bus.TeamRecord) (all bool, levels [][]string) {
+	limiting := func(list []string, open ...string) []string {
+		l := dedupe(list)
+		for _, o := range open {
+			if slices.Contains(l, o) {
+				return nil
+			}
+		}
+		return l
+	}
+	if l := limiting(key.Models, bus.AllTeamModels, bus.AllProxyModels); l != nil {
+		levels = append(levels, l)
+	}
+	if team != nil {
+		if l := limiting(team.Models, bus.AllProxyModels); l != nil {
+			levels = append(levels, l)
+		}
+	}
+	return len(levels) == 0, levels
 }
 
 // limits reports whether a level limits servers at all.

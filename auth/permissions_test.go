@@ -80,6 +80,9 @@ func TestEffective(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			got := Effective(c.key, c.team)
+			if c.want.Models == nil {
+				c.want.AllModels = true // the server and tool cases limit no model
+			}
 			if !reflect.DeepEqual(normalize(got), normalize(c.want)) {
 				t.Fatalf("Effective:\n got  %+v\n want %+v", got, c.want)
 			}
@@ -96,6 +99,59 @@ func TestEffective(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The models rule (LiteLLM's): the key's list and the team's each limit,
+// a key without one inherits its team's, all-team-models and
+// all-proxy-models lift a level; names, access groups and wildcards match.
+func TestEffectiveModels(t *testing.T) {
+	gpt := bus.ModelGroup{Name: "gpt-4o", Targets: []string{"openai/gpt-4o", "azure/gpt4o-eu"}}
+	claude := bus.ModelGroup{Name: "claude", AccessGroups: []string{"anthropic-models"}, Targets: []string{"anthropic/claude-sonnet-4"}}
+	mini := bus.ModelGroup{Name: "gpt-4o-mini", Targets: []string{"openai/gpt-4o-mini"}}
+	local := bus.ModelGroup{Name: "local", Targets: []string{"hosted_vllm/llama"}}
+	groups := []bus.ModelGroup{gpt, claude, mini, local}
+	team := func(models ...string) *bus.TeamRecord { return &bus.TeamRecord{TeamID: "t", Models: models} }
+	cases := []struct {
+		name    string
+		key     []string
+		team    *bus.TeamRecord
+		allowed []string
+	}{
+		{"no lists: every model", nil, nil, []string{"gpt-4o", "claude", "gpt-4o-mini", "local"}},
+		{"key names", []string{"gpt-4o"}, nil, []string{"gpt-4o"}},
+		{"key inherits its team's", nil, team("claude"), []string{"claude"}},
+		{"key within its team", []string{"gpt-4o", "claude"}, team("claude", "local"), []string{"claude"}},
+		{"key cannot widen its team", []string{"local"}, team("gpt-4o"), nil},
+		{"all-team-models is the team's", []string{"all-team-models"}, team("local"), []string{"local"}},
+		{"all-proxy-models on a team lifts it", []string{"gpt-4o"}, team("all-proxy-models"), []string{"gpt-4o"}},
+		{"all-proxy-models on a key keeps the team's limit", []string{"all-proxy-models"}, team("gpt-4o-mini"), []string{"gpt-4o-mini"}},
+		{"access group", []string{"anthropic-models"}, nil, []string{"claude"}},
+		{"name wildcard", []string{"gpt-4o*"}, nil, []string{"gpt-4o", "gpt-4o-mini"}},
+		{"provider wildcard needs every deployment", []string{"openai/*"}, nil, []string{"gpt-4o-mini"}},
+		{"provider wildcard, another provider", []string{"hosted_vllm/*", "anthropic/*"}, nil, []string{"claude", "local"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := Effective(bus.KeyRecord{Token: "k", Models: c.key}, c.team)
+			back := bus.DecodePermissions(bus.EncodePermissions(p))
+			var got, gotBack []string
+			for _, g := range groups {
+				if p.AllowsModel(g) {
+					got = append(got, g.Name)
+				}
+				if back.AllowsModel(g) {
+					gotBack = append(gotBack, g.Name)
+				}
+			}
+			if !reflect.DeepEqual(got, c.allowed) || !reflect.DeepEqual(gotBack, c.allowed) {
+				t.Fatalf("allowed %v (after the envelope %v), want %v", got, gotBack, c.allowed)
+			}
+		})
+	}
+	// A permissions header that cannot be read allows no model.
+	if bus.DecodePermissions("{not json").AllowsModel(gpt) {
+		t.Fatal("a malformed permissions header allowed a model")
 	}
 }
 

@@ -238,7 +238,7 @@ type rateLimit struct {
 // request must still pass (none for the master key and keys without limits).
 func (s *service) check(keyHash string) (bus.Identity, []rateLimit, *bus.Error) {
 	if s.masterHash == nil {
-		return bus.Identity{KeyID: "anonymous", Permissions: bus.Permissions{AllServers: true}}, nil, nil
+		return bus.Identity{KeyID: "anonymous", Permissions: bus.AllowAll()}, nil, nil
 	}
 	if keyHash == "" {
 		return bus.Identity{}, nil, bus.Errorf(bus.ErrUnauthorized,
@@ -248,7 +248,7 @@ func (s *service) check(keyHash string) (bus.Identity, []rateLimit, *bus.Error) 
 		return bus.Identity{}, nil, errInvalidKey()
 	}
 	if subtle.ConstantTimeCompare([]byte(keyHash), s.masterHash) == 1 {
-		return bus.Identity{KeyID: "master", Alias: "master", Admin: true, Permissions: bus.Permissions{AllServers: true}}, nil, nil
+		return bus.Identity{KeyID: "master", Alias: "master", Admin: true, Permissions: bus.AllowAll()}, nil, nil
 	}
 	if s.store == nil {
 		return bus.Identity{}, nil, errInvalidKey()

@@ -14,7 +14,6 @@ import (
 // rather than stored without it. A field left empty (null, [], {}, "") sets
 // no limit and passes: LiteLLM's own clients send models: [] by default.
 var unenforcedFields = map[string]string{
-	"models":                 "model limits (mcpbus has no LLM routes yet)",
 	"max_budget":             "budgets",
 	"soft_budget":            "budgets",
 	"budget_duration":        "budgets",

@@ -40,6 +40,9 @@ type PermFields struct {
 // CommonFields are the writable fields keys and teams share.
 type CommonFields struct {
 	PermFields
+	// Models: the model groups (names, access groups, wildcards,
+	// all-proxy-models, all-team-models) the key or team may use.
+	Models   *[]string       `json:"models,omitempty"`
 	RPMLimit *int            `json:"rpm_limit,omitempty"`
 	Metadata *map[string]any `json:"metadata,omitempty"`
 	Blocked  *bool           `json:"blocked,omitempty"`
@@ -73,6 +76,7 @@ type KeyGenerateResponse struct {
 	MCPServers         []string            `json:"mcp_servers,omitempty"`
 	MCPAccessGroups    []string            `json:"mcp_access_groups,omitempty"`
 	MCPToolPermissions map[string][]string `json:"mcp_tool_permissions,omitempty"`
+	Models             []string            `json:"models,omitempty"`
 	RPMLimit           int                 `json:"rpm_limit,omitempty"`
 	Blocked            bool                `json:"blocked,omitempty"`
 	Metadata           map[string]any      `json:"metadata,omitempty"`

@@ -90,7 +90,8 @@ var kinds = []Kind{ErrBadRequest, ErrSessionNotFound, ErrParse, ErrInvalidReques
 	ErrNoServerSelected, ErrUpstreamUnavailable, ErrUpstreamTimeout, ErrUpstreamProtocol,
 	ErrUpstreamAuth, ErrOverloaded, ErrToolNotAllowed, ErrServiceUnavailable, ErrUpstreamBusy, ErrRateLimited,
 	ErrNotPermitted, ErrKeyRevoked, ErrNotFound, ErrConflict, ErrWorkerLost, ErrServerDrained,
-	ErrHeaderMismatch, ErrMissingCapability, ErrUnsupportedVersion}
+	ErrHeaderMismatch, ErrMissingCapability, ErrUnsupportedVersion,
+	ErrModelNotFound, ErrModelNotAllowed, ErrProvider, ErrContextLength, ErrProviderRejected} // llm.go
 
 // catalog finds a kind by its code (ReplyError).
 var catalog = func() map[string]Kind {

@@ -42,12 +42,15 @@ type KeyRecord struct {
 	MCPAccessGroups []string `json:"mcp_access_groups,omitempty"`
 	// MCPToolPermissions limits, per server, the tools the key may list and call.
 	MCPToolPermissions map[string][]string `json:"mcp_tool_permissions,omitempty"`
-	RPMLimit           int                 `json:"rpm_limit,omitempty"`
-	Expires            *time.Time          `json:"expires,omitempty"`
-	Blocked            bool                `json:"blocked,omitempty"`
-	Metadata           map[string]any      `json:"metadata,omitempty"`
-	CreatedAt          time.Time           `json:"created_at"`
-	UpdatedAt          time.Time           `json:"updated_at"`
+	// Models limits the model groups the key may use (LiteLLM's models:
+	// names, access groups, wildcards); empty inherits the team's.
+	Models    []string       `json:"models,omitempty"`
+	RPMLimit  int            `json:"rpm_limit,omitempty"`
+	Expires   *time.Time     `json:"expires,omitempty"`
+	Blocked   bool           `json:"blocked,omitempty"`
+	Metadata  map[string]any `json:"metadata,omitempty"`
+	CreatedAt time.Time      `json:"created_at"`
+	UpdatedAt time.Time      `json:"updated_at"`
 }
 
 // TeamRecord is one team as stored in BucketTeams under its id.
@@ -57,6 +60,7 @@ type TeamRecord struct {
 	MCPServers         []string            `json:"mcp_servers,omitempty"`
 	MCPAccessGroups    []string            `json:"mcp_access_groups,omitempty"`
 	MCPToolPermissions map[string][]string `json:"mcp_tool_permissions,omitempty"`
+	Models             []string            `json:"models,omitempty"`
 	RPMLimit           int                 `json:"rpm_limit,omitempty"`
 	Blocked            bool                `json:"blocked,omitempty"`
 	Metadata           map[string]any      `json:"metadata,omitempty"`
@@ -78,6 +82,10 @@ type Permissions struct {
 	Groups     []string            `json:"groups,omitempty"`
 	Also       *ServerScope        `json:"also,omitempty"`
 	Tools      map[string][]string `json:"tools,omitempty"`
+	// AllModels: every model group; else a group must be admitted by each
+	// level of Models (the key's list, its team's; llm.go AllowsModel).
+	AllModels bool       `json:"all_models,omitempty"`
+	Models    [][]string `json:"models,omitempty"`
 }
 
 // ServerScope is one level's limit on servers: those it names and those in
@@ -117,12 +125,16 @@ func (p Permissions) AllowsTool(server, tool string) bool {
 	return !limited || slices.Contains(tools, tool)
 }
 
+// AllowAll is the permission of the master key and of open mode: every
+// server, tool and model.
+func AllowAll() Permissions { return Permissions{AllServers: true, AllModels: true} }
+
 // HeaderPermissions carries Permissions in the envelope as JSON.
 const HeaderPermissions = "Mcpbus-Caller-Permissions"
 
 // EncodePermissions is the header value for p ("" when p allows everything).
 func EncodePermissions(p Permissions) string {
-	if p.AllServers && len(p.Tools) == 0 {
+	if p.AllServers && len(p.Tools) == 0 && p.AllModels {
 		return ""
 	}
 	b, _ := json.Marshal(p)
@@ -133,7 +145,7 @@ func EncodePermissions(p Permissions) string {
 // (the master key, open mode); a malformed one allows nothing (fail closed).
 func DecodePermissions(s string) Permissions {
 	if strings.TrimSpace(s) == "" {
-		return Permissions{AllServers: true}
+		return AllowAll()
 	}
 	var p Permissions
 	if json.Unmarshal([]byte(s), &p) != nil {

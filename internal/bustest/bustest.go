@@ -51,7 +51,7 @@ func Conn(t testing.TB, ns *server.Server) *nats.Conn {
 // talks to a tool worker directly must send (workers refuse callers that may
 // not see or use their server).
 func InternalCaller() nats.Header {
-	env := bus.Envelope{IPClass: bus.Internal, Caller: bus.Identity{Permissions: bus.Permissions{AllServers: true}}}
+	env := bus.Envelope{IPClass: bus.Internal, Caller: bus.Identity{Permissions: bus.AllowAll()}}
 	return env.Header()
 }
 
