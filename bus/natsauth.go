@@ -39,10 +39,14 @@ const (
 	// reads their records, which hold the gateway's policy only, and no
 	// other bucket: their URLs and credentials stay on its machine.
 	RoleConnector Role = "connector"
+	// RoleLLM runs the LLM router and LLM workers (llm.go): it takes the
+	// router's and the deployments' requests and sends chunks to POST
+	// streams, and reads no bucket.
+	RoleLLM Role = "llm"
 )
 
 // Roles are the roles a configured bus user may hold.
-var Roles = []Role{RoleAuth, RoleRegistry, RoleRouter, RoleWorkers, RoleIngress, RoleUsage, RoleServers, RoleConnector}
+var Roles = []Role{RoleAuth, RoleRegistry, RoleRouter, RoleWorkers, RoleIngress, RoleUsage, RoleServers, RoleConnector, RoleLLM}
 
 // BusUser is one user of the embedded NATS server.
 type BusUser struct {
@@ -304,7 +308,7 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		// The admin subjects one by one: auth.key.* would match
 		// auth.key.revoked, which only auth announces.
 		pub = append(pub, AuthAdminSubjects...)
-		pub = append(pub, SubjectRouterRPC, ToolRPC("*"), ToolInfo("*"), SubjectAuthVerify,
+		pub = append(pub, SubjectRouterRPC, SubjectLLMRouterAll, ToolRPC("*"), ToolInfo("*"), SubjectAuthVerify,
 			SubjectRegistryAll, SubjectCancel, SubjectSessionClosed, RecallSubject("*"),
 			ClientSubject(SessionSubject("*"), GatewayToken))
 		sub = append(sub, SubjectStreamAll, SubjectSessionEventsAll, SubjectNotifyAll, SubjectKeyRevoked, SubjectAuthChanged)
@@ -318,6 +322,12 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 	case RoleServers:
 		pub, sub = kvFollower(BucketServers, nil)
 		return pub, sub, false
+	case RoleLLM:
+		// The router asks the deployments' workers; the workers send
+		// chunks, as "llm", to the stream of the POST they answer.
+		pub = []string{LLMDeploymentAll, ClientSubject(StreamSubject("*", "*"), LLMSender)}
+		sub = []string{SubjectLLMRouterAll, LLMDeploymentAll, SubjectCancel, micro}
+		return pub, sub, true
 	}
 	return nil, nil, false
 }

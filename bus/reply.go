@@ -41,8 +41,23 @@ func (r Reply) Respond(data []byte) error {
 	return r.nc.Publish(r.subject, data)
 }
 
+// Msg sends data as the answer with headers h.
+func (r Reply) Msg(data []byte, h nats.Header) {
+	if r.subject == "" {
+		return
+	}
+	m := &nats.Msg{Subject: r.subject, Data: data, Header: h}
+	if r.keep != nil {
+		r.keep.keepAnswer(m)
+	}
+	_ = r.nc.PublishMsg(m)
+}
+
 // Error sends e in micro's error headers.
-func (r Reply) Error(e *Error) error {
+func (r Reply) Error(e *Error) error { return r.ErrorWith(e, nil) }
+
+// ErrorWith sends e with the headers of extra besides micro's.
+func (r Reply) ErrorWith(e *Error, extra nats.Header) error {
 	if r.subject == "" {
 		return nil
 	}
@@ -52,6 +67,9 @@ func (r Reply) Error(e *Error) error {
 	}
 	if e.RetryAfter > 0 {
 		h[HeaderRetryAfter] = []string{retrySeconds(e.RetryAfter)}
+	}
+	for k, v := range extra {
+		h[k] = v
 	}
 	m := &nats.Msg{Subject: r.subject, Header: h}
 	if r.keep != nil {

@@ -93,6 +93,20 @@ func (c *Client) Scrubber(header http.Header) *Scrubber {
 	return s
 }
 
+// NewScrubber cleans the values given (and, for a header value, what
+// secretValues finds in it): an LLM worker's provider key and headers. nil
+// when there are none.
+func NewScrubber(values ...string) *Scrubber {
+	var all []string
+	for _, v := range values {
+		all = append(all, secretValues(v)...)
+	}
+	if set := newSecretSet(all); set != nil {
+		return &Scrubber{static: set}
+	}
+	return nil
+}
+
 // configured are the server's credentials that are not header values.
 func (c *Client) configured() []string {
 	var values []string

@@ -1,0 +1,183 @@
+// Package llmworkers serves LLM deployments on the bus: one queue group per
+// deployment (bus.LLMDeploymentRPC), so every replica that holds a
+// deployment's provider key shares its load. A worker takes a request the
+// LLM router sends, makes the provider call on the provider's wire
+// (openai.go), and answers with the provider's answer, or, for a streaming
+// request, publishes each chunk to the POST's stream as it comes. The
+// provider key is set on the wire here and nowhere else, and scrubbed from
+// everything a worker sends back.
+package llmworkers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/bus/version"
+	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/toolworkers/credential"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// DefaultTimeout bounds one provider call when the deployment sets none
+// (LiteLLM's default request timeout).
+const DefaultTimeout = 10 * time.Minute
+
+// Options configures Start.
+type Options struct {
+	Log *slog.Logger
+	// MaxInFlight bounds this process's concurrent provider calls (all
+	// deployments); past it a request is refused as overloaded, and the
+	// router tries another replica's or deployment.
+	MaxInFlight int
+	// Transport makes the provider calls (nil: a fresh http.Transport).
+	Transport http.RoundTripper
+}
+
+// Service is the running workers of one process: their micro service
+// (endpoint per deployment), whose Stop also cancels the calls under way.
+type Service struct {
+	micro.Service
+	nc     *nats.Conn
+	cancel *nats.Subscription
+	log    *slog.Logger
+	slots  chan struct{}
+
+	mu       sync.Mutex
+	inflight map[string]context.CancelCauseFunc // request id -> its call
+}
+
+// Served reports whether mcpbus's workers speak m's provider wire.
+func Served(m config.Model) bool { return wireOf(m) != nil }
+
+// Start serves models (those Served) on nc.
+func Start(nc *nats.Conn, models []config.Model, o Options) (*Service, error) {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 1024
+	}
+	transport := o.Transport
+	if transport == nil {
+		transport = credential.NewBaseTransport()
+	}
+	s := &Service{nc: nc, log: o.Log, slots: make(chan struct{}, o.MaxInFlight), inflight: map[string]context.CancelCauseFunc{}}
+	svc, err := micro.AddService(nc, micro.Config{Name: bus.ServiceLLMWorker, Version: version.Version,
+		Description: "LLM deployments: provider calls with the provider key"})
+	if err != nil {
+		return nil, err
+	}
+	s.Service = svc
+	for _, m := range models {
+		w := wireOf(m)
+		if w == nil {
+			continue
+		}
+		d := &deployment{m: m, wire: w, scrub: credential.NewScrubber(m.APIKey), log: o.Log,
+			client: &http.Client{Transport: transport, CheckRedirect: credential.RefuseCrossOrigin}}
+		err := svc.AddEndpoint("deployment-"+m.ID, micro.HandlerFunc(func(req micro.Request) { s.take(d, req) }),
+			micro.WithEndpointSubject(bus.LLMDeploymentRPC(m.ID)), micro.WithEndpointQueueGroup(bus.LLMQueueGroup(m.ID)),
+			micro.WithEndpointMetadata(map[string]string{"model": m.Name, "provider": m.Provider}))
+		if err != nil {
+			_ = svc.Stop()
+			return nil, err
+		}
+	}
+	// A request id on SubjectCancel stops its call: the client left, or its
+	// key was revoked.
+	if s.cancel, err = nc.Subscribe(bus.SubjectCancel, func(m *nats.Msg) { s.stop(string(m.Data)) }); err != nil {
+		_ = svc.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Stop stops serving; calls under way are cancelled.
+func (s *Service) Stop() error {
+	_ = s.cancel.Unsubscribe()
+	err := s.Service.Stop()
+	s.mu.Lock()
+	for _, c := range s.inflight {
+		c(errStopping)
+	}
+	s.mu.Unlock()
+	return err
+}
+
+// take runs req on its own goroutine, within the process's slots.
+func (s *Service) take(d *deployment, req micro.Request) {
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		bus.RespondError(req, bus.Errorf(bus.ErrOverloaded, "this LLM worker is at its limit of concurrent calls"))
+		return
+	}
+	r := bus.NewReply(s.nc, req)
+	h := nats.Header(req.Headers())
+	body := req.Data()
+	go func() {
+		defer func() { <-s.slots }()
+		s.serve(d, r, h, body)
+	}()
+}
+
+// serve answers one request.
+func (s *Service) serve(d *deployment, r bus.Reply, h nats.Header, body []byte) {
+	env, err := bus.ReadEnvelope(h)
+	if err != nil {
+		_ = r.Error(bus.AsError(err))
+		return
+	}
+	if op := h.Get(bus.HeaderLLMOp); op != bus.LLMOpChat {
+		_ = r.Error(bus.Errorf(bus.ErrBadRequest, "LLM worker: unknown operation %q", bus.Shorten(op, 32)))
+		return
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	timeout := d.m.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	if !env.Deadline.IsZero() && env.Deadline.Before(deadline) {
+		deadline = env.Deadline
+	}
+	ctx, stop := context.WithDeadline(ctx, deadline)
+	defer stop()
+	if env.RequestID != "" {
+		s.mu.Lock()
+		s.inflight[env.RequestID] = cancel
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			delete(s.inflight, env.RequestID)
+			s.mu.Unlock()
+		}()
+	}
+	c := &call{d: d, env: env, nc: s.nc, reply: r, model: h.Get(bus.HeaderLLMModel)}
+	c.chat(ctx, body)
+}
+
+// stop cancels the call of request id, if this process runs it.
+func (s *Service) stop(id string) {
+	s.mu.Lock()
+	c := s.inflight[id]
+	s.mu.Unlock()
+	if c != nil {
+		c(errCancelled)
+	}
+}
+
+// deployment is one served deployment.
+type deployment struct {
+	m      config.Model
+	wire   wire
+	scrub  *credential.Scrubber
+	client *http.Client
+	log    *slog.Logger
+}
