@@ -131,6 +131,9 @@ type Parts struct {
 	// SkipBusUsers leaves general_settings.mcp_bus_users to the NATS
 	// server that admits them (the embedded one, or mcpbus nats-config's).
 	SkipBusUsers bool
+	// SkipModels leaves model_list and its routing settings to the LLM
+	// service.
+	SkipModels bool
 }
 
 // LoadParts is Load reading only the parts a process uses.
@@ -191,10 +194,12 @@ func ParseParts(name string, data []byte, env LookupEnv, parts Parts) (*File, er
 		case "agents", "agent_list": // agent_list: LiteLLM before 1.95
 			agents = append(agents, kv)
 		case "model_list":
-			if !parts.SkipServers {
+			if !parts.SkipModels {
 				f.Models = readModels(p, kv.val, env) // models.go
-				if len(f.Models) > 0 {
-					p.warn("model_list", strconv.Itoa(len(f.Models))+" deployment(s) read and checked; mcpbus serves no LLM routes yet (docs/plans/llm-a2a.md)")
+				for _, m := range f.Models {
+					if m.Provider == "anthropic" {
+						p.warn("model_list", "deployment "+strconv.Quote(m.ID)+" of "+strconv.Quote(m.Name)+": the Anthropic wire is not served yet (docs/plans/llm-a2a.md, step 5); it is left out")
+					}
 				}
 			}
 		default:
@@ -209,9 +214,6 @@ func ParseParts(name string, data []byte, env LookupEnv, parts Parts) (*File, er
 	}
 	if !parts.SkipServers {
 		f.Servers = readServers(p, servers, env)
-		f.Routing.read(p, "litellm_settings", litellmSettings) // routing.go
-		f.Routing.read(p, "router_settings", routerSettings)
-		checkFallbacks(p, &f.Routing, f.Models)
 		if len(agents) > 1 {
 			p.errorf("agent_list", "agents and agent_list are the same list (agent_list is LiteLLM's name before 1.95): keep one")
 		}
@@ -220,6 +222,14 @@ func ParseParts(name string, data []byte, env LookupEnv, parts Parts) (*File, er
 		}
 		if len(f.Agents) > 0 {
 			p.warn("agents", strconv.Itoa(len(f.Agents))+" agent(s) read and checked; mcpbus serves no A2A routes yet (docs/plans/llm-a2a.md)")
+		}
+	}
+	if !parts.SkipModels {
+		f.Routing.read(p, "litellm_settings", litellmSettings) // routing.go
+		f.Routing.read(p, "router_settings", routerSettings)
+		checkFallbacks(p, &f.Routing, f.Models)
+		if r := f.Routing; r.NumRetries > 0 || r.AllowedFails > 0 || r.CooldownTime > 0 || len(r.Fallbacks)+len(r.ContextWindowFallbacks)+len(r.ContentPolicyFallbacks)+len(r.DefaultFallbacks) > 0 {
+			p.warn("router_settings", "retries, cooldowns and fallbacks are read and checked but not applied yet (docs/plans/llm-a2a.md, step 4): a failed deployment's request goes to the group's next deployment")
 		}
 	}
 

@@ -177,6 +177,7 @@ func New(o Options) *Ingress {
 	g.adminRoutes(mux)
 	g.metricsRoutes(mux)
 	g.restRoutes(mux)
+	g.llmRoutes(mux)                            // llm.go
 	g.handler = g.instrument(routesOrJSON(mux)) // notfound.go
 	g.mux = mux
 	g.verified = newVerifyCache()

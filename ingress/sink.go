@@ -76,6 +76,13 @@ func (s *sink) answer(m *nats.Msg) {
 	s.signal()
 }
 
+// lost is how many messages were dropped (the queue was full).
+func (s *sink) lost() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
 // try starts a try of a live send with accept-by tag ("" for none).
 func (s *sink) try(tag string) {
 	s.mu.Lock()

@@ -110,7 +110,7 @@ func connectorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	cfg, err := config.LoadParts(f.cfgPath, config.Parts{SkipBusUsers: true})
+	cfg, err := config.LoadParts(f.cfgPath, config.Parts{SkipBusUsers: true, SkipModels: true})
 	if err != nil {
 		return err
 	}

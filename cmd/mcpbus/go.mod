@@ -11,6 +11,7 @@ require (
 	github.com/mcpbus/mcpbus/config v0.0.0
 	github.com/mcpbus/mcpbus/ingress v0.0.0
 	github.com/mcpbus/mcpbus/internal v0.0.0
+	github.com/mcpbus/mcpbus/llm v0.0.0
 	github.com/mcpbus/mcpbus/registry v0.0.0
 	github.com/mcpbus/mcpbus/router v0.0.0
 	github.com/mcpbus/mcpbus/toolworkers v0.0.0
@@ -106,3 +107,5 @@ replace github.com/mcpbus/mcpbus/toolworkers => ../../toolworkers
 replace github.com/mcpbus/mcpbus/ingress => ../../ingress
 
 replace github.com/mcpbus/mcpbus/internal => ../../internal
+
+replace github.com/mcpbus/mcpbus/llm => ../../llm

@@ -26,7 +26,7 @@ func natsConfigCmd(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("nats-config: --config FILE is required")
 	}
 	// Only the bus users: the servers' credentials need not be set here.
-	cfg, err := config.LoadParts(*cfgPath, config.Parts{SkipServers: true})
+	cfg, err := config.LoadParts(*cfgPath, config.Parts{SkipServers: true, SkipModels: true})
 	if err != nil {
 		return err
 	}

@@ -115,7 +115,7 @@ func (f workerFlags) workerOptions() (toolworkers.Options, []string, error) {
 	o := toolworkers.Options{MaxInFlight: f.maxInFlight, AllowAPIStdio: f.allowStdio}
 	if f.cfgPath != "" {
 		// The bus users' passwords are the NATS server's to know.
-		cfg, err := config.LoadParts(f.cfgPath, config.Parts{SkipBusUsers: true})
+		cfg, err := config.LoadParts(f.cfgPath, config.Parts{SkipBusUsers: true, SkipModels: true})
 		if err != nil {
 			return o, nil, err
 		}

@@ -89,7 +89,7 @@ func (o Options) state() bus.StatePolicy {
 }
 
 // ServiceNames are the services one process can run (Options.Services).
-var ServiceNames = []string{"nats", "auth", "registry", "router", "workers", "ingress"}
+var ServiceNames = []string{"nats", "auth", "registry", "router", "workers", "llm", "ingress"}
 
 // runs reports whether this process runs service name.
 func (o Options) runs(name string) bool {
@@ -315,6 +315,7 @@ var inProcessRoles = map[string][]bus.Role{
 	"mcpbus-router":   {bus.RoleRouter},
 	"mcpbus-workers":  {bus.RoleWorkers},
 	"mcpbus-ingress":  {bus.RoleIngress},
+	"mcpbus-llm":      {bus.RoleLLM},
 }
 
 // watchClosed makes a connection the NATS server closes fatal. nats.go

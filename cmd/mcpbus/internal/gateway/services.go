@@ -70,6 +70,11 @@ func (g *Gateway) startServices(ctx, runCtx context.Context, o Options, conn fun
 			return nil, err
 		}
 	}
+	if o.runs("llm") && len(o.Config.Models) > 0 {
+		if err := g.startLLM(o, conn); err != nil { // llm.go
+			return nil, err
+		}
+	}
 	if o.runs("ingress") {
 		if err := g.startIngress(o, conn, cache, reg); err != nil {
 			return nil, err

@@ -1,0 +1,255 @@
+package ingress
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+)
+
+// The OpenAI-compatible LLM routes (docs/LLM.md): GET /v1/models and POST
+// /v1/chat/completions, also without the /v1 prefix as LiteLLM serves
+// them. The ingress verifies the key and relays the request with the
+// caller's envelope to the LLM router (bus/llm.go), which checks the key's
+// models and picks a deployment; a streaming request's chunks come on the
+// POST's stream subject (streams.go) and go out as server-sent events as
+// they arrive. Errors are OpenAI's shape, with LiteLLM's code: the status
+// as a string.
+
+// llmRoutes registers the LLM routes.
+func (g *Ingress) llmRoutes(mux *http.ServeMux) {
+	for _, prefix := range []string{"/v1", ""} {
+		mux.HandleFunc(prefix+"/models", g.serveModels)
+		mux.HandleFunc(prefix+"/chat/completions", g.serveChat)
+	}
+}
+
+// serveModels answers the model groups the caller's key may use.
+func (g *Ingress) serveModels(w http.ResponseWriter, r *http.Request) {
+	if !llmMethod(w, r, http.MethodGet) {
+		return
+	}
+	env, ok := g.llmCaller(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	m := &nats.Msg{Subject: bus.SubjectLLMModels, Header: env.Header()}
+	resp, err := g.nc.RequestMsgWithContext(ctx, m)
+	if err != nil {
+		writeOpenAIError(w, llmRequestError(err))
+		return
+	}
+	if e := bus.ReplyError(resp); e != nil {
+		writeOpenAIError(w, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp.Data)
+}
+
+// serveChat relays a chat completions request and its answer.
+func (g *Ingress) serveChat(w http.ResponseWriter, r *http.Request) {
+	if !llmMethod(w, r, http.MethodPost) {
+		return
+	}
+	env, ok := g.llmCaller(w, r)
+	if !ok {
+		return
+	}
+	body, e := g.readBody(w, r, g.o.MaxBodyBytes)
+	if e != nil {
+		writeOpenAIError(w, e)
+		return
+	}
+	var head struct {
+		Stream bool `json:"stream"`
+	}
+	if json.Unmarshal(body, &head) != nil {
+		writeOpenAIError(w, bus.Errorf(bus.ErrBadRequest, "the request body is not a chat completions request (a JSON object with model and messages)"))
+		return
+	}
+	if g.hub == nil {
+		writeOpenAIError(w, bus.Errorf(bus.ErrServiceUnavailable, "this ingress could not subscribe to its stream subjects on the bus; see its log"))
+		return
+	}
+	ctx, cancel := context.WithDeadline(r.Context(), time.Now().Add(g.o.MaxWait))
+	defer cancel()
+	ctx, revoke := context.WithCancelCause(ctx)
+	defer revoke(nil)
+	defer g.calls.add(env.Caller.KeyID, env.RequestID, revoke)()
+	env.Deadline, _ = ctx.Deadline()
+
+	ps := g.hub.openStream()
+	defer g.hub.closeStream(ps)
+	if head.Stream {
+		env.Stream = ps.streamTo
+	}
+	m := &nats.Msg{Subject: bus.SubjectLLMChat, Reply: ps.replyTo, Data: body, Header: env.Header()}
+	injectTrace(ctx, m.Header)
+	if err := g.nc.PublishMsg(m); err != nil {
+		writeOpenAIError(w, llmRequestError(err))
+		return
+	}
+	c := &chatStream{w: w}
+	var batch []*nats.Msg
+	for {
+		select {
+		case <-ps.wake:
+		case <-ctx.Done():
+			// The client left, its key was revoked, or the wait ran out:
+			// the call stops wherever it runs.
+			_ = g.nc.Publish(bus.SubjectCancel, []byte(env.RequestID))
+			if r.Context().Err() == nil {
+				c.fail(llmWaitError(ctx, g.o.MaxWait))
+			}
+			return
+		}
+		msgs, reply := ps.take(batch)
+		batch = msgs
+		for _, chunk := range msgs {
+			if chunk.Subject != ps.streamTo+"."+bus.LLMSender {
+				continue // only the LLM workers send chunks
+			}
+			c.chunk(chunk.Data)
+		}
+		if ps.lost() > 0 {
+			c.fail(bus.Errorf(bus.ErrInternal, "the client read the stream too slowly and chunks were dropped"))
+			return
+		}
+		if reply == nil {
+			continue
+		}
+		if e := bus.ReplyError(reply); e != nil {
+			c.fail(e)
+			return
+		}
+		c.done(reply.Data, head.Stream)
+		return
+	}
+}
+
+// llmCaller verifies the caller and makes its envelope.
+func (g *Ingress) llmCaller(w http.ResponseWriter, r *http.Request) (bus.Envelope, bool) {
+	if e := g.origin.checkOn(r, r.URL.Path); e != nil {
+		writeOpenAIError(w, e)
+		return bus.Envelope{}, false
+	}
+	id, e := g.verify(r)
+	if e != nil {
+		writeOpenAIError(w, e)
+		return bus.Envelope{}, false
+	}
+	return bus.Envelope{RequestID: nuid.Next(), Caller: id, IPClass: g.ipClass(r)}, true
+}
+
+// chatStream writes one chat completions answer: JSON, or server-sent
+// events opened by the first chunk.
+type chatStream struct {
+	w   http.ResponseWriter
+	sse bool
+}
+
+func (c *chatStream) chunk(data []byte) {
+	if !c.sse {
+		h := c.w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+		c.w.WriteHeader(http.StatusOK)
+		c.sse = true
+	}
+	c.write("data: ", data, "\n\n")
+}
+
+func (c *chatStream) write(parts ...any) {
+	for _, p := range parts {
+		switch v := p.(type) {
+		case string:
+			_, _ = c.w.Write([]byte(v))
+		case []byte:
+			_, _ = c.w.Write(v)
+		}
+	}
+	_ = http.NewResponseController(c.w).Flush()
+}
+
+// done ends a successful answer.
+func (c *chatStream) done(data []byte, stream bool) {
+	switch {
+	case c.sse:
+		c.write("data: [DONE]\n\n")
+	case stream:
+		// A stream the provider ended without a chunk.
+		c.chunk(nil)
+		c.write("data: [DONE]\n\n")
+	default:
+		writeJSON(c.w, http.StatusOK, data)
+	}
+}
+
+// fail ends the answer with e: an error status before the stream opened,
+// an error event in it after.
+func (c *chatStream) fail(e *bus.Error) {
+	if !c.sse {
+		writeOpenAIError(c.w, e)
+		return
+	}
+	c.write("data: ", openAIErrorBody(e), "\n\n")
+}
+
+// llmMethod answers 405 unless r uses method.
+func llmMethod(w http.ResponseWriter, r *http.Request, method string) bool {
+	if r.Method == method {
+		return true
+	}
+	w.Header().Set("Allow", method)
+	writeOpenAIError(w, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed on %s: use %s", r.Method, r.URL.Path, method))
+	return false
+}
+
+// llmWaitError is the error of a wait that ended before the answer.
+func llmWaitError(ctx context.Context, wait time.Duration) *bus.Error {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errRevoked):
+		return bus.Errorf(bus.ErrKeyRevoked, "the key was revoked while the model answered")
+	case errors.Is(cause, errShutdown):
+		return bus.Errorf(bus.ErrServiceUnavailable, "the gateway stopped before the model answered")
+	}
+	return bus.Errorf(bus.ErrUpstreamTimeout, "the model did not answer within %s", wait)
+}
+
+// llmRequestError is the error of a request the LLM router did not take.
+func llmRequestError(err error) *bus.Error {
+	return bus.RequestError("the LLM router", err)
+}
+
+// writeOpenAIError answers with e in OpenAI's error shape, LiteLLM's way:
+// error.code is the HTTP status as a string.
+func writeOpenAIError(w http.ResponseWriter, e *bus.Error) {
+	errorHeaders(w.Header(), e)
+	writeJSON(w, restStatus(e), openAIErrorBody(e))
+}
+
+func restStatus(e *bus.Error) int {
+	if e.Kind.REST == 0 {
+		return http.StatusInternalServerError
+	}
+	return e.Kind.REST
+}
+
+func openAIErrorBody(e *bus.Error) []byte {
+	var param *string
+	if e.Kind == bus.ErrModelNotFound || e.Kind == bus.ErrModelNotAllowed {
+		p := "model"
+		param = &p
+	}
+	b, _ := json.Marshal(restError{restErrorObject{Message: e.Message, Type: bus.OpenAIErrorType(e), Param: param, Code: strconv.Itoa(restStatus(e))}})
+	return b
+}
