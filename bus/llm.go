@@ -74,6 +74,8 @@ var (
 	// ErrProviderRejected: the provider refused the request itself (its
 	// 400 or 422); the message is the provider's, with credentials removed.
 	ErrProviderRejected = Kind{"MCPBUS_PROVIDER_REJECTED", -32038, http.StatusBadRequest, http.StatusBadRequest}
+	// ErrContentPolicy: the provider's content policy refused the request.
+	ErrContentPolicy = Kind{"MCPBUS_CONTENT_POLICY", -32039, http.StatusBadRequest, http.StatusBadRequest}
 )
 
 // ModelGroup is what the model permission rule needs of a model group: its
@@ -146,7 +148,7 @@ func OpenAIErrorType(e *Error) string {
 		return "auth_error"
 	case ErrRateLimited:
 		return "rate_limit_error"
-	case ErrModelNotFound, ErrBadRequest, ErrInvalidParams, ErrContextLength, ErrProviderRejected, ErrTooLarge, ErrParse:
+	case ErrModelNotFound, ErrBadRequest, ErrInvalidParams, ErrContextLength, ErrProviderRejected, ErrContentPolicy, ErrTooLarge, ErrParse:
 		return "invalid_request_error"
 	case ErrForbidden, ErrNotPermitted:
 		return "permission_error"

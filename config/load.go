@@ -228,9 +228,6 @@ func ParseParts(name string, data []byte, env LookupEnv, parts Parts) (*File, er
 		f.Routing.read(p, "litellm_settings", litellmSettings) // routing.go
 		f.Routing.read(p, "router_settings", routerSettings)
 		checkFallbacks(p, &f.Routing, f.Models)
-		if r := f.Routing; r.NumRetries > 0 || r.AllowedFails > 0 || r.CooldownTime > 0 || len(r.Fallbacks)+len(r.ContextWindowFallbacks)+len(r.ContentPolicyFallbacks)+len(r.DefaultFallbacks) > 0 {
-			p.warn("router_settings", "retries, cooldowns and fallbacks are read and checked but not applied yet (docs/plans/llm-a2a.md, step 4): a failed deployment's request goes to the group's next deployment")
-		}
 	}
 
 	for _, w := range p.warnings {

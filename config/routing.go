@@ -20,7 +20,9 @@ type Routing struct {
 	// NumRetries are retries on the group before fallbacks; AllowedFails
 	// and CooldownTime rule a deployment's cooldown; RetryAfter is the
 	// least wait before a retry; Timeout bounds a call (0: unset).
-	NumRetries, AllowedFails          int
+	NumRetries, AllowedFails int
+	// NumRetriesSet: num_retries was given (0 then means no retry).
+	NumRetriesSet                     bool
 	CooldownTime, RetryAfter, Timeout time.Duration
 	// Fallbacks and the two kinds of its own: group -> groups in order.
 	Fallbacks, ContextWindowFallbacks, ContentPolicyFallbacks map[string][]string
@@ -60,10 +62,12 @@ func (r *Routing) read(p *problems, section string, n *yaml.Node) {
 			s, _ := p.str(path, kv.val)
 			if !slices.Contains(routingStrategies, s) {
 				p.errorf(path, "must be one of "+joinQuoted(routingStrategies))
+			} else if s != "simple-shuffle" {
+				p.warn(path, strconv.Quote(s)+" is served as simple-shuffle (order, then a draw weighted by weight, rpm or tpm) for now")
 			}
 			r.Strategy = s
 		case "num_retries":
-			r.NumRetries = p.count(path, kv.val)
+			r.NumRetries, r.NumRetriesSet = p.count(path, kv.val), true
 		case "allowed_fails":
 			r.AllowedFails = p.count(path, kv.val)
 		case "cooldown_time":

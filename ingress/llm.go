@@ -130,6 +130,12 @@ func (g *Ingress) serveChat(w http.ResponseWriter, r *http.Request) {
 			c.fail(e)
 			return
 		}
+		if !c.sse {
+			// LiteLLM's headers: the deployment and the group that answered
+			// (a fallback's, maybe). Past the first chunk it is too late.
+			w.Header().Set("X-Litellm-Model-Id", reply.Header.Get(bus.HeaderLLMDeployment))
+			w.Header().Set("X-Litellm-Model-Group", reply.Header.Get(bus.HeaderLLMModel))
+		}
 		c.done(reply.Data, head.Stream)
 		return
 	}

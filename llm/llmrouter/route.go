@@ -5,53 +5,147 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sort"
+	"strconv"
+	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/nats-io/nats.go"
 )
 
-// route sends the request to the group's deployments, one after another
-// in pick order, until one answers; a failure that another deployment
-// could not fix (the request itself is wrong), or one after chunks were
-// streamed, is the answer.
-func (r *Router) route(ctx context.Context, g *group, hdr nats.Header, body []byte, reply bus.Reply) {
-	var last *bus.Error
-	for _, d := range pick(g.deployments) {
-		msg := &nats.Msg{Subject: bus.LLMDeploymentRPC(d.ID), Data: body, Header: nats.Header{}}
-		for k, v := range hdr {
-			msg.Header[k] = v
-		}
-		msg.Header.Set(bus.HeaderLLMOp, bus.LLMOpChat)
-		msg.Header.Set(bus.HeaderLLMModel, g.info.Name)
-		resp, err := r.nc.RequestMsgWithContext(ctx, msg)
-		if err != nil {
-			last = r.requestError(ctx, d, err)
-			if ctx.Err() != nil {
-				break
-			}
-			continue
-		}
-		e := bus.ReplyError(resp)
-		if e == nil {
-			reply.Msg(resp.Data, answerHeader(resp))
-			return
-		}
-		last = e
-		if resp.Header.Get(bus.HeaderLLMStreamed) != "" || !retryable(e) {
+// route answers the request from group g: its deployments first, with
+// retries (attempt), then its fallbacks, LiteLLM's way (fallback.go).
+func (r *Router) route(ctx context.Context, env bus.Envelope, g *group, hdr nats.Header, body []byte, reply bus.Reply) {
+	resp, e := r.attempt(ctx, g, g.deployments, hdr, body)
+	if e == nil {
+		reply.Msg(resp.Data, answerHeader(resp, g))
+		return
+	}
+	if e.streamed {
+		_ = reply.Error(e.Error)
+		return
+	}
+	for _, fb := range r.fallbacks(env, g, e.Error) {
+		if ctx.Err() != nil {
 			break
 		}
-		r.log.Debug("LLM deployment failed; trying the next", "model", g.info.Name, "deployment", d.ID, "err", e.Message)
+		r.log.Debug("LLM model group failed; trying its fallback", "model", g.info.Name, "fallback", fb.group.info.Name, "err", e.Message)
+		resp, fe := r.attempt(ctx, fb.group, fb.deployments, hdr, body)
+		if fe == nil {
+			reply.Msg(resp.Data, answerHeader(resp, fb.group))
+			return
+		}
+		if fe.streamed {
+			_ = reply.Error(fe.Error)
+			return
+		}
 	}
-	if last == nil {
-		last = bus.Errorf(bus.ErrServiceUnavailable, "model %s has no deployment to try", g.info.Name)
-	}
-	_ = reply.ErrorWith(last, nil)
+	_ = reply.Error(e.Error)
 }
 
-// answerHeader is what of a worker's answer goes on to the ingress.
-func answerHeader(resp *nats.Msg) nats.Header {
-	h := nats.Header{}
+// failure is why a group did not answer; streamed: chunks went out, so
+// nothing may be tried again.
+type failure struct {
+	*bus.Error
+	streamed bool
+}
+
+// attempt sends the request to deployments of g, one after another in
+// pick order, skipping those cooling down, for at most 1 + num_retries
+// tries (a group of one deployment tries it again), until one answers. A
+// failure another deployment could not fix (the request itself was
+// refused), or one after chunks went out, ends the attempt.
+func (r *Router) attempt(ctx context.Context, g *group, ds []config.Model, hdr nats.Header, body []byte) (*nats.Msg, *failure) {
+	tries := 1 + r.retries
+	var last *failure
+	var order []config.Model
+	for try := 0; try < tries; try++ {
+		if len(order) == 0 {
+			order = pick(ds)
+		}
+		d, ok := r.nextUp(&order)
+		if !ok {
+			if last != nil {
+				return nil, last
+			}
+			return nil, &failure{Error: r.allCooling(g, ds)}
+		}
+		if try > 0 && r.o.Routing.RetryAfter > 0 {
+			select {
+			case <-time.After(r.o.Routing.RetryAfter):
+			case <-ctx.Done():
+				return nil, last
+			}
+		}
+		resp, f, status := r.ask(ctx, g, d, hdr, body)
+		if f == nil {
+			r.health.succeeded(d.ID)
+			return resp, nil
+		}
+		last = f
+		if r.health.failed(d.ID, len(ds), f.Error, status) {
+			r.log.Info("LLM deployment cooling down", "model", g.info.Name, "deployment", d.ID, "for", r.health.cooldown.String(), "err", f.Message)
+		}
+		if f.streamed || !retryable(f.Error) || ctx.Err() != nil {
+			return nil, f
+		}
+		r.log.Debug("LLM deployment failed; trying again", "model", g.info.Name, "deployment", d.ID, "err", f.Message)
+	}
+	return nil, last
+}
+
+// nextUp takes the first deployment of order that is not cooling down.
+func (r *Router) nextUp(order *[]config.Model) (config.Model, bool) {
+	for len(*order) > 0 {
+		d := (*order)[0]
+		*order = (*order)[1:]
+		if r.health.coolingUntil(d.ID).IsZero() {
+			return d, true
+		}
+	}
+	return config.Model{}, false
+}
+
+// allCooling is the error when every deployment to try is cooling down:
+// 429, LiteLLM's words, with the wait until the first is back.
+func (r *Router) allCooling(g *group, ds []config.Model) *bus.Error {
+	var first time.Time
+	for _, d := range ds {
+		if u := r.health.coolingUntil(d.ID); !u.IsZero() && (first.IsZero() || u.Before(first)) {
+			first = u
+		}
+	}
+	e := bus.Errorf(bus.ErrRateLimited, "All deployments for selected model are in cooldown: model %s", g.info.Name)
+	if !first.IsZero() {
+		e.RetryAfter = first.Sub(r.health.now())
+	}
+	return e
+}
+
+// ask sends the request to deployment d of g.
+func (r *Router) ask(ctx context.Context, g *group, d config.Model, hdr nats.Header, body []byte) (*nats.Msg, *failure, int) {
+	msg := &nats.Msg{Subject: bus.LLMDeploymentRPC(d.ID), Data: body, Header: nats.Header{}}
+	for k, v := range hdr {
+		msg.Header[k] = v
+	}
+	msg.Header.Set(bus.HeaderLLMOp, bus.LLMOpChat)
+	msg.Header.Set(bus.HeaderLLMModel, g.info.Name)
+	resp, err := r.nc.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		return nil, &failure{Error: r.requestError(ctx, d, err)}, 0
+	}
+	e := bus.ReplyError(resp)
+	if e == nil {
+		return resp, nil, 0
+	}
+	status, _ := strconv.Atoi(resp.Header.Get(bus.HeaderLLMStatus))
+	return nil, &failure{Error: e, streamed: resp.Header.Get(bus.HeaderLLMStreamed) != ""}, status
+}
+
+// answerHeader is what of a worker's answer goes on to the ingress, and
+// the group that answered (a fallback's, maybe).
+func answerHeader(resp *nats.Msg, g *group) nats.Header {
+	h := nats.Header{bus.HeaderLLMModel: {g.info.Name}}
 	for _, k := range []string{bus.HeaderLLMDeployment, bus.HeaderLLMStreamed} {
 		if v := resp.Header.Get(k); v != "" {
 			h.Set(k, v)
@@ -75,7 +169,7 @@ func (r *Router) requestError(ctx context.Context, d config.Model, err error) *b
 // failed with e: not when the request itself was refused.
 func retryable(e *bus.Error) bool {
 	switch e.Kind {
-	case bus.ErrBadRequest, bus.ErrProviderRejected, bus.ErrContextLength, bus.ErrInvalidParams, bus.ErrTooLarge:
+	case bus.ErrBadRequest, bus.ErrProviderRejected, bus.ErrContextLength, bus.ErrContentPolicy, bus.ErrInvalidParams, bus.ErrTooLarge:
 		return false
 	}
 	return true

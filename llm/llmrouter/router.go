@@ -26,14 +26,27 @@ type Options struct {
 	Log *slog.Logger
 	// MaxInFlight bounds concurrent requests (past it: overloaded).
 	MaxInFlight int
+	// Routing is router_settings' (and litellm_settings') retries,
+	// cooldowns and fallbacks.
+	Routing config.Routing
+	// Now is the clock of cooldowns (nil: time.Now).
+	Now func() time.Time
 }
+
+// DefaultRetries are the tries after the first on a group when
+// num_retries is unset (OpenAI's SDKs' and LiteLLM's router default).
+const DefaultRetries = 2
 
 // Router routes LLM requests.
 type Router struct {
 	nc      *nats.Conn
+	o       Options
 	log     *slog.Logger
+	health  *health
+	retries int
 	groups  map[string]*group
-	order   []*group // as configured, for the model list
+	byID    map[string]config.Model // deployments by id
+	order   []*group                // as configured, for the model list
 	slots   chan struct{}
 	created int64 // the model list's "created"
 }
@@ -54,9 +67,18 @@ func Start(nc *nats.Conn, models []config.Model, o Options) (micro.Service, erro
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 4096
 	}
-	r := &Router{nc: nc, log: o.Log, groups: map[string]*group{}, slots: make(chan struct{}, o.MaxInFlight), created: time.Now().Unix()}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	r := &Router{nc: nc, o: o, log: o.Log, groups: map[string]*group{}, byID: map[string]config.Model{},
+		slots: make(chan struct{}, o.MaxInFlight), created: time.Now().Unix(),
+		health: newHealth(o.Now, o.Routing.CooldownTime, o.Routing.AllowedFails), retries: DefaultRetries}
+	if o.Routing.NumRetriesSet {
+		r.retries = o.Routing.NumRetries
+	}
 	for _, m := range models {
 		m.APIKey = "" // not the router's to hold
+		r.byID[m.ID] = m
 		g := r.groups[m.Name]
 		if g == nil {
 			g = &group{info: bus.ModelGroup{Name: m.Name}, hidden: true}
@@ -154,7 +176,7 @@ func (r *Router) chat(env bus.Envelope, hdr nats.Header, body []byte, reply bus.
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline(env))
 	defer cancel()
-	r.route(ctx, g, hdr, body, reply)
+	r.route(ctx, env, g, hdr, body, reply)
 }
 
 // group is the model group name, if the caller may use it.

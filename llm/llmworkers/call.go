@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/mcpbus/mcpbus/bus"
@@ -24,6 +25,8 @@ type call struct {
 	// streamed: a chunk went to the client, so the request cannot be
 	// tried again elsewhere.
 	streamed bool
+	// status is the provider's error status, for the router's cooldowns.
+	status int
 }
 
 // maxErrorBody bounds what is read of a provider's error answer.
@@ -69,6 +72,7 @@ func (c *call) chat(ctx context.Context, body []byte) {
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		c.status = resp.StatusCode
 		c.fail(c.providerError(resp.StatusCode, resp.Header, raw))
 		return
 	}
@@ -153,6 +157,9 @@ func (c *call) fail(e *bus.Error) {
 	h := nats.Header{bus.HeaderLLMDeployment: {c.d.m.ID}}
 	if c.streamed {
 		h.Set(bus.HeaderLLMStreamed, "true")
+	}
+	if c.status != 0 {
+		h.Set(bus.HeaderLLMStatus, strconv.Itoa(c.status))
 	}
 	_ = c.reply.ErrorWith(e, h)
 }

@@ -14,8 +14,9 @@ import (
 // caller sees, keeping its status class (docs/LLM.md, "Errors"):
 //
 //   - 400 and 422: the request itself; the provider's message, scrubbed
-//     (ErrContextLength when it says the prompt is too long, which the
-//     router's context_window_fallbacks act on);
+//     (ErrContextLength when it says the prompt is too long, ErrContentPolicy
+//     when its content policy refused it, which the router's
+//     context_window_fallbacks and content_policy_fallbacks act on);
 //   - 401 and 403: the deployment's key, which is not the caller's fault
 //     and is never quoted (502);
 //   - 404: the deployment names a model the provider does not have (502);
@@ -40,6 +41,8 @@ func (c *call) providerError(status int, h http.Header, raw []byte) *bus.Error {
 	switch {
 	case status == http.StatusBadRequest && (code == "context_length_exceeded" || strings.Contains(strings.ToLower(msg), "context length")):
 		return bus.Errorf(bus.ErrContextLength, "%s: the messages are longer than the model's context window%s", who, quoted)
+	case status == http.StatusBadRequest && (code == "content_policy_violation" || code == "content_filter"):
+		return bus.Errorf(bus.ErrContentPolicy, "%s: the provider's content policy refused the request%s", who, quoted)
 	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
 		return bus.Errorf(bus.ErrProviderRejected, "%s refused the request (status %d)%s", who, status, quoted)
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:

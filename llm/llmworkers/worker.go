@@ -36,6 +36,9 @@ type Options struct {
 	MaxInFlight int
 	// Transport makes the provider calls (nil: a fresh http.Transport).
 	Transport http.RoundTripper
+	// Timeout bounds a call of a deployment without a timeout of its own
+	// (router_settings.timeout; 0: DefaultTimeout).
+	Timeout time.Duration
 }
 
 // Service is the running workers of one process: their micro service
@@ -46,6 +49,8 @@ type Service struct {
 	cancel *nats.Subscription
 	log    *slog.Logger
 	slots  chan struct{}
+	// timeout bounds a call of a deployment without its own.
+	timeout time.Duration
 
 	mu       sync.Mutex
 	inflight map[string]context.CancelCauseFunc // request id -> its call
@@ -66,7 +71,10 @@ func Start(nc *nats.Conn, models []config.Model, o Options) (*Service, error) {
 	if transport == nil {
 		transport = credential.NewBaseTransport()
 	}
-	s := &Service{nc: nc, log: o.Log, slots: make(chan struct{}, o.MaxInFlight), inflight: map[string]context.CancelCauseFunc{}}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	s := &Service{nc: nc, log: o.Log, slots: make(chan struct{}, o.MaxInFlight), timeout: o.Timeout, inflight: map[string]context.CancelCauseFunc{}}
 	svc, err := micro.AddService(nc, micro.Config{Name: bus.ServiceLLMWorker, Version: version.Version,
 		Description: "LLM deployments: provider calls with the provider key"})
 	if err != nil {
@@ -141,7 +149,7 @@ func (s *Service) serve(d *deployment, r bus.Reply, h nats.Header, body []byte) 
 	defer cancel(nil)
 	timeout := d.m.Timeout
 	if timeout <= 0 {
-		timeout = DefaultTimeout
+		timeout = s.timeout
 	}
 	deadline := time.Now().Add(timeout)
 	if !env.Deadline.IsZero() && env.Deadline.Before(deadline) {

@@ -265,3 +265,39 @@ model_list:
 		t.Fatal("the provider call went on after its client left")
 	}
 }
+
+// router_settings apply through the bus: a group whose provider fails
+// falls back to another group, which answers, and says so in LiteLLM's
+// headers; a context-window error goes to context_window_fallbacks.
+func TestLLMFallbacksThroughTheBus(t *testing.T) {
+	fake := &fakellm.Server{APIKey: llmProviderKey}
+	hs := httptest.NewServer(fake)
+	t.Cleanup(hs.Close)
+	deployment := func(name, model string) string {
+		return `  - model_name: ` + name + `
+    litellm_params: {model: openai/` + model + `, api_base: ` + hs.URL + `/v1, api_key: os.environ/FAKE_KEY}
+`
+	}
+	g := startGateway(t, `
+general_settings:
+  master_key: `+master+`
+model_list:
+`+deployment("flaky", "fake-error-503")+deployment("small", "fake-context-length")+deployment("steady", "fake-gpt")+`
+router_settings:
+  num_retries: 1
+  fallbacks: [{"flaky": ["steady"]}]
+  context_window_fallbacks: [{"small": ["steady"]}]
+`, map[string]string{"FAKE_KEY": llmProviderKey})
+	for _, model := range []string{"flaky", "small"} {
+		status, h, body := rest(t, http.MethodPost, g.URL()+"/v1/chat/completions", master, `{"model":"`+model+`","messages":[{"role":"user","content":"still here"}]}`)
+		if status != http.StatusOK || !strings.Contains(body, "echo: still here") || h.Get("X-Litellm-Model-Group") != "steady" || h.Get("X-Litellm-Model-Id") == "" {
+			t.Fatalf("%s: %d %s, group %q", model, status, body, h.Get("X-Litellm-Model-Group"))
+		}
+	}
+	if n := fake.Calls("fake-error-503"); n != 2 {
+		t.Fatalf("the failing deployment was asked %d times, want 2 (num_retries 1)", n)
+	}
+	if n := fake.Calls("fake-context-length"); n != 1 {
+		t.Fatalf("a context-window error was retried: %d calls", n)
+	}
+}
