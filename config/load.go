@@ -196,11 +196,6 @@ func ParseParts(name string, data []byte, env LookupEnv, parts Parts) (*File, er
 		case "model_list":
 			if !parts.SkipModels {
 				f.Models = readModels(p, kv.val, env) // models.go
-				for _, m := range f.Models {
-					if m.Provider == "anthropic" {
-						p.warn("model_list", "deployment "+strconv.Quote(m.ID)+" of "+strconv.Quote(m.Name)+": the Anthropic wire is not served yet (docs/plans/llm-a2a.md, step 5); it is left out")
-					}
-				}
 			}
 		default:
 			unused = append(unused, kv.key)

@@ -34,6 +34,10 @@ const maxErrorBody = 64 << 10
 
 // chat makes a chat completions call.
 func (c *call) chat(ctx context.Context, body []byte) {
+	if c.d.m.Provider == "anthropic" {
+		c.anthropicChat(ctx, body) // anthropic.go
+		return
+	}
 	var req map[string]json.RawMessage
 	if err := json.Unmarshal(body, &req); err != nil || req == nil {
 		c.fail(bus.Errorf(bus.ErrBadRequest, "the request body is not a JSON object"))
@@ -52,10 +56,27 @@ func (c *call) chat(ctx context.Context, body []byte) {
 		c.fail(bus.Wrap(bus.ErrInternal, err, "could not encode the provider request"))
 		return
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.d.wire.chatURL(c.d.m), bytes.NewReader(out))
+	resp, ok := c.post(ctx, c.d.wire.chatURL(c.d.m), out, stream, func(h http.Header) { c.d.wire.authorize(h, c.d.m) })
+	if !ok {
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if stream {
+		c.relay(ctx, resp)
+		return
+	}
+	if raw, ok := c.readAnswer(ctx, resp); ok {
+		c.respond(c.d.scrub.JSON(raw))
+	}
+}
+
+// post sends body to url, with the headers authorize sets; ok is false
+// when the call failed, and has been answered.
+func (c *call) post(ctx context.Context, url string, body []byte, stream bool, authorize func(http.Header)) (*http.Response, bool) {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		c.fail(bus.Errorf(bus.ErrInternal, "deployment %s: its api_base does not make a request URL", c.d.m.ID))
-		return
+		return nil, false
 	}
 	hr.Header.Set("Content-Type", "application/json")
 	if stream {
@@ -63,47 +84,52 @@ func (c *call) chat(ctx context.Context, body []byte) {
 	} else {
 		hr.Header.Set("Accept", "application/json")
 	}
-	c.d.wire.authorize(hr.Header, c.d.m)
+	authorize(hr.Header)
 	resp, err := c.d.client.Do(hr)
 	if err != nil {
 		c.fail(c.transportError(ctx, err))
-		return
+		return nil, false
 	}
-	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		_ = resp.Body.Close()
 		c.status = resp.StatusCode
 		c.fail(c.providerError(resp.StatusCode, resp.Header, raw))
-		return
+		return nil, false
 	}
 	if stream {
-		c.relay(ctx, resp)
-		return
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+			_ = resp.Body.Close()
+			c.fail(bus.Errorf(bus.ErrProvider, "deployment %s of model %s answered a streaming request with %q, not an event stream", c.d.m.ID, c.model, bus.Shorten(ct, 64)))
+			return nil, false
+		}
 	}
+	return resp, true
+}
+
+// readAnswer reads a JSON answer that fits one bus message; ok is false
+// when it did not, and the call has been answered.
+func (c *call) readAnswer(ctx context.Context, resp *http.Response) ([]byte, bool) {
 	max := c.nc.MaxPayload() - 64<<10
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
 	if err != nil {
 		c.fail(c.transportError(ctx, err))
-		return
+		return nil, false
 	}
 	if int64(len(raw)) > max {
 		c.fail(bus.Errorf(bus.ErrProvider, "deployment %s of model %s answered more than %d bytes, more than one bus message carries", c.d.m.ID, c.model, max))
-		return
+		return nil, false
 	}
 	if !json.Valid(raw) {
 		c.fail(bus.Errorf(bus.ErrProvider, "deployment %s of model %s answered with a body that is not JSON", c.d.m.ID, c.model))
-		return
+		return nil, false
 	}
-	c.respond(c.d.scrub.JSON(raw))
+	return raw, true
 }
 
 // relay publishes each chunk of the provider's event stream to the POST's
 // stream, in order, as it comes, then answers.
 func (c *call) relay(ctx context.Context, resp *http.Response) {
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
-		c.fail(bus.Errorf(bus.ErrProvider, "deployment %s of model %s answered a streaming request with %q, not an event stream", c.d.m.ID, c.model, bus.Shorten(ct, 64)))
-		return
-	}
 	to := bus.ClientSubject(c.env.Stream, bus.LLMSender)
 	max := int(c.nc.MaxPayload() - 16<<10)
 	sc := bufio.NewScanner(resp.Body)
@@ -125,18 +151,26 @@ func (c *call) relay(ctx context.Context, resp *http.Response) {
 			c.fail(bus.Errorf(bus.ErrProvider, "deployment %s of model %s sent a chunk that is not JSON", c.d.m.ID, c.model))
 			return
 		}
-		chunk := bytes.Clone(c.d.scrub.JSON(data))
-		if err := c.nc.Publish(to, chunk); err != nil {
-			c.fail(bus.Wrap(bus.ErrInternal, err, "could not send a chunk to the client's stream"))
+		if !c.send(to, data) {
 			return
 		}
-		c.streamed = true
 	}
 	if err := sc.Err(); err != nil {
 		c.fail(c.transportError(ctx, err))
 		return
 	}
 	c.respond(nil)
+}
+
+// send publishes one chunk to the client's stream; false when it could
+// not, and the call has been answered.
+func (c *call) send(to string, chunk []byte) bool {
+	if err := c.nc.Publish(to, bytes.Clone(c.d.scrub.JSON(chunk))); err != nil {
+		c.fail(bus.Wrap(bus.ErrInternal, err, "could not send a chunk to the client's stream"))
+		return false
+	}
+	c.streamed = true
+	return true
 }
 
 // respond answers with data (nil after a stream).

@@ -39,7 +39,8 @@ func (c *call) providerError(status int, h http.Header, raw []byte) *bus.Error {
 		quoted = ": " + msg
 	}
 	switch {
-	case status == http.StatusBadRequest && (code == "context_length_exceeded" || strings.Contains(strings.ToLower(msg), "context length")):
+	case status == http.StatusBadRequest && (code == "context_length_exceeded" || strings.Contains(strings.ToLower(msg), "context length") ||
+		strings.Contains(strings.ToLower(msg), "prompt is too long")): // Anthropic's words
 		return bus.Errorf(bus.ErrContextLength, "%s: the messages are longer than the model's context window%s", who, quoted)
 	case status == http.StatusBadRequest && (code == "content_policy_violation" || code == "content_filter"):
 		return bus.Errorf(bus.ErrContentPolicy, "%s: the provider's content policy refused the request%s", who, quoted)

@@ -36,6 +36,8 @@ func wireOf(m config.Model) wire {
 		return openaiWire{}
 	case "azure":
 		return azureWire{}
+	case "anthropic":
+		return anthropicWire{} // anthropic.go
 	}
 	return nil
 }

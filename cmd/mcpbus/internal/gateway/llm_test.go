@@ -15,6 +15,7 @@ import (
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/fakellm"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/shared"
 )
 
 // The provider key the fake checks, and a wrong one a deployment holds:
@@ -27,7 +28,7 @@ const (
 // llmGateway starts the fake provider and a gateway with deployments on
 // it: gpt-4o (OpenAI), gpt-eu (Azure), broken (a provider failing with
 // 500), badkey (a deployment whose key the provider refuses), and
-// claude (Anthropic, not served yet).
+// claude (Anthropic's wire, translated both ways).
 func llmGateway(t *testing.T) (*testGateway, *fakellm.Server) {
 	t.Helper()
 	fake := &fakellm.Server{APIKey: llmProviderKey}
@@ -109,8 +110,8 @@ func TestLLMChatThroughTheBus(t *testing.T) {
 		}
 		return out
 	}
-	if got := names(master); !slices.Equal(got, []string{"gpt-4o", "gpt-eu", "broken", "badkey"}) {
-		t.Fatalf("master key's models: %v (claude is not served yet, so not listed)", got)
+	if got := names(master); !slices.Equal(got, []string{"gpt-4o", "gpt-eu", "broken", "badkey", "claude"}) {
+		t.Fatalf("master key's models: %v", got)
 	}
 	if got := names(limited); !slices.Equal(got, []string{"gpt-4o"}) {
 		t.Fatalf("limited key's models: %v", got)
@@ -165,7 +166,7 @@ func TestLLMChatThroughTheBus(t *testing.T) {
 
 // Errors are OpenAI's shape with the right status, and never carry the
 // provider key: an unknown model 404, a failing provider 502, a refused
-// deployment key 502 naming the deployment, a model not served 404.
+// deployment key 502 naming the deployment.
 func TestLLMErrors(t *testing.T) {
 	g, _ := llmGateway(t)
 	ctx := context.Background()
@@ -177,9 +178,6 @@ func TestLLMErrors(t *testing.T) {
 	}
 	if e := asOpenAIError(t, chat("gpt-5-nowhere"), http.StatusNotFound); e.Code != "404" || !strings.Contains(e.Message, "gpt-5-nowhere") {
 		t.Fatalf("unknown model: %+v", e)
-	}
-	if e := asOpenAIError(t, chat("claude"), http.StatusNotFound); !strings.Contains(e.Message, "claude") {
-		t.Fatalf("a model not served: %+v", e)
 	}
 	if e := asOpenAIError(t, chat("broken"), http.StatusBadGateway); e.Type != "api_error" || !strings.Contains(e.Message, "status 500") {
 		t.Fatalf("provider failure: %+v", e)
@@ -299,5 +297,76 @@ router_settings:
 	}
 	if n := fake.Calls("fake-context-length"); n != 1 {
 		t.Fatalf("a context-window error was retried: %d calls", n)
+	}
+}
+
+// An Anthropic deployment answers OpenAI's SDK as an OpenAI model would:
+// the request made into a Messages API request, the answer, the stream and
+// tool calls made back, through the bus, with the provider key set by the
+// worker as x-api-key.
+func TestLLMAnthropicThroughTheBus(t *testing.T) {
+	g, fake := llmGateway(t)
+	ctx := context.Background()
+	c := llmClient(g, master)
+	res, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "claude",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage("be brief"), openai.UserMessage("hello claude")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Choices[0].Message.Content; got != "echo: hello claude" || res.Choices[0].FinishReason != "stop" || res.Usage.PromptTokens == 0 {
+		t.Fatalf("chat: %q %s usage %+v", got, res.Choices[0].FinishReason, res.Usage)
+	}
+	if fake.Calls("claude-sonnet-4") != 1 {
+		t.Fatalf("the Anthropic wire was not used: %d calls", fake.Calls("claude-sonnet-4"))
+	}
+
+	stream := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{Model: "claude",
+		Messages:      []openai.ChatCompletionMessageParamUnion{openai.UserMessage("stream from anthropic now")},
+		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}})
+	var acc openai.ChatCompletionAccumulator
+	chunks := 0
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+		chunks++
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := acc.Choices[0].Message.Content; got != "echo: stream from anthropic now" || chunks < 5 || acc.Usage.CompletionTokens == 0 {
+		t.Fatalf("stream: %q in %d chunks, usage %+v", got, chunks, acc.Usage)
+	}
+
+	tools := []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{Name: "demo__echo",
+		Parameters: shared.FunctionParameters{"type": "object", "properties": map[string]any{"text": map[string]any{"type": "string"}}}})}
+	msgs := []openai.ChatCompletionMessageParamUnion{openai.UserMessage(`please call demo__echo with {"text":"via claude"}`)}
+	for _, streamed := range []bool{false, true} {
+		var msg openai.ChatCompletionMessage
+		var finish string
+		params := openai.ChatCompletionNewParams{Model: "claude", Messages: msgs, Tools: tools}
+		if streamed {
+			s := c.Chat.Completions.NewStreaming(ctx, params)
+			var acc openai.ChatCompletionAccumulator
+			for s.Next() {
+				acc.AddChunk(s.Current())
+			}
+			if err := s.Err(); err != nil {
+				t.Fatal(err)
+			}
+			msg, finish = acc.Choices[0].Message, acc.Choices[0].FinishReason
+		} else {
+			res, err := c.Chat.Completions.New(ctx, params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, finish = res.Choices[0].Message, res.Choices[0].FinishReason
+		}
+		if finish != "tool_calls" || len(msg.ToolCalls) != 1 || msg.ToolCalls[0].Function.Name != "demo__echo" || msg.ToolCalls[0].Function.Arguments != `{"text":"via claude"}` {
+			t.Fatalf("tool call (streamed %v): %s %+v", streamed, finish, msg.ToolCalls)
+		}
+		next := append(append([]openai.ChatCompletionMessageParamUnion{}, msgs...), msg.ToParam(), openai.ToolMessage("via claude", msg.ToolCalls[0].ID))
+		res, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "claude", Messages: next, Tools: tools})
+		if err != nil || res.Choices[0].Message.Content != "tool result: via claude" {
+			t.Fatalf("after the tool result (streamed %v): %+v %v", streamed, res, err)
+		}
 	}
 }
