@@ -44,7 +44,10 @@ func (s *service) applyKeyFields(ctx context.Context, rec *bus.KeyRecord, f bus.
 		exp := now.Add(d).UTC()
 		rec.Expires = &exp
 	}
-	return applyCommon(f.CommonFields, &rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions, &rec.Models})
+	if e := applyModelLimits(f, rec); e != nil { // llm_fields.go
+		return e
+	}
+	return applyCommon(f.CommonFields, &rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions, &rec.Models, &rec.LLMLimits})
 }
 
 // checkAlias fails if another key than token has alias.

@@ -15,6 +15,7 @@ type mcpLimits struct {
 	servers, groups *[]string
 	tools           *map[string][]string
 	models          *[]string
+	llm             *bus.LLMLimits
 }
 
 // MaxModelEntries and MaxModelEntry bound a key's or team's models list.
@@ -106,6 +107,9 @@ func applyCommon(f bus.CommonFields, rpm *int, metadata *map[string]any, blocked
 		if e := applyModels(*f.Models, m.models); e != nil {
 			return e
 		}
+	}
+	if e := applyLLMLimits(f, m.llm); e != nil { // llm_fields.go
+		return e
 	}
 	return applyPerms(f.PermFields, m)
 }

@@ -897,8 +897,8 @@ func TestUnenforcedLimitsRefused(t *testing.T) {
 	ns := bustest.Server(t)
 	a := startAuth(t, ns, nil)
 	for subject, body := range map[string]map[string]any{
-		bus.SubjectKeyGenerate: {"key_alias": "limited", "tpm_limit": 1000},
-		bus.SubjectTeamNew:     {"team_id": "budgeted", "max_budget": 10},
+		bus.SubjectKeyGenerate: {"key_alias": "limited", "max_parallel_requests": 4},
+		bus.SubjectTeamNew:     {"team_id": "budgeted", "soft_budget": 10},
 		"key agent groups":     {"key_alias": "grouped", "object_permission": map[string]any{"agent_access_groups": []string{"dev"}}},
 	} {
 		subj := subject

@@ -72,6 +72,8 @@ type service struct {
 	store    *store
 	limiter  rateCounter
 	failOpen bool // Options.RateLimitFailOpen
+	// spendReady: the spend counters' stream exists (llm_limits.go).
+	spendReady bool
 	// warn rate-limits repeated warnings (a counter outage would otherwise
 	// log once per request).
 	warn bus.RateLimited
@@ -123,6 +125,10 @@ func start(nc *nats.Conn, o Options) (*service, micro.Service, error) {
 		cancel()
 		return nil, nil, err
 	}
+	if err := s.addLLMEndpoints(svc); err != nil { // llm_limits.go
+		_ = svc.Stop()
+		return nil, nil, err
+	}
 	for _, ep := range []struct {
 		name, subject string
 		h             func(context.Context, []byte) (any, *bus.Error)
@@ -159,6 +165,11 @@ func (s *service) openStore(ctx context.Context, o Options) error {
 	}
 	if err := rateCounterStream(ictx, o.JetStream, o.state()); err == nil {
 		s.limiter = &counterLimiter{nc: s.nc, now: s.now}
+		if err := spendStream(ictx, o.JetStream, o.state()); err != nil {
+			s.log.Warn("auth: LLM budgets cannot be counted: no spend stream", "err", err)
+		} else {
+			s.spendReady = true
+		}
 	} else {
 		// A NATS without distributed counters (before 2.12): compare-and-set
 		// on a KV bucket, exact while contention stays under maxCASAttempts.

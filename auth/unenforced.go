@@ -14,13 +14,7 @@ import (
 // rather than stored without it. A field left empty (null, [], {}, "") sets
 // no limit and passes: LiteLLM's own clients send models: [] by default.
 var unenforcedFields = map[string]string{
-	"max_budget":             "budgets",
 	"soft_budget":            "budgets",
-	"budget_duration":        "budgets",
-	"model_max_budget":       "budgets",
-	"tpm_limit":              "token limits",
-	"model_tpm_limit":        "token limits",
-	"model_rpm_limit":        "per-model rate limits",
 	"max_parallel_requests":  "parallel-request limits",
 	"allowed_routes":         "route limits",
 	"allowed_cache_controls": "cache-control limits",

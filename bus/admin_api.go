@@ -42,10 +42,15 @@ type CommonFields struct {
 	PermFields
 	// Models: the model groups (names, access groups, wildcards,
 	// all-proxy-models, all-team-models) the key or team may use.
-	Models   *[]string       `json:"models,omitempty"`
-	RPMLimit *int            `json:"rpm_limit,omitempty"`
-	Metadata *map[string]any `json:"metadata,omitempty"`
-	Blocked  *bool           `json:"blocked,omitempty"`
+	Models *[]string `json:"models,omitempty"`
+	// TPMLimit, MaxBudget (a number, or null to clear) and BudgetDuration:
+	// the LLM limits (llm_limits.go).
+	TPMLimit       *int            `json:"tpm_limit,omitempty"`
+	MaxBudget      json.RawMessage `json:"max_budget,omitempty"`
+	BudgetDuration *string         `json:"budget_duration,omitempty"`
+	RPMLimit       *int            `json:"rpm_limit,omitempty"`
+	Metadata       *map[string]any `json:"metadata,omitempty"`
+	Blocked        *bool           `json:"blocked,omitempty"`
 }
 
 // KeyFields are the writable fields of a key (generate, update).
@@ -55,6 +60,10 @@ type KeyFields struct {
 	TeamID   *string `json:"team_id,omitempty"`
 	// Duration is LiteLLM's lifetime: a whole number and one of s, m, h, d, w.
 	Duration *string `json:"duration,omitempty"`
+	// The per-model LLM limits of a key (llm_limits.go).
+	ModelMaxBudget *map[string]ModelBudget `json:"model_max_budget,omitempty"`
+	ModelRPMLimit  *map[string]int         `json:"model_rpm_limit,omitempty"`
+	ModelTPMLimit  *map[string]int         `json:"model_tpm_limit,omitempty"`
 }
 
 // KeyGenerateRequest is the body of SubjectKeyGenerate (POST /key/generate).

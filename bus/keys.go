@@ -44,13 +44,27 @@ type KeyRecord struct {
 	MCPToolPermissions map[string][]string `json:"mcp_tool_permissions,omitempty"`
 	// Models limits the model groups the key may use (LiteLLM's models:
 	// names, access groups, wildcards); empty inherits the team's.
-	Models    []string       `json:"models,omitempty"`
-	RPMLimit  int            `json:"rpm_limit,omitempty"`
-	Expires   *time.Time     `json:"expires,omitempty"`
-	Blocked   bool           `json:"blocked,omitempty"`
-	Metadata  map[string]any `json:"metadata,omitempty"`
-	CreatedAt time.Time      `json:"created_at"`
-	UpdatedAt time.Time      `json:"updated_at"`
+	Models   []string `json:"models,omitempty"`
+	RPMLimit int      `json:"rpm_limit,omitempty"`
+	LLMLimits
+	// ModelMaxBudget, ModelRPMLimit and ModelTPMLimit limit the key per
+	// model group (llm_limits.go).
+	ModelMaxBudget map[string]ModelBudget `json:"model_max_budget,omitempty"`
+	ModelRPMLimit  map[string]int         `json:"model_rpm_limit,omitempty"`
+	ModelTPMLimit  map[string]int         `json:"model_tpm_limit,omitempty"`
+	Expires        *time.Time             `json:"expires,omitempty"`
+	Blocked        bool                   `json:"blocked,omitempty"`
+	Metadata       map[string]any         `json:"metadata,omitempty"`
+	CreatedAt      time.Time              `json:"created_at"`
+	UpdatedAt      time.Time              `json:"updated_at"`
+}
+
+// LLMLimits are the LLM limits keys and teams share: tokens per minute,
+// and a budget in USD per budget_duration ("" = ever).
+type LLMLimits struct {
+	TPMLimit       int      `json:"tpm_limit,omitempty"`
+	MaxBudget      *float64 `json:"max_budget,omitempty"`
+	BudgetDuration string   `json:"budget_duration,omitempty"`
 }
 
 // TeamRecord is one team as stored in BucketTeams under its id.
@@ -62,10 +76,11 @@ type TeamRecord struct {
 	MCPToolPermissions map[string][]string `json:"mcp_tool_permissions,omitempty"`
 	Models             []string            `json:"models,omitempty"`
 	RPMLimit           int                 `json:"rpm_limit,omitempty"`
-	Blocked            bool                `json:"blocked,omitempty"`
-	Metadata           map[string]any      `json:"metadata,omitempty"`
-	CreatedAt          time.Time           `json:"created_at"`
-	UpdatedAt          time.Time           `json:"updated_at"`
+	LLMLimits
+	Blocked   bool           `json:"blocked,omitempty"`
+	Metadata  map[string]any `json:"metadata,omitempty"`
+	CreatedAt time.Time      `json:"created_at"`
+	UpdatedAt time.Time      `json:"updated_at"`
 }
 
 // Permissions is what a caller may use, as auth computed it (the one rule lives

@@ -148,6 +148,8 @@ func OpenAIErrorType(e *Error) string {
 		return "auth_error"
 	case ErrRateLimited:
 		return "rate_limit_error"
+	case ErrBudgetExceeded:
+		return "budget_exceeded"
 	case ErrModelNotFound, ErrBadRequest, ErrInvalidParams, ErrContextLength, ErrProviderRejected, ErrContentPolicy, ErrTooLarge, ErrParse:
 		return "invalid_request_error"
 	case ErrForbidden, ErrNotPermitted:

@@ -235,7 +235,9 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 	case RoleAuth:
 		pub = append(kvOwner(BucketKeys, BucketTeams, BucketRateLimits), SubjectKeyRevoked, SubjectAuthChanged, SubjectRateCountersAll)
 		pub = append(pub, streamCreator(StreamRateCounters)...)
-		sub = []string{SubjectAuthVerify, SubjectKeyAll, SubjectTeamAll, micro}
+		pub = append(pub, SubjectSpendAll)
+		pub = append(pub, streamCreator(StreamSpend)...)
+		sub = []string{SubjectAuthVerify, SubjectKeyAll, SubjectTeamAll, SubjectLLMAll, micro}
 		return pub, sub, true
 	case RoleRegistry:
 		// PURGE: records from before sealing lose their plain-text history.
@@ -323,9 +325,10 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		pub, sub = kvFollower(BucketServers, nil)
 		return pub, sub, false
 	case RoleLLM:
-		// The router asks the deployments' workers; the workers send
-		// chunks, as "llm", to the stream of the POST they answer.
-		pub = []string{LLMDeploymentAll, ClientSubject(StreamSubject("*", "*"), LLMSender)}
+		// The router asks the deployments' workers, asks auth to admit
+		// and to count spend, and records usage as the LLM's; the workers
+		// send chunks, as "llm", to the stream of the POST they answer.
+		pub = []string{LLMDeploymentAll, ClientSubject(StreamSubject("*", "*"), LLMSender), SubjectLLMAll, usageOfServer(LLMUsageServer)}
 		sub = []string{SubjectLLMRouterAll, LLMDeploymentAll, SubjectCancel, micro}
 		return pub, sub, true
 	}

@@ -62,5 +62,10 @@ type UsageEvent struct {
 	BytesOut   int       `json:"bytes_out"`
 	IPClass    IPClass   `json:"ip_class"`
 	ErrorCode  string    `json:"error_code,omitempty"` // catalog code, or the upstream's JSON-RPC code
-	Cost       float64   `json:"cost,omitempty"`       // from the tool's cost_per_query
+	Cost       float64   `json:"cost,omitempty"`       // from the tool's cost_per_query, or an LLM answer's tokens
+	// An LLM call's (Server LLMUsageServer, Tool the model group): the
+	// deployment that answered and the tokens it took.
+	Deployment       string `json:"deployment,omitempty"`
+	PromptTokens     int    `json:"prompt_tokens,omitempty"`
+	CompletionTokens int    `json:"completion_tokens,omitempty"`
 }

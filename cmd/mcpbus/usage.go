@@ -155,16 +155,23 @@ func usageLine(ev bus.UsageEvent) string {
 	if ev.ErrorCode != "" {
 		fmt.Fprintf(&b, " code=%s", ev.ErrorCode)
 	}
+	if ev.PromptTokens+ev.CompletionTokens > 0 {
+		fmt.Fprintf(&b, " tokens=%d+%d", ev.PromptTokens, ev.CompletionTokens)
+	}
+	if ev.Deployment != "" {
+		fmt.Fprintf(&b, " deployment=%s", ev.Deployment)
+	}
 	if ev.Cost != 0 {
 		fmt.Fprintf(&b, " cost=%s", formatCost(ev.Cost))
 	}
 	return b.String()
 }
 
-// toolOrMethod names what was called: the tool of a tools/call, else the
-// method (tool names never contain '/').
+// toolOrMethod names what was called: the tool of a tools/call, the model
+// of an LLM call (server _llm), else the method (tool names never contain
+// '/').
 func toolOrMethod(ev bus.UsageEvent) string {
-	if ev.Method == bus.MethodToolsCall && ev.Tool != "" {
+	if (ev.Method == bus.MethodToolsCall || ev.Server == bus.LLMUsageServer) && ev.Tool != "" {
 		return ev.Tool
 	}
 	return ev.Method
@@ -249,6 +256,7 @@ func readUsageSince(ctx context.Context, nc *nats.Conn, from time.Time, server s
 type topRow struct {
 	server, name          string
 	calls, errors, failed int
+	tokens                int // LLM calls: prompt and completion
 	cost                  float64
 	durations             []float64
 }
@@ -274,6 +282,7 @@ func writeTop(out io.Writer, events []bus.UsageEvent, group topGroup) {
 				r.failed++
 			}
 			r.cost += ev.Cost
+			r.tokens += ev.PromptTokens + ev.CompletionTokens
 			r.durations = append(r.durations, ev.DurationMS)
 		}
 	}
@@ -298,11 +307,11 @@ func writeTop(out io.Writer, events []bus.UsageEvent, group topGroup) {
 		}
 		return a + "\t" + b
 	}
-	fmt.Fprintln(tw, label(group.titles[0], group.titles[1])+"\tCALLS\tERRORS\tFAILED\tP50_MS\tP95_MS\tCOST")
+	fmt.Fprintln(tw, label(group.titles[0], group.titles[1])+"\tCALLS\tERRORS\tFAILED\tP50_MS\tP95_MS\tTOKENS\tCOST")
 	for _, r := range append(sorted, total) {
 		sort.Float64s(r.durations)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", label(r.server, r.name), r.calls, r.errors, r.failed,
-			formatMS(percentile(r.durations, 0.50)), formatMS(percentile(r.durations, 0.95)), formatCost(r.cost))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%d\t%s\n", label(r.server, r.name), r.calls, r.errors, r.failed,
+			formatMS(percentile(r.durations, 0.50)), formatMS(percentile(r.durations, 0.95)), r.tokens, formatCost(r.cost))
 	}
 	tw.Flush()
 }

@@ -87,6 +87,13 @@ func ev(id, server, tool, method, status string, ms, cost float64) bus.UsageEven
 	return e
 }
 
+// llmEv is an LLM call's event, as the LLM router records it.
+func llmEv(id, model string, ms float64, prompt, completion int, cost float64) bus.UsageEvent {
+	e := ev(id, bus.LLMUsageServer, model, bus.LLMUsageMethod, "ok", ms, cost)
+	e.Deployment, e.PromptTokens, e.CompletionTokens = "d1", prompt, completion
+	return e
+}
+
 func TestUsageTop(t *testing.T) {
 	url, publish := usageServer(t)
 	// --since is the stream's time: just after the old event was stored,
@@ -100,14 +107,16 @@ func TestUsageTop(t *testing.T) {
 		ev("r5", "jira", "create_issue", "tools/call", "ok", 100, 1.5),
 		ev("r6", "jira", "create_issue", "tools/call", "failed", 200, 0),
 		ev("r7", "github", "", "tools/list", "ok", 5, 0),
+		llmEv("r8", "gpt-4o", 300, 1000, 200, 0.0045),
 		ev("r1", "github", "search", "tools/call", "ok", 10, 0.05), // a duplicate: dropped by the stream
 	)
 	code, stdout, stderr := runCLI("usage", "top", "--since", since.Format(time.RFC3339Nano), "--nats", url)
-	want := `SERVER  TOOL          CALLS  ERRORS  FAILED  P50_MS  P95_MS  COST
-github  search        4      1       0       20.0    40.0    0.15
-jira    create_issue  2      0       1       100.0   200.0   1.5
-github  tools/list    1      0       0       5.0     5.0     0
-TOTAL                 7      1       1       30.0    200.0   1.65
+	want := `SERVER  TOOL          CALLS  ERRORS  FAILED  P50_MS  P95_MS  TOKENS  COST
+github  search        4      1       0       20.0    40.0    0       0.15
+jira    create_issue  2      0       1       100.0   200.0   0       1.5
+_llm    gpt-4o        1      0       0       300.0   300.0   1200    0.0045
+github  tools/list    1      0       0       5.0     5.0     0       0
+TOTAL                 8      1       1       30.0    300.0   1200    1.6545
 `
 	if code != 0 || stdout != want {
 		t.Fatalf("exit %d, stderr %s\ngot:\n%s\nwant:\n%s", code, stderr, stdout, want)
@@ -119,20 +128,20 @@ TOTAL                 7      1       1       30.0    200.0   1.65
 	}
 	// Per team and per key.
 	_, stdout, _ = runCLI("usage", "top", "--since", since.Format(time.RFC3339Nano), "--by", "team", "--nats", url)
-	if want := "TEAM   CALLS  ERRORS  FAILED  P50_MS  P95_MS  COST\nt1     7      1       1       30.0    200.0   1.65\nTOTAL  7      1       1       30.0    200.0   1.65\n"; stdout != want {
+	if want := "TEAM   CALLS  ERRORS  FAILED  P50_MS  P95_MS  TOKENS  COST\nt1     8      1       1       30.0    300.0   1200    1.6545\nTOTAL  8      1       1       30.0    300.0   1200    1.6545\n"; stdout != want {
 		t.Fatalf("--by team:\n%q\nwant\n%q", stdout, want)
 	}
 	_, stdout, _ = runCLI("usage", "top", "--since", since.Format(time.RFC3339Nano), "--by", "key", "--nats", url)
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	if len(lines) != 9 || !strings.HasPrefix(lines[0], "KEY") || !strings.Contains(lines[0], "TEAM") ||
+	if len(lines) != 10 || !strings.HasPrefix(lines[0], "KEY") || !strings.Contains(lines[0], "TEAM") ||
 		!strings.Contains(stdout, (bus.Identity{KeyID: bus.HashKey("sk-r5")}).Name()) {
-		t.Fatalf("--by key: want a row per key (7) under KEY TEAM:\n%s", stdout)
+		t.Fatalf("--by key: want a row per key (8) under KEY TEAM:\n%s", stdout)
 	}
 	if code, _, stderr := runCLI("usage", "top", "--by", "model", "--nats", url); code == 0 || !strings.Contains(stderr, "want tool, server, key or team") {
 		t.Fatalf("--by model: exit %d %s", code, stderr)
 	}
 	_, stdout, _ = runCLI("usage", "top", "--since", time.Now().Add(time.Minute).Format(time.RFC3339), "--nats", url)
-	if want := "SERVER  TOOL  CALLS  ERRORS  FAILED  P50_MS  P95_MS  COST\nTOTAL         0      0       0       0.0     0.0     0\n"; stdout != want {
+	if want := "SERVER  TOOL  CALLS  ERRORS  FAILED  P50_MS  P95_MS  TOKENS  COST\nTOTAL         0      0       0       0.0     0.0     0       0\n"; stdout != want {
 		t.Fatalf("empty window:\n%q\nwant\n%q", stdout, want)
 	}
 }
@@ -211,7 +220,7 @@ func TestUsageTopManyEvents(t *testing.T) {
 	}
 	publish(evs...)
 	code, stdout, stderr := runCLI("usage", "top", "--since", "1h", "--nats", url)
-	if code != 0 || !strings.Contains(stdout, "github  search  2500   0       0       50.0    95.0    25\n") {
+	if code != 0 || !strings.Contains(stdout, "github  search  2500   0       0       50.0    95.0    0       25\n") {
 		t.Fatalf("exit %d %s\n%s", code, stderr, stdout)
 	}
 }

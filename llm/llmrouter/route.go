@@ -14,16 +14,17 @@ import (
 )
 
 // route answers the request from group g: its deployments first, with
-// retries (attempt), then its fallbacks, LiteLLM's way (fallback.go).
-func (r *Router) route(ctx context.Context, env bus.Envelope, g *group, hdr nats.Header, body []byte, reply bus.Reply) {
+// retries (attempt), then its fallbacks, LiteLLM's way (fallback.go). It
+// returns the answer it sent on, or the failure.
+func (r *Router) route(ctx context.Context, env bus.Envelope, g *group, hdr nats.Header, body []byte, reply bus.Reply) (*nats.Msg, *bus.Error) {
 	resp, e := r.attempt(ctx, g, g.deployments, hdr, body)
 	if e == nil {
 		reply.Msg(resp.Data, answerHeader(resp, g))
-		return
+		return resp, nil
 	}
 	if e.streamed {
 		_ = reply.Error(e.Error)
-		return
+		return nil, e.Error
 	}
 	for _, fb := range r.fallbacks(env, g, e.Error) {
 		if ctx.Err() != nil {
@@ -33,14 +34,15 @@ func (r *Router) route(ctx context.Context, env bus.Envelope, g *group, hdr nats
 		resp, fe := r.attempt(ctx, fb.group, fb.deployments, hdr, body)
 		if fe == nil {
 			reply.Msg(resp.Data, answerHeader(resp, fb.group))
-			return
+			return resp, nil
 		}
 		if fe.streamed {
 			_ = reply.Error(fe.Error)
-			return
+			return nil, fe.Error
 		}
 	}
 	_ = reply.Error(e.Error)
+	return nil, e.Error
 }
 
 // failure is why a group did not answer; streamed: chunks went out, so
@@ -146,7 +148,7 @@ func (r *Router) ask(ctx context.Context, g *group, d config.Model, hdr nats.Hea
 // the group that answered (a fallback's, maybe).
 func answerHeader(resp *nats.Msg, g *group) nats.Header {
 	h := nats.Header{bus.HeaderLLMModel: {g.info.Name}}
-	for _, k := range []string{bus.HeaderLLMDeployment, bus.HeaderLLMStreamed} {
+	for _, k := range []string{bus.HeaderLLMDeployment, bus.HeaderLLMStreamed, bus.HeaderLLMUsage} {
 		if v := resp.Header.Get(k); v != "" {
 			h.Set(k, v)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 )
 
@@ -40,6 +41,7 @@ const DefaultRetries = 2
 // Router routes LLM requests.
 type Router struct {
 	nc      *nats.Conn
+	js      jetstream.JetStream // usage events (spend.go)
 	o       Options
 	log     *slog.Logger
 	health  *health
@@ -75,6 +77,9 @@ func Start(nc *nats.Conn, models []config.Model, o Options) (micro.Service, erro
 		health: newHealth(o.Now, o.Routing.CooldownTime, o.Routing.AllowedFails), retries: DefaultRetries}
 	if o.Routing.NumRetriesSet {
 		r.retries = o.Routing.NumRetries
+	}
+	if js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPendingUsage)); err == nil {
+		r.js = js
 	}
 	for _, m := range models {
 		m.APIKey = "" // not the router's to hold
@@ -176,7 +181,13 @@ func (r *Router) chat(env bus.Envelope, hdr nats.Header, body []byte, reply bus.
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline(env))
 	defer cancel()
-	r.route(ctx, env, g, hdr, body, reply)
+	if e := r.admit(ctx, env, g.info.Name); e != nil { // spend.go
+		_ = reply.Error(e)
+		return
+	}
+	start := time.Now()
+	resp, fail := r.route(ctx, env, g, hdr, body, reply)
+	r.record(env, g.info.Name, start, len(body), resp, fail)
 }
 
 // group is the model group name, if the caller may use it.

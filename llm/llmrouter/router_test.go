@@ -56,6 +56,7 @@ func TestRouteTriesTheNextDeployment(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = svc.Stop() }()
+	admitAll(t, nc)
 
 	var mu sync.Mutex
 	var asked []string

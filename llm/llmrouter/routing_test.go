@@ -34,6 +34,7 @@ func newHarness(t *testing.T, models []config.Model, rt config.Routing) *harness
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Stop() })
+	admitAll(t, h.nc)
 	for _, m := range models {
 		id := m.ID
 		h.do[id] = h.ok(id)
@@ -48,6 +49,15 @@ func newHarness(t *testing.T, models []config.Model, rt config.Routing) *harness
 		}
 	}
 	return h
+}
+
+// admitAll stands in for auth's LLM limits (tested in auth): every
+// request admitted, every spend taken.
+func admitAll(t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	if _, err := nc.Subscribe(bus.SubjectLLMAll, func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (h *harness) clock() time.Time {

@@ -74,6 +74,9 @@ func (c *call) anthropicChat(ctx context.Context, body []byte) {
 		return
 	}
 	chat, err := chatFromAnthropic(raw)
+	if err == nil {
+		c.readUsage(chat)
+	}
 	if err != nil {
 		c.fail(bus.Errorf(bus.ErrProvider, "deployment %s of model %s answered with a body that is not a Messages API answer", c.d.m.ID, c.model))
 		return
@@ -238,6 +241,7 @@ func (c *call) anthropicRelay(ctx context.Context, resp *http.Response, includeU
 				bus.Shorten(ev.Error.Type, 64), bus.Shorten(c.d.scrub.Text(ev.Error.Message), 512)))
 			return
 		case "message_stop":
+			c.prompt, c.completion, c.usage = usage.prompt(), usage.OutputTokens, true
 			if includeUsage {
 				b, _ := json.Marshal(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
 					"choices": []any{}, "usage": usageOf(usage.prompt(), usage.OutputTokens)})

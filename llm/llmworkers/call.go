@@ -27,6 +27,9 @@ type call struct {
 	streamed bool
 	// status is the provider's error status, for the router's cooldowns.
 	status int
+	// usage: the tokens the answer took, when the provider said.
+	prompt, completion int
+	usage              bool
 }
 
 // maxErrorBody bounds what is read of a provider's error answer.
@@ -49,6 +52,16 @@ func (c *call) chat(ctx context.Context, body []byte) {
 		c.fail(bus.Errorf(bus.ErrBadRequest, "a streaming request came without a stream to send its chunks to"))
 		return
 	}
+	// A stream's usage comes only when asked for: always ask, and keep the
+	// usage chunk from a client that did not.
+	clientUsage := false
+	if stream {
+		opts := map[string]json.RawMessage{}
+		_ = json.Unmarshal(req["stream_options"], &opts)
+		_ = json.Unmarshal(opts["include_usage"], &clientUsage)
+		opts["include_usage"] = json.RawMessage("true")
+		req["stream_options"], _ = json.Marshal(opts)
+	}
 	upstreamModel, _ := json.Marshal(c.d.m.Upstream)
 	req["model"] = upstreamModel
 	out, err := json.Marshal(req)
@@ -62,12 +75,40 @@ func (c *call) chat(ctx context.Context, body []byte) {
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if stream {
-		c.relay(ctx, resp)
+		c.relay(ctx, resp, clientUsage)
 		return
 	}
 	if raw, ok := c.readAnswer(ctx, resp); ok {
+		c.readUsage(raw)
 		c.respond(c.d.scrub.JSON(raw))
 	}
+}
+
+// readUsage takes the tokens from an OpenAI answer or chunk's usage; it
+// reports whether there was one.
+func (c *call) readUsage(raw []byte) bool {
+	if !bytes.Contains(raw, []byte(`"usage"`)) {
+		return false
+	}
+	var u struct {
+		Usage *struct {
+			PromptTokens     int `json:"prompt_tokens"`
+			CompletionTokens int `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	if json.Unmarshal(raw, &u) != nil || u.Usage == nil {
+		return false
+	}
+	c.prompt, c.completion, c.usage = u.Usage.PromptTokens, u.Usage.CompletionTokens, true
+	return true
+}
+
+// usageOnly reports whether chunk is the usage chunk alone (no choices).
+func usageOnly(chunk []byte) bool {
+	var ch struct {
+		Choices []json.RawMessage `json:"choices"`
+	}
+	return json.Unmarshal(chunk, &ch) == nil && len(ch.Choices) == 0
 }
 
 // post sends body to url, with the headers authorize sets; ok is false
@@ -129,7 +170,7 @@ func (c *call) readAnswer(ctx context.Context, resp *http.Response) ([]byte, boo
 
 // relay publishes each chunk of the provider's event stream to the POST's
 // stream, in order, as it comes, then answers.
-func (c *call) relay(ctx context.Context, resp *http.Response) {
+func (c *call) relay(ctx context.Context, resp *http.Response, clientUsage bool) {
 	to := bus.ClientSubject(c.env.Stream, bus.LLMSender)
 	max := int(c.nc.MaxPayload() - 16<<10)
 	sc := bufio.NewScanner(resp.Body)
@@ -150,6 +191,9 @@ func (c *call) relay(ctx context.Context, resp *http.Response) {
 		if !json.Valid(data) {
 			c.fail(bus.Errorf(bus.ErrProvider, "deployment %s of model %s sent a chunk that is not JSON", c.d.m.ID, c.model))
 			return
+		}
+		if c.readUsage(data) && !clientUsage && usageOnly(data) {
+			continue // asked for the gateway, not by the client
 		}
 		if !c.send(to, data) {
 			return
@@ -178,6 +222,9 @@ func (c *call) respond(data []byte) {
 	h := nats.Header{bus.HeaderLLMDeployment: {c.d.m.ID}}
 	if c.streamed {
 		h.Set(bus.HeaderLLMStreamed, "true")
+	}
+	if c.usage {
+		h.Set(bus.HeaderLLMUsage, bus.FormatLLMUsage(c.prompt, c.completion))
 	}
 	c.reply.Msg(data, h)
 }

@@ -3,7 +3,9 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/fakellm"
+	"github.com/mcpbus/mcpbus/internal/bustest"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
@@ -368,5 +372,79 @@ func TestLLMAnthropicThroughTheBus(t *testing.T) {
 		if err != nil || res.Choices[0].Message.Content != "tool result: via claude" {
 			t.Fatalf("after the tool result (streamed %v): %+v %v", streamed, res, err)
 		}
+	}
+}
+
+// Spend is counted and limited: an answer's tokens and cost (the
+// deployment's prices) reach the usage stream beside MCP calls' and the
+// key's budget, and a key over its max_budget gets LiteLLM's 429
+// budget_exceeded while another key still gets answers.
+func TestLLMBudgetAndUsage(t *testing.T) {
+	fake := &fakellm.Server{APIKey: llmProviderKey}
+	hs := httptest.NewServer(fake)
+	t.Cleanup(hs.Close)
+	g := startGateway(t, `
+general_settings:
+  master_key: `+master+`
+model_list:
+  - model_name: priced
+    litellm_params: {model: openai/fake-gpt, api_base: `+hs.URL+`/v1, api_key: os.environ/FAKE_KEY,
+                     input_cost_per_token: 0.001, output_cost_per_token: 0.002}
+`, map[string]string{"FAKE_KEY": llmProviderKey})
+	budgeted := generateKey(t, g.URL(), map[string]any{"key_alias": "budgeted", "max_budget": 0.01})
+	other := generateKey(t, g.URL(), map[string]any{"key_alias": "other"})
+	chat := func(key string) (int, string) {
+		status, _, body := rest(t, http.MethodPost, g.URL()+"/v1/chat/completions", key, `{"model":"priced","messages":[{"role":"user","content":"count me"}]}`)
+		return status, body
+	}
+	// "count me": 2 prompt tokens and 3 completion tokens ("echo: count me")
+	// in the fake's count: 0.002 + 0.006 = 0.008 USD, under 0.01; a second
+	// answer takes the key over it, and the third is refused.
+	for i := 0; i < 2; i++ {
+		if status, body := chat(budgeted); status != http.StatusOK {
+			t.Fatalf("call %d: %d %s", i, status, body)
+		}
+	}
+	bustest.Eventually(t, 10*time.Second, "the budget to be spent", func() error {
+		status, body := chat(budgeted)
+		if status != http.StatusTooManyRequests {
+			return fmt.Errorf("status %d: %s", status, body)
+		}
+		if !strings.Contains(body, `"type":"budget_exceeded"`) || !strings.Contains(body, `"code":"429"`) || !strings.Contains(body, "Key=budgeted") {
+			t.Fatalf("over budget: %s", body)
+		}
+		return nil
+	})
+	if status, body := chat(other); status != http.StatusOK {
+		t.Fatalf("another key: %d %s", status, body)
+	}
+
+	// The usage stream has the LLM calls, with tokens, cost and deployment.
+	nc := roleConn(t, g.Gateway, bus.RoleUsage)
+	var llm []bus.UsageEvent
+	bustest.Eventually(t, 10*time.Second, "LLM usage events", func() error {
+		llm = nil
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := bus.ReadUsage(ctx, nc, bus.UsageFilter("", bus.LLMUsageServer, ""), bus.UsageStart{}, false, func(m bus.UsageMsg) error {
+			recordBody(m.Data)
+			var ev bus.UsageEvent
+			if err := json.Unmarshal(m.Data, &ev); err != nil {
+				return err
+			}
+			if ev.Status == "ok" {
+				llm = append(llm, ev)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return bustest.AtLeast("ok LLM events", len(llm), 3)
+	})
+	e := llm[0]
+	if e.Tool != "priced" || e.Method != bus.LLMUsageMethod || e.PromptTokens != 2 || e.CompletionTokens != 3 || e.Deployment == "" ||
+		e.Cost < 0.0079 || e.Cost > 0.0081 || e.KeyAlias != "budgeted" || e.BytesIn == 0 {
+		t.Fatalf("usage event: %+v", e)
 	}
 }

@@ -1,0 +1,98 @@
+package llmrouter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Admission, spend and usage: before a request is routed, auth admits it
+// against the key's and team's LLM limits (bus/llm_limits.go); after the
+// answer, auth counts its tokens and cost, and a usage event records the
+// call in the usage stream beside the MCP calls' (server "_llm", tool the
+// model group), so `mcpbus usage` and dashboards show both.
+
+// authWait bounds an admission or spend request to auth.
+const authWait = 5 * time.Second
+
+// maxPendingUsage bounds the usage events waiting for the stream's
+// acknowledgement; past it an event is dropped (and logged), never waited
+// for.
+const maxPendingUsage = 4096
+
+// limited reports whether auth has limits to check for the caller: the
+// master key and open mode have none.
+func limited(env bus.Envelope) bool {
+	return !env.Caller.Admin && env.Caller.KeyID != "anonymous" && env.Caller.KeyID != ""
+}
+
+// admit asks auth whether the caller may send a request for model now.
+func (r *Router) admit(ctx context.Context, env bus.Envelope, model string) *bus.Error {
+	if !limited(env) {
+		return nil
+	}
+	body, _ := json.Marshal(bus.LLMAdmitRequest{Model: model})
+	ctx, cancel := context.WithTimeout(ctx, authWait)
+	defer cancel()
+	resp, err := r.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: bus.SubjectLLMAdmit, Data: body, Header: env.Header()})
+	if err != nil {
+		return bus.RequestError("auth (LLM limits)", err)
+	}
+	return bus.ReplyError(resp)
+}
+
+// record counts an answer's spend with auth and records its usage event.
+// It runs after the answer went out.
+func (r *Router) record(env bus.Envelope, model string, start time.Time, bytesIn int, resp *nats.Msg, fail *bus.Error) {
+	ev := bus.UsageEvent{Time: start.UTC(), RequestID: env.RequestID, KeyID: env.Caller.KeyID, KeyAlias: env.Caller.Alias,
+		Team: env.Caller.Team, Server: bus.LLMUsageServer, Tool: model, Method: bus.LLMUsageMethod, Status: "ok", BytesIn: bytesIn,
+		DurationMS: float64(time.Since(start).Microseconds()) / 1000, IPClass: env.IPClass}
+	if fail != nil {
+		ev.Status, ev.ErrorCode = "failed", fail.Kind.Code
+	}
+	if resp != nil {
+		ev.BytesOut = len(resp.Data)
+		ev.Deployment = resp.Header.Get(bus.HeaderLLMDeployment)
+		if p, c, ok := bus.ParseLLMUsage(resp.Header.Get(bus.HeaderLLMUsage)); ok {
+			ev.PromptTokens, ev.CompletionTokens = p, c
+			if d, ok := r.byID[ev.Deployment]; ok {
+				ev.Cost = cost(d, p, c)
+			}
+		}
+	}
+	if fail == nil && limited(env) && (ev.PromptTokens+ev.CompletionTokens > 0 || ev.Cost > 0) {
+		body, _ := json.Marshal(bus.LLMSpendRequest{Model: model, PromptTokens: ev.PromptTokens, CompletionTokens: ev.CompletionTokens, Cost: ev.Cost})
+		resp, err := r.nc.RequestMsg(&nats.Msg{Subject: bus.SubjectLLMSpend, Data: body, Header: env.Header()}, authWait)
+		if err == nil {
+			if e := bus.ReplyError(resp); e != nil {
+				err = e
+			}
+		}
+		if err != nil {
+			r.log.Warn("an LLM answer's spend was not counted against the key's limits", "model", model, "request_id", env.RequestID, "err", err)
+		}
+	}
+	r.publishUsage(ev)
+}
+
+// publishUsage puts ev on the usage stream without waiting for it.
+func (r *Router) publishUsage(ev bus.UsageEvent) {
+	if r.js == nil {
+		return
+	}
+	if r.js.PublishAsyncPending() >= maxPendingUsage {
+		r.log.Warn("an LLM usage event was dropped: too many wait for the usage stream", "request_id", ev.RequestID)
+		return
+	}
+	data, _ := json.Marshal(ev)
+	m := &nats.Msg{Subject: bus.UsageSubject(ev.Team, ev.Server, ev.Tool), Data: data, Header: nats.Header{}}
+	m.Header.Set(jetstream.MsgIDHeader, ev.RequestID)
+	if _, err := r.js.PublishMsgAsync(m); err != nil && !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+		r.log.Warn("an LLM usage event was not recorded", "request_id", ev.RequestID, "err", err)
+	}
+}
