@@ -23,8 +23,13 @@ const (
 	// SubjectLLMModels answers GET /v1/models: the model groups the caller
 	// may use, as OpenAI's list ({"object":"list","data":[...]}).
 	SubjectLLMModels = Root + ".llm.router.models"
-	// SubjectLLMChat takes a chat completions request body.
-	SubjectLLMChat = Root + ".llm.router.chat"
+	// SubjectLLMChat takes a chat completions request body,
+	// SubjectLLMEmbeddings an embeddings one, SubjectLLMResponses a
+	// Responses API one (which the router answers with chat completions
+	// of the model's deployments, running MCP tools on the bus).
+	SubjectLLMChat       = Root + ".llm.router.chat"
+	SubjectLLMEmbeddings = Root + ".llm.router.embeddings"
+	SubjectLLMResponses  = Root + ".llm.router.responses"
 	// SubjectLLMRouterAll matches the router's subjects.
 	SubjectLLMRouterAll = Root + ".llm.router.*"
 	// ServiceLLMRouter and ServiceLLMWorker name the micro services.
@@ -42,11 +47,16 @@ const (
 	// HeaderLLMStreamed, on an answer, says chunks went to the stream: the
 	// request must not be tried again elsewhere.
 	HeaderLLMStreamed = "Mcpbus-Llm-Streamed"
+	// HeaderLLMBase is the gateway's URL as the client reached it
+	// (scheme://host), which an MCP tool's server_url on /v1/responses must
+	// name (ingress to router).
+	HeaderLLMBase = "Mcpbus-Llm-Base"
 	// HeaderLLMStatus, on an error answer from a worker, is the provider's
 	// HTTP status (for cooldowns and fallbacks; never shown as is).
 	HeaderLLMStatus = "Mcpbus-Llm-Status"
 
-	LLMOpChat = "chat"
+	LLMOpChat       = "chat"
+	LLMOpEmbeddings = "embeddings"
 )
 
 // LLMDeploymentRPC is the subject of one deployment's workers (a deployment

@@ -328,7 +328,8 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		// The router asks the deployments' workers, asks auth to admit
 		// and to count spend, and records usage as the LLM's; the workers
 		// send chunks, as "llm", to the stream of the POST they answer.
-		pub = []string{LLMDeploymentAll, ClientSubject(StreamSubject("*", "*"), LLMSender), SubjectLLMAll, usageOfServer(LLMUsageServer)}
+		pub = []string{LLMDeploymentAll, ClientSubject(StreamSubject("*", "*"), LLMSender), SubjectLLMAll, usageOfServer(LLMUsageServer),
+			SubjectRouterRPC} // MCP tools on /v1/responses, as the caller
 		sub = []string{SubjectLLMRouterAll, LLMDeploymentAll, SubjectCancel, micro}
 		return pub, sub, true
 	}

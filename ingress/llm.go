@@ -13,9 +13,9 @@ import (
 	"github.com/nats-io/nuid"
 )
 
-// The OpenAI-compatible LLM routes (docs/LLM.md): GET /v1/models and POST
-// /v1/chat/completions, also without the /v1 prefix as LiteLLM serves
-// them. The ingress verifies the key and relays the request with the
+// The OpenAI-compatible LLM routes (docs/LLM.md): GET /v1/models, POST
+// /v1/chat/completions, /v1/embeddings and /v1/responses, also without
+// the /v1 prefix as LiteLLM serves them. The ingress verifies the key and relays the request with the
 // caller's envelope to the LLM router (bus/llm.go), which checks the key's
 // models and picks a deployment; a streaming request's chunks come on the
 // POST's stream subject (streams.go) and go out as server-sent events as
@@ -26,7 +26,9 @@ import (
 func (g *Ingress) llmRoutes(mux *http.ServeMux) {
 	for _, prefix := range []string{"/v1", ""} {
 		mux.HandleFunc(prefix+"/models", g.serveModels)
-		mux.HandleFunc(prefix+"/chat/completions", g.serveChat)
+		mux.HandleFunc(prefix+"/chat/completions", g.serveLLM(bus.SubjectLLMChat))
+		mux.HandleFunc(prefix+"/embeddings", g.serveLLM(bus.SubjectLLMEmbeddings))
+		mux.HandleFunc(prefix+"/responses", g.serveLLM(bus.SubjectLLMResponses))
 	}
 }
 
@@ -54,8 +56,13 @@ func (g *Ingress) serveModels(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp.Data)
 }
 
-// serveChat relays a chat completions request and its answer.
-func (g *Ingress) serveChat(w http.ResponseWriter, r *http.Request) {
+// serveLLM relays a request for subject and its answer.
+func (g *Ingress) serveLLM(subject string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { g.relayLLM(w, r, subject) }
+}
+
+// relayLLM relays one POST: a JSON answer, or a stream of events.
+func (g *Ingress) relayLLM(w http.ResponseWriter, r *http.Request, subject string) {
 	if !llmMethod(w, r, http.MethodPost) {
 		return
 	}
@@ -72,7 +79,7 @@ func (g *Ingress) serveChat(w http.ResponseWriter, r *http.Request) {
 		Stream bool `json:"stream"`
 	}
 	if json.Unmarshal(body, &head) != nil {
-		writeOpenAIError(w, bus.Errorf(bus.ErrBadRequest, "the request body is not a chat completions request (a JSON object with model and messages)"))
+		writeOpenAIError(w, bus.Errorf(bus.ErrBadRequest, "the request body is not a JSON object with a model"))
 		return
 	}
 	if g.hub == nil {
@@ -91,13 +98,16 @@ func (g *Ingress) serveChat(w http.ResponseWriter, r *http.Request) {
 	if head.Stream {
 		env.Stream = ps.streamTo
 	}
-	m := &nats.Msg{Subject: bus.SubjectLLMChat, Reply: ps.replyTo, Data: body, Header: env.Header()}
+	m := &nats.Msg{Subject: subject, Reply: ps.replyTo, Data: body, Header: env.Header()}
+	if base := requestBase(r); bus.ValidHeaderValue(base) {
+		m.Header.Set(bus.HeaderLLMBase, base)
+	}
 	injectTrace(ctx, m.Header)
 	if err := g.nc.PublishMsg(m); err != nil {
 		writeOpenAIError(w, llmRequestError(err))
 		return
 	}
-	c := &chatStream{w: w}
+	c := &chatStream{w: w, events: subject == bus.SubjectLLMResponses}
 	var batch []*nats.Msg
 	for {
 		select {
@@ -160,6 +170,9 @@ func (g *Ingress) llmCaller(w http.ResponseWriter, r *http.Request) (bus.Envelop
 type chatStream struct {
 	w   http.ResponseWriter
 	sse bool
+	// events: a Responses stream, whose events name their type (event:)
+	// and which ends without [DONE].
+	events bool
 }
 
 func (c *chatStream) chunk(data []byte) {
@@ -170,6 +183,14 @@ func (c *chatStream) chunk(data []byte) {
 		h.Set("X-Accel-Buffering", "no")
 		c.w.WriteHeader(http.StatusOK)
 		c.sse = true
+	}
+	if c.events {
+		var ev struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(data, &ev) == nil && ev.Type != "" && bus.ValidHeaderValue(ev.Type) {
+			c.write("event: ", ev.Type, "\n")
+		}
 	}
 	c.write("data: ", data, "\n\n")
 }
@@ -189,6 +210,7 @@ func (c *chatStream) write(parts ...any) {
 // done ends a successful answer.
 func (c *chatStream) done(data []byte, stream bool) {
 	switch {
+	case c.sse && c.events:
 	case c.sse:
 		c.write("data: [DONE]\n\n")
 	case stream:
@@ -208,6 +230,15 @@ func (c *chatStream) fail(e *bus.Error) {
 		return
 	}
 	c.write("data: ", openAIErrorBody(e), "\n\n")
+}
+
+// requestBase is the gateway's URL as the client reached it.
+func requestBase(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
 }
 
 // llmMethod answers 405 unless r uses method.

@@ -2,8 +2,11 @@
 // running gateway (issue 18), whose deployments are on `mcpbus fake-llm`, a
 // local provider speaking OpenAI's wire (providers cannot be reached from
 // here). The SDK lists the models its key may use, gets a chat answer as
-// JSON and as a stream, and is refused a model its key may not use with
-// LiteLLM's 403; the provider key never shows in an answer or a log.
+// JSON and as a stream, embeddings, and is refused a model its key may not
+// use with LiteLLM's 403; the provider key never shows in an answer or a
+// log. Then the payoff: responses.create with the gateway's /mcp as an MCP
+// tool, the scripted model calling the demo upstream's echo, which the
+// gateway runs on the bus.
 //
 //   MCPBUS_BIN=path/to/mcpbus   binary under test (default ../bin/mcpbus from e2e/)
 import assert from 'node:assert/strict';
@@ -20,6 +23,7 @@ const PROVIDER_KEY = 'sk-e2e-provider-key-never-shown';
 
 describe('the openai SDK against the LLM routes', { timeout: 60000 }, () => {
   let provider;
+  let demo;
   let gateway;
   let tmp;
   let gw;
@@ -49,12 +53,19 @@ describe('the openai SDK against the LLM routes', { timeout: 60000 }, () => {
       name: 'mcpbus fake-llm',
     });
     const base = provider.match[1];
+    demo = await startProcess(bin, ['demo-upstream', '--listen', '127.0.0.1:0', '--name', 'demo'], {
+      env: process.env,
+      re: /^demo upstream "demo" listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)$/,
+      name: 'demo-upstream',
+    });
     const config = path.join(tmp, 'config.yaml');
     await writeFile(
       config,
       [
         'general_settings:',
         '  master_key: os.environ/E2E_MASTER_KEY',
+        'mcp_servers:',
+        `  demo: {url: ${demo.match[1]}}`,
         'model_list:',
         `  - {model_name: gpt-4o, litellm_params: {model: openai/fake-gpt, api_base: ${base}/v1, api_key: os.environ/PROVIDER_KEY}}`,
         `  - {model_name: gpt-4o, litellm_params: {model: openai/fake-gpt-2, api_base: ${base}/v1, api_key: os.environ/PROVIDER_KEY}}`,
@@ -76,7 +87,7 @@ describe('the openai SDK against the LLM routes', { timeout: 60000 }, () => {
   });
 
   after(async () => {
-    await Promise.allSettled([stopProcess(gateway), stopProcess(provider)]);
+    await Promise.allSettled([stopProcess(gateway), stopProcess(provider), stopProcess(demo)]);
     await removeTempDir(tmp);
   });
 
@@ -137,5 +148,23 @@ describe('the openai SDK against the LLM routes', { timeout: 60000 }, () => {
 
     for (const body of answers) assert.ok(!body.includes(PROVIDER_KEY), 'an answer carried the provider key');
     assert.ok(!gateway.logs().includes(PROVIDER_KEY), 'the gateway logged the provider key');
+  });
+
+  test('responses.create runs the gateway\'s MCP tools with any model', async () => {
+    const client = sdk(MASTER_KEY);
+    const res = await client.responses.create({
+      model: 'gpt-4o',
+      input: 'please call demo__echo with {"text":"from npm through mcp"}',
+      tools: [{ type: 'mcp', server_label: 'mcpbus', server_url: `${gw}/mcp`, require_approval: 'never' }],
+    });
+    assert.deepEqual(res.output.map((o) => o.type), ['mcp_list_tools', 'mcp_call', 'message']);
+    assert.ok(res.output[0].tools.some((t) => t.name === 'demo__echo'), 'the listing has the demo server\'s echo');
+    assert.equal(res.output[1].name, 'demo__echo');
+    assert.equal(res.output[1].output, 'from npm through mcp');
+    assert.equal(res.output_text, 'tool result: from npm through mcp');
+
+    const emb = await client.embeddings.create({ model: 'gpt-4o', input: 'embed me' });
+    assert.equal(emb.data.length, 1);
+    assert.ok(emb.data[0].embedding.length > 0);
   });
 });

@@ -13,18 +13,28 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// route answers the request from group g: its deployments first, with
-// retries (attempt), then its fallbacks, LiteLLM's way (fallback.go). It
-// returns the answer it sent on, or the failure.
+// route answers the request from group g (complete) and sends the answer
+// on; it returns the answer it sent, or the failure.
 func (r *Router) route(ctx context.Context, env bus.Envelope, g *group, hdr nats.Header, body []byte, reply bus.Reply) (*nats.Msg, *bus.Error) {
+	resp, answered, f := r.complete(ctx, g, hdr, body, env)
+	if f != nil {
+		_ = reply.Error(f.Error)
+		return nil, f.Error
+	}
+	reply.Msg(resp.Data, answerHeader(resp, answered))
+	return resp, nil
+}
+
+// complete gets an answer from group g: its deployments first, with
+// retries (attempt), then its fallbacks, LiteLLM's way (fallback.go); it
+// returns the answer and the group that gave it.
+func (r *Router) complete(ctx context.Context, g *group, hdr nats.Header, body []byte, env bus.Envelope) (*nats.Msg, *group, *failure) {
 	resp, e := r.attempt(ctx, g, g.deployments, hdr, body)
 	if e == nil {
-		reply.Msg(resp.Data, answerHeader(resp, g))
-		return resp, nil
+		return resp, g, nil
 	}
 	if e.streamed {
-		_ = reply.Error(e.Error)
-		return nil, e.Error
+		return nil, nil, e
 	}
 	for _, fb := range r.fallbacks(env, g, e.Error) {
 		if ctx.Err() != nil {
@@ -33,16 +43,13 @@ func (r *Router) route(ctx context.Context, env bus.Envelope, g *group, hdr nats
 		r.log.Debug("LLM model group failed; trying its fallback", "model", g.info.Name, "fallback", fb.group.info.Name, "err", e.Message)
 		resp, fe := r.attempt(ctx, fb.group, fb.deployments, hdr, body)
 		if fe == nil {
-			reply.Msg(resp.Data, answerHeader(resp, fb.group))
-			return resp, nil
+			return resp, fb.group, nil
 		}
 		if fe.streamed {
-			_ = reply.Error(fe.Error)
-			return nil, fe.Error
+			return nil, nil, fe
 		}
 	}
-	_ = reply.Error(e.Error)
-	return nil, e.Error
+	return nil, nil, e
 }
 
 // failure is why a group did not answer; streamed: chunks went out, so
@@ -130,7 +137,6 @@ func (r *Router) ask(ctx context.Context, g *group, d config.Model, hdr nats.Hea
 	for k, v := range hdr {
 		msg.Header[k] = v
 	}
-	msg.Header.Set(bus.HeaderLLMOp, bus.LLMOpChat)
 	msg.Header.Set(bus.HeaderLLMModel, g.info.Name)
 	resp, err := r.nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {

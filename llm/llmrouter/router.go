@@ -32,6 +32,9 @@ type Options struct {
 	Routing config.Routing
 	// Now is the clock of cooldowns (nil: time.Now).
 	Now func() time.Time
+	// Secrets seals approval requests of MCP tools on /v1/responses (nil:
+	// tools that need approval cannot be offered).
+	Secrets *bus.SecretKey
 }
 
 // DefaultRetries are the tries after the first on a group when
@@ -104,12 +107,16 @@ func Start(nc *nats.Conn, models []config.Model, o Options) (micro.Service, erro
 	if err != nil {
 		return nil, err
 	}
-	for name, subject := range map[string]string{"models": bus.SubjectLLMModels, "chat": bus.SubjectLLMChat} {
-		handle := r.models
-		if name == "chat" {
-			handle = r.chat
-		}
-		if err := svc.AddEndpoint(name, r.async(handle), micro.WithEndpointSubject(subject)); err != nil {
+	for name, ep := range map[string]struct {
+		subject string
+		h       func(bus.Envelope, nats.Header, []byte, bus.Reply)
+	}{
+		"models":     {bus.SubjectLLMModels, r.models},
+		"chat":       {bus.SubjectLLMChat, r.forward(bus.LLMOpChat)},
+		"embeddings": {bus.SubjectLLMEmbeddings, r.forward(bus.LLMOpEmbeddings)},
+		"responses":  {bus.SubjectLLMResponses, r.responses}, // responses.go
+	} {
+		if err := svc.AddEndpoint(name, r.async(ep.h), micro.WithEndpointSubject(ep.subject)); err != nil {
 			_ = svc.Stop()
 			return nil, err
 		}
@@ -160,34 +167,48 @@ func (r *Router) models(env bus.Envelope, _ nats.Header, _ []byte, reply bus.Rep
 	_ = reply.Respond(b)
 }
 
-// chat routes a chat completions request.
-func (r *Router) chat(env bus.Envelope, hdr nats.Header, body []byte, reply bus.Reply) {
+// forward routes a chat completions or embeddings request (op) to a
+// deployment of the model group it names, and answers with the
+// deployment's answer.
+func (r *Router) forward(op string) func(bus.Envelope, nats.Header, []byte, bus.Reply) {
+	return func(env bus.Envelope, hdr nats.Header, body []byte, reply bus.Reply) {
+		g, e := r.requested(env, body)
+		if e != nil {
+			_ = reply.Error(e)
+			return
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), deadline(env))
+		defer cancel()
+		if e := r.admit(ctx, env, g.info.Name); e != nil { // spend.go
+			_ = reply.Error(e)
+			return
+		}
+		h := nats.Header{}
+		for k, v := range hdr {
+			h[k] = v
+		}
+		hdr = h
+		hdr.Set(bus.HeaderLLMOp, op)
+		start := time.Now()
+		resp, fail := r.route(ctx, env, g, hdr, body, reply)
+		r.record(env, g.info.Name, op, start, len(body), resp, fail)
+	}
+}
+
+// requested is the model group a request body names, if the caller may
+// use it.
+func (r *Router) requested(env bus.Envelope, body []byte) (*group, *bus.Error) {
 	var req struct {
 		Model any `json:"model"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
-		_ = reply.Error(bus.Errorf(bus.ErrBadRequest, "the request body is not a JSON object"))
-		return
+		return nil, bus.Errorf(bus.ErrBadRequest, "the request body is not a JSON object")
 	}
 	name, ok := req.Model.(string)
 	if !ok || name == "" {
-		_ = reply.Error(bus.Errorf(bus.ErrBadRequest, "model: required, the name of a model group (GET /v1/models lists them)"))
-		return
+		return nil, bus.Errorf(bus.ErrBadRequest, "model: required, the name of a model group (GET /v1/models lists them)")
 	}
-	g, e := r.group(env, name)
-	if e != nil {
-		_ = reply.Error(e)
-		return
-	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline(env))
-	defer cancel()
-	if e := r.admit(ctx, env, g.info.Name); e != nil { // spend.go
-		_ = reply.Error(e)
-		return
-	}
-	start := time.Now()
-	resp, fail := r.route(ctx, env, g, hdr, body, reply)
-	r.record(env, g.info.Name, start, len(body), resp, fail)
+	return r.group(env, name)
 }
 
 // group is the model group name, if the caller may use it.

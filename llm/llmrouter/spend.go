@@ -48,9 +48,9 @@ func (r *Router) admit(ctx context.Context, env bus.Envelope, model string) *bus
 
 // record counts an answer's spend with auth and records its usage event.
 // It runs after the answer went out.
-func (r *Router) record(env bus.Envelope, model string, start time.Time, bytesIn int, resp *nats.Msg, fail *bus.Error) {
+func (r *Router) record(env bus.Envelope, model, op string, start time.Time, bytesIn int, resp *nats.Msg, fail *bus.Error) {
 	ev := bus.UsageEvent{Time: start.UTC(), RequestID: env.RequestID, KeyID: env.Caller.KeyID, KeyAlias: env.Caller.Alias,
-		Team: env.Caller.Team, Server: bus.LLMUsageServer, Tool: model, Method: bus.LLMUsageMethod, Status: "ok", BytesIn: bytesIn,
+		Team: env.Caller.Team, Server: bus.LLMUsageServer, Tool: model, Method: usageMethod(op), Status: "ok", BytesIn: bytesIn,
 		DurationMS: float64(time.Since(start).Microseconds()) / 1000, IPClass: env.IPClass}
 	if fail != nil {
 		ev.Status, ev.ErrorCode = "failed", fail.Kind.Code
@@ -78,6 +78,17 @@ func (r *Router) record(env bus.Envelope, model string, start time.Time, bytesIn
 		}
 	}
 	r.publishUsage(ev)
+}
+
+// usageMethod is the method of an op's usage events.
+func usageMethod(op string) string {
+	switch op {
+	case bus.LLMOpEmbeddings:
+		return "embeddings"
+	case opResponses:
+		return "responses"
+	}
+	return bus.LLMUsageMethod
 }
 
 // publishUsage puts ev on the usage stream without waiting for it.

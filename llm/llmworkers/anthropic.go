@@ -35,6 +35,8 @@ func (anthropicWire) chatURL(m config.Model) string {
 	return base + "/v1/messages"
 }
 
+func (anthropicWire) embeddingsURL(config.Model) string { return "" }
+
 func (anthropicWire) authorize(h http.Header, m config.Model) {
 	if m.APIKey != "" {
 		h.Set("X-Api-Key", m.APIKey)

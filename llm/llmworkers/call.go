@@ -111,6 +111,32 @@ func usageOnly(chunk []byte) bool {
 	return json.Unmarshal(chunk, &ch) == nil && len(ch.Choices) == 0
 }
 
+// embeddings makes an embeddings call: the body with the deployment's
+// model, the answer as it is.
+func (c *call) embeddings(ctx context.Context, body []byte) {
+	url := c.d.wire.embeddingsURL(c.d.m)
+	if url == "" {
+		c.fail(bus.Errorf(bus.ErrBadRequest, "model %s: its deployments (%s) have no embeddings", c.model, c.d.m.Provider))
+		return
+	}
+	var req map[string]json.RawMessage
+	if err := json.Unmarshal(body, &req); err != nil || req == nil {
+		c.fail(bus.Errorf(bus.ErrBadRequest, "the request body is not a JSON object"))
+		return
+	}
+	req["model"], _ = json.Marshal(c.d.m.Upstream)
+	out, _ := json.Marshal(req)
+	resp, ok := c.post(ctx, url, out, false, func(h http.Header) { c.d.wire.authorize(h, c.d.m) })
+	if !ok {
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if raw, ok := c.readAnswer(ctx, resp); ok {
+		c.readUsage(raw)
+		c.respond(c.d.scrub.JSON(raw))
+	}
+}
+
 // post sends body to url, with the headers authorize sets; ok is false
 // when the call failed, and has been answered.
 func (c *call) post(ctx context.Context, url string, body []byte, stream bool, authorize func(http.Header)) (*http.Response, bool) {

@@ -16,8 +16,10 @@ import (
 
 // wire is how one provider is spoken to.
 type wire interface {
-	// chatURL is where a chat completions request goes.
+	// chatURL is where a chat completions request goes, embeddingsURL an
+	// embeddings one ("": the provider has none).
 	chatURL(m config.Model) string
+	embeddingsURL(m config.Model) string
 	// authorize sets the provider key on an upstream request.
 	authorize(h http.Header, m config.Model)
 }
@@ -44,12 +46,16 @@ func wireOf(m config.Model) wire {
 
 type openaiWire struct{}
 
-func (openaiWire) chatURL(m config.Model) string {
+func (openaiWire) chatURL(m config.Model) string { return openaiBase(m) + "/chat/completions" }
+
+func (openaiWire) embeddingsURL(m config.Model) string { return openaiBase(m) + "/embeddings" }
+
+func openaiBase(m config.Model) string {
 	base := m.APIBase
 	if base == "" {
 		base = DefaultOpenAIBase
 	}
-	return strings.TrimRight(base, "/") + "/chat/completions"
+	return strings.TrimRight(base, "/")
 }
 
 func (openaiWire) authorize(h http.Header, m config.Model) {
@@ -62,13 +68,17 @@ func (openaiWire) authorize(h http.Header, m config.Model) {
 // key in api-key.
 type azureWire struct{}
 
-func (azureWire) chatURL(m config.Model) string {
+func (azureWire) chatURL(m config.Model) string { return azureURL(m, "chat/completions") }
+
+func (azureWire) embeddingsURL(m config.Model) string { return azureURL(m, "embeddings") }
+
+func azureURL(m config.Model, op string) string {
 	v := m.APIVersion
 	if v == "" {
 		v = DefaultAzureAPIVersion
 	}
 	return strings.TrimRight(m.APIBase, "/") + "/openai/deployments/" + url.PathEscape(m.Upstream) +
-		"/chat/completions?api-version=" + url.QueryEscape(v)
+		"/" + op + "?api-version=" + url.QueryEscape(v)
 }
 
 func (azureWire) authorize(h http.Header, m config.Model) {

@@ -141,7 +141,8 @@ func (s *Service) serve(d *deployment, r bus.Reply, h nats.Header, body []byte) 
 		_ = r.Error(bus.AsError(err))
 		return
 	}
-	if op := h.Get(bus.HeaderLLMOp); op != bus.LLMOpChat {
+	op := h.Get(bus.HeaderLLMOp)
+	if op != bus.LLMOpChat && op != bus.LLMOpEmbeddings {
 		_ = r.Error(bus.Errorf(bus.ErrBadRequest, "LLM worker: unknown operation %q", bus.Shorten(op, 32)))
 		return
 	}
@@ -168,6 +169,10 @@ func (s *Service) serve(d *deployment, r bus.Reply, h nats.Header, body []byte) 
 		}()
 	}
 	c := &call{d: d, env: env, nc: s.nc, reply: r, model: h.Get(bus.HeaderLLMModel)}
+	if op == bus.LLMOpEmbeddings {
+		c.embeddings(ctx, body)
+		return
+	}
 	c.chat(ctx, body)
 }
 

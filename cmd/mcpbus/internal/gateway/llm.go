@@ -28,7 +28,7 @@ func (g *Gateway) startLLM(o Options, conn func(string) (*nats.Conn, error)) err
 	if err != nil {
 		return err
 	}
-	if err := g.add(llmrouter.Start(nc, served, llmrouter.Options{Log: o.Log, Routing: o.Config.Routing})); err != nil {
+	if err := g.add(llmrouter.Start(nc, served, llmrouter.Options{Log: o.Log, Routing: o.Config.Routing, Secrets: g.secrets})); err != nil {
 		return fmt.Errorf("LLM router: %w", err)
 	}
 	if err := g.add(llmworkers.Start(nc, served, llmworkers.Options{Log: o.Log, Timeout: o.Config.Routing.Timeout})); err != nil {
