@@ -43,6 +43,7 @@ type report struct {
 	Split       *splitResult   `json:"split,omitempty"`
 	Catalog     *catalogResult `json:"aggregated_tools_list,omitempty"`
 	Scaling     *scaleResult   `json:"worker_scaling,omitempty"`
+	LLM         *llmResult     `json:"llm_chat_completions,omitempty"`
 	Phases      []phaseResult  `json:"phases"` // every timed phase, in order
 }
 
@@ -295,6 +296,16 @@ func (r *report) print(w io.Writer) {
 			fmt.Sprintf("%.0f / %.0f / %.0f", s.CallsPerS[1], s.CallsPerS[2], s.CallsPerS[4]))
 		info("worker scaling: ratio to 1 replica at 2 / 4", fmt.Sprintf("%.2f / %.2f", s.Ratio2, s.Ratio4))
 		info("worker scaling: what limits 4 replicas here", s.Bottleneck)
+	}
+	if l := r.LLM; l != nil {
+		for _, x := range l.Rows {
+			what := "JSON"
+			if x.Mode == "stream" {
+				what = "stream, first chunk"
+			}
+			info(fmt.Sprintf("LLM /v1/chat/completions %s c=%d p50 direct / mcpbus (ms)", what, x.Concurrency), fmt.Sprintf("%.3f / %.3f", x.DirectP50ms, x.MCPBusP50ms))
+			info(fmt.Sprintf("LLM /v1/chat/completions %s c=%d added p50 (ms), calls/s ratio", what, x.Concurrency), fmt.Sprintf("%.3f, %.2f", x.AddedP50ms, x.Ratio))
+		}
 	}
 	if s := r.Split; s != nil {
 		for _, x := range s.Summary {

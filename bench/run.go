@@ -120,6 +120,7 @@ func (b *benchRun) execute() error {
 		b.splitPhase,        // 4.
 		b.catalogPhase,      // 5.
 		b.scalePhase,        // 6.
+		b.llmPhase,          // 6b.
 		b.goBenchPhase,      // 7.
 		b.finishReport,
 	}
@@ -387,6 +388,15 @@ func (b *benchRun) scalePhase() error {
 		return nil
 	}
 	return measureScaling(b.ctx, b.o, b.r, b.master, b.tmp, b.errs)
+}
+
+// llmPhase is step 6b. The LLM routes: chat completions through mcpbus
+// and direct to the fake provider.
+func (b *benchRun) llmPhase() error {
+	if !b.o.llm {
+		return nil
+	}
+	return measureLLM(b.ctx, b.o, b.r, b.master, b.tmp, b.errs)
 }
 
 // goBenchPhase is step 7. The in-process hot path (testing.B), with nothing
