@@ -44,7 +44,7 @@ func (s *service) applyKeyFields(ctx context.Context, rec *bus.KeyRecord, f bus.
 		exp := now.Add(d).UTC()
 		rec.Expires = &exp
 	}
-	return applyCommon(f.CommonFields, &rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions, &rec.Models})
+	return applyCommon(f.CommonFields, &rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions, &rec.Models, &rec.Agents, &rec.AgentAccessGroups})
 }
 
 // checkAlias fails if another key than token has alias.
@@ -139,7 +139,8 @@ func (s *service) keyGenerate(ctx context.Context, data []byte) (any, *bus.Error
 	s.seenKey(rec.Token, rev)
 	return bus.KeyGenerateResponse{
 		Key: key, Token: rec.Token, KeyAlias: rec.KeyAlias, TeamID: rec.TeamID, Expires: rec.Expires,
-		MCPServers: rec.MCPServers, MCPAccessGroups: rec.MCPAccessGroups, MCPToolPermissions: rec.MCPToolPermissions, Models: rec.Models, RPMLimit: rec.RPMLimit,
+		MCPServers: rec.MCPServers, MCPAccessGroups: rec.MCPAccessGroups, MCPToolPermissions: rec.MCPToolPermissions, Models: rec.Models,
+		Agents: rec.Agents, AgentAccessGroups: rec.AgentAccessGroups, RPMLimit: rec.RPMLimit,
 		Blocked: rec.Blocked, Metadata: rec.Metadata, CreatedAt: rec.CreatedAt,
 	}, nil
 }

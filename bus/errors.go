@@ -91,7 +91,8 @@ var kinds = []Kind{ErrBadRequest, ErrSessionNotFound, ErrParse, ErrInvalidReques
 	ErrUpstreamAuth, ErrOverloaded, ErrToolNotAllowed, ErrServiceUnavailable, ErrUpstreamBusy, ErrRateLimited,
 	ErrNotPermitted, ErrKeyRevoked, ErrNotFound, ErrConflict, ErrWorkerLost, ErrServerDrained,
 	ErrHeaderMismatch, ErrMissingCapability, ErrUnsupportedVersion,
-	ErrModelNotFound, ErrModelNotAllowed, ErrProvider, ErrContextLength, ErrProviderRejected} // llm.go
+	ErrModelNotFound, ErrModelNotAllowed, ErrProvider, ErrContextLength, ErrProviderRejected, // llm.go
+	ErrAgentNotFound, ErrAgentNotAllowed} // a2a.go
 
 // catalog finds a kind by its code (ReplyError).
 var catalog = func() map[string]Kind {

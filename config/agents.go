@@ -2,15 +2,17 @@ package config
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strconv"
 
 	"go.yaml.in/yaml/v3"
 )
 
 // agents, LiteLLM's A2A agent list (agent_list before LiteLLM 1.95), as
-// typed values the agent routes will serve (plan: docs/plans/llm-a2a.md,
-// step 10). Each entry names the agent and its card; the card's url is
-// where the agent is called (the card a client gets will name the gateway).
+// typed values the agent workers serve (docs/AGENTS.md). Each entry names
+// the agent and its card; the card's url is where the agent is called (the
+// card a client gets names the gateway).
 
 // Agent is one A2A agent.
 type Agent struct {
@@ -27,13 +29,17 @@ type Agent struct {
 	Headers map[string]string
 	// Public is litellm_params.make_public: external callers may use it.
 	Public bool
+	// AccessGroups are litellm_params.access_groups (mcpbus's): a key or
+	// team granted one of them in object_permission.agent_access_groups
+	// may use the agent.
+	AccessGroups []string
 
 	unserved bool // its key's variable is not set (a warning said so)
 }
 
 var (
 	agentKeys             = []string{"agent_name", "agent_card_params", "litellm_params"}
-	agentParamKeys        = []string{"api_key", "headers", "make_public"}
+	agentParamKeys        = []string{"api_key", "headers", "make_public", "access_groups"}
 	litellmAgentParamKeys = []string{"agent_card_path", "model", "require_trace_id_on_calls_to_agent", "guardrails", "custom_llm_provider"}
 )
 
@@ -139,7 +145,7 @@ func (a *Agent) readParams(p *problems, at string, n *yaml.Node, env LookupEnv) 
 		return
 	}
 	if !isMapping(n) {
-		p.errorf(at, "must be a mapping (api_key, headers, make_public)")
+		p.errorf(at, "must be a mapping (api_key, headers, make_public, access_groups)")
 		return
 	}
 	var unused []string
@@ -156,6 +162,22 @@ func (a *Agent) readParams(p *problems, at string, n *yaml.Node, env LookupEnv) 
 			a.APIKey = v
 		case "headers":
 			a.Headers = p.strMap(path, kv.val)
+			for _, name := range slices.Sorted(maps.Keys(a.Headers)) {
+				switch v := a.Headers[name]; {
+				case !validHeaderName(name):
+					p.errorf(path+"["+name+"]", "must be an HTTP header name")
+				case !validHeaderValue(v):
+					p.errorf(path+"["+name+"]", "must not contain line breaks or other control characters")
+				}
+			}
+		case "access_groups":
+			for i, g := range p.strList(path, kv.val) {
+				if !serverNameRE.MatchString(g) {
+					p.errorf(path+"["+strconv.Itoa(i)+"]", "an access group name "+serverNameRule)
+					continue
+				}
+				a.AccessGroups = append(a.AccessGroups, g)
+			}
 		case "make_public":
 			a.Public = p.boolean(path, kv.val, env)
 		default:
