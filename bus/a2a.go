@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -132,17 +133,22 @@ func (p Permissions) AgentDenial(a AgentInfo) string {
 
 func listOf(s []string) string { return "[" + strings.Join(s, ", ") + "]" }
 
-// AgentSummary is one agent as SubjectAgentList answers it: its name (also
-// its id), its card's name and description, and whether external callers
-// may use it.
+// AgentSummary is one agent as SubjectAgentList answers it (an array of
+// them), in the shape of LiteLLM's agent records: its name, which is also
+// its id, its card (agent_card_params, as configured: the ingress points
+// its URLs at the gateway before a caller sees it) and whether external
+// callers may use it. Credentials are never in it.
 type AgentSummary struct {
-	AgentID     string `json:"agent_id"`
-	AgentName   string `json:"agent_name"`
-	Name        string `json:"name,omitempty"`
-	Description string `json:"description,omitempty"`
-	Public      bool   `json:"make_public,omitempty"`
-	// Card is the agent's configured card (agent_card_params).
-	Card []byte `json:"-"`
+	AgentID   string          `json:"agent_id"`
+	AgentName string          `json:"agent_name"`
+	Card      json.RawMessage `json:"agent_card_params"`
+	Params    AgentParams     `json:"litellm_params"`
+}
+
+// AgentParams are the litellm_params of an agent a caller may see.
+type AgentParams struct {
+	MakePublic   bool     `json:"make_public"`
+	AccessGroups []string `json:"access_groups,omitempty"`
 }
 
 // A2A methods, both wires (a2aproject/A2A: 0.3's slash names, 1.0's

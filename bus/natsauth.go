@@ -43,10 +43,14 @@ const (
 	// router's and the deployments' requests and sends chunks to POST
 	// streams, and reads no bucket.
 	RoleLLM Role = "llm"
+	// RoleAgents runs the A2A agent workers (a2a.go): it takes the agents'
+	// requests, sends events to POST streams and records agent usage, and
+	// reads no bucket.
+	RoleAgents Role = "agents"
 )
 
 // Roles are the roles a configured bus user may hold.
-var Roles = []Role{RoleAuth, RoleRegistry, RoleRouter, RoleWorkers, RoleIngress, RoleUsage, RoleServers, RoleConnector, RoleLLM}
+var Roles = []Role{RoleAuth, RoleRegistry, RoleRouter, RoleWorkers, RoleIngress, RoleUsage, RoleServers, RoleConnector, RoleLLM, RoleAgents}
 
 // BusUser is one user of the embedded NATS server.
 type BusUser struct {
@@ -308,7 +312,7 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		// The admin subjects one by one: auth.key.* would match
 		// auth.key.revoked, which only auth announces.
 		pub = append(pub, AuthAdminSubjects...)
-		pub = append(pub, SubjectRouterRPC, SubjectLLMRouterAll, ToolRPC("*"), ToolInfo("*"), SubjectAuthVerify,
+		pub = append(pub, SubjectRouterRPC, SubjectLLMRouterAll, AgentRPCAll, AgentCardAll, SubjectAgentList, ToolRPC("*"), ToolInfo("*"), SubjectAuthVerify,
 			SubjectRegistryAll, SubjectCancel, SubjectSessionClosed, RecallSubject("*"),
 			ClientSubject(SessionSubject("*"), GatewayToken))
 		sub = append(sub, SubjectStreamAll, SubjectSessionEventsAll, SubjectNotifyAll, SubjectKeyRevoked, SubjectAuthChanged)
@@ -327,6 +331,13 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		// chunks, as "llm", to the stream of the POST they answer.
 		pub = []string{LLMDeploymentAll, ClientSubject(StreamSubject("*", "*"), LLMSender)}
 		sub = []string{SubjectLLMRouterAll, LLMDeploymentAll, SubjectCancel, micro}
+		return pub, sub, true
+	case RoleAgents:
+		// The workers send events, as "_a2a", to the stream of the POST
+		// they answer, and record agent usage only (one token more than
+		// an MCP call's: they cannot bill as a server).
+		pub = []string{ClientSubject(StreamSubject("*", "*"), A2ASender), AgentUsageFilter("", "", "")}
+		sub = []string{AgentRPCAll, AgentCardAll, SubjectAgentList, SubjectCancel, micro}
 		return pub, sub, true
 	}
 	return nil, nil, false
