@@ -89,7 +89,7 @@ func (o Options) state() bus.StatePolicy {
 }
 
 // ServiceNames are the services one process can run (Options.Services).
-var ServiceNames = []string{"nats", "auth", "registry", "router", "workers", "llm", "ingress"}
+var ServiceNames = []string{"nats", "auth", "registry", "router", "workers", "llm", "agents", "ingress"}
 
 // runs reports whether this process runs service name.
 func (o Options) runs(name string) bool {
@@ -316,6 +316,7 @@ var inProcessRoles = map[string][]bus.Role{
 	"mcpbus-workers":  {bus.RoleWorkers},
 	"mcpbus-ingress":  {bus.RoleIngress},
 	"mcpbus-llm":      {bus.RoleLLM},
+	"mcpbus-agents":   {bus.RoleAgents},
 }
 
 // watchClosed makes a connection the NATS server closes fatal. nats.go

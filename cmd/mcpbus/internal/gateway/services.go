@@ -75,6 +75,11 @@ func (g *Gateway) startServices(ctx, runCtx context.Context, o Options, conn fun
 			return nil, err
 		}
 	}
+	if o.runs("agents") && len(o.Config.Agents) > 0 {
+		if err := g.startAgents(o, conn); err != nil { // agents.go
+			return nil, err
+		}
+	}
 	if o.runs("ingress") {
 		if err := g.startIngress(o, conn, cache, reg); err != nil {
 			return nil, err
