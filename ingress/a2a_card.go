@@ -64,7 +64,7 @@ func (g *Ingress) serveAgentCard(w http.ResponseWriter, r *http.Request) {
 // serveAgents answers GET /v1/agents: the agents the caller may see and
 // use, LiteLLM's agent records, their cards pointing at the gateway.
 func (g *Ingress) serveAgents(w http.ResponseWriter, r *http.Request) {
-	if !methodAllowed(w, r, http.MethodGet) {
+	if !agentsReadOnly(w, r) {
 		return
 	}
 	env, ok := g.cardCaller(w, r)
@@ -82,7 +82,7 @@ func (g *Ingress) serveAgents(w http.ResponseWriter, r *http.Request) {
 
 // serveAgent answers GET /v1/agents/{agent_id} (the id is the name).
 func (g *Ingress) serveAgent(w http.ResponseWriter, r *http.Request) {
-	if !methodAllowed(w, r, http.MethodGet) {
+	if !agentsReadOnly(w, r) {
 		return
 	}
 	env, ok := g.cardCaller(w, r)
@@ -164,6 +164,17 @@ func (g *Ingress) serveGatewayCard(w http.ResponseWriter, r *http.Request) {
 	}
 	b, _ := json.Marshal(card)
 	writeJSON(w, http.StatusOK, b)
+}
+
+// agentsReadOnly answers 405 to anything but a GET of /v1/agents: LiteLLM's
+// agent writes (POST, PUT, DELETE) are not served, and the answer says so.
+func agentsReadOnly(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet {
+		return true
+	}
+	w.Header().Set("Allow", http.MethodGet)
+	writeRESTError(w, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed on %s: agents are read from the config file (agents:), and mcpbus does not serve the agent admin API's writes yet; GET lists them", r.Method, r.URL.Path))
+	return false
 }
 
 // cardCaller is a2aCaller for the REST-shaped routes.

@@ -278,6 +278,10 @@ func TestA2APermissions(t *testing.T) {
 	if !strings.Contains(list, `"agent_name":"open"`) || !strings.Contains(list, `"agent_name":"helper"`) || strings.Contains(list, a2aAgentKey) {
 		t.Errorf("list for the master key: %s", list)
 	}
+	// The agent admin API's writes are not served: refused, saying so.
+	if status, _, body := rest(t, http.MethodPost, g.URL()+"/v1/agents", master, `{"agent_name":"new"}`); status != http.StatusMethodNotAllowed || !strings.Contains(body, "config file") {
+		t.Errorf("POST /v1/agents: HTTP %d %s", status, body)
+	}
 }
 
 // An external caller gets the same 404 for an internal-only agent as for
