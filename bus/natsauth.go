@@ -44,8 +44,8 @@ const (
 	// streams, and reads no bucket.
 	RoleLLM Role = "llm"
 	// RoleAgents runs the A2A agent workers (a2a.go): it takes the agents'
-	// requests, sends events to POST streams and records agent usage, and
-	// reads no bucket.
+	// requests, sends events to POST streams, records agent usage, and
+	// reads the agents bucket (agents.go).
 	RoleAgents Role = "agents"
 )
 
@@ -243,14 +243,14 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		return pub, sub, true
 	case RoleRegistry:
 		// PURGE: records from before sealing lose their plain-text history.
-		pub = append(kvOwner(BucketServers), jsStreamPurge(KVStream(BucketServers)))
+		pub = append(kvOwner(BucketServers, BucketAgents), jsStreamPurge(KVStream(BucketServers)))
 		pub = append(pub, streamCreator(StreamUsage)...)
 		pub = append(pub, streamCreator(KVStream(BucketOAuthTokens))...)
 		pub = append(pub, streamCreator(KVStream(BucketLists))...)
 		// It tells connectors of their servers' records (connector.go).
 		pub = append(pub, ConnectorChanged("*"))
 		// It follows the bucket it owns like any reader (internal/servercache.Follow).
-		return pub, []string{SubjectRegistryAll, ConnectorGet("*"), micro, KVSubject(BucketServers, ">")}, true
+		return pub, []string{SubjectRegistryAll, ConnectorGet("*"), micro, KVSubject(BucketServers, ">"), KVSubject(BucketAgents, ">")}, true
 	case RoleRouter:
 		// Warnings on an aggregated answer's stream (a server missing), as
 		// the gateway.
@@ -336,8 +336,10 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		// The workers send events, as "_a2a", to the stream of the POST
 		// they answer, and record agent usage only (one token more than
 		// an MCP call's: they cannot bill as a server).
-		pub = []string{ClientSubject(StreamSubject("*", "*"), A2ASender), AgentUsageFilter("", "", "")}
-		sub = []string{AgentRPCAll, AgentCardAll, SubjectAgentList, SubjectCancel, micro}
+		// They follow the agents bucket (the registry writes it).
+		pub, sub = kvFollower(BucketAgents, nil)
+		pub = append(pub, ClientSubject(StreamSubject("*", "*"), A2ASender), AgentUsageFilter("", "", ""))
+		sub = append(sub, AgentRPCAll, AgentCardAll, SubjectAgentList, SubjectCancel, micro)
 		return pub, sub, true
 	}
 	return nil, nil, false

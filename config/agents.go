@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -163,12 +164,18 @@ func (a *Agent) readParams(p *problems, at string, n *yaml.Node, env LookupEnv) 
 		case "headers":
 			a.Headers = p.strMap(path, kv.val)
 			for _, name := range slices.Sorted(maps.Keys(a.Headers)) {
-				switch v := a.Headers[name]; {
+				at := path + "[" + name + "]"
+				v, ferr := resolve(at, a.Headers[name], env) // os.environ/NAME too
+				switch {
 				case !validHeaderName(name):
-					p.errorf(path+"["+name+"]", "must be an HTTP header name")
+					p.errorf(at, "must be an HTTP header name")
+				case ferr != nil:
+					p.warn(ferr.Path, "agent "+strconv.Quote(a.Name)+": "+ferr.Msg+"; not served")
+					a.unserved = true
 				case !validHeaderValue(v):
-					p.errorf(path+"["+name+"]", "must not contain line breaks or other control characters")
+					p.errorf(at, "must not contain line breaks or other control characters")
 				}
+				a.Headers[name] = v
 			}
 		case "access_groups":
 			for i, g := range p.strList(path, kv.val) {
@@ -185,4 +192,35 @@ func (a *Agent) readParams(p *problems, at string, n *yaml.Node, env LookupEnv) 
 		}
 	}
 	reportUnknown(p, at, "", unused, agentParamKeys, litellmAgentParamKeys)
+}
+
+// ParseAgentJSON reads one agent as the agent admin API's body has it
+// (LiteLLM's {agent_name, agent_card_params, litellm_params}) by the rules
+// of the file's agents, resolving os.environ/ references in env. An agent
+// that would not be served (its api_key's variable unset) is an error
+// here; warnings name what is ignored.
+func ParseAgentJSON(body []byte, env LookupEnv) (Agent, []string, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(body, &doc); err != nil || len(doc.Content) == 0 {
+		return Agent{}, nil, Errors{{Msg: "the body must be one JSON object: {agent_name, agent_card_params, litellm_params}"}}
+	}
+	p := &problems{}
+	a, ok := readAgent(p, "", doc.Content[0], env)
+	if !ok && len(p.errs) == 0 {
+		for _, w := range p.warnings { // the warning that left it out
+			if strings.HasSuffix(w, "; not served") {
+				p.errorf("", strings.TrimPrefix(strings.TrimSuffix(w, "; not served"), ".")+" (in this process's environment)")
+			}
+		}
+	}
+	if len(p.errs) > 0 {
+		for i := range p.errs {
+			p.errs[i].Path = strings.TrimPrefix(p.errs[i].Path, ".")
+		}
+		return Agent{}, nil, p.errs
+	}
+	for i, w := range p.warnings {
+		p.warnings[i] = strings.TrimPrefix(w, ".")
+	}
+	return a, p.warnings, nil
 }
