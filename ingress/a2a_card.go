@@ -62,9 +62,14 @@ func (g *Ingress) serveAgentCard(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveAgents answers GET /v1/agents: the agents the caller may see and
-// use, LiteLLM's agent records, their cards pointing at the gateway.
+// use, LiteLLM's agent records, their cards pointing at the gateway; a POST
+// creates one (agentWrite).
 func (g *Ingress) serveAgents(w http.ResponseWriter, r *http.Request) {
-	if !agentsReadOnly(w, r) {
+	if !methodAllowed(w, r, http.MethodGet, http.MethodPost) {
+		return
+	}
+	if r.Method == http.MethodPost {
+		g.agentWrite(w, r, "create", bus.SubjectAgentCreate, "")
 		return
 	}
 	env, ok := g.cardCaller(w, r)
@@ -80,9 +85,18 @@ func (g *Ingress) serveAgents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, b)
 }
 
-// serveAgent answers GET /v1/agents/{agent_id} (the id is the name).
+// serveAgent answers GET /v1/agents/{agent_id} (the id is the name); PUT
+// replaces the agent and DELETE deletes it (agentWrite).
 func (g *Ingress) serveAgent(w http.ResponseWriter, r *http.Request) {
-	if !agentsReadOnly(w, r) {
+	if !methodAllowed(w, r, http.MethodGet, http.MethodPut, http.MethodDelete) {
+		return
+	}
+	switch r.Method {
+	case http.MethodPut:
+		g.agentWrite(w, r, "update", bus.SubjectAgentUpdate, r.PathValue("agent_id"))
+		return
+	case http.MethodDelete:
+		g.agentWrite(w, r, "delete", bus.SubjectAgentDelete, r.PathValue("agent_id"))
 		return
 	}
 	env, ok := g.cardCaller(w, r)
@@ -166,15 +180,23 @@ func (g *Ingress) serveGatewayCard(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, b)
 }
 
-// agentsReadOnly answers 405 to anything but a GET of /v1/agents: LiteLLM's
-// agent writes (POST, PUT, DELETE) are not served, and the answer says so.
-func agentsReadOnly(w http.ResponseWriter, r *http.Request) bool {
-	if r.Method == http.MethodGet {
-		return true
-	}
-	w.Header().Set("Allow", http.MethodGet)
-	writeRESTError(w, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed on %s: agents are read from the config file (agents:), and mcpbus does not serve the agent admin API's writes yet; GET lists them", r.Method, r.URL.Path))
-	return false
+// agentWrite relays one of the agent admin API's writes (LiteLLM's POST
+// /v1/agents, PUT and DELETE /v1/agents/{agent_id}) to the registry,
+// master key only, as the registry API is (relayAsMaster).
+func (g *Ingress) agentWrite(w http.ResponseWriter, r *http.Request, op, subject, agent string) {
+	g.relayAsMaster(w, r, masterRelay{api: "agent", service: "registry service", forbidden: "only the master key may manage agents",
+		logKey: "op", logVal: "agent " + op, subject: subject}, func() ([]byte, *bus.Error) {
+		if op == "delete" {
+			b, _ := json.Marshal(bus.AgentRef{AgentID: agent})
+			return b, nil
+		}
+		body, e := g.readAdminBody(w, r)
+		if e != nil {
+			return nil, e
+		}
+		b, _ := json.Marshal(bus.AgentWrite{AgentID: agent, Body: body})
+		return b, nil
+	})
 }
 
 // cardCaller is a2aCaller for the REST-shaped routes.

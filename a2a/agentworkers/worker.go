@@ -11,8 +11,10 @@ package agentworkers
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -36,25 +38,45 @@ type Options struct {
 	MaxInFlight int
 	// Transport makes the agent calls (nil: a fresh http.Transport).
 	Transport http.RoundTripper
+	// Follow serves the agents of the agents bucket too (the agent admin
+	// API's, bus.BucketAgents), following it; Secrets opens their sealed
+	// credentials and Env resolves their os.environ/ references.
+	Follow  bool
+	Secrets *bus.SecretKey
+	Env     config.LookupEnv
 }
 
-// Service is the running agent workers of one process: their micro
-// service, whose Stop also cancels the calls under way.
+// Service is the running agent workers of one process: a micro service
+// per agent (its rpc and card endpoints) and one for the list, whose Stop
+// also cancels the calls under way.
 type Service struct {
-	micro.Service
-	nc     *nats.Conn
-	cancel *nats.Subscription
-	log    *slog.Logger
-	slots  chan struct{}
-	agents []*agent
-	usage  *usagePublisher
+	o         Options
+	nc        *nats.Conn
+	cancel    *nats.Subscription
+	log       *slog.Logger
+	slots     chan struct{}
+	usage     *usagePublisher
+	list      micro.Service
+	follower  *bus.KVFollower
+	transport http.RoundTripper
 
 	mu       sync.Mutex
+	served   map[string]*served                 // agent name -> its service
+	file     []string                           // the config file's agents, in order
 	inflight map[string]context.CancelCauseFunc // request id -> its call
 }
 
-// Start serves agents on nc: for each its rpc and card endpoints, and the
-// list of them (bus.SubjectAgentList).
+// served is one agent and the micro service that serves it.
+type served struct {
+	a        *agent
+	svc      micro.Service
+	fromFile bool
+}
+
+// Start serves agents (the config file's) on nc, and with o.Follow those
+// of the agents bucket, following it: an agent written there is served
+// (or replaced, or stopped) at once. A bucket agent named like a file
+// agent is left out: the file's wins.
 func Start(nc *nats.Conn, agents []config.Agent, o Options) (*Service, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -62,55 +84,138 @@ func Start(nc *nats.Conn, agents []config.Agent, o Options) (*Service, error) {
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 1024
 	}
-	transport := o.Transport
-	if transport == nil {
-		transport = credential.NewBaseTransport()
+	if o.Env == nil {
+		o.Env = os.LookupEnv
 	}
-	s := &Service{nc: nc, log: o.Log, slots: make(chan struct{}, o.MaxInFlight), inflight: map[string]context.CancelCauseFunc{},
-		usage: newUsagePublisher(nc, o.Log)}
-	svc, err := micro.AddService(nc, micro.Config{Name: bus.ServiceAgentWorker, Version: version.Version,
-		Description: "A2A agents: JSON-RPC calls with the agent's credentials"})
+	if o.Transport == nil {
+		o.Transport = credential.NewBaseTransport()
+	}
+	s := &Service{o: o, nc: nc, log: o.Log, slots: make(chan struct{}, o.MaxInFlight), inflight: map[string]context.CancelCauseFunc{},
+		usage: newUsagePublisher(nc, o.Log), served: map[string]*served{}, transport: o.Transport}
+	list, err := micro.AddService(nc, micro.Config{Name: bus.ServiceAgentWorker, Version: version.Version,
+		Description: "A2A agents: the agents a caller may use"})
 	if err != nil {
-		return nil, err
-	}
-	s.Service = svc
-	fail := func(err error) (*Service, error) {
-		_ = svc.Stop()
 		s.usage.close()
 		return nil, err
 	}
-	for _, c := range agents {
-		a := newAgent(c, transport, o.Log)
-		s.agents = append(s.agents, a)
-		meta := micro.WithEndpointMetadata(map[string]string{"agent": c.Name})
-		group := micro.WithEndpointQueueGroup(bus.AgentQueueGroup(c.Name))
-		if err := svc.AddEndpoint("agent-"+c.Name, micro.HandlerFunc(func(req micro.Request) { s.take(a, req) }),
-			micro.WithEndpointSubject(bus.AgentRPC(c.Name)), group, meta); err != nil {
-			return fail(err)
-		}
-		if err := svc.AddEndpoint("card-"+c.Name, micro.HandlerFunc(func(req micro.Request) { s.card(a, req) }),
-			micro.WithEndpointSubject(bus.AgentCard(c.Name)), group, meta); err != nil {
-			return fail(err)
-		}
-	}
-	if err := svc.AddEndpoint("list", micro.HandlerFunc(s.list), micro.WithEndpointSubject(bus.SubjectAgentList),
+	s.list = list
+	if err := list.AddEndpoint("list", micro.HandlerFunc(s.listAgents), micro.WithEndpointSubject(bus.SubjectAgentList),
 		micro.WithEndpointQueueGroup(bus.AgentListQueue)); err != nil {
-		return fail(err)
+		return s.fail(err)
+	}
+	for _, c := range agents {
+		if err := s.serve(c, true); err != nil {
+			return s.fail(err)
+		}
+		s.file = append(s.file, c.Name)
 	}
 	// A request id on SubjectCancel stops its call: the client left, or its
 	// key was revoked.
 	if s.cancel, err = nc.Subscribe(bus.SubjectCancel, func(m *nats.Msg) { s.stop(string(m.Data)) }); err != nil {
-		return fail(err)
+		return s.fail(err)
+	}
+	if o.Follow {
+		if s.follower, err = bus.FollowKV(context.Background(), nc, bus.BucketAgents, nil, s.apply); err != nil {
+			return s.fail(fmt.Errorf("follow the agents bucket %s (the registry makes it): %w", bus.BucketAgents, err))
+		}
 	}
 	return s, nil
+}
+
+// fail stops what Start started.
+func (s *Service) fail(err error) (*Service, error) {
+	_ = s.Stop()
+	return nil, err
+}
+
+// serve starts serving agent c, replacing the service of the same name
+// (the new one joins the queue group before the old one leaves).
+func (s *Service) serve(c config.Agent, fromFile bool) error {
+	a := newAgent(c, s.transport, s.log)
+	svc, err := micro.AddService(s.nc, micro.Config{Name: bus.ServiceAgentWorker, Version: version.Version,
+		Description: "A2A agent " + c.Name + ": JSON-RPC calls with the agent's credentials", Metadata: map[string]string{"agent": c.Name}})
+	if err != nil {
+		return err
+	}
+	group := micro.WithEndpointQueueGroup(bus.AgentQueueGroup(c.Name))
+	if err := svc.AddEndpoint("rpc", micro.HandlerFunc(func(req micro.Request) { s.take(a, req) }),
+		micro.WithEndpointSubject(bus.AgentRPC(c.Name)), group); err != nil {
+		_ = svc.Stop()
+		return err
+	}
+	if err := svc.AddEndpoint("card", micro.HandlerFunc(func(req micro.Request) { s.card(a, req) }),
+		micro.WithEndpointSubject(bus.AgentCard(c.Name)), group); err != nil {
+		_ = svc.Stop()
+		return err
+	}
+	s.mu.Lock()
+	old := s.served[c.Name]
+	s.served[c.Name] = &served{a: a, svc: svc, fromFile: fromFile}
+	s.mu.Unlock()
+	if old != nil {
+		_ = old.svc.Stop() // its calls under way finish
+	}
+	return nil
+}
+
+// apply serves, replaces or stops an agent of the bucket as it changes.
+func (s *Service) apply(e bus.KVEntry) {
+	s.mu.Lock()
+	cur := s.served[e.Key]
+	s.mu.Unlock()
+	if cur != nil && cur.fromFile {
+		if !e.Deleted {
+			s.log.Warn("agents bucket: an agent of the config file has this name; the file's is served", "agent", e.Key)
+		}
+		return
+	}
+	if e.Deleted {
+		if cur != nil {
+			s.mu.Lock()
+			delete(s.served, e.Key)
+			s.mu.Unlock()
+			_ = cur.svc.Stop()
+			s.log.Info("agent stopped: deleted from the agents bucket", "agent", e.Key)
+		}
+		return
+	}
+	c, err := s.agentOf(e)
+	if err != nil {
+		s.log.Warn("agents bucket: an agent is not served", "agent", e.Key, "err", err)
+		return
+	}
+	if err := s.serve(c, false); err != nil {
+		s.log.Error("agents bucket: could not serve an agent", "agent", e.Key, "err", err)
+		return
+	}
+	s.log.Info("agent served from the agents bucket", "agent", e.Key, "revision", e.Revision)
+}
+
+// agentOf reads a bucket entry as an agent, by the config file's rules.
+func (s *Service) agentOf(e bus.KVEntry) (config.Agent, error) {
+	rec, err := bus.DecodeAgentRecord(e.Key, e.Value)
+	if err != nil {
+		return config.Agent{}, err
+	}
+	if rec, err = s.o.Secrets.OpenAgent(rec); err != nil {
+		return config.Agent{}, err
+	}
+	c, _, err := config.ParseAgentJSON(rec.Written(), s.o.Env)
+	return c, err
 }
 
 // Stop stops serving; calls under way are cancelled, then the usage
 // events still queued get a moment to go out.
 func (s *Service) Stop() error {
-	_ = s.cancel.Unsubscribe()
-	err := s.Service.Stop()
+	s.follower.Stop()
+	if s.cancel != nil {
+		_ = s.cancel.Unsubscribe()
+	}
+	err := s.list.Stop()
 	s.mu.Lock()
+	for _, sv := range s.served {
+		_ = sv.svc.Stop()
+	}
 	for _, c := range s.inflight {
 		c(errStopping)
 	}
@@ -132,12 +237,12 @@ func (s *Service) take(a *agent, req micro.Request) {
 	body := req.Data()
 	go func() {
 		defer func() { <-s.slots }()
-		s.serve(a, r, h, body)
+		s.answer(a, r, h, body)
 	}()
 }
 
-// serve answers one JSON-RPC request for agent a.
-func (s *Service) serve(a *agent, r bus.Reply, h nats.Header, body []byte) {
+// answer answers one JSON-RPC request for agent a.
+func (s *Service) answer(a *agent, r bus.Reply, h nats.Header, body []byte) {
 	start := time.Now()
 	env, err := bus.ReadEnvelope(h)
 	if err != nil {

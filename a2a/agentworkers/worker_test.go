@@ -3,6 +3,7 @@ package agentworkers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -262,4 +263,73 @@ func TestUsageEvents(t *testing.T) {
 	if ev.Kind != bus.UsageKindAgent || ev.Server != "helper" || ev.Method != "GetTask" || ev.Status != "ok" || ev.RequestID != "req-usage" || ev.KeyID != "k" || ev.BytesOut == 0 {
 		t.Fatalf("event %+v", ev)
 	}
+}
+
+// An agent written to the agents bucket (as the registry writes it: its
+// literal key sealed) is served at once by a worker that follows the
+// bucket, replaced when it changes and stopped when it is deleted; a
+// bucket agent named like a file agent is left out.
+func TestAgentsFromTheBucket(t *testing.T) {
+	ag := fakeAgent(t)
+	defer ag.Close()
+	ns := bustest.Server(t)
+	admin := bustest.Conn(t, ns)
+	js, _ := jetstream.New(admin)
+	kv, err := bus.AgentsBucket(context.Background(), js, bus.StatePolicy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := bus.NewSecretKey("test-secret-key-material-0123")
+	put := func(name, url string) {
+		rec := bus.AgentRecord{AgentID: name, AgentName: name, Card: json.RawMessage(`{"name":"B","url":"` + url + `","protocolVersion":"1.0"}`),
+			Params: bus.AgentRecordParams{APIKey: agentKey, Headers: map[string]string{"X-Team": "blue"}}, Source: bus.AgentSourceAPI}
+		sealed, err := key.SealAgent(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(sealed)
+		if _, err := kv.Put(context.Background(), name, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := pinned(ag.URL)
+	put("helper", "http://127.0.0.1:1/never") // a file agent's name: the file's wins
+	nc := bustest.Conn(t, ns)
+	s, err := Start(nc, []config.Agent{file}, Options{Follow: true, Secrets: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Stop() }()
+
+	get := `{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"t1"}}`
+	caller := internal()
+	if e := bus.ReplyError(ask(t, nc, bus.AgentRPC("helper"), internal(), get)); e != nil {
+		t.Fatalf("the file's helper: %v", e)
+	}
+	put("from-api", ag.URL)
+	bustest.Eventually(t, 10*time.Second, "the bucket's agent served", func() error {
+		m, err := nc.RequestMsg(&nats.Msg{Subject: bus.AgentRPC("from-api"), Data: []byte(get), Header: caller.Header()}, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		if e := bus.ReplyError(m); e != nil {
+			return e
+		}
+		return nil
+	})
+	var list []bus.AgentSummary
+	_ = json.Unmarshal(ask(t, nc, bus.SubjectAgentList, internal(), "").Data, &list)
+	if len(list) != 2 || list[0].AgentName != "helper" || list[1].AgentName != "from-api" {
+		t.Fatalf("list: %+v", list)
+	}
+	if err := kv.Delete(context.Background(), "from-api"); err != nil {
+		t.Fatal(err)
+	}
+	bustest.Eventually(t, 10*time.Second, "the deleted agent stopped", func() error {
+		_, err := nc.RequestMsg(&nats.Msg{Subject: bus.AgentRPC("from-api"), Data: []byte(get), Header: caller.Header()}, 5*time.Second)
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("still answered (%v)", err)
+		}
+		return nil
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcpbus/mcpbus/internal/bustest"
 )
 
 // The agent's credential: it may reach the agent, never a caller or a log
@@ -278,84 +281,75 @@ func TestA2APermissions(t *testing.T) {
 	if !strings.Contains(list, `"agent_name":"open"`) || !strings.Contains(list, `"agent_name":"helper"`) || strings.Contains(list, a2aAgentKey) {
 		t.Errorf("list for the master key: %s", list)
 	}
-	// The agent admin API's writes are not served: refused, saying so.
-	if status, _, body := rest(t, http.MethodPost, g.URL()+"/v1/agents", master, `{"agent_name":"new"}`); status != http.StatusMethodNotAllowed || !strings.Contains(body, "config file") {
-		t.Errorf("POST /v1/agents: HTTP %d %s", status, body)
-	}
 }
 
-// An external caller gets the same 404 for an internal-only agent as for
-// one that does not exist, on every route; a public agent it may use.
-func TestA2AInternalAgentHiddenFromExternalCallers(t *testing.T) {
-	agent := newA2AAgent(t)
-	// The test client is on 127.0.0.1; declaring only 10/8 internal makes it external.
-	g := a2aGateway(t, agent, `, mcp_internal_ip_ranges: ["10.0.0.0/8"]`)
-	status, missing, _ := a2aCall(t, g.URL()+"/a2a/nosuch", master, "message/send", sendParams03)
-	if status != http.StatusNotFound || missing.Error == nil || missing.Error.Code != -32039 {
-		t.Fatalf("unknown agent: HTTP %d %+v", status, missing.Error)
-	}
-	want := strings.Replace(missing.Error.Message, "nosuch", "helper", 1)
-	status, hidden, body := a2aCall(t, g.URL()+"/a2a/helper", master, "message/send", sendParams03)
-	if status != http.StatusNotFound || hidden.Error == nil || hidden.Error.Message != want || hidden.Error.Code != missing.Error.Code {
-		t.Errorf("internal agent, external caller: HTTP %d %s; want the unknown agent's answer %q", status, body, want)
-	}
-	for _, path := range []string{"/a2a/helper/.well-known/agent-card.json", "/v1/agents/helper"} {
-		_, _, body := rest(t, http.MethodGet, g.URL()+path, master, "")
-		_, _, other := rest(t, http.MethodGet, g.URL()+strings.Replace(path, "helper", "nosuch", 1), master, "")
-		if body != strings.Replace(other, "nosuch", "helper", 1) {
-			t.Errorf("GET %s: %s, want the unknown agent's %s", path, body, other)
-		}
-	}
-	_, _, list := rest(t, http.MethodGet, g.URL()+"/v1/agents", master, "")
-	if strings.Contains(list, "helper") || !strings.Contains(list, `"agent_name":"open"`) {
-		t.Errorf("list for an external caller: %s", list)
-	}
-	if status, r, body := a2aCall(t, g.URL()+"/a2a/open", master, "SendMessage", sendParams10); status != http.StatusOK || r.Error != nil {
-		t.Errorf("public agent, external caller: HTTP %d %s", status, body)
-	}
-}
-
-// The cards a caller gets name the gateway, never the agent: url and every
-// supportedInterfaces url are the gateway's /a2a/{agent}, in both wires;
-// the agent's own security schemes and extended card are left out. The
-// gateway's card lists the agents the key may use as skills.
-func TestA2ACards(t *testing.T) {
+// The agent admin API (LiteLLM's POST /v1/agents, PUT and DELETE
+// /v1/agents/{agent_id}, master key only): an agent written there is
+// served at once by the agent workers, with its credential, which no
+// answer shows; it changes and goes away the same way; an agent of the
+// config file cannot be written.
+func TestA2AAgentAdminAPI(t *testing.T) {
 	agent := newA2AAgent(t)
 	g := a2aGateway(t, agent, "")
-	for _, name := range []string{"agent-card.json", "agent.json"} {
-		status, _, body := rest(t, http.MethodGet, g.URL()+"/a2a/helper/.well-known/"+name, master, "")
-		var card struct {
-			Name         string                                                   `json:"name"`
-			URL          string                                                   `json:"url"`
-			Interfaces   []struct{ URL, ProtocolBinding, ProtocolVersion string } `json:"supportedInterfaces"`
-			Capabilities map[string]any                                           `json:"capabilities"`
-		}
-		if status != http.StatusOK || json.Unmarshal([]byte(body), &card) != nil {
-			t.Fatalf("card %s: HTTP %d %s", name, status, body)
-		}
-		want := g.URL() + "/a2a/helper"
-		if card.Name != "Helper" || card.URL != want || len(card.Interfaces) != 2 {
-			t.Fatalf("card %s: %s", name, body)
-		}
-		for _, in := range card.Interfaces {
-			if in.URL != want || in.ProtocolBinding != "JSONRPC" {
-				t.Errorf("interface %+v, want %s over JSONRPC", in, want)
-			}
-		}
-		if strings.Contains(body, agent.URL) || strings.Contains(body, "securitySchemes") || card.Capabilities["extendedAgentCard"] != nil || card.Capabilities["streaming"] != true {
-			t.Errorf("card %s names the agent's own endpoint or schemes: %s", name, body)
-		}
+	const apiKey = "api-written-agent-credential-0002"
+	registerSecret(apiKey)
+	body := `{"agent_name":"made","agent_card_params":{"name":"Made","url":"` + agent.URL + `","protocolVersion":"1.0"},"litellm_params":{"api_key":"` + apiKey + `","make_public":false}}`
+
+	user := generateKey(t, g.URL(), map[string]any{"key_alias": "not-admin"})
+	if status, _, out := rest(t, http.MethodPost, g.URL()+"/v1/agents", user, body); status != http.StatusForbidden {
+		t.Fatalf("POST /v1/agents with a virtual key: HTTP %d %s", status, out)
 	}
-	_, _, body := rest(t, http.MethodGet, g.URL()+"/.well-known/agent.json", master, "")
-	if !strings.Contains(body, `"name":"mcpbus"`) || !strings.Contains(body, `"id":"helper"`) || !strings.Contains(body, `"id":"open"`) ||
-		!strings.Contains(body, `"url":"`+g.URL()+`/a2a/helper"`) || strings.Contains(body, agent.URL) {
-		t.Errorf("gateway card: %s", body)
+	status, _, out := rest(t, http.MethodPost, g.URL()+"/v1/agents", master, body)
+	if status != http.StatusOK || !strings.Contains(out, `"agent_id":"made"`) || !strings.Contains(out, `"api_key":"[redacted]"`) {
+		t.Fatalf("POST /v1/agents: HTTP %d %s", status, out)
 	}
-	onlyOpen := generateKey(t, g.URL(), map[string]any{"object_permission": map[string]any{"agents": []string{"open"}}})
-	if _, _, body := rest(t, http.MethodGet, g.URL()+"/.well-known/agent-card.json", onlyOpen, ""); strings.Contains(body, "helper") {
-		t.Errorf("gateway card for a key limited to open: %s", body)
+	call := func() (int, a2aResponse, string) {
+		return a2aCall(t, g.URL()+"/a2a/made", master, "GetTask", `{"id":"task-1"}`)
 	}
-	if status, _, _ := rest(t, http.MethodGet, g.URL()+"/.well-known/agent.json", "", ""); status != http.StatusUnauthorized {
-		t.Errorf("gateway card without a key: HTTP %d", status)
+	waitFor(t, "the new agent served", func() bool { s, _, _ := call(); return s == http.StatusOK })
+	if _, _, out := call(); !strings.Contains(out, `"TASK_STATE_COMPLETED"`) || strings.Contains(out, apiKey) {
+		t.Fatalf("the new agent's answer: %s", out)
 	}
+	if seen := agent.seen(); seen[len(seen)-1] != "Bearer "+apiKey {
+		t.Fatalf("the agent got Authorization %q, want the written credential", seen[len(seen)-1])
+	}
+	if _, _, list := rest(t, http.MethodGet, g.URL()+"/v1/agents", master, ""); !strings.Contains(list, `"agent_name":"made"`) || strings.Contains(list, apiKey) {
+		t.Fatalf("list: %s", list)
+	}
+
+	// PUT: "[redacted]" keeps the credential; the card changes.
+	upd := strings.Replace(strings.Replace(body, apiKey, "[redacted]", 1), `"name":"Made"`, `"name":"Made again"`, 1)
+	if status, _, out := rest(t, http.MethodPut, g.URL()+"/v1/agents/made", master, upd); status != http.StatusOK {
+		t.Fatalf("PUT: HTTP %d %s", status, out)
+	}
+	waitFor(t, "the changed card", func() bool {
+		_, _, card := rest(t, http.MethodGet, g.URL()+"/a2a/made/.well-known/agent-card.json", master, "")
+		return strings.Contains(card, `"name":"Made again"`)
+	})
+	if status, _, _ := call(); status != http.StatusOK || agent.seen()[len(agent.seen())-1] != "Bearer "+apiKey {
+		t.Fatalf("after the update: HTTP %d, the agent got %q", status, agent.seen()[len(agent.seen())-1])
+	}
+
+	if status, _, out := rest(t, http.MethodPut, g.URL()+"/v1/agents/helper", master, body); status != http.StatusConflict || !strings.Contains(out, "config file") {
+		t.Errorf("PUT of a config agent: HTTP %d %s", status, out)
+	}
+	if status, _, out := rest(t, http.MethodDelete, g.URL()+"/v1/agents/made", master, ""); status != http.StatusOK {
+		t.Fatalf("DELETE: HTTP %d %s", status, out)
+	}
+	waitFor(t, "the deleted agent gone", func() bool { s, _, _ := call(); return s == http.StatusNotFound })
+	if leaks := scanForSecrets(); len(leaks) > 0 {
+		t.Fatal(strings.Join(leaks, "\n"))
+	}
+}
+
+// waitFor waits until cond holds: a change the agent workers apply as
+// they follow the agents bucket (bustest.Eventually's bound, no timing).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	bustest.Eventually(t, 10*time.Second, what, func() error {
+		if !cond() {
+			return errors.New("not yet")
+		}
+		return nil
+	})
 }
