@@ -47,7 +47,7 @@ func (s *service) applyKeyFields(ctx context.Context, rec *bus.KeyRecord, f bus.
 	if e := applyModelLimits(f, rec); e != nil { // llm_fields.go
 		return e
 	}
-	return applyCommon(f.CommonFields, &rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions, &rec.Models, &rec.LLMLimits})
+	return applyCommon(f.CommonFields, &rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions, &rec.Models, &rec.LLMLimits, &rec.Agents, &rec.AgentAccessGroups})
 }
 
 // checkAlias fails if another key than token has alias.
@@ -142,7 +142,8 @@ func (s *service) keyGenerate(ctx context.Context, data []byte) (any, *bus.Error
 	s.seenKey(rec.Token, rev)
 	return bus.KeyGenerateResponse{
 		Key: key, Token: rec.Token, KeyAlias: rec.KeyAlias, TeamID: rec.TeamID, Expires: rec.Expires,
-		MCPServers: rec.MCPServers, MCPAccessGroups: rec.MCPAccessGroups, MCPToolPermissions: rec.MCPToolPermissions, Models: rec.Models, RPMLimit: rec.RPMLimit,
+		MCPServers: rec.MCPServers, MCPAccessGroups: rec.MCPAccessGroups, MCPToolPermissions: rec.MCPToolPermissions, Models: rec.Models,
+		Agents: rec.Agents, AgentAccessGroups: rec.AgentAccessGroups, RPMLimit: rec.RPMLimit,
 		Blocked: rec.Blocked, Metadata: rec.Metadata, CreatedAt: rec.CreatedAt,
 	}, nil
 }

@@ -20,7 +20,7 @@ func applyTeamFields(rec *bus.TeamRecord, f bus.TeamFields) *bus.Error {
 	if f.TeamAlias != nil {
 		rec.TeamAlias = strings.TrimSpace(*f.TeamAlias)
 	}
-	return applyCommon(f.CommonFields, &rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions, &rec.Models, &rec.LLMLimits})
+	return applyCommon(f.CommonFields, &rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions, &rec.Models, &rec.LLMLimits, &rec.Agents, &rec.AgentAccessGroups})
 }
 
 func (s *service) teamNew(ctx context.Context, data []byte) (any, *bus.Error) {

@@ -10,12 +10,13 @@ import (
 // LiteLLM's shapes, bus/admin_api.go) to a record.
 
 // mcpLimits points at a key's or team's permission fields: MCP servers
-// and tools, and models.
+// and tools, models, and A2A agents.
 type mcpLimits struct {
-	servers, groups *[]string
-	tools           *map[string][]string
-	models          *[]string
-	llm             *bus.LLMLimits
+	servers, groups     *[]string
+	tools               *map[string][]string
+	models              *[]string
+	llm                 *bus.LLMLimits
+	agents, agentGroups *[]string
 }
 
 // MaxModelEntries and MaxModelEntry bound a key's or team's models list.
@@ -51,6 +52,9 @@ func applyPerms(p bus.PermFields, m mcpLimits) *bus.Error {
 		}
 		if mt == nil {
 			mt = op.MCPToolPermissions
+		}
+		if e := applyAgents(op, m); e != nil {
+			return e
 		}
 	}
 	if ms != nil {
@@ -88,6 +92,33 @@ func applyPerms(p bus.PermFields, m mcpLimits) *bus.Error {
 	}
 	return nil
 }
+
+// applyAgents sets object_permission.agents and agent_access_groups:
+// agent names (agent_name, also the agent's id) and access group names.
+func applyAgents(op *bus.ObjectPermission, m mcpLimits) *bus.Error {
+	for _, f := range []struct {
+		field, what string
+		in          *[]string
+		to          *[]string
+	}{{"agents", "an agent name", op.Agents, m.agents}, {"agent_access_groups", "an access group name", op.AgentAccessGroups, m.agentGroups}} {
+		if f.in == nil {
+			continue
+		}
+		if len(*f.in) > MaxAgentEntries {
+			return bus.Errorf(bus.ErrBadRequest, "object_permission.%s: %d entries; at most %d", f.field, len(*f.in), MaxAgentEntries)
+		}
+		for i, name := range *f.in {
+			if !bus.ValidToken(name) {
+				return bus.Errorf(bus.ErrBadRequest, "object_permission.%s[%d]: %q is not %s (letters, digits, '-' and '_')", f.field, i, bus.Shorten(name, 64), f.what)
+			}
+		}
+		*f.to = dedupe(*f.in)
+	}
+	return nil
+}
+
+// MaxAgentEntries bounds a key's or team's agents and agent_access_groups.
+const MaxAgentEntries = 256
 
 // applyCommon sets the fields present in f on the given record fields.
 func applyCommon(f bus.CommonFields, rpm *int, metadata *map[string]any, blocked *bool, m mcpLimits) *bus.Error {

@@ -231,7 +231,7 @@ func TestGenerateThenVerify(t *testing.T) {
 		t.Fatalf("verify: %v", e)
 	}
 	want := bus.Identity{KeyID: g.Token, Alias: "ci-bot",
-		Permissions: bus.Permissions{Servers: []string{"github"}, Tools: map[string][]string{"github": {"list_issues"}}, AllModels: true}}
+		Permissions: bus.Permissions{Servers: []string{"github"}, Tools: map[string][]string{"github": {"list_issues"}}, AllModels: true, AllAgents: true}}
 	if fmt.Sprint(id) != fmt.Sprint(want) {
 		t.Fatalf("identity %+v, want %+v", id, want)
 	}
@@ -890,8 +890,8 @@ func TestWithoutJetStream(t *testing.T) {
 	}
 }
 
-// LiteLLM's limits mcpbus does not enforce (models, budgets, agent access
-// groups, ...) are refused with 400 naming them, and nothing is written; the same
+// LiteLLM's limits mcpbus does not enforce (budgets, token limits, vector
+// stores, ...) are refused with 400 naming them, and nothing is written; the same
 // fields left empty, as LiteLLM's clients send them by default, pass.
 func TestUnenforcedLimitsRefused(t *testing.T) {
 	ns := bustest.Server(t)
@@ -899,10 +899,10 @@ func TestUnenforcedLimitsRefused(t *testing.T) {
 	for subject, body := range map[string]map[string]any{
 		bus.SubjectKeyGenerate: {"key_alias": "limited", "max_parallel_requests": 4},
 		bus.SubjectTeamNew:     {"team_id": "budgeted", "soft_budget": 10},
-		"key agent groups":     {"key_alias": "grouped", "object_permission": map[string]any{"agent_access_groups": []string{"dev"}}},
+		"key vector stores":    {"key_alias": "stored", "object_permission": map[string]any{"vector_stores": []string{"docs"}}},
 	} {
 		subj := subject
-		if subj == "key agent groups" {
+		if subj == "key vector stores" {
 			subj = bus.SubjectKeyGenerate
 		}
 		_, e := call(t, a.nc, subj, body)

@@ -58,6 +58,7 @@ func Effective(key bus.KeyRecord, team *bus.TeamRecord) bus.Permissions {
 	}
 
 	p.AllModels, p.Models = modelLevels(key, team)
+	p.AllAgents, p.Agents = agentLevels(key, team)
 
 	for server := range union(key.MCPToolPermissions, teamTools) {
 		if !mayPermit(p, server) {
@@ -109,6 +110,24 @@ func modelLevels(key bus.KeyRecord, team *bus.TeamRecord) (all bool, levels [][]
 		if l := limiting(team.Models, bus.AllProxyModels); l != nil {
 			levels = append(levels, l)
 		}
+	}
+	return len(levels) == 0, levels
+}
+
+// agentLevels is the agents rule, LiteLLM's: a key's agents and
+// agent_access_groups limit it, and so do its team's; neither at either
+// level, every agent; one level's, that level's; both, an agent must pass
+// both (the intersection, matched against each agent's access groups
+// where the agents are known, bus.AllowsAgent).
+func agentLevels(key bus.KeyRecord, team *bus.TeamRecord) (all bool, levels []bus.AgentScope) {
+	add := func(of string, agents, groups []string) {
+		if a, g := dedupe(agents), dedupe(groups); a != nil || g != nil {
+			levels = append(levels, bus.AgentScope{Of: of, Agents: a, Groups: g})
+		}
+	}
+	add("key", key.Agents, key.AgentAccessGroups)
+	if team != nil {
+		add("team", team.Agents, team.AgentAccessGroups)
 	}
 	return len(levels) == 0, levels
 }

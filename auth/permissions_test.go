@@ -83,6 +83,9 @@ func TestEffective(t *testing.T) {
 			if c.want.Models == nil {
 				c.want.AllModels = true // the server and tool cases limit no model
 			}
+			if c.want.Agents == nil {
+				c.want.AllAgents = true // nor any agent
+			}
 			if !reflect.DeepEqual(normalize(got), normalize(c.want)) {
 				t.Fatalf("Effective:\n got  %+v\n want %+v", got, c.want)
 			}

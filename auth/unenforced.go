@@ -24,9 +24,7 @@ var unenforcedFields = map[string]string{
 
 // unenforcedObjectFields are those of object_permission.
 var unenforcedObjectFields = map[string]string{
-	"vector_stores":       "vector store limits",
-	"agents":              "agent limits",
-	"agent_access_groups": "agent access groups",
+	"vector_stores": "vector store limits",
 }
 
 // refuseUnenforced answers a key or team write that sets a limit mcpbus

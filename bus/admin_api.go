@@ -21,11 +21,14 @@ import (
 // nulls. Unknown fields are ignored (LiteLLM clients send budgets, models
 // and the like).
 
-// ObjectPermission is LiteLLM's nested form of the MCP permission fields.
+// ObjectPermission is LiteLLM's nested form of the MCP permission fields,
+// and the only form of the agent ones (agents, agent_access_groups).
 type ObjectPermission struct {
 	MCPServers         *[]string            `json:"mcp_servers,omitempty"`
 	MCPAccessGroups    *[]string            `json:"mcp_access_groups,omitempty"`
 	MCPToolPermissions *map[string][]string `json:"mcp_tool_permissions,omitempty"`
+	Agents             *[]string            `json:"agents,omitempty"`
+	AgentAccessGroups  *[]string            `json:"agent_access_groups,omitempty"`
 }
 
 // PermFields are the MCP permission fields of keys and teams, top-level or
@@ -86,6 +89,8 @@ type KeyGenerateResponse struct {
 	MCPAccessGroups    []string            `json:"mcp_access_groups,omitempty"`
 	MCPToolPermissions map[string][]string `json:"mcp_tool_permissions,omitempty"`
 	Models             []string            `json:"models,omitempty"`
+	Agents             []string            `json:"agents,omitempty"`
+	AgentAccessGroups  []string            `json:"agent_access_groups,omitempty"`
 	RPMLimit           int                 `json:"rpm_limit,omitempty"`
 	Blocked            bool                `json:"blocked,omitempty"`
 	Metadata           map[string]any      `json:"metadata,omitempty"`

@@ -92,7 +92,8 @@ var kinds = []Kind{ErrBadRequest, ErrSessionNotFound, ErrParse, ErrInvalidReques
 	ErrNotPermitted, ErrKeyRevoked, ErrNotFound, ErrConflict, ErrWorkerLost, ErrServerDrained,
 	ErrHeaderMismatch, ErrMissingCapability, ErrUnsupportedVersion,
 	ErrModelNotFound, ErrModelNotAllowed, ErrProvider, ErrContextLength, ErrProviderRejected, ErrContentPolicy, // llm.go
-	ErrBudgetExceeded} // llm_limits.go
+	ErrBudgetExceeded,                    // llm_limits.go
+	ErrAgentNotFound, ErrAgentNotAllowed} // a2a.go
 
 // catalog finds a kind by its code (ReplyError).
 var catalog = func() map[string]Kind {

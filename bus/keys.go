@@ -44,8 +44,13 @@ type KeyRecord struct {
 	MCPToolPermissions map[string][]string `json:"mcp_tool_permissions,omitempty"`
 	// Models limits the model groups the key may use (LiteLLM's models:
 	// names, access groups, wildcards); empty inherits the team's.
-	Models   []string `json:"models,omitempty"`
-	RPMLimit int      `json:"rpm_limit,omitempty"`
+	Models []string `json:"models,omitempty"`
+	// Agents and AgentAccessGroups limit the A2A agents the key may use
+	// (LiteLLM's object_permission.agents and agent_access_groups); with
+	// neither, the key has its team's.
+	Agents            []string `json:"agents,omitempty"`
+	AgentAccessGroups []string `json:"agent_access_groups,omitempty"`
+	RPMLimit          int      `json:"rpm_limit,omitempty"`
 	LLMLimits
 	// ModelMaxBudget, ModelRPMLimit and ModelTPMLimit limit the key per
 	// model group (llm_limits.go).
@@ -75,6 +80,8 @@ type TeamRecord struct {
 	MCPAccessGroups    []string            `json:"mcp_access_groups,omitempty"`
 	MCPToolPermissions map[string][]string `json:"mcp_tool_permissions,omitempty"`
 	Models             []string            `json:"models,omitempty"`
+	Agents             []string            `json:"agents,omitempty"`
+	AgentAccessGroups  []string            `json:"agent_access_groups,omitempty"`
 	RPMLimit           int                 `json:"rpm_limit,omitempty"`
 	LLMLimits
 	Blocked   bool           `json:"blocked,omitempty"`
@@ -101,6 +108,10 @@ type Permissions struct {
 	// level of Models (the key's list, its team's; llm.go AllowsModel).
 	AllModels bool       `json:"all_models,omitempty"`
 	Models    [][]string `json:"models,omitempty"`
+	// AllAgents: every A2A agent; else an agent must be admitted by each
+	// level of Agents (the key's limit, its team's; a2a.go AllowsAgent).
+	AllAgents bool         `json:"all_agents,omitempty"`
+	Agents    []AgentScope `json:"agents,omitempty"`
 }
 
 // ServerScope is one level's limit on servers: those it names and those in
@@ -141,15 +152,15 @@ func (p Permissions) AllowsTool(server, tool string) bool {
 }
 
 // AllowAll is the permission of the master key and of open mode: every
-// server, tool and model.
-func AllowAll() Permissions { return Permissions{AllServers: true, AllModels: true} }
+// server, tool, model and agent.
+func AllowAll() Permissions { return Permissions{AllServers: true, AllModels: true, AllAgents: true} }
 
 // HeaderPermissions carries Permissions in the envelope as JSON.
 const HeaderPermissions = "Mcpbus-Caller-Permissions"
 
 // EncodePermissions is the header value for p ("" when p allows everything).
 func EncodePermissions(p Permissions) string {
-	if p.AllServers && len(p.Tools) == 0 && p.AllModels {
+	if p.AllServers && len(p.Tools) == 0 && p.AllModels && p.AllAgents {
 		return ""
 	}
 	b, _ := json.Marshal(p)

@@ -214,8 +214,9 @@ type change struct {
 var refetchAfter = []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond}
 
 // directReadable reports whether bucket may be read with direct gets: only
-// trusted roles write it (msgget.go).
-func directReadable(bucket string) bool { return bucket == BucketServers }
+// trusted roles write it (msgget.go): the registry, the servers and the
+// agents.
+func directReadable(bucket string) bool { return bucket == BucketServers || bucket == BucketAgents }
 
 type kvLoader struct {
 	nc     *nats.Conn

@@ -43,10 +43,14 @@ const (
 	// router's and the deployments' requests and sends chunks to POST
 	// streams, and reads no bucket.
 	RoleLLM Role = "llm"
+	// RoleAgents runs the A2A agent workers (a2a.go): it takes the agents'
+	// requests, sends events to POST streams, records agent usage, and
+	// reads the agents bucket (agents.go).
+	RoleAgents Role = "agents"
 )
 
 // Roles are the roles a configured bus user may hold.
-var Roles = []Role{RoleAuth, RoleRegistry, RoleRouter, RoleWorkers, RoleIngress, RoleUsage, RoleServers, RoleConnector, RoleLLM}
+var Roles = []Role{RoleAuth, RoleRegistry, RoleRouter, RoleWorkers, RoleIngress, RoleUsage, RoleServers, RoleConnector, RoleLLM, RoleAgents}
 
 // BusUser is one user of the embedded NATS server.
 type BusUser struct {
@@ -241,14 +245,14 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		return pub, sub, true
 	case RoleRegistry:
 		// PURGE: records from before sealing lose their plain-text history.
-		pub = append(kvOwner(BucketServers), jsStreamPurge(KVStream(BucketServers)))
+		pub = append(kvOwner(BucketServers, BucketAgents), jsStreamPurge(KVStream(BucketServers)))
 		pub = append(pub, streamCreator(StreamUsage)...)
 		pub = append(pub, streamCreator(KVStream(BucketOAuthTokens))...)
 		pub = append(pub, streamCreator(KVStream(BucketLists))...)
 		// It tells connectors of their servers' records (connector.go).
 		pub = append(pub, ConnectorChanged("*"))
 		// It follows the bucket it owns like any reader (internal/servercache.Follow).
-		return pub, []string{SubjectRegistryAll, ConnectorGet("*"), micro, KVSubject(BucketServers, ">")}, true
+		return pub, []string{SubjectRegistryAll, ConnectorGet("*"), micro, KVSubject(BucketServers, ">"), KVSubject(BucketAgents, ">")}, true
 	case RoleRouter:
 		// Warnings on an aggregated answer's stream (a server missing), as
 		// the gateway.
@@ -310,7 +314,7 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		// The admin subjects one by one: auth.key.* would match
 		// auth.key.revoked, which only auth announces.
 		pub = append(pub, AuthAdminSubjects...)
-		pub = append(pub, SubjectRouterRPC, SubjectLLMRouterAll, ToolRPC("*"), ToolInfo("*"), SubjectAuthVerify,
+		pub = append(pub, SubjectRouterRPC, SubjectLLMRouterAll, AgentRPCAll, AgentCardAll, SubjectAgentList, ToolRPC("*"), ToolInfo("*"), SubjectAuthVerify,
 			SubjectRegistryAll, SubjectCancel, SubjectSessionClosed, RecallSubject("*"),
 			ClientSubject(SessionSubject("*"), GatewayToken))
 		sub = append(sub, SubjectStreamAll, SubjectSessionEventsAll, SubjectNotifyAll, SubjectKeyRevoked, SubjectAuthChanged)
@@ -331,6 +335,15 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		pub = []string{LLMDeploymentAll, ClientSubject(StreamSubject("*", "*"), LLMSender), SubjectLLMAll, usageOfServer(LLMUsageServer),
 			SubjectRouterRPC} // MCP tools on /v1/responses, as the caller
 		sub = []string{SubjectLLMRouterAll, LLMDeploymentAll, SubjectCancel, micro}
+		return pub, sub, true
+	case RoleAgents:
+		// The workers send events, as "_a2a", to the stream of the POST
+		// they answer, and record agent usage only (one token more than
+		// an MCP call's: they cannot bill as a server).
+		// They follow the agents bucket (the registry writes it).
+		pub, sub = kvFollower(BucketAgents, nil)
+		pub = append(pub, ClientSubject(StreamSubject("*", "*"), A2ASender), AgentUsageFilter("", "", ""))
+		sub = append(sub, AgentRPCAll, AgentCardAll, SubjectAgentList, SubjectCancel, micro)
 		return pub, sub, true
 	}
 	return nil, nil, false

@@ -68,4 +68,31 @@ type UsageEvent struct {
 	Deployment       string `json:"deployment,omitempty"`
 	PromptTokens     int    `json:"prompt_tokens,omitempty"`
 	CompletionTokens int    `json:"completion_tokens,omitempty"`
+	// Kind is what was called: "" for an MCP server's, UsageKindAgent for
+	// an A2A agent's (Server is then the agent, Method its A2A method).
+	Kind string `json:"kind,omitempty"`
+}
+
+// UsageKindAgent is the Kind of an A2A agent call's event.
+const UsageKindAgent = "agent"
+
+// AgentUsageSubject is where the event of one agent call is published:
+// mcpbus.v1.usage.a2a.<team>.<agent>.<method>. It has one token more than
+// an MCP call's (UsageSubject), so no MCP filter matches it and a tool
+// worker's permissions cannot publish one, while mcpbus.v1.usage.> (the
+// stream, `mcpbus usage`) holds both.
+func AgentUsageSubject(team, agent, method string) string {
+	return Root + ".usage.a2a." + usageToken(team, "_noteam") + "." + usageToken(agent, "_none") + "." + usageToken(method, "_none")
+}
+
+// AgentUsageFilter is the subject filter for agent usage events of one
+// team, agent and method; an empty part matches any.
+func AgentUsageFilter(team, agent, method string) string {
+	part := func(s string) string {
+		if s == "" {
+			return "*"
+		}
+		return usageToken(s, "")
+	}
+	return Root + ".usage.a2a." + part(team) + "." + part(agent) + "." + part(method)
 }

@@ -2,15 +2,18 @@ package config
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
 
 // agents, LiteLLM's A2A agent list (agent_list before LiteLLM 1.95), as
-// typed values the agent routes will serve (plan: docs/plans/llm-a2a.md,
-// step 10). Each entry names the agent and its card; the card's url is
-// where the agent is called (the card a client gets will name the gateway).
+// typed values the agent workers serve (docs/AGENTS.md). Each entry names
+// the agent and its card; the card's url is where the agent is called (the
+// card a client gets names the gateway).
 
 // Agent is one A2A agent.
 type Agent struct {
@@ -27,13 +30,17 @@ type Agent struct {
 	Headers map[string]string
 	// Public is litellm_params.make_public: external callers may use it.
 	Public bool
+	// AccessGroups are litellm_params.access_groups (mcpbus's): a key or
+	// team granted one of them in object_permission.agent_access_groups
+	// may use the agent.
+	AccessGroups []string
 
 	unserved bool // its key's variable is not set (a warning said so)
 }
 
 var (
 	agentKeys             = []string{"agent_name", "agent_card_params", "litellm_params"}
-	agentParamKeys        = []string{"api_key", "headers", "make_public"}
+	agentParamKeys        = []string{"api_key", "headers", "make_public", "access_groups"}
 	litellmAgentParamKeys = []string{"agent_card_path", "model", "require_trace_id_on_calls_to_agent", "guardrails", "custom_llm_provider"}
 )
 
@@ -139,7 +146,7 @@ func (a *Agent) readParams(p *problems, at string, n *yaml.Node, env LookupEnv) 
 		return
 	}
 	if !isMapping(n) {
-		p.errorf(at, "must be a mapping (api_key, headers, make_public)")
+		p.errorf(at, "must be a mapping (api_key, headers, make_public, access_groups)")
 		return
 	}
 	var unused []string
@@ -156,6 +163,28 @@ func (a *Agent) readParams(p *problems, at string, n *yaml.Node, env LookupEnv) 
 			a.APIKey = v
 		case "headers":
 			a.Headers = p.strMap(path, kv.val)
+			for _, name := range slices.Sorted(maps.Keys(a.Headers)) {
+				at := path + "[" + name + "]"
+				v, ferr := resolve(at, a.Headers[name], env) // os.environ/NAME too
+				switch {
+				case !validHeaderName(name):
+					p.errorf(at, "must be an HTTP header name")
+				case ferr != nil:
+					p.warn(ferr.Path, "agent "+strconv.Quote(a.Name)+": "+ferr.Msg+"; not served")
+					a.unserved = true
+				case !validHeaderValue(v):
+					p.errorf(at, "must not contain line breaks or other control characters")
+				}
+				a.Headers[name] = v
+			}
+		case "access_groups":
+			for i, g := range p.strList(path, kv.val) {
+				if !serverNameRE.MatchString(g) {
+					p.errorf(path+"["+strconv.Itoa(i)+"]", "an access group name "+serverNameRule)
+					continue
+				}
+				a.AccessGroups = append(a.AccessGroups, g)
+			}
 		case "make_public":
 			a.Public = p.boolean(path, kv.val, env)
 		default:
@@ -163,4 +192,35 @@ func (a *Agent) readParams(p *problems, at string, n *yaml.Node, env LookupEnv) 
 		}
 	}
 	reportUnknown(p, at, "", unused, agentParamKeys, litellmAgentParamKeys)
+}
+
+// ParseAgentJSON reads one agent as the agent admin API's body has it
+// (LiteLLM's {agent_name, agent_card_params, litellm_params}) by the rules
+// of the file's agents, resolving os.environ/ references in env. An agent
+// that would not be served (its api_key's variable unset) is an error
+// here; warnings name what is ignored.
+func ParseAgentJSON(body []byte, env LookupEnv) (Agent, []string, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(body, &doc); err != nil || len(doc.Content) == 0 {
+		return Agent{}, nil, Errors{{Msg: "the body must be one JSON object: {agent_name, agent_card_params, litellm_params}"}}
+	}
+	p := &problems{}
+	a, ok := readAgent(p, "", doc.Content[0], env)
+	if !ok && len(p.errs) == 0 {
+		for _, w := range p.warnings { // the warning that left it out
+			if strings.HasSuffix(w, "; not served") {
+				p.errorf("", strings.TrimPrefix(strings.TrimSuffix(w, "; not served"), ".")+" (in this process's environment)")
+			}
+		}
+	}
+	if len(p.errs) > 0 {
+		for i := range p.errs {
+			p.errs[i].Path = strings.TrimPrefix(p.errs[i].Path, ".")
+		}
+		return Agent{}, nil, p.errs
+	}
+	for i, w := range p.warnings {
+		p.warnings[i] = strings.TrimPrefix(w, ".")
+	}
+	return a, p.warnings, nil
 }

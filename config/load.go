@@ -20,7 +20,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/mcpbus/mcpbus/bus"
@@ -134,6 +133,8 @@ type Parts struct {
 	// SkipModels leaves model_list and its routing settings to the LLM
 	// service.
 	SkipModels bool
+	// SkipAgents leaves agents (agent_list) to the agent workers.
+	SkipAgents bool
 }
 
 // LoadParts is Load reading only the parts a process uses.
@@ -209,14 +210,13 @@ func ParseParts(name string, data []byte, env LookupEnv, parts Parts) (*File, er
 	}
 	if !parts.SkipServers {
 		f.Servers = readServers(p, servers, env)
+	}
+	if !parts.SkipAgents {
 		if len(agents) > 1 {
 			p.errorf("agent_list", "agents and agent_list are the same list (agent_list is LiteLLM's name before 1.95): keep one")
 		}
 		for _, kv := range agents {
 			f.Agents = readAgents(p, kv.key, kv.val, env) // agents.go
-		}
-		if len(f.Agents) > 0 {
-			p.warn("agents", strconv.Itoa(len(f.Agents))+" agent(s) read and checked; mcpbus serves no A2A routes yet (docs/plans/llm-a2a.md)")
 		}
 	}
 	if !parts.SkipModels {

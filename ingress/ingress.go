@@ -178,6 +178,7 @@ func New(o Options) *Ingress {
 	g.metricsRoutes(mux)
 	g.restRoutes(mux)
 	g.llmRoutes(mux)                            // llm.go
+	g.a2aRoutes(mux)                            // a2a.go
 	g.handler = g.instrument(routesOrJSON(mux)) // notfound.go
 	g.mux = mux
 	g.verified = newVerifyCache()

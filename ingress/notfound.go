@@ -42,7 +42,7 @@ func serverFirst(path string) (string, bool) {
 // path nor the method, so an endpoint hidden from a caller (metrics.go)
 // answers exactly as an absent one.
 func noRoute(w http.ResponseWriter) {
-	writeRESTError(w, bus.Errorf(bus.ErrNotFound, "no such route: mcpbus serves /mcp, /sse, /messages, /v1/mcp/..., /mcp-rest/..., /key/..., /team/..., /health/... (docs/ARCHITECTURE.md)"))
+	writeRESTError(w, bus.Errorf(bus.ErrNotFound, "no such route: mcpbus serves /mcp, /sse, /messages, /v1/mcp/..., /mcp-rest/..., /key/..., /team/..., /health/..., /v1/models, /v1/chat/completions, /a2a/{agent}, /v1/agents (docs/ARCHITECTURE.md)"))
 }
 
 // unmatched rewrites the mux's own 404 and 405 answers.

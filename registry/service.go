@@ -38,6 +38,13 @@ type Options struct {
 	// without it a write that would make the API define what a stdio server
 	// runs is refused with ErrForbidden.
 	AllowStdioFromAPI bool
+	// AgentsKV is the agents bucket (bus.AgentsBucket): the agent admin
+	// API's writes go there (agents.go). Without it they are refused with
+	// ErrServiceUnavailable.
+	AgentsKV jetstream.KeyValue
+	// ConfigAgents are the names of the config file's agents, which the
+	// API may not write.
+	ConfigAgents []string
 	// Timeout bounds one request's KV work (default 5s).
 	Timeout time.Duration
 	// SettleTimeout bounds how long a write waits for the cache to show it
@@ -92,8 +99,11 @@ func Start(nc *nats.Conn, cache *servercache.Cache, o Options) (micro.Service, e
 		{"create", bus.SubjectRegistryCreate, reg.create},
 		{"update", bus.SubjectRegistryUpdate, reg.update},
 		{"delete", bus.SubjectRegistryDelete, reg.delete},
-		{"drain", bus.SubjectRegistryDrain, reg.drain},    // ops.go
-		{"canary", bus.SubjectRegistryCanary, reg.canary}, // ops.go
+		{"drain", bus.SubjectRegistryDrain, reg.drain},            // ops.go
+		{"canary", bus.SubjectRegistryCanary, reg.canary},         // ops.go
+		{"agent_create", bus.SubjectAgentCreate, reg.agentCreate}, // agents.go
+		{"agent_update", bus.SubjectAgentUpdate, reg.agentUpdate},
+		{"agent_delete", bus.SubjectAgentDelete, reg.agentDelete},
 	}
 	for _, ep := range endpoints {
 		// KV work runs on the endpoint's subscription goroutine, one request

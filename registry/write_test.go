@@ -20,10 +20,11 @@ import (
 )
 
 type regEnv struct {
-	t     *testing.T
-	nc    *nats.Conn
-	kv    jetstream.KeyValue
-	cache *servercache.Cache
+	t      *testing.T
+	nc     *nats.Conn
+	kv     jetstream.KeyValue
+	cache  *servercache.Cache
+	agents jetstream.KeyValue
 }
 
 func startRegistry(t *testing.T, o registry.Options, seed ...bus.ServerSpec) *regEnv {
@@ -47,6 +48,11 @@ func startRegistry(t *testing.T, o registry.Options, seed ...bus.ServerSpec) *re
 		t.Fatal(err)
 	}
 	o.KV = kv
+	if o.AgentsKV == nil {
+		if o.AgentsKV, err = bus.AgentsBucket(ctx, js, bus.StatePolicy{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if o.Env == nil {
 		o.Env = func(k string) (string, bool) {
 			if k == "SET_VAR" {
@@ -60,7 +66,7 @@ func startRegistry(t *testing.T, o registry.Options, seed ...bus.ServerSpec) *re
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Stop() })
-	return &regEnv{t, nc, kv, cache}
+	return &regEnv{t, nc, kv, cache, o.AgentsKV}
 }
 
 // call sends body (a string, or anything JSON) and returns the answer.
@@ -362,5 +368,9 @@ func TestWritesWithoutStore(t *testing.T) {
 	msg, _ := nc.Request(bus.SubjectRegistryCreate, []byte(`{"server_name":"x","url":"https://x.example.com/mcp"}`), time.Second)
 	if e := bus.ReplyError(msg); e == nil || e.Kind != bus.ErrServiceUnavailable {
 		t.Fatalf("create without a store: %v", e)
+	}
+	msg, _ = nc.Request(bus.SubjectAgentCreate, []byte(`{"body":{}}`), time.Second)
+	if e := bus.ReplyError(msg); e == nil || e.Kind != bus.ErrServiceUnavailable {
+		t.Fatalf("agent create without a store: %v", e)
 	}
 }

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/anthropics/anthropic-sdk-go/v2 v2.17.0
+	github.com/mcpbus/mcpbus/a2a v0.0.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/mark3labs/mcp-go v1.2.1
 	github.com/mcpbus/mcpbus/auth v0.0.0
@@ -109,3 +110,5 @@ replace github.com/mcpbus/mcpbus/ingress => ../../ingress
 replace github.com/mcpbus/mcpbus/internal => ../../internal
 
 replace github.com/mcpbus/mcpbus/llm => ../../llm
+
+replace github.com/mcpbus/mcpbus/a2a => ../../a2a

@@ -2,7 +2,7 @@
 //
 //	mcpbus serve --config FILE          all services in one process on embedded NATS
 //	mcpbus worker --nats URL            tool workers only, joining a running gateway's NATS
-//	mcpbus auth|registry|router|ingress --nats URL --config FILE
+//	mcpbus auth|registry|router|llm|agents|ingress --nats URL --config FILE
 //	                                    one service alone (serve --services NAME)
 //	mcpbus nats --nats-users FILE --nats-listen ADDR   the embedded NATS server alone
 //	mcpbus config check FILE            validate a config without serving
@@ -36,7 +36,7 @@ const usage = `mcpbus: an MCP gateway over NATS
 Usage:
   mcpbus serve --config FILE [--listen 127.0.0.1:4000] [--data ./data] [--nats URL] [--nats-listen 127.0.0.1:4222|off]
   mcpbus serve --config FILE --services router[,auth,...] --nats URL   some services only
-  mcpbus auth|registry|router|llm|ingress --config FILE --nats URL [serve flags]   one service alone
+  mcpbus auth|registry|router|llm|agents|ingress --config FILE --nats URL [serve flags]   one service alone
   mcpbus nats --nats-users FILE|--config FILE [--nats-listen 127.0.0.1:4222] [--data ./data]   the NATS server alone
               [--nats-cluster HOST:PORT --nats-routes URLS --nats-cluster-name N] [--nats-js-domain D]
               [--nats-leafnodes HOST:PORT] [--nats-server-tls-cert F --nats-server-tls-key F --nats-server-tls-ca F]
@@ -77,7 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], stdout, stderr)
-	case "auth", "registry", "router", "llm", "ingress", "nats":
+	case "auth", "registry", "router", "llm", "agents", "ingress", "nats":
 		// One service per process (production, or the benchmark's split run).
 		err = serveAs(ctx, args[0], append([]string{"--services", args[0]}, args[1:]...), stdout, stderr)
 	case "worker":

@@ -115,7 +115,8 @@ func TestNATSCommandUserErrors(t *testing.T) {
 // A process leaves to others the parts of the config file they use: a
 // router on an external NATS needs neither upstream credentials nor other
 // services' bus passwords; a registry or worker needs the servers, the LLM
-// service the models; the embedded NATS server needs the bus users.
+// service the models, the agent workers the agents; the embedded NATS
+// server needs the bus users.
 func TestConfigParts(t *testing.T) {
 	for _, tc := range []struct {
 		name, services, nats string
@@ -123,12 +124,13 @@ func TestConfigParts(t *testing.T) {
 	}{
 		{"serve", "", "", config.Parts{}},
 		{"serve", "", "nats://n1:4222", config.Parts{SkipBusUsers: true}},
-		{"router", "router", "nats://n1:4222", config.Parts{SkipBusUsers: true, SkipServers: true, SkipModels: true}},
-		{"serve", "auth,ingress", "nats://n1:4222", config.Parts{SkipBusUsers: true, SkipServers: true, SkipModels: true}},
-		{"registry", "registry", "nats://n1:4222", config.Parts{SkipBusUsers: true, SkipModels: true}},
-		{"serve", "router,workers", "nats://n1:4222", config.Parts{SkipBusUsers: true, SkipModels: true}},
-		{"llm", "llm", "nats://n1:4222", config.Parts{SkipBusUsers: true, SkipServers: true}},
-		{"nats", "nats", "", config.Parts{SkipServers: true, SkipModels: true}},
+		{"router", "router", "nats://n1:4222", config.Parts{SkipBusUsers: true, SkipServers: true, SkipModels: true, SkipAgents: true}},
+		{"serve", "auth,ingress", "nats://n1:4222", config.Parts{SkipBusUsers: true, SkipServers: true, SkipModels: true, SkipAgents: true}},
+		{"registry", "registry", "nats://n1:4222", config.Parts{SkipBusUsers: true, SkipModels: true, SkipAgents: true}},
+		{"serve", "router,workers", "nats://n1:4222", config.Parts{SkipBusUsers: true, SkipModels: true, SkipAgents: true}},
+		{"llm", "llm", "nats://n1:4222", config.Parts{SkipBusUsers: true, SkipServers: true, SkipAgents: true}},
+		{"agents", "agents", "nats://n1:4222", config.Parts{SkipBusUsers: true, SkipServers: true, SkipModels: true}},
+		{"nats", "nats", "", config.Parts{SkipServers: true, SkipModels: true, SkipAgents: true}},
 	} {
 		if got := configParts(tc.name, serveFlags{services: tc.services, natsURL: tc.nats}); got != tc.want {
 			t.Errorf("%s --services %q --nats %q: %+v, want %+v", tc.name, tc.services, tc.nats, got, tc.want)

@@ -25,7 +25,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // serveAs is serve run as the command name (serve, or one service: auth,
-// registry, router, llm, ingress, nats), which its help and errors name.
+// registry, router, llm, agents, ingress, nats), which its help and errors name.
 func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
 	f, err := parseServeFlags(name, args, stdout, stderr)
 	if err != nil {
@@ -152,16 +152,18 @@ func parseServeFlags(name string, args []string, stdout, stderr io.Writer) (serv
 // others, so their os.environ/ variables need not be set in it: with an
 // external NATS, the bus users' passwords (that NATS admits them); without
 // the registry and workers, the servers (the others read them from the
-// registry's bucket); without the LLM service, the models; and mcpbus
-// nats reads neither.
+// registry's bucket); without the LLM service, the models; without the
+// agent workers, the agents; and mcpbus nats reads neither.
 func configParts(name string, f serveFlags) config.Parts {
 	only := splitServers(f.services)
 	serversUsed := len(only) == 0 || slices.Contains(only, "registry") || slices.Contains(only, "workers")
 	modelsUsed := len(only) == 0 || slices.Contains(only, "llm")
+	agentsUsed := len(only) == 0 || slices.Contains(only, "agents")
 	return config.Parts{
 		SkipBusUsers: f.natsURL != "",
 		SkipServers:  name == "nats" || f.natsURL != "" && !serversUsed,
 		SkipModels:   name == "nats" || f.natsURL != "" && !modelsUsed,
+		SkipAgents:   name == "nats" || f.natsURL != "" && !agentsUsed,
 	}
 }
 

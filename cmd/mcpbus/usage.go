@@ -25,8 +25,8 @@ import (
 const defaultNATSURL = "nats://127.0.0.1:4222"
 
 const usageUsage = `usage:
-  mcpbus usage tail [--server S] [--team T] [--tool N] [--since 10m|RFC3339] [--json] [--nats URL]
-  mcpbus usage top [--since 1h] [--server S] [--by tool|server|key|team] [--nats URL]
+  mcpbus usage tail [--server S | --agent A] [--team T] [--tool N] [--since 10m|RFC3339] [--json] [--nats URL]
+  mcpbus usage top [--since 1h] [--server S | --agent A] [--by tool|server|key|team] [--nats URL]
 `
 
 // usageCmd implements `mcpbus usage tail|top`: readers of the usage stream.
@@ -93,6 +93,7 @@ func usageTailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	server := fs.String("server", "", "only this server's events")
 	team := fs.String("team", "", "only this team's events (team id)")
 	tool := fs.String("tool", "", "only this tool's events")
+	agent := fs.String("agent", "", "only this A2A agent's events")
 	since := fs.String("since", "", "start this far back (10m, 2h, 1d) or at this RFC 3339 time; default: new events only")
 	asJSON := fs.Bool("json", false, "print each event as its JSON")
 	if err := fs.Parse(args); err != nil {
@@ -110,7 +111,12 @@ func usageTailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		start = bus.UsageStart{Time: &t}
 	}
 	filter := bus.SubjectUsageAll
-	if *server != "" || *team != "" || *tool != "" {
+	switch {
+	case *agent != "" && (*server != "" || *tool != ""):
+		return errors.New("usage tail: --agent is an A2A agent's events; it does not go with --server or --tool")
+	case *agent != "":
+		filter = bus.AgentUsageFilter(*team, *agent, "")
+	case *server != "" || *team != "" || *tool != "":
 		filter = bus.UsageFilter(*team, *server, *tool)
 	}
 	nc, err := usageConn(*url, join)
@@ -143,7 +149,7 @@ func tailUsage(ctx context.Context, nc *nats.Conn, filter string, start bus.Usag
 //	2025-06-01T12:00:00.123Z ok github search 12.3ms team=t1 key=ci-bot in=120 out=340 cost=0.05
 func usageLine(ev bus.UsageEvent) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s %s %s %sms", ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"), ev.Status, ev.Server,
+	fmt.Fprintf(&b, "%s %s %s %s %sms", ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"), ev.Status, usageTarget(ev),
 		toolOrMethod(ev), formatMS(ev.DurationMS))
 	if ev.Team != "" {
 		fmt.Fprintf(&b, " team=%s", ev.Team)
@@ -165,6 +171,15 @@ func usageLine(ev bus.UsageEvent) string {
 		fmt.Fprintf(&b, " cost=%s", formatCost(ev.Cost))
 	}
 	return b.String()
+}
+
+// usageTarget names the server of an MCP call, or "a2a/<agent>" for an
+// A2A agent's.
+func usageTarget(ev bus.UsageEvent) string {
+	if ev.Kind == bus.UsageKindAgent {
+		return "a2a/" + ev.Server
+	}
+	return ev.Server
 }
 
 // toolOrMethod names what was called: the tool of a tools/call, the model
@@ -189,6 +204,7 @@ func usageTopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	join := natsSecurityFlags(fs)
 	since := fs.String("since", "1h", "events since this far back (10m, 2h, 7d) or this RFC 3339 time")
 	server := fs.String("server", "", "only this server's events")
+	agent := fs.String("agent", "", "only this A2A agent's events")
 	by := fs.String("by", "tool", "one row per: tool (server and tool), server, key or team")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -209,7 +225,16 @@ func usageTopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer nc.Close()
-	events, err := readUsageSince(ctx, nc, from, *server)
+	filter := bus.SubjectUsageAll
+	switch {
+	case *agent != "" && *server != "":
+		return errors.New("usage top: give --server or --agent, not both")
+	case *agent != "":
+		filter = bus.AgentUsageFilter("", *agent, "")
+	case *server != "":
+		filter = bus.UsageFilter("", *server, "")
+	}
+	events, err := readUsageSince(ctx, nc, from, filter)
 	if err != nil {
 		return err
 	}
@@ -225,21 +250,17 @@ type topGroup struct {
 }
 
 var topGroups = map[string]topGroup{
-	"tool":   {[2]string{"SERVER", "TOOL"}, func(ev bus.UsageEvent) [2]string { return [2]string{ev.Server, toolOrMethod(ev)} }},
-	"server": {[2]string{"SERVER", ""}, func(ev bus.UsageEvent) [2]string { return [2]string{ev.Server, ""} }},
+	"tool":   {[2]string{"SERVER", "TOOL"}, func(ev bus.UsageEvent) [2]string { return [2]string{usageTarget(ev), toolOrMethod(ev)} }},
+	"server": {[2]string{"SERVER", ""}, func(ev bus.UsageEvent) [2]string { return [2]string{usageTarget(ev), ""} }},
 	"key": {[2]string{"KEY", "TEAM"}, func(ev bus.UsageEvent) [2]string {
 		return [2]string{orDash((bus.Identity{KeyID: ev.KeyID, Alias: ev.KeyAlias}).Name()), orDash(ev.Team)}
 	}},
 	"team": {[2]string{"TEAM", ""}, func(ev bus.UsageEvent) [2]string { return [2]string{orDash(ev.Team), ""} }},
 }
 
-// readUsageSince reads every event stored since from (the stream's time),
-// optionally of one server, up to the end of the stream.
-func readUsageSince(ctx context.Context, nc *nats.Conn, from time.Time, server string) ([]bus.UsageEvent, error) {
-	filter := bus.SubjectUsageAll
-	if server != "" {
-		filter = bus.UsageFilter("", server, "")
-	}
+// readUsageSince reads every event stored since from (the stream's time)
+// on subjects matching filter, up to the end of the stream.
+func readUsageSince(ctx context.Context, nc *nats.Conn, from time.Time, filter string) ([]bus.UsageEvent, error) {
 	var events []bus.UsageEvent
 	err := bus.ReadUsage(ctx, nc, filter, bus.UsageStart{Time: &from}, false, func(m bus.UsageMsg) error {
 		var ev bus.UsageEvent

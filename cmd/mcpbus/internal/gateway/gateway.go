@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mcpbus/mcpbus/a2a/agentworkers"
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/adminhttp"
 	"github.com/mcpbus/mcpbus/config"
@@ -89,7 +90,7 @@ func (o Options) state() bus.StatePolicy {
 }
 
 // ServiceNames are the services one process can run (Options.Services).
-var ServiceNames = []string{"nats", "auth", "registry", "router", "workers", "llm", "ingress"}
+var ServiceNames = []string{"nats", "auth", "registry", "router", "workers", "llm", "agents", "ingress"}
 
 // runs reports whether this process runs service name.
 func (o Options) runs(name string) bool {
@@ -132,6 +133,7 @@ type Gateway struct {
 	admin    *adminhttp.Server // Options.AdminListen
 	services []micro.Service
 	workers  *toolworkers.Manager
+	agents   *agentworkers.Service
 	ing      *ingress.Ingress
 	srv      *http.Server
 	ln       net.Listener
@@ -204,7 +206,7 @@ func (o Options) checked() (Options, error) {
 // loadSecretKey loads the key that seals server credentials (secrets.go),
 // for the services that read or write them.
 func (g *Gateway) loadSecretKey(o Options) error {
-	if !o.runs("registry") && !o.runs("workers") {
+	if !o.runs("registry") && !o.runs("workers") && !o.runs("agents") {
 		return nil
 	}
 	var keySource string
@@ -316,6 +318,7 @@ var inProcessRoles = map[string][]bus.Role{
 	"mcpbus-workers":  {bus.RoleWorkers},
 	"mcpbus-ingress":  {bus.RoleIngress},
 	"mcpbus-llm":      {bus.RoleLLM},
+	"mcpbus-agents":   {bus.RoleAgents},
 }
 
 // watchClosed makes a connection the NATS server closes fatal. nats.go
@@ -398,6 +401,9 @@ func (g *Gateway) Close(ctx context.Context) error {
 	}
 	if g.workers != nil {
 		g.workers.Stop()
+	}
+	if g.agents != nil {
+		_ = g.agents.Stop()
 	}
 	for _, s := range g.services {
 		_ = s.Stop()

@@ -24,12 +24,12 @@ import (
 // metrics registry. The servers cache follows the bucket until runCtx ends.
 func (g *Gateway) startServices(ctx, runCtx context.Context, o Options, conn func(string) (*nats.Conn, error)) (*prometheus.Registry, error) {
 	var (
-		rc  *nats.Conn
-		kv  jetstream.KeyValue
-		err error
+		rc      *nats.Conn
+		kv, akv jetstream.KeyValue
+		err     error
 	)
 	if o.runs("registry") {
-		if rc, kv, err = g.prepareRegistry(ctx, o, conn); err != nil {
+		if rc, kv, akv, err = g.prepareRegistry(ctx, o, conn); err != nil {
 			return nil, err
 		}
 	}
@@ -51,8 +51,12 @@ func (g *Gateway) startServices(ctx, runCtx context.Context, o Options, conn fun
 		}
 	}
 	if o.runs("registry") {
+		var fileAgents []string
+		for _, a := range o.Config.Agents {
+			fileAgents = append(fileAgents, a.Name)
+		}
 		if err := g.add(registry.Start(rc, cache, registry.Options{Version: version.Version, Log: o.Log, KV: kv, Env: o.Env,
-			AllowStdioFromAPI: o.Config.AllowStdioFromAPI, Secrets: g.secrets})); err != nil {
+			AllowStdioFromAPI: o.Config.AllowStdioFromAPI, Secrets: g.secrets, AgentsKV: akv, ConfigAgents: fileAgents})); err != nil {
 			return nil, fmt.Errorf("registry service: %w", err)
 		}
 	}
@@ -75,6 +79,11 @@ func (g *Gateway) startServices(ctx, runCtx context.Context, o Options, conn fun
 			return nil, err
 		}
 	}
+	if o.runs("agents") {
+		if err := g.startAgents(o, conn); err != nil { // agents.go
+			return nil, err
+		}
+	}
 	if o.runs("ingress") {
 		if err := g.startIngress(o, conn, cache, reg); err != nil {
 			return nil, err
@@ -84,31 +93,34 @@ func (g *Gateway) startServices(ctx, runCtx context.Context, o Options, conn fun
 }
 
 // prepareRegistry connects the registry and makes the servers bucket (seeded
-// from the config), and the stream and bucket the workers use, which their
-// bus users may not create (bus/natsauth.go). The registry service starts
-// later, on rc, once the servers cache follows the bucket.
-func (g *Gateway) prepareRegistry(ctx context.Context, o Options, conn func(string) (*nats.Conn, error)) (rc *nats.Conn, kv jetstream.KeyValue, err error) {
+// from the config), the agents bucket, and the stream and bucket the workers
+// use, which their bus users may not create (bus/natsauth.go). The registry
+// service starts later, on rc, once the servers cache follows the bucket.
+func (g *Gateway) prepareRegistry(ctx context.Context, o Options, conn func(string) (*nats.Conn, error)) (rc *nats.Conn, kv, akv jetstream.KeyValue, err error) {
 	if rc, err = conn("mcpbus-registry"); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	rjs, err := jetstream.New(rc)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if kv, err = bus.ServersBucket(ctx, rjs, o.state()); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := registry.Seed(ctx, rjs, kv, o.Config.Servers, g.secrets, o.Log); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	if akv, err = bus.AgentsBucket(ctx, rjs, o.state()); err != nil {
+		return nil, nil, nil, err
 	}
 	EnsureUsageStream(ctx, rjs, o.state()) // usage.go
 	if err := bus.EnsureOAuthTokenBucket(ctx, rjs, o.state()); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := bus.EnsureListsBucket(ctx, rjs, o.state()); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return rc, kv, nil
+	return rc, kv, akv, nil
 }
 
 // startAuth starts the auth service, with its buckets on its connection's
