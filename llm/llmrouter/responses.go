@@ -47,7 +47,7 @@ type respRun struct {
 	mcps   []*mcpTool
 	byName map[string]*mcpTool // offered function name -> its MCP tool
 	tools  []any               // chat tools: the caller's functions, then MCP tools
-	msgs   []chatMessage
+	msgs   []any               // chatMessage, or a chat request's own messages as they came
 	output []map[string]any
 	events *respEvents // nil: not streaming
 	calls  int
@@ -56,6 +56,12 @@ type respRun struct {
 	deployment         string
 	status             string
 	incomplete         string
+
+	// chat: the run answers /v1/chat/completions (chat_mcp.go): extra are
+	// the request's other members, last the model's last answer.
+	chat  bool
+	extra map[string]json.RawMessage
+	last  []byte
 }
 
 func (r *Router) responses(env bus.Envelope, hdr nats.Header, body []byte, reply bus.Reply) {
@@ -142,6 +148,25 @@ func (run *respRun) make(ctx context.Context, base string) *bus.Error {
 			return bus.Errorf(bus.ErrBadRequest, "tools[%d].type: %q is not served (function, mcp)", i, bus.Shorten(t.Type, 48))
 		}
 	}
+	run.listMCP(ctx)
+	msgs, approvals, e := chatInput(req)
+	if e != nil {
+		return e
+	}
+	for _, m := range msgs {
+		run.msgs = append(run.msgs, m)
+	}
+	for _, a := range approvals {
+		if e := run.approved(ctx, a); e != nil {
+			return e
+		}
+	}
+	return run.loop(ctx)
+}
+
+// listMCP lists each MCP tool's tools for the caller, offers them to the
+// model, and records the listings as mcp_list_tools items.
+func (run *respRun) listMCP(ctx context.Context) {
 	for _, m := range run.mcps {
 		item := map[string]any{"id": "mcpl_" + nuid.Next(), "type": "mcp_list_tools", "server_label": m.Label}
 		if e := run.r.list(ctx, run.env, m); e != nil {
@@ -162,16 +187,13 @@ func (run *respRun) make(ctx context.Context, base string) *bus.Error {
 		item["tools"] = tools
 		run.add(item)
 	}
-	msgs, approvals, e := chatInput(req)
-	if e != nil {
-		return e
-	}
-	run.msgs = msgs
-	for _, a := range approvals {
-		if e := run.approved(ctx, a); e != nil {
-			return e
-		}
-	}
+}
+
+// loop asks the model and runs its MCP tool calls until it answers, asks
+// for an approval or one of the caller's own functions, or max_tool_calls
+// are spent.
+func (run *respRun) loop(ctx context.Context) *bus.Error {
+	req := run.req
 	max := DefaultMaxToolCalls
 	if req.MaxToolCalls != nil && *req.MaxToolCalls >= 0 {
 		max = *req.MaxToolCalls
@@ -188,7 +210,7 @@ func (run *respRun) make(ctx context.Context, base string) *bus.Error {
 		}
 		stop := false
 		var ran []toolCall
-		var results []chatMessage
+		var results []any
 		for _, tc := range answer.ToolCalls {
 			m := run.byName[tc.Function.Name]
 			switch {
@@ -196,6 +218,8 @@ func (run *respRun) make(ctx context.Context, base string) *bus.Error {
 				run.add(map[string]any{"id": "fc_" + nuid.Next(), "type": "function_call", "call_id": tc.ID, "name": tc.Function.Name,
 					"arguments": tc.Function.Arguments, "status": "completed"})
 				stop = true
+			case m.approval.needs(tc.Function.Name) && run.chat:
+				return bus.Errorf(bus.ErrBadRequest, "tool %s needs the caller's approval (require_approval), which /v1/chat/completions cannot ask for: set require_approval never, or use /v1/responses", tc.Function.Name)
 			case m.approval.needs(tc.Function.Name):
 				id, e := run.sealApproval(m, tc.Function.Name, tc.Function.Arguments)
 				if e != nil {
@@ -228,7 +252,11 @@ type chatAnswer struct {
 
 // complete asks the model group for the next turn.
 func (run *respRun) complete(ctx context.Context) (chatAnswer, *bus.Error) {
-	body := map[string]any{"model": run.g.info.Name, "messages": run.msgs}
+	body := map[string]any{}
+	for k, v := range run.extra {
+		body[k] = v
+	}
+	body["model"], body["messages"] = run.g.info.Name, run.msgs
 	if len(run.tools) > 0 {
 		body["tools"] = run.tools
 		if len(run.req.ToolChoice) > 0 {
@@ -267,6 +295,7 @@ func (run *respRun) complete(ctx context.Context) (chatAnswer, *bus.Error) {
 			} `json:"message"`
 		} `json:"choices"`
 	}
+	run.last = resp.Data
 	if json.Unmarshal(resp.Data, &ans) != nil || len(ans.Choices) == 0 {
 		return chatAnswer{}, bus.Errorf(bus.ErrProvider, "model %s answered without a choice", run.g.info.Name)
 	}

@@ -142,12 +142,15 @@ func chatInput(req respRequest) ([]chatMessage, []approval, *bus.Error) {
 
 // appendCall adds a tool call to the assistant message that ends msgs, or
 // a new one.
-func appendCall(msgs []chatMessage, tc toolCall) []chatMessage {
-	if n := len(msgs); n > 0 && msgs[n-1].Role == "assistant" && len(msgs[n-1].ToolCalls) > 0 {
-		msgs[n-1].ToolCalls = append(msgs[n-1].ToolCalls, tc)
-		return msgs
+func appendCall[M chatMessage | any](msgs []M, tc toolCall) []M {
+	if n := len(msgs); n > 0 {
+		if last, ok := any(msgs[n-1]).(chatMessage); ok && last.Role == "assistant" && len(last.ToolCalls) > 0 {
+			last.ToolCalls = append(last.ToolCalls, tc)
+			msgs[n-1] = any(last).(M)
+			return msgs
+		}
 	}
-	return append(msgs, chatMessage{Role: "assistant", ToolCalls: []toolCall{tc}})
+	return append(msgs, any(chatMessage{Role: "assistant", ToolCalls: []toolCall{tc}}).(M))
 }
 
 // itemText is a message item's text: a string, or its text parts.

@@ -190,7 +190,13 @@ func (r *Router) forward(op string) func(bus.Envelope, nats.Header, []byte, bus.
 		hdr = h
 		hdr.Set(bus.HeaderLLMOp, op)
 		start := time.Now()
-		resp, fail := r.route(ctx, env, g, hdr, body, reply)
+		var resp *nats.Msg
+		var fail *bus.Error
+		if op == bus.LLMOpChat && mcpToolsIn(body) { // chat_mcp.go
+			resp, fail = r.chatWithMCP(ctx, env, g, hdr, body, reply)
+		} else {
+			resp, fail = r.route(ctx, env, g, hdr, body, reply)
+		}
 		r.record(env, g.info.Name, op, start, len(body), resp, fail)
 	}
 }

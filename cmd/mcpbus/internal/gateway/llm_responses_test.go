@@ -177,3 +177,39 @@ func TestLLMResponsesWithMCPTools(t *testing.T) {
 		t.Fatalf("a key without the server: %d %v", status, resp)
 	}
 }
+
+// LiteLLM's way too: MCP tools on /v1/chat/completions run the same loop
+// and answer with the model's last completion (usage summed), as JSON or
+// as a stream; a tool needing approval is refused there, naming why.
+func TestLLMChatWithMCPTools(t *testing.T) {
+	g := responsesGateway(t)
+	ctx := context.Background()
+	c := llmClient(g, master)
+	mcp := map[string]any{"type": "mcp", "server_label": "litellm", "server_url": "litellm_proxy/mcp/demo", "require_approval": "never"}
+	params := openai.ChatCompletionNewParams{Model: "gpt-4o",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(`please call echo with {"text":"chat via mcp"}`)}}
+	params.SetExtraFields(map[string]any{"tools": []any{mcp}})
+	res, err := c.Chat.Completions.New(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Choices[0].Message.Content; got != "tool result: chat via mcp" || res.Usage.TotalTokens == 0 {
+		t.Fatalf("chat with MCP tools: %q usage %+v", got, res.Usage)
+	}
+	stream := c.Chat.Completions.NewStreaming(ctx, params)
+	var acc openai.ChatCompletionAccumulator
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+	}
+	if err := stream.Err(); err != nil || acc.Choices[0].Message.Content != "tool result: chat via mcp" {
+		t.Fatalf("streamed: %q %v", acc.Choices[0].Message.Content, err)
+	}
+
+	delete(mcp, "require_approval")
+	b, _ := json.Marshal(map[string]any{"model": "gpt-4o", "tools": []any{mcp},
+		"messages": []any{map[string]any{"role": "user", "content": `please call echo with {"text":"x"}`}}})
+	status, _, body := rest(t, http.MethodPost, g.URL()+"/v1/chat/completions", master, string(b))
+	if status != http.StatusBadRequest || !strings.Contains(body, "require_approval") {
+		t.Fatalf("a tool needing approval on chat completions: %d %s", status, body)
+	}
+}
