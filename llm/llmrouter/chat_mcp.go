@@ -164,4 +164,3 @@ func sendChunks(nc *nats.Conn, to string, answer []byte, includeUsage bool) {
 		chunk([]any{}, a.Usage)
 	}
 }
-
