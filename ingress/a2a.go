@@ -1,11 +1,8 @@
 package ingress
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
-	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
@@ -63,68 +60,10 @@ func (g *Ingress) serveA2A(w http.ResponseWriter, r *http.Request) {
 		writeA2AError(w, id, e)
 		return
 	}
-	if g.hub == nil {
-		writeA2AError(w, msg.ID, bus.Errorf(bus.ErrServiceUnavailable, "this ingress could not subscribe to its stream subjects on the bus; see its log"))
-		return
-	}
 	stream := bus.A2AStreaming(msg.Method)
-	ctx, cancel := context.WithDeadline(r.Context(), time.Now().Add(g.o.MaxWait))
-	defer cancel()
-	ctx, revoke := context.WithCancelCause(ctx)
-	defer revoke(nil)
-	defer g.calls.add(env.Caller.KeyID, env.RequestID, revoke)()
-	env.Deadline, _ = ctx.Deadline()
-
-	ps := g.hub.openStream()
-	defer g.hub.closeStream(ps)
-	if stream {
-		env.Stream = ps.streamTo
-	}
-	m := &nats.Msg{Subject: bus.AgentRPC(agent), Reply: ps.replyTo, Data: body, Header: env.Header()}
-	m.Header.Set(bus.HeaderA2AVersion, bus.A2AClientWire(msg.Method, r.Header.Get("A2A-Version")))
-	injectTrace(ctx, m.Header)
-	if err := g.nc.PublishMsg(m); err != nil {
-		writeA2AError(w, msg.ID, bus.RequestError("the agent workers", err))
-		return
-	}
-	a := &a2aAnswer{w: w, id: msg.ID}
-	var batch []*nats.Msg
-	for {
-		select {
-		case <-ps.wake:
-		case <-ctx.Done():
-			// The client left, its key was revoked, or the wait ran out:
-			// the call stops wherever it runs.
-			_ = g.nc.Publish(bus.SubjectCancel, []byte(env.RequestID))
-			if r.Context().Err() == nil {
-				a.fail(a2aWaitError(ctx, agent, g.o.MaxWait))
-			}
-			return
-		}
-		msgs, reply := ps.take(batch)
-		batch = msgs
-		for _, ev := range msgs {
-			if ev.Subject == ps.streamTo+"."+bus.A2ASender { // only the agent workers send events
-				a.event(ev.Data)
-			}
-		}
-		if ps.lost() > 0 {
-			a.fail(bus.Errorf(bus.ErrInternal, "the client read the stream too slowly and events were dropped"))
-			return
-		}
-		if reply == nil {
-			continue
-		}
-		switch e := bus.ReplyError(reply); {
-		case bus.NoResponders(reply):
-			a.fail(bus.UnknownAgent(agent)) // no worker serves it
-		case e != nil:
-			a.fail(e)
-		default:
-			a.done(reply.Data, stream)
-		}
-		return
-	}
+	h := nats.Header{bus.HeaderA2AVersion: {bus.A2AClientWire(msg.Method, r.Header.Get("A2A-Version"))}}
+	g.relayBus(w, r, busRelay{subject: bus.AgentRPC(agent), env: env, body: body, stream: stream, header: h,
+		sender: bus.A2ASender, what: "agent " + agent}, &a2aAnswer{w: w, id: msg.ID, agent: agent, stream: stream}) // relay_bus.go
 }
 
 // serveA2ANoAgent answers POST /a2a, which names no agent.
@@ -150,9 +89,24 @@ func (g *Ingress) a2aCaller(w http.ResponseWriter, r *http.Request) (bus.Envelop
 // a2aAnswer writes one A2A answer: JSON, or server-sent events opened by
 // the first event.
 type a2aAnswer struct {
-	w   http.ResponseWriter
-	id  json.RawMessage
-	sse bool
+	w      http.ResponseWriter
+	id     json.RawMessage
+	sse    bool
+	agent  string
+	stream bool // the method streams
+}
+
+// answer ends the answer with the reply: no responders means no worker
+// serves the agent.
+func (a *a2aAnswer) answer(reply *nats.Msg) {
+	switch e := bus.ReplyError(reply); {
+	case bus.NoResponders(reply):
+		a.fail(bus.UnknownAgent(a.agent))
+	case e != nil:
+		a.fail(e)
+	default:
+		a.done(reply.Data, a.stream)
+	}
 }
 
 func (a *a2aAnswer) open() {
@@ -207,15 +161,4 @@ func (a *a2aAnswer) fail(e *bus.Error) {
 func writeA2AError(w http.ResponseWriter, id json.RawMessage, e *bus.Error) {
 	errorHeaders(w.Header(), e)
 	writeJSON(w, restStatus(e), bus.ErrorResponse(id, e))
-}
-
-// a2aWaitError is the error of a wait that ended before the answer.
-func a2aWaitError(ctx context.Context, agent string, wait time.Duration) *bus.Error {
-	switch cause := context.Cause(ctx); {
-	case errors.Is(cause, errRevoked):
-		return bus.Errorf(bus.ErrKeyRevoked, "the key was revoked while agent %s answered", agent)
-	case errors.Is(cause, errShutdown):
-		return bus.Errorf(bus.ErrServiceUnavailable, "the gateway stopped before agent %s answered", agent)
-	}
-	return bus.Errorf(bus.ErrUpstreamTimeout, "agent %s did not answer within %s", agent, wait)
 }

@@ -3,7 +3,6 @@ package ingress
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -82,73 +81,13 @@ func (g *Ingress) relayLLM(w http.ResponseWriter, r *http.Request, subject strin
 		writeOpenAIError(w, bus.Errorf(bus.ErrBadRequest, "the request body is not a JSON object with a model"))
 		return
 	}
-	if g.hub == nil {
-		writeOpenAIError(w, bus.Errorf(bus.ErrServiceUnavailable, "this ingress could not subscribe to its stream subjects on the bus; see its log"))
-		return
-	}
-	ctx, cancel := context.WithDeadline(r.Context(), time.Now().Add(g.o.MaxWait))
-	defer cancel()
-	ctx, revoke := context.WithCancelCause(ctx)
-	defer revoke(nil)
-	defer g.calls.add(env.Caller.KeyID, env.RequestID, revoke)()
-	env.Deadline, _ = ctx.Deadline()
-
-	ps := g.hub.openStream()
-	defer g.hub.closeStream(ps)
-	if head.Stream {
-		env.Stream = ps.streamTo
-	}
-	m := &nats.Msg{Subject: subject, Reply: ps.replyTo, Data: body, Header: env.Header()}
+	h := nats.Header{}
 	if base := requestBase(r); bus.ValidHeaderValue(base) {
-		m.Header.Set(bus.HeaderLLMBase, base)
+		h.Set(bus.HeaderLLMBase, base)
 	}
-	injectTrace(ctx, m.Header)
-	if err := g.nc.PublishMsg(m); err != nil {
-		writeOpenAIError(w, llmRequestError(err))
-		return
-	}
-	c := &chatStream{w: w, events: subject == bus.SubjectLLMResponses}
-	var batch []*nats.Msg
-	for {
-		select {
-		case <-ps.wake:
-		case <-ctx.Done():
-			// The client left, its key was revoked, or the wait ran out:
-			// the call stops wherever it runs.
-			_ = g.nc.Publish(bus.SubjectCancel, []byte(env.RequestID))
-			if r.Context().Err() == nil {
-				c.fail(llmWaitError(ctx, g.o.MaxWait))
-			}
-			return
-		}
-		msgs, reply := ps.take(batch)
-		batch = msgs
-		for _, chunk := range msgs {
-			if chunk.Subject != ps.streamTo+"."+bus.LLMSender {
-				continue // only the LLM workers send chunks
-			}
-			c.chunk(chunk.Data)
-		}
-		if ps.lost() > 0 {
-			c.fail(bus.Errorf(bus.ErrInternal, "the client read the stream too slowly and chunks were dropped"))
-			return
-		}
-		if reply == nil {
-			continue
-		}
-		if e := bus.ReplyError(reply); e != nil {
-			c.fail(e)
-			return
-		}
-		if !c.sse {
-			// LiteLLM's headers: the deployment and the group that answered
-			// (a fallback's, maybe). Past the first chunk it is too late.
-			w.Header().Set("X-Litellm-Model-Id", reply.Header.Get(bus.HeaderLLMDeployment))
-			w.Header().Set("X-Litellm-Model-Group", reply.Header.Get(bus.HeaderLLMModel))
-		}
-		c.done(reply.Data, head.Stream)
-		return
-	}
+	c := &chatStream{w: w, events: subject == bus.SubjectLLMResponses, stream: head.Stream}
+	g.relayBus(w, r, busRelay{subject: subject, env: env, body: body, stream: head.Stream, header: h,
+		sender: bus.LLMSender, what: "the model"}, c) // relay_bus.go
 }
 
 // llmCaller verifies the caller and makes its envelope.
@@ -168,11 +107,29 @@ func (g *Ingress) llmCaller(w http.ResponseWriter, r *http.Request) (bus.Envelop
 // chatStream writes one chat completions answer: JSON, or server-sent
 // events opened by the first chunk.
 type chatStream struct {
-	w   http.ResponseWriter
-	sse bool
+	w      http.ResponseWriter
+	sse    bool
+	stream bool // the client asked for a stream
 	// events: a Responses stream, whose events name their type (event:)
 	// and which ends without [DONE].
 	events bool
+}
+
+func (c *chatStream) event(data []byte) { c.chunk(data) }
+
+// answer ends the answer with the reply.
+func (c *chatStream) answer(reply *nats.Msg) {
+	if e := bus.ReplyError(reply); e != nil {
+		c.fail(e)
+		return
+	}
+	if !c.sse {
+		// LiteLLM's headers: the deployment and the group that answered
+		// (a fallback's, maybe). Past the first chunk it is too late.
+		c.w.Header().Set("X-Litellm-Model-Id", reply.Header.Get(bus.HeaderLLMDeployment))
+		c.w.Header().Set("X-Litellm-Model-Group", reply.Header.Get(bus.HeaderLLMModel))
+	}
+	c.done(reply.Data, c.stream)
 }
 
 func (c *chatStream) chunk(data []byte) {
@@ -249,17 +206,6 @@ func llmMethod(w http.ResponseWriter, r *http.Request, method string) bool {
 	w.Header().Set("Allow", method)
 	writeOpenAIError(w, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed on %s: use %s", r.Method, r.URL.Path, method))
 	return false
-}
-
-// llmWaitError is the error of a wait that ended before the answer.
-func llmWaitError(ctx context.Context, wait time.Duration) *bus.Error {
-	switch cause := context.Cause(ctx); {
-	case errors.Is(cause, errRevoked):
-		return bus.Errorf(bus.ErrKeyRevoked, "the key was revoked while the model answered")
-	case errors.Is(cause, errShutdown):
-		return bus.Errorf(bus.ErrServiceUnavailable, "the gateway stopped before the model answered")
-	}
-	return bus.Errorf(bus.ErrUpstreamTimeout, "the model did not answer within %s", wait)
 }
 
 // llmRequestError is the error of a request the LLM router did not take.
