@@ -21,6 +21,7 @@ import (
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/internal/callset"
 	"github.com/mcpbus/mcpbus/toolworkers/credential"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -54,16 +55,15 @@ type Service struct {
 	nc        *nats.Conn
 	cancel    *nats.Subscription
 	log       *slog.Logger
-	slots     chan struct{}
+	calls     *callset.Set
 	usage     *usagePublisher
 	list      micro.Service
 	follower  *bus.KVFollower
 	transport http.RoundTripper
 
-	mu       sync.Mutex
-	served   map[string]*served                 // agent name -> its service
-	file     []string                           // the config file's agents, in order
-	inflight map[string]context.CancelCauseFunc // request id -> its call
+	mu     sync.Mutex
+	served map[string]*served // agent name -> its service
+	file   []string           // the config file's agents, in order
 }
 
 // served is one agent and the micro service that serves it.
@@ -90,7 +90,7 @@ func Start(nc *nats.Conn, agents []config.Agent, o Options) (*Service, error) {
 	if o.Transport == nil {
 		o.Transport = credential.NewBaseTransport()
 	}
-	s := &Service{o: o, nc: nc, log: o.Log, slots: make(chan struct{}, o.MaxInFlight), inflight: map[string]context.CancelCauseFunc{},
+	s := &Service{o: o, nc: nc, log: o.Log, calls: callset.New(o.MaxInFlight),
 		usage: newUsagePublisher(nc, o.Log), served: map[string]*served{}, transport: o.Transport}
 	list, err := micro.AddService(nc, micro.Config{Name: bus.ServiceAgentWorker, Version: version.Version,
 		Description: "A2A agents: the agents a caller may use"})
@@ -111,7 +111,7 @@ func Start(nc *nats.Conn, agents []config.Agent, o Options) (*Service, error) {
 	}
 	// A request id on SubjectCancel stops its call: the client left, or its
 	// key was revoked.
-	if s.cancel, err = nc.Subscribe(bus.SubjectCancel, func(m *nats.Msg) { s.stop(string(m.Data)) }); err != nil {
+	if s.cancel, err = nc.Subscribe(bus.SubjectCancel, func(m *nats.Msg) { s.calls.Cancel(string(m.Data), errCancelled) }); err != nil {
 		return s.fail(err)
 	}
 	if o.Follow {
@@ -216,29 +216,20 @@ func (s *Service) Stop() error {
 	for _, sv := range s.served {
 		_ = sv.svc.Stop()
 	}
-	for _, c := range s.inflight {
-		c(errStopping)
-	}
 	s.mu.Unlock()
+	s.calls.CancelAll(errStopping)
 	s.usage.close()
 	return err
 }
 
 // take runs req on its own goroutine, within the process's slots.
 func (s *Service) take(a *agent, req micro.Request) {
-	select {
-	case s.slots <- struct{}{}:
-	default:
-		bus.RespondError(req, bus.Errorf(bus.ErrOverloaded, "this agent worker is at its limit of concurrent calls"))
-		return
-	}
 	r := bus.NewReply(s.nc, req)
 	h := nats.Header(req.Headers())
 	body := req.Data()
-	go func() {
-		defer func() { <-s.slots }()
-		s.answer(a, r, h, body)
-	}()
+	if !s.calls.Go(func() { s.answer(a, r, h, body) }) {
+		bus.RespondError(req, bus.Errorf(bus.ErrOverloaded, "this agent worker is at its limit of concurrent calls"))
+	}
 }
 
 // answer answers one JSON-RPC request for agent a.
@@ -253,37 +244,15 @@ func (s *Service) answer(a *agent, r bus.Reply, h nats.Header, body []byte) {
 		_ = r.Error(e) // refused before the agent was called: no usage
 		return
 	}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
 	deadline := start.Add(DefaultTimeout)
 	if !env.Deadline.IsZero() && env.Deadline.Before(deadline) {
 		deadline = env.Deadline
 	}
-	ctx, stop := context.WithDeadline(ctx, deadline)
-	defer stop()
-	if env.RequestID != "" {
-		s.mu.Lock()
-		s.inflight[env.RequestID] = cancel
-		s.mu.Unlock()
-		defer func() {
-			s.mu.Lock()
-			delete(s.inflight, env.RequestID)
-			s.mu.Unlock()
-		}()
-	}
+	ctx, done := s.calls.Context(env.RequestID, deadline)
+	defer done()
 	c := &call{a: a, env: env, nc: s.nc, reply: r, clientWire: h.Get(bus.HeaderA2AVersion), bytesIn: len(body)}
 	c.run(ctx, body)
 	s.usage.enqueue(c.usageEvent(start, time.Now()))
-}
-
-// stop cancels the call of request id, if this process runs it.
-func (s *Service) stop(id string) {
-	s.mu.Lock()
-	c := s.inflight[id]
-	s.mu.Unlock()
-	if c != nil {
-		c(errCancelled)
-	}
 }
 
 // UsageStats reports the process's agent usage events since it started.

@@ -9,15 +9,14 @@
 package llmworkers
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/internal/callset"
 	"github.com/mcpbus/mcpbus/toolworkers/credential"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -48,12 +47,9 @@ type Service struct {
 	nc     *nats.Conn
 	cancel *nats.Subscription
 	log    *slog.Logger
-	slots  chan struct{}
+	calls  *callset.Set
 	// timeout bounds a call of a deployment without its own.
 	timeout time.Duration
-
-	mu       sync.Mutex
-	inflight map[string]context.CancelCauseFunc // request id -> its call
 }
 
 // Served reports whether mcpbus's workers speak m's provider wire.
@@ -74,7 +70,7 @@ func Start(nc *nats.Conn, models []config.Model, o Options) (*Service, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	s := &Service{nc: nc, log: o.Log, slots: make(chan struct{}, o.MaxInFlight), timeout: o.Timeout, inflight: map[string]context.CancelCauseFunc{}}
+	s := &Service{nc: nc, log: o.Log, calls: callset.New(o.MaxInFlight), timeout: o.Timeout}
 	svc, err := micro.AddService(nc, micro.Config{Name: bus.ServiceLLMWorker, Version: version.Version,
 		Description: "LLM deployments: provider calls with the provider key"})
 	if err != nil {
@@ -98,7 +94,7 @@ func Start(nc *nats.Conn, models []config.Model, o Options) (*Service, error) {
 	}
 	// A request id on SubjectCancel stops its call: the client left, or its
 	// key was revoked.
-	if s.cancel, err = nc.Subscribe(bus.SubjectCancel, func(m *nats.Msg) { s.stop(string(m.Data)) }); err != nil {
+	if s.cancel, err = nc.Subscribe(bus.SubjectCancel, func(m *nats.Msg) { s.calls.Cancel(string(m.Data), errCancelled) }); err != nil {
 		_ = svc.Stop()
 		return nil, err
 	}
@@ -109,29 +105,18 @@ func Start(nc *nats.Conn, models []config.Model, o Options) (*Service, error) {
 func (s *Service) Stop() error {
 	_ = s.cancel.Unsubscribe()
 	err := s.Service.Stop()
-	s.mu.Lock()
-	for _, c := range s.inflight {
-		c(errStopping)
-	}
-	s.mu.Unlock()
+	s.calls.CancelAll(errStopping)
 	return err
 }
 
-// take runs req on its own goroutine, within the process's slots.
+// take runs req on its own goroutine, within the process's bound.
 func (s *Service) take(d *deployment, req micro.Request) {
-	select {
-	case s.slots <- struct{}{}:
-	default:
-		bus.RespondError(req, bus.Errorf(bus.ErrOverloaded, "this LLM worker is at its limit of concurrent calls"))
-		return
-	}
 	r := bus.NewReply(s.nc, req)
 	h := nats.Header(req.Headers())
 	body := req.Data()
-	go func() {
-		defer func() { <-s.slots }()
-		s.serve(d, r, h, body)
-	}()
+	if !s.calls.Go(func() { s.serve(d, r, h, body) }) {
+		bus.RespondError(req, bus.Errorf(bus.ErrOverloaded, "this LLM worker is at its limit of concurrent calls"))
+	}
 }
 
 // serve answers one request.
@@ -146,8 +131,6 @@ func (s *Service) serve(d *deployment, r bus.Reply, h nats.Header, body []byte) 
 		_ = r.Error(bus.Errorf(bus.ErrBadRequest, "LLM worker: unknown operation %q", bus.Shorten(op, 32)))
 		return
 	}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
 	timeout := d.m.Timeout
 	if timeout <= 0 {
 		timeout = s.timeout
@@ -156,34 +139,14 @@ func (s *Service) serve(d *deployment, r bus.Reply, h nats.Header, body []byte) 
 	if !env.Deadline.IsZero() && env.Deadline.Before(deadline) {
 		deadline = env.Deadline
 	}
-	ctx, stop := context.WithDeadline(ctx, deadline)
-	defer stop()
-	if env.RequestID != "" {
-		s.mu.Lock()
-		s.inflight[env.RequestID] = cancel
-		s.mu.Unlock()
-		defer func() {
-			s.mu.Lock()
-			delete(s.inflight, env.RequestID)
-			s.mu.Unlock()
-		}()
-	}
+	ctx, done := s.calls.Context(env.RequestID, deadline)
+	defer done()
 	c := &call{d: d, env: env, nc: s.nc, reply: r, model: h.Get(bus.HeaderLLMModel)}
 	if op == bus.LLMOpEmbeddings {
 		c.embeddings(ctx, body)
 		return
 	}
 	c.chat(ctx, body)
-}
-
-// stop cancels the call of request id, if this process runs it.
-func (s *Service) stop(id string) {
-	s.mu.Lock()
-	c := s.inflight[id]
-	s.mu.Unlock()
-	if c != nil {
-		c(errCancelled)
-	}
 }
 
 // deployment is one served deployment.
