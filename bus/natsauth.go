@@ -215,7 +215,7 @@ func RolePermissions(user string, roles []Role, servers []string) *server.Permis
 	}
 	if responds {
 		perms.Response = &server.ResponsePermission{MaxMsgs: 1, Expires: ReplyWindow}
-		if slices.Contains(roles, RoleWorkers) || slices.Contains(roles, RoleRouter) {
+		if slices.Contains(roles, RoleWorkers) || slices.Contains(roles, RoleRouter) || slices.Contains(roles, RoleLLM) {
 			perms.Response.MaxMsgs = -1 // liveness messages too; bounded by Expires
 		}
 	}
@@ -333,8 +333,9 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		// and to count spend, and records usage as the LLM's; the workers
 		// send chunks, as "llm", to the stream of the POST they answer.
 		pub = []string{LLMDeploymentAll, ClientSubject(StreamSubject("*", "*"), LLMSender), SubjectLLMAll, usageOfServer(LLMUsageServer),
-			SubjectRouterRPC} // MCP tools on /v1/responses, as the caller
-		sub = []string{SubjectLLMRouterAll, LLMDeploymentAll, SubjectCancel, micro}
+			SubjectRouterRPC,   // MCP tools on /v1/responses, as the caller
+			RecallSubject("*")} // liveness of a deployment's call (liveness.go)
+		sub = []string{SubjectLLMRouterAll, LLMDeploymentAll, SubjectCancel, RecallSubject("*"), micro}
 		return pub, sub, true
 	case RoleAgents:
 		// The workers send events, as "_a2a", to the stream of the POST

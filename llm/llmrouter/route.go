@@ -138,9 +138,13 @@ func (r *Router) ask(ctx context.Context, g *group, d config.Model, hdr nats.Hea
 		msg.Header[k] = v
 	}
 	msg.Header.Set(bus.HeaderLLMModel, g.info.Name)
-	resp, err := r.nc.RequestMsgWithContext(ctx, msg)
+	resp, err := r.workers.Request(ctx, msg)
 	if err != nil {
-		return nil, &failure{Error: r.requestError(ctx, d, err)}, 0
+		f := &failure{Error: r.requestError(ctx, d, err)}
+		// A worker lost while it ran a streaming call may have sent chunks
+		// already: nothing may be tried again after it.
+		f.streamed = bus.IsLivenessError(err) && !errors.Is(err, bus.ErrNotTaken) && hdr.Get(bus.HeaderStream) != ""
+		return nil, f, 0
 	}
 	e := bus.ReplyError(resp)
 	if e == nil {
@@ -167,6 +171,10 @@ func (r *Router) requestError(ctx context.Context, d config.Model, err error) *b
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return bus.Errorf(bus.ErrServiceUnavailable, "no LLM worker serves deployment %s of model %s", d.ID, d.Name)
+	case errors.Is(err, bus.ErrNotTaken):
+		return bus.Errorf(bus.ErrWorkerLost, "no live LLM worker of deployment %s of model %s took the request (%d tries); none reached the provider", d.ID, d.Name, bus.AcceptAttempts)
+	case bus.IsLivenessError(err):
+		return bus.Errorf(bus.ErrWorkerLost, "the LLM worker of deployment %s of model %s stopped while it ran the request", d.ID, d.Name)
 	case ctx.Err() != nil:
 		return bus.Errorf(bus.ErrUpstreamTimeout, "model %s did not answer in time", d.Name)
 	}

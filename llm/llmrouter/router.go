@@ -44,7 +44,8 @@ const DefaultRetries = 2
 // Router routes LLM requests.
 type Router struct {
 	nc      *nats.Conn
-	js      jetstream.JetStream // usage events (spend.go)
+	js      jetstream.JetStream  // usage events (spend.go)
+	workers *bus.WorkerRequester // requests to deployments, with liveness
 	o       Options
 	log     *slog.Logger
 	health  *health
@@ -81,6 +82,11 @@ func Start(nc *nats.Conn, models []config.Model, o Options) (micro.Service, erro
 	if o.Routing.NumRetriesSet {
 		r.retries = o.Routing.NumRetries
 	}
+	workers, err := bus.NewWorkerRequester(nc, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	r.workers = workers
 	if js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPendingUsage)); err == nil {
 		r.js = js
 	}
@@ -105,6 +111,7 @@ func Start(nc *nats.Conn, models []config.Model, o Options) (micro.Service, erro
 	svc, err := micro.AddService(nc, micro.Config{Name: bus.ServiceLLMRouter, Version: version.Version,
 		Description: "routes LLM requests to deployments"})
 	if err != nil {
+		workers.Close()
 		return nil, err
 	}
 	for name, ep := range map[string]struct {
@@ -121,7 +128,20 @@ func Start(nc *nats.Conn, models []config.Model, o Options) (micro.Service, erro
 			return nil, err
 		}
 	}
-	return svc, nil
+	return &service{Service: svc, workers: workers}, nil
+}
+
+// service is the router's micro service; stopping it also ends the
+// subscription of its requests' replies.
+type service struct {
+	micro.Service
+	workers *bus.WorkerRequester
+}
+
+func (s *service) Stop() error {
+	err := s.Service.Stop()
+	s.workers.Close()
+	return err
 }
 
 // async runs h on its own goroutine within the router's slots.

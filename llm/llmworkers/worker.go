@@ -48,6 +48,7 @@ type Service struct {
 	cancel *nats.Subscription
 	log    *slog.Logger
 	calls  *callset.Set
+	live   *bus.Responder // liveness: acknowledgement, heartbeats, recalls
 	// timeout bounds a call of a deployment without its own.
 	timeout time.Duration
 }
@@ -70,7 +71,7 @@ func Start(nc *nats.Conn, models []config.Model, o Options) (*Service, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	s := &Service{nc: nc, log: o.Log, calls: callset.New(o.MaxInFlight), timeout: o.Timeout}
+	s := &Service{nc: nc, log: o.Log, calls: callset.New(o.MaxInFlight), timeout: o.Timeout, live: bus.NewResponder(nc)}
 	svc, err := micro.AddService(nc, micro.Config{Name: bus.ServiceLLMWorker, Version: version.Version,
 		Description: "LLM deployments: provider calls with the provider key"})
 	if err != nil {
@@ -106,16 +107,25 @@ func (s *Service) Stop() error {
 	_ = s.cancel.Unsubscribe()
 	err := s.Service.Stop()
 	s.calls.CancelAll(errStopping)
+	s.live.Close()
 	return err
 }
 
-// take runs req on its own goroutine, within the process's bound.
+// take runs req on its own goroutine, within the process's bound. A
+// request the router sent with liveness is acknowledged and kept alive by
+// heartbeats until answered (bus/liveness.go), so the router knows within
+// seconds when a worker that took it died.
 func (s *Service) take(d *deployment, req micro.Request) {
-	r := bus.NewReply(s.nc, req)
+	ok, finished := s.live.Take(req)
+	if !ok {
+		return // taken too late: its sender has moved on
+	}
+	r := s.live.Reply(req)
 	h := nats.Header(req.Headers())
 	body := req.Data()
-	if !s.calls.Go(func() { s.serve(d, r, h, body) }) {
-		bus.RespondError(req, bus.Errorf(bus.ErrOverloaded, "this LLM worker is at its limit of concurrent calls"))
+	if !s.calls.Go(func() { defer finished(); s.serve(d, r, h, body) }) {
+		finished()
+		_ = r.Error(bus.Errorf(bus.ErrOverloaded, "this LLM worker is at its limit of concurrent calls"))
 	}
 }
 
