@@ -22,6 +22,7 @@ import (
 	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/internal/callset"
+	"github.com/mcpbus/mcpbus/internal/usagepub"
 	"github.com/mcpbus/mcpbus/toolworkers/credential"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -56,7 +57,7 @@ type Service struct {
 	cancel    *nats.Subscription
 	log       *slog.Logger
 	calls     *callset.Set
-	usage     *usagePublisher
+	usage     *usagepub.Publisher
 	list      micro.Service
 	follower  *bus.KVFollower
 	transport http.RoundTripper
@@ -91,11 +92,11 @@ func Start(nc *nats.Conn, agents []config.Agent, o Options) (*Service, error) {
 		o.Transport = credential.NewBaseTransport()
 	}
 	s := &Service{o: o, nc: nc, log: o.Log, calls: callset.New(o.MaxInFlight),
-		usage: newUsagePublisher(nc, o.Log), served: map[string]*served{}, transport: o.Transport}
+		usage: usagepub.New(nc, o.Log, "agent", func(ev bus.UsageEvent) string { return bus.AgentUsageSubject(ev.Team, ev.Server, ev.Method) }), served: map[string]*served{}, transport: o.Transport}
 	list, err := micro.AddService(nc, micro.Config{Name: bus.ServiceAgentWorker, Version: version.Version,
 		Description: "A2A agents: the agents a caller may use"})
 	if err != nil {
-		s.usage.close()
+		s.usage.Close()
 		return nil, err
 	}
 	s.list = list
@@ -218,7 +219,7 @@ func (s *Service) Stop() error {
 	}
 	s.mu.Unlock()
 	s.calls.CancelAll(errStopping)
-	s.usage.close()
+	s.usage.Close()
 	return err
 }
 
@@ -252,10 +253,10 @@ func (s *Service) answer(a *agent, r bus.Reply, h nats.Header, body []byte) {
 	defer done()
 	c := &call{a: a, env: env, nc: s.nc, reply: r, clientWire: h.Get(bus.HeaderA2AVersion), bytesIn: len(body)}
 	c.run(ctx, body)
-	s.usage.enqueue(c.usageEvent(start, time.Now()))
+	s.usage.Enqueue(c.usageEvent(start, time.Now()))
 }
 
 // UsageStats reports the process's agent usage events since it started.
 func (s *Service) UsageStats() (stored, lost uint64) {
-	return s.usage.stored.Load(), s.usage.lost.Load()
+	return s.usage.Stats()
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/version"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/internal/usagepub"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 )
 
@@ -44,7 +44,7 @@ const DefaultRetries = 2
 // Router routes LLM requests.
 type Router struct {
 	nc      *nats.Conn
-	js      jetstream.JetStream  // usage events (spend.go)
+	usage   *usagepub.Publisher  // usage events (spend.go)
 	workers *bus.WorkerRequester // requests to deployments, with liveness
 	o       Options
 	log     *slog.Logger
@@ -87,9 +87,7 @@ func Start(nc *nats.Conn, models []config.Model, o Options) (micro.Service, erro
 		return nil, err
 	}
 	r.workers = workers
-	if js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPendingUsage)); err == nil {
-		r.js = js
-	}
+	r.usage = usagepub.New(nc, o.Log, "LLM", func(ev bus.UsageEvent) string { return bus.UsageSubject(ev.Team, ev.Server, ev.Tool) })
 	for _, m := range models {
 		m.APIKey = "" // not the router's to hold
 		r.byID[m.ID] = m
@@ -128,7 +126,7 @@ func Start(nc *nats.Conn, models []config.Model, o Options) (micro.Service, erro
 			return nil, err
 		}
 	}
-	return &service{Service: svc, workers: workers}, nil
+	return &service{Service: svc, workers: workers, usage: r.usage}, nil
 }
 
 // service is the router's micro service; stopping it also ends the
@@ -136,11 +134,13 @@ func Start(nc *nats.Conn, models []config.Model, o Options) (micro.Service, erro
 type service struct {
 	micro.Service
 	workers *bus.WorkerRequester
+	usage   *usagepub.Publisher
 }
 
 func (s *service) Stop() error {
 	err := s.Service.Stop()
 	s.workers.Close()
+	s.usage.Close()
 	return err
 }
 

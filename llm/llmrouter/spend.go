@@ -3,12 +3,10 @@ package llmrouter
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Admission, spend and usage: before a request is routed, auth admits it
@@ -19,11 +17,6 @@ import (
 
 // authWait bounds an admission or spend request to auth.
 const authWait = 5 * time.Second
-
-// maxPendingUsage bounds the usage events waiting for the stream's
-// acknowledgement; past it an event is dropped (and logged), never waited
-// for.
-const maxPendingUsage = 4096
 
 // limited reports whether auth has limits to check for the caller: the
 // master key and open mode have none.
@@ -91,19 +84,6 @@ func usageMethod(op string) string {
 	return bus.LLMUsageMethod
 }
 
-// publishUsage puts ev on the usage stream without waiting for it.
-func (r *Router) publishUsage(ev bus.UsageEvent) {
-	if r.js == nil {
-		return
-	}
-	if r.js.PublishAsyncPending() >= maxPendingUsage {
-		r.log.Warn("an LLM usage event was dropped: too many wait for the usage stream", "request_id", ev.RequestID)
-		return
-	}
-	data, _ := json.Marshal(ev)
-	m := &nats.Msg{Subject: bus.UsageSubject(ev.Team, ev.Server, ev.Tool), Data: data, Header: nats.Header{}}
-	m.Header.Set(jetstream.MsgIDHeader, ev.RequestID)
-	if _, err := r.js.PublishMsgAsync(m); err != nil && !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-		r.log.Warn("an LLM usage event was not recorded", "request_id", ev.RequestID, "err", err)
-	}
-}
+// publishUsage puts ev on the usage stream without waiting for it
+// (internal/usagepub).
+func (r *Router) publishUsage(ev bus.UsageEvent) { r.usage.Enqueue(ev) }
