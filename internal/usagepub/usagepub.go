@@ -35,7 +35,7 @@ type Publisher struct {
 	log         *slog.Logger
 	what        string                         // names the events in warnings ("agent", "LLM")
 	subject     func(ev bus.UsageEvent) string // where an event goes
-	mu          sync.RWMutex // closed and the queue's close
+	mu          sync.RWMutex                   // closed and the queue's close
 	closed      bool
 	queue       chan bus.UsageEvent
 	done        chan struct{}
