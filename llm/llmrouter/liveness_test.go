@@ -53,6 +53,9 @@ func TestALostWorkerIsPassedOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = a.Stop() }()
+	if err := first.Flush(); err != nil { // its subscription is on the server before the request
+		t.Fatal(err)
+	}
 
 	answer := make(chan *nats.Msg, 1)
 	go func() {
@@ -63,7 +66,11 @@ func TestALostWorkerIsPassedOver(t *testing.T) {
 		}
 		answer <- resp
 	}()
-	<-holding
+	select {
+	case <-holding:
+	case resp := <-answer:
+		t.Fatalf("answered before the provider held the call: %v %s", bus.ReplyError(resp), resp.Data)
+	}
 	second := bustest.Conn(t, ns)
 	b, err := llmworkers.Start(second, models, llmworkers.Options{})
 	if err != nil {
