@@ -3,6 +3,7 @@ package bus
 import (
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // LLM limits and spend (docs/LLM.md, "Limits and spend"): LiteLLM's
@@ -85,7 +86,7 @@ func FormatLLMUsage(prompt, completion int) string {
 }
 
 func ParseLLMUsage(v string) (prompt, completion int, ok bool) {
-	a, b, found := cutSpace(v)
+	a, b, found := strings.Cut(v, " ")
 	if !found {
 		return 0, 0, false
 	}
@@ -95,13 +96,4 @@ func ParseLLMUsage(v string) (prompt, completion int, ok bool) {
 		return 0, 0, false
 	}
 	return p, c, true
-}
-
-func cutSpace(v string) (string, string, bool) {
-	for i := 0; i < len(v); i++ {
-		if v[i] == ' ' {
-			return v[:i], v[i+1:], true
-		}
-	}
-	return v, "", false
 }

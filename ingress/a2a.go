@@ -62,7 +62,7 @@ func (g *Ingress) serveA2A(w http.ResponseWriter, r *http.Request) {
 	}
 	stream := bus.A2AStreaming(msg.Method)
 	h := nats.Header{bus.HeaderA2AVersion: {bus.A2AClientWire(msg.Method, r.Header.Get("A2A-Version"))}}
-	g.relayBus(w, r, busRelay{subject: bus.AgentRPC(agent), env: env, body: body, stream: stream, header: h,
+	g.relayBus(r, busRelay{subject: bus.AgentRPC(agent), env: env, body: body, stream: stream, header: h,
 		sender: bus.A2ASender, what: "agent " + agent}, &a2aAnswer{w: w, id: msg.ID, agent: agent, stream: stream}) // relay_bus.go
 }
 
@@ -74,16 +74,11 @@ func (g *Ingress) serveA2ANoAgent(w http.ResponseWriter, r *http.Request) {
 // a2aCaller checks the Origin and Host, verifies the caller and makes its
 // envelope.
 func (g *Ingress) a2aCaller(w http.ResponseWriter, r *http.Request) (bus.Envelope, bool) {
-	if e := g.origin.checkOn(r, r.URL.Path); e != nil {
-		writeA2AError(w, nil, e)
-		return bus.Envelope{}, false
-	}
-	id, e := g.verify(r)
+	env, e := g.envelopeOf(r) // rest.go
 	if e != nil {
 		writeA2AError(w, nil, e)
-		return bus.Envelope{}, false
 	}
-	return bus.Envelope{RequestID: requestID(r), Caller: id, IPClass: g.ipClass(r)}, true
+	return env, e == nil
 }
 
 // a2aAnswer writes one A2A answer: JSON, or server-sent events opened by

@@ -72,13 +72,8 @@ func (g *Ingress) serveAgents(w http.ResponseWriter, r *http.Request) {
 		g.agentWrite(w, r, "create", bus.SubjectAgentCreate, "")
 		return
 	}
-	env, ok := g.cardCaller(w, r)
+	list, ok := g.callerAgents(w, r)
 	if !ok {
-		return
-	}
-	list, e := g.agentList(r, env)
-	if e != nil {
-		writeRESTError(w, e)
 		return
 	}
 	b, _ := json.Marshal(list)
@@ -99,13 +94,8 @@ func (g *Ingress) serveAgent(w http.ResponseWriter, r *http.Request) {
 		g.agentWrite(w, r, "delete", bus.SubjectAgentDelete, r.PathValue("agent_id"))
 		return
 	}
-	env, ok := g.cardCaller(w, r)
+	list, ok := g.callerAgents(w, r)
 	if !ok {
-		return
-	}
-	list, e := g.agentList(r, env)
-	if e != nil {
-		writeRESTError(w, e)
 		return
 	}
 	id := r.PathValue("agent_id")
@@ -201,16 +191,26 @@ func (g *Ingress) agentWrite(w http.ResponseWriter, r *http.Request, op, subject
 
 // cardCaller is a2aCaller for the REST-shaped routes.
 func (g *Ingress) cardCaller(w http.ResponseWriter, r *http.Request) (bus.Envelope, bool) {
-	if e := g.origin.checkOn(r, r.URL.Path); e != nil {
-		writeRESTError(w, e)
-		return bus.Envelope{}, false
-	}
-	id, e := g.verify(r)
+	env, e := g.envelopeOf(r) // rest.go
 	if e != nil {
 		writeRESTError(w, e)
-		return bus.Envelope{}, false
 	}
-	return bus.Envelope{RequestID: requestID(r), Caller: id, IPClass: g.ipClass(r)}, true
+	return env, e == nil
+}
+
+// callerAgents is agentList for r's caller; false when it answered r with
+// the refusal.
+func (g *Ingress) callerAgents(w http.ResponseWriter, r *http.Request) ([]bus.AgentSummary, bool) {
+	env, ok := g.cardCaller(w, r)
+	if !ok {
+		return nil, false
+	}
+	list, e := g.agentList(r, env)
+	if e != nil {
+		writeRESTError(w, e)
+		return nil, false
+	}
+	return list, true
 }
 
 // agentList asks the agent workers for the agents the caller may see and

@@ -9,7 +9,6 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 )
 
 // The OpenAI-compatible LLM routes (docs/LLM.md): GET /v1/models, POST
@@ -86,22 +85,17 @@ func (g *Ingress) relayLLM(w http.ResponseWriter, r *http.Request, subject strin
 		h.Set(bus.HeaderLLMBase, base)
 	}
 	c := &chatStream{w: w, events: subject == bus.SubjectLLMResponses, stream: head.Stream}
-	g.relayBus(w, r, busRelay{subject: subject, env: env, body: body, stream: head.Stream, header: h,
+	g.relayBus(r, busRelay{subject: subject, env: env, body: body, stream: head.Stream, header: h,
 		sender: bus.LLMSender, what: "the model"}, c) // relay_bus.go
 }
 
 // llmCaller verifies the caller and makes its envelope.
 func (g *Ingress) llmCaller(w http.ResponseWriter, r *http.Request) (bus.Envelope, bool) {
-	if e := g.origin.checkOn(r, r.URL.Path); e != nil {
-		writeOpenAIError(w, e)
-		return bus.Envelope{}, false
-	}
-	id, e := g.verify(r)
+	env, e := g.envelopeOf(r) // rest.go
 	if e != nil {
 		writeOpenAIError(w, e)
-		return bus.Envelope{}, false
 	}
-	return bus.Envelope{RequestID: nuid.Next(), Caller: id, IPClass: g.ipClass(r)}, true
+	return env, e == nil
 }
 
 // chatStream writes one chat completions answer: JSON, or server-sent
@@ -220,6 +214,8 @@ func writeOpenAIError(w http.ResponseWriter, e *bus.Error) {
 	writeJSON(w, restStatus(e), openAIErrorBody(e))
 }
 
+// restStatus is e's status on the REST routes: the catalog's REST column
+// (500 for a kind made outside the catalog).
 func restStatus(e *bus.Error) int {
 	if e.Kind.REST == 0 {
 		return http.StatusInternalServerError

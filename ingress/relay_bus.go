@@ -38,7 +38,7 @@ type busRelay struct {
 }
 
 // relayBus sends rq and delivers what comes back to sink.
-func (g *Ingress) relayBus(w http.ResponseWriter, r *http.Request, rq busRelay, sink busSink) {
+func (g *Ingress) relayBus(r *http.Request, rq busRelay, sink busSink) {
 	if g.hub == nil {
 		sink.fail(bus.Errorf(bus.ErrServiceUnavailable, "this ingress could not subscribe to its stream subjects on the bus; see its log"))
 		return

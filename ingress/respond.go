@@ -63,11 +63,7 @@ func writeRESTError(w http.ResponseWriter, e *bus.Error) {
 		Type:    strings.ToLower(strings.TrimPrefix(e.Kind.Code, "MCPBUS_")),
 		Code:    e.Kind.Code,
 	}})
-	status := e.Kind.REST // the catalog's REST column
-	if status == 0 {
-		status = http.StatusInternalServerError // a kind made outside the catalog
-	}
-	writeJSON(w, status, body)
+	writeJSON(w, restStatus(e), body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, body []byte) {

@@ -49,17 +49,26 @@ func methodAllowed(w http.ResponseWriter, r *http.Request, methods ...string) bo
 // restCaller verifies the key of a REST request and classifies its address;
 // on a refusal it has answered with the REST error and reports false.
 func (g *Ingress) restCaller(w http.ResponseWriter, r *http.Request) (bus.Identity, bus.IPClass, bool) {
-	// The rebinding rule of /mcp first: in open mode (no master key, on
-	// loopback) every caller may call tools, so a web page must not be able
-	// to make a local browser POST /mcp-rest/tools/call.
-	if e := g.origin.checkOn(r, r.URL.Path); e != nil {
-		writeRESTError(w, e)
-		return bus.Identity{}, "", false
-	}
-	id, e := g.verify(r)
+	env, e := g.envelopeOf(r)
 	if e != nil {
 		writeRESTError(w, e)
 		return bus.Identity{}, "", false
 	}
-	return id, g.ipClass(r), true
+	return env.Caller, env.IPClass, true
+}
+
+// envelopeOf checks r's Origin and Host, verifies its key and makes its
+// envelope: the one caller check of the routes beside MCP (REST, LLM, A2A
+// and the agent cards). The rebinding rule of /mcp comes first: in open
+// mode (no master key, on loopback) every caller may call tools, so a web
+// page must not be able to make a local browser POST to them.
+func (g *Ingress) envelopeOf(r *http.Request) (bus.Envelope, *bus.Error) {
+	if e := g.origin.checkOn(r, r.URL.Path); e != nil {
+		return bus.Envelope{}, e
+	}
+	id, e := g.verify(r)
+	if e != nil {
+		return bus.Envelope{}, e
+	}
+	return bus.Envelope{RequestID: requestID(r), Caller: id, IPClass: g.ipClass(r)}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -48,15 +49,11 @@ type approvalRule struct {
 }
 
 func (a approvalRule) needs(tool string) bool {
-	for _, n := range a.never {
-		if n == tool {
-			return false
-		}
-	}
-	for _, n := range a.always {
-		if n == tool {
-			return true
-		}
+	switch {
+	case slices.Contains(a.never, tool):
+		return false
+	case slices.Contains(a.always, tool):
+		return true
 	}
 	return a.all
 }
@@ -220,7 +217,7 @@ func (r *Router) list(ctx context.Context, env bus.Envelope, t *mcpTool) *bus.Er
 			return bus.Errorf(bus.ErrUpstreamProtocol, "an unreadable tools/list answer")
 		}
 		for _, tool := range res.Tools {
-			if len(t.Allowed) > 0 && !contains(t.Allowed, tool.Name) {
+			if len(t.Allowed) > 0 && !slices.Contains(t.Allowed, tool.Name) {
 				continue
 			}
 			schema := tool.InputSchema

@@ -3,7 +3,9 @@ package llmrouter
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
@@ -65,10 +67,7 @@ type respRun struct {
 }
 
 func (r *Router) responses(env bus.Envelope, hdr nats.Header, body []byte, reply bus.Reply) {
-	run := &respRun{r: r, env: env, hdr: nats.Header{}, id: "resp_" + nuid.Next(), start: time.Now(), byName: map[string]*mcpTool{}, status: "completed"}
-	for k, v := range hdr {
-		run.hdr[k] = v
-	}
+	run := &respRun{r: r, env: env, hdr: maps.Clone(hdr), id: "resp_" + nuid.Next(), start: time.Now(), byName: map[string]*mcpTool{}, status: "completed"}
 	run.hdr.Set(bus.HeaderLLMOp, bus.LLMOpChat)
 	if err := json.Unmarshal(body, &run.req); err != nil {
 		_ = reply.Error(bus.Errorf(bus.ErrBadRequest, "the request body is not a Responses API request: %s", bus.Shorten(err.Error(), 200)))
@@ -386,7 +385,7 @@ type sealedCall struct {
 // conversation's next tool result.
 func (run *respRun) approved(ctx context.Context, a approval) *bus.Error {
 	bad := bus.Errorf(bus.ErrBadRequest, "mcp_approval_response: approval_request_id %q is not one this gateway made for this key, or it expired", bus.Shorten(a.requestID, 24))
-	sealed, ok := cutPrefix(a.requestID, "mcpr_")
+	sealed, ok := strings.CutPrefix(a.requestID, "mcpr_")
 	if !ok || run.r.o.Secrets == nil || !bus.IsSealed(sealed) {
 		return bad
 	}
@@ -412,11 +411,4 @@ func (run *respRun) approved(ctx context.Context, a approval) *bus.Error {
 	}
 	run.msgs = append(run.msgs, chatMessage{Role: "tool", ToolCallID: id, Content: out})
 	return nil
-}
-
-func cutPrefix(s, p string) (string, bool) {
-	if len(s) >= len(p) && s[:len(p)] == p {
-		return s[len(p):], true
-	}
-	return s, false
 }

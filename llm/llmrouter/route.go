@@ -3,6 +3,7 @@ package llmrouter
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"sort"
 	"strconv"
@@ -133,10 +134,7 @@ func (r *Router) allCooling(g *group, ds []config.Model) *bus.Error {
 
 // ask sends the request to deployment d of g.
 func (r *Router) ask(ctx context.Context, g *group, d config.Model, hdr nats.Header, body []byte) (*nats.Msg, *failure, int) {
-	msg := &nats.Msg{Subject: bus.LLMDeploymentRPC(d.ID), Data: body, Header: nats.Header{}}
-	for k, v := range hdr {
-		msg.Header[k] = v
-	}
+	msg := &nats.Msg{Subject: bus.LLMDeploymentRPC(d.ID), Data: body, Header: maps.Clone(hdr)}
 	msg.Header.Set(bus.HeaderLLMModel, g.info.Name)
 	resp, err := r.workers.Request(ctx, msg)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
@@ -100,7 +102,7 @@ func Start(nc *nats.Conn, models []config.Model, o Options) (micro.Service, erro
 		g.deployments = append(g.deployments, m)
 		g.info.Targets = append(g.info.Targets, m.Provider+"/"+m.Upstream)
 		for _, ag := range m.AccessGroups {
-			if !contains(g.info.AccessGroups, ag) {
+			if !slices.Contains(g.info.AccessGroups, ag) {
 				g.info.AccessGroups = append(g.info.AccessGroups, ag)
 			}
 		}
@@ -154,6 +156,9 @@ func (r *Router) async(h func(env bus.Envelope, hdr nats.Header, body []byte, re
 			return
 		}
 		hdr, body, reply := nats.Header(req.Headers()), req.Data(), bus.NewReply(r.nc, req)
+		if hdr == nil {
+			hdr = nats.Header{} // ReadEnvelope refuses it; the handlers may still set headers on it
+		}
 		go func() {
 			defer func() { <-r.slots }()
 			env, err := bus.ReadEnvelope(hdr)
@@ -203,11 +208,7 @@ func (r *Router) forward(op string) func(bus.Envelope, nats.Header, []byte, bus.
 			_ = reply.Error(e)
 			return
 		}
-		h := nats.Header{}
-		for k, v := range hdr {
-			h[k] = v
-		}
-		hdr = h
+		hdr = maps.Clone(hdr)
 		hdr.Set(bus.HeaderLLMOp, op)
 		start := time.Now()
 		var resp *nats.Msg
@@ -264,13 +265,4 @@ func deadline(env bus.Envelope) time.Time {
 		return env.Deadline
 	}
 	return time.Now().Add(DefaultWait)
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -265,8 +266,4 @@ func (c *call) anthropicRelay(ctx context.Context, resp *http.Response, includeU
 	c.fail(bus.Errorf(bus.ErrProvider, "deployment %s of model %s ended its stream without message_stop", c.d.m.ID, c.model))
 }
 
-var errNotAMessage = errorString("not a Messages API answer")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errNotAMessage = errors.New("not a Messages API answer")
