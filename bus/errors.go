@@ -93,7 +93,8 @@ var kinds = []Kind{ErrBadRequest, ErrSessionNotFound, ErrParse, ErrInvalidReques
 	ErrHeaderMismatch, ErrMissingCapability, ErrUnsupportedVersion,
 	ErrModelNotFound, ErrModelNotAllowed, ErrProvider, ErrContextLength, ErrProviderRejected, ErrContentPolicy, // llm.go
 	ErrBudgetExceeded,                    // llm_limits.go
-	ErrAgentNotFound, ErrAgentNotAllowed} // a2a.go
+	ErrAgentNotFound, ErrAgentNotAllowed, // a2a.go
+	ErrRouteNotExposed} // routes.go
 
 // catalog finds a kind by its code (ReplyError).
 var catalog = func() map[string]Kind {

@@ -60,6 +60,11 @@ type BusUser struct {
 	// Servers, for RoleWorkers, limits the servers the user may serve (empty:
 	// every server); RoleConnector requires them.
 	Servers []string
+	// Routes, for RoleIngress, limits the route families whose subjects the
+	// user may use (nil: every family; ingressSubjects): the NATS user of a
+	// public edge serving /mcp only cannot reach the LLM router, the agents
+	// or the admin API, even if the edge is compromised.
+	Routes []RouteFamily
 	// InProcess users can connect only in-process (the services of `serve`).
 	InProcess bool
 	// Unrestricted users may use every subject: for tests and debugging
@@ -103,6 +108,14 @@ func CheckBusUser(u BusUser) error {
 		// nothing but its own servers' subjects.
 		return fmt.Errorf("user %q: the connector role stands alone and needs servers (the servers its connector serves)", u.User)
 	}
+	if u.Routes != nil && !slices.Contains(u.Roles, RoleIngress) {
+		return fmt.Errorf("user %q: routes applies to the ingress role only", u.User)
+	}
+	for _, f := range u.Routes {
+		if !slices.Contains(RouteFamilies, f) {
+			return fmt.Errorf("user %q: routes: %q is not a route family (one of %s)", u.User, Shorten(string(f), 32), JoinRouteFamilies(RouteFamilies))
+		}
+	}
 	for _, s := range u.Servers {
 		if !ValidToken(s) {
 			return fmt.Errorf("user %q: servers: %q is not a server name", u.User, Shorten(s, 64))
@@ -134,7 +147,7 @@ const ReplyWindow = MaxCallTimeout + CallGrace + time.Minute
 func (u BusUser) NATSUser() *server.User {
 	nu := &server.User{Username: u.User, Password: u.Password}
 	if !u.Unrestricted {
-		nu.Permissions = RolePermissions(u.User, u.Roles, u.Servers)
+		nu.Permissions = u.Permissions()
 	}
 	switch {
 	case u.InProcess:
@@ -201,11 +214,21 @@ func IsConnector(nu *server.User) bool {
 // a minute), not nats-server's default two minutes, so a long call's answer
 // is not refused.
 func RolePermissions(user string, roles []Role, servers []string) *server.Permissions {
+	return rolePermissions(user, roles, servers, nil)
+}
+
+// Permissions is what u may publish and subscribe to: its roles' subjects,
+// its ingress role's limited to its route families.
+func (u BusUser) Permissions() *server.Permissions {
+	return rolePermissions(u.User, u.Roles, u.Servers, u.Routes)
+}
+
+func rolePermissions(user string, roles []Role, servers []string, routes []RouteFamily) *server.Permissions {
 	pub := []string{jsAPIInfo, jsFlowControl}
 	sub := []string{InboxPrefix(user) + ".>"}
 	var responds bool
 	for _, r := range roles {
-		p, s, answers := roleSubjects(r, servers)
+		p, s, answers := roleSubjects(r, servers, routes)
 		pub, sub = append(pub, p...), append(sub, s...)
 		responds = responds || answers
 	}
@@ -233,7 +256,7 @@ func RolePermissions(user string, roles []Role, servers []string) *server.Permis
 // stream and the OAuth2 token bucket), ingress (the sessions bucket; it
 // carries every caller's key anyway). Router, workers, usage and servers
 // read with subscriptions and direct gets only (kvfollow.go, usage_read.go).
-func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
+func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []string, answers bool) {
 	micro := microAll // micro's PING, INFO and STATS
 	switch r {
 	case RoleAuth:
@@ -309,19 +332,7 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		pub = append(pub, StreamSubject("*", "*"))
 		return pub, sub, true
 	case RoleIngress:
-		pub, sub = kvFollower(BucketServers, nil)
-		pub = append(pub, kvOwner(BucketSessions)...)
-		// The admin subjects one by one: auth.key.* would match
-		// auth.key.revoked, which only auth announces.
-		pub = append(pub, AuthAdminSubjects...)
-		pub = append(pub, SubjectRouterRPC, SubjectLLMRouterAll, AgentRPCAll, AgentCardAll, SubjectAgentList, ToolRPC("*"), ToolInfo("*"), SubjectAuthVerify,
-			SubjectRegistryAll, SubjectCancel, SubjectSessionClosed, RecallSubject("*"),
-			ClientSubject(SessionSubject("*"), GatewayToken))
-		sub = append(sub, SubjectStreamAll, SubjectSessionEventsAll, SubjectNotifyAll, SubjectKeyRevoked, SubjectAuthChanged)
-		// The interest that lets connectors' usage events leave their
-		// leaf node (gateway's connector_bridge.go); what arrives is dropped.
-		sub = append(sub, usageOfServer("*"))
-		return pub, sub, true
+		return ingressSubjects(routes)
 	case RoleUsage:
 		// Dashboards: the usage stream, and micro's discovery of services.
 		return append(streamReader(StreamUsage), microPing, microPing+".>", microInfo, microInfo+".>", microStats, microStats+".>"), nil, false
@@ -348,6 +359,39 @@ func roleSubjects(r Role, servers []string) (pub, sub []string, answers bool) {
 		return pub, sub, true
 	}
 	return nil, nil, false
+}
+
+// ingressSubjects are the ingress role's subjects: those every route
+// needs (verifying keys, the servers bucket for readiness, the answer
+// streams, cancellations, revocations), and each served family's (nil:
+// every family).
+func ingressSubjects(routes []RouteFamily) (pub, sub []string, answers bool) {
+	serves := func(f RouteFamily) bool { return routes == nil || slices.Contains(routes, f) }
+	pub, sub = kvFollower(BucketServers, nil)
+	pub = append(pub, SubjectAuthVerify, SubjectCancel)
+	sub = append(sub, SubjectStreamAll, SubjectKeyRevoked, SubjectAuthChanged)
+	if serves(RoutesMCP) {
+		pub = append(pub, kvOwner(BucketSessions)...)
+		pub = append(pub, SubjectRouterRPC, ToolRPC("*"), ToolInfo("*"), SubjectRegistryGet, SubjectRegistryList,
+			SubjectSessionClosed, RecallSubject("*"), ClientSubject(SessionSubject("*"), GatewayToken))
+		sub = append(sub, SubjectSessionEventsAll, SubjectNotifyAll)
+		// The interest that lets connectors' usage events leave their
+		// leaf node (gateway's connector_bridge.go); what arrives is dropped.
+		sub = append(sub, usageOfServer("*"))
+	}
+	if serves(RoutesLLM) {
+		pub = append(pub, SubjectLLMRouterAll)
+	}
+	if serves(RoutesAgents) {
+		pub = append(pub, AgentRPCAll, AgentCardAll, SubjectAgentList, SubjectAgentCreate, SubjectAgentUpdate, SubjectAgentDelete)
+	}
+	if serves(RoutesAdmin) {
+		// The admin subjects one by one: auth.key.* would match
+		// auth.key.revoked, which only auth announces.
+		pub = append(pub, AuthAdminSubjects...)
+		pub = append(pub, SubjectRegistryAll)
+	}
+	return pub, sub, true
 }
 
 // serving is what serving servers (none: every server) takes besides the

@@ -123,14 +123,6 @@ func TestRolePermissions(t *testing.T) {
 // subject matching, as the server checks, not by exact strings: a wildcard
 // such as auth.key.* would match auth.key.revoked.
 func TestOnlyAuthSpeaksForAuth(t *testing.T) {
-	may := func(allow []string, subject string) bool {
-		for _, a := range allow {
-			if server.SubjectMatchesFilter(subject, a) {
-				return true
-			}
-		}
-		return false
-	}
 	for _, r := range Roles {
 		p := RolePermissions("u", []Role{r}, nil)
 		var pub, sub []string
@@ -157,4 +149,54 @@ func TestOnlyAuthSpeaksForAuth(t *testing.T) {
 			t.Errorf("the ingress may not publish %s", s)
 		}
 	}
+}
+
+// An ingress user limited to route families gets only their subjects: a
+// public edge's user (routes: [mcp]) cannot ask the LLM router, the
+// agents, auth's admin API or the registry's writes.
+func TestIngressUserLimitedToRoutes(t *testing.T) {
+	edge := BusUser{User: "edge", Password: "edge-password-0123456789", Roles: []Role{RoleIngress}, Routes: []RouteFamily{RoutesMCP}}
+	if err := CheckBusUser(edge); err != nil {
+		t.Fatal(err)
+	}
+	p := edge.Permissions()
+	for _, s := range []string{SubjectRouterRPC, ToolRPC("github"), SubjectAuthVerify, SubjectRegistryList, SubjectCancel} {
+		if !may(p.Publish.Allow, s) {
+			t.Errorf("the mcp edge may not publish %s", s)
+		}
+	}
+	for _, s := range append([]string{SubjectLLMChat, SubjectLLMModels, SubjectLLMResponses, AgentRPC("helper"), SubjectAgentList,
+		SubjectRegistryCreate, SubjectRegistryDrain, SubjectAgentCreate}, AuthAdminSubjects...) {
+		if may(p.Publish.Allow, s) {
+			t.Errorf("the mcp edge may publish %s", s)
+		}
+	}
+	llm := BusUser{User: "inside", Password: "edge-password-0123456789", Roles: []Role{RoleIngress}, Routes: []RouteFamily{RoutesLLM, RoutesAdmin}}
+	p = llm.Permissions()
+	for _, s := range append([]string{SubjectLLMChat, SubjectRegistryCreate}, AuthAdminSubjects...) {
+		if !may(p.Publish.Allow, s) {
+			t.Errorf("the llm,admin ingress may not publish %s", s)
+		}
+	}
+	if may(p.Publish.Allow, SubjectRouterRPC) || may(p.Publish.Allow, AgentRPC("helper")) {
+		t.Errorf("the llm,admin ingress may publish MCP or agent subjects: %v", p.Publish.Allow)
+	}
+	bad := BusUser{User: "w", Password: "edge-password-0123456789", Roles: []Role{RoleWorkers}, Routes: []RouteFamily{RoutesMCP}}
+	if err := CheckBusUser(bad); err == nil || !strings.Contains(err.Error(), "routes applies to the ingress role only") {
+		t.Errorf("routes on a workers user: %v", err)
+	}
+	bad = BusUser{User: "i", Password: "edge-password-0123456789", Roles: []Role{RoleIngress}, Routes: []RouteFamily{"chat"}}
+	if err := CheckBusUser(bad); err == nil || !strings.Contains(err.Error(), `"chat" is not a route family`) {
+		t.Errorf("routes [chat]: %v", err)
+	}
+}
+
+// may reports whether a permission list allows subject.
+func may(allow []string, subject string) bool {
+	for _, a := range allow {
+		if server.SubjectMatchesFilter(subject, a) {
+			return true
+		}
+	}
+	return false
 }

@@ -17,6 +17,10 @@ import (
 //	    password: os.environ/MCPBUS_WORKER_EU_PASSWORD
 //	    roles: [workers]
 //	    servers: [github]        # workers only: the servers it may serve
+//	  - user: edge
+//	    password: os.environ/MCPBUS_EDGE_PASSWORD
+//	    roles: [ingress]
+//	    routes: [mcp]            # ingress only: the route families' subjects
 //
 // Passwords are never quoted in errors.
 func readBusUsers(p *problems, path string, n *yaml.Node, env LookupEnv) []bus.BusUser {
@@ -57,8 +61,13 @@ func readBusUsers(p *problems, path string, n *yaml.Node, env LookupEnv) []bus.B
 				}
 			case "servers":
 				u.Servers = p.strList(fp, kv.val)
+			case "routes":
+				u.Routes = readRouteFamilies(p, fp, kv.val, env)
+				if u.Routes == nil {
+					u.Routes = []bus.RouteFamily{}
+				}
 			default:
-				p.errorf(fp, "unknown field (a bus user has user, password, roles and servers)")
+				p.errorf(fp, "unknown field (a bus user has user, password, roles, servers and routes)")
 				ok = false
 			}
 		}

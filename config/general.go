@@ -89,6 +89,8 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv, parts Parts
 			f.NATSJoin.read(p, path, kv.key, kv.val, env) // natsjoin.go
 		case "rate_limit_unavailable":
 			f.RateLimitFailOpen = readFailMode(p, path, kv.val, env)
+		case "external_routes":
+			f.ExternalRoutes = readRouteFamilies(p, path, kv.val, env) // routes.go
 		default:
 			unused = append(unused, kv.key)
 		}

@@ -24,7 +24,7 @@ var (
 		"mcp_trusted_proxy_ranges", "enable_mcp_registry", "use_x_forwarded_for", "mcp_xff_num_trusted_hops",
 		"mcp_allow_stdio_servers_from_api", "mcp_allowed_origins", "mcp_bus_users", "nats_replicas",
 		"nats_creds", "nats_nkey", "nats_tls_ca", "nats_tls_cert", "nats_tls_key",
-		"rate_limit_unavailable", "mcp_stateless_protocol"}
+		"rate_limit_unavailable", "mcp_stateless_protocol", "external_routes"}
 	serverKeys = append([]string{"server_name", "name"}, serverFieldNames()...)
 )
 

@@ -96,6 +96,11 @@ type File struct {
 	// requests pass uncounted instead of being refused (refuse, the default).
 	RateLimitFailOpen bool
 
+	// ExternalRoutes is general_settings.external_routes: the route
+	// families (bus.RouteFamily) external callers may reach; nil when unset
+	// (bus.DefaultExternalRoutes, MCP only).
+	ExternalRoutes []bus.RouteFamily
+
 	// BusUsers is general_settings.mcp_bus_users: who, besides serve's own
 	// services, may connect to the embedded NATS server, and with which roles
 	// (bususers.go).

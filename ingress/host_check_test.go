@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/mcpbus/mcpbus/bus"
 )
 
 // /v1/mcp/registry.json and /metrics need no key from an internal caller, and
@@ -149,9 +151,11 @@ func TestMetricsChecksHost(t *testing.T) {
 		}
 	})
 
-	// An external caller still finds no /metrics without the master key,
+	// With /metrics open to external callers (external_routes), an
+	// external caller still finds no /metrics without the master key,
 	// whatever its Host; with the key, the Host rule applies.
-	ext := newRegEnv(t, Options{ListenAddr: "127.0.0.1:4000", InternalRanges: prefixes("10.0.0.0/8")})
+	ext := newRegEnv(t, Options{ListenAddr: "127.0.0.1:4000", InternalRanges: prefixes("10.0.0.0/8"),
+		ExternalRoutes: []bus.RouteFamily{bus.RoutesMCP, bus.RoutesMetrics}})
 	master := http.Header{"Authorization": {"Bearer " + testMasterKey}}
 	t.Run("external, no key", func(t *testing.T) {
 		if r := hostGet(t, ext, "/metrics", "evil.example.com", nil); r.status != http.StatusNotFound {

@@ -90,6 +90,13 @@ type Options struct {
 	// ListenAddr is the address the HTTP server is bound to; localhost
 	// origins are accepted when it is a loopback address.
 	ListenAddr string
+	// Routes are the route families this ingress serves (`--routes`); nil
+	// serves every family. The others answer 404 (routes.go).
+	Routes []bus.RouteFamily
+	// ExternalRoutes are the families external callers may reach
+	// (general_settings.external_routes); nil is bus.DefaultExternalRoutes,
+	// MCP only. The others answer them 403 before authentication.
+	ExternalRoutes []bus.RouteFamily
 }
 
 // Ingress serves MCP over HTTP.
@@ -109,6 +116,7 @@ type Ingress struct {
 	metrics     *httpMetrics
 	xff         xffPolicy
 	origin      originPolicy
+	routes      routePolicy // routes.go
 	// hub carries POST streams and answers (streams.go); events are the open
 	// session streams (events.go), fed by notifySub too (notify.go).
 	hub *streamHub
@@ -156,7 +164,7 @@ func New(o Options) *Ingress {
 	}
 	g := &Ingress{o: o, nc: o.NC, log: o.Log, keepalive: o.Keepalive,
 		xff:    xffPolicy{enabled: o.UseXFF, trusted: o.TrustedProxies, hops: o.XFFHops},
-		origin: newOriginPolicy(o.ListenAddr, o.AllowedOrigins)}
+		origin: newOriginPolicy(o.ListenAddr, o.AllowedOrigins), routes: newRoutePolicy(o.Routes, o.ExternalRoutes)}
 	g.sessions = g.openSessions()
 	hub, err := newStreamHub(o.NC, o.Log)
 	if err != nil {
@@ -177,21 +185,25 @@ func New(o Options) *Ingress {
 	g.adminRoutes(mux)
 	g.metricsRoutes(mux)
 	g.restRoutes(mux)
-	g.llmRoutes(mux)                            // llm.go
-	g.a2aRoutes(mux)                            // a2a.go
-	g.handler = g.instrument(routesOrJSON(mux)) // notfound.go
+	g.llmRoutes(mux)                                            // llm.go
+	g.a2aRoutes(mux)                                            // a2a.go
+	g.handler = g.instrument(g.exposeRoutes(routesOrJSON(mux))) // routes.go, notfound.go
 	g.mux = mux
 	g.verified = newVerifyCache()
 	g.startVerifyCache()
 	g.startRevocationWatch()
-	g.startNotify()
+	if g.routes.serves(bus.RoutesMCP) {
+		g.startNotify() // servers' notifications, for MCP sessions only
+	}
 	return g
 }
 
 // openSessions opens the session store: the JetStream bucket when
 // Options.JetStream is set (sessionkv.go), else this process's memory.
 func (g *Ingress) openSessions() *sessionStore {
-	if g.o.JetStream != nil {
+	// An ingress that serves no MCP route has no sessions to share (and its
+	// bus user may not use the bucket: BusUser.Routes).
+	if g.o.JetStream != nil && g.routes.serves(bus.RoutesMCP) {
 		ctx, cancel := context.WithTimeout(context.Background(), bus.FormingWait)
 		defer cancel()
 		s, err := openSessionStore(ctx, g.o.JetStream, g.state(), g.o.SessionIdle, g.log, g.sessionEnded, nil)

@@ -137,12 +137,15 @@ func TestReadiness(t *testing.T) {
 	}
 }
 
-// /metrics answers internal callers without a key, external ones only with
-// the master key, and is otherwise absent (404) for them, whatever they send.
+// /metrics answers internal callers without a key. With metrics in
+// external_routes, it answers external ones only with the master key, and is
+// otherwise absent (404) for them, whatever they send; without (the
+// default), external callers get 403 naming the setting, even with the
+// master key.
 func TestMetricsEndpointAccess(t *testing.T) {
 	nc := testConn(t)
 	fakeVerify(t, nc)
-	g := metricsIngress(t, Options{NC: nc})
+	g := metricsIngress(t, Options{NC: nc, ExternalRoutes: []bus.RouteFamily{bus.RoutesMCP, bus.RoutesMetrics}})
 	const external = "203.0.113.9:1234"
 	cases := []struct {
 		name, method, remote string
@@ -169,6 +172,19 @@ func TestMetricsEndpointAccess(t *testing.T) {
 		}
 		if c.want == http.StatusOK && c.method == http.MethodGet && !strings.Contains(w.Body.String(), "mcpbus_http_requests_total") {
 			t.Errorf("%s: no HTTP metrics in %s", c.name, w.Body)
+		}
+	}
+
+	closed := metricsIngress(t, Options{NC: nc})
+	for _, c := range cases {
+		w := serve(closed, c.method, "/metrics", c.remote, c.header, "")
+		internal := strings.HasPrefix(c.remote, "10.")
+		if internal && w.Code != c.want {
+			t.Errorf("default external_routes, %s: HTTP %d, want %d", c.name, w.Code, c.want)
+		}
+		if !internal && (w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "MCPBUS_ROUTE_NOT_EXPOSED") ||
+			!strings.Contains(w.Body.String(), "external_routes: [mcp]")) {
+			t.Errorf("default external_routes, %s: HTTP %d %s; want 403 MCPBUS_ROUTE_NOT_EXPOSED naming external_routes", c.name, w.Code, w.Body)
 		}
 	}
 }

@@ -35,8 +35,10 @@ const usage = `mcpbus: an MCP gateway over NATS
 
 Usage:
   mcpbus serve --config FILE [--listen 127.0.0.1:4000] [--data ./data] [--nats URL] [--nats-listen 127.0.0.1:4222|off]
+              [--routes mcp,llm,agents,admin,ui,metrics]   the route families served (default all)
   mcpbus serve --config FILE --services router[,auth,...] --nats URL   some services only
   mcpbus auth|registry|router|llm|agents|ingress --config FILE --nats URL [serve flags]   one service alone
+  mcpbus ingress --config FILE --nats URL --routes mcp   a public edge serving /mcp only (docs/DEPLOY.md)
   mcpbus nats --nats-users FILE|--config FILE [--nats-listen 127.0.0.1:4222] [--data ./data]   the NATS server alone
               [--nats-cluster HOST:PORT --nats-routes URLS --nats-cluster-name N] [--nats-js-domain D]
               [--nats-leafnodes HOST:PORT] [--nats-server-tls-cert F --nats-server-tls-key F --nats-server-tls-ca F]

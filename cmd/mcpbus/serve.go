@@ -67,7 +67,7 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 	start := time.Now()
 	g, err := gateway.Start(ctx, gateway.Options{Config: cfg, Listen: addr, DataDir: f.data, NATSURL: f.natsURL, NATSConnect: natsJoin(*f.natsSecurity, cfg.NATSJoin), NATSListen: f.natsListen, Log: log,
 		TracerProvider: tr.tracerProvider(), Services: only, AdminListen: f.adminListen,
-		NATSNode: node})
+		NATSNode: node, Routes: f.routes})
 	if err != nil {
 		return err
 	}
@@ -94,6 +94,7 @@ type serveFlags struct {
 	port                                                                int
 	data, natsURL, natsReplicas                                         string
 	natsListen, logFormat, logLevel, adminListen, debugListen, services string
+	routes                                                              []bus.RouteFamily
 	drainTimeout                                                        time.Duration
 	natsSecurity                                                        *natsnode.ConnectOptions
 	node                                                                *nodeFlags // node_flags.go
@@ -125,8 +126,23 @@ func parseServeFlags(name string, args []string, stdout, stderr io.Writer) (serv
 	fs.StringVar(&f.debugListen, "debug-listen", "", "serve pprof and expvar on this loopback host:port (off by default)")
 	fs.StringVar(&f.services, "services", "", "run only these services, comma-separated, of "+strings.Join(gateway.ServiceNames, ",")+
 		" (default all); the others run in other processes on the same --nats")
+	var routes string
+	if name == "serve" || name == "ingress" {
+		fs.StringVar(&routes, "routes", "", "serve only these route families, comma-separated, of "+bus.JoinRouteFamilies(bus.RouteFamilies)+
+			" (default all; health is always served): --routes mcp for a public edge that holds no path to the LLM providers' keys")
+	}
 	if err := fs.Parse(args); err != nil {
 		return f, err
+	}
+	if routes != "" {
+		fams, err := bus.ParseRouteFamilies(strings.Split(routes, ","))
+		if err != nil {
+			return f, fmt.Errorf("%s: --routes%s", name, err)
+		}
+		f.routes = fams
+		if only := splitServers(f.services); len(only) > 0 && !slices.Contains(only, "ingress") {
+			return f, fmt.Errorf("%s: --routes limits the ingress, which --services %s does not run", name, f.services)
+		}
 	}
 	if f.cfgPath == "" && name != "nats" {
 		return f, fmt.Errorf("%s: --config FILE is required", name)

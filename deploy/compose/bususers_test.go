@@ -94,7 +94,7 @@ func TestEveryServiceHasItsOwnBusUser(t *testing.T) {
 		if bcrypt.CompareHashAndPassword([]byte(nu.Password), []byte(e["MCPBUS_NATS_PASSWORD"])) != nil {
 			t.Errorf("the NATS nodes would refuse service %s: its password does not match user %s's hash", s.Name, name)
 		}
-		checkPermissions(t, name, nu.Permissions, bus.RolePermissions(u.User, u.Roles, u.Servers))
+		checkPermissions(t, name, nu.Permissions, u.Permissions())
 	}
 	for name := range users {
 		if _, ok := used[name]; !ok {

@@ -76,6 +76,10 @@ type Options struct {
 	// a request the router would only forward to one server's workers
 	// (ingress.Options.RouterOnly); for comparisons.
 	RouterOnly bool
+	// Routes, if set, are the only route families the ingress serves
+	// (`--routes`; ingress.Options.Routes); the in-process ingress's bus
+	// user is limited to their subjects too.
+	Routes []bus.RouteFamily
 }
 
 // state is how this process's services create buckets and streams:
@@ -279,6 +283,9 @@ func (g *Gateway) startNATS(o Options) (func(string) (*nats.Conn, error), error)
 		u := bus.BusUser{User: name, Password: bus.NewPassword(), Roles: roles, InProcess: true}
 		if name == "mcpbus-workers" {
 			u.Servers = o.WorkerServers
+		}
+		if name == "mcpbus-ingress" {
+			u.Routes = o.Routes
 		}
 		users[name] = u
 	}

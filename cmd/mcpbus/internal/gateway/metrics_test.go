@@ -158,11 +158,12 @@ mcp_servers:
 	assertNoSecrets(t, g, master)
 }
 
-// An external caller finds no /metrics (404, as for a path that does not
-// exist) unless it brings the master key.
+// With metrics in external_routes, an external caller finds no /metrics
+// (404, as for a path that does not exist) unless it brings the master key.
+// (Without, the default, the route is closed to them: TestExternalCallersGetMCPOnlyByDefault.)
 func TestMetricsHiddenFromExternalCallers(t *testing.T) {
 	g := startGateway(t, fmt.Sprintf(`
-general_settings: {master_key: %s, mcp_internal_ip_ranges: ["10.0.0.0/8"]}
+general_settings: {master_key: %s, mcp_internal_ip_ranges: ["10.0.0.0/8"], external_routes: [mcp, metrics]}
 mcp_servers: {}
 `, master), nil)
 	get := func(path string, h http.Header) (int, string) {

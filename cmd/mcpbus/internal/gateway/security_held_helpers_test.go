@@ -28,7 +28,7 @@ import (
 // heldXFF is general_settings for a gateway whose test client, on 127.0.0.1
 // (a trusted proxy), chooses its IP class with X-Forwarded-For: a 10.x entry
 // is internal, anything else external.
-const heldXFF = `use_x_forwarded_for: true, mcp_trusted_proxy_ranges: ["127.0.0.0/8"], mcp_internal_ip_ranges: ["10.0.0.0/8"]`
+const heldXFF = `use_x_forwarded_for: true, mcp_trusted_proxy_ranges: ["127.0.0.0/8"], mcp_internal_ip_ranges: ["10.0.0.0/8"], external_routes: [mcp, admin]`
 
 // Addresses for X-Forwarded-For.
 const (

@@ -135,9 +135,9 @@ func TestSecurityHeldXFFIgnoredWhenOffOrUntrusted(t *testing.T) {
 	for _, c := range []struct {
 		name, settings string
 	}{
-		{"off", `mcp_internal_ip_ranges: ["10.0.0.0/8"]`},
-		{"off with trusted ranges and hops set", `use_x_forwarded_for: false, mcp_trusted_proxy_ranges: ["127.0.0.0/8"], mcp_xff_num_trusted_hops: 1, mcp_internal_ip_ranges: ["10.0.0.0/8"]`},
-		{"on, peer not a trusted proxy", `use_x_forwarded_for: true, mcp_trusted_proxy_ranges: ["192.168.0.0/16"], mcp_internal_ip_ranges: ["10.0.0.0/8"]`},
+		{"off", `mcp_internal_ip_ranges: ["10.0.0.0/8"], external_routes: [mcp, admin]`},
+		{"off with trusted ranges and hops set", `use_x_forwarded_for: false, mcp_trusted_proxy_ranges: ["127.0.0.0/8"], mcp_xff_num_trusted_hops: 1, mcp_internal_ip_ranges: ["10.0.0.0/8"], external_routes: [mcp, admin]`},
+		{"on, peer not a trusted proxy", `use_x_forwarded_for: true, mcp_trusted_proxy_ranges: ["192.168.0.0/16"], mcp_internal_ip_ranges: ["10.0.0.0/8"], external_routes: [mcp, admin]`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			g, _ := heldVisibilityGateway(t, c.settings)

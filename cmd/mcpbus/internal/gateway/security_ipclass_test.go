@@ -31,7 +31,7 @@ func classGateway(t *testing.T) *testGateway {
 	t.Helper()
 	pub, _ := upstream(t, "pub")
 	priv, _ := upstream(t, "priv")
-	return startGateway(t, fmt.Sprintf(`general_settings: {master_key: %s, mcp_internal_ip_ranges: ["10.0.0.0/8"],
+	return startGateway(t, fmt.Sprintf(`general_settings: {master_key: %s, mcp_internal_ip_ranges: ["10.0.0.0/8"], external_routes: [mcp, admin],
   use_x_forwarded_for: true, mcp_trusted_proxy_ranges: ["127.0.0.1/32"]}
 mcp_servers:
   pub: {url: %q, available_on_public_internet: true}

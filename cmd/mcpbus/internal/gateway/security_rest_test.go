@@ -59,7 +59,7 @@ mcp_servers:
 
 	// 127.0.0.1 outside mcp_internal_ip_ranges: demo is hidden, and answers
 	// exactly like a server that does not exist.
-	ext := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s, mcp_internal_ip_ranges: [\"10.0.0.0/8\"]}\n", master)+servers, nil)
+	ext := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s, mcp_internal_ip_ranges: [\"10.0.0.0/8\"], external_routes: [mcp, admin]}\n", master)+servers, nil)
 	t.Run("health hidden", func(t *testing.T) {
 		hiddenStatus, _, hidden := rest(t, "GET", ext.URL()+"/v1/mcp/server/health?server_ids=demo", master, "")
 		wantREST(t, "health of a hidden server", hiddenStatus, hidden, http.StatusNotFound, "MCPBUS_UNKNOWN_SERVER", `unknown MCP server "demo"`)

@@ -206,7 +206,7 @@ func (g *Gateway) startIngress(o Options, conn func(string) (*nats.Conn, error),
 		UseXFF: o.Config.UseXForwardedFor, TrustedProxies: o.Config.TrustedProxyRanges, XFFHops: o.Config.XFFNumTrustedHops,
 		EnableMCPRegistry: o.Config.EnableMCPRegistry, Stateless: o.Config.StatelessProtocol, Version: version.Version, Metrics: reg,
 		JetStream: ijs, State: o.state(), AllowedOrigins: o.Config.AllowedOrigins, ListenAddr: o.Listen, RouterOnly: o.RouterOnly,
-		BodyReadTimeout: o.BodyReadTimeout})
+		BodyReadTimeout: o.BodyReadTimeout, Routes: o.Routes, ExternalRoutes: o.Config.ExternalRoutes})
 	// Connectors' messages reach this ingress (connector_bridge.go).
 	startConnectorBridge(ic, cache, o.Log)
 	return nil
