@@ -51,6 +51,7 @@ func TestComposeOnLoopback(t *testing.T) {
 		}
 	}
 	var ingresses []string
+	var private string
 	for len(todo) > 0 {
 		var next []string
 		for name, s := range todo {
@@ -67,8 +68,11 @@ func TestComposeOnLoopback(t *testing.T) {
 			delete(todo, name)
 			for r := range replicas(s) {
 				addr := startService(t, s, r, natsURLs, local)
-				if name == "ingress" {
+				switch name {
+				case "ingress":
 					ingresses = append(ingresses, "http://"+addr)
+				case "ingress-private":
+					private = "http://" + addr
 				}
 			}
 		}
@@ -109,6 +113,41 @@ func TestComposeOnLoopback(t *testing.T) {
 	if r.err != nil || !strings.Contains(string(r.result), `"text":"5"`) {
 		t.Fatalf("tools/call demo__add through the other replica: %s %v", r.result, r.err)
 	}
+
+	// The two gateways: keys are made on the private ingress; the public
+	// edge serves no admin route, and the key works on its /mcp.
+	if code, body := post(t, ingresses[0]+"/key/generate", master, `{"key_alias":"compose"}`); code != http.StatusNotFound ||
+		!strings.Contains(body, "does not serve the admin routes") {
+		t.Fatalf("/key/generate on the public edge: HTTP %d %s; want 404", code, body)
+	}
+	code, body := post(t, private+"/key/generate", master, `{"key_alias":"compose","mcp_servers":["demo"]}`)
+	var gen struct{ Key string }
+	if _ = json.Unmarshal([]byte(body), &gen); code != http.StatusOK || gen.Key == "" {
+		t.Fatalf("/key/generate on the private ingress: HTTP %d %s", code, body)
+	}
+	kc := &mcpClient{url: ingresses[1] + "/mcp", key: gen.Key}
+	if r := kc.post(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"compose-smoke","version":"1"}}}`); r.err != nil {
+		t.Fatalf("initialize with the new key on the edge: %v", r.err)
+	}
+	if r := kc.post(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"demo__echo","arguments":{"text":"edge"}}}`); r.err != nil ||
+		!strings.Contains(string(r.result), `"text":"edge"`) {
+		t.Fatalf("tools/call with the new key on the edge: %s %v", r.result, r.err)
+	}
+}
+
+// post sends a JSON body with a bearer key and returns the status and body.
+func post(t *testing.T, url, key, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func mustService(t *testing.T, p *types.Project, name string) types.ServiceConfig {

@@ -101,7 +101,8 @@ func TestDeploymentsRunWithTheRealBinary(t *testing.T) {
 	waitTCP(t, natsAddr)
 
 	// registry first: it makes the buckets the others read.
-	order := []string{"registry", "auth", "router", "worker-github", "worker-jira-cloud", "ingress"}
+	order := []string{"registry", "auth", "router", "worker-github", "worker-jira-cloud", "ingress", "edge"}
+	httpAddr := map[string]string{} // deployment -> where it serves HTTP
 	for _, short := range order {
 		d, ok := find(deployments(r), "gw-mcpbus-"+short)
 		if !ok {
@@ -122,6 +123,25 @@ func TestDeploymentsRunWithTheRealBinary(t *testing.T) {
 			waitOK(t, d.Name, "http://"+addr+p.HTTPGet.Path)
 		}
 		checkMetrics(t, r, d, ports)
+		httpAddr[short] = ports["http"]
+	}
+
+	// The two gateways: the public edge serves /mcp only; the admin API is
+	// the private ingress's.
+	master := string(secret.Data["master-key"])
+	for short, want := range map[string]int{"edge": http.StatusNotFound, "ingress": http.StatusOK} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+httpAddr[short]+"/key/generate", strings.NewReader(`{"key_alias":"k8s"}`))
+		req.Header.Set("Authorization", "Bearer "+master)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s /key/generate: %s %s; want %d", short, resp.Status, b.String(), want)
+		}
 	}
 }
 

@@ -358,3 +358,43 @@ func envValueFrom(c corev1.Container, name string) *corev1.EnvVarSource {
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }
+
+// edge.enabled adds LiteLLM's second gateway: a Deployment serving --routes
+// mcp,metrics as the bus user edge, whose nats-users.yaml entry limits it
+// to those families' subjects, behind a LoadBalancer that keeps callers'
+// addresses. The ingress stays in-cluster (ClusterIP).
+func TestEdgeIsThePublicMCPOnlyGateway(t *testing.T) {
+	r := mustRender(t, valueSets["two-servers"])
+	d, ok := find(deployments(r), "gw-mcpbus-edge")
+	if !ok {
+		t.Fatal("no Deployment gw-mcpbus-edge")
+	}
+	c := container(d)
+	if args := strings.Join(c.Args, " "); !strings.HasPrefix(args, "ingress ") || !strings.Contains(args, "--routes mcp,metrics") {
+		t.Errorf("edge args %q: want ingress --routes mcp,metrics", args)
+	}
+	if u := envValue(c, "MCPBUS_NATS_USER"); u != "edge" {
+		t.Errorf("edge bus user %q", u)
+	}
+	cm, _ := find(configMaps(r), "gw-mcpbus")
+	var lines []string
+	for _, l := range strings.Split(cm.Data["nats-users.yaml"], "\n") {
+		lines = append(lines, strings.TrimSpace(l))
+	}
+	if !strings.Contains(strings.Join(lines, "\n"), `- user: edge
+password: os.environ/MCPBUS_NATS_PASSWORD_EDGE
+roles: ["ingress"]
+routes: ["mcp","metrics"]`) {
+		t.Errorf("nats-users.yaml has no edge user limited to mcp,metrics:\n%s", cm.Data["nats-users.yaml"])
+	}
+	svc, ok := find(services(r), "gw-mcpbus-edge")
+	if !ok || svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
+		t.Errorf("edge Service: %+v; want a LoadBalancer with externalTrafficPolicy Local", svc)
+	}
+	if ing, ok := find(services(r), "gw-mcpbus-ingress"); !ok || ing.Spec.Type != corev1.ServiceTypeClusterIP {
+		t.Errorf("the private ingress's Service: %+v; want ClusterIP", ing)
+	}
+	if _, ok := find(deployments(mustRender(t, valueSets["defaults"])), "gw-mcpbus-edge"); ok {
+		t.Error("an edge without edge.enabled")
+	}
+}

@@ -59,6 +59,8 @@ workers:
   - name: github
   - name: jira_cloud
     autoscaling: {metric: cpu, maxReplicas: 4}
+edge:
+  enabled: true
 `,
 	"existing-secret": `
 config:

@@ -96,6 +96,9 @@ each holds only its service's subjects (bus/natsauth.go). */}}
 {{- range $svc := list "ingress" "router" "auth" "registry" -}}
 {{- $users = append $users (dict "user" $svc "roles" (list $svc)) -}}
 {{- end -}}
+{{- if .Values.edge.enabled -}}
+{{- $users = append $users (dict "user" "edge" "roles" (list "ingress") "routes" .Values.edge.routes) -}}
+{{- end -}}
 {{- range (include "mcpbus.workers" . | fromJson).list -}}
 {{- $users = append $users (dict "user" (printf "worker-%s" .name) "roles" (list "workers") "servers" (list .name)) -}}
 {{- end -}}
