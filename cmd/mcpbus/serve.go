@@ -78,7 +78,19 @@ func serveAs(ctx context.Context, name string, args []string, stdout, stderr io.
 		return runServices(ctx, g, log, f.drainTimeout)
 	}
 	log.Info("mcpbus listening on "+g.URL(), "servers", len(cfg.Servers), "startup", time.Since(start).Round(time.Millisecond))
-	log.Info("metrics and health", "metrics", g.URL()+"/metrics", "metrics_access", "internal callers without a key; external callers only with the master key (else 404)",
+	served, external := bus.JoinRouteFamilies(bus.RouteFamilies), bus.JoinRouteFamilies(bus.DefaultExternalRoutes)
+	if f.routes != nil {
+		served = bus.JoinRouteFamilies(f.routes)
+	}
+	if cfg.ExternalRoutes != nil {
+		external = bus.JoinRouteFamilies(cfg.ExternalRoutes)
+	}
+	log.Info("route families", "served", served, "external_callers", external)
+	metricsAccess := "internal callers without a key; external callers refused (external_routes)"
+	if strings.Contains(","+external+",", ",metrics,") {
+		metricsAccess = "internal callers without a key; external callers only with the master key (else 404)"
+	}
+	log.Info("metrics and health", "metrics", g.URL()+"/metrics", "metrics_access", metricsAccess,
 		"liveliness", g.URL()+"/health/liveliness", "readiness", g.URL()+"/health/readiness")
 	log.Debug("access log on: one 'mcp request' line per MCP request (--log-level debug)")
 	fmt.Fprintf(stdout, "mcpbus listening on %s\n", g.URL())
