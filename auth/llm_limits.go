@@ -76,13 +76,14 @@ func (s *service) addLLMEndpoints(svc micro.Service) error {
 	return nil
 }
 
-// llmLimited is the caller's key and team, when the key has any.
+// llmLimited is the caller's key, team and organization, when the key has
+// any.
 func (s *service) llmLimited(env bus.Envelope) (bus.KeyRecord, *bus.TeamRecord, bool) {
 	if s.store == nil {
 		return bus.KeyRecord{}, nil, false
 	}
-	key, team, _, ok := s.store.lookup(env.Caller.KeyID)
-	return key, team, ok
+	r, ok := s.store.lookup(env.Caller.KeyID)
+	return r.key, r.team, ok
 }
 
 // llmAdmit admits a request for a model, or refuses it naming the limit.
