@@ -114,7 +114,7 @@ func start(nc *nats.Conn, o Options) (*service, micro.Service, error) {
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        bus.ServiceAuth,
 		Version:     serviceVersion(o.Version),
-		Description: "verifies gateway keys; manages virtual keys and teams",
+		Description: "verifies gateway keys; manages virtual keys, teams and organizations",
 		Endpoint: &micro.EndpointConfig{
 			Subject: bus.SubjectAuthVerify,
 			// Verification is a lookup in memory: cheap enough to answer on the
@@ -133,7 +133,7 @@ func start(nc *nats.Conn, o Options) (*service, micro.Service, error) {
 	}
 	for _, ep := range []struct {
 		name, subject string
-		h             func(context.Context, []byte) (any, *bus.Error)
+		h             adminHandler
 	}{
 		{"key-generate", bus.SubjectKeyGenerate, s.keyGenerate},
 		{"key-info", bus.SubjectKeyInfo, s.keyInfo},
@@ -145,6 +145,13 @@ func start(nc *nats.Conn, o Options) (*service, micro.Service, error) {
 		{"team-list", bus.SubjectTeamList, s.teamList},
 		{"team-update", bus.SubjectTeamUpdate, s.teamUpdate},
 		{"team-delete", bus.SubjectTeamDelete, s.teamDelete},
+		{"org-new", bus.SubjectOrgNew, s.orgNew},
+		{"org-info", bus.SubjectOrgInfo, s.orgInfo},
+		{"org-list", bus.SubjectOrgList, s.orgList},
+		{"org-update", bus.SubjectOrgUpdate, s.orgUpdate},
+		{"org-delete", bus.SubjectOrgDelete, s.orgDelete},
+		{"org-member-add", bus.SubjectOrgMemberAdd, s.orgMemberAdd},
+		{"org-member-delete", bus.SubjectOrgMemberDelete, s.orgMemberDelete},
 	} {
 		if err := svc.AddEndpoint(ep.name, s.admin(ep.h), micro.WithEndpointSubject(ep.subject)); err != nil {
 			_ = svc.Stop()
