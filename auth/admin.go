@@ -9,13 +9,17 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 )
 
-// The admin endpoints. The ingress forwards only the master key's requests, so
-// nothing here checks the caller. Bodies are LiteLLM's JSON shapes; unknown
-// fields are ignored (LiteLLM clients send budgets, models and the like).
+// The admin endpoints. The ingress forwards only the requests of the master
+// key and of keys that administer an organization (Identity.OrgAdmin); each
+// handler gets the caller as auth re-derives it from its own records
+// (actor, admin_scope.go) and limits an org_admin to its organization.
+// Bodies are LiteLLM's JSON shapes; unknown fields are ignored (LiteLLM
+// clients send budgets, models and the like).
 //
 // Writes use KV revisions: an update reads the record, changes it and writes it
 // back only if nobody wrote in between; on a conflict it starts over once, and
@@ -34,11 +38,18 @@ import (
 //   - key.delete answers the tokens of what it deleted, never plaintext keys.
 //   - Lookups by "key" accept the plaintext key or its token (a 64-digit
 //     lowercase hex string, which no issued key is: keys start with "sk-").
+//   - An organization that still has teams cannot be deleted (409 naming
+//     how many): deleting their keys with it would be a surprise, and a
+//     team left naming a missing organization authenticates nobody. The
+//     check runs against this replica's cache, as key_alias's does.
 
 // adminWait bounds how long a write waits to see itself in the cache.
 const adminWait = 2 * time.Second
 
-func (s *service) admin(h func(context.Context, []byte) (any, *bus.Error)) micro.HandlerFunc {
+// adminHandler answers one admin request of who.
+type adminHandler func(ctx context.Context, who actor, data []byte) (any, *bus.Error)
+
+func (s *service) admin(h adminHandler) micro.HandlerFunc {
 	return func(req micro.Request) {
 		if req.Reply() == "" {
 			// Every admin request asks for its answer; one without a reply
@@ -51,9 +62,19 @@ func (s *service) admin(h func(context.Context, []byte) (any, *bus.Error)) micro
 				"virtual keys are unavailable: the auth service runs without JetStream"))
 			return
 		}
+		env, err := bus.ReadEnvelope(nats.Header(req.Headers()))
+		if err != nil {
+			bus.RespondError(req, bus.AsError(err))
+			return
+		}
+		who, e := s.actorOf(env)
+		if e != nil {
+			bus.RespondError(req, e)
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), kvTimeout)
 		defer cancel()
-		out, e := h(ctx, req.Data())
+		out, e := h(ctx, who, req.Data())
 		if e != nil {
 			bus.RespondError(req, e)
 			return
@@ -72,7 +93,7 @@ func decode(data []byte, v any) *bus.Error {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
 			field := te.Field
-			for _, embedded := range []string{"KeyFields.", "TeamFields.", "CommonFields.", "PermFields."} {
+			for _, embedded := range []string{"KeyFields.", "TeamFields.", "OrgFields.", "CommonFields.", "PermFields."} {
 				field = strings.ReplaceAll(field, embedded, "")
 			}
 			return bus.Errorf(bus.ErrBadRequest, "%s: expected %s, got a JSON %s", field, jsonType(te.Type.String()), te.Value)
@@ -81,7 +102,7 @@ func decode(data []byte, v any) *bus.Error {
 		if errors.As(err, &se) {
 			return bus.Errorf(bus.ErrBadRequest, "malformed JSON body at offset %d", se.Offset)
 		}
-		if msg := err.Error(); strings.HasPrefix(msg, "return_full_object:") {
+		if msg := err.Error(); strings.HasPrefix(msg, "return_full_object:") || strings.HasPrefix(msg, "member:") {
 			return bus.Errorf(bus.ErrBadRequest, "%s", msg)
 		}
 		return bus.Errorf(bus.ErrBadRequest, "malformed JSON body")

@@ -36,6 +36,12 @@ func (s *service) applyKeyFields(ctx context.Context, rec *bus.KeyRecord, f bus.
 		}
 		rec.TeamID = *f.TeamID
 	}
+	if f.UserID != nil {
+		if *f.UserID != "" && !bus.ValidUserID(*f.UserID) {
+			return bus.Errorf(bus.ErrBadRequest, "user_id: must be 1-%d printable characters without spaces (an email, a UUID, an OAuth subject)", bus.MaxUserIDLen)
+		}
+		rec.UserID = *f.UserID
+	}
 	if f.Duration != nil && *f.Duration != "" {
 		d, err := parseDuration(*f.Duration)
 		if err != nil {
@@ -105,13 +111,38 @@ func tokenOf(key string) string {
 	return bus.HashKey(key)
 }
 
-func (s *service) keyGenerate(ctx context.Context, data []byte) (any, *bus.Error) {
+// mayPutKeyIn refuses an org_admin a key in a team outside its
+// organization, or in no team (teamID "").
+func (s *service) mayPutKeyIn(ctx context.Context, who actor, teamID string) *bus.Error {
+	if who.master {
+		return nil
+	}
+	if teamID == "" {
+		return bus.Errorf(bus.ErrForbidden, "team_id: a key an org_admin makes or changes must belong to a team of organization '%s'", who.org)
+	}
+	t, e := s.getTeam(ctx, teamID)
+	if e != nil {
+		return e
+	}
+	return who.ownsTeam(t)
+}
+
+func (s *service) keyGenerate(ctx context.Context, who actor, data []byte) (any, *bus.Error) {
 	var in bus.KeyGenerateRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
-	if e := refuseUnenforced(data); e != nil { // unenforced.go
+	if e := refuseUnenforced(data, nil); e != nil { // unenforced.go
 		return nil, e
+	}
+	if !who.master {
+		var team string
+		if in.TeamID != nil {
+			team = *in.TeamID
+		}
+		if e := s.mayPutKeyIn(ctx, who, team); e != nil {
+			return nil, e
+		}
 	}
 	key := in.Key
 	if key != "" {
@@ -141,7 +172,7 @@ func (s *service) keyGenerate(ctx context.Context, data []byte) (any, *bus.Error
 	}
 	s.seenKey(rec.Token, rev)
 	return bus.KeyGenerateResponse{
-		Key: key, Token: rec.Token, KeyAlias: rec.KeyAlias, TeamID: rec.TeamID, Expires: rec.Expires,
+		Key: key, Token: rec.Token, KeyAlias: rec.KeyAlias, TeamID: rec.TeamID, UserID: rec.UserID, Expires: rec.Expires,
 		MCPServers: rec.MCPServers, MCPAccessGroups: rec.MCPAccessGroups, MCPToolPermissions: rec.MCPToolPermissions, Models: rec.Models,
 		Agents: rec.Agents, AgentAccessGroups: rec.AgentAccessGroups, RPMLimit: rec.RPMLimit,
 		Blocked: rec.Blocked, Metadata: rec.Metadata, CreatedAt: rec.CreatedAt,
@@ -166,7 +197,7 @@ func newKey() string {
 	return string(out)
 }
 
-func (s *service) keyInfo(ctx context.Context, data []byte) (any, *bus.Error) {
+func (s *service) keyInfo(ctx context.Context, who actor, data []byte) (any, *bus.Error) {
 	var in bus.KeyRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
@@ -178,17 +209,31 @@ func (s *service) keyInfo(ctx context.Context, data []byte) (any, *bus.Error) {
 	if e != nil {
 		return nil, e
 	}
+	if e := s.ownsKey(ctx, who, rec); e != nil {
+		return nil, e
+	}
 	return bus.KeyInfoResponse{Info: rec, Key: rec.Token}, nil
 }
 
-func (s *service) keyList(_ context.Context, data []byte) (any, *bus.Error) {
+func (s *service) keyList(_ context.Context, who actor, data []byte) (any, *bus.Error) {
 	var in bus.KeyListRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
+	// An org_admin lists the keys of its organization's teams only.
+	var teams map[string]bool
+	if !who.master {
+		teams = s.orgTeams(who.org)
+		if in.TeamID != "" && !teams[in.TeamID] {
+			return nil, bus.Errorf(bus.ErrForbidden, "team '%s' is not a team of organization '%s', which this key administers", bus.Shorten(in.TeamID, 64), who.org)
+		}
+	}
 	var recs []bus.KeyRecord
 	s.store.mu.RLock()
 	for _, e := range s.store.keys {
+		if teams != nil && !teams[e.rec.TeamID] {
+			continue
+		}
 		if (in.TeamID == "" || e.rec.TeamID == in.TeamID) && (in.KeyAlias == "" || e.rec.KeyAlias == in.KeyAlias) {
 			recs = append(recs, e.rec)
 		}
@@ -211,12 +256,12 @@ func (s *service) keyList(_ context.Context, data []byte) (any, *bus.Error) {
 	return bus.KeyListResponse{Keys: keys, TotalCount: len(keys)}, nil
 }
 
-func (s *service) keyUpdate(ctx context.Context, data []byte) (any, *bus.Error) {
+func (s *service) keyUpdate(ctx context.Context, who actor, data []byte) (any, *bus.Error) {
 	var in bus.KeyUpdateRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
-	if e := refuseUnenforced(data); e != nil { // unenforced.go
+	if e := refuseUnenforced(data, nil); e != nil { // unenforced.go
 		return nil, e
 	}
 	if in.Key == "" {
@@ -229,6 +274,14 @@ func (s *service) keyUpdate(ctx context.Context, data []byte) (any, *bus.Error) 
 		rec, rev, e := s.getKey(ctx, token)
 		if e != nil {
 			return nil, e
+		}
+		if e := s.ownsKey(ctx, who, rec); e != nil {
+			return nil, e
+		}
+		if in.TeamID != nil {
+			if e := s.mayPutKeyIn(ctx, who, *in.TeamID); e != nil {
+				return nil, e
+			}
 		}
 		now := s.now().UTC()
 		if e := s.applyKeyFields(ctx, &rec, in.KeyFields, now); e != nil {
@@ -252,7 +305,7 @@ func (s *service) keyUpdate(ctx context.Context, data []byte) (any, *bus.Error) 
 	return nil, conflict("key '" + prefix(token) + "'")
 }
 
-func (s *service) keyDelete(ctx context.Context, data []byte) (any, *bus.Error) {
+func (s *service) keyDelete(ctx context.Context, who actor, data []byte) (any, *bus.Error) {
 	var in bus.KeyDeleteRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
@@ -265,9 +318,6 @@ func (s *service) keyDelete(ctx context.Context, data []byte) (any, *bus.Error) 
 	var tokens []string
 	for _, k := range in.Keys {
 		t := tokenOf(k)
-		if _, _, e := s.getKey(ctx, t); e != nil {
-			return nil, e
-		}
 		if !slices.Contains(tokens, t) {
 			tokens = append(tokens, t)
 		}
@@ -279,6 +329,16 @@ func (s *service) keyDelete(ctx context.Context, data []byte) (any, *bus.Error) 
 		}
 		if !slices.Contains(tokens, t) {
 			tokens = append(tokens, t)
+		}
+	}
+	// Every key must exist, and be the caller's to delete, before any goes.
+	for _, t := range tokens {
+		rec, _, e := s.getKey(ctx, t)
+		if e != nil {
+			return nil, e
+		}
+		if e := s.ownsKey(ctx, who, rec); e != nil {
+			return nil, e
 		}
 	}
 	deleted, e := s.deleteKeys(ctx, tokens)

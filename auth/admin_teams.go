@@ -16,20 +16,44 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-func applyTeamFields(rec *bus.TeamRecord, f bus.TeamFields) *bus.Error {
+func (s *service) applyTeamFields(ctx context.Context, rec *bus.TeamRecord, f bus.TeamFields) *bus.Error {
 	if f.TeamAlias != nil {
 		rec.TeamAlias = strings.TrimSpace(*f.TeamAlias)
+	}
+	if f.OrganizationID != nil && *f.OrganizationID != rec.OrganizationID {
+		if id := *f.OrganizationID; id != "" {
+			if !bus.ValidToken(id) {
+				return bus.Errorf(bus.ErrBadRequest, "organization_id: %q is not an organization id (letters, digits, '-' and '_', at most %d)", bus.Shorten(id, 64), bus.MaxTokenLen)
+			}
+			if _, _, e := s.getOrg(ctx, id); e != nil {
+				if e.Kind == bus.ErrNotFound {
+					return bus.Errorf(bus.ErrBadRequest, "organization_id: organization '%s' does not exist (create it with /organization/new)", id)
+				}
+				return e
+			}
+		}
+		rec.OrganizationID = *f.OrganizationID
 	}
 	return applyCommon(f.CommonFields, &rec.RPMLimit, &rec.Metadata, &rec.Blocked, mcpLimits{&rec.MCPServers, &rec.MCPAccessGroups, &rec.MCPToolPermissions, &rec.Models, &rec.LLMLimits, &rec.Agents, &rec.AgentAccessGroups})
 }
 
-func (s *service) teamNew(ctx context.Context, data []byte) (any, *bus.Error) {
+func (s *service) teamNew(ctx context.Context, who actor, data []byte) (any, *bus.Error) {
 	var in bus.TeamRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
-	if e := refuseUnenforced(data); e != nil { // unenforced.go
+	if e := refuseUnenforced(data, nil); e != nil { // unenforced.go
 		return nil, e
+	}
+	if !who.master {
+		// An org_admin's teams are its organization's.
+		switch {
+		case in.OrganizationID == nil || *in.OrganizationID == "":
+			in.OrganizationID = &who.org
+		case *in.OrganizationID != who.org:
+			return nil, bus.Errorf(bus.ErrForbidden, "organization_id: this key administers organization '%s' and may create teams only in it, not in '%s'",
+				who.org, bus.Shorten(*in.OrganizationID, 64))
+		}
 	}
 	id := in.TeamID
 	if id == "" {
@@ -39,11 +63,11 @@ func (s *service) teamNew(ctx context.Context, data []byte) (any, *bus.Error) {
 	}
 	now := s.now().UTC()
 	rec := bus.TeamRecord{TeamID: id, CreatedAt: now, UpdatedAt: now}
-	if e := applyTeamFields(&rec, in.TeamFields); e != nil {
-		return nil, e
-	}
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
+	if e := s.applyTeamFields(ctx, &rec, in.TeamFields); e != nil {
+		return nil, e
+	}
 	if n := len(s.teamKeys(id)); n > 0 {
 		return nil, bus.Errorf(bus.ErrBadRequest,
 			"team_id '%s': %d keys of a deleted team of that id still exist; delete them first (key.list with this team_id)", id, n)
@@ -85,7 +109,7 @@ func newUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-func (s *service) teamInfo(ctx context.Context, data []byte) (any, *bus.Error) {
+func (s *service) teamInfo(ctx context.Context, who actor, data []byte) (any, *bus.Error) {
 	var in bus.TeamIDRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
@@ -97,6 +121,9 @@ func (s *service) teamInfo(ctx context.Context, data []byte) (any, *bus.Error) {
 	if e != nil {
 		return nil, e
 	}
+	if e := who.ownsTeam(rec); e != nil {
+		return nil, e
+	}
 	keys := s.teamKeys(rec.TeamID)
 	if keys == nil {
 		keys = []string{}
@@ -104,15 +131,23 @@ func (s *service) teamInfo(ctx context.Context, data []byte) (any, *bus.Error) {
 	return bus.TeamInfoResponse{Keys: keys, TeamID: rec.TeamID, TeamInfo: rec}, nil
 }
 
-func (s *service) teamList(_ context.Context, data []byte) (any, *bus.Error) {
+func (s *service) teamList(_ context.Context, who actor, data []byte) (any, *bus.Error) {
 	var in struct{}
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
+	// An org_admin lists its organization's teams only.
+	return s.teamsWhere(func(t bus.TeamRecord) bool { return who.ownsTeam(t) == nil }), nil
+}
+
+// teamsWhere lists the teams keep takes, oldest first, from the cache.
+func (s *service) teamsWhere(keep func(bus.TeamRecord) bool) []bus.TeamRecord {
 	s.store.mu.RLock()
 	out := make([]bus.TeamRecord, 0, len(s.store.teams))
 	for _, t := range s.store.teams {
-		out = append(out, t.rec)
+		if keep(t.rec) {
+			out = append(out, t.rec)
+		}
 	}
 	s.store.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool {
@@ -121,15 +156,15 @@ func (s *service) teamList(_ context.Context, data []byte) (any, *bus.Error) {
 		}
 		return out[i].TeamID < out[j].TeamID
 	})
-	return out, nil
+	return out
 }
 
-func (s *service) teamUpdate(ctx context.Context, data []byte) (any, *bus.Error) {
+func (s *service) teamUpdate(ctx context.Context, who actor, data []byte) (any, *bus.Error) {
 	var in bus.TeamRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
 	}
-	if e := refuseUnenforced(data); e != nil { // unenforced.go
+	if e := refuseUnenforced(data, nil); e != nil { // unenforced.go
 		return nil, e
 	}
 	if in.TeamID == "" {
@@ -142,7 +177,13 @@ func (s *service) teamUpdate(ctx context.Context, data []byte) (any, *bus.Error)
 		if e != nil {
 			return nil, e
 		}
-		if e := applyTeamFields(&rec, in.TeamFields); e != nil {
+		if e := who.ownsTeam(rec); e != nil {
+			return nil, e
+		}
+		if !who.master && in.OrganizationID != nil && *in.OrganizationID != rec.OrganizationID {
+			return nil, bus.Errorf(bus.ErrForbidden, "organization_id: only the master key may move a team to another organization")
+		}
+		if e := s.applyTeamFields(ctx, &rec, in.TeamFields); e != nil {
 			return nil, e
 		}
 		rec.UpdatedAt = s.now().UTC()
@@ -163,7 +204,7 @@ func (s *service) teamUpdate(ctx context.Context, data []byte) (any, *bus.Error)
 	return nil, conflict("team '" + in.TeamID + "'")
 }
 
-func (s *service) teamDelete(ctx context.Context, data []byte) (any, *bus.Error) {
+func (s *service) teamDelete(ctx context.Context, who actor, data []byte) (any, *bus.Error) {
 	var in bus.TeamDeleteRequest
 	if e := decode(data, &in); e != nil {
 		return nil, e
@@ -174,7 +215,11 @@ func (s *service) teamDelete(ctx context.Context, data []byte) (any, *bus.Error)
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
 	for _, id := range in.TeamIDs {
-		if _, e := s.getTeam(ctx, id); e != nil {
+		rec, e := s.getTeam(ctx, id)
+		if e != nil {
+			return nil, e
+		}
+		if e := who.ownsTeam(rec); e != nil {
 			return nil, e
 		}
 	}

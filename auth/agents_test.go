@@ -41,7 +41,7 @@ func TestEffectiveAgents(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := Effective(bus.KeyRecord{Token: "k", Agents: c.keyAgents, AgentAccessGroups: c.keyGroups}, c.team)
+			p := Effective(bus.KeyRecord{Token: "k", Agents: c.keyAgents, AgentAccessGroups: c.keyGroups}, c.team, nil)
 			back := bus.DecodePermissions(bus.EncodePermissions(p))
 			var got, gotBack []string
 			for _, a := range agents {

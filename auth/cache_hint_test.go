@@ -51,7 +51,7 @@ func TestVerifyAnswersCarryCacheHintsAndChangesAreAnnounced(t *testing.T) {
 			t.Fatal("the marker did not arrive")
 		}
 	}
-	if _, e := a.keyUpdate(context.Background(), []byte(fmt.Sprintf(`{"key":%q,"mcp_servers":["only"]}`, plain.Key))); e != nil {
+	if _, e := a.keyUpdate(context.Background(), actor{master: true}, []byte(fmt.Sprintf(`{"key":%q,"mcp_servers":["only"]}`, plain.Key))); e != nil {
 		t.Fatal(e)
 	}
 	select {

@@ -68,7 +68,17 @@ func call(t *testing.T, nc *nats.Conn, subject string, body any) (json.RawMessag
 	default:
 		data, _ = json.Marshal(b)
 	}
-	msg, err := nc.Request(subject, data, 5*time.Second)
+	return callAs(t, nc, subject, masterCaller, data)
+}
+
+// masterCaller is the envelope's caller the ingress sends for the master key.
+var masterCaller = bus.Identity{KeyID: "master", Alias: "master", Admin: true}
+
+// callAs sends an admin request with caller's envelope, as the ingress does.
+func callAs(t *testing.T, nc *nats.Conn, subject string, caller bus.Identity, data []byte) (json.RawMessage, *bus.Error) {
+	t.Helper()
+	env := bus.Envelope{RequestID: "r", Caller: caller, IPClass: bus.Internal}
+	msg, err := nc.RequestMsg(&nats.Msg{Subject: subject, Data: data, Header: env.Header()}, 5*time.Second)
 	if err != nil {
 		t.Fatalf("%s: %v", subject, err)
 	}
@@ -557,7 +567,7 @@ func TestDeleteReachesSecondInstance(t *testing.T) {
 		Keys []string `json:"deleted_keys"`
 	}
 	// By plaintext, by token, and by alias, on A directly.
-	out, e := a.keyDelete(context.Background(), []byte(fmt.Sprintf(`{"keys":[%q,%q]}`, g1.Key, g2.Token)))
+	out, e := a.keyDelete(context.Background(), actor{master: true}, []byte(fmt.Sprintf(`{"keys":[%q,%q]}`, g1.Key, g2.Token)))
 	if e != nil {
 		t.Fatal(e)
 	}
@@ -575,7 +585,7 @@ func TestDeleteReachesSecondInstance(t *testing.T) {
 			return nil
 		})
 	}
-	if _, e := a.keyDelete(context.Background(), []byte(`{"key_aliases":["four"]}`)); e != nil {
+	if _, e := a.keyDelete(context.Background(), actor{master: true}, []byte(`{"key_aliases":["four"]}`)); e != nil {
 		t.Fatal(e)
 	}
 	rev.wait(t, g4.Token, 30*time.Second)
@@ -604,7 +614,7 @@ func TestUpdateReachesSecondInstance(t *testing.T) {
 	b := startAuth(t, ns, nil)
 	g := generate(t, a.nc, map[string]any{"key_alias": "x"})
 	known(t, g.Token, a, b)
-	if _, e := a.keyUpdate(context.Background(), []byte(fmt.Sprintf(`{"key":%q,"mcp_servers":["only"]}`, g.Key))); e != nil {
+	if _, e := a.keyUpdate(context.Background(), actor{master: true}, []byte(fmt.Sprintf(`{"key":%q,"mcp_servers":["only"]}`, g.Key))); e != nil {
 		t.Fatal(e)
 	}
 	bustest.Eventually(t, 30*time.Second, "B applies the update", func() error {
@@ -726,10 +736,10 @@ func TestConcurrentUpdatesAreNotLost(t *testing.T) {
 		var errA, errB *bus.Error
 		var wg sync.WaitGroup
 		wg.Go(func() {
-			_, errA = a.keyUpdate(ctx, []byte(fmt.Sprintf(`{"key":%q,"rpm_limit":%d}`, g.Token, round+1)))
+			_, errA = a.keyUpdate(ctx, actor{master: true}, []byte(fmt.Sprintf(`{"key":%q,"rpm_limit":%d}`, g.Token, round+1)))
 		})
 		wg.Go(func() {
-			_, errB = b.keyUpdate(ctx, []byte(fmt.Sprintf(`{"key":%q,"metadata":{"round":%d}}`, g.Token, round)))
+			_, errB = b.keyUpdate(ctx, actor{master: true}, []byte(fmt.Sprintf(`{"key":%q,"metadata":{"round":%d}}`, g.Token, round)))
 		})
 		wg.Wait()
 		rec, _, e := a.getKey(ctx, g.Token)
@@ -760,8 +770,10 @@ func TestConcurrentUpdatesAreNotLost(t *testing.T) {
 	})
 	var errA, errB *bus.Error
 	var wg sync.WaitGroup
-	wg.Go(func() { _, errA = a.teamUpdate(ctx, []byte(`{"team_id":"race","rpm_limit":9}`)) })
-	wg.Go(func() { _, errB = b.teamUpdate(ctx, []byte(`{"team_id":"race","team_alias":"Racers"}`)) })
+	wg.Go(func() { _, errA = a.teamUpdate(ctx, actor{master: true}, []byte(`{"team_id":"race","rpm_limit":9}`)) })
+	wg.Go(func() {
+		_, errB = b.teamUpdate(ctx, actor{master: true}, []byte(`{"team_id":"race","team_alias":"Racers"}`))
+	})
 	wg.Wait()
 	rec, e := a.getTeam(ctx, "race")
 	if e != nil {

@@ -13,11 +13,13 @@ import (
 	"github.com/nats-io/nats.go/micro"
 )
 
-// The LLM limits (bus/llm_limits.go), enforced where the key and team
-// records are. Tokens are counted per wall-clock minute with the rpm
-// counters (StreamRateCounters, scopes "tpm-key", "tpm-team", "tpm-km" for
-// a key and model, "rpm-km"); spend in nano-dollars per budget period in
-// StreamSpend (scopes "key", "team", "key-model"). A budget period is the
+// The LLM limits (bus/llm_limits.go), enforced where the key, team and
+// organization records are. Tokens are counted per wall-clock minute with
+// the rpm counters (StreamRateCounters, scopes "tpm-key", "tpm-team",
+// "tpm-org", "tpm-km" for a key and model, "rpm-km"); spend in nano-dollars
+// per budget period in StreamSpend (scopes "key", "team", "org",
+// "key-model"; a team's and an organization's spend is counted whether or
+// not it has a budget, so /organization/info can show it). A budget period is the
 // budget_duration counted from the Unix epoch ("30d": periods of 30 days),
 // or the key's whole life without one. Admission reads the counters (a
 // model_rpm_limit also counts the request); an answer's spend is added
@@ -76,13 +78,13 @@ func (s *service) addLLMEndpoints(svc micro.Service) error {
 	return nil
 }
 
-// llmLimited is the caller's key and team, when the key has any.
-func (s *service) llmLimited(env bus.Envelope) (bus.KeyRecord, *bus.TeamRecord, bool) {
+// llmLimited is the caller's key, team and organization, when the key has
+// any.
+func (s *service) llmLimited(env bus.Envelope) (records, bool) {
 	if s.store == nil {
-		return bus.KeyRecord{}, nil, false
+		return records{}, false
 	}
-	key, team, _, ok := s.store.lookup(env.Caller.KeyID)
-	return key, team, ok
+	return s.store.lookup(env.Caller.KeyID)
 }
 
 // llmAdmit admits a request for a model, or refuses it naming the limit.
@@ -91,11 +93,12 @@ func (s *service) llmAdmit(ctx context.Context, env bus.Envelope, body []byte) *
 	if e := decode(body, &in); e != nil {
 		return e
 	}
-	key, team, ok := s.llmLimited(env)
+	r, ok := s.llmLimited(env)
 	if !ok {
 		return nil // the master key, open mode: no limits
 	}
-	if !hasLLMLimits(key, team, in.Model) {
+	key, team, org := r.key, r.team, r.org
+	if !hasLLMLimits(r, in.Model) {
 		return nil
 	}
 	c, e := s.llmCounters()
@@ -112,6 +115,9 @@ func (s *service) llmAdmit(ctx context.Context, env bus.Envelope, body []byte) *
 	}
 	if team != nil {
 		budgets = append(budgets, budgetCheck{"Team=" + teamName(*team), "team", team.TeamID, team.BudgetDuration, team.MaxBudget})
+	}
+	if org != nil {
+		budgets = append(budgets, budgetCheck{"Organization=" + orgName(*org), "org", org.OrganizationID, org.BudgetDuration, org.MaxBudget})
 	}
 	for _, b := range budgets {
 		if b.budget == nil {
@@ -131,6 +137,9 @@ func (s *service) llmAdmit(ctx context.Context, env bus.Envelope, body []byte) *
 		{"tpm-km", km, "key '" + name + "' on model " + in.Model, key.ModelTPMLimit[in.Model]}}
 	if team != nil {
 		tpm = append(tpm, tpmCheck{"tpm-team", team.TeamID, "team '" + teamName(*team) + "'", team.TPMLimit})
+	}
+	if org != nil {
+		tpm = append(tpm, tpmCheck{"tpm-org", org.OrganizationID, "organization '" + orgName(*org) + "'", org.TPMLimit})
 	}
 	for _, l := range tpm {
 		if l.limit <= 0 {
@@ -180,10 +189,11 @@ func (s *service) llmSpend(ctx context.Context, env bus.Envelope, body []byte) *
 	if in.PromptTokens < 0 || in.CompletionTokens < 0 || in.Cost < 0 || math.IsNaN(in.Cost) || math.IsInf(in.Cost, 0) {
 		return bus.Errorf(bus.ErrBadRequest, "auth: a spend of negative tokens or cost")
 	}
-	key, team, ok := s.llmLimited(env)
+	r, ok := s.llmLimited(env)
 	if !ok {
 		return nil
 	}
+	key, team, org := r.key, r.team, r.org
 	c, e := s.llmCounters()
 	if c == nil {
 		return e // nil: counters unavailable, rate_limit_unavailable allow
@@ -214,6 +224,14 @@ func (s *service) llmSpend(ctx context.Context, env bus.Envelope, body []byte) *
 			adds = append(adds, [2]string{bus.SpendCounterSubject("team", team.TeamID, period(team.BudgetDuration, now)), nano})
 		}
 	}
+	if org != nil {
+		if org.TPMLimit > 0 {
+			adds = append(adds, [2]string{bus.RateCounterSubject("tpm-org", org.OrganizationID, minute), tokens})
+		}
+		if nano != "0" {
+			adds = append(adds, [2]string{bus.SpendCounterSubject("org", org.OrganizationID, period(org.BudgetDuration, now)), nano})
+		}
+	}
 	for _, a := range adds {
 		if _, err := c.add(ctx, a[0], a[1]); err != nil {
 			s.warn.Warn(s.log, "auth: an LLM answer's spend was not counted: its counter is unavailable", "err", err)
@@ -224,12 +242,13 @@ func (s *service) llmSpend(ctx context.Context, env bus.Envelope, body []byte) *
 }
 
 // hasLLMLimits reports whether a request for model has a limit to check.
-func hasLLMLimits(key bus.KeyRecord, team *bus.TeamRecord, model string) bool {
+func hasLLMLimits(r records, model string) bool {
+	key, team, org := r.key, r.team, r.org
 	_, mb := key.ModelMaxBudget[model]
 	if key.MaxBudget != nil || key.TPMLimit > 0 || mb || key.ModelTPMLimit[model] > 0 || key.ModelRPMLimit[model] > 0 {
 		return true
 	}
-	return team != nil && (team.MaxBudget != nil || team.TPMLimit > 0)
+	return team != nil && (team.MaxBudget != nil || team.TPMLimit > 0) || org != nil && (org.MaxBudget != nil || org.TPMLimit > 0)
 }
 
 // llmCounters is the counters the LLM limits need: JetStream's

@@ -105,3 +105,60 @@ func TestLLMLimits(t *testing.T) {
 		}
 	}
 }
+
+// An organization's max_budget and tpm_limit bound the keys of all its
+// teams together, as a team's bound its keys; /organization/info shows
+// the current period's spend.
+func TestLLMLimitsOfAnOrganization(t *testing.T) {
+	ns := bustest.Server(t)
+	clk := newClock()
+	a := startAuth(t, ns, clk)
+	mustCall(t, a.nc, bus.SubjectOrgNew, map[string]any{"organization_id": "acme", "organization_alias": "Acme",
+		"max_budget": 0.001, "budget_duration": "30d", "tpm_limit": 100}, nil)
+	mustCall(t, a.nc, bus.SubjectTeamNew, map[string]any{"team_id": "t1", "organization_id": "acme"}, nil)
+	mustCall(t, a.nc, bus.SubjectTeamNew, map[string]any{"team_id": "t2", "organization_id": "acme"}, nil)
+	k1 := generate(t, a.nc, map[string]any{"team_id": "t1"})
+	k2 := generate(t, a.nc, map[string]any{"team_id": "t2"})
+	admit := func(g generated, team string) *bus.Error {
+		return llmAsk(t, a.nc, bus.SubjectLLMAdmit, g.Token, team, bus.LLMAdmitRequest{Model: "gpt"})
+	}
+	spend := func(g generated, team string, tokens int, cost float64) {
+		t.Helper()
+		if e := llmAsk(t, a.nc, bus.SubjectLLMSpend, g.Token, team, bus.LLMSpendRequest{Model: "gpt", PromptTokens: tokens, Cost: cost}); e != nil {
+			t.Fatalf("spend: %v", e)
+		}
+	}
+	spend(k1, "t1", 60, 0)
+	spend(k2, "t2", 50, 0)
+	e := admit(k1, "t1")
+	if e == nil || e.Kind != bus.ErrRateLimited || !strings.Contains(e.Message, "organization 'Acme' used 110 of its 100 tokens") {
+		t.Fatalf("over the organization's tpm_limit: %+v", e)
+	}
+	clk.advance(time.Minute)
+	if e := admit(k2, "t2"); e != nil {
+		t.Fatalf("a new minute: %v", e)
+	}
+	spend(k1, "t1", 1, 0.0006)
+	spend(k2, "t2", 1, 0.0005) // the organization: 0.0011 of 0.001 this 30 days
+	for _, k := range []struct {
+		g    generated
+		team string
+	}{{k1, "t1"}, {k2, "t2"}} {
+		if e := admit(k.g, k.team); e == nil || e.Kind != bus.ErrBudgetExceeded || !strings.Contains(e.Message, "Organization=Acme") {
+			t.Fatalf("over the organization's max_budget: %+v", e)
+		}
+	}
+	var info bus.OrgView
+	mustCall(t, a.nc, bus.SubjectOrgInfo, map[string]any{"organization_id": "acme"}, &info)
+	if info.Spend < 0.00109 || info.Spend > 0.00111 {
+		t.Fatalf("org.info spend %v, want 0.0011", info.Spend)
+	}
+	clk.advance(31 * 24 * time.Hour) // a new budget period
+	if e := admit(k1, "t1"); e != nil {
+		t.Fatalf("a new budget period: %v", e)
+	}
+	mustCall(t, a.nc, bus.SubjectOrgInfo, map[string]any{"organization_id": "acme"}, &info)
+	if info.Spend != 0 {
+		t.Fatalf("spend of a new period: %v", info.Spend)
+	}
+}

@@ -6,39 +6,51 @@ import (
 	"github.com/mcpbus/mcpbus/bus"
 )
 
-// Effective is THE rule: what a virtual key may use, given the key and its team
-// (nil when the key has no team). A key can only narrow what its team allows,
-// never widen it, and an empty list means "no restriction at this level", as in
-// LiteLLM.
+// Effective is THE rule: what a virtual key may use, given the key, its team
+// (nil when the key has no team) and the team's organization (nil when the
+// team has none). Each outer level bounds the one inside it: a key can only
+// narrow what its team allows, a team only what its organization allows,
+// never widen it; and an empty list means "no restriction at this level", as
+// in LiteLLM, so a level without a list inherits the one above it.
 //
-// Servers: each level (key, team) permits the servers it names (mcp_servers)
-// and those in the access groups it is granted (mcp_access_groups, matched
-// against each server's access_groups); a level with neither does not limit.
-//   - key and team both limit: a server must pass both. Without access groups
-//     that is the intersection of the names (in the key's order), and an empty
-//     intersection permits no server at all; it never falls back to "all".
-//     With access groups, which servers are in a group is only known where the
-//     server records are, so the team's limit travels apart (Permissions.Also).
-//   - only the team limits: the team's.
-//   - only the key limits (or there is no team): the key's.
-//   - neither: every server (AllServers).
+// Servers: each level (key, team, organization) permits the servers it names
+// (mcp_servers) and those in the access groups it is granted
+// (mcp_access_groups, matched against each server's access_groups); a level
+// with neither does not limit. A server must pass every level that limits:
+//   - no level limits: every server (AllServers).
+//   - one level limits: that level's.
+//   - several limit, without access groups: the intersection of their names
+//     (in the key's order, else the team's), and an empty intersection
+//     permits no server at all; it never falls back to "all".
+//   - with access groups, which servers are in a group is only known where
+//     the server records are, so a level that cannot be intersected by name
+//     travels apart: the team's as Permissions.Also (against the key's), the
+//     organization's as Permissions.Outer (against what key and team leave).
 //
-// Tools, per permitted server:
-//   - key and team both restrict the server's tools: the intersection (which may
-//     be empty: no tool of that server is permitted).
-//   - only one of them restricts: that one's list.
-//   - neither: no entry, so every tool of the server is permitted.
+// Tools, per permitted server: the intersection of the lists of the levels
+// that restrict that server's tools (mcp_tool_permissions[server]), which
+// may be empty (no tool of that server is permitted); a server no level
+// restricts has no entry, so every tool of it is permitted.
+//
+// Models (LiteLLM's models): each level's list is a level of
+// Permissions.Models every model group must pass (modelLevels). Agents
+// (object_permission.agents, agent_access_groups): each level's is a level
+// of Permissions.Agents (agentLevels).
 //
 // A server that cannot be permitted is dropped from Tools, so a tool list can
 // never grant a server. Lists are deduplicated; the result shares no memory
 // with the records.
-func Effective(key bus.KeyRecord, team *bus.TeamRecord) bus.Permissions {
+func Effective(key bus.KeyRecord, team *bus.TeamRecord, org *bus.OrgRecord) bus.Permissions {
 	keyScope := bus.ServerScope{Servers: dedupe(key.MCPServers), Groups: dedupe(key.MCPAccessGroups)}
-	var teamScope bus.ServerScope
-	var teamTools map[string][]string
+	var teamScope, orgScope bus.ServerScope
+	toolLevels := []map[string][]string{key.MCPToolPermissions}
 	if team != nil {
 		teamScope = bus.ServerScope{Servers: dedupe(team.MCPServers), Groups: dedupe(team.MCPAccessGroups)}
-		teamTools = team.MCPToolPermissions
+		toolLevels = append(toolLevels, team.MCPToolPermissions)
+	}
+	if org != nil {
+		orgScope = bus.ServerScope{Servers: dedupe(org.MCPServers), Groups: dedupe(org.MCPAccessGroups)}
+		toolLevels = append(toolLevels, org.MCPToolPermissions)
 	}
 	keyLimits, teamLimits := limits(keyScope), limits(teamScope)
 
@@ -56,24 +68,44 @@ func Effective(key bus.KeyRecord, team *bus.TeamRecord) bus.Permissions {
 	default:
 		p.AllServers = true
 	}
+	// The organization bounds what key and team leave.
+	switch {
+	case !limits(orgScope):
+	case p.AllServers:
+		p.AllServers = false
+		p.Servers, p.Groups = orgScope.Servers, orgScope.Groups
+	case p.Groups == nil && orgScope.Groups == nil:
+		// Names against names; a team scope kept apart (Also) still applies.
+		p.Servers = intersect(p.Servers, orgScope.Servers)
+	default:
+		p.Outer = &orgScope
+	}
 
-	p.AllModels, p.Models = modelLevels(key, team)
-	p.AllAgents, p.Agents = agentLevels(key, team)
+	p.AllModels, p.Models = modelLevels(key, team, org)
+	p.AllAgents, p.Agents = agentLevels(key, team, org)
 
-	for server := range union(key.MCPToolPermissions, teamTools) {
+	restricted := map[string]struct{}{}
+	for _, level := range toolLevels {
+		for server := range level {
+			restricted[server] = struct{}{}
+		}
+	}
+	for server := range restricted {
 		if !mayPermit(p, server) {
 			continue
 		}
-		kt, keyLimits := key.MCPToolPermissions[server]
-		tt, teamLimits := teamTools[server]
 		var tools []string
-		switch {
-		case keyLimits && teamLimits:
-			tools = intersect(dedupe(kt), dedupe(tt))
-		case keyLimits:
-			tools = dedupe(kt)
-		default:
-			tools = dedupe(tt)
+		first := true
+		for _, level := range toolLevels {
+			list, limits := level[server]
+			if !limits {
+				continue
+			}
+			if first {
+				tools, first = dedupe(list), false
+			} else {
+				tools = intersect(tools, dedupe(list))
+			}
 		}
 		if tools == nil {
 			tools = []string{} // restricted to nothing, not unrestricted
@@ -87,13 +119,13 @@ func Effective(key bus.KeyRecord, team *bus.TeamRecord) bus.Permissions {
 }
 
 // modelLevels is the models rule, LiteLLM's: a key's models list limits
-// it, and so does its team's; a key without one (or with all-team-models)
-// may use what its team may, a team without one (or with
-// all-proxy-models) every model. Unlike servers, lists are not
-// intersected by name (wildcards and access groups are matched against
-// the model groups where they are known, bus.AllowsModel): each limiting
-// list is a level every model must pass.
-func modelLevels(key bus.KeyRecord, team *bus.TeamRecord) (all bool, levels [][]string) {
+// it, and so do its team's and the team's organization's; a key without
+// one (or with all-team-models) may use what its team may, a team or
+// organization without one (or with all-proxy-models) does not limit.
+// Unlike servers, lists are not intersected by name (wildcards and access
+// groups are matched against the model groups where they are known,
+// bus.AllowsModel): each limiting list is a level every model must pass.
+func modelLevels(key bus.KeyRecord, team *bus.TeamRecord, org *bus.OrgRecord) (all bool, levels [][]string) {
 	limiting := func(list []string, open ...string) []string {
 		l := dedupe(list)
 		for _, o := range open {
@@ -111,15 +143,20 @@ func modelLevels(key bus.KeyRecord, team *bus.TeamRecord) (all bool, levels [][]
 			levels = append(levels, l)
 		}
 	}
+	if org != nil {
+		if l := limiting(org.Models, bus.AllProxyModels); l != nil {
+			levels = append(levels, l)
+		}
+	}
 	return len(levels) == 0, levels
 }
 
 // agentLevels is the agents rule, LiteLLM's: a key's agents and
-// agent_access_groups limit it, and so do its team's; neither at either
-// level, every agent; one level's, that level's; both, an agent must pass
-// both (the intersection, matched against each agent's access groups
-// where the agents are known, bus.AllowsAgent).
-func agentLevels(key bus.KeyRecord, team *bus.TeamRecord) (all bool, levels []bus.AgentScope) {
+// agent_access_groups limit it, and so do its team's and the team's
+// organization's; no level with either, every agent; otherwise an agent
+// must pass every level that has them (the intersection, matched against
+// each agent's access groups where the agents are known, bus.AllowsAgent).
+func agentLevels(key bus.KeyRecord, team *bus.TeamRecord, org *bus.OrgRecord) (all bool, levels []bus.AgentScope) {
 	add := func(of string, agents, groups []string) {
 		if a, g := dedupe(agents), dedupe(groups); a != nil || g != nil {
 			levels = append(levels, bus.AgentScope{Of: of, Agents: a, Groups: g})
@@ -128,6 +165,9 @@ func agentLevels(key bus.KeyRecord, team *bus.TeamRecord) (all bool, levels []bu
 	add("key", key.Agents, key.AgentAccessGroups)
 	if team != nil {
 		add("team", team.Agents, team.AgentAccessGroups)
+	}
+	if org != nil {
+		add("org", org.Agents, org.AgentAccessGroups)
 	}
 	return len(levels) == 0, levels
 }
@@ -146,7 +186,7 @@ func mayPermit(p bus.Permissions, server string) bool {
 	admits := func(c bus.ServerScope) bool {
 		return len(c.Groups) > 0 || slices.Contains(c.Servers, server)
 	}
-	return admits(bus.ServerScope{Servers: p.Servers, Groups: p.Groups}) && (p.Also == nil || admits(*p.Also))
+	return admits(bus.ServerScope{Servers: p.Servers, Groups: p.Groups}) && (p.Also == nil || admits(*p.Also)) && (p.Outer == nil || admits(*p.Outer))
 }
 
 // dedupe returns a copy of s without empty strings and repeats, in order (nil
@@ -169,17 +209,6 @@ func intersect(a, b []string) []string {
 		if slices.Contains(b, v) {
 			out = append(out, v)
 		}
-	}
-	return out
-}
-
-func union(a, b map[string][]string) map[string]struct{} {
-	out := make(map[string]struct{}, len(a)+len(b))
-	for k := range a {
-		out[k] = struct{}{}
-	}
-	for k := range b {
-		out[k] = struct{}{}
 	}
 	return out
 }

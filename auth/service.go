@@ -1,9 +1,11 @@
 // Package auth is the auth service: it answers bus.SubjectAuthVerify with the
 // caller's identity, or an explicit ErrUnauthorized / ErrRateLimited with the
-// reason, and serves the LiteLLM-compatible key and team admin endpoints.
+// reason, and serves the LiteLLM-compatible key, team and organization admin
+// endpoints.
 //
-// Virtual keys and teams live in JetStream KV (bus.BucketKeys under the key's
-// SHA-256, bus.BucketTeams under the team id); every replica keeps an in-memory
+// Virtual keys, teams and organizations live in JetStream KV (bus.BucketKeys
+// under the key's SHA-256, bus.BucketTeams under the team id, bus.BucketOrgs
+// under the organization id); every replica keeps an in-memory
 // copy fed by KV watches and answers verify from it, so an edit takes effect on
 // every replica within milliseconds. The plaintext key is never stored: it is
 // shown once, by key.generate.
@@ -112,7 +114,7 @@ func start(nc *nats.Conn, o Options) (*service, micro.Service, error) {
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        bus.ServiceAuth,
 		Version:     serviceVersion(o.Version),
-		Description: "verifies gateway keys; manages virtual keys and teams",
+		Description: "verifies gateway keys; manages virtual keys, teams and organizations",
 		Endpoint: &micro.EndpointConfig{
 			Subject: bus.SubjectAuthVerify,
 			// Verification is a lookup in memory: cheap enough to answer on the
@@ -131,7 +133,7 @@ func start(nc *nats.Conn, o Options) (*service, micro.Service, error) {
 	}
 	for _, ep := range []struct {
 		name, subject string
-		h             func(context.Context, []byte) (any, *bus.Error)
+		h             adminHandler
 	}{
 		{"key-generate", bus.SubjectKeyGenerate, s.keyGenerate},
 		{"key-info", bus.SubjectKeyInfo, s.keyInfo},
@@ -143,6 +145,13 @@ func start(nc *nats.Conn, o Options) (*service, micro.Service, error) {
 		{"team-list", bus.SubjectTeamList, s.teamList},
 		{"team-update", bus.SubjectTeamUpdate, s.teamUpdate},
 		{"team-delete", bus.SubjectTeamDelete, s.teamDelete},
+		{"org-new", bus.SubjectOrgNew, s.orgNew},
+		{"org-info", bus.SubjectOrgInfo, s.orgInfo},
+		{"org-list", bus.SubjectOrgList, s.orgList},
+		{"org-update", bus.SubjectOrgUpdate, s.orgUpdate},
+		{"org-delete", bus.SubjectOrgDelete, s.orgDelete},
+		{"org-member-add", bus.SubjectOrgMemberAdd, s.orgMemberAdd},
+		{"org-member-delete", bus.SubjectOrgMemberDelete, s.orgMemberDelete},
 	} {
 		if err := svc.AddEndpoint(ep.name, s.admin(ep.h), micro.WithEndpointSubject(ep.subject)); err != nil {
 			_ = svc.Stop()
@@ -163,6 +172,10 @@ func (s *service) openStore(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	orgs, err := orgsBucket(ictx, o.JetStream, o.state())
+	if err != nil {
+		return err
+	}
 	if err := rateCounterStream(ictx, o.JetStream, o.state()); err == nil {
 		s.limiter = &counterLimiter{nc: s.nc, now: s.now}
 		if err := spendStream(ictx, o.JetStream, o.state()); err != nil {
@@ -180,7 +193,7 @@ func (s *service) openStore(ctx context.Context, o Options) error {
 		}
 		s.limiter = &limiter{kv: limits, now: s.now}
 	}
-	st := newStore(keys, teams, s.nc, s.now, s.log)
+	st := newStore(keys, teams, orgs, s.nc, s.now, s.log)
 	// The watches live as long as the service (ctx), not the set-up timeout.
 	if err := st.watch(ctx); err != nil {
 		return err
@@ -264,10 +277,11 @@ func (s *service) check(keyHash string) (bus.Identity, []rateLimit, *bus.Error) 
 	if s.store == nil {
 		return bus.Identity{}, nil, errInvalidKey()
 	}
-	key, team, teamGone, ok := s.store.lookup(keyHash)
+	r, ok := s.store.lookup(keyHash)
 	if !ok {
 		return bus.Identity{}, nil, errInvalidKey()
 	}
+	key, team, org := r.key, r.team, r.org
 	name := keyName(key)
 	if key.Blocked {
 		return bus.Identity{}, nil, bus.Errorf(bus.ErrUnauthorized, "unauthorized: key '%s' is blocked", name)
@@ -276,13 +290,21 @@ func (s *service) check(keyHash string) (bus.Identity, []rateLimit, *bus.Error) 
 		return bus.Identity{}, nil, bus.Errorf(bus.ErrUnauthorized, "unauthorized: key '%s' expired at %s",
 			name, key.Expires.UTC().Format(time.RFC3339))
 	}
-	if teamGone {
+	if r.teamGone {
 		return bus.Identity{}, nil, bus.Errorf(bus.ErrUnauthorized,
 			"unauthorized: key '%s' belongs to team '%s', which no longer exists", name, key.TeamID)
 	}
 	if team != nil && team.Blocked {
 		return bus.Identity{}, nil, bus.Errorf(bus.ErrUnauthorized,
 			"unauthorized: key '%s' belongs to team '%s', which is blocked", name, teamName(*team))
+	}
+	if r.orgGone {
+		return bus.Identity{}, nil, bus.Errorf(bus.ErrUnauthorized,
+			"unauthorized: key '%s' belongs to team '%s' of organization '%s', which no longer exists", name, teamName(*team), team.OrganizationID)
+	}
+	if org != nil && org.Blocked {
+		return bus.Identity{}, nil, bus.Errorf(bus.ErrUnauthorized,
+			"unauthorized: key '%s' belongs to team '%s' of organization '%s', which is blocked", name, teamName(*team), orgName(*org))
 	}
 	var limits []rateLimit
 	if key.RPMLimit > 0 {
@@ -291,11 +313,20 @@ func (s *service) check(keyHash string) (bus.Identity, []rateLimit, *bus.Error) 
 	if team != nil && team.RPMLimit > 0 {
 		limits = append(limits, rateLimit{"team", team.TeamID, teamName(*team), team.RPMLimit})
 	}
+	var orgID string
+	if org != nil {
+		orgID = org.OrganizationID
+		if org.RPMLimit > 0 {
+			limits = append(limits, rateLimit{"org", orgID, orgName(*org), org.RPMLimit})
+		}
+	}
 	return bus.Identity{
 		KeyID:       key.Token,
 		Alias:       key.KeyAlias,
 		Team:        key.TeamID,
-		Permissions: Effective(key, team),
+		Org:         orgID,
+		OrgAdmin:    r.orgAdmin(),
+		Permissions: Effective(key, team, org),
 		RateLimited: len(limits) > 0,
 		Expires:     key.Expires,
 	}, limits, nil
@@ -343,6 +374,13 @@ func teamName(t bus.TeamRecord) string {
 		return t.TeamAlias
 	}
 	return t.TeamID
+}
+
+func orgName(o bus.OrgRecord) string {
+	if o.OrganizationAlias != "" {
+		return o.OrganizationAlias
+	}
+	return o.OrganizationID
 }
 
 func serviceVersion(v string) string {

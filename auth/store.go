@@ -24,6 +24,10 @@ func teamsBucket(ctx context.Context, js jetstream.JetStream, p bus.StatePolicy)
 	return openBucket(ctx, js, bus.BucketTeams, "mcpbus teams (by team_id)", p)
 }
 
+func orgsBucket(ctx context.Context, js jetstream.JetStream, p bus.StatePolicy) (jetstream.KeyValue, error) {
+	return openBucket(ctx, js, bus.BucketOrgs, "mcpbus organizations (by organization_id)", p)
+}
+
 func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, p bus.StatePolicy) (jetstream.KeyValue, error) {
 	return bus.EnsureKV(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      name,
@@ -43,20 +47,27 @@ type teamEntry struct {
 	rev uint64
 }
 
-// store is the in-memory copy of the keys and teams buckets, kept current by KV
-// watches (an edit reaches every replica within milliseconds), from which verify
-// answers without leaving the process. It also announces revocations: when a
-// change makes a usable key unusable (deleted, blocked, its team deleted or
+type orgEntry struct {
+	rec bus.OrgRecord
+	rev uint64
+}
+
+// store is the in-memory copy of the keys, teams and organizations buckets,
+// kept current by KV watches (an edit reaches every replica within
+// milliseconds), from which verify answers without leaving the process. It
+// also announces revocations: when a change makes a usable key unusable
+// (deleted, blocked, its team or the team's organization deleted or
 // blocked) and, from a ticker, when a key's expiry passes.
 type store struct {
-	keysKV, teamsKV jetstream.KeyValue
-	nc              *nats.Conn
-	now             func() time.Time
-	log             *slog.Logger
+	keysKV, teamsKV, orgsKV jetstream.KeyValue
+	nc                      *nats.Conn
+	now                     func() time.Time
+	log                     *slog.Logger
 
 	mu    sync.RWMutex
 	keys  map[string]keyEntry  // by token
 	teams map[string]teamEntry // by team_id
+	orgs  map[string]orgEntry  // by organization_id
 	// changed is closed and replaced on every applied change (see waitFor).
 	changed chan struct{}
 	// expiredSent holds keys whose expiry was announced; nextExpiry is the
@@ -65,26 +76,32 @@ type store struct {
 	nextExpiry  time.Time
 }
 
-func newStore(keysKV, teamsKV jetstream.KeyValue, nc *nats.Conn, now func() time.Time, log *slog.Logger) *store {
+func newStore(keysKV, teamsKV, orgsKV jetstream.KeyValue, nc *nats.Conn, now func() time.Time, log *slog.Logger) *store {
 	return &store{
-		keysKV: keysKV, teamsKV: teamsKV, nc: nc, now: now, log: log,
+		keysKV: keysKV, teamsKV: teamsKV, orgsKV: orgsKV, nc: nc, now: now, log: log,
 		keys:        map[string]keyEntry{},
 		teams:       map[string]teamEntry{},
+		orgs:        map[string]orgEntry{},
 		changed:     make(chan struct{}),
 		expiredSent: map[string]bool{},
 	}
 }
 
-// watch loads both buckets and follows them until ctx ends. It returns once the
-// initial values are in. Changes seen while loading announce nothing.
+// watch loads the three buckets and follows them until ctx ends. It returns
+// once the initial values are in. Changes seen while loading announce nothing.
 func (s *store) watch(ctx context.Context) error {
+	ow, err := s.orgsKV.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", bus.BucketOrgs, err)
+	}
 	tw, err := s.teamsKV.WatchAll(ctx)
 	if err != nil {
+		_ = ow.Stop()
 		return fmt.Errorf("watch %s: %w", bus.BucketTeams, err)
 	}
 	kw, err := s.keysKV.WatchAll(ctx)
 	if err != nil {
-		_ = tw.Stop()
+		_, _ = ow.Stop(), tw.Stop()
 		return fmt.Errorf("watch %s: %w", bus.BucketKeys, err)
 	}
 	initial := func(w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry, bool)) error {
@@ -103,12 +120,17 @@ func (s *store) watch(ctx context.Context) error {
 			}
 		}
 	}
+	stop := func() { _, _, _ = ow.Stop(), tw.Stop(), kw.Stop() }
+	if err := initial(ow, s.applyOrg); err != nil {
+		stop()
+		return fmt.Errorf("load %s: %w", bus.BucketOrgs, err)
+	}
 	if err := initial(tw, s.applyTeam); err != nil {
-		_, _ = tw.Stop(), kw.Stop()
+		stop()
 		return fmt.Errorf("load %s: %w", bus.BucketTeams, err)
 	}
 	if err := initial(kw, s.applyKey); err != nil {
-		_, _ = tw.Stop(), kw.Stop()
+		stop()
 		return fmt.Errorf("load %s: %w", bus.BucketKeys, err)
 	}
 	follow := func(w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry, bool)) {
@@ -119,6 +141,7 @@ func (s *store) watch(ctx context.Context) error {
 			}
 		}
 	}
+	go follow(ow, s.applyOrg)
 	go follow(tw, s.applyTeam)
 	go follow(kw, s.applyKey)
 	return nil
@@ -133,7 +156,14 @@ func (s *store) usableLocked(rec bus.KeyRecord, now time.Time) bool {
 		return true
 	}
 	t, ok := s.teams[rec.TeamID]
-	return ok && !t.rec.Blocked
+	if !ok || t.rec.Blocked {
+		return false
+	}
+	if t.rec.OrganizationID == "" {
+		return true
+	}
+	o, ok := s.orgs[t.rec.OrganizationID]
+	return ok && !o.rec.Blocked
 }
 
 func (s *store) applyKey(u jetstream.KeyValueEntry, live bool) {
@@ -221,6 +251,46 @@ func (s *store) applyTeam(u jetstream.KeyValueEntry, live bool) {
 	}
 }
 
+func (s *store) applyOrg(u jetstream.KeyValueEntry, live bool) {
+	id := u.Key()
+	var rec bus.OrgRecord
+	put := u.Operation() == jetstream.KeyValuePut
+	if put {
+		if err := json.Unmarshal(u.Value(), &rec); err != nil {
+			// Fail closed: the organization's keys stop working until it is fixed.
+			s.log.Error("auth: ignoring unreadable organization record", "organization_id", id, "err", err)
+			put = false
+		} else if rec.OrganizationID != id {
+			s.log.Error("auth: ignoring an organization record that does not name its organization", "organization_id", bus.Shorten(id, 64))
+			return
+		}
+	}
+	now := s.now()
+	var members []string
+	s.mu.Lock()
+	for token, e := range s.keys {
+		if t, ok := s.teams[e.rec.TeamID]; ok && t.rec.OrganizationID == id && s.usableLocked(e.rec, now) {
+			members = append(members, token)
+		}
+	}
+	if put {
+		s.orgs[id] = orgEntry{rec: rec, rev: u.Revision()}
+	} else {
+		delete(s.orgs, id)
+	}
+	var revoke []string
+	for _, token := range members {
+		if !s.usableLocked(s.keys[token].rec, now) {
+			revoke = append(revoke, token)
+		}
+	}
+	s.bumpLocked()
+	s.mu.Unlock()
+	if live {
+		s.revoke(revoke)
+	}
+}
+
 func (s *store) bumpLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -286,23 +356,58 @@ func (s *store) expireLoop(ctx context.Context, every time.Duration) {
 	}
 }
 
-// lookup returns the key stored under token and its team (nil when the key has
-// none or its team is gone; teamGone tells which). Records are read-only.
-func (s *store) lookup(token string) (key bus.KeyRecord, team *bus.TeamRecord, teamGone, ok bool) {
+// records is a key and what stands above it. Records are read-only.
+type records struct {
+	key bus.KeyRecord
+	// team is the key's team: nil when it has none or the team is gone
+	// (teamGone).
+	team     *bus.TeamRecord
+	teamGone bool
+	// org is the team's organization: nil when it has none or the
+	// organization is gone (orgGone).
+	org     *bus.OrgRecord
+	orgGone bool
+}
+
+// orgAdmin is the organization r's key administers, if any: its user_id is
+// an org_admin member of the organization its team belongs to. Both must
+// hold, so an org_admin cannot mint a key carrying another organization's
+// admin's user_id and become that organization's admin (the key's team
+// would have to be that organization's).
+func (r records) orgAdmin() string {
+	if r.team == nil || r.org == nil || !r.org.AdminOf(r.key.UserID) {
+		return ""
+	}
+	return r.org.OrganizationID
+}
+
+// lookup returns the key stored under token, its team and the team's
+// organization.
+func (s *store) lookup(token string) (records, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e, ok := s.keys[token]
 	if !ok {
-		return bus.KeyRecord{}, nil, false, false
+		return records{}, false
 	}
-	if e.rec.TeamID != "" {
-		t, found := s.teams[e.rec.TeamID]
-		if !found {
-			return e.rec, nil, true, true
+	r := records{key: e.rec}
+	if e.rec.TeamID == "" {
+		return r, true
+	}
+	t, found := s.teams[e.rec.TeamID]
+	if !found {
+		r.teamGone = true
+		return r, true
+	}
+	r.team = &t.rec
+	if id := t.rec.OrganizationID; id != "" {
+		if o, found := s.orgs[id]; found {
+			r.org = &o.rec
+		} else {
+			r.orgGone = true
 		}
-		return e.rec, &t.rec, false, true
 	}
-	return e.rec, nil, false, true
+	return r, true
 }
 
 // waitFor waits until cond (called with s.mu read-locked) holds, so an admin

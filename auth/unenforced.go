@@ -27,17 +27,32 @@ var unenforcedObjectFields = map[string]string{
 	"vector_stores": "vector store limits",
 }
 
-// refuseUnenforced answers a key or team write that sets a limit mcpbus
-// would not enforce with 400 naming the field(s).
-func refuseUnenforced(data []byte) *bus.Error {
+// unenforcedOrgFields are LiteLLM's organization fields that limit its
+// keys and that mcpbus does not enforce on an organization (it does on a
+// key, or reads the limit elsewhere).
+var unenforcedOrgFields = map[string]string{
+	"model_max_budget":           "per-model budgets of an organization",
+	"model_rpm_limit":            "per-model rpm limits of an organization",
+	"model_tpm_limit":            "per-model tpm limits of an organization",
+	"budget_id":                  "shared budget tables; set max_budget, budget_duration, tpm_limit and rpm_limit",
+	"allowed_models":             "allowed_models; set models",
+	"max_budget_in_organization": "member budgets",
+}
+
+// refuseUnenforced answers a key, team or organization write that sets a
+// limit mcpbus would not enforce with 400 naming the field(s); extra are
+// more such fields of the record written.
+func refuseUnenforced(data []byte, extra map[string]string) *bus.Error {
 	var top map[string]json.RawMessage
 	if json.Unmarshal(data, &top) != nil {
 		return nil // decode reports malformed bodies
 	}
 	var bad []string
-	for field, what := range unenforcedFields {
-		if sets(top[field]) {
-			bad = append(bad, field+" ("+what+")")
+	for _, fields := range []map[string]string{unenforcedFields, extra} {
+		for field, what := range fields {
+			if sets(top[field]) {
+				bad = append(bad, field+" ("+what+")")
+			}
 		}
 	}
 	var op map[string]json.RawMessage
@@ -52,7 +67,7 @@ func refuseUnenforced(data []byte) *bus.Error {
 		return nil
 	}
 	sort.Strings(bad)
-	msg := "not enforced by mcpbus yet, so a key or team limited by it is refused rather than stored without the limit: "
+	msg := "not enforced by mcpbus yet, so a key, team or organization limited by it is refused rather than stored without the limit: "
 	for i, b := range bad {
 		if i > 0 {
 			msg += ", "

@@ -87,7 +87,7 @@ type AgentInfo struct {
 // object_permission.agents and agent_access_groups): the agents it names
 // and those in the access groups it names.
 type AgentScope struct {
-	// Of is whose limit it is ("key" or "team"), for denials.
+	// Of is whose limit it is ("key", "team" or "org"), for denials.
 	Of     string   `json:"of"`
 	Agents []string `json:"agents,omitempty"`
 	Groups []string `json:"groups,omitempty"`

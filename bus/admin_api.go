@@ -9,7 +9,7 @@ import (
 
 // The key and team admin API of the auth service (LiteLLM's /key/* and
 // /team/* endpoints; the subjects, SubjectKeyGenerate ..., are in
-// subjects.go). The ingress relays REST bodies to these subjects unchanged;
+// subjects.go; the organizations' API is in orgs.go). The ingress relays REST bodies to these subjects unchanged;
 // auth decodes the requests and encodes the answers with the types below, and
 // the CLI (`mcpbus keys`) sends and reads them, so both sides share one
 // declaration. The JSON is LiteLLM's: keep it byte for byte (member names and
@@ -61,6 +61,8 @@ type KeyFields struct {
 	CommonFields
 	KeyAlias *string `json:"key_alias,omitempty"`
 	TeamID   *string `json:"team_id,omitempty"`
+	// UserID is the key's user (LiteLLM's user_id; "" clears it).
+	UserID *string `json:"user_id,omitempty"`
 	// Duration is LiteLLM's lifetime: a whole number and one of s, m, h, d, w.
 	Duration *string `json:"duration,omitempty"`
 	// The per-model LLM limits of a key (llm_limits.go).
@@ -84,6 +86,7 @@ type KeyGenerateResponse struct {
 	Token              string              `json:"token"`
 	KeyAlias           string              `json:"key_alias,omitempty"`
 	TeamID             string              `json:"team_id,omitempty"`
+	UserID             string              `json:"user_id,omitempty"`
 	Expires            *time.Time          `json:"expires"`
 	MCPServers         []string            `json:"mcp_servers,omitempty"`
 	MCPAccessGroups    []string            `json:"mcp_access_groups,omitempty"`
@@ -220,6 +223,9 @@ type KeyDeleteResponse struct {
 type TeamFields struct {
 	CommonFields
 	TeamAlias *string `json:"team_alias,omitempty"`
+	// OrganizationID puts the team in an organization (orgs.go), which must
+	// exist; "" takes it out.
+	OrganizationID *string `json:"organization_id,omitempty"`
 }
 
 // TeamRequest is the body of SubjectTeamNew (TeamID optional: auth makes a

@@ -17,6 +17,7 @@ const (
 	HeaderKeyID       = "Mcpbus-Caller-Key-Id"
 	HeaderKeyAlias    = "Mcpbus-Caller-Alias"
 	HeaderTeam        = "Mcpbus-Caller-Team"
+	HeaderOrg         = "Mcpbus-Caller-Org"
 	HeaderAdmin       = "Mcpbus-Caller-Admin"
 	HeaderIPClass     = "Mcpbus-Ip-Class"
 	HeaderDeadline    = "Mcpbus-Deadline"
@@ -46,7 +47,17 @@ type Identity struct {
 	KeyID string `json:"key_id"`
 	Alias string `json:"key_alias,omitempty"`
 	Team  string `json:"team_id,omitempty"`
+	// Org is the organization of the key's team (orgs.go), if any; usage
+	// events roll up by it.
+	Org   string `json:"organization_id,omitempty"`
 	Admin bool   `json:"admin,omitempty"`
+	// OrgAdmin is the organization this key administers (its user_id is an
+	// org_admin member of its team's organization), if any: the ingress
+	// lets it through to the key, team and organization admin routes, where
+	// auth scopes what it may do to that organization, re-deriving it from
+	// its own records rather than from the envelope (so it does not travel
+	// in envelope headers).
+	OrgAdmin string `json:"org_admin,omitempty"`
 	// Permissions are the servers and tools this caller may use.
 	Permissions Permissions `json:"permissions"`
 	// RateLimited marks a key (or its team) with an rpm_limit: auth must see
@@ -115,6 +126,7 @@ func (e *Envelope) WriteTo(h nats.Header) {
 	set(HeaderKeyID, e.Caller.KeyID)
 	set(HeaderKeyAlias, e.Caller.Alias)
 	set(HeaderTeam, e.Caller.Team)
+	set(HeaderOrg, e.Caller.Org)
 	if e.Caller.Admin {
 		set(HeaderAdmin, "true")
 	}
@@ -168,6 +180,9 @@ func (e *Envelope) Validate() *Error {
 	}
 	if len(e.ClientCapabilities) > MaxHeaderValue {
 		return Errorf(ErrInvalidParams, "the client's capabilities are larger than %d bytes", MaxHeaderValue)
+	}
+	if e.Caller.Org != "" && !ValidToken(e.Caller.Org) {
+		return Errorf(ErrBadRequest, "the caller's organization id is not an id (1-%d of A-Z a-z 0-9 _ -)", MaxTokenLen)
 	}
 	for _, v := range []string{e.RequestID, e.Caller.KeyID, e.Caller.Alias, e.Caller.Team, e.Stream, e.ProtocolVersion, e.LogLevel, string(e.ClientCapabilities)} {
 		if !ValidHeaderValue(v) {
@@ -223,6 +238,7 @@ func ReadEnvelope(h nats.Header) (Envelope, error) {
 			KeyID:       get(HeaderKeyID),
 			Alias:       get(HeaderKeyAlias),
 			Team:        get(HeaderTeam),
+			Org:         get(HeaderOrg),
 			Admin:       get(HeaderAdmin) == "true",
 			Permissions: DecodePermissions(get(HeaderPermissions)),
 		},

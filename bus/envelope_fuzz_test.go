@@ -160,7 +160,7 @@ func envelopeDiff(in, out Envelope) string {
 	switch {
 	case in.RequestID != out.RequestID:
 		return "RequestID"
-	case in.Caller.KeyID != out.Caller.KeyID || in.Caller.Alias != out.Caller.Alias || in.Caller.Team != out.Caller.Team || in.Caller.Admin != out.Caller.Admin:
+	case in.Caller.KeyID != out.Caller.KeyID || in.Caller.Alias != out.Caller.Alias || in.Caller.Team != out.Caller.Team || in.Caller.Org != out.Caller.Org || in.Caller.Admin != out.Caller.Admin:
 		return "Caller"
 	case EncodePermissions(in.Caller.Permissions) != EncodePermissions(out.Caller.Permissions):
 		return "Caller.Permissions"

@@ -13,8 +13,9 @@ import (
 func TestEnvelopeRoundTrip(t *testing.T) {
 	in := Envelope{
 		RequestID: "req-1",
-		Caller: Identity{KeyID: "k1", Alias: "ci-bot", Team: "platform",
-			Permissions: Permissions{Servers: []string{"github"}, Tools: map[string][]string{"github": {"search"}}}},
+		Caller: Identity{KeyID: "k1", Alias: "ci-bot", Team: "platform", Org: "acme",
+			Permissions: Permissions{Servers: []string{"github"}, Outer: &ServerScope{Groups: []string{"eng"}},
+				Tools: map[string][]string{"github": {"search"}}}},
 		IPClass:         Internal,
 		Deadline:        time.UnixMilli(1_790_000_000_123),
 		Stream:          "_INBOX.abc",

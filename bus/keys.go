@@ -35,6 +35,10 @@ type KeyRecord struct {
 	Token    string `json:"token"`
 	KeyAlias string `json:"key_alias,omitempty"`
 	TeamID   string `json:"team_id,omitempty"`
+	// UserID is the user the key belongs to (LiteLLM's user_id): a key whose
+	// user is an org_admin member of its team's organization administers
+	// that organization (OrgRecord.AdminOf, Identity.OrgAdmin).
+	UserID string `json:"user_id,omitempty"`
 	// MCPServers limits the servers the key may use; empty inherits the team's.
 	MCPServers []string `json:"mcp_servers,omitempty"`
 	// MCPAccessGroups grants the servers in these access groups too (LiteLLM's
@@ -76,6 +80,7 @@ type LLMLimits struct {
 type TeamRecord struct {
 	TeamID             string              `json:"team_id"`
 	TeamAlias          string              `json:"team_alias,omitempty"`
+	OrganizationID     string              `json:"organization_id,omitempty"` // its organization (orgs.go), if any
 	MCPServers         []string            `json:"mcp_servers,omitempty"`
 	MCPAccessGroups    []string            `json:"mcp_access_groups,omitempty"`
 	MCPToolPermissions map[string][]string `json:"mcp_tool_permissions,omitempty"`
@@ -92,10 +97,12 @@ type TeamRecord struct {
 
 // Permissions is what a caller may use, as auth computed it (the one rule lives
 // in the auth service). AllServers is true for the master key and for keys
-// that neither they nor their team restrict; otherwise a server is permitted
-// when Servers names it or it is in one of Groups (access groups), and, when
-// Also is set, Also permits it too (the team's limit, kept apart when access
-// groups make the key's and the team's lists impossible to intersect by name).
+// that neither they, their team nor its organization restrict; otherwise a
+// server is permitted when Servers names it or it is in one of Groups (access
+// groups), and, when Also is set, Also permits it too (the team's limit, kept
+// apart when access groups make the key's and the team's lists impossible to
+// intersect by name), and, when Outer is set, Outer permits it too (the
+// organization's limit, kept apart for the same reason).
 // Tools, per server, lists the only tools permitted there; a server absent
 // from Tools has no per-key tool restriction.
 type Permissions struct {
@@ -103,13 +110,16 @@ type Permissions struct {
 	Servers    []string            `json:"servers,omitempty"`
 	Groups     []string            `json:"groups,omitempty"`
 	Also       *ServerScope        `json:"also,omitempty"`
+	Outer      *ServerScope        `json:"outer,omitempty"`
 	Tools      map[string][]string `json:"tools,omitempty"`
 	// AllModels: every model group; else a group must be admitted by each
-	// level of Models (the key's list, its team's; llm.go AllowsModel).
+	// level of Models (the key's list, its team's, its organization's;
+	// llm.go AllowsModel).
 	AllModels bool       `json:"all_models,omitempty"`
 	Models    [][]string `json:"models,omitempty"`
 	// AllAgents: every A2A agent; else an agent must be admitted by each
-	// level of Agents (the key's limit, its team's; a2a.go AllowsAgent).
+	// level of Agents (the key's limit, its team's, its organization's;
+	// a2a.go AllowsAgent).
 	AllAgents bool         `json:"all_agents,omitempty"`
 	Agents    []AgentScope `json:"agents,omitempty"`
 }
@@ -142,7 +152,7 @@ func (p Permissions) AllowsServer(s ServerSpec) bool {
 	if !(ServerScope{Servers: p.Servers, Groups: p.Groups}).Admits(s) {
 		return false
 	}
-	return p.Also == nil || p.Also.Admits(s)
+	return (p.Also == nil || p.Also.Admits(s)) && (p.Outer == nil || p.Outer.Admits(s))
 }
 
 // AllowsTool reports whether the caller may list and call tool on server.

@@ -260,11 +260,11 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 	micro := microAll // micro's PING, INFO and STATS
 	switch r {
 	case RoleAuth:
-		pub = append(kvOwner(BucketKeys, BucketTeams, BucketRateLimits), SubjectKeyRevoked, SubjectAuthChanged, SubjectRateCountersAll)
+		pub = append(kvOwner(BucketKeys, BucketTeams, BucketOrgs, BucketRateLimits), SubjectKeyRevoked, SubjectAuthChanged, SubjectRateCountersAll)
 		pub = append(pub, streamCreator(StreamRateCounters)...)
 		pub = append(pub, SubjectSpendAll)
 		pub = append(pub, streamCreator(StreamSpend)...)
-		sub = []string{SubjectAuthVerify, SubjectKeyAll, SubjectTeamAll, SubjectLLMAll, micro}
+		sub = []string{SubjectAuthVerify, SubjectKeyAll, SubjectTeamAll, SubjectOrgAll, SubjectLLMAll, micro}
 		return pub, sub, true
 	case RoleRegistry:
 		// PURGE: records from before sealing lose their plain-text history.

@@ -26,9 +26,11 @@ const (
 	// SubjectAuthVerify answers key -> identity (auth service).
 	SubjectAuthVerify = Root + ".auth.verify"
 
-	// Admin subjects of the auth service (master key only; the ingress checks the
-	// caller is admin before it asks). Request and reply bodies are the
-	// LiteLLM-compatible JSON shapes of the REST endpoint of the same name.
+	// Admin subjects of the auth service (the master key, and an org_admin
+	// within its organization: the ingress lets only those ask, and auth
+	// scopes what an org_admin may do from its own records). Request and
+	// reply bodies are the LiteLLM-compatible JSON shapes of the REST
+	// endpoint of the same name.
 	SubjectKeyGenerate = Root + ".auth.key.generate"
 	SubjectKeyInfo     = Root + ".auth.key.info"
 	SubjectKeyList     = Root + ".auth.key.list"
@@ -39,11 +41,21 @@ const (
 	SubjectTeamList    = Root + ".auth.team.list"
 	SubjectTeamUpdate  = Root + ".auth.team.update"
 	SubjectTeamDelete  = Root + ".auth.team.delete"
+	// The organizations' admin subjects (orgs.go): the master key's, and
+	// an org_admin's for its own organization (info, list).
+	SubjectOrgNew          = Root + ".auth.org.new"
+	SubjectOrgInfo         = Root + ".auth.org.info"
+	SubjectOrgList         = Root + ".auth.org.list"
+	SubjectOrgUpdate       = Root + ".auth.org.update"
+	SubjectOrgDelete       = Root + ".auth.org.delete"
+	SubjectOrgMemberAdd    = Root + ".auth.org.member_add"
+	SubjectOrgMemberDelete = Root + ".auth.org.member_delete"
 	// SubjectKeyAll and SubjectTeamAll match every key and team subject
 	// above, for auth to serve. SubjectKeyAll also matches SubjectKeyRevoked:
 	// a user that only calls the admin API gets AuthAdminSubjects instead.
 	SubjectKeyAll  = Root + ".auth.key.*"
 	SubjectTeamAll = Root + ".auth.team.*"
+	SubjectOrgAll  = Root + ".auth.org.*"
 
 	// SubjectKeyRevoked carries the key id of a key that was deleted, blocked or
 	// expired, so every ingress cancels that key's in-flight calls.
@@ -60,10 +72,12 @@ const (
 	SubjectRateCountersAll = SubjectRateCounters + ".>"
 )
 
-// AuthAdminSubjects are the key and team admin subjects, one by one: what
-// the ingress may call, without the announcements a wildcard would match.
+// AuthAdminSubjects are the key, team and organization admin subjects, one
+// by one: what the ingress may call, without the announcements a wildcard
+// would match.
 var AuthAdminSubjects = []string{SubjectKeyGenerate, SubjectKeyInfo, SubjectKeyList, SubjectKeyUpdate, SubjectKeyDelete,
-	SubjectTeamNew, SubjectTeamInfo, SubjectTeamList, SubjectTeamUpdate, SubjectTeamDelete}
+	SubjectTeamNew, SubjectTeamInfo, SubjectTeamList, SubjectTeamUpdate, SubjectTeamDelete,
+	SubjectOrgNew, SubjectOrgInfo, SubjectOrgList, SubjectOrgUpdate, SubjectOrgDelete, SubjectOrgMemberAdd, SubjectOrgMemberDelete}
 
 // RateCounterSubject is the counter of one key or team (scope "key" or
 // "team", id its token or team id) in one wall-clock minute (Unix minutes).

@@ -53,6 +53,7 @@ type UsageEvent struct {
 	KeyID      string    `json:"key_id,omitempty"`
 	KeyAlias   string    `json:"key_alias,omitempty"`
 	Team       string    `json:"team_id,omitempty"`
+	OrgID      string    `json:"organization_id,omitempty"` // the team's organization
 	Server     string    `json:"server"`
 	Tool       string    `json:"tool,omitempty"` // tools/call only
 	Method     string    `json:"method"`

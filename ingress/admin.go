@@ -11,14 +11,19 @@ import (
 	"github.com/mcpbus/mcpbus/bus"
 )
 
-// The admin REST API: LiteLLM's key and team endpoints, answered by the auth
-// service on the bus. The ingress only checks that the caller holds the master
-// key, turns the request into the JSON body of the subject of the same name
-// (bus/admin_api.go declares them) and relays the answer (relayAsMaster,
-// relay.go). Bodies are never logged: they hold keys.
+// The admin REST API: LiteLLM's key, team and organization endpoints,
+// answered by the auth service on the bus. The ingress only checks that the
+// caller holds the master key or administers an organization (auth limits
+// the latter to its organization), turns the request into the JSON body of
+// the subject of the same name (bus/admin_api.go and bus/orgs.go declare
+// them) and relays the answer (relayAsMaster, relay.go). Bodies are never
+// logged: they hold keys.
 const (
 	adminMaxBody = 1 << 20
 	adminTimeout = 5 * time.Second
+	// adminForbidden refuses a key that is neither the master key nor an
+	// organization's admin.
+	adminForbidden = "only the master key (or an org_admin's key, within its organization) may manage keys, teams and organizations"
 )
 
 // adminRoute is one endpoint: its method, bus subject, and for GET the query
@@ -42,6 +47,14 @@ var adminRoutes = []adminRoute{
 	{path: "/team/list", method: http.MethodGet, subject: bus.SubjectTeamList},
 	{path: "/team/update", method: http.MethodPost, subject: bus.SubjectTeamUpdate},
 	{path: "/team/delete", method: http.MethodPost, subject: bus.SubjectTeamDelete},
+	// LiteLLM's methods: PATCH for update, DELETE (with a body) to delete.
+	{path: "/organization/new", method: http.MethodPost, subject: bus.SubjectOrgNew},
+	{path: "/organization/info", method: http.MethodGet, subject: bus.SubjectOrgInfo, query: []string{"organization_id"}, required: "organization_id"},
+	{path: "/organization/list", method: http.MethodGet, subject: bus.SubjectOrgList},
+	{path: "/organization/update", method: http.MethodPatch, subject: bus.SubjectOrgUpdate},
+	{path: "/organization/delete", method: http.MethodDelete, subject: bus.SubjectOrgDelete},
+	{path: "/organization/member_add", method: http.MethodPost, subject: bus.SubjectOrgMemberAdd},
+	{path: "/organization/member_delete", method: http.MethodDelete, subject: bus.SubjectOrgMemberDelete},
 }
 
 // adminRoutes registers the endpoints. Each path is registered for every
@@ -58,8 +71,8 @@ func (g *Ingress) serveAdmin(w http.ResponseWriter, r *http.Request, rt adminRou
 		writeRESTError(w, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed on %s: use %s", r.Method, rt.path, rt.method))
 		return
 	}
-	g.relayAsMaster(w, r, masterRelay{api: "admin", service: "auth service", forbidden: "only the master key may manage keys and teams",
-		logKey: "path", logVal: rt.path, subject: rt.subject}, func() ([]byte, *bus.Error) {
+	g.relayAsMaster(w, r, masterRelay{api: "admin", service: "auth service", forbidden: adminForbidden,
+		logKey: "path", logVal: rt.path, subject: rt.subject, orgAdmins: true}, func() ([]byte, *bus.Error) {
 		if rt.method == http.MethodGet {
 			return queryBody(r, rt)
 		}

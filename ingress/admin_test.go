@@ -23,8 +23,9 @@ func testConn(t *testing.T) *nats.Conn {
 }
 
 const (
-	testMasterKey = "sk-master-test"
-	testUserKey   = "sk-user-test"
+	testMasterKey   = "sk-master-test"
+	testUserKey     = "sk-user-test"
+	testOrgAdminKey = "sk-org-admin-test"
 )
 
 // fakeVerify stands in for auth.verify: the master key is admin, the user key
@@ -44,6 +45,9 @@ func fakeVerify(t *testing.T, nc *nats.Conn) {
 			_ = req.RespondJSON(bus.Identity{KeyID: "master", Alias: "master", Admin: true, Permissions: bus.Permissions{AllServers: true}})
 		case bus.HashKey(testUserKey):
 			_ = req.RespondJSON(bus.Identity{KeyID: bus.HashKey(testUserKey), Alias: "alice", Team: "t1", Permissions: bus.Permissions{Servers: []string{"github"}}})
+		case bus.HashKey(testOrgAdminKey):
+			_ = req.RespondJSON(bus.Identity{KeyID: bus.HashKey(testOrgAdminKey), Alias: "org-boss", Team: "tx", Org: "x", OrgAdmin: "x",
+				Permissions: bus.Permissions{AllServers: true, AllModels: true, AllAgents: true}})
 		case "":
 			bus.RespondError(req, bus.Errorf(bus.ErrUnauthorized, "no key: send Authorization: Bearer <key>"))
 		default:
@@ -265,7 +269,7 @@ func TestAdminOnlyMasterKey(t *testing.T) {
 			path += "?" + rt.required + "=x"
 		}
 		r := env.do(t, rt.method, path, testUserKey, `{"team_id":"t1"}`)
-		want := `{"error":{"message":"only the master key may manage keys and teams","type":"forbidden","param":null,"code":"MCPBUS_FORBIDDEN"}}`
+		want := `{"error":{"message":"only the master key (or an org_admin's key, within its organization) may manage keys, teams and organizations","type":"forbidden","param":null,"code":"MCPBUS_FORBIDDEN"}}`
 		if r.status != http.StatusForbidden || r.body != want {
 			t.Errorf("%s as a plain key: %d %s", rt.path, r.status, r.body)
 		}

@@ -20,10 +20,16 @@ type masterRelay struct {
 	// logKey and logVal name the request in logs ("path", "/key/info").
 	logKey, logVal string
 	subject        string
+	// orgAdmins lets a key that administers an organization
+	// (Identity.OrgAdmin) through as well: the key, team and organization
+	// routes, whose service (auth) limits it to its organization. No other
+	// API sets it.
+	orgAdmins bool
 }
 
-// relayAsMaster answers a request only the master key may make: it verifies
-// the caller (restCaller), refuses anyone but the master key, builds the body
+// relayAsMaster answers a request only the master key may make (and, where
+// rl.orgAdmins, an organization's admin): it verifies the caller
+// (restCaller), refuses anyone else, builds the body
 // (after the key check, so refused callers never have theirs read), sends it
 // to the service with the caller's envelope (adminTimeout) and relays the
 // answer, or the service's error, as REST. Bodies are never logged: they
@@ -33,7 +39,7 @@ func (g *Ingress) relayAsMaster(w http.ResponseWriter, r *http.Request, rl maste
 	if !ok {
 		return
 	}
-	if !id.Admin {
+	if !id.Admin && (!rl.orgAdmins || id.OrgAdmin == "") {
 		g.log.Warn(rl.api+" API refused: caller is not the master key", rl.logKey, rl.logVal, "request_id", requestID(r), "caller", id.Name(), "ip_class", class)
 		writeRESTError(w, bus.Errorf(bus.ErrForbidden, "%s", rl.forbidden))
 		return

@@ -70,6 +70,7 @@ func (w *Worker) usageEvent(rec callRecord, end time.Time) bus.UsageEvent {
 		KeyID:      rec.env.Caller.KeyID,
 		KeyAlias:   rec.env.Caller.Alias,
 		Team:       rec.env.Caller.Team,
+		OrgID:      rec.env.Caller.Org,
 		Server:     w.up.Name,
 		Tool:       rec.tool,
 		Method:     rec.method,

@@ -45,7 +45,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 func callWorker(t *testing.T, nc *nats.Conn, server, reqID, body string) *nats.Msg {
 	t.Helper()
 	env := bus.Envelope{RequestID: reqID, IPClass: bus.Internal,
-		Caller: bus.Identity{KeyID: bus.HashKey(usageTestKey), Alias: "ci-bot", Team: "team-1", Permissions: bus.Permissions{AllServers: true}}}
+		Caller: bus.Identity{KeyID: bus.HashKey(usageTestKey), Alias: "ci-bot", Team: "team-1", Org: "org-1", Permissions: bus.Permissions{AllServers: true}}}
 	m := &nats.Msg{Subject: bus.ToolRPC(server), Data: []byte(body), Header: env.Header()}
 	reply, err := nc.RequestMsg(m, 10*time.Second)
 	if err != nil {
@@ -147,7 +147,7 @@ func TestUsageEventsFieldByField(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := want[c.id]
-		w.RequestID, w.KeyID, w.KeyAlias, w.Team, w.IPClass = c.id, bus.HashKey(usageTestKey), "ci-bot", "team-1", bus.Internal
+		w.RequestID, w.KeyID, w.KeyAlias, w.Team, w.OrgID, w.IPClass = c.id, bus.HashKey(usageTestKey), "ci-bot", "team-1", "org-1", bus.Internal
 		w.BytesIn, w.BytesOut = len(c.body), c.out
 		if ev.Time.Before(before.Add(-time.Millisecond)) || ev.Time.After(after) || ev.DurationMS <= 0 || ev.DurationMS > float64(after.Sub(before).Milliseconds()+1) {
 			t.Errorf("%s: time %v, duration %v ms, outside the call (%v .. %v)", c.id, ev.Time, ev.DurationMS, before, after)

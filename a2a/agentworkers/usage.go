@@ -17,7 +17,7 @@ func (c *call) usageEvent(start, end time.Time) bus.UsageEvent {
 	}
 	return bus.UsageEvent{
 		Time: start.UTC(), RequestID: c.env.RequestID,
-		KeyID: c.env.Caller.KeyID, KeyAlias: c.env.Caller.Alias, Team: c.env.Caller.Team,
+		KeyID: c.env.Caller.KeyID, KeyAlias: c.env.Caller.Alias, Team: c.env.Caller.Team, OrgID: c.env.Caller.Org,
 		Kind: bus.UsageKindAgent, Server: c.a.c.Name, Method: c.method, Status: status,
 		DurationMS: float64(end.Sub(start).Microseconds()) / 1000,
 		BytesIn:    c.bytesIn, BytesOut: c.bytesOut, IPClass: c.env.IPClass, ErrorCode: c.errCode,

@@ -241,7 +241,7 @@ func TestUsageEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := internal()
-	env.RequestID, env.Caller.Team = "req-usage", "t9"
+	env.RequestID, env.Caller.Team, env.Caller.Org = "req-usage", "t9", "o9"
 	if e := bus.ReplyError(ask(t, nc, bus.AgentRPC("helper"), env, `{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"t1"}}`)); e != nil {
 		t.Fatal(e)
 	}
@@ -260,7 +260,7 @@ func TestUsageEvents(t *testing.T) {
 		}
 		return json.Unmarshal(got.Data, &ev)
 	})
-	if ev.Kind != bus.UsageKindAgent || ev.Server != "helper" || ev.Method != "GetTask" || ev.Status != "ok" || ev.RequestID != "req-usage" || ev.KeyID != "k" || ev.BytesOut == 0 {
+	if ev.Kind != bus.UsageKindAgent || ev.Server != "helper" || ev.Method != "GetTask" || ev.Status != "ok" || ev.RequestID != "req-usage" || ev.KeyID != "k" || ev.OrgID != "o9" || ev.BytesOut == 0 {
 		t.Fatalf("event %+v", ev)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,8 +26,8 @@ import (
 const defaultNATSURL = "nats://127.0.0.1:4222"
 
 const usageUsage = `usage:
-  mcpbus usage tail [--server S | --agent A] [--team T] [--tool N] [--since 10m|RFC3339] [--json] [--nats URL]
-  mcpbus usage top [--since 1h] [--server S | --agent A] [--by tool|server|key|team] [--nats URL]
+  mcpbus usage tail [--server S | --agent A] [--team T] [--org O] [--tool N] [--since 10m|RFC3339] [--json] [--nats URL]
+  mcpbus usage top [--since 1h] [--server S | --agent A] [--org O] [--by tool|server|key|team|org] [--nats URL]
 `
 
 // usageCmd implements `mcpbus usage tail|top`: readers of the usage stream.
@@ -92,6 +93,7 @@ func usageTailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	join := natsSecurityFlags(fs)
 	server := fs.String("server", "", "only this server's events")
 	team := fs.String("team", "", "only this team's events (team id)")
+	org := fs.String("org", "", "only the events of this organization's teams (organization id)")
 	tool := fs.String("tool", "", "only this tool's events")
 	agent := fs.String("agent", "", "only this A2A agent's events")
 	since := fs.String("since", "", "start this far back (10m, 2h, 1d) or at this RFC 3339 time; default: new events only")
@@ -124,18 +126,24 @@ func usageTailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer nc.Close()
-	return tailUsage(ctx, nc, filter, start, *asJSON, stdout)
+	return tailUsage(ctx, nc, filter, *org, start, *asJSON, stdout)
 }
 
-// tailUsage prints one line per event from start until ctx ends.
-func tailUsage(ctx context.Context, nc *nats.Conn, filter string, start bus.UsageStart, asJSON bool, out io.Writer) error {
+// tailUsage prints one line per event from start until ctx ends; with org,
+// only the events of that organization (the subject does not hold it, so
+// each event is read to tell).
+func tailUsage(ctx context.Context, nc *nats.Conn, filter, org string, start bus.UsageStart, asJSON bool, out io.Writer) error {
 	return bus.ReadUsage(ctx, nc, filter, start, true, func(m bus.UsageMsg) error {
+		var ev bus.UsageEvent
+		err := json.Unmarshal(m.Data, &ev)
+		if org != "" && (err != nil || ev.OrgID != org) {
+			return nil
+		}
 		if asJSON {
 			fmt.Fprintf(out, "%s\n", m.Data)
 			return nil
 		}
-		var ev bus.UsageEvent
-		if err := json.Unmarshal(m.Data, &ev); err != nil {
+		if err != nil {
 			fmt.Fprintf(out, "(unreadable event on %s)\n", m.Subject)
 			return nil
 		}
@@ -146,13 +154,16 @@ func tailUsage(ctx context.Context, nc *nats.Conn, filter string, start bus.Usag
 
 // usageLine is one event as tail prints it:
 //
-//	2025-06-01T12:00:00.123Z ok github search 12.3ms team=t1 key=ci-bot in=120 out=340 cost=0.05
+//	2025-06-01T12:00:00.123Z ok github search 12.3ms team=t1 org=acme key=ci-bot in=120 out=340 cost=0.05
 func usageLine(ev bus.UsageEvent) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s %s %s %sms", ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"), ev.Status, usageTarget(ev),
 		toolOrMethod(ev), formatMS(ev.DurationMS))
 	if ev.Team != "" {
 		fmt.Fprintf(&b, " team=%s", ev.Team)
+	}
+	if ev.OrgID != "" {
+		fmt.Fprintf(&b, " org=%s", ev.OrgID)
 	}
 	if who := (bus.Identity{KeyID: ev.KeyID, Alias: ev.KeyAlias}).Name(); who != "" {
 		fmt.Fprintf(&b, " key=%s", who)
@@ -205,7 +216,8 @@ func usageTopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	since := fs.String("since", "1h", "events since this far back (10m, 2h, 7d) or this RFC 3339 time")
 	server := fs.String("server", "", "only this server's events")
 	agent := fs.String("agent", "", "only this A2A agent's events")
-	by := fs.String("by", "tool", "one row per: tool (server and tool), server, key or team")
+	org := fs.String("org", "", "only the events of this organization's teams (organization id)")
+	by := fs.String("by", "tool", "one row per: tool (server and tool), server, key, team or org (organization)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -214,7 +226,7 @@ func usageTopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	group, ok := topGroups[*by]
 	if !ok {
-		return fmt.Errorf("usage top: --by %q: want tool, server, key or team", *by)
+		return fmt.Errorf("usage top: --by %q: want tool, server, key, team or org", *by)
 	}
 	from, err := parseSince(*since, time.Now())
 	if err != nil {
@@ -238,6 +250,9 @@ func usageTopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	if *org != "" {
+		events = slices.DeleteFunc(events, func(ev bus.UsageEvent) bool { return ev.OrgID != *org })
+	}
 	writeTop(stdout, events, group)
 	return nil
 }
@@ -256,6 +271,7 @@ var topGroups = map[string]topGroup{
 		return [2]string{orDash((bus.Identity{KeyID: ev.KeyID, Alias: ev.KeyAlias}).Name()), orDash(ev.Team)}
 	}},
 	"team": {[2]string{"TEAM", ""}, func(ev bus.UsageEvent) [2]string { return [2]string{orDash(ev.Team), ""} }},
+	"org":  {[2]string{"ORG", ""}, func(ev bus.UsageEvent) [2]string { return [2]string{orDash(ev.OrgID), ""} }},
 }
 
 // readUsageSince reads every event stored since from (the stream's time)
@@ -273,7 +289,7 @@ func readUsageSince(ctx context.Context, nc *nats.Conn, from time.Time, filter s
 }
 
 // topRow is one row of `usage top`: a server and tool (or method), a
-// server, a key or a team.
+// server, a key, a team or an organization.
 type topRow struct {
 	server, name          string
 	calls, errors, failed int

@@ -137,7 +137,7 @@ TOTAL                 8      1       1       30.0    300.0   1200    1.6545
 		!strings.Contains(stdout, (bus.Identity{KeyID: bus.HashKey("sk-r5")}).Name()) {
 		t.Fatalf("--by key: want a row per key (8) under KEY TEAM:\n%s", stdout)
 	}
-	if code, _, stderr := runCLI("usage", "top", "--by", "model", "--nats", url); code == 0 || !strings.Contains(stderr, "want tool, server, key or team") {
+	if code, _, stderr := runCLI("usage", "top", "--by", "model", "--nats", url); code == 0 || !strings.Contains(stderr, "want tool, server, key, team or org") {
 		t.Fatalf("--by model: exit %d %s", code, stderr)
 	}
 	_, stdout, _ = runCLI("usage", "top", "--since", time.Now().Add(time.Minute).Format(time.RFC3339), "--nats", url)
@@ -188,6 +188,51 @@ func TestUsageTail(t *testing.T) {
 		if got := out.String(); got != tc.want {
 			t.Fatalf("%v:\ngot:\n%s\nwant:\n%s", tc.args, got, tc.want)
 		}
+	}
+}
+
+// Usage rolls up per organization: --by org sums the events of all its
+// teams, --org keeps one organization's (top and tail).
+func TestUsageByOrganization(t *testing.T) {
+	url, publish := usageServer(t)
+	since := publish(ev("old", "github", "search", "tools/call", "ok", 1, 0)).Add(time.Nanosecond)
+	inOrg := func(e bus.UsageEvent, team, org string) bus.UsageEvent { e.Team, e.OrgID = team, org; return e }
+	publish(
+		inOrg(ev("a1", "github", "search", "tools/call", "ok", 10, 0.25), "t1", "acme"),
+		inOrg(ev("a2", "github", "search", "tools/call", "ok", 20, 0.25), "t2", "acme"),
+		inOrg(llmEv("a3", "gpt-4o", 30, 100, 20, 0.5), "t2", "acme"),
+		inOrg(ev("b1", "jira", "create", "tools/call", "error", 40, 0), "t3", "globex"),
+		inOrg(ev("n1", "jira", "create", "tools/call", "ok", 50, 1), "t4", ""),
+	)
+	code, stdout, stderr := runCLI("usage", "top", "--since", since.Format(time.RFC3339Nano), "--by", "org", "--nats", url)
+	want := `ORG     CALLS  ERRORS  FAILED  P50_MS  P95_MS  TOKENS  COST
+acme    3      0       0       20.0    30.0    120     1
+-       1      0       0       50.0    50.0    0       1
+globex  1      1       0       40.0    40.0    0       0
+TOTAL   5      1       0       30.0    50.0    120     2
+`
+	if code != 0 || stdout != want {
+		t.Fatalf("--by org: exit %d %s\ngot:\n%s\nwant:\n%s", code, stderr, stdout, want)
+	}
+	_, stdout, _ = runCLI("usage", "top", "--since", since.Format(time.RFC3339Nano), "--by", "team", "--org", "acme", "--nats", url)
+	if want := "TEAM   CALLS  ERRORS  FAILED  P50_MS  P95_MS  TOKENS  COST\nt2     2      0       0       20.0    30.0    120     0.75\nt1     1      0       0       10.0    10.0    0       0.25\nTOTAL  3      0       0       20.0    30.0    120     1\n"; stdout != want {
+		t.Fatalf("--org acme --by team:\n%q\nwant\n%q", stdout, want)
+	}
+
+	out := &lockedBuf{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- usageCmd(ctx, []string{"tail", "--nats", url, "--since", since.Format(time.RFC3339Nano), "--org", "globex"}, out, &lockedBuf{})
+	}()
+	want = "2025-06-01T12:00:00.000Z error jira create 40.0ms team=t3 org=globex key=" + bus.HashKey("sk-b1")[:8] + " in=100 out=200 code=-32602\n"
+	awaitOutput(out, want)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); got != want {
+		t.Fatalf("tail --org globex:\ngot:\n%s\nwant:\n%s", got, want)
 	}
 }
 

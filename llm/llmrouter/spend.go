@@ -43,7 +43,7 @@ func (r *Router) admit(ctx context.Context, env bus.Envelope, model string) *bus
 // It runs after the answer went out.
 func (r *Router) record(env bus.Envelope, model, op string, start time.Time, bytesIn int, resp *nats.Msg, fail *bus.Error) {
 	ev := bus.UsageEvent{Time: start.UTC(), RequestID: env.RequestID, KeyID: env.Caller.KeyID, KeyAlias: env.Caller.Alias,
-		Team: env.Caller.Team, Server: bus.LLMUsageServer, Tool: model, Method: usageMethod(op), Status: "ok", BytesIn: bytesIn,
+		Team: env.Caller.Team, OrgID: env.Caller.Org, Server: bus.LLMUsageServer, Tool: model, Method: usageMethod(op), Status: "ok", BytesIn: bytesIn,
 		DurationMS: float64(time.Since(start).Microseconds()) / 1000, IPClass: env.IPClass}
 	if fail != nil {
 		ev.Status, ev.ErrorCode = "failed", fail.Kind.Code
