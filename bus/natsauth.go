@@ -385,6 +385,11 @@ func ingressSubjects(routes []RouteFamily) (pub, sub []string, answers bool) {
 	if serves(RoutesAgents) {
 		pub = append(pub, AgentRPCAll, AgentCardAll, SubjectAgentList, SubjectAgentCreate, SubjectAgentUpdate, SubjectAgentDelete)
 	}
+	if serves(RoutesUI) {
+		// Sign-in sessions (ingress/ui_session.go); the live feed reads
+		// auth.changed, which every ingress hears.
+		pub = append(pub, kvOwner(BucketUISessions)...)
+	}
 	if serves(RoutesAdmin) {
 		// The admin subjects one by one: auth.key.* would match
 		// auth.key.revoked, which only auth announces.

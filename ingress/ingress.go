@@ -117,6 +117,10 @@ type Ingress struct {
 	xff         xffPolicy
 	origin      originPolicy
 	routes      routePolicy // routes.go
+	// uiSessions and uiFeed serve the admin UI (ui_session.go,
+	// ui_routes.go); nil when the ingress does not serve it.
+	uiSessions *uiSessions
+	uiFeed     *uiFeed
 	// hub carries POST streams and answers (streams.go); events are the open
 	// session streams (events.go), fed by notifySub too (notify.go).
 	hub *streamHub
@@ -185,8 +189,12 @@ func New(o Options) *Ingress {
 	g.adminRoutes(mux)
 	g.metricsRoutes(mux)
 	g.restRoutes(mux)
-	g.llmRoutes(mux)                                            // llm.go
-	g.a2aRoutes(mux)                                            // a2a.go
+	g.llmRoutes(mux) // llm.go
+	g.a2aRoutes(mux) // a2a.go
+	if g.routes.serves(bus.RoutesUI) {
+		g.uiSessions = g.openUISessions()
+		g.uiRoutes(mux) // ui_routes.go
+	}
 	g.handler = g.instrument(g.exposeRoutes(routesOrJSON(mux))) // routes.go, notfound.go
 	g.mux = mux
 	g.verified = newVerifyCache()
@@ -194,6 +202,9 @@ func New(o Options) *Ingress {
 	g.startRevocationWatch()
 	if g.routes.serves(bus.RoutesMCP) {
 		g.startNotify() // servers' notifications, for MCP sessions only
+	}
+	if g.routes.serves(bus.RoutesUI) {
+		g.startUIFeed()
 	}
 	return g
 }
@@ -248,6 +259,7 @@ func (g *Ingress) Close() {
 		g.hub.close()
 		g.sessions.close()
 		g.workers.Close()
+		g.uiFeed.close()
 	})
 }
 

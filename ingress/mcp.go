@@ -290,10 +290,20 @@ func (g *Ingress) verify(r *http.Request) (bus.Identity, *bus.Error) {
 	if h := keyProblem(r); h != "" {
 		return bus.Identity{}, bus.Errorf(bus.ErrUnauthorized, "unauthorized: the key in %s holds spaces or control characters; send the key alone", h)
 	}
-	var vr bus.VerifyRequest
+	var hash string
 	if key := callerKey(r); key != "" {
-		vr.KeyHash = bus.HashKey(key)
+		hash = bus.HashKey(key)
+	} else if h, e := g.uiCaller(r); e != nil { // ui_session.go
+		return bus.Identity{}, e
+	} else {
+		hash = h
 	}
+	return g.verifyHash(r.Context(), hash)
+}
+
+// verifyHash asks auth who the key of hash is ("": no key), or its cache.
+func (g *Ingress) verifyHash(ctx context.Context, hash string) (bus.Identity, *bus.Error) {
+	vr := bus.VerifyRequest{KeyHash: hash}
 	var gen uint64
 	if g.verified != nil {
 		var id bus.Identity
@@ -303,7 +313,7 @@ func (g *Ingress) verify(r *http.Request) (bus.Identity, *bus.Error) {
 		}
 	}
 	data, _ := json.Marshal(vr)
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	msg, err := g.nc.RequestWithContext(ctx, bus.SubjectAuthVerify, data)
 	if err != nil {

@@ -1,0 +1,29 @@
+package bus
+
+import "time"
+
+// The admin UI's sign-in sessions (ingress/ui_session.go). A session is
+// made by signing in with a key; the browser holds only a random session
+// id, in an HttpOnly, SameSite=Strict cookie. The ingress keeps, under the
+// SHA-256 of that id, the caller's key hash (never the key) and the
+// session's CSRF token, in a KV bucket every ingress replica shares, so a
+// session signed in on one replica works on all of them and signing out
+// ends it everywhere.
+const (
+	BucketUISessions = "mcpbus_ui_sessions"
+	// UISessionTTL is how long a UI session lasts from sign-in.
+	UISessionTTL = 12 * time.Hour
+	// UISessionCookie names the cookie; UICSRFHeader the header every
+	// cookie-authenticated request that changes something must carry.
+	UISessionCookie = "mcpbus_ui"
+	UICSRFHeader    = "X-Csrf-Token"
+)
+
+// UISession is one session's record.
+type UISession struct {
+	// KeyHash is the caller's key, hashed (HashKey): every request of the
+	// session is verified with it, so a revoked or blocked key ends it.
+	KeyHash string    `json:"key_hash"`
+	CSRF    string    `json:"csrf"`
+	Expires time.Time `json:"expires"`
+}

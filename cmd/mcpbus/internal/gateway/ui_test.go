@@ -1,0 +1,169 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+// uiBrowser is a browser's view of the admin UI: a session cookie and its
+// CSRF token, sent as the UI's scripts send them.
+type uiBrowser struct {
+	t          *testing.T
+	base       string
+	cookie     string
+	csrf       string
+	lastStatus int
+}
+
+func uiSignIn(t *testing.T, base, key string) *uiBrowser {
+	t.Helper()
+	b := &uiBrowser{t: t, base: base}
+	status, body := b.do(http.MethodPost, "/ui/api/session", `{"key":"`+key+`"}`)
+	if status != http.StatusOK {
+		t.Fatalf("sign in: HTTP %d %s", status, body)
+	}
+	var ans struct{ CSRF string }
+	_ = json.Unmarshal([]byte(body), &ans)
+	if b.cookie == "" || ans.CSRF == "" {
+		t.Fatalf("sign in: no cookie or CSRF token: %s", body)
+	}
+	b.csrf = ans.CSRF
+	return b
+}
+
+func (b *uiBrowser) do(method, path, body string) (int, string) {
+	b.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, b.base+path, rd)
+	if b.cookie != "" {
+		req.Header.Set("Cookie", bus.UISessionCookie+"="+b.cookie)
+	}
+	if b.csrf != "" && method != http.MethodGet {
+		req.Header.Set(bus.UICSRFHeader, b.csrf)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == bus.UISessionCookie {
+			b.cookie = c.Value
+		}
+	}
+	data, _ := io.ReadAll(resp.Body)
+	if path != "/key/generate" { // the new key, shown once
+		recordBody(data)
+	}
+	return resp.StatusCode, string(data)
+}
+
+// The UI's session is a credential for the same admin API the CLI uses,
+// verified by auth on every request: it makes keys and servers as the
+// master key, is limited as a virtual key, ends when its key is revoked,
+// and its live feed announces changes made through the API.
+func TestUISessionUsesTheAdminAPI(t *testing.T) {
+	up, _ := upstream(t, "docs")
+	g := startGateway(t, fmt.Sprintf(`
+general_settings: {master_key: %s}
+mcp_servers:
+  docs: {url: %q}
+`, master, up), nil)
+	admin := uiSignIn(t, g.URL(), master)
+
+	// The live feed, open before the changes.
+	req, _ := http.NewRequest(http.MethodGet, g.URL()+"/ui/api/events", nil)
+	req.Header.Set("Cookie", bus.UISessionCookie+"="+admin.cookie)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("/ui/api/events: %v %v", err, resp)
+	}
+	defer resp.Body.Close()
+	events := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if ev, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+				events <- ev
+			}
+		}
+		close(events)
+	}()
+	waitEvent := func(want string) {
+		t.Helper()
+		deadline := time.After(30 * time.Second) // only a missing event gets here
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					t.Fatalf("the live feed ended waiting for %q", want)
+				}
+				if ev == want {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %q event on the live feed", want)
+			}
+		}
+	}
+
+	status, body := admin.do(http.MethodPost, "/key/generate", `{"key_alias":"from-the-ui","mcp_servers":["docs"],"mcp_tool_permissions":{"docs":["echo"]}}`)
+	var key struct{ Key, Token string }
+	if _ = json.Unmarshal([]byte(body), &key); status != http.StatusOK || key.Key == "" {
+		t.Fatalf("/key/generate through the UI session: HTTP %d %s", status, body)
+	}
+	registerSecret(key.Key)
+	waitEvent("auth")
+	status, body = admin.do(http.MethodPost, "/v1/mcp/server", fmt.Sprintf(`{"server_name":"docs2","url":%q}`, up))
+	if status != http.StatusOK {
+		t.Fatalf("POST /v1/mcp/server through the UI session: HTTP %d %s", status, body)
+	}
+	waitEvent("servers")
+
+	// The same request without the CSRF token is refused.
+	csrf := admin.csrf
+	admin.csrf = ""
+	if status, body := admin.do(http.MethodPost, "/key/generate", `{}`); status != http.StatusForbidden || !strings.Contains(body, "CSRF") {
+		t.Fatalf("/key/generate without the CSRF token: HTTP %d %s", status, body)
+	}
+	admin.csrf = csrf
+
+	// A virtual key's session has the key's rights only.
+	user := uiSignIn(t, g.URL(), key.Key)
+	if status, body := user.do(http.MethodPost, "/key/generate", `{}`); status != http.StatusForbidden {
+		t.Fatalf("a virtual key's session making a key: HTTP %d %s", status, body)
+	}
+	status, body = user.do(http.MethodPost, "/mcp-rest/tools/call", `{"server_id":"docs","name":"add","arguments":{"a":1,"b":2}}`)
+	if status != http.StatusForbidden || !strings.Contains(body, "add") {
+		t.Fatalf("a tool the key may not call, through its session: HTTP %d %s", status, body)
+	}
+	status, body = user.do(http.MethodPost, "/mcp-rest/tools/call", `{"server_id":"docs","name":"echo","arguments":{"text":"hi"}}`)
+	if status != http.StatusOK || !strings.Contains(body, "hi") {
+		t.Fatalf("the key's tool through its session: HTTP %d %s", status, body)
+	}
+	// Revoking the key ends its session.
+	if status, body := admin.do(http.MethodPost, "/key/delete", `{"keys":["`+key.Key+`"]}`); status != http.StatusOK {
+		t.Fatalf("/key/delete: HTTP %d %s", status, body)
+	}
+	if status, _ := user.do(http.MethodGet, "/ui/api/session", ""); status != http.StatusUnauthorized {
+		t.Fatalf("the revoked key's session: HTTP %d, want 401", status)
+	}
+	assertNoSecrets(t, g, master)
+}

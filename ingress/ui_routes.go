@@ -1,0 +1,158 @@
+package ingress
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/ingress/ui"
+	"github.com/nats-io/nats.go"
+)
+
+// The admin UI (route family ui): the embedded pages (ingress/ui), sign-in
+// (ui_session.go), and the live feed that tells open pages what changed.
+
+// uiCSP is the pages' Content-Security-Policy: scripts, styles, images and
+// requests from the gateway itself only; no inline script or style, no
+// frames, no plugins, no base or form targets elsewhere.
+const uiCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; " +
+	"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// uiRoutes registers /ui, its assets and its API, each answer with the
+// headers that keep the pages to themselves.
+func (g *Ingress) uiRoutes(mux *http.ServeMux) {
+	assets := ui.Handler("/ui")
+	mux.Handle("/ui", uiHeaders(assets))
+	mux.Handle("/ui/", uiHeaders(assets))
+	mux.Handle("/ui/api/session", uiHeaders(http.HandlerFunc(g.serveUISession)))
+	mux.Handle("/ui/api/events", uiHeaders(http.HandlerFunc(g.serveUIEvents)))
+}
+
+func uiHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", uiCSP)
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// uiFeed fans the changes open pages care about out to their event
+// streams: "servers" (the servers bucket, as the registry cache follows
+// it) and "auth" (keys, teams or organizations changed: auth announces
+// every write). Events carry no names, so a page learns only that it
+// should ask the API again, which answers what its caller may see.
+type uiFeed struct {
+	mu   sync.Mutex
+	subs map[chan string]struct{}
+	sub  *nats.Subscription
+}
+
+func (g *Ingress) startUIFeed() {
+	f := &uiFeed{subs: map[chan string]struct{}{}}
+	g.uiFeed = f
+	g.o.Servers.OnChange(func(string, bus.ServerSpec, bool) { f.send("servers") })
+	sub, err := g.nc.Subscribe(bus.SubjectAuthChanged, func(*nats.Msg) { f.send("auth") })
+	if err != nil {
+		g.log.Error("cannot follow key changes for the UI's live pages", "err", err)
+		return
+	}
+	f.sub = sub
+}
+
+// send tells every stream, dropping the event for a stream that is behind
+// (it already has one to read: the page refetches once either way).
+func (f *uiFeed) send(event string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for ch := range f.subs {
+		select {
+		case ch <- event:
+		default:
+		}
+	}
+}
+
+func (f *uiFeed) add() chan string {
+	ch := make(chan string, 8)
+	f.mu.Lock()
+	f.subs[ch] = struct{}{}
+	f.mu.Unlock()
+	return ch
+}
+
+func (f *uiFeed) remove(ch chan string) {
+	f.mu.Lock()
+	delete(f.subs, ch)
+	f.mu.Unlock()
+}
+
+func (f *uiFeed) close() {
+	if f != nil && f.sub != nil {
+		_ = f.sub.Unsubscribe()
+	}
+}
+
+// serveUIEvents is the live feed of a signed-in page (an EventSource):
+// "event: servers" or "event: auth" when they change, a comment now and
+// then to keep proxies from closing it, and the end when the key stops
+// being valid.
+func (g *Ingress) serveUIEvents(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		writeRESTError(w, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed on /ui/api/events: use GET", r.Method))
+		return
+	}
+	if _, e := g.verify(r); e != nil {
+		writeRESTError(w, e)
+		return
+	}
+	_, rec, ok := g.uiSessionOf(r)
+	if !ok {
+		writeRESTError(w, bus.Errorf(bus.ErrUnauthorized, "unauthorized: not signed in"))
+		return
+	}
+	fl, canFlush := w.(http.Flusher)
+	if !canFlush || g.uiFeed == nil {
+		writeRESTError(w, bus.Errorf(bus.ErrInternal, "this server cannot stream events"))
+		return
+	}
+	// Following before the answer starts: a page that fetches once its
+	// feed is open misses no change made in between.
+	ch := g.uiFeed.add()
+	defer g.uiFeed.remove(ch)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = fmt.Fprint(w, ": mcpbus live\n\n")
+	fl.Flush()
+	tick := time.NewTicker(g.keepalive)
+	defer tick.Stop()
+	end := time.NewTimer(time.Until(rec.Expires))
+	defer end.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-end.C:
+			return
+		case ev := <-ch:
+			if _, e := g.verifyHash(r.Context(), rec.KeyHash); e != nil {
+				_, _ = fmt.Fprintf(w, "event: signed-out\ndata: {}\n\n")
+				fl.Flush()
+				return
+			}
+			_, _ = fmt.Fprintf(w, "event: %s\ndata: {}\n\n", ev)
+			fl.Flush()
+		case <-tick.C:
+			_, _ = fmt.Fprint(w, ": keepalive\n\n")
+			fl.Flush()
+		}
+	}
+}
