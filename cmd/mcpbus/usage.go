@@ -10,7 +10,6 @@ import (
 	"math"
 	"os"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/internal/natsnode"
+	"github.com/mcpbus/mcpbus/internal/usagestats"
 	"github.com/nats-io/nats.go"
 )
 
@@ -157,8 +157,8 @@ func tailUsage(ctx context.Context, nc *nats.Conn, filter, org string, start bus
 //	2025-06-01T12:00:00.123Z ok github search 12.3ms team=t1 org=acme key=ci-bot in=120 out=340 cost=0.05
 func usageLine(ev bus.UsageEvent) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s %s %s %sms", ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"), ev.Status, usageTarget(ev),
-		toolOrMethod(ev), formatMS(ev.DurationMS))
+	fmt.Fprintf(&b, "%s %s %s %s %sms", ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"), ev.Status, usagestats.Target(ev),
+		usagestats.ToolOrMethod(ev), formatMS(ev.DurationMS))
 	if ev.Team != "" {
 		fmt.Fprintf(&b, " team=%s", ev.Team)
 	}
@@ -184,25 +184,6 @@ func usageLine(ev bus.UsageEvent) string {
 	return b.String()
 }
 
-// usageTarget names the server of an MCP call, or "a2a/<agent>" for an
-// A2A agent's.
-func usageTarget(ev bus.UsageEvent) string {
-	if ev.Kind == bus.UsageKindAgent {
-		return "a2a/" + ev.Server
-	}
-	return ev.Server
-}
-
-// toolOrMethod names what was called: the tool of a tools/call, the model
-// of an LLM call (server _llm), else the method (tool names never contain
-// '/').
-func toolOrMethod(ev bus.UsageEvent) string {
-	if (ev.Method == bus.MethodToolsCall || ev.Server == bus.LLMUsageServer) && ev.Tool != "" {
-		return ev.Tool
-	}
-	return ev.Method
-}
-
 func formatMS(ms float64) string { return strconv.FormatFloat(ms, 'f', 1, 64) }
 
 func formatCost(c float64) string {
@@ -224,7 +205,7 @@ func usageTopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if fs.NArg() > 0 {
 		return fmt.Errorf("usage top: unexpected argument %q", fs.Arg(0))
 	}
-	group, ok := topGroups[*by]
+	group, ok := usagestats.Groups[*by]
 	if !ok {
 		return fmt.Errorf("usage top: --by %q: want tool, server, key, team or org", *by)
 	}
@@ -257,23 +238,6 @@ func usageTopCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
-// topGroup is what `usage top --by` puts in a row: the column titles and an
-// event's values for them.
-type topGroup struct {
-	titles [2]string
-	of     func(bus.UsageEvent) [2]string
-}
-
-var topGroups = map[string]topGroup{
-	"tool":   {[2]string{"SERVER", "TOOL"}, func(ev bus.UsageEvent) [2]string { return [2]string{usageTarget(ev), toolOrMethod(ev)} }},
-	"server": {[2]string{"SERVER", ""}, func(ev bus.UsageEvent) [2]string { return [2]string{usageTarget(ev), ""} }},
-	"key": {[2]string{"KEY", "TEAM"}, func(ev bus.UsageEvent) [2]string {
-		return [2]string{orDash((bus.Identity{KeyID: ev.KeyID, Alias: ev.KeyAlias}).Name()), orDash(ev.Team)}
-	}},
-	"team": {[2]string{"TEAM", ""}, func(ev bus.UsageEvent) [2]string { return [2]string{orDash(ev.Team), ""} }},
-	"org":  {[2]string{"ORG", ""}, func(ev bus.UsageEvent) [2]string { return [2]string{orDash(ev.OrgID), ""} }},
-}
-
 // readUsageSince reads every event stored since from (the stream's time)
 // on subjects matching filter, up to the end of the stream.
 func readUsageSince(ctx context.Context, nc *nats.Conn, from time.Time, filter string) ([]bus.UsageEvent, error) {
@@ -288,76 +252,21 @@ func readUsageSince(ctx context.Context, nc *nats.Conn, from time.Time, filter s
 	return events, err
 }
 
-// topRow is one row of `usage top`: a server and tool (or method), a
-// server, a key, a team or an organization.
-type topRow struct {
-	server, name          string
-	calls, errors, failed int
-	tokens                int // LLM calls: prompt and completion
-	cost                  float64
-	durations             []float64
-}
-
-// writeTop prints calls, upstream errors, gateway failures, p50/p95 duration
-// and cost per row of group, most calls first, then a total row.
-func writeTop(out io.Writer, events []bus.UsageEvent, group topGroup) {
-	rows := map[[2]string]*topRow{}
-	total := &topRow{server: "TOTAL"}
-	for _, ev := range events {
-		k := group.of(ev)
-		r := rows[k]
-		if r == nil {
-			r = &topRow{server: k[0], name: k[1]}
-			rows[k] = r
-		}
-		for _, r := range []*topRow{r, total} {
-			r.calls++
-			switch ev.Status {
-			case "error":
-				r.errors++
-			case "failed":
-				r.failed++
-			}
-			r.cost += ev.Cost
-			r.tokens += ev.PromptTokens + ev.CompletionTokens
-			r.durations = append(r.durations, ev.DurationMS)
-		}
-	}
-	sorted := make([]*topRow, 0, len(rows))
-	for _, r := range rows {
-		sorted = append(sorted, r)
-	}
-	sort.Slice(sorted, func(i, j int) bool {
-		a, b := sorted[i], sorted[j]
-		if a.calls != b.calls {
-			return a.calls > b.calls
-		}
-		if a.server != b.server {
-			return a.server < b.server
-		}
-		return a.name < b.name
-	})
+// writeTop prints calls, upstream errors, gateway failures, p50/p95 duration,
+// tokens and cost per row of group, most calls first, then a total row.
+func writeTop(out io.Writer, events []bus.UsageEvent, group usagestats.Group) {
+	rows, total := usagestats.Summarize(events, group)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	label := func(a, b string) string { // one column when the group has one
-		if group.titles[1] == "" {
-			return a
+	label := func(n [2]string) string { // one column when the group has one
+		if group.Titles[1] == "" {
+			return n[0]
 		}
-		return a + "\t" + b
+		return n[0] + "\t" + n[1]
 	}
-	fmt.Fprintln(tw, label(group.titles[0], group.titles[1])+"\tCALLS\tERRORS\tFAILED\tP50_MS\tP95_MS\tTOKENS\tCOST")
-	for _, r := range append(sorted, total) {
-		sort.Float64s(r.durations)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%d\t%s\n", label(r.server, r.name), r.calls, r.errors, r.failed,
-			formatMS(percentile(r.durations, 0.50)), formatMS(percentile(r.durations, 0.95)), r.tokens, formatCost(r.cost))
+	fmt.Fprintln(tw, label(group.Titles)+"\tCALLS\tERRORS\tFAILED\tP50_MS\tP95_MS\tTOKENS\tCOST")
+	for _, r := range append(rows, total) {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%d\t%s\n", label(r.Name), r.Calls, r.Errors, r.Failed,
+			formatMS(r.P50MS), formatMS(r.P95MS), r.Tokens, formatCost(r.Cost))
 	}
 	tw.Flush()
-}
-
-// percentile is the nearest-rank q-quantile of sorted values (0 when empty).
-func percentile(sorted []float64, q float64) float64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(q*float64(len(sorted)))) - 1
-	return sorted[max(i, 0)]
 }
