@@ -389,6 +389,8 @@ func ingressSubjects(routes []RouteFamily) (pub, sub []string, answers bool) {
 		// Sign-in sessions (ingress/ui_session.go); the live feed reads
 		// auth.changed, which every ingress hears.
 		pub = append(pub, kvOwner(BucketUISessions)...)
+		// Usage figures and the live tail (ingress/ui_usage.go).
+		pub = append(pub, streamReader(StreamUsage)...)
 	}
 	if serves(RoutesAdmin) {
 		// The admin subjects one by one: auth.key.* would match

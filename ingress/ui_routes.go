@@ -28,6 +28,8 @@ func (g *Ingress) uiRoutes(mux *http.ServeMux) {
 	mux.Handle("/ui/", uiHeaders(assets))
 	mux.Handle("/ui/api/session", uiHeaders(http.HandlerFunc(g.serveUISession)))
 	mux.Handle("/ui/api/events", uiHeaders(http.HandlerFunc(g.serveUIEvents)))
+	mux.Handle("/ui/api/usage", uiHeaders(http.HandlerFunc(g.serveUIUsage)))          // ui_usage.go
+	mux.Handle("/ui/api/usage/tail", uiHeaders(http.HandlerFunc(g.serveUIUsageTail))) // ui_usage.go
 }
 
 func uiHeaders(h http.Handler) http.Handler {

@@ -34,7 +34,7 @@ general_settings:
   master_key: %s
   mcp_bus_users:
     - {user: edge, password: os.environ/EDGE_PW, roles: [ingress], routes: [mcp]}
-    - {user: inside, password: os.environ/EDGE_PW, roles: [ingress], routes: [admin, llm]}
+    - {user: inside, password: os.environ/EDGE_PW, roles: [ingress], routes: [admin, llm, ui]}
 mcp_servers:
   docs: {url: %q}
 model_list:
@@ -73,7 +73,7 @@ model_list:
 	}
 	edgeLogs, insideLogs := &syncBuffer{}, &syncBuffer{}
 	edge := startIngress("edge", edgeLogs, bus.RoutesMCP)
-	inside := startIngress("inside", insideLogs, bus.RoutesAdmin, bus.RoutesLLM)
+	inside := startIngress("inside", insideLogs, bus.RoutesAdmin, bus.RoutesLLM, bus.RoutesUI)
 
 	// MCP through the edge works.
 	cs, err := connectPlain(t, edge.URL()+"/mcp", bearer(master))
@@ -116,7 +116,13 @@ model_list:
 	if status != http.StatusOK || !strings.Contains(body, `"key":"sk-`) {
 		t.Fatalf("/key/generate on the admin,llm ingress: HTTP %d %s", status, body)
 	}
-	for name, logs := range map[string]*syncBuffer{"edge": edgeLogs, "admin,llm": insideLogs} {
+	// ... and serves the UI: sign-in sessions in their bucket, usage read
+	// from the stream.
+	ui := uiSignIn(t, inside.URL(), master)
+	if status, body := ui.do(http.MethodGet, "/ui/api/usage?since=1h", ""); status != http.StatusOK || !strings.Contains(body, `"scope":"all"`) {
+		t.Fatalf("/ui/api/usage on the admin,llm,ui ingress: HTTP %d %s", status, body)
+	}
+	for name, logs := range map[string]*syncBuffer{"edge": edgeLogs, "admin,llm,ui": insideLogs} {
 		if strings.Contains(strings.ToLower(logs.String()), "permissions violation") {
 			t.Errorf("the %s ingress used a subject its user may not:\n%s", name, logs.String())
 		}

@@ -167,3 +167,116 @@ mcp_servers:
 	}
 	assertNoSecrets(t, g, master)
 }
+
+// sseEvents reads an event stream's events (name and data) until it ends.
+func sseEvents(t *testing.T, b *uiBrowser, path string) <-chan [2]string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, b.base+path, nil)
+	req.Header.Set("Cookie", bus.UISessionCookie+"="+b.cookie)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %v %v", path, err, resp)
+	}
+	out := make(chan [2]string, 256)
+	go func() {
+		defer resp.Body.Close()
+		defer close(out)
+		sc := bufio.NewScanner(resp.Body)
+		var name string
+		for sc.Scan() {
+			line := sc.Text()
+			if v, ok := strings.CutPrefix(line, "event: "); ok {
+				name = v
+			} else if v, ok := strings.CutPrefix(line, "data: "); ok {
+				out <- [2]string{name, v}
+			}
+		}
+	}()
+	return out
+}
+
+// The usage pages' figures and live tail: the master key sees every call,
+// a virtual key its own only.
+func TestUIUsageIsScopedToTheCaller(t *testing.T) {
+	up, _ := upstream(t, "docs")
+	g := startGateway(t, fmt.Sprintf(`
+general_settings: {master_key: %s}
+mcp_servers:
+  docs: {url: %q}
+`, master, up), nil)
+	admin := uiSignIn(t, g.URL(), master)
+	keys := map[string]string{}
+	for _, alias := range []string{"alice", "bob"} {
+		status, body := admin.do(http.MethodPost, "/key/generate", `{"key_alias":"`+alias+`"}`)
+		var k struct{ Key string }
+		if _ = json.Unmarshal([]byte(body), &k); status != http.StatusOK || k.Key == "" {
+			t.Fatalf("/key/generate %s: HTTP %d %s", alias, status, body)
+		}
+		registerSecret(k.Key)
+		keys[alias] = k.Key
+	}
+	alice := uiSignIn(t, g.URL(), keys["alice"])
+	adminTail, aliceTail := sseEvents(t, admin, "/ui/api/usage/tail"), sseEvents(t, alice, "/ui/api/usage/tail")
+
+	calls := map[string]int{"alice": 2, "bob": 3}
+	for alias, n := range calls {
+		for i := range n {
+			status, _, body := rest(t, http.MethodPost, g.URL()+"/mcp-rest/tools/call", keys[alias],
+				fmt.Sprintf(`{"server_id":"docs","name":"echo","arguments":{"text":"%s-%d"}}`, alias, i))
+			if status != http.StatusOK {
+				t.Fatalf("%s call: HTTP %d %s", alias, status, body)
+			}
+		}
+	}
+	// The master's tail sees all five calls; alice's only hers.
+	seen := map[string]int{}
+	deadline := time.After(30 * time.Second) // only missing events get here
+	for seen["alice"]+seen["bob"] < 5 {
+		select {
+		case ev, ok := <-adminTail:
+			if !ok {
+				t.Fatal("the master's tail ended")
+			}
+			var u bus.UsageEvent
+			if ev[0] != "call" || json.Unmarshal([]byte(ev[1]), &u) != nil {
+				t.Fatalf("tail event %v", ev)
+			}
+			seen[u.KeyAlias]++
+		case <-deadline:
+			t.Fatalf("the master's tail saw %v, want alice 2 and bob 3", seen)
+		}
+	}
+	for range 2 {
+		select {
+		case ev := <-aliceTail:
+			if !strings.Contains(ev[1], `"key_alias":"alice"`) {
+				t.Fatalf("alice's tail: %v", ev)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("alice's tail missed her calls")
+		}
+	}
+
+	var all, mine struct {
+		Rows []struct {
+			Name  [2]string
+			Calls int
+		}
+		Total struct{ Calls int }
+		Scope string
+	}
+	status, body := admin.do(http.MethodGet, "/ui/api/usage?since=1h&by=key", "")
+	if _ = json.Unmarshal([]byte(body), &all); status != http.StatusOK || all.Total.Calls != 5 || all.Scope != "all" {
+		t.Fatalf("the master's usage: HTTP %d %s", status, body)
+	}
+	status, body = alice.do(http.MethodGet, "/ui/api/usage?since=1h&by=key", "")
+	if _ = json.Unmarshal([]byte(body), &mine); status != http.StatusOK || mine.Total.Calls != 2 || len(mine.Rows) != 1 ||
+		mine.Rows[0].Name[0] != "alice" || mine.Scope != "key alice" {
+		t.Fatalf("alice's usage: HTTP %d %s", status, body)
+	}
+	if status, body := admin.do(http.MethodGet, "/ui/api/usage?since=30d", ""); status != http.StatusBadRequest || !strings.Contains(body, "since") {
+		t.Fatalf("since=30d: HTTP %d %s", status, body)
+	}
+}
