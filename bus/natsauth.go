@@ -391,6 +391,8 @@ func ingressSubjects(routes []RouteFamily) (pub, sub []string, answers bool) {
 		pub = append(pub, kvOwner(BucketUISessions)...)
 		// Usage figures and the live tail (ingress/ui_usage.go).
 		pub = append(pub, streamReader(StreamUsage)...)
+		// The cluster page: every micro service's stats (ingress/ui_cluster.go).
+		pub = append(pub, microStats)
 	}
 	if serves(RoutesAdmin) {
 		// The admin subjects one by one: auth.key.* would match

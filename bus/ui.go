@@ -27,3 +27,9 @@ type UISession struct {
 	CSRF    string    `json:"csrf"`
 	Expires time.Time `json:"expires"`
 }
+
+// WorkerStats is the data of a tool worker's rpc endpoint in its micro
+// stats ($SRV.STATS): the calls the replica runs now.
+type WorkerStats struct {
+	InFlight int `json:"in_flight"`
+}

@@ -30,6 +30,8 @@ func (g *Ingress) uiRoutes(mux *http.ServeMux) {
 	mux.Handle("/ui/api/events", uiHeaders(http.HandlerFunc(g.serveUIEvents)))
 	mux.Handle("/ui/api/usage", uiHeaders(http.HandlerFunc(g.serveUIUsage)))          // ui_usage.go
 	mux.Handle("/ui/api/usage/tail", uiHeaders(http.HandlerFunc(g.serveUIUsageTail))) // ui_usage.go
+	mux.Handle("/ui/api/cluster", uiHeaders(http.HandlerFunc(g.serveUICluster)))      // ui_cluster.go
+	mux.Handle("/ui/api/network", uiHeaders(http.HandlerFunc(g.serveUINetwork)))      // ui_cluster.go
 }
 
 func uiHeaders(h http.Handler) http.Handler {

@@ -221,6 +221,14 @@ func (w *Worker) serve() error {
 		Description: "tool worker for upstream MCP server " + up.Name,
 		Metadata:    map[string]string{"server": up.Name, "transport": up.Transport},
 		QueueGroup:  bus.ToolQueue(up.Name),
+		// The calls this replica runs now, in its rpc endpoint's stats
+		// ($SRV.STATS: the admin UI's cluster page).
+		StatsHandler: func(e *micro.Endpoint) any {
+			if e.Name != "rpc" {
+				return nil
+			}
+			return bus.WorkerStats{InFlight: w.pool.InFlight()}
+		},
 	})
 	if err != nil {
 		w.shared.close()

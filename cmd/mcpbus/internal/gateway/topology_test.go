@@ -122,6 +122,9 @@ model_list:
 	if status, body := ui.do(http.MethodGet, "/ui/api/usage?since=1h", ""); status != http.StatusOK || !strings.Contains(body, `"scope":"all"`) {
 		t.Fatalf("/ui/api/usage on the admin,llm,ui ingress: HTTP %d %s", status, body)
 	}
+	if status, body := ui.do(http.MethodGet, "/ui/api/cluster", ""); status != http.StatusOK || !strings.Contains(body, bus.ServiceWorker) {
+		t.Fatalf("/ui/api/cluster on the admin,llm,ui ingress: HTTP %d %s", status, body)
+	}
 	for name, logs := range map[string]*syncBuffer{"edge": edgeLogs, "admin,llm,ui": insideLogs} {
 		if strings.Contains(strings.ToLower(logs.String()), "permissions violation") {
 			t.Errorf("the %s ingress used a subject its user may not:\n%s", name, logs.String())

@@ -280,3 +280,68 @@ mcp_servers:
 		t.Fatalf("since=30d: HTTP %d %s", status, body)
 	}
 }
+
+// The Cluster page sees every service on the bus and each server's
+// workers; the Network page shows the ranges and classifies an address.
+// Both are the master key's only.
+func TestUIClusterAndNetwork(t *testing.T) {
+	up, _ := upstream(t, "docs")
+	g := startGateway(t, fmt.Sprintf(`
+general_settings: {master_key: %s, mcp_internal_ip_ranges: [10.0.0.0/8, 127.0.0.0/8]}
+mcp_servers:
+  docs: {url: %q}
+`, master, up), nil)
+	if status, _, body := rest(t, http.MethodPost, g.URL()+"/mcp-rest/tools/call", master, `{"server_id":"docs","name":"echo","arguments":{"text":"x"}}`); status != http.StatusOK {
+		t.Fatalf("call: HTTP %d %s", status, body)
+	}
+	admin := uiSignIn(t, g.URL(), master)
+	status, body := admin.do(http.MethodGet, "/ui/api/cluster", "")
+	var cl struct {
+		Services []struct {
+			Name      string
+			Instances []struct{ Version string }
+		}
+		Servers map[string]struct{ Replicas, Requests, InFlight int }
+	}
+	if err := json.Unmarshal([]byte(body), &cl); status != http.StatusOK || err != nil {
+		t.Fatalf("/ui/api/cluster: HTTP %d %s", status, body)
+	}
+	names := map[string]int{}
+	for _, s := range cl.Services {
+		names[s.Name] = len(s.Instances)
+	}
+	for _, want := range []string{bus.ServiceAuth, bus.ServiceRegistry, bus.ServiceRouter, bus.ServiceWorker} {
+		if names[want] == 0 {
+			t.Errorf("/ui/api/cluster: no %s in %v", want, names)
+		}
+	}
+	if d := cl.Servers["docs"]; d.Replicas != 1 || d.Requests < 1 {
+		t.Errorf("/ui/api/cluster: docs workers %+v, want 1 replica that served the call", d)
+	}
+
+	status, body = admin.do(http.MethodGet, "/ui/api/network?ip=10.9.8.7", "")
+	if status != http.StatusOK || !strings.Contains(body, `"address":{"address":"10.9.8.7","class":"internal","range":"10.0.0.0/8"}`) ||
+		!strings.Contains(body, `"you":{"address":"127.0.0.1","class":"internal","range":"127.0.0.0/8"}`) {
+		t.Fatalf("/ui/api/network?ip=10.9.8.7: HTTP %d %s", status, body)
+	}
+	if status, body := admin.do(http.MethodGet, "/ui/api/network?ip=203.0.113.9", ""); status != http.StatusOK ||
+		!strings.Contains(body, `"address":{"address":"203.0.113.9","class":"external"}`) {
+		t.Fatalf("/ui/api/network?ip=203.0.113.9: HTTP %d %s", status, body)
+	}
+	if status, body := admin.do(http.MethodGet, "/ui/api/network?ip=not-an-ip", ""); status != http.StatusBadRequest || !strings.Contains(body, "ip:") {
+		t.Fatalf("/ui/api/network?ip=not-an-ip: HTTP %d %s", status, body)
+	}
+
+	status, body = admin.do(http.MethodPost, "/key/generate", `{"key_alias":"plain"}`)
+	var k struct{ Key string }
+	if _ = json.Unmarshal([]byte(body), &k); status != http.StatusOK {
+		t.Fatalf("/key/generate: HTTP %d %s", status, body)
+	}
+	registerSecret(k.Key)
+	user := uiSignIn(t, g.URL(), k.Key)
+	for _, path := range []string{"/ui/api/cluster", "/ui/api/network"} {
+		if status, body := user.do(http.MethodGet, path, ""); status != http.StatusForbidden || !strings.Contains(body, "only the master key") {
+			t.Errorf("a virtual key on %s: HTTP %d %s", path, status, body)
+		}
+	}
+}
