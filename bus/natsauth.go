@@ -393,6 +393,9 @@ func ingressSubjects(routes []RouteFamily) (pub, sub []string, answers bool) {
 		pub = append(pub, streamReader(StreamUsage)...)
 		// The cluster page: every micro service's stats (ingress/ui_cluster.go).
 		pub = append(pub, microStats)
+		// The live feed follows the agents bucket (ingress/ui_routes.go).
+		p, s := kvFollower(BucketAgents, nil)
+		pub, sub = append(pub, p...), append(sub, s...)
 	}
 	if serves(RoutesAdmin) {
 		// The admin subjects one by one: auth.key.* would match

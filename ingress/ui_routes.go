@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
@@ -48,19 +49,34 @@ func uiHeaders(h http.Handler) http.Handler {
 
 // uiFeed fans the changes open pages care about out to their event
 // streams: "servers" (the servers bucket, as the registry cache follows
-// it) and "auth" (keys, teams or organizations changed: auth announces
-// every write). Events carry no names, so a page learns only that it
+// it), "agents" (the agents bucket) and "auth" (keys, teams or
+// organizations changed: auth announces every write). Events carry no names, so a page learns only that it
 // should ask the API again, which answers what its caller may see.
 type uiFeed struct {
 	mu   sync.Mutex
 	subs map[chan string]struct{}
 	sub  *nats.Subscription
+	// stop ends the agents bucket's follower (started in the background:
+	// the registry may make the bucket after this ingress starts).
+	stop context.CancelFunc
 }
 
 func (g *Ingress) startUIFeed() {
-	f := &uiFeed{subs: map[chan string]struct{}{}}
+	ctx, stop := context.WithCancel(context.Background())
+	f := &uiFeed{subs: map[chan string]struct{}{}, stop: stop}
 	g.uiFeed = f
 	g.o.Servers.OnChange(func(string, bus.ServerSpec, bool) { f.send("servers") })
+	go func() {
+		fl, err := bus.FollowKV(ctx, g.nc, bus.BucketAgents, nil, func(bus.KVEntry) { f.send("agents") })
+		if err != nil {
+			if ctx.Err() == nil {
+				g.log.Warn("the UI's live pages will not follow the agents", "err", err)
+			}
+			return
+		}
+		<-ctx.Done()
+		fl.Stop()
+	}()
 	sub, err := g.nc.Subscribe(bus.SubjectAuthChanged, func(*nats.Msg) { f.send("auth") })
 	if err != nil {
 		g.log.Error("cannot follow key changes for the UI's live pages", "err", err)
@@ -97,13 +113,17 @@ func (f *uiFeed) remove(ch chan string) {
 }
 
 func (f *uiFeed) close() {
-	if f != nil && f.sub != nil {
+	if f == nil {
+		return
+	}
+	f.stop()
+	if f.sub != nil {
 		_ = f.sub.Unsubscribe()
 	}
 }
 
 // serveUIEvents is the live feed of a signed-in page (an EventSource):
-// "event: servers" or "event: auth" when they change, a comment now and
+// "event: servers", "agents" or "auth" when they change, a comment now and
 // then to keep proxies from closing it, and the end when the key stops
 // being valid.
 func (g *Ingress) serveUIEvents(w http.ResponseWriter, r *http.Request) {

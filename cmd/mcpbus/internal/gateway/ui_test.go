@@ -136,6 +136,12 @@ mcp_servers:
 		t.Fatalf("POST /v1/mcp/server through the UI session: HTTP %d %s", status, body)
 	}
 	waitEvent("servers")
+	// An agent written through the API (the agents bucket).
+	status, body = admin.do(http.MethodPost, "/v1/agents", `{"agent_name":"helper","agent_card_params":{"name":"Helper","url":"http://127.0.0.1:9/a2a","protocolVersion":"1.0"}}`)
+	if status != http.StatusOK {
+		t.Fatalf("POST /v1/agents through the UI session: HTTP %d %s", status, body)
+	}
+	waitEvent("agents")
 
 	// The same request without the CSRF token is refused.
 	csrf := admin.csrf
