@@ -150,12 +150,7 @@ func (g *Ingress) serveUIEvents(w http.ResponseWriter, r *http.Request) {
 	// feed is open misses no change made in between.
 	ch := g.uiFeed.add()
 	defer g.uiFeed.remove(ch)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_, _ = fmt.Fprint(w, ": mcpbus live\n\n")
-	fl.Flush()
+	startUIStream(w, fl, "mcpbus live")
 	tick := time.NewTicker(g.keepalive)
 	defer tick.Stop()
 	end := time.NewTimer(time.Until(rec.Expires))
@@ -179,4 +174,14 @@ func (g *Ingress) serveUIEvents(w http.ResponseWriter, r *http.Request) {
 			fl.Flush()
 		}
 	}
+}
+
+// startUIStream answers 200 with an event stream and a first comment.
+func startUIStream(w http.ResponseWriter, fl http.Flusher, comment string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = fmt.Fprintf(w, ": %s\n\n", comment)
+	fl.Flush()
 }

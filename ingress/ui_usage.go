@@ -196,12 +196,7 @@ func (g *Ingress) serveUIUsageTail(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_, _ = fmt.Fprint(w, ": mcpbus usage\n\n")
-	fl.Flush()
+	startUIStream(w, fl, "mcpbus usage")
 	err := bus.ReadUsage(ctx, g.nc, bus.SubjectUsageAll, bus.UsageStart{New: true}, true, func(m bus.UsageMsg) error {
 		var ev bus.UsageEvent
 		if json.Unmarshal(m.Data, &ev) != nil || !scope.admits(ev) {

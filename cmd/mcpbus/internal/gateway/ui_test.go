@@ -87,25 +87,7 @@ mcp_servers:
 	admin := uiSignIn(t, g.URL(), master)
 
 	// The live feed, open before the changes.
-	req, _ := http.NewRequest(http.MethodGet, g.URL()+"/ui/api/events", nil)
-	req.Header.Set("Cookie", bus.UISessionCookie+"="+admin.cookie)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
-	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		t.Fatalf("/ui/api/events: %v %v", err, resp)
-	}
-	defer resp.Body.Close()
-	events := make(chan string, 64)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if ev, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
-				events <- ev
-			}
-		}
-		close(events)
-	}()
+	events := sseEvents(t, admin, "/ui/api/events")
 	waitEvent := func(want string) {
 		t.Helper()
 		deadline := time.After(30 * time.Second) // only a missing event gets here
@@ -115,7 +97,7 @@ mcp_servers:
 				if !ok {
 					t.Fatalf("the live feed ended waiting for %q", want)
 				}
-				if ev == want {
+				if ev[0] == want {
 					return
 				}
 			case <-deadline:
