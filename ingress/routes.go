@@ -25,6 +25,9 @@ import (
 // MCP servers (GET /v1/mcp/server..., which answers only what the caller's
 // key may use) is MCP; changing them is admin.
 func routeFamily(method, path string) (bus.RouteFamily, bool) {
+	if hasPrefixPath(path, "/mcp") { // the hot path first
+		return bus.RoutesMCP, true
+	}
 	switch {
 	case path == "/health" || strings.HasPrefix(path, "/health/"):
 		return "", false

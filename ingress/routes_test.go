@@ -149,3 +149,11 @@ func TestParseRouteFamilies(t *testing.T) {
 		t.Fatalf("chat: %v", err)
 	}
 }
+
+// The family check runs before every request: a few string comparisons.
+func BenchmarkRouteFamily(b *testing.B) {
+	paths := []string{"/mcp", "/mcp/github", "/v1/chat/completions", "/github/mcp", "/key/generate"}
+	for i := 0; b.Loop(); i++ {
+		routeFamily(http.MethodPost, paths[i%len(paths)])
+	}
+}
