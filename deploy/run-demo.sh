@@ -41,6 +41,8 @@ Try it (initialize, then call a tool):
 
 All three servers as one: $URL/mcp (tools named demo__add, demo_b__echo, demo_stdio__slow, ...).
 
+The admin UI: $URL/ui (sign in with $MCPBUS_MASTER_KEY).
+
 Cursor (~/.cursor/mcp.json) or any client that speaks Streamable HTTP:
 
   {"mcpServers": {"mcpbus-demo": {"url": "$URL/mcp/demo", "headers": {"x-litellm-api-key": "Bearer $MCPBUS_MASTER_KEY"}}}}

@@ -333,3 +333,23 @@ mcp_servers:
 		}
 	}
 }
+
+// A gateway without a master key (open mode, loopback only) takes no key
+// anywhere, and the UI signs in without one, as the anonymous caller (the
+// admin API and pages need a master key, as without the UI); with a master
+// key, an empty key is refused.
+func TestUISignInWithoutAKeyOnlyInOpenMode(t *testing.T) {
+	open := startGateway(t, "mcp_servers: {}\n", nil)
+	b := uiSignIn(t, open.URL(), "")
+	if status, body := b.do(http.MethodGet, "/ui/api/session", ""); status != http.StatusOK || !strings.Contains(body, `"caller":"anonymous"`) {
+		t.Fatalf("open mode session: HTTP %d %s", status, body)
+	}
+	if status, body := b.do(http.MethodGet, "/ui/api/usage", ""); status != http.StatusOK {
+		t.Fatalf("open mode /ui/api/usage: HTTP %d %s", status, body)
+	}
+	closed := startGateway(t, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers: {}\n", master), nil)
+	c := &uiBrowser{t: t, base: closed.URL()}
+	if status, body := c.do(http.MethodPost, "/ui/api/session", `{"key":""}`); status != http.StatusBadRequest || c.cookie != "" {
+		t.Fatalf("an empty key with a master key set: HTTP %d %s (cookie %q)", status, body, c.cookie)
+	}
+}
