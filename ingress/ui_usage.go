@@ -14,7 +14,8 @@ import (
 )
 
 // The admin UI's usage: figures over time and per key, team, organization,
-// server or tool (GET /ui/api/usage), and the calls as they happen (GET
+// server or tool (GET /ui/api/usage; key=, team=, org= and server= narrow
+// it), and the calls as they happen (GET
 // /ui/api/usage/tail, an event stream), read from the usage stream. The
 // master key sees every call, an organization's admin its organization's,
 // any other key its own.
@@ -65,6 +66,25 @@ func scopeOf(id bus.Identity) usageScope {
 
 func (s usageScope) admits(ev bus.UsageEvent) bool {
 	return s.all || (s.org != "" && ev.OrgID == s.org) || (s.keyID != "" && ev.KeyID == s.keyID)
+}
+
+// usageFilter narrows a summary to one key, team or organization.
+type usageFilter struct{ key, team, org string }
+
+func (f usageFilter) check() *bus.Error {
+	if f.key != "" && (len(f.key) != 64 || strings.Trim(f.key, "0123456789abcdef") != "") {
+		return bus.Errorf(bus.ErrBadRequest, "key: a key's token (64 hex digits, as /key/list answers), not the key")
+	}
+	for name, v := range map[string]string{"team": f.team, "org": f.org} {
+		if v != "" && !bus.ValidToken(v) {
+			return bus.Errorf(bus.ErrBadRequest, "%s: %q is not an id", name, bus.Shorten(v, 64))
+		}
+	}
+	return nil
+}
+
+func (f usageFilter) admits(ev bus.UsageEvent) bool {
+	return (f.key == "" || ev.KeyID == f.key) && (f.team == "" || ev.Team == f.team) && (f.org == "" || ev.OrgID == f.org)
 }
 
 // parseSpan reads a span: a Go duration ("90m") or whole days ("7d").
@@ -128,6 +148,12 @@ func (g *Ingress) serveUIUsage(w http.ResponseWriter, r *http.Request) {
 		filter = bus.UsageFilter("", s, "")
 	}
 	scope := scopeOf(id)
+	// Narrowing within the scope: one key (its token), team or organization.
+	only := usageFilter{key: q.Get("key"), team: q.Get("team"), org: q.Get("org")}
+	if e := only.check(); e != nil {
+		writeRESTError(w, e)
+		return
+	}
 	to := time.Now().UTC().Truncate(stepD).Add(stepD)
 	from := to.Add(-span).Truncate(stepD)
 	ctx, cancel := context.WithTimeout(r.Context(), uiUsageTimeout)
@@ -137,7 +163,7 @@ func (g *Ingress) serveUIUsage(w http.ResponseWriter, r *http.Request) {
 	errFull := fmt.Errorf("full")
 	err = bus.ReadUsage(ctx, g.nc, filter, bus.UsageStart{Time: &from}, false, func(m bus.UsageMsg) error {
 		var ev bus.UsageEvent
-		if json.Unmarshal(m.Data, &ev) != nil || !scope.admits(ev) {
+		if json.Unmarshal(m.Data, &ev) != nil || !scope.admits(ev) || !only.admits(ev) {
 			return nil
 		}
 		if len(events) == uiUsageMaxEvents {

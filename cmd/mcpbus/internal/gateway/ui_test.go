@@ -264,6 +264,15 @@ mcp_servers:
 		mine.Rows[0].Name[0] != "alice" || mine.Scope != "key alice" {
 		t.Fatalf("alice's usage: HTTP %d %s", status, body)
 	}
+	// Narrowed to one key, by its token.
+	var bobs struct{ Total struct{ Calls int } }
+	status, body = admin.do(http.MethodGet, "/ui/api/usage?since=1h&key="+bus.HashKey(keys["bob"]), "")
+	if _ = json.Unmarshal([]byte(body), &bobs); status != http.StatusOK || bobs.Total.Calls != 3 {
+		t.Fatalf("usage of bob's key: HTTP %d %s", status, body)
+	}
+	if status, body := admin.do(http.MethodGet, "/ui/api/usage?key="+keys["bob"], ""); status != http.StatusBadRequest || strings.Contains(body, keys["bob"]) {
+		t.Fatalf("usage?key=<the key itself>: HTTP %d %s; want 400 that does not repeat it", status, body)
+	}
 	if status, body := admin.do(http.MethodGet, "/ui/api/usage?since=30d", ""); status != http.StatusBadRequest || !strings.Contains(body, "since") {
 		t.Fatalf("since=30d: HTTP %d %s", status, body)
 	}
