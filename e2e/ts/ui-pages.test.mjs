@@ -1,0 +1,339 @@
+// End-to-end: the admin UI's Usage, Network and Cluster page modules
+// (ingress/ui/assets/pages/*.js) in a real browser against the real
+// gateway. Each test opens /ui/ (whatever page the shell serves), signs in
+// with the master key, imports one module and mounts it into a fresh
+// <div>, with a ctx built as the shell's contract says. It fails on any
+// console error, page error or CSP violation, and on serious or critical
+// axe-core findings inside the mounted root.
+//
+//   MCPBUS_BIN=path/to/mcpbus   binary under test (default ../bin/mcpbus from e2e/)
+//   CHROMIUM=path               the browser (default /usr/bin/chromium; never downloaded)
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+
+import { makeTempDir, mcpbusBin, removeTempDir, startProcess, stopProcess } from './lib/procs.mjs';
+
+const MASTER_KEY = 'sk-e2e-ui-pages-master';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
+const require = createRequire(import.meta.url);
+
+// playwright-core and axe-core come with the UI tests' devDependencies.
+let chromium = null;
+let axePath = null;
+let missing = '';
+try {
+  ({ chromium } = await import('playwright-core'));
+  axePath = require.resolve('axe-core/axe.min.js');
+} catch (err) {
+  missing = `playwright-core or axe-core is not installed (${err.code || err.message})`;
+}
+if (!missing && !existsSync(CHROMIUM)) missing = `no browser at ${CHROMIUM} (set CHROMIUM)`;
+
+/** Polls fn until it returns a truthy value; throws the last error or message after timeout. */
+async function until(fn, { timeout = 15000, interval = 200, message = 'condition' } = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${message}${last ? `: ${last.message}` : ''}`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+describe('admin UI pages: usage, network, cluster', { timeout: 120000, skip: missing || false }, () => {
+  let tmp;
+  let upstream;
+  let gateway;
+  let gw;
+  let browser;
+  let userKey;
+
+  before(async () => {
+    const bin = mcpbusBin();
+    tmp = await makeTempDir();
+    upstream = await startProcess(bin, ['demo-upstream', '--listen', '127.0.0.1:0', '--name', 'demo'], {
+      env: process.env,
+      re: /^demo upstream "demo" listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)$/,
+      name: 'demo-upstream',
+    });
+    const config = path.join(tmp, 'config.yaml');
+    await writeFile(config, ['general_settings:', '  master_key: os.environ/E2E_MASTER_KEY', 'mcp_servers:', '  demo:',
+      `    url: ${upstream.match[1]}`, ''].join('\n'));
+    gateway = await startProcess(
+      bin,
+      ['serve', '--config', config, '--listen', '127.0.0.1:0', '--data', path.join(tmp, 'data'), '--nats-listen', 'off'],
+      { env: { ...process.env, E2E_MASTER_KEY: MASTER_KEY }, re: /mcpbus listening on (http:\/\/127\.0\.0\.1:\d+)/, timeoutMs: 20000, name: 'mcpbus serve' },
+    );
+    gw = gateway.match[1];
+    const res = await fetch(`${gw}/key/generate`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${MASTER_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ key_alias: 'ui-pages-user' }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    userKey = (await res.json()).key;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync'],
+    });
+  });
+
+  after(async () => {
+    if (browser) await browser.close().catch(() => {});
+    await Promise.allSettled([stopProcess(gateway), stopProcess(upstream)]);
+    await removeTempDir(tmp);
+  });
+
+  /**
+   * A signed-in page at /ui/ that records console errors, page errors and
+   * CSP violations. allow: console errors expected by the test (a refused
+   * request the page asked for on purpose), matched against text and URL.
+   */
+  async function openPage(key, { bypassCSP = false, allow = [] } = {}) {
+    const context = await browser.newContext({ baseURL: gw, bypassCSP });
+    const page = await context.newPage();
+    const problems = [];
+    page.on('console', (m) => {
+      if (m.type() !== 'error') return;
+      const where = m.location()?.url || '';
+      // The browser asks for /favicon.ico by itself; the placeholder page has none.
+      if ([/\/favicon\.ico$/, ...allow].some((re) => re.test(m.text()) || re.test(where))) return;
+      problems.push(`console error: ${m.text()} (${where})`);
+    });
+    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+    await page.addInitScript(() => {
+      window.__csp = [];
+      document.addEventListener('securitypolicyviolation', (e) => {
+        window.__csp.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`);
+      });
+    });
+    // Sign in before the page loads, so a shell that asks who is signed in finds a session.
+    const res = await context.request.post(`${gw}/ui/api/session`, { data: { key } });
+    assert.equal(res.status(), 200, await res.text());
+    await page.goto(`${gw}/ui/`);
+    const check = async () => {
+      const csp = await page.evaluate(() => window.__csp).catch(() => []);
+      assert.deepEqual([...problems, ...csp.map((v) => `CSP violation: ${v}`)], [], 'the page reported problems');
+    };
+    return { context, page, problems, check };
+  }
+
+  /** Imports /ui/pages/<name>.js and mounts it into a new div#mount-<name>; returns its locator. */
+  async function mountPage(page, name) {
+    await page.evaluate(async (name) => {
+      const s = await (await fetch('/ui/api/session', { credentials: 'same-origin' })).json();
+      const ctx = {
+        async api(p, { method = 'GET', body } = {}) {
+          const headers = {};
+          if (method !== 'GET') headers['X-CSRF-Token'] = s.csrf;
+          if (body !== undefined) headers['Content-Type'] = 'application/json';
+          const res = await fetch(p, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
+          const text = await res.text();
+          let data = null;
+          try {
+            data = text ? JSON.parse(text) : null;
+          } catch {
+            data = null;
+          }
+          if (!res.ok) throw new Error(data?.error?.message || `HTTP ${res.status}`);
+          return data;
+        },
+        live(event, fn) {
+          window.__events ||= new EventSource('/ui/api/events');
+          window.__events.addEventListener(event, fn);
+          return () => window.__events.removeEventListener(event, fn);
+        },
+        session: { caller: s.caller, admin: s.admin, org_admin: s.org_admin, team_id: s.team_id },
+      };
+      const root = document.createElement('div');
+      root.id = `mount-${name}`;
+      document.body.append(root);
+      const mod = await import(`/ui/pages/${name}.js`);
+      window.__unmount ||= {};
+      window.__unmount[name] = await mod.mount(root, ctx);
+    }, name);
+    return page.locator(`#mount-${name}`);
+  }
+
+  async function unmount(page, name) {
+    await page.evaluate((name) => {
+      window.__unmount[name]();
+      const root = document.getElementById(`mount-${name}`);
+      if (root.childElementCount !== 0) throw new Error(`unmount left ${root.childElementCount} elements`);
+      root.remove();
+    }, name);
+  }
+
+  /** Runs axe-core on the mounted root in a context without CSP; fails on serious or critical findings. */
+  async function axeCheck(name, prepare) {
+    const { context, page } = await openPage(MASTER_KEY, { bypassCSP: true });
+    try {
+      await mountPage(page, name);
+      if (prepare) await prepare(page, page.locator(`#mount-${name}`));
+      await page.addScriptTag({ content: await readFile(axePath, 'utf8') });
+      const found = await page.evaluate(async (sel) => {
+        const r = await window.axe.run(sel, { resultTypes: ['violations'] });
+        if (r.passes.length === 0) return ['axe checked nothing'];
+        return r.violations
+          .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+          .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 5).join('; ')}`);
+      }, `#mount-${name}`);
+      assert.deepEqual(found, [], `axe found serious or critical problems in the ${name} page`);
+    } finally {
+      await context.close();
+    }
+  }
+
+  /** Runs body(page); on failure saves a screenshot to e2e/artifacts/. */
+  async function withPage(label, opts, body) {
+    const p = await openPage(opts.key || MASTER_KEY, opts);
+    try {
+      await body(p.page);
+      await p.check();
+    } catch (err) {
+      await mkdir(ARTIFACTS, { recursive: true });
+      await p.page.screenshot({ path: path.join(ARTIFACTS, `ui-pages-${label}.png`), fullPage: true }).catch(() => {});
+      throw err;
+    } finally {
+      await p.context.close();
+    }
+  }
+
+  const callTool = async (text) => {
+    const res = await fetch(`${gw}/mcp-rest/tools/call`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${userKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ server_id: 'demo', name: 'echo', arguments: { text } }),
+    });
+    assert.equal(res.status, 200, await res.text());
+  };
+
+  test('usage: live tail, totals and charts follow tool calls', { timeout: 60000 }, async () => {
+    await withPage('usage', { allow: [/server=not\+a\+server/] }, async (page) => {
+      const root = await mountPage(page, 'usage');
+      await until(async () => (await root.locator('.u-usage-scope').textContent()) === 'all', { message: 'the scope "all"' });
+      await until(async () => (await root.locator('.u-usage-live').textContent()) === '(live)', { message: 'the live tail to open' });
+      // Three charts, drawn by uPlot into canvases.
+      assert.equal(await root.locator('.u-usage-chart canvas').count(), 3, 'three uPlot charts');
+
+      // Calls through the REST tools API with a virtual key; the tail
+      // subscribes just after it opens, so keep calling until one shows.
+      let made = 0;
+      await until(async () => {
+        if (made < 10) {
+          await callTool(`ui-pages ${made}`);
+          made++;
+        }
+        return (await root.locator('.u-usage-tail tbody tr').count()) >= 3;
+      }, { interval: 400, message: 'three calls in the live tail' });
+      const first = root.locator('.u-usage-tail tbody tr').first();
+      const cells = await first.locator('td').allTextContents();
+      assert.equal(cells[1], 'ok', `the newest call's status: ${cells}`);
+      assert.equal(cells[2], 'ui-pages-user', `the newest call's key: ${cells}`);
+      assert.equal(cells[3], 'demo', `the newest call's server: ${cells}`);
+      assert.equal(cells[4], 'echo', `the newest call's tool: ${cells}`);
+
+      // The figures refresh after the tail sees calls: the demo row and the total count them.
+      await until(async () => {
+        const total = await root.locator('.u-usage-rows tfoot td[data-field="calls"]').textContent();
+        return Number(total.replace(/\D/g, '')) >= 3;
+      }, { message: 'the total to count the calls' });
+      const demo = root.locator('.u-usage-rows tbody tr', { has: page.locator('th', { hasText: /^demo$/ }) });
+      assert.ok(Number((await demo.locator('td[data-field="calls"]').textContent()).replace(/\D/g, '')) >= 3, 'the demo row counts the calls');
+      const label = await root.locator('.u-usage-plot').first().getAttribute('aria-label');
+      assert.match(label, /Calls [1-9]/, `the calls chart's summary: ${label}`);
+
+      // Group by tool: the columns follow the API's titles.
+      await root.getByLabel('Group by').selectOption('tool');
+      await until(async () => (await root.locator('.u-usage-rows thead th').first().textContent()) === 'Server'
+        && (await root.locator('.u-usage-rows thead th').nth(1).textContent()) === 'Tool', { message: 'the tool columns' });
+      await until(async () => (await root.locator('.u-usage-rows tbody td', { hasText: /^echo$/ }).count()) === 1, { message: 'an echo row' });
+
+      // A server filter the API refuses shows its message in the alert.
+      await root.getByLabel('Server (optional)').fill('not a server');
+      await root.getByRole('button', { name: 'Apply' }).click();
+      await until(async () => /server name/.test(await root.getByRole('alert').textContent()), { message: 'the refusal in the alert' });
+      assert.equal(await root.getByRole('alert').getAttribute('class'), 'u-usage-alert');
+      await root.getByLabel('Server (optional)').fill('demo');
+      await root.getByLabel('Server (optional)').press('Enter');
+      await until(async () => (await root.locator('.u-usage-alert').textContent()) === '', { message: 'the alert to clear' });
+
+      await unmount(page, 'usage');
+    });
+  });
+
+  test('usage: a virtual key sees its own scope', { timeout: 30000 }, async () => {
+    await withPage('usage-key', { key: userKey }, async (page) => {
+      const root = await mountPage(page, 'usage');
+      await until(async () => (await root.locator('.u-usage-scope').textContent()) === 'key ui-pages-user', { message: 'the key scope' });
+      await unmount(page, 'usage');
+    });
+  });
+
+  test('network: classifies addresses; others are refused', { timeout: 45000 }, async () => {
+    await withPage('network', { allow: [/ip=not-an-ip/] }, async (page) => {
+      const root = await mountPage(page, 'network');
+      await until(async () => /You are classified as internal/.test(await root.locator('.n-you').textContent()), { message: 'your classification' });
+      const input = root.getByLabel('How would this address be classified?');
+      await input.fill('10.1.2.3');
+      await input.press('Enter');
+      await until(async () => /^10\.1\.2\.3 is internal \(in 10\.0\.0\.0\/8\)$/.test(await root.getByRole('status').textContent()), { message: '10.1.2.3 internal' });
+      await input.fill('203.0.113.9');
+      await root.getByRole('button', { name: 'Classify' }).click();
+      await until(async () => /^203\.0\.113\.9 is external/.test(await root.getByRole('status').textContent()), { message: '203.0.113.9 external' });
+      await input.fill('not-an-ip');
+      await input.press('Enter');
+      await until(async () => /not an IPv4 or IPv6 address/.test(await root.locator('.n-alert').last().textContent()), { message: 'the bad address in the alert' });
+      const families = await root.locator('.n-table tbody th').allTextContents();
+      assert.ok(families.includes('mcp') && families.includes('ui'), `route families: ${families}`);
+      await unmount(page, 'network');
+    });
+    // A virtual key gets the API's refusal, in the alert.
+    await withPage('network-user', { key: userKey, allow: [/\/ui\/api\/network$/] }, async (page) => {
+      const root = await mountPage(page, 'network');
+      await until(async () => /only the master key/.test(await root.getByRole('alert').textContent()), { message: 'the 403 message' });
+      await unmount(page, 'network');
+    });
+  });
+
+  test('cluster: the worker and the demo server have replicas', { timeout: 45000 }, async () => {
+    await withPage('cluster', {}, async (page) => {
+      const root = await mountPage(page, 'cluster');
+      await until(async () => (await root.locator('.c-service h4', { hasText: 'mcpbus-worker' }).count()) === 1, { message: 'the mcpbus-worker service' });
+      const demo = root.locator('.c-servers tbody tr', { has: page.locator('th', { hasText: /^demo$/ }) });
+      await until(async () => Number(await demo.locator('td').first().textContent()) >= 1, { message: 'the demo server with a replica' });
+      assert.match(await root.locator('.c-bus').textContent(), /connected to/);
+      // It refreshes on its own: the "Updated" time changes.
+      const before = await root.locator('.c-controls .c-meta').textContent();
+      await until(async () => (await root.locator('.c-controls .c-meta').textContent()) !== before, { timeout: 12000, message: 'a refresh' });
+      await unmount(page, 'cluster');
+    });
+  });
+
+  test('accessibility: axe finds no serious problem in the pages', { timeout: 60000 }, async () => {
+    await axeCheck('usage', async (page, root) => {
+      await until(async () => (await root.locator('.u-usage-rows tfoot tr').count()) === 1, { message: 'the usage table' });
+    });
+    await axeCheck('network', async (page, root) => {
+      const input = root.getByLabel('How would this address be classified?');
+      await input.fill('10.1.2.3');
+      await input.press('Enter');
+      await until(async () => /internal/.test(await root.getByRole('status').textContent()), { message: 'a classification' });
+    });
+    await axeCheck('cluster', async (page, root) => {
+      await until(async () => (await root.locator('.c-service').count()) >= 1, { message: 'the services' });
+    });
+  });
+});
