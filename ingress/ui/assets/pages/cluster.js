@@ -61,8 +61,7 @@ function serversTable(servers) {
     el('tbody', {}, ...body));
 }
 
-function endpoints(eps) {
-  if (!eps || eps.length === 0) return el('span', { class: 'c-meta', text: 'none' });
+function endpointList(eps) {
   return el('ul', { class: 'c-endpoints' }, ...eps.map((e) => {
     const parts = [`${fmtInt(e.requests)} requests`, `${fmtInt(e.errors)} errors`, `average ${fmtMS(e.average_ms)}`];
     if (e.in_flight !== undefined && e.in_flight !== null) parts.push(`${fmtInt(e.in_flight)} in flight`);
@@ -71,13 +70,29 @@ function endpoints(eps) {
   }));
 }
 
+/**
+ * An instance's endpoints: listed when few, else folded under their sum
+ * (a <details> that stays open across refreshes: open holds its key).
+ */
+function endpoints(eps, key, open) {
+  if (!eps || eps.length === 0) return el('span', { class: 'c-meta', text: 'none' });
+  if (eps.length <= 3) return endpointList(eps);
+  const req = eps.reduce((n, e) => n + (e.requests || 0), 0);
+  const errs = eps.reduce((n, e) => n + (e.errors || 0), 0);
+  const d = el('details', { open: open.has(key) },
+    el('summary', { 'data-key': key, text: `${eps.length} endpoints: ${fmtInt(req)} requests, ${fmtInt(errs)} errors` }),
+    endpointList(eps));
+  d.addEventListener('toggle', () => (d.open ? open.add(key) : open.delete(key)));
+  return d;
+}
+
 function metadata(md) {
   const keys = Object.keys(md || {}).sort();
   if (keys.length === 0) return '–';
   return keys.map((k) => `${k}=${md[k]}`).join(', ');
 }
 
-function service(svc, idBase) {
+function service(svc, idBase, open) {
   const n = svc.instances.length;
   const mixed = (svc.versions || []).length > 1;
   const h = el('h4', { id: `${idBase}-h` }, el('code', { text: svc.name }), ` · ${n} ${n === 1 ? 'replica' : 'replicas'} · `,
@@ -88,7 +103,7 @@ function service(svc, idBase) {
     el('td', {}, mixed ? el('span', { class: 'c-warn', text: i.version }) : i.version),
     el('td', { text: since(i.started) }),
     el('td', { class: 'c-mono', text: metadata(i.metadata) }),
-    el('td', {}, endpoints(i.endpoints))));
+    el('td', {}, endpoints(i.endpoints, `${svc.name}/${i.id}`, open))));
   return el('section', { class: 'c-service', 'aria-labelledby': h.id }, h,
     el('div', { class: 'c-scroll' }, el('table', { class: 'c-table' },
       el('caption', { text: `Instances of ${svc.name}` }),
@@ -102,6 +117,7 @@ export async function mount(root, ctx) {
   let alive = true;
   let timer = null;
   let busy = false;
+  const open = new Set(); // instances whose endpoints are unfolded
   const page = el('section', { class: 'c-page', 'aria-labelledby': `${id}-h` }, el('h2', { id: `${id}-h`, text: 'Cluster' }));
   const alert = el('div', { class: 'c-alert', role: 'alert' });
   const updated = el('span', { class: 'c-meta' });
@@ -117,7 +133,14 @@ export async function mount(root, ctx) {
     el('h3', { text: 'Services' }), servicesBox);
   root.append(page);
 
+  let last = '';
   function draw(ans) {
+    // Unchanged: keep the DOM (and the reader's place) as it is.
+    const json = JSON.stringify(ans);
+    if (json === last) return;
+    last = json;
+    // A refresh rebuilds the tables: keep the keyboard focus on its summary.
+    const focused = page.contains(document.activeElement) ? document.activeElement.getAttribute('data-key') : null;
     const known = ans.bus?.known || [];
     busBox.replaceChildren(el('p', {}, 'This ingress is connected to ',
       ans.bus?.connected ? el('code', { text: ans.bus.connected }) : el('span', { class: 'c-flag', text: 'no NATS server' }),
@@ -127,8 +150,11 @@ export async function mount(root, ctx) {
     serversBox.replaceChildren(serversTable(ans.servers));
     const services = ans.services || [];
     servicesBox.replaceChildren(...(services.length
-      ? services.map((s, i) => service(s, `${id}-svc-${i}`))
+      ? services.map((s, i) => service(s, `${id}-svc-${i}`, open))
       : [el('p', { class: 'c-meta', text: 'No services answered.' })]));
+    if (focused) {
+      for (const e of servicesBox.querySelectorAll('summary[data-key]')) if (e.getAttribute('data-key') === focused) e.focus();
+    }
   }
 
   async function load() {

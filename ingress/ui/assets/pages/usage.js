@@ -57,7 +57,7 @@ function stylesheet(href) {
 
 const nf = new Intl.NumberFormat();
 const fmtInt = (n) => nf.format(n || 0);
-const fmtMS = (n) => (n ? `${n < 10 ? n.toFixed(1) : Math.round(n)} ms` : '–');
+const fmtMS = (n) => (n == null ? '–' : `${n > 0 && n < 10 ? n.toFixed(1) : Math.round(n)} ms`);
 const fmtCost = (n) => (n ? `$${n < 0.01 ? n.toPrecision(2) : n.toFixed(2)}` : '$0');
 const fmtTime = (iso) => {
   const d = new Date(iso);
@@ -82,6 +82,7 @@ const CHARTS = [
   {
     key: 'latency',
     caption: 'Latency (p50, p99)',
+    gaps: true,
     series: [
       { label: 'p50', field: 'p50_ms', stroke: COLORS.p50 },
       { label: 'p99', field: 'p99_ms', stroke: COLORS.p99, dash: [6, 3] },
@@ -158,12 +159,13 @@ export async function mount(root, ctx) {
     tailHead.append(el('th', { scope: 'col', class: num ? 'u-usage-num' : undefined, text: h }));
   }
   tailTable.append(el('caption', { text: `Live calls (newest first, the last ${TAIL_MAX})` }), el('thead', {}, tailHead), tailBody);
+  const tailEmpty = el('p', { class: 'u-usage-meta', text: 'No calls since this page opened.' });
 
   page.append(
     heading, meta, alert, controls,
     el('h3', { text: 'Over time' }), chartsBox,
     el('h3', { text: 'Totals' }), el('div', { class: 'u-usage-scroll' }, rowsTable),
-    el('h3', {}, 'Live tail ', liveState), el('div', { class: 'u-usage-scroll u-usage-tail-wrap' }, tailTable),
+    el('h3', {}, 'Live tail ', liveState), el('div', { class: 'u-usage-scroll u-usage-tail-wrap' }, tailTable), tailEmpty,
   );
   root.append(page);
 
@@ -177,8 +179,9 @@ export async function mount(root, ctx) {
   function drawCharts(ans) {
     const xs = ans.series.map((p) => Math.floor(new Date(p.start).getTime() / 1000));
     for (const c of charts.values()) {
-      const data = [xs, ...c.def.series.map((s) => ans.series.map((p) => p[s.field] ?? 0))];
-      const totals = c.def.series.map((s) => `${s.label} ${c.def.fmt(summary(ans, s.field))}`).join(', ');
+      // Latency has no value where there were no calls: a gap, not 0 ms.
+      const data = [xs, ...c.def.series.map((s) => ans.series.map((p) => (c.def.gaps && !p.calls ? null : p[s.field] ?? 0)))];
+      const totals = c.def.series.map((s) => `${s.label} ${c.def.fmt(ans.total?.[s.field] ?? 0)}`).join(', ');
       c.box.setAttribute('aria-label', `${c.def.caption}, ${rangeLabel(state.since).toLowerCase()}: ${totals}`);
       if (c.plot) {
         c.plot.setData(data);
@@ -193,11 +196,6 @@ export async function mount(root, ctx) {
         cursor: { drag: { x: false, y: false } },
       }, data, c.box);
     }
-  }
-
-  function summary(ans, field) {
-    if (field === 'p50_ms' || field === 'p99_ms') return ans.total[field];
-    return ans.total[field] ?? 0;
   }
 
   function rangeLabel(since) {
@@ -319,6 +317,7 @@ export async function mount(root, ctx) {
       } catch {
         return;
       }
+      tailEmpty.hidden = true;
       tailBody.prepend(tailRow(ev));
       while (tailBody.rows.length > TAIL_MAX) tailBody.deleteRow(-1);
       clearTimeout(debounce);
