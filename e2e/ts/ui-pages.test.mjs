@@ -315,9 +315,16 @@ describe('admin UI pages: usage, network, cluster', { timeout: 120000, skip: mis
       const demo = root.locator('.c-servers tbody tr', { has: page.locator('th', { hasText: /^demo$/ }) });
       await until(async () => Number(await demo.locator('td').first().textContent()) >= 1, { message: 'the demo server with a replica' });
       assert.match(await root.locator('.c-bus').textContent(), /connected to/);
+      // Many endpoints fold under their sum; the keyboard unfolds them, and they stay so across refreshes.
+      const key = await root.locator('summary[data-key^="mcpbus-auth/"]').getAttribute('data-key');
+      const isOpen = () => root.locator(`summary[data-key="${key}"]`).evaluate((s) => s.parentElement.open);
+      await root.locator(`summary[data-key="${key}"]`).focus();
+      await page.keyboard.press('Enter');
+      await until(isOpen, { message: 'the endpoints to unfold' });
       // It refreshes on its own: the "Updated" time changes.
       const before = await root.locator('.c-controls .c-meta').textContent();
       await until(async () => (await root.locator('.c-controls .c-meta').textContent()) !== before, { timeout: 12000, message: 'a refresh' });
+      assert.ok(await isOpen(), 'the unfolded endpoints stay open after a refresh');
       await unmount(page, 'cluster');
     });
   });
