@@ -48,11 +48,21 @@ function el(tag, props = {}, ...children) {
   return e;
 }
 
-/** Adds a stylesheet link once per document (style-src 'self' allows it). */
+/**
+ * Adds a stylesheet link once per document (style-src 'self' allows it);
+ * resolves once it is loaded (or failed), so charts measure a styled page.
+ */
 function stylesheet(href) {
   const url = new URL(href, import.meta.url).href;
-  for (const l of document.querySelectorAll('link[rel="stylesheet"]')) if (l.href === url) return;
-  document.head.append(el('link', { rel: 'stylesheet', href: url }));
+  for (const l of document.querySelectorAll('link[rel="stylesheet"]')) if (l.href === url) return Promise.resolve();
+  const link = el('link', { rel: 'stylesheet', href: url });
+  const done = new Promise((resolve) => {
+    link.addEventListener('load', resolve, { once: true });
+    link.addEventListener('error', resolve, { once: true });
+    setTimeout(resolve, 3000);
+  });
+  document.head.append(link);
+  return done;
 }
 
 const nf = new Intl.NumberFormat();
@@ -98,8 +108,7 @@ const CHARTS = [
 ];
 
 export async function mount(root, ctx) {
-  stylesheet('../vendor/uplot/uPlot.min.css');
-  stylesheet('./pages.css');
+  const styled = Promise.all([stylesheet('../vendor/uplot/uPlot.min.css'), stylesheet('./pages.css')]);
   const id = `u-usage-${++uid}`;
   const state = { since: '1h', step: '1m', by: 'server', server: '' };
   let alive = true;
@@ -325,6 +334,7 @@ export async function mount(root, ctx) {
     });
   }
 
+  await styled;
   openTail();
   schedule();
   await load();
