@@ -331,7 +331,13 @@ describe('admin UI pages: usage, network, cluster', { timeout: 120000, skip: mis
 
   test('accessibility: axe finds no serious problem in the pages', { timeout: 60000 }, async () => {
     await axeCheck('usage', async (page, root) => {
-      await until(async () => (await root.locator('.u-usage-rows tfoot tr').count()) === 1, { message: 'the usage table' });
+      await until(async () => (await root.locator('.u-usage-live').textContent()) === '(live)', { message: 'the live tail to open' });
+      let made = 0;
+      await until(async () => {
+        if (made++ < 10) await callTool('axe');
+        return (await root.locator('.u-usage-tail tbody tr').count()) >= 1;
+      }, { interval: 400, message: 'a call in the live tail' });
+      await until(async () => (await root.locator('.u-usage-rows tbody th').count()) >= 1, { message: 'a row in the usage table' });
     });
     await axeCheck('network', async (page, root) => {
       const input = root.getByLabel('How would this address be classified?');

@@ -173,8 +173,8 @@ export async function mount(root, ctx) {
   page.append(
     heading, meta, alert, controls,
     el('h3', { text: 'Over time' }), chartsBox,
-    el('h3', { text: 'Totals' }), el('div', { class: 'u-usage-scroll' }, rowsTable),
-    el('h3', {}, 'Live tail ', liveState), el('div', { class: 'u-usage-scroll u-usage-tail-wrap' }, tailTable), tailEmpty,
+    el('h3', { text: 'Totals' }), el('div', { class: 'u-usage-scroll', role: 'region', 'aria-label': 'Totals table', tabindex: '0' }, rowsTable),
+    el('h3', {}, 'Live tail ', liveState), el('div', { class: 'u-usage-scroll u-usage-tail-wrap', role: 'region', 'aria-label': 'Live calls table', tabindex: '0' }, tailTable), tailEmpty,
   );
   root.append(page);
 
