@@ -8,6 +8,11 @@
 // root and resolves to unmount(), which stops every timer and stream.
 // ctx: {api(path, {method, body}) -> Promise, live(event, fn) -> unsubscribe,
 // session: {caller, admin, org_admin, team_id}}.
+// Optional ctx.filter: {key, team, org, server, label} narrows the page
+// (the keys, teams or organizations pages may mount it so): key is a key's
+// token (64 hex digits, as /key/list answers), team and org ids; the API
+// narrows the figures (key=, team=, org=), the page the live tail. label
+// names what it is narrowed to ("key ci"); server only fills the field.
 //
 // DOM is built with createElement and textContent only (the /ui CSP allows
 // no inline script or style attribute).
@@ -110,7 +115,8 @@ const CHARTS = [
 export async function mount(root, ctx) {
   const styled = Promise.all([stylesheet('../vendor/uplot/uPlot.min.css'), stylesheet('./pages.css')]);
   const id = `u-usage-${++uid}`;
-  const state = { since: '1h', step: '1m', by: 'server', server: '' };
+  const only = ctx.filter || {};
+  const state = { since: '1h', step: '1m', by: 'server', server: only.server || '' };
   let alive = true;
   let timer = null;
   let debounce = null;
@@ -126,7 +132,11 @@ export async function mount(root, ctx) {
   const updated = el('span', { class: 'u-usage-updated' });
   const truncated = el('span', { class: 'u-usage-truncated', hidden: true,
     text: 'Truncated: too many calls in this range; the figures cover only part of it.' });
-  const meta = el('p', { class: 'u-usage-meta' }, 'Scope: ', scope, ' · ', updated, ' ', truncated);
+  const narrowed = only.key || only.team || only.org
+    ? [' · narrowed to ', el('strong', { class: 'u-usage-narrowed', text: only.label
+      || [only.key && `key ${only.key.slice(0, 8)}…`, only.team && `team ${only.team}`, only.org && `organization ${only.org}`].filter(Boolean).join(', ') })]
+    : [];
+  const meta = el('p', { class: 'u-usage-meta' }, 'Scope: ', scope, ...narrowed, ' · ', updated, ' ', truncated);
   const alert = el('div', { class: 'u-usage-alert', role: 'alert' });
 
   const rangeSel = el('select', { id: `${id}-range`, name: 'since' });
@@ -135,7 +145,7 @@ export async function mount(root, ctx) {
   const bySel = el('select', { id: `${id}-by`, name: 'by' });
   for (const [by, label] of GROUPS) bySel.append(el('option', { value: by, text: label }));
   bySel.value = state.by;
-  const serverIn = el('input', { id: `${id}-server`, name: 'server', type: 'text', autocomplete: 'off',
+  const serverIn = el('input', { id: `${id}-server`, name: 'server', type: 'text', autocomplete: 'off', value: state.server,
     spellcheck: 'false', placeholder: 'all servers', list: `${id}-servers` });
   const serverList = el('datalist', { id: `${id}-servers` });
   const apply = el('button', { type: 'submit', text: 'Apply' });
@@ -250,6 +260,7 @@ export async function mount(root, ctx) {
     }
     const q = new URLSearchParams({ since: state.since, step: state.step, by: state.by });
     if (state.server) q.set('server', state.server);
+    for (const f of ['key', 'team', 'org']) if (only[f]) q.set(f, only[f]);
     inflight = (async () => {
       try {
         const ans = await ctx.api(`/ui/api/usage?${q}`);
@@ -326,6 +337,9 @@ export async function mount(root, ctx) {
       } catch {
         return;
       }
+      // The tail has no filters: the page narrows it as the API narrows the figures.
+      if ((only.key && ev.key_id !== only.key) || (only.team && ev.team_id !== only.team)
+        || (only.org && ev.organization_id !== only.org) || (state.server && ev.server !== state.server)) return;
       tailEmpty.hidden = true;
       tailBody.prepend(tailRow(ev));
       while (tailBody.rows.length > TAIL_MAX) tailBody.deleteRow(-1);
