@@ -58,6 +58,7 @@ describe('admin UI pages: usage, network, cluster', { timeout: 120000, skip: mis
   let gw;
   let browser;
   let userKey;
+  let userToken;
 
   before(async () => {
     const bin = mcpbusBin();
@@ -82,7 +83,7 @@ describe('admin UI pages: usage, network, cluster', { timeout: 120000, skip: mis
       body: JSON.stringify({ key_alias: 'ui-pages-user' }),
     });
     assert.equal(res.status, 200, await res.clone().text());
-    userKey = (await res.json()).key;
+    ({ key: userKey, token: userToken } = await res.json());
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -131,8 +132,8 @@ describe('admin UI pages: usage, network, cluster', { timeout: 120000, skip: mis
   }
 
   /** Imports /ui/pages/<name>.js and mounts it into a new div#mount-<name>; returns its locator. */
-  async function mountPage(page, name) {
-    await page.evaluate(async (name) => {
+  async function mountPage(page, name, extra = {}) {
+    await page.evaluate(async ([name, extra]) => {
       const s = await (await fetch('/ui/api/session', { credentials: 'same-origin' })).json();
       const ctx = {
         async api(p, { method = 'GET', body } = {}) {
@@ -156,6 +157,7 @@ describe('admin UI pages: usage, network, cluster', { timeout: 120000, skip: mis
           return () => window.__events.removeEventListener(event, fn);
         },
         session: { caller: s.caller, admin: s.admin, org_admin: s.org_admin, team_id: s.team_id },
+        ...extra,
       };
       const root = document.createElement('div');
       root.id = `mount-${name}`;
@@ -163,7 +165,7 @@ describe('admin UI pages: usage, network, cluster', { timeout: 120000, skip: mis
       const mod = await import(`/ui/pages/${name}.js`);
       window.__unmount ||= {};
       window.__unmount[name] = await mod.mount(root, ctx);
-    }, name);
+    }, [name, extra]);
     return page.locator(`#mount-${name}`);
   }
 
@@ -211,10 +213,10 @@ describe('admin UI pages: usage, network, cluster', { timeout: 120000, skip: mis
     }
   }
 
-  const callTool = async (text) => {
+  const callTool = async (text, key = userKey) => {
     const res = await fetch(`${gw}/mcp-rest/tools/call`, {
       method: 'POST',
-      headers: { Authorization: `Bearer ${userKey}`, 'content-type': 'application/json' },
+      headers: { Authorization: `Bearer ${key}`, 'content-type': 'application/json' },
       body: JSON.stringify({ server_id: 'demo', name: 'echo', arguments: { text } }),
     });
     assert.equal(res.status, 200, await res.text());
@@ -278,6 +280,30 @@ describe('admin UI pages: usage, network, cluster', { timeout: 120000, skip: mis
     await withPage('usage-key', { key: userKey }, async (page) => {
       const root = await mountPage(page, 'usage');
       await until(async () => (await root.locator('.u-usage-scope').textContent()) === 'key ui-pages-user', { message: 'the key scope' });
+      await unmount(page, 'usage');
+    });
+  });
+
+  test('usage: narrowed to one key by ctx.filter', { timeout: 45000 }, async () => {
+    await withPage('usage-filter', {}, async (page) => {
+      const root = await mountPage(page, 'usage', { filter: { key: userToken, label: 'key ui-pages-user' } });
+      await until(async () => (await root.locator('.u-usage-narrowed').textContent()) === 'key ui-pages-user', { message: 'the narrowing' });
+      await until(async () => (await root.locator('.u-usage-live').textContent()) === '(live)', { message: 'the live tail to open' });
+      await root.getByLabel('Group by').selectOption('key');
+      // The master key's calls are left out of the tail and the figures; the user key's are in.
+      let made = 0;
+      await until(async () => {
+        if (made++ < 10) {
+          await callTool('master', MASTER_KEY);
+          await callTool('user');
+        }
+        return (await root.locator('.u-usage-tail tbody tr').count()) >= 2;
+      }, { interval: 400, message: "the user key's calls in the tail" });
+      const keys = await root.locator('.u-usage-tail tbody tr td:nth-child(3)').allTextContents();
+      assert.ok(keys.every((k) => k === 'ui-pages-user'), `the tail shows other keys' calls: ${keys}`);
+      await until(async () => (await root.locator('.u-usage-rows tbody th', { hasText: 'ui-pages-user' }).count()) === 1, { message: "the user key's row" });
+      const rows = await root.locator('.u-usage-rows tbody th').allTextContents();
+      assert.deepEqual(rows, ['ui-pages-user'], `the figures hold other keys: ${rows}`);
       await unmount(page, 'usage');
     });
   });
