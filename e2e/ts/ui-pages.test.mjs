@@ -159,6 +159,14 @@ describe('admin UI pages: usage, network, cluster', { timeout: 120000, skip: mis
         session: { caller: s.caller, admin: s.admin, org_admin: s.org_admin, team_id: s.team_id },
         ...extra,
       };
+      // canned: {path: answer} stands in for the API (for states a test gateway cannot reach).
+      if (extra.canned) {
+        ctx.api = async (p) => {
+          const a = extra.canned[p.split('?')[0]];
+          if (a === undefined) throw new Error(`no canned answer for ${p}`);
+          return structuredClone(a);
+        };
+      }
       const root = document.createElement('div');
       root.id = `mount-${name}`;
       document.body.append(root);
@@ -351,6 +359,34 @@ describe('admin UI pages: usage, network, cluster', { timeout: 120000, skip: mis
       const before = await root.locator('.c-controls .c-meta').textContent();
       await until(async () => (await root.locator('.c-controls .c-meta').textContent()) !== before, { timeout: 12000, message: 'a refresh' });
       assert.ok(await isOpen(), 'the unfolded endpoints stay open after a refresh');
+      await unmount(page, 'cluster');
+    });
+  });
+
+  test('cluster: flags a server without workers and replicas of different versions', { timeout: 30000 }, async () => {
+    const started = new Date(Date.now() - 3600e3).toISOString();
+    const ep = (name, requests) => ({ name, subject: `mcpbus.v1.${name}`, requests, errors: 0, average_ms: 1.5, queue_group: 'q' });
+    const canned = {
+      '/ui/api/cluster': {
+        services: [{ name: 'mcpbus-router', versions: ['0.1.0', '0.2.0'], instances: [
+          { id: 'AAA', version: '0.1.0', started, endpoints: [ep('rpc', 3)] },
+          { id: 'BBB', version: '0.2.0', started, endpoints: [ep('rpc', 4)] },
+        ] }],
+        servers: { idle: { replicas: 0, in_flight: 0, requests: 0, errors: 0 }, busy: { replicas: 2, in_flight: 3, requests: 9, errors: 1 } },
+        bus: { connected: 'nats://10.0.0.1:4222', known: ['nats://10.0.0.2:4222'] },
+      },
+    };
+    await withPage('cluster-canned', {}, async (page) => {
+      const root = await mountPage(page, 'cluster', { canned });
+      await until(async () => (await root.locator('.c-service').count()) === 1, { message: 'the service' });
+      assert.match(await root.locator('.c-service h4').textContent(), /2 replicas · mixed versions: 0\.1\.0, 0\.2\.0/);
+      assert.equal(await root.locator('.c-service tbody .c-warn').count(), 2, 'each replica\'s version is highlighted');
+      const idle = root.locator('.c-servers tbody tr', { has: page.locator('th', { hasText: /^idle$/ }) });
+      assert.equal(await idle.getAttribute('class'), 'c-row-flagged');
+      assert.equal(await idle.locator('.c-flag').textContent(), '0: no worker');
+      const busy = await root.locator('.c-servers tbody tr', { has: page.locator('th', { hasText: /^busy$/ }) }).locator('td').allTextContents();
+      assert.deepEqual(busy, ['2', '3', '9', '1']);
+      assert.match(await root.locator('.c-bus').textContent(), /nats:\/\/10\.0\.0\.1:4222; other servers in the cluster: nats:\/\/10\.0\.0\.2:4222\./);
       await unmount(page, 'cluster');
     });
   });
