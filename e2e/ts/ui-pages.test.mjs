@@ -34,6 +34,8 @@ try {
   missing = `playwright-core or axe-core is not installed (${err.code || err.message})`;
 }
 if (!missing && !existsSync(CHROMIUM)) missing = `no browser at ${CHROMIUM} (set CHROMIUM)`;
+// In CI (.ci/run installs Chromium) a missing browser is a failure, not a skip.
+if (missing && process.env.CI) throw new Error(`the UI pages test cannot run: ${missing}`);
 
 /** Polls fn until it returns a truthy value; throws the last error or message after timeout. */
 async function until(fn, { timeout = 15000, interval = 200, message = 'condition' } = {}) {
