@@ -115,7 +115,8 @@ async function step(name, fn) {
     await mkdir(artifacts, { recursive: true });
     const file = path.join(artifacts, `ui-${name.replace(/[^a-z0-9]+/gi, '-')}.png`);
     if (page && !page.isClosed()) await page.screenshot({ path: file, fullPage: true }).catch(() => {});
-    err.message += `\n(screenshot: ${file})`;
+    const seen = problems.splice(0);
+    err.message += `\n(screenshot: ${file})${seen.length ? `\nconsole or page errors meanwhile:\n${seen.join('\n')}` : ''}`;
     throw err;
   }
 }
@@ -203,6 +204,10 @@ describe('admin UI in Chromium', { timeout: 170000 }, () => {
     await dlg.getByLabel('Transport').selectOption('http');
     await dlg.getByLabel('Auth type').selectOption('api_key');
     await dlg.getByLabel('Auth value').fill(UPSTREAM_KEY);
+    assert.equal(await dlg.getByLabel('OAuth2 client secret').isVisible(), false, 'fields of other auth types are hidden');
+    await dlg.getByRole('button', { name: 'Add static header' }).click();
+    await dlg.getByLabel('Static headers: name').fill('X-Demo-Tag');
+    await dlg.getByLabel('Static headers: value of the new entry').fill('tag-secret');
     await checkA11y(page, 'the add-server dialog');
     await shot('server-form');
     await dlg.getByRole('button', { name: 'Add server' }).click();
@@ -221,10 +226,14 @@ describe('admin UI in Chromium', { timeout: 170000 }, () => {
     assert.equal(rec.status, 200);
     assert.equal(rec.data.auth_type, 'api_key');
     assert.equal(rec.data.auth_value, '[redacted]');
+    assert.deepEqual(rec.data.static_headers, { 'X-Demo-Tag': '[redacted]' });
     await row.getByRole('button', { name: 'Edit demo' }).click();
     const edit = page.getByRole('dialog', { name: 'Edit MCP server demo' });
     await edit.waitFor({ timeout: WAIT });
     assert.equal(await edit.getByLabel('Auth value').inputValue(), '', 'a stored secret is shown empty on edit');
+    assert.equal(await edit.getByLabel('Static headers: name').inputValue(), 'X-Demo-Tag');
+    assert.equal(await edit.getByLabel('Static headers: value of X-Demo-Tag').inputValue(), '', 'a stored header value is shown empty on edit');
+    assert.equal(await page.getByText('tag-secret').count(), 0);
     assert.equal(await edit.getByLabel('Description', { exact: true }).inputValue(), 'The demo upstream <b>not bold</b>');
     await edit.getByRole('button', { name: 'Cancel' }).click();
     await edit.waitFor({ state: 'detached', timeout: WAIT });
@@ -278,7 +287,14 @@ describe('admin UI in Chromium', { timeout: 170000 }, () => {
     // Editing kept the upstream secret: the tools still answer.
     const rec = await rest('GET', '/v1/mcp/server/demo');
     assert.equal(rec.data.auth_value, '[redacted]');
+    assert.deepEqual(rec.data.static_headers, { 'X-Demo-Tag': '[redacted]' }, 'the edit kept the stored header');
     assert.equal(rec.data.available_on_public_internet, true);
+    // And back, with the page's own toggle.
+    await page.getByRole('button', { name: 'Make internal' }).click();
+    await page.getByText('Internal', { exact: true }).waitFor({ timeout: WAIT });
+    assert.equal((await rest('GET', '/mcp-rest/tools/list', { from: EXTERNAL })).status, 404, 'internal again: hidden from outside');
+    await page.getByRole('button', { name: 'Make public' }).click();
+    await page.getByText('Public', { exact: true }).waitFor({ timeout: WAIT });
   }));
 
   let limitedKey;

@@ -59,6 +59,26 @@ const GROUPS = [
   ]],
 ];
 
+// Fields that apply only to some auth types or transports: hidden (and
+// not sent) otherwise, so the form shows what the chosen setup reads.
+const HEADER_AUTH = new Set(['api_key', 'bearer_token', 'basic', 'authorization', 'token']);
+const SHOWN_WHEN = {
+  auth_value: (v) => HEADER_AUTH.has(v.auth_type),
+  token_url: (v) => v.auth_type === 'oauth2',
+  client_id: (v) => v.auth_type === 'oauth2',
+  client_secret: (v) => v.auth_type === 'oauth2',
+  scopes: (v) => v.auth_type === 'oauth2',
+  aws_access_key_id: (v) => v.auth_type === 'aws_sigv4',
+  aws_secret_access_key: (v) => v.auth_type === 'aws_sigv4',
+  aws_session_token: (v) => v.auth_type === 'aws_sigv4',
+  aws_region_name: (v) => v.auth_type === 'aws_sigv4',
+  aws_service_name: (v) => v.auth_type === 'aws_sigv4',
+  url: (v) => v.transport !== 'stdio',
+  extra_headers: (v) => v.transport !== 'stdio',
+  static_headers: (v) => v.transport !== 'stdio',
+  stdio: (v) => v.transport === 'stdio',
+};
+
 function isEmpty(v) {
   return v === undefined || v === null || v === '' || (Array.isArray(v) && v.length === 0) ||
     (typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0);
@@ -119,12 +139,17 @@ export function serverForm(record) {
   const isEdit = Boolean(record);
   const rec = record || {};
   const readers = [];
+  const wrappers = {}; // name (or group legend) -> element, for SHOWN_WHEN
+  const shown = (name) => !wrappers[name] || !wrappers[name].hidden;
+  let authSel;
+  let transportSel;
   const groups = GROUPS.map(([legend, fields]) => {
     const controls = fields.map(([name, label, kind, hint, options]) => {
       const cur = rec[name];
       if (kind === 'headers') {
         const hr = headerRows(label, cur, isEdit, hint);
         readers.push([name, () => hr.read()]);
+        wrappers[name] = hr.el;
         return hr.el;
       }
       let input;
@@ -166,16 +191,30 @@ export function serverForm(record) {
           read = () => ({ value: input.value.trim() === '' ? null : input.value.trim() });
       }
       readers.push([name, read]);
-      return field(label, input, hint);
+      const wrap = field(label, input, hint);
+      wrappers[name] = wrap;
+      if (name === 'auth_type' || name === 'transport') input.addEventListener('change', () => update());
+      if (name === 'auth_type') authSel = input;
+      if (name === 'transport') transportSel = input;
+      return wrap;
     });
-    return h('fieldset', {}, h('legend', {}, legend), controls);
+    const fs = h('fieldset', {}, h('legend', {}, legend), controls);
+    wrappers[legend] = fs;
+    return fs;
   });
+  function update() {
+    const v = { auth_type: authSel.value, transport: transportSel.value || (rec.command ? 'stdio' : '') };
+    for (const [name, when] of Object.entries(SHOWN_WHEN)) if (wrappers[name]) wrappers[name].hidden = !when(v);
+  }
+  update();
   const el = h('div', { class: 'server-form' }, groups);
   return {
     el,
     body() {
       const out = {};
+      const stdioShown = shown('stdio');
       for (const [name, read] of readers) {
+        if (!shown(name) || (!stdioShown && (name === 'command' || name === 'args' || name === 'env'))) continue;
         const r = read();
         if (r.unchanged) continue;
         const v = r.value;

@@ -157,12 +157,28 @@ export function serverPage(root, ctx, name) {
   let shownSchema = '';
   const healthCell = h('span', {}, badge('not checked', 'muted'));
 
+  async function togglePublic(s) {
+    const pub = !s.available_on_public_internet;
+    await attempt(async () => {
+      await put('/v1/mcp/server', { server_id: s.server_id, available_on_public_internet: pub, revision: s.revision });
+      announce(`${s.server_name} is now ${pub ? 'public: external callers see it' : 'internal: external callers no longer see it'}.`);
+      await refresh();
+    }, `Visibility of ${s.server_name}`);
+  }
+
+  let checked = false;
   async function refresh() {
+    if (!checked) {
+      checked = true;
+      testConnection(name, healthCell);
+    }
     if (ctx.admin) {
       try {
         const s = await get(`/v1/mcp/server/${enc(name)}`);
         replace(head, h('h1', {}, s.server_name), visibilityBadge(s),
           h('div', { class: 'actions' },
+            h('button', { type: 'button', class: 'secondary', onclick: () => togglePublic(s) },
+              s.available_on_public_internet ? 'Make internal' : 'Make public'),
             h('button', { type: 'button', class: 'secondary', onclick: () => openServerForm(s, refresh) }, 'Edit'),
             h('button', { type: 'button', class: 'secondary', onclick: () => testConnection(name, healthCell) }, 'Test connection'),
             h('button', { type: 'button', class: 'danger', onclick: () => deleteServer(s, () => { location.hash = '#/servers'; }) }, 'Delete')));

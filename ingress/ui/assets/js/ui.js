@@ -46,7 +46,20 @@ export function openDialog(title, build, { wide = false } = {}) {
   const close = () => {
     dlg.close();
   };
-  dlg.addEventListener('close', () => dlg.remove());
+  // Focus goes back to what opened the dialog, or, if a refresh replaced
+  // it meanwhile, to the page's heading: never lost on <body>.
+  const opener = document.activeElement;
+  dlg.addEventListener('close', () => {
+    dlg.remove();
+    if (opener && opener.isConnected && opener !== document.body) opener.focus();
+    else {
+      const h1 = document.querySelector('main h1');
+      if (h1) {
+        h1.tabIndex = -1;
+        h1.focus();
+      }
+    }
+  });
   replace(dlg, h('h2', { id: titleID }, title), build(close));
   document.body.append(dlg);
   dlg.showModal();
