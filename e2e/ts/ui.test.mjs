@@ -326,6 +326,15 @@ describe('admin UI in Chromium', { timeout: 170000 }, () => {
     const row = page.getByRole('row').filter({ hasText: 'echo-only' });
     await row.getByText('demo: echo').waitFor({ timeout: WAIT });
     assert.equal(await page.getByText(limitedKey).count(), 0, 'the key is not shown again');
+    // The edit form shows the key's permissions as stored.
+    await row.getByRole('button', { name: 'Edit key echo-only' }).click();
+    const edit = page.getByRole('dialog', { name: 'Edit key echo-only' });
+    await edit.waitFor({ timeout: WAIT });
+    assert.equal(await edit.getByRole('checkbox', { name: 'demo' }).isChecked(), true);
+    assert.equal(await edit.getByLabel('Tools allowed on demo').inputValue(), 'echo');
+    assert.equal(await edit.getByLabel('Requests per minute').inputValue(), '600');
+    await edit.press('Escape'); // a modal dialog closes from the keyboard
+    await edit.waitFor({ state: 'detached', timeout: WAIT });
     await checkA11y(page, 'the keys page');
     await shot('keys');
 
@@ -411,6 +420,19 @@ describe('admin UI in Chromium', { timeout: 170000 }, () => {
     assert.equal(cursor.mcpServers.mcpbus.url, `${G}/mcp`);
     await checkA11y(page, 'the connect page');
     await shot('connect');
+  }));
+
+  test('changes need the CSRF header; sign-out ends the session', { timeout: 30000 }, () => step('csrf', async () => {
+    // The page's own cookie, without the header its scripts add: refused.
+    const bare = await context.request.post(`${G}/key/generate`, { data: { key_alias: 'csrf-probe' } });
+    assert.equal(bare.status(), 403, await bare.text());
+    assert.match((await bare.json()).error.message, /CSRF/);
+    const read = await context.request.get(`${G}/key/list`);
+    assert.equal(read.status(), 200, 'reads need no CSRF header');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Key').waitFor({ timeout: WAIT });
+    const after = await context.request.get(`${G}/key/list`);
+    assert.equal(after.status(), 401, 'signed out: the cookie is gone');
   }));
 
   test('a virtual key sees its own servers and is signed out when revoked', { timeout: 40000 }, () => step('key-view', async () => {

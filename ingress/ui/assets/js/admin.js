@@ -96,7 +96,9 @@ export function diff(record, next) {
     if (empty(v) && empty(before)) continue;
     if (typeof v === 'boolean' && Boolean(before) === v) continue;
     if (JSON.stringify(v) === JSON.stringify(before)) continue;
-    out[k] = v === '' ? null : v;
+    // An emptied text goes as "" (the API reads it as "clear": team_id,
+    // user_id, organization_id; null would be ignored).
+    out[k] = v;
   }
   return out;
 }
