@@ -65,6 +65,23 @@ async function rest(method, urlPath, { key = MASTER_KEY, from = INTERNAL, body }
   return { status: res.status, data };
 }
 
+/**
+ * Retries check (an async assertion) until it passes or WAIT ms have gone
+ * by: a registry write reaches each service's server cache a moment after
+ * the API answers it.
+ */
+async function eventually(check) {
+  const deadline = Date.now() + WAIT;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 /** Collects console errors and page errors of p. */
 function watch(p, label) {
   p.on('console', (m) => {
@@ -280,10 +297,12 @@ describe('admin UI in Chromium', { timeout: 170000 }, () => {
     await edit.waitFor({ state: 'detached', timeout: WAIT });
     await page.getByText('Public', { exact: true }).waitFor({ timeout: WAIT });
 
-    const afterward = await rest('GET', '/mcp-rest/tools/list', { from: EXTERNAL });
-    assert.equal(afterward.status, 200, JSON.stringify(afterward.data));
-    const names = afterward.data.tools.map((t) => t.name).sort();
-    assert.deepEqual(names, ['add', 'ask', 'echo', 'slow'], 'an external caller now lists the public server\'s tools');
+    await eventually(async () => {
+      const afterward = await rest('GET', '/mcp-rest/tools/list', { from: EXTERNAL });
+      assert.equal(afterward.status, 200, JSON.stringify(afterward.data));
+      const names = afterward.data.tools.map((t) => t.name).sort();
+      assert.deepEqual(names, ['add', 'ask', 'echo', 'slow'], 'an external caller now lists the public server\'s tools');
+    });
     // Editing kept the upstream secret: the tools still answer.
     const rec = await rest('GET', '/v1/mcp/server/demo');
     assert.equal(rec.data.auth_value, '[redacted]');
@@ -292,7 +311,9 @@ describe('admin UI in Chromium', { timeout: 170000 }, () => {
     // And back, with the page's own toggle.
     await page.getByRole('button', { name: 'Make internal' }).click();
     await page.getByText('Internal', { exact: true }).waitFor({ timeout: WAIT });
-    assert.equal((await rest('GET', '/mcp-rest/tools/list', { from: EXTERNAL })).status, 404, 'internal again: hidden from outside');
+    await eventually(async () => {
+      assert.equal((await rest('GET', '/mcp-rest/tools/list', { from: EXTERNAL })).status, 404, 'internal again: hidden from outside');
+    });
     await page.getByRole('button', { name: 'Make public' }).click();
     await page.getByText('Public', { exact: true }).waitFor({ timeout: WAIT });
   }));
