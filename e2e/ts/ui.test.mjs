@@ -117,6 +117,31 @@ async function checkA11y(p, what) {
   assert.deepEqual(bad, [], `axe-core: serious or critical violations on ${what}:\n${JSON.stringify(bad, null, 2)}`);
 }
 
+/**
+ * Tabs through p from the top: every control named in want must take the
+ * focus, each with a visible focus ring (an outline).
+ */
+async function keyboardReaches(p, want) {
+  await p.evaluate(() => document.activeElement && document.activeElement.blur());
+  await p.evaluate(() => window.scrollTo(0, 0));
+  await p.mouse.click(1, 300); // focus starts from the document, as after a load
+  const seen = new Map();
+  for (let i = 0; i < 40 && seen.size < want.length; i++) {
+    await p.keyboard.press('Tab');
+    const f = await p.evaluate(() => {
+      const el = document.activeElement;
+      if (!el || el === document.body) return null;
+      const label = el.labels && el.labels[0] ? el.labels[0].textContent : '';
+      const name = el.getAttribute('aria-label') || label || el.textContent.trim();
+      const st = getComputedStyle(el);
+      return { name, outline: st.outlineStyle !== 'none' && parseFloat(st.outlineWidth) >= 2 };
+    });
+    if (f && want.includes(f.name)) seen.set(f.name, f.outline);
+  }
+  assert.deepEqual([...seen.keys()].sort(), [...want].sort(), 'every control is reachable with Tab');
+  for (const [name, visible] of seen) assert.ok(visible, `${name} shows a focus ring`);
+}
+
 async function shot(name) {
   if (!UPDATE_SHOTS) return;
   await mkdir(shotsDir, { recursive: true });
@@ -358,6 +383,7 @@ describe('admin UI in Chromium', { timeout: 170000 }, () => {
     await edit.waitFor({ state: 'detached', timeout: WAIT });
     await checkA11y(page, 'the keys page');
     await shot('keys');
+    await keyboardReaches(page, ['Skip to content', 'MCP servers', 'Keys', 'Sign out', 'Create key', 'Team filter', 'Edit key echo-only', 'Block key echo-only', 'Revoke key echo-only']);
 
     // The key at work, from outside the browser.
     const echo = await rest('POST', '/mcp-rest/tools/call', { key: limitedKey, body: { server_id: 'demo', name: 'echo', arguments: { text: 'allowed' } } });
