@@ -469,6 +469,42 @@ describe('admin UI in Chromium', { timeout: 170000 }, () => {
     await shot('connect');
   }));
 
+  test('usage, network and cluster from the navigation; each key\'s usage from the keys page', { timeout: 60000 }, () => step('usage', async () => {
+    await page.getByRole('link', { name: 'Usage' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Usage' }).waitFor({ timeout: WAIT });
+    await page.locator('.u-usage-live').filter({ hasText: '(live)' }).waitFor({ timeout: WAIT });
+    // A call made now appears in the live tail, and then in the figures.
+    const call = await rest('POST', '/mcp-rest/tools/call', { body: { server_id: 'demo', name: 'echo', arguments: { text: 'seen in the tail' } } });
+    assert.equal(call.status, 200, JSON.stringify(call.data));
+    await page.locator('.u-usage-tail tbody tr').filter({ hasText: 'echo' }).first().waitFor({ timeout: WAIT });
+    await eventually(async () => {
+      const label = await page.getByRole('img', { name: /^Calls and errors/ }).getAttribute('aria-label');
+      assert.match(label, /Calls [1-9]/, `the calls chart: ${label}`);
+    });
+    await checkA11y(page, 'the usage page');
+    await shot('usage');
+
+    await page.getByRole('link', { name: 'Network' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Network' }).waitFor({ timeout: WAIT });
+    await page.getByLabel('How would this address be classified?').fill('203.0.113.9');
+    await page.getByLabel('How would this address be classified?').press('Enter');
+    await page.locator('.n-result').filter({ hasText: '203.0.113.9 is external' }).waitFor({ timeout: WAIT });
+    await checkA11y(page, 'the network page');
+
+    await page.getByRole('link', { name: 'Cluster' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Cluster' }).waitFor({ timeout: WAIT });
+    await page.getByText('mcpbus-worker').first().waitFor({ timeout: WAIT });
+    await checkA11y(page, 'the cluster page');
+    await shot('cluster');
+
+    // Each key's usage: the keys page links to the usage page narrowed to it.
+    await page.getByRole('link', { name: 'Keys' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Keys' }).waitFor({ timeout: WAIT });
+    await page.getByRole('link', { name: 'Usage of key echo-only' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Usage' }).waitFor({ timeout: WAIT });
+    await page.locator('.u-usage-narrowed').filter({ hasText: 'echo-only' }).waitFor({ timeout: WAIT });
+  }));
+
   test('changes need the CSRF header; sign-out ends the session', { timeout: 30000 }, () => step('csrf', async () => {
     // The page's own cookie, without the header its scripts add: refused.
     const bare = await context.request.post(`${G}/key/generate`, { data: { key_alias: 'csrf-probe' } });

@@ -8,17 +8,59 @@ import { keysPage } from './js/keys.js';
 import { teamsPage } from './js/teams.js';
 import { orgsPage } from './js/orgs.js';
 import { connectPage } from './js/connect.js';
+import * as usage from './pages/usage.js';
+import * as network from './pages/network.js';
+import * as cluster from './pages/cluster.js';
 
-const state = { session: null, events: null, page: null, refreshTimer: 0 };
+const state = { session: null, events: null, page: null, refreshTimer: 0, live: new Map() };
 
-// Pages: hash route -> { title, admin (master key or org admin only), render }.
+// A page module of pages/ (mount(root, ctx) resolving to unmount) as a
+// route's render: its ctx speaks the shell's API and live feed; the page
+// it returns unmounts it when the route changes, even before it resolved.
+function mountPage(mod) {
+  return (root, ctx, rest) => {
+    const page = { unmount: null, gone: false };
+    const filter = rest && rest[0] === 'key' && rest[1] ? { key: rest[1], label: `key ${rest[2] || rest[1].slice(0, 12)}` } : undefined;
+    const mctx = {
+      session: state.session,
+      filter,
+      api: (path, { method = 'GET', body } = {}) => api(method, path, body),
+      live: (name, fn) => {
+        if (!state.live.has(name)) state.live.set(name, new Set());
+        state.live.get(name).add(fn);
+        return () => state.live.get(name).delete(fn);
+      },
+    };
+    const box = h('div', { class: 'mounted' });
+    replace(root, h('div', { class: 'page-head' }, h('h1', {}, ctx.title)), box);
+    mod.mount(box, mctx).then((unmount) => {
+      if (page.gone) unmount();
+      else page.unmount = unmount;
+    }, (err) => showError(err, ctx.title || 'The page'));
+    page.leave = () => {
+      page.gone = true;
+      if (page.unmount) page.unmount();
+    };
+    return page;
+  };
+}
+
+// Pages: hash route -> { title, admin (master key or org admin only),
+// master (master key only), render }.
 const routes = [
   { path: 'servers', title: 'MCP servers', render: serversPage },
   { path: 'keys', title: 'Keys', admin: true, render: keysPage },
   { path: 'teams', title: 'Teams', admin: true, render: teamsPage },
   { path: 'orgs', title: 'Organizations', admin: true, render: orgsPage },
+  { path: 'usage', title: 'Usage', render: mountPage(usage) },
+  { path: 'network', title: 'Network', master: true, render: mountPage(network) },
+  { path: 'cluster', title: 'Cluster', master: true, render: mountPage(cluster) },
   { path: 'connect', title: 'Connect a client', render: connectPage },
 ];
+
+function mayOpen(r, s) {
+  return (!r.admin || canAdmin(s)) && (!r.master || Boolean(s && s.admin));
+}
 
 const main = () => document.getElementById('main');
 
@@ -65,7 +107,7 @@ function signedIn(s) {
   const role = s.admin ? 'admin' : s.org_admin ? `org admin of ${s.org_admin}` : s.team_id ? `team ${s.team_id}` : 'key';
   replace(document.getElementById('who'), 'Signed in as ', h('strong', {}, s.caller), ` (${role})`);
   const nav = document.getElementById('nav');
-  replace(nav, h('ul', {}, routes.filter((r) => !r.admin || canAdmin(s)).map((r) =>
+  replace(nav, h('ul', {}, routes.filter((r) => mayOpen(r, s)).map((r) =>
     h('li', {}, h('a', { href: `#/${r.path}`, 'data-route': r.path }, r.title)))));
   startEvents();
   if (!location.hash || location.hash === '#' || location.hash === '#/') location.hash = '#/servers';
@@ -96,6 +138,13 @@ function startEvents() {
   };
   es.addEventListener('servers', refresh);
   es.addEventListener('auth', refresh);
+  es.addEventListener('agents', refresh);
+  // Page modules' own listeners (mountPage's ctx.live).
+  for (const name of ['servers', 'auth', 'agents']) {
+    es.addEventListener(name, (ev) => {
+      for (const fn of state.live.get(name) || []) fn(ev);
+    });
+  }
   es.addEventListener('signed-out', () => {
     showSignIn('The key of this session is no longer valid: sign in again.');
   });
@@ -124,11 +173,13 @@ async function route() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   const [first, ...rest] = parts;
   let r = routes.find((x) => x.path === first);
-  if (!r || (r.admin && !canAdmin(state.session))) r = routes[0];
+  if (!r || !mayOpen(r, state.session)) r = routes[0];
   for (const a of document.querySelectorAll('#nav a')) {
     if (a.dataset.route === r.path) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
+  if (state.page && state.page.leave) state.page.leave();
+  state.page = null;
   const el = main();
   el.replaceChildren();
   const ctx = { session: state.session, admin: state.session.admin, canAdmin: canAdmin(state.session) };
@@ -138,7 +189,7 @@ async function route() {
     page = serverPage(el, ctx, rest[0]);
   } else {
     document.title = `${r.title} · mcpbus`;
-    page = r.render(el, ctx);
+    page = r.render(el, { ...ctx, title: r.title }, rest);
   }
   state.page = page;
   const heading = el.querySelector('h1');

@@ -103,6 +103,7 @@ export function keysPage(root, ctx) {
           h('td', {}, when(k.expires)),
           h('td', {}, status(k)),
           h('td', { class: 'actions' },
+            h('a', { class: 'button secondary small', href: `#/usage/key/${k.token}/${encodeURIComponent(name)}`, 'aria-label': `Usage of key ${name}` }, 'Usage'),
             h('button', { type: 'button', class: 'secondary small', 'aria-label': `Edit key ${name}`, onclick: () => keyForm(ctx, k, refresh).catch((e) => showError(e, 'Edit key')) }, 'Edit'),
             h('button', { type: 'button', class: 'secondary small', 'aria-label': `${k.blocked ? 'Unblock' : 'Block'} key ${name}`,
               onclick: () => attempt(async () => { await post('/key/update', { key: k.token, blocked: !k.blocked }); announce(`Key ${name} ${k.blocked ? 'unblocked' : 'blocked'}.`); refresh(); }, `Block ${name}`) },
