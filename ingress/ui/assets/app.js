@@ -32,7 +32,9 @@ function mountPage(mod) {
       },
     };
     const box = h('div', { class: 'mounted' });
-    replace(root, h('div', { class: 'page-head' }, h('h1', {}, ctx.title)), box);
+    // The route's h1 for the shell (focus, the document outline); the module
+    // shows its own heading.
+    replace(root, h('h1', { class: 'visually-hidden' }, ctx.title), box);
     mod.mount(box, mctx).then((unmount) => {
       if (page.gone) unmount();
       else page.unmount = unmount;
