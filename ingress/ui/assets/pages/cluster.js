@@ -4,30 +4,10 @@
 // this ingress's bus connection. Refreshed every 5 s while mounted.
 //
 // Contract: mount(root, ctx) -> Promise<unmount()>; see usage.js.
+import { el, stylesheet, fmtInt } from './common.js';
 const REFRESH_MS = 5000;
 let uid = 0;
 
-function el(tag, props = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') e.className = v;
-    else if (k === 'text') e.textContent = v;
-    else if (k in e && typeof v !== 'string') e[k] = v;
-    else e.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children) if (c !== null && c !== undefined) e.append(c);
-  return e;
-}
-
-function stylesheet(href) {
-  const url = new URL(href, import.meta.url).href;
-  for (const l of document.querySelectorAll('link[rel="stylesheet"]')) if (l.href === url) return;
-  document.head.append(el('link', { rel: 'stylesheet', href: url }));
-}
-
-const nf = new Intl.NumberFormat();
-const fmtInt = (n) => nf.format(n || 0);
 const fmtMS = (n) => (n ? `${n < 10 ? n.toFixed(2) : Math.round(n)} ms` : '–');
 
 function since(iso) {

@@ -4,26 +4,8 @@
 // (?ip=). Other callers see the API's refusal.
 //
 // Contract: mount(root, ctx) -> Promise<unmount()>; see usage.js.
+import { el, stylesheet } from './common.js';
 let uid = 0;
-
-function el(tag, props = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') e.className = v;
-    else if (k === 'text') e.textContent = v;
-    else if (k in e && typeof v !== 'string') e[k] = v;
-    else e.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children) if (c !== null && c !== undefined) e.append(c);
-  return e;
-}
-
-function stylesheet(href) {
-  const url = new URL(href, import.meta.url).href;
-  for (const l of document.querySelectorAll('link[rel="stylesheet"]')) if (l.href === url) return;
-  document.head.append(el('link', { rel: 'stylesheet', href: url }));
-}
 
 function list(items, none) {
   if (!items || items.length === 0) return el('span', { class: 'n-meta', text: none });

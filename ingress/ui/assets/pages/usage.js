@@ -16,6 +16,7 @@
 //
 // DOM is built with createElement and textContent only (the /ui CSP allows
 // no inline script or style attribute).
+import { el, stylesheet, fmtInt } from './common.js';
 import uPlot from '../vendor/uplot/uPlot.esm.js';
 
 const RANGES = [
@@ -40,38 +41,11 @@ const TAIL_URL = '/ui/api/usage/tail';
 
 let uid = 0;
 
-function el(tag, props = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') e.className = v;
-    else if (k === 'text') e.textContent = v;
-    else if (k in e && typeof v !== 'string') e[k] = v;
-    else e.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children) if (c !== null && c !== undefined) e.append(c);
-  return e;
-}
-
 /**
  * Adds a stylesheet link once per document (style-src 'self' allows it);
  * resolves once it is loaded (or failed), so charts measure a styled page.
  */
-function stylesheet(href) {
-  const url = new URL(href, import.meta.url).href;
-  for (const l of document.querySelectorAll('link[rel="stylesheet"]')) if (l.href === url) return Promise.resolve();
-  const link = el('link', { rel: 'stylesheet', href: url });
-  const done = new Promise((resolve) => {
-    link.addEventListener('load', resolve, { once: true });
-    link.addEventListener('error', resolve, { once: true });
-    setTimeout(resolve, 3000);
-  });
-  document.head.append(link);
-  return done;
-}
 
-const nf = new Intl.NumberFormat();
-const fmtInt = (n) => nf.format(n || 0);
 const fmtMS = (n) => (n == null ? '–' : `${n > 0 && n < 10 ? n.toFixed(1) : Math.round(n)} ms`);
 const fmtCost = (n) => (n ? `$${n < 0.01 ? n.toPrecision(2) : n.toFixed(2)}` : '$0');
 const fmtTime = (iso) => {
