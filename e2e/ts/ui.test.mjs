@@ -503,6 +503,15 @@ describe('admin UI in Chromium', { timeout: 170000 }, () => {
     await page.getByRole('link', { name: 'Usage of key echo-only' }).click();
     await page.getByRole('heading', { level: 1, name: 'Usage' }).waitFor({ timeout: WAIT });
     await page.locator('.u-usage-narrowed').filter({ hasText: 'echo-only' }).waitFor({ timeout: WAIT });
+
+    // The servers table counts each server's calls and errors of the last hour.
+    await page.getByRole('link', { name: 'MCP servers' }).click();
+    await page.getByRole('heading', { level: 1, name: 'MCP servers' }).waitFor({ timeout: WAIT });
+    const demoRow = page.getByRole('row').filter({ has: page.getByRole('link', { name: 'demo', exact: true }) });
+    await eventually(async () => {
+      const calls = await demoRow.locator('td').nth(3).textContent();
+      assert.match(calls, /^[1-9]\d*$/, `demo's calls in the last hour: ${calls}`);
+    });
   }));
 
   test('changes need the CSRF header; sign-out ends the session', { timeout: 30000 }, () => step('csrf', async () => {

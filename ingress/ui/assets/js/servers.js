@@ -90,12 +90,16 @@ export function serversPage(root, ctx) {
     const rows = servers.map((s) => {
       const health = h('td', {}, s._health ? healthBadge(s._health) : badge('checking…', 'muted'));
       const tools = h('td', { class: 'num' }, '…');
-      cells.set(s.server_id, { health, tools });
+      const calls = h('td', { class: 'num' }, '…');
+      const errors = h('td', { class: 'num' }, '…');
+      cells.set(s.server_id, { health, tools, calls, errors });
       return h('tr', { 'data-server': s.server_id },
         h('th', { scope: 'row' }, h('a', { href: `#/servers/${enc(s.server_id)}` }, s.server_name)),
         h('td', {}, s.transport || (s.command ? 'stdio' : (ctx.admin ? 'auto' : '—'))),
         health,
         tools,
+        calls,
+        errors,
         h('td', {}, visibilityBadge(s)),
         ctx.admin ? h('td', { class: 'actions' },
           h('button', { type: 'button', class: 'secondary small', 'aria-label': `Edit ${s.server_name}`, onclick: () => openServerForm(s, refresh) }, 'Edit'),
@@ -104,7 +108,7 @@ export function serversPage(root, ctx) {
     });
     replace(tableBox, h('table', {},
       h('caption', { class: 'visually-hidden' }, 'MCP servers'),
-      h('thead', {}, h('tr', {}, ['Name', 'Transport', 'Health', 'Tools', 'Visibility', ctx.admin ? 'Actions' : null].filter(Boolean).map((c) => h('th', { scope: 'col' }, c)))),
+      h('thead', {}, h('tr', {}, ['Name', 'Transport', 'Health', 'Tools', 'Calls (1 h)', 'Errors (1 h)', 'Visibility', ctx.admin ? 'Actions' : null].filter(Boolean).map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, rows)));
     // Health and tool counts come after: each asks the workers.
     if (ctx.admin) {
@@ -113,6 +117,20 @@ export function serversPage(root, ctx) {
         for (const hl of list) if (cells.has(hl.server_id)) replace(cells.get(hl.server_id).health, healthBadge(hl));
       }).catch((err) => showError(err, 'Health'));
     }
+    // Calls and errors (upstream errors and gateway failures) in the last
+    // hour, as the caller's usage scope counts them.
+    get(`/ui/api/usage${qs({ since: '1h', step: '1h', by: 'server' })}`).then((u) => {
+      if (mine !== seq) return;
+      const by = new Map((u.rows || []).map((r) => [r.name[0], r]));
+      for (const [id, c] of cells) {
+        const r = by.get(id);
+        replace(c.calls, String(r ? r.calls : 0));
+        replace(c.errors, String(r ? r.errors + r.failed : 0));
+      }
+    }).catch((err) => {
+      for (const [, c] of cells) { replace(c.calls, '?'); replace(c.errors, '?'); }
+      showError(err, 'Usage');
+    });
     get('/mcp-rest/tools/list').then((out) => {
       if (mine !== seq) return;
       const counts = new Map();
