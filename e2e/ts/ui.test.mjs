@@ -142,6 +142,21 @@ async function keyboardReaches(p, want) {
   for (const [name, visible] of seen) assert.ok(visible, `${name} shows a focus ring`);
 }
 
+/** Presses Tab until the control named name has the focus (at most 80 times). */
+async function tabTo(p, name) {
+  for (let i = 0; i < 80; i++) {
+    await p.keyboard.press('Tab');
+    const got = await p.evaluate(() => {
+      const el = document.activeElement;
+      if (!el || el === document.body) return '';
+      const label = el.labels && el.labels[0] ? el.labels[0].textContent : '';
+      return el.getAttribute('aria-label') || label || el.textContent.trim();
+    });
+    if (got === name) return;
+  }
+  assert.fail(`${name} never took the focus from the keyboard`);
+}
+
 async function shot(name) {
   if (!UPDATE_SHOTS) return;
   await mkdir(shotsDir, { recursive: true });
@@ -301,6 +316,17 @@ describe('admin UI in Chromium', { timeout: 170000 }, () => {
     await result.filter({ hasText: 'hello from the playground' }).waitFor({ timeout: WAIT });
     const raw = JSON.parse(await result.textContent());
     assert.deepEqual(raw.content, [{ type: 'text', text: 'hello from the playground' }], 'the raw CallToolResult is shown');
+    // The same from the keyboard alone: choose the tool, fill its form, call it.
+    await page.evaluate(() => document.activeElement && document.activeElement.blur());
+    await tabTo(page, 'Tool');
+    await page.keyboard.type('add');
+    await tabTo(page, 'a (required)');
+    await page.keyboard.type('5');
+    await tabTo(page, 'b (required)');
+    await page.keyboard.type('6');
+    await tabTo(page, 'Call tool');
+    await page.keyboard.press('Enter');
+    await result.filter({ hasText: '"sum": 11' }).waitFor({ timeout: WAIT });
     await page.getByText('echo', { exact: true }).first().click(); // open the tool's details
     await checkA11y(page, 'the server page');
     await shot('server-playground');
