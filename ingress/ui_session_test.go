@@ -164,3 +164,37 @@ func TestUISessionsAreSharedByReplicas(t *testing.T) {
 		t.Fatalf("the first replica after sign-out: HTTP %d %s", w.Code, w.Body)
 	}
 }
+
+// The session cookie is Secure when the sign-in came over TLS, or through
+// a trusted proxy that says https; not on plain HTTP.
+func TestUISessionCookieSecureUnderTLS(t *testing.T) {
+	nc := testConn(t)
+	fakeVerify(t, nc)
+	g := metricsIngress(t, Options{NC: nc, UseXFF: true, TrustedProxies: prefixes("10.0.0.0/8")})
+	secure := func(target string, h http.Header) bool {
+		r := httptest.NewRequest(http.MethodPost, target, strings.NewReader(`{"key":"`+testUserKey+`"}`))
+		r.RemoteAddr = "10.1.2.3:5555"
+		for k, v := range h {
+			r.Header[k] = v
+		}
+		w := httptest.NewRecorder()
+		g.Handler().ServeHTTP(w, r)
+		for _, c := range w.Result().Cookies() {
+			if c.Name == bus.UISessionCookie {
+				return c.Secure
+			}
+		}
+		t.Fatalf("%s: no session cookie: HTTP %d %s", target, w.Code, w.Body)
+		return false
+	}
+	inside := http.Header{"X-Forwarded-For": {"10.9.9.9"}}
+	if secure("http://gw.internal/ui/api/session", inside) {
+		t.Error("Secure over plain HTTP: the browser would drop it")
+	}
+	if !secure("https://gw.internal/ui/api/session", inside) {
+		t.Error("not Secure over TLS")
+	}
+	if !secure("http://gw.internal/ui/api/session", http.Header{"X-Forwarded-For": {"10.9.9.9"}, "X-Forwarded-Proto": {"https"}}) {
+		t.Error("not Secure behind a trusted proxy that terminated TLS")
+	}
+}
