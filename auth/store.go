@@ -225,30 +225,13 @@ func (s *store) applyTeam(u jetstream.KeyValueEntry, live bool) {
 			return
 		}
 	}
-	now := s.now()
-	var members []string
-	s.mu.Lock()
-	for token, e := range s.keys {
-		if e.rec.TeamID == id && s.usableLocked(e.rec, now) {
-			members = append(members, token)
+	s.applyAndRevoke(func(k bus.KeyRecord) bool { return k.TeamID == id }, func() {
+		if put {
+			s.teams[id] = teamEntry{rec: rec, rev: u.Revision()}
+		} else {
+			delete(s.teams, id)
 		}
-	}
-	if put {
-		s.teams[id] = teamEntry{rec: rec, rev: u.Revision()}
-	} else {
-		delete(s.teams, id)
-	}
-	var revoke []string
-	for _, token := range members {
-		if !s.usableLocked(s.keys[token].rec, now) {
-			revoke = append(revoke, token)
-		}
-	}
-	s.bumpLocked()
-	s.mu.Unlock()
-	if live {
-		s.revoke(revoke)
-	}
+	}, live)
 }
 
 func (s *store) applyOrg(u jetstream.KeyValueEntry, live bool) {
@@ -265,19 +248,31 @@ func (s *store) applyOrg(u jetstream.KeyValueEntry, live bool) {
 			return
 		}
 	}
+	s.applyAndRevoke(func(k bus.KeyRecord) bool {
+		t, ok := s.teams[k.TeamID]
+		return ok && t.rec.OrganizationID == id
+	}, func() {
+		if put {
+			s.orgs[id] = orgEntry{rec: rec, rev: u.Revision()}
+		} else {
+			delete(s.orgs, id)
+		}
+	}, live)
+}
+
+// applyAndRevoke applies change under the lock, then revokes (when live)
+// the keys member picks that were usable before it and are not after: a
+// team or organization blocked or deleted ends its keys' calls.
+func (s *store) applyAndRevoke(member func(bus.KeyRecord) bool, change func(), live bool) {
 	now := s.now()
 	var members []string
 	s.mu.Lock()
 	for token, e := range s.keys {
-		if t, ok := s.teams[e.rec.TeamID]; ok && t.rec.OrganizationID == id && s.usableLocked(e.rec, now) {
+		if member(e.rec) && s.usableLocked(e.rec, now) {
 			members = append(members, token)
 		}
 	}
-	if put {
-		s.orgs[id] = orgEntry{rec: rec, rev: u.Revision()}
-	} else {
-		delete(s.orgs, id)
-	}
+	change()
 	var revoke []string
 	for _, token := range members {
 		if !s.usableLocked(s.keys[token].rec, now) {
