@@ -102,7 +102,7 @@ func (g *Ingress) exposeRoutes(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		g.log.Info("request refused: route family not open to external callers", "family", string(f), "path", r.URL.Path,
+		g.log.Info("request refused: route family not open to external callers", "family", string(f), "path", bus.Shorten(r.URL.Path, 128),
 			"request_id", requestID(r))
 		writeRESTError(w, bus.Errorf(bus.ErrRouteNotExposed,
 			"the %s routes are not open to external callers (general_settings.external_routes: [%s]); call from an internal address (mcp_internal_ip_ranges) or add %s to external_routes",

@@ -72,14 +72,8 @@ type uiClusterAnswer struct {
 
 // masterOnly verifies r's caller and refuses any but the master key.
 func (g *Ingress) masterOnly(w http.ResponseWriter, r *http.Request, what string) bool {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		writeRESTError(w, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed on %s: use GET", r.Method, r.URL.Path))
-		return false
-	}
-	id, e := g.verify(r)
-	if e != nil {
-		writeRESTError(w, e)
+	id, ok := g.uiGet(w, r)
+	if !ok {
 		return false
 	}
 	if !id.Admin {

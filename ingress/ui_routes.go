@@ -127,18 +127,11 @@ func (f *uiFeed) close() {
 // then to keep proxies from closing it, and the end when the key stops
 // being valid.
 func (g *Ingress) serveUIEvents(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		writeRESTError(w, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed on /ui/api/events: use GET", r.Method))
+	if !getOnly(w, r) {
 		return
 	}
-	if _, e := g.verify(r); e != nil {
-		writeRESTError(w, e)
-		return
-	}
-	_, rec, ok := g.uiSessionOf(r)
+	_, rec, ok := g.uiSignedIn(w, r)
 	if !ok {
-		writeRESTError(w, bus.Errorf(bus.ErrUnauthorized, "unauthorized: not signed in"))
 		return
 	}
 	fl, canFlush := w.(http.Flusher)
@@ -184,4 +177,44 @@ func startUIStream(w http.ResponseWriter, fl http.Flusher, comment string) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = fmt.Fprintf(w, ": %s\n\n", comment)
 	fl.Flush()
+}
+
+// getOnly refuses any method but GET (405).
+func getOnly(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet {
+		return true
+	}
+	w.Header().Set("Allow", "GET")
+	writeRESTError(w, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed on %s: use GET", r.Method, r.URL.Path))
+	return false
+}
+
+// uiGet admits a GET of the UI's API and verifies its caller (a key
+// header, else the session cookie).
+func (g *Ingress) uiGet(w http.ResponseWriter, r *http.Request) (bus.Identity, bool) {
+	if !getOnly(w, r) {
+		return bus.Identity{}, false
+	}
+	id, e := g.verify(r)
+	if e != nil {
+		writeRESTError(w, e)
+		return bus.Identity{}, false
+	}
+	return id, true
+}
+
+// uiSignedIn reads r's session (once) and verifies its key: 401 when there
+// is no live session or its key is no longer valid.
+func (g *Ingress) uiSignedIn(w http.ResponseWriter, r *http.Request) (bus.Identity, bus.UISession, bool) {
+	_, rec, ok := g.uiSessionOf(r)
+	if !ok {
+		writeRESTError(w, bus.Errorf(bus.ErrUnauthorized, "unauthorized: not signed in"))
+		return bus.Identity{}, bus.UISession{}, false
+	}
+	id, e := g.verifyHash(r.Context(), rec.KeyHash)
+	if e != nil {
+		writeRESTError(w, bus.Errorf(bus.ErrUnauthorized, "unauthorized: not signed in"))
+		return bus.Identity{}, bus.UISession{}, false
+	}
+	return id, rec, true
 }

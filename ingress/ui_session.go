@@ -170,13 +170,9 @@ func (g *Ingress) serveUISession(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		g.uiSignIn(w, r)
 	case http.MethodGet:
-		id, e := g.verify(r)
-		_, rec, ok := g.uiSessionOf(r)
-		if e != nil || !ok {
-			writeRESTError(w, bus.Errorf(bus.ErrUnauthorized, "unauthorized: not signed in"))
-			return
+		if id, rec, ok := g.uiSignedIn(w, r); ok {
+			g.answerUISession(w, id, rec)
 		}
-		g.answerUISession(w, id, rec)
 	case http.MethodDelete:
 		sid, _, ok := g.uiSessionOf(r)
 		if ok {

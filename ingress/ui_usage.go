@@ -104,14 +104,8 @@ func parseSpan(s string) (time.Duration, error) {
 }
 
 func (g *Ingress) serveUIUsage(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		writeRESTError(w, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed on /ui/api/usage: use GET", r.Method))
-		return
-	}
-	id, e := g.verify(r)
-	if e != nil {
-		writeRESTError(w, e)
+	id, ok := g.uiGet(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
@@ -188,14 +182,8 @@ func (g *Ingress) serveUIUsage(w http.ResponseWriter, r *http.Request) {
 // serveUIUsageTail streams the caller's calls as they are recorded: one
 // "event: call" with the usage event as its data, each.
 func (g *Ingress) serveUIUsageTail(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		writeRESTError(w, bus.Errorf(bus.ErrMethodNotAllowed, "method %s not allowed on /ui/api/usage/tail: use GET", r.Method))
-		return
-	}
-	id, e := g.verify(r)
-	if e != nil {
-		writeRESTError(w, e)
+	id, ok := g.uiGet(w, r)
+	if !ok {
 		return
 	}
 	fl, ok := w.(http.Flusher)
