@@ -325,6 +325,7 @@ func (s *service) check(keyHash string) (bus.Identity, []rateLimit, *bus.Error) 
 		Alias:       key.KeyAlias,
 		Team:        key.TeamID,
 		Org:         orgID,
+		User:        key.UserID,
 		OrgAdmin:    r.orgAdmin(),
 		Permissions: Effective(key, team, org),
 		RateLimited: len(limits) > 0,

@@ -18,6 +18,7 @@ const (
 	HeaderKeyAlias    = "Mcpbus-Caller-Alias"
 	HeaderTeam        = "Mcpbus-Caller-Team"
 	HeaderOrg         = "Mcpbus-Caller-Org"
+	HeaderUser        = "Mcpbus-Caller-User"
 	HeaderAdmin       = "Mcpbus-Caller-Admin"
 	HeaderIPClass     = "Mcpbus-Ip-Class"
 	HeaderDeadline    = "Mcpbus-Deadline"
@@ -49,7 +50,11 @@ type Identity struct {
 	Team  string `json:"team_id,omitempty"`
 	// Org is the organization of the key's team (orgs.go), if any; usage
 	// events roll up by it.
-	Org   string `json:"organization_id,omitempty"`
+	Org string `json:"organization_id,omitempty"`
+	// User is the user the caller acts for: a key's user_id, or the user an
+	// OAuth access token names. Per-user upstream credentials and signed
+	// calls are keyed by it (UserKey).
+	User  string `json:"user_id,omitempty"`
 	Admin bool   `json:"admin,omitempty"`
 	// OrgAdmin is the organization this key administers (its user_id is an
 	// org_admin member of its team's organization), if any: the ingress
@@ -65,6 +70,16 @@ type Identity struct {
 	RateLimited bool `json:"rate_limited,omitempty"`
 	// Expires is when the key stops working, if it expires.
 	Expires *time.Time `json:"expires,omitempty"`
+}
+
+// UserKey is whom per-user state (upstream credentials) belongs to: the
+// user, else the key itself ("key:" and its id), so a key without a user_id
+// still has credentials of its own and never another key's.
+func (id Identity) UserKey() string {
+	if id.User != "" {
+		return "user:" + id.User
+	}
+	return "key:" + id.KeyID
 }
 
 // Name is how errors and logs refer to the caller: its alias, else its id.
@@ -127,6 +142,7 @@ func (e *Envelope) WriteTo(h nats.Header) {
 	set(HeaderKeyAlias, e.Caller.Alias)
 	set(HeaderTeam, e.Caller.Team)
 	set(HeaderOrg, e.Caller.Org)
+	set(HeaderUser, e.Caller.User)
 	if e.Caller.Admin {
 		set(HeaderAdmin, "true")
 	}
@@ -180,6 +196,9 @@ func (e *Envelope) Validate() *Error {
 	}
 	if len(e.ClientCapabilities) > MaxHeaderValue {
 		return Errorf(ErrInvalidParams, "the client's capabilities are larger than %d bytes", MaxHeaderValue)
+	}
+	if e.Caller.User != "" && !ValidUserID(e.Caller.User) {
+		return Errorf(ErrBadRequest, "the caller's user id must be 1-%d printable characters without spaces", MaxUserIDLen)
 	}
 	if e.Caller.Org != "" && !ValidToken(e.Caller.Org) {
 		return Errorf(ErrBadRequest, "the caller's organization id is not an id (1-%d of A-Z a-z 0-9 _ -)", MaxTokenLen)
@@ -239,6 +258,7 @@ func ReadEnvelope(h nats.Header) (Envelope, error) {
 			Alias:       get(HeaderKeyAlias),
 			Team:        get(HeaderTeam),
 			Org:         get(HeaderOrg),
+			User:        get(HeaderUser),
 			Admin:       get(HeaderAdmin) == "true",
 			Permissions: DecodePermissions(get(HeaderPermissions)),
 		},

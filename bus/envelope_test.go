@@ -13,7 +13,7 @@ import (
 func TestEnvelopeRoundTrip(t *testing.T) {
 	in := Envelope{
 		RequestID: "req-1",
-		Caller: Identity{KeyID: "k1", Alias: "ci-bot", Team: "platform", Org: "acme",
+		Caller: Identity{KeyID: "k1", Alias: "ci-bot", Team: "platform", Org: "acme", User: "auth0|alice@example.com",
 			Permissions: Permissions{Servers: []string{"github"}, Outer: &ServerScope{Groups: []string{"eng"}},
 				Tools: map[string][]string{"github": {"search"}}}},
 		IPClass:         Internal,

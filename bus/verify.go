@@ -6,9 +6,12 @@ import (
 )
 
 // VerifyRequest asks auth who holds a key. The ingress sends only the key's
-// SHA-256, so the caller's plaintext key never travels on the bus.
+// SHA-256, so the caller's plaintext key never travels on the bus; for an
+// OAuth access token it sends what the token proved instead (OAuthCaller),
+// never the token.
 type VerifyRequest struct {
-	KeyHash string `json:"key_hash,omitempty"`
+	KeyHash string       `json:"key_hash,omitempty"`
+	OAuth   *OAuthCaller `json:"oauth,omitempty"`
 }
 
 // HashKey is the one way a gateway key is turned into its stored form.
