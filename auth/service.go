@@ -215,7 +215,14 @@ func (s *service) handle(req micro.Request) {
 			return
 		}
 	}
-	id, limits, err := s.check(in.KeyHash)
+	var id bus.Identity
+	var limits []rateLimit
+	var err *bus.Error
+	if in.OAuth != nil {
+		id, limits, err = s.checkOAuth(in.OAuth) // oauth_callers.go
+	} else {
+		id, limits, err = s.check(in.KeyHash)
+	}
 	if err != nil {
 		bus.RespondError(req, err)
 		return

@@ -38,6 +38,9 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv, parts Parts
 		p.errorf(base, "must be a mapping")
 		return nil
 	}
+	var jwtEnabled bool
+	var jwtAuth, mcpOAuth *yaml.Node
+	defer func() { f.readOAuth(p, jwtEnabled, jwtAuth, mcpOAuth, env) }() // jwtauth.go
 	for _, kv := range pairs(n) {
 		path := base + "." + kv.key
 		switch kv.key {
@@ -91,6 +94,12 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv, parts Parts
 			f.RateLimitFailOpen = readFailMode(p, path, kv.val, env)
 		case "external_routes":
 			f.ExternalRoutes = readRouteFamilies(p, path, kv.val, env) // routes.go
+		case "enable_jwt_auth":
+			jwtEnabled = p.boolean(path, kv.val, env)
+		case "litellm_jwtauth":
+			jwtAuth = kv.val
+		case "mcp_oauth":
+			mcpOAuth = kv.val
 		default:
 			unused = append(unused, kv.key)
 		}

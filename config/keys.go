@@ -24,7 +24,8 @@ var (
 		"mcp_trusted_proxy_ranges", "enable_mcp_registry", "use_x_forwarded_for", "mcp_xff_num_trusted_hops",
 		"mcp_allow_stdio_servers_from_api", "mcp_allowed_origins", "mcp_bus_users", "nats_replicas",
 		"nats_creds", "nats_nkey", "nats_tls_ca", "nats_tls_cert", "nats_tls_key",
-		"rate_limit_unavailable", "mcp_stateless_protocol", "external_routes"}
+		"rate_limit_unavailable", "mcp_stateless_protocol", "external_routes",
+		"enable_jwt_auth", "litellm_jwtauth", "mcp_oauth"}
 	serverKeys = append([]string{"server_name", "name"}, serverFieldNames()...)
 )
 
@@ -48,8 +49,8 @@ var (
 		"alerting", "alerting_threshold", "alert_types", "alert_to_webhook_url", "allowed_routes",
 		"admin_only_routes", "public_routes", "key_management_system", "key_management_settings",
 		"custom_auth", "custom_key_generate", "disable_spend_logs", "disable_master_key_return",
-		"disable_reset_budget", "disable_adding_master_key_hash_to_db", "enable_jwt_auth",
-		"litellm_jwtauth", "enforce_user_param", "allowed_ips", "max_parallel_requests",
+		"disable_reset_budget", "disable_adding_master_key_hash_to_db",
+		"enforce_user_param", "allowed_ips", "max_parallel_requests",
 		"global_max_parallel_requests", "infer_model_from_keys", "background_health_checks",
 		"health_check_interval", "health_check_details", "ui_access_mode", "service_account_settings",
 		"store_prompts_in_spend_logs", "maximum_spend_logs_retention_period", "pass_through_endpoints",

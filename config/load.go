@@ -101,6 +101,10 @@ type File struct {
 	// (bus.DefaultExternalRoutes, MCP only).
 	ExternalRoutes []bus.RouteFamily
 
+	// OAuth is how OAuth access tokens are accepted beside keys
+	// (enable_jwt_auth, litellm_jwtauth, mcp_oauth; jwtauth.go).
+	OAuth OAuth
+
 	// BusUsers is general_settings.mcp_bus_users: who, besides serve's own
 	// services, may connect to the embedded NATS server, and with which roles
 	// (bususers.go).
