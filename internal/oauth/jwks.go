@@ -23,7 +23,8 @@ const (
 )
 
 type keySet struct {
-	url    string
+	url    string // "" until discovered (discover.go)
+	issuer string
 	client *http.Client
 	now    func() time.Time
 
@@ -44,6 +45,13 @@ func (s *keySet) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) 
 		return nil, fmt.Errorf("no signing key %q in the issuer's key set", kid)
 	}
 	s.fetched = s.now()
+	if s.url == "" {
+		u, err := discoverJWKS(ctx, s.client, s.issuer)
+		if err != nil {
+			return nil, err
+		}
+		s.url = u
+	}
 	keys, err := s.fetch(ctx)
 	if err != nil {
 		return nil, err

@@ -36,10 +36,16 @@ var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "P
 type Issuer struct {
 	// Issuer is the exact "iss" value.
 	Issuer string
-	// Audiences: a token must name one of them in "aud" (this gateway's
-	// resource URL, RFC 8707). Required.
+	// Resource is this gateway's resource URL (RFC 8707): a token naming it,
+	// or a URL under it (an MCP path such as <resource>/mcp/github, which a
+	// client that follows RFC 9728 to the letter asks tokens for), in "aud"
+	// is for this gateway.
+	Resource string
+	// Audiences are other "aud" values accepted exactly. Resource or
+	// Audiences is required.
 	Audiences []string
-	// JWKSURL is where the issuer's public keys are.
+	// JWKSURL is where the issuer's public keys are; empty: the jwks_uri of
+	// the issuer's discovery document (discover.go).
 	JWKSURL string
 	// Algorithms allowed (default DefaultAlgorithms).
 	Algorithms []string
@@ -90,8 +96,9 @@ func New(issuers []Issuer, client *http.Client) (*Validator, error) {
 	}
 	v := &Validator{issuers: map[string]*issuer{}, now: time.Now}
 	for i, is := range issuers {
-		if is.Issuer == "" || is.JWKSURL == "" || len(is.Audiences) == 0 {
-			return nil, fmt.Errorf("issuers[%d]: issuer, jwks_url and audience are required", i)
+		is.Resource = strings.TrimRight(is.Resource, "/")
+		if is.Issuer == "" || (len(is.Audiences) == 0 && is.Resource == "") {
+			return nil, fmt.Errorf("issuers[%d]: issuer and a resource or audience are required", i)
 		}
 		if _, dup := v.issuers[is.Issuer]; dup {
 			return nil, fmt.Errorf("issuers[%d]: %q is listed twice", i, is.Issuer)
@@ -110,7 +117,7 @@ func New(issuers []Issuer, client *http.Client) (*Validator, error) {
 		if is.Leeway == 0 {
 			is.Leeway = time.Minute
 		}
-		v.issuers[is.Issuer] = &issuer{cfg: is, algs: algs, keys: &keySet{url: is.JWKSURL, client: client, now: func() time.Time { return v.now() }}}
+		v.issuers[is.Issuer] = &issuer{cfg: is, algs: algs, keys: &keySet{url: is.JWKSURL, issuer: is.Issuer, client: client, now: func() time.Time { return v.now() }}}
 	}
 	return v, nil
 }
@@ -162,12 +169,12 @@ func (v *Validator) Validate(ctx context.Context, token string) (Claims, *Error)
 	if std.Expiry == nil {
 		return Claims{}, invalid("the token has no expiry (exp)")
 	}
-	err = std.ValidateWithLeeway(jwt.Expected{Issuer: is.cfg.Issuer, AnyAudience: is.cfg.Audiences, Time: v.now()}, is.cfg.Leeway)
+	err = std.ValidateWithLeeway(jwt.Expected{Issuer: is.cfg.Issuer, Time: v.now()}, is.cfg.Leeway)
 	switch {
 	case errors.Is(err, jwt.ErrExpired):
 		return Claims{}, invalid("the token expired at %s", std.Expiry.Time().UTC().Format(time.RFC3339))
-	case errors.Is(err, jwt.ErrInvalidAudience):
-		return Claims{}, invalid("the token is not for this resource (aud must name %s)", strings.Join(is.cfg.Audiences, " or "))
+	case err == nil && !is.forUs(std.Audience):
+		return Claims{}, invalid("the token is not for this resource (aud must name %s)", is.audienceWords())
 	case errors.Is(err, jwt.ErrNotValidYet), errors.Is(err, jwt.ErrIssuedInTheFuture):
 		return Claims{}, invalid("the token is not valid yet")
 	case err != nil:
@@ -177,6 +184,28 @@ func (v *Validator) Validate(ctx context.Context, token string) (Claims, *Error)
 		return Claims{}, invalid("the token has no subject (sub)")
 	}
 	return Claims{Issuer: std.Issuer, Subject: std.Subject, Audience: std.Audience, Expiry: std.Expiry.Time(), All: all}, nil
+}
+
+// forUs reports whether aud names this gateway: its resource or a URL
+// under it, or one of the audiences accepted exactly.
+func (is *issuer) forUs(aud jwt.Audience) bool {
+	for _, a := range aud {
+		if slices.Contains(is.cfg.Audiences, a) {
+			return true
+		}
+		if r := is.cfg.Resource; r != "" && (a == r || strings.HasPrefix(a, r+"/")) {
+			return true
+		}
+	}
+	return false
+}
+
+func (is *issuer) audienceWords() string {
+	var w []string
+	if is.cfg.Resource != "" {
+		w = append(w, is.cfg.Resource+" (or a URL under it)")
+	}
+	return strings.Join(append(w, is.cfg.Audiences...), " or ")
 }
 
 // allAlgorithms parses any accepted algorithm before the issuer is known.
