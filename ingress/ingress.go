@@ -97,6 +97,8 @@ type Options struct {
 	// (general_settings.external_routes); nil is bus.DefaultExternalRoutes,
 	// MCP only. The others answer them 403 before authentication.
 	ExternalRoutes []bus.RouteFamily
+	// OAuth, if set, accepts OAuth access tokens beside keys (oauth.go).
+	OAuth *OAuthOptions
 }
 
 // Ingress serves MCP over HTTP.
@@ -111,6 +113,7 @@ type Ingress struct {
 	// verified caches auth's reusable answers (verifycache.go); nil: ask every time.
 	verified    *verifyCache
 	verifiedSub *nats.Subscription
+	oauth       *oauthGate // nil: keys only
 	mux         *http.ServeMux
 	handler     http.Handler // mux, instrumented
 	metrics     *httpMetrics
@@ -168,7 +171,8 @@ func New(o Options) *Ingress {
 	}
 	g := &Ingress{o: o, nc: o.NC, log: o.Log, keepalive: o.Keepalive,
 		xff:    xffPolicy{enabled: o.UseXFF, trusted: o.TrustedProxies, hops: o.XFFHops},
-		origin: newOriginPolicy(o.ListenAddr, o.AllowedOrigins), routes: newRoutePolicy(o.Routes, o.ExternalRoutes)}
+		origin: newOriginPolicy(o.ListenAddr, o.AllowedOrigins), routes: newRoutePolicy(o.Routes, o.ExternalRoutes),
+		oauth: newOAuthGate(o.OAuth)}
 	g.sessions = g.openSessions()
 	hub, err := newStreamHub(o.NC, o.Log)
 	if err != nil {
@@ -186,6 +190,8 @@ func New(o Options) *Ingress {
 	mux.HandleFunc("/messages", g.serveLegacyMessage)
 	mux.HandleFunc("GET /health/liveliness", g.liveliness)
 	mux.HandleFunc("GET /health/readiness", g.readiness)
+	mux.HandleFunc("GET "+WellKnownProtectedResource, g.protectedResource) // oauth.go
+	mux.HandleFunc("GET "+WellKnownProtectedResource+"/", g.protectedResource)
 	g.adminRoutes(mux)
 	g.metricsRoutes(mux)
 	g.restRoutes(mux)

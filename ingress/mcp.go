@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/internal/oauth"
 	"github.com/nats-io/nats.go"
 )
 
@@ -292,6 +293,9 @@ func (g *Ingress) verify(r *http.Request) (bus.Identity, *bus.Error) {
 	}
 	var hash string
 	if key := callerKey(r); key != "" {
+		if g.oauth != nil && oauth.LooksLikeJWT(key) {
+			return g.verifyToken(r, key) // oauth.go
+		}
 		hash = bus.HashKey(key)
 	} else if h, e := g.uiCaller(r); e != nil { // ui_session.go
 		return bus.Identity{}, e
@@ -303,15 +307,23 @@ func (g *Ingress) verify(r *http.Request) (bus.Identity, *bus.Error) {
 
 // verifyHash asks auth who the key of hash is ("": no key), or its cache.
 func (g *Ingress) verifyHash(ctx context.Context, hash string) (bus.Identity, *bus.Error) {
-	vr := bus.VerifyRequest{KeyHash: hash}
 	var gen uint64
 	if g.verified != nil {
 		var id bus.Identity
 		var ok bool
-		if id, ok, gen = g.verified.get(vr.KeyHash); ok {
+		if id, ok, gen = g.verified.get(hash); ok {
 			return id, nil
 		}
 	}
+	id, e := g.askAuth(ctx, bus.VerifyRequest{KeyHash: hash})
+	if e == nil && g.verified != nil {
+		g.verified.put(hash, id, gen)
+	}
+	return id, e
+}
+
+// askAuth sends vr to auth and reads its answer.
+func (g *Ingress) askAuth(ctx context.Context, vr bus.VerifyRequest) (bus.Identity, *bus.Error) {
 	data, _ := json.Marshal(vr)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -325,9 +337,6 @@ func (g *Ingress) verifyHash(ctx context.Context, hash string) (bus.Identity, *b
 	var id bus.Identity
 	if err := json.Unmarshal(msg.Data, &id); err != nil {
 		return bus.Identity{}, bus.Errorf(bus.ErrInternal, "auth service sent an unreadable identity")
-	}
-	if g.verified != nil {
-		g.verified.put(vr.KeyHash, id, gen)
 	}
 	return id, nil
 }

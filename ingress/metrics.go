@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/internal/oauth"
 	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -151,7 +152,7 @@ func (g *Ingress) meterHTTP(h http.Handler) http.Handler {
 	m := g.meters()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &reqInfo{sw: statusWriter{ResponseWriter: w}} // one allocation for both
+		info := &reqInfo{sw: statusWriter{ResponseWriter: w, oauth: g.oauth, path: r.URL.Path}} // one allocation for both
 		sw, inner := &info.sw, r
 		if !polled(r.URL.Path) {
 			// Copying the request for the context is most of this wrapper's
@@ -303,11 +304,20 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	body   *trackedBody // nil: the request has no body
+	// With OAuth on, a 401 says where the resource metadata is, and why a
+	// token was refused (oauth.go): path is the request's, oauthErr the
+	// refusal verifyToken noted.
+	oauth    *oauthGate
+	path     string
+	oauthErr *oauth.Error
 }
 
 func (s *statusWriter) WriteHeader(code int) {
 	if s.status == 0 && code >= 200 {
 		s.status = code
+		if s.oauth != nil && code == http.StatusUnauthorized {
+			s.Header().Set("WWW-Authenticate", s.oauth.challenge(s.path, s.oauthErr))
+		}
 		if s.body != nil && !s.body.done {
 			s.Header().Set("Connection", "close")
 		}

@@ -29,6 +29,8 @@ func routeFamily(method, path string) (bus.RouteFamily, bool) {
 		return bus.RoutesMCP, true
 	}
 	switch {
+	case hasPrefixPath(path, WellKnownProtectedResource): // how MCP clients sign in
+		return bus.RoutesMCP, true
 	case path == "/health" || strings.HasPrefix(path, "/health/"):
 		return "", false
 	case path == "/metrics":

@@ -51,6 +51,8 @@ type Issuer struct {
 	Algorithms []string
 	// Leeway is the clock skew allowed on exp, nbf and iat (default 60 s).
 	Leeway time.Duration
+	// Claims name the claims an identity is read from (caller.go).
+	Claims ClaimFields
 }
 
 // Claims are a valid token's claims.

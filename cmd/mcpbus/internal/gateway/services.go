@@ -202,11 +202,16 @@ func (g *Gateway) startIngress(o Options, conn func(string) (*nats.Conn, error),
 	if len(ranges) == 0 {
 		ranges = config.DefaultInternalIPRanges()
 	}
+	oauthOpts, err := OAuthOptions(o.Config.OAuth, nil) // oauth.go
+	if err != nil {
+		return err
+	}
 	g.ing = ingress.New(ingress.Options{NC: ic, Log: o.Log, TracerProvider: o.TracerProvider, InternalRanges: ranges, Servers: cache,
 		UseXFF: o.Config.UseXForwardedFor, TrustedProxies: o.Config.TrustedProxyRanges, XFFHops: o.Config.XFFNumTrustedHops,
 		EnableMCPRegistry: o.Config.EnableMCPRegistry, Stateless: o.Config.StatelessProtocol, Version: version.Version, Metrics: reg,
 		JetStream: ijs, State: o.state(), AllowedOrigins: o.Config.AllowedOrigins, ListenAddr: o.Listen, RouterOnly: o.RouterOnly,
-		BodyReadTimeout: o.BodyReadTimeout, Routes: o.Routes, ExternalRoutes: o.Config.ExternalRoutes})
+		BodyReadTimeout: o.BodyReadTimeout, Routes: o.Routes, ExternalRoutes: o.Config.ExternalRoutes,
+		OAuth: oauthOpts})
 	// Connectors' messages reach this ingress (connector_bridge.go).
 	startConnectorBridge(ic, cache, o.Log)
 	return nil

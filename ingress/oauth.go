@@ -1,0 +1,185 @@
+package ingress
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/internal/oauth"
+)
+
+// OAuthOptions make the ingress an OAuth 2.1 protected resource (the MCP
+// authorization spec): bearer tokens shaped as JWTs are validated here,
+// where they arrive, and auth is asked only about what they proved
+// (bus.OAuthCaller), so a token never travels on the bus.
+type OAuthOptions struct {
+	// Validator checks tokens of the trusted issuers (internal/oauth).
+	Validator *oauth.Validator
+	// Resource is the gateway's public URL (general_settings.mcp_oauth.resource).
+	Resource string
+	// AuthorizationServers and Scopes are published in the metadata.
+	AuthorizationServers []string
+	Scopes               []string
+	// TeamIDDefault is the team of users whose token names none here.
+	TeamIDDefault string
+}
+
+// WellKnownProtectedResource is where RFC 9728 metadata is published: for
+// the resource, and for every path under it after this prefix.
+const WellKnownProtectedResource = "/.well-known/oauth-protected-resource"
+
+// maxResourcePath bounds the path a metadata request names.
+const maxResourcePath = 512
+
+type oauthGate struct {
+	OAuthOptions
+	origin   string // scheme://host of Resource
+	basePath string // Resource's path, "" or "/prefix"
+}
+
+func newOAuthGate(o *OAuthOptions) *oauthGate {
+	if o == nil || o.Validator == nil {
+		return nil
+	}
+	g := &oauthGate{OAuthOptions: *o}
+	g.Resource = strings.TrimRight(g.Resource, "/")
+	if u, err := url.Parse(g.Resource); err == nil {
+		g.origin = u.Scheme + "://" + u.Host
+		g.basePath = strings.TrimRight(u.Path, "/")
+	}
+	return g
+}
+
+// verifyToken answers for a bearer token shaped as a JWT: from the verify
+// cache (keyed by the token's hash, never past its expiry), or validated
+// here and mapped by auth. A refusal is noted for the WWW-Authenticate
+// challenge (challenge).
+func (g *Ingress) verifyToken(r *http.Request, token string) (bus.Identity, *bus.Error) {
+	hash := bus.HashKey(token)
+	var gen uint64
+	if g.verified != nil {
+		var id bus.Identity
+		var ok bool
+		if id, ok, gen = g.verified.get(hash); ok {
+			return id, nil
+		}
+	}
+	ctx := r.Context()
+	claims, oe := g.oauth.Validator.Validate(ctx, token)
+	if oe == nil {
+		var c bus.OAuthCaller
+		if c, oe = g.oauth.Validator.Caller(claims, g.oauth.TeamIDDefault); oe == nil {
+			id, e := g.askAuth(ctx, bus.VerifyRequest{OAuth: &c})
+			if e == nil && g.verified != nil {
+				g.verified.put(hash, id, gen)
+			}
+			// A user in no team is answered 403 with the reason, without a
+			// challenge: signing in again would not help.
+			return id, e
+		}
+	}
+	noteChallenge(ctx, oe)
+	kind := bus.ErrUnauthorized
+	if oe.Code == "invalid_request" {
+		kind = bus.ErrBadRequest
+	}
+	return bus.Identity{}, bus.Errorf(kind, "unauthorized: invalid OAuth access token: %s", oe.Description)
+}
+
+// noteChallenge keeps why a token was refused, for the answer's
+// WWW-Authenticate header.
+func noteChallenge(ctx context.Context, e *oauth.Error) {
+	if info, ok := ctx.Value(reqInfoKey{}).(*reqInfo); ok {
+		info.sw.oauthErr = e
+	}
+}
+
+// challenge is the WWW-Authenticate value of a 401 on path: where the resource metadata is (RFC 9728 §5.1) and,
+// when a token was refused, why (RFC 6750 §3).
+func (o *oauthGate) challenge(path string, e *oauth.Error) string {
+	var b strings.Builder
+	b.WriteString(`Bearer resource_metadata="`)
+	b.WriteString(o.metadataURL(path))
+	b.WriteByte('"')
+	if len(o.Scopes) > 0 {
+		b.WriteString(`, scope="`)
+		b.WriteString(quotable(strings.Join(o.Scopes, " ")))
+		b.WriteByte('"')
+	}
+	if e != nil {
+		b.WriteString(`, error="`)
+		b.WriteString(quotable(e.Code))
+		b.WriteString(`", error_description="`)
+		b.WriteString(quotable(e.Description))
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// metadataURL is the metadata of the resource path names: the well-known
+// prefix inserted between the origin and the path (RFC 9728 §3.1).
+func (o *oauthGate) metadataURL(path string) string {
+	if !metadataPath(path) {
+		path = ""
+	}
+	return o.origin + WellKnownProtectedResource + o.basePath + path
+}
+
+// metadataPath reports whether the request path names a resource of its
+// own: the MCP endpoints (other routes take the gateway's document).
+func metadataPath(path string) bool {
+	if hasPrefixPath(path, WellKnownProtectedResource) {
+		return false
+	}
+	f, ok := routeFamily(http.MethodPost, path)
+	return ok && f == bus.RoutesMCP && len(path) <= maxResourcePath && bus.ValidHeaderValue(path) && !strings.ContainsAny(path, `"\`)
+}
+
+// quotable makes s fit a quoted-string of an auth-param as RFC 6750 allows
+// error_description: visible ASCII without '"' and '\'.
+func quotable(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r == '\\' || r < 0x20 || r > 0x7e:
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// protectedResource serves RFC 9728 metadata: for the gateway at the bare
+// well-known path, and for each MCP path under it (/.well-known/
+// oauth-protected-resource/mcp/github describes <resource>/mcp/github), so
+// a client that checks that "resource" is the URL it connects to finds it.
+func (g *Ingress) protectedResource(w http.ResponseWriter, r *http.Request) {
+	o := g.oauth
+	if o == nil {
+		writeRESTError(w, bus.Errorf(bus.ErrNotFound, "this gateway accepts no OAuth access tokens (general_settings.enable_jwt_auth is off); send a gateway key"))
+		return
+	}
+	rest := strings.TrimPrefix(r.URL.Path, WellKnownProtectedResource)
+	rest = strings.TrimPrefix(rest, o.basePath)
+	if rest != "" && !metadataPath(rest) {
+		writeRESTError(w, bus.Errorf(bus.ErrNotFound, "no protected resource at %s: the metadata describes the gateway (%s) and its MCP paths",
+			bus.Shorten(rest, 64), WellKnownProtectedResource))
+		return
+	}
+	doc := struct {
+		Resource             string   `json:"resource"`
+		AuthorizationServers []string `json:"authorization_servers"`
+		BearerMethods        []string `json:"bearer_methods_supported"`
+		Scopes               []string `json:"scopes_supported,omitempty"`
+		Name                 string   `json:"resource_name"`
+	}{o.Resource + rest, o.AuthorizationServers, []string{"header"}, o.Scopes, "mcpbus"}
+	body, _ := json.Marshal(doc)
+	h := w.Header()
+	h.Set("Cache-Control", "public, max-age=300")
+	// Browser-based clients (the MCP Inspector) read it across origins.
+	h.Set("Access-Control-Allow-Origin", "*")
+	writeJSON(w, http.StatusOK, body)
+}
