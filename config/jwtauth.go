@@ -32,6 +32,18 @@ type OAuth struct {
 	// TeamIDDefault is litellm_jwtauth.team_id_default: the team of a user
 	// whose token names none that exists here.
 	TeamIDDefault string
+	// Introspection is mcp_oauth.introspection: how opaque (non-JWT)
+	// tokens are checked (RFC 7662); nil: only JWTs are accepted.
+	Introspection *Introspection
+}
+
+// Introspection is an issuer's introspection endpoint and the gateway's
+// client credentials there.
+type Introspection struct {
+	URL, ClientID, ClientSecret string
+	// Issuer is the trusted issuer whose tokens these are (default: the
+	// only issuer).
+	Issuer string
 }
 
 // Issuer is one trusted issuer and how its claims map to an identity.
@@ -70,7 +82,8 @@ var (
 		"routing_overrides", "virtual_key_claim_field", "virtual_key_mapping_cache_ttl", "oidc_userinfo_enabled",
 		"oidc_userinfo_endpoint", "oidc_userinfo_cache_ttl", "custom_validate", "leeway",
 		"customer_org_alias_jwt_field", "customer_member_id_jwt_field", "customer_team_id_jwt_field"}
-	mcpOAuthKeys = []string{"resource", "authorization_servers", "scopes_supported"}
+	mcpOAuthKeys      = []string{"resource", "authorization_servers", "scopes_supported", "introspection"}
+	introspectionKeys = []string{"url", "client_id", "client_secret", "issuer"}
 )
 
 // readOAuth reads the three settings together once general_settings is
@@ -125,6 +138,16 @@ func (f *File) readOAuth(p *problems, enabled bool, jwtNode, oauthNode *yaml.Nod
 	if len(o.Issuers) == 0 {
 		p.errorf(base+"litellm_jwtauth.issuers", "no issuer is trusted: list issuers (issuer, jwks_url) or set the environment variables JWT_ISSUER and JWT_PUBLIC_KEY_URL")
 	}
+	if in := o.Introspection; in != nil {
+		switch {
+		case in.Issuer == "" && len(o.Issuers) == 1:
+			in.Issuer = o.Issuers[0].Issuer
+		case in.Issuer == "":
+			p.errorf(base+"mcp_oauth.introspection.issuer", "is required with several issuers: the issuer whose opaque tokens these are")
+		case !slices.ContainsFunc(o.Issuers, func(is Issuer) bool { return is.Issuer == in.Issuer }):
+			p.errorf(base+"mcp_oauth.introspection.issuer", "is not one of litellm_jwtauth.issuers")
+		}
+	}
 	if len(o.AuthorizationServers) == 0 {
 		for _, is := range o.Issuers {
 			o.AuthorizationServers = append(o.AuthorizationServers, is.Issuer)
@@ -159,18 +182,57 @@ func (o *OAuth) readMCP(p *problems, path string, n *yaml.Node, env LookupEnv) {
 					o.Scopes = append(o.Scopes, it.s)
 				}
 			}
+		case "introspection":
+			o.Introspection = readIntrospection(p, kp, kv.val, env)
 		default:
 			unknown = append(unknown, kv.key)
 		}
 	}
-	// An mcpbus section: every key not read is an error.
+	unknownKeys(p, path, "mcp_oauth", unknown, mcpOAuthKeys)
+}
+
+// unknownKeys makes every key of an mcpbus section that was not read an
+// error, with a did-you-mean when one is near.
+func unknownKeys(p *problems, path, what string, unknown, known []string) {
 	for _, k := range unknown {
-		msg := "unknown key (mcp_oauth takes " + strings.Join(mcpOAuthKeys, ", ") + ")"
-		if near := nearest(k, mcpOAuthKeys); near != "" {
+		msg := "unknown key (" + what + " takes " + strings.Join(known, ", ") + ")"
+		if near := nearest(k, known); near != "" {
 			msg = "unknown key; did you mean \"" + near + "\"?"
 		}
 		p.errorf(joinPath(path, k), msg)
 	}
+}
+
+func readIntrospection(p *problems, path string, n *yaml.Node, env LookupEnv) *Introspection {
+	if !isMapping(n) {
+		p.errorf(path, "must be a mapping (url, client_id, client_secret, issuer)")
+		return nil
+	}
+	in := &Introspection{}
+	var unknown []string
+	for _, kv := range pairs(n) {
+		kp := path + "." + kv.key
+		switch kv.key {
+		case "url":
+			if in.URL = readString(p, kp, kv.val, env); in.URL != "" && !checkURL(p, kp, in.URL) {
+				in.URL = ""
+			}
+		case "client_id":
+			in.ClientID = readString(p, kp, kv.val, env)
+		case "client_secret":
+			in.ClientSecret = readString(p, kp, kv.val, env)
+		case "issuer":
+			in.Issuer = readString(p, kp, kv.val, env)
+		default:
+			unknown = append(unknown, kv.key)
+		}
+	}
+	unknownKeys(p, path, "introspection", unknown, introspectionKeys)
+	if in.URL == "" || in.ClientID == "" {
+		p.errorf(path, "url and client_id are required (the issuer's introspection endpoint and the gateway's client there)")
+		return nil
+	}
+	return in
 }
 
 // readClaimField reads one of the *_jwt_field keys into c; false when key
@@ -239,13 +301,7 @@ func readIssuers(p *problems, path string, n *yaml.Node, env LookupEnv, defaults
 				}
 			}
 		}
-		for _, k := range unknown {
-			msg := "unknown key (an issuer takes " + strings.Join(jwtIssuerKeys, ", ") + ")"
-			if near := nearest(k, jwtIssuerKeys); near != "" {
-				msg = "unknown key; did you mean \"" + near + "\"?"
-			}
-			p.errorf(joinPath(ip, k), msg)
-		}
+		unknownKeys(p, ip, "an issuer", unknown, jwtIssuerKeys)
 		if is.Issuer == "" {
 			p.errorf(ip+".issuer", "is required: the exact iss value of the issuer's tokens")
 			continue

@@ -294,9 +294,18 @@ func (g *Ingress) verify(r *http.Request) (bus.Identity, *bus.Error) {
 	var hash string
 	if key := callerKey(r); key != "" {
 		if g.oauth != nil && oauth.LooksLikeJWT(key) {
-			return g.verifyToken(r, key) // oauth.go
+			return g.verifyToken(r, key, false) // oauth.go
 		}
 		hash = bus.HashKey(key)
+		if g.oauth.introspects(key) {
+			// An opaque OAuth token, unless it is a gateway key: keys
+			// first, so a key never goes to the issuer.
+			id, e := g.verifyHash(r.Context(), hash)
+			if e != nil && e.Kind == bus.ErrUnauthorized {
+				return g.verifyToken(r, key, true)
+			}
+			return id, e
+		}
 	} else if h, e := g.uiCaller(r); e != nil { // ui_session.go
 		return bus.Identity{}, e
 	} else {

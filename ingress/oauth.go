@@ -57,7 +57,7 @@ func newOAuthGate(o *OAuthOptions) *oauthGate {
 // cache (keyed by the token's hash, never past its expiry), or validated
 // here and mapped by auth. A refusal is noted for the WWW-Authenticate
 // challenge (challenge).
-func (g *Ingress) verifyToken(r *http.Request, token string) (bus.Identity, *bus.Error) {
+func (g *Ingress) verifyToken(r *http.Request, token string, opaque bool) (bus.Identity, *bus.Error) {
 	hash := bus.HashKey(token)
 	var gen uint64
 	if g.verified != nil {
@@ -68,7 +68,11 @@ func (g *Ingress) verifyToken(r *http.Request, token string) (bus.Identity, *bus
 		}
 	}
 	ctx := r.Context()
-	claims, oe := g.oauth.Validator.Validate(ctx, token)
+	validate := g.oauth.Validator.Validate
+	if opaque {
+		validate = g.oauth.Validator.Introspect // RFC 7662
+	}
+	claims, oe := validate(ctx, token)
 	if oe == nil {
 		var c bus.OAuthCaller
 		if c, oe = g.oauth.Validator.Caller(claims, g.oauth.TeamIDDefault); oe == nil {
@@ -83,10 +87,20 @@ func (g *Ingress) verifyToken(r *http.Request, token string) (bus.Identity, *bus
 	}
 	noteChallenge(ctx, oe)
 	kind := bus.ErrUnauthorized
-	if oe.Code == "invalid_request" {
+	switch oe.Code {
+	case "invalid_request":
 		kind = bus.ErrBadRequest
+	case "temporarily_unavailable":
+		return bus.Identity{}, bus.Errorf(bus.ErrServiceUnavailable, "the OAuth access token cannot be checked now: %s", oe.Description)
 	}
 	return bus.Identity{}, bus.Errorf(kind, "unauthorized: invalid OAuth access token: %s", oe.Description)
+}
+
+// introspects reports whether a bearer credential that is not a JWT may be
+// an opaque OAuth token to introspect: introspection is on and it is not
+// shaped as a gateway's virtual key ("sk-").
+func (o *oauthGate) introspects(key string) bool {
+	return o != nil && o.Validator.Introspects() && !strings.HasPrefix(key, "sk-")
 }
 
 // noteChallenge keeps why a token was refused, for the answer's

@@ -82,6 +82,9 @@ func invalid(format string, args ...any) *Error {
 type Validator struct {
 	issuers map[string]*issuer
 	now     func() time.Time
+	client  *http.Client
+	// introspection, if set, checks opaque tokens (introspect.go).
+	introspection *Introspection
 }
 
 type issuer struct {
@@ -96,7 +99,7 @@ func New(issuers []Issuer, client *http.Client) (*Validator, error) {
 	if client == nil {
 		client = &http.Client{Timeout: jwksTimeout}
 	}
-	v := &Validator{issuers: map[string]*issuer{}, now: time.Now}
+	v := &Validator{issuers: map[string]*issuer{}, now: time.Now, client: client}
 	for i, is := range issuers {
 		is.Resource = strings.TrimRight(is.Resource, "/")
 		if is.Issuer == "" || (len(is.Audiences) == 0 && is.Resource == "") {

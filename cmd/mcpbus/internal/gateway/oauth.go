@@ -25,6 +25,11 @@ func OAuthOptions(c config.OAuth, client *http.Client) (*ingress.OAuthOptions, e
 	if err != nil {
 		return nil, fmt.Errorf("general_settings.litellm_jwtauth.%w", err)
 	}
+	if in := c.Introspection; in != nil {
+		if err := v.SetIntrospection(oauth.Introspection{URL: in.URL, ClientID: in.ClientID, ClientSecret: in.ClientSecret, Issuer: in.Issuer}); err != nil {
+			return nil, fmt.Errorf("general_settings.mcp_oauth.%w", err)
+		}
+	}
 	return &ingress.OAuthOptions{Validator: v, Resource: c.Resource, AuthorizationServers: c.AuthorizationServers,
 		Scopes: c.Scopes, TeamIDDefault: c.TeamIDDefault}, nil
 }
