@@ -35,6 +35,18 @@ type OAuth struct {
 	// Introspection is mcp_oauth.introspection: how opaque (non-JWT)
 	// tokens are checked (RFC 7662); nil: only JWTs are accepted.
 	Introspection *Introspection
+	// ClientRegistration is mcp_oauth.client_registration: the dynamic
+	// registration shim for providers without it; nil: off.
+	ClientRegistration *ClientRegistration
+}
+
+// ClientRegistration is the provider's public client given to every MCP
+// client that registers with the gateway.
+type ClientRegistration struct {
+	ClientID     string
+	RedirectURIs []string
+	// Issuer is the provider (default: the only issuer).
+	Issuer string
 }
 
 // Introspection is an issuer's introspection endpoint and the gateway's
@@ -82,7 +94,8 @@ var (
 		"routing_overrides", "virtual_key_claim_field", "virtual_key_mapping_cache_ttl", "oidc_userinfo_enabled",
 		"oidc_userinfo_endpoint", "oidc_userinfo_cache_ttl", "custom_validate", "leeway",
 		"customer_org_alias_jwt_field", "customer_member_id_jwt_field", "customer_team_id_jwt_field"}
-	mcpOAuthKeys      = []string{"resource", "authorization_servers", "scopes_supported", "introspection"}
+	mcpOAuthKeys      = []string{"resource", "authorization_servers", "scopes_supported", "introspection", "client_registration"}
+	registrationKeys  = []string{"client_id", "redirect_uris", "issuer"}
 	introspectionKeys = []string{"url", "client_id", "client_secret", "issuer"}
 )
 
@@ -148,6 +161,21 @@ func (f *File) readOAuth(p *problems, enabled bool, jwtNode, oauthNode *yaml.Nod
 			p.errorf(base+"mcp_oauth.introspection.issuer", "is not one of litellm_jwtauth.issuers")
 		}
 	}
+	if cr := o.ClientRegistration; cr != nil {
+		switch {
+		case cr.Issuer == "" && len(o.Issuers) == 1:
+			cr.Issuer = o.Issuers[0].Issuer
+		case cr.Issuer == "":
+			p.errorf(base+"mcp_oauth.client_registration.issuer", "is required with several issuers: the provider whose client this is")
+		case !slices.ContainsFunc(o.Issuers, func(is Issuer) bool { return is.Issuer == cr.Issuer }):
+			p.errorf(base+"mcp_oauth.client_registration.issuer", "is not one of litellm_jwtauth.issuers")
+		}
+		// The gateway stands in for the provider as the authorization
+		// server clients register with.
+		if len(o.AuthorizationServers) == 0 && o.Resource != "" {
+			o.AuthorizationServers = []string{o.Resource}
+		}
+	}
 	if len(o.AuthorizationServers) == 0 {
 		for _, is := range o.Issuers {
 			o.AuthorizationServers = append(o.AuthorizationServers, is.Issuer)
@@ -184,6 +212,8 @@ func (o *OAuth) readMCP(p *problems, path string, n *yaml.Node, env LookupEnv) {
 			}
 		case "introspection":
 			o.Introspection = readIntrospection(p, kp, kv.val, env)
+		case "client_registration":
+			o.ClientRegistration = readRegistration(p, kp, kv.val, env)
 		default:
 			unknown = append(unknown, kv.key)
 		}
@@ -201,6 +231,40 @@ func unknownKeys(p *problems, path, what string, unknown, known []string) {
 		}
 		p.errorf(joinPath(path, k), msg)
 	}
+}
+
+func readRegistration(p *problems, path string, n *yaml.Node, env LookupEnv) *ClientRegistration {
+	if !isMapping(n) {
+		p.errorf(path, "must be a mapping (client_id, redirect_uris, issuer)")
+		return nil
+	}
+	cr := &ClientRegistration{}
+	var unknown []string
+	for _, kv := range pairs(n) {
+		kp := path + "." + kv.key
+		switch kv.key {
+		case "client_id":
+			cr.ClientID = readString(p, kp, kv.val, env)
+		case "issuer":
+			cr.Issuer = readString(p, kp, kv.val, env)
+		case "redirect_uris":
+			for _, it := range readStringList(p, kp, kv.val, env) {
+				if u, err := url.Parse(it.s); err != nil || u.Scheme == "" || u.Host == "" || u.Fragment != "" {
+					p.errorf(it.path, "must be an absolute URI without a fragment")
+					continue
+				}
+				cr.RedirectURIs = append(cr.RedirectURIs, it.s)
+			}
+		default:
+			unknown = append(unknown, kv.key)
+		}
+	}
+	unknownKeys(p, path, "client_registration", unknown, registrationKeys)
+	if cr.ClientID == "" {
+		p.errorf(path+".client_id", "is required: the public client registered at the identity provider for MCP clients")
+		return nil
+	}
+	return cr
 }
 
 func readIntrospection(p *problems, path string, n *yaml.Node, env LookupEnv) *Introspection {

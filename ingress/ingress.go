@@ -192,6 +192,10 @@ func New(o Options) *Ingress {
 	mux.HandleFunc("GET /health/readiness", g.readiness)
 	mux.HandleFunc("GET "+WellKnownProtectedResource, g.protectedResource) // oauth.go
 	mux.HandleFunc("GET "+WellKnownProtectedResource+"/", g.protectedResource)
+	mux.HandleFunc("GET "+WellKnownAuthorizationServer, g.authorizationServer) // oauth_register.go
+	mux.HandleFunc("GET "+WellKnownAuthorizationServer+"/", g.authorizationServer)
+	mux.HandleFunc("POST "+RegisterPath, g.register)
+	mux.HandleFunc("OPTIONS "+RegisterPath, registerPreflight)
 	g.adminRoutes(mux)
 	g.metricsRoutes(mux)
 	g.restRoutes(mux)

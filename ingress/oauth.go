@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/internal/oauth"
@@ -25,6 +26,11 @@ type OAuthOptions struct {
 	Scopes               []string
 	// TeamIDDefault is the team of users whose token names none here.
 	TeamIDDefault string
+	// Registration, if set, is the dynamic-registration shim
+	// (oauth_register.go).
+	Registration *Registration
+	// HTTPClient reads the provider's metadata (nil: a default client).
+	HTTPClient *http.Client
 }
 
 // WellKnownProtectedResource is where RFC 9728 metadata is published: for
@@ -38,6 +44,7 @@ type oauthGate struct {
 	OAuthOptions
 	origin   string // scheme://host of Resource
 	basePath string // Resource's path, "" or "/prefix"
+	asMeta   asMetadata
 }
 
 func newOAuthGate(o *OAuthOptions) *oauthGate {
@@ -45,6 +52,9 @@ func newOAuthGate(o *OAuthOptions) *oauthGate {
 		return nil
 	}
 	g := &oauthGate{OAuthOptions: *o}
+	if g.HTTPClient == nil {
+		g.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
 	g.Resource = strings.TrimRight(g.Resource, "/")
 	if u, err := url.Parse(g.Resource); err == nil {
 		g.origin = u.Scheme + "://" + u.Host

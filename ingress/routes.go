@@ -29,7 +29,8 @@ func routeFamily(method, path string) (bus.RouteFamily, bool) {
 		return bus.RoutesMCP, true
 	}
 	switch {
-	case hasPrefixPath(path, WellKnownProtectedResource): // how MCP clients sign in
+	case hasPrefixPath(path, WellKnownProtectedResource), hasPrefixPath(path, WellKnownAuthorizationServer),
+		hasPrefixPath(path, "/oauth"): // how MCP clients sign in
 		return bus.RoutesMCP, true
 	case path == "/health" || strings.HasPrefix(path, "/health/"):
 		return "", false

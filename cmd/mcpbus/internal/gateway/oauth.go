@@ -30,6 +30,10 @@ func OAuthOptions(c config.OAuth, client *http.Client) (*ingress.OAuthOptions, e
 			return nil, fmt.Errorf("general_settings.mcp_oauth.%w", err)
 		}
 	}
-	return &ingress.OAuthOptions{Validator: v, Resource: c.Resource, AuthorizationServers: c.AuthorizationServers,
-		Scopes: c.Scopes, TeamIDDefault: c.TeamIDDefault}, nil
+	o := &ingress.OAuthOptions{Validator: v, Resource: c.Resource, AuthorizationServers: c.AuthorizationServers,
+		Scopes: c.Scopes, TeamIDDefault: c.TeamIDDefault, HTTPClient: client}
+	if cr := c.ClientRegistration; cr != nil {
+		o.Registration = &ingress.Registration{ClientID: cr.ClientID, RedirectURIs: cr.RedirectURIs, Issuer: cr.Issuer}
+	}
+	return o, nil
 }
