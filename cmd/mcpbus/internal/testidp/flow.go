@@ -267,6 +267,9 @@ func (p *IdP) post(ctx context.Context, endpoint, target, clientID string, form 
 }
 
 func (p *IdP) clientSecret(clientID string) string {
+	if p.store == nil {
+		return ""
+	}
 	p.store.mu.Lock()
 	defer p.store.mu.Unlock()
 	if c, ok := p.store.clients[clientID]; ok {
