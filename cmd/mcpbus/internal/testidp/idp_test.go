@@ -363,3 +363,29 @@ func TestStartRefusals(t *testing.T) {
 		}
 	}
 }
+
+// A sign-in request completes once: posting the login form again, even
+// with another user's good password, does not change whose code it is.
+func TestLoginOnce(t *testing.T) {
+	idp := start(t)
+	ctx := context.Background()
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	q := "response_type=code&client_id=mcp-client&scope=openid&redirect_uri=" + redirectURI +
+		"&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+	loc, err := idp.expectRedirect(ctx, hc, http.MethodGet, idp.Issuer()+"/authorize?"+q, nil, "authorization")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := loc.Query().Get("id")
+	if _, err := idp.expectRedirect(ctx, hc, http.MethodPost, idp.Issuer()+"/login", map[string][]string{"id": {id}, "username": {"alice"}, "password": {"alice-pw"}}, "login"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = idp.expectRedirect(ctx, hc, http.MethodPost, idp.Issuer()+"/login", map[string][]string{"id": {id}, "username": {"bob"}, "password": {"bob-pw"}}, "login")
+	var e *OAuthError
+	if !errors.As(err, &e) || e.Status != http.StatusUnauthorized {
+		t.Errorf("a second sign-in: %v, want a 401", err)
+	}
+	if a, err := idp.store.AuthRequestByID(ctx, id); err != nil || a.GetSubject() != "alice" {
+		t.Errorf("the request is %v's (%v), want alice's", a, err)
+	}
+}

@@ -168,7 +168,8 @@ func (s *storage) AuthRequestByID(_ context.Context, id string) (op.AuthRequest,
 	if !ok || s.now().Sub(a.created) > authRequestTTL {
 		return nil, fmt.Errorf("authorization request %w (or expired)", errNotFound)
 	}
-	return a, nil
+	copied := *a
+	return &copied, nil
 }
 
 func (s *storage) AuthRequestByCode(_ context.Context, code string) (op.AuthRequest, error) {
@@ -235,6 +236,9 @@ func (s *storage) signIn(requestID, username, password string) error {
 	a, ok := s.authRequests[requestID]
 	if !ok {
 		return fmt.Errorf("the sign-in request is unknown or expired")
+	}
+	if a.Done() {
+		return fmt.Errorf("the sign-in request is already complete")
 	}
 	u := s.userByName(username)
 	if u == nil || subtle.ConstantTimeCompare([]byte(u.Password), []byte(password)) != 1 {
