@@ -29,6 +29,7 @@ import (
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/conformance"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/demo"
 	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/fakellm"
+	"github.com/mcpbus/mcpbus/cmd/mcpbus/internal/testidp"
 )
 
 const usage = `mcpbus: an MCP gateway over NATS
@@ -100,6 +101,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = conformance.Run(ctx, args[1:], stdout, stderr)
 	case "fake-llm":
 		err = fakellm.Run(ctx, args[1:], stdout, stderr)
+	case "dev-idp":
+		err = testidp.Run(ctx, args[1:], stdout, stderr)
 	case "nats-config":
 		err = natsConfigCmd(args[1:], stdout, stderr)
 	case "health":
