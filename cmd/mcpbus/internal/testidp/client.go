@@ -18,6 +18,7 @@ type client struct {
 	secret       string
 	redirectURIs []string
 	grantTypes   []oidc.GrantType
+	opaque       bool
 }
 
 var knownGrants = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeClientCredentials}
@@ -26,7 +27,7 @@ func newClient(c Client) (*client, error) {
 	if c.ID == "" {
 		return nil, fmt.Errorf("id is required")
 	}
-	cl := &client{id: c.ID, secret: c.Secret, redirectURIs: slices.Clone(c.RedirectURIs)}
+	cl := &client{id: c.ID, secret: c.Secret, redirectURIs: slices.Clone(c.RedirectURIs), opaque: c.OpaqueTokens}
 	for _, g := range c.GrantTypes {
 		gt := oidc.GrantType(g)
 		if !slices.Contains(knownGrants, gt) {
@@ -83,9 +84,14 @@ func (c *client) GrantTypes() []oidc.GrantType { return c.grantTypes }
 // LoginURL is where op sends the browser to sign in.
 func (c *client) LoginURL(id string) string { return loginPath + "?id=" + url.QueryEscape(id) }
 
-func (c *client) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeJWT }
-func (c *client) IDTokenLifetime() time.Duration      { return time.Hour }
-func (c *client) DevMode() bool                       { return false }
+func (c *client) AccessTokenType() op.AccessTokenType {
+	if c.opaque {
+		return op.AccessTokenTypeBearer
+	}
+	return op.AccessTokenTypeJWT
+}
+func (c *client) IDTokenLifetime() time.Duration { return time.Hour }
+func (c *client) DevMode() bool                  { return false }
 
 func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }

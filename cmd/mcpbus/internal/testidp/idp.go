@@ -61,6 +61,9 @@ type Client struct {
 	// authorization_code and refresh_token, plus client_credentials for a
 	// confidential client.
 	GrantTypes []string `json:"grant_types,omitempty" yaml:"grant_types,omitempty"`
+	// OpaqueTokens: the client's access tokens are opaque (checked by
+	// introspection), not JWTs.
+	OpaqueTokens bool `json:"opaque_tokens,omitempty" yaml:"opaque_tokens,omitempty"`
 }
 
 // Options configure an IdP.
