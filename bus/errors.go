@@ -94,7 +94,8 @@ var kinds = []Kind{ErrBadRequest, ErrSessionNotFound, ErrParse, ErrInvalidReques
 	ErrModelNotFound, ErrModelNotAllowed, ErrProvider, ErrContextLength, ErrProviderRejected, ErrContentPolicy, // llm.go
 	ErrBudgetExceeded,                    // llm_limits.go
 	ErrAgentNotFound, ErrAgentNotAllowed, // a2a.go
-	ErrRouteNotExposed} // routes.go
+	ErrRouteNotExposed,        // routes.go
+	ErrUserCredentialRequired} // usercreds.go
 
 // catalog finds a kind by its code (ReplyError).
 var catalog = func() map[string]Kind {

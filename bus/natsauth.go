@@ -272,10 +272,13 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		pub = append(pub, streamCreator(StreamUsage)...)
 		pub = append(pub, streamCreator(KVStream(BucketOAuthTokens))...)
 		pub = append(pub, streamCreator(KVStream(BucketLists))...)
+		// Users' own upstream credentials (usercreds.go): it seals and
+		// writes them, and answers their API.
+		pub = append(pub, kvOwner(BucketUserCredentials)...)
 		// It tells connectors of their servers' records (connector.go).
 		pub = append(pub, ConnectorChanged("*"))
 		// It follows the bucket it owns like any reader (internal/servercache.Follow).
-		return pub, []string{SubjectRegistryAll, ConnectorGet("*"), micro, KVSubject(BucketServers, ">"), KVSubject(BucketAgents, ">")}, true
+		return pub, []string{SubjectRegistryAll, SubjectUserCredAll, ConnectorGet("*"), micro, KVSubject(BucketServers, ">"), KVSubject(BucketAgents, ">")}, true
 	case RoleRouter:
 		// Warnings on an aggregated answer's stream (a server missing), as
 		// the gateway.
@@ -316,6 +319,13 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		for _, k := range listKeys {
 			pub = append(pub, KVSubject(BucketLists, k))
 		}
+		// Its servers' users' credentials (usercreds.go), read only.
+		credKeys := []string(nil)
+		for _, n := range servers {
+			credKeys = append(credKeys, "*."+n)
+		}
+		p, s = kvFollower(BucketUserCredentials, credKeys)
+		pub, sub = append(pub, p...), append(sub, s...)
 		p, s = serving(servers)
 		return append(pub, p...), append(sub, s...), true
 	case RoleConnector:
@@ -373,7 +383,8 @@ func ingressSubjects(routes []RouteFamily) (pub, sub []string, answers bool) {
 	if serves(RoutesMCP) {
 		pub = append(pub, kvOwner(BucketSessions)...)
 		pub = append(pub, SubjectRouterRPC, ToolRPC("*"), ToolInfo("*"), SubjectRegistryGet, SubjectRegistryList,
-			SubjectSessionClosed, RecallSubject("*"), ClientSubject(SessionSubject("*"), GatewayToken))
+			SubjectSessionClosed, RecallSubject("*"), ClientSubject(SessionSubject("*"), GatewayToken),
+			SubjectUserCredAll) // a caller's own upstream credentials (usercreds.go)
 		sub = append(sub, SubjectSessionEventsAll, SubjectNotifyAll)
 		// The interest that lets connectors' usage events leave their
 		// leaf node (gateway's connector_bridge.go); what arrives is dropped.

@@ -22,6 +22,10 @@ type ServerSpec struct {
 	// none, api_key, bearer_token, basic, authorization, token.
 	AuthType  string `json:"auth_type,omitempty"`
 	AuthValue string `json:"auth_value,omitempty"`
+	// BYOK is LiteLLM's is_byok: the server has no shared credential; each
+	// user stores their own (usercreds.go), sent in AuthType's header on
+	// their calls, and a caller without one is refused before the upstream.
+	BYOK bool `json:"is_byok,omitempty"`
 
 	// StaticHeaders are always sent upstream; ExtraHeaders names client headers
 	// that may be forwarded.

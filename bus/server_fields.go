@@ -229,6 +229,8 @@ var ServerFields = []ServerField{
 	strField("spec_version", Plain, func(s *ServerSpec) *string { return &s.SpecVersion }),
 	strField("auth_type", Plain, func(s *ServerSpec) *string { return &s.AuthType }),
 	strField("auth_value", Secret, func(s *ServerSpec) *string { return &s.AuthValue }),
+	// LiteLLM's bring-your-own-key flag (usercreds.go).
+	{Name: "is_byok", Kind: KindBool, flag: func(s *ServerSpec) *bool { return &s.BYOK }},
 	strField("token_url", SecretURL, func(s *ServerSpec) *string { return &s.TokenURL }),
 	strField("client_id", Plain, func(s *ServerSpec) *string { return &s.ClientID }),
 	strField("client_secret", Secret, func(s *ServerSpec) *string { return &s.ClientSecret }),

@@ -34,6 +34,9 @@ type Upstream struct {
 	// auth_value is given, so each request brings it: LiteLLM's x-mcp-auth
 	// (sent in auth_type's header) or x-mcp-<server>-<header>.
 	CredentialFromRequest bool
+	// BYOK: is_byok; each user stores the credential (bus/usercreds.go) and
+	// the worker sends the caller's (CredentialFromRequest is set too).
+	BYOK bool
 	// DetectTransport: the config gave no transport, so the worker tries
 	// Streamable HTTP and falls back to the HTTP+SSE transport when the
 	// server refuses it (the MCP spec's backwards compatibility).
@@ -165,6 +168,7 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 		AuthType:        r.AuthType,
 		AuthValue:       r.AuthValue,
 		AuthValueGiven:  spec.AuthValue != "",
+		BYOK:            spec.BYOK,
 		ExtraHeaders:    r.ExtraHeaders,
 		AllowedTools:    r.AllowedTools,
 		DisallowedTools: r.DisallowedTools,
@@ -312,6 +316,7 @@ func upstream(c checked, r, spec bus.ServerSpec) *Upstream {
 	// LiteLLM's way: no auth_value, so each request brings the credential
 	// (x-mcp-auth, or x-mcp-<server>-<header>).
 	up.CredentialFromRequest = !c.AuthValueGiven && bus.HeaderAuthType(c.AuthType)
+	up.BYOK = c.BYOK
 	setCanary(up, r) // canary.go
 	return up
 }

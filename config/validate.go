@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"net/url"
 	"reflect"
 	"strings"
@@ -26,7 +27,9 @@ type checked struct {
 	// AuthValueGiven: the config wrote an auth_value (which may resolve to
 	// ""); without one a header auth_type takes its credential from each
 	// request (LiteLLM's way).
-	AuthValueGiven  bool              `yaml:"-"`
+	AuthValueGiven bool `yaml:"-"`
+	// BYOK is is_byok: each user brings the credential (bus/usercreds.go).
+	BYOK            bool              `yaml:"is_byok" validate:"byok"`
 	TokenURL        string            `yaml:"token_url" validate:"required_if=AuthType oauth2,omitempty,parseurl,httpscheme,urlhost"`
 	ClientID        string            `yaml:"client_id" validate:"required_if=AuthType oauth2"`
 	ClientSecret    string            `yaml:"client_secret" validate:"required_if=AuthType oauth2"`
@@ -72,6 +75,14 @@ var validatorOnce = sync.OnceValue(func() *validator.Validate {
 	must(v.RegisterValidation("authvalue", func(fl validator.FieldLevel) bool {
 		p := fl.Parent()
 		return !headerAuthTypes[p.FieldByName("AuthType").String()] || fl.Field().String() != "" || !p.FieldByName("AuthValueGiven").Bool()
+	}))
+	// A bring-your-own-key server takes its users' credentials in a
+	// header: a header auth_type, no shared auth_value, an HTTP transport.
+	must(v.RegisterValidation("byok", func(fl validator.FieldLevel) bool {
+		p := fl.Parent()
+		return !fl.Field().Bool() || headerAuthTypes[p.FieldByName("AuthType").String()] &&
+			!p.FieldByName("AuthValueGiven").Bool() && p.FieldByName("Transport").String() != "stdio" &&
+			p.FieldByName("Transport").String() != TransportConnector
 	}))
 	// A stateless-era revision is spoken to Streamable HTTP servers only:
 	// mcpbus's HTTP+SSE and stdio clients keep sessions.
@@ -163,6 +174,9 @@ func message(fe validator.FieldError, c *checked, showURL bool) string {
 		return "must be http (Streamable HTTP), sse, stdio or connector (served by mcpbus connector)"
 	case "authtype":
 		return authTypeMessage()
+	case "byok":
+		return "each user brings their own credential, sent in the auth_type header: needs auth_type api_key, bearer_token, basic, authorization or token (got " +
+			cmp.Or(c.AuthType, "none") + "), no auth_value (there is no shared one), and transport http or sse"
 	case "datetime":
 		return "must be an MCP protocol version such as " + DefaultSpecVersion
 	case "specera":

@@ -31,7 +31,8 @@ func (g *Ingress) restRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("/v1/mcp/registry.json", g.serveRegistryJSON)
 	mux.HandleFunc("/mcp-rest/tools/list", g.serveRESTToolsList)
 	mux.HandleFunc("/mcp-rest/tools/call", g.serveRESTToolsCall)
-	g.serverOpsRoutes(mux) // server_ops_api.go
+	g.serverOpsRoutes(mux)      // server_ops_api.go
+	g.userCredentialRoutes(mux) // user_credentials.go
 }
 
 // methodAllowed answers 405 (with Allow) unless r uses one of methods.

@@ -39,14 +39,17 @@ func routeFamily(method, path string) (bus.RouteFamily, bool) {
 	case hasPrefixPath(path, "/ui"):
 		return bus.RoutesUI, true
 	case hasPrefixPath(path, "/v1/mcp/server"):
-		if method == http.MethodGet || method == http.MethodHead {
+		// A caller's own upstream credentials (user_credentials.go) are
+		// the MCP surface's, in every method.
+		if method == http.MethodGet || method == http.MethodHead || userCredentialPath(path) {
 			return bus.RoutesMCP, true
 		}
 		return bus.RoutesAdmin, true
 	case hasPrefixPath(path, "/key"), hasPrefixPath(path, "/team"), hasPrefixPath(path, "/organization"):
 		return bus.RoutesAdmin, true
 	case hasPrefixPath(path, "/mcp"), hasPrefixPath(path, "/sse"), path == "/messages",
-		hasPrefixPath(path, "/mcp-rest"), path == "/v1/mcp/tools", path == "/v1/mcp/registry.json":
+		hasPrefixPath(path, "/mcp-rest"), path == "/v1/mcp/tools", path == "/v1/mcp/registry.json",
+		path == "/v1/mcp/user-credentials":
 		return bus.RoutesMCP, true
 	case hasPrefixPath(path, "/a2a"), hasPrefixPath(path, "/v1/a2a"), hasPrefixPath(path, "/v1/agents"),
 		path == "/.well-known/agent.json", path == "/.well-known/agent-card.json":
@@ -61,6 +64,16 @@ func routeFamily(method, path string) (bus.RouteFamily, bool) {
 		return bus.RoutesMCP, true
 	}
 	return "", false
+}
+
+// userCredentialPath reports whether path is /v1/mcp/server/{id}/user-credential(s).
+func userCredentialPath(path string) bool {
+	rest, ok := strings.CutPrefix(path, "/v1/mcp/server/")
+	if !ok {
+		return false
+	}
+	id, tail, ok := strings.Cut(rest, "/")
+	return ok && id != "" && (tail == "user-credential" || tail == "user-credentials")
 }
 
 // hasPrefixPath reports whether path is prefix or below it.

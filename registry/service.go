@@ -42,6 +42,11 @@ type Options struct {
 	// API's writes go there (agents.go). Without it they are refused with
 	// ErrServiceUnavailable.
 	AgentsKV jetstream.KeyValue
+	// UserCredsKV is the per-user credential bucket
+	// (bus.EnsureUserCredentialsBucket): the user credential API's writes
+	// go there (usercreds.go). Without it they are refused with
+	// ErrServiceUnavailable.
+	UserCredsKV jetstream.KeyValue
 	// ConfigAgents are the names of the config file's agents, which the
 	// API may not write.
 	ConfigAgents []string
@@ -129,6 +134,10 @@ func Start(nc *nats.Conn, cache *servercache.Cache, o Options) (micro.Service, e
 			_ = svc.Stop()
 			return nil, err
 		}
+	}
+	if err := reg.addUserCredEndpoints(svc); err != nil { // usercreds.go
+		_ = svc.Stop()
+		return nil, err
 	}
 	if err := svc.AddEndpoint("connector", micro.HandlerFunc(reg.connectorGet), micro.WithEndpointSubject(bus.ConnectorGet("*"))); err != nil {
 		_ = svc.Stop()

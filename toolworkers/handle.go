@@ -85,7 +85,12 @@ func (w *Worker) serveInfo(req micro.Request, reply bus.Reply, env bus.Envelope)
 	// auth_value has none of its own).
 	l := w.shared
 	if w.up.CredentialFromRequest {
-		if l = w.linkFor(&env); l == nil {
+		perRequest, e := w.callHeaders(ctx, &env) // usercreds.go
+		if e != nil {
+			_ = reply.Error(span.fail(e))
+			return
+		}
+		if l = w.linkFor(&env, perRequest); l == nil {
 			_ = reply.Error(bus.Errorf(bus.ErrUpstreamUnavailable, "worker for server %q is shutting down", w.up.Name))
 			return
 		}
@@ -129,7 +134,12 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 	tracked := w.track(&env, msg.ID, cancel)
 	defer w.untrack(env.RequestID, tracked)
 
-	l := w.linkFor(&env)
+	perRequest, e := w.callHeaders(ctx, &env) // usercreds.go: a user's own credential
+	if e != nil {
+		_ = reply.Error(span.fail(e))
+		return
+	}
+	l := w.linkFor(&env, perRequest)
 	if l == nil {
 		_ = reply.Error(span.fail(bus.Errorf(bus.ErrUpstreamUnavailable, "worker for server %q is shutting down", w.up.Name)))
 		return
@@ -305,6 +315,10 @@ func (w *Worker) blameCredentials(err error, env *bus.Envelope) error {
 	e := bus.AsError(err)
 	if e.Kind != bus.ErrUpstreamAuth || w.up.Transport == "stdio" {
 		return err
+	}
+	if w.userCreds != nil && w.perRequestHeaders(env.Forward).Get(w.authHeaderName()) == "" {
+		return bus.Errorf(e.Kind, "%s", strings.Replace(e.Message, "the gateway's configured credentials",
+			"your stored credential (replace it with POST /v1/mcp/server/"+w.up.Name+"/user-credential)", 1))
 	}
 	if w.perRequestHeaders(env.Forward) == nil {
 		if w.up.CredentialFromRequest {

@@ -93,7 +93,7 @@ func TestHotPathBookkeepingAllocatesNothing(t *testing.T) {
 	id := json.RawMessage(`7`)
 	cancel := func() {}
 	allocs := testing.AllocsPerRun(1000, func() {
-		l := w.linkFor(&env)
+		l := w.linkFor(&env, w.perRequestHeaders(env.Forward))
 		c := w.track(&env, id, cancel)
 		p, r := w.legParams(params, &env, l)
 		if l != w.shared || len(p) != len(params) || r == nil {

@@ -16,12 +16,11 @@ import (
 // linkFor picks the upstream session for a call: a private one for a client
 // that declared capabilities the upstream may use outside calls, else the one
 // for its per-request credentials, else the shared one. nil: the worker is
-// stopping.
-func (w *Worker) linkFor(env *bus.Envelope) *link {
+// stopping. perRequest are the call's own headers (callHeaders).
+func (w *Worker) linkFor(env *bus.Envelope, perRequest http.Header) *link {
 	stdio := w.up.Transport == "stdio" // one process, one session: always shared
-	var perRequest http.Header
-	if !stdio {
-		perRequest = w.perRequestHeaders(env.Forward)
+	if stdio {
+		perRequest = nil
 	}
 	if !stdio && env.Session != "" && privateCaps(env.ClientCapabilities) {
 		credKey := ""

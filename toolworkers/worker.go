@@ -87,10 +87,13 @@ type Worker struct {
 	version string
 	shared  *link        // the shared session, for callers without own credentials or private capabilities
 	creds   *credClients // sessions for callers with per-request credentials
-	private privateLinks // sessions for one downstream session each (private.go)
-	changes changeNotices
-	limit   *limiter
-	breaker *breaker
+	// userCreds: on a server with is_byok, its users' own credentials
+	// (usercreds.go); nil otherwise.
+	userCreds *userCreds
+	private   privateLinks // sessions for one downstream session each (private.go)
+	changes   changeNotices
+	limit     *limiter
+	breaker   *breaker
 	// inflight maps request ids to their calls (cancel.go), so a
 	// cancellation published on the bus (a revoked key, a client's
 	// notifications/cancelled) stops them.
@@ -204,6 +207,9 @@ func newWorker(nc *nats.Conn, up *config.Upstream, spec bus.ServerSpec, o Option
 		w.static[http.CanonicalHeaderKey(k)] = true
 	}
 	w.cred = credential.New(up, credential.Options{NC: nc, JetStream: o.JetStream, Secrets: o.Secrets, Log: w.log})
+	if up.BYOK {
+		w.userCreds = newUserCreds(nc, up.Name, o.Secrets)
+	}
 	w.shared = w.newLink(up.Header, "", "", nil)
 	w.creds = newCredClients(func(perRequest http.Header) *link { return w.newLink(w.mergeHeaders(perRequest), "", "", nil) })
 	return w
@@ -256,6 +262,13 @@ func (w *Worker) serve() error {
 func (w *Worker) subscribe() error {
 	if err := w.startServerRequests(); err != nil {
 		return err
+	}
+	if w.userCreds != nil {
+		sub, err := w.userCreds.subscribe() // usercreds.go
+		if err != nil {
+			return err
+		}
+		w.subs = append(w.subs, sub)
 	}
 	for subject, h := range map[string]nats.MsgHandler{
 		bus.SubjectCancel:            w.onCancel,

@@ -24,6 +24,7 @@ import (
 	"github.com/mcpbus/mcpbus/toolworkers"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
@@ -143,8 +144,11 @@ type Gateway struct {
 	ln       net.Listener
 	cancel   context.CancelFunc
 	secrets  *bus.SecretKey
-	dataLock *dataLock // the embedded NATS's data directory (datalock.go)
-	log      *slog.Logger
+	// userCreds is the per-user credential bucket, made by the registry
+	// (services.go) and written by it only.
+	userCreds jetstream.KeyValue
+	dataLock  *dataLock // the embedded NATS's data directory (datalock.go)
+	log       *slog.Logger
 	// served delivers the first fatal error: the HTTP server stopped, or
 	// the NATS server closed one of the services' connections.
 	served  chan error

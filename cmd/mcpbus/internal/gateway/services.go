@@ -56,7 +56,8 @@ func (g *Gateway) startServices(ctx, runCtx context.Context, o Options, conn fun
 			fileAgents = append(fileAgents, a.Name)
 		}
 		if err := g.add(registry.Start(rc, cache, registry.Options{Version: version.Version, Log: o.Log, KV: kv, Env: o.Env,
-			AllowStdioFromAPI: o.Config.AllowStdioFromAPI, Secrets: g.secrets, AgentsKV: akv, ConfigAgents: fileAgents})); err != nil {
+			AllowStdioFromAPI: o.Config.AllowStdioFromAPI, Secrets: g.secrets, AgentsKV: akv, ConfigAgents: fileAgents,
+			UserCredsKV: g.userCreds})); err != nil {
 			return nil, fmt.Errorf("registry service: %w", err)
 		}
 	}
@@ -118,6 +119,9 @@ func (g *Gateway) prepareRegistry(ctx context.Context, o Options, conn func(stri
 		return nil, nil, nil, err
 	}
 	if err := bus.EnsureListsBucket(ctx, rjs, o.state()); err != nil {
+		return nil, nil, nil, err
+	}
+	if g.userCreds, err = bus.EnsureUserCredentialsBucket(ctx, rjs, o.state()); err != nil {
 		return nil, nil, nil, err
 	}
 	return rc, kv, akv, nil
