@@ -272,6 +272,10 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		pub = append(pub, streamCreator(StreamUsage)...)
 		pub = append(pub, streamCreator(KVStream(BucketOAuthTokens))...)
 		pub = append(pub, streamCreator(KVStream(BucketLists))...)
+		// The signing key of signed calls, which it alone makes (signing.go).
+		sp, _ := kvFollower(BucketSigningKeys, nil)
+		pub = append(append(pub, streamCreator(KVStream(BucketSigningKeys))...), sp...)
+		pub = append(pub, KVSubject(BucketSigningKeys, ">"))
 		// It tells connectors of their servers' records (connector.go).
 		pub = append(pub, ConnectorChanged("*"))
 		// It follows the bucket it owns like any reader (internal/servercache.Follow).
@@ -316,6 +320,9 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		for _, k := range listKeys {
 			pub = append(pub, KVSubject(BucketLists, k))
 		}
+		// The signing key (signing.go), read only.
+		p, s = kvFollower(BucketSigningKeys, []string{SigningKeyCurrent})
+		pub, sub = append(pub, p...), append(sub, s...)
 		p, s = serving(servers)
 		return append(pub, p...), append(sub, s...), true
 	case RoleConnector:
@@ -370,6 +377,10 @@ func ingressSubjects(routes []RouteFamily) (pub, sub []string, answers bool) {
 	pub, sub = kvFollower(BucketServers, nil)
 	pub = append(pub, SubjectAuthVerify, SubjectCancel)
 	sub = append(sub, SubjectStreamAll, SubjectKeyRevoked, SubjectAuthChanged)
+	// The public halves of the signing keys, for the JWKS every ingress
+	// serves (ingress/jwks.go; signing.go).
+	p, s := kvFollower(BucketSigningKeys, []string{SigningKeyCurrent, SigningKeyPrevious})
+	pub, sub = append(pub, p...), append(sub, s...)
 	if serves(RoutesMCP) {
 		pub = append(pub, kvOwner(BucketSessions)...)
 		pub = append(pub, SubjectRouterRPC, ToolRPC("*"), ToolInfo("*"), SubjectRegistryGet, SubjectRegistryList,
