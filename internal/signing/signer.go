@@ -42,6 +42,16 @@ func WithCall(ctx context.Context, c Call) context.Context {
 	return context.WithValue(ctx, callKey{}, &c)
 }
 
+// ForGateway returns ctx without the call it carries: for what the gateway
+// does for every caller (an upstream session's initialize), made while
+// serving one.
+func ForGateway(ctx context.Context) context.Context {
+	if CallFrom(ctx) == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, callKey{}, (*Call)(nil))
+}
+
 // CallFrom is the call ctx carries; nil for a request made for no caller.
 func CallFrom(ctx context.Context) *Call {
 	c, _ := ctx.Value(callKey{}).(*Call)
