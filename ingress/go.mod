@@ -3,6 +3,7 @@ module github.com/mcpbus/mcpbus/ingress
 go 1.26.0
 
 require (
+	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/mcpbus/mcpbus/bus v0.0.0
 	github.com/mcpbus/mcpbus/internal v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2

@@ -186,6 +186,7 @@ func New(o Options) *Ingress {
 	mux.HandleFunc("/messages", g.serveLegacyMessage)
 	mux.HandleFunc("GET /health/liveliness", g.liveliness)
 	mux.HandleFunc("GET /health/readiness", g.readiness)
+	g.jwksRoutes(mux) // jwks.go
 	g.adminRoutes(mux)
 	g.metricsRoutes(mux)
 	g.restRoutes(mux)

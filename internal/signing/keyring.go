@@ -88,13 +88,42 @@ func (r *Keyring) apply(e bus.KVEntry) {
 }
 
 // render is the JWKS of the keys held, current first; nil when none.
-func (r *Keyring) render() *[]byte {
+func (r *Keyring) render() *[]byte { return renderJWKS(r.keys) }
+
+// FetchJWKS reads the public keys from the bucket on nc (MSG.GET) and
+// returns their JWKS, current first; nil when there is none (signed calls
+// are off, or the registry has not made the key yet). A record that is not
+// the registry's is left out, and logged.
+func FetchJWKS(ctx context.Context, nc *nats.Conn, log *slog.Logger) ([]byte, error) {
+	keys := map[string]*Key{}
+	for _, name := range []string{bus.SigningKeyCurrent, bus.SigningKeyPrevious} {
+		e, ok, err := bus.KVGet(ctx, nc, bus.BucketSigningKeys, name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || e.Deleted {
+			continue
+		}
+		k, err := decodeRecord(name, e.Value, nil)
+		if err != nil {
+			log.Error("signed calls: leaving a signing key out of the JWKS", "err", err)
+			continue
+		}
+		keys[name] = k
+	}
+	if b := renderJWKS(keys); b != nil {
+		return *b, nil
+	}
+	return nil, nil
+}
+
+func renderJWKS(keys map[string]*Key) *[]byte {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	seen := map[string]bool{}
 	for _, name := range []string{bus.SigningKeyCurrent, bus.SigningKeyPrevious} {
-		k := r.keys[name]
+		k := keys[name]
 		if k == nil || seen[k.Kid] {
 			continue
 		}
