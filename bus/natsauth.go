@@ -275,6 +275,10 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		// Users' own upstream credentials (usercreds.go): it seals and
 		// writes them, and answers their API.
 		pub = append(pub, kvOwner(BucketUserCredentials)...)
+		// The signing key of signed calls, which it alone makes (signing.go).
+		sp, _ := kvFollower(BucketSigningKeys, nil)
+		pub = append(append(pub, streamCreator(KVStream(BucketSigningKeys))...), sp...)
+		pub = append(pub, KVSubject(BucketSigningKeys, ">"))
 		// It tells connectors of their servers' records (connector.go).
 		pub = append(pub, ConnectorChanged("*"))
 		// It follows the bucket it owns like any reader (internal/servercache.Follow).
@@ -325,6 +329,9 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 			credKeys = append(credKeys, "*."+n)
 		}
 		p, s = kvFollower(BucketUserCredentials, credKeys)
+		pub, sub = append(pub, p...), append(sub, s...)
+		// The signing key (signing.go), read only.
+		p, s = kvFollower(BucketSigningKeys, []string{SigningKeyCurrent})
 		pub, sub = append(pub, p...), append(sub, s...)
 		p, s = serving(servers)
 		return append(pub, p...), append(sub, s...), true
@@ -380,6 +387,10 @@ func ingressSubjects(routes []RouteFamily) (pub, sub []string, answers bool) {
 	pub, sub = kvFollower(BucketServers, nil)
 	pub = append(pub, SubjectAuthVerify, SubjectCancel)
 	sub = append(sub, SubjectStreamAll, SubjectKeyRevoked, SubjectAuthChanged)
+	// The public halves of the signing keys, for the JWKS every ingress
+	// serves (ingress/jwks.go; signing.go).
+	p, s := kvFollower(BucketSigningKeys, []string{SigningKeyCurrent, SigningKeyPrevious})
+	pub, sub = append(pub, p...), append(sub, s...)
 	if serves(RoutesMCP) {
 		pub = append(pub, kvOwner(BucketSessions)...)
 		pub = append(pub, SubjectRouterRPC, ToolRPC("*"), ToolInfo("*"), SubjectRegistryGet, SubjectRegistryList,

@@ -19,7 +19,7 @@ import (
 
 // The keys mcpbus reads, where it reads them.
 var (
-	topLevelKeys = []string{"general_settings", "mcp_servers", "model_list", "router_settings", "litellm_settings", "agents"}
+	topLevelKeys = []string{"general_settings", "mcp_servers", "model_list", "router_settings", "litellm_settings", "agents", "guardrails"}
 	generalKeys  = []string{"master_key", "mcp_tool_prefix_separator", "mcp_internal_ip_ranges",
 		"mcp_trusted_proxy_ranges", "enable_mcp_registry", "use_x_forwarded_for", "mcp_xff_num_trusted_hops",
 		"mcp_allow_stdio_servers_from_api", "mcp_allowed_origins", "mcp_bus_users", "nats_replicas",
@@ -42,7 +42,7 @@ func serverFieldNames() []string {
 // the list need not be complete: others are reported as unknown).
 var (
 	litellmTopLevel = []string{"environment_variables",
-		"include", "credential_list", "guardrails", "callback_settings", "files_settings", "finetune_settings",
+		"include", "credential_list", "callback_settings", "files_settings", "finetune_settings",
 		"assistant_settings", "vector_store_registry", "mcp_aliases", "search_tools", "prompts"}
 	litellmGeneral = []string{"database_url", "store_model_in_db", "database_connection_pool_limit",
 		"database_connection_timeout", "allow_requests_on_db_unavailable", "proxy_batch_write_at",

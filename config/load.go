@@ -105,6 +105,10 @@ type File struct {
 	// (enable_jwt_auth, litellm_jwtauth, mcp_oauth; jwtauth.go).
 	OAuth OAuth
 
+	// SignedCalls is the mcp_jwt_signer guardrail (guardrails.go); nil:
+	// upstream requests are not signed.
+	SignedCalls *SignedCalls
+
 	// BusUsers is general_settings.mcp_bus_users: who, besides serve's own
 	// services, may connect to the embedded NATS server, and with which roles
 	// (bususers.go).
@@ -201,6 +205,8 @@ func ParseParts(name string, data []byte, env LookupEnv, parts Parts) (*File, er
 			routerSettings = kv.val
 		case "litellm_settings":
 			litellmSettings = kv.val
+		case "guardrails":
+			f.readGuardrails(p, kv.val, env) // guardrails.go
 		case "agents", "agent_list": // agent_list: LiteLLM before 1.95
 			agents = append(agents, kv)
 		case "model_list":

@@ -196,6 +196,7 @@ func New(o Options) *Ingress {
 	mux.HandleFunc("GET "+WellKnownAuthorizationServer+"/", g.authorizationServer)
 	mux.HandleFunc("POST "+RegisterPath, g.register)
 	mux.HandleFunc("OPTIONS "+RegisterPath, registerPreflight)
+	g.jwksRoutes(mux) // jwks.go
 	g.adminRoutes(mux)
 	g.metricsRoutes(mux)
 	g.restRoutes(mux)

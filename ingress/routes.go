@@ -9,7 +9,8 @@ import (
 )
 
 // Route families: every path the ingress serves belongs to one, except the
-// health probes, which are always served. An ingress serves the families
+// health probes and the signed calls' JWKS (jwks.go), which are always
+// served. An ingress serves the families
 // of Options.Routes (`--routes`; all of them by default), and external
 // callers reach only those of Options.ExternalRoutes
 // (general_settings.external_routes; bus.DefaultExternalRoutes, MCP only, by
@@ -32,7 +33,7 @@ func routeFamily(method, path string) (bus.RouteFamily, bool) {
 	case hasPrefixPath(path, WellKnownProtectedResource), hasPrefixPath(path, WellKnownAuthorizationServer),
 		hasPrefixPath(path, "/oauth"): // how MCP clients sign in
 		return bus.RoutesMCP, true
-	case path == "/health" || strings.HasPrefix(path, "/health/"):
+	case path == "/health" || strings.HasPrefix(path, "/health/"), path == JWKSPath: // jwks.go says why
 		return "", false
 	case path == "/metrics":
 		return bus.RoutesMetrics, true

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/aws/aws-sdk-go-v2 v1.47.7
+	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/mcpbus/mcpbus/bus v0.0.0
 	github.com/mcpbus/mcpbus/config v0.0.0
 	github.com/mcpbus/mcpbus/internal v0.0.0

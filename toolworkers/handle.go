@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/internal/signing"
 	"github.com/mcpbus/mcpbus/toolworkers/upstream"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -158,6 +159,8 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 	params, relay := w.legParams(params, &env, l)
 	defer relay.Release()
 	ctx = upstream.WithCaller(ctx, callerFor(&env, relay != nil))
+	// Whom a signed call's token names (credential/signed.go).
+	ctx = signing.WithCall(ctx, signing.Call{Caller: env.Caller, RequestID: env.RequestID, Method: msg.Method, Tool: tool})
 	if env.Modern() && msg.Method == bus.MethodToolsCall {
 		if e := w.checkParamHeaders(ctx, l, &env, tool, params); e != nil { // params.go
 			_ = reply.Error(span.fail(e))

@@ -24,6 +24,7 @@ import (
 	"github.com/mcpbus/mcpbus/config"
 	"github.com/mcpbus/mcpbus/internal/pool"
 	"github.com/mcpbus/mcpbus/internal/servercache"
+	"github.com/mcpbus/mcpbus/internal/signing"
 	"github.com/mcpbus/mcpbus/toolworkers/credential"
 	"github.com/mcpbus/mcpbus/toolworkers/upstream"
 	"github.com/nats-io/nats.go"
@@ -62,6 +63,9 @@ type Options struct {
 	// Metrics, if set, records this worker's calls and exposes its limiter and
 	// breaker state (metrics.go); one Metrics serves every worker of a process.
 	Metrics *Metrics
+	// Signer, if set, signs every upstream HTTP request (signed calls:
+	// credential/signed.go); one Signer serves every worker of a process.
+	Signer *signing.Signer
 }
 
 // Worker serves one upstream server on the bus.
@@ -206,7 +210,7 @@ func newWorker(nc *nats.Conn, up *config.Upstream, spec bus.ServerSpec, o Option
 	for k := range spec.StaticHeaders {
 		w.static[http.CanonicalHeaderKey(k)] = true
 	}
-	w.cred = credential.New(up, credential.Options{NC: nc, JetStream: o.JetStream, Secrets: o.Secrets, Log: w.log})
+	w.cred = credential.New(up, credential.Options{NC: nc, JetStream: o.JetStream, Secrets: o.Secrets, Log: w.log, Signer: o.Signer})
 	if up.BYOK {
 		w.userCreds = newUserCreds(nc, up.Name, o.Secrets)
 	}

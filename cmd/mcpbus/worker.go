@@ -28,7 +28,7 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	wo, only, err := f.workerOptions()
+	wo, only, signed, err := f.workerOptions()
 	if err != nil {
 		return err
 	}
@@ -68,6 +68,9 @@ func workerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	wo.Log, wo.TracerProvider, wo.Metrics = log, tr.tracerProvider(), metrics
+	signCtx, stopSigning := context.WithCancel(context.Background())
+	defer stopSigning()
+	wo.Signer = gateway.WorkerSigner(signCtx, nc, signed, wo.Secrets, log) // the config's mcp_jwt_signer
 	m, err := gateway.StartWorkers(startCtx, nc, toolworkers.ManagerOptions{Worker: wo, Only: only, DrainTimeout: f.drain})
 	if err != nil {
 		return err
@@ -109,30 +112,31 @@ func parseWorkerFlags(args []string, stdout, stderr io.Writer) (workerFlags, err
 }
 
 // workerOptions are the workers' options the flags give (the config file's
-// servers, the sealing key from the environment), and the servers to host
-// (none: all).
-func (f workerFlags) workerOptions() (toolworkers.Options, []string, error) {
+// servers, the sealing key from the environment), the servers to host
+// (none: all) and the config file's signed calls (nil: none).
+func (f workerFlags) workerOptions() (toolworkers.Options, []string, *config.SignedCalls, error) {
 	o := toolworkers.Options{MaxInFlight: f.maxInFlight, AllowAPIStdio: f.allowStdio}
+	var signed *config.SignedCalls
 	if f.cfgPath != "" {
 		// The bus users' passwords are the NATS server's to know.
 		cfg, err := config.LoadParts(f.cfgPath, config.Parts{SkipBusUsers: true, SkipModels: true})
 		if err != nil {
-			return o, nil, err
+			return o, nil, nil, err
 		}
-		o.ConfigServers = cfg.Servers
+		o.ConfigServers, signed = cfg.Servers, cfg.SignedCalls
 		// natsSecurity is a pointer: the flags, completed by the file.
 		*f.natsSecurity = natsJoin(*f.natsSecurity, cfg.NATSJoin)
 	}
 	secrets, err := bus.SecretKeyFromEnv(os.LookupEnv)
 	if err != nil {
-		return o, nil, fmt.Errorf("worker: %w", err)
+		return o, nil, nil, fmt.Errorf("worker: %w", err)
 	}
 	o.Secrets = secrets
 	only := splitServers(f.servers)
 	if f.servers != "" && len(only) == 0 {
-		return o, nil, fmt.Errorf("worker: --servers %q names no server", f.servers)
+		return o, nil, nil, fmt.Errorf("worker: --servers %q names no server", f.servers)
 	}
-	return o, only, nil
+	return o, only, signed, nil
 }
 
 // drainWorkerConn drains nc, waiting up to 2 s for it to close, then closes it.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/config"
+	"github.com/mcpbus/mcpbus/internal/signing"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -34,6 +35,8 @@ type Options struct {
 	JetStream jetstream.JetStream
 	Secrets   *bus.SecretKey
 	Log       *slog.Logger // carries server=<name>
+	// Signer, if set, signs every request (signed.go).
+	Signer *signing.Signer
 }
 
 // Client is one replica's way to a server over HTTP, with the server's
@@ -52,7 +55,8 @@ type Client struct {
 
 // New builds the replica's HTTP client for up: the connection pool, wrapped
 // by the OAuth2 token transport and, last before the network, the SigV4
-// signer (so the signature covers every header set before it).
+// signer (so the signature covers every header set before it); with
+// signed calls, the JWT transport first of all (signed.go).
 func New(up *config.Upstream, o Options) *Client {
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -80,6 +84,11 @@ func New(up *config.Upstream, o Options) *Client {
 			store, &http.Client{Transport: c.base, Timeout: 30 * time.Second}, o.Log)
 		src.secrets = o.Secrets
 		rt, c.tokens = newOAuth2Transport(rt, src), &src.seen
+	}
+	if o.Signer != nil {
+		// Outermost: it sees the headers set before it (the server's
+		// Authorization) and the credential transports run after it.
+		rt = &signedTransport{base: rt, server: up.Name, signer: o.Signer, ownAuth: up.OAuth2 != nil || up.AWS != nil}
 	}
 	c.HTTP = &http.Client{Transport: rt, CheckRedirect: RefuseCrossOrigin}
 	return c

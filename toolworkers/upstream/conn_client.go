@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
+	"github.com/mcpbus/mcpbus/internal/signing"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -280,6 +281,7 @@ var errConnLost = errors.New("connection lost")
 
 // open connects, starts the reader and runs the initialize handshake.
 func (c *connClient) open(ctx context.Context) (*connSession, error) {
+	ctx = signing.ForGateway(ctx) // the session serves every caller
 	d, err := c.dial.connect(ctx)
 	if err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/version"
+	"github.com/mcpbus/mcpbus/internal/signing"
 )
 
 // Era values.
@@ -210,6 +211,7 @@ func (e *eraChange) Is(target error) bool { return target == errEraChanged }
 // a way that means "use initialize"; an error when it could not be asked at
 // all (no answer, its credential refused), which initialize would meet too.
 func (c *streamableClient) discover(ctx context.Context) (s *session, dual, ok bool, err error) {
+	ctx = signing.ForGateway(ctx) // what it learns serves every caller
 	pending := &session{modern: true, version: bus.FirstModernVersion}
 	id := c.nextID.Add(1)
 	params := c.modernParams(ctx, nil)

@@ -32,6 +32,7 @@ import (
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/mcpbus/mcpbus/bus/version"
+	"github.com/mcpbus/mcpbus/internal/signing"
 	"github.com/mcpbus/mcpbus/toolworkers/credential"
 )
 
@@ -276,6 +277,7 @@ func (c *streamableClient) session(ctx context.Context) (*session, error) {
 }
 
 func (c *streamableClient) initialize(ctx context.Context) (*session, error) {
+	ctx = signing.ForGateway(ctx) // the session serves every caller
 	params := initializeParams(c.version, c.caps)
 	id := c.nextID.Add(1)
 	pending := &session{}

@@ -71,7 +71,7 @@ func (g *Gateway) startServices(ctx, runCtx context.Context, o Options, conn fun
 		}
 	}
 	if o.runs("workers") {
-		if err := g.startWorkers(ctx, o, conn, cache, workerMetrics); err != nil {
+		if err := g.startWorkers(ctx, runCtx, o, conn, cache, workerMetrics); err != nil {
 			return nil, err
 		}
 	}
@@ -124,6 +124,9 @@ func (g *Gateway) prepareRegistry(ctx context.Context, o Options, conn func(stri
 	if g.userCreds, err = bus.EnsureUserCredentialsBucket(ctx, rjs, o.state()); err != nil {
 		return nil, nil, nil, err
 	}
+	if err := g.ensureSigningKey(ctx, o, rjs); err != nil { // signing.go
+		return nil, nil, nil, err
+	}
 	return rc, kv, akv, nil
 }
 
@@ -161,7 +164,7 @@ func (g *Gateway) startRouter(o Options, conn func(string) (*nats.Conn, error), 
 // startWorkers runs a tool worker per server in the registry (or
 // Options.WorkerServers), following the servers bucket: a record written or
 // deleted through the registry gets (or loses) its worker without a restart.
-func (g *Gateway) startWorkers(ctx context.Context, o Options, conn func(string) (*nats.Conn, error), cache *servercache.Cache, m *toolworkers.Metrics) error {
+func (g *Gateway) startWorkers(ctx, runCtx context.Context, o Options, conn func(string) (*nats.Conn, error), cache *servercache.Cache, m *toolworkers.Metrics) error {
 	wc, err := conn("mcpbus-workers")
 	if err != nil {
 		return err
@@ -170,7 +173,7 @@ func (g *Gateway) startWorkers(ctx context.Context, o Options, conn func(string)
 		Worker: toolworkers.Options{Log: o.Log, Env: o.Env, MaxInFlight: o.WorkerMaxInFlight,
 			Servers: cache, AllowAPIStdio: o.Config.AllowStdioFromAPI, TracerProvider: o.TracerProvider,
 			ConfigServers: o.Config.Servers, Secrets: g.secrets,
-			Metrics: m},
+			Metrics: m, Signer: WorkerSigner(runCtx, wc, o.Config.SignedCalls, g.secrets, o.Log)}, // signing.go
 		Only: o.WorkerServers,
 	})
 	return err
