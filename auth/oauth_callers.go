@@ -38,15 +38,17 @@ func (s *service) checkOAuth(c *bus.OAuthCaller) (bus.Identity, []rateLimit, *bu
 			who, quoteList(c.Teams))
 	}
 	team, org := t.team, t.org
+	// 403, not a key's 401: the sign-in is good, and signing in again
+	// would not help (a client answers 401 by refreshing its token).
 	switch {
 	case team.Blocked:
-		return bus.Identity{}, nil, bus.Errorf(bus.ErrUnauthorized, "unauthorized: OAuth user '%s' is in team '%s', which is blocked", who, teamName(*team))
+		return bus.Identity{}, nil, bus.Errorf(bus.ErrForbidden, "forbidden: OAuth user '%s' is in team '%s', which is blocked", who, teamName(*team))
 	case t.orgGone:
-		return bus.Identity{}, nil, bus.Errorf(bus.ErrUnauthorized,
-			"unauthorized: OAuth user '%s' is in team '%s' of organization '%s', which no longer exists", who, teamName(*team), team.OrganizationID)
+		return bus.Identity{}, nil, bus.Errorf(bus.ErrForbidden,
+			"forbidden: OAuth user '%s' is in team '%s' of organization '%s', which no longer exists", who, teamName(*team), team.OrganizationID)
 	case org != nil && org.Blocked:
-		return bus.Identity{}, nil, bus.Errorf(bus.ErrUnauthorized,
-			"unauthorized: OAuth user '%s' is in team '%s' of organization '%s', which is blocked", who, teamName(*team), orgName(*org))
+		return bus.Identity{}, nil, bus.Errorf(bus.ErrForbidden,
+			"forbidden: OAuth user '%s' is in team '%s' of organization '%s', which is blocked", who, teamName(*team), orgName(*org))
 	case c.Org != "" && c.Org != team.OrganizationID:
 		return bus.Identity{}, nil, bus.Errorf(bus.ErrForbidden,
 			"forbidden: OAuth user '%s' has organization '%s' in the token, but team '%s' belongs to %s", who, c.Org, teamName(*team), orgOrNone(team.OrganizationID))

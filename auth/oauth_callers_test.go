@@ -89,7 +89,7 @@ func TestOAuthUserMapsToItsTeam(t *testing.T) {
 	if !a.store.waitFor(5*time.Second, func() bool { return a.store.teams["eng"].rec.Blocked }) {
 		t.Fatal("the block did not arrive")
 	}
-	if _, e := verifyOAuth(t, a.nc, alice); e == nil || e.Kind != bus.ErrUnauthorized || !strings.Contains(e.Message, "team 'eng', which is blocked") {
+	if _, e := verifyOAuth(t, a.nc, alice); e == nil || e.Kind != bus.ErrForbidden || !strings.Contains(e.Message, "team 'eng', which is blocked") {
 		t.Fatalf("a blocked team's user: %v", e)
 	}
 }

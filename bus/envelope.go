@@ -82,6 +82,15 @@ func (id Identity) UserKey() string {
 	return "key:" + id.KeyID
 }
 
+// Who names the caller in a message: "key 'ci-bot'", or "user
+// 'alice@example.com'" for one signed in with OAuth, who holds no key.
+func (id Identity) Who() string {
+	if strings.HasPrefix(id.KeyID, "oauth-") {
+		return "user '" + id.Name() + "'"
+	}
+	return "key '" + id.Name() + "'"
+}
+
 // Name is how errors and logs refer to the caller: its alias, else its id.
 // A key without an alias is named by the first 8 hex digits of its token, the
 // same short form auth uses, never the whole hash.

@@ -78,7 +78,7 @@ func selected(cache ServerSource, env Envelope, name string) (ServerSpec, *Error
 		return ServerSpec{}, Errorf(ErrUnknownServer, "unknown MCP server %q", name)
 	}
 	if !env.Caller.Permissions.AllowsServer(s) {
-		return ServerSpec{}, Errorf(ErrNotPermitted, "key '%s' may not use MCP server '%s'", env.Caller.Name(), s.Name)
+		return ServerSpec{}, Errorf(ErrNotPermitted, "%s may not use MCP server '%s'", env.Caller.Who(), s.Name)
 	}
 	return s, nil
 }
@@ -102,7 +102,7 @@ func resolveAll(cache ServerSource, env Envelope) (ServerSpec, []ServerSpec, *Er
 	}
 	switch {
 	case usable == 0 && hidden > 0:
-		return ServerSpec{}, nil, Errorf(ErrNotPermitted, "key '%s' may not use any MCP server", env.Caller.Name())
+		return ServerSpec{}, nil, Errorf(ErrNotPermitted, "%s may not use any MCP server", env.Caller.Who())
 	case usable == 0:
 		return ServerSpec{}, nil, Errorf(ErrUnknownServer, "no MCP server is available to this caller")
 	}

@@ -396,5 +396,5 @@ func (g *Ingress) request(ctx context.Context, t target, req *request) (*nats.Ms
 }
 
 func revokedError(req *request) *bus.Error {
-	return bus.Errorf(bus.ErrKeyRevoked, "key '%s' was revoked while this call ran; the call was cancelled", req.env.Caller.Name())
+	return bus.Errorf(bus.ErrKeyRevoked, "%s was revoked while this call ran; the call was cancelled", req.env.Caller.Who())
 }

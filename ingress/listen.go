@@ -72,7 +72,7 @@ func (ls *listenStreams) register(st *listenStream) *bus.Error {
 	}
 	key := st.caller.KeyID
 	if !st.caller.Admin && ls.perKey[key] >= bus.MaxSessionsPerKey {
-		return bus.Errorf(bus.ErrRateLimited, "key '%s' holds %d open subscriptions/listen streams on this ingress, the most one key may: close some", st.caller.Name(), ls.perKey[key])
+		return bus.Errorf(bus.ErrRateLimited, "%s holds %d open subscriptions/listen streams on this ingress, the most one key may: close some", st.caller.Who(), ls.perKey[key])
 	}
 	if ls.m == nil {
 		ls.m, ls.perKey = map[*listenStream]struct{}{}, map[string]int{}

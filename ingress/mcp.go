@@ -164,7 +164,7 @@ func (g *Ingress) mayOpenSession(id bus.Identity) *bus.Error {
 		return nil
 	}
 	if n := g.sessions.countFor(id.KeyID); n >= bus.MaxSessionsPerKey {
-		return bus.Errorf(bus.ErrRateLimited, "key '%s' holds %d open sessions, the most one key may: end some (DELETE) or let them expire", id.Name(), n)
+		return bus.Errorf(bus.ErrRateLimited, "%s holds %d open sessions, the most one key may: end some (DELETE) or let them expire", id.Who(), n)
 	}
 	return nil
 }

@@ -71,7 +71,7 @@ func (g *Ingress) restServers(ctx context.Context, id bus.Identity, class bus.IP
 		slices.SortFunc(out, func(a, b bus.ServerSpec) int { return strings.Compare(a.Name, b.Name) })
 		return out, nil
 	case visible > 0:
-		return nil, bus.Errorf(bus.ErrNotPermitted, "key '%s' may not use any MCP server", id.Name())
+		return nil, bus.Errorf(bus.ErrNotPermitted, "%s may not use any MCP server", id.Who())
 	}
 	return nil, bus.Errorf(bus.ErrUnknownServer, "no MCP server is available to this caller")
 }
@@ -92,7 +92,7 @@ func pickNamed(all []bus.ServerSpec, id bus.Identity, class bus.IPClass, named [
 			return nil, bus.Errorf(bus.ErrUnknownServer, "unknown MCP server %q", n)
 		}
 		if !id.Permissions.AllowsServer(s) {
-			return nil, bus.Errorf(bus.ErrNotPermitted, "key '%s' may not use MCP server '%s'", id.Name(), s.Name)
+			return nil, bus.Errorf(bus.ErrNotPermitted, "%s may not use MCP server '%s'", id.Who(), s.Name)
 		}
 		out = append(out, s)
 	}

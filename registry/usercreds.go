@@ -117,7 +117,7 @@ func (reg *Registry) mayStore(env bus.Envelope, server string) *bus.Error {
 		return bus.Errorf(bus.ErrUnknownServer, "unknown MCP server %q", server)
 	}
 	if !env.Caller.Permissions.AllowsServer(s) {
-		return bus.Errorf(bus.ErrNotPermitted, "key '%s' may not use MCP server '%s', so it cannot store a credential for it", env.Caller.Name(), server)
+		return bus.Errorf(bus.ErrNotPermitted, "%s may not use MCP server '%s', so it cannot store a credential for it", env.Caller.Who(), server)
 	}
 	if !s.BYOK {
 		return bus.Errorf(bus.ErrBadRequest, "MCP server '%s' does not take per-user credentials (it is not is_byok): the gateway holds its credential", server)

@@ -254,7 +254,7 @@ func (w *Worker) toolAllowed(env bus.Envelope, msg *bus.Message) (string, *bus.E
 		return "", bus.Errorf(bus.ErrToolNotAllowed, "tool %q is not allowed on server %q by the gateway's allowed_tools/disallowed_tools", tool, w.up.Name)
 	}
 	if callerTools, limited := env.Caller.Permissions.Tools[w.up.Name]; limited && !slices.Contains(callerTools, tool) {
-		return "", bus.Errorf(bus.ErrNotPermitted, "key '%s' may not call tool '%s' on server '%s'", env.Caller.Name(), tool, w.up.Name)
+		return "", bus.Errorf(bus.ErrNotPermitted, "%s may not call tool '%s' on server '%s'", env.Caller.Who(), tool, w.up.Name)
 	}
 	return tool, nil
 }
@@ -306,7 +306,7 @@ func (w *Worker) admits(env bus.Envelope) *bus.Error {
 		return bus.Errorf(bus.ErrUnknownServer, "unknown MCP server %q", w.up.Name)
 	}
 	if !env.Caller.Permissions.AllowsServer(spec) {
-		return bus.Errorf(bus.ErrNotPermitted, "key '%s' may not use MCP server '%s'", env.Caller.Name(), w.up.Name)
+		return bus.Errorf(bus.ErrNotPermitted, "%s may not use MCP server '%s'", env.Caller.Who(), w.up.Name)
 	}
 	return nil
 }

@@ -73,7 +73,7 @@ func (w *Worker) openPark(env *bus.Envelope, msg *bus.Message) (*park, *bus.Erro
 		return nil, bus.Errorf(bus.ErrOverloaded, "worker for server %q holds %d calls waiting for their clients' input, the most it may", w.up.Name, maxParks)
 	}
 	if w.parksByKey[env.Caller.KeyID] >= maxParksPerKey {
-		return nil, bus.Errorf(bus.ErrRateLimited, "key '%s' has %d calls to server %q waiting for its input, the most one key may: answer or drop some", env.Caller.Name(), maxParksPerKey, w.up.Name)
+		return nil, bus.Errorf(bus.ErrRateLimited, "%s has %d calls to server %q waiting for its input, the most one key may: answer or drop some", env.Caller.Who(), maxParksPerKey, w.up.Name)
 	}
 	w.parkCount++
 	w.parksByKey[env.Caller.KeyID]++

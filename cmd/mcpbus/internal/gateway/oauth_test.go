@@ -136,13 +136,15 @@ func TestOAuthUsersGetTheirTeamsTools(t *testing.T) {
 	if names := toolNamesOf(t, cs); len(names) == 0 || slices.ContainsFunc(names, func(n string) bool { return !strings.HasPrefix(n, "ops-srv") }) {
 		t.Fatalf("bob (team ops) sees %v, want ops-srv's tools only", names)
 	}
-	// bob's token does not open eng-srv.
-	if _, err := connect(t, g.URL()+"/mcp/eng-srv", bearer(bob.AccessToken)); err == nil {
-		t.Fatal("bob reached eng-srv")
+	// bob's token does not open eng-srv, and the refusal names him as a
+	// user, not a key.
+	if status, _, body := rest(t, http.MethodPost, g.URL()+"/mcp/eng-srv", bob.AccessToken, initBody); status != http.StatusOK ||
+		!strings.Contains(body, "user 'bob@example.test' may not use MCP server 'eng-srv'") {
+		t.Fatalf("bob at eng-srv: HTTP %d %s", status, body)
 	}
 
 	carol := signIn(t, idp, "mcp-client", "carol", oauthResource)
-	status, _, body := rest(t, http.MethodPost, g.URL()+"/mcp", carol.AccessToken, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	status, _, body := rest(t, http.MethodPost, g.URL()+"/mcp", carol.AccessToken, initBody)
 	if status != http.StatusForbidden || !strings.Contains(body, "OAuth user 'carol' is in no team of this gateway (the token names 'sales')") {
 		t.Fatalf("carol: HTTP %d %s", status, body)
 	}
