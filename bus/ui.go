@@ -23,9 +23,13 @@ const (
 type UISession struct {
 	// KeyHash is the caller's key, hashed (HashKey): every request of the
 	// session is verified with it, so a revoked or blocked key ends it.
-	KeyHash string    `json:"key_hash"`
-	CSRF    string    `json:"csrf"`
-	Expires time.Time `json:"expires"`
+	KeyHash string `json:"key_hash,omitempty"`
+	// OAuth is who the session signed in as with the identity provider
+	// (no key): every request is verified as that user, with the team auth
+	// chose at sign-in.
+	OAuth   *OAuthCaller `json:"oauth,omitempty"`
+	CSRF    string       `json:"csrf"`
+	Expires time.Time    `json:"expires"`
 }
 
 // WorkerStats is the data of a tool worker's rpc endpoint in its micro

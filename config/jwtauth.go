@@ -38,6 +38,17 @@ type OAuth struct {
 	// ClientRegistration is mcp_oauth.client_registration: the dynamic
 	// registration shim for providers without it; nil: off.
 	ClientRegistration *ClientRegistration
+	// UISignIn is mcp_oauth.ui_sign_in: the provider's client the admin UI
+	// signs users in with; nil: keys only.
+	UISignIn *UISignIn
+}
+
+// UISignIn is the UI's client at the provider.
+type UISignIn struct {
+	ClientID, ClientSecret string
+	// Issuer is the provider (default: the only issuer).
+	Issuer string
+	Scopes []string
 }
 
 // ClientRegistration is the provider's public client given to every MCP
@@ -94,7 +105,8 @@ var (
 		"routing_overrides", "virtual_key_claim_field", "virtual_key_mapping_cache_ttl", "oidc_userinfo_enabled",
 		"oidc_userinfo_endpoint", "oidc_userinfo_cache_ttl", "custom_validate", "leeway",
 		"customer_org_alias_jwt_field", "customer_member_id_jwt_field", "customer_team_id_jwt_field"}
-	mcpOAuthKeys      = []string{"resource", "authorization_servers", "scopes_supported", "introspection", "client_registration"}
+	mcpOAuthKeys      = []string{"resource", "authorization_servers", "scopes_supported", "introspection", "client_registration", "ui_sign_in"}
+	uiSignInKeys      = []string{"client_id", "client_secret", "issuer", "scopes"}
 	registrationKeys  = []string{"client_id", "redirect_uris", "issuer"}
 	introspectionKeys = []string{"url", "client_id", "client_secret", "issuer"}
 )
@@ -161,6 +173,16 @@ func (f *File) readOAuth(p *problems, enabled bool, jwtNode, oauthNode *yaml.Nod
 			p.errorf(base+"mcp_oauth.introspection.issuer", "is not one of litellm_jwtauth.issuers")
 		}
 	}
+	if u := o.UISignIn; u != nil {
+		switch {
+		case u.Issuer == "" && len(o.Issuers) == 1:
+			u.Issuer = o.Issuers[0].Issuer
+		case u.Issuer == "":
+			p.errorf(base+"mcp_oauth.ui_sign_in.issuer", "is required with several issuers: the provider users sign in with")
+		case !slices.ContainsFunc(o.Issuers, func(is Issuer) bool { return is.Issuer == u.Issuer }):
+			p.errorf(base+"mcp_oauth.ui_sign_in.issuer", "is not one of litellm_jwtauth.issuers")
+		}
+	}
 	if cr := o.ClientRegistration; cr != nil {
 		switch {
 		case cr.Issuer == "" && len(o.Issuers) == 1:
@@ -214,6 +236,8 @@ func (o *OAuth) readMCP(p *problems, path string, n *yaml.Node, env LookupEnv) {
 			o.Introspection = readIntrospection(p, kp, kv.val, env)
 		case "client_registration":
 			o.ClientRegistration = readRegistration(p, kp, kv.val, env)
+		case "ui_sign_in":
+			o.UISignIn = readUISignIn(p, kp, kv.val, env)
 		default:
 			unknown = append(unknown, kv.key)
 		}
@@ -265,6 +289,40 @@ func readRegistration(p *problems, path string, n *yaml.Node, env LookupEnv) *Cl
 		return nil
 	}
 	return cr
+}
+
+func readUISignIn(p *problems, path string, n *yaml.Node, env LookupEnv) *UISignIn {
+	if !isMapping(n) {
+		p.errorf(path, "must be a mapping (client_id, client_secret, issuer, scopes)")
+		return nil
+	}
+	u := &UISignIn{}
+	var unknown []string
+	for _, kv := range pairs(n) {
+		kp := path + "." + kv.key
+		switch kv.key {
+		case "client_id":
+			u.ClientID = readString(p, kp, kv.val, env)
+		case "client_secret":
+			u.ClientSecret = readString(p, kp, kv.val, env)
+		case "issuer":
+			u.Issuer = readString(p, kp, kv.val, env)
+		case "scopes":
+			for _, it := range readStringList(p, kp, kv.val, env) {
+				if it.s != "" {
+					u.Scopes = append(u.Scopes, it.s)
+				}
+			}
+		default:
+			unknown = append(unknown, kv.key)
+		}
+	}
+	unknownKeys(p, path, "ui_sign_in", unknown, uiSignInKeys)
+	if u.ClientID == "" {
+		p.errorf(path+".client_id", "is required: the client registered at the identity provider for the admin UI, with redirect URI <resource>/ui/oauth/callback")
+		return nil
+	}
+	return u
 }
 
 func readIntrospection(p *problems, path string, n *yaml.Node, env LookupEnv) *Introspection {

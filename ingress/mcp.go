@@ -306,10 +306,12 @@ func (g *Ingress) verify(r *http.Request) (bus.Identity, *bus.Error) {
 			}
 			return id, e
 		}
-	} else if h, e := g.uiCaller(r); e != nil { // ui_session.go
+	} else if vr, e := g.uiCaller(r); e != nil { // ui_session.go
 		return bus.Identity{}, e
+	} else if vr.OAuth != nil {
+		return g.askAuth(r.Context(), vr) // a session signed in with OAuth (ui_oauth.go)
 	} else {
-		hash = h
+		hash = vr.KeyHash
 	}
 	return g.verifyHash(r.Context(), hash)
 }

@@ -31,6 +31,9 @@ type OAuthOptions struct {
 	Registration *Registration
 	// HTTPClient reads the provider's metadata (nil: a default client).
 	HTTPClient *http.Client
+	// UISignIn, if set, offers "Sign in with <provider>" in the UI
+	// (ui_oauth.go).
+	UISignIn *UISignIn
 }
 
 // WellKnownProtectedResource is where RFC 9728 metadata is published: for
@@ -45,6 +48,8 @@ type oauthGate struct {
 	origin   string // scheme://host of Resource
 	basePath string // Resource's path, "" or "/prefix"
 	asMeta   asMetadata
+	// uiProvider is the UI sign-in's client (ui_oauth.go).
+	uiProvider uiProvider
 }
 
 func newOAuthGate(o *OAuthOptions) *oauthGate {

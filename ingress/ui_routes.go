@@ -28,6 +28,9 @@ func (g *Ingress) uiRoutes(mux *http.ServeMux) {
 	mux.Handle("/ui", uiHeaders(assets))
 	mux.Handle("/ui/", uiHeaders(assets))
 	mux.Handle("/ui/api/session", uiHeaders(http.HandlerFunc(g.serveUISession)))
+	mux.Handle("GET /ui/api/sign-in-methods", uiHeaders(http.HandlerFunc(g.uiSignInMethods))) // ui_oauth.go
+	mux.Handle("GET "+uiLoginPath, uiHeaders(http.HandlerFunc(g.uiOAuthLogin)))
+	mux.Handle("GET "+uiCallbackPath, uiHeaders(http.HandlerFunc(g.uiOAuthCallback)))
 	mux.Handle("/ui/api/events", uiHeaders(http.HandlerFunc(g.serveUIEvents)))
 	mux.Handle("/ui/api/usage", uiHeaders(http.HandlerFunc(g.serveUIUsage)))          // ui_usage.go
 	mux.Handle("/ui/api/usage/tail", uiHeaders(http.HandlerFunc(g.serveUIUsageTail))) // ui_usage.go
@@ -155,7 +158,7 @@ func (g *Ingress) serveUIEvents(w http.ResponseWriter, r *http.Request) {
 		case <-end.C:
 			return
 		case ev := <-ch:
-			if _, e := g.verifyHash(r.Context(), rec.KeyHash); e != nil {
+			if _, e := g.verifySession(r.Context(), rec); e != nil {
 				_, _ = fmt.Fprintf(w, "event: signed-out\ndata: {}\n\n")
 				fl.Flush()
 				return
@@ -211,7 +214,7 @@ func (g *Ingress) uiSignedIn(w http.ResponseWriter, r *http.Request) (bus.Identi
 		writeRESTError(w, bus.Errorf(bus.ErrUnauthorized, "unauthorized: not signed in"))
 		return bus.Identity{}, bus.UISession{}, false
 	}
-	id, e := g.verifyHash(r.Context(), rec.KeyHash)
+	id, e := g.verifySession(r.Context(), rec)
 	if e != nil {
 		writeRESTError(w, bus.Errorf(bus.ErrUnauthorized, "unauthorized: not signed in"))
 		return bus.Identity{}, bus.UISession{}, false

@@ -28,14 +28,15 @@ import (
 
 // uiSessions keeps sessions in the shared bucket, or in this process.
 type uiSessions struct {
-	kv  jetstream.KeyValue // nil: memory
-	mu  sync.Mutex
-	mem map[string]bus.UISession
-	now func() time.Time
+	kv    jetstream.KeyValue // nil: memory
+	mu    sync.Mutex
+	mem   map[string]bus.UISession
+	flows map[string][]byte // sign-ins under way (ui_oauth.go), without a bucket
+	now   func() time.Time
 }
 
 func (g *Ingress) openUISessions() *uiSessions {
-	s := &uiSessions{mem: map[string]bus.UISession{}, now: time.Now}
+	s := &uiSessions{mem: map[string]bus.UISession{}, flows: map[string][]byte{}, now: time.Now}
 	if g.o.JetStream == nil {
 		return s
 	}
@@ -43,7 +44,7 @@ func (g *Ingress) openUISessions() *uiSessions {
 	defer cancel()
 	kv, err := bus.EnsureKV(ctx, g.o.JetStream, jetstream.KeyValueConfig{
 		Bucket: bus.BucketUISessions, Description: "mcpbus admin UI sign-in sessions", History: 1,
-		TTL: bus.UISessionTTL, Storage: jetstream.FileStorage, MaxValueSize: 1 << 10, MaxBytes: 16 << 20, // some 80,000 sessions
+		TTL: bus.UISessionTTL, Storage: jetstream.FileStorage, MaxValueSize: 4 << 10, MaxBytes: 64 << 20, // some 80,000 sessions
 	}, g.state())
 	if err != nil {
 		g.log.Error("UI sessions bucket unavailable: UI sign-ins are kept in this process only, so other ingress replicas will not know them", "err", err)
@@ -126,25 +127,34 @@ func (g *Ingress) uiSessionOf(r *http.Request) (id string, rec bus.UISession, ok
 	return c.Value, rec, ok
 }
 
-// uiCaller is the key hash a request authenticates with through its UI
-// session cookie, when it sends no key: "" when it has none. MCP's own
+// uiCaller is what a request authenticates with through its UI session
+// cookie, when it sends no key: the session's key hash, or the OAuth user
+// it signed in as (ui_oauth.go); nothing when it has none. MCP's own
 // transports take keys only. A request that may change something must
 // carry the session's CSRF token.
-func (g *Ingress) uiCaller(r *http.Request) (string, *bus.Error) {
+func (g *Ingress) uiCaller(r *http.Request) (bus.VerifyRequest, *bus.Error) {
 	if _, err := r.Cookie(bus.UISessionCookie); err != nil || g.uiSessions == nil || mcpTransport(r.URL.Path) {
-		return "", nil
+		return bus.VerifyRequest{}, nil
 	}
 	_, rec, ok := g.uiSessionOf(r)
 	if !ok {
-		return "", bus.Errorf(bus.ErrUnauthorized, "unauthorized: the UI session has ended; sign in again")
+		return bus.VerifyRequest{}, bus.Errorf(bus.ErrUnauthorized, "unauthorized: the UI session has ended; sign in again")
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		got := r.Header.Get(bus.UICSRFHeader)
 		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(rec.CSRF)) != 1 {
-			return "", bus.Errorf(bus.ErrForbidden, "the UI session's CSRF token is missing or wrong (%s)", bus.UICSRFHeader)
+			return bus.VerifyRequest{}, bus.Errorf(bus.ErrForbidden, "the UI session's CSRF token is missing or wrong (%s)", bus.UICSRFHeader)
 		}
 	}
-	return rec.KeyHash, nil
+	return bus.VerifyRequest{KeyHash: rec.KeyHash, OAuth: rec.OAuth}, nil
+}
+
+// verifySession asks auth who a UI session's caller is now.
+func (g *Ingress) verifySession(ctx context.Context, rec bus.UISession) (bus.Identity, *bus.Error) {
+	if rec.OAuth != nil {
+		return g.askAuth(ctx, bus.VerifyRequest{OAuth: rec.OAuth})
+	}
+	return g.verifyHash(ctx, rec.KeyHash)
 }
 
 // mcpTransport reports whether path is one of MCP's own transports.

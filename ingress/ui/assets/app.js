@@ -99,6 +99,21 @@ function showSignIn(message) {
   });
   replace(main(), form);
   key.input.focus();
+  offerProviderSignIn(form);
+}
+
+// offerProviderSignIn adds "Sign in with <provider>" when the gateway has
+// an identity provider for the UI (general_settings.mcp_oauth.ui_sign_in).
+async function offerProviderSignIn(form) {
+  let methods;
+  try {
+    methods = await api('GET', '/ui/api/sign-in-methods');
+  } catch {
+    return; // a key still signs in
+  }
+  if (!methods || !methods.oauth || !form.isConnected) return;
+  form.append(h('p', { class: 'alt-signin' }, 'or ',
+    h('a', { class: 'button', href: methods.oauth.url }, `Sign in with ${methods.oauth.provider}`)));
 }
 
 function signedIn(s) {

@@ -32,6 +32,9 @@ func OAuthOptions(c config.OAuth, client *http.Client) (*ingress.OAuthOptions, e
 	}
 	o := &ingress.OAuthOptions{Validator: v, Resource: c.Resource, AuthorizationServers: c.AuthorizationServers,
 		Scopes: c.Scopes, TeamIDDefault: c.TeamIDDefault, HTTPClient: client}
+	if u := c.UISignIn; u != nil {
+		o.UISignIn = &ingress.UISignIn{ClientID: u.ClientID, ClientSecret: u.ClientSecret, Issuer: u.Issuer, Scopes: u.Scopes}
+	}
 	if cr := c.ClientRegistration; cr != nil {
 		o.Registration = &ingress.Registration{ClientID: cr.ClientID, RedirectURIs: cr.RedirectURIs, Issuer: cr.Issuer}
 	}
