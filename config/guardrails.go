@@ -233,16 +233,9 @@ func (p *problems) resolved(path string, n *yaml.Node, env LookupEnv) string {
 		p.errorf(path, "must not be empty")
 		return ""
 	}
-	s, ok := p.str(path, n)
-	if !ok {
-		return ""
-	}
-	v, ferr := resolve(path, s, env)
-	if ferr != nil {
-		p.add(*ferr)
-		return ""
-	}
-	if strings.TrimSpace(v) == "" {
+	errs := len(p.errs)
+	v := readString(p, path, n, env) // jwtauth.go
+	if v == "" && len(p.errs) == errs {
 		p.errorf(path, "must not be empty")
 	}
 	return v

@@ -129,8 +129,17 @@ func claimStrings(all map[string]any, name string) []string {
 	if !ok {
 		return nil
 	}
+	return stringsOf(v, true)
+}
+
+// stringsOf is a claim value's strings: the strings of a list, or one
+// string (split at spaces when split).
+func stringsOf(v any, split bool) []string {
 	switch x := v.(type) {
 	case string:
+		if !split {
+			return []string{x}
+		}
 		return strings.Fields(x)
 	case []any:
 		var out []string

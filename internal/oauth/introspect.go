@@ -133,18 +133,5 @@ func (v *Validator) Introspect(ctx context.Context, token string) (Claims, *Erro
 	return c, nil
 }
 
-func audienceOf(v any) []string {
-	switch x := v.(type) {
-	case string:
-		return []string{x}
-	case []any:
-		var out []string
-		for _, e := range x {
-			if s, ok := e.(string); ok {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	return nil
-}
+// audienceOf is an aud claim's values: one string, or a list.
+func audienceOf(v any) []string { return stringsOf(v, false) }
