@@ -66,7 +66,7 @@ export function serversPage(root, ctx) {
     h('div', { class: 'page-head' },
       h('h1', {}, 'MCP servers'),
       ctx.admin ? h('button', { type: 'button', onclick: () => openServerForm(null, refresh) }, 'Add server') : null),
-    ctx.admin ? null : h('p', { class: 'note' }, 'The servers this key may use.'),
+    ctx.admin ? null : h('p', { class: 'note' }, 'The servers you may use.'),
     tableBox);
 
   let seq = 0;
