@@ -164,6 +164,11 @@ func (c Client) Refresh(ctx context.Context, refreshToken string, now time.Time)
 func (c Client) Exchange(ctx context.Context, subjectToken, subjectType string, now time.Time) (Tokens, error) {
 	form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {subjectToken},
 		"subject_token_type": {subjectType}, "requested_token_type": {"urn:ietf:params:oauth:token-type:access_token"}}
+	if c.Resource != "" {
+		// Providers differ on which names the target (Keycloak and Okta
+		// read audience, others resource): RFC 8693 allows both.
+		form.Set("audience", c.Resource)
+	}
 	return c.token(ctx, form, now)
 }
 

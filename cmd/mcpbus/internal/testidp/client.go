@@ -21,7 +21,7 @@ type client struct {
 	opaque       bool
 }
 
-var knownGrants = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeClientCredentials}
+var knownGrants = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeClientCredentials, oidc.GrantTypeTokenExchange}
 
 func newClient(c Client) (*client, error) {
 	if c.ID == "" {
@@ -31,7 +31,7 @@ func newClient(c Client) (*client, error) {
 	for _, g := range c.GrantTypes {
 		gt := oidc.GrantType(g)
 		if !slices.Contains(knownGrants, gt) {
-			return nil, fmt.Errorf("client %q: grant type %q is not supported (one of authorization_code, refresh_token, client_credentials)", c.ID, g)
+			return nil, fmt.Errorf("client %q: grant type %q is not supported (one of authorization_code, refresh_token, client_credentials, %s)", c.ID, g, oidc.GrantTypeTokenExchange)
 		}
 		cl.grantTypes = append(cl.grantTypes, gt)
 	}
@@ -41,8 +41,8 @@ func newClient(c Client) (*client, error) {
 			cl.grantTypes = append(cl.grantTypes, oidc.GrantTypeClientCredentials)
 		}
 	}
-	if cl.public() && slices.Contains(cl.grantTypes, oidc.GrantTypeClientCredentials) {
-		return nil, fmt.Errorf("client %q: client_credentials needs a secret (the client is public)", c.ID)
+	if cl.public() && (slices.Contains(cl.grantTypes, oidc.GrantTypeClientCredentials) || slices.Contains(cl.grantTypes, oidc.GrantTypeTokenExchange)) {
+		return nil, fmt.Errorf("client %q: client_credentials and token exchange need a secret (the client is public)", c.ID)
 	}
 	if slices.Contains(cl.grantTypes, oidc.GrantTypeCode) && len(cl.redirectURIs) == 0 {
 		return nil, fmt.Errorf("client %q: authorization_code needs at least one redirect URI", c.ID)

@@ -34,6 +34,7 @@ type storage struct {
 	now              func() time.Time
 	logf             func(format string, args ...any)
 	maxRegistrations int
+	exchanges        int // token exchanges granted (exchange.go)
 }
 
 // authRequestTTL bounds how long a login may take and a code may wait.

@@ -98,6 +98,9 @@ func (s *storage) newAccessToken(req op.TokenRequest) (*accessToken, error) {
 		audience: slices.Clone(req.GetAudience()),
 		expiry:   s.now().Add(s.accessTTL),
 	}
+	if te, ok := req.(op.TokenExchangeRequest); ok && len(at.audience) == 0 {
+		at.audience = slices.Clone(te.GetResourses()) // RFC 8693's resource, as RFC 8707's
+	}
 	s.accessTokens[at.id] = at
 	return at, nil
 }
