@@ -124,6 +124,9 @@ func (g *Gateway) prepareRegistry(ctx context.Context, o Options, conn func(stri
 	if g.userCreds, err = bus.EnsureUserCredentialsBucket(ctx, rjs, o.state()); err != nil {
 		return nil, nil, nil, err
 	}
+	if err := bus.EnsureOAuthFlowsBucket(ctx, rjs, o.state()); err != nil {
+		return nil, nil, nil, err
+	}
 	return rc, kv, akv, nil
 }
 
@@ -170,7 +173,7 @@ func (g *Gateway) startWorkers(ctx context.Context, o Options, conn func(string)
 		Worker: toolworkers.Options{Log: o.Log, Env: o.Env, MaxInFlight: o.WorkerMaxInFlight,
 			Servers: cache, AllowAPIStdio: o.Config.AllowStdioFromAPI, TracerProvider: o.TracerProvider,
 			ConfigServers: o.Config.Servers, Secrets: g.secrets,
-			Metrics: m},
+			Metrics: m, PublicURL: config.PublicURL(o.Env, o.Config.OAuth)},
 		Only: o.WorkerServers,
 	})
 	return err
