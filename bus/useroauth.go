@@ -113,7 +113,7 @@ func EnsureOAuthFlowsBucket(ctx context.Context, js jetstream.JetStream, p State
 		Description:       "mcpbus per-user OAuth sign-ins in progress (tickets, pending states)",
 		Subjects:          []string{KVSubject(BucketOAuthFlows, ">")},
 		MaxMsgsPerSubject: 1,
-		MaxBytes:          64 << 20,
+		MaxBytes:          -1,
 		MaxMsgSize:        8 << 10,
 		MaxMsgs:           -1,
 		MaxAge:            OAuthFlowTTL,

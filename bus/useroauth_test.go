@@ -87,3 +87,31 @@ func TestOAuthFlowBodies(t *testing.T) {
 		}
 	}
 }
+
+// A worker of one server may write its own servers' user credentials and
+// sign-ins in progress, and no one else's.
+func TestWorkerWritesOnlyItsServersUserKeys(t *testing.T) {
+	p := RolePermissions("w", []Role{RoleWorkers}, []string{"gh"})
+	allow := map[string]bool{}
+	for _, s := range p.Publish.Allow {
+		allow[s] = true
+	}
+	for _, s := range []string{KVSubject(BucketUserCredentials, "*.gh"), KVSubject(BucketOAuthFlows, "gh.>"), ToolOAuthStart("*"), ToolOAuthFinish("*")} {
+		want := s != ToolOAuthStart("*") && s != ToolOAuthFinish("*") // workers answer those, they do not send them
+		if allow[s] != want {
+			t.Errorf("publish %s allowed %t, want %t", s, allow[s], want)
+		}
+	}
+	for _, s := range []string{KVSubject(BucketUserCredentials, ">"), KVSubject(BucketUserCredentials, "*.other"), KVSubject(BucketOAuthFlows, ">")} {
+		if allow[s] {
+			t.Errorf("a worker of gh may publish %s", s)
+		}
+	}
+	subs := map[string]bool{}
+	for _, s := range p.Subscribe.Allow {
+		subs[s] = true
+	}
+	if !subs[ToolOAuthStart("gh")] || !subs[ToolOAuthFinish("gh")] || subs[ToolOAuthStart("*")] {
+		t.Errorf("a worker of gh serves the flow subjects of gh only: %v", p.Subscribe.Allow)
+	}
+}
