@@ -19,7 +19,7 @@ const modernCodeShift = 1000
 
 // specKinds are the kinds in the implementation-defined range whose code
 // the spec defines with that meaning: they keep it.
-var specKinds = []Kind{ErrHeaderMismatch, ErrMissingCapability, ErrUnsupportedVersion}
+var specKinds = []Kind{ErrHeaderMismatch, ErrMissingCapability, ErrUnsupportedVersion, ErrURLElicitationRequired}
 
 // ModernRPC is the JSON-RPC code k answers a stateless-era client with.
 func (k Kind) ModernRPC() int {

@@ -13,7 +13,8 @@ import (
 // meaning, nor one of the legacy sub-range (-32000..-32019); older clients
 // keep every code they had.
 func TestModernCodesLeaveTheReservedRange(t *testing.T) {
-	spec := map[int]Kind{-32020: ErrHeaderMismatch, -32021: ErrMissingCapability, -32022: ErrUnsupportedVersion}
+	spec := map[int]Kind{-32020: ErrHeaderMismatch, -32021: ErrMissingCapability, -32022: ErrUnsupportedVersion,
+		-32042: ErrURLElicitationRequired} // 2025-11-25's URLElicitationRequiredError
 	for _, k := range Catalog() {
 		code := k.ModernRPC()
 		if code >= -32099 && code <= -32000 && spec[code] != k {

@@ -95,7 +95,8 @@ var kinds = []Kind{ErrBadRequest, ErrSessionNotFound, ErrParse, ErrInvalidReques
 	ErrBudgetExceeded,                    // llm_limits.go
 	ErrAgentNotFound, ErrAgentNotAllowed, // a2a.go
 	ErrRouteNotExposed,        // routes.go
-	ErrUserCredentialRequired} // usercreds.go
+	ErrUserCredentialRequired, // usercreds.go
+	ErrURLElicitationRequired} // useroauth.go
 
 // catalog finds a kind by its code (ReplyError).
 var catalog = func() map[string]Kind {
@@ -123,6 +124,9 @@ type Error struct {
 	// (the supported versions of ErrUnsupportedVersion). They are made where
 	// the answer is written and do not travel on the bus.
 	Data map[string]any
+	// Elicitation, on ErrURLElicitationRequired, is the URL the caller is
+	// asked to open (useroauth.go); it travels on the bus in headers.
+	Elicitation *URLElicitation
 }
 
 // HeaderRetryAfter carries Error.RetryAfter (whole seconds) on the bus.
@@ -185,8 +189,15 @@ func ContextError(ctx context.Context, server string) *Error {
 // RespondError answers a micro request with e in micro's error headers.
 func RespondError(req micro.Request, e *Error) {
 	var opts []micro.RespondOpt
+	h := micro.Headers{}
 	if e.RetryAfter > 0 {
-		opts = append(opts, micro.WithHeaders(micro.Headers{HeaderRetryAfter: {retrySeconds(e.RetryAfter)}}))
+		h[HeaderRetryAfter] = []string{retrySeconds(e.RetryAfter)}
+	}
+	if e.Elicitation.Valid() {
+		h[HeaderElicitationID], h[HeaderElicitationURL] = []string{e.Elicitation.ID}, []string{e.Elicitation.URL}
+	}
+	if len(h) > 0 {
+		opts = append(opts, micro.WithHeaders(h))
 	}
 	_ = req.Error(e.Kind.Code, headerSafe(e.Message), nil, opts...)
 }
@@ -212,6 +223,12 @@ func ReplyError(msg *nats.Msg) *Error {
 	e := &Error{Kind: k, Message: msg.Header.Get(micro.ErrorHeader)}
 	if s, err := strconv.Atoi(msg.Header.Get(HeaderRetryAfter)); err == nil && s > 0 {
 		e.RetryAfter = time.Duration(s) * time.Second
+	}
+	if k == ErrURLElicitationRequired {
+		el := &URLElicitation{ID: msg.Header.Get(HeaderElicitationID), URL: msg.Header.Get(HeaderElicitationURL)}
+		if el.Valid() {
+			e.Elicitation = el
+		}
 	}
 	return e
 }

@@ -222,6 +222,9 @@ func errorResponse(id json.RawMessage, e *Error, code int) []byte {
 			data[k] = v
 		}
 	}
+	if el := elicitationData(e); el != nil {
+		data["elicitations"] = el
+	}
 	obj := struct {
 		Code    int    `json:"code"`
 		Message string `json:"message"`

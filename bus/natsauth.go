@@ -272,6 +272,7 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		pub = append(pub, streamCreator(StreamUsage)...)
 		pub = append(pub, streamCreator(KVStream(BucketOAuthTokens))...)
 		pub = append(pub, streamCreator(KVStream(BucketLists))...)
+		pub = append(pub, streamCreator(KVStream(BucketOAuthFlows))...) // useroauth.go
 		// Users' own upstream credentials (usercreds.go): it seals and
 		// writes them, and answers their API.
 		pub = append(pub, kvOwner(BucketUserCredentials)...)
@@ -323,13 +324,23 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		for _, k := range listKeys {
 			pub = append(pub, KVSubject(BucketLists, k))
 		}
-		// Its servers' users' credentials (usercreds.go), read only.
-		credKeys := []string(nil)
+		// Its servers' users' credentials (usercreds.go): read, and
+		// written (a per-user OAuth sign-in, a refresh: useroauth.go) under
+		// its servers' keys only; and those servers' sign-ins in progress.
+		credKeys, flowKeys := []string(nil), []string(nil)
 		for _, n := range servers {
-			credKeys = append(credKeys, "*."+n)
+			credKeys, flowKeys = append(credKeys, "*."+n), append(flowKeys, n+".>")
 		}
 		p, s = kvFollower(BucketUserCredentials, credKeys)
 		pub, sub = append(pub, p...), append(sub, s...)
+		p, _ = kvFollower(BucketOAuthFlows, flowKeys)
+		pub = append(pub, p...)
+		if len(servers) == 0 {
+			pub = append(pub, KVSubject(BucketUserCredentials, ">"), KVSubject(BucketOAuthFlows, ">"))
+		}
+		for i := range credKeys {
+			pub = append(pub, KVSubject(BucketUserCredentials, credKeys[i]), KVSubject(BucketOAuthFlows, flowKeys[i]))
+		}
 		// The signing key (signing.go), read only.
 		p, s = kvFollower(BucketSigningKeys, []string{SigningKeyCurrent})
 		pub, sub = append(pub, p...), append(sub, s...)
@@ -395,7 +406,8 @@ func ingressSubjects(routes []RouteFamily) (pub, sub []string, answers bool) {
 		pub = append(pub, kvOwner(BucketSessions)...)
 		pub = append(pub, SubjectRouterRPC, ToolRPC("*"), ToolInfo("*"), SubjectRegistryGet, SubjectRegistryList,
 			SubjectSessionClosed, RecallSubject("*"), ClientSubject(SessionSubject("*"), GatewayToken),
-			SubjectUserCredAll) // a caller's own upstream credentials (usercreds.go)
+			SubjectUserCredAll,                        // a caller's own upstream credentials (usercreds.go)
+			ToolOAuthStart("*"), ToolOAuthFinish("*")) // and the browser's half of a sign-in (useroauth.go)
 		sub = append(sub, SubjectSessionEventsAll, SubjectNotifyAll)
 		// The interest that lets connectors' usage events leave their
 		// leaf node (gateway's connector_bridge.go); what arrives is dropped.
@@ -441,7 +453,7 @@ func serving(servers []string) (pub, sub []string) {
 	for _, n := range names {
 		pub = append(pub, NotifySubject(n), ClientSubject(StreamSubject("*", "*"), n), ClientSubject(SessionSubject("*"), n),
 			usageOfServer(n))
-		sub = append(sub, ToolRPC(n), ToolInfo(n), NotifySubject(n), ServerRequestSubjects(n, "*"))
+		sub = append(sub, ToolRPC(n), ToolInfo(n), NotifySubject(n), ServerRequestSubjects(n, "*"), ToolOAuthStart(n), ToolOAuthFinish(n))
 	}
 	return pub, sub
 }

@@ -68,6 +68,9 @@ func (r Reply) ErrorWith(e *Error, extra nats.Header) error {
 	if e.RetryAfter > 0 {
 		h[HeaderRetryAfter] = []string{retrySeconds(e.RetryAfter)}
 	}
+	if e.Elicitation.Valid() {
+		h[HeaderElicitationID], h[HeaderElicitationURL] = []string{e.Elicitation.ID}, []string{e.Elicitation.URL}
+	}
 	for k, v := range extra {
 		h[k] = v
 	}

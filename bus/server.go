@@ -56,11 +56,21 @@ type ServerSpec struct {
 	Args    []string          `json:"args,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
 
-	// oauth2: the client-credentials grant.
-	TokenURL     string   `json:"token_url,omitempty"`
-	ClientID     string   `json:"client_id,omitempty"`
-	ClientSecret string   `json:"client_secret,omitempty"`
-	Scopes       []string `json:"scopes,omitempty"`
+	// oauth2: OAuth2Flow is LiteLLM's oauth2_flow: client_credentials (the
+	// default: one token of the gateway's, from token_url) or
+	// authorization_code (each user signs in at AuthorizationURL and the
+	// gateway keeps their token: useroauth.go). OAuth2Issuer is the
+	// authorization server's issuer (RFC 9207's iss check; its metadata
+	// gives the endpoints not set); OAuth2Resource the RFC 8707 resource
+	// asked for ("" the server's url, "none" none).
+	OAuth2Flow       string   `json:"oauth2_flow,omitempty"`
+	AuthorizationURL string   `json:"authorization_url,omitempty"`
+	TokenURL         string   `json:"token_url,omitempty"`
+	OAuth2Issuer     string   `json:"oauth2_issuer,omitempty"`
+	OAuth2Resource   string   `json:"oauth2_resource,omitempty"`
+	ClientID         string   `json:"client_id,omitempty"`
+	ClientSecret     string   `json:"client_secret,omitempty"`
+	Scopes           []string `json:"scopes,omitempty"`
 
 	// aws_sigv4: the credentials every upstream request is signed with.
 	AWSAccessKeyID     string `json:"aws_access_key_id,omitempty"`
@@ -168,6 +178,19 @@ func HeaderAuthType(authType string) bool {
 	}
 	return false
 }
+
+// UserOAuth reports whether s signs each user in to its upstream
+// (auth_type oauth2, oauth2_flow authorization_code): it has no shared
+// token, like is_byok.
+func (s ServerSpec) UserOAuth() bool {
+	return s.AuthType == "oauth2" && s.OAuth2Flow == OAuth2FlowAuthorizationCode
+}
+
+// The oauth2_flow values.
+const (
+	OAuth2FlowClientCredentials = "client_credentials"
+	OAuth2FlowAuthorizationCode = "authorization_code"
+)
 
 // CredentialFromRequest reports whether s takes its credential from each
 // request: a header auth_type without an auth_value (LiteLLM's way), the

@@ -231,7 +231,11 @@ var ServerFields = []ServerField{
 	strField("auth_value", Secret, func(s *ServerSpec) *string { return &s.AuthValue }),
 	// LiteLLM's bring-your-own-key flag (usercreds.go).
 	{Name: "is_byok", Kind: KindBool, flag: func(s *ServerSpec) *bool { return &s.BYOK }},
+	strField("oauth2_flow", Plain, func(s *ServerSpec) *string { return &s.OAuth2Flow }),
+	strField("authorization_url", SecretURL, func(s *ServerSpec) *string { return &s.AuthorizationURL }),
 	strField("token_url", SecretURL, func(s *ServerSpec) *string { return &s.TokenURL }),
+	strField("oauth2_issuer", Plain, func(s *ServerSpec) *string { return &s.OAuth2Issuer }),
+	strField("oauth2_resource", Plain, func(s *ServerSpec) *string { return &s.OAuth2Resource }),
 	strField("client_id", Plain, func(s *ServerSpec) *string { return &s.ClientID }),
 	strField("client_secret", Secret, func(s *ServerSpec) *string { return &s.ClientSecret }),
 	listField("scopes", KindScopes, func(s *ServerSpec) *[]string { return &s.Scopes }),

@@ -48,7 +48,7 @@ const (
 	// CredentialBYOK is a token the user stored themselves.
 	CredentialBYOK = "byok"
 	// CredentialOAuth2 is a token the gateway obtained for the user with the
-	// authorization-code flow (not yet).
+	// authorization-code flow (useroauth.go).
 	CredentialOAuth2 = "oauth2"
 )
 
@@ -78,6 +78,10 @@ type UserCredential struct {
 	Scopes     []string   `json:"scopes,omitempty"`
 	ObtainedAt time.Time  `json:"obtained_at"`
 	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	// RefreshingSince, on an oauth2 record, says a worker replica took it
+	// to refresh (with a compare-and-set on its revision): the others wait
+	// for the new record instead of refreshing too (useroauth.go).
+	RefreshingSince *time.Time `json:"refreshing_since,omitempty"`
 }
 
 // Expired reports whether c's expiry has passed at now.
@@ -128,7 +132,8 @@ func (k *SecretKey) SealUserCredential(c UserCredential) (UserCredential, error)
 }
 
 // OpenUserCredential opens what SealUserCredential sealed. A token that is
-// not sealed is refused: only the registry writes this bucket, and it seals.
+// not sealed is refused: only the registry and the server's workers write
+// this bucket, and they seal.
 func (k *SecretKey) OpenUserCredential(c UserCredential) (UserCredential, error) {
 	if k == nil {
 		return c, fmt.Errorf("per-user credentials are sealed and this process has no key: set %s", SecretKeyEnv[0])

@@ -58,7 +58,7 @@ var (
 		"proxy_budget_rescheduler_min_time", "proxy_budget_rescheduler_max_time", "embedding_model",
 		"default_team_disabled", "enable_oauth2_auth", "enable_oauth2_proxy_auth", "allow_user_auth",
 		"disable_retry_on_max_parallel_request_limit_error", "spend_report_frequency", "otel"}
-	litellmServer = []string{"authorization_url", "registration_url", "allowed_params", "tool_name_to_display_name", "tool_name_to_description", "mcp_server_name",
+	litellmServer = []string{"registration_url", "allowed_params", "tool_name_to_display_name", "tool_name_to_description", "mcp_server_name",
 		"server_id", "alias_name"}
 )
 

@@ -225,6 +225,7 @@ func ParseParts(name string, data []byte, env LookupEnv, parts Parts) (*File, er
 	}
 	if !parts.SkipServers {
 		f.Servers = readServers(p, servers, env)
+		f.checkPublicURL(p, env) // oauth2_flow.go
 	}
 	if !parts.SkipAgents {
 		if len(agents) > 1 {

@@ -64,9 +64,12 @@ type Upstream struct {
 	Args    []string
 	Env     []string
 
-	// OAuth2 is set for auth_type oauth2, AWS for aws_sigv4.
-	OAuth2 *OAuth2
-	AWS    *AWSSigV4
+	// OAuth2 is set for auth_type oauth2 with the client-credentials grant,
+	// UserOAuth for oauth2_flow authorization_code (each user signs in; no
+	// shared token), AWS for aws_sigv4.
+	OAuth2    *OAuth2
+	UserOAuth *UserOAuth
+	AWS       *AWSSigV4
 
 	// MaxConcurrent bounds concurrent calls per worker replica (0: no bound
 	// beyond the worker's own); MaxQueued bounds the calls waiting for a slot.
@@ -160,31 +163,35 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 	base := serverPath(spec.Name)
 	r, errs := resolveFields(base, spec, env)
 	c := checked{
-		Name:            r.Name,
-		Alias:           r.Alias,
-		URL:             r.URL,
-		Transport:       NormalTransport(r.Transport),
-		SpecVersion:     r.SpecVersion,
-		AuthType:        r.AuthType,
-		AuthValue:       r.AuthValue,
-		AuthValueGiven:  spec.AuthValue != "",
-		BYOK:            spec.BYOK,
-		ExtraHeaders:    r.ExtraHeaders,
-		AllowedTools:    r.AllowedTools,
-		DisallowedTools: r.DisallowedTools,
-		StaticHeaders:   r.StaticHeaders,
-		Command:         r.Command,
-		TokenURL:        r.TokenURL,
-		ClientID:        r.ClientID,
-		ClientSecret:    r.ClientSecret,
-		AWSAccessKeyID:  r.AWSAccessKeyID,
-		AWSSecret:       r.AWSSecretAccessKey,
-		AWSRegion:       r.AWSRegionName,
-		AWSService:      r.AWSServiceName,
-		Timeout:         durationOr(base, "timeout", r.Timeout, DefaultTimeout, &errs),
-		CanaryURL:       r.CanaryURL,
-		CanaryPercent:   r.CanaryPercent,
-		BreakerCooldown: durationOr(base, "circuit_breaker_cooldown", r.CircuitBreakerCooldown, DefaultBreakerCooldown, &errs),
+		Name:             r.Name,
+		Alias:            r.Alias,
+		URL:              r.URL,
+		Transport:        NormalTransport(r.Transport),
+		SpecVersion:      r.SpecVersion,
+		AuthType:         r.AuthType,
+		AuthValue:        r.AuthValue,
+		AuthValueGiven:   spec.AuthValue != "",
+		BYOK:             spec.BYOK,
+		ExtraHeaders:     r.ExtraHeaders,
+		AllowedTools:     r.AllowedTools,
+		DisallowedTools:  r.DisallowedTools,
+		StaticHeaders:    r.StaticHeaders,
+		Command:          r.Command,
+		OAuth2Flow:       r.OAuth2Flow,
+		AuthorizationURL: r.AuthorizationURL,
+		TokenURL:         r.TokenURL,
+		OAuth2Issuer:     r.OAuth2Issuer,
+		OAuth2Resource:   r.OAuth2Resource,
+		ClientID:         r.ClientID,
+		ClientSecret:     r.ClientSecret,
+		AWSAccessKeyID:   r.AWSAccessKeyID,
+		AWSSecret:        r.AWSSecretAccessKey,
+		AWSRegion:        r.AWSRegionName,
+		AWSService:       r.AWSServiceName,
+		Timeout:          durationOr(base, "timeout", r.Timeout, DefaultTimeout, &errs),
+		CanaryURL:        r.CanaryURL,
+		CanaryPercent:    r.CanaryPercent,
+		BreakerCooldown:  durationOr(base, "circuit_breaker_cooldown", r.CircuitBreakerCooldown, DefaultBreakerCooldown, &errs),
 	}
 	if c.Transport == TransportConnector {
 		return provisionConnector(base, c, r, spec, errs) // connector.go
@@ -207,6 +214,7 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 	_, urlIsRef := EnvRef(spec.URL)
 	errs = append(errs, validate(base, &c, !urlIsRef)...)
 	errs = append(errs, checkCanary(base, c.Transport, r)...) // canary.go
+	errs = append(errs, checkOAuth2(base, &c)...)             // oauth2_flow.go
 	if len(errs) > 0 {
 		return nil, sortErrors(base, errs)
 	}
@@ -308,6 +316,10 @@ func upstream(c checked, r, spec bus.ServerSpec) *Upstream {
 	}
 	switch c.AuthType {
 	case "oauth2":
+		if c.OAuth2Flow == bus.OAuth2FlowAuthorizationCode {
+			up.UserOAuth = userOAuth(c, r, u) // oauth2_flow.go
+			break
+		}
 		up.OAuth2 = &OAuth2{TokenURL: c.TokenURL, ClientID: c.ClientID, ClientSecret: c.ClientSecret, Scopes: r.Scopes}
 	case "aws_sigv4":
 		up.AWS = &AWSSigV4{AccessKeyID: c.AWSAccessKeyID, SecretAccessKey: c.AWSSecret, SessionToken: r.AWSSessionToken,

@@ -29,22 +29,28 @@ type checked struct {
 	// request (LiteLLM's way).
 	AuthValueGiven bool `yaml:"-"`
 	// BYOK is is_byok: each user brings the credential (bus/usercreds.go).
-	BYOK            bool              `yaml:"is_byok" validate:"byok"`
-	TokenURL        string            `yaml:"token_url" validate:"required_if=AuthType oauth2,omitempty,parseurl,httpscheme,urlhost"`
-	ClientID        string            `yaml:"client_id" validate:"required_if=AuthType oauth2"`
-	ClientSecret    string            `yaml:"client_secret" validate:"required_if=AuthType oauth2"`
-	AWSAccessKeyID  string            `yaml:"aws_access_key_id" validate:"required_if=AuthType aws_sigv4"`
-	AWSSecret       string            `yaml:"aws_secret_access_key" validate:"required_if=AuthType aws_sigv4"`
-	AWSRegion       string            `yaml:"aws_region_name" validate:"required_if=AuthType aws_sigv4"`
-	AWSService      string            `yaml:"aws_service_name" validate:"required_if=AuthType aws_sigv4"`
-	BreakerCooldown time.Duration     `yaml:"circuit_breaker_cooldown" validate:"gt=0,lte=1h"`
-	StaticHeaders   map[string]string `yaml:"static_headers" validate:"dive,keys,headername,endkeys,headervalue"`
-	ExtraHeaders    []string          `yaml:"extra_headers" validate:"dive,headername"`
-	AllowedTools    []string          `yaml:"allowed_tools" validate:"dive,required"`
-	DisallowedTools []string          `yaml:"disallowed_tools" validate:"dive,required"`
-	Timeout         time.Duration     `yaml:"timeout" validate:"gt=0,lte=1h"`
-	CanaryURL       string            `yaml:"canary_url" validate:"omitempty,parseurl,httpscheme,urlhost"`
-	CanaryPercent   int               `yaml:"canary_percent" validate:"lte=100"`
+	BYOK bool `yaml:"is_byok" validate:"byok"`
+	// The oauth2 fields: what each flow requires is checked by
+	// checkOAuth2 (oauth2_flow.go).
+	OAuth2Flow       string            `yaml:"oauth2_flow"`
+	AuthorizationURL string            `yaml:"authorization_url" validate:"omitempty,parseurl,httpscheme,urlhost"`
+	TokenURL         string            `yaml:"token_url" validate:"omitempty,parseurl,httpscheme,urlhost"`
+	OAuth2Issuer     string            `yaml:"oauth2_issuer" validate:"omitempty,parseurl,httpscheme,urlhost"`
+	OAuth2Resource   string            `yaml:"oauth2_resource"`
+	ClientID         string            `yaml:"client_id" validate:"required_if=AuthType oauth2"`
+	ClientSecret     string            `yaml:"client_secret"`
+	AWSAccessKeyID   string            `yaml:"aws_access_key_id" validate:"required_if=AuthType aws_sigv4"`
+	AWSSecret        string            `yaml:"aws_secret_access_key" validate:"required_if=AuthType aws_sigv4"`
+	AWSRegion        string            `yaml:"aws_region_name" validate:"required_if=AuthType aws_sigv4"`
+	AWSService       string            `yaml:"aws_service_name" validate:"required_if=AuthType aws_sigv4"`
+	BreakerCooldown  time.Duration     `yaml:"circuit_breaker_cooldown" validate:"gt=0,lte=1h"`
+	StaticHeaders    map[string]string `yaml:"static_headers" validate:"dive,keys,headername,endkeys,headervalue"`
+	ExtraHeaders     []string          `yaml:"extra_headers" validate:"dive,headername"`
+	AllowedTools     []string          `yaml:"allowed_tools" validate:"dive,required"`
+	DisallowedTools  []string          `yaml:"disallowed_tools" validate:"dive,required"`
+	Timeout          time.Duration     `yaml:"timeout" validate:"gt=0,lte=1h"`
+	CanaryURL        string            `yaml:"canary_url" validate:"omitempty,parseurl,httpscheme,urlhost"`
+	CanaryPercent    int               `yaml:"canary_percent" validate:"lte=100"`
 }
 
 var validatorOnce = sync.OnceValue(func() *validator.Validate {

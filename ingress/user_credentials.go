@@ -29,6 +29,7 @@ func (g *Ingress) userCredentialRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("/v1/mcp/server/{id}/user-credential", g.serveUserCredential)
 	mux.HandleFunc("/v1/mcp/server/{id}/user-credentials", g.serveServerUserCredentials)
 	mux.HandleFunc("/v1/mcp/user-credentials", g.serveUserCredentials)
+	g.upstreamOAuthRoutes(mux) // oauth_upstream.go: the sign-in of per-user OAuth servers
 }
 
 const userCredShape = `{"credential": "<token>", "expires_at": "<RFC 3339, optional>"}`

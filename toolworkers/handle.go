@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -85,8 +86,10 @@ func (w *Worker) serveInfo(req micro.Request, reply bus.Reply, env bus.Envelope)
 	// The caller's own credential, if it brings one (a server without
 	// auth_value has none of its own).
 	l := w.shared
-	if w.up.CredentialFromRequest {
-		perRequest, e := w.callHeaders(ctx, &env) // usercreds.go
+	var perRequest http.Header
+	if w.up.CredentialFromRequest || w.userOAuth != nil {
+		var e *bus.Error
+		perRequest, e = w.callHeaders(ctx, &env) // usercreds.go
 		if e != nil {
 			_ = reply.Error(span.fail(e))
 			return
@@ -103,7 +106,7 @@ func (w *Worker) serveInfo(req micro.Request, reply bus.Reply, env bus.Envelope)
 		return err
 	})
 	if err != nil {
-		err = w.blameCredentials(err, &env)
+		err = w.blameCredentials(w.oauthRefused(ctx, &env, perRequest, err), &env) // useroauth_refresh.go
 		span.fail(bus.AsError(err))
 		w.fail(reply, env, bus.MethodInitialize, err, start)
 		return
@@ -196,7 +199,7 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 		err = w.clientCancelled(msg.ID)
 	}
 	if err != nil {
-		err = w.blameCredentials(err, &env)
+		err = w.blameCredentials(w.oauthRefused(ctx, &env, perRequest, err), &env) // useroauth_refresh.go
 		rec.status, rec.errCode = "failed", bus.AsError(err).Kind.Code
 		w.observe(rec)
 		span.fail(bus.AsError(err))

@@ -45,6 +45,8 @@ type userCreds struct {
 	// epoch counts the changes heard: a read that began before one does
 	// not keep what it read (it may be what was just revoked).
 	epoch uint64
+	// changed are closed at the next change of their key heard (watch).
+	changed map[string]chan struct{}
 }
 
 // userCred is what a replica knows of one user's credential: the token, or
@@ -57,7 +59,7 @@ type userCred struct {
 }
 
 func newUserCreds(nc *nats.Conn, server string, secrets *bus.SecretKey) *userCreds {
-	return &userCreds{nc: nc, server: server, secrets: secrets, entries: map[string]*userCred{}}
+	return &userCreds{nc: nc, server: server, secrets: secrets, entries: map[string]*userCred{}, changed: map[string]chan struct{}{}}
 }
 
 // subscribe listens for the writes and revocations of the server's keys,
@@ -78,6 +80,46 @@ func (u *userCreds) forget(key string) {
 	defer u.mu.Unlock()
 	delete(u.entries, key)
 	u.epoch++
+	if ch := u.changed[key]; ch != nil {
+		close(ch)
+		delete(u.changed, key)
+	}
+}
+
+// watch returns a channel closed at the next change of key heard, and the
+// epoch now (keepToken).
+func (u *userCreds) watch(key string) (<-chan struct{}, uint64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	ch := u.changed[key]
+	if ch == nil {
+		ch = make(chan struct{})
+		u.changed[key] = ch
+	}
+	return ch, u.epoch
+}
+
+// cached is the token kept for key, if one is (within userCredTTL).
+func (u *userCreds) cached(key string) (tok string, expires *time.Time, ok bool) {
+	now := time.Now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	e := u.entries[key]
+	if e == nil || now.Sub(e.read) >= userCredTTL {
+		return "", nil, false
+	}
+	e.used = now
+	return e.token, e.expires, true
+}
+
+// keepToken keeps tok for key, unless a change was heard since epoch.
+func (u *userCreds) keepToken(key, tok string, expires *time.Time, epoch uint64) {
+	now := time.Now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.epoch == epoch {
+		u.keep(key, &userCred{token: tok, expires: expires, read: now, used: now})
+	}
 }
 
 // token returns userKey's token for the server; "" when the user has none
@@ -148,6 +190,9 @@ func (u *userCreds) keep(key string, e *userCred) {
 // upstream.
 func (w *Worker) callHeaders(ctx context.Context, env *bus.Envelope) (http.Header, *bus.Error) {
 	perRequest := w.perRequestHeaders(env.Forward)
+	if w.userOAuth != nil {
+		return w.oauthHeaders(ctx, env, perRequest) // useroauth_refresh.go
+	}
 	if w.userCreds == nil {
 		return perRequest, nil
 	}

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,10 @@ type Options struct {
 	// Signer, if set, signs every upstream HTTP request (signed calls:
 	// credential/signed.go); one Signer serves every worker of a process.
 	Signer *signing.Signer
+	// PublicURL is the gateway's public base URL, which a per-user OAuth
+	// server's sign-in links and callback are built on (useroauth.go);
+	// empty: PROXY_BASE_URL from Env.
+	PublicURL string
 }
 
 // Worker serves one upstream server on the bus.
@@ -94,6 +99,9 @@ type Worker struct {
 	// userCreds: on a server with is_byok, its users' own credentials
 	// (usercreds.go); nil otherwise.
 	userCreds *userCreds
+	// userOAuth: on a server whose users sign in (oauth2_flow
+	// authorization_code), the flow and the tokens (useroauth.go).
+	userOAuth *userOAuth
 	private   privateLinks // sessions for one downstream session each (private.go)
 	changes   changeNotices
 	limit     *limiter
@@ -160,6 +168,12 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 			return nil, fmt.Errorf("worker for server %q: %w", spec.Name, err)
 		}
 	}
+	if up.UserOAuth != nil {
+		if o.PublicURL = cmpOr(strings.TrimRight(o.PublicURL, "/"), config.PublicURL(o.Env, config.OAuth{})); o.PublicURL == "" {
+			return nil, fmt.Errorf("worker for server %q: mcp_servers.%s.oauth2_flow: authorization_code sends each user to sign in and back to <gateway>/oauth/callback: set %s (or general_settings.mcp_oauth.resource) to the gateway's public URL",
+				spec.Name, spec.Name, config.PublicURLEnv)
+		}
+	}
 	w := newWorker(nc, up, spec, o)
 	w.startCanary(spec, o) // canary.go
 	if err := w.serve(); err != nil {
@@ -211,8 +225,11 @@ func newWorker(nc *nats.Conn, up *config.Upstream, spec bus.ServerSpec, o Option
 		w.static[http.CanonicalHeaderKey(k)] = true
 	}
 	w.cred = credential.New(up, credential.Options{NC: nc, JetStream: o.JetStream, Secrets: o.Secrets, Log: w.log, Signer: o.Signer})
-	if up.BYOK {
+	if up.BYOK || up.UserOAuth != nil {
 		w.userCreds = newUserCreds(nc, up.Name, o.Secrets)
+	}
+	if up.UserOAuth != nil {
+		w.userOAuth = newUserOAuth(up.Name, up.UserOAuth, o.PublicURL, o, w.userCreds, w.log)
 	}
 	w.shared = w.newLink(up.Header, "", "", nil)
 	w.creds = newCredClients(func(perRequest http.Header) *link { return w.newLink(w.mergeHeaders(perRequest), "", "", nil) })
@@ -257,6 +274,12 @@ func (w *Worker) serve() error {
 	if err := svc.AddEndpoint("info", micro.HandlerFunc(w.handOffLive(w.handleInfo)), micro.WithEndpointSubject(bus.ToolInfo(up.Name))); err != nil {
 		w.Stop()
 		return err
+	}
+	if w.userOAuth != nil {
+		if err := w.serveFlow(); err != nil { // useroauth.go
+			w.Stop()
+			return err
+		}
 	}
 	return nil
 }

@@ -113,8 +113,13 @@ func (t Tokens) String() string {
 }
 
 // FlowError is a flow that did not end in tokens, with what the user or
-// an admin can do about it. It never holds a code or token.
-type FlowError struct{ Reason string }
+// an admin can do about it. It never holds a code or token. Refused: the
+// token endpoint answered with an OAuth error (a revoked or used refresh
+// token, a bad code), not that it could not be reached.
+type FlowError struct {
+	Reason  string
+	Refused bool
+}
 
 func (e *FlowError) Error() string { return e.Reason }
 
@@ -218,7 +223,9 @@ func (c Client) token(ctx context.Context, form url.Values, now time.Time) (Toke
 		return Tokens{}, flowErr("the token endpoint of %s answered HTTP %d without JSON", c.Issuer, resp.StatusCode)
 	}
 	if resp.StatusCode != http.StatusOK || body.Error != "" || body.AccessToken == "" {
-		return Tokens{}, flowErr("the token endpoint of %s refused: HTTP %d %s %s", c.Issuer, resp.StatusCode, shorten(body.Error), shorten(body.ErrorDescription))
+		e := flowErr("the token endpoint of %s refused: HTTP %d %s %s", c.Issuer, resp.StatusCode, shorten(body.Error), shorten(body.ErrorDescription))
+		e.Refused = body.Error != "" && resp.StatusCode >= 400 && resp.StatusCode < 500
+		return Tokens{}, e
 	}
 	t := Tokens{AccessToken: body.AccessToken, RefreshToken: body.RefreshToken, TokenType: body.TokenType, Scope: body.Scope, IDToken: body.IDToken}
 	if n, err := body.ExpiresIn.Int64(); err == nil && n > 0 {

@@ -118,6 +118,11 @@ func (c *Client) configured() []string {
 		values = append(values, o.ClientSecret)
 		values = append(values, urlSecrets(o.TokenURL)...)
 	}
+	if o := up.UserOAuth; o != nil {
+		values = append(values, o.ClientSecret)
+		values = append(values, urlSecrets(o.TokenURL)...)
+		values = append(values, urlSecrets(o.AuthorizationURL)...)
+	}
 	if up.URL != nil {
 		values = append(values, urlSecrets(up.URL.String())...)
 	}

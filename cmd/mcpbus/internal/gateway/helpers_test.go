@@ -255,7 +255,7 @@ func exchange(t *testing.T, req *http.Request) (out rawResponse, isRPC bool) {
 		Error  *struct {
 			Code    int
 			Message string
-			Data    map[string]string
+			Data    map[string]json.RawMessage // string members kept (elicitations are a list)
 		}
 	}
 	if json.Unmarshal(out.body, &m) != nil {
@@ -263,7 +263,16 @@ func exchange(t *testing.T, req *http.Request) (out rawResponse, isRPC bool) {
 	}
 	out.result = m.Result
 	if m.Error != nil {
-		out.rpcErr.Code, out.rpcErr.Message, out.rpcErr.Data = m.Error.Code, m.Error.Message, m.Error.Data
+		out.rpcErr.Code, out.rpcErr.Message = m.Error.Code, m.Error.Message
+		for k, v := range m.Error.Data {
+			var s string
+			if json.Unmarshal(v, &s) == nil {
+				if out.rpcErr.Data == nil {
+					out.rpcErr.Data = map[string]string{}
+				}
+				out.rpcErr.Data[k] = s
+			}
+		}
 	}
 	return out, true
 }

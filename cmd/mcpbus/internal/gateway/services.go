@@ -124,6 +124,9 @@ func (g *Gateway) prepareRegistry(ctx context.Context, o Options, conn func(stri
 	if g.userCreds, err = bus.EnsureUserCredentialsBucket(ctx, rjs, o.state()); err != nil {
 		return nil, nil, nil, err
 	}
+	if err := bus.EnsureOAuthFlowsBucket(ctx, rjs, o.state()); err != nil {
+		return nil, nil, nil, err
+	}
 	if err := g.ensureSigningKey(ctx, o, rjs); err != nil { // signing.go
 		return nil, nil, nil, err
 	}
@@ -173,7 +176,8 @@ func (g *Gateway) startWorkers(ctx, runCtx context.Context, o Options, conn func
 		Worker: toolworkers.Options{Log: o.Log, Env: o.Env, MaxInFlight: o.WorkerMaxInFlight,
 			Servers: cache, AllowAPIStdio: o.Config.AllowStdioFromAPI, TracerProvider: o.TracerProvider,
 			ConfigServers: o.Config.Servers, Secrets: g.secrets,
-			Metrics: m, Signer: WorkerSigner(runCtx, wc, o.Config.SignedCalls, g.secrets, o.Log)}, // signing.go
+			Metrics: m, Signer: WorkerSigner(runCtx, wc, o.Config.SignedCalls, g.secrets, o.Log), // signing.go
+			PublicURL: config.PublicURL(o.Env, o.Config.OAuth)},
 		Only: o.WorkerServers,
 	})
 	return err
