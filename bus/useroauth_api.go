@@ -25,15 +25,37 @@ const (
 	MaxFlowErrorDescLen = 512
 )
 
-// OAuthStart asks for the sign-in a ticket stands for.
+// OAuthStart asks for the sign-in a ticket stands for. A ticket links the
+// provider account of whoever opens it to the user it was made for, so the
+// browser must show it is that user: User is who the browser is signed in
+// to the gateway as (its UI session's Identity.UserKey), which must be the
+// ticket's; without one, the first request (Confirm false) only names the
+// ticket's account for the browser to confirm, and consumes nothing.
 type OAuthStart struct {
-	Ticket string `json:"ticket"`
+	Ticket  string `json:"ticket"`
+	User    string `json:"user,omitempty"`
+	Confirm bool   `json:"confirm,omitempty"`
 }
 
 // OAuthStartAnswer is where the browser goes: the authorization server's
-// authorization endpoint, with the flow's parameters.
+// authorization endpoint, with the flow's parameters; or, for a start
+// not yet confirmed, the account the ticket was made for.
 type OAuthStartAnswer struct {
-	Redirect string `json:"redirect"`
+	Redirect string `json:"redirect,omitempty"`
+	Account  string `json:"account,omitempty"`
+}
+
+// AccountOfUserKey is how a page names the owner of a UserKey: the user
+// id, or a key by the first 8 hex digits of its id.
+func AccountOfUserKey(userKey string) string {
+	if id, ok := strings.CutPrefix(userKey, "user:"); ok {
+		return "user " + id
+	}
+	id := strings.TrimPrefix(userKey, "key:")
+	if len(id) > 8 {
+		id = id[:8]
+	}
+	return "key " + id
 }
 
 // OAuthFinish is the authorization response (the callback's query).
@@ -80,6 +102,9 @@ func validFlowSecret(s string) bool {
 func (s *OAuthStart) Validate() *Error {
 	if !validFlowSecret(s.Ticket) {
 		return Errorf(ErrBadRequest, "ticket: missing or malformed: open the sign-in link exactly as the gateway gave it")
+	}
+	if s.User != "" && (len(s.User) > MaxUserIDLen+8 || !printable(s.User) || !(strings.HasPrefix(s.User, "user:") || strings.HasPrefix(s.User, "key:"))) {
+		return Errorf(ErrBadRequest, "user: not a user key")
 	}
 	return nil
 }

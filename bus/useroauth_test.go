@@ -115,3 +115,18 @@ func TestWorkerWritesOnlyItsServersUserKeys(t *testing.T) {
 		t.Errorf("a worker of gh serves the flow subjects of gh only: %v", p.Subscribe.Allow)
 	}
 }
+
+// The browser's user a start carries is a user key, bounded, or nothing.
+func TestOAuthStartUser(t *testing.T) {
+	ticket := NewFlowSecret()
+	for user, ok := range map[string]bool{"": true, "user:alice@example.com": true, "key:" + strings.Repeat("a", 64): true,
+		"alice": false, "user:a\r\nb": false, "user:" + strings.Repeat("a", MaxUserIDLen+8): false} {
+		s := OAuthStart{Ticket: ticket, User: user}
+		if e := s.Validate(); (e == nil) != ok {
+			t.Errorf("user %q: %v", user, e)
+		}
+	}
+	if got := AccountOfUserKey("key:" + strings.Repeat("ab", 32)); got != "key abababab" {
+		t.Errorf("a key's account: %q", got)
+	}
+}

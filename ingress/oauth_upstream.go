@@ -2,10 +2,13 @@ package ingress
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"html"
 	"net/http"
+	"net/url"
+	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
 	"github.com/nats-io/nats.go"
@@ -35,6 +38,7 @@ const (
 
 func (g *Ingress) upstreamOAuthRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+UpstreamAuthorizePath+"{server}", g.serveUpstreamAuthorize)
+	mux.HandleFunc("POST "+UpstreamAuthorizePath+"{server}", g.serveUpstreamAuthorize) // the confirmation
 	mux.HandleFunc("GET "+UpstreamCallbackPath, g.serveUpstreamCallback)
 }
 
@@ -45,12 +49,35 @@ func (g *Ingress) serveUpstreamAuthorize(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	in := bus.OAuthStart{Ticket: r.URL.Query().Get("ticket")}
+	if r.Method == http.MethodPost {
+		// The confirmation page's form, from this browser only: its nonce
+		// is also in a SameSite=Strict cookie, which a page elsewhere
+		// posting the form cannot send.
+		in.Ticket = r.PostFormValue("ticket")
+		ck, err := r.Cookie(confirmCookie)
+		if err != nil || ck.Value == "" || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(r.PostFormValue("nonce"))) != 1 {
+			flowPage(w, http.StatusBadRequest, "Sign-in failed", "This confirmation did not come from the page this gateway showed: open the sign-in link again.")
+			return
+		}
+		in.Confirm = true
+	}
+	// A browser signed in to the gateway (a UI session) is that user: the
+	// worker refuses a link made for anyone else.
+	if _, rec, ok := g.uiSessionOf(r); ok {
+		if id, e := g.verifySession(r.Context(), rec); e == nil {
+			in.User, in.Confirm = id.UserKey(), true
+		}
+	}
 	if e := in.Validate(); e != nil {
 		flowPage(w, http.StatusBadRequest, "Sign-in failed", e.Message)
 		return
 	}
 	var out bus.OAuthStartAnswer
 	if !g.flowRequest(w, r, bus.ToolOAuthStart(server), server, in, &out) {
+		return
+	}
+	if out.Account != "" {
+		g.confirmPage(w, r, server, in.Ticket, out.Account)
 		return
 	}
 	if out.Redirect == "" {
@@ -107,6 +134,30 @@ func (g *Ingress) flowRequest(w http.ResponseWriter, r *http.Request, subject, s
 		return false
 	}
 	return true
+}
+
+// confirmCookie holds the confirmation page's nonce.
+const confirmCookie = "mcpbus_oauth_confirm"
+
+// confirmPage asks the browser's user to confirm the account a link was
+// made for before anything is consumed: whoever signs in next gives that
+// account their access at the provider, so a link sent by someone else
+// must be recognised as theirs.
+func (g *Ingress) confirmPage(w http.ResponseWriter, r *http.Request, server, ticket, account string) {
+	nonce := randomToken()
+	http.SetCookie(w, &http.Cookie{Name: confirmCookie, Value: nonce, Path: UpstreamAuthorizePath, MaxAge: int(bus.OAuthFlowTTL / time.Second),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || g.forwardedHTTPS(r)})
+	noStore(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	esc := html.EscapeString
+	_, _ = w.Write([]byte("<!doctype html><html><head><meta charset=\"utf-8\"><title>Connect " + esc(server) +
+		"</title></head><body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\"><h1>Connect " + esc(server) + "</h1>" +
+		"<p>This link connects MCP server '" + esc(server) + "' for the mcpbus account <strong>" + esc(account) + "</strong>: " +
+		"the account you sign in with next is used for that mcpbus account's calls.</p>" +
+		"<p>Continue only if that is you and you just asked for it. If someone sent you this link, close this page.</p>" +
+		"<form method=\"post\" action=\"" + esc(url.PathEscape(server)) + "\"><input type=\"hidden\" name=\"ticket\" value=\"" + esc(ticket) +
+		"\"><input type=\"hidden\" name=\"nonce\" value=\"" + esc(nonce) + "\"><button type=\"submit\">Continue to sign in</button></form></body></html>\n"))
 }
 
 // noStore keeps a page (or a redirect carrying a ticket or code) out of

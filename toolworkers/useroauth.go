@@ -160,7 +160,7 @@ func (w *Worker) serveFlow() error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), userOAuthTimeout)
 		defer cancel()
-		out, e := u.start(ctx, in.Ticket)
+		out, e := u.start(ctx, in)
 		if e != nil {
 			bus.RespondError(req, e)
 			return
@@ -199,6 +199,11 @@ func decodeFlow(data []byte, v any, validate func() *bus.Error) *bus.Error {
 // take reads and deletes the flow record of secret (one-time: of two
 // takers of one record, the delete on the revision read lets one through).
 func (u *userOAuth) take(ctx context.Context, kind, secret string) (bus.OAuthFlowRecord, *bus.Error) {
+	return u.read(ctx, kind, secret, true)
+}
+
+// read reads the flow record of secret, and deletes it when consume.
+func (u *userOAuth) read(ctx context.Context, kind, secret string, consume bool) (bus.OAuthFlowRecord, *bus.Error) {
 	gone := func() *bus.Error {
 		if kind == bus.FlowTicket {
 			return bus.Errorf(bus.ErrBadRequest, "this sign-in link was used already or has expired (links work once, for %s): call the tool again for a new one", bus.OAuthFlowTTL)
@@ -218,7 +223,9 @@ func (u *userOAuth) take(ctx context.Context, kind, secret string) (bus.OAuthFlo
 		u.log.Error("sign-in: the flows bucket cannot be read", "err", err)
 		return bus.OAuthFlowRecord{}, bus.Errorf(bus.ErrServiceUnavailable, "sign-in: the gateway cannot read sign-ins in progress now; try again")
 	}
-	if err := flows.Delete(ctx, key, jetstream.LastRevision(entry.Revision())); err != nil {
+	if !consume {
+		// Only looked at: the record is checked below as a taken one is.
+	} else if err := flows.Delete(ctx, key, jetstream.LastRevision(entry.Revision())); err != nil {
 		return bus.OAuthFlowRecord{}, gone() // another request took it first
 	}
 	rec, err := bus.DecodeOAuthFlow(key, u.server, kind, entry.Value())
@@ -236,10 +243,25 @@ func (u *userOAuth) take(ctx context.Context, kind, secret string) (bus.OAuthFlo
 }
 
 // start consumes a ticket and keeps a pending sign-in for its user: the
-// browser goes to the authorization server next.
-func (u *userOAuth) start(ctx context.Context, ticket string) (bus.OAuthStartAnswer, *bus.Error) {
-	rec, e := u.take(ctx, bus.FlowTicket, ticket)
+// browser goes to the authorization server next. Whoever signs in at the
+// provider links that account to the ticket's user, so a browser signed
+// in to the gateway as someone else is refused, and one signed in as no
+// one must first confirm the account (bus.OAuthStart); neither consumes
+// the ticket.
+func (u *userOAuth) start(ctx context.Context, in bus.OAuthStart) (bus.OAuthStartAnswer, *bus.Error) {
+	rec, e := u.read(ctx, bus.FlowTicket, in.Ticket, false)
 	if e != nil {
+		return bus.OAuthStartAnswer{}, e
+	}
+	switch {
+	case in.User != "" && in.User != rec.User:
+		u.log.Warn("sign-in refused: the link was opened in a browser signed in as another user", "server", u.server)
+		return bus.OAuthStartAnswer{}, bus.Errorf(bus.ErrForbidden,
+			"this sign-in link was made for another account than the one this browser is signed in to mcpbus as: open your own link (call the tool again), or sign out first")
+	case in.User == "" && !in.Confirm:
+		return bus.OAuthStartAnswer{Account: bus.AccountOfUserKey(rec.User)}, nil
+	}
+	if rec, e = u.take(ctx, bus.FlowTicket, in.Ticket); e != nil {
 		return bus.OAuthStartAnswer{}, e
 	}
 	client, err := u.oauthClient(ctx)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -160,6 +161,18 @@ func browser(t *testing.T, link, user, password string, tamper func(*url.URL)) (
 		resp.Body.Close()
 		recordBody(page)
 		if resp.StatusCode < 300 || resp.StatusCode > 399 {
+			if form := confirmForm(string(page)); form != nil && resp.StatusCode == http.StatusOK {
+				// The gateway asks to confirm the account the link is for.
+				resp = do(http.MethodPost, u.Scheme+"://"+u.Host+u.Path, form)
+				page, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				loc, err := resp.Location()
+				if err != nil {
+					return resp.StatusCode, string(page)
+				}
+				next = loc.String()
+				continue
+			}
 			if strings.HasSuffix(u.Path, "/login") && resp.StatusCode == http.StatusOK {
 				resp = do(http.MethodPost, u.Scheme+"://"+u.Host+"/login",
 					url.Values{"id": {u.Query().Get("id")}, "username": {user}, "password": {password}})
@@ -181,6 +194,23 @@ func browser(t *testing.T, link, user, password string, tamper func(*url.URL)) (
 	}
 	t.Fatalf("the sign-in did not end in a page")
 	return 0, ""
+}
+
+// confirmForm reads the gateway's confirmation page's hidden fields, or
+// nil when page is not one.
+func confirmForm(page string) url.Values {
+	field := func(name string) string {
+		i := strings.Index(page, `name="`+name+`" value="`)
+		if i < 0 {
+			return ""
+		}
+		v := page[i+len(`name="`+name+`" value="`):]
+		return html.UnescapeString(v[:strings.IndexByte(v, '"')])
+	}
+	if field("nonce") == "" {
+		return nil
+	}
+	return url.Values{"ticket": {field("ticket")}, "nonce": {field("nonce")}}
 }
 
 // The whole per-user flow: a caller without a token is asked to sign in
@@ -334,4 +364,53 @@ func (c *grantCounter) count() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.refreshs
+}
+
+// A sign-in link links the provider account of whoever opens it to the
+// user it was made for, so it must be opened by that user: a browser
+// signed in to the gateway as someone else is refused; a browser signed in
+// as no one is first shown the account to confirm, and a confirmation
+// posted from anywhere but that page is refused. None of these uses the
+// link up: its user still signs in with it.
+func TestUserOAuthLinkIsItsUsersOwn(t *testing.T) {
+	w := startUserOAuthWorld(t, 0)
+	link := elicitationURL(t, w.call(t, w.alice, "a0"))
+	path := strings.TrimPrefix(link, w.base)
+
+	// bob, signed in to the UI, opens alice's link.
+	bob := uiSignIn(t, w.base, w.bob)
+	status, page := bob.do(http.MethodGet, path, "")
+	if status != http.StatusForbidden || !strings.Contains(page, "made for another account") {
+		t.Fatalf("alice's link in bob's browser: HTTP %d %s", status, page)
+	}
+
+	// A browser signed in as no one is asked to confirm the account.
+	resp, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	form := confirmForm(string(body))
+	if resp.StatusCode != http.StatusOK || form == nil || !strings.Contains(string(body), "<strong>user alice</strong>") {
+		t.Fatalf("the link in a fresh browser: HTTP %d %s", resp.StatusCode, body)
+	}
+	// The form posted from elsewhere (no cookie of the page) is refused.
+	resp, err = http.PostForm(w.base+"/oauth/authorize/gh", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "did not come from the page") {
+		t.Fatalf("a confirmation without the page's cookie: HTTP %d %s", resp.StatusCode, body)
+	}
+
+	// alice herself, confirming, signs in with the same link.
+	if status, page := browser(t, link, "alice", "alice-pw-1", nil); status != http.StatusOK || !strings.Contains(page, "Connected gh") {
+		t.Fatalf("alice's own sign-in: HTTP %d %s", status, page)
+	}
+	if r := w.call(t, w.alice, "a1"); r.rpcErr.Code != 0 || w.up.subOf("a1") != "alice" {
+		t.Fatalf("alice's call after signing in: %s", r.body)
+	}
 }
