@@ -407,7 +407,8 @@ func ingressSubjects(routes []RouteFamily) (pub, sub []string, answers bool) {
 		pub = append(pub, SubjectRouterRPC, ToolRPC("*"), ToolInfo("*"), SubjectRegistryGet, SubjectRegistryList,
 			SubjectSessionClosed, RecallSubject("*"), ClientSubject(SessionSubject("*"), GatewayToken),
 			SubjectUserCredAll,                        // a caller's own upstream credentials (usercreds.go)
-			ToolOAuthStart("*"), ToolOAuthFinish("*")) // and the browser's half of a sign-in (useroauth.go)
+			ToolOAuthStart("*"), ToolOAuthFinish("*"), // and the browser's half of a sign-in (useroauth.go)
+			ToolOAuthExchange("*")) // and callers' tokens to exchange (useroauth_exchange.go)
 		sub = append(sub, SubjectSessionEventsAll, SubjectNotifyAll)
 		// The interest that lets connectors' usage events leave their
 		// leaf node (gateway's connector_bridge.go); what arrives is dropped.
@@ -453,7 +454,7 @@ func serving(servers []string) (pub, sub []string) {
 	for _, n := range names {
 		pub = append(pub, NotifySubject(n), ClientSubject(StreamSubject("*", "*"), n), ClientSubject(SessionSubject("*"), n),
 			usageOfServer(n))
-		sub = append(sub, ToolRPC(n), ToolInfo(n), NotifySubject(n), ServerRequestSubjects(n, "*"), ToolOAuthStart(n), ToolOAuthFinish(n))
+		sub = append(sub, ToolRPC(n), ToolInfo(n), NotifySubject(n), ServerRequestSubjects(n, "*"), ToolOAuthStart(n), ToolOAuthFinish(n), ToolOAuthExchange(n))
 	}
 	return pub, sub
 }

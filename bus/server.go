@@ -179,11 +179,12 @@ func HeaderAuthType(authType string) bool {
 	return false
 }
 
-// UserOAuth reports whether s signs each user in to its upstream
-// (auth_type oauth2, oauth2_flow authorization_code): it has no shared
-// token, like is_byok.
+// UserOAuth reports whether s calls its upstream with each user's own
+// OAuth token (auth_type oauth2, oauth2_flow authorization_code: the user
+// signs in; token_exchange: the caller's token is exchanged): it has no
+// shared token, like is_byok.
 func (s ServerSpec) UserOAuth() bool {
-	return s.AuthType == "oauth2" && s.OAuth2Flow == OAuth2FlowAuthorizationCode
+	return s.AuthType == "oauth2" && (s.OAuth2Flow == OAuth2FlowAuthorizationCode || s.OAuth2Flow == OAuth2FlowTokenExchange)
 }
 
 // The oauth2_flow values.

@@ -29,6 +29,10 @@ type UserOAuth struct {
 	// Resource is the RFC 8707 resource tokens are asked for: the server's
 	// url unless oauth2_resource says otherwise ("" for none).
 	Resource string
+	// Exchange: oauth2_flow token_exchange (RFC 8693): each caller's own
+	// OAuth token is exchanged for one for the upstream, with no sign-in
+	// of its own; the client here is confidential.
+	Exchange bool
 }
 
 // resourceNone is the oauth2_resource that asks for no resource.
@@ -69,8 +73,26 @@ func checkOAuth2(base string, c *checked) Errors {
 				add("oauth2_resource", "must be an http(s) URL (the RFC 8707 resource tokens are asked for), or none")
 			}
 		}
+	case bus.OAuth2FlowTokenExchange:
+		if c.OAuth2Issuer == "" && c.TokenURL == "" {
+			add("token_url", "required with oauth2_flow token_exchange (or oauth2_issuer, whose metadata names it)")
+		}
+		if c.ClientID == "" || c.ClientSecret == "" {
+			add("client_secret", "client_id and client_secret are required with oauth2_flow token_exchange: the gateway's confidential client, allowed to exchange tokens")
+		}
+		if c.AuthorizationURL != "" {
+			add("authorization_url", "not used with oauth2_flow token_exchange (no one signs in: the caller's own OAuth token is exchanged)")
+		}
+		if c.Transport != "http" && c.Transport != "sse" {
+			add("oauth2_flow", "token_exchange calls an HTTP upstream as each caller: needs transport http or sse")
+		}
+		if r := c.OAuth2Resource; r != "" && r != resourceNone {
+			if u, err := url.Parse(r); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				add("oauth2_resource", "must be an http(s) URL (the RFC 8707 resource tokens are asked for), or none")
+			}
+		}
 	default:
-		add("oauth2_flow", "must be client_credentials (one token of the gateway's) or authorization_code (each user signs in)")
+		add("oauth2_flow", "must be client_credentials (one token of the gateway's), authorization_code (each user signs in) or token_exchange (each caller's OAuth token exchanged, RFC 8693)")
 	}
 	return sortErrors(base, errs)
 }
@@ -79,7 +101,8 @@ func checkOAuth2(base string, c *checked) Errors {
 // url is u.
 func userOAuth(c checked, r bus.ServerSpec, u *url.URL) *UserOAuth {
 	o := &UserOAuth{AuthorizationURL: c.AuthorizationURL, TokenURL: c.TokenURL, Issuer: c.OAuth2Issuer,
-		ClientID: c.ClientID, ClientSecret: c.ClientSecret, Scopes: r.Scopes, Resource: c.OAuth2Resource}
+		ClientID: c.ClientID, ClientSecret: c.ClientSecret, Scopes: r.Scopes, Resource: c.OAuth2Resource,
+		Exchange: c.OAuth2Flow == bus.OAuth2FlowTokenExchange}
 	switch o.Resource {
 	case "":
 		if u != nil {
@@ -114,7 +137,7 @@ func PublicURL(env LookupEnv, o OAuth) string {
 func (f *File) checkPublicURL(p *problems, env LookupEnv) {
 	var first string
 	for _, s := range f.Servers {
-		if s.UserOAuth() {
+		if s.UserOAuth() && !s.TokenExchange() { // an exchange has no sign-in page
 			first = s.Name
 			break
 		}

@@ -316,7 +316,7 @@ func upstream(c checked, r, spec bus.ServerSpec) *Upstream {
 	}
 	switch c.AuthType {
 	case "oauth2":
-		if c.OAuth2Flow == bus.OAuth2FlowAuthorizationCode {
+		if c.OAuth2Flow == bus.OAuth2FlowAuthorizationCode || c.OAuth2Flow == bus.OAuth2FlowTokenExchange {
 			up.UserOAuth = userOAuth(c, r, u) // oauth2_flow.go
 			break
 		}

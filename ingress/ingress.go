@@ -114,6 +114,7 @@ type Ingress struct {
 	verified    *verifyCache
 	verifiedSub *nats.Subscription
 	oauth       *oauthGate // nil: keys only
+	exchanged   exchanges  // token exchanges (oauth_exchange.go)
 	mux         *http.ServeMux
 	handler     http.Handler // mux, instrumented
 	metrics     *httpMetrics
@@ -172,7 +173,7 @@ func New(o Options) *Ingress {
 	g := &Ingress{o: o, nc: o.NC, log: o.Log, keepalive: o.Keepalive,
 		xff:    xffPolicy{enabled: o.UseXFF, trusted: o.TrustedProxies, hops: o.XFFHops},
 		origin: newOriginPolicy(o.ListenAddr, o.AllowedOrigins), routes: newRoutePolicy(o.Routes, o.ExternalRoutes),
-		oauth: newOAuthGate(o.OAuth)}
+		oauth: newOAuthGate(o.OAuth), exchanged: exchanges{until: map[string]time.Time{}, flights: map[string]chan struct{}{}}}
 	g.sessions = g.openSessions()
 	hub, err := newStreamHub(o.NC, o.Log)
 	if err != nil {

@@ -304,6 +304,9 @@ func (g *Ingress) verify(r *http.Request) (bus.Identity, *bus.Error) {
 			if e != nil && e.Kind == bus.ErrUnauthorized {
 				return g.verifyToken(r, key, true)
 			}
+			if e == nil && strings.HasPrefix(id.KeyID, "oauth-") { // an introspected token, cached
+				g.exchangeFor(r.Context(), id, key) // oauth_exchange.go
+			}
 			return id, e
 		}
 	} else if vr, e := g.uiCaller(r); e != nil { // ui_session.go

@@ -73,6 +73,14 @@ func newOAuthGate(o *OAuthOptions) *oauthGate {
 // here and mapped by auth. A refusal is noted for the WWW-Authenticate
 // challenge (challenge).
 func (g *Ingress) verifyToken(r *http.Request, token string, opaque bool) (bus.Identity, *bus.Error) {
+	id, e := g.verifyTokenOnly(r, token, opaque)
+	if e == nil {
+		g.exchangeFor(r.Context(), id, token) // oauth_exchange.go
+	}
+	return id, e
+}
+
+func (g *Ingress) verifyTokenOnly(r *http.Request, token string, opaque bool) (bus.Identity, *bus.Error) {
 	hash := bus.HashKey(token)
 	var gen uint64
 	if g.verified != nil {

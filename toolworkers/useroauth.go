@@ -94,7 +94,8 @@ func (u *userOAuth) oauthClient(ctx context.Context) (oauth.Client, error) {
 		return *u.client, nil
 	}
 	c := oauth.Client{Issuer: u.cfg.Issuer, AuthorizationEndpoint: u.cfg.AuthorizationURL, TokenEndpoint: u.cfg.TokenURL}
-	if c.AuthorizationEndpoint == "" || c.TokenEndpoint == "" {
+	// An exchange needs the token endpoint only.
+	if c.TokenEndpoint == "" || (!u.cfg.Exchange && c.AuthorizationEndpoint == "") {
 		md, err := oauth.DiscoverMetadata(ctx, u.hc, u.cfg.Issuer)
 		if err != nil {
 			return oauth.Client{}, err
@@ -152,6 +153,9 @@ func (u *userOAuth) signIn(ctx context.Context, env *bus.Envelope, why string) *
 // serveFlow registers the two flow endpoints on the worker's service.
 func (w *Worker) serveFlow() error {
 	u := w.userOAuth
+	if u.cfg.Exchange {
+		return w.serveExchange() // useroauth_exchange.go: no one signs in
+	}
 	if err := w.svc.AddEndpoint("oauth_start", micro.HandlerFunc(func(req micro.Request) {
 		var in bus.OAuthStart
 		if e := decodeFlow(req.Data(), &in, in.Validate); e != nil {

@@ -59,6 +59,9 @@ func (u *userOAuth) token(ctx context.Context, env *bus.Envelope) (string, *bus.
 		return "", e
 	}
 	if why != "" {
+		if u.cfg.Exchange {
+			return "", u.exchangeNeeded(env, why) // useroauth_exchange.go
+		}
 		return "", u.signIn(ctx, env, why)
 	}
 	return tok, nil
@@ -73,6 +76,8 @@ func (u *userOAuth) refused(ctx context.Context, env *bus.Envelope, tok string) 
 	switch {
 	case e != nil:
 		return e
+	case why != "" && u.cfg.Exchange:
+		return u.exchangeNeeded(env, why)
 	case why != "":
 		return u.signIn(ctx, env, why)
 	}

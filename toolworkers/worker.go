@@ -168,7 +168,7 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 			return nil, fmt.Errorf("worker for server %q: %w", spec.Name, err)
 		}
 	}
-	if up.UserOAuth != nil {
+	if up.UserOAuth != nil && !up.UserOAuth.Exchange { // an exchange has no sign-in page
 		if o.PublicURL = cmpOr(strings.TrimRight(o.PublicURL, "/"), config.PublicURL(o.Env, config.OAuth{})); o.PublicURL == "" {
 			return nil, fmt.Errorf("worker for server %q: mcp_servers.%s.oauth2_flow: authorization_code sends each user to sign in and back to <gateway>/oauth/callback: set %s (or general_settings.mcp_oauth.resource) to the gateway's public URL",
 				spec.Name, spec.Name, config.PublicURLEnv)
