@@ -23,8 +23,9 @@
 //     sealed secrets, and which server a request means (looked up in a
 //     ServerSource: the process's copy of the servers bucket,
 //     internal/servercache).
-//   - Bus security (natsauth.go): the bus users, their roles and exactly
-//     what each may publish and subscribe to.
+//   - Bus security (natsauth.go, natsauth_roles.go, natsauth_grants.go):
+//     the bus users, their roles and exactly what each may publish and
+//     subscribe to.
 //   - State (state.go, kvfollow.go, msgget.go, usage_stream.go,
 //     usage_read.go): creating buckets and streams without lowering what an
 //     operator raised, and reading them without a JetStream consumer.

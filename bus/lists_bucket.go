@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -81,29 +80,20 @@ func ReadListEntry(value []byte, now time.Time) (json.RawMessage, bool) {
 	return WithTTL(e.Result, left), true
 }
 
+// listsBucket is the lists bucket: the stream EnsureListsBucket makes.
+var listsBucket = kvNoDirect{
+	Bucket:      BucketLists,
+	Description: "mcpbus upstream lists shared by worker replicas while their ttlMs holds",
+	Storage:     jetstream.MemoryStorage,
+	MaxMsgSize:  MaxListEntry + 4096,
+	MaxMsgs:     maxListsEntries,
+	MaxAge:      maxListTTL,
+	Discard:     jetstream.DiscardOld,
+}
+
 // EnsureListsBucket creates (or updates) the lists bucket, in memory. The
 // registry makes it, as it makes the OAuth2 token bucket: workers may not
 // create buckets (natsauth.go); and, as there, no direct gets.
 func EnsureListsBucket(ctx context.Context, js jetstream.JetStream, p StatePolicy) error {
-	_, err := EnsureStream(ctx, js, jetstream.StreamConfig{
-		Name:              KVStream(BucketLists),
-		Description:       "mcpbus upstream lists shared by worker replicas while their ttlMs holds",
-		Subjects:          []string{KVSubject(BucketLists, ">")},
-		MaxMsgsPerSubject: 1,
-		MaxBytes:          -1,
-		MaxMsgSize:        MaxListEntry + 4096,
-		MaxMsgs:           maxListsEntries,
-		MaxConsumers:      -1,
-		MaxAge:            maxListTTL,
-		Storage:           jetstream.MemoryStorage,
-		AllowRollup:       true,
-		DenyDelete:        true,
-		Duplicates:        2 * time.Minute,
-		Discard:           jetstream.DiscardOld,
-		AllowDirect:       false,
-	}, p)
-	if err != nil {
-		return fmt.Errorf("kv bucket %s: %w", BucketLists, err)
-	}
-	return nil
+	return ensureKVNoDirect(ctx, js, listsBucket, p)
 }

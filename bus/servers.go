@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -43,6 +42,17 @@ func DecodeServerRecord(key string, value []byte) (ServerSpec, error) {
 // so the replicas of a worker share one token instead of each fetching its own.
 const BucketOAuthTokens = "mcpbus_oauth_tokens"
 
+// oauthTokenBucket is the OAuth2 token bucket: the stream
+// EnsureOAuthTokenBucket makes.
+var oauthTokenBucket = kvNoDirect{
+	Bucket:      BucketOAuthTokens,
+	Description: "mcpbus upstream OAuth2 access tokens shared by worker replicas",
+	Storage:     jetstream.MemoryStorage,
+	MaxMsgSize:  -1,
+	MaxMsgs:     -1,
+	Discard:     jetstream.DiscardNew,
+}
+
 // EnsureOAuthTokenBucket creates (or updates) the bucket in which worker
 // replicas share OAuth2 access tokens (sealed: secrets.go), in memory. The
 // registry makes it: the workers' bus users may not create buckets
@@ -51,24 +61,5 @@ const BucketOAuthTokens = "mcpbus_oauth_tokens"
 // content raw onto any reply subject (msgget.go); nats.go's KV reads it with
 // MSG.GET instead.
 func EnsureOAuthTokenBucket(ctx context.Context, js jetstream.JetStream, p StatePolicy) error {
-	_, err := EnsureStream(ctx, js, jetstream.StreamConfig{
-		Name:              KVStream(BucketOAuthTokens),
-		Description:       "mcpbus upstream OAuth2 access tokens shared by worker replicas",
-		Subjects:          []string{KVSubject(BucketOAuthTokens, ">")},
-		MaxMsgsPerSubject: 1,
-		MaxBytes:          -1,
-		MaxMsgSize:        -1,
-		MaxMsgs:           -1,
-		MaxConsumers:      -1,
-		Storage:           jetstream.MemoryStorage,
-		AllowRollup:       true,
-		DenyDelete:        true,
-		Duplicates:        2 * time.Minute,
-		Discard:           jetstream.DiscardNew,
-		AllowDirect:       false,
-	}, p)
-	if err != nil {
-		return fmt.Errorf("kv bucket %s: %w", BucketOAuthTokens, err)
-	}
-	return nil
+	return ensureKVNoDirect(ctx, js, oauthTokenBucket, p)
 }

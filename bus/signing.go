@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -22,30 +21,25 @@ const (
 	SigningKeyPrevious = "previous"
 )
 
+// signingKeyBucket is the signing key bucket: the stream
+// EnsureSigningKeyBucket makes.
+var signingKeyBucket = kvNoDirect{
+	Bucket:      BucketSigningKeys,
+	Description: "mcpbus key for signing upstream requests (signed calls)",
+	Storage:     jetstream.FileStorage,
+	MaxMsgSize:  -1,
+	MaxMsgs:     -1,
+	Discard:     jetstream.DiscardNew,
+}
+
 // EnsureSigningKeyBucket creates (or updates) the signing key bucket, on
 // the file store (the key outlives restarts, unlike LiteLLM's generated
 // one). As the OAuth2 token bucket, it has no direct gets: readers use
 // MSG.GET, whose answer no reply subject can turn into a record
 // (msgget.go).
 func EnsureSigningKeyBucket(ctx context.Context, js jetstream.JetStream, p StatePolicy) (jetstream.KeyValue, error) {
-	_, err := EnsureStream(ctx, js, jetstream.StreamConfig{
-		Name:              KVStream(BucketSigningKeys),
-		Description:       "mcpbus key for signing upstream requests (signed calls)",
-		Subjects:          []string{KVSubject(BucketSigningKeys, ">")},
-		MaxMsgsPerSubject: 1,
-		MaxBytes:          -1,
-		MaxMsgSize:        -1,
-		MaxMsgs:           -1,
-		MaxConsumers:      -1,
-		Storage:           jetstream.FileStorage,
-		AllowRollup:       true,
-		DenyDelete:        true,
-		Duplicates:        2 * time.Minute,
-		Discard:           jetstream.DiscardNew,
-		AllowDirect:       false,
-	}, p)
-	if err != nil {
-		return nil, fmt.Errorf("kv bucket %s: %w", BucketSigningKeys, err)
+	if err := ensureKVNoDirect(ctx, js, signingKeyBucket, p); err != nil {
+		return nil, err
 	}
 	kv, err := js.KeyValue(ctx, BucketSigningKeys)
 	if err != nil {

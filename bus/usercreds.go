@@ -170,30 +170,25 @@ func DecodeUserCredential(key string, value []byte) (UserCredential, error) {
 	return c, nil
 }
 
+// userCredentialsBucket is the per-user credentials bucket: the stream
+// EnsureUserCredentialsBucket makes.
+var userCredentialsBucket = kvNoDirect{
+	Bucket:      BucketUserCredentials,
+	Description: "mcpbus per-user upstream credentials (sealed)",
+	Storage:     jetstream.FileStorage,
+	MaxMsgSize:  4 * MaxUserCredentialLen,
+	MaxMsgs:     -1,
+	Discard:     jetstream.DiscardNew,
+}
+
 // EnsureUserCredentialsBucket creates (or updates) the bucket, on the file
 // store (a user stores a key once; a restart must not lose it), one value
 // per key. Like the OAuth2 token bucket it has no direct gets: the workers
 // read it with MSG.GET (msgget.go), and a later token refresh makes them
 // writers.
 func EnsureUserCredentialsBucket(ctx context.Context, js jetstream.JetStream, p StatePolicy) (jetstream.KeyValue, error) {
-	_, err := EnsureStream(ctx, js, jetstream.StreamConfig{
-		Name:              KVStream(BucketUserCredentials),
-		Description:       "mcpbus per-user upstream credentials (sealed)",
-		Subjects:          []string{KVSubject(BucketUserCredentials, ">")},
-		MaxMsgsPerSubject: 1,
-		MaxBytes:          -1,
-		MaxMsgSize:        4 * MaxUserCredentialLen,
-		MaxMsgs:           -1,
-		MaxConsumers:      -1,
-		Storage:           jetstream.FileStorage,
-		AllowRollup:       true,
-		DenyDelete:        true,
-		Duplicates:        2 * time.Minute,
-		Discard:           jetstream.DiscardNew,
-		AllowDirect:       false,
-	}, p)
-	if err != nil {
-		return nil, fmt.Errorf("kv bucket %s: %w", BucketUserCredentials, err)
+	if err := ensureKVNoDirect(ctx, js, userCredentialsBucket, p); err != nil {
+		return nil, err
 	}
 	return js.KeyValue(ctx, BucketUserCredentials)
 }

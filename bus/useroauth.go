@@ -104,31 +104,23 @@ func DecodeOAuthFlow(key, server, kind string, value []byte) (OAuthFlowRecord, e
 	return r, nil
 }
 
+// oauthFlowsBucket is the per-user OAuth flows bucket: the stream
+// EnsureOAuthFlowsBucket makes.
+var oauthFlowsBucket = kvNoDirect{
+	Bucket:      BucketOAuthFlows,
+	Description: "mcpbus per-user OAuth sign-ins in progress (tickets, pending states)",
+	Storage:     jetstream.MemoryStorage,
+	MaxMsgSize:  8 << 10,
+	MaxMsgs:     -1,
+	MaxAge:      OAuthFlowTTL,
+	Discard:     jetstream.DiscardOld,
+}
+
 // EnsureOAuthFlowsBucket creates (or updates) the flows bucket: in memory
 // (a sign-in in progress may be lost on a restart: the user starts again),
 // each record living OAuthFlowTTL. Workers read it with MSG.GET.
 func EnsureOAuthFlowsBucket(ctx context.Context, js jetstream.JetStream, p StatePolicy) error {
-	_, err := EnsureStream(ctx, js, jetstream.StreamConfig{
-		Name:              KVStream(BucketOAuthFlows),
-		Description:       "mcpbus per-user OAuth sign-ins in progress (tickets, pending states)",
-		Subjects:          []string{KVSubject(BucketOAuthFlows, ">")},
-		MaxMsgsPerSubject: 1,
-		MaxBytes:          -1,
-		MaxMsgSize:        8 << 10,
-		MaxMsgs:           -1,
-		MaxAge:            OAuthFlowTTL,
-		MaxConsumers:      -1,
-		Storage:           jetstream.MemoryStorage,
-		AllowRollup:       true,
-		DenyDelete:        true,
-		Duplicates:        2 * time.Minute,
-		Discard:           jetstream.DiscardOld,
-		AllowDirect:       false,
-	}, p)
-	if err != nil {
-		return fmt.Errorf("kv bucket %s: %w", BucketOAuthFlows, err)
-	}
-	return nil
+	return ensureKVNoDirect(ctx, js, oauthFlowsBucket, p)
 }
 
 // ToolOAuthStart carries a browser's ticket to server's workers, which
