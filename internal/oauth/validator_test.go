@@ -33,7 +33,7 @@ type provider struct {
 	fetches atomic.Int32
 }
 
-func newProvider(t *testing.T) *provider {
+func newProvider(t testing.TB) *provider {
 	t.Helper()
 	p := &provider{keys: map[string]any{}}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -61,7 +61,7 @@ func (p *provider) publish() {
 	p.served.Store(set)
 }
 
-func (p *provider) addRSA(t *testing.T, kid string) {
+func (p *provider) addRSA(t testing.TB, kid string) {
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func (p *provider) addRSA(t *testing.T, kid string) {
 	p.publish()
 }
 
-func (p *provider) addEC(t *testing.T, kid string) {
+func (p *provider) addEC(t testing.TB, kid string) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +80,7 @@ func (p *provider) addEC(t *testing.T, kid string) {
 }
 
 // sign makes a token with the key kid and alg.
-func (p *provider) sign(t *testing.T, kid string, alg jose.SignatureAlgorithm, claims map[string]any) string {
+func (p *provider) sign(t testing.TB, kid string, alg jose.SignatureAlgorithm, claims map[string]any) string {
 	t.Helper()
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: p.keys[kid], KeyID: kid}}, nil)
 	if err != nil {
