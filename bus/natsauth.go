@@ -30,6 +30,9 @@ const (
 	RoleWorkers  Role = "workers"  // serves tool.<server>.* (all servers, or BusUser.Servers)
 	RoleIngress  Role = "ingress"  // the HTTP edge: asks everyone, holds session streams
 	RoleUsage    Role = "usage"    // reads the usage stream (mcpbus usage, dashboards)
+	// RoleAudit reads the audit stream (mcpbus audit, docs/AUDIT.md), which
+	// may hold calls' arguments: a role of its own, not the dashboards'.
+	RoleAudit Role = "audit"
 	// RoleServers reads the servers bucket (the server cache a process shares
 	// between its services).
 	RoleServers Role = "servers"
@@ -50,7 +53,7 @@ const (
 )
 
 // Roles are the roles a configured bus user may hold.
-var Roles = []Role{RoleAuth, RoleRegistry, RoleRouter, RoleWorkers, RoleIngress, RoleUsage, RoleServers, RoleConnector, RoleLLM, RoleAgents}
+var Roles = []Role{RoleAuth, RoleRegistry, RoleRouter, RoleWorkers, RoleIngress, RoleUsage, RoleAudit, RoleServers, RoleConnector, RoleLLM, RoleAgents}
 
 // BusUser is one user of the embedded NATS server.
 type BusUser struct {

@@ -8,7 +8,8 @@ import "slices"
 
 // serving is what serving servers (none: every server) takes besides the
 // buckets: their requests, cancellations and client answers; sending, as
-// them only, notifications and messages for clients; recording their usage.
+// them only, notifications and messages for clients; recording their usage
+// and their audit records (audit.go).
 func serving(servers []string) (pub, sub []string) {
 	pub = []string{jsStreamInfo(StreamUsage)}
 	sub = []string{SubjectCancel, SubjectCancelRequest, SubjectSessionClosed, RecallSubject("*"), microAll}
@@ -18,7 +19,7 @@ func serving(servers []string) (pub, sub []string) {
 	}
 	for _, n := range names {
 		pub = append(pub, NotifySubject(n), ClientSubject(StreamSubject("*", "*"), n), ClientSubject(SessionSubject("*"), n),
-			usageOfServer(n))
+			usageOfServer(n), auditOfServer(n))
 		sub = append(sub, ToolRPC(n), ToolInfo(n), NotifySubject(n), ServerRequestSubjects(n, "*"), ToolOAuthStart(n), ToolOAuthFinish(n), ToolOAuthExchange(n))
 	}
 	return pub, sub

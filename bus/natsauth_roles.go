@@ -79,6 +79,7 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		// PURGE: records from before sealing lose their plain-text history.
 		pub = append(kvOwner(BucketServers, BucketAgents), jsStreamPurge(KVStream(BucketServers)))
 		pub = append(pub, streamCreator(StreamUsage)...)
+		pub = append(pub, streamCreator(StreamAudit)...) // audit.go
 		pub = append(pub, streamCreator(KVStream(BucketOAuthTokens))...)
 		pub = append(pub, streamCreator(KVStream(BucketLists))...)
 		pub = append(pub, streamCreator(KVStream(BucketOAuthFlows))...) // useroauth.go
@@ -173,6 +174,9 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 	case RoleUsage:
 		// Dashboards: the usage stream, and micro's discovery of services.
 		return append(streamReader(StreamUsage), microPing, microPing+".>", microInfo, microInfo+".>", microStats, microStats+".>"), nil, false
+	case RoleAudit:
+		// The audit stream, read with gets like the usage stream.
+		return streamReader(StreamAudit), nil, false
 	case RoleServers:
 		pub, sub = kvFollower(BucketServers, nil)
 		return pub, sub, false

@@ -36,9 +36,19 @@ type UsageMsg struct {
 // returns at the end of the stream; with it, it waits for new events until
 // ctx ends (returning nil) or fn fails.
 func ReadUsage(ctx context.Context, nc *nats.Conn, filter string, start UsageStart, follow bool, fn func(UsageMsg) error) error {
+	return readStream(ctx, nc, StreamUsage, filter, start, follow, fn)
+}
+
+// ReadAudit reads the audit stream (StreamAudit) as ReadUsage reads the
+// usage stream: filter is an AuditFilter or SubjectAuditAll.
+func ReadAudit(ctx context.Context, nc *nats.Conn, filter string, start UsageStart, follow bool, fn func(UsageMsg) error) error {
+	return readStream(ctx, nc, StreamAudit, filter, start, follow, fn)
+}
+
+func readStream(ctx context.Context, nc *nats.Conn, stream, filter string, start UsageStart, follow bool, fn func(UsageMsg) error) error {
 	next := start.Seq
 	if next == 0 && start.Time == nil && start.New {
-		last, err := usageLastSeq(ctx, nc)
+		last, err := streamLastSeq(ctx, nc, stream)
 		if err != nil {
 			return err
 		}
@@ -52,7 +62,7 @@ func ReadUsage(ctx context.Context, nc *nats.Conn, filter string, start UsageSta
 		} else {
 			req["seq"] = max(next, 1)
 		}
-		m, err := msgGet(ctx, nc, StreamUsage, req)
+		m, err := msgGet(ctx, nc, stream, req)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -78,13 +88,13 @@ func ReadUsage(ctx context.Context, nc *nats.Conn, filter string, start UsageSta
 	}
 }
 
-// usageLastSeq is the sequence of the last event stored now.
-func usageLastSeq(ctx context.Context, nc *nats.Conn) (uint64, error) {
+// streamLastSeq is the sequence of the last message stream holds now.
+func streamLastSeq(ctx context.Context, nc *nats.Conn, stream string) (uint64, error) {
 	gctx, cancel := context.WithTimeout(ctx, getTimeout)
 	defer cancel()
-	m, err := nc.RequestWithContext(gctx, jsStreamInfo(StreamUsage), nil)
+	m, err := nc.RequestWithContext(gctx, jsStreamInfo(stream), nil)
 	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", StreamUsage, err)
+		return 0, fmt.Errorf("stream %s: %w", stream, err)
 	}
 	var info struct {
 		State struct {
@@ -95,10 +105,10 @@ func usageLastSeq(ctx context.Context, nc *nats.Conn) (uint64, error) {
 		} `json:"error"`
 	}
 	if err := json.Unmarshal(m.Data, &info); err != nil {
-		return 0, fmt.Errorf("stream %s: %w", StreamUsage, err)
+		return 0, fmt.Errorf("stream %s: %w", stream, err)
 	}
 	if info.Error != nil {
-		return 0, fmt.Errorf("stream %s: %s", StreamUsage, info.Error.Description)
+		return 0, fmt.Errorf("stream %s: %s", stream, info.Error.Description)
 	}
 	return info.State.LastSeq, nil
 }

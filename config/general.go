@@ -100,6 +100,8 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv, parts Parts
 			jwtAuth = kv.val
 		case "mcp_oauth":
 			mcpOAuth = kv.val
+		case "mcp_audit":
+			f.Audit = readAudit(p, path, kv.val, env) // audit.go
 		default:
 			unused = append(unused, kv.key)
 		}

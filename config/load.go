@@ -86,6 +86,9 @@ type File struct {
 	// (general_settings.nats_creds, nats_nkey, nats_tls_*): file paths.
 	NATSJoin NATSJoin
 
+	// Audit is general_settings.mcp_audit (audit.go).
+	Audit Audit
+
 	// NATSReplicas is general_settings.nats_replicas: how many copies
 	// JetStream keeps of each bucket and stream mcpbus creates; 0 (auto, the
 	// default) is 3 on a NATS cluster of 3 or more servers, else 1.

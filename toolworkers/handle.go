@@ -128,8 +128,13 @@ func (w *Worker) handleRPC(req micro.Request, reply bus.Reply) {
 func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, msg *bus.Message) {
 	span := w.startSpan(req.Headers(), env, msg.Method, msg.Params)
 	defer span.End()
+	var received time.Time
+	if w.audit != nil {
+		received = time.Now()
+	}
 	tool, e := w.toolAllowed(env, msg)
 	if e != nil {
+		w.auditRefused(env, msg, tool, received, e)
 		_ = reply.Error(span.fail(e))
 		return
 	}
@@ -140,6 +145,7 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 
 	perRequest, e := w.callHeaders(ctx, &env) // usercreds.go: a user's own credential
 	if e != nil {
+		w.auditRefused(env, msg, tool, received, e)
 		_ = reply.Error(span.fail(e))
 		return
 	}
@@ -166,6 +172,7 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 	ctx = signing.WithCall(ctx, signing.Call{Caller: env.Caller, RequestID: env.RequestID, Method: msg.Method, Tool: tool})
 	if env.Modern() && msg.Method == bus.MethodToolsCall {
 		if e := w.checkParamHeaders(ctx, l, &env, tool, params); e != nil { // params.go
+			w.auditRefused(env, msg, tool, received, e)
 			_ = reply.Error(span.fail(e))
 			return
 		}
@@ -194,9 +201,10 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 			return r, err
 		})
 	}
-	rec := callRecord{env: env, method: msg.Method, tool: tool, start: start, bytesIn: len(req.Data()), cache: cached}
+	rec := callRecord{env: env, method: msg.Method, tool: tool, start: start, bytesIn: len(req.Data()), cache: cached,
+		received: received, params: msg.Params}
 	if err != nil && tracked.cancelledByClient() {
-		err = w.clientCancelled(msg.ID)
+		err, rec.cancelled = w.clientCancelled(msg.ID), true
 	}
 	if err != nil {
 		err = w.blameCredentials(w.oauthRefused(ctx, &env, perRequest, err), &env) // useroauth_refresh.go
@@ -244,7 +252,7 @@ func (w *Worker) takeRequest(req micro.Request, reply bus.Reply) (bus.Envelope, 
 }
 
 // toolAllowed returns the tool a tools/call names ("" for other methods) and
-// refuses it if the server's tool filter or the caller's permissions exclude it.
+// refuses it (the tool still returned, for the audit record) if the server's tool filter or the caller's permissions exclude it.
 func (w *Worker) toolAllowed(env bus.Envelope, msg *bus.Message) (string, *bus.Error) {
 	if msg.Method != bus.MethodToolsCall {
 		return "", nil
@@ -254,10 +262,10 @@ func (w *Worker) toolAllowed(env bus.Envelope, msg *bus.Message) (string, *bus.E
 		return "", bus.Errorf(bus.ErrInvalidParams, "tools/call: params.name must be one non-empty string under exactly that key")
 	}
 	if !w.filter.allows(tool) {
-		return "", bus.Errorf(bus.ErrToolNotAllowed, "tool %q is not allowed on server %q by the gateway's allowed_tools/disallowed_tools", tool, w.up.Name)
+		return tool, bus.Errorf(bus.ErrToolNotAllowed, "tool %q is not allowed on server %q by the gateway's allowed_tools/disallowed_tools", tool, w.up.Name)
 	}
 	if callerTools, limited := env.Caller.Permissions.Tools[w.up.Name]; limited && !slices.Contains(callerTools, tool) {
-		return "", bus.Errorf(bus.ErrNotPermitted, "%s may not call tool '%s' on server '%s'", env.Caller.Who(), tool, w.up.Name)
+		return tool, bus.Errorf(bus.ErrNotPermitted, "%s may not call tool '%s' on server '%s'", env.Caller.Who(), tool, w.up.Name)
 	}
 	return tool, nil
 }

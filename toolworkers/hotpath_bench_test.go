@@ -16,6 +16,7 @@ import (
 	"github.com/mcpbus/mcpbus/internal/bustest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The worker's share of the hot path: a tools/call from a client without
@@ -25,6 +26,12 @@ import (
 // credential the server has a bearer token and a static header, which every
 // answer is checked for before it leaves the worker (scrub.go).
 func benchWorker(b *testing.B, stream, credential bool) {
+	benchWorkerAudit(b, stream, credential, config.Audit{})
+}
+
+// benchWorkerAudit is benchWorker with audit a (audit.go); on, the audit
+// stream exists, so each record is stored as in a gateway.
+func benchWorkerAudit(b *testing.B, stream, credential bool, a config.Audit) {
 	s := mcp.NewServer(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "echo"}, func(_ context.Context, _ *mcp.CallToolRequest, in struct {
 		Text string `json:"text"`
@@ -39,7 +46,16 @@ func benchWorker(b *testing.B, stream, credential bool) {
 		spec.AuthType, spec.AuthValue = "bearer_token", "bench-token-0123456789abcdef"
 		spec.StaticHeaders = map[string]string{"X-Tenant": "bench-tenant-42"}
 	}
-	w, err := Start(bustest.Conn(b, ns), spec, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if a.Enabled {
+		js, err := jetstream.New(nc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := bus.AuditStream(context.Background(), js, bus.AuditStreamOptions{MaxBytes: 64 << 20}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	w, err := Start(bustest.Conn(b, ns), spec, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Audit: a})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -105,4 +121,14 @@ func TestHotPathBookkeepingAllocatesNothing(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%v allocations per call", allocs)
 	}
+}
+
+// The same call with audit on (arguments hashed, or kept in full): the
+// record is built on the call's goroutine and published on the worker's.
+func BenchmarkWorkerToolsCallAuditHash(b *testing.B) {
+	benchWorkerAudit(b, false, false, config.Audit{Enabled: true, Arguments: bus.AuditArgsHash})
+}
+
+func BenchmarkWorkerToolsCallAuditFull(b *testing.B) {
+	benchWorkerAudit(b, false, false, config.Audit{Enabled: true, Arguments: bus.AuditArgsFull})
 }

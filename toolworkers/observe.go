@@ -18,13 +18,27 @@ type callRecord struct {
 	bytesIn  int
 	bytesOut int
 	cache    string // catalog cache outcome (catalog.go), "" for methods not cached
+	// For the audit record (audit.go), with audit on: when the worker took
+	// the call, its params, and whether its client cancelled it.
+	received  time.Time
+	params    json.RawMessage
+	cancelled bool
 }
 
 // observe records one finished call: a usage event on the bus (usage.go) and
 // the worker's metrics (metrics.go).
 func (w *Worker) observe(rec callRecord) {
 	w.publishUsage(rec)
+	w.observeAudit(&rec)
 	w.recordMetrics(rec)
+}
+
+// observeAudit queues the audit record of rec (audit.go); with audit off it
+// does nothing, not even copy rec.
+func (w *Worker) observeAudit(rec *callRecord) {
+	if w.audit != nil {
+		w.auditCall(*rec, auditOutcome(*rec))
+	}
 }
 
 // rpcErrorCode reads error.code of a raw JSON-RPC error object as text.

@@ -71,6 +71,9 @@ type Options struct {
 	// server's sign-in links and callback are built on (useroauth.go);
 	// empty: PROXY_BASE_URL from Env.
 	PublicURL string
+	// Audit is general_settings.mcp_audit: with Enabled, every tools/call
+	// is recorded in the audit stream (audit.go).
+	Audit config.Audit
 }
 
 // Worker serves one upstream server on the bus.
@@ -123,8 +126,9 @@ type Worker struct {
 	parkCount  int
 	parksByKey map[string]int
 	s2cSub     *nats.Subscription
-	tracer     trace.Tracer   // tracing.go
-	usage      usagePublisher // usage.go
+	tracer     trace.Tracer    // tracing.go
+	usage      usagePublisher  // usage.go
+	audit      *auditPublisher // audit.go; nil: audit off
 	metrics    *Metrics
 	// Liveness (liveness.go): heartbeats of running calls, and requests
 	// dropped for arriving after their accept-by time.
@@ -204,6 +208,7 @@ func newWorker(nc *nats.Conn, up *config.Upstream, spec bus.ServerSpec, o Option
 		breaker: newBreaker(up.Name, up.BreakerThreshold, up.BreakerCooldown),
 		tracer:  bus.Tracer(o.TracerProvider, tracerName),
 		metrics: o.Metrics,
+		audit:   newAuditPublisher(o.Audit, nc, o.Log.With("server", up.Name)),
 		variant: variantStable,
 		// nuid: [0-9A-Za-z], one subject token, unique per replica.
 		s2cToken:   nuid.Next(),
@@ -390,5 +395,6 @@ func (w *Worker) Stop() {
 	w.private.closeAll()
 	w.cred.Close()
 	w.usage.close()
+	w.audit.close()
 	w.beats.Close()
 }

@@ -23,7 +23,7 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 		docs.Write(b)
 	}
 	flagLine := regexp.MustCompile(`(?m)^\s+-([a-z][a-z0-9-]*)`)
-	for _, cmd := range [][]string{{"serve"}, {"worker"}, {"keys", "create"}, {"keys", "list"}, {"keys", "revoke"}, {"usage", "tail"}, {"usage", "top"}, {"health"}, {"nats-config"}} {
+	for _, cmd := range [][]string{{"serve"}, {"worker"}, {"keys", "create"}, {"keys", "list"}, {"keys", "revoke"}, {"usage", "tail"}, {"usage", "top"}, {"audit", "tail"}, {"audit", "export"}, {"replay"}, {"health"}, {"nats-config"}} {
 		code, stdout, stderr := runCLI(append(cmd, "--help")...)
 		if code != 0 {
 			t.Fatalf("%v --help: exit %d %s", cmd, code, stderr)

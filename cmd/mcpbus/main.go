@@ -9,6 +9,8 @@
 //	mcpbus keys create|list|revoke      manage virtual keys over the admin API
 //	mcpbus servers list|drain|undrain|canary|promote   per-upstream operations over the admin API
 //	mcpbus usage tail|top               follow or summarize the usage stream
+//	mcpbus audit tail|export            follow or export the audit stream
+//	mcpbus replay ID --upstream S       re-run a recorded tools/call on an upstream
 //	mcpbus demo-upstream                a demo MCP server for trying the gateway
 //	mcpbus conformance-fixture          the MCP conformance suite's fixture server (tests)
 //	mcpbus fake-llm                     a local LLM provider with scripted models (tests)
@@ -54,6 +56,9 @@ Usage:
   mcpbus servers canary NAME --url U --percent P | --command C [--arg A ...] --percent P | --off  [--gateway URL]
   mcpbus usage tail [--server S] [--team T] [--since 10m] [--json] [--nats URL]
   mcpbus usage top [--since 1h] [--server S] [--nats URL]
+  mcpbus audit tail [--server S] [--key K] [--since 10m] [--json] [--nats URL]
+  mcpbus audit export --since 24h [--until RFC3339] [--server S] [--key K] [--nats URL]
+  mcpbus replay REQUEST_ID --upstream SERVER|URL [--url GATEWAY] [--nats URL]
   mcpbus demo-upstream [--listen 127.0.0.1:3001] [--name demo] [--require-header "Name: value"]
   mcpbus conformance-fixture [--listen 127.0.0.1:3010] [--watch-interval 3s]
   mcpbus fake-llm [--listen 127.0.0.1:3020] [--api-key-env NAME]   OpenAI and Anthropic wire formats, scripted models (tests)
@@ -95,6 +100,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serversCmd(ctx, args[1:], stdout, stderr)
 	case "usage":
 		err = usageCmd(ctx, args[1:], stdout, stderr)
+	case "audit":
+		err = auditCmd(ctx, args[1:], stdout, stderr)
+	case "replay":
+		err = replayCmd(ctx, args[1:], stdout, stderr)
 	case "demo-upstream":
 		err = demo.Run(ctx, args[1:], stdout, stderr)
 	case "conformance-fixture":

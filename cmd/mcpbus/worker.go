@@ -112,7 +112,7 @@ func parseWorkerFlags(args []string, stdout, stderr io.Writer) (workerFlags, err
 }
 
 // workerOptions are the workers' options the flags give (the config file's
-// servers, the sealing key from the environment), the servers to host
+// servers and audit setting, the sealing key from the environment), the servers to host
 // (none: all) and the config file's signed calls (nil: none).
 func (f workerFlags) workerOptions() (toolworkers.Options, []string, *config.SignedCalls, error) {
 	o := toolworkers.Options{MaxInFlight: f.maxInFlight, AllowAPIStdio: f.allowStdio}
@@ -124,6 +124,7 @@ func (f workerFlags) workerOptions() (toolworkers.Options, []string, *config.Sig
 			return o, nil, nil, err
 		}
 		o.ConfigServers, signed = cfg.Servers, cfg.SignedCalls
+		o.Audit = cfg.Audit // general_settings.mcp_audit: the workers record calls
 		// natsSecurity is a pointer: the flags, completed by the file.
 		*f.natsSecurity = natsJoin(*f.natsSecurity, cfg.NATSJoin)
 	}

@@ -315,7 +315,7 @@ var testBusUser = bus.BusUser{User: "test-admin", Password: bus.NewPassword(), U
 var testRoleUsers = map[bus.Role]bus.BusUser{}
 
 func init() {
-	for _, r := range []bus.Role{bus.RoleIngress, bus.RoleWorkers, bus.RoleUsage} {
+	for _, r := range []bus.Role{bus.RoleIngress, bus.RoleWorkers, bus.RoleUsage, bus.RoleAudit} {
 		testRoleUsers[r] = bus.BusUser{User: "test-" + string(r), Password: bus.NewPassword(), Roles: []bus.Role{r}}
 	}
 }

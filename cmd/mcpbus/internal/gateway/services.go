@@ -130,6 +130,8 @@ func (g *Gateway) prepareRegistry(ctx context.Context, o Options, conn func(stri
 	if err := g.ensureSigningKey(ctx, o, rjs); err != nil { // signing.go
 		return nil, nil, nil, err
 	}
+	// Last: the buckets above must fit in the store before it reserves.
+	EnsureAuditStream(ctx, rjs, o.Config.Audit, o.state()) // usage.go
 	return rc, kv, akv, nil
 }
 
@@ -177,7 +179,7 @@ func (g *Gateway) startWorkers(ctx, runCtx context.Context, o Options, conn func
 			Servers: cache, AllowAPIStdio: o.Config.AllowStdioFromAPI, TracerProvider: o.TracerProvider,
 			ConfigServers: o.Config.Servers, Secrets: g.secrets,
 			Metrics: m, Signer: WorkerSigner(runCtx, wc, o.Config.SignedCalls, g.secrets, o.Log), // signing.go
-			PublicURL: config.PublicURL(o.Env, o.Config.OAuth)},
+			PublicURL: config.PublicURL(o.Env, o.Config.OAuth), Audit: o.Config.Audit},
 		Only: o.WorkerServers,
 	})
 	return err
