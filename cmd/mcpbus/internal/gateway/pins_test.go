@@ -310,6 +310,12 @@ mcp_servers:
 	if _, err := kv.Get(context.Background(), bus.PinKey("pinned", "echo")); err != jetstream.ErrKeyNotFound {
 		t.Fatalf("tool_pinning off pinned echo: %v", err)
 	}
+	code, _, body := rest(t, http.MethodGet, g.URL()+"/v1/mcp/server/pinned/tool-pins", master, "")
+	if code != 200 || body != `{"server":"pinned","tool_pinning":"off","pins":[]}` {
+		t.Fatalf("GET tool-pins of a server without pinning: HTTP %d %s", code, body)
+	}
+	code, _, body = rest(t, http.MethodGet, g.URL()+"/v1/mcp/server/nosuch/tool-pins", master, "")
+	wantREST(t, "tool-pins of a missing server", code, body, http.StatusNotFound, bus.ErrNotFound.Code, "nosuch")
 }
 
 // On the real bus, a worker of one server reads and writes its own
