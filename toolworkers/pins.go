@@ -16,6 +16,7 @@ package toolworkers
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -47,10 +48,43 @@ type toolPins struct {
 	mu    sync.Mutex
 	kv    jetstream.KeyValue
 	known map[string]pinState // by tool name
+	// defs are the definitions read from listed tools, by the SHA-256 of
+	// the tool's bytes as listed: a list answered again (a cache hit) is
+	// not parsed again.
+	defs map[[32]byte]toolDef
 
 	changed chan pinChange // tools whose pin changed on the bus
 	stop    chan struct{}
 	sub     *nats.Subscription
+}
+
+// toolDef is a listed tool's name, canonical definition and its hash.
+type toolDef struct {
+	name, hash string
+	def        json.RawMessage
+}
+
+// definition reads a listed tool (bus.ToolDefinition), once per distinct bytes.
+func (p *toolPins) definition(t json.RawMessage) (toolDef, error) {
+	sum := sha256.Sum256(t)
+	p.mu.Lock()
+	d, ok := p.defs[sum]
+	p.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	name, def, hash, err := bus.ToolDefinition(t)
+	if err != nil {
+		return toolDef{}, err
+	}
+	d = toolDef{name: name, hash: hash, def: def}
+	p.mu.Lock()
+	if len(p.defs) >= maxPinsKnown {
+		clear(p.defs)
+	}
+	p.defs[sum] = d
+	p.mu.Unlock()
+	return d, nil
 }
 
 // pinState is what a replica knows of one tool's pin: pin nil when it has
@@ -64,7 +98,7 @@ func newToolPins(w *Worker, mode string, js jetstream.JetStream) *toolPins {
 	if mode == "" || mode == bus.PinningOff {
 		return nil
 	}
-	return &toolPins{w: w, server: w.up.Name, mode: mode, js: js, known: map[string]pinState{}}
+	return &toolPins{w: w, server: w.up.Name, mode: mode, js: js, known: map[string]pinState{}, defs: map[[32]byte]toolDef{}}
 }
 
 // follow subscribes to the server's pin subjects and applies what changes
@@ -279,10 +313,10 @@ func (p *toolPins) list(result json.RawMessage) json.RawMessage {
 	kept := make([]json.RawMessage, 0, len(tools))
 	touched := false
 	for _, t := range tools {
-		name, def, hash, err := bus.ToolDefinition(t)
-		ok := false
+		d, err := p.definition(t)
+		name, ok := d.name, false
 		if err == nil {
-			ok, err = p.check(ctx, name, def, hash)
+			ok, err = p.check(ctx, d.name, d.def, d.hash)
 		}
 		if err != nil {
 			p.w.log.Warn("tool pin not checked; the tool is treated as changed", "tool", name, "err", err)
