@@ -96,6 +96,7 @@ var kinds = []Kind{ErrBadRequest, ErrSessionNotFound, ErrParse, ErrInvalidReques
 	ErrAgentNotFound, ErrAgentNotAllowed, // a2a.go
 	ErrRouteNotExposed,        // routes.go
 	ErrUserCredentialRequired, // usercreds.go
+	ErrToolPending,            // pins.go
 	ErrURLElicitationRequired} // useroauth.go
 
 // catalog finds a kind by its code (ReplyError).

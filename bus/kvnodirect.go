@@ -24,6 +24,8 @@ type kvNoDirect struct {
 	MaxMsgs     int64
 	MaxAge      time.Duration
 	Discard     jetstream.DiscardPolicy
+	// History is how many values of a key are kept (0: one).
+	History int64
 }
 
 // streamConfig is the bucket's stream, replicas left to EnsureStream.
@@ -32,7 +34,7 @@ func (b kvNoDirect) streamConfig() jetstream.StreamConfig {
 		Name:              KVStream(b.Bucket),
 		Description:       b.Description,
 		Subjects:          []string{KVSubject(b.Bucket, ">")},
-		MaxMsgsPerSubject: 1,
+		MaxMsgsPerSubject: max(b.History, 1),
 		MaxBytes:          -1,
 		MaxMsgSize:        b.MaxMsgSize,
 		MaxMsgs:           b.MaxMsgs,

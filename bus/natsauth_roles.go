@@ -86,6 +86,10 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		// Users' own upstream credentials (usercreds.go): it seals and
 		// writes them, and answers their API.
 		pub = append(pub, kvOwner(BucketUserCredentials)...)
+		// Tool pins (pins.go): it makes the bucket, answers the pin API
+		// and announces approvals.
+		pub = append(pub, kvOwner(BucketToolPins)...)
+		pub = append(pub, PinEventSubject("*"))
 		// The signing key of signed calls, which it alone makes (signing.go).
 		sp, _ := kvFollower(BucketSigningKeys, nil)
 		pub = append(append(pub, streamCreator(KVStream(BucketSigningKeys))...), sp...)
@@ -150,6 +154,21 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		}
 		for i := range credKeys {
 			pub = append(pub, KVSubject(BucketUserCredentials, credKeys[i]), KVSubject(BucketOAuthFlows, flowKeys[i]))
+		}
+		// Its servers' tool pins (pins.go): read (MSG.GET cannot be
+		// limited to keys), followed and written under its servers' keys
+		// only, and their pin events.
+		pinKeys := []string(nil)
+		for _, n := range servers {
+			pinKeys = append(pinKeys, PinKeys(n))
+		}
+		p, s = kvFollower(BucketToolPins, pinKeys)
+		pub, sub = append(pub, p...), append(sub, s...)
+		if len(servers) == 0 {
+			pub = append(pub, KVSubject(BucketToolPins, ">"), PinEventSubject("*"))
+		}
+		for i, k := range pinKeys {
+			pub = append(pub, KVSubject(BucketToolPins, k), PinEventSubject(servers[i]))
 		}
 		// The signing key (signing.go), read only.
 		p, s = kvFollower(BucketSigningKeys, []string{SigningKeyCurrent})

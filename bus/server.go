@@ -104,6 +104,10 @@ type ServerSpec struct {
 	CanaryArgs    []string `json:"canary_args,omitempty"`
 	CanaryPercent int      `json:"canary_percent,omitempty"`
 
+	// ToolPinning is mcpbus's tool_pinning (pins.go): off (or empty),
+	// withhold or flag.
+	ToolPinning string `json:"tool_pinning,omitempty"`
+
 	// Source says who made the record: "config" (re-applied at every start) or "api".
 	Source string `json:"source,omitempty"`
 

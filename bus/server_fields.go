@@ -263,6 +263,8 @@ var ServerFields = []ServerField{
 	// LiteLLM's mcp_info.mcp_server_cost_info, or cost_per_query: {default, tools}.
 	{Name: "cost_per_query", Aliases: []string{"mcp_info"}, Kind: KindCost,
 		cost: func(s *ServerSpec) *map[string]float64 { return &s.CostPerQuery }},
+	// mcpbus's pinned tool definitions (pins.go): off, withhold or flag.
+	{Name: "tool_pinning", Kind: KindString, str: func(s *ServerSpec) *string { return &s.ToolPinning }},
 	// Operations: drain and canary (server_ops.go).
 	operation(ServerField{Name: "drain", Kind: KindBool, flag: func(s *ServerSpec) *bool { return &s.Drain }}),
 	operation(strField("canary_url", SecretURL, func(s *ServerSpec) *string { return &s.CanaryURL })),

@@ -37,6 +37,8 @@ type Upstream struct {
 	// BYOK: is_byok; each user stores the credential (bus/usercreds.go) and
 	// the worker sends the caller's (CredentialFromRequest is set too).
 	BYOK bool
+	// ToolPinning is tool_pinning (bus/pins.go): "" (off), withhold or flag.
+	ToolPinning string
 	// DetectTransport: the config gave no transport, so the worker tries
 	// Streamable HTTP and falls back to the HTTP+SSE transport when the
 	// server refuses it (the MCP spec's backwards compatibility).
@@ -191,6 +193,7 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 		Timeout:          durationOr(base, "timeout", r.Timeout, DefaultTimeout, &errs),
 		CanaryURL:        r.CanaryURL,
 		CanaryPercent:    r.CanaryPercent,
+		ToolPinning:      spec.ToolPinning,
 		BreakerCooldown:  durationOr(base, "circuit_breaker_cooldown", r.CircuitBreakerCooldown, DefaultBreakerCooldown, &errs),
 	}
 	if c.Transport == TransportConnector {
@@ -329,6 +332,9 @@ func upstream(c checked, r, spec bus.ServerSpec) *Upstream {
 	// (x-mcp-auth, or x-mcp-<server>-<header>).
 	up.CredentialFromRequest = !c.AuthValueGiven && bus.HeaderAuthType(c.AuthType)
 	up.BYOK = c.BYOK
+	if c.ToolPinning != bus.PinningOff {
+		up.ToolPinning = c.ToolPinning
+	}
 	setCanary(up, r) // canary.go
 	return up
 }

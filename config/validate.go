@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,7 @@ type checked struct {
 	Timeout          time.Duration     `yaml:"timeout" validate:"gt=0,lte=1h"`
 	CanaryURL        string            `yaml:"canary_url" validate:"omitempty,parseurl,httpscheme,urlhost"`
 	CanaryPercent    int               `yaml:"canary_percent" validate:"lte=100"`
+	ToolPinning      string            `yaml:"tool_pinning" validate:"pinning"`
 }
 
 var validatorOnce = sync.OnceValue(func() *validator.Validate {
@@ -69,6 +71,7 @@ var validatorOnce = sync.OnceValue(func() *validator.Validate {
 	}
 	must(v.RegisterValidation("servername", str(serverNameRE.MatchString)))
 	must(v.RegisterValidation("headername", str(validHeaderName)))
+	must(v.RegisterValidation("pinning", str(func(s string) bool { return s == "" || slices.Contains(bus.PinningModes, s) })))
 	must(v.RegisterValidation("headervalue", str(validHeaderValue)))
 	must(v.RegisterValidation("authtype", str(func(s string) bool {
 		for _, t := range AuthTypes {
@@ -180,6 +183,8 @@ func message(fe validator.FieldError, c *checked, showURL bool) string {
 		return "must be http (Streamable HTTP), sse, stdio or connector (served by mcpbus connector)"
 	case "authtype":
 		return authTypeMessage()
+	case "pinning":
+		return "must be off, withhold (a changed tool is left out until an admin approves it) or flag (listed, marked as changed); docs/PINNING.md"
 	case "byok":
 		return "each user brings their own credential, sent in the auth_type header: needs auth_type api_key, bearer_token, basic, authorization or token (got " +
 			cmp.Or(c.AuthType, "none") + "), no auth_value (there is no shared one), and transport http or sse"

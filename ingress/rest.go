@@ -33,6 +33,7 @@ func (g *Ingress) restRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("/mcp-rest/tools/call", g.serveRESTToolsCall)
 	g.serverOpsRoutes(mux)      // server_ops_api.go
 	g.userCredentialRoutes(mux) // user_credentials.go
+	g.toolPinRoutes(mux)        // tool_pins_api.go
 }
 
 // methodAllowed answers 405 (with Allow) unless r uses one of methods.

@@ -42,6 +42,9 @@ func routeFamily(method, path string) (bus.RouteFamily, bool) {
 	case hasPrefixPath(path, "/v1/mcp/server"):
 		// A caller's own upstream credentials (user_credentials.go) are
 		// the MCP surface's, in every method.
+		if toolPinsPath(path) { // tool_pins_api.go
+			return bus.RoutesAdmin, true
+		}
 		if method == http.MethodGet || method == http.MethodHead || userCredentialPath(path) {
 			return bus.RoutesMCP, true
 		}

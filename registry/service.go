@@ -47,6 +47,10 @@ type Options struct {
 	// go there (usercreds.go). Without it they are refused with
 	// ErrServiceUnavailable.
 	UserCredsKV jetstream.KeyValue
+	// PinsKV is the tool pins bucket (bus.EnsureToolPinsBucket): the pin
+	// API reads and approves there (pins.go). Without it that API answers
+	// ErrServiceUnavailable.
+	PinsKV jetstream.KeyValue
 	// ConfigAgents are the names of the config file's agents, which the
 	// API may not write.
 	ConfigAgents []string
@@ -60,6 +64,7 @@ type Options struct {
 
 // Registry answers the registry subjects.
 type Registry struct {
+	nc    *nats.Conn
 	cache *servercache.Cache
 	o     Options
 	log   *slog.Logger
@@ -86,7 +91,7 @@ func Start(nc *nats.Conn, cache *servercache.Cache, o Options) (micro.Service, e
 	if o.SettleTimeout <= 0 {
 		o.SettleTimeout = 2 * time.Second
 	}
-	reg := &Registry{cache: cache, o: o, log: o.Log}
+	reg := &Registry{nc: nc, cache: cache, o: o, log: o.Log}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        bus.ServiceRegistry,
 		Version:     o.Version,
@@ -136,6 +141,10 @@ func Start(nc *nats.Conn, cache *servercache.Cache, o Options) (micro.Service, e
 		}
 	}
 	if err := reg.addUserCredEndpoints(svc); err != nil { // usercreds.go
+		_ = svc.Stop()
+		return nil, err
+	}
+	if err := reg.addPinEndpoints(svc); err != nil { // pins.go
 		_ = svc.Stop()
 		return nil, err
 	}

@@ -41,6 +41,7 @@ func (w *Worker) startCanary(spec bus.ServerSpec, o Options) {
 	}
 	c := newWorker(w.nc, cup, spec, o)
 	c.variant = variantCanary
+	c.pins = w.pins // the same pins: a canary's changed tools wait for approval too (pins.go)
 	c.log = c.log.With("variant", variantCanary)
 	if err := c.subscribe(); err != nil {
 		c.Stop()

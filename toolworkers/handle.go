@@ -133,6 +133,9 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 		received = time.Now()
 	}
 	tool, e := w.toolAllowed(env, msg)
+	if e == nil && tool != "" {
+		e = w.pins.refuses(tool) // pins.go: a changed tool waits for approval
+	}
 	if e != nil {
 		w.auditRefused(env, msg, tool, received, e)
 		_ = reply.Error(span.fail(e))
@@ -279,6 +282,9 @@ func (w *Worker) respond(reply bus.Reply, msg *bus.Message, resp *bus.Message, r
 		out = bus.RawErrorResponse(msg.ID, resp.Error)
 	} else {
 		result := resp.Result
+		if msg.Method == bus.MethodToolsList && w.pins != nil {
+			result = w.pins.list(result) // pins.go
+		}
 		callerTools, limited := env.Caller.Permissions.Tools[w.up.Name]
 		if msg.Method == bus.MethodToolsList && (w.filter.active() || limited) {
 			result = filterTools(result, func(name string) bool {

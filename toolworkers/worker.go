@@ -145,6 +145,9 @@ type Worker struct {
 	// lists are the lists shared with the server's other replicas
 	// (shared_lists.go).
 	lists sharedLists
+	// pins: the server's pinned tool definitions (pins.go); nil when
+	// tool_pinning is off. A canary shares its stable worker's.
+	pins *toolPins
 }
 
 // Start provisions spec (resolving its credentials in this process) and registers
@@ -216,6 +219,7 @@ func newWorker(nc *nats.Conn, up *config.Upstream, spec bus.ServerSpec, o Option
 	}
 	w.changes = changeNotices{w: w, window: 250 * time.Millisecond}
 	w.lists = sharedLists{js: o.JetStream, server: up.Name}
+	w.pins = newToolPins(w, up.ToolPinning, o.JetStream)
 	w.era = &upstream.Era{}
 	if up.SpecVersion != "" {
 		w.era = upstream.PinnedEra(up.SpecVersion) // the operator pinned a revision
@@ -269,6 +273,10 @@ func (w *Worker) serve() error {
 	w.svc = svc
 	w.metrics.add(w)
 	if err := w.subscribe(); err != nil {
+		w.Stop()
+		return err
+	}
+	if err := w.pins.follow(); err != nil { // pins.go
 		w.Stop()
 		return err
 	}
@@ -386,6 +394,9 @@ func (w *Worker) Stop() {
 	}
 	if w.s2cSub != nil {
 		_ = w.s2cSub.Unsubscribe()
+	}
+	if w.variant == variantStable {
+		w.pins.end()
 	}
 	w.changes.stop()
 	w.leases.stop()

@@ -23,6 +23,9 @@ const serversUsage = `usage:
   mcpbus servers canary NAME --command CMD [--arg A ...] --percent P   the same, for a stdio server
   mcpbus servers canary NAME --off abort the canary: the stable upstream takes every call
   mcpbus servers promote NAME      the canary becomes the server's url (command and args for stdio)
+  mcpbus servers pins NAME [TOOL]  NAME's pinned tool definitions (tool_pinning); with TOOL its diff and history
+  mcpbus servers approve NAME TOOL [--hash H]   pin TOOL's changed definition: it is served again
+  mcpbus servers reject NAME TOOL [--hash H]    keep TOOL's pinned definition, drop the change
 
 Every command talks to the gateway's admin API (/v1/mcp/server):
   --url URL        gateway URL (default $MCPBUS_URL, else http://127.0.0.1:4000);
@@ -36,7 +39,7 @@ The master key is read from the environment only, so it stays out of shell histo
 func serversCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, serversUsage)
-		return errors.New("servers: want a subcommand: list, drain, undrain, canary or promote")
+		return errors.New("servers: want a subcommand: list, drain, undrain, canary, promote, pins, approve or reject")
 	}
 	switch args[0] {
 	case "list":
@@ -47,6 +50,10 @@ func serversCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return serversCanary(ctx, args[1:], stdout, stderr)
 	case "promote":
 		return serversPromote(ctx, args[1:], stdout, stderr)
+	case "pins":
+		return serversPins(ctx, args[1:], stdout, stderr) // servers_pins.go
+	case "approve", "reject":
+		return serversPinDecision(ctx, args[0], args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, serversUsage)
 		return nil

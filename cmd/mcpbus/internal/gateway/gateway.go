@@ -147,8 +147,10 @@ type Gateway struct {
 	// userCreds is the per-user credential bucket, made by the registry
 	// (services.go) and written by it only.
 	userCreds jetstream.KeyValue
-	dataLock  *dataLock // the embedded NATS's data directory (datalock.go)
-	log       *slog.Logger
+	// pins is the tool pins bucket (bus/pins.go), made by the registry.
+	pins     jetstream.KeyValue
+	dataLock *dataLock // the embedded NATS's data directory (datalock.go)
+	log      *slog.Logger
 	// served delivers the first fatal error: the HTTP server stopped, or
 	// the NATS server closed one of the services' connections.
 	served  chan error

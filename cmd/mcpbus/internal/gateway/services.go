@@ -57,7 +57,7 @@ func (g *Gateway) startServices(ctx, runCtx context.Context, o Options, conn fun
 		}
 		if err := g.add(registry.Start(rc, cache, registry.Options{Version: version.Version, Log: o.Log, KV: kv, Env: o.Env,
 			AllowStdioFromAPI: o.Config.AllowStdioFromAPI, Secrets: g.secrets, AgentsKV: akv, ConfigAgents: fileAgents,
-			UserCredsKV: g.userCreds})); err != nil {
+			UserCredsKV: g.userCreds, PinsKV: g.pins})); err != nil {
 			return nil, fmt.Errorf("registry service: %w", err)
 		}
 	}
@@ -125,6 +125,9 @@ func (g *Gateway) prepareRegistry(ctx context.Context, o Options, conn func(stri
 		return nil, nil, nil, err
 	}
 	if err := bus.EnsureOAuthFlowsBucket(ctx, rjs, o.state()); err != nil {
+		return nil, nil, nil, err
+	}
+	if g.pins, err = bus.EnsureToolPinsBucket(ctx, rjs, o.state()); err != nil { // tool_pinning
 		return nil, nil, nil, err
 	}
 	if err := g.ensureSigningKey(ctx, o, rjs); err != nil { // signing.go

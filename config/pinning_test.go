@@ -1,0 +1,29 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/mcpbus/mcpbus/bus"
+)
+
+// tool_pinning is off, withhold or flag; off and unset leave the upstream
+// without pinning, anything else is refused naming the field.
+func TestToolPinningValues(t *testing.T) {
+	for value, want := range map[string]string{"": "", "off": "", "withhold": "withhold", "flag": "flag"} {
+		up, err := Provision(bus.ServerSpec{Name: "a", URL: "https://a.example.com/mcp", ToolPinning: value}, nil)
+		if err != nil {
+			t.Errorf("tool_pinning %q: %v", value, err)
+		} else if up.ToolPinning != want {
+			t.Errorf("tool_pinning %q: upstream has %q, want %q", value, up.ToolPinning, want)
+		}
+	}
+	_, err := Provision(bus.ServerSpec{Name: "a", URL: "https://a.example.com/mcp", ToolPinning: "on"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "mcp_servers.a.tool_pinning: must be off, withhold") {
+		t.Fatalf("tool_pinning on: %v", err)
+	}
+	cfg, err := Parse("config.yaml", []byte("mcp_servers:\n  a: {url: https://a.example.com/mcp, tool_pinning: flag}\n"), mapEnv(nil))
+	if err != nil || cfg.Servers[0].ToolPinning != "flag" {
+		t.Fatalf("a config file's tool_pinning: %v %+v", err, cfg)
+	}
+}
