@@ -71,10 +71,32 @@ type ToolPin struct {
 // name base64url-encoded (tool names may hold anything; a key may not). ""
 // when server is no subject token or tool is empty.
 func PinKey(server, tool string) string {
-	if !ValidToken(server) || tool == "" {
+	if !ValidToken(server) || tool == "" || len(tool) > MaxPinToolLen {
 		return ""
 	}
 	return server + "." + base64.RawURLEncoding.EncodeToString([]byte(tool))
+}
+
+// MaxPinToolLen bounds the name of a tool that can be pinned: its key holds
+// it (base64url), and a key is a subject. A longer name has no key, so
+// withhold keeps such a tool out (it reads no pin).
+const MaxPinToolLen = 256
+
+// Validate checks r as the pin API takes it: a server name, a tool name
+// (withTool) within MaxPinToolLen, a bounded hash if any (one that is not
+// the pending hash is the registry's to refuse, with 409).
+func (r PinRef) Validate(withTool bool) *Error {
+	switch {
+	case !ValidToken(r.Server):
+		return Errorf(ErrBadRequest, "tool pins: %q is not a server name", Shorten(r.Server, 64))
+	case withTool && (r.Tool == "" || len(r.Tool) > MaxPinToolLen || !ValidHeaderValue(r.Tool)):
+		return Errorf(ErrBadRequest, "tool pins: the tool name must be 1-%d bytes of text", MaxPinToolLen)
+	case !withTool && r.Tool != "":
+		return Errorf(ErrBadRequest, "tool pins: a server's pin list names no tool")
+	case len(r.Hash) > 128 || !ValidHeaderValue(r.Hash):
+		return Errorf(ErrBadRequest, "tool pins: hash must be the pending definition's hash (at most 128 bytes of text)")
+	}
+	return nil
 }
 
 // PinKeys is the key pattern of every pin of server.

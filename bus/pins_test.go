@@ -3,6 +3,7 @@ package bus
 import (
 	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -103,5 +104,31 @@ func TestWorkerWritesOnlyItsServersPins(t *testing.T) {
 				t.Errorf("role %s may publish %s", role, s)
 			}
 		}
+	}
+}
+
+// What the pin API takes is bounded before it becomes a key or a subject.
+func TestPinRefBounds(t *testing.T) {
+	long := strings.Repeat("t", MaxPinToolLen+1)
+	for name, c := range map[string]struct {
+		r        PinRef
+		withTool bool
+		ok       bool
+	}{
+		"list":           {PinRef{Server: "gh"}, false, true},
+		"one":            {PinRef{Server: "gh", Tool: "create issue", Hash: "ab12"}, true, true},
+		"bad server":     {PinRef{Server: "g.h"}, false, false},
+		"no tool":        {PinRef{Server: "gh"}, true, false},
+		"long tool":      {PinRef{Server: "gh", Tool: long}, true, false},
+		"tool with CRLF": {PinRef{Server: "gh", Tool: "a\r\nb"}, true, false},
+		"tool on a list": {PinRef{Server: "gh", Tool: "x"}, false, false},
+		"long hash":      {PinRef{Server: "gh", Tool: "x", Hash: strings.Repeat("a", 129)}, true, false},
+	} {
+		if e := c.r.Validate(c.withTool); (e == nil) != c.ok {
+			t.Errorf("%s: %v", name, e)
+		}
+	}
+	if PinKey("gh", long) != "" {
+		t.Error("an overlong tool name got a key")
 	}
 }

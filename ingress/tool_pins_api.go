@@ -38,7 +38,8 @@ func (g *Ingress) serveToolPins(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.registryAdmin(w, r, "tool pins", bus.SubjectRegistryPinsList, func() ([]byte, *bus.Error) {
-		return marshalValid(bus.PinRef{Server: r.PathValue("id")}, nil)
+		ref := bus.PinRef{Server: r.PathValue("id")}
+		return marshalValid(ref, ref.Validate(false))
 	})
 }
 
@@ -47,7 +48,8 @@ func (g *Ingress) serveToolPin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.registryAdmin(w, r, "tool pin", bus.SubjectRegistryPinsGet, func() ([]byte, *bus.Error) {
-		return marshalValid(bus.PinRef{Server: r.PathValue("id"), Tool: r.PathValue("tool")}, nil)
+		ref := bus.PinRef{Server: r.PathValue("id"), Tool: r.PathValue("tool")}
+		return marshalValid(ref, ref.Validate(true))
 	})
 }
 
@@ -63,7 +65,8 @@ func (g *Ingress) serveToolPinDecision(op, subject string) http.HandlerFunc {
 			if e := g.readOpsBody(w, r, &in, `{"hash": "<pending_hash>"} (optional)`); e != nil {
 				return nil, e
 			}
-			return marshalValid(bus.PinRef{Server: r.PathValue("id"), Tool: r.PathValue("tool"), Hash: in.Hash}, nil)
+			ref := bus.PinRef{Server: r.PathValue("id"), Tool: r.PathValue("tool"), Hash: in.Hash}
+			return marshalValid(ref, ref.Validate(true))
 		})
 	}
 }

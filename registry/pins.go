@@ -39,8 +39,12 @@ func (reg *Registry) addPinEndpoints(svc micro.Service) error {
 				return
 			}
 			var in bus.PinRef
-			if json.Unmarshal(req.Data(), &in) != nil || in.Server == "" || (ep.name != "pins_list" && in.Tool == "") {
+			if json.Unmarshal(req.Data(), &in) != nil {
 				bus.RespondError(req, bus.Errorf(bus.ErrBadRequest, `tool pins: the body must be {"server": "<name>", "tool": "<tool>"} (tool only for one pin)`))
+				return
+			}
+			if e := in.Validate(ep.name != "pins_list"); e != nil {
+				bus.RespondError(req, e)
 				return
 			}
 			spec, ok := reg.cache.Get(in.Server)
