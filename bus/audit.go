@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,6 +35,15 @@ const (
 // AuditOutcomes are the outcomes a record may have.
 var AuditOutcomes = []string{AuditOK, AuditError, AuditDenied, AuditCancelled}
 
+// AuditPin is the last token of the audit subjects that carry a PinEvent
+// (PinEventSubject) rather than an AuditRecord.
+const AuditPin = "pin"
+
+// IsPinEvent reports whether an audit stream subject carries a PinEvent.
+func IsPinEvent(subject string) bool {
+	return strings.HasSuffix(subject, "."+AuditPin) && strings.HasPrefix(subject, Root+".audit.")
+}
+
 // AuditSubject is where the record of one call on server is published:
 // mcpbus.v1.audit.<server>.<outcome>. Both tokens are bounded (a server
 // name is a valid token; an outcome not in AuditOutcomes becomes "error").
@@ -47,7 +57,8 @@ func AuditSubject(server, outcome string) string {
 }
 
 // AuditFilter is the subject filter for the records of server with
-// outcome; an empty part matches any.
+// outcome (one of AuditOutcomes, or AuditPin for pin events); an empty part
+// matches any.
 func AuditFilter(server, outcome string) string {
 	part := func(s string) string {
 		if s == "" {
@@ -193,7 +204,7 @@ type AuditStreamOptions struct {
 func AuditStreamConfig(o AuditStreamOptions) jetstream.StreamConfig {
 	cfg := jetstream.StreamConfig{
 		Name:        StreamAudit,
-		Description: "mcpbus audit records, one per tools/call a tool worker handled or refused",
+		Description: "mcpbus audit records, one per tools/call a tool worker handled or refused, and tool pin changes",
 		Subjects:    []string{SubjectAuditAll},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,

@@ -164,8 +164,11 @@ func DiffDefinitions(pinned, pending json.RawMessage) []PinDiff {
 var ErrToolPending = Kind{"MCPBUS_TOOL_PENDING_APPROVAL", -32045, http.StatusOK, http.StatusForbidden}
 
 // PinEventSubject carries a PinEvent of server's (a tool pinned at first
-// sight, changed to pending, approved): for the audit stream.
-func PinEventSubject(server string) string { return Root + ".pins.changed." + server }
+// sight, changed to pending, approved, rejected):
+// mcpbus.v1.audit.<server>.pin, so the audit stream (audit.go), when on,
+// keeps pin changes beside the calls they affect, under the same
+// retention, and its readers see both.
+func PinEventSubject(server string) string { return Root + ".audit." + server + "." + AuditPin }
 
 // SubjectPinEventsAll matches every server's pin events.
 var SubjectPinEventsAll = PinEventSubject("*")
@@ -178,7 +181,8 @@ const (
 	PinEventRejected = "rejected" // an admin kept the pinned definition
 )
 
-// PinEvent is published on PinEventSubject when a pin changes.
+// PinEvent is published on PinEventSubject when a pin changes; in the audit
+// stream it is the record on a subject ending in ".pin" (IsPinEvent).
 type PinEvent struct {
 	Event        string    `json:"event"`
 	Server       string    `json:"server"`

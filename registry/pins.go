@@ -3,7 +3,7 @@ package registry
 // The pin API (bus/pins.go, docs/PINNING.md): a server's pinned tool
 // definitions, one pin with what a pending change changes and its history,
 // and the approval of a pending change. Master key only (the ingress relays
-// nothing else); approvals are announced on bus.PinEventSubject.
+// nothing else); approvals are announced on bus.PinEventSubject (the audit stream).
 
 import (
 	"context"

@@ -60,7 +60,7 @@ func auditReadCmd(ctx context.Context, sub string, args []string, stdout, stderr
 	join := natsSecurityFlags(fs)
 	server := fs.String("server", "", "only this server's records")
 	key := fs.String("key", "", "only this key's records: its alias, its token (key_id) or the token's first 8+ hex digits")
-	outcome := fs.String("outcome", "", "only records with this outcome: "+strings.Join(bus.AuditOutcomes, ", "))
+	outcome := fs.String("outcome", "", "only records with this outcome: "+strings.Join(bus.AuditOutcomes, ", ")+"; or "+bus.AuditPin+": tool pin changes only")
 	since := fs.String("since", "", "start this far back (10m, 2h, 1d) or at this RFC 3339 time")
 	var until *string
 	var jsonFlag *bool
@@ -80,7 +80,7 @@ func auditReadCmd(ctx context.Context, sub string, args []string, stdout, stderr
 		return fmt.Errorf("audit export: --format %q: only jsonl is supported", f.Value.String())
 	}
 	if *outcome != "" && !validOutcome(*outcome) {
-		return fmt.Errorf("audit %s: --outcome %q: want one of %s", sub, *outcome, strings.Join(bus.AuditOutcomes, ", "))
+		return fmt.Errorf("audit %s: --outcome %q: want one of %s, %s", sub, *outcome, strings.Join(bus.AuditOutcomes, ", "), bus.AuditPin)
 	}
 	now := time.Now()
 	q := auditQuery{filter: bus.AuditFilter(*server, *outcome), key: *key, start: bus.UsageStart{New: true}}
@@ -115,6 +115,9 @@ func auditReadCmd(ctx context.Context, sub string, args []string, stdout, stderr
 }
 
 func validOutcome(s string) bool {
+	if s == bus.AuditPin {
+		return true
+	}
 	for _, o := range bus.AuditOutcomes {
 		if s == o {
 			return true
@@ -123,39 +126,60 @@ func validOutcome(s string) bool {
 	return false
 }
 
-// exportAudit prints the records of calls taken between q's start and
-// until, one JSON line each, as stored, and returns at the end of the
-// stream. Records are stored as calls end, so one taken before until may
-// follow one after it: the whole rest of the stream is read.
+// exportAudit prints the records of calls taken, and the pin changes made,
+// between q's start and until, one JSON line each, as stored, and returns
+// at the end of the stream. Records are stored as calls end, so one taken
+// before until may follow one after it: the whole rest of the stream is
+// read.
 func exportAudit(ctx context.Context, nc *nats.Conn, q auditQuery, out io.Writer) error {
 	return bus.ReadAudit(ctx, nc, q.filter, q.start, false, func(m bus.UsageMsg) error {
-		var r bus.AuditRecord
-		if json.Unmarshal(m.Data, &r) != nil || r.Time.After(q.until) || q.start.Time != nil && r.Time.Before(*q.start.Time) {
-			return nil
-		}
-		if q.keeps(r) {
+		at, keep := q.selects(m)
+		if keep && !at.After(q.until) && (q.start.Time == nil || !at.Before(*q.start.Time)) {
 			fmt.Fprintf(out, "%s\n", m.Data)
 		}
 		return nil
 	})
 }
 
+// selects decodes m, a call's record or a pin event, and reports when it
+// happened and whether q keeps it. A pin event is no key's call: a query
+// for a key leaves pin events out.
+func (q auditQuery) selects(m bus.UsageMsg) (time.Time, bool) {
+	if bus.IsPinEvent(m.Subject) {
+		var e bus.PinEvent
+		if json.Unmarshal(m.Data, &e) != nil {
+			return time.Time{}, false
+		}
+		return e.At, q.key == ""
+	}
+	var r bus.AuditRecord
+	if json.Unmarshal(m.Data, &r) != nil {
+		return time.Time{}, false
+	}
+	return r.Time, q.keeps(r)
+}
+
 // tailAudit prints one line per record from q's start until ctx ends.
 func tailAudit(ctx context.Context, nc *nats.Conn, q auditQuery, asJSON bool, out io.Writer) error {
 	return bus.ReadAudit(ctx, nc, q.filter, q.start, true, func(m bus.UsageMsg) error {
-		var r bus.AuditRecord
-		if err := json.Unmarshal(m.Data, &r); err != nil {
-			fmt.Fprintf(out, "(unreadable record on %s)\n", m.Subject)
+		if _, keep := q.selects(m); !keep {
+			if !json.Valid(m.Data) {
+				fmt.Fprintf(out, "(unreadable record on %s)\n", m.Subject)
+			}
 			return nil
 		}
-		if !q.keeps(r) {
-			return nil
-		}
-		if asJSON {
+		switch {
+		case asJSON:
 			fmt.Fprintf(out, "%s\n", m.Data)
-			return nil
+		case bus.IsPinEvent(m.Subject):
+			var e bus.PinEvent
+			_ = json.Unmarshal(m.Data, &e) // selects decoded it
+			fmt.Fprintln(out, pinEventLine(e))
+		default:
+			var r bus.AuditRecord
+			_ = json.Unmarshal(m.Data, &r)
+			fmt.Fprintln(out, auditLine(r))
 		}
-		fmt.Fprintln(out, auditLine(r))
 		return nil
 	})
 }
@@ -185,6 +209,23 @@ func auditLine(r bus.AuditRecord) string {
 	}
 	if r.ArgumentsTruncated {
 		b.WriteString(" args_truncated")
+	}
+	return b.String()
+}
+
+// pinEventLine is one pin change as tail prints it:
+//
+//	2025-06-01T12:00:00.123Z pin pending github create_issue sha256:5e8f0a1b was=sha256:0c1d2e3f
+//	2025-06-01T12:05:00.000Z pin approved github create_issue sha256:5e8f0a1b was=sha256:0c1d2e3f by=key 'admin'
+func pinEventLine(e bus.PinEvent) string {
+	short := func(h string) string { return "sha256:" + h[:min(8, len(h))] }
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s %s %s %s", e.At.UTC().Format("2006-01-02T15:04:05.000Z"), bus.AuditPin, e.Event, e.Server, e.Tool, short(e.Hash))
+	if e.PreviousHash != "" {
+		fmt.Fprintf(&b, " was=%s", short(e.PreviousHash))
+	}
+	if e.By != "" {
+		fmt.Fprintf(&b, " by=%s", e.By)
 	}
 	return b.String()
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -14,9 +16,10 @@ import (
 )
 
 // auditServer starts a NATS server with the audit stream; publish stores
-// records in it as workers do and returns when the last is stored. The CLI
+// records (bus.AuditRecord) and pin events (bus.PinEvent) in it as workers
+// and the registry do and returns when the last is stored. The CLI
 // connects as a bus user with the audit role alone.
-func auditServer(t *testing.T) (url string, publish func(...bus.AuditRecord)) {
+func auditServer(t *testing.T) (url string, publish func(...any)) {
 	t.Helper()
 	writer := bus.BusUser{User: "writer", Password: bus.NewPassword(), Unrestricted: true}
 	reader := bus.BusUser{User: "auditor", Password: bus.NewPassword(), Roles: []bus.Role{bus.RoleAudit}}
@@ -44,12 +47,20 @@ func auditServer(t *testing.T) (url string, publish func(...bus.AuditRecord)) {
 	if _, err := bus.AuditStream(ctx, js, bus.AuditStreamOptions{MaxBytes: 16 << 20}); err != nil {
 		t.Fatal(err)
 	}
-	return ns.ClientURL(), func(rs ...bus.AuditRecord) {
+	return ns.ClientURL(), func(rs ...any) {
 		for _, r := range rs {
 			data, _ := json.Marshal(r)
-			m := nats.NewMsg(bus.AuditSubject(r.Server, r.Outcome))
+			var m *nats.Msg
+			switch r := r.(type) {
+			case bus.AuditRecord:
+				m = nats.NewMsg(bus.AuditSubject(r.Server, r.Outcome))
+				m.Header.Set(jetstream.MsgIDHeader, r.RequestID)
+			case bus.PinEvent:
+				m = nats.NewMsg(bus.PinEventSubject(r.Server))
+			default:
+				t.Fatalf("publish %T", r)
+			}
 			m.Data = data
-			m.Header.Set(jetstream.MsgIDHeader, r.RequestID)
 			if _, err := js.PublishMsg(ctx, m); err != nil {
 				t.Fatal(err)
 			}
@@ -71,16 +82,20 @@ func TestAuditExport(t *testing.T) {
 		rec("r1", "github", "search", bus.AuditOK, "bot", now.Add(-time.Hour)),
 		rec("r2", "jira", "create", bus.AuditDenied, "other", now.Add(-50*time.Minute)),
 		rec("r3", "github", "create", bus.AuditError, "bot", now.Add(-40*time.Minute))
-	publish(old, r1, r2, r3)
-	line := func(r bus.AuditRecord) string { b, _ := json.Marshal(r); return string(b) + "\n" }
+	// A pin change is kept beside the calls (docs/PINNING.md).
+	pin := bus.PinEvent{Event: bus.PinEventPending, Server: "github", Tool: "create", Hash: sha("new"), PreviousHash: sha("old"), At: now.Add(-30 * time.Minute)}
+	publish(old, r1, r2, r3, pin)
+	line := func(r any) string { b, _ := json.Marshal(r); return string(b) + "\n" }
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"--since", "2h"}, line(r1) + line(r2) + line(r3)},
+		{[]string{"--since", "2h"}, line(r1) + line(r2) + line(r3) + line(pin)},
 		{[]string{"--since", "2h", "--until", now.Add(-45 * time.Minute).Format(time.RFC3339Nano)}, line(r1) + line(r2)},
 		{[]string{"--since", "4h", "--server", "github", "--key", "bot"}, line(old) + line(r1) + line(r3)},
+		{[]string{"--since", "4h", "--server", "github"}, line(old) + line(r1) + line(r3) + line(pin)},
 		{[]string{"--since", "4h", "--outcome", "denied"}, line(r2)},
+		{[]string{"--since", "4h", "--outcome", "pin"}, line(pin)},
 		{[]string{"--since", "4h", "--key", bus.HashKey("sk-r3")[:8]}, line(r3)},
 	} {
 		code, stdout, stderr := runCLI(append([]string{"audit", "export", "--nats", url}, tc.args...)...)
@@ -113,9 +128,11 @@ func TestAuditTail(t *testing.T) {
 	}()
 	r := rec("r1", "github", "create", bus.AuditDenied, "", at)
 	r.ErrorCode = bus.ErrToolNotAllowed.Code
-	publish(rec("r0", "jira", "x", bus.AuditOK, "bot", at), r)
+	pin := bus.PinEvent{Event: bus.PinEventApproved, Server: "github", Tool: "create", Hash: sha("new"), PreviousHash: sha("old"), By: "key 'admin'", At: at}
+	publish(rec("r0", "jira", "x", bus.AuditOK, "bot", at), r, bus.PinEvent{Event: bus.PinEventPinned, Server: "jira", Tool: "x", Hash: sha("x"), At: at}, pin)
 	want := "2025-06-01T12:00:00.000Z ok github search 12.5ms upstream=10.0ms key=bot ip=internal req=old args=sha256:" + rec("old", "", "", "", "", at).ArgumentsSHA256[:8] + "\n" +
-		"2025-06-01T12:00:00.000Z denied github create 12.5ms upstream=10.0ms key=" + bus.HashKey("sk-r1")[:8] + " ip=internal req=r1 code=" + bus.ErrToolNotAllowed.Code + " args=sha256:" + r.ArgumentsSHA256[:8] + "\n"
+		"2025-06-01T12:00:00.000Z denied github create 12.5ms upstream=10.0ms key=" + bus.HashKey("sk-r1")[:8] + " ip=internal req=r1 code=" + bus.ErrToolNotAllowed.Code + " args=sha256:" + r.ArgumentsSHA256[:8] + "\n" +
+		"2025-06-01T12:00:00.000Z pin approved github create sha256:" + sha("new")[:8] + " was=sha256:" + sha("old")[:8] + " by=key 'admin'\n"
 	awaitOutput(out, want)
 	cancel()
 	if err := <-done; err != nil {
@@ -124,4 +141,9 @@ func TestAuditTail(t *testing.T) {
 	if got := out.String(); got != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
 	}
+}
+
+func sha(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
