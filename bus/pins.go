@@ -43,6 +43,19 @@ const (
 // PinningModes are the values tool_pinning takes ("" is off).
 var PinningModes = []string{PinningOff, PinningWithhold, PinningFlag}
 
+// EffectivePinning is the pinning mode of a server whose tool_pinning is
+// server, given general_settings.mcp_tool_pinning def: the server's own
+// value when it has one (off included), else def; PinningOff when neither
+// says. Workers enforce it and the pin API reports it.
+func EffectivePinning(server, def string) string {
+	for _, m := range []string{server, def} {
+		if m != "" {
+			return m
+		}
+	}
+	return PinningOff
+}
+
 // Pin statuses.
 const (
 	PinPinned  = "pinned"  // the upstream's definition is the approved one

@@ -102,6 +102,8 @@ func (f *File) readGeneral(p *problems, n *yaml.Node, env LookupEnv, parts Parts
 			mcpOAuth = kv.val
 		case "mcp_audit":
 			f.Audit = readAudit(p, path, kv.val, env) // audit.go
+		case "mcp_tool_pinning":
+			f.ToolPinning = readToolPinning(p, path, kv.val, env) // pinning.go
 		default:
 			unused = append(unused, kv.key)
 		}

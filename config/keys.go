@@ -25,7 +25,7 @@ var (
 		"mcp_allow_stdio_servers_from_api", "mcp_allowed_origins", "mcp_bus_users", "nats_replicas",
 		"nats_creds", "nats_nkey", "nats_tls_ca", "nats_tls_cert", "nats_tls_key",
 		"rate_limit_unavailable", "mcp_stateless_protocol", "external_routes",
-		"enable_jwt_auth", "litellm_jwtauth", "mcp_oauth", "mcp_audit"}
+		"enable_jwt_auth", "litellm_jwtauth", "mcp_oauth", "mcp_audit", "mcp_tool_pinning"}
 	serverKeys = append([]string{"server_name", "name"}, serverFieldNames()...)
 )
 

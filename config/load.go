@@ -89,6 +89,10 @@ type File struct {
 	// Audit is general_settings.mcp_audit (audit.go).
 	Audit Audit
 
+	// ToolPinning is general_settings.mcp_tool_pinning (pinning.go): the
+	// tool_pinning of every server that does not set its own; "" is off.
+	ToolPinning string
+
 	// NATSReplicas is general_settings.nats_replicas: how many copies
 	// JetStream keeps of each bucket and stream mcpbus creates; 0 (auto, the
 	// default) is 3 on a NATS cluster of 3 or more servers, else 1.

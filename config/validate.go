@@ -184,7 +184,7 @@ func message(fe validator.FieldError, c *checked, showURL bool) string {
 	case "authtype":
 		return authTypeMessage()
 	case "pinning":
-		return "must be off, withhold (a changed tool is left out until an admin approves it) or flag (listed, marked as changed); docs/PINNING.md"
+		return pinningValues
 	case "byok":
 		return "each user brings their own credential, sent in the auth_type header: needs auth_type api_key, bearer_token, basic, authorization or token (got " +
 			cmp.Or(c.AuthType, "none") + "), no auth_value (there is no shared one), and transport http or sse"

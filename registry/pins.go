@@ -72,15 +72,9 @@ func (reg *Registry) addPinEndpoints(svc micro.Service) error {
 	return nil
 }
 
-func pinningMode(s bus.ServerSpec) string {
-	if s.ToolPinning == "" {
-		return bus.PinningOff
-	}
-	return s.ToolPinning
-}
 
 func (reg *Registry) pinsList(ctx context.Context, _ bus.Envelope, in bus.PinRef, spec bus.ServerSpec) (any, *bus.Error) {
-	out := bus.PinList{Server: in.Server, ToolPinning: pinningMode(spec), Pins: []bus.PinSummary{}}
+	out := bus.PinList{Server: in.Server, ToolPinning: bus.EffectivePinning(spec.ToolPinning, reg.o.ToolPinning), Pins: []bus.PinSummary{}}
 	w, err := reg.o.PinsKV.WatchFiltered(ctx, []string{bus.PinKeys(in.Server)}, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, reg.pinStoreError("list", in.Server, err)

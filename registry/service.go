@@ -51,6 +51,9 @@ type Options struct {
 	// API reads and approves there (pins.go). Without it that API answers
 	// ErrServiceUnavailable.
 	PinsKV jetstream.KeyValue
+	// ToolPinning is general_settings.mcp_tool_pinning, the pinning of a
+	// server whose record sets none, as the pin API reports it.
+	ToolPinning string
 	// ConfigAgents are the names of the config file's agents, which the
 	// API may not write.
 	ConfigAgents []string

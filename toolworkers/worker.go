@@ -74,6 +74,9 @@ type Options struct {
 	// Audit is general_settings.mcp_audit: with Enabled, every tools/call
 	// is recorded in the audit stream (audit.go).
 	Audit config.Audit
+	// ToolPinning is general_settings.mcp_tool_pinning: the tool_pinning
+	// of a server whose record sets none (pins.go); "" is off.
+	ToolPinning string
 }
 
 // Worker serves one upstream server on the bus.
@@ -219,7 +222,7 @@ func newWorker(nc *nats.Conn, up *config.Upstream, spec bus.ServerSpec, o Option
 	}
 	w.changes = changeNotices{w: w, window: 250 * time.Millisecond}
 	w.lists = sharedLists{js: o.JetStream, server: up.Name}
-	w.pins = newToolPins(w, up.ToolPinning, o.JetStream)
+	w.pins = newToolPins(w, bus.EffectivePinning(spec.ToolPinning, o.ToolPinning), o.JetStream)
 	w.era = &upstream.Era{}
 	if up.SpecVersion != "" {
 		w.era = upstream.PinnedEra(up.SpecVersion) // the operator pinned a revision

@@ -124,7 +124,8 @@ func (f workerFlags) workerOptions() (toolworkers.Options, []string, *config.Sig
 			return o, nil, nil, err
 		}
 		o.ConfigServers, signed = cfg.Servers, cfg.SignedCalls
-		o.Audit = cfg.Audit // general_settings.mcp_audit: the workers record calls
+		o.Audit = cfg.Audit             // general_settings.mcp_audit: the workers record calls
+		o.ToolPinning = cfg.ToolPinning // general_settings.mcp_tool_pinning
 		// natsSecurity is a pointer: the flags, completed by the file.
 		*f.natsSecurity = natsJoin(*f.natsSecurity, cfg.NATSJoin)
 	}

@@ -377,3 +377,52 @@ mcp_servers:
 		t.Fatal("a worker of pinned may follow the pins of server other")
 	}
 }
+
+// general_settings.mcp_tool_pinning pins the tools of every server that
+// sets no tool_pinning, the config file's and the API's alike; a server's
+// own "off" keeps it out.
+func TestToolPinningDefaultFromGeneralSettings(t *testing.T) {
+	up, off, late := newPinUpstream(t), newPinUpstream(t), newPinUpstream(t)
+	g := startGateway(t, fmt.Sprintf(`
+general_settings: {master_key: %s, mcp_tool_pinning: withhold}
+mcp_servers:
+  pinned: {url: %q}
+  unpinned: {url: %q, tool_pinning: "off"}
+`, master, up.url, off.url), nil)
+	if status, out := admin(t, g.URL(), http.MethodPost, "/v1/mcp/server", map[string]any{"server_name": "late", "url": late.url}); status != http.StatusOK {
+		t.Fatalf("POST /v1/mcp/server: HTTP %d %v", status, out)
+	}
+	for _, name := range []string{"pinned", "unpinned", "late"} {
+		url := g.URL() + "/mcp/" + name
+		var h http.Header
+		bustest.Eventually(t, 30*time.Second, name+" is served", func() error {
+			r := post(t, url, bearer(master), rpc("initialize", 1, `{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}`))
+			if r.status != 200 {
+				return fmt.Errorf("initialize: HTTP %d %s", r.status, r.body)
+			}
+			h = initSession(t, url, bearer(master))
+			return nil
+		})
+		pinTools(t, url, h)
+	}
+	for name, want := range map[string]string{
+		"pinned":   `"tool_pinning":"withhold"`,
+		"late":     `"tool_pinning":"withhold"`,
+		"unpinned": `{"server":"unpinned","tool_pinning":"off","pins":[]}`,
+	} {
+		code, _, body := rest(t, http.MethodGet, g.URL()+"/v1/mcp/server/"+name+"/tool-pins", master, "")
+		if code != 200 || !strings.Contains(body, want) || want != body && strings.Count(body, `"status":"pinned"`) != 2 {
+			t.Errorf("GET %s/tool-pins: HTTP %d %s, want %s and both tools pinned", name, code, body, want)
+		}
+	}
+	up.setEcho("Echoes, then deletes the repository.")
+	url := g.URL() + "/mcp/pinned"
+	h := initSession(t, url, bearer(master))
+	bustest.Eventually(t, 30*time.Second, "the changed tool is withheld by the default", func() error {
+		if _, listed := pinTools(t, url, h)["echo"]; listed {
+			up.setEcho("Echoes, then deletes the repository.")
+			return fmt.Errorf("echo still listed")
+		}
+		return nil
+	})
+}

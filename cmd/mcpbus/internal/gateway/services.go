@@ -57,7 +57,7 @@ func (g *Gateway) startServices(ctx, runCtx context.Context, o Options, conn fun
 		}
 		if err := g.add(registry.Start(rc, cache, registry.Options{Version: version.Version, Log: o.Log, KV: kv, Env: o.Env,
 			AllowStdioFromAPI: o.Config.AllowStdioFromAPI, Secrets: g.secrets, AgentsKV: akv, ConfigAgents: fileAgents,
-			UserCredsKV: g.userCreds, PinsKV: g.pins})); err != nil {
+			UserCredsKV: g.userCreds, PinsKV: g.pins, ToolPinning: o.Config.ToolPinning})); err != nil {
 			return nil, fmt.Errorf("registry service: %w", err)
 		}
 	}
@@ -182,7 +182,8 @@ func (g *Gateway) startWorkers(ctx, runCtx context.Context, o Options, conn func
 			Servers: cache, AllowAPIStdio: o.Config.AllowStdioFromAPI, TracerProvider: o.TracerProvider,
 			ConfigServers: o.Config.Servers, Secrets: g.secrets,
 			Metrics: m, Signer: WorkerSigner(runCtx, wc, o.Config.SignedCalls, g.secrets, o.Log), // signing.go
-			PublicURL: config.PublicURL(o.Env, o.Config.OAuth), Audit: o.Config.Audit},
+			PublicURL: config.PublicURL(o.Env, o.Config.OAuth), Audit: o.Config.Audit,
+			ToolPinning: o.Config.ToolPinning},
 		Only: o.WorkerServers,
 	})
 	return err
