@@ -104,6 +104,8 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		pub, sub = kvFollower(BucketServers, nil)
 		pub = append(pub, ToolRPC("*"), ToolInfo("*"), SubjectServerRequestAll, SubjectCancelRequest,
 			ClientSubject(StreamSubject("*", "*"), GatewayToken), RecallSubject("*"))
+		// The audit records of the calls it refuses (router/audit.go).
+		pub = append(pub, AuditFilter("", AuditDenied))
 		return pub, append(sub, SubjectRouterRPC, SubjectNotifyAll, RecallSubject("*"), micro), true
 	case RoleWorkers:
 		// A worker limited to servers reads and writes only those servers'

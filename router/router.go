@@ -38,6 +38,11 @@ type Options struct {
 	// ListTimeout bounds each server's part of an aggregated list (default 5s):
 	// a slower server is left out and named in the answer.
 	ListTimeout time.Duration
+	// Audit is general_settings.mcp_audit.enabled: a tools/call refused for
+	// a server the caller may not use is recorded in the audit stream
+	// (audit.go), its arguments as AuditArguments says.
+	Audit          bool
+	AuditArguments bus.AuditArguments
 }
 
 // Router routes downstream JSON-RPC messages.
@@ -176,6 +181,7 @@ func (r *Router) route(ctx context.Context, req micro.Request, env bus.Envelope,
 	}
 	server, many, e := r.resolve(env) // resolve.go
 	if e != nil {
+		r.auditRefusal(env, msg, e) // audit.go
 		return nil, e
 	}
 	if many != nil {

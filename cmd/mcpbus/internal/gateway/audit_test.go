@@ -203,3 +203,67 @@ func TestAuditBusPermissions(t *testing.T) {
 	}
 	dv.expect(t, "a usage reader getting an audit record", "$JS.API.STREAM.MSG.GET."+bus.StreamAudit)
 }
+
+// A tools/call refused before any worker sees it, for a server the caller
+// may not use (the team's servers, or an internal-only server named by an
+// external caller), is recorded too, by the router: denied, with the
+// refusal's code, the caller and the arguments. A server that does not
+// exist is nobody's trail.
+func TestAuditRecordsRouterRefusals(t *testing.T) {
+	pub, _ := upstream(t, "pub")
+	other, _ := upstream(t, "other")
+	priv, _ := upstream(t, "priv")
+	// The test client is on 127.0.0.1; only 10/8 counts as internal here.
+	g := startGateway(t, fmt.Sprintf(`
+general_settings:
+  master_key: %s
+  mcp_stateless_protocol: true
+  mcp_internal_ip_ranges: ["10.0.0.0/8"]
+  external_routes: [mcp, admin]
+  mcp_audit: {enabled: true, arguments: full}
+mcp_servers:
+  pub: {url: %q, available_on_public_internet: true}
+  other: {url: %q, available_on_public_internet: true}
+  priv: {url: %q}
+`, master, pub, other, priv), nil)
+	status, team := admin(t, g.URL(), http.MethodPost, "/team/new", map[string]any{"team_alias": "ops", "mcp_servers": []string{"pub"}})
+	teamID, _ := team["team_id"].(string)
+	if status != http.StatusOK || teamID == "" {
+		t.Fatalf("/team/new: HTTP %d %v", status, team)
+	}
+	key := generateKey(t, g.URL(), map[string]any{"key_alias": "ops-bot", "team_id": teamID})
+	call := func(k, server string) modernResponse {
+		h := http.Header{"Authorization": {"Bearer " + k}, "Mcp-Protocol-Version": {bus.FirstModernVersion},
+			"Mcp-Method": {"tools/call"}, "Mcp-Name": {"echo"}}
+		return modernRaw(t, g.URL()+"/mcp/"+server, h, modernBody("tools/call", `{"name":"echo","arguments":{"text":"drop table"}}`, `"2026-07-28"`))
+	}
+	for _, c := range []struct{ key, server, code string }{
+		{key, "other", bus.ErrNotPermitted.Code},
+		{master, "priv", bus.ErrUnknownServer.Code},
+		{master, "nosuch", bus.ErrUnknownServer.Code},
+		{key, "pub", ""},
+	} {
+		r := call(c.key, c.server)
+		if got, _ := r.err.Data["mcpbus_code"].(string); got != c.code {
+			t.Fatalf("tools/call on %s: HTTP %d %s, want code %q", c.server, r.status, r.body, c.code)
+		}
+	}
+	byServer := map[string]bus.AuditRecord{}
+	for _, m := range auditRecords(t, g, 3) {
+		var r bus.AuditRecord
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			t.Fatal(err)
+		}
+		byServer[r.Server] = r
+	}
+	if r := byServer["other"]; r.Outcome != bus.AuditDenied || r.ErrorCode != bus.ErrNotPermitted.Code || r.KeyAlias != "ops-bot" ||
+		r.KeyID != bus.HashKey(key) || r.Team != teamID || r.Tool != "echo" || string(r.Arguments) != `{"text":"drop table"}` || r.IPClass != bus.External {
+		t.Errorf("the refusal of a server the team may not use: %+v", r)
+	}
+	if r := byServer["priv"]; r.Outcome != bus.AuditDenied || r.ErrorCode != bus.ErrUnknownServer.Code || r.KeyID != "master" || r.IPClass != bus.External {
+		t.Errorf("the refusal of an internal-only server to an external caller: %+v", r)
+	}
+	if r := byServer["pub"]; r.Outcome != bus.AuditOK {
+		t.Errorf("the permitted call: %+v", r)
+	}
+}

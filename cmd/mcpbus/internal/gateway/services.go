@@ -163,7 +163,7 @@ func (g *Gateway) startRouter(o Options, conn func(string) (*nats.Conn, error), 
 		return err
 	}
 	if err := g.add(router.Start(rc, cache, router.Options{Version: version.Version, Log: o.Log, TracerProvider: o.TracerProvider,
-		Separator: o.Config.ToolPrefixSeparator})); err != nil {
+		Separator: o.Config.ToolPrefixSeparator, Audit: o.Config.Audit.Enabled, AuditArguments: o.Config.Audit.Arguments})); err != nil {
 		return fmt.Errorf("router service: %w", err)
 	}
 	return nil
