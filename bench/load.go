@@ -40,6 +40,9 @@ type target struct {
 	// stateless: the target speaks MCP 2026-07-28 to this client (no
 	// session; _meta and the standard headers on every request).
 	stateless bool
+	// callVia: the tool called with echo's call as its arguments (tool
+	// search's call tool, features.go); "" calls echo.
+	callVia string
 }
 
 // statelessVersion is the revision a stateless target is driven with.
@@ -194,6 +197,9 @@ func (s *session) call(ctx context.Context) error {
 	body := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"m%d"}}}`, id, id)
 	if s.t.stateless {
 		body = fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"m%d"},%s}}`, id, id, statelessMeta)
+	}
+	if s.t.callVia != "" {
+		body = fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":%q,"arguments":{"name":"echo","arguments":{"text":"m%d"}}}}`, id, s.t.callVia, id)
 	}
 	status, _, resp, err := s.t.post(ctx, s.id, body, &s.buf)
 	if err != nil {

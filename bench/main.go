@@ -52,6 +52,7 @@ type options struct {
 	profileDir   string
 	proxy        bool
 	llm          bool
+	features     bool
 	proxyServe   string // -reverse-proxy: run as the baseline proxy
 }
 
@@ -79,6 +80,7 @@ func run() int {
 	flag.BoolVar(&o.scale, "scale", true, "also measure 1, 2 and 4 worker processes serving a 50 ms upstream with max_concurrent_requests 8")
 	flag.BoolVar(&o.catalog, "catalog", true, "also measure the aggregated tools/list across 10 slow upstreams")
 	flag.BoolVar(&o.llm, "llm", true, "also measure /v1/chat/completions (JSON and time to first chunk) through mcpbus and direct to `mcpbus fake-llm`")
+	flag.BoolVar(&o.features, "features", true, "also measure a gateway per optional feature of issue 21 (audit stream, tool pinning, guards, tool search, tasks) turned on, in the same rounds: what each costs a plain tools/call")
 	flag.StringVar(&o.profileDir, "profile", "", "after the rounds, write CPU profiles of the gateway process at c=1 and the high concurrency (pprof) into this directory")
 	flag.BoolVar(&o.proxy, "proxy", true, "also measure a bare Go reverse proxy (net/http/httputil) in front of the same upstream, interleaved in the same rounds: the cost of one HTTP hop")
 	flag.StringVar(&o.proxyServe, "reverse-proxy", "", "internal: run as that baseline proxy in front of this upstream URL")

@@ -44,7 +44,9 @@ type report struct {
 	Catalog     *catalogResult `json:"aggregated_tools_list,omitempty"`
 	Scaling     *scaleResult   `json:"worker_scaling,omitempty"`
 	LLM         *llmResult     `json:"llm_chat_completions,omitempty"`
-	Phases      []phaseResult  `json:"phases"` // every timed phase, in order
+	// Features is each optional feature's cost (features.go).
+	Features []featureSummary `json:"features,omitempty"`
+	Phases   []phaseResult    `json:"phases"` // every timed phase, in order
 }
 
 type machine struct {
@@ -154,6 +156,7 @@ func (r *report) summarize(high int) {
 			r.Stateless = append(r.Stateless, st)
 		}
 	}
+	r.summarizeFeatures(high) // features.go
 	lo, hi := r.Summary[0], r.Summary[len(r.Summary)-1]
 	row := func(metric string, v float64, target string, pass bool) {
 		r.Targets = append(r.Targets, targetRow{metric, v, target, pass})
@@ -274,6 +277,10 @@ func (r *report) print(w io.Writer) {
 	for _, s := range r.Proxy {
 		info(fmt.Sprintf("c=%d bare reverse proxy: added p50 ms, CPU us/call, ratio", s.Concurrency),
 			fmt.Sprintf("%.3f, %.0f, %.2f", s.AddedP50ms, s.CPUusPC, s.Ratio))
+	}
+	for _, f := range r.Features {
+		info(fmt.Sprintf("c=%d %s on: added p50 ms, p50 over plain ms, calls/s vs plain, CPU us/call over plain", f.Concurrency, f.Feature),
+			fmt.Sprintf("%.3f, %+.3f, %.2f, %+.0f", f.AddedP50ms, f.CostP50ms, f.CallsRatio, f.CPUOverPC))
 	}
 	for _, s := range r.GoDefault {
 		info(fmt.Sprintf("c=%d Go-default GOMAXPROCS: added p50 ms, CPU us/call, ratio", s.Concurrency),

@@ -112,16 +112,17 @@ func newBenchRun(ctx context.Context, o options, root, tmp string) *benchRun {
 func (b *benchRun) execute() error {
 	steps := []func() error{
 		b.setUp,
-		b.coldStart,         // 1.
-		b.startGateways,     // 2.
-		b.warmUp,            // 2.
-		b.idleBaseline,      // 2.
-		b.interleavedRounds, // 3.
-		b.splitPhase,        // 4.
-		b.catalogPhase,      // 5.
-		b.scalePhase,        // 6.
-		b.llmPhase,          // 6b.
-		b.goBenchPhase,      // 7.
+		b.coldStart,            // 1.
+		b.startGateways,        // 2.
+		b.startFeatureGateways, // 2. features.go
+		b.warmUp,               // 2.
+		b.idleBaseline,         // 2.
+		b.interleavedRounds,    // 3.
+		b.splitPhase,           // 4.
+		b.catalogPhase,         // 5.
+		b.scalePhase,           // 6.
+		b.llmPhase,             // 6b.
+		b.goBenchPhase,         // 7.
 		b.finishReport,
 	}
 	for _, step := range steps {
