@@ -265,6 +265,8 @@ func ingressSubjects(routes []RouteFamily) (pub, sub []string, answers bool) {
 		// The live feed follows the agents bucket (ingress/ui_routes.go).
 		p, s := kvFollower(BucketAgents, nil)
 		pub, sub = append(pub, p...), append(sub, s...)
+		// And the tool pins' events (pins.go), for the servers pages.
+		sub = append(sub, SubjectPinEventsAll)
 	}
 	if serves(RoutesAdmin) {
 		// The admin subjects one by one: auth.key.* would match

@@ -3,6 +3,7 @@ package bus
 import (
 	"encoding/base64"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -130,5 +131,20 @@ func TestPinRefBounds(t *testing.T) {
 	}
 	if PinKey("gh", long) != "" {
 		t.Error("an overlong tool name got a key")
+	}
+}
+
+// An ingress serving the admin UI follows the pin events (its live feed's
+// "pins"), and publishes none; one not serving the UI does not follow them.
+func TestIngressUIFollowsPinEvents(t *testing.T) {
+	follows := func(routes []RouteFamily) bool {
+		p := BusUser{User: "i", Roles: []Role{RoleIngress}, Routes: routes}.Permissions()
+		return slices.Contains(p.Subscribe.Allow, SubjectPinEventsAll) && !slices.Contains(p.Publish.Allow, SubjectPinEventsAll)
+	}
+	if !follows(nil) || !follows([]RouteFamily{RoutesUI}) {
+		t.Error("an ingress serving the UI does not follow the pin events")
+	}
+	if follows([]RouteFamily{RoutesMCP}) {
+		t.Error("an ingress serving MCP only follows the pin events")
 	}
 }

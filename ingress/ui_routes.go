@@ -52,13 +52,16 @@ func uiHeaders(h http.Handler) http.Handler {
 
 // uiFeed fans the changes open pages care about out to their event
 // streams: "servers" (the servers bucket, as the registry cache follows
-// it), "agents" (the agents bucket) and "auth" (keys, teams or
-// organizations changed: auth announces every write). Events carry no names, so a page learns only that it
+// it), "agents" (the agents bucket), "auth" (keys, teams or
+// organizations changed: auth announces every write) and "pins" (a tool
+// pin changed: bus.PinEventSubject). Events carry no names, so a page learns only that it
 // should ask the API again, which answers what its caller may see.
 type uiFeed struct {
 	mu   sync.Mutex
 	subs map[chan string]struct{}
 	sub  *nats.Subscription
+	// pinSub follows the tool pins' events ("pins").
+	pinSub *nats.Subscription
 	// stop ends the agents bucket's follower (started in the background:
 	// the registry may make the bucket after this ingress starts).
 	stop context.CancelFunc
@@ -86,6 +89,14 @@ func (g *Ingress) startUIFeed() {
 		return
 	}
 	f.sub = sub
+	// Tool pins pinned, gone pending, approved or rejected (bus/pins.go):
+	// the servers pages show them.
+	psub, err := g.nc.Subscribe(bus.SubjectPinEventsAll, func(*nats.Msg) { f.send("pins") })
+	if err != nil {
+		g.log.Error("cannot follow tool pin changes for the UI's live pages", "err", err)
+		return
+	}
+	f.pinSub = psub
 }
 
 // send tells every stream, dropping the event for a stream that is behind
@@ -123,10 +134,13 @@ func (f *uiFeed) close() {
 	if f.sub != nil {
 		_ = f.sub.Unsubscribe()
 	}
+	if f.pinSub != nil {
+		_ = f.pinSub.Unsubscribe()
+	}
 }
 
 // serveUIEvents is the live feed of a signed-in page (an EventSource):
-// "event: servers", "agents" or "auth" when they change, a comment now and
+// "event: servers", "agents", "auth" or "pins" when they change, a comment now and
 // then to keep proxies from closing it, and the end when the key stops
 // being valid.
 func (g *Ingress) serveUIEvents(w http.ResponseWriter, r *http.Request) {

@@ -156,8 +156,9 @@ function startEvents() {
   es.addEventListener('servers', refresh);
   es.addEventListener('auth', refresh);
   es.addEventListener('agents', refresh);
+  es.addEventListener('pins', refresh);
   // Page modules' own listeners (mountPage's ctx.live).
-  for (const name of ['servers', 'auth', 'agents']) {
+  for (const name of ['servers', 'auth', 'agents', 'pins']) {
     es.addEventListener(name, (ev) => {
       for (const fn of state.live.get(name) || []) fn(ev);
     });

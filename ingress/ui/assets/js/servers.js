@@ -6,6 +6,7 @@ import { badge, field, h, jsonBlock, replace, uid } from './dom.js';
 import { announce, attempt, clearError, confirmDialog, formDialog, showError } from './ui.js';
 import { serverForm } from './serverform.js';
 import { schemaForm } from './schemaform.js';
+import { pendingBadge, pinningOn, pinsSection } from './pins.js';
 
 const enc = encodeURIComponent;
 
@@ -93,8 +94,11 @@ export function serversPage(root, ctx) {
       const calls = h('td', { class: 'num' }, '…');
       const errors = h('td', { class: 'num' }, '…');
       cells.set(s.server_id, { health, tools, calls, errors });
+      // Tool changes waiting for approval (tool_pinning; the master key's).
+      const pins = h('span', { class: 'pins-count' });
+      if (ctx.admin && pinningOn(s)) pendingBadge(s.server_id, pins);
       return h('tr', { 'data-server': s.server_id },
-        h('th', { scope: 'row' }, h('a', { href: `#/servers/${enc(s.server_id)}` }, s.server_name)),
+        h('th', { scope: 'row' }, h('a', { href: `#/servers/${enc(s.server_id)}` }, s.server_name), ' ', pins),
         h('td', {}, s.transport || (s.command ? 'stdio' : (ctx.admin ? 'auto' : '—'))),
         health,
         tools,
@@ -168,7 +172,10 @@ export function serverPage(root, ctx, name) {
   const info = h('section', { 'aria-label': 'Server' });
   const toolsBox = h('section', { 'aria-labelledby': 'tools-title' }, h('h2', { id: 'tools-title' }, 'Tools'), h('p', {}, 'Loading…'));
   const play = h('section', { 'aria-labelledby': 'play-title', class: 'playground' });
-  replace(root, h('p', {}, h('a', { href: '#/servers' }, '← All MCP servers')), head, info, toolsBox, play);
+  // Tool pins (pins.js): shown once the record says tool_pinning is on.
+  const pins = pinsSection(name, ctx);
+  pins.el.hidden = true;
+  replace(root, h('p', {}, h('a', { href: '#/servers' }, '← All MCP servers')), head, info, pins.el, toolsBox, play);
 
   let tools = [];
   let current = null;
@@ -201,6 +208,8 @@ export function serverPage(root, ctx, name) {
             h('button', { type: 'button', class: 'secondary', onclick: () => testConnection(name, healthCell) }, 'Test connection'),
             h('button', { type: 'button', class: 'danger', onclick: () => deleteServer(s, () => { location.hash = '#/servers'; }) }, 'Delete')));
         replace(info, s.description ? h('p', {}, s.description) : null, h('p', {}, 'Health: ', healthCell), recordDetails(s));
+        pins.el.hidden = !pinningOn(s);
+        if (pinningOn(s)) pins.refresh();
       } catch (err) {
         showError(err, name);
       }
