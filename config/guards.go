@@ -71,7 +71,7 @@ func (g Guard) AppliesTo(named []string) bool {
 
 // GuardPattern is one compiled pattern and the name a mask shows for it.
 type GuardPattern struct {
-	Name string // the preset's name, or "pattern"
+	Name string // the preset's name, or "patterns[<i>]"
 	RE   *regexp.Regexp
 }
 
@@ -254,7 +254,7 @@ func readGuardPatterns(p *problems, at string, presets, patterns *yaml.Node) []G
 			p.errorf(path, "matches the empty string, so it would match every string")
 			continue
 		}
-		out = append(out, GuardPattern{Name: "pattern", RE: re})
+		out = append(out, GuardPattern{Name: "patterns[" + strconv.Itoa(i) + "]", RE: re})
 	}
 	return out
 }

@@ -37,7 +37,7 @@ func TestGuardsConfig(t *testing.T) {
 	if rm.Kind != GuardBlockPatterns || !rm.Request || rm.Result || rm.DefaultOn || len(rm.Patterns) != 1 || !rm.Patterns[0].RE.MatchString("rm  -rf /") {
 		t.Errorf("no-rm %+v", rm)
 	}
-	if len(mask.Patterns) != 3 || mask.Patterns[0].Name != "aws_access_key" || mask.Patterns[2].Name != "pattern" || !mask.Patterns[0].RE.MatchString("key AKIAIOSFODNN7EXAMPLE.") {
+	if len(mask.Patterns) != 3 || mask.Patterns[0].Name != "aws_access_key" || mask.Patterns[2].Name != "patterns[0]" || !mask.Patterns[0].RE.MatchString("key AKIAIOSFODNN7EXAMPLE.") {
 		t.Errorf("mask %+v", mask)
 	}
 	if policy.Kind != GuardNATS || policy.Timeout != 300*time.Millisecond || !policy.FailOpen || policy.Result {

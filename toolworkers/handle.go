@@ -145,6 +145,16 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 	defer cancel()
 	tracked := w.track(&env, msg.ID, cancel)
 	defer w.untrack(env.RequestID, tracked)
+	sent := msg.Params // what the caller sent, for the audit record
+	var guarded *guardRun
+	if w.guards != nil && tool != "" { // guards.go
+		guarded = &guardRun{}
+		if msg, e = w.guardRequest(ctx, guarded, &env, msg, tool); e != nil {
+			w.auditGuarded(env, msg, tool, received, e, guarded)
+			_ = reply.Error(span.fail(e))
+			return
+		}
+	}
 
 	perRequest, e := w.callHeaders(ctx, &env) // usercreds.go: a user's own credential
 	if e != nil {
@@ -204,8 +214,11 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 			return r, err
 		})
 	}
+	if err == nil && guarded != nil && len(resp.Error) == 0 && len(w.guards.result) > 0 {
+		resp, err = w.guardResult(ctx, guarded, &env, resp, tool) // guards.go
+	}
 	rec := callRecord{env: env, method: msg.Method, tool: tool, start: start, bytesIn: len(req.Data()), cache: cached,
-		received: received, params: msg.Params}
+		received: received, params: sent, guards: guarded.list()}
 	if err != nil && tracked.cancelledByClient() {
 		err, rec.cancelled = w.clientCancelled(msg.ID), true
 	}
