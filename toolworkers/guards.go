@@ -143,12 +143,20 @@ func (w *Worker) runGuards(ctx context.Context, run *guardRun, guards []config.G
 	return payload, changed, nil
 }
 
-// what names a phase's payload in reasons.
+// what names a phase's payload in reasons, with its verb: "arguments
+// are", "result is".
 func what(phase string) string {
 	if phase == bus.GuardPhaseResult {
 		return "result"
 	}
 	return "arguments"
+}
+
+func whatIs(phase string) string {
+	if phase == bus.GuardPhaseResult {
+		return "the result is"
+	}
+	return "the arguments are"
 }
 
 // builtinGuard runs a built-in guard on payload.
@@ -159,7 +167,7 @@ func builtinGuard(g config.Guard, phase string, payload json.RawMessage) guardVe
 	switch g.Kind {
 	case config.GuardSizeLimit:
 		if int64(len(payload)) > g.MaxBytes {
-			return block(fmt.Sprintf("the %s are %d bytes, over the limit of %d", what(phase), len(payload), g.MaxBytes))
+			return block(fmt.Sprintf("%s %d bytes, over the limit of %d", whatIs(phase), len(payload), g.MaxBytes))
 		}
 	case config.GuardBlockPatterns:
 		if len(payload) == 0 {
@@ -167,7 +175,7 @@ func builtinGuard(g config.Guard, phase string, payload json.RawMessage) guardVe
 		}
 		v, ok := decodeJSON(payload)
 		if !ok {
-			return block("the " + what(phase) + " are not JSON")
+			return block(whatIs(phase) + " not JSON")
 		}
 		var hit string
 		walkStrings(v, func(s string) (string, bool) {
@@ -179,7 +187,7 @@ func builtinGuard(g config.Guard, phase string, payload json.RawMessage) guardVe
 			return s, false
 		})
 		if hit != "" {
-			return block("the " + what(phase) + " match " + hit)
+			return block("a string in the " + what(phase) + " matches " + hit)
 		}
 	case config.GuardMask:
 		if len(payload) == 0 {
@@ -187,7 +195,7 @@ func builtinGuard(g config.Guard, phase string, payload json.RawMessage) guardVe
 		}
 		v, ok := decodeJSON(payload)
 		if !ok {
-			return block("the " + what(phase) + " are not JSON")
+			return block(whatIs(phase) + " not JSON")
 		}
 		counts := map[string]int{}
 		v, changed := walkStrings(v, func(s string) (string, bool) {

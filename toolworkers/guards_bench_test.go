@@ -32,3 +32,34 @@ func BenchmarkWorkerToolsCallMaskOn(b *testing.B) {
 		},
 	}}})
 }
+
+// The guard alone, without the call around it: what one built-in guard
+// adds to a small tools/call.
+func BenchmarkGuardPatternsPass(b *testing.B) {
+	g := config.Guard{Name: "no-keys", Kind: config.GuardBlockPatterns, Request: true,
+		Patterns: []config.GuardPattern{{Name: "aws_access_key", RE: regexp.MustCompile(config.GuardPresets["aws_access_key"])}}}
+	args := []byte(`{"text":"m12345"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if v := builtinGuard(g, "request", args); v.err != nil {
+			b.Fatal(v.err)
+		}
+	}
+}
+
+func BenchmarkGuardMaskResult(b *testing.B) {
+	g := config.Guard{Name: "mask", Kind: config.GuardMask, Result: true,
+		Patterns: []config.GuardPattern{{Name: "aws_access_key", RE: regexp.MustCompile(config.GuardPresets["aws_access_key"])}}}
+	for _, c := range []struct{ name, result string }{
+		{"NoMatch", `{"content":[{"type":"text","text":"m12345"}]}`},
+		{"Match", `{"content":[{"type":"text","text":"key AKIAIOSFODNN7EXAMPLE"}]}`},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			res := []byte(c.result)
+			b.ReportAllocs()
+			for b.Loop() {
+				builtinGuard(g, "result", res)
+			}
+		})
+	}
+}

@@ -31,7 +31,7 @@ func (w *Worker) askGuard(ctx context.Context, g config.Guard, phase string, env
 		return guardFailed(g, phase, "the "+what(phase)+" could not be sent to it (not JSON)")
 	}
 	if int64(len(data)) > w.nc.MaxPayload()-4096 {
-		return guardFailed(g, phase, "the "+what(phase)+" are too large to send to it over the bus")
+		return guardFailed(g, phase, whatIs(phase)+" too large to send to it over the bus")
 	}
 	cctx, cancel := context.WithTimeout(ctx, g.Timeout)
 	defer cancel()

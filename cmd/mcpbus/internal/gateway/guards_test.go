@@ -94,7 +94,7 @@ mcp_servers:
 		t.Fatalf("a plain call: %q %v", got, e)
 	}
 	_, e := guardEcho(t, cs, "please rm  -rf / now")
-	if e == nil || mcpbusCode(e) != bus.ErrGuardBlocked.Code || !strings.Contains(e.Message, `guard "no-rm" blocked the call: the arguments match patterns[0]`) {
+	if e == nil || mcpbusCode(e) != bus.ErrGuardBlocked.Code || !strings.Contains(e.Message, `guard "no-rm" blocked the call: a string in the arguments matches patterns[0]`) {
 		t.Fatalf("a blocked pattern: %v", e)
 	}
 	_, e = guardEcho(t, cs, strings.Repeat("x", 300))
