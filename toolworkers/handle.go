@@ -184,7 +184,7 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 	// Whom a signed call's token names (credential/signed.go).
 	ctx = signing.WithCall(ctx, signing.Call{Caller: env.Caller, RequestID: env.RequestID, Method: msg.Method, Tool: tool})
 	if env.Modern() && msg.Method == bus.MethodToolsCall {
-		if e := w.checkParamHeaders(ctx, l, &env, tool, params); e != nil { // params.go
+		if e := w.checkParamHeaders(ctx, l, &env, tool, sent); e != nil { // params.go: the headers against what the caller sent (a guard may have changed it)
 			w.auditRefused(env, msg, tool, received, e)
 			_ = reply.Error(span.fail(e))
 			return
