@@ -243,6 +243,18 @@ mcp_servers:
 			t.Errorf("the guard saw the caller's key or its token: %s", s)
 		}
 	}
+	// The guards role takes guard requests and nothing else: not a
+	// worker's calls, nor sending one.
+	spy, v := tcpAs(t, g.NATSURL(), "policy-guard", guardPW)
+	if _, err := spy.Subscribe(bus.ToolRPC("a"), func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	v.expect(t, "a guard subscribing to a server's calls", bus.ToolRPC("a"))
+	if err := spy.Publish(bus.ToolRPC("a"), []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	v.expect(t, "a guard sending a server a call", bus.ToolRPC("a"))
+
 	recs := guardAudit(t, g, 3)
 	if r := recs[1]; r.Outcome != bus.AuditDenied || r.ErrorCode != bus.ErrGuardBlocked.Code || guardsOf(r) != "policy/request/block" ||
 		r.Guards[0].Reason != "destructive SQL is not allowed" || r.RequestID != req.RequestID {
