@@ -290,14 +290,18 @@ func walkStrings(v any, f func(string) (string, bool)) (any, bool) {
 	return v, false
 }
 
-// auditGuarded records a tools/call the request guards refused: denied
-// when one blocked it, else error (a fail-closed guard did not answer).
+// auditGuarded records a tools/call refused before it went upstream, by a
+// request guard or after the guards ran (run is nil when none did), with
+// msg as the caller sent it: denied when a guard blocked it (or a
+// permission refused it), else error (a fail-closed guard did not answer,
+// a missing per-user credential, ...).
 func (w *Worker) auditGuarded(env bus.Envelope, msg *bus.Message, tool string, received time.Time, e *bus.Error, run *guardRun) {
 	if w.audit == nil {
 		return
 	}
 	outcome := bus.AuditError
-	if e.Kind == bus.ErrGuardBlocked {
+	switch e.Kind {
+	case bus.ErrGuardBlocked, bus.ErrToolNotAllowed, bus.ErrNotPermitted:
 		outcome = bus.AuditDenied
 	}
 	w.auditCall(callRecord{env: env, method: msg.Method, tool: tool, received: received, params: msg.Params, errCode: e.Kind.Code, guards: run.list()}, outcome)

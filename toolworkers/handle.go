@@ -145,7 +145,8 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 	defer cancel()
 	tracked := w.track(&env, msg.ID, cancel)
 	defer w.untrack(env.RequestID, tracked)
-	sent := msg.Params // what the caller sent, for the audit record
+	asSent := msg // what the caller sent, for the audit record
+	sent := msg.Params
 	var guarded *guardRun
 	if w.guards != nil && tool != "" { // guards.go
 		guarded = &guardRun{}
@@ -158,7 +159,7 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 
 	perRequest, e := w.callHeaders(ctx, &env) // usercreds.go: a user's own credential
 	if e != nil {
-		w.auditRefused(env, msg, tool, received, e)
+		w.auditGuarded(env, asSent, tool, received, e, guarded)
 		_ = reply.Error(span.fail(e))
 		return
 	}
@@ -185,7 +186,7 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 	ctx = signing.WithCall(ctx, signing.Call{Caller: env.Caller, RequestID: env.RequestID, Method: msg.Method, Tool: tool})
 	if env.Modern() && msg.Method == bus.MethodToolsCall {
 		if e := w.checkParamHeaders(ctx, l, &env, tool, sent); e != nil { // params.go: the headers against what the caller sent (a guard may have changed it)
-			w.auditRefused(env, msg, tool, received, e)
+			w.auditGuarded(env, asSent, tool, received, e, guarded)
 			_ = reply.Error(span.fail(e))
 			return
 		}
