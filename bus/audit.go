@@ -123,16 +123,18 @@ type AuditRecord struct {
 	ErrorCode          string          `json:"error_code,omitempty"` // catalog code, or the upstream's JSON-RPC code
 	DurationMS         float64         `json:"duration_ms"`          // in the worker
 	UpstreamMS         float64         `json:"upstream_ms"`          // waiting for the upstream (0 if never sent)
-	// Guards are the guardrail decisions on the call (issue 21 part 4);
-	// none yet.
+	// Guards are the decisions of the guards that ran on the call
+	// (guard.go, docs/GUARDS.md), in the order they ran.
 	Guards []AuditGuard `json:"guards,omitempty"`
 }
 
-// AuditGuard is one guardrail's decision on a call.
+// AuditGuard is one guard's decision on a call.
 type AuditGuard struct {
-	Name     string `json:"name"`
-	Decision string `json:"decision"` // e.g. "allow", "deny", "redact"
-	Reason   string `json:"reason,omitempty"`
+	Name     string  `json:"name"`     // the guard's guardrail_name
+	Phase    string  `json:"phase"`    // GuardPhaseRequest or GuardPhaseResult
+	Decision string  `json:"decision"` // GuardPass, GuardModify, GuardBlock, GuardFailOpen, GuardFailClosed
+	Reason   string  `json:"reason,omitempty"`
+	MS       float64 `json:"ms"` // how long it took (µs resolution)
 }
 
 // Validate checks what a publisher must hold to: a request id, a server, a

@@ -94,6 +94,7 @@ var kinds = []Kind{ErrBadRequest, ErrSessionNotFound, ErrParse, ErrInvalidReques
 	ErrModelNotFound, ErrModelNotAllowed, ErrProvider, ErrContextLength, ErrProviderRejected, ErrContentPolicy, // llm.go
 	ErrBudgetExceeded,                    // llm_limits.go
 	ErrAgentNotFound, ErrAgentNotAllowed, // a2a.go
+	ErrGuardBlocked, ErrGuardUnavailable, // guard.go
 	ErrRouteNotExposed,        // routes.go
 	ErrUserCredentialRequired, // usercreds.go
 	ErrToolPending,            // pins.go

@@ -50,10 +50,14 @@ const (
 	// requests, sends events to POST streams, records agent usage, and
 	// reads the agents bucket (agents.go).
 	RoleAgents Role = "agents"
+	// RoleGuards serves external guards (guard.go, docs/GUARDS.md): it
+	// takes the guard requests of every call it is asked about, and
+	// answers them.
+	RoleGuards Role = "guards"
 )
 
 // Roles are the roles a configured bus user may hold.
-var Roles = []Role{RoleAuth, RoleRegistry, RoleRouter, RoleWorkers, RoleIngress, RoleUsage, RoleAudit, RoleServers, RoleConnector, RoleLLM, RoleAgents}
+var Roles = []Role{RoleAuth, RoleRegistry, RoleRouter, RoleWorkers, RoleIngress, RoleUsage, RoleAudit, RoleServers, RoleConnector, RoleLLM, RoleAgents, RoleGuards}
 
 // BusUser is one user of the embedded NATS server.
 type BusUser struct {

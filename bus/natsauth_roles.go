@@ -176,6 +176,7 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		p, s = kvFollower(BucketSigningKeys, []string{SigningKeyCurrent})
 		pub, sub = append(pub, p...), append(sub, s...)
 		p, s = serving(servers)
+		pub = append(pub, GuardSubject("*")) // external guards (guard.go)
 		return append(pub, p...), append(sub, s...), true
 	case RoleConnector:
 		// A worker limited to servers that asks the registry for their
@@ -198,6 +199,10 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 	case RoleAudit:
 		// The audit stream, read with gets like the usage stream.
 		return streamReader(StreamAudit), nil, false
+	case RoleGuards:
+		// External guards: the guard requests, answered once each; nothing
+		// else (guard.go).
+		return nil, []string{GuardSubject("*")}, true
 	case RoleServers:
 		pub, sub = kvFollower(BucketServers, nil)
 		return pub, sub, false

@@ -108,6 +108,11 @@ type ServerSpec struct {
 	// withhold or flag.
 	ToolPinning string `json:"tool_pinning,omitempty"`
 
+	// Guardrails names the guards (the config's guardrails list, by
+	// guardrail_name) that run on this server's tools/calls besides those
+	// with default_on (guard.go, docs/GUARDS.md).
+	Guardrails []string `json:"guardrails,omitempty"`
+
 	// Source says who made the record: "config" (re-applied at every start) or "api".
 	Source string `json:"source,omitempty"`
 

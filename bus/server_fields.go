@@ -265,6 +265,8 @@ var ServerFields = []ServerField{
 		cost: func(s *ServerSpec) *map[string]float64 { return &s.CostPerQuery }},
 	// mcpbus's pinned tool definitions (pins.go): off, withhold or flag.
 	{Name: "tool_pinning", Kind: KindString, str: func(s *ServerSpec) *string { return &s.ToolPinning }},
+	// The guards on its tools/calls besides default_on ones (guard.go).
+	listField("guardrails", KindList, func(s *ServerSpec) *[]string { return &s.Guardrails }),
 	// Operations: drain and canary (server_ops.go).
 	operation(ServerField{Name: "drain", Kind: KindBool, flag: func(s *ServerSpec) *bool { return &s.Drain }}),
 	operation(strField("canary_url", SecretURL, func(s *ServerSpec) *string { return &s.CanaryURL })),

@@ -92,6 +92,15 @@ func (f *File) readGuardrails(p *problems, n *yaml.Node, env LookupEnv) {
 	for i, item := range dn.Content {
 		at := "guardrails[" + strconv.Itoa(i) + "]"
 		name, kind, params := guardrailEntry(item)
+		if strings.HasPrefix(kind, "mcpbus_") { // guards.go
+			if g, ok := readGuard(p, at, item, params, kind, env); ok {
+				if slices.ContainsFunc(f.Guards, func(o Guard) bool { return o.Name == g.Name }) {
+					p.errorf(at+".guardrail_name", strconv.Quote(g.Name)+" names another guard too: servers name guards by it")
+				}
+				f.Guards = append(f.Guards, g)
+			}
+			continue
+		}
 		if kind != "mcp_jwt_signer" {
 			ignored = append(ignored, strconv.Quote(name)+" ("+kind+")")
 			continue

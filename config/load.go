@@ -116,6 +116,10 @@ type File struct {
 	// upstream requests are not signed.
 	SignedCalls *SignedCalls
 
+	// Guards are the guardrails of mcpbus's kinds (guards.go,
+	// docs/GUARDS.md), in the file's order.
+	Guards []Guard
+
 	// BusUsers is general_settings.mcp_bus_users: who, besides serve's own
 	// services, may connect to the embedded NATS server, and with which roles
 	// (bususers.go).
@@ -233,6 +237,7 @@ func ParseParts(name string, data []byte, env LookupEnv, parts Parts) (*File, er
 	if !parts.SkipServers {
 		f.Servers = readServers(p, servers, env)
 		f.checkPublicURL(p, env) // oauth2_flow.go
+		f.checkServerGuards(p)   // guards.go
 	}
 	if !parts.SkipAgents {
 		if len(agents) > 1 {

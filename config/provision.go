@@ -39,6 +39,9 @@ type Upstream struct {
 	BYOK bool
 	// ToolPinning is tool_pinning (bus/pins.go): "" (off), withhold or flag.
 	ToolPinning string
+	// Guardrails are the guards this server names besides default_on ones
+	// (guards.go, docs/GUARDS.md).
+	Guardrails []string
 	// DetectTransport: the config gave no transport, so the worker tries
 	// Streamable HTTP and falls back to the HTTP+SSE transport when the
 	// server refuses it (the MCP spec's backwards compatibility).
@@ -194,6 +197,7 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 		CanaryURL:        r.CanaryURL,
 		CanaryPercent:    r.CanaryPercent,
 		ToolPinning:      spec.ToolPinning,
+		Guardrails:       spec.Guardrails,
 		BreakerCooldown:  durationOr(base, "circuit_breaker_cooldown", r.CircuitBreakerCooldown, DefaultBreakerCooldown, &errs),
 	}
 	if c.Transport == TransportConnector {
@@ -332,6 +336,7 @@ func upstream(c checked, r, spec bus.ServerSpec) *Upstream {
 	// (x-mcp-auth, or x-mcp-<server>-<header>).
 	up.CredentialFromRequest = !c.AuthValueGiven && bus.HeaderAuthType(c.AuthType)
 	up.BYOK = c.BYOK
+	up.Guardrails = c.Guardrails
 	if c.ToolPinning != bus.PinningOff {
 		up.ToolPinning = c.ToolPinning
 	}

@@ -53,6 +53,7 @@ type checked struct {
 	CanaryURL        string            `yaml:"canary_url" validate:"omitempty,parseurl,httpscheme,urlhost"`
 	CanaryPercent    int               `yaml:"canary_percent" validate:"lte=100"`
 	ToolPinning      string            `yaml:"tool_pinning" validate:"pinning"`
+	Guardrails       []string          `yaml:"guardrails" validate:"dive,guardname"`
 }
 
 var validatorOnce = sync.OnceValue(func() *validator.Validate {
@@ -72,6 +73,7 @@ var validatorOnce = sync.OnceValue(func() *validator.Validate {
 	must(v.RegisterValidation("servername", str(serverNameRE.MatchString)))
 	must(v.RegisterValidation("headername", str(validHeaderName)))
 	must(v.RegisterValidation("pinning", str(func(s string) bool { return s == "" || slices.Contains(bus.PinningModes, s) })))
+	must(v.RegisterValidation("guardname", str(func(s string) bool { return bus.CheckGuardName(s) == nil })))
 	must(v.RegisterValidation("headervalue", str(validHeaderValue)))
 	must(v.RegisterValidation("authtype", str(func(s string) bool {
 		for _, t := range AuthTypes {
@@ -185,6 +187,8 @@ func message(fe validator.FieldError, c *checked, showURL bool) string {
 		return authTypeMessage()
 	case "pinning":
 		return pinningValues
+	case "guardname":
+		return "must name guardrails by guardrail_name: 1 to 64 characters of A-Z a-z 0-9 _ - (docs/GUARDS.md)"
 	case "byok":
 		return "each user brings their own credential, sent in the auth_type header: needs auth_type api_key, bearer_token, basic, authorization or token (got " +
 			cmp.Or(c.AuthType, "none") + "), no auth_value (there is no shared one), and transport http or sse"

@@ -103,6 +103,7 @@ func (w *Worker) auditRecord(rec callRecord, outcome string, end time.Time) bus.
 		Tool:      rec.tool,
 		Outcome:   outcome,
 		ErrorCode: rec.errCode,
+		Guards:    rec.guards,
 		// µs resolution, as usage events
 		DurationMS: float64(end.Sub(received).Microseconds()) / 1000,
 	}
@@ -122,6 +123,8 @@ func auditOutcome(rec callRecord) string {
 	switch {
 	case rec.cancelled:
 		return bus.AuditCancelled
+	case rec.errCode == bus.ErrGuardBlocked.Code: // guards.go
+		return bus.AuditDenied
 	case rec.status == "ok":
 		return bus.AuditOK
 	}

@@ -145,10 +145,21 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 	defer cancel()
 	tracked := w.track(&env, msg.ID, cancel)
 	defer w.untrack(env.RequestID, tracked)
+	asSent := msg // what the caller sent, for the audit record
+	sent := msg.Params
+	var guarded *guardRun
+	if w.guards != nil && tool != "" { // guards.go
+		guarded = &guardRun{}
+		if msg, e = w.guardRequest(ctx, guarded, &env, msg, tool); e != nil {
+			w.auditGuarded(env, msg, tool, received, e, guarded)
+			_ = reply.Error(span.fail(e))
+			return
+		}
+	}
 
 	perRequest, e := w.callHeaders(ctx, &env) // usercreds.go: a user's own credential
 	if e != nil {
-		w.auditRefused(env, msg, tool, received, e)
+		w.auditGuarded(env, asSent, tool, received, e, guarded)
 		_ = reply.Error(span.fail(e))
 		return
 	}
@@ -174,8 +185,8 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 	// Whom a signed call's token names (credential/signed.go).
 	ctx = signing.WithCall(ctx, signing.Call{Caller: env.Caller, RequestID: env.RequestID, Method: msg.Method, Tool: tool})
 	if env.Modern() && msg.Method == bus.MethodToolsCall {
-		if e := w.checkParamHeaders(ctx, l, &env, tool, params); e != nil { // params.go
-			w.auditRefused(env, msg, tool, received, e)
+		if e := w.checkParamHeaders(ctx, l, &env, tool, sent); e != nil { // params.go: the headers against what the caller sent (a guard may have changed it)
+			w.auditGuarded(env, asSent, tool, received, e, guarded)
 			_ = reply.Error(span.fail(e))
 			return
 		}
@@ -204,8 +215,11 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 			return r, err
 		})
 	}
+	if err == nil && guarded != nil && len(resp.Error) == 0 && len(w.guards.result) > 0 {
+		resp, err = w.guardResult(ctx, guarded, &env, resp, tool) // guards.go
+	}
 	rec := callRecord{env: env, method: msg.Method, tool: tool, start: start, bytesIn: len(req.Data()), cache: cached,
-		received: received, params: msg.Params}
+		received: received, params: sent, guards: guarded.list()}
 	if err != nil && tracked.cancelledByClient() {
 		err, rec.cancelled = w.clientCancelled(msg.ID), true
 	}

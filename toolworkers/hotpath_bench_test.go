@@ -32,6 +32,12 @@ func benchWorker(b *testing.B, stream, credential bool) {
 // benchWorkerAudit is benchWorker with audit a (audit.go); on, the audit
 // stream exists, so each record is stored as in a gateway.
 func benchWorkerAudit(b *testing.B, stream, credential bool, a config.Audit) {
+	benchWorkerOpts(b, stream, credential, Options{Audit: a})
+}
+
+// benchWorkerOpts is benchWorker with the worker's options o (audit,
+// guards).
+func benchWorkerOpts(b *testing.B, stream, credential bool, o Options) {
 	s := mcp.NewServer(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "echo"}, func(_ context.Context, _ *mcp.CallToolRequest, in struct {
 		Text string `json:"text"`
@@ -46,7 +52,7 @@ func benchWorkerAudit(b *testing.B, stream, credential bool, a config.Audit) {
 		spec.AuthType, spec.AuthValue = "bearer_token", "bench-token-0123456789abcdef"
 		spec.StaticHeaders = map[string]string{"X-Tenant": "bench-tenant-42"}
 	}
-	if a.Enabled {
+	if o.Audit.Enabled {
 		js, err := jetstream.New(nc)
 		if err != nil {
 			b.Fatal(err)
@@ -55,7 +61,8 @@ func benchWorkerAudit(b *testing.B, stream, credential bool, a config.Audit) {
 			b.Fatal(err)
 		}
 	}
-	w, err := Start(bustest.Conn(b, ns), spec, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Audit: a})
+	o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	w, err := Start(bustest.Conn(b, ns), spec, o)
 	if err != nil {
 		b.Fatal(err)
 	}

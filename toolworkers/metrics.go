@@ -38,6 +38,9 @@ type Metrics struct {
 	// hit skips hashing four label values per call.
 	series      sync.Map // callKey -> *callSeries
 	cacheSeries sync.Map // callKey{server, method, status: outcome} -> prometheus.Counter
+	// Guard decisions (metrics_guards.go).
+	guards      *prometheus.CounterVec
+	guardSeries sync.Map // guardKey -> prometheus.Counter
 }
 
 type callKey struct{ server, method, tool, status, variant string }
@@ -84,8 +87,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "1 for each server this process hosts whose record says drain: its workers take no new calls.",
 		}, []string{"server"}),
 		workers: map[*Worker]struct{}{},
+		guards:  newGuardDecisions(), // metrics_guards.go
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.duration, m.errors, m.cache, m.usage, m.inCalls, m.drained, stateCollector{m}} {
+	for _, c := range []prometheus.Collector{m.calls, m.duration, m.errors, m.cache, m.usage, m.inCalls, m.drained, stateCollector{m}, m.guards} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -23,6 +23,8 @@ type callRecord struct {
 	received  time.Time
 	params    json.RawMessage
 	cancelled bool
+	// guards: the guards' decisions (guards.go), nil when none ran.
+	guards []bus.AuditGuard
 }
 
 // observe records one finished call: a usage event on the bus (usage.go) and

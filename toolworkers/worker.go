@@ -77,6 +77,9 @@ type Options struct {
 	// ToolPinning is general_settings.mcp_tool_pinning: the tool_pinning
 	// of a server whose record sets none (pins.go); "" is off.
 	ToolPinning string
+	// Guards are the config's guards (guards.go): those with default_on,
+	// and those the server's guardrails name, run on its tools/calls.
+	Guards []config.Guard
 }
 
 // Worker serves one upstream server on the bus.
@@ -151,6 +154,9 @@ type Worker struct {
 	// pins: the server's pinned tool definitions (pins.go); nil when
 	// tool_pinning is off. A canary shares its stable worker's.
 	pins *toolPins
+	// guards: the guards on the server's tools/calls (guards.go); nil when
+	// none applies.
+	guards *guardChain
 }
 
 // Start provisions spec (resolving its credentials in this process) and registers
@@ -183,6 +189,9 @@ func Start(nc *nats.Conn, spec bus.ServerSpec, o Options) (*Worker, error) {
 			return nil, fmt.Errorf("worker for server %q: mcp_servers.%s.oauth2_flow: authorization_code sends each user to sign in and back to <gateway>/oauth/callback: set %s (or general_settings.mcp_oauth.resource) to the gateway's public URL",
 				spec.Name, spec.Name, config.PublicURLEnv)
 		}
+	}
+	if err := checkGuardNames(o.Guards, up.Guardrails); err != nil { // guards.go
+		return nil, fmt.Errorf("worker for server %q: mcp_servers.%s.%w", spec.Name, spec.Name, err)
 	}
 	w := newWorker(nc, up, spec, o)
 	w.startCanary(spec, o) // canary.go
@@ -223,6 +232,7 @@ func newWorker(nc *nats.Conn, up *config.Upstream, spec bus.ServerSpec, o Option
 	w.changes = changeNotices{w: w, window: 250 * time.Millisecond}
 	w.lists = sharedLists{js: o.JetStream, server: up.Name}
 	w.pins = newToolPins(w, bus.EffectivePinning(spec.ToolPinning, o.ToolPinning), o.JetStream)
+	w.guards = newGuardChain(o.Guards, up.Guardrails) // guards.go
 	w.era = &upstream.Era{}
 	if up.SpecVersion != "" {
 		w.era = upstream.PinnedEra(up.SpecVersion) // the operator pinned a revision

@@ -126,6 +126,8 @@ func (f workerFlags) workerOptions() (toolworkers.Options, []string, *config.Sig
 		o.ConfigServers, signed = cfg.Servers, cfg.SignedCalls
 		o.Audit = cfg.Audit             // general_settings.mcp_audit: the workers record calls
 		o.ToolPinning = cfg.ToolPinning // general_settings.mcp_tool_pinning
+		// Guardrails of mcpbus's kinds (docs/GUARDS.md).
+		o.Guards = cfg.Guards
 		// natsSecurity is a pointer: the flags, completed by the file.
 		*f.natsSecurity = natsJoin(*f.natsSecurity, cfg.NATSJoin)
 	}

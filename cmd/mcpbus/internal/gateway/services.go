@@ -183,7 +183,8 @@ func (g *Gateway) startWorkers(ctx, runCtx context.Context, o Options, conn func
 			ConfigServers: o.Config.Servers, Secrets: g.secrets,
 			Metrics: m, Signer: WorkerSigner(runCtx, wc, o.Config.SignedCalls, g.secrets, o.Log), // signing.go
 			PublicURL: config.PublicURL(o.Env, o.Config.OAuth), Audit: o.Config.Audit,
-			ToolPinning: o.Config.ToolPinning},
+			ToolPinning: o.Config.ToolPinning,
+			Guards:      o.Config.Guards}, // guardrails of mcpbus's kinds (docs/GUARDS.md)
 		Only: o.WorkerServers,
 	})
 	return err
