@@ -32,6 +32,14 @@ type feature struct {
 var features = []feature{
 	{name: "audit", general: "  mcp_audit: {enabled: true}\n"},
 	{name: "pinning", server: "    tool_pinning: withhold\n"},
+	// Two built-in guards (docs/GUARDS.md): patterns on the arguments, a
+	// mask of secrets on the result; both pass the echo calls.
+	{name: "guards", server: "    guardrails: [bench-patterns, bench-mask]\n", topLevel: `guardrails:
+  - guardrail_name: bench-patterns
+    litellm_params: {guardrail: mcpbus_block_patterns, mode: pre_mcp_call, patterns: ['rm\s+-rf', '(?i)drop\s+table']}
+  - guardrail_name: bench-mask
+    litellm_params: {guardrail: mcpbus_mask, mode: post_mcp_call, presets: [aws_access_key, bearer_token, email]}
+`},
 }
 
 // featureConfig is the bench config with f's lines.
