@@ -148,7 +148,12 @@ func connectorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	// No JetStream for OAuth2 tokens: they stay in this process, like every
 	// other credential of these servers.
-	wo := toolworkers.Options{Log: log, MaxInFlight: f.maxInFlight, ConfigServers: cfg.Servers, Secrets: secrets, Metrics: metrics}
+	// The guards of this file (docs/GUARDS.md) run on its servers' calls:
+	// built-in ones here; an external one's requests need the hub's guard
+	// process and a bus user allowed to ask it, which a connector's is not,
+	// so it fails as its fail setting says.
+	wo := toolworkers.Options{Log: log, MaxInFlight: f.maxInFlight, ConfigServers: cfg.Servers, Secrets: secrets, Metrics: metrics,
+		Guards: cfg.Guards}
 	reach, names := map[string]bus.ServerSpec{}, []string(nil)
 	for _, s := range specs {
 		reach[s.Name], names = s, append(names, s.Name)

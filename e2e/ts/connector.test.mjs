@@ -128,6 +128,11 @@ describe('mcpbus connector: servers only it reaches, through a leaf node', { tim
         '    url: os.environ/PRIVATE_URL',
         '    auth_type: api_key',
         '    auth_value: os.environ/PRIVATE_KEY',
+        // A built-in guard of the connector's own config runs on its
+        // workers, on every server it serves (docs/GUARDS.md).
+        'guardrails:',
+        '  - guardrail_name: laptop-no-rm',
+        "    litellm_params: {guardrail: mcpbus_block_patterns, mode: pre_mcp_call, default_on: true, patterns: ['rm\\s+-rf']}",
         '',
       ].join('\n'),
     );
@@ -178,6 +183,18 @@ describe('mcpbus connector: servers only it reaches, through a leaf node', { tim
     );
     text(slow);
     assert.deepEqual(progress, [1, 2, 3], 'progress from a connector\'s server must reach the caller');
+  });
+
+  test('the connector\'s own guards run on its servers\' calls', { timeout: 15000 }, async () => {
+    const client = await connect(master());
+    const blocked = await client.callTool({ name: `private_api${SEP}echo`, arguments: { text: 'then rm -rf /' } }).then(
+      (r) => r,
+      (e) => e,
+    );
+    assert.ok(blocked instanceof Error, `a call the connector's guard blocks was answered: ${JSON.stringify(blocked)}`);
+    assert.match(blocked.message, /laptop-no-rm/);
+    const r = await client.callTool({ name: `private_api${SEP}echo`, arguments: { text: 'harmless' } });
+    assert.equal(text(r), 'harmless');
   });
 
   test('a server\'s own endpoint /mcp/private_api reaches the connector directly', { timeout: 20000 }, async () => {
