@@ -8,11 +8,11 @@ import (
 
 func TestTokensSplitsNamesAndStems(t *testing.T) {
 	cases := map[string][]string{
-		"github-create_issue":         {"github", "create", "issue"},
-		"listPullRequests":            {"list", "pull", "request"},
-		"HTTPServer.getURLForID":      {"http", "server", "get", "url", "id"},
-		"db.query-rows":               {"db", "query", "row"},
-		"Create an issue in the repo": {"create", "issue", "repo"},
+		"github-create_issue":                     {"github", "create", "issue"},
+		"listPullRequests":                        {"list", "pull", "request"},
+		"HTTPServer.getURLForID":                  {"http", "server", "get", "url", "id"},
+		"db.query-rows":                           {"db", "query", "row"},
+		"Create an issue in the repo":             {"create", "issue", "repo"},
 		"search repositories, branches and boxes": {"search", "repository", "branch", "box"},
 		"a b  x":       nil,
 		"status class": {"status", "class"},
