@@ -107,3 +107,14 @@ func BenchmarkIndex500(b *testing.B) {
 		New(docs)
 	}
 }
+
+// A word said twice in a query counts once: repeating it cannot push the
+// tools that have it past better matches.
+func TestSearchCountsAQueryWordOnce(t *testing.T) {
+	docs := catalogue(100)
+	ix := New(docs)
+	once, thrice := ix.Search("create issue", 0), ix.Search("issue create issue issue", 0)
+	if len(once) == 0 || !slices.Equal(once, thrice) {
+		t.Fatalf("Search(create issue) = %v, Search(issue create issue issue) = %v: want the same", names(docs, once), names(docs, thrice))
+	}
+}
