@@ -246,3 +246,38 @@ func TestToolSearchFollowsListChangesAndPins(t *testing.T) {
 		}
 	}
 }
+
+// call_tool is the call itself: the upstream's progress reaches the caller
+// under the caller's token, and its sampling request is answered by the
+// caller, in both protocol eras (a 2026-07-28 caller is asked by
+// input_required, and its retry with the requestState goes through
+// call_tool as well).
+func TestToolSearchCallToolRelaysProgressAndSampling(t *testing.T) {
+	g, _, _ := relayGateway(t)
+	for _, era := range []string{"2025-11-25", ""} {
+		name := era
+		if era == "" {
+			name = "2026-07-28"
+		}
+		t.Run(name, func(t *testing.T) {
+			progress := &progressLog{}
+			cs, err := connectEra(t, g.URL()+"/mcp", withSearch(bearer(master), "on"), samplingClient("from the client", progress), era)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := relayCall(callCtx(t), cs, &mcp.CallToolParams{Name: "call_tool",
+				Arguments: map[string]any{"name": "beta__sample", "arguments": map[string]any{}}, Meta: mcp.Meta{"progressToken": "tok-7"}})
+			if err != nil || got != "beta sampled: from the client (to: question from beta)" {
+				t.Fatalf("call_tool beta__sample: %q %v", got, err)
+			}
+			bustest.Eventually(t, 30*time.Second, "two progress notifications", func() error {
+				return bustest.AtLeast("progress notifications", len(progress.got()), 2)
+			})
+			for i, p := range progress.got() {
+				if p.ProgressToken != "tok-7" || p.Progress != float64(i+1) || p.Message != "beta" {
+					t.Fatalf("progress %d: token %v progress %v message %q", i, p.ProgressToken, p.Progress, p.Message)
+				}
+			}
+		})
+	}
+}
