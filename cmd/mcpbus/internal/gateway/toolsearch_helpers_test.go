@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -62,7 +63,7 @@ func slackTools() []catalogTool {
 
 // catalogUpstream serves a go-sdk server named name with tools, 20 a
 // page. Every call answers "<name>/<tool>: <arguments as JSON>".
-func catalogUpstream(t *testing.T, name string, tools []catalogTool) string {
+func catalogUpstream(t testing.TB, name string, tools []catalogTool) string {
 	t.Helper()
 	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: "1"}, &mcp.ServerOptions{PageSize: 20})
 	for _, tl := range tools {
@@ -76,7 +77,9 @@ func catalogUpstream(t *testing.T, name string, tools []catalogTool) string {
 				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name + "/" + req.Params.Name + ": " + string(req.Params.Arguments)}}}, nil
 			})
 	}
-	return serveGoSDK(t, s)
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/mcp"
 }
 
 func splitComma(s string) []string {
