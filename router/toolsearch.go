@@ -197,9 +197,8 @@ func (r *Router) callTool(ctx context.Context, v *searchView, msg *bus.Message, 
 		}
 		p["arguments"] = raw
 	}
-	inner := &bus.Message{JSONRPC: "2.0", ID: msg.ID, Method: bus.MethodToolsCall, Params: marshal(p)}
 	if v.bare {
-		return r.forward(ctx, v.a.h, requestBody(inner.ID, inner.Method, inner.Params), v.a.env, v.a.servers[0])
+		return r.forward(ctx, v.a.h, requestBody(msg.ID, bus.MethodToolsCall, marshal(p)), v.a.env, v.a.servers[0])
 	}
-	return r.callByName(ctx, v.a, inner, kindTools)
+	return r.callNamed(ctx, v.a, &bus.Message{ID: msg.ID, Method: bus.MethodToolsCall}, kindTools, p, name)
 }
