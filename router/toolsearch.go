@@ -32,6 +32,23 @@ const (
 	maxQueryLen        = 1024
 )
 
+// toolSearchNote ends initialize's (and server/discover's) instructions in
+// tool search mode, so an agent knows why it sees three tools.
+const toolSearchNote = "Tool search mode: this gateway lists three tools in place of all the tools you may use. " +
+	"Find tools by words with search_tools, read one's parameters with describe_tool, and call it by name with call_tool."
+
+// withSearchNote is instructions with toolSearchNote when env is in tool
+// search mode.
+func withSearchNote(env bus.Envelope, instructions string) string {
+	switch {
+	case !env.ToolSearch:
+		return instructions
+	case instructions == "":
+		return toolSearchNote
+	}
+	return instructions + "\n\n" + toolSearchNote
+}
+
 // searchToolsList is tools/list's result in tool search mode.
 var searchToolsList = json.RawMessage(`{"tools":[` +
 	`{"name":"search_tools","title":"Search tools",` +

@@ -46,6 +46,9 @@ func TestToolSearchKeyOptIn(t *testing.T) {
 			if got := searchModeTools(t, cs); !slices.Equal(got, searchMetaTools) {
 				t.Fatalf("tools/list in search mode = %q, want %q", got, searchMetaTools)
 			}
+			if in := cs.InitializeResult().Instructions; !strings.Contains(in, "Tool search mode") {
+				t.Fatalf("instructions in search mode: %q", in)
+			}
 
 			res, text := searchTools(t, cs, "create a github issue", 0)
 			if len(res.Tools) == 0 || res.Tools[0].Name != "github-create_issue" || res.Total != 72 {
@@ -140,6 +143,9 @@ func TestToolSearchHeaderOptIn(t *testing.T) {
 	}
 	if got := searchModeTools(t, plain); len(got) != 101 {
 		t.Fatalf("tools/list without the header: %d tools", len(got))
+	}
+	if in := plain.InitializeResult().Instructions; strings.Contains(in, "Tool search mode") {
+		t.Fatalf("instructions without the header: %q", in)
 	}
 	on, err := connect(t, g.URL()+"/mcp", withSearch(bearer(master), "on"))
 	if err != nil {
