@@ -35,6 +35,7 @@ type toolIndex struct {
 	missing []string
 	at      time.Time
 	ttl     time.Duration
+	gen     uint64 // the catalog's generation it was built at
 }
 
 const (
@@ -43,6 +44,8 @@ const (
 	indexTTL = pageTTL
 	// maxLineRunes bounds a description's line in search results.
 	maxLineRunes = 200
+	// maxIndexes bounds the indexes kept; the one built longest ago goes.
+	maxIndexes = 64
 )
 
 // searchView is the tools a tool search request covers: an aggregation, or
@@ -59,8 +62,7 @@ func (v *searchView) key() string { return "search|" + v.a.viewKey(kindTools) }
 // Concurrent builds of one view collapse into one.
 func (r *Router) index(ctx context.Context, v *searchView, refresh bool) *toolIndex {
 	key := v.key()
-	cached, _ := r.cat.view(key)
-	if t, ok := cached.(*toolIndex); ok && time.Since(t.at) < t.ttl && (!refresh || time.Since(t.at) < minRefresh) {
+	if t := r.cat.index(key); t != nil && time.Since(t.at) < t.ttl && (!refresh || time.Since(t.at) < minRefresh) {
 		return t
 	}
 	got, _, _ := r.cat.sf.Do(key, func() (any, error) { return r.buildIndex(ctx, v, key), nil })
@@ -71,6 +73,9 @@ func (r *Router) index(ctx context.Context, v *searchView, refresh bool) *toolIn
 // a call would name it, and indexes them.
 func (r *Router) buildIndex(ctx context.Context, v *searchView, key string) *toolIndex {
 	a := v.a
+	// A change of the catalog during the fetch (a list_changed) may have
+	// come after a server answered: what is built from it is not kept.
+	before := r.cat.generation()
 	lists := make([][]json.RawMessage, len(a.servers))
 	var wg sync.WaitGroup
 	for i, s := range a.servers {
@@ -90,6 +95,7 @@ func (r *Router) buildIndex(ctx context.Context, v *searchView, key string) *too
 		}(i)
 	}
 	wg.Wait()
+	stable := r.cat.generation() == before
 	// The catalog learns the lists too, so a call by name needs no fetch.
 	bare := make([][]string, len(lists))
 	for i, items := range lists {
@@ -104,12 +110,12 @@ func (r *Router) buildIndex(ctx context.Context, v *searchView, key string) *too
 			r.cat.put(a.entryKey(kindTools, i), bare[i])
 		}
 	}
-	_, gen := r.cat.view(key)
+	gen := r.cat.generation()
 	name := func(p pair) string { return p.name }
 	if !v.bare {
 		name = r.namer(ctx, a, kindTools)
 	}
-	t := &toolIndex{byName: map[string]int{}, at: time.Now(), ttl: indexTTL}
+	t := &toolIndex{byName: map[string]int{}, at: time.Now(), ttl: indexTTL, gen: gen}
 	type tool struct {
 		name string
 		def  json.RawMessage
@@ -117,8 +123,8 @@ func (r *Router) buildIndex(ctx context.Context, v *searchView, key string) *too
 	var all []tool
 	for i, items := range lists {
 		if items == nil {
+			t.missing = append(t.missing, a.servers[i].Name)
 			if !a.servers[i].Drain {
-				t.missing = append(t.missing, a.servers[i].Name)
 				t.ttl = failedRetry
 			}
 			continue
@@ -146,17 +152,54 @@ func (r *Router) buildIndex(ctx context.Context, v *searchView, key string) *too
 	}
 	t.ix = search.New(docs)
 	// Keep it only if the catalog still holds the lists it was built from
-	// (no list_changed in between); a later change drops it (gen).
-	if r.listsHeld(v, bare) {
-		r.cat.keepView(key, t, gen)
+	// (no list_changed in between); a later change retires it (gen).
+	if stable && r.listsHeld(v, bare) {
+		r.cat.keepIndex(key, t)
 	}
 	return t
+}
+
+// index is the kept index of view key, if the catalog has not changed since
+// it was built.
+func (c *catalog) index(key string) *toolIndex {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.indexes[key]; t != nil && t.gen == c.gen {
+		return t
+	}
+	return nil
+}
+
+func (c *catalog) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// keepIndex keeps t for view key unless the catalog changed since it was
+// built, making room by dropping the index built longest ago.
+func (c *catalog) keepIndex(key string, t *toolIndex) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.gen != c.gen {
+		return
+	}
+	if _, ok := c.indexes[key]; !ok && len(c.indexes) >= maxIndexes {
+		oldest := ""
+		for k, x := range c.indexes {
+			if oldest == "" || x.at.Before(c.indexes[oldest].at) {
+				oldest = k
+			}
+		}
+		delete(c.indexes, oldest)
+	}
+	c.indexes[key] = t
 }
 
 // listsHeld reports whether the catalog holds exactly the lists bare.
 func (r *Router) listsHeld(v *searchView, bare [][]string) bool {
 	if v.bare {
-		return true // a one-server view keeps no catalog entries; its gen still guards it
+		return true // it keeps no catalog entries
 	}
 	for i, items := range bare {
 		if items == nil {
