@@ -129,6 +129,9 @@ func applyCommon(f bus.CommonFields, rpm *int, metadata *map[string]any, blocked
 		*rpm = *f.RPMLimit
 	}
 	if f.Metadata != nil {
+		if _, _, e := bus.MetaBool(*f.Metadata, bus.MetaToolSearch); e != nil {
+			return e
+		}
 		*metadata = *f.Metadata
 	}
 	if f.Blocked != nil {

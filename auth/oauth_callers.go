@@ -78,6 +78,7 @@ func (s *service) checkOAuth(c *bus.OAuthCaller) (bus.Identity, []rateLimit, *bu
 		Permissions: Effective(bus.KeyRecord{}, team, org),
 		RateLimited: len(limits) > 0,
 		Expires:     &exp,
+		ToolSearch:  toolSearch(bus.KeyRecord{}, team),
 	}, limits, nil
 }
 

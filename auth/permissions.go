@@ -212,3 +212,16 @@ func intersect(a, b []string) []string {
 	}
 	return out
 }
+
+// toolSearch is whether a key's requests are in tool search mode
+// (bus.MetaToolSearch): the key's metadata says, else its team's.
+func toolSearch(key bus.KeyRecord, team *bus.TeamRecord) bool {
+	if on, set, _ := bus.MetaBool(key.Metadata, bus.MetaToolSearch); set {
+		return on
+	}
+	if team != nil {
+		on, _, _ := bus.MetaBool(team.Metadata, bus.MetaToolSearch)
+		return on
+	}
+	return false
+}

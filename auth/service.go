@@ -337,6 +337,7 @@ func (s *service) check(keyHash string) (bus.Identity, []rateLimit, *bus.Error) 
 		Permissions: Effective(key, team, org),
 		RateLimited: len(limits) > 0,
 		Expires:     key.Expires,
+		ToolSearch:  toolSearch(key, team),
 	}, limits, nil
 }
 

@@ -70,6 +70,10 @@ type Identity struct {
 	RateLimited bool `json:"rate_limited,omitempty"`
 	// Expires is when the key stops working, if it expires.
 	Expires *time.Time `json:"expires,omitempty"`
+	// ToolSearch: the key (or its team) asks for tool search mode on every
+	// request (metadata MetaToolSearch, toolsearch.go); a request's
+	// ClientToolSearch header overrides it.
+	ToolSearch bool `json:"tool_search,omitempty"`
 }
 
 // UserKey is whom per-user state (upstream credentials) belongs to: the
@@ -130,6 +134,9 @@ type Envelope struct {
 	// name after the prefix, canonical -> the value as sent), which the
 	// worker checks against the tool's x-mcp-header annotations.
 	ParamHeaders map[string]string
+	// ToolSearch: the router answers tools/list and tools/call in tool
+	// search mode (toolsearch.go), as the ingress settled it.
+	ToolSearch bool
 }
 
 // Header encodes e as NATS headers.
@@ -166,6 +173,9 @@ func (e *Envelope) WriteTo(h nats.Header) {
 	set(HeaderProtocolVer, e.ProtocolVersion)
 	set(HeaderClientCapabilities, string(e.ClientCapabilities))
 	set(HeaderLogLevel, e.LogLevel)
+	if e.ToolSearch {
+		set(HeaderToolSearch, "on")
+	}
 	for k, v := range e.Forward {
 		h[HeaderForwardPrefix+k] = []string{v}
 	}
@@ -276,6 +286,7 @@ func ReadEnvelope(h nats.Header) (Envelope, error) {
 		Session:         get(HeaderSession),
 		ProtocolVersion: get(HeaderProtocolVer),
 		LogLevel:        get(HeaderLogLevel),
+		ToolSearch:      get(HeaderToolSearch) == "on",
 	}
 	if c := get(HeaderClientCapabilities); c != "" {
 		e.ClientCapabilities = json.RawMessage(c)

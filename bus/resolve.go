@@ -122,7 +122,7 @@ func resolveAll(cache ServerSource, env Envelope) (ServerSpec, []ServerSpec, *Er
 // exactly one server the caller may use. Anything else, including every
 // refusal, goes through the router, which gives the one answer for it.
 func Direct(cache ServerSource, env Envelope, msg *Message) (ServerSpec, bool) {
-	if cache == nil || msg == nil || !msg.IsRequest() || routerAnswers(msg.Method) {
+	if cache == nil || msg == nil || !msg.IsRequest() || routerAnswers(msg.Method) || SearchesTools(env, msg.Method) {
 		return ServerSpec{}, false
 	}
 	if _, parked := ParkedCall(msg.Params); parked {

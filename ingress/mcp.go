@@ -227,6 +227,13 @@ func (g *Ingress) identify(r *http.Request, req *request, id bus.Identity, serve
 	if e := bus.CheckSelection(servers, "the server selection"); e != nil {
 		return e
 	}
+	// Tool search mode: the key's setting, unless the request says
+	// (bus/toolsearch.go; "off" lets a client opt out).
+	on, set, e := bus.ToolSearchRequested(r.Header)
+	if e != nil {
+		return e
+	}
+	req.env.ToolSearch = on || (!set && id.ToolSearch)
 	if req.modern {
 		return nil // its version is in _meta, checked there (modern.go)
 	}

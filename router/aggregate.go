@@ -83,6 +83,12 @@ func (r *Router) callByName(ctx context.Context, a *agg, msg *bus.Message, k *ki
 	if name == "" {
 		return nil, bus.Errorf(bus.ErrInvalidParams, "%s: params.name is required", msg.Method)
 	}
+	return r.callNamed(ctx, a, msg, k, p, name)
+}
+
+// callNamed routes msg, whose params are p, to the server behind the exposed
+// name, with the bare name in p (tool search's call_tool comes here too).
+func (r *Router) callNamed(ctx context.Context, a *agg, msg *bus.Message, k *kind, p map[string]json.RawMessage, name string) ([]byte, *bus.Error) {
 	target, e := r.lookupName(ctx, a, k, name)
 	if e != nil {
 		return nil, e

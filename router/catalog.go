@@ -80,10 +80,14 @@ type catalog struct {
 	views   map[string]any         // *nameMap or *uriMap by viewKey
 	gen     uint64                 // bumped by every change, so a view built meanwhile is not kept
 	sf      singleflight.Group
+	// indexes are tool search indexes by view (toolindex.go), valid while
+	// gen is theirs; at most maxIndexes.
+	indexes map[string]*toolIndex
 }
 
 func newCatalog() *catalog {
-	return &catalog{entries: map[entryKey]*entry{}, failed: map[entryKey]time.Time{}, views: map[string]any{}}
+	return &catalog{entries: map[entryKey]*entry{}, failed: map[entryKey]time.Time{}, views: map[string]any{},
+		indexes: map[string]*toolIndex{}}
 }
 
 // put stores a server's whole list.

@@ -28,12 +28,16 @@ type discoverResult struct {
 
 // discover answers server/discover for one server.
 func (r *Router) discover(ctx context.Context, env bus.Envelope, msg *bus.Message, s bus.ServerSpec) ([]byte, *bus.Error) {
-	return discovered(msg, r.infoOne(ctx, env, s, msg.Method)), nil
+	m := r.infoOne(ctx, env, s, msg.Method)
+	m.instructions = withSearchNote(env, m.instructions)
+	return discovered(msg, m), nil
 }
 
 // discoverAll answers server/discover for an aggregation.
 func (r *Router) discoverAll(ctx context.Context, a *agg, msg *bus.Message) ([]byte, *bus.Error) {
-	return discovered(msg, r.infoAll(ctx, a, msg.Method)), nil
+	m := r.infoAll(ctx, a, msg.Method)
+	m.instructions = withSearchNote(a.env, m.instructions)
+	return discovered(msg, m), nil
 }
 
 // discovered is the DiscoverResult for m. It is not to be reused (ttlMs 0)

@@ -50,9 +50,23 @@ func (r *Router) entries(ctx context.Context, a *agg, k *kind, refresh bool) [][
 
 // fetchCatalog walks every page of server i's list of kind k.
 func (r *Router) fetchCatalog(ctx context.Context, a *agg, i int, k *kind) ([]string, *bus.Error) {
+	raw, e := r.fetchItems(ctx, a, i, k)
+	if e != nil {
+		return nil, e
+	}
+	items := make([]string, len(raw))
+	for j, it := range raw {
+		items[j] = k.key(it)
+	}
+	return items, nil
+}
+
+// fetchItems walks every page of server i's list of kind k and returns its
+// items as listed (tool search indexes whole definitions: toolindex.go).
+func (r *Router) fetchItems(ctx context.Context, a *agg, i int, k *kind) ([]json.RawMessage, *bus.Error) {
 	s := a.servers[i]
 	h := withoutStream(a.h)
-	items := []string{}
+	items := []json.RawMessage{}
 	next := ""
 	for range maxCatalogPages {
 		var params json.RawMessage
@@ -74,9 +88,7 @@ func (r *Router) fetchCatalog(ctx context.Context, a *agg, i int, k *kind) ([]st
 		if e != nil {
 			return nil, e
 		}
-		for _, it := range p.items {
-			items = append(items, k.key(it))
-		}
+		items = append(items, p.items...)
 		if p.next == "" {
 			return items, nil
 		}

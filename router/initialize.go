@@ -51,7 +51,7 @@ func (r *Router) initialize(ctx context.Context, env bus.Envelope, msg *bus.Mess
 		ProtocolVersion: version,
 		Capabilities:    m.caps,
 		ServerInfo:      m.server,
-		Instructions:    m.instructions,
+		Instructions:    withSearchNote(env, m.instructions),
 	}
 	out, _ := json.Marshal(res)
 	return bus.ResultResponse(msg.ID, out), nil
@@ -135,7 +135,7 @@ func (r *Router) initializeAll(ctx context.Context, a *agg, msg *bus.Message) ([
 		ProtocolVersion: version,
 		Capabilities:    m.caps,
 		ServerInfo:      m.server,
-		Instructions:    m.instructions,
+		Instructions:    withSearchNote(a.env, m.instructions),
 	}
 	out, _ := json.Marshal(res)
 	return bus.ResultResponse(msg.ID, out), nil

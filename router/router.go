@@ -184,6 +184,9 @@ func (r *Router) route(ctx context.Context, req micro.Request, env bus.Envelope,
 		r.auditRefusal(env, msg, e) // audit.go
 		return nil, e
 	}
+	if bus.SearchesTools(env, msg.Method) {
+		return r.toolSearch(ctx, nats.Header(req.Headers()), req.Data(), env, msg, server, many) // toolsearch.go
+	}
 	if many != nil {
 		return r.aggregate(ctx, nats.Header(req.Headers()), req.Data(), env, msg, many) // aggregate.go
 	}
