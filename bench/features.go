@@ -32,6 +32,9 @@ type feature struct {
 var features = []feature{
 	{name: "audit", general: "  mcp_audit: {enabled: true}\n"},
 	{name: "pinning", server: "    tool_pinning: withhold\n"},
+	// Tool search (docs/AGGREGATION.md): the request opts in by header and
+	// calls echo through call_tool, the way a client in the mode does.
+	{name: "tool-search", callVia: "call_tool", header: map[string]string{"X-Mcpbus-Tool-Search": "on"}},
 	// Two built-in guards (docs/GUARDS.md): patterns on the arguments, a
 	// mask of secrets on the result; both pass the echo calls.
 	{name: "guards", server: "    guardrails: [bench-patterns, bench-mask]\n", topLevel: `guardrails:
