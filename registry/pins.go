@@ -72,7 +72,6 @@ func (reg *Registry) addPinEndpoints(svc micro.Service) error {
 	return nil
 }
 
-
 func (reg *Registry) pinsList(ctx context.Context, _ bus.Envelope, in bus.PinRef, spec bus.ServerSpec) (any, *bus.Error) {
 	out := bus.PinList{Server: in.Server, ToolPinning: bus.EffectivePinning(spec.ToolPinning, reg.o.ToolPinning), Pins: []bus.PinSummary{}}
 	w, err := reg.o.PinsKV.WatchFiltered(ctx, []string{bus.PinKeys(in.Server)}, jetstream.IgnoreDeletes())
