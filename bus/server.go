@@ -108,6 +108,13 @@ type ServerSpec struct {
 	// withhold or flag.
 	ToolPinning string `json:"tool_pinning,omitempty"`
 
+	// Durable tool calls (tasks.go, docs/TASKS.md): the tools a client may
+	// run as tasks ("*": every one; none: tasks off), how long a task is
+	// kept, and how many unfinished tasks one caller may have here.
+	Tasks         []string `json:"tasks,omitempty"`
+	TaskRetention string   `json:"task_retention,omitempty"`
+	TaskMaxOpen   int      `json:"task_max_open_per_key,omitempty"`
+
 	// Source says who made the record: "config" (re-applied at every start) or "api".
 	Source string `json:"source,omitempty"`
 

@@ -55,6 +55,8 @@ type Router struct {
 	// live acknowledges and keeps alive the requests the router takes.
 	workers *bus.WorkerRequester
 	live    *bus.Responder
+	// tstore is the tasks bucket (tasks.go).
+	tstore taskStore
 }
 
 // DefaultSeparator and DefaultListTimeout apply when Options leaves them unset.
@@ -177,6 +179,11 @@ func (r *Router) route(ctx context.Context, req micro.Request, env bus.Envelope,
 	server, many, e := r.resolve(env) // resolve.go
 	if e != nil {
 		return nil, e
+	}
+	if bus.TaskMethod(msg.Method) {
+		if out, e, handled := r.task(ctx, env, msg, server, many); handled { // tasks.go
+			return out, e
+		}
 	}
 	if many != nil {
 		return r.aggregate(ctx, nats.Header(req.Headers()), req.Data(), env, msg, many) // aggregate.go

@@ -148,6 +148,8 @@ type Worker struct {
 	// pins: the server's pinned tool definitions (pins.go); nil when
 	// tool_pinning is off. A canary shares its stable worker's.
 	pins *toolPins
+	// tasks: the server's durable tool calls (tasks.go); nil when off.
+	tasks *workerTasks
 }
 
 // Start provisions spec (resolving its credentials in this process) and registers
@@ -220,6 +222,7 @@ func newWorker(nc *nats.Conn, up *config.Upstream, spec bus.ServerSpec, o Option
 	w.changes = changeNotices{w: w, window: 250 * time.Millisecond}
 	w.lists = sharedLists{js: o.JetStream, server: up.Name}
 	w.pins = newToolPins(w, up.ToolPinning, o.JetStream)
+	w.tasks = newWorkerTasks(w, up.Tasks, o.JetStream) // tasks.go
 	w.era = &upstream.Era{}
 	if up.SpecVersion != "" {
 		w.era = upstream.PinnedEra(up.SpecVersion) // the operator pinned a revision
@@ -277,6 +280,10 @@ func (w *Worker) serve() error {
 		return err
 	}
 	if err := w.pins.follow(); err != nil { // pins.go
+		w.Stop()
+		return err
+	}
+	if err := w.tasks.listen(); err != nil { // tasks.go
 		w.Stop()
 		return err
 	}
@@ -398,6 +405,7 @@ func (w *Worker) Stop() {
 	if w.variant == variantStable {
 		w.pins.end()
 	}
+	w.tasks.end()
 	w.changes.stop()
 	w.leases.stop()
 	w.parks.Range(func(_, p any) bool { p.(*park).end(); return true }) // their upstream calls stop
