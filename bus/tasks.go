@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -258,7 +259,8 @@ type TaskParams struct {
 }
 
 // ReadTaskParams reads params.task: absent (ok false), or an object with an
-// optional ttl in milliseconds (a whole number, 0 or more).
+// optional ttl in milliseconds (a number, 0 or more; at most
+// MaxTaskRetention counts).
 func ReadTaskParams(params json.RawMessage) (p TaskParams, ok bool, e *Error) {
 	raw, found, amb := Field(params, "task")
 	if amb {
@@ -274,11 +276,11 @@ func ReadTaskParams(params json.RawMessage) (p TaskParams, ok bool, e *Error) {
 		return p, false, Errorf(ErrInvalidParams, "tools/call: params.task must be an object ({} or {\"ttl\": milliseconds})")
 	}
 	if t.TTL != nil {
-		ms, err := t.TTL.Int64()
-		if err != nil || ms < 0 {
-			return p, false, Errorf(ErrInvalidParams, "tools/call: params.task.ttl must be a whole number of milliseconds, 0 or more")
+		ms, err := t.TTL.Float64()
+		if err != nil || ms < 0 || math.IsInf(ms, 0) {
+			return p, false, Errorf(ErrInvalidParams, "tools/call: params.task.ttl must be a number of milliseconds, 0 or more")
 		}
-		p.TTL = time.Duration(min(ms, MaxTaskRetention.Milliseconds())) * time.Millisecond
+		p.TTL = time.Duration(min(ms, float64(MaxTaskRetention.Milliseconds()))) * time.Millisecond
 	}
 	return p, true, nil
 }

@@ -148,8 +148,10 @@ func (r *Router) taskResult(ctx context.Context, kv jetstream.KeyValue, key stri
 	_ = r.nc.Flush()
 	wait := time.NewTimer(bus.TaskResultWait)
 	defer wait.Stop()
+	var seen uint64
+	stale := 0 // reads since a change was announced that found no newer revision
 	for {
-		rec, _, e := readTask(ctx, kv, key, msg.Method)
+		rec, rev, e := readTask(ctx, kv, key, msg.Method)
 		if e != nil {
 			return nil, e
 		}
@@ -157,10 +159,21 @@ func (r *Router) taskResult(ctx context.Context, kv jetstream.KeyValue, key stri
 			return taskOutcome(msg, rec), nil
 		}
 		// Wake up when the record changes, or when its lease would run out
-		// (a dead worker writes nothing more).
-		lease := time.NewTimer(max(time.Until(rec.LeaseUntil)+100*time.Millisecond, 100*time.Millisecond))
+		// (a dead worker writes nothing more). A write is announced to
+		// subscribers before the stream may have stored it: a read after
+		// an announcement that finds no newer revision is tried again soon.
+		next := max(time.Until(rec.LeaseUntil)+100*time.Millisecond, 100*time.Millisecond)
+		if rev != seen {
+			stale = 0
+		} else if stale > 0 && stale < 8 {
+			next = time.Duration(stale) * 25 * time.Millisecond
+			stale++
+		}
+		seen = rev
+		lease := time.NewTimer(next)
 		select {
 		case <-changed:
+			stale = max(stale, 1)
 		case <-lease.C:
 		case <-wait.C:
 			lease.Stop()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -233,5 +234,225 @@ func TestTaskSurvivesTheIngressBeingStopped(t *testing.T) {
 	var list struct{ Tasks []taskView }
 	if json.Unmarshal(r.result, &list) != nil || len(list.Tasks) != 1 || list.Tasks[0].TaskID != task.TaskID || list.Tasks[0].Status != bus.TaskCompleted {
 		t.Fatalf("tasks/list: %s", r.body)
+	}
+}
+
+// A task is its caller's alone: another key gets "task not found" for it
+// on every task method, exactly as for an id that does not exist, and does
+// not see it listed; the owner's tasks/result waits for the call to end.
+func TestTaskIsOnlyItsCallers(t *testing.T) {
+	g, up := tasksGateway(t, "")
+	url := g.URL() + "/mcp/jobs"
+	alice := generateKey(t, g.URL(), map[string]any{"key_alias": "alice"})
+	bob := generateKey(t, g.URL(), map[string]any{"key_alias": "bob"})
+	ha, _ := taskSession(t, url, bearer(alice))
+	hb, _ := taskSession(t, url, bearer(bob))
+
+	task := startTask(t, url, ha, "slow", "alice's")
+	up.waitStarted(t)
+	missing := bus.NewTaskID("jobs")
+	for _, id := range []string{task.TaskID, missing} {
+		for _, method := range []string{"tasks/get", "tasks/result", "tasks/cancel"} {
+			r := post(t, url, hb, rpc(method, 11, fmt.Sprintf(`{"taskId":%q}`, id)))
+			if r.rpcErr.Code != -32602 || !strings.Contains(r.rpcErr.Message, "task not found") {
+				t.Fatalf("bob's %s of %s: %s", method, id, r.body)
+			}
+		}
+	}
+	if r := post(t, url, hb, rpc("tasks/list", 12, `{}`)); string(r.result) != `{"tasks":[]}` {
+		t.Fatalf("bob's tasks/list: %s", r.body)
+	}
+
+	// Alice's tasks/result waits for the call, then answers its result.
+	got := make(chan rawResponse, 1)
+	go func() { got <- post(t, url, ha, rpc("tasks/result", 13, fmt.Sprintf(`{"taskId":%q}`, task.TaskID))) }()
+	if v, r := getTask(t, url, ha, task.TaskID); v.Status != bus.TaskWorking {
+		t.Fatalf("alice's tasks/get: %s", r.body)
+	}
+	up.release <- "done"
+	select {
+	case r := <-got:
+		if !strings.Contains(string(r.result), `"text":"alice's: done"`) {
+			t.Fatalf("alice's tasks/result: %s", r.body)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("tasks/result did not answer after the call ended: %s", g.logs.String())
+	}
+	// Bob still cannot see it, finished.
+	if _, r := getTask(t, url, hb, task.TaskID); r.rpcErr.Code != -32602 {
+		t.Fatalf("bob's tasks/get of the finished task: %s", r.body)
+	}
+}
+
+// tasks/cancel stops the upstream call and leaves the task cancelled for
+// good; a second cancel is refused as the spec says.
+func TestTaskCancelStopsTheUpstreamCall(t *testing.T) {
+	g, up := tasksGateway(t, "")
+	url := g.URL() + "/mcp/jobs"
+	h, _ := taskSession(t, url, bearer(master))
+	task := startTask(t, url, h, "slow", "doomed")
+	up.waitStarted(t)
+	r := post(t, url, h, rpc("tasks/cancel", 14, fmt.Sprintf(`{"taskId":%q}`, task.TaskID)))
+	var v taskView
+	if json.Unmarshal(r.result, &v) != nil || v.Status != bus.TaskCancelled || v.TaskID != task.TaskID {
+		t.Fatalf("tasks/cancel: %s", r.body)
+	}
+	select {
+	case <-up.cancelled:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the upstream call was not cancelled")
+	}
+	if v, r := getTask(t, url, h, task.TaskID); v.Status != bus.TaskCancelled {
+		t.Fatalf("tasks/get after cancel: %s", r.body)
+	}
+	r = post(t, url, h, rpc("tasks/cancel", 15, fmt.Sprintf(`{"taskId":%q}`, task.TaskID)))
+	if r.rpcErr.Code != -32602 || !strings.Contains(r.rpcErr.Message, "already in terminal status 'cancelled'") {
+		t.Fatalf("second tasks/cancel: %s", r.body)
+	}
+	// The call's end did not overwrite it.
+	bustest.Eventually(t, 10*time.Second, "the task stays cancelled", func() error {
+		v, _ := getTask(t, url, h, task.TaskID)
+		return bustest.Want("status", v.Status, bus.TaskCancelled)
+	})
+}
+
+// Per server: only the listed tools run as tasks (another is refused as
+// the spec says, -32601, naming the setting), and one caller may hold only
+// task_max_open_per_key unfinished tasks; a finished one frees its place.
+func TestTaskLimitsAndAllowedTools(t *testing.T) {
+	g, up := tasksGateway(t, ", task_max_open_per_key: 2")
+	url := g.URL() + "/mcp/jobs"
+	h, _ := taskSession(t, url, bearer(master))
+
+	r := post(t, url, h, rpc("tools/call", 16, `{"name":"quick","arguments":{},"task":{}}`))
+	if r.rpcErr.Code != -32601 || !strings.Contains(r.rpcErr.Message, "mcp_servers.jobs.tasks") {
+		t.Fatalf("quick as a task: %s", r.body)
+	}
+	if r := post(t, url, h, rpc("tools/call", 17, `{"name":"quick","arguments":{}}`)); !strings.Contains(string(r.result), `"quick"`) {
+		t.Fatalf("quick, plainly: %s", r.body)
+	}
+	startTask(t, url, h, "slow", "one")
+	startTask(t, url, h, "slow", "two")
+	up.waitStarted(t)
+	up.waitStarted(t)
+	r = post(t, url, h, rpc("tools/call", 18, `{"name":"slow","arguments":{"job":"three"},"task":{}}`))
+	if r.rpcErr.Data["mcpbus_code"] != bus.ErrTaskLimit.Code || !strings.Contains(r.rpcErr.Message, "task_max_open_per_key: 2") {
+		t.Fatalf("a third open task: %s", r.body)
+	}
+	up.release <- "done"
+	bustest.Eventually(t, 30*time.Second, "a finished task frees a place", func() error {
+		r := post(t, url, h, rpc("tools/call", 19, `{"name":"slow","arguments":{"job":"three"},"task":{}}`))
+		if r.rpcErr.Code != 0 {
+			return fmt.Errorf("%s", r.body)
+		}
+		return nil
+	})
+	up.release <- "done"
+	up.release <- "done"
+}
+
+// A task is kept for its retention, then it is gone.
+func TestTaskRetentionExpires(t *testing.T) {
+	g, up := tasksGateway(t, ", task_retention: 1s")
+	url := g.URL() + "/mcp/jobs"
+	h, _ := taskSession(t, url, bearer(master))
+	task := startTask(t, url, h, "slow", "brief")
+	if task.TTL == nil || *task.TTL != 1000 {
+		t.Fatalf("ttl %v, want the retention (1000 ms) over the 60000 asked", task.TTL)
+	}
+	up.waitStarted(t)
+	up.release <- "done"
+	bustest.Eventually(t, 30*time.Second, "the task expires", func() error {
+		_, r := getTask(t, url, h, task.TaskID)
+		if r.rpcErr.Code != -32602 {
+			return fmt.Errorf("tasks/get: %s", r.body)
+		}
+		return nil
+	})
+}
+
+// The 2026-07-28 tasks extension: the gateway advertises it in
+// server/discover; a client that declares it in its request's capabilities
+// gets a task (resultType "task") for a tool the server lets run as one,
+// polls tasks/get, which carries the result inline once it completes, and
+// a client that does not declare it gets the plain result.
+func TestTaskExtensionOfTheStatelessEra(t *testing.T) {
+	up := newJobsUpstream(t)
+	g := startGateway(t, fmt.Sprintf(`
+general_settings: {master_key: %s, mcp_stateless_protocol: true}
+mcp_servers:
+  jobs: {url: %q, tasks: ["*"]}
+`, master, up.url), nil)
+	url := g.URL() + "/mcp/jobs"
+	declared := func(body string) string {
+		return strings.Replace(body, `"io.modelcontextprotocol/clientCapabilities":{}`,
+			`"io.modelcontextprotocol/clientCapabilities":{"extensions":{"io.modelcontextprotocol/tasks":{}}}`, 1)
+	}
+	headers := func(method, name string) http.Header {
+		h := http.Header{"Authorization": {"Bearer " + master}, "Mcp-Protocol-Version": {bus.FirstModernVersion}, "Mcp-Method": {method}}
+		if name != "" {
+			h.Set("Mcp-Name", name)
+		}
+		return h
+	}
+	if r := modernPost(t, url, "server/discover", "", "{}"); !strings.Contains(string(r.body), `"extensions":{"io.modelcontextprotocol/tasks":{}}`) {
+		t.Fatalf("server/discover does not advertise the extension: %s", r.body)
+	}
+	r := modernRaw(t, url, headers("tools/call", "slow"), declared(modernBody("tools/call", `{"name":"slow","arguments":{"job":"modern"}}`, `"2026-07-28"`)))
+	var created struct {
+		ResultType, TaskID, Status string
+		TTLMs                      int64 `json:"ttlMs"`
+		PollIntervalMs             int64 `json:"pollIntervalMs"`
+	}
+	var env struct{ Result json.RawMessage }
+	if json.Unmarshal(r.body, &env) != nil || json.Unmarshal(env.Result, &created) != nil || created.ResultType != "task" ||
+		created.Status != bus.TaskWorking || created.TaskID == "" || created.TTLMs != bus.DefaultTaskRetention.Milliseconds() || created.PollIntervalMs <= 0 {
+		t.Fatalf("tools/call with the extension declared: HTTP %d %s", r.status, r.body)
+	}
+	up.waitStarted(t)
+	up.release <- "done"
+	bustest.Eventually(t, 30*time.Second, "tasks/get carries the result", func() error {
+		r := modernRaw(t, url, headers("tasks/get", created.TaskID), declared(modernBody("tasks/get", fmt.Sprintf(`{"taskId":%q}`, created.TaskID), `"2026-07-28"`)))
+		if !strings.Contains(string(r.body), `"status":"completed"`) || !strings.Contains(string(r.body), `"text":"modern: done"`) ||
+			!strings.Contains(string(r.body), `"resultType":"complete"`) {
+			return fmt.Errorf("HTTP %d %s", r.status, r.body)
+		}
+		return nil
+	})
+	// Without the extension declared: the plain result.
+	go func() { up.release <- "plain" }()
+	r = modernPost(t, url, "tools/call", "slow", `{"name":"slow","arguments":{"job":"undeclared"}}`)
+	if !strings.Contains(string(r.body), `"text":"undeclared: plain"`) {
+		t.Fatalf("tools/call without the extension: HTTP %d %s", r.status, r.body)
+	}
+}
+
+// On an aggregated endpoint (/mcp, several servers) the tasks capability is
+// declared when one server runs tasks, a prefixed tool runs as a task, and
+// the task methods answer for it.
+func TestTaskOnAnAggregatedEndpoint(t *testing.T) {
+	up := newJobsUpstream(t)
+	other := newJobsUpstream(t)
+	g := startGateway(t, fmt.Sprintf(`
+general_settings: {master_key: %s}
+mcp_servers:
+  jobs: {url: %q, tasks: [slow]}
+  plain: {url: %q}
+`, master, up.url, other.url), nil)
+	url := g.URL() + "/mcp"
+	h, caps := taskSession(t, url, bearer(master))
+	if !strings.Contains(string(caps), `"tasks":{"list":{},"cancel":{},"requests":{"tools":{"call":{}}}}`) {
+		t.Fatalf("aggregated initialize: %s", caps)
+	}
+	task := startTask(t, url, h, "jobs__slow", "aggregated")
+	up.waitStarted(t)
+	up.release <- "merged"
+	bustest.Eventually(t, 30*time.Second, "the aggregated task completes", func() error {
+		v, r := getTask(t, url, h, task.TaskID)
+		return bustest.Want("status", v.Status+r.rpcErr.Message, bus.TaskCompleted)
+	})
+	r := post(t, url, h, rpc("tasks/result", 21, fmt.Sprintf(`{"taskId":%q}`, task.TaskID)))
+	if !strings.Contains(string(r.result), `"text":"aggregated: merged"`) {
+		t.Fatalf("tasks/result: %s", r.body)
 	}
 }
