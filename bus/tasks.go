@@ -167,6 +167,16 @@ func TaskKey(owner, id string) string {
 	return owner + "." + id
 }
 
+// TaskOpenKey is the key of owner's unfinished tasks on server (TaskOpen):
+// the open limit is kept exact with compare-and-set on it, without
+// reading every task the owner has.
+func TaskOpenKey(owner, server string) string { return owner + "." + server + ".open" }
+
+// TaskOpen lists the ids of an owner's unfinished tasks on one server.
+type TaskOpen struct {
+	IDs []string `json:"ids"`
+}
+
 // TaskServerKeys is the key pattern of every task of server (a worker's
 // grant).
 func TaskServerKeys(server string) string { return "*." + server + ".*" }

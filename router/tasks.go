@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -166,7 +167,7 @@ func (r *Router) taskResult(ctx context.Context, kv jetstream.KeyValue, key stri
 		if rev != seen {
 			stale = 0
 		} else if stale > 0 && stale < 8 {
-			next = time.Duration(stale) * 25 * time.Millisecond
+			next = time.Duration(1<<stale) * time.Millisecond // 2 ms .. 128 ms
 			stale++
 		}
 		seen = rev
@@ -269,7 +270,7 @@ func (r *Router) listTasks(ctx context.Context, env bus.Envelope, msg *bus.Messa
 	owner := bus.TaskOwner(env.Caller)
 	next, err := bus.ScanTasks(ctx, r.nc, owner, "", from, func(e bus.KVEntry) bool {
 		var rec bus.TaskRecord
-		if e.Deleted || json.Unmarshal(e.Value, &rec) != nil || rec.Owner != owner || !servers[rec.Server] {
+		if e.Deleted || strings.HasSuffix(e.Key, ".open") || json.Unmarshal(e.Value, &rec) != nil || rec.Owner != owner || !servers[rec.Server] {
 			return true
 		}
 		cur, gone := rec.Now(now)

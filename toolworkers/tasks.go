@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -158,33 +159,117 @@ func (t *workerTasks) create(ctx context.Context, env bus.Envelope, tool string,
 	}
 	owner := bus.TaskOwner(env.Caller)
 	now := time.Now()
-	open := 0
-	_, err = bus.ScanTasks(ctx, w.nc, owner, w.up.Name, 0, func(e bus.KVEntry) bool {
-		var r bus.TaskRecord
-		if e.Deleted || json.Unmarshal(e.Value, &r) != nil {
-			return true
-		}
-		if cur, gone := r.Now(now); !gone && !bus.Terminal(cur.Status) {
-			open++
-		}
-		return true
-	})
-	if err != nil {
-		return bus.TaskRecord{}, bus.Wrap(bus.ErrServiceUnavailable, err, "tasks of server %q cannot be counted now (the tasks bucket is unavailable)", w.up.Name)
+	id := bus.NewTaskID(w.up.Name)
+	if e := t.claim(ctx, kv, env, owner, id); e != nil {
+		return bus.TaskRecord{}, e
 	}
-	if open >= t.cfg.MaxOpen {
-		return bus.TaskRecord{}, bus.Errorf(bus.ErrTaskLimit,
-			"%s has %d unfinished tasks on server %q, its limit (mcp_servers.%s.task_max_open_per_key: %d): wait for one to finish or cancel one (tasks/cancel)",
-			env.Caller.Who(), open, w.up.Name, w.up.Name, t.cfg.MaxOpen)
-	}
-	rec := bus.TaskRecord{TaskID: bus.NewTaskID(w.up.Name), Owner: owner, Server: w.up.Name, Tool: tool,
+	rec := bus.TaskRecord{TaskID: id, Owner: owner, Server: w.up.Name, Tool: tool,
 		Status: bus.TaskWorking, StatusMessage: "The call is running.", CreatedAt: now, UpdatedAt: now,
 		TTL: bus.TaskTTL(asked.TTL, t.cfg.Retention), LeaseUntil: now.Add(bus.TaskLease), Worker: t.id}
 	v, _ := json.Marshal(rec)
 	if _, err := kv.Create(ctx, bus.TaskKey(owner, rec.TaskID), v); err != nil {
+		t.unclaim(owner, id)
 		return bus.TaskRecord{}, bus.Wrap(bus.ErrServiceUnavailable, err, "the task could not be stored (tasks bucket)")
 	}
 	return rec, nil
+}
+
+// claim adds id to owner's unfinished tasks on this server, refusing it
+// over the limit. At the limit it first drops the ids whose task ended or
+// is gone (one whose worker died and left it listed).
+func (t *workerTasks) claim(ctx context.Context, kv jetstream.KeyValue, env bus.Envelope, owner, id string) *bus.Error {
+	w := t.w
+	key := bus.TaskOpenKey(owner, w.up.Name)
+	unavailable := func(err error) *bus.Error {
+		return bus.Wrap(bus.ErrServiceUnavailable, err, "tasks of server %q cannot be counted now (the tasks bucket is unavailable)", w.up.Name)
+	}
+	for range 8 {
+		var open bus.TaskOpen
+		var rev uint64
+		e, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+		case err != nil:
+			return unavailable(err)
+		default:
+			rev = e.Revision()
+			_ = json.Unmarshal(e.Value(), &open)
+		}
+		if len(open.IDs) >= t.cfg.MaxOpen {
+			open.IDs = t.stillOpen(ctx, kv, owner, open.IDs)
+		}
+		if len(open.IDs) >= t.cfg.MaxOpen {
+			return bus.Errorf(bus.ErrTaskLimit,
+				"%s has %d unfinished tasks on server %q, its limit (mcp_servers.%s.task_max_open_per_key: %d): wait for one to finish or cancel one (tasks/cancel)",
+				env.Caller.Who(), len(open.IDs), w.up.Name, w.up.Name, t.cfg.MaxOpen)
+		}
+		open.IDs = append(open.IDs, id)
+		v, _ := json.Marshal(open)
+		if rev == 0 {
+			_, err = kv.Create(ctx, key, v)
+		} else {
+			_, err = kv.Update(ctx, key, v, rev)
+		}
+		if err == nil {
+			return nil
+		}
+		if !isWrongSequence(err) && !errors.Is(err, jetstream.ErrKeyExists) {
+			return unavailable(err)
+		}
+	}
+	return unavailable(errors.New("the list of open tasks kept changing"))
+}
+
+// stillOpen is ids without the tasks that ended or are gone.
+func (t *workerTasks) stillOpen(ctx context.Context, kv jetstream.KeyValue, owner string, ids []string) []string {
+	now := time.Now()
+	var out []string
+	for _, id := range ids {
+		e, err := kv.Get(ctx, bus.TaskKey(owner, id))
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
+				out = append(out, id) // unknown: still counts
+			}
+			continue
+		}
+		var r bus.TaskRecord
+		if json.Unmarshal(e.Value(), &r) != nil {
+			continue
+		}
+		if cur, gone := r.Now(now); !gone && !bus.Terminal(cur.Status) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// unclaim removes id from owner's unfinished tasks on this server (its
+// task ended, or was never stored).
+func (t *workerTasks) unclaim(owner, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := t.bucket(ctx)
+	if err != nil {
+		return
+	}
+	key := bus.TaskOpenKey(owner, t.w.up.Name)
+	for range 8 {
+		e, err := kv.Get(ctx, key)
+		if err != nil {
+			return
+		}
+		var open bus.TaskOpen
+		_ = json.Unmarshal(e.Value(), &open)
+		i := slices.Index(open.IDs, id)
+		if i < 0 {
+			return
+		}
+		open.IDs = slices.Delete(open.IDs, i, i+1)
+		v, _ := json.Marshal(open)
+		if _, err = kv.Update(ctx, key, v, e.Revision()); err == nil || !isWrongSequence(err) {
+			return
+		}
+	}
 }
 
 // run makes the task's call, detached from the client's request: bounded
@@ -225,6 +310,7 @@ func (t *workerTasks) run(req micro.Request, env bus.Envelope, msg *bus.Message,
 	span.End()
 	stopLease()
 	t.finish(key, rec, got, modern)
+	t.unclaim(rec.Owner, rec.TaskID)
 }
 
 // finish writes the task's outcome, unless it was cancelled meanwhile (a
