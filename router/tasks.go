@@ -149,33 +149,29 @@ func (r *Router) taskResult(ctx context.Context, kv jetstream.KeyValue, key stri
 	_ = r.nc.Flush()
 	wait := time.NewTimer(bus.TaskResultWait)
 	defer wait.Stop()
-	var seen uint64
-	stale := 0 // reads since a change was announced that found no newer revision
+	poll := 50 * time.Millisecond // the next look without an announcement
 	for {
-		rec, rev, e := readTask(ctx, kv, key, msg.Method)
+		rec, _, e := readTask(ctx, kv, key, msg.Method)
 		if e != nil {
 			return nil, e
 		}
 		if bus.Terminal(rec.Status) {
 			return taskOutcome(msg, rec), nil
 		}
-		// Wake up when the record changes, or when its lease would run out
-		// (a dead worker writes nothing more). A write is announced to
-		// subscribers before the stream may have stored it: a read after
-		// an announcement that finds no newer revision is tried again soon.
-		next := max(time.Until(rec.LeaseUntil)+100*time.Millisecond, 100*time.Millisecond)
-		if rev != seen {
-			stale = 0
-		} else if stale > 0 && stale < 8 {
-			next = time.Duration(1<<stale) * time.Millisecond // 2 ms .. 128 ms
-			stale++
-		}
-		seen = rev
+		// Wake up when the record changes, or to look again: a write is
+		// announced before the stream may have stored it (a read right
+		// after finds the old revision), and a write the server was
+		// already delivering as the subscription started is never
+		// announced to it. So: again within 5 ms of an announcement,
+		// else after poll (doubling to 2 s), and when the lease would run
+		// out (a dead worker writes nothing more).
+		next := min(max(time.Until(rec.LeaseUntil)+100*time.Millisecond, 100*time.Millisecond), poll)
 		lease := time.NewTimer(next)
 		select {
 		case <-changed:
-			stale = max(stale, 1)
+			poll = 5 * time.Millisecond
 		case <-lease.C:
+			poll = min(2*poll, 2*time.Second)
 		case <-wait.C:
 			lease.Stop()
 			return nil, bus.Errorf(bus.ErrUpstreamTimeout, "tasks/result: task %s is still %s after %s; ask again (tasks/get polls without waiting)", rec.TaskID, rec.Status, bus.TaskResultWait)
