@@ -58,3 +58,52 @@ func TestFaultTaskSurvivesTheIngressKilled(t *testing.T) {
 		t.Fatalf("tasks/result after the worker was killed: %v %s", r, r.result)
 	}
 }
+
+// A task whose worker is SIGKILLed while its call runs does not stay
+// working forever: once the worker's lease runs out (30 s), every reader
+// reports it failed with WORKER_LOST, and a tasks/result waiting on it
+// answers that error. (The call is not retried: a tool call may not be
+// idempotent.)
+func TestFaultTaskWorkerKilledMidRun(t *testing.T) {
+	d := newDeployment(t, 3)
+	_, url, _ := d.service("core", "auth,registry,router,ingress")
+	w, _ := d.workerFor("jobs-worker", "jobs")
+	c := &client{url: url + "/mcp/jobs", hc: http.Client{Timeout: 90 * time.Second}}
+	waitFor(t, readyLimit, "a session on jobs", func() bool { return c.initialize().ok() })
+
+	before := d.upstream.count()
+	r := c.post(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"slow","arguments":{"seconds":25},"task":{}}}`)
+	var created struct {
+		Task struct{ TaskID, Status string }
+	}
+	if !r.ok() || json.Unmarshal(r.result, &created) != nil || created.Task.Status != "working" {
+		t.Fatalf("tools/call as a task: %v %s", r, r.result)
+	}
+	waitFor(t, 30*time.Second, "the upstream runs the call", func() bool { return d.upstream.count() > before })
+	waiting := make(chan rpcResult, 1)
+	go func() {
+		cl := &client{url: c.url, session: c.session, hc: c.hc}
+		waiting <- cl.post(fmt.Sprintf(`{"jsonrpc":"2.0","id":3,"method":"tasks/result","params":{"taskId":%q}}`, created.Task.TaskID))
+	}()
+	w.signal(syscall.SIGKILL)
+	killed := time.Now()
+
+	get := fmt.Sprintf(`{"jsonrpc":"2.0","id":4,"method":"tasks/get","params":{"taskId":%q}}`, created.Task.TaskID)
+	var v struct{ Status, StatusMessage string }
+	waitFor(t, 60*time.Second, "the task is reported failed", func() bool {
+		_ = json.Unmarshal(c.post(get).result, &v)
+		return v.Status != "working"
+	})
+	if v.Status != "failed" || !strings.Contains(v.StatusMessage, "worker running this task stopped") {
+		t.Fatalf("tasks/get after the worker died: %+v", v)
+	}
+	select {
+	case r := <-waiting:
+		if r.code != -32027 {
+			t.Fatalf("the waiting tasks/result: %v", r)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the waiting tasks/result did not answer")
+	}
+	t.Logf("reported failed %s after the kill (the lease is 30 s)", time.Since(killed).Round(time.Second))
+}
