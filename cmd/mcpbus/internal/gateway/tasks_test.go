@@ -17,6 +17,7 @@ import (
 	"github.com/mcpbus/mcpbus/internal/bustest"
 	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -458,5 +459,60 @@ mcp_servers:
 	r := post(t, url, h, rpc("tasks/result", 21, fmt.Sprintf(`{"taskId":%q}`, task.TaskID)))
 	if !strings.Contains(string(r.result), `"text":"aggregated: merged"`) {
 		t.Fatalf("tasks/result: %s", r.body)
+	}
+}
+
+// A worker's bus user limited to one server writes that server's tasks
+// only, and hears only that server's task cancellations: a worker of
+// another server cannot forge or overwrite a task's result.
+func TestTaskBucketWorkerWritesItsServersOnly(t *testing.T) {
+	up := newJobsUpstream(t)
+	worker := bus.BusUser{User: "test-tasks-worker", Password: bus.NewPassword(), Roles: []bus.Role{bus.RoleWorkers}, Servers: []string{"jobs"}}
+	g := startGatewayOpts(t, fmt.Sprintf(`
+general_settings: {master_key: %s}
+mcp_servers:
+  jobs: {url: %q, tasks: ["*"]}
+  other: {url: %q, tasks: ["*"]}
+`, master, up.url, up.url), nil, func(o *Options) { o.BusUsers = append(o.BusUsers, worker) })
+	nc := connectAs(t, g.Gateway, worker)
+	js, _ := jetstreamFor(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, bus.BucketTasks)
+	if err != nil {
+		t.Fatalf("a worker opens the tasks bucket: %v", err)
+	}
+	owner := bus.TaskOwner(bus.Identity{KeyID: "k"})
+	record := []byte(`{"status":"completed","result":{"content":[{"type":"text","text":"forged"}]}}`)
+	if _, err := kv.Create(ctx, bus.TaskKey(owner, bus.NewTaskID("jobs")), record); err != nil {
+		t.Fatalf("a worker of jobs writes a task of jobs: %v", err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+	defer cancelShort()
+	otherKey := bus.TaskKey(owner, bus.NewTaskID("other"))
+	if _, err := kv.Create(short, otherKey, record); err == nil {
+		t.Fatal("a worker of jobs wrote a task of server other")
+	}
+	admin, _ := jetstreamFor(testConn(t, g.Gateway))
+	akv, err := admin.KeyValue(ctx, bus.BucketTasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := akv.Get(ctx, otherKey); err != jetstream.ErrKeyNotFound {
+		t.Fatalf("the task of other after the refused write: %v", err)
+	}
+	errs := make(chan error, 4)
+	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err })
+	if _, err := nc.SubscribeSync(bus.TaskCancelSubject("other")); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	select {
+	case err := <-errs:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Fatalf("subscribing to other's task cancellations: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("a worker of jobs may hear the task cancellations of server other")
 	}
 }
