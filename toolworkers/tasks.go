@@ -41,7 +41,6 @@ type workerTasks struct {
 	sub *nats.Subscription
 	// running: bucket key -> the cancel of the task's run.
 	running sync.Map
-	wg      sync.WaitGroup
 }
 
 func newWorkerTasks(w *Worker, cfg *config.Tasks, js jetstream.JetStream) *workerTasks {
@@ -144,7 +143,6 @@ func (t *workerTasks) accept(req micro.Request, reply bus.Reply, env bus.Envelop
 		return true
 	}
 	_ = reply.Respond(bus.ResultResponse(msg.ID, rec.CreateTaskResult(modern)))
-	t.wg.Add(1)
 	go t.run(req, env, msg, tool, rec)
 	return true
 }
@@ -275,7 +273,6 @@ func (t *workerTasks) unclaim(owner, id string) {
 // run makes the task's call, detached from the client's request: bounded
 // by the task's lifetime, ended early only by tasks/cancel.
 func (t *workerTasks) run(req micro.Request, env bus.Envelope, msg *bus.Message, tool string, rec bus.TaskRecord) {
-	defer t.wg.Done()
 	w := t.w
 	key := bus.TaskKey(rec.Owner, rec.TaskID)
 	ctx, cancel := context.WithDeadline(context.Background(), rec.CreatedAt.Add(rec.TTL))
