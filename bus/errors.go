@@ -98,6 +98,7 @@ var kinds = []Kind{ErrBadRequest, ErrSessionNotFound, ErrParse, ErrInvalidReques
 	ErrRouteNotExposed,        // routes.go
 	ErrUserCredentialRequired, // usercreds.go
 	ErrToolPending,            // pins.go
+	ErrTaskLimit,              // tasks.go
 	ErrURLElicitationRequired} // useroauth.go
 
 // catalog finds a kind by its code (ReplyError).

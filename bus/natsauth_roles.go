@@ -90,6 +90,8 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		// and announces approvals.
 		pub = append(pub, kvOwner(BucketToolPins)...)
 		pub = append(pub, PinEventSubject("*"))
+		// It makes the tasks bucket (tasks.go); workers and the router use it.
+		pub = append(pub, streamCreator(KVStream(BucketTasks))...)
 		// The signing key of signed calls, which it alone makes (signing.go).
 		sp, _ := kvFollower(BucketSigningKeys, nil)
 		pub = append(append(pub, streamCreator(KVStream(BucketSigningKeys))...), sp...)
@@ -106,6 +108,10 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 			ClientSubject(StreamSubject("*", "*"), GatewayToken), RecallSubject("*"))
 		// The audit records of the calls it refuses (router/audit.go).
 		pub = append(pub, AuditFilter("", AuditDenied))
+		// Tasks (tasks.go): read every caller's, follow one while
+		// tasks/result waits, mark one cancelled and tell its workers.
+		tp, ts := kvFollower(BucketTasks, nil)
+		pub, sub = append(append(pub, tp...), KVSubject(BucketTasks, ">"), TaskCancelAll), append(sub, ts...)
 		return pub, append(sub, SubjectRouterRPC, SubjectNotifyAll, RecallSubject("*"), micro), true
 	case RoleWorkers:
 		// A worker limited to servers reads and writes only those servers'
@@ -171,6 +177,21 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		}
 		for i, k := range pinKeys {
 			pub = append(pub, KVSubject(BucketToolPins, k), PinEventSubject(servers[i]))
+		}
+		// Its servers' tasks (tasks.go): read (MSG.GET cannot be limited
+		// to keys), written under its servers' keys only, and their
+		// cancellations heard.
+		taskKeys := []string(nil)
+		for _, n := range servers {
+			taskKeys = append(taskKeys, TaskServerKeys(n))
+		}
+		p, _ = kvFollower(BucketTasks, taskKeys)
+		pub = append(pub, p...)
+		if len(servers) == 0 {
+			pub, sub = append(pub, KVSubject(BucketTasks, ">")), append(sub, TaskCancelAll)
+		}
+		for i, k := range taskKeys {
+			pub, sub = append(pub, KVSubject(BucketTasks, k)), append(sub, TaskCancelSubject(servers[i]))
 		}
 		// The signing key (signing.go), read only.
 		p, s = kvFollower(BucketSigningKeys, []string{SigningKeyCurrent})

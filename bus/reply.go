@@ -17,7 +17,14 @@ type Reply struct {
 	nc      *nats.Conn
 	subject string
 	keep    *Responder // keeps the answer for a recall (Responder.Reply)
+	// capture, when set, takes the answer instead of the bus (CaptureReply).
+	capture func(*nats.Msg)
 }
+
+// CaptureReply is a Reply that hands its answer to capture instead of
+// sending it: a call a worker runs for a task, whose answer goes to the
+// tasks bucket (tasks.go).
+func CaptureReply(capture func(*nats.Msg)) Reply { return Reply{capture: capture} }
 
 // NewReply captures where req wants its answer.
 func NewReply(nc *nats.Conn, req micro.Request) Reply {
@@ -32,6 +39,10 @@ func ReplyTo(nc *nats.Conn, subject string) Reply {
 // Respond sends data as the answer. data must not change afterwards: a
 // live request's answer is kept for a recall as it is, not copied.
 func (r Reply) Respond(data []byte) error {
+	if r.capture != nil {
+		r.capture(&nats.Msg{Data: data})
+		return nil
+	}
 	if r.subject == "" {
 		return nil
 	}
@@ -43,6 +54,10 @@ func (r Reply) Respond(data []byte) error {
 
 // Msg sends data as the answer with headers h.
 func (r Reply) Msg(data []byte, h nats.Header) {
+	if r.capture != nil {
+		r.capture(&nats.Msg{Data: data, Header: h})
+		return
+	}
 	if r.subject == "" {
 		return
 	}
@@ -58,7 +73,7 @@ func (r Reply) Error(e *Error) error { return r.ErrorWith(e, nil) }
 
 // ErrorWith sends e with the headers of extra besides micro's.
 func (r Reply) ErrorWith(e *Error, extra nats.Header) error {
-	if r.subject == "" {
+	if r.subject == "" && r.capture == nil {
 		return nil
 	}
 	h := nats.Header{
@@ -75,6 +90,10 @@ func (r Reply) ErrorWith(e *Error, extra nats.Header) error {
 		h[k] = v
 	}
 	m := &nats.Msg{Subject: r.subject, Header: h}
+	if r.capture != nil {
+		r.capture(m)
+		return nil
+	}
 	if r.keep != nil {
 		r.keep.keepAnswer(m)
 	}

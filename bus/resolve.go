@@ -135,6 +135,10 @@ func Direct(cache ServerSource, env Envelope, msg *Message) (ServerSpec, bool) {
 		// A drained server's refusal is the router's (DrainedError).
 		return ServerSpec{}, false
 	}
+	if len(s.Tasks) > 0 && TaskMethod(msg.Method) {
+		// The gateway's tasks are answered by the router (tasks.go).
+		return ServerSpec{}, false
+	}
 	return s, true
 }
 

@@ -112,6 +112,12 @@ type ServerSpec struct {
 	// guardrail_name) that run on this server's tools/calls besides those
 	// with default_on (guard.go, docs/GUARDS.md).
 	Guardrails []string `json:"guardrails,omitempty"`
+	// Durable tool calls (tasks.go, docs/TASKS.md): the tools a client may
+	// run as tasks ("*": every one; none: tasks off), how long a task is
+	// kept, and how many unfinished tasks one caller may have here.
+	Tasks         []string `json:"tasks,omitempty"`
+	TaskRetention string   `json:"task_retention,omitempty"`
+	TaskMaxOpen   int      `json:"task_max_open_per_key,omitempty"`
 
 	// Source says who made the record: "config" (re-applied at every start) or "api".
 	Source string `json:"source,omitempty"`

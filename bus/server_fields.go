@@ -267,6 +267,10 @@ var ServerFields = []ServerField{
 	{Name: "tool_pinning", Kind: KindString, str: func(s *ServerSpec) *string { return &s.ToolPinning }},
 	// The guards on its tools/calls besides default_on ones (guard.go).
 	listField("guardrails", KindList, func(s *ServerSpec) *[]string { return &s.Guardrails }),
+	// mcpbus's durable tool calls (tasks.go): which tools, retention, open limit.
+	{Name: "tasks", Kind: KindList, list: func(s *ServerSpec) *[]string { return &s.Tasks }},
+	{Name: "task_retention", Kind: KindDuration, str: func(s *ServerSpec) *string { return &s.TaskRetention }},
+	countField("task_max_open_per_key", func(s *ServerSpec) *int { return &s.TaskMaxOpen }),
 	// Operations: drain and canary (server_ops.go).
 	operation(ServerField{Name: "drain", Kind: KindBool, flag: func(s *ServerSpec) *bool { return &s.Drain }}),
 	operation(strField("canary_url", SecretURL, func(s *ServerSpec) *string { return &s.CanaryURL })),

@@ -42,6 +42,8 @@ type Upstream struct {
 	// Guardrails are the guards this server names besides default_on ones
 	// (guards.go, docs/GUARDS.md).
 	Guardrails []string
+	// Tasks: durable tool calls (tasks.go); nil when off.
+	Tasks *Tasks
 	// DetectTransport: the config gave no transport, so the worker tries
 	// Streamable HTTP and falls back to the HTTP+SSE transport when the
 	// server refuses it (the MCP spec's backwards compatibility).
@@ -212,6 +214,8 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 	}
 	costs, costErrs := checkCosts(base, spec.CostPerQuery)
 	errs = append(errs, costErrs...)
+	tasks, taskErrs := checkTasks(base, spec) // tasks.go
+	errs = append(errs, taskErrs...)
 	if len(errs) > 0 {
 		// Values behind missing variables are empty; checking them would
 		// only add noise.
@@ -228,6 +232,7 @@ func Provision(spec bus.ServerSpec, env LookupEnv) (*Upstream, error) {
 	up := upstream(c, r, spec)
 	up.DetectTransport = detect
 	up.CostPerQuery = costs
+	up.Tasks = tasks
 	if err := up.setHeaders(c); err != nil {
 		return nil, Errors{{base + "." + err.Field, err.Msg}}
 	}

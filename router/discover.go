@@ -46,7 +46,7 @@ func discovered(msg *bus.Message, m mergedInfo) []byte {
 	out, _ := json.Marshal(discoverResult{
 		ResultType:        "complete",
 		SupportedVersions: bus.AllProtocolVersions(),
-		Capabilities:      modernCapabilities(m.caps),
+		Capabilities:      m.modernCaps(), // tasks.go
 		Instructions:      m.instructions,
 		CacheScope:        "private",
 		Meta:              map[string]any{bus.MetaServerInfo: m.server},

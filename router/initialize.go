@@ -49,7 +49,7 @@ func (r *Router) initialize(ctx context.Context, env bus.Envelope, msg *bus.Mess
 	m := r.infoOne(ctx, env, s, msg.Method)
 	res := initializeResult{
 		ProtocolVersion: version,
-		Capabilities:    m.caps,
+		Capabilities:    m.sessionCaps(), // tasks.go
 		ServerInfo:      m.server,
 		Instructions:    withSearchNote(env, m.instructions),
 	}
@@ -64,6 +64,7 @@ func (r *Router) infoOne(ctx context.Context, env bus.Envelope, s bus.ServerSpec
 	m := mergedInfo{
 		caps:   fallbackCapabilities,
 		server: serverInfo{Name: "mcpbus", Title: "mcpbus: " + s.Prefix(), Version: r.o.Version},
+		tasks:  len(s.Tasks) > 0,
 	}
 	info, err := r.upstreamInfo(ctx, env, s)
 	if err != nil {
@@ -133,7 +134,7 @@ func (r *Router) initializeAll(ctx context.Context, a *agg, msg *bus.Message) ([
 	m := r.infoAll(ctx, a, msg.Method)
 	res := initializeResult{
 		ProtocolVersion: version,
-		Capabilities:    m.caps,
+		Capabilities:    m.sessionCaps(), // tasks.go
 		ServerInfo:      m.server,
 		Instructions:    withSearchNote(a.env, m.instructions),
 	}
@@ -146,6 +147,8 @@ type mergedInfo struct {
 	caps         json.RawMessage
 	instructions string
 	server       serverInfo
+	// tasks: the gateway runs tasks for one of the servers (tasks.go).
+	tasks bool
 }
 
 // infoAll asks every server of an aggregation for its capabilities and
@@ -182,7 +185,12 @@ func (r *Router) infoAll(ctx context.Context, a *agg, method string) mergedInfo 
 			instructions = append(instructions, s.Prefix()+": "+infos[i].Instructions)
 		}
 	}
+	tasks := false
+	for _, s := range a.servers {
+		tasks = tasks || len(s.Tasks) > 0
+	}
 	return mergedInfo{
+		tasks:        tasks,
 		caps:         mergeCapabilities(caps),
 		instructions: strings.Join(instructions, "\n\n"),
 		server:       serverInfo{Name: "mcpbus", Title: "mcpbus: " + strings.Join(prefixes, ", "), Version: r.o.Version},

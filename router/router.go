@@ -60,6 +60,8 @@ type Router struct {
 	// live acknowledges and keeps alive the requests the router takes.
 	workers *bus.WorkerRequester
 	live    *bus.Responder
+	// tstore is the tasks bucket (tasks.go).
+	tstore taskStore
 }
 
 // DefaultSeparator and DefaultListTimeout apply when Options leaves them unset.
@@ -186,6 +188,11 @@ func (r *Router) route(ctx context.Context, req micro.Request, env bus.Envelope,
 	}
 	if bus.SearchesTools(env, msg.Method) {
 		return r.toolSearch(ctx, nats.Header(req.Headers()), req.Data(), env, msg, server, many) // toolsearch.go
+	}
+	if bus.TaskMethod(msg.Method) {
+		if out, e, handled := r.task(ctx, env, msg, server, many); handled { // tasks.go
+			return out, e
+		}
 	}
 	if many != nil {
 		return r.aggregate(ctx, nats.Header(req.Headers()), req.Data(), env, msg, many) // aggregate.go

@@ -141,8 +141,17 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 		_ = reply.Error(span.fail(e))
 		return
 	}
+	if w.tasks != nil && tool != "" && w.tasks.accept(req, reply, env, msg, tool, span) { // tasks.go: runs as a task
+		return
+	}
 	ctx, cancel := w.callContext(env)
 	defer cancel()
+	w.call(ctx, cancel, req, reply, env, msg, tool, received, span)
+}
+
+// call runs one admitted request under ctx (cancel ends it) and answers on
+// reply: a client's request, or a task's run (tasks.go).
+func (w *Worker) call(ctx context.Context, cancel context.CancelFunc, req micro.Request, reply bus.Reply, env bus.Envelope, msg *bus.Message, tool string, received time.Time, span *callSpan) {
 	tracked := w.track(&env, msg.ID, cancel)
 	defer w.untrack(env.RequestID, tracked)
 	asSent := msg // what the caller sent, for the audit record
@@ -150,6 +159,7 @@ func (w *Worker) serveRPC(req micro.Request, reply bus.Reply, env bus.Envelope, 
 	var guarded *guardRun
 	if w.guards != nil && tool != "" { // guards.go
 		guarded = &guardRun{}
+		var e *bus.Error
 		if msg, e = w.guardRequest(ctx, guarded, &env, msg, tool); e != nil {
 			w.auditGuarded(env, msg, tool, received, e, guarded)
 			_ = reply.Error(span.fail(e))
@@ -298,6 +308,9 @@ func (w *Worker) respond(reply bus.Reply, msg *bus.Message, resp *bus.Message, r
 		result := resp.Result
 		if msg.Method == bus.MethodToolsList && w.pins != nil {
 			result = w.pins.list(result) // pins.go
+		}
+		if msg.Method == bus.MethodToolsList && w.tasks != nil && !env.Modern() {
+			result = w.tasks.mark(result) // tasks.go
 		}
 		callerTools, limited := env.Caller.Permissions.Tools[w.up.Name]
 		if msg.Method == bus.MethodToolsList && (w.filter.active() || limited) {

@@ -157,6 +157,8 @@ type Worker struct {
 	// guards: the guards on the server's tools/calls (guards.go); nil when
 	// none applies.
 	guards *guardChain
+	// tasks: the server's durable tool calls (tasks.go); nil when off.
+	tasks *workerTasks
 }
 
 // Start provisions spec (resolving its credentials in this process) and registers
@@ -232,7 +234,8 @@ func newWorker(nc *nats.Conn, up *config.Upstream, spec bus.ServerSpec, o Option
 	w.changes = changeNotices{w: w, window: 250 * time.Millisecond}
 	w.lists = sharedLists{js: o.JetStream, server: up.Name}
 	w.pins = newToolPins(w, bus.EffectivePinning(spec.ToolPinning, o.ToolPinning), o.JetStream)
-	w.guards = newGuardChain(o.Guards, up.Guardrails) // guards.go
+	w.guards = newGuardChain(o.Guards, up.Guardrails)  // guards.go
+	w.tasks = newWorkerTasks(w, up.Tasks, o.JetStream) // tasks.go
 	w.era = &upstream.Era{}
 	if up.SpecVersion != "" {
 		w.era = upstream.PinnedEra(up.SpecVersion) // the operator pinned a revision
@@ -290,6 +293,10 @@ func (w *Worker) serve() error {
 		return err
 	}
 	if err := w.pins.follow(); err != nil { // pins.go
+		w.Stop()
+		return err
+	}
+	if err := w.tasks.listen(); err != nil { // tasks.go
 		w.Stop()
 		return err
 	}
@@ -411,6 +418,7 @@ func (w *Worker) Stop() {
 	if w.variant == variantStable {
 		w.pins.end()
 	}
+	w.tasks.end()
 	w.changes.stop()
 	w.leases.stop()
 	w.parks.Range(func(_, p any) bool { p.(*park).end(); return true }) // their upstream calls stop

@@ -204,7 +204,8 @@ mcp_servers:
   demo: {url: %q, timeout: 60s}
   spare: {url: %q}
   edge: {transport: connector}
-`, master, replicas, busUser, busPass, connUser, connPass, up.URL+"/mcp", up.URL+"/mcp")
+  jobs: {url: %q, tasks: [slow]}
+`, master, replicas, busUser, busPass, connUser, connPass, up.URL+"/mcp", up.URL+"/mcp", up.URL+"/mcp")
 	if err := os.WriteFile(d.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -130,6 +130,9 @@ func (g *Gateway) prepareRegistry(ctx context.Context, o Options, conn func(stri
 	if g.pins, err = bus.EnsureToolPinsBucket(ctx, rjs, o.state()); err != nil { // tool_pinning
 		return nil, nil, nil, err
 	}
+	if err := bus.EnsureTasksBucket(ctx, rjs, o.state()); err != nil { // tasks
+		return nil, nil, nil, err
+	}
 	if err := g.ensureSigningKey(ctx, o, rjs); err != nil { // signing.go
 		return nil, nil, nil, err
 	}
