@@ -35,6 +35,10 @@ var features = []feature{
 	// Tool search (docs/AGGREGATION.md): the request opts in by header and
 	// calls echo through call_tool, the way a client in the mode does.
 	{name: "tool-search", callVia: "call_tool", header: map[string]string{"X-Mcpbus-Tool-Search": "on"}},
+	// Durable tool calls on (docs/TASKS.md), for every tool; the calls do
+	// not ask for a task: what having tasks on costs a plain call. A task's
+	// own round trip is the Go benchmark BenchmarkTaskCreateAndResult.
+	{name: "tasks", server: "    tasks: [\"*\"]\n"},
 	// Two built-in guards (docs/GUARDS.md): patterns on the arguments, a
 	// mask of secrets on the result; both pass the echo calls.
 	{name: "guards", server: "    guardrails: [bench-patterns, bench-mask]\n", topLevel: `guardrails:

@@ -358,8 +358,11 @@ func (r *report) write(path string) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// The in-process Go benchmarks (cmd/mcpbus/internal/gateway/hotpath_bench_test.go).
-const goBenchPattern = "^(BenchmarkToolsCallInProcess|BenchmarkDirectUpstreamInProcess|BenchmarkToolsCallInProcessParallel|BenchmarkRouterWorkerNATS)$"
+// The in-process Go benchmarks (cmd/mcpbus/internal/gateway/hotpath_bench_test.go),
+// and two of issue 21's features that the load generator's echo calls do not
+// cover: a task's create and result round trip (tasks_bench_test.go) and
+// search_tools over 500 tools (toolsearch_bench_test.go).
+const goBenchPattern = "^(BenchmarkToolsCallInProcess|BenchmarkDirectUpstreamInProcess|BenchmarkToolsCallInProcessParallel|BenchmarkRouterWorkerNATS|BenchmarkTaskCreateAndResult|BenchmarkToolSearchSearch500)$"
 
 var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
 
