@@ -21,6 +21,15 @@ import (
 // through JetStream, the registry cache, and its own 127.0.0.1 listener.
 func replicaIngress(t *testing.T, g *testGateway) string {
 	t.Helper()
+	u, _ := stoppableIngress(t, g)
+	return u
+}
+
+// stoppableIngress runs one more ingress on g's NATS server, as `mcpbus
+// ingress --nats ...` would, and returns its URL and how to stop it (its
+// listener, its open requests and its bus connection all end).
+func stoppableIngress(t *testing.T, g *testGateway) (string, func()) {
+	t.Helper()
 	nc := roleConn(t, g.Gateway, bus.RoleIngress)
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -42,13 +51,19 @@ func replicaIngress(t *testing.T, g *testGateway) string {
 	}
 	srv := &http.Server{Handler: ing.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ing.Close()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		_ = srv.Close()
+		ing.Close()
 		cancel()
 		nc.Close()
-	})
-	return "http://" + ln.Addr().String()
+	}
+	t.Cleanup(stop)
+	return "http://" + ln.Addr().String(), stop
 }
 
 // connectLegacy opens a go-sdk client session over the legacy HTTP+SSE

@@ -4,18 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mcpbus/mcpbus/bus"
-	"github.com/mcpbus/mcpbus/config"
-	"github.com/mcpbus/mcpbus/ingress"
 	"github.com/mcpbus/mcpbus/internal/bustest"
-	"github.com/mcpbus/mcpbus/internal/servercache"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -81,47 +76,6 @@ mcp_servers:
   jobs: {url: %q, tasks: [slow]%s}
 `, master, up.url, extra), nil)
 	return g, up
-}
-
-// stoppableIngress runs one more ingress on g's NATS server, as `mcpbus
-// ingress --nats ...` would, and returns its URL and how to stop it (its
-// listener, its open requests and its bus connection all end).
-func stoppableIngress(t *testing.T, g *testGateway) (string, func()) {
-	t.Helper()
-	nc := roleConn(t, g.Gateway, bus.RoleIngress)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	servers, err := servercache.Follow(ctx, nc, slog.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ing := ingress.New(ingress.Options{NC: nc, Log: slog.New(slog.NewTextHandler(g.logs, nil)), InternalRanges: config.DefaultInternalIPRanges(),
-		Servers: servers, JetStream: js, ListenAddr: ln.Addr().String()})
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: ing.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = srv.Close()
-		ing.Close()
-		cancel()
-		nc.Close()
-	}
-	t.Cleanup(stop)
-	return "http://" + ln.Addr().String(), stop
 }
 
 const taskInitBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"tasks","version":"1"}}}`
