@@ -54,6 +54,8 @@ type options struct {
 	llm          bool
 	features     bool
 	proxyServe   string // -reverse-proxy: run as the baseline proxy
+	upstream     string // go-sdk or minimal (minimal.go)
+	minimalServe bool   // -minimal-upstream: run as the minimal upstream
 }
 
 func main() {
@@ -84,8 +86,21 @@ func run() int {
 	flag.StringVar(&o.profileDir, "profile", "", "after the rounds, write CPU profiles of the gateway process at c=1 and the high concurrency (pprof) into this directory")
 	flag.BoolVar(&o.proxy, "proxy", true, "also measure a bare Go reverse proxy (net/http/httputil) in front of the same upstream, interleaved in the same rounds: the cost of one HTTP hop")
 	flag.StringVar(&o.proxyServe, "reverse-proxy", "", "internal: run as that baseline proxy in front of this upstream URL")
+	flag.StringVar(&o.upstream, "upstream", "go-sdk", "the upstream of the main rounds: go-sdk (mcpbus demo-upstream) or minimal (MCP as plain JSON with one tool, no SDK: the gateway's own cost shows; docs/plans/perf2.md)")
+	flag.BoolVar(&o.minimalServe, "minimal-upstream", false, "internal: run as the minimal upstream")
 	flag.BoolVar(&o.keepLogs, "keep-logs", false, "keep the temporary directory with the processes' stderr logs")
 	flag.Parse()
+	if o.minimalServe {
+		if err := serveMinimalUpstream(); err != nil {
+			fmt.Fprintln(os.Stderr, "minimal upstream:", err)
+			return 1
+		}
+		return 0
+	}
+	if o.upstream != "go-sdk" && o.upstream != "minimal" {
+		fmt.Fprintf(os.Stderr, "bench: -upstream %q: want go-sdk or minimal\n", o.upstream)
+		return 2
+	}
 	if o.proxyServe != "" {
 		if err := serveReverseProxy(o.proxyServe); err != nil {
 			fmt.Fprintln(os.Stderr, "reverse proxy:", err)

@@ -70,6 +70,7 @@ type settings struct {
 	IdleSessions     int     `json:"idle_sessions"`
 	ColdStarts       int     `json:"cold_starts"`
 	MCPBusGOMAXPROCS int     `json:"mcpbus_gomaxprocs,omitempty"`
+	Upstream         string  `json:"upstream"` // the main rounds' upstream: go-sdk or minimal
 	Binary           string  `json:"binary"`
 }
 

@@ -101,7 +101,7 @@ func newBenchRun(ctx context.Context, o options, root, tmp string) *benchRun {
 		r.Mode = "smoke"
 	}
 	r.Settings = settings{Rounds: o.rounds, PhaseSeconds: o.duration.Seconds(), WarmupSeconds: o.warmup.Seconds(), High: o.high,
-		IdleSessions: o.sessions, ColdStarts: o.cold, MCPBusGOMAXPROCS: o.gomaxprocs, Binary: o.bin}
+		IdleSessions: o.sessions, ColdStarts: o.cold, MCPBusGOMAXPROCS: o.gomaxprocs, Binary: o.bin, Upstream: o.upstream}
 	b := &benchRun{ctx: ctx, o: o, root: root, tmp: tmp, r: r, errs: &errorLog{}, clk: clockTicks()}
 	r.Machine.ClkTck = b.clk
 	return b
@@ -151,7 +151,14 @@ mcp_servers:
 // HTTP), behind a credential; and writes the gateways' config and environment.
 func (b *benchRun) setUp() error {
 	b.upToken, b.master = randHex(16), "sk-bench-"+randHex(12)
-	up, upURL, err := startUpstream(b.o.bin, b.tmp, "upstream", "--name", "bench", "--require-header", "Authorization: Bearer "+b.upToken)
+	var up *proc
+	var upURL string
+	var err error
+	if b.o.upstream == "minimal" {
+		up, upURL, err = startMinimalUpstream("Bearer "+b.upToken, b.tmp) // minimal.go
+	} else {
+		up, upURL, err = startUpstream(b.o.bin, b.tmp, "upstream", "--name", "bench", "--require-header", "Authorization: Bearer "+b.upToken)
+	}
 	if err != nil {
 		return err
 	}
