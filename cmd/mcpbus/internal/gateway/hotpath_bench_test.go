@@ -48,11 +48,18 @@ func benchSetupWith(b *testing.B, o Options) (*Gateway, string) {
 	env := map[string]string{"BENCH_UPSTREAM_TOKEN": benchUpstreamToken}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	yaml := fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers:\n  demo: {url: %q, auth_type: bearer_token, auth_value: os.environ/BENCH_UPSTREAM_TOKEN}\n", master, up.URL+"/mcp")
+	return benchGateway(b, yaml, lookup, o.RouterOnly), up.URL + "/mcp"
+}
+
+// benchGateway starts a gateway of config yaml (environment lookup, may be
+// nil) for a benchmark, logging warnings only, closed when it ends.
+func benchGateway(b *testing.B, yaml string, lookup config.LookupEnv, routerOnly bool) *Gateway {
+	b.Helper()
 	cfg, err := config.Parse("config.yaml", []byte(yaml), lookup)
 	if err != nil {
 		b.Fatal(err)
 	}
-	g, err := Start(context.Background(), Options{Config: cfg, Listen: "127.0.0.1:0", DataDir: b.TempDir(), NATSListen: "off", Env: lookup, RouterOnly: o.RouterOnly,
+	g, err := Start(context.Background(), Options{Config: cfg, Listen: "127.0.0.1:0", DataDir: b.TempDir(), NATSListen: "off", Env: lookup, RouterOnly: routerOnly,
 		BusUsers: testBusUsers(),
 		Log:      slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
@@ -63,7 +70,7 @@ func benchSetupWith(b *testing.B, o Options) (*Gateway, string) {
 		defer cancel()
 		g.Close(ctx)
 	})
-	return g, up.URL + "/mcp"
+	return g
 }
 
 var benchDemo = demo.Handler("demo")
@@ -78,6 +85,11 @@ var benchID atomic.Int64
 // benchPost sends one JSON-RPC message and returns the status, the session id
 // header and the body (in buf).
 func benchPost(c *http.Client, url, auth, sid string, body []byte, buf *bytes.Buffer) (int, string, error) {
+	return benchPostWith(c, url, auth, sid, nil, body, buf)
+}
+
+// benchPostWith is benchPost with extra headers.
+func benchPostWith(c *http.Client, url, auth, sid string, extra http.Header, body []byte, buf *bytes.Buffer) (int, string, error) {
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, "", err
@@ -85,6 +97,9 @@ func benchPost(c *http.Client, url, auth, sid string, body []byte, buf *bytes.Bu
 	req.Header["Content-Type"] = []string{"application/json"}
 	req.Header["Accept"] = []string{"application/json, text/event-stream"}
 	req.Header["Authorization"] = []string{auth}
+	for k, v := range extra {
+		req.Header[k] = v
+	}
 	if sid != "" {
 		req.Header["Mcp-Session-Id"] = []string{sid}
 		req.Header["Mcp-Protocol-Version"] = []string{"2025-06-18"}

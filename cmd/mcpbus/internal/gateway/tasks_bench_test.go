@@ -2,17 +2,11 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"testing"
-	"time"
-
-	"github.com/mcpbus/mcpbus/config"
 )
 
 // What durable tool calls (docs/TASKS.md) cost: a plain tools/call with
@@ -27,22 +21,7 @@ func benchTasksGateway(b *testing.B, extra string) *Gateway {
 	b.Helper()
 	up := httptest.NewServer(benchDemo)
 	b.Cleanup(up.Close)
-	yaml := fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers:\n  demo: {url: %q%s}\n", master, up.URL+"/mcp", extra)
-	cfg, err := config.Parse("config.yaml", []byte(yaml), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	g, err := Start(context.Background(), Options{Config: cfg, Listen: "127.0.0.1:0", DataDir: b.TempDir(), NATSListen: "off",
-		BusUsers: testBusUsers(), Log: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		g.Close(ctx)
-	})
-	return g
+	return benchGateway(b, fmt.Sprintf("general_settings: {master_key: %s}\nmcp_servers:\n  demo: {url: %q%s}\n", master, up.URL+"/mcp", extra), nil, false)
 }
 
 func BenchmarkToolsCallTasksOff(b *testing.B) {

@@ -2,17 +2,11 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"testing"
-	"time"
-
-	"github.com/mcpbus/mcpbus/config"
 )
 
 // Benchmarks of tool search mode (docs/AGGREGATION.md#tool-search), in one
@@ -37,21 +31,7 @@ func searchBenchSetup(b *testing.B, many int) *Gateway {
 		}
 		yaml += fmt.Sprintf("  big: {url: %q}\n", catalogUpstream(b, "big", tools[:many]))
 	}
-	cfg, err := config.Parse("config.yaml", []byte(yaml), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	g, err := Start(context.Background(), Options{Config: cfg, Listen: "127.0.0.1:0", DataDir: b.TempDir(), NATSListen: "off",
-		BusUsers: testBusUsers(), Log: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		g.Close(ctx)
-	})
-	return g
+	return benchGateway(b, yaml, nil, false)
 }
 
 func httpTestServer(b *testing.B, h http.Handler) string {
@@ -65,27 +45,12 @@ func httpTestServer(b *testing.B, h http.Handler) string {
 // answer holds want(id).
 func benchSearchLoop(b *testing.B, url string, on bool, body func(id string) string, want func(id string) string) {
 	c := benchClient()
-	auth := "Bearer " + master
+	var extra http.Header
+	if on {
+		extra = http.Header{"X-Mcpbus-Tool-Search": {"on"}}
+	}
 	post := func(sid, msg string, buf *bytes.Buffer) (int, string, error) {
-		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte(msg)))
-		req.Header["Content-Type"] = []string{"application/json"}
-		req.Header["Accept"] = []string{"application/json, text/event-stream"}
-		req.Header["Authorization"] = []string{auth}
-		if on {
-			req.Header["X-Mcpbus-Tool-Search"] = []string{"on"}
-		}
-		if sid != "" {
-			req.Header["Mcp-Session-Id"] = []string{sid}
-			req.Header["Mcp-Protocol-Version"] = []string{"2025-06-18"}
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			return 0, "", err
-		}
-		defer resp.Body.Close()
-		buf.Reset()
-		_, err = io.Copy(buf, resp.Body)
-		return resp.StatusCode, resp.Header.Get("Mcp-Session-Id"), err
+		return benchPostWith(c, url, "Bearer "+master, sid, extra, []byte(msg), buf)
 	}
 	var buf bytes.Buffer
 	st, sid, err := post("", initBody, &buf)
