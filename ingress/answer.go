@@ -70,6 +70,7 @@ type pending struct {
 	t   target
 
 	ps    *postStream
+	reply string // the current try's reply subject (postStream.replyFor)
 	watch *bus.Watch
 	seen  int // acknowledgements and heartbeats of the current try
 	sse   *sseWriter
@@ -78,7 +79,8 @@ type pending struct {
 
 // send publishes the request to the current target, as a new try.
 func (p *pending) send() error {
-	m := &nats.Msg{Subject: p.t.subject, Reply: p.ps.replyTo, Data: p.req.body, Header: p.req.env.Header()}
+	p.reply = p.ps.replyFor(p.t.answerer())
+	m := &nats.Msg{Subject: p.t.subject, Reply: p.reply, Data: p.req.body, Header: p.req.env.Header()}
 	injectTrace(p.ctx, m.Header)
 	p.seen = 0
 	tag := p.watch.Try(!p.g.clockSkew.Load())
@@ -133,7 +135,7 @@ func (p *pending) watchFired() bool {
 	case bus.Resend: // nobody took it: another replica may
 		return p.resend()
 	case bus.Recall:
-		_ = bus.SendRecall(p.g.nc, p.watch.Responder(), p.ps.replyTo)
+		_ = bus.SendRecall(p.g.nc, p.watch.Responder(), p.reply)
 		return false
 	default:
 		p.finish(nil, p.t.lostError(!p.watch.Accepted()))

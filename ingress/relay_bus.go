@@ -56,7 +56,7 @@ func (g *Ingress) relayBus(r *http.Request, rq busRelay, sink busSink) {
 	if rq.stream {
 		env.Stream = ps.streamTo
 	}
-	m := &nats.Msg{Subject: rq.subject, Reply: ps.replyTo, Data: rq.body, Header: env.Header()}
+	m := &nats.Msg{Subject: rq.subject, Reply: ps.replyFor(rq.sender), Data: rq.body, Header: env.Header()}
 	for k, v := range rq.header {
 		m.Header[k] = v
 	}

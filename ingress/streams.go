@@ -37,6 +37,28 @@ type postStream struct {
 	secret   string // unguessable part of its subjects (bus.ReplySecret)
 	replyTo  string // where the router answers
 	streamTo string // where workers send related messages
+	// answerer is the sender token the answer must come with, when it is
+	// sent to replyTo+"."+answerer (replyFor).
+	answerer atomic.Pointer[string]
+}
+
+// replyFor is the reply subject for a request that sender answers:
+// replyTo+"."+sender, a ClientSubject every responder may publish to by its
+// bus permissions (a worker as its server's name, the router as
+// bus.GatewayToken, ...). So nats-server does not track the reply subject as
+// a response permission: a responder that may send many messages to one
+// reply (liveness acknowledgements, heartbeats) holds such an entry for
+// bus.ReplyWindow, about an hour, per request. An answer is taken from the
+// last sender asked only.
+func (ps *postStream) replyFor(sender string) string {
+	ps.answerer.Store(&sender)
+	return bus.ClientSubject(ps.replyTo, sender)
+}
+
+// answersFrom reports whether an answer sent as sender is this POST's.
+func (ps *postStream) answersFrom(sender string) bool {
+	want := ps.answerer.Load()
+	return want != nil && *want == sender
 }
 
 func newStreamHub(nc *nats.Conn, log *slog.Logger) (*streamHub, error) {
@@ -86,6 +108,7 @@ func (h *streamHub) closeStream(ps *postStream) {
 	h.mu.Unlock()
 	ps.reset()
 	ps.replyTo, ps.streamTo, ps.secret = "", "", ""
+	ps.answerer.Store(nil)
 	h.pool.Put(ps)
 }
 
@@ -96,11 +119,12 @@ func (h *streamHub) dispatch(m *nats.Msg) {
 	if !ok || tok == "" {
 		return
 	}
-	// "<n>_<secret>" is the reply subject; a related message comes on
+	// "<n>_<secret>" is the reply subject, "<n>_<secret>.<sender>" the reply
+	// subject for one sender (replyFor); a related message comes on
 	// "<n>_<secret>s.<sender>" (bus.ClientSubject of the stream subject).
-	tok, sender, relatedMsg := strings.Cut(tok, ".")
+	tok, sender, withSender := strings.Cut(tok, ".")
 	tok, related := strings.CutSuffix(tok, "s")
-	if related != relatedMsg || related && sender == "" {
+	if related && sender == "" || withSender && sender == "" {
 		return
 	}
 	num, secret, _ := strings.Cut(tok, "_")
@@ -111,9 +135,10 @@ func (h *streamHub) dispatch(m *nats.Msg) {
 	delivered := false
 	h.mu.Lock()
 	if ps := h.open[n]; ps != nil && ps.secret == secret {
-		if related {
+		switch {
+		case related:
 			delivered = ps.push(m)
-		} else {
+		case !withSender || ps.answersFrom(sender):
 			ps.answer(m)
 			delivered = true
 		}

@@ -29,3 +29,24 @@ func TestStreamSubjectsNeedTheirSecret(t *testing.T) {
 		t.Fatalf("the POST's own subjects: %d messages, answer %v", len(got), answer)
 	}
 }
+
+// A reply sent for one answerer (replyFor: the subject ends in its sender
+// token, so the answerer may publish it by its bus permissions alone) is the
+// POST's answer only from that sender: a message tagged as another server
+// reaches no POST.
+func TestStreamReplyForOneSender(t *testing.T) {
+	h := &streamHub{id: "ing1", prefix: "mcpbus.v1.stream.ing1.", open: map[uint64]*postStream{}, log: slog.New(slog.DiscardHandler)}
+	a := h.openStream()
+	reply := a.replyFor("github")
+	if reply != a.replyTo+".github" {
+		t.Fatalf("reply subject %q, want %q", reply, a.replyTo+".github")
+	}
+	h.dispatch(&nats.Msg{Subject: a.replyTo + ".jira", Data: []byte("posed")})
+	if _, answer := a.take(nil); answer != nil {
+		t.Fatalf("another sender's message answered the POST: %s", answer.Data)
+	}
+	h.dispatch(&nats.Msg{Subject: reply, Data: []byte("answer")})
+	if _, answer := a.take(nil); answer == nil || string(answer.Data) != "answer" {
+		t.Fatalf("the answerer's reply: %v", answer)
+	}
+}

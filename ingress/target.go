@@ -26,6 +26,15 @@ type target struct {
 	deadline time.Time
 }
 
+// answerer is the sender token t's answer comes with (postStream.replyFor):
+// the server's name from its workers, bus.GatewayToken from the router.
+func (t target) answerer() string {
+	if t.server == nil {
+		return bus.GatewayToken
+	}
+	return t.server.Name
+}
+
 // viaRouter is the router as a target.
 var viaRouter = target{subject: bus.SubjectRouterRPC}
 

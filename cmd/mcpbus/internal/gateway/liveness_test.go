@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -115,4 +116,60 @@ func slowpokeOnItsOwnConn(t *testing.T, routerOnly bool, prepare func(*nats.Conn
 	t.Cleanup(w.Stop)
 	wc.Flush()
 	return g, rc, wc
+}
+
+// A call's reply subject is one its server's workers may publish to by their
+// bus permissions alone, not a response permission nats-server grants per
+// delivered request: a worker's answer, acknowledgement and heartbeats go to
+// the same reply, so each such grant lived for bus.ReplyWindow (about an
+// hour) in nats-server's memory, one per call. Shown here by a second worker
+// connection that never received the request publishing to its reply
+// subject without a permission violation.
+func TestCallReplySubjectNeedsNoResponsePermission(t *testing.T) {
+	g, url := busGateway(t)
+	spy, _ := tcpAs(t, url, "worker-a", busTestPassword)
+	seen := make(chan string, 4)
+	if _, err := spy.Subscribe(bus.ToolRPC("a"), func(m *nats.Msg) {
+		select {
+		case seen <- m.Reply:
+		default:
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := spy.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	h := initSession(t, g.URL()+"/mcp/a", bearer(master))
+	r := post(t, g.URL()+"/mcp/a", h, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`)
+	if r.status != http.StatusOK || r.rpcErr.Code != 0 {
+		t.Fatalf("call: HTTP %d %s", r.status, r.body)
+	}
+	var reply string
+	select {
+	case reply = <-seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call never reached the workers' subject")
+	}
+	other, v := tcpAs(t, url, "worker-a", busTestPassword)
+	if err := other.Publish(reply, []byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	// A subject worker-a may never publish to, as a marker: nats-server
+	// reports violations in order, so the marker's comes first only if the
+	// reply was allowed.
+	if err := other.Publish(bus.SubjectKeyGenerate, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-v:
+		if strings.Contains(err.Error(), reply) {
+			t.Fatalf("a worker of the server may not publish to the call's reply subject %q by its permissions: %v", reply, err)
+		}
+		if !strings.Contains(err.Error(), bus.SubjectKeyGenerate) {
+			t.Fatalf("unexpected error: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no permission violation for the marker")
+	}
 }
