@@ -86,7 +86,7 @@ func run() int {
 	flag.StringVar(&o.profileDir, "profile", "", "after the rounds, write CPU profiles of the gateway process at c=1 and the high concurrency (pprof) into this directory")
 	flag.BoolVar(&o.proxy, "proxy", true, "also measure a bare Go reverse proxy (net/http/httputil) in front of the same upstream, interleaved in the same rounds: the cost of one HTTP hop")
 	flag.StringVar(&o.proxyServe, "reverse-proxy", "", "internal: run as that baseline proxy in front of this upstream URL")
-	flag.StringVar(&o.upstream, "upstream", "go-sdk", "the upstream of the main rounds: go-sdk (mcpbus demo-upstream) or minimal (MCP as plain JSON with one tool, no SDK: the gateway's own cost shows; docs/plans/perf2.md)")
+	flag.StringVar(&o.upstream, "upstream", "minimal", "the upstream of the main rounds: minimal (MCP as plain JSON with one tool, no SDK: the gateway's own cost shows, and issue 22's targets are judged on it; docs/plans/perf2.md) or go-sdk (mcpbus demo-upstream, ~650 us of CPU per call)")
 	flag.BoolVar(&o.minimalServe, "minimal-upstream", false, "internal: run as the minimal upstream")
 	flag.BoolVar(&o.keepLogs, "keep-logs", false, "keep the temporary directory with the processes' stderr logs")
 	flag.Parse()

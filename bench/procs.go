@@ -204,17 +204,22 @@ func cpuTimes(pid int) (user, sys int64, err error) {
 }
 
 // rssKB is VmRSS from /proc/<pid>/status, in KiB.
-func rssKB(pid int) (int64, error) {
+func rssKB(pid int) (int64, error) { return statusKB(pid, "VmRSS") }
+
+// statusKB is one field of /proc/<pid>/status in KiB: VmRSS, or its parts
+// RssAnon (the heap, stacks) and RssFile (the binary's pages mapped from the
+// page cache, shared and reclaimable).
+func statusKB(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		}
 	}
-	return 0, errors.New("no VmRSS")
+	return 0, errors.New("no " + field)
 }
 
 // scrapeMetric reads one unlabeled sample from mcpbus's Prometheus endpoint

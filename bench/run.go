@@ -248,6 +248,9 @@ func (b *benchRun) startGateways() error {
 	if b.gwURL, err = gw.waitListening(30 * time.Second); err != nil {
 		return err
 	}
+	time.Sleep(500 * time.Millisecond) // its start-up garbage settles
+	mb := func(field string) float64 { kb, _ := statusKB(gw.pid(), field); return float64(kb) / 1024 }
+	b.r.Memory.StartRSSMB, b.r.Memory.StartAnonMB = mb("VmRSS"), mb("RssAnon")
 	b.via = newTarget("mcpbus", b.gwURL+"/mcp/demo", b.viaAuth)
 	b.targets = []*target{b.direct, b.via}
 	b.gateways = map[*target]gateway{b.direct: {gw, b.gwURL}, b.via: {gw, b.gwURL}}
@@ -309,8 +312,18 @@ func (b *benchRun) idleBaseline() error {
 	if kb, err := rssKB(b.gw.pid()); err == nil {
 		r.Memory.IdleRSSMB = float64(kb) / 1024
 	}
+	if kb, err := statusKB(b.gw.pid(), "RssAnon"); err == nil {
+		r.Memory.IdleAnonMB = float64(kb) / 1024
+	}
 	if kb, err := rssKB(b.up.pid()); err == nil {
 		r.Memory.UpstreamIdleRSSMB = float64(kb) / 1024
+	}
+	for t, g := range b.gateways {
+		if t.name == targetProxy {
+			if kb, err := rssKB(g.p.pid()); err == nil {
+				r.Memory.ProxyIdleRSSMB = float64(kb) / 1024
+			}
+		}
 	}
 	// Background CPU of an idle mcpbus (timers, JetStream, session sweep): it
 	// is part of every phase's CPU, so it is reported next to the per-call cost.
