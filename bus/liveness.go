@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,19 +105,31 @@ func Progress(nc *nats.Conn, reply, what, acceptBy string) {
 
 // WorkerRequester sends requests to workers with liveness. One per
 // connection: its replies arrive on one wildcard subscription and are
-// dispatched to the waiting request by the last subject token.
+// dispatched to the waiting request by their subject's tokens. A request
+// whose answerer is known (AnswererOf) gets a reply subject under the user's
+// ReplyPrefix that the answerer may publish to by its grant (ReplyFrom);
+// others, or a connection without a user's inbox prefix, get one under the
+// connection's inbox.
 type WorkerRequester struct {
-	nc     *nats.Conn
-	prefix string
-	sub    *nats.Subscription
-	next   atomic.Uint64
-	mu     sync.Mutex
-	calls  map[string]chan *nats.Msg
+	nc      *nats.Conn
+	prefix  string // the connection's inbox, for replies from anyone
+	rprefix string // under ReplyPrefix(user), for tagged replies; "" if the user is unknown
+	subs    []*nats.Subscription
+	next    atomic.Uint64
+	mu      sync.Mutex
+	calls   map[string]pendingCall
 	// skewed is set once a worker's clock, ahead of this one's, put a
 	// request past its AcceptBy on arrival: from then on requests go
 	// without liveness, said once in log.
 	skewed atomic.Bool
 	log    *slog.Logger
+}
+
+// pendingCall is one try waiting for its replies, from sender ("": from the
+// inbox).
+type pendingCall struct {
+	ch     chan *nats.Msg
+	sender string
 }
 
 // NewWorkerRequester subscribes nc's reply subjects for worker requests;
@@ -125,19 +138,36 @@ func NewWorkerRequester(nc *nats.Conn, log *slog.Logger) (*WorkerRequester, erro
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &WorkerRequester{nc: nc, prefix: nc.NewRespInbox(), calls: map[string]chan *nats.Msg{}, log: log}
-	sub, err := nc.Subscribe(r.prefix+".*", r.dispatch)
+	r := &WorkerRequester{nc: nc, prefix: nc.NewRespInbox(), calls: map[string]pendingCall{}, log: log}
+	if user, ok := strings.CutPrefix(nc.Opts.InboxPrefix, InboxPrefix("")); ok && user != "" {
+		r.rprefix = ReplyPrefix(user) + "." + ReplySecret()
+	}
+	sub, err := nc.Subscribe(r.prefix+".*", func(m *nats.Msg) { r.dispatch(m, m.Subject[len(r.prefix)+1:], "") })
 	if err != nil {
 		return nil, err
 	}
-	r.sub = sub
+	r.subs = append(r.subs, sub)
+	if r.rprefix != "" {
+		sub, err := nc.Subscribe(r.rprefix+".*.*", func(m *nats.Msg) {
+			token, sender, _ := strings.Cut(m.Subject[len(r.rprefix)+1:], ".")
+			r.dispatch(m, token, sender)
+		})
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.subs = append(r.subs, sub)
+	}
 	return r, nil
 }
 
 // Close ends the subscription; requests waiting end with their contexts.
 func (r *WorkerRequester) Close() {
-	if r != nil && r.sub != nil {
-		_ = r.sub.Unsubscribe()
+	if r == nil {
+		return
+	}
+	for _, sub := range r.subs {
+		_ = sub.Unsubscribe()
 	}
 }
 
@@ -145,29 +175,40 @@ func (r *WorkerRequester) Close() {
 // by more than AcceptGrace, so requests now go without liveness.
 func (r *WorkerRequester) Skewed() bool { return r.skewed.Load() }
 
-func (r *WorkerRequester) dispatch(m *nats.Msg) {
-	token := m.Subject[len(r.prefix)+1:]
+// dispatch hands m, a reply for token from sender, to its waiting try: only
+// the sender that try asked for may answer it.
+func (r *WorkerRequester) dispatch(m *nats.Msg, token, sender string) {
 	r.mu.Lock()
-	ch := r.calls[token]
+	c, ok := r.calls[token]
 	r.mu.Unlock()
-	if ch == nil {
-		return // an abandoned attempt's late message
+	if !ok || c.sender != sender {
+		return // an abandoned attempt's late message, or another sender's
 	}
 	select {
-	case ch <- m:
+	case c.ch <- m:
 	default: // a slow waiter: heartbeats may be dropped, never the answer (the buffer outlasts them)
 	}
 }
 
-func (r *WorkerRequester) register() (string, chan *nats.Msg) {
+// register makes a try's token and its reply subject, for replies from the
+// answerer of subject.
+func (r *WorkerRequester) register(subject string) (token, reply string, ch chan *nats.Msg) {
 	// Unguessable: a responder sees its own calls' reply subjects, and a
 	// connector outside the cluster may publish to this inbox.
-	token := strconv.FormatUint(r.next.Add(1), 36) + "_" + ReplySecret()
-	ch := make(chan *nats.Msg, 16)
+	token = strconv.FormatUint(r.next.Add(1), 36) + "_" + ReplySecret()
+	sender := ""
+	if r.rprefix != "" {
+		sender = AnswererOf(subject)
+	}
+	reply = r.prefix + "." + token
+	if sender != "" {
+		reply = ReplySubject(r.rprefix, token, sender)
+	}
+	ch = make(chan *nats.Msg, 16)
 	r.mu.Lock()
-	r.calls[token] = ch
+	r.calls[token] = pendingCall{ch: ch, sender: sender}
 	r.mu.Unlock()
-	return token, ch
+	return token, reply, ch
 }
 
 func (r *WorkerRequester) unregister(token string) {
@@ -209,9 +250,9 @@ var (
 // attempt is one try of a request: a new reply subject, so a late message
 // of an earlier try is told apart.
 func (r *WorkerRequester) attempt(ctx context.Context, m *nats.Msg, w *Watch) (*nats.Msg, error) {
-	token, ch := r.register()
+	token, reply, ch := r.register(m.Subject)
 	defer r.unregister(token)
-	out := &nats.Msg{Subject: m.Subject, Reply: r.prefix + "." + token, Data: m.Data, Header: m.Header}
+	out := &nats.Msg{Subject: m.Subject, Reply: reply, Data: m.Data, Header: m.Header}
 	if acceptBy := w.Try(!r.skewed.Load()); acceptBy != "" {
 		out.Header[HeaderAcceptBy] = []string{acceptBy}
 	} else {

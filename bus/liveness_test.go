@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,4 +166,46 @@ func requester(t *testing.T) (*server.Server, *bus.WorkerRequester) {
 	}
 	t.Cleanup(r.Close)
 	return ns, r
+}
+
+// A request to a server's workers from a user's connection is answered on a
+// reply subject tagged with the server's name (bus.ReplyFrom grants it to
+// that server's workers); a message there tagged as another server is not
+// its answer.
+func TestLivenessReplyTaggedForTheAnswerer(t *testing.T) {
+	ns := bustest.Server(t)
+	asker, err := nats.Connect(ns.ClientURL(), nats.CustomInboxPrefix(bus.InboxPrefix("ing")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(asker.Close)
+	r, err := bus.NewWorkerRequester(asker, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	worker := bustest.Conn(t, ns)
+	if _, err := worker.Subscribe(bus.ToolRPC("x"), func(m *nats.Msg) {
+		if !server.SubjectMatchesFilter(m.Reply, bus.ReplyFrom("x")) || !strings.HasPrefix(m.Reply, bus.ReplyPrefix("ing")+".") {
+			t.Errorf("reply subject %q: not under the asker's prefix, or not one x's workers are granted", m.Reply)
+		}
+		posed := strings.TrimSuffix(m.Reply, ".x") + ".y"
+		_ = worker.Publish(posed, []byte("posed as y"))
+		_ = worker.Publish(m.Reply, []byte("from x"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	worker.Flush()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	reply, err := r.Request(ctx, &nats.Msg{Subject: bus.ToolRPC("x"), Data: []byte("{}")})
+	if err != nil || string(reply.Data) != "from x" {
+		t.Fatalf("answer %v, %v; want x's", reply, err)
+	}
+	for subject, want := range map[string]string{bus.ToolRPC("a"): "a", bus.ToolInfo("a-b"): "a-b", bus.SubjectRouterRPC: bus.GatewayToken,
+		bus.LLMDeploymentRPC("d1"): bus.LLMSender, bus.ToolOAuthStart("a"): "", "tool.x": ""} {
+		if got := bus.AnswererOf(subject); got != want {
+			t.Errorf("AnswererOf(%q) = %q, want %q", subject, got, want)
+		}
+	}
 }

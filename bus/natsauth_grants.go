@@ -18,7 +18,7 @@ func serving(servers []string) (pub, sub []string) {
 		names = []string{"*"}
 	}
 	for _, n := range names {
-		pub = append(pub, NotifySubject(n), ClientSubject(StreamSubject("*", "*"), n), ClientSubject(SessionSubject("*"), n),
+		pub = append(pub, NotifySubject(n), ClientSubject(StreamSubject("*", "*"), n), ReplyFrom(n), ClientSubject(SessionSubject("*"), n),
 			usageOfServer(n), auditOfServer(n))
 		sub = append(sub, ToolRPC(n), ToolInfo(n), NotifySubject(n), ServerRequestSubjects(n, "*"), ToolOAuthStart(n), ToolOAuthFinish(n), ToolOAuthExchange(n))
 	}

@@ -35,6 +35,10 @@ func (u BusUser) Permissions() *server.Permissions {
 func rolePermissions(user string, roles []Role, servers []string, routes []RouteFamily) *server.Permissions {
 	pub := []string{jsAPIInfo, jsFlowControl}
 	sub := []string{InboxPrefix(user) + ".>"}
+	if slices.ContainsFunc(roles, func(r Role) bool { return r == RoleIngress || r == RoleRouter || r == RoleLLM }) {
+		// They ask workers with liveness (WorkerRequester): their replies.
+		sub = append(sub, ReplyPrefix(user)+".>")
+	}
 	var responds bool
 	for _, r := range roles {
 		p, s, answers := roleSubjects(r, servers, routes)
@@ -105,7 +109,7 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		// the gateway.
 		pub, sub = kvFollower(BucketServers, nil)
 		pub = append(pub, ToolRPC("*"), ToolInfo("*"), SubjectServerRequestAll, SubjectCancelRequest,
-			ClientSubject(StreamSubject("*", "*"), GatewayToken), RecallSubject("*"))
+			ClientSubject(StreamSubject("*", "*"), GatewayToken), ReplyFrom(GatewayToken), RecallSubject("*"))
 		// The audit records of the calls it refuses (router/audit.go).
 		pub = append(pub, AuditFilter("", AuditDenied))
 		// Tasks (tasks.go): read every caller's, follow one while
@@ -231,7 +235,7 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		// The router asks the deployments' workers, asks auth to admit
 		// and to count spend, and records usage as the LLM's; the workers
 		// send chunks, as "llm", to the stream of the POST they answer.
-		pub = []string{LLMDeploymentAll, ClientSubject(StreamSubject("*", "*"), LLMSender), SubjectLLMAll, usageOfServer(LLMUsageServer),
+		pub = []string{LLMDeploymentAll, ClientSubject(StreamSubject("*", "*"), LLMSender), ReplyFrom(LLMSender), SubjectLLMAll, usageOfServer(LLMUsageServer),
 			SubjectRouterRPC,   // MCP tools on /v1/responses, as the caller
 			RecallSubject("*")} // liveness of a deployment's call (liveness.go)
 		sub = []string{SubjectLLMRouterAll, LLMDeploymentAll, SubjectCancel, RecallSubject("*"), micro}

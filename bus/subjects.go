@@ -306,6 +306,43 @@ func RecallSubject(id string) string { return SubjectRecall + "." + id }
 // for another (a minted key, a verify answer).
 func InboxPrefix(user string) string { return "_INBOX_" + user }
 
+// Replies to requests with liveness (liveness.go), which a responder answers
+// with many messages on one reply subject (acknowledgement, heartbeats, the
+// answer): ReplySubject(ReplyPrefix(user)+"."+conn, token, sender). A user
+// may subscribe to its own prefix only, and a responder may publish to the
+// replies tagged with its own sender token only (ReplyFrom), by its static
+// grant. nats-server then keeps no response permission per request, which
+// for such a responder would live for ReplyWindow (about an hour) each.
+func ReplyPrefix(user string) string { return Root + ".reply." + user }
+
+// ReplySubject is one request's reply subject under prefix (ReplyPrefix and
+// a connection token), for sender.
+func ReplySubject(prefix, token, sender string) string { return prefix + "." + token + "." + sender }
+
+// ReplyFrom matches every reply subject tagged for sender: its grant.
+func ReplyFrom(sender string) string { return Root + ".reply.*.*.*." + sender }
+
+// AnswererOf is the sender token of whoever answers a request on subject:
+// a server's name for its workers (ToolRPC, ToolInfo), GatewayToken for the
+// router, LLMSender for a deployment's workers; "" for anything else.
+func AnswererOf(subject string) string {
+	switch {
+	case subject == SubjectRouterRPC:
+		return GatewayToken
+	case strings.HasPrefix(subject, Root+".llm.deployment.") && strings.HasSuffix(subject, ".rpc"):
+		return LLMSender
+	}
+	rest, ok := strings.CutPrefix(subject, Root+".tool.")
+	if !ok {
+		return ""
+	}
+	server, kind, ok := strings.Cut(rest, ".")
+	if !ok || server == "" || kind != "rpc" && kind != "info" {
+		return ""
+	}
+	return server
+}
+
 // ---- NATS's own subjects ----
 
 // KVPrefix is the prefix of the subjects of bucket's keys: a key's subject
