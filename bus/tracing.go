@@ -6,6 +6,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Tracing pieces every service shares: the propagation format, the span
@@ -33,6 +34,16 @@ func Tracer(tp trace.TracerProvider, name string) trace.Tracer {
 		tp = otel.GetTracerProvider()
 	}
 	return tp.Tracer(name)
+}
+
+// TracingOff reports whether t is OpenTelemetry's no-op tracer, what
+// `mcpbus serve` uses when no exporter is configured: a service then skips
+// its spans (and their names and attributes) and passes the context it was
+// given on, which carries a client's traceparent unchanged, as the no-op
+// tracer's non-recording spans would.
+func TracingOff(t trace.Tracer) bool {
+	_, off := t.(noop.Tracer)
+	return off
 }
 
 // SpanFailed records a gateway error on span: its JSON-RPC and catalog codes,

@@ -34,6 +34,14 @@ const tracerName = "github.com/mcpbus/mcpbus/ingress"
 // traceHTTP starts a server span per HTTP request.
 func (g *Ingress) traceHTTP(h http.Handler) http.Handler {
 	tracer := bus.Tracer(g.o.TracerProvider, tracerName)
+	if bus.TracingOff(tracer) {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if ctx := clientTrace(r); ctx != r.Context() {
+				r = r.WithContext(ctx) // a client's context, passed on
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, span := tracer.Start(clientTrace(r), httpSpanName(r), trace.WithSpanKind(trace.SpanKindServer))
 		defer span.End()

@@ -22,6 +22,9 @@ const tracerName = "github.com/mcpbus/mcpbus/router"
 // the request's headers.
 func (r *Router) startSpan(h map[string][]string, env bus.Envelope, msg *bus.Message) (context.Context, trace.Span) {
 	ctx := bus.TraceContext.Extract(context.Background(), bus.HeaderCarrier(h))
+	if bus.TracingOff(r.tracer) {
+		return ctx, trace.SpanFromContext(ctx)
+	}
 	method := msg.Method
 	if method == "" {
 		method = "response"

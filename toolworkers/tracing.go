@@ -38,12 +38,17 @@ type callSpan struct {
 	tracer trace.Tracer
 	name   string // "<server> <method>"
 	attrs  []attribute.KeyValue
+	off    bool // tracing off (bus.TracingOff): Span is the caller's, unchanged
 }
 
 // startSpan starts the worker's span for method, the child of the trace context
 // in the request's headers.
 func (w *Worker) startSpan(h map[string][]string, env bus.Envelope, method string, params json.RawMessage) *callSpan {
 	ctx := bus.TraceContext.Extract(context.Background(), bus.HeaderCarrier(h))
+	if bus.TracingOff(w.tracer) {
+		// The caller's trace context goes upstream as it came (startUpstream).
+		return &callSpan{tracer: w.tracer, Span: trace.SpanFromContext(ctx), off: true}
+	}
 	s := &callSpan{tracer: w.tracer, name: w.up.Name + " " + method}
 	_, s.Span = w.tracer.Start(ctx, "worker "+s.name, trace.WithSpanKind(trace.SpanKindServer))
 	if s.IsRecording() {
@@ -101,6 +106,12 @@ func (s *callSpan) info(ctx context.Context, c upstream.Client) (json.RawMessage
 // startUpstream starts an upstream span, the child of the worker's span, in
 // ctx (which bounds the call).
 func (s *callSpan) startUpstream(ctx context.Context) (context.Context, trace.Span) {
+	if s.off {
+		if !s.SpanContext().IsValid() {
+			return ctx, s.Span
+		}
+		return trace.ContextWithSpan(ctx, s.Span), s.Span
+	}
 	ctx, span := s.tracer.Start(trace.ContextWithSpan(ctx, s.Span), "upstream "+s.name, trace.WithSpanKind(trace.SpanKindClient))
 	if span.IsRecording() {
 		span.SetAttributes(s.attrs...)

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Tracing export. mcpbus makes OpenTelemetry spans for every hop of a call
@@ -84,11 +85,12 @@ func tracingConfigured() bool {
 	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }
 
-// tracerProvider is what the gateway uses: nil (the global default) when no
-// exporter is configured.
+// tracerProvider is what the gateway uses: OpenTelemetry's no-op provider
+// when no exporter is configured, which the services recognize
+// (bus.TracingOff) and then skip their spans altogether.
 func (t *tracing) tracerProvider() trace.TracerProvider {
 	if t.Provider == nil {
-		return nil
+		return noop.NewTracerProvider()
 	}
 	return t.Provider
 }

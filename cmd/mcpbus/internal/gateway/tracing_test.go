@@ -243,11 +243,20 @@ mcp_servers:
 // (W3C: a hop that does not trace still propagates); without one, the
 // upstream gets no traceparent.
 func TestTracingOffPassesContextThrough(t *testing.T) {
+	// The global provider (no SDK installed) makes non-recording spans;
+	// OpenTelemetry's no-op provider, what `mcpbus serve` passes without an
+	// exporter, makes the services skip their spans (bus.TracingOff).
+	for name, tp := range map[string]trace.TracerProvider{"global": nil, "no-op": noop.NewTracerProvider()} {
+		t.Run(name, func(t *testing.T) { tracingOffPassesContextThrough(t, tp) })
+	}
+}
+
+func tracingOffPassesContextThrough(t *testing.T, tp trace.TracerProvider) {
 	url, rec := traceUpstream(t)
-	g := startGateway(t, fmt.Sprintf(`
+	g := startGatewayOpts(t, fmt.Sprintf(`
 mcp_servers:
   demo: {url: %q}
-`, url), nil)
+`, url), nil, func(o *Options) { o.TracerProvider = tp })
 	endpoint := g.URL() + "/mcp/demo"
 	h := initSession(t, endpoint, http.Header{})
 	call := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`
