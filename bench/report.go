@@ -200,10 +200,10 @@ func (r *report) summarize(high int) {
 	row("errors", float64(r.Errors.Total), "0", r.Errors.Total == 0)
 	if c := r.Catalog; c != nil {
 		row(fmt.Sprintf("cached aggregated tools/list p50, %d upstreams x %d tools (ms)", c.Upstreams, c.ToolsEach), c.CachedP50ms, "<= 0.5", c.CachedP50ms <= 0.5)
+		row("first aggregated tools/list after a restart (ms)", c.RestartP50ms, "<= 10", c.RestartP50ms <= 10)
 	} else {
 		r.NotMeasured = append(r.NotMeasured, "aggregated tools/list: not run (-catalog=false)")
 	}
-	r.NotMeasured = append(r.NotMeasured, "first aggregated tools/list after a restart (target <= 10 ms): not measured yet (docs/plans/perf2.md, step 5)")
 	if s := r.Split; s != nil && len(s.Summary) > 0 {
 		d := s.Summary[0].AddedP50ms - lo.AddedP50ms
 		row("split processes: added p50 at c=1 minus all-in-one (ms)", d, "<= 0.15", d <= 0.15)
@@ -328,6 +328,7 @@ func (r *report) print(w io.Writer) {
 	}
 	if c := r.Catalog; c != nil {
 		info(fmt.Sprintf("aggregated tools/list cold, %d x %d tools, %.0f ms injected (ms)", c.Upstreams, c.ToolsEach, c.ListLatencyMs), floats(c.ColdSamplesMs, "%.1f"))
+		info("aggregated tools/list after a restart on the same data (ms)", floats(c.RestartSamplesMs, "%.1f"))
 		info("aggregated tools/list cached p50 / p99 (ms)", fmt.Sprintf("%.3f / %.3f", c.CachedP50ms, c.CachedP99ms))
 		info("one upstream's tools/list direct p50 (ms)", fmt.Sprintf("%.3f", c.DirectOneP50ms))
 	}
