@@ -68,14 +68,12 @@ func Modern(h http.Header, m *Message) bool {
 // MetaVersion is params._meta's protocol version, or "" when params holds
 // none (or not as a string).
 func MetaVersion(params json.RawMessage) string {
-	var p struct {
-		Meta map[string]json.RawMessage `json:"_meta"`
-	}
-	if len(params) == 0 || json.Unmarshal(params, &p) != nil {
+	meta, ok, amb := Field(params, "_meta")
+	if !ok || amb {
 		return ""
 	}
-	var v string
-	if json.Unmarshal(p.Meta[MetaProtocolVersion], &v) != nil {
+	v, ok, amb := StringField(meta, MetaProtocolVersion)
+	if !ok || amb {
 		return ""
 	}
 	return v
@@ -175,9 +173,11 @@ func CheckStandardHeaders(h http.Header, m *Message) error {
 	if !ok {
 		return fmt.Errorf("%s header is not valid: a Base64 form that does not decode, or over %d bytes", HeaderMCPName, MaxMCPHeaderValue)
 	}
-	var p map[string]json.RawMessage
-	var inBody string
-	if json.Unmarshal(m.Params, &p) != nil || json.Unmarshal(p[field], &inBody) != nil {
+	inBody, ok, amb := StringField(m.Params, field)
+	switch {
+	case amb:
+		return fmt.Errorf("params.%s is given more than once", field)
+	case !ok:
 		return fmt.Errorf("params.%s missing: %s names it in %s", field, m.Method, HeaderMCPName)
 	}
 	if name != inBody {

@@ -3,7 +3,7 @@ package bus
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"slices"
 )
 
@@ -73,28 +73,49 @@ var modernMetaKeys = []string{MetaProtocolVersion, MetaClientCapabilities, MetaC
 // without _meta, if nothing else was in it), for an upstream that speaks an
 // older revision: such an upstream holds the client's version and
 // capabilities in its session, and a newer one would read the keys as the
-// request's era. params without them is returned as it is.
+// request's era. params without them is returned as it is. The other
+// members are copied as they came, in their order.
 func StripModernMeta(params json.RawMessage) (json.RawMessage, error) {
 	raw, ok, _ := Field(params, "_meta")
 	if !ok || !bytes.Contains(raw, []byte(`"io.modelcontextprotocol/`)) {
 		return params, nil
 	}
-	var p map[string]json.RawMessage
-	var meta map[string]json.RawMessage
-	if err := json.Unmarshal(params, &p); err != nil {
-		return nil, fmt.Errorf("params: %w", err)
+	start := skipSpace(params, 0)
+	if start >= len(params) || params[start] != '{' {
+		return nil, errors.New("params: not a JSON object")
 	}
-	if err := json.Unmarshal(raw, &meta); err != nil {
-		return nil, fmt.Errorf("params._meta: %w", err)
+	if !json.Valid(params) {
+		return nil, errors.New("params: not valid JSON")
 	}
-	for _, k := range modernMetaKeys {
-		delete(meta, k)
+	meta := skipSpace(raw, 0)
+	if meta >= len(raw) || raw[meta] != '{' {
+		return nil, errors.New("params._meta: not a JSON object")
 	}
-	if len(meta) == 0 {
-		delete(p, "_meta")
-	} else {
-		b, _ := json.Marshal(meta)
-		p["_meta"] = b
+	kept := make([]byte, 0, len(raw))
+	_, _ = eachMember(raw, meta, func(k, v []byte) *Error {
+		if !slices.Contains(modernMetaKeys, string(k)) {
+			kept = appendMember(kept, k, v)
+		}
+		return nil
+	})
+	out := make([]byte, 0, len(params))
+	_, _ = eachMember(params, start, func(k, v []byte) *Error {
+		switch {
+		case string(k) != "_meta":
+			out = appendMember(out, k, v)
+		case len(kept) > 0:
+			out = appendMember(out, k, append(append([]byte{'{'}, kept...), '}'))
+		}
+		return nil
+	})
+	return append(append([]byte{'{'}, out...), '}'), nil
+}
+
+// appendMember appends `"k":v` to dst, after a comma unless dst is empty.
+func appendMember(dst, k, v []byte) []byte {
+	if len(dst) > 0 {
+		dst = append(dst, ',')
 	}
-	return json.Marshal(p)
+	q, _ := json.Marshal(string(k)) // the key as a JSON string (escaped as needed)
+	return append(append(append(dst, q...), ':'), v...)
 }

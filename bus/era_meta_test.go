@@ -59,6 +59,14 @@ func TestStripModernMeta(t *testing.T) {
 	if string(got) != `{"name":"echo"}` {
 		t.Errorf("only modern keys: got %s, want _meta gone", got)
 	}
+	// The rest is copied as it came: order, spacing inside values, escapes.
+	got, err = StripModernMeta(json.RawMessage(`{"z": [1, 2],"_meta":{"a\"b":2,` + okMeta + `},"arguments":{"q":"\u00e9"}}`))
+	if want := `{"z":[1, 2],"_meta":{"a\"b":2},"arguments":{"q":"\u00e9"}}`; err != nil || string(got) != want {
+		t.Errorf("got %s, %v; want %s", got, err, want)
+	}
+	if _, err := StripModernMeta(json.RawMessage(`{"name":"echo","_meta":{` + okMeta + `},`)); err == nil {
+		t.Error("params that are not JSON were stripped")
+	}
 	plain := json.RawMessage(`{"name":"echo",  "_meta":{"progressToken":1}}`)
 	if got, _ := StripModernMeta(plain); string(got) != string(plain) {
 		t.Errorf("nothing to strip: got %s, want it untouched", got)
