@@ -3,7 +3,6 @@ package toolworkers
 import (
 	"encoding/json"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,12 +44,7 @@ type auditPublisher struct {
 	nc   *nats.Conn
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	started bool
-	closed  bool
-	queue   chan auditItem
-	stop    chan struct{}
-	done    chan struct{}
+	publishQueue[auditItem]
 
 	stored, dropped, failed atomic.Uint64
 	lastWarn                atomic.Int64
@@ -133,22 +127,7 @@ func auditOutcome(rec callRecord) string {
 
 // enqueue hands it to the publisher without ever waiting.
 func (p *auditPublisher) enqueue(w *Worker, it auditItem) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
-	if !p.started {
-		p.started = true
-		p.queue = make(chan auditItem, auditQueueSize)
-		p.stop, p.done = make(chan struct{}), make(chan struct{})
-		go p.run(w)
-	}
-	q := p.queue
-	p.mu.Unlock()
-	select {
-	case q <- it:
-	default:
+	if full, _ := p.offer(it, auditQueueSize, func() { go p.run(w) }); full {
 		p.dropped.Add(1)
 		p.warn("audit records dropped: the publish queue is full (is NATS slow or disconnected?)", nil)
 	}
@@ -205,38 +184,16 @@ func (p *auditPublisher) run(w *Worker) {
 		case <-p.stop:
 			deadline := time.NewTimer(usageFlushWait)
 			defer deadline.Stop()
-			for {
-				select {
-				case it := <-p.queue:
-					publish(it)
-				default:
-					select {
-					case <-js.PublishAsyncComplete():
-					case <-deadline.C:
-					}
-					return
-				}
-			}
+			p.flush(js, deadline, publish)
+			return
 		}
 	}
 }
 
 // close stops the publisher after a last flush; later records are ignored.
 func (p *auditPublisher) close() {
-	if p == nil {
-		return
-	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
-	p.closed = true
-	started := p.started
-	p.mu.Unlock()
-	if started {
-		close(p.stop)
-		<-p.done
+	if p != nil {
+		p.publishQueue.close()
 	}
 }
 

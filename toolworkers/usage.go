@@ -91,12 +91,7 @@ func (w *Worker) usageEvent(rec callRecord, end time.Time) bus.UsageEvent {
 // publishes them. The zero value is ready: the goroutine starts with the
 // first event.
 type usagePublisher struct {
-	mu      sync.Mutex
-	started bool
-	closed  bool
-	queue   chan bus.UsageEvent
-	stop    chan struct{}
-	done    chan struct{}
+	publishQueue[bus.UsageEvent]
 
 	stored, dropped, failed, retried          atomic.Uint64
 	lastDropWarn, lastFailWarn, lastRetryWarn atomic.Int64 // unix nanoseconds
@@ -111,25 +106,11 @@ type usagePublisher struct {
 
 // enqueue hands ev to the publisher without ever waiting.
 func (p *usagePublisher) enqueue(w *Worker, ev bus.UsageEvent) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
-	if !p.started {
-		p.started = true
-		if p.queue == nil {
-			p.queue = make(chan bus.UsageEvent, usageQueueSize)
-		}
-		p.stop, p.done = make(chan struct{}), make(chan struct{})
+	full, q := p.offer(ev, usageQueueSize, func() {
 		p.metrics = w.metrics
 		go p.run(w.nc, w.log)
-	}
-	q := p.queue
-	p.mu.Unlock()
-	select {
-	case q <- ev:
-	default:
+	})
+	if full {
 		n := p.dropped.Add(1)
 		p.metrics.usageEvent("dropped")
 		if p.due(&p.lastDropWarn) {
@@ -198,20 +179,8 @@ func (p *usagePublisher) run(nc *nats.Conn, log *slog.Logger) {
 			republish()
 			deadline := time.NewTimer(usageFlushWait)
 			defer deadline.Stop()
-			for {
-				select {
-				case <-deadline.C:
-					return
-				case ev := <-p.queue:
-					publish(ev)
-				default:
-					select {
-					case <-js.PublishAsyncComplete():
-					case <-deadline.C:
-					}
-					return
-				}
-			}
+			p.flush(js, deadline, publish)
+			return
 		}
 	}
 }
@@ -315,17 +284,4 @@ func usageRetryable(err error) bool {
 const errMessageTooLarge = 10054
 
 // close stops the publisher after a last flush; later events are ignored.
-func (p *usagePublisher) close() {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
-	p.closed = true
-	started := p.started
-	p.mu.Unlock()
-	if started {
-		close(p.stop)
-		<-p.done
-	}
-}
+func (p *usagePublisher) close() { p.publishQueue.close() }
