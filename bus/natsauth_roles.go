@@ -86,6 +86,7 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 		pub = append(pub, streamCreator(StreamAudit)...) // audit.go
 		pub = append(pub, streamCreator(KVStream(BucketOAuthTokens))...)
 		pub = append(pub, streamCreator(KVStream(BucketLists))...)
+		pub = append(pub, streamCreator(KVStream(BucketCatalogs))...)
 		pub = append(pub, streamCreator(KVStream(BucketOAuthFlows))...) // useroauth.go
 		// Users' own upstream credentials (usercreds.go): it seals and
 		// writes them, and answers their API.
@@ -142,13 +143,16 @@ func roleSubjects(r Role, servers []string, routes []RouteFamily) (pub, sub []st
 				listKeys = append(listKeys, ListKey(n, m))
 			}
 		}
-		p, s = kvFollower(BucketLists, listKeys)
-		pub, sub = append(pub, p...), append(sub, s...)
-		if len(servers) == 0 {
-			pub = append(pub, KVSubject(BucketLists, ">"))
-		}
-		for _, k := range listKeys {
-			pub = append(pub, KVSubject(BucketLists, k))
+		// And the same keys of the kept catalogs (catalogs_bucket.go).
+		for _, bucket := range []string{BucketLists, BucketCatalogs} {
+			p, s = kvFollower(bucket, listKeys)
+			pub, sub = append(pub, p...), append(sub, s...)
+			if len(servers) == 0 {
+				pub = append(pub, KVSubject(bucket, ">"))
+			}
+			for _, k := range listKeys {
+				pub = append(pub, KVSubject(bucket, k))
+			}
 		}
 		// Its servers' users' credentials (usercreds.go): read, and
 		// written (a per-user OAuth sign-in, a refresh: useroauth.go) under

@@ -166,20 +166,8 @@ func (c *catalog) begin(key, method string) (e *catalogEntry, leader bool, outco
 // generation stays cached.
 func (c *catalog) finish(key string, e *catalogEntry, msg *bus.Message, err error, gaveUp bool, listChanged func() bool) {
 	keep := err == nil && msg != nil && len(msg.Error) == 0
-	if keep && !listChanged() {
-		e.expires = time.Now().Add(catalogTTL)
-	}
 	if keep {
-		// A 2026-07-28 server's own freshness bound (ttlMs) shortens
-		// either rule; 0 or none leaves them (a list_changed still drops
-		// the entry at once).
-		if ttl, ok := bus.CacheTTL(msg.Result); ok {
-			until := time.Now().Add(ttl)
-			e.ttlUntil = until
-			if e.expires.IsZero() || until.Before(e.expires) {
-				e.expires = until
-			}
-		}
+		e.keepFor(msg, listChanged)
 	}
 	c.mu.Lock()
 	e.msg, e.err, e.gaveUp = msg, err, gaveUp && err != nil
@@ -188,6 +176,54 @@ func (c *catalog) finish(key string, e *catalogEntry, msg *bus.Message, err erro
 	}
 	c.mu.Unlock()
 	close(e.done)
+}
+
+// keepFor sets how long e keeps msg, a result: until invalidated when the
+// server promises list_changed notices, else catalogTTL; a 2026-07-28
+// server's own freshness bound (ttlMs) shortens either rule; 0 or none
+// leaves them (a list_changed still drops the entry at once).
+func (e *catalogEntry) keepFor(msg *bus.Message, listChanged func() bool) {
+	if !listChanged() {
+		e.expires = time.Now().Add(catalogTTL)
+	}
+	if ttl, ok := bus.CacheTTL(msg.Result); ok {
+		until := time.Now().Add(ttl)
+		e.ttlUntil = until
+		if e.expires.IsZero() || until.Before(e.expires) {
+			e.expires = until
+		}
+	}
+}
+
+// put installs msg as key's entry until expires, unless key has one (live,
+// or being fetched); it returns the method's generation, for replace.
+func (c *catalog) put(key, method string, msg *bus.Message, expires time.Time) (gen uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries, c.gen = map[string]*catalogEntry{}, map[string]uint64{}
+	}
+	if e := c.entries[key]; e != nil {
+		return 0, false
+	}
+	e := &catalogEntry{method: method, gen: c.gen[method], done: make(chan struct{}), msg: msg, expires: expires}
+	close(e.done)
+	c.entries[key] = e
+	return e.gen, true
+}
+
+// replace puts msg, a result fetched for key in generation gen, in its
+// place, kept as a fetch's would be; nothing when the method's list changed
+// since gen (its entries were dropped).
+func (c *catalog) replace(key, method string, msg *bus.Message, gen uint64, listChanged bool) {
+	e := &catalogEntry{method: method, gen: gen, done: make(chan struct{}), msg: msg}
+	e.keepFor(msg, func() bool { return listChanged })
+	close(e.done)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries != nil && c.gen[method] == gen {
+		c.entries[key] = e
+	}
 }
 
 // invalidate drops the entries of methods (all methods if none are named);

@@ -402,8 +402,19 @@ func (w *Worker) dispatch(ctx context.Context, l *link, env *bus.Envelope, msg *
 		if !ok {
 			break
 		}
+		if resp, ok := w.warmAnswer(ctx, l, msg.Method, key); ok { // warm_catalogs.go: the first list after a restart
+			w.metrics.cacheOutcome(w.up.Name, msg.Method, cacheWarm)
+			return resp, cacheWarm, nil
+		}
+		fetched := func() (*bus.Message, error) {
+			resp, err := call()
+			if err == nil {
+				w.keepCatalog(l, msg.Method, key, resp) // for the next start
+			}
+			return resp, err
+		}
 		var shared bool
-		resp, cache, err = l.cache.fetch(ctx, key, msg.Method, w.sharedCall(ctx, l, msg.Method, key, &shared, call), func() bool {
+		resp, cache, err = l.cache.fetch(ctx, key, msg.Method, w.sharedCall(ctx, l, msg.Method, key, &shared, fetched), func() bool {
 			info, err := l.up.Info(ctx)
 			return err == nil && declaresListChanged(info, catalogMethods[msg.Method])
 		})

@@ -123,7 +123,8 @@ func (l *link) SessionNotification(method string, params json.RawMessage) {
 		// heard yet).
 		w.eachLink(func(l *link) { l.cache.invalidate(stale...) })
 		if l == w.shared {
-			w.purgeShared(stale) // shared_lists.go: the other replicas' copy too
+			w.purgeShared(stale)    // shared_lists.go: the other replicas' copy too
+			w.forgetCatalogs(stale) // warm_catalogs.go: and the next start's
 		}
 		w.changes.publish(method, params)
 		return

@@ -72,7 +72,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"server", "code", "variant"}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcpbus_catalog_cache_total",
-			Help: "List calls (tools/list, prompts/list, resources/list, resources/templates/list) by catalog cache outcome: hit (answered from the worker's cache), joined (shared a concurrent call's upstream fetch), shared (read from another replica's fetch while its ttlMs holds), miss (fetched upstream).",
+			Help: "List calls (tools/list, prompts/list, resources/list, resources/templates/list) by catalog cache outcome: hit (answered from the worker's cache), joined (shared a concurrent call's upstream fetch), shared (read from another replica's fetch while its ttlMs holds), warm (the first list after a restart, from the page kept before it), miss (fetched upstream).",
 		}, []string{"server", "method", "outcome"}),
 		usage: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcpbus_usage_events_total",

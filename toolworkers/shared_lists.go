@@ -24,28 +24,34 @@ import (
 const sharedListsRetry = time.Minute
 
 type sharedLists struct {
-	js     jetstream.JetStream // nil: not shared (no JetStream)
 	server string
+	lazyKV
+}
+
+// lazyKV is a bucket a worker opens on first use (again after
+// sharedListsRetry if that failed; the registry makes it).
+type lazyKV struct {
+	js   jetstream.JetStream // nil: no JetStream
+	name string
 
 	mu       sync.Mutex
 	kv       jetstream.KeyValue
 	failedAt time.Time
 }
 
-// bucket opens the lists bucket once (again after sharedListsRetry if that
-// failed; the registry makes it).
-func (s *sharedLists) bucket(ctx context.Context) jetstream.KeyValue {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.kv != nil || s.js == nil || time.Since(s.failedAt) < sharedListsRetry {
-		return s.kv
+// bucket opens the bucket once; nil when it cannot be.
+func (b *lazyKV) bucket(ctx context.Context) jetstream.KeyValue {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.kv != nil || b.js == nil || time.Since(b.failedAt) < sharedListsRetry {
+		return b.kv
 	}
-	kv, err := s.js.KeyValue(ctx, bus.BucketLists)
+	kv, err := b.js.KeyValue(ctx, b.name)
 	if err != nil {
-		s.failedAt = time.Now()
+		b.failedAt = time.Now()
 		return nil
 	}
-	s.kv = kv
+	b.kv = kv
 	return kv
 }
 
@@ -82,6 +88,20 @@ func (w *Worker) sharedCall(ctx context.Context, l *link, method, cursorKey stri
 		}
 		return msg, nil
 	}
+}
+
+// sharedFresh reports whether the lists bucket holds a fresh page for key.
+func (w *Worker) sharedFresh(ctx context.Context, key string) bool {
+	kv := w.lists.bucket(ctx)
+	if kv == nil {
+		return false
+	}
+	e, err := kv.Get(ctx, key)
+	if err != nil {
+		return false
+	}
+	_, ok := bus.ReadListEntry(e.Value(), time.Now())
+	return ok
 }
 
 // purgeShared drops the shared entries of methods, whose upstream list

@@ -151,6 +151,8 @@ type Worker struct {
 	// lists are the lists shared with the server's other replicas
 	// (shared_lists.go).
 	lists sharedLists
+	// catalogs are the lists kept across restarts (warm_catalogs.go).
+	catalogs warmCatalogs
 	// pins: the server's pinned tool definitions (pins.go); nil when
 	// tool_pinning is off. A canary shares its stable worker's.
 	pins *toolPins
@@ -232,7 +234,9 @@ func newWorker(nc *nats.Conn, up *config.Upstream, spec bus.ServerSpec, o Option
 		parksByKey: map[string]int{},
 	}
 	w.changes = changeNotices{w: w, window: 250 * time.Millisecond}
-	w.lists = sharedLists{js: o.JetStream, server: up.Name}
+	w.lists = sharedLists{server: up.Name, lazyKV: lazyKV{js: o.JetStream, name: bus.BucketLists}}
+	w.catalogs = newWarmCatalogs(w, o)
+	w.loadCatalogs() // warm_catalogs.go
 	w.pins = newToolPins(w, bus.EffectivePinning(spec.ToolPinning, o.ToolPinning), o.JetStream)
 	w.guards = newGuardChain(o.Guards, up.Guardrails)  // guards.go
 	w.tasks = newWorkerTasks(w, up.Tasks, o.JetStream) // tasks.go
@@ -422,6 +426,7 @@ func (w *Worker) Stop() {
 	w.changes.stop()
 	w.leases.stop()
 	w.parks.Range(func(_, p any) bool { p.(*park).end(); return true }) // their upstream calls stop
+	w.catalogs.end()
 	w.shared.close()
 	w.creds.closeAll()
 	w.private.closeAll()

@@ -121,6 +121,9 @@ func (g *Gateway) prepareRegistry(ctx context.Context, o Options, conn func(stri
 	if err := bus.EnsureListsBucket(ctx, rjs, o.state()); err != nil {
 		return nil, nil, nil, err
 	}
+	if err := bus.EnsureCatalogsBucket(ctx, rjs, o.state()); err != nil { // warm catalogs
+		return nil, nil, nil, err
+	}
 	if g.userCreds, err = bus.EnsureUserCredentialsBucket(ctx, rjs, o.state()); err != nil {
 		return nil, nil, nil, err
 	}
