@@ -297,3 +297,35 @@ func declares(init json.RawMessage, feature string) bool {
 	v, ok := r.Capabilities[feature]
 	return ok && string(v) != "null"
 }
+
+// listThroughCatalog answers a list request (method, catalog key) on link l
+// from its catalog: the page kept before a restart for the first one
+// (warm_catalogs.go), then the cache, another replica's fresh page
+// (shared_lists.go), or call, the upstream fetch, whose first pages are kept
+// for the next start. cache is the outcome, also counted in the metrics.
+func (w *Worker) listThroughCatalog(ctx context.Context, l *link, method, key string, call func() (*bus.Message, error)) (resp *bus.Message, cache string, err error) {
+	if resp, ok := w.warmAnswer(ctx, l, method, key); ok {
+		w.metrics.cacheOutcome(w.up.Name, method, cacheWarm)
+		return resp, cacheWarm, nil
+	}
+	fetched := func() (*bus.Message, error) {
+		resp, err := call()
+		if err == nil {
+			w.keepCatalog(l, method, key, resp)
+		}
+		return resp, err
+	}
+	var shared bool
+	resp, cache, err = l.cache.fetch(ctx, key, method, w.sharedCall(ctx, l, method, key, &shared, fetched), func() bool {
+		info, err := l.up.Info(ctx)
+		return err == nil && declaresListChanged(info, catalogMethods[method])
+	})
+	if shared && cache == cacheMiss {
+		cache = cacheShared // another replica's fetch (shared_lists.go)
+	}
+	if err != nil && err == ctx.Err() { // gave up waiting for another call's fetch
+		err = bus.ContextError(ctx, w.up.Name)
+	}
+	w.metrics.cacheOutcome(w.up.Name, method, cache)
+	return resp, cache, err
+}

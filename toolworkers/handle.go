@@ -398,34 +398,9 @@ func (w *Worker) dispatch(ctx context.Context, l *link, env *bus.Envelope, msg *
 	}
 	switch msg.Method {
 	case bus.MethodToolsList, bus.MethodPromptsList, bus.MethodResourcesList, bus.MethodResourcesTemplatesList:
-		key, ok := catalogKey(msg.Method, msg.Params)
-		if !ok {
-			break
+		if key, ok := catalogKey(msg.Method, msg.Params); ok {
+			return w.listThroughCatalog(ctx, l, msg.Method, key, call) // catalog.go
 		}
-		if resp, ok := w.warmAnswer(ctx, l, msg.Method, key); ok { // warm_catalogs.go: the first list after a restart
-			w.metrics.cacheOutcome(w.up.Name, msg.Method, cacheWarm)
-			return resp, cacheWarm, nil
-		}
-		fetched := func() (*bus.Message, error) {
-			resp, err := call()
-			if err == nil {
-				w.keepCatalog(l, msg.Method, key, resp) // for the next start
-			}
-			return resp, err
-		}
-		var shared bool
-		resp, cache, err = l.cache.fetch(ctx, key, msg.Method, w.sharedCall(ctx, l, msg.Method, key, &shared, fetched), func() bool {
-			info, err := l.up.Info(ctx)
-			return err == nil && declaresListChanged(info, catalogMethods[msg.Method])
-		})
-		if shared && cache == cacheMiss {
-			cache = cacheShared // another replica's fetch (shared_lists.go)
-		}
-		if err != nil && err == ctx.Err() { // gave up waiting for another call's fetch
-			err = bus.ContextError(ctx, w.up.Name)
-		}
-		w.metrics.cacheOutcome(w.up.Name, msg.Method, cache)
-		return resp, cache, err
 	case bus.MethodLoggingSetLevel:
 		resp, err = l.setLevel(msg.Params, call, func() json.RawMessage {
 			info, _ := l.up.Info(ctx)
