@@ -90,13 +90,14 @@ func newCatalog() *catalog {
 		indexes: map[string]*toolIndex{}}
 }
 
-// put stores a server's whole list.
-func (c *catalog) put(k entryKey, items []string) {
+// put stores a server's whole list; changed says it was new or another
+// (the catalog's generation moved on by one).
+func (c *catalog) put(k entryKey, items []string) (changed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.entries[k]; ok && slices.Equal(old.items, items) {
 		old.at = time.Now()
-		return
+		return false
 	}
 	if len(c.entries) >= maxCatalogEntries {
 		c.evictOldest()
@@ -104,6 +105,7 @@ func (c *catalog) put(k entryKey, items []string) {
 	c.entries[k] = &entry{items: items, at: time.Now()}
 	delete(c.failed, k)
 	c.changed()
+	return true
 }
 
 // fail notes that k's server could not be listed.

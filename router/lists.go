@@ -35,7 +35,7 @@ func (r *Router) list(ctx context.Context, a *agg, msg *bus.Message, k *kind) ([
 		}
 		return requestBody(msg.ID, msg.Method, p)
 	})
-	pages, failures, kinds := r.readPages(a, k, legs, cur == nil)
+	pages, failures, kinds, stored := r.readPages(a, k, legs, cur == nil)
 	items, next := r.mergePages(ctx, a, k, legs, pages)
 	if len(failures) > 0 && len(failures) == len(legs) {
 		return nil, allFailed(k.method, failures, kinds)
@@ -43,7 +43,10 @@ func (r *Router) list(ctx context.Context, a *agg, msg *bus.Message, k *kind) ([
 	r.warnStream(a.env, k.method, failures)
 	out := listResult(k, items, next, failures)
 	if len(failures) == 0 {
-		r.cat.keepView(pageKey, &pageView{body: out, at: time.Now()}, gen)
+		// The lists this page was merged from, stored as they came
+		// (readPages), moved the generation on by stored: any other change
+		// since the page was looked up keeps it out.
+		r.cat.keepView(pageKey, &pageView{body: out, at: time.Now()}, gen+uint64(stored))
 	}
 	return bus.ResultResponse(msg.ID, out), nil
 }
@@ -64,12 +67,10 @@ func listTargets(a *agg, cur map[string]string) []int {
 
 // readPages reads each leg's answer as a page (pages[n] for legs[n]; empty
 // for a server without the list or that failed) and names the servers that
-// failed. On a first page, a whole list is kept in the catalog and a failure
-// marked there.
-func (r *Router) readPages(a *agg, k *kind, legs []leg, first bool) ([]page, []bus.PartialFailure, []bus.Kind) {
-	pages := make([]page, len(legs))
-	var failures []bus.PartialFailure
-	var kinds []bus.Kind
+// failed. On a first page, a whole list is kept in the catalog (stored
+// counts those that were new or changed) and a failure marked there.
+func (r *Router) readPages(a *agg, k *kind, legs []leg, first bool) (pages []page, failures []bus.PartialFailure, kinds []bus.Kind, stored int) {
+	pages = make([]page, len(legs))
 	for n, l := range legs {
 		s := l.server
 		if l.err == nil && len(l.msg.Error) > 0 && methodNotFound(l.msg.Error) {
@@ -97,10 +98,12 @@ func (r *Router) readPages(a *agg, k *kind, legs []leg, first bool) ([]page, []b
 			for j, it := range pages[n].items {
 				keys[j] = k.key(it)
 			}
-			r.cat.put(a.entryKey(k, l.index), keys) // a whole list: the name map needs no fetch
+			if r.cat.put(a.entryKey(k, l.index), keys) { // a whole list: the name map needs no fetch
+				stored++
+			}
 		}
 	}
-	return pages, failures, kinds
+	return pages, failures, kinds, stored
 }
 
 // mergePages merges the pages in server order: tools and prompts under
