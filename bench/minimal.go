@@ -1,18 +1,13 @@
 package main
 
 import (
-	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 )
 
 // The minimal upstream (issue 22, docs/plans/perf2.md): valid MCP over
@@ -117,36 +112,11 @@ func minimalAnswer(w http.ResponseWriter, id json.RawMessage, member string) {
 // serveMinimalUpstream listens on 127.0.0.1, prints the "listening on" line
 // the harness waits for, and serves until SIGTERM or SIGINT.
 func serveMinimalUpstream() error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	fmt.Printf("minimal upstream listening on http://%s/mcp\n", ln.Addr())
-	srv := &http.Server{Handler: minimalHandler(os.Getenv(minimalAuthEnv))}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	go func() { <-ctx.Done(); srv.Close() }()
-	if err := srv.Serve(ln); err != http.ErrServerClosed {
-		return err
-	}
-	return nil
+	return serveLoopback("minimal upstream", "/mcp", minimalHandler(os.Getenv(minimalAuthEnv)))
 }
 
 // startMinimalUpstream runs this harness binary as the minimal upstream,
 // requiring authorization, and returns it and its MCP URL.
 func startMinimalUpstream(authorization string, tmp string) (*proc, string, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, "", err
-	}
-	p, err := startProc("minimal-upstream", self, []string{"-minimal-upstream"}, []string{minimalAuthEnv + "=" + authorization}, tmp)
-	if err != nil {
-		return nil, "", err
-	}
-	u, err := p.waitListening(15e9)
-	if err != nil {
-		p.stop()
-		return nil, "", err
-	}
-	return p, u, nil
+	return startSelf("minimal-upstream", []string{"-minimal-upstream"}, []string{minimalAuthEnv + "=" + authorization}, tmp)
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -268,4 +269,43 @@ func freePort() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// serveLoopback serves h on a free 127.0.0.1 port, printing the
+// "<what> listening on http://<addr><path>" line the harness waits for
+// (waitListening), until SIGTERM or SIGINT: how this binary runs as one of
+// its own helper processes (the bare proxy, the minimal upstream).
+func serveLoopback(what, path string, h http.Handler) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s listening on http://%s%s\n", what, ln.Addr(), path)
+	srv := &http.Server{Handler: h}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	go func() { <-ctx.Done(); srv.Close() }()
+	if err := srv.Serve(ln); err != http.ErrServerClosed {
+		return err
+	}
+	return nil
+}
+
+// startSelf runs this harness binary with args as the helper process name
+// and returns it and the URL its "listening on" line gave.
+func startSelf(name string, args, env []string, tmp string) (*proc, string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := startProc(name, self, args, env, tmp)
+	if err != nil {
+		return nil, "", err
+	}
+	u, err := p.waitListening(15 * time.Second)
+	if err != nil {
+		p.stop()
+		return nil, "", err
+	}
+	return p, u, nil
 }

@@ -2,15 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
-	"syscall"
 )
 
 // The floor: a bare Go HTTP proxy (net/http server and client) in front of the
@@ -71,35 +66,14 @@ func serveReverseProxy(upstream string) error {
 		w.WriteHeader(resp.StatusCode)
 		w.Write(answer)
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	fmt.Printf("reverse proxy listening on http://%s\n", ln.Addr())
-	srv := &http.Server{Handler: handler}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	go func() { <-ctx.Done(); srv.Close() }()
-	if err := srv.Serve(ln); err != http.ErrServerClosed {
-		return err
-	}
-	return nil
+	return serveLoopback("reverse proxy", "", handler)
 }
 
 // startReverseProxy runs this harness binary as the proxy in front of
 // upstream (a URL whose path is kept) and returns it and the URL to call.
 func startReverseProxy(upstream, authorization string, env []string, tmp string) (*proc, string, error) {
-	self, err := os.Executable()
+	p, base, err := startSelf("reverse-proxy", []string{"-reverse-proxy", upstream}, append(env, proxyAuthEnv+"="+authorization), tmp)
 	if err != nil {
-		return nil, "", err
-	}
-	p, err := startProc("reverse-proxy", self, []string{"-reverse-proxy", upstream}, append(env, proxyAuthEnv+"="+authorization), tmp)
-	if err != nil {
-		return nil, "", err
-	}
-	base, err := p.waitListening(15e9)
-	if err != nil {
-		p.stop()
 		return nil, "", err
 	}
 	u, _ := url.Parse(upstream)
